@@ -1,0 +1,54 @@
+# Pagehook — the two commands a newcomer needs are `make run` and `make test`.
+# Every target installs what it needs (idempotently) and works on a fresh machine.
+
+CARGO          ?= cargo
+WASM_TARGET    := wasm32-wasip2
+# Guest components build in their own target dir so that building them never
+# waits on (or invalidates) the host's build.
+WASM_DIR       := target/wasm
+PLUGIN_OUT     := target/plugins
+# Every Rust plugin crate: a directory with Cargo.toml and plugin.toml.
+RUST_PLUGINS   := examples/hello tests/plugins/hostile tests/plugins/imports-outside
+
+.PHONY: run test build setup plugins lint test-unit fmt clean
+
+## run: build everything and run the example plugin on an example event
+run: build
+	target/release/pagehook plugin run $(PLUGIN_OUT)/hello \
+		--event examples/events/page_created.json --set channel='#eng'
+
+## test: build the plugins and run the whole test suite (what CI runs)
+test: setup plugins lint
+	$(CARGO) test --workspace --locked
+
+## build: release binary target/release/pagehook and every plugin under target/plugins/
+build: setup plugins
+	$(CARGO) build --release --locked -p pagehook
+
+## setup: install the wasm32-wasip2 target (idempotent)
+setup:
+	@rustup target list --installed | grep -qx $(WASM_TARGET) || rustup target add $(WASM_TARGET)
+
+## plugins: compile every Rust plugin to a component and package it as target/plugins/<name>/
+plugins: setup
+	$(CARGO) build --release --locked --target $(WASM_TARGET) --target-dir $(WASM_DIR) \
+		$(foreach d,$(RUST_PLUGINS),-p $(shell sed -n 's/^name *= *"\(.*\)"/\1/p' $(d)/Cargo.toml | head -1))
+	@for d in $(RUST_PLUGINS); do \
+		name=$$(sed -n 's/^name *= *"\(.*\)"/\1/p' $$d/plugin.toml | head -1); \
+		comp=$$(sed -n 's/^component *= *"\(.*\)"/\1/p' $$d/plugin.toml | head -1); \
+		mkdir -p $(PLUGIN_OUT)/$$name; \
+		cp $$d/plugin.toml $(PLUGIN_OUT)/$$name/plugin.toml; \
+		cp $(WASM_DIR)/$(WASM_TARGET)/release/$$comp $(PLUGIN_OUT)/$$name/$$comp; \
+		echo "packaged $(PLUGIN_OUT)/$$name"; \
+	done
+
+## lint: formatting and clippy, warnings are errors
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
+
+fmt:
+	$(CARGO) fmt --all
+
+clean:
+	rm -rf target

@@ -1,0 +1,100 @@
+//! `pagehook plugin run`: the plugin author's local test runner.
+//!
+//! Runs the plugin in exactly the sandbox the sidecar uses, on one event,
+//! and prints the actions as JSON on stdout and the plugin's log on stderr,
+//! so a plugin can be tried and its output diffed without a Confluence.
+
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+
+use super::{CacheArgs, parse_setting};
+use crate::model::Event;
+use crate::runtime::{PluginPackage, Runtime};
+
+/// Arguments of `plugin run`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Plugin directory (plugin.toml and its component).
+    dir: PathBuf,
+    /// Event as JSON (see examples/events/); `-` reads standard input.
+    #[arg(long, value_name = "FILE.json")]
+    event: PathBuf,
+    /// A setting for this run, as a binding would give it; repeatable.
+    #[arg(long = "set", value_name = "NAME=VALUE", value_parser = parse_setting)]
+    settings: Vec<(String, String)>,
+    #[command(flatten)]
+    cache: CacheArgs,
+}
+
+/// Runs the command; exit 1 with the typed error when the plugin fails.
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let text = if args.event.as_os_str() == "-" {
+        let mut s = String::new();
+        std::io::stdin()
+            .read_to_string(&mut s)
+            .context("reading the event from stdin")?;
+        s
+    } else {
+        std::fs::read_to_string(&args.event)
+            .with_context(|| format!("cannot read event {}", args.event.display()))?
+    };
+    let event: Event = serde_json::from_str(&text)
+        .with_context(|| format!("{} is not a valid event", args.event.display()))?;
+
+    let package = PluginPackage::open(&args.dir)?;
+    let settings = package
+        .manifest
+        .resolve_settings(&args.settings)
+        .map_err(anyhow::Error::msg)?;
+    if !package.manifest.wants(event.kind) {
+        eprintln!(
+            "warning: plugin `{}` does not subscribe to `{}` events; the sidecar would not call it",
+            package.manifest.name,
+            event.kind.name()
+        );
+    }
+    let runtime = Runtime::new(args.cache.runtime_config());
+    let plugin = runtime.load(&package)?;
+    let report = plugin.call(&event, &settings);
+    if !report.log.is_empty() {
+        eprint!("{}", report.log);
+        if !report.log.ends_with('\n') {
+            eprintln!();
+        }
+    }
+    let (cache, load_time) = plugin.load_info();
+    eprintln!(
+        "plugin `{}`: {:.1} ms, fuel {} of {}, component {} in {:.1} ms",
+        plugin.name(),
+        report.elapsed.as_secs_f64() * 1000.0,
+        report.fuel_used,
+        plugin.limits().fuel,
+        match cache {
+            crate::runtime::CacheOutcome::Hit => "loaded from cache",
+            crate::runtime::CacheOutcome::Compiled => "compiled and cached",
+            crate::runtime::CacheOutcome::Uncached => "compiled",
+        },
+        load_time.as_secs_f64() * 1000.0,
+    );
+    match report.outcome {
+        Ok(actions) => {
+            for (i, action) in actions.iter().enumerate() {
+                if !package.manifest.actions.iter().any(|a| a == action.kind()) {
+                    eprintln!(
+                        "warning: action {i} is `{}`, which plugin.toml does not declare; the sidecar will reject it",
+                        action.kind()
+                    );
+                }
+            }
+            println!("{}", serde_json::to_string_pretty(&actions)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}

@@ -1,0 +1,14 @@
+//! Pagehook: a sidecar for Confluence Data Center that runs sandboxed
+//! WebAssembly plugins over page, blog and comment events and carries out the
+//! delivery actions they return.
+//!
+//! Modules by role: [`manifest`] (what a plugin declares), [`model`] (events
+//! and actions as the host stores and prints them), [`runtime`] (the
+//! sandbox), [`cli`] (the admin's and plugin author's commands), and [`wit`]
+//! (the generated contract bindings, used only at the sandbox boundary).
+
+pub mod cli;
+pub mod manifest;
+pub mod model;
+pub mod runtime;
+pub mod wit;
