@@ -106,5 +106,13 @@ assert actions is None, out
 assert 'setting \`title-pattern\` is not a valid regular expression: missing ), unterminated subpattern' in err, err
 "
 
+# An admin's pattern that backtracks catastrophically on this title: the fuel
+# limit in plugin.toml stops it (in about 15 ms) instead of hanging the host.
+run backtracking "$HERE/events/page_created_backtracking_title.json" --set 'title-pattern=^(a+)+$' --set 'channel=#eng'
+check backtracking "
+assert rc == 1 and actions is None, (rc, out)
+assert 'ran out of fuel after 100000000 units' in err, err
+"
+
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ]
