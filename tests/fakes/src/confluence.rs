@@ -1,0 +1,1351 @@
+//! A fake of the Confluence Data Center REST API calls Pagehook makes: reading content and
+//! users to enrich id-only webhooks, and creating pages, comments and labels.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
+use axum::http::{Method, StatusCode};
+use axum::response::Response;
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use serde_json::{Map, Value, json};
+
+use crate::server::{
+    Journal, Next, Server, answer_late, apply_fault, iso_now, json_response, lock, query_param,
+    read_body, wait_async, wait_blocking, with_header,
+};
+use crate::{Fault, RecordedRequest, fixture};
+
+/// Username of the service account Pagehook acts as; `GET /rest/api/user/current` returns it
+/// and everything the fake creates is authored by it, so loop prevention can be tested.
+pub const SERVICE_USERNAME: &str = "pagehook";
+/// User key of the service account.
+pub const SERVICE_USER_KEY: &str = "8a7f80839e460b0f019e460bfa1e0001";
+/// Display name of the service account.
+pub const SERVICE_DISPLAY_NAME: &str = "Pagehook";
+/// E-mail of the service account.
+pub const SERVICE_EMAIL: &str = "pagehook@example.com";
+
+/// Endpoint names for [`FakeConfluence::inject`] and [`FakeConfluence::calls`].
+///
+/// Note that `GET /rest/api/content` is the *search* (find by title); reading one piece of
+/// content by id, as enrichment does, is [`endpoints::GET_CONTENT`].
+pub mod endpoints {
+    /// `GET /rest/api/content/{id}`: read one piece of content (enrichment).
+    pub const GET_CONTENT: &str = "GET /rest/api/content/{id}";
+    /// `GET /rest/api/content?spaceKey=&title=&type=`: find content by title.
+    pub const SEARCH_CONTENT: &str = "GET /rest/api/content";
+    /// `POST /rest/api/content`: create a page, blog post or comment.
+    pub const CREATE_CONTENT: &str = "POST /rest/api/content";
+    /// `GET /rest/api/content/{id}/child/comment`: list a page's comments.
+    pub const LIST_COMMENTS: &str = "GET /rest/api/content/{id}/child/comment";
+    /// `POST /rest/api/content/{id}/label`: add labels.
+    pub const ADD_LABELS: &str = "POST /rest/api/content/{id}/label";
+    /// `GET /rest/api/user?key=`: read a user.
+    pub const GET_USER: &str = "GET /rest/api/user";
+    /// `GET /rest/api/user/current`: the authenticated account (test connection).
+    pub const CURRENT_USER: &str = "GET /rest/api/user/current";
+    /// All of the above.
+    pub const ALL: &[&str] = &[
+        GET_CONTENT,
+        SEARCH_CONTENT,
+        CREATE_CONTENT,
+        LIST_COMMENTS,
+        ADD_LABELS,
+        GET_USER,
+        CURRENT_USER,
+    ];
+}
+
+/// The credentials the fake accepts; anything else gets 401.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfluenceAuth {
+    /// A personal access token, sent as `Authorization: Bearer <pat>`.
+    Bearer(String),
+    /// Basic authentication with a username and password.
+    Basic {
+        /// The username.
+        username: String,
+        /// The password.
+        password: String,
+    },
+}
+
+/// A page, blog post or comment created through `POST /rest/api/content`.
+#[derive(Debug, Clone)]
+pub struct ConfluenceCreated {
+    /// The id the fake assigned.
+    pub id: u64,
+    /// `page`, `blogpost` or `comment`.
+    pub content_type: String,
+    /// The title (for comments, Confluence's `Re: <page title>`).
+    pub title: String,
+    /// The space the content lives in.
+    pub space_key: String,
+    /// The parent page (pages) or parent comment (replies), if any.
+    pub parent_id: Option<u64>,
+    /// The page or blog post a comment is on.
+    pub container_id: Option<u64>,
+    /// The storage-format body as sent.
+    pub storage: String,
+    /// Labels sent in `metadata.labels`.
+    pub labels: Vec<String>,
+    /// `version.minorEdit` as sent (false when absent).
+    pub minor_edit: bool,
+    /// The request body as sent.
+    pub request: Value,
+    /// When the content was created.
+    pub received_at: Instant,
+}
+
+/// Labels added through `POST /rest/api/content/{id}/label`.
+#[derive(Debug, Clone)]
+pub struct LabelsAdded {
+    /// The content labelled.
+    pub content_id: u64,
+    /// The label names, lower-cased as Confluence stores them.
+    pub labels: Vec<String>,
+    /// When the request was carried out.
+    pub received_at: Instant,
+}
+
+struct ConfState {
+    base_url: String,
+    content: BTreeMap<u64, Value>,
+    /// key → (id, name)
+    spaces: BTreeMap<String, (u64, String)>,
+    /// user key → user JSON
+    users: BTreeMap<String, Value>,
+    created: Vec<ConfluenceCreated>,
+    labels_added: Vec<LabelsAdded>,
+    next_id: u64,
+    next_label_id: u64,
+}
+
+struct App {
+    journal: Journal,
+    auth: ConfluenceAuth,
+    state: Mutex<ConfState>,
+}
+
+/// A fake Confluence Data Center at `http://127.0.0.1:PORT` (no context path).
+///
+/// Content is served as registered with [`FakeConfluence::put_content`] (see
+/// [`ContentBuilder`]) and collapsed according to `expand` the way Confluence does: a field
+/// that was not expanded is absent and listed under `_expandable`. Content whose status is not
+/// `current` (e.g. `trashed`) is found only with `status=any` (or its status named).
+/// Endpoint names for `inject` and `calls` are in [`endpoints`].
+pub struct FakeConfluence {
+    app: Arc<App>,
+    server: Server,
+}
+
+impl FakeConfluence {
+    /// Starts a fake that accepts only `auth`. The service account
+    /// ([`SERVICE_USERNAME`]) is the authenticated user.
+    ///
+    /// # Panics
+    /// If the shared fixtures cannot be read (see [`crate::fixtures_dir`]).
+    pub fn start(auth: ConfluenceAuth) -> FakeConfluence {
+        let app = Arc::new(App {
+            journal: Journal::default(),
+            auth,
+            state: Mutex::new(ConfState {
+                base_url: String::new(),
+                content: BTreeMap::new(),
+                spaces: BTreeMap::new(),
+                users: BTreeMap::new(),
+                created: Vec::new(),
+                labels_added: Vec::new(),
+                next_id: 3_000_001,
+                next_label_id: 5_000_001,
+            }),
+        });
+        let router = Router::new().fallback(handle).with_state(app.clone());
+        let server = Server::spawn("confluence", router);
+        let fake = FakeConfluence { app, server };
+        lock(&fake.app.state).base_url = fake.base_url();
+        fake.put_user(
+            SERVICE_USER_KEY,
+            SERVICE_USERNAME,
+            SERVICE_DISPLAY_NAME,
+            SERVICE_EMAIL,
+        );
+        fake
+    }
+
+    /// `http://127.0.0.1:PORT`; REST paths start with `/rest/api/`.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.server.addr())
+    }
+
+    /// The listening address (always on 127.0.0.1).
+    pub fn addr(&self) -> std::net::SocketAddr {
+        self.server.addr()
+    }
+
+    /// Registers (or replaces) content to serve at `GET /rest/api/content/{id}`.
+    ///
+    /// `id` overrides the JSON's own, `_links.base`/`_links.self` are pointed at this fake
+    /// (Confluence reports its own base URL), and the content's space becomes known so pages
+    /// can be created in it.
+    pub fn put_content(&self, id: u64, content: Value) {
+        let mut st = lock(&self.app.state);
+        let mut content = content;
+        content["id"] = Value::String(id.to_string());
+        let base = st.base_url.clone();
+        if let Some(links) = content.get_mut("_links").and_then(Value::as_object_mut) {
+            links.insert("base".into(), Value::String(base.clone()));
+            links.insert(
+                "self".into(),
+                Value::String(format!("{base}/rest/api/content/{id}")),
+            );
+        }
+        if let Some(key) = content.pointer("/space/key").and_then(Value::as_str) {
+            let space_id = content
+                .pointer("/space/id")
+                .and_then(Value::as_u64)
+                .unwrap_or_else(|| space_id(key));
+            let name = content
+                .pointer("/space/name")
+                .and_then(Value::as_str)
+                .unwrap_or(key)
+                .to_string();
+            st.spaces.entry(key.to_string()).or_insert((space_id, name));
+        }
+        st.content.insert(id, content);
+    }
+
+    /// The content as currently stored, with every field present (no `expand` applied):
+    /// what was registered or created, plus any labels added since.
+    pub fn content(&self, id: u64) -> Option<Value> {
+        lock(&self.app.state).content.get(&id).cloned()
+    }
+
+    /// Purges content: it then answers 404 even with `status=any`.
+    pub fn remove_content(&self, id: u64) {
+        lock(&self.app.state).content.remove(&id);
+    }
+
+    /// Makes a space known so pages can be created in it (unknown space → 404).
+    pub fn add_space(&self, key: &str, name: &str) {
+        lock(&self.app.state)
+            .spaces
+            .insert(key.to_string(), (space_id(key), name.to_string()));
+    }
+
+    /// Registers a user for `GET /rest/api/user?key=` (or `?username=`), in user.json's shape.
+    pub fn put_user(&self, key: &str, username: &str, display_name: &str, email: &str) {
+        let mut st = lock(&self.app.state);
+        let mut user = fixture("confluence/rest/user.json");
+        user["userKey"] = json!(key);
+        user["username"] = json!(username);
+        user["displayName"] = json!(display_name);
+        user["email"] = json!(email);
+        let base = st.base_url.clone();
+        user["_links"] = json!({
+            "base": base,
+            "context": "",
+            "self": format!("{base}/rest/api/user?key={key}"),
+        });
+        st.users.insert(key.to_string(), user);
+    }
+
+    /// Every page, blog post and comment created, in order.
+    pub fn created(&self) -> Vec<ConfluenceCreated> {
+        lock(&self.app.state).created.clone()
+    }
+
+    /// Blocks until at least `n` items were created, then returns all of them.
+    ///
+    /// # Panics
+    /// After `timeout`. Inside an async test use [`FakeConfluence::wait_for_created_async`].
+    pub fn wait_for_created(&self, n: usize, timeout: Duration) -> Vec<ConfluenceCreated> {
+        wait_blocking("created Confluence items", n, timeout, || self.created())
+    }
+
+    /// Async form of [`FakeConfluence::wait_for_created`]; needs a tokio runtime with timers.
+    pub async fn wait_for_created_async(
+        &self,
+        n: usize,
+        timeout: Duration,
+    ) -> Vec<ConfluenceCreated> {
+        wait_async("created Confluence items", n, timeout, || self.created()).await
+    }
+
+    /// Every successful `POST /rest/api/content/{id}/label`, in order.
+    pub fn labels_added(&self) -> Vec<LabelsAdded> {
+        lock(&self.app.state).labels_added.clone()
+    }
+
+    /// How many requests reached an endpoint (see [`endpoints`]; faulted and rejected ones
+    /// included).
+    pub fn calls(&self, endpoint: &str) -> usize {
+        self.app.journal.calls(endpoint)
+    }
+
+    /// Queues a fault for the next request to `endpoint`, one of [`endpoints::ALL`], e.g.
+    /// `"GET /rest/api/content/{id}"` or `"POST /rest/api/content"`.
+    ///
+    /// # Panics
+    /// For an unknown endpoint name or `Fault::SlackError`.
+    pub fn inject(&self, endpoint: &str, fault: Fault) {
+        assert!(
+            endpoints::ALL.contains(&endpoint),
+            "FakeConfluence::inject: unknown endpoint {endpoint:?}; known: {:?}",
+            endpoints::ALL
+        );
+        assert!(
+            !matches!(fault, Fault::SlackError(_)),
+            "FakeConfluence::inject: Fault::SlackError is Slack-only"
+        );
+        self.app.journal.inject(endpoint, fault);
+    }
+
+    /// Faults still queued for `endpoint`.
+    pub fn faults_left(&self, endpoint: &str) -> usize {
+        self.app.journal.faults_left(endpoint)
+    }
+
+    /// Every request received, in order.
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        self.app.journal.requests()
+    }
+}
+
+/// A made-up but stable space id; the fixtures' ENG keeps its own.
+fn space_id(key: &str) -> u64 {
+    if key == "ENG" {
+        return 65547;
+    }
+    65_536
+        + key
+            .bytes()
+            .fold(0u64, |acc, b| (acc * 131 + u64::from(b)) % 1_000_000)
+}
+
+fn url_title(title: &str) -> String {
+    form_urlencoded::byte_serialize(title.as_bytes()).collect()
+}
+
+/// Builds content JSON in exactly the shapes of the shared fixtures
+/// (`confluence/rest/content-{page,blogpost,comment}.json`).
+///
+/// It starts from the fixture file and overrides what you set, so anything you do not set
+/// keeps the fixture's value (for a page: two labels, two ancestors, version 3 by Ada). Links
+/// (`_links.webui`, `_links.self`) are recomputed from id, space and title on `build()`.
+#[derive(Debug, Clone)]
+pub struct ContentBuilder {
+    json: Value,
+}
+
+impl ContentBuilder {
+    /// A page, from content-page.json.
+    pub fn page(id: u64, space_key: &str, title: &str) -> ContentBuilder {
+        ContentBuilder {
+            json: fixture("confluence/rest/content-page.json"),
+        }
+        .identity(id, title)
+        .space(space_key, &default_space_name(space_key))
+    }
+
+    /// A blog post, from content-blogpost.json.
+    pub fn blogpost(id: u64, space_key: &str, title: &str) -> ContentBuilder {
+        ContentBuilder {
+            json: fixture("confluence/rest/content-blogpost.json"),
+        }
+        .identity(id, title)
+        .space(space_key, &default_space_name(space_key))
+    }
+
+    /// A comment on page `page_id`, from content-comment.json; its title is
+    /// `Re: <page_title>` as Confluence makes it.
+    pub fn comment(id: u64, page_id: u64, page_title: &str, space_key: &str) -> ContentBuilder {
+        let mut b = ContentBuilder {
+            json: fixture("confluence/rest/content-comment.json"),
+        }
+        .identity(id, &format!("Re: {page_title}"))
+        .space(space_key, &default_space_name(space_key));
+        b.json["container"]["id"] = json!(page_id.to_string());
+        b.json["container"]["title"] = json!(page_title);
+        b
+    }
+
+    fn identity(mut self, id: u64, title: &str) -> ContentBuilder {
+        self.json["id"] = json!(id.to_string());
+        self.json["title"] = json!(title);
+        if let Some(links) = self.json.get_mut("_links").and_then(Value::as_object_mut) {
+            links.remove("tinyui");
+        }
+        self
+    }
+
+    /// Sets the space (and, for pages and blog posts, the container, which is the space).
+    pub fn space(mut self, key: &str, name: &str) -> ContentBuilder {
+        let id = space_id(key);
+        let space = &mut self.json["space"];
+        space["key"] = json!(key);
+        space["name"] = json!(name);
+        space["id"] = json!(id);
+        if space.get("_links").is_some() {
+            space["_links"] = json!({
+                "webui": format!("/spaces/{key}/overview"),
+                "self": format!("https://wiki.example.com/rest/api/space/{key}"),
+            });
+        }
+        if self.json["type"] != "comment" {
+            self.json["container"] = json!({"id": id, "key": key, "name": name, "type": "global"});
+        }
+        self
+    }
+
+    /// Sets the title.
+    pub fn title(mut self, title: &str) -> ContentBuilder {
+        self.json["title"] = json!(title);
+        self
+    }
+
+    /// Sets `status`: `current`, `trashed`, `draft`, `historical`.
+    pub fn status(mut self, status: &str) -> ContentBuilder {
+        self.json["status"] = json!(status);
+        self
+    }
+
+    /// Replaces the labels (`metadata.labels`), all with the `global` prefix.
+    pub fn labels(mut self, labels: &[&str]) -> ContentBuilder {
+        let results: Vec<Value> = labels
+            .iter()
+            .enumerate()
+            .map(|(i, name)| json!({"prefix": "global", "name": name, "id": (4_587_600 + i).to_string()}))
+            .collect();
+        self.json["metadata"]["labels"] = label_page(results);
+        self
+    }
+
+    /// Sets `version.number`.
+    pub fn version(mut self, number: u32) -> ContentBuilder {
+        self.json["version"]["number"] = json!(number);
+        self
+    }
+
+    /// Sets `version.minorEdit` ("notify watchers" unticked), which webhooks do not carry.
+    pub fn minor_edit(mut self, minor: bool) -> ContentBuilder {
+        self.json["version"]["minorEdit"] = json!(minor);
+        self
+    }
+
+    /// Sets `version.message`.
+    pub fn version_message(mut self, message: &str) -> ContentBuilder {
+        self.json["version"]["message"] = json!(message);
+        self
+    }
+
+    /// Replaces the ancestors, root first: `(id, title)` pairs.
+    pub fn ancestors(mut self, ancestors: &[(u64, &str)]) -> ContentBuilder {
+        self.json["ancestors"] = Value::Array(
+            ancestors
+                .iter()
+                .map(|(id, title)| {
+                    json!({"id": id.to_string(), "type": "page", "status": "current", "title": title})
+                })
+                .collect(),
+        );
+        self
+    }
+
+    /// Sets the author of the current version and the creator (`version.by`,
+    /// `history.createdBy`); use the `SERVICE_*` constants for content Pagehook itself wrote.
+    pub fn author(mut self, username: &str, user_key: &str, display_name: &str) -> ContentBuilder {
+        let person = json!({
+            "type": "known",
+            "username": username,
+            "userKey": user_key,
+            "displayName": display_name,
+        });
+        self.json["version"]["by"] = person.clone();
+        self.json["history"]["createdBy"] = person;
+        self
+    }
+
+    /// Sets `body.storage` (served with `expand=body.storage`).
+    pub fn body_storage(mut self, xml: &str) -> ContentBuilder {
+        self.json["body"]["storage"] = json!({"value": xml, "representation": "storage"});
+        self
+    }
+
+    /// Restricts viewing to these usernames and groups (`restrictions.read`, served with
+    /// `expand=restrictions.read.restrictions.user,restrictions.read.restrictions.group`).
+    pub fn read_restricted_to(mut self, users: &[&str], groups: &[&str]) -> ContentBuilder {
+        let id = self.json["id"].as_str().unwrap_or_default().to_string();
+        self.json["restrictions"] = restrictions_json(&id, users, groups);
+        self
+    }
+
+    /// Sets any field by JSON pointer (e.g. `"/version/when"`), creating objects on the way:
+    /// an escape hatch for shapes the other methods do not cover.
+    pub fn set(mut self, pointer: &str, value: Value) -> ContentBuilder {
+        let mut target = &mut self.json;
+        for part in pointer.split('/').skip(1) {
+            if !target.is_object() {
+                *target = Value::Object(Map::new());
+            }
+            target = target
+                .as_object_mut()
+                .expect("just made an object")
+                .entry(part.replace("~1", "/").replace("~0", "~"))
+                .or_insert(Value::Null);
+        }
+        *target = value;
+        self
+    }
+
+    /// The finished JSON, with links recomputed and empty read restrictions if none were set.
+    pub fn build(mut self) -> Value {
+        let id = self.json["id"].as_str().unwrap_or_default().to_string();
+        let key = self.json["space"]["key"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let title = self.json["title"].as_str().unwrap_or_default().to_string();
+        let webui = match self.json["type"].as_str() {
+            Some("blogpost") => format!("/spaces/{key}/blog/2026/01/12/{id}/{}", url_title(&title)),
+            Some("comment") => {
+                let page = self.json["container"]["id"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string();
+                let page_title = self.json["container"]["title"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string();
+                let page_ui = format!("/spaces/{key}/pages/{page}/{}", url_title(&page_title));
+                self.json["container"]["_links"] = json!({"webui": page_ui});
+                format!("{page_ui}?focusedCommentId={id}#comment-{id}")
+            }
+            _ => format!("/spaces/{key}/pages/{id}/{}", url_title(&title)),
+        };
+        if let Some(links) = self.json.get_mut("_links").and_then(Value::as_object_mut) {
+            links.insert("webui".into(), json!(webui));
+            let base = links
+                .get("base")
+                .and_then(Value::as_str)
+                .unwrap_or("https://wiki.example.com")
+                .to_string();
+            links.insert(
+                "self".into(),
+                json!(format!("{base}/rest/api/content/{id}")),
+            );
+        }
+        if self.json.get("restrictions").is_none() {
+            self.json["restrictions"] = restrictions_json(&id, &[], &[]);
+        }
+        self.json
+    }
+}
+
+fn default_space_name(key: &str) -> String {
+    match key {
+        "ENG" => "Engineering".to_string(),
+        "INC" => "Incidents".to_string(),
+        other => other.to_string(),
+    }
+}
+
+fn label_page(results: Vec<Value>) -> Value {
+    let size = results.len();
+    json!({"results": results, "start": 0, "limit": 200, "size": size})
+}
+
+fn restrictions_json(id: &str, users: &[&str], groups: &[&str]) -> Value {
+    let users: Vec<Value> = users
+        .iter()
+        .map(|u| json!({"type": "known", "username": u, "userKey": format!("key-{u}"), "displayName": u}))
+        .collect();
+    let groups: Vec<Value> = groups
+        .iter()
+        .map(|g| json!({"type": "group", "name": g}))
+        .collect();
+    let page = |results: Vec<Value>| {
+        let size = results.len();
+        json!({"results": results, "start": 0, "limit": 200, "size": size})
+    };
+    json!({
+        "read": {
+            "operation": "read",
+            "restrictions": {"user": page(users), "group": page(groups)},
+            "_expandable": {"content": format!("/rest/api/content/{id}")},
+        },
+        "update": {
+            "operation": "update",
+            "restrictions": {"user": page(Vec::new()), "group": page(Vec::new())},
+            "_expandable": {"content": format!("/rest/api/content/{id}")},
+        },
+    })
+}
+
+fn conf_error(status: StatusCode, message: &str) -> Response {
+    json_response(
+        status,
+        &json!({
+            "statusCode": status.as_u16(),
+            "data": {"authorized": false, "valid": true, "errors": [], "successful": false},
+            "message": message,
+            "reason": status.canonical_reason().unwrap_or(""),
+        }),
+    )
+}
+
+fn not_found(id: &str) -> Response {
+    conf_error(
+        StatusCode::NOT_FOUND,
+        &format!("No content found with id: ContentId{{id={id}}}"),
+    )
+}
+
+fn bad_request(message: &str) -> Response {
+    conf_error(StatusCode::BAD_REQUEST, message)
+}
+
+fn fault_response(fault: &Fault) -> Response {
+    match fault {
+        Fault::RateLimited { retry_after_secs } => {
+            let mut r = conf_error(StatusCode::TOO_MANY_REQUESTS, "Rate limit exceeded");
+            for (name, value) in [
+                ("x-ratelimit-limit", "20"),
+                ("x-ratelimit-remaining", "0"),
+                ("x-ratelimit-interval-seconds", "1"),
+                ("x-ratelimit-fillrate", "10"),
+            ] {
+                r = with_header(r, name, value);
+            }
+            with_header(r, "retry-after", &retry_after_secs.to_string())
+        }
+        Fault::Status(code) => {
+            let status = StatusCode::from_u16(*code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            conf_error(status, &format!("fake confluence: injected HTTP {code}"))
+        }
+        Fault::SlackError(_) | Fault::Delay(_) | Fault::Reset => {
+            unreachable!("refused by inject or handled by apply_fault")
+        }
+    }
+}
+
+enum Route {
+    Search,
+    Create,
+    Get(String),
+    Comments(String),
+    Labels(String),
+    User,
+    CurrentUser,
+}
+
+/// Maps a request to its route and endpoint name; `Err(true)` means a known path with the
+/// wrong method, `Err(false)` an unknown path.
+fn route_of(method: &Method, path: &str) -> Result<(Route, &'static str), bool> {
+    let Some(rest) = path.strip_prefix("/rest/api/") else {
+        return Err(false);
+    };
+    let segs: Vec<&str> = rest.trim_end_matches('/').split('/').collect();
+    let (route, endpoint, wanted) = match segs.as_slice() {
+        ["content"] if method == Method::POST => {
+            (Route::Create, endpoints::CREATE_CONTENT, Method::POST)
+        }
+        ["content"] => (Route::Search, endpoints::SEARCH_CONTENT, Method::GET),
+        ["content", id] => (
+            Route::Get(id.to_string()),
+            endpoints::GET_CONTENT,
+            Method::GET,
+        ),
+        ["content", id, "child", "comment"] => (
+            Route::Comments(id.to_string()),
+            endpoints::LIST_COMMENTS,
+            Method::GET,
+        ),
+        ["content", id, "label"] => (
+            Route::Labels(id.to_string()),
+            endpoints::ADD_LABELS,
+            Method::POST,
+        ),
+        ["user"] => (Route::User, endpoints::GET_USER, Method::GET),
+        ["user", "current"] => (Route::CurrentUser, endpoints::CURRENT_USER, Method::GET),
+        _ => return Err(false),
+    };
+    if *method == wanted {
+        Ok((route, endpoint))
+    } else {
+        Err(true)
+    }
+}
+
+fn authorized(auth: &ConfluenceAuth, parts: &Parts) -> bool {
+    let Some((scheme, value)) = parts
+        .headers
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+    else {
+        return false;
+    };
+    match auth {
+        ConfluenceAuth::Bearer(pat) => scheme.eq_ignore_ascii_case("bearer") && value.trim() == pat,
+        ConfluenceAuth::Basic { username, password } => {
+            scheme.eq_ignore_ascii_case("basic")
+                && B64
+                    .decode(value.trim())
+                    .is_ok_and(|d| d == format!("{username}:{password}").as_bytes())
+        }
+    }
+}
+
+async fn handle(State(app): State<Arc<App>>, req: Request<Body>) -> Response {
+    let (parts, body) = match read_body(req).await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let routed = route_of(&parts.method, parts.uri.path());
+    let fault = app
+        .journal
+        .record(&parts, &body, routed.as_ref().ok().map(|(_, e)| *e));
+    let route = match routed {
+        Ok((route, _)) => route,
+        Err(true) => return conf_error(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed"),
+        Err(false) => {
+            return conf_error(
+                StatusCode::NOT_FOUND,
+                &format!("null for uri: {}", parts.uri),
+            );
+        }
+    };
+    let delay = match apply_fault(fault, &parts, fault_response).await {
+        Next::Respond(r) => return r,
+        Next::Proceed { delay } => delay,
+    };
+    answer_late(dispatch(&app, &parts, &body, route), delay).await
+}
+
+fn dispatch(app: &App, parts: &Parts, body: &Bytes, route: Route) -> Response {
+    if !authorized(&app.auth, parts) {
+        return with_header(
+            conf_error(
+                StatusCode::UNAUTHORIZED,
+                "Client must be authenticated to access this resource.",
+            ),
+            "x-seraph-loginreason",
+            "AUTHENTICATED_FAILED",
+        );
+    }
+    let mut st = lock(&app.state);
+    match route {
+        Route::Get(id) => get_content(&st, &id, parts),
+        Route::Search => search(&st, parts),
+        Route::Create => create(&mut st, body),
+        Route::Comments(id) => list_comments(&st, &id, parts),
+        Route::Labels(id) => add_labels(&mut st, &id, body),
+        Route::User => get_user(&st, parts),
+        Route::CurrentUser => json_response(StatusCode::OK, &st.users[SERVICE_USER_KEY].clone()),
+    }
+}
+
+/// Top-level fields Confluence leaves out unless `expand` asks for them.
+const EXPANDABLE: &[&str] = &[
+    "space",
+    "history",
+    "version",
+    "ancestors",
+    "container",
+    "metadata",
+    "body",
+    "restrictions",
+    "children",
+    "descendants",
+    "operations",
+];
+
+/// Shapes stored content the way `expand` would: unexpanded fields are removed and listed in
+/// `_expandable`. For `body` and `metadata` only the named parts (`body.storage`,
+/// `metadata.labels`) are kept.
+fn expand_view(content: &Value, expand: &str) -> Value {
+    let mut out = content.clone();
+    let Some(obj) = out.as_object_mut() else {
+        return out;
+    };
+    let items: Vec<&str> = expand
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect();
+    let id = obj
+        .get("id")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    let mut expandable = Map::new();
+    for key in EXPANDABLE {
+        if !obj.contains_key(*key) {
+            continue;
+        }
+        let subs: Vec<&str> = items
+            .iter()
+            .filter_map(|i| {
+                if i == key {
+                    Some("")
+                } else {
+                    i.strip_prefix(key).and_then(|r| r.strip_prefix('.'))
+                }
+            })
+            .collect();
+        if subs.is_empty() {
+            let link = match *key {
+                "space" => obj
+                    .get("space")
+                    .and_then(|s| s.get("key"))
+                    .and_then(Value::as_str)
+                    .map(|k| format!("/rest/api/space/{k}"))
+                    .unwrap_or_default(),
+                "history" => format!("/rest/api/content/{id}/history"),
+                "children" => format!("/rest/api/content/{id}/child"),
+                "descendants" => format!("/rest/api/content/{id}/descendant"),
+                "restrictions" => format!("/rest/api/content/{id}/restriction/byOperation"),
+                _ => String::new(),
+            };
+            obj.remove(*key);
+            expandable.insert((*key).to_string(), Value::String(link));
+        } else if (*key == "body" || *key == "metadata") && !subs.contains(&"") {
+            let wanted: Vec<&str> = subs
+                .iter()
+                .map(|s| s.split('.').next().unwrap_or(s))
+                .collect();
+            if let Some(inner) = obj.get_mut(*key).and_then(Value::as_object_mut) {
+                let mut inner_expandable = Map::new();
+                inner.retain(|k, _| {
+                    let keep = wanted.contains(&k.as_str()) || k == "_expandable";
+                    if !keep {
+                        inner_expandable.insert(k.clone(), Value::String(String::new()));
+                    }
+                    keep
+                });
+                if !inner_expandable.is_empty() {
+                    inner.insert("_expandable".into(), Value::Object(inner_expandable));
+                }
+            }
+        }
+    }
+    if !expandable.is_empty() {
+        obj.insert("_expandable".into(), Value::Object(expandable));
+    }
+    out
+}
+
+fn status_matches(content: &Value, parts: &Parts) -> bool {
+    let wanted = query_param(parts, "status").unwrap_or_else(|| "current".to_string());
+    let status = content
+        .get("status")
+        .and_then(Value::as_str)
+        .unwrap_or("current");
+    wanted
+        .split(',')
+        .map(str::trim)
+        .any(|w| w == "any" || w == status)
+}
+
+fn get_content(st: &ConfState, id: &str, parts: &Parts) -> Response {
+    let found = id
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| st.content.get(&n))
+        .filter(|c| status_matches(c, parts));
+    match found {
+        Some(c) => json_response(
+            StatusCode::OK,
+            &expand_view(c, &query_param(parts, "expand").unwrap_or_default()),
+        ),
+        None => not_found(id),
+    }
+}
+
+/// Applies `start`/`limit` (default 25, as Confluence) and wraps results in its list shape.
+fn paged(st: &ConfState, parts: &Parts, items: Vec<Value>) -> Response {
+    let start: usize = query_param(parts, "start")
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let limit: usize = query_param(parts, "limit")
+        .and_then(|s| s.parse().ok())
+        .filter(|l| *l > 0)
+        .unwrap_or(25)
+        .min(200);
+    let expand = query_param(parts, "expand").unwrap_or_default();
+    let total = items.len();
+    let results: Vec<Value> = items
+        .iter()
+        .skip(start)
+        .take(limit)
+        .map(|c| expand_view(c, &expand))
+        .collect();
+    let path = parts.uri.path();
+    let mut links = json!({
+        "base": st.base_url,
+        "context": "",
+        "self": format!("{}{}", st.base_url, parts.uri),
+    });
+    if start + limit < total {
+        let mut query: Vec<(String, String)> =
+            crate::server::form_pairs(parts.uri.query().unwrap_or("").as_bytes())
+                .into_iter()
+                .filter(|(k, _)| k != "start" && k != "limit")
+                .collect();
+        query.push(("limit".into(), limit.to_string()));
+        query.push(("start".into(), (start + limit).to_string()));
+        let qs = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(query)
+            .finish();
+        links["next"] = json!(format!("{path}?{qs}"));
+    }
+    let size = results.len();
+    json_response(
+        StatusCode::OK,
+        &json!({"results": results, "start": start, "limit": limit, "size": size, "_links": links}),
+    )
+}
+
+fn search(st: &ConfState, parts: &Parts) -> Response {
+    let kind = query_param(parts, "type").unwrap_or_else(|| "page".to_string());
+    let space = query_param(parts, "spaceKey");
+    let title = query_param(parts, "title");
+    let items: Vec<Value> = st
+        .content
+        .values()
+        .filter(|c| c["type"] == kind.as_str())
+        .filter(|c| {
+            space
+                .as_ref()
+                .is_none_or(|k| c["space"]["key"] == k.as_str())
+        })
+        .filter(|c| {
+            title.as_ref().is_none_or(|t| {
+                c["title"]
+                    .as_str()
+                    .is_some_and(|ct| ct.to_lowercase() == t.to_lowercase())
+            })
+        })
+        .filter(|c| status_matches(c, parts))
+        .cloned()
+        .collect();
+    paged(st, parts, items)
+}
+
+fn list_comments(st: &ConfState, id: &str, parts: &Parts) -> Response {
+    if id
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| st.content.get(&n))
+        .is_none()
+    {
+        return not_found(id);
+    }
+    let all_depths = query_param(parts, "depth").is_some_and(|d| d == "all");
+    let items: Vec<Value> = st
+        .content
+        .values()
+        .filter(|c| c["type"] == "comment" && c["container"]["id"] == id)
+        .filter(|c| c["status"] == "current")
+        .filter(|c| all_depths || c["ancestors"].as_array().is_none_or(Vec::is_empty))
+        .cloned()
+        .collect();
+    paged(st, parts, items)
+}
+
+fn get_user(st: &ConfState, parts: &Parts) -> Response {
+    let user = if let Some(key) = query_param(parts, "key") {
+        st.users
+            .get(&key)
+            .ok_or(format!("No user found with key : {key}"))
+    } else if let Some(name) = query_param(parts, "username") {
+        st.users
+            .values()
+            .find(|u| u["username"] == name.as_str())
+            .ok_or(format!("No user found with username : {name}"))
+    } else {
+        return bad_request("Either a username or a key must be provided");
+    };
+    match user {
+        Ok(u) => json_response(StatusCode::OK, u),
+        Err(message) => conf_error(StatusCode::NOT_FOUND, &message),
+    }
+}
+
+/// HTML's named entities that Confluence's storage format accepts but bare XML does not know.
+const ENTITIES: &[(&str, u32)] = &[
+    ("nbsp", 160),
+    ("iexcl", 161),
+    ("cent", 162),
+    ("pound", 163),
+    ("yen", 165),
+    ("sect", 167),
+    ("copy", 169),
+    ("laquo", 171),
+    ("reg", 174),
+    ("deg", 176),
+    ("plusmn", 177),
+    ("para", 182),
+    ("middot", 183),
+    ("raquo", 187),
+    ("iquest", 191),
+    ("Auml", 196),
+    ("Ouml", 214),
+    ("times", 215),
+    ("Uuml", 220),
+    ("szlig", 223),
+    ("agrave", 224),
+    ("auml", 228),
+    ("ccedil", 231),
+    ("egrave", 232),
+    ("eacute", 233),
+    ("ouml", 246),
+    ("divide", 247),
+    ("uuml", 252),
+    ("ndash", 8211),
+    ("mdash", 8212),
+    ("lsquo", 8216),
+    ("rsquo", 8217),
+    ("ldquo", 8220),
+    ("rdquo", 8221),
+    ("bull", 8226),
+    ("hellip", 8230),
+    ("euro", 8364),
+    ("trade", 8482),
+    ("larr", 8592),
+    ("uarr", 8593),
+    ("rarr", 8594),
+    ("darr", 8595),
+    ("harr", 8596),
+];
+
+/// Checks a storage-format body is well-formed XML, as Confluence does before saving.
+///
+/// The fragment is wrapped in a root that declares the `ac:` and `ri:` namespaces and HTML's
+/// common named entities, so only genuine mistakes (unclosed tags, stray `&`, unknown
+/// prefixes) are refused.
+fn check_storage(xml: &str) -> Result<(), String> {
+    let entities: String = ENTITIES
+        .iter()
+        .map(|(name, code)| format!("<!ENTITY {name} \"&#{code};\">"))
+        .collect();
+    let doc = format!(
+        "<!DOCTYPE ac:confluence [{entities}]><ac:confluence xmlns=\"http://www.w3.org/1999/xhtml\" xmlns:ac=\"http://atlassian.com/content\" xmlns:ri=\"http://atlassian.com/resource/identifier\">{xml}</ac:confluence>"
+    );
+    let options = roxmltree::ParsingOptions {
+        allow_dtd: true,
+        ..roxmltree::ParsingOptions::default()
+    };
+    roxmltree::Document::parse_with_options(&doc, options)
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
+/// Confluence lower-cases labels and refuses spaces and a few punctuation marks.
+fn check_label(name: &str) -> Result<String, String> {
+    let lower = name.trim().to_lowercase();
+    let bad = lower.is_empty()
+        || lower.chars().count() > 255
+        || lower
+            .chars()
+            .any(|c| c.is_whitespace() || ":;,.?&[]()#^*@!<>".contains(c));
+    if bad {
+        Err(format!(
+            "The label '{name}' contains invalid characters or is empty"
+        ))
+    } else {
+        Ok(lower)
+    }
+}
+
+/// Label names from `[{"prefix","name"}]`, a single such object, or plain strings.
+fn label_names(value: &Value) -> Result<Vec<String>, String> {
+    let items: Vec<&Value> = match value {
+        Value::Array(a) => a.iter().collect(),
+        Value::Object(_) => vec![value],
+        _ => return Err("Labels must be an array of {\"prefix\",\"name\"} objects".to_string()),
+    };
+    items
+        .into_iter()
+        .map(|v| {
+            let name = v
+                .as_str()
+                .or_else(|| v.get("name").and_then(Value::as_str))
+                .ok_or_else(|| "Each label needs a name".to_string())?;
+            check_label(name)
+        })
+        .collect()
+}
+
+fn add_label_values(st: &mut ConfState, content_id: u64, names: &[String]) -> Value {
+    let mut next = st.next_label_id;
+    let content = st.content.get_mut(&content_id).expect("content exists");
+    let mut results: Vec<Value> = content
+        .pointer("/metadata/labels/results")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    for name in names {
+        if !results.iter().any(|l| l["name"] == name.as_str()) {
+            results.push(json!({"prefix": "global", "name": name, "id": next.to_string()}));
+            next += 1;
+        }
+    }
+    content["metadata"]["labels"] = label_page(results);
+    let labels = content["metadata"]["labels"].clone();
+    st.next_label_id = next;
+    labels
+}
+
+fn add_labels(st: &mut ConfState, id: &str, body: &Bytes) -> Response {
+    let Some(content_id) = id
+        .parse::<u64>()
+        .ok()
+        .filter(|n| st.content.contains_key(n))
+    else {
+        return not_found(id);
+    };
+    let names = match serde_json::from_slice::<Value>(body)
+        .map_err(|e| format!("Could not parse the request body: {e}"))
+        .and_then(|v| label_names(&v))
+    {
+        Ok(n) if !n.is_empty() => n,
+        Ok(_) => return bad_request("No labels given"),
+        Err(message) => return bad_request(&message),
+    };
+    let labels = add_label_values(st, content_id, &names);
+    st.labels_added.push(LabelsAdded {
+        content_id,
+        labels: names,
+        received_at: Instant::now(),
+    });
+    json_response(StatusCode::OK, &labels)
+}
+
+fn create(st: &mut ConfState, body: &Bytes) -> Response {
+    let request: Value = match serde_json::from_slice(body) {
+        Ok(v @ Value::Object(_)) => v,
+        Ok(_) => return bad_request("The request body must be a JSON object"),
+        Err(e) => return bad_request(&format!("Could not parse the request body: {e}")),
+    };
+    let kind = request["type"].as_str().unwrap_or_default().to_string();
+    if !matches!(kind.as_str(), "page" | "blogpost" | "comment") {
+        return bad_request(&format!("Unsupported content type: '{kind}'"));
+    }
+    let storage = match request.get("body") {
+        None | Some(Value::Null) => String::new(),
+        Some(b) => match b.get("storage") {
+            Some(s) if s["representation"] == "storage" => match s["value"].as_str() {
+                Some(v) => v.to_string(),
+                None => return bad_request("body.storage.value must be a string"),
+            },
+            _ => {
+                return bad_request(
+                    "Unsupported body: send body.storage with \"representation\": \"storage\"",
+                );
+            }
+        },
+    };
+    if let Err(e) = check_storage(&storage) {
+        return bad_request(&format!("Error parsing xhtml: {e}"));
+    }
+    let labels = match request.pointer("/metadata/labels") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(v) => match label_names(v) {
+            Ok(l) => l,
+            Err(message) => return bad_request(&message),
+        },
+    };
+    let minor_edit = request
+        .pointer("/version/minorEdit")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    let id_of = |v: &Value| -> Option<u64> {
+        match v {
+            Value::String(s) => s.parse().ok(),
+            Value::Number(n) => n.as_u64(),
+            _ => None,
+        }
+    };
+    let parent_id = request
+        .pointer("/ancestors/0/id")
+        .map(|v| id_of(v).ok_or(()));
+    let parent_id = match parent_id {
+        None => None,
+        Some(Ok(id)) => Some(id),
+        Some(Err(())) => return bad_request("ancestors[0].id must be a content id"),
+    };
+    let max_id = st.content.keys().next_back().copied().unwrap_or(0);
+    let id = st.next_id.max(max_id + 1);
+
+    let (mut builder, space_key, container_id) = if kind == "comment" {
+        let Some(container_id) = request.pointer("/container/id").and_then(id_of) else {
+            return bad_request("A comment needs container.id");
+        };
+        let Some(container) = st.content.get(&container_id) else {
+            return not_found(&container_id.to_string());
+        };
+        let space_key = container["space"]["key"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let page_title = container["title"].as_str().unwrap_or_default().to_string();
+        let container_type = container["type"].clone();
+        let mut b = ContentBuilder::comment(id, container_id, &page_title, &space_key)
+            .ancestors(&[])
+            .set("/container/type", container_type);
+        if let Some(parent) = parent_id {
+            let ok = st.content.get(&parent).is_some_and(|c| {
+                c["type"] == "comment"
+                    && c["container"]["id"].as_str() == Some(container_id.to_string().as_str())
+            });
+            if !ok {
+                return bad_request(&format!(
+                    "Parent comment {parent} not found on content {container_id}"
+                ));
+            }
+            b = b.set(
+                "/ancestors",
+                json!([{"id": parent.to_string(), "type": "comment", "status": "current", "title": format!("Re: {page_title}")}]),
+            );
+        }
+        (b, space_key, Some(container_id))
+    } else {
+        let Some(space_key) = request.pointer("/space/key").and_then(Value::as_str) else {
+            return bad_request("A page needs space.key");
+        };
+        let Some((_, space_name)) = st.spaces.get(space_key).cloned() else {
+            return conf_error(
+                StatusCode::NOT_FOUND,
+                &format!("No space with key : {space_key}"),
+            );
+        };
+        let title = request["title"]
+            .as_str()
+            .unwrap_or_default()
+            .trim()
+            .to_string();
+        if title.is_empty() {
+            return bad_request("Title must not be empty");
+        }
+        if kind == "page" {
+            let duplicate = st.content.values().any(|c| {
+                c["type"] == "page"
+                    && c["status"] == "current"
+                    && c["space"]["key"] == space_key
+                    && c["title"]
+                        .as_str()
+                        .is_some_and(|t| t.to_lowercase() == title.to_lowercase())
+            });
+            if duplicate {
+                return bad_request(
+                    "A page with this title already exists: A page already exists with the same TITLE in this space",
+                );
+            }
+        }
+        let mut ancestors = Vec::new();
+        if let Some(parent) = parent_id {
+            let Some(p) = st
+                .content
+                .get(&parent)
+                .filter(|c| c["type"] == "page" && c["space"]["key"] == space_key)
+            else {
+                return bad_request(&format!(
+                    "Could not find parent page with id {parent} in space {space_key}"
+                ));
+            };
+            ancestors = p["ancestors"].as_array().cloned().unwrap_or_default();
+            ancestors.push(json!({"id": parent.to_string(), "type": "page", "status": "current", "title": p["title"]}));
+        }
+        let b = if kind == "page" {
+            ContentBuilder::page(id, space_key, &title)
+        } else {
+            ContentBuilder::blogpost(id, space_key, &title)
+        }
+        .space(space_key, &space_name)
+        .set("/ancestors", Value::Array(ancestors));
+        (b, space_key.to_string(), None)
+    };
+
+    let now = iso_now();
+    builder = builder
+        .author(SERVICE_USERNAME, SERVICE_USER_KEY, SERVICE_DISPLAY_NAME)
+        .version(1)
+        .minor_edit(minor_edit)
+        .version_message(
+            request
+                .pointer("/version/message")
+                .and_then(Value::as_str)
+                .unwrap_or(""),
+        )
+        .status("current")
+        .set("/version/when", json!(now))
+        .set("/history/createdDate", json!(now))
+        .set(
+            "/body",
+            json!({"storage": {"value": storage, "representation": "storage"}}),
+        )
+        .labels(&[])
+        .set("/_links/base", json!(st.base_url));
+    let content = builder.build();
+    let title = content["title"].as_str().unwrap_or_default().to_string();
+    st.content.insert(id, content);
+    st.next_id = id + 1;
+    if !labels.is_empty() {
+        add_label_values(st, id, &labels);
+    }
+    let content = &st.content[&id];
+    let response = created_view(content);
+    st.created.push(ConfluenceCreated {
+        id,
+        content_type: kind,
+        title,
+        space_key,
+        parent_id,
+        container_id,
+        storage,
+        labels,
+        minor_edit,
+        request,
+        received_at: Instant::now(),
+    });
+    json_response(StatusCode::OK, &response)
+}
+
+/// The answer to a create, in content-created.json's shape.
+fn created_view(content: &Value) -> Value {
+    let space = &content["space"];
+    let version = &content["version"];
+    let links = &content["_links"];
+    let mut out = json!({
+        "id": content["id"],
+        "type": content["type"],
+        "status": content["status"],
+        "title": content["title"],
+        "space": {
+            "id": space["id"], "key": space["key"], "name": space["name"],
+            "type": space["type"], "status": space["status"],
+        },
+        "version": {
+            "number": version["number"], "minorEdit": version["minorEdit"],
+            "when": version["when"], "message": version["message"],
+        },
+        "ancestors": content["ancestors"],
+        "_links": {
+            "webui": links["webui"], "base": links["base"], "context": "", "self": links["self"],
+        },
+    });
+    if content["type"] == "comment" {
+        out["container"] = content["container"].clone();
+        out["extensions"] = content["extensions"].clone();
+    }
+    out
+}

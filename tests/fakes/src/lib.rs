@@ -1,0 +1,127 @@
+//! Loopback fakes of the three services Pagehook delivers to: the Slack Web API, a Microsoft
+//! Teams Workflows webhook and Confluence Data Center's REST API.
+//!
+//! End-to-end tests need targets that speak the real wire formats, remember what they were
+//! sent, and misbehave on demand (429 with `Retry-After`, 5xx, slow answers, dropped
+//! connections, Slack's HTTP-200 logical errors) without any traffic leaving the machine.
+//! Each fake binds `127.0.0.1:0`, so tests can run in parallel and never reach a real service.
+//!
+//! Every fake runs on its own thread with its own single-threaded tokio runtime: `start()`
+//! returns once the socket is listening, the returned value is used through `&self` from
+//! plain `#[test]` functions and from async tests alike, and dropping it stops the server.
+//!
+//! Faults are queued per endpoint with `inject` and each one is consumed by exactly one
+//! request, in the order injected. Every request, faulted or not, is appended to the fake's
+//! [`RecordedRequest`] log with the `Authorization` value redacted, so tests can assert that
+//! a secret meant for one service never shows up anywhere else.
+
+mod confluence;
+mod server;
+mod slack;
+mod teams;
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+pub use confluence::{
+    ConfluenceAuth, ConfluenceCreated, ContentBuilder, FakeConfluence, LabelsAdded,
+    SERVICE_DISPLAY_NAME, SERVICE_EMAIL, SERVICE_USER_KEY, SERVICE_USERNAME, endpoints,
+};
+pub use slack::{FakeSlack, SlackPost};
+pub use teams::{FakeTeams, MAX_PAYLOAD as TEAMS_MAX_PAYLOAD, TeamsPost};
+
+/// A misbehaviour to serve instead of (or before) the normal answer.
+///
+/// Faults model what delivery code must survive in production; each is consumed by one
+/// request to the endpoint it was injected for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fault {
+    /// HTTP 429 with `Retry-After: <retry_after_secs>`. Values up to `u64::MAX` are sent
+    /// verbatim, because Confluence has been seen answering `Retry-After: 9223372036854775807`
+    /// and clients must clamp it.
+    RateLimited {
+        /// The value of the `Retry-After` header, in seconds.
+        retry_after_secs: u64,
+    },
+    /// An HTTP error status with a body in the service's usual error shape.
+    Status(u16),
+    /// Carry the request out at once but hold the answer back this long, so a client can time
+    /// out. The request still takes effect, so a client that times out and retries produces a
+    /// duplicate, just as in production.
+    Delay(Duration),
+    /// Read the whole request, then drop the connection (with a TCP reset) without answering.
+    /// The request is *not* carried out.
+    Reset,
+    /// Slack only: HTTP 200 with `{"ok":false,"error":"<code>"}` (for example
+    /// `not_in_channel`, `invalid_auth`, `channel_not_found`, `ratelimited`).
+    SlackError(String),
+}
+
+/// One request as a fake received it.
+#[derive(Debug, Clone)]
+pub struct RecordedRequest {
+    /// HTTP method, e.g. `POST`.
+    pub method: String,
+    /// Path and query string exactly as sent.
+    pub path: String,
+    /// The endpoint name used by `inject` and `calls`, if the path maps to one.
+    pub endpoint: Option<String>,
+    /// Header names (lower case) and values. The `Authorization` value is replaced by its
+    /// scheme followed by `[redacted]`, so asserting "this secret appears nowhere in the log"
+    /// is meaningful.
+    pub headers: Vec<(String, String)>,
+    /// The body, decoded as UTF-8 (lossily). Never redacted: a secret sent in a body (say a
+    /// Slack `token` form field, or a token pasted into a message) stays visible so tests
+    /// can catch it.
+    pub body: String,
+    /// When the request was fully read.
+    pub received_at: Instant,
+    /// The fault that was served to this request, if any.
+    pub fault: Option<Fault>,
+}
+
+impl RecordedRequest {
+    /// The first value of a header, looked up case-insensitively.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// The shared fixtures directory (`shared/fixtures` beside the repository).
+///
+/// The fakes build Confluence answers from these files so that tests and fakes agree on one
+/// source of truth for Confluence's shapes. `PAGEHOOK_FIXTURES_DIR` overrides the location.
+pub fn fixtures_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("PAGEHOOK_FIXTURES_DIR") {
+        return PathBuf::from(dir);
+    }
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures")
+}
+
+/// The raw bytes of a fixture, e.g. `fixture_bytes("confluence/webhook-id-only/page_created.json")`.
+///
+/// Raw bytes matter for webhook tests: the HMAC signature covers the body exactly as sent.
+///
+/// # Panics
+/// If the file cannot be read; the message names the path tried.
+pub fn fixture_bytes(relative: &str) -> Vec<u8> {
+    let path = fixtures_dir().join(relative);
+    std::fs::read(&path).unwrap_or_else(|e| {
+        panic!(
+            "cannot read fixture {} ({e}); set PAGEHOOK_FIXTURES_DIR if shared/fixtures lives elsewhere",
+            path.display()
+        )
+    })
+}
+
+/// A fixture parsed as JSON, e.g. `fixture("confluence/rest/user.json")`.
+///
+/// # Panics
+/// If the file cannot be read or is not JSON.
+pub fn fixture(relative: &str) -> serde_json::Value {
+    serde_json::from_slice(&fixture_bytes(relative))
+        .unwrap_or_else(|e| panic!("fixture {relative} is not valid JSON: {e}"))
+}

@@ -1,0 +1,556 @@
+use std::time::Duration;
+
+use pagehook_fakes::{
+    ConfluenceAuth, ContentBuilder, FakeConfluence, Fault, SERVICE_USER_KEY, SERVICE_USERNAME,
+    endpoints, fixture,
+};
+use reqwest::StatusCode;
+use reqwest::blocking::{RequestBuilder, Response};
+use serde_json::{Value, json};
+
+use crate::client;
+
+const PAT: &str = "NjQ5ODc2MzQ1Njc4OpersonalAccessToken";
+const ENRICH: &str = "?status=any&expand=space,version,history,metadata.labels,ancestors,container";
+
+fn confluence() -> FakeConfluence {
+    let c = FakeConfluence::start(ConfluenceAuth::Bearer(PAT.into()));
+    c.put_content(
+        2818051,
+        ContentBuilder::page(2818051, "ENG", "Q3 launch checklist").build(),
+    );
+    c
+}
+
+fn get(c: &FakeConfluence, path: &str) -> Response {
+    authed(client().get(format!("{}{path}", c.base_url())))
+}
+
+fn post(c: &FakeConfluence, path: &str, body: Value) -> Response {
+    authed(client().post(format!("{}{path}", c.base_url())).json(&body))
+}
+
+fn authed(r: RequestBuilder) -> Response {
+    r.bearer_auth(PAT).send().expect("request")
+}
+
+fn page_body(title: &str, storage: &str) -> Value {
+    json!({
+        "type": "page",
+        "title": title,
+        "space": {"key": "ENG"},
+        "body": {"storage": {"value": storage, "representation": "storage"}},
+    })
+}
+
+#[test]
+fn authentication_bearer_basic_and_401() {
+    let c = confluence();
+    let url = format!("{}/rest/api/user/current", c.base_url());
+    assert_eq!(
+        client().get(&url).send().unwrap().status(),
+        StatusCode::UNAUTHORIZED
+    );
+    let wrong = client().get(&url).bearer_auth("nope").send().unwrap();
+    assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(wrong.json::<Value>().unwrap()["statusCode"], 401);
+    let me: Value = get(&c, "/rest/api/user/current").json().unwrap();
+    assert_eq!(me["username"], SERVICE_USERNAME);
+    assert_eq!(me["userKey"], SERVICE_USER_KEY);
+
+    let basic = FakeConfluence::start(ConfluenceAuth::Basic {
+        username: "svc".into(),
+        password: "s3cret".into(),
+    });
+    let url = format!("{}/rest/api/user/current", basic.base_url());
+    let ok = client()
+        .get(&url)
+        .basic_auth("svc", Some("s3cret"))
+        .send()
+        .unwrap();
+    assert_eq!(ok.status(), StatusCode::OK);
+    let bad = client()
+        .get(&url)
+        .basic_auth("svc", Some("guess"))
+        .send()
+        .unwrap();
+    assert_eq!(bad.status(), StatusCode::UNAUTHORIZED);
+    let log = basic.requests();
+    assert_eq!(log[0].header("authorization"), Some("Basic [redacted]"));
+}
+
+#[test]
+fn enrichment_read_matches_the_fixture_shape() {
+    let c = confluence();
+    let got: Value = get(&c, &format!("/rest/api/content/2818051{ENRICH}"))
+        .json()
+        .unwrap();
+    let want = fixture("confluence/rest/content-page.json");
+    for key in [
+        "id",
+        "type",
+        "status",
+        "title",
+        "version",
+        "history",
+        "ancestors",
+        "container",
+        "metadata",
+    ] {
+        assert_eq!(got[key], want[key], "field {key}");
+    }
+    assert_eq!(got["space"]["key"], "ENG");
+    assert_eq!(got["space"]["name"], "Engineering");
+    assert_eq!(got["_links"]["webui"], want["_links"]["webui"]);
+    assert_eq!(
+        got["_links"]["base"],
+        c.base_url().as_str(),
+        "Confluence reports its own base URL"
+    );
+    assert!(got.get("restrictions").is_none(), "not expanded");
+    assert!(got["_expandable"].get("restrictions").is_some());
+}
+
+#[test]
+fn unexpanded_fields_are_left_out() {
+    let c = confluence();
+    let bare: Value = get(&c, "/rest/api/content/2818051").json().unwrap();
+    assert_eq!(bare["title"], "Q3 launch checklist");
+    for key in [
+        "space",
+        "version",
+        "history",
+        "ancestors",
+        "metadata",
+        "container",
+    ] {
+        assert!(bare.get(key).is_none(), "{key} present without expand");
+        assert!(
+            bare["_expandable"].get(key).is_some(),
+            "{key} listed as expandable"
+        );
+    }
+    assert_eq!(bare["_expandable"]["space"], "/rest/api/space/ENG");
+}
+
+#[test]
+fn builder_overrides_and_restrictions() {
+    let c = confluence();
+    let page = ContentBuilder::page(42, "OPS", "Runbook")
+        .labels(&["runbook"])
+        .version(7)
+        .minor_edit(true)
+        .version_message("typo")
+        .ancestors(&[(41, "Ops Home")])
+        .read_restricted_to(&["ada"], &["ops-team"])
+        .build();
+    c.put_content(42, page);
+    let got: Value = get(
+        &c,
+        "/rest/api/content/42?expand=space,version,metadata.labels,ancestors,restrictions.read.restrictions.user,restrictions.read.restrictions.group",
+    )
+    .json()
+    .unwrap();
+    assert_eq!(got["space"]["key"], "OPS");
+    assert_eq!(got["version"]["number"], 7);
+    assert_eq!(got["version"]["minorEdit"], true);
+    assert_eq!(got["version"]["message"], "typo");
+    assert_eq!(got["metadata"]["labels"]["results"][0]["name"], "runbook");
+    assert_eq!(got["metadata"]["labels"]["size"], 1);
+    assert_eq!(
+        got["ancestors"],
+        json!([{"id": "41", "type": "page", "status": "current", "title": "Ops Home"}])
+    );
+    assert_eq!(got["_links"]["webui"], "/spaces/OPS/pages/42/Runbook");
+    let read = &got["restrictions"]["read"]["restrictions"];
+    assert_eq!(read["user"]["results"][0]["username"], "ada");
+    assert_eq!(read["group"]["results"][0]["name"], "ops-team");
+
+    c.put_content(43, ContentBuilder::blogpost(43, "ENG", "News").build());
+    c.put_content(
+        44,
+        ContentBuilder::comment(44, 2818051, "Q3 launch checklist", "ENG").build(),
+    );
+    let blog: Value = get(&c, "/rest/api/content/43?expand=space").json().unwrap();
+    assert_eq!(blog["type"], "blogpost");
+    let comment: Value = get(&c, "/rest/api/content/44?expand=container")
+        .json()
+        .unwrap();
+    assert_eq!(comment["title"], "Re: Q3 launch checklist");
+    assert_eq!(comment["container"]["id"], "2818051");
+}
+
+#[test]
+fn trashed_needs_status_any_and_purged_is_404() {
+    let c = confluence();
+    c.put_content(
+        7,
+        ContentBuilder::page(7, "ENG", "Old")
+            .status("trashed")
+            .build(),
+    );
+    assert_eq!(
+        get(&c, "/rest/api/content/7").status(),
+        StatusCode::NOT_FOUND
+    );
+    let any: Value = get(&c, "/rest/api/content/7?status=any").json().unwrap();
+    assert_eq!(any["status"], "trashed");
+    c.remove_content(7);
+    let resp = get(&c, "/rest/api/content/7?status=any");
+    assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+    assert_eq!(
+        resp.json::<Value>().unwrap(),
+        json!({
+            "statusCode": 404,
+            "data": {"authorized": false, "valid": true, "errors": [], "successful": false},
+            "message": "No content found with id: ContentId{id=7}",
+            "reason": "Not Found",
+        })
+    );
+}
+
+#[test]
+fn users_by_key_and_username() {
+    let c = confluence();
+    c.put_user(
+        "8a7f80839e460b0f019e460ba6440001",
+        "ada",
+        "Ada Lovelace",
+        "ada@example.com",
+    );
+    let ada: Value = get(&c, "/rest/api/user?key=8a7f80839e460b0f019e460ba6440001")
+        .json()
+        .unwrap();
+    let want = fixture("confluence/rest/user.json");
+    for key in ["type", "username", "userKey", "displayName", "email"] {
+        assert_eq!(ada[key], want[key], "field {key}");
+    }
+    let by_name: Value = get(&c, "/rest/api/user?username=ada").json().unwrap();
+    assert_eq!(by_name["userKey"], want["userKey"]);
+    assert_eq!(
+        get(&c, "/rest/api/user?key=nope").status(),
+        StatusCode::NOT_FOUND
+    );
+}
+
+#[test]
+fn create_page_then_find_it_and_refuse_a_duplicate() {
+    let c = confluence();
+    let storage = "<p>Hello&nbsp;world</p><ac:structured-macro ac:name=\"info\"><ac:rich-text-body><p>x</p></ac:rich-text-body></ac:structured-macro><p><ac:link><ri:page ri:content-title=\"Q3 launch checklist\" /></ac:link></p>";
+    let mut body = page_body("Retro: outage", storage);
+    body["ancestors"] = json!([{"id": "2818051"}]);
+    body["metadata"] = json!({"labels": [{"prefix": "global", "name": "Retro"}]});
+    body["version"] = json!({"minorEdit": true});
+    let resp = post(&c, "/rest/api/content", body);
+    assert_eq!(resp.status(), StatusCode::OK);
+    let created: Value = resp.json().unwrap();
+    let shape = fixture("confluence/rest/content-created.json");
+    let mut keys: Vec<_> = created.as_object().unwrap().keys().collect();
+    let mut want_keys: Vec<_> = shape.as_object().unwrap().keys().collect();
+    keys.sort();
+    want_keys.sort();
+    assert_eq!(keys, want_keys, "content-created.json shape");
+    assert_eq!(created["version"]["number"], 1);
+    assert_eq!(created["version"]["minorEdit"], true);
+    let ancestors = created["ancestors"].as_array().unwrap();
+    assert_eq!(ancestors.last().unwrap()["id"], "2818051");
+    assert_eq!(ancestors.len(), 3, "parent's ancestors then the parent");
+    let id: u64 = created["id"].as_str().unwrap().parse().unwrap();
+
+    let record = &c.created()[0];
+    assert_eq!(record.id, id);
+    assert_eq!(record.content_type, "page");
+    assert_eq!(record.space_key, "ENG");
+    assert_eq!(record.parent_id, Some(2818051));
+    assert_eq!(record.storage, storage);
+    assert_eq!(record.labels, ["retro"]);
+    assert!(record.minor_edit);
+
+    let read: Value = get(
+        &c,
+        &format!("/rest/api/content/{id}?expand=version,body.storage,metadata.labels"),
+    )
+    .json()
+    .unwrap();
+    assert_eq!(
+        read["version"]["by"]["username"], SERVICE_USERNAME,
+        "authored by the service account"
+    );
+    assert_eq!(read["body"]["storage"]["value"], storage);
+    assert_eq!(read["metadata"]["labels"]["results"][0]["name"], "retro");
+
+    let found: Value = get(
+        &c,
+        "/rest/api/content?spaceKey=ENG&title=Retro%3A+outage&type=page",
+    )
+    .json()
+    .unwrap();
+    assert_eq!(found["size"], 1);
+    assert_eq!(found["results"][0]["id"], id.to_string());
+    let none: Value = get(&c, "/rest/api/content?spaceKey=ENG&title=Nothing&type=page")
+        .json()
+        .unwrap();
+    assert_eq!(none["size"], 0);
+
+    let dup = post(
+        &c,
+        "/rest/api/content",
+        page_body("retro: OUTAGE", "<p>again</p>"),
+    );
+    assert_eq!(dup.status(), StatusCode::BAD_REQUEST);
+    let err: Value = dup.json().unwrap();
+    assert_eq!(err["statusCode"], 400);
+    assert!(
+        err["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("A page with this title already exists")
+    );
+    assert_eq!(c.created().len(), 1);
+    assert_eq!(c.calls(endpoints::CREATE_CONTENT), 2);
+}
+
+#[test]
+fn create_refuses_malformed_storage_and_unknown_places() {
+    let c = confluence();
+    for bad in [
+        "<p>unclosed",
+        "<p>a & b</p>",
+        "<x:y>unknown prefix</x:y>",
+        "<p>&bogus;</p>",
+    ] {
+        let resp = post(&c, "/rest/api/content", page_body("Bad", bad));
+        assert_eq!(resp.status(), StatusCode::BAD_REQUEST, "for {bad}");
+        let err: Value = resp.json().unwrap();
+        assert_eq!(err["reason"], "Bad Request");
+        assert!(
+            err["message"]
+                .as_str()
+                .unwrap()
+                .starts_with("Error parsing xhtml")
+        );
+    }
+    let mut elsewhere = page_body("X", "<p/>");
+    elsewhere["space"]["key"] = json!("NOPE");
+    assert_eq!(
+        post(&c, "/rest/api/content", elsewhere).status(),
+        StatusCode::NOT_FOUND
+    );
+    c.add_space("NOPE", "Now it exists");
+    let mut there = page_body("X", "<p/>");
+    there["space"]["key"] = json!("NOPE");
+    assert_eq!(
+        post(&c, "/rest/api/content", there).status(),
+        StatusCode::OK
+    );
+
+    let mut orphan = page_body("Orphan", "<p/>");
+    orphan["ancestors"] = json!([{"id": "999"}]);
+    assert_eq!(
+        post(&c, "/rest/api/content", orphan).status(),
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(c.created().len(), 1);
+}
+
+#[test]
+fn comments_create_list_and_paginate() {
+    let c = confluence();
+    for i in 0..27 {
+        let resp = post(
+            &c,
+            "/rest/api/content",
+            json!({
+                "type": "comment",
+                "container": {"id": "2818051", "type": "page"},
+                "body": {"storage": {"value": format!("<p>comment {i}</p>"), "representation": "storage"}},
+            }),
+        );
+        assert_eq!(resp.status(), StatusCode::OK);
+        if i == 0 {
+            let created: Value = resp.json().unwrap();
+            assert_eq!(created["type"], "comment");
+            assert_eq!(created["title"], "Re: Q3 launch checklist");
+            assert_eq!(created["container"]["id"], "2818051");
+        }
+    }
+    let first: Value = get(
+        &c,
+        "/rest/api/content/2818051/child/comment?expand=body.storage",
+    )
+    .json()
+    .unwrap();
+    assert_eq!(first["size"], 25, "Confluence's default page size");
+    assert_eq!(
+        first["results"][0]["body"]["storage"]["value"],
+        "<p>comment 0</p>"
+    );
+    let next = first["_links"]["next"].as_str().expect("a next link");
+    let second: Value = get(&c, next).json().unwrap();
+    assert_eq!(second["size"], 2);
+    assert!(second["_links"].get("next").is_none());
+    assert_eq!(
+        second["results"][1]["body"]["storage"]["value"],
+        "<p>comment 26</p>"
+    );
+
+    let record = &c.created()[0];
+    assert_eq!(record.container_id, Some(2818051));
+
+    let reply = post(
+        &c,
+        "/rest/api/content",
+        json!({
+            "type": "comment",
+            "container": {"id": "2818051", "type": "page"},
+            "ancestors": [{"id": record.id.to_string()}],
+            "body": {"storage": {"value": "<p>a reply</p>", "representation": "storage"}},
+        }),
+    );
+    assert_eq!(reply.status(), StatusCode::OK);
+    assert_eq!(c.created().last().unwrap().parent_id, Some(record.id));
+    let top: Value = get(&c, "/rest/api/content/2818051/child/comment?limit=100")
+        .json()
+        .unwrap();
+    assert_eq!(top["size"], 27, "replies are left out without depth=all");
+    let all: Value = get(
+        &c,
+        "/rest/api/content/2818051/child/comment?limit=100&depth=all",
+    )
+    .json()
+    .unwrap();
+    assert_eq!(all["size"], 28);
+    let unknown = post(
+        &c,
+        "/rest/api/content",
+        json!({"type": "comment", "container": {"id": "5"}, "body": {"storage": {"value": "<p/>", "representation": "storage"}}}),
+    );
+    assert_eq!(unknown.status(), StatusCode::NOT_FOUND);
+    assert_eq!(
+        get(&c, "/rest/api/content/5/child/comment").status(),
+        StatusCode::NOT_FOUND
+    );
+}
+
+#[test]
+fn add_labels() {
+    let c = confluence();
+    let resp = post(
+        &c,
+        "/rest/api/content/2818051/label",
+        json!([{"prefix": "global", "name": "Shipped"}]),
+    );
+    assert_eq!(resp.status(), StatusCode::OK);
+    let labels: Value = resp.json().unwrap();
+    let names: Vec<_> = labels["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["name"].clone())
+        .collect();
+    assert_eq!(names, ["release", "q3", "shipped"]);
+    assert_eq!(c.labels_added()[0].labels, ["shipped"]);
+    assert_eq!(c.content(2818051).unwrap()["metadata"]["labels"]["size"], 3);
+    let bad = post(
+        &c,
+        "/rest/api/content/2818051/label",
+        json!([{"name": "two words"}]),
+    );
+    assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(
+        post(&c, "/rest/api/content/1/label", json!([{"name": "x"}])).status(),
+        StatusCode::NOT_FOUND
+    );
+}
+
+#[test]
+fn absurd_retry_after_and_error_statuses() {
+    let c = confluence();
+    c.inject(
+        endpoints::GET_CONTENT,
+        Fault::RateLimited {
+            retry_after_secs: 9223372036854775807,
+        },
+    );
+    c.inject(endpoints::GET_CONTENT, Fault::Status(500));
+    c.inject(endpoints::CREATE_CONTENT, Fault::Status(503));
+    let limited = get(&c, "/rest/api/content/2818051");
+    assert_eq!(limited.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(limited.headers()["retry-after"], "9223372036854775807");
+    assert_eq!(limited.headers()["x-ratelimit-remaining"], "0");
+    let failed = get(&c, "/rest/api/content/2818051");
+    assert_eq!(failed.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(failed.json::<Value>().unwrap()["statusCode"], 500);
+    assert_eq!(
+        get(&c, "/rest/api/content/2818051").status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        post(&c, "/rest/api/content", page_body("T", "<p/>")).status(),
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    assert!(c.created().is_empty());
+    assert_eq!(c.calls(endpoints::GET_CONTENT), 3);
+}
+
+#[test]
+fn reset_and_delay_on_create() {
+    let c = confluence();
+    c.inject(endpoints::CREATE_CONTENT, Fault::Reset);
+    c.inject(
+        endpoints::CREATE_CONTENT,
+        Fault::Delay(Duration::from_millis(200)),
+    );
+    let err = client()
+        .post(format!("{}/rest/api/content", c.base_url()))
+        .bearer_auth(PAT)
+        .json(&page_body("Once", "<p/>"))
+        .send()
+        .expect_err("reset");
+    assert!(err.status().is_none());
+    assert!(c.created().is_empty(), "a reset request is not carried out");
+    let started = std::time::Instant::now();
+    assert_eq!(
+        post(&c, "/rest/api/content", page_body("Once", "<p/>")).status(),
+        StatusCode::OK
+    );
+    assert!(started.elapsed() >= Duration::from_millis(200));
+    assert_eq!(c.wait_for_created(1, Duration::from_secs(1)).len(), 1);
+}
+
+#[test]
+#[should_panic(expected = "unknown endpoint")]
+fn inject_refuses_unknown_endpoints() {
+    confluence().inject("GET /rest/api/content/123", Fault::Reset);
+}
+
+#[tokio::test]
+async fn usable_from_async_tests() {
+    let c = confluence();
+    c.inject(endpoints::SEARCH_CONTENT, Fault::Status(502));
+    let http = crate::async_client();
+    let url = format!(
+        "{}/rest/api/content?spaceKey=ENG&title=Q3+launch+checklist",
+        c.base_url()
+    );
+    let first = http.get(&url).bearer_auth(PAT).send().await.unwrap();
+    assert_eq!(first.status(), StatusCode::BAD_GATEWAY);
+    let found: Value = http
+        .get(&url)
+        .bearer_auth(PAT)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(found["results"][0]["id"], "2818051");
+    let create = http
+        .post(format!("{}/rest/api/content", c.base_url()))
+        .bearer_auth(PAT)
+        .json(&page_body("Async", "<p/>"))
+        .send();
+    let (resp, created) = tokio::join!(create, c.wait_for_created_async(1, Duration::from_secs(5)));
+    assert_eq!(resp.unwrap().status(), StatusCode::OK);
+    assert_eq!(created[0].title, "Async");
+}
