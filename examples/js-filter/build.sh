@@ -24,6 +24,11 @@ command -v node >/dev/null 2>&1 || die "node not found: install Node.js 20 or ne
 node -e 'process.exit(+process.versions.node.split(".")[0] >= 20 ? 0 : 1)' ||
     die "node $(node --version) is too old: componentize-js needs Node.js 20 or newer"
 
+# Concurrent runs share node_modules and the build folders: take turns where
+# flock(1) is available.
+mkdir -p "$ROOT/target/build"
+if command -v flock >/dev/null 2>&1; then exec 8>"$ROOT/target/build/$NAME.lock" && flock 8; fi
+
 # --- the pinned tool, in ./node_modules -------------------------------------------
 # `npm ci` installs exactly package-lock.json; it runs again only when the lock
 # file changed since the last install (or node_modules is missing or broken).
@@ -55,11 +60,13 @@ mkdir -p "$STAGE"
 
 say "componentize-js $COMPONENTIZE_JS_VERSION: plugin.js -> $COMPONENT"
 start=$(date +%s.%N)
-"$HERE/node_modules/.bin/componentize-js" \
+# Run from this folder with a relative source path: componentize-js 0.23.0
+# mangles the path of a source outside the cwd when the cwd is `/`.
+(cd "$HERE" && ./node_modules/.bin/componentize-js \
     --wit "$ROOT/wit" --world-name plugin \
     --disable http fetch-event random clocks \
     --out "$STAGE/$COMPONENT" \
-    "$HERE/plugin.js"
+    plugin.js)
 end=$(date +%s.%N)
 [ -s "$STAGE/$COMPONENT" ] || die "componentize-js wrote no component"
 

@@ -24,7 +24,10 @@ die() { echo "test.sh (js-filter): $*" >&2; exit 1; }
 [ -x "$PAGEHOOK" ] || die "no pagehook binary at $PAGEHOOK (cargo build -p pagehook, or set PAGEHOOK)"
 [ -f "$SCHEMA" ] || die "no Adaptive Card schema at $SCHEMA (set ADAPTIVE_CARD_SCHEMA)"
 
-# jsonschema, pinned, in the project-local venv.
+# jsonschema, pinned, in the project-local venv (shared with python-filter's
+# build.sh: take turns where flock(1) is available).
+mkdir -p "$ROOT/.tools"
+if command -v flock >/dev/null 2>&1; then exec 9>"$ROOT/.tools/python.lock" && flock 9; fi
 if ! "$VENV/bin/python" -m pip freeze --disable-pip-version-check 2>/dev/null | grep -qx 'jsonschema==4.26.0'; then
     if [ ! -x "$VENV/bin/python" ]; then
         command -v python3 >/dev/null 2>&1 || die "python3 not found (Debian: apt-get install python3 python3-venv)"
@@ -35,6 +38,8 @@ if ! "$VENV/bin/python" -m pip freeze --disable-pip-version-check 2>/dev/null | 
     "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r "$HERE/test-requirements.txt" ||
         die "pip could not install $HERE/test-requirements.txt (is PyPI reachable?)"
 fi
+
+if command -v flock >/dev/null 2>&1; then flock -u 9; fi
 
 stale=0
 [ -f "$PLUGIN/js_filter.wasm" ] || stale=1

@@ -20,6 +20,14 @@ OUT="$ROOT/target/plugins/$NAME"
 die() { echo "build.sh ($NAME): $*" >&2; exit 1; }
 say() { echo "build.sh ($NAME): $*" >&2; }
 
+# Concurrent runs (this script, js-filter's test.sh) share the venv and the
+# build folders: take turns where flock(1) is available.
+mkdir -p "$ROOT/.tools" "$ROOT/target/build"
+if command -v flock >/dev/null 2>&1; then
+    exec 8>"$ROOT/target/build/$NAME.lock" && flock 8
+    exec 9>"$ROOT/.tools/python.lock" && flock 9
+fi
+
 # --- the pinned tool, in the project-local venv -------------------------------
 have_tool() {
     [ -x "$VENV/bin/componentize-py" ] &&
@@ -46,6 +54,8 @@ if ! have_tool; then
     have_tool || die "componentize-py $COMPONENTIZE_PY_VERSION did not install correctly in $VENV"
 fi
 
+if command -v flock >/dev/null 2>&1; then flock -u 9; fi
+
 # --- the component --------------------------------------------------------------
 # componentize-py adds site-packages to the app's Python path: a VIRTUAL_ENV it
 # is given, else the build machine's own (whose directory listings then end up
@@ -54,6 +64,12 @@ fi
 WORK="$ROOT/target/build/$NAME"
 EMPTY_VENV="$WORK/no-deps"
 mkdir -p "$EMPTY_VENV/lib/site-packages"
+# The app is copied out of the source tree because the build writes
+# __pycache__ next to the modules it imports.
+SRC="$WORK/src"
+rm -rf "$SRC"
+mkdir -p "$SRC"
+cp "$HERE/app.py" "$SRC/"
 STAGE="$ROOT/target/plugins/.$NAME.tmp"
 rm -rf "$STAGE"
 mkdir -p "$STAGE"
@@ -62,7 +78,7 @@ say "componentize-py $COMPONENTIZE_PY_VERSION: app.py -> $COMPONENT"
 start=$(date +%s.%N)
 VIRTUAL_ENV="$EMPTY_VENV" "$VENV/bin/componentize-py" --quiet \
     --wit-path "$ROOT/wit" --world plugin \
-    componentize --python-path "$HERE" app \
+    componentize --python-path "$SRC" app \
     --output "$STAGE/$COMPONENT"
 end=$(date +%s.%N)
 
