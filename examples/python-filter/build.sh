@@ -3,9 +3,11 @@
 #
 #   target/plugins/python-filter/{plugin.toml,python_filter.wasm}
 #
-# Needs python3 (3.10+) with venv and pip, and the network to PyPI the first
-# time only: componentize-py (pinned below) is installed into the project-local
-# venv .tools/python, never globally. Safe to run again; works from any cwd.
+# Needs python3 (3.9+: the componentize-py wheel is cp39-abi3, manylinux
+# glibc 2.28+; set PYTHON to use another interpreter) with venv and pip, and
+# the network to PyPI the first time only: componentize-py (pinned below) is
+# installed into the project-local venv .tools/python, never globally. Safe to
+# run again; works from any cwd.
 set -euo pipefail
 
 COMPONENTIZE_PY_VERSION=0.25.1
@@ -37,9 +39,9 @@ have_tool() {
 if ! have_tool; then
     PYTHON="${PYTHON:-python3}"
     command -v "$PYTHON" >/dev/null 2>&1 ||
-        die "python3 not found: install Python 3.10 or newer (Debian: apt-get install python3 python3-venv python3-pip)"
-    "$PYTHON" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else 1)' ||
-        die "$("$PYTHON" --version 2>&1) is too old: componentize-py needs Python 3.10 or newer"
+        die "$PYTHON not found: install Python 3.9 or newer (Debian: apt-get install python3 python3-venv python3-pip)"
+    "$PYTHON" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 9) else 1)' 2>/dev/null ||
+        die "$PYTHON is not a working Python 3.9 or newer ($("$PYTHON" --version 2>&1 | head -n 1)); set PYTHON=/path/to/python3"
     if [ ! -x "$VENV/bin/python" ]; then
         "$PYTHON" -c 'import venv, ensurepip' 2>/dev/null ||
             die "python3 cannot create a venv with pip (Debian: apt-get install python3-venv)"
