@@ -1,0 +1,215 @@
+//! Small conveniences on the generated contract types.
+//!
+//! The generated records are plain data with public fields; these helpers
+//! only save plugin authors from repeating the same few lines (a person's
+//! best name, a message with no blocks, an event kind's WIT name). They must
+//! never add behaviour the contract does not have.
+
+use crate::{
+    Action, EventKind, NewComment, NewPage, Person, SlackDirectMessage, SlackMessage, TeamsMessage,
+};
+
+impl Person {
+    /// The best name to show for this person: display name, else username,
+    /// else the user key (which is always present), so a message never says
+    /// "someone" when Confluence told us who it was.
+    pub fn name(&self) -> &str {
+        [&self.display_name, &self.username]
+            .into_iter()
+            .flatten()
+            .map(|s| s.trim())
+            .find(|s| !s.is_empty())
+            .unwrap_or(&self.key)
+    }
+}
+
+impl EventKind {
+    /// Every kind, in contract order; lets tests and tables cover them all.
+    pub const ALL: [EventKind; 20] = [
+        EventKind::PageCreated,
+        EventKind::PageUpdated,
+        EventKind::PageMoved,
+        EventKind::PageTrashed,
+        EventKind::PageRestored,
+        EventKind::PageRemoved,
+        EventKind::BlogCreated,
+        EventKind::BlogUpdated,
+        EventKind::BlogTrashed,
+        EventKind::BlogRestored,
+        EventKind::BlogRemoved,
+        EventKind::CommentCreated,
+        EventKind::CommentUpdated,
+        EventKind::CommentRemoved,
+        EventKind::LabelAdded,
+        EventKind::LabelRemoved,
+        EventKind::AttachmentCreated,
+        EventKind::AttachmentUpdated,
+        EventKind::AttachmentRemoved,
+        EventKind::Other,
+    ];
+
+    /// The kind's WIT name (`page-created`), as written in `plugin.toml`'s
+    /// `events` list, so a plugin can log or compare in the manifest's terms.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::PageCreated => "page-created",
+            EventKind::PageUpdated => "page-updated",
+            EventKind::PageMoved => "page-moved",
+            EventKind::PageTrashed => "page-trashed",
+            EventKind::PageRestored => "page-restored",
+            EventKind::PageRemoved => "page-removed",
+            EventKind::BlogCreated => "blog-created",
+            EventKind::BlogUpdated => "blog-updated",
+            EventKind::BlogTrashed => "blog-trashed",
+            EventKind::BlogRestored => "blog-restored",
+            EventKind::BlogRemoved => "blog-removed",
+            EventKind::CommentCreated => "comment-created",
+            EventKind::CommentUpdated => "comment-updated",
+            EventKind::CommentRemoved => "comment-removed",
+            EventKind::LabelAdded => "label-added",
+            EventKind::LabelRemoved => "label-removed",
+            EventKind::AttachmentCreated => "attachment-created",
+            EventKind::AttachmentUpdated => "attachment-updated",
+            EventKind::AttachmentRemoved => "attachment-removed",
+            EventKind::Other => "other",
+        }
+    }
+}
+
+impl Action {
+    /// The action's WIT kind (`post-slack`), as written in `plugin.toml`'s
+    /// `actions` list: a plugin may only return kinds it declares there.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Action::PostSlack(_) => "post-slack",
+            Action::DmSlack(_) => "dm-slack",
+            Action::PostTeams(_) => "post-teams",
+            Action::CreatePage(_) => "create-page",
+            Action::AddComment(_) => "add-comment",
+        }
+    }
+}
+
+impl SlackMessage {
+    /// A plain-text message to `channel`, no blocks, no thread: the common
+    /// case in one call. Add blocks or a thread with the builder methods.
+    pub fn new(channel: impl Into<String>, text: impl Into<String>) -> Self {
+        SlackMessage {
+            channel: channel.into(),
+            text: text.into(),
+            blocks: None,
+            thread_key: None,
+        }
+    }
+
+    /// Attach Block Kit blocks (a JSON array, e.g. from
+    /// [`slack::Blocks::to_json`](crate::slack::Blocks::to_json)).
+    pub fn with_blocks(mut self, blocks: impl Into<String>) -> Self {
+        self.blocks = Some(blocks.into());
+        self
+    }
+
+    /// Put the message in the thread named `key` (the first message with a
+    /// key opens the thread, later ones reply in it).
+    pub fn with_thread_key(mut self, key: impl Into<String>) -> Self {
+        self.thread_key = Some(key.into());
+        self
+    }
+}
+
+impl SlackDirectMessage {
+    /// A plain-text direct message to the Slack user with this email.
+    pub fn new(email: impl Into<String>, text: impl Into<String>) -> Self {
+        SlackDirectMessage {
+            email: email.into(),
+            text: text.into(),
+            blocks: None,
+        }
+    }
+
+    /// Attach Block Kit blocks (a JSON array).
+    pub fn with_blocks(mut self, blocks: impl Into<String>) -> Self {
+        self.blocks = Some(blocks.into());
+        self
+    }
+}
+
+impl TeamsMessage {
+    /// A card for the Teams channel the admin named `channel`; `card` is the
+    /// Adaptive Card JSON, e.g. from [`teams::Card::to_json`](crate::teams::Card::to_json).
+    pub fn new(channel: impl Into<String>, card: impl Into<String>) -> Self {
+        TeamsMessage {
+            channel: channel.into(),
+            card: card.into(),
+        }
+    }
+}
+
+impl NewPage {
+    /// A page titled `title` at the top of `space_key`, with a storage-format
+    /// body (build it with [`storage`](crate::storage)), no labels, no once-key.
+    pub fn new(
+        space_key: impl Into<String>,
+        title: impl Into<String>,
+        body: impl Into<String>,
+    ) -> Self {
+        NewPage {
+            space_key: space_key.into(),
+            parent_id: None,
+            title: title.into(),
+            body: body.into(),
+            labels: Vec::new(),
+            once_key: None,
+        }
+    }
+}
+
+impl NewComment {
+    /// A comment on page or blog post `page_id` with a storage-format body.
+    pub fn new(page_id: u64, body: impl Into<String>) -> Self {
+        NewComment {
+            page_id,
+            body: body.into(),
+            once_key: None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn person_name_prefers_display_name_then_username_then_key() {
+        let mut p = Person {
+            key: "8a7f".into(),
+            username: Some("ada".into()),
+            display_name: Some("Ada Lovelace".into()),
+            email: None,
+        };
+        assert_eq!(p.name(), "Ada Lovelace");
+        p.display_name = Some("  ".into());
+        assert_eq!(p.name(), "ada");
+        p.username = None;
+        assert_eq!(p.name(), "8a7f");
+    }
+
+    #[test]
+    fn event_kind_names_are_the_wit_names() {
+        assert_eq!(EventKind::PageCreated.as_str(), "page-created");
+        assert_eq!(EventKind::AttachmentRemoved.as_str(), "attachment-removed");
+        let names: std::collections::BTreeSet<_> =
+            EventKind::ALL.iter().map(|k| k.as_str()).collect();
+        assert_eq!(names.len(), EventKind::ALL.len());
+    }
+
+    #[test]
+    fn slack_message_builder_sets_optional_fields() {
+        let m = SlackMessage::new("#eng", "hi")
+            .with_blocks("[]")
+            .with_thread_key("page-1");
+        assert_eq!(m.blocks.as_deref(), Some("[]"));
+        assert_eq!(m.thread_key.as_deref(), Some("page-1"));
+        assert_eq!(Action::PostSlack(m).kind(), "post-slack");
+    }
+}

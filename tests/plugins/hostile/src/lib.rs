@@ -1,0 +1,82 @@
+//! A plugin that misbehaves on purpose, chosen by the `mode` setting, so the
+//! host's tests can prove each sandbox limit stops it with the right typed
+//! error and that the host keeps serving other plugins afterwards.
+//!
+//! Every mode is the smallest code that attacks one limit; nothing here is an
+//! example to follow.
+
+use std::hint::black_box;
+use std::io::Write;
+
+use pagehook_guest::{Action, Event, Plugin, Settings, SlackMessage, log};
+
+/// The misbehaving plugin.
+pub struct Hostile;
+
+impl Plugin for Hostile {
+    fn handle(_event: Event, settings: Settings) -> Result<Vec<Action>, String> {
+        match settings.string_or("mode", "ok") {
+            "ok" => Ok(vec![post("ok")]),
+            "loop" => spin(),
+            "memory" => hoard(),
+            "recursion" => Ok(vec![post(&recurse(black_box(1)).to_string())]),
+            "panic" => panic!("hostile plugin panicked on purpose"),
+            "many-actions" => {
+                let count = settings.u64_or("count", 10_000)?;
+                Ok((0..count).map(|i| post(&i.to_string())).collect())
+            }
+            "big-action" => {
+                let size = settings.u64_or("size", 2_000_000)? as usize;
+                Ok(vec![post(&"x".repeat(size))])
+            }
+            "log" => {
+                let line = "y".repeat(1024);
+                for _ in 0..10 * 1024 {
+                    log::info(&line);
+                }
+                Ok(vec![])
+            }
+            "stdout" => {
+                let line = "z".repeat(1024);
+                let mut out = std::io::stdout();
+                for _ in 0..10 * 1024 {
+                    writeln!(out, "{line}").map_err(|e| e.to_string())?;
+                }
+                Ok(vec![])
+            }
+            "err" => Err("hostile plugin refuses this event".into()),
+            "bad-blocks" => Ok(vec![Action::PostSlack(
+                SlackMessage::new("#ok", "ok").with_blocks("this is not JSON"),
+            )]),
+            other => Err(format!("unknown mode `{other}`")),
+        }
+    }
+}
+
+fn post(text: &str) -> Action {
+    Action::PostSlack(SlackMessage::new("#ok", text))
+}
+
+fn spin() -> Result<Vec<Action>, String> {
+    let mut n: u64 = 0;
+    loop {
+        n = black_box(n.wrapping_add(1));
+    }
+}
+
+fn hoard() -> Result<Vec<Action>, String> {
+    let mut chunks: Vec<Vec<u8>> = Vec::new();
+    loop {
+        let mut chunk = vec![0u8; 1 << 20];
+        chunk[0] = 1;
+        chunks.push(black_box(chunk));
+    }
+}
+
+#[allow(unconditional_recursion)]
+fn recurse(depth: u64) -> u64 {
+    let frame = black_box([depth; 64]);
+    recurse(black_box(frame[7] + 1)) + frame[3]
+}
+
+pagehook_guest::export_plugin!(Hostile);
