@@ -10,7 +10,10 @@ PLUGIN_OUT     := target/plugins
 # Every Rust plugin crate: a directory with Cargo.toml and plugin.toml.
 RUST_PLUGINS   := examples/hello tests/plugins/hostile tests/plugins/imports-outside
 
-.PHONY: run test build setup plugins lint test-unit fmt clean
+# Plugins in other languages; each build.sh installs its pinned tool project-locally.
+POLYGLOT       := examples/python-filter examples/js-filter
+
+.PHONY: run test build setup plugins polyglot lint fmt clean
 
 ## run: build everything and run the example plugin on an example event
 run: build
@@ -18,8 +21,9 @@ run: build
 		--event examples/events/page_created.json --set channel='#eng'
 
 ## test: build the plugins and run the whole test suite (what CI runs)
-test: setup plugins lint
+test: setup plugins polyglot lint
 	$(CARGO) test --workspace --locked
+	@for d in $(POLYGLOT); do $$d/test.sh || exit 1; done
 
 ## build: release binary target/release/pagehook and every plugin under target/plugins/
 build: setup plugins
@@ -41,6 +45,10 @@ plugins: setup
 		cp $(WASM_DIR)/$(WASM_TARGET)/release/$$comp $(PLUGIN_OUT)/$$name/$$comp; \
 		echo "packaged $(PLUGIN_OUT)/$$name"; \
 	done
+
+## polyglot: build the Python and JavaScript example plugins into target/plugins/
+polyglot:
+	@for d in $(POLYGLOT); do $$d/build.sh || exit 1; done
 
 ## lint: formatting and clippy, warnings are errors
 lint:

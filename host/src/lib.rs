@@ -11,4 +11,5 @@ pub mod cli;
 pub mod manifest;
 pub mod model;
 pub mod runtime;
+pub mod secret;
 pub mod wit;

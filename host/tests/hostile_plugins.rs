@@ -143,7 +143,7 @@ fn oversized_action_list_is_refused() {
         err,
         PluginError::TooManyActions {
             plugin: "hostile".into(),
-            count: 10_000,
+            count: 1_000,
             limit: 50
         }
     );

@@ -22,7 +22,7 @@ impl Plugin for Hostile {
             "recursion" => Ok(vec![post(&recurse(black_box(1)).to_string())]),
             "panic" => panic!("hostile plugin panicked on purpose"),
             "many-actions" => {
-                let count = settings.u64_or("count", 10_000)?;
+                let count = settings.u64_or("count", 1_000)?;
                 Ok((0..count).map(|i| post(&i.to_string())).collect())
             }
             "big-action" => {
@@ -64,19 +64,26 @@ fn spin() -> Result<Vec<Action>, String> {
     }
 }
 
+/// Grows memory 4 MiB at a time without touching it, so the memory limit
+/// (not fuel) is what stops it.
 fn hoard() -> Result<Vec<Action>, String> {
     let mut chunks: Vec<Vec<u8>> = Vec::new();
     loop {
-        let mut chunk = vec![0u8; 1 << 20];
-        chunk[0] = 1;
+        let mut chunk = Vec::with_capacity(4 << 20);
+        chunk.push(1u8);
         chunks.push(black_box(chunk));
     }
 }
 
-#[allow(unconditional_recursion)]
+/// Recursion whose frames live on the wasm stack (not Rust's shadow stack in
+/// linear memory), so the host's stack limit is what stops it.
+#[inline(never)]
 fn recurse(depth: u64) -> u64 {
-    let frame = black_box([depth; 64]);
-    recurse(black_box(frame[7] + 1)) + frame[3]
+    if depth == u64::MAX {
+        return 0;
+    }
+    let below = recurse(black_box(depth + 1));
+    black_box(below).wrapping_add(depth)
 }
 
 pagehook_guest::export_plugin!(Hostile);
