@@ -12,4 +12,5 @@ pub mod manifest;
 pub mod model;
 pub mod runtime;
 pub mod secret;
+pub mod store;
 pub mod wit;

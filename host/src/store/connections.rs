@@ -1,0 +1,259 @@
+//! Connections: the Slack workspaces, Teams workflow webhooks and Confluence
+//! instances Pagehook talks to. Only the host ever sees their secrets.
+
+use rusqlite::{OptionalExtension, params};
+use serde::Serialize;
+
+use super::{Store, StoreError, StoreResult, now_ms};
+use crate::secret::SecretSource;
+
+/// What a connection talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ConnectionKind {
+    /// A Slack workspace: bot token, Web API base URL.
+    Slack,
+    /// One Teams Workflows webhook (one channel); its URL is the secret.
+    Teams,
+    /// A Confluence Data Center instance: a webhook source and a REST API.
+    Confluence,
+}
+
+impl ConnectionKind {
+    /// The stored and displayed name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConnectionKind::Slack => "slack",
+            ConnectionKind::Teams => "teams",
+            ConnectionKind::Confluence => "confluence",
+        }
+    }
+
+    fn parse(s: &str) -> StoreResult<ConnectionKind> {
+        match s {
+            "slack" => Ok(ConnectionKind::Slack),
+            "teams" => Ok(ConnectionKind::Teams),
+            "confluence" => Ok(ConnectionKind::Confluence),
+            other => Err(StoreError::Corrupt {
+                what: "connection kind",
+                message: other.to_owned(),
+            }),
+        }
+    }
+}
+
+/// A stored connection. Serializes with secrets redacted (an env or file
+/// reference is shown, an inline value never is).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ConnectionRecord {
+    /// The admin's name for it: `--to` destinations and webhook URLs use it.
+    pub name: String,
+    /// What it talks to.
+    pub kind: ConnectionKind,
+    /// Base URL (Slack API, Confluence) or webhook URL (Teams, a secret itself).
+    #[serde(serialize_with = "redact_teams_url")]
+    pub url: String,
+    /// Basic-auth user name for Confluence; `None` means a bearer token (PAT).
+    pub username: Option<String>,
+    /// Token or password.
+    #[serde(serialize_with = "redact")]
+    pub secret: Option<SecretSource>,
+    /// Confluence webhook signing secret.
+    #[serde(serialize_with = "redact")]
+    pub hook_secret: Option<SecretSource>,
+    /// Deliveries through it are recorded, never sent.
+    pub dry_run: bool,
+    /// When it was added (ms since the epoch).
+    pub created_at: i64,
+}
+
+fn redact<S: serde::Serializer>(v: &Option<SecretSource>, s: S) -> Result<S::Ok, S::Error> {
+    match v {
+        Some(src) => s.serialize_some(&src.redacted()),
+        None => s.serialize_none(),
+    }
+}
+
+/// Teams workflow URLs carry their signature in the query string: whoever
+/// has the URL can post, so only its host is shown.
+fn redact_teams_url<S: serde::Serializer>(url: &str, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&redacted_url(url))
+}
+
+/// A URL with its query string replaced, safe to print.
+pub fn redacted_url(url: &str) -> String {
+    match url.split_once('?') {
+        Some((base, _)) => format!("{base}?[redacted]"),
+        None => url.to_owned(),
+    }
+}
+
+impl ConnectionRecord {
+    /// A connection with no secrets yet.
+    pub fn new(name: &str, kind: ConnectionKind, url: &str) -> ConnectionRecord {
+        ConnectionRecord {
+            name: name.to_owned(),
+            kind,
+            url: url.to_owned(),
+            username: None,
+            secret: None,
+            hook_secret: None,
+            dry_run: false,
+            created_at: now_ms(),
+        }
+    }
+}
+
+const COLUMNS: &str = "name, kind, url, username, secret, hook_secret, dry_run, created_at";
+
+fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(ConnectionRecordRaw, String)> {
+    Ok((
+        ConnectionRecordRaw {
+            name: r.get(0)?,
+            url: r.get(2)?,
+            username: r.get(3)?,
+            secret: r.get(4)?,
+            hook_secret: r.get(5)?,
+            dry_run: r.get(6)?,
+            created_at: r.get(7)?,
+        },
+        r.get(1)?,
+    ))
+}
+
+struct ConnectionRecordRaw {
+    name: String,
+    url: String,
+    username: Option<String>,
+    secret: Option<String>,
+    hook_secret: Option<String>,
+    dry_run: bool,
+    created_at: i64,
+}
+
+fn decode((raw, kind): (ConnectionRecordRaw, String)) -> StoreResult<ConnectionRecord> {
+    let source = |s: Option<String>| -> StoreResult<Option<SecretSource>> {
+        s.map(|s| {
+            SecretSource::from_spec(&s).map_err(|message| StoreError::Corrupt {
+                what: "secret",
+                message,
+            })
+        })
+        .transpose()
+    };
+    Ok(ConnectionRecord {
+        kind: ConnectionKind::parse(&kind)?,
+        secret: source(raw.secret)?,
+        hook_secret: source(raw.hook_secret)?,
+        name: raw.name,
+        url: raw.url,
+        username: raw.username,
+        dry_run: raw.dry_run,
+        created_at: raw.created_at,
+    })
+}
+
+impl Store {
+    /// Adds a connection, or replaces the one with the same name and kind
+    /// (how an admin rotates a token); a name taken by another kind is refused.
+    pub fn add_connection(&self, c: &ConnectionRecord) -> StoreResult<()> {
+        if let Some(existing) = self.connection(&c.name)?
+            && existing.kind != c.kind
+        {
+            return Err(StoreError::Conflict(format!(
+                "connection `{}` already exists as a {} connection",
+                c.name,
+                existing.kind.as_str()
+            )));
+        }
+        self.with(|conn| {
+            conn.execute(
+                &format!("INSERT OR REPLACE INTO connections ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"),
+                params![
+                    c.name,
+                    c.kind.as_str(),
+                    c.url,
+                    c.username,
+                    c.secret.as_ref().map(SecretSource::to_spec),
+                    c.hook_secret.as_ref().map(SecretSource::to_spec),
+                    c.dry_run,
+                    c.created_at
+                ],
+            )
+        })?;
+        Ok(())
+    }
+
+    /// The connection called `name`, if any.
+    pub fn connection(&self, name: &str) -> StoreResult<Option<ConnectionRecord>> {
+        self.with(|conn| {
+            conn.query_row(
+                &format!("SELECT {COLUMNS} FROM connections WHERE name = ?1"),
+                [name],
+                row,
+            )
+            .optional()
+        })?
+        .map(decode)
+        .transpose()
+    }
+
+    /// Every connection, by name.
+    pub fn connections(&self) -> StoreResult<Vec<ConnectionRecord>> {
+        let rows = self.with(|conn| {
+            let mut stmt = conn.prepare(&format!(
+                "SELECT {COLUMNS} FROM connections ORDER BY name"
+            ))?;
+            stmt.query_map([], row)?.collect::<rusqlite::Result<Vec<_>>>()
+        })?;
+        rows.into_iter().map(decode).collect()
+    }
+
+    /// Removes a connection; true if it existed.
+    pub fn remove_connection(&self, name: &str) -> StoreResult<bool> {
+        Ok(self.with(|conn| conn.execute("DELETE FROM connections WHERE name = ?1", [name]))? > 0)
+    }
+
+    /// Marks a connection dry-run (deliveries recorded, never sent) or live.
+    pub fn set_connection_dry_run(&self, name: &str, dry_run: bool) -> StoreResult<()> {
+        let n = self.with(|conn| {
+            conn.execute(
+                "UPDATE connections SET dry_run = ?2 WHERE name = ?1",
+                params![name, dry_run],
+            )
+        })?;
+        if n == 0 {
+            return Err(StoreError::NotFound(format!("no connection named `{name}`")));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_round_trip_but_never_serialize() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("p.db")).unwrap();
+        let mut c = ConnectionRecord::new("acme", ConnectionKind::Slack, "https://slack.com/api/");
+        c.secret = Some(SecretSource::Value("xoxb-123-secret".into()));
+        store.add_connection(&c).unwrap();
+        let back = store.connection("acme").unwrap().unwrap();
+        assert_eq!(back, c);
+        let shown = serde_json::to_string(&back).unwrap();
+        assert!(!shown.contains("xoxb-123-secret"), "{shown}");
+        assert!(shown.contains("[redacted]"), "{shown}");
+
+        let teams = ConnectionRecord::new("eng", ConnectionKind::Teams, "https://x/wf?sig=abc");
+        store.add_connection(&teams).unwrap();
+        let shown = serde_json::to_string(&store.connection("eng").unwrap()).unwrap();
+        assert!(!shown.contains("sig=abc"), "{shown}");
+
+        let clash = ConnectionRecord::new("acme", ConnectionKind::Teams, "https://y");
+        assert!(matches!(store.add_connection(&clash), Err(StoreError::Conflict(_))));
+        assert!(store.remove_connection("acme").unwrap());
+        assert!(!store.remove_connection("acme").unwrap());
+    }
+}
