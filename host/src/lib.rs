@@ -8,7 +8,10 @@
 //! (the generated contract bindings, used only at the sandbox boundary).
 
 pub mod cli;
+pub mod config;
+pub mod destination;
 pub mod manifest;
+pub mod metrics;
 pub mod model;
 pub mod runtime;
 pub mod secret;

@@ -1,0 +1,230 @@
+//! `pagehook.toml`: the sidecar's one configuration file.
+//!
+//! Every option has a default, so `pagehook serve` runs with no file at all
+//! (SQLite next to where it starts). Paths in the file are relative to the
+//! file's directory, so a config works wherever the process is started from.
+//! Secrets are given as `{ env = "VAR" }`, `{ file = "path" }` or
+//! `{ value = "..." }` and are never printed. Connections (Slack, Teams,
+//! Confluence) are not here: admins manage them at run time with
+//! `pagehook connect`, and they live in the database.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::manifest::LimitRequest;
+use crate::runtime::{ComponentCache, Limits, RuntimeConfig};
+use crate::secret::{Secret, SecretSource};
+
+/// The file the CLI reads when `--config` is not given, if it exists.
+pub const DEFAULT_FILE: &str = "pagehook.toml";
+
+/// The whole configuration.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Config {
+    /// HTTP listener and admin API.
+    pub server: ServerConfig,
+    /// Database and installed plugins.
+    pub store: StoreConfig,
+    /// Sandbox defaults and the compiled-component cache.
+    pub sandbox: SandboxConfig,
+    /// Reading event details back from Confluence.
+    pub enrichment: EnrichmentConfig,
+    /// Running plugins over stored events.
+    pub dispatch: DispatchConfig,
+}
+
+/// `[server]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ServerConfig {
+    /// Address to listen on.
+    pub listen: String,
+    /// Largest webhook body accepted; larger ones get 413.
+    pub body_limit_bytes: usize,
+    /// Bearer token for `/api/`; without one the admin API refuses every request.
+    pub admin_token: Option<SecretSource>,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: "127.0.0.1:8180".into(),
+            body_limit_bytes: 1024 * 1024,
+            admin_token: None,
+        }
+    }
+}
+
+/// `[store]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct StoreConfig {
+    /// The SQLite database file.
+    pub database: PathBuf,
+    /// Where `plugin install` keeps its copy of each installed plugin.
+    pub plugins_dir: PathBuf,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            database: "pagehook.db".into(),
+            plugins_dir: "pagehook-plugins".into(),
+        }
+    }
+}
+
+/// `[sandbox]`
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct SandboxConfig {
+    /// Compiled components; default `$PAGEHOOK_CACHE_DIR` or `~/.cache/pagehook`.
+    pub cache_dir: Option<PathBuf>,
+    /// Limits for plugins that request nothing (same keys as a manifest's `[limits]`).
+    pub defaults: LimitRequest,
+}
+
+/// `[enrichment]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct EnrichmentConfig {
+    /// How long Confluence answers are reused.
+    pub cache_ttl_secs: u64,
+    /// Timeout of one REST request.
+    pub timeout_secs: u64,
+    /// Longest `Retry-After` honoured (Confluence has been seen sending 2^63-1).
+    pub max_retry_after_secs: u64,
+}
+
+impl Default for EnrichmentConfig {
+    fn default() -> Self {
+        EnrichmentConfig {
+            cache_ttl_secs: 30,
+            timeout_secs: 10,
+            max_retry_after_secs: 600,
+        }
+    }
+}
+
+/// `[dispatch]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct DispatchConfig {
+    /// First wait before retrying an event whose enrichment failed; doubles up to 5 minutes.
+    pub retry_secs: u64,
+    /// Consecutive failures of one plugin that open its breaker.
+    pub breaker_threshold: u32,
+    /// How long an open breaker skips the plugin before a trial call.
+    pub breaker_cooldown_secs: u64,
+}
+
+impl Default for DispatchConfig {
+    fn default() -> Self {
+        DispatchConfig {
+            retry_secs: 5,
+            breaker_threshold: 5,
+            breaker_cooldown_secs: 300,
+        }
+    }
+}
+
+impl Config {
+    /// Reads `path`, or the defaults when `path` is `None` and no
+    /// `pagehook.toml` is in the current directory.
+    pub fn load(path: Option<&Path>) -> anyhow::Result<Config> {
+        let path = match path {
+            Some(p) => p.to_path_buf(),
+            None if Path::new(DEFAULT_FILE).exists() => PathBuf::from(DEFAULT_FILE),
+            None => return Ok(Config::default()),
+        };
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| anyhow::anyhow!("cannot read config {}: {e}", path.display()))?;
+        let mut config: Config = toml::from_str(&text)
+            .map_err(|e| anyhow::anyhow!("config {}: {e}", path.display()))?;
+        let base = path.parent().unwrap_or(Path::new("")).to_path_buf();
+        let rebase = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        };
+        rebase(&mut config.store.database);
+        rebase(&mut config.store.plugins_dir);
+        if let Some(dir) = config.sandbox.cache_dir.as_mut() {
+            rebase(dir);
+        }
+        if let Some(SecretSource::File(p)) = config.server.admin_token.as_mut() {
+            rebase(p);
+        }
+        config.runtime_config()?;
+        Ok(config)
+    }
+
+    /// The sandbox settings this config asks for.
+    pub fn runtime_config(&self) -> anyhow::Result<RuntimeConfig> {
+        let ceiling = Limits::ceiling();
+        let defaults = Limits::default()
+            .with_requests(&self.sandbox.defaults, &ceiling)
+            .map_err(|m| anyhow::anyhow!("[sandbox.defaults] {m}"))?;
+        Ok(RuntimeConfig {
+            defaults,
+            ceiling,
+            cache_dir: self
+                .sandbox
+                .cache_dir
+                .clone()
+                .or_else(ComponentCache::default_dir),
+        })
+    }
+
+    /// The admin token, resolved; `None` when none is configured.
+    pub fn admin_token(&self) -> anyhow::Result<Option<Secret>> {
+        self.server
+            .admin_token
+            .as_ref()
+            .map(|s| s.resolve().map_err(|m| anyhow::anyhow!("server.admin-token: {m}")))
+            .transpose()
+    }
+
+    /// The enrichment request timeout.
+    pub fn enrichment_timeout(&self) -> Duration {
+        Duration::from_secs(self.enrichment.timeout_secs.max(1))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_example_config_parses_and_paths_are_relative_to_it() {
+        let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/pagehook.toml");
+        let config = Config::load(Some(&example)).unwrap();
+        assert!(config.store.database.starts_with(example.parent().unwrap()));
+        assert_eq!(config.server.body_limit_bytes, 1024 * 1024);
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_limits_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.toml");
+        std::fs::write(&path, "[server]\nlisten = \"x\"\nbody-limit = 3\n").unwrap();
+        let err = Config::load(Some(&path)).unwrap_err().to_string();
+        assert!(err.contains("body-limit"), "{err}");
+        std::fs::write(&path, "[sandbox.defaults]\nmemory-mib = 100000\n").unwrap();
+        let err = Config::load(Some(&path)).unwrap_err().to_string();
+        assert!(err.contains("memory-mib"), "{err}");
+    }
+
+    #[test]
+    fn admin_token_is_resolved_from_a_file_next_to_the_config() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("token"), "s3cret\n").unwrap();
+        let path = dir.path().join("p.toml");
+        std::fs::write(&path, "[server]\nadmin-token = { file = \"token\" }\n").unwrap();
+        let config = Config::load(Some(&path)).unwrap();
+        assert_eq!(config.admin_token().unwrap().unwrap().expose(), "s3cret");
+    }
+}

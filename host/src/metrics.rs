@@ -1,0 +1,208 @@
+//! Prometheus metrics for `/metrics`: what an operator alerts on.
+//!
+//! Counters for events received, rejected and dispatched, plugin calls and
+//! failures by plugin, and a histogram of plugin call duration. Label values
+//! come from a closed set (results, error codes) or from names the admin
+//! chose (sources, plugins), so cardinality stays bounded.
+
+use std::sync::Mutex;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SourceLabels {
+    source: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RejectLabels {
+    reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CallLabels {
+    plugin: String,
+    outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PluginLabels {
+    plugin: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct FailureLabels {
+    plugin: String,
+    code: String,
+}
+
+fn call_histogram() -> Histogram {
+    Histogram::new([0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0])
+}
+
+/// The sidecar's metrics; one per process, shared by reference.
+pub struct Metrics {
+    registry: Mutex<Registry>,
+    received: Family<SourceLabels, Counter>,
+    duplicates: Family<SourceLabels, Counter>,
+    rejected: Family<RejectLabels, Counter>,
+    dispatched: Counter,
+    calls: Family<CallLabels, Counter>,
+    failures: Family<FailureLabels, Counter>,
+    call_seconds: Family<PluginLabels, Histogram, fn() -> Histogram>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+impl Metrics {
+    /// Registers every metric.
+    pub fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("pagehook");
+        let m = Metrics {
+            registry: Mutex::new(Registry::default()),
+            received: Family::default(),
+            duplicates: Family::default(),
+            rejected: Family::default(),
+            dispatched: Counter::default(),
+            calls: Family::default(),
+            failures: Family::default(),
+            call_seconds: Family::new_with_constructor(call_histogram),
+        };
+        registry.register(
+            "events_received",
+            "Webhook events stored durably, by source",
+            m.received.clone(),
+        );
+        registry.register(
+            "events_duplicate",
+            "Webhook deliveries recognised as repeats of a stored event",
+            m.duplicates.clone(),
+        );
+        registry.register(
+            "events_rejected",
+            "Webhook requests refused, by reason",
+            m.rejected.clone(),
+        );
+        registry.register(
+            "events_dispatched",
+            "Events whose bindings have run",
+            m.dispatched.clone(),
+        );
+        registry.register(
+            "plugin_calls",
+            "Plugin calls, by plugin and outcome (ok or error)",
+            m.calls.clone(),
+        );
+        registry.register(
+            "plugin_failures",
+            "Failed plugin calls, by plugin and error code",
+            m.failures.clone(),
+        );
+        registry.register(
+            "plugin_call_seconds",
+            "Wall-clock time of a plugin call (instantiate and run)",
+            m.call_seconds.clone(),
+        );
+        *m.registry.lock().unwrap_or_else(|p| p.into_inner()) = registry;
+        m
+    }
+
+    /// An event from `source` was stored (or recognised as a duplicate).
+    pub fn received(&self, source: &str, duplicate: bool) {
+        let labels = SourceLabels {
+            source: source.to_owned(),
+        };
+        if duplicate {
+            self.duplicates.get_or_create(&labels).inc();
+        } else {
+            self.received.get_or_create(&labels).inc();
+        }
+    }
+
+    /// A webhook was refused (`signature`, `too-large`, `malformed`, `unknown-source`).
+    pub fn rejected(&self, reason: &str) {
+        self.rejected
+            .get_or_create(&RejectLabels {
+                reason: reason.to_owned(),
+            })
+            .inc();
+    }
+
+    /// An event was dispatched.
+    pub fn dispatched(&self) {
+        self.dispatched.inc();
+    }
+
+    /// A plugin call finished; `error_code` is `None` on success.
+    pub fn call(&self, plugin: &str, seconds: f64, error_code: Option<&str>) {
+        self.calls
+            .get_or_create(&CallLabels {
+                plugin: plugin.to_owned(),
+                outcome: if error_code.is_some() { "error" } else { "ok" }.to_owned(),
+            })
+            .inc();
+        self.call_seconds
+            .get_or_create(&PluginLabels {
+                plugin: plugin.to_owned(),
+            })
+            .observe(seconds);
+        if let Some(code) = error_code {
+            self.failure(plugin, code);
+        }
+    }
+
+    /// A binding failed without a call (breaker open, plugin not loadable).
+    pub fn failure(&self, plugin: &str, code: &str) {
+        self.failures
+            .get_or_create(&FailureLabels {
+                plugin: plugin.to_owned(),
+                code: code.to_owned(),
+            })
+            .inc();
+    }
+
+    /// The Prometheus text exposition.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        let registry = self.registry.lock().unwrap_or_else(|p| p.into_inner());
+        prometheus_client::encoding::text::encode(&mut out, &registry)
+            .expect("writing to a String cannot fail");
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_exposition_has_every_family_with_labels() {
+        let m = Metrics::new();
+        m.received("prod", false);
+        m.received("prod", true);
+        m.rejected("signature");
+        m.dispatched();
+        m.call("slack-poster", 0.002, None);
+        m.call("slack-poster", 0.2, Some("out-of-fuel"));
+        let text = m.encode();
+        for line in [
+            "pagehook_events_received_total{source=\"prod\"} 1",
+            "pagehook_events_duplicate_total{source=\"prod\"} 1",
+            "pagehook_events_rejected_total{reason=\"signature\"} 1",
+            "pagehook_events_dispatched_total 1",
+            "pagehook_plugin_calls_total{plugin=\"slack-poster\",outcome=\"error\"} 1",
+            "pagehook_plugin_failures_total{plugin=\"slack-poster\",code=\"out-of-fuel\"} 1",
+            "pagehook_plugin_call_seconds_count{plugin=\"slack-poster\"} 2",
+        ] {
+            assert!(text.contains(line), "missing {line} in\n{text}");
+        }
+    }
+}
