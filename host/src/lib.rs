@@ -7,13 +7,18 @@
 //! sandbox), [`cli`] (the admin's and plugin author's commands), and [`wit`]
 //! (the generated contract bindings, used only at the sandbox boundary).
 
+pub mod admin;
 pub mod cli;
 pub mod config;
 pub mod destination;
+pub mod dispatch;
 pub mod manifest;
 pub mod metrics;
 pub mod model;
 pub mod runtime;
 pub mod secret;
+pub mod server;
+pub mod slack;
+pub mod source;
 pub mod store;
 pub mod wit;

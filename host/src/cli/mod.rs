@@ -4,6 +4,7 @@
 //! success and 1 on any failure with a one-line reason; they never print a
 //! secret.
 
+mod admin;
 mod plugin_audit;
 mod plugin_run;
 
@@ -12,21 +13,68 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+use crate::config::Config;
 use crate::runtime::{ComponentCache, RuntimeConfig};
 
 /// Pagehook: run sandboxed WebAssembly plugins over Confluence events.
 #[derive(Debug, Parser)]
 #[command(name = "pagehook", version, about)]
 pub struct Cli {
+    /// Configuration file [default: ./pagehook.toml if present, else built-in defaults].
+    #[arg(long, global = true, env = "PAGEHOOK_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Work with plugins: run one on an event, audit one before install.
+    /// Run the sidecar: webhooks, dispatch, admin API, /healthz, /metrics.
+    Serve {
+        /// Address to listen on [default: server.listen from the config].
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<String>,
+    },
+    /// Work with plugins: run, audit, install and manage them.
     #[command(subcommand)]
     Plugin(PluginCommand),
+    /// Add (or update) a Slack, Teams or Confluence connection.
+    #[command(subcommand)]
+    Connect(admin::ConnectCommand),
+    /// List connections (secrets redacted).
+    Connections(admin::Output),
+    /// Work with one connection.
+    #[command(subcommand)]
+    Connection(ConnectionCommand),
+    /// Run an installed plugin on events: where, which events, where its actions may go, settings.
+    Bind(admin::BindArgs),
+    /// Remove a binding.
+    Unbind {
+        /// Its id (see `pagehook bindings`).
+        id: i64,
+    },
+    /// List bindings.
+    Bindings(admin::Output),
+    /// List stored events, newest first.
+    Events(admin::ListArgs),
+    /// List deliveries (the outbox), newest first.
+    Deliveries(admin::ListArgs),
+    /// List failed plugin calls, newest first.
+    Failures(admin::FailuresArgs),
+}
+
+#[derive(Debug, Subcommand)]
+enum ConnectionCommand {
+    /// Check the credentials: Slack auth.test, Confluence's current user.
+    Test {
+        /// The connection.
+        name: String,
+    },
+    /// Remove a connection.
+    Remove {
+        /// The connection.
+        name: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -35,6 +83,30 @@ enum PluginCommand {
     Run(plugin_run::Args),
     /// Show what a plugin is and may do: hash, manifest, imports, limits.
     Audit(plugin_audit::Args),
+    /// Install (or upgrade) a plugin, granting the actions it may use; pins its sha256.
+    Install(admin::InstallArgs),
+    /// List installed plugins.
+    List(admin::Output),
+    /// Let an installed plugin run again.
+    Enable {
+        /// The plugin.
+        name: String,
+    },
+    /// Stop running a plugin, keeping its bindings.
+    Disable {
+        /// The plugin.
+        name: String,
+    },
+    /// Close a plugin's breaker after fixing what made it fail.
+    Reset {
+        /// The plugin.
+        name: String,
+    },
+    /// Uninstall a plugin and remove its bindings.
+    Remove {
+        /// The plugin.
+        name: String,
+    },
 }
 
 /// Options shared by commands that load components.
@@ -71,16 +143,43 @@ pub fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    let result = match cli.command {
-        Command::Plugin(PluginCommand::Run(args)) => plugin_run::run(args),
-        Command::Plugin(PluginCommand::Audit(args)) => plugin_audit::run(args),
-    };
+    let result = run(cli);
     match result {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let config = || Config::load(cli.config.as_deref());
+    match cli.command {
+        Command::Plugin(PluginCommand::Run(args)) => plugin_run::run(args, cli.config.as_deref()),
+        Command::Plugin(PluginCommand::Audit(args)) => plugin_audit::run(args),
+        Command::Plugin(PluginCommand::Install(args)) => admin::install(&config()?, args),
+        Command::Plugin(PluginCommand::List(out)) => admin::list(&config()?, out),
+        Command::Plugin(PluginCommand::Enable { name }) => admin::set_enabled(&config()?, &name, true),
+        Command::Plugin(PluginCommand::Disable { name }) => admin::set_enabled(&config()?, &name, false),
+        Command::Plugin(PluginCommand::Reset { name }) => admin::reset(&config()?, &name),
+        Command::Plugin(PluginCommand::Remove { name }) => admin::remove(&config()?, &name),
+        Command::Serve { listen } => {
+            let config = config()?;
+            let rt = tokio::runtime::Runtime::new()?;
+            rt.block_on(crate::server::serve(config, listen))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Connect(cmd) => admin::connect(&config()?, cmd),
+        Command::Connections(out) => admin::connections(&config()?, out),
+        Command::Connection(ConnectionCommand::Test { name }) => admin::test_connection(&config()?, &name),
+        Command::Connection(ConnectionCommand::Remove { name }) => admin::disconnect(&config()?, &name),
+        Command::Bind(args) => admin::bind(&config()?, args),
+        Command::Unbind { id } => admin::unbind(&config()?, id),
+        Command::Bindings(out) => admin::bindings(&config()?, out),
+        Command::Events(args) => admin::events(&config()?, args),
+        Command::Deliveries(args) => admin::deliveries(&config()?, args),
+        Command::Failures(args) => admin::failures(&config()?, args),
     }
 }
 

@@ -20,8 +20,12 @@ pub struct Args {
     /// Plugin directory (plugin.toml and its component).
     dir: PathBuf,
     /// Event as JSON (see examples/events/); `-` reads standard input.
-    #[arg(long, value_name = "FILE.json")]
-    event: PathBuf,
+    #[arg(long, value_name = "FILE.json", required_unless_present = "event_id", conflicts_with = "event_id")]
+    event: Option<PathBuf>,
+    /// A stored event, as it was enriched (see `pagehook events`): try a new
+    /// plugin version on real traffic before installing it.
+    #[arg(long, value_name = "ID")]
+    event_id: Option<i64>,
     /// A setting for this run, as a binding would give it; repeatable.
     #[arg(long = "set", value_name = "NAME=VALUE", value_parser = parse_setting)]
     settings: Vec<(String, String)>,
@@ -30,19 +34,25 @@ pub struct Args {
 }
 
 /// Runs the command; exit 1 with the typed error when the plugin fails.
-pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let text = if args.event.as_os_str() == "-" {
-        let mut s = String::new();
-        std::io::stdin()
-            .read_to_string(&mut s)
-            .context("reading the event from stdin")?;
-        s
-    } else {
-        std::fs::read_to_string(&args.event)
-            .with_context(|| format!("cannot read event {}", args.event.display()))?
+pub fn run(args: Args, config: Option<&std::path::Path>) -> anyhow::Result<ExitCode> {
+    let event: Event = match (&args.event, args.event_id) {
+        (_, Some(id)) => super::admin::stored_event(&crate::config::Config::load(config)?, id)?,
+        (Some(path), None) => {
+            let text = if path.as_os_str() == "-" {
+                let mut s = String::new();
+                std::io::stdin()
+                    .read_to_string(&mut s)
+                    .context("reading the event from stdin")?;
+                s
+            } else {
+                std::fs::read_to_string(path)
+                    .with_context(|| format!("cannot read event {}", path.display()))?
+            };
+            serde_json::from_str(&text)
+                .with_context(|| format!("{} is not a valid event", path.display()))?
+        }
+        (None, None) => anyhow::bail!("give --event FILE or --event-id ID"),
     };
-    let event: Event = serde_json::from_str(&text)
-        .with_context(|| format!("{} is not a valid event", args.event.display()))?;
 
     let package = PluginPackage::open(&args.dir)?;
     let settings = package

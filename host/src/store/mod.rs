@@ -24,7 +24,7 @@ use std::sync::{Mutex, MutexGuard};
 use rusqlite::Connection;
 
 pub use bindings::{Binding, NewBinding, Scope};
-pub use connections::{ConnectionKind, ConnectionRecord};
+pub use connections::{ConnectionKind, ConnectionRecord, redacted_url};
 pub use events::{EventRecord, EventStatus, NewEvent};
 pub use outbox::{AuditRecord, BreakerPolicy, DeliveryRecord, Dispatched, FailureRecord, NewDelivery};
 pub use plugins::PluginRecord;

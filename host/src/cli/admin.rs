@@ -1,0 +1,556 @@
+//! The admin's day-to-day commands, working directly on the database named
+//! by the config: install and manage plugins, connect services, bind
+//! plugins, and look at events and deliveries.
+//!
+//! Lists print a table for people and `--json` for scripts; secrets show
+//! only where they come from (`env:SLACK_TOKEN`), never their value.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use serde::Serialize;
+
+use super::parse_setting;
+use crate::admin::{self, BindRequest, ConnectRequest};
+use crate::config::Config;
+use crate::runtime::Runtime;
+use crate::secret::SecretSource;
+use crate::store::{ConnectionKind, EventStatus, Store, redacted_url};
+
+/// `--json` for list commands.
+#[derive(Debug, clap::Args)]
+pub struct Output {
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+fn open(config: &Config) -> anyhow::Result<Store> {
+    Ok(Store::open(&config.store.database)?)
+}
+
+fn print_json<T: Serialize>(value: &T) -> anyhow::Result<ExitCode> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn table(header: &[&str], rows: Vec<Vec<String>>) {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
+    for row in &rows {
+        for (i, cell) in row.iter().enumerate() {
+            widths[i] = widths[i].max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<String>| {
+        let mut out = String::new();
+        for (i, cell) in cells.iter().enumerate() {
+            if i + 1 == cells.len() {
+                out.push_str(cell);
+            } else {
+                out.push_str(&format!("{cell:<w$}  ", w = widths[i]));
+            }
+        }
+        println!("{}", out.trim_end());
+    };
+    line(header.iter().map(|s| s.to_string()).collect());
+    for row in rows {
+        line(row);
+    }
+}
+
+fn time(ms: i64) -> String {
+    let secs = ms / 1000;
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// `plugin install`
+#[derive(Debug, clap::Args)]
+pub struct InstallArgs {
+    /// Plugin directory (plugin.toml and its component).
+    dir: PathBuf,
+    /// An action kind the plugin may use (post-slack, dm-slack, post-teams,
+    /// create-page, add-comment); every kind its manifest declares must be granted.
+    #[arg(long = "grant", value_name = "ACTION")]
+    grants: Vec<String>,
+}
+
+pub fn install(config: &Config, args: InstallArgs) -> anyhow::Result<ExitCode> {
+    let store = open(config)?;
+    let runtime = Runtime::new(config.runtime_config()?);
+    let p = admin::install_plugin(&store, &runtime, config, &args.dir, &args.grants)?;
+    println!(
+        "installed {} {} (sha256 {}), granted: {}",
+        p.name,
+        p.version,
+        p.sha256,
+        if p.grants.is_empty() { "nothing".into() } else { p.grants.join(", ") }
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn list(config: &Config, out: Output) -> anyhow::Result<ExitCode> {
+    let plugins = open(config)?.plugins()?;
+    if out.json {
+        return print_json(&plugins);
+    }
+    let now = crate::store::now_ms();
+    table(
+        &["NAME", "VERSION", "ENABLED", "GRANTS", "BREAKER", "SHA256"],
+        plugins
+            .into_iter()
+            .map(|p| {
+                vec![
+                    p.name,
+                    p.version,
+                    if p.enabled { "yes" } else { "no" }.into(),
+                    p.grants.join(","),
+                    match p.breaker_until {
+                        Some(until) if until > now => {
+                            format!("OPEN: {}", p.breaker_error.unwrap_or_default())
+                        }
+                        _ if p.failures > 0 => format!("closed ({} failures)", p.failures),
+                        _ => "closed".into(),
+                    },
+                    p.sha256[..16].to_owned(),
+                ]
+            })
+            .collect(),
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn set_enabled(config: &Config, name: &str, enabled: bool) -> anyhow::Result<ExitCode> {
+    open(config)?.set_plugin_enabled(name, enabled)?;
+    println!("{} {name}", if enabled { "enabled" } else { "disabled" });
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn reset(config: &Config, name: &str) -> anyhow::Result<ExitCode> {
+    open(config)?.reset_breaker(name)?;
+    println!("breaker of {name} closed");
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn remove(config: &Config, name: &str) -> anyhow::Result<ExitCode> {
+    let bindings = open(config)?.remove_plugin(name)?;
+    println!("removed {name} and its {bindings} binding(s)");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A secret given on the command line, from the environment or a file.
+#[derive(Debug, clap::Args)]
+pub struct TokenArgs {
+    /// The token itself (visible in shell history and `ps`: prefer --token-env or --token-file).
+    #[arg(long, value_name = "TOKEN", conflicts_with_all = ["token_env", "token_file"])]
+    token: Option<String>,
+    /// Environment variable holding the token, read when it is used.
+    #[arg(long, value_name = "VAR", conflicts_with = "token_file")]
+    token_env: Option<String>,
+    /// File holding the token, read when it is used.
+    #[arg(long, value_name = "PATH")]
+    token_file: Option<PathBuf>,
+}
+
+impl TokenArgs {
+    fn source(&self) -> Option<SecretSource> {
+        source(&self.token, &self.token_env, &self.token_file)
+    }
+}
+
+fn source(value: &Option<String>, env: &Option<String>, file: &Option<PathBuf>) -> Option<SecretSource> {
+    value
+        .clone()
+        .map(SecretSource::Value)
+        .or_else(|| env.clone().map(SecretSource::Env))
+        .or_else(|| {
+            file.clone()
+                .map(|p| SecretSource::File(std::path::absolute(&p).unwrap_or(p)))
+        })
+}
+
+/// `connect`
+#[derive(Debug, clap::Subcommand)]
+pub enum ConnectCommand {
+    /// A Slack workspace, by its bot token (xoxb-...).
+    Slack {
+        /// Name for this workspace.
+        name: String,
+        /// Slack Web API base URL.
+        #[arg(long, default_value = "https://slack.com/api/")]
+        url: String,
+        #[command(flatten)]
+        token: TokenArgs,
+        /// Record deliveries instead of sending them.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// A Teams channel, by its Workflows webhook URL; `teams:<name>` destinations use it.
+    Teams {
+        /// Name for this channel.
+        name: String,
+        /// The workflow's webhook URL (it embeds its signature: keep it secret).
+        #[arg(long)]
+        url: String,
+        /// Record deliveries instead of sending them.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// A Confluence Data Center instance: webhooks arrive at /hooks/confluence/<name>.
+    Confluence {
+        /// Name for this instance (the webhook URL's last segment).
+        name: String,
+        /// Base URL, with context path, e.g. https://wiki.example.com
+        #[arg(long)]
+        url: String,
+        /// For Basic auth: the user; the token is then its password. Without it the token is a PAT.
+        #[arg(long)]
+        username: Option<String>,
+        #[command(flatten)]
+        token: TokenArgs,
+        /// The webhook secret set in Confluence (visible in shell history: prefer the -env or -file form).
+        #[arg(long, value_name = "SECRET", conflicts_with_all = ["webhook_secret_env", "webhook_secret_file"])]
+        webhook_secret: Option<String>,
+        /// Environment variable holding the webhook secret.
+        #[arg(long, value_name = "VAR", conflicts_with = "webhook_secret_file")]
+        webhook_secret_env: Option<String>,
+        /// File holding the webhook secret.
+        #[arg(long, value_name = "PATH")]
+        webhook_secret_file: Option<PathBuf>,
+        /// Record deliveries instead of sending them.
+        #[arg(long)]
+        dry_run: bool,
+    },
+}
+
+pub fn connect(config: &Config, cmd: ConnectCommand) -> anyhow::Result<ExitCode> {
+    let req = match cmd {
+        ConnectCommand::Slack { name, url, token, dry_run } => ConnectRequest {
+            name,
+            kind: ConnectionKind::Slack,
+            url: Some(url),
+            username: None,
+            secret: token.source(),
+            hook_secret: None,
+            dry_run,
+        },
+        ConnectCommand::Teams { name, url, dry_run } => ConnectRequest {
+            name,
+            kind: ConnectionKind::Teams,
+            url: Some(url),
+            username: None,
+            secret: None,
+            hook_secret: None,
+            dry_run,
+        },
+        ConnectCommand::Confluence {
+            name,
+            url,
+            username,
+            token,
+            webhook_secret,
+            webhook_secret_env,
+            webhook_secret_file,
+            dry_run,
+        } => ConnectRequest {
+            name,
+            kind: ConnectionKind::Confluence,
+            url: Some(url),
+            username,
+            secret: token.source(),
+            hook_secret: source(&webhook_secret, &webhook_secret_env, &webhook_secret_file),
+            dry_run,
+        },
+    };
+    let c = admin::connect(&open(config)?, req)?;
+    println!(
+        "connected {} `{}` at {}{}",
+        c.kind.as_str(),
+        c.name,
+        redacted_url(&c.url),
+        if c.dry_run { " (dry run: deliveries are recorded, not sent)" } else { "" }
+    );
+    if c.kind == ConnectionKind::Confluence {
+        println!(
+            "point Confluence's webhook at http://<this host>:<port>/hooks/confluence/{} with the same secret",
+            c.name
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn connections(config: &Config, out: Output) -> anyhow::Result<ExitCode> {
+    let conns = open(config)?.connections()?;
+    if out.json {
+        return print_json(&conns);
+    }
+    table(
+        &["NAME", "KIND", "URL", "TOKEN", "DRY-RUN"],
+        conns
+            .into_iter()
+            .map(|c| {
+                vec![
+                    c.name,
+                    c.kind.as_str().into(),
+                    redacted_url(&c.url),
+                    c.secret.map(|s| s.redacted()).unwrap_or_else(|| "-".into()),
+                    if c.dry_run { "yes" } else { "no" }.into(),
+                ]
+            })
+            .collect(),
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn disconnect(config: &Config, name: &str) -> anyhow::Result<ExitCode> {
+    if !open(config)?.remove_connection(name)? {
+        anyhow::bail!("no connection named `{name}`");
+    }
+    println!("removed connection {name}");
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn test_connection(config: &Config, name: &str) -> anyhow::Result<ExitCode> {
+    let store = open(config)?;
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let result = rt.block_on(admin::test_connection(&store, name, config))?;
+    println!("{}", result.message);
+    Ok(if result.ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+/// `bind`
+#[derive(Debug, clap::Args)]
+pub struct BindArgs {
+    /// Installed plugin to run.
+    plugin: String,
+    /// global, space:<KEY> or page:<ID> (the page and everything under it).
+    #[arg(long, default_value = "global")]
+    scope: String,
+    /// Only events from this Confluence connection [default: every source].
+    #[arg(long)]
+    source: Option<String>,
+    /// Event kinds, comma-separated [default: all the plugin handles].
+    #[arg(long, value_delimiter = ',')]
+    events: Vec<String>,
+    /// Where its actions may go: slack:#chan, slack-dm:<email|*>, teams:<conn>, confluence:<SPACE>, comment:<id|*>.
+    #[arg(long = "to", value_name = "DESTINATION")]
+    to: Vec<String>,
+    /// A plugin setting; repeatable.
+    #[arg(long = "set", value_name = "NAME=VALUE", value_parser = parse_setting)]
+    settings: Vec<(String, String)>,
+    /// Record this binding's deliveries instead of sending them.
+    #[arg(long)]
+    dry_run: bool,
+}
+
+pub fn bind(config: &Config, args: BindArgs) -> anyhow::Result<ExitCode> {
+    let b = admin::bind(
+        &open(config)?,
+        BindRequest {
+            plugin: args.plugin,
+            scope: args.scope,
+            source: args.source,
+            events: args.events,
+            to: args.to,
+            settings: args.settings,
+            dry_run: args.dry_run,
+        },
+    )?;
+    println!(
+        "binding {}: {} on {} in {} -> {}",
+        b.id,
+        b.plugin,
+        b.events.join(","),
+        b.scope,
+        b.destinations.join(", ")
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn unbind(config: &Config, id: i64) -> anyhow::Result<ExitCode> {
+    open(config)?.remove_binding(id)?;
+    println!("removed binding {id}");
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn bindings(config: &Config, out: Output) -> anyhow::Result<ExitCode> {
+    let bindings = open(config)?.bindings(None)?;
+    if out.json {
+        return print_json(&bindings);
+    }
+    table(
+        &["ID", "PLUGIN", "SCOPE", "SOURCE", "EVENTS", "TO", "SETTINGS"],
+        bindings
+            .into_iter()
+            .map(|b| {
+                vec![
+                    b.id.to_string(),
+                    b.plugin,
+                    b.scope.to_string(),
+                    b.source.unwrap_or_else(|| "*".into()),
+                    b.events.join(","),
+                    format!("{}{}", b.destinations.join(","), if b.dry_run { " (dry run)" } else { "" }),
+                    b.settings
+                        .iter()
+                        .map(|(k, v)| format!("{k}={v}"))
+                        .collect::<Vec<_>>()
+                        .join(" "),
+                ]
+            })
+            .collect(),
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `events` and `deliveries`
+#[derive(Debug, clap::Args)]
+pub struct ListArgs {
+    /// Only this status.
+    #[arg(long)]
+    status: Option<String>,
+    /// At most this many, newest first.
+    #[arg(long, default_value_t = 50)]
+    limit: usize,
+    #[command(flatten)]
+    out: Output,
+}
+
+pub fn events(config: &Config, args: ListArgs) -> anyhow::Result<ExitCode> {
+    let status = args
+        .status
+        .as_deref()
+        .map(EventStatus::parse)
+        .transpose()
+        .map_err(anyhow::Error::msg)?;
+    let events = open(config)?.events(status, args.limit)?;
+    if args.out.json {
+        return print_json(&events);
+    }
+    table(
+        &["ID", "RECEIVED", "SOURCE", "EVENT", "CONTENT", "STATUS", "NOTE"],
+        events
+            .into_iter()
+            .map(|e| {
+                let content = e
+                    .event
+                    .as_ref()
+                    .and_then(|ev| ev.content.as_ref())
+                    .map(|c| format!("{} \"{}\" ({})", c.id, c.title, c.space_key))
+                    .unwrap_or_default();
+                vec![
+                    e.id.to_string(),
+                    time(e.received_at),
+                    e.source,
+                    e.name,
+                    content,
+                    e.status.as_str().into(),
+                    e.error.unwrap_or_default(),
+                ]
+            })
+            .collect(),
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn deliveries(config: &Config, args: ListArgs) -> anyhow::Result<ExitCode> {
+    let deliveries = open(config)?.deliveries(args.status.as_deref(), args.limit)?;
+    if args.out.json {
+        return print_json(&deliveries);
+    }
+    table(
+        &["ID", "EVENT", "PLUGIN", "ACTION", "TO", "STATUS", "ATTEMPTS", "LAST ERROR"],
+        deliveries
+            .into_iter()
+            .map(|d| {
+                vec![
+                    d.id.to_string(),
+                    d.event_id.to_string(),
+                    d.plugin,
+                    d.kind,
+                    d.action.destination(),
+                    format!("{}{}", d.status, if d.dry_run { " (dry run)" } else { "" }),
+                    d.attempts.to_string(),
+                    d.last_error.unwrap_or_default(),
+                ]
+            })
+            .collect(),
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `failures`
+#[derive(Debug, clap::Args)]
+pub struct FailuresArgs {
+    /// Only this plugin's.
+    #[arg(long)]
+    plugin: Option<String>,
+    /// At most this many, newest first.
+    #[arg(long, default_value_t = 50)]
+    limit: usize,
+    #[command(flatten)]
+    out: Output,
+}
+
+pub fn failures(config: &Config, args: FailuresArgs) -> anyhow::Result<ExitCode> {
+    let failures = open(config)?.failures(args.plugin.as_deref(), args.limit)?;
+    if args.out.json {
+        return print_json(&failures);
+    }
+    table(
+        &["AT", "EVENT", "BINDING", "PLUGIN", "CODE", "MESSAGE"],
+        failures
+            .into_iter()
+            .map(|f| {
+                vec![
+                    time(f.at),
+                    f.event_id.to_string(),
+                    f.binding_id.to_string(),
+                    f.plugin,
+                    f.code,
+                    f.message,
+                ]
+            })
+            .collect(),
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The stored, enriched event `id`, for `plugin run --event-id`.
+pub fn stored_event(config: &Config, id: i64) -> anyhow::Result<crate::model::Event> {
+    let record = open(config)?
+        .event(id)?
+        .with_context(|| format!("no event with id {id} in {}", config.store.database.display()))?;
+    record.event.with_context(|| {
+        format!(
+            "event {id} ({}) is {}: it has not been enriched yet, so there is nothing to replay",
+            record.name,
+            record.status.as_str()
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn times_are_utc_calendar_dates() {
+        assert_eq!(super::time(0), "1970-01-01 00:00:00");
+        assert_eq!(super::time(1_768_241_233_603), "2026-01-12 18:07:13");
+        assert_eq!(super::time(951_782_400_000), "2000-02-29 00:00:00");
+    }
+}

@@ -1,0 +1,365 @@
+//! Dispatch: turn each stored event into outbox deliveries.
+//!
+//! For every pending event, oldest first: enrich it from its Confluence
+//! source, find the enabled bindings that want it, run each binding's plugin
+//! in the sandbox (in parallel, off the async threads), check every action
+//! against the two-party rule (declared in the manifest, granted at install,
+//! destination named by the binding) and write the accepted ones as
+//! deliveries, the verdicts as audit lines and failed calls as failures, in
+//! the one transaction that marks the event dispatched. A plugin failure is
+//! recorded and never blocks other bindings or events; enrichment that fails
+//! for now leaves the event pending with a growing delay. Nothing is lost on
+//! a crash: an event is pending until that transaction commits, and plugins
+//! are pure, so running them again gives the same actions.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::{Notify, watch};
+
+use crate::config::Config;
+use crate::source::client::{ClientOptions, ConfluenceAuth, ConfluenceClient};
+use crate::source::enrich::{EnrichError, Enricher};
+use crate::source::webhook::{self, Payload};
+use crate::destination::first_allowing;
+use crate::metrics::Metrics;
+use crate::model::{Action, Event};
+use crate::runtime::{LoadedPlugin, PluginPackage, Runtime};
+use crate::store::{
+    AuditRecord, Binding, BreakerPolicy, ConnectionKind, ConnectionRecord, Dispatched,
+    EventRecord, EventStatus, FailureRecord, NewDelivery, PluginRecord, Store, now_ms,
+};
+
+/// Events taken from the store per round.
+const BATCH: usize = 64;
+/// Longest wait between retries of an event whose source could not be read.
+const MAX_RETRY: Duration = Duration::from_secs(300);
+
+/// Runs plugins over stored events; one per process.
+pub struct Dispatcher {
+    store: Arc<Store>,
+    runtime: Arc<Runtime>,
+    metrics: Arc<Metrics>,
+    config: Config,
+    plugins: Mutex<HashMap<String, LoadedPlugin>>,
+    sources: Mutex<HashMap<String, (ConnectionRecord, Arc<Enricher>)>>,
+}
+
+impl Dispatcher {
+    /// A dispatcher over `store`, loading plugins with `runtime`.
+    pub fn new(
+        store: Arc<Store>,
+        runtime: Arc<Runtime>,
+        metrics: Arc<Metrics>,
+        config: Config,
+    ) -> Dispatcher {
+        Dispatcher {
+            store,
+            runtime,
+            metrics,
+            config,
+            plugins: Mutex::new(HashMap::new()),
+            sources: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Dispatches until `shutdown` turns true: whenever `wake` is notified
+    /// (a new event was stored), and at least once a second for deferred ones.
+    pub async fn run(self: Arc<Self>, wake: Arc<Notify>, mut shutdown: watch::Receiver<bool>) {
+        loop {
+            if *shutdown.borrow() {
+                return;
+            }
+            match self.round().await {
+                Ok(n) if n == BATCH => continue,
+                Ok(_) => {}
+                Err(e) => tracing::error!(error = %e, "dispatch round failed"),
+            }
+            tokio::select! {
+                _ = wake.notified() => {}
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                _ = shutdown.changed() => {}
+            }
+        }
+    }
+
+    /// Dispatches the events that are due now; returns how many it took.
+    pub async fn round(&self) -> anyhow::Result<usize> {
+        let store = self.store.clone();
+        let due = tokio::task::spawn_blocking(move || store.due_events(BATCH)).await??;
+        let n = due.len();
+        for record in due {
+            self.dispatch(record).await?;
+        }
+        Ok(n)
+    }
+
+    async fn dispatch(&self, record: EventRecord) -> anyhow::Result<()> {
+        let body = serde_json::to_vec(&record.payload)?;
+        let hook = match webhook::parse(&body) {
+            Ok(Payload::Event(hook)) => hook,
+            Ok(Payload::Test) => {
+                return Ok(self.store.close_event(record.id, EventStatus::Ignored, Some("test connection"))?);
+            }
+            Err(e) => {
+                let msg = format!("stored payload does not parse: {e}");
+                return Ok(self.store.close_event(record.id, EventStatus::Failed, Some(&msg))?);
+            }
+        };
+        let event = match self.enricher(&record.source) {
+            Err(message) => {
+                // The source was removed or misconfigured after the event was
+                // accepted: keep the event until an admin fixes it.
+                self.defer(&record, &message, None)?;
+                return Ok(());
+            }
+            Ok(enricher) => match enricher.enrich(&record.key, &hook).await {
+                Ok(event) => event,
+                Err(e) => {
+                    let retry_after = match &e {
+                        EnrichError::Transient { retry_after, .. } => *retry_after,
+                        EnrichError::Permanent(_) => None,
+                    };
+                    self.defer(&record, &format!("reading the event from Confluence: {e}"), retry_after)?;
+                    return Ok(());
+                }
+            },
+        };
+        let dispatched = self.run_bindings(record.id, event).await?;
+        let policy = BreakerPolicy {
+            threshold: self.config.dispatch.breaker_threshold.max(1),
+            cooldown_ms: self.config.dispatch.breaker_cooldown_secs as i64 * 1000,
+        };
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || store.finish_dispatch(&dispatched, policy)).await??;
+        self.metrics.dispatched();
+        Ok(())
+    }
+
+    /// Leaves an event pending for a later round: after Confluence's
+    /// `Retry-After` if it gave one, else with a doubling delay.
+    fn defer(&self, record: &EventRecord, message: &str, retry_after: Option<Duration>) -> anyhow::Result<()> {
+        let first = Duration::from_secs(self.config.dispatch.retry_secs.max(1));
+        let backoff = first.saturating_mul(1 << record.attempts.min(16)).min(MAX_RETRY);
+        let wait = retry_after.map_or(backoff, |r| r.max(first));
+        tracing::warn!(event = record.id, retry_in = ?wait, "{message}");
+        self.store
+            .defer_event(record.id, message, now_ms() + wait.as_millis() as i64)?;
+        Ok(())
+    }
+
+    /// The enricher for a Confluence source, rebuilt when its connection changes.
+    fn enricher(&self, source: &str) -> Result<Arc<Enricher>, String> {
+        let conn = self
+            .store
+            .connection(source)
+            .map_err(|e| e.to_string())?
+            .filter(|c| c.kind == ConnectionKind::Confluence)
+            .ok_or_else(|| format!("Confluence connection `{source}` no longer exists"))?;
+        let mut sources = self.sources.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((known, enricher)) = sources.get(source)
+            && *known == conn
+        {
+            return Ok(enricher.clone());
+        }
+        let secret = conn
+            .secret
+            .as_ref()
+            .ok_or_else(|| format!("connection `{source}` has no token"))?
+            .resolve()
+            .map_err(|m| format!("connection `{source}`: {m}"))?;
+        let auth = match &conn.username {
+            Some(username) => ConfluenceAuth::Basic {
+                username: username.clone(),
+                password: secret,
+            },
+            None => ConfluenceAuth::Bearer(secret),
+        };
+        let options = ClientOptions {
+            timeout: self.config.enrichment_timeout(),
+            max_retry_after: Duration::from_secs(self.config.enrichment.max_retry_after_secs),
+            ..ClientOptions::default()
+        };
+        let client = ConfluenceClient::new(&conn.url, auth, options);
+        let enricher = Arc::new(Enricher::new(
+            source,
+            client,
+            Duration::from_secs(self.config.enrichment.cache_ttl_secs),
+        ));
+        sources.insert(source.to_owned(), (conn, enricher.clone()));
+        Ok(enricher)
+    }
+
+    /// Runs every binding that wants `event` and collects what they decided.
+    async fn run_bindings(&self, event_id: i64, event: Event) -> anyhow::Result<Dispatched> {
+        let store = self.store.clone();
+        let (bindings, plugins) = tokio::task::spawn_blocking(move || {
+            anyhow::Ok((store.bindings(None)?, store.plugins()?))
+        })
+        .await??;
+        let plugins: HashMap<String, PluginRecord> =
+            plugins.into_iter().map(|p| (p.name.clone(), p)).collect();
+        let mut out = Dispatched {
+            event_id,
+            event: event.clone(),
+            deliveries: vec![],
+            audit: vec![],
+            failures: vec![],
+            calls: vec![],
+        };
+        let event = Arc::new(event);
+        let mut calls = Vec::new();
+        for binding in bindings.into_iter().filter(|b| b.wants(&event)) {
+            let Some(plugin) = plugins.get(&binding.plugin) else {
+                continue;
+            };
+            if !plugin.enabled || !plugin.manifest.wants(event.kind) {
+                continue;
+            }
+            if let Some(until) = plugin.breaker_until
+                && until > now_ms()
+            {
+                self.metrics.failure(&plugin.name, "breaker-open");
+                out.failures.push(failure(
+                    event_id,
+                    &binding,
+                    "breaker-open",
+                    format!(
+                        "plugin `{}` skipped: its breaker is open after repeated failures ({}); `pagehook plugin reset {}` closes it",
+                        plugin.name,
+                        plugin.breaker_error.as_deref().unwrap_or("unknown error"),
+                        plugin.name
+                    ),
+                    String::new(),
+                ));
+                continue;
+            }
+            let loaded = match self.loaded(plugin) {
+                Ok(l) => l,
+                Err(message) => {
+                    self.metrics.failure(&plugin.name, "load");
+                    out.calls.push((plugin.name.clone(), false, Some(message.clone())));
+                    out.failures.push(failure(event_id, &binding, "load", message, String::new()));
+                    continue;
+                }
+            };
+            let settings = match plugin.manifest.resolve_settings(&binding.settings) {
+                Ok(s) => s,
+                Err(message) => {
+                    out.failures.push(failure(event_id, &binding, "settings", message, String::new()));
+                    continue;
+                }
+            };
+            let event = event.clone();
+            let call = tokio::task::spawn_blocking(move || loaded.call(&event, &settings));
+            calls.push((binding, plugin.clone(), call));
+        }
+        for (binding, plugin, call) in calls {
+            let report = call.await?;
+            let seconds = report.elapsed.as_secs_f64();
+            match report.outcome {
+                Ok(actions) => {
+                    self.metrics.call(&plugin.name, seconds, None);
+                    out.calls.push((plugin.name.clone(), true, None));
+                    for action in actions {
+                        judge(&mut out, &binding, &plugin, action);
+                    }
+                }
+                Err(e) => {
+                    self.metrics.call(&plugin.name, seconds, Some(e.code()));
+                    out.calls.push((plugin.name.clone(), false, Some(e.to_string())));
+                    out.failures
+                        .push(failure(event_id, &binding, e.code(), e.to_string(), report.log));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// The loaded plugin for an installed record, loading it (from the
+    /// compiled cache, normally) when it is new or was reinstalled.
+    fn loaded(&self, plugin: &PluginRecord) -> Result<LoadedPlugin, String> {
+        let mut plugins = self.plugins.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(l) = plugins.get(&plugin.name)
+            && l.sha256() == plugin.sha256
+        {
+            return Ok(l.clone());
+        }
+        let loaded = load_pinned(&self.runtime, plugin)?;
+        plugins.insert(plugin.name.clone(), loaded.clone());
+        Ok(loaded)
+    }
+}
+
+/// Loads an installed plugin from its copy, refusing it if the component's
+/// hash is no longer the one pinned at install.
+pub fn load_pinned(runtime: &Runtime, plugin: &PluginRecord) -> Result<LoadedPlugin, String> {
+    let package = PluginPackage::open(Path::new(&plugin.dir)).map_err(|e| e.to_string())?;
+    if package.sha256 != plugin.sha256 {
+        return Err(format!(
+            "plugin `{}` at {} is sha256 {}, not the {} pinned at install; reinstall it",
+            plugin.name, plugin.dir, package.sha256, plugin.sha256
+        ));
+    }
+    runtime.load(&package).map_err(|e| e.to_string())
+}
+
+/// Applies the two-party rule to one action and records the verdict.
+fn judge(out: &mut Dispatched, binding: &Binding, plugin: &PluginRecord, action: Action) {
+    let kind = action.kind();
+    let wanted = action.destination();
+    let rejected = if !plugin.manifest.actions.iter().any(|a| a == kind) {
+        Some(format!("`{kind}` is not declared in the plugin's manifest"))
+    } else if !plugin.grants.iter().any(|g| g == kind) {
+        Some(format!("`{kind}` was not granted at install"))
+    } else if first_allowing(&binding.destinations, &action).is_none() {
+        Some(format!(
+            "binding {} does not allow `{kind}` to `{wanted}` (its destinations: {})",
+            binding.id,
+            if binding.destinations.is_empty() {
+                "none".to_owned()
+            } else {
+                binding.destinations.join(", ")
+            }
+        ))
+    } else {
+        None
+    };
+    out.audit.push(AuditRecord {
+        at: now_ms(),
+        event_id: out.event_id,
+        binding_id: binding.id,
+        plugin: plugin.name.clone(),
+        sha256: plugin.sha256.clone(),
+        kind: kind.to_owned(),
+        destination: wanted,
+        verdict: if rejected.is_some() { "rejected" } else { "accepted" }.to_owned(),
+        reason: rejected.clone(),
+    });
+    if rejected.is_none() {
+        let destination = first_allowing(&binding.destinations, &action)
+            .unwrap_or_default()
+            .to_owned();
+        out.deliveries.push(NewDelivery {
+            binding_id: binding.id,
+            plugin: plugin.name.clone(),
+            destination,
+            action,
+            dry_run: binding.dry_run,
+        });
+    }
+}
+
+fn failure(event_id: i64, binding: &Binding, code: &str, message: String, log: String) -> FailureRecord {
+    FailureRecord {
+        at: now_ms(),
+        event_id,
+        binding_id: binding.id,
+        plugin: binding.plugin.clone(),
+        code: code.to_owned(),
+        message,
+        log,
+    }
+}

@@ -1,0 +1,154 @@
+//! `pagehook serve`: the HTTP side of the sidecar.
+//!
+//! Routes: `POST /hooks/confluence/{source}` (webhooks, see [`hooks`]),
+//! `/api/...` (the admin API, see [`api`]), `GET /healthz` and
+//! `GET /metrics`. The dispatcher runs in the same process and is woken by
+//! every newly stored event.
+
+mod api;
+mod hooks;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Json, Response};
+use axum::routing::get;
+use serde_json::json;
+use tokio::sync::{Notify, watch};
+
+use crate::config::Config;
+use crate::dispatch::Dispatcher;
+use crate::metrics::Metrics;
+use crate::runtime::Runtime;
+use crate::secret::Secret;
+use crate::store::Store;
+use crate::store::ingest::Ingest;
+
+/// What every request handler shares.
+pub struct AppState {
+    /// The database.
+    pub store: Arc<Store>,
+    /// The durable webhook write path.
+    pub ingest: Ingest,
+    /// Metrics for `/metrics`.
+    pub metrics: Arc<Metrics>,
+    /// The sandbox (for installs through the API).
+    pub runtime: Arc<Runtime>,
+    /// The configuration it was started with.
+    pub config: Config,
+    /// The admin API's bearer token; `None` refuses every admin request.
+    pub admin_token: Option<Secret>,
+    /// Cached webhook secrets by source.
+    pub sources: hooks::SourceCache,
+}
+
+/// A JSON error answer: `{"error": "..."}` with a status.
+pub fn error(status: StatusCode, message: impl Into<String>) -> Response {
+    (status, Json(json!({ "error": message.into() }))).into_response()
+}
+
+/// The router over a state; what tests and `serve` use.
+pub fn router(state: Arc<AppState>) -> Router {
+    let body_limit = state.config.server.body_limit_bytes;
+    Router::new()
+        .merge(hooks::routes(body_limit))
+        .nest("/api", api::routes(state.clone()))
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .with_state(state)
+}
+
+async fn healthz(State(state): State<Arc<AppState>>) -> Response {
+    let store = state.store.clone();
+    match tokio::task::spawn_blocking(move || store.event_counts()).await {
+        Ok(Ok(counts)) => {
+            let counts: serde_json::Map<String, serde_json::Value> =
+                counts.into_iter().map(|(k, v)| (k, v.into())).collect();
+            Json(json!({ "status": "ok", "events": counts })).into_response()
+        }
+        Ok(Err(e)) => error(StatusCode::SERVICE_UNAVAILABLE, format!("database: {e}")),
+        Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+    }
+}
+
+async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        state.metrics.encode(),
+    )
+        .into_response()
+}
+
+/// Opens the store, starts ingest and the dispatcher, and serves until
+/// SIGTERM or Ctrl-C; prints the bound address on stdout first.
+pub async fn serve(config: Config, listen: Option<String>) -> anyhow::Result<()> {
+    let store = Arc::new(Store::open(&config.store.database)?);
+    let wake = Arc::new(Notify::new());
+    let ingest = Ingest::start(&config.store.database, wake.clone())?;
+    let metrics = Arc::new(Metrics::new());
+    let runtime = Arc::new(Runtime::new(config.runtime_config()?));
+    let admin_token = config.admin_token()?;
+    if admin_token.is_none() {
+        tracing::warn!("no server.admin-token configured: the admin API under /api refuses every request");
+    }
+    let addr = listen.unwrap_or_else(|| config.server.listen.clone());
+    let listener = tokio::net::TcpListener::bind(&addr)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
+    let local: SocketAddr = listener.local_addr()?;
+
+    let dispatcher = Arc::new(Dispatcher::new(
+        store.clone(),
+        runtime.clone(),
+        metrics.clone(),
+        config.clone(),
+    ));
+    let (stop, stopped) = watch::channel(false);
+    let dispatch_task = tokio::spawn(dispatcher.run(wake.clone(), stopped));
+
+    let state = Arc::new(AppState {
+        store,
+        ingest,
+        metrics,
+        runtime,
+        config,
+        admin_token,
+        sources: hooks::SourceCache::default(),
+    });
+    println!("pagehook listening on http://{local}");
+    tracing::info!(%local, "listening");
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
+    let _ = stop.send(true);
+    let _ = dispatch_task.await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+    tracing::info!("shutting down: no new requests; finishing the current dispatch");
+}

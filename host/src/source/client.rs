@@ -1,0 +1,270 @@
+//! Confluence Data Center's REST API, as far as Pagehook reads it.
+//!
+//! Authenticates with a personal access token (`Authorization: Bearer`) or
+//! Basic credentials, honours `429 Retry-After` (clamped: Confluence has been
+//! seen sending 2^63-1), waits briefly and retries on 429 and 5xx, and turns
+//! every failure into a [`ClientError`] that never contains the credentials.
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::Value;
+
+use crate::model::Person;
+use crate::secret::Secret;
+
+/// How the client authenticates.
+#[derive(Debug, Clone)]
+pub enum ConfluenceAuth {
+    /// A personal access token.
+    Bearer(Secret),
+    /// A user and password (or API token).
+    Basic {
+        /// The user.
+        username: String,
+        /// Its password.
+        password: Secret,
+    },
+}
+
+/// Timeouts and retry behaviour.
+#[derive(Debug, Clone)]
+pub struct ClientOptions {
+    /// Per request.
+    pub timeout: Duration,
+    /// Longest `Retry-After` believed.
+    pub max_retry_after: Duration,
+    /// Longest wait spent inside one call before giving the rate limit back
+    /// to the caller (which then retries the event later instead of blocking).
+    pub max_inline_wait: Duration,
+    /// Requests per call, including retries after 429 and 5xx.
+    pub attempts: u32,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        ClientOptions {
+            timeout: Duration::from_secs(10),
+            max_retry_after: Duration::from_secs(600),
+            max_inline_wait: Duration::from_secs(5),
+            attempts: 3,
+        }
+    }
+}
+
+/// Why a REST call failed.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ClientError {
+    /// 401/403: the token or password is wrong, expired or lacks permission.
+    #[error("Confluence refused the credentials (HTTP {0}): check the connection's token")]
+    Unauthorized(u16),
+    /// 429 beyond what one call waits for.
+    #[error("Confluence is rate limiting; retry after {} s", .retry_after.as_secs())]
+    RateLimited {
+        /// How long Confluence asked to wait (clamped).
+        retry_after: Duration,
+    },
+    /// 5xx after retries.
+    #[error("Confluence answered HTTP {0}")]
+    Server(u16),
+    /// Could not reach Confluence or the request timed out.
+    #[error("cannot reach Confluence: {0}")]
+    Network(String),
+    /// An answer that is not what the API documents.
+    #[error("unexpected answer from Confluence: {0}")]
+    BadAnswer(String),
+}
+
+impl ClientError {
+    /// Worth retrying later (as opposed to needing an admin).
+    pub fn is_transient(&self) -> bool {
+        !matches!(self, ClientError::Unauthorized(_))
+    }
+
+    /// How long the caller should wait before trying again, when Confluence said.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            ClientError::RateLimited { retry_after } => Some(*retry_after),
+            _ => None,
+        }
+    }
+}
+
+/// Fields enrichment asks Confluence to include.
+pub const CONTENT_EXPAND: &str = "space,version,history,metadata.labels,ancestors,container,restrictions.read.restrictions.user,restrictions.read.restrictions.group,body.view";
+
+/// A client for one Confluence instance.
+#[derive(Clone)]
+pub struct ConfluenceClient {
+    base: String,
+    auth: ConfluenceAuth,
+    http: reqwest::Client,
+    options: ClientOptions,
+}
+
+impl ConfluenceClient {
+    /// A client for the instance at `base_url` (with its context path).
+    pub fn new(base_url: &str, auth: ConfluenceAuth, options: ClientOptions) -> ConfluenceClient {
+        let http = reqwest::Client::builder()
+            .timeout(options.timeout)
+            .user_agent(concat!("pagehook/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .expect("a TLS backend is compiled in");
+        ConfluenceClient {
+            base: base_url.trim_end_matches('/').to_owned(),
+            auth,
+            http,
+            options,
+        }
+    }
+
+    /// `GET /rest/api/content/{id}?status=any&expand=...`; `None` when it does not exist (or we may not see it).
+    pub async fn content(&self, id: u64) -> Result<Option<Value>, ClientError> {
+        self.get(&format!(
+            "/rest/api/content/{id}?status=any&expand={CONTENT_EXPAND}"
+        ))
+        .await
+    }
+
+    /// `GET /rest/api/user?key=`; `None` for an unknown (e.g. deleted) user.
+    pub async fn user(&self, key: &str) -> Result<Option<Person>, ClientError> {
+        let key: String = form_urlencoded(key);
+        Ok(self
+            .get(&format!("/rest/api/user?key={key}"))
+            .await?
+            .map(|v| person(&v, None)))
+    }
+
+    /// `GET /rest/api/user/current`: whom the credentials belong to.
+    pub async fn current_user(&self) -> Result<Person, ClientError> {
+        let v = self
+            .get("/rest/api/user/current")
+            .await?
+            .ok_or_else(|| ClientError::BadAnswer("/rest/api/user/current answered 404".into()))?;
+        let p = person(&v, None);
+        if p.key.is_empty() {
+            return Err(ClientError::BadAnswer("the current user has no userKey".into()));
+        }
+        Ok(p)
+    }
+
+    async fn get(&self, path: &str) -> Result<Option<Value>, ClientError> {
+        let url = format!("{}{path}", self.base);
+        let mut waited = Duration::ZERO;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let req = self.http.get(&url).header("Accept", "application/json");
+            let req = match &self.auth {
+                ConfluenceAuth::Bearer(token) => req.bearer_auth(token.expose()),
+                ConfluenceAuth::Basic { username, password } => {
+                    req.basic_auth(username, Some(password.expose()))
+                }
+            };
+            let answer = match req.send().await {
+                Ok(a) => a,
+                Err(e) if attempt < self.options.attempts => {
+                    tracing::debug!(error = %e.without_url(), "Confluence request failed; retrying");
+                    tokio::time::sleep(backoff(attempt)).await;
+                    continue;
+                }
+                Err(e) => return Err(ClientError::Network(e.without_url().to_string())),
+            };
+            let status = answer.status();
+            match status {
+                s if s.is_success() => {
+                    return answer
+                        .json::<Value>()
+                        .await
+                        .map(Some)
+                        .map_err(|e| ClientError::BadAnswer(e.without_url().to_string()));
+                }
+                StatusCode::NOT_FOUND => return Ok(None),
+                StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
+                    return Err(ClientError::Unauthorized(status.as_u16()));
+                }
+                StatusCode::TOO_MANY_REQUESTS => {
+                    let wait = retry_after(answer.headers(), self.options.max_retry_after);
+                    if attempt >= self.options.attempts || waited + wait > self.options.max_inline_wait {
+                        return Err(ClientError::RateLimited { retry_after: wait });
+                    }
+                    waited += wait;
+                    tokio::time::sleep(wait).await;
+                }
+                s if s.is_server_error() => {
+                    if attempt >= self.options.attempts {
+                        return Err(ClientError::Server(s.as_u16()));
+                    }
+                    tokio::time::sleep(backoff(attempt)).await;
+                }
+                s => {
+                    return Err(ClientError::BadAnswer(format!(
+                        "HTTP {} for {}",
+                        s.as_u16(),
+                        path.split('?').next().unwrap_or(path)
+                    )));
+                }
+            }
+        }
+    }
+}
+
+fn backoff(attempt: u32) -> Duration {
+    Duration::from_millis(100 * u64::from(attempt))
+}
+
+/// `Retry-After` in seconds, clamped to `max`; a missing or unreadable value means one second.
+fn retry_after(headers: &reqwest::header::HeaderMap, max: Duration) -> Duration {
+    let secs = headers
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.trim().parse::<u128>().unwrap_or(u128::MAX))
+        .unwrap_or(1);
+    Duration::from_secs(secs.min(max.as_secs() as u128) as u64)
+}
+
+fn form_urlencoded(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// A person from a REST user object (`userKey`, `username`, `displayName`, `email`).
+pub fn person(v: &Value, fallback_key: Option<&str>) -> Person {
+    let s = |k: &str| v.get(k).and_then(Value::as_str).filter(|s| !s.is_empty()).map(str::to_owned);
+    Person {
+        key: s("userKey").or_else(|| fallback_key.map(str::to_owned)).unwrap_or_default(),
+        username: s("username"),
+        display_name: s("displayName"),
+        email: s("email"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_is_clamped_and_defaults() {
+        let mut h = reqwest::header::HeaderMap::new();
+        let max = Duration::from_secs(600);
+        assert_eq!(retry_after(&h, max), Duration::from_secs(1));
+        h.insert("retry-after", "9223372036854775807".parse().unwrap());
+        assert_eq!(retry_after(&h, max), max);
+        h.insert("retry-after", "99999999999999999999999999999".parse().unwrap());
+        assert_eq!(retry_after(&h, max), max);
+        h.insert("retry-after", "3".parse().unwrap());
+        assert_eq!(retry_after(&h, max), Duration::from_secs(3));
+    }
+
+    #[test]
+    fn errors_never_carry_the_token() {
+        let e = ClientError::Unauthorized(401);
+        assert!(!e.is_transient());
+        assert!(e.to_string().contains("check the connection's token"));
+        assert_eq!(form_urlencoded("a b/ü"), "a%20b%2F%C3%BC");
+    }
+}
