@@ -114,7 +114,7 @@ macro_rules! export_plugin {
             }
 
             #[cfg(target_family = "wasm")]
-            $crate::wit::export!(__PagehookExport with_types_in $crate::wit);
+    $crate::wit::export!(__PagehookExport with_types_in $crate::wit);
         };
     };
 }

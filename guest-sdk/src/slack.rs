@@ -354,7 +354,10 @@ mod tests {
     #[test]
     fn context_keeps_at_most_10_elements() {
         let b = context((0..20).map(|i| i.to_string()));
-        assert_eq!(b["elements"].as_array().unwrap().len(), MAX_CONTEXT_ELEMENTS);
+        assert_eq!(
+            b["elements"].as_array().unwrap().len(),
+            MAX_CONTEXT_ELEMENTS
+        );
     }
 
     #[test]
@@ -383,8 +386,10 @@ mod tests {
             els[0]["text"]["text"].as_str().unwrap().chars().count(),
             MAX_BUTTON_TEXT_CHARS
         );
-        let ids: std::collections::HashSet<_> =
-            els.iter().map(|e| e["action_id"].as_str().unwrap()).collect();
+        let ids: std::collections::HashSet<_> = els
+            .iter()
+            .map(|e| e["action_id"].as_str().unwrap())
+            .collect();
         assert_eq!(ids.len(), els.len());
         let p = actions([LinkButton::new("Open", "https://x").primary()]);
         assert_eq!(p["elements"][0]["style"], "primary");

@@ -398,7 +398,10 @@ pub fn numbered_list<T: Into<Xml>>(items: impl IntoIterator<Item = T>) -> Xml {
 }
 
 fn list<T: Into<Xml>>(tag: &str, items: impl IntoIterator<Item = T>) -> Xml {
-    element(tag, items.into_iter().map(|i| element("li", i.into())).collect())
+    element(
+        tag,
+        items.into_iter().map(|i| element("li", i.into())).collect(),
+    )
 }
 
 /// A table with a header row: `header` cells become `<th>`, each row's
@@ -409,9 +412,18 @@ where
     R: IntoIterator<Item = C>,
     C: Into<Xml>,
 {
-    let mut body = element("tr", header.into_iter().map(|h| element("th", h.into())).collect());
+    let mut body = element(
+        "tr",
+        header
+            .into_iter()
+            .map(|h| element("th", h.into()))
+            .collect(),
+    );
     for row in rows {
-        body.push(element("tr", row.into_iter().map(|c| element("td", c.into())).collect()));
+        body.push(element(
+            "tr",
+            row.into_iter().map(|c| element("td", c.into())).collect(),
+        ));
     }
     element("table", element("tbody", body))
 }
@@ -580,7 +592,11 @@ mod tests {
              <ac:task><ac:task-id>2</ac:task-id><ac:task-status>complete</ac:task-status><ac:task-body>Party</ac:task-body></ac:task>\
              </ac:task-list>"
         );
-        assert!(task_list_from(7, [Task::new("x")]).as_str().contains("<ac:task-id>7</ac:task-id>"));
+        assert!(
+            task_list_from(7, [Task::new("x")])
+                .as_str()
+                .contains("<ac:task-id>7</ac:task-id>")
+        );
     }
 
     #[test]

@@ -202,7 +202,8 @@ fn shrinkable_texts(value: &Value, pointer: String, out: &mut Vec<(String, usize
     match value {
         Value::Object(map) => {
             for (key, child) in map {
-                let child_pointer = format!("{pointer}/{}", key.replace('~', "~0").replace('/', "~1"));
+                let child_pointer =
+                    format!("{pointer}/{}", key.replace('~', "~0").replace('/', "~1"));
                 match (child, is_shrinkable(map, key)) {
                     (Value::String(s), true) => out.push((child_pointer, s.chars().count())),
                     _ => shrinkable_texts(child, child_pointer, out),
@@ -258,7 +259,10 @@ mod tests {
             .push(heading("Release notes"))
             .push(subtle_text("Ada Lovelace created a page in ENG"))
             .push(fact_set([("Space", "ENG"), ("Version", "1")]))
-            .push(column_set([vec![text_block("left")], vec![text_block("right")]]))
+            .push(column_set([
+                vec![text_block("left")],
+                vec![text_block("right")],
+            ]))
             .push(text_block(excerpt))
             .action(open_url("Open page", "https://wiki.example.com/pages/1"))
     }
@@ -301,7 +305,10 @@ mod tests {
         let card = sample_card(&"é\"<".repeat(20_000));
         let json: Value = serde_json::from_str(&card.to_json()).unwrap();
         assert!(message_size(&json) <= MAX_MESSAGE_BYTES);
-        assert!(message_size(&json) > MAX_MESSAGE_BYTES - 100, "cut far too much");
+        assert!(
+            message_size(&json) > MAX_MESSAGE_BYTES - 100,
+            "cut far too much"
+        );
         let excerpt = json["body"][4]["text"].as_str().unwrap();
         assert!(excerpt.ends_with('…'));
         // Everything else survives.

@@ -109,7 +109,10 @@ mod tests {
         let u = event(EventKind::PageUpdated);
         assert_eq!(u.update_trigger.as_deref(), Some("edit_page"));
         assert_eq!(u.content.as_ref().unwrap().version, 2);
-        assert_eq!(event(EventKind::LabelAdded).label.as_deref(), Some("release"));
+        assert_eq!(
+            event(EventKind::LabelAdded).label.as_deref(),
+            Some("release")
+        );
         for kind in EventKind::ALL {
             assert_eq!(event(kind).kind, kind);
         }

@@ -83,22 +83,31 @@ pub fn install_plugin(
             granted.push(g.clone());
         }
     }
-    let missing: Vec<&String> = manifest.actions.iter().filter(|a| !granted.contains(a)).collect();
+    let missing: Vec<&String> = manifest
+        .actions
+        .iter()
+        .filter(|a| !granted.contains(a))
+        .collect();
     if !missing.is_empty() {
         return Err(AdminError::Invalid(format!(
             "plugin `{}` may return {}; grant each with --grant, or it cannot be installed: {} not granted",
             manifest.name,
             manifest.actions.join(", "),
-            missing.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+            missing
+                .iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
         )));
     }
     runtime
         .load(&package)
         .map_err(|e| AdminError::Invalid(e.to_string()))?;
-    let dest = config
-        .store
-        .plugins_dir
-        .join(format!("{}-{}", manifest.name, &package.sha256[..16]));
+    let dest =
+        config
+            .store
+            .plugins_dir
+            .join(format!("{}-{}", manifest.name, &package.sha256[..16]));
     copy_package(&package, &dest).map_err(|e| {
         AdminError::Internal(format!("cannot copy the plugin to {}: {e}", dest.display()))
     })?;
@@ -123,7 +132,10 @@ pub fn install_plugin(
 fn copy_package(package: &PluginPackage, dest: &Path) -> std::io::Result<()> {
     std::fs::create_dir_all(dest)?;
     std::fs::copy(package.dir.join("plugin.toml"), dest.join("plugin.toml"))?;
-    std::fs::write(dest.join(&package.manifest.component), package.wasm.as_slice())?;
+    std::fs::write(
+        dest.join(&package.manifest.component),
+        package.wasm.as_slice(),
+    )?;
     Ok(())
 }
 
@@ -322,12 +334,19 @@ pub struct ConnectionTest {
 }
 
 /// Checks a connection's credentials against the service.
-pub async fn test_connection(store: &Store, name: &str, config: &Config) -> AdminResult<ConnectionTest> {
+pub async fn test_connection(
+    store: &Store,
+    name: &str,
+    config: &Config,
+) -> AdminResult<ConnectionTest> {
     let conn = store
         .connection(name)?
         .ok_or_else(|| AdminError::NotFound(format!("no connection named `{name}`")))?;
     let secret = match &conn.secret {
-        Some(s) => Some(s.resolve().map_err(|m| AdminError::Invalid(format!("token: {m}")))?),
+        Some(s) => Some(
+            s.resolve()
+                .map_err(|m| AdminError::Invalid(format!("token: {m}")))?,
+        ),
         None => None,
     };
     Ok(match conn.kind {

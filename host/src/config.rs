@@ -142,8 +142,8 @@ impl Config {
         };
         let text = std::fs::read_to_string(&path)
             .map_err(|e| anyhow::anyhow!("cannot read config {}: {e}", path.display()))?;
-        let mut config: Config = toml::from_str(&text)
-            .map_err(|e| anyhow::anyhow!("config {}: {e}", path.display()))?;
+        let mut config: Config =
+            toml::from_str(&text).map_err(|e| anyhow::anyhow!("config {}: {e}", path.display()))?;
         let base = path.parent().unwrap_or(Path::new("")).to_path_buf();
         let rebase = |p: &mut PathBuf| {
             if p.is_relative() {
@@ -184,7 +184,10 @@ impl Config {
         self.server
             .admin_token
             .as_ref()
-            .map(|s| s.resolve().map_err(|m| anyhow::anyhow!("server.admin-token: {m}")))
+            .map(|s| {
+                s.resolve()
+                    .map_err(|m| anyhow::anyhow!("server.admin-token: {m}"))
+            })
             .transpose()
     }
 

@@ -46,7 +46,11 @@ const KINDS: [(Kind, &str, &str); 5] = [
 impl Destination {
     /// The action kind this destination can receive.
     pub fn action_kind(&self) -> &'static str {
-        KINDS.iter().find(|k| k.0 == self.kind).map(|k| k.2).unwrap_or_default()
+        KINDS
+            .iter()
+            .find(|k| k.0 == self.kind)
+            .map(|k| k.2)
+            .unwrap_or_default()
     }
 
     /// Whether `action` may go here.
@@ -90,7 +94,9 @@ impl FromStr for Destination {
             return Err(usage());
         }
         if kind == Kind::Comment && target != "*" && target.parse::<u64>().is_err() {
-            return Err(format!("`{s}`: comment destinations take a numeric page id or *"));
+            return Err(format!(
+                "`{s}`: comment destinations take a numeric page id or *"
+            ));
         }
         Ok(Destination {
             kind,
@@ -101,7 +107,11 @@ impl FromStr for Destination {
 
 impl fmt::Display for Destination {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let name = KINDS.iter().find(|k| k.0 == self.kind).map(|k| k.1).unwrap_or_default();
+        let name = KINDS
+            .iter()
+            .find(|k| k.0 == self.kind)
+            .map(|k| k.1)
+            .unwrap_or_default();
         write!(f, "{name}:{}", self.target)
     }
 }
@@ -131,7 +141,10 @@ mod tests {
     fn destinations_allow_only_their_kind_and_target() {
         let eng: Destination = "slack:#eng".parse().unwrap();
         assert!(eng.allows(&slack("#eng")));
-        assert!(eng.allows(&slack("ENG")), "case and # do not matter in Slack");
+        assert!(
+            eng.allows(&slack("ENG")),
+            "case and # do not matter in Slack"
+        );
         assert!(!eng.allows(&slack("#random")));
         let any: Destination = "slack:*".parse().unwrap();
         assert!(any.allows(&slack("#random")));
@@ -144,8 +157,18 @@ mod tests {
             once_key: None,
         };
         assert!(!any.allows(&page));
-        assert!("confluence:ENG".parse::<Destination>().unwrap().allows(&page));
-        assert!(!"confluence:OPS".parse::<Destination>().unwrap().allows(&page));
+        assert!(
+            "confluence:ENG"
+                .parse::<Destination>()
+                .unwrap()
+                .allows(&page)
+        );
+        assert!(
+            !"confluence:OPS"
+                .parse::<Destination>()
+                .unwrap()
+                .allows(&page)
+        );
         let comment = Action::AddComment {
             page_id: 7,
             body: "<p/>".into(),
@@ -161,10 +184,23 @@ mod tests {
 
     #[test]
     fn bad_destinations_explain_the_syntax() {
-        assert!("#eng".parse::<Destination>().unwrap_err().contains("slack:<#channel>"));
+        assert!(
+            "#eng"
+                .parse::<Destination>()
+                .unwrap_err()
+                .contains("slack:<#channel>")
+        );
         assert!("email:x".parse::<Destination>().is_err());
         assert!("slack:".parse::<Destination>().is_err());
-        assert!("comment:abc".parse::<Destination>().unwrap_err().contains("numeric"));
-        assert_eq!("teams:eng".parse::<Destination>().unwrap().to_string(), "teams:eng");
+        assert!(
+            "comment:abc"
+                .parse::<Destination>()
+                .unwrap_err()
+                .contains("numeric")
+        );
+        assert_eq!(
+            "teams:eng".parse::<Destination>().unwrap().to_string(),
+            "teams:eng"
+        );
     }
 }

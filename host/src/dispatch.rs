@@ -20,16 +20,16 @@ use std::time::Duration;
 use tokio::sync::{Notify, watch};
 
 use crate::config::Config;
-use crate::source::client::{ClientOptions, ConfluenceAuth, ConfluenceClient};
-use crate::source::enrich::{EnrichError, Enricher};
-use crate::source::webhook::{self, Payload};
 use crate::destination::first_allowing;
 use crate::metrics::Metrics;
 use crate::model::{Action, Event};
 use crate::runtime::{LoadedPlugin, PluginPackage, Runtime};
+use crate::source::client::{ClientOptions, ConfluenceAuth, ConfluenceClient};
+use crate::source::enrich::{EnrichError, Enricher};
+use crate::source::webhook::{self, Payload};
 use crate::store::{
-    AuditRecord, Binding, BreakerPolicy, ConnectionKind, ConnectionRecord, Dispatched,
-    EventRecord, EventStatus, FailureRecord, NewDelivery, PluginRecord, Store, now_ms,
+    AuditRecord, Binding, BreakerPolicy, ConnectionKind, ConnectionRecord, Dispatched, EventRecord,
+    EventStatus, FailureRecord, NewDelivery, PluginRecord, Store, now_ms,
 };
 
 /// Events taken from the store per round.
@@ -101,11 +101,17 @@ impl Dispatcher {
         let hook = match webhook::parse(&body) {
             Ok(Payload::Event(hook)) => hook,
             Ok(Payload::Test) => {
-                return Ok(self.store.close_event(record.id, EventStatus::Ignored, Some("test connection"))?);
+                return Ok(self.store.close_event(
+                    record.id,
+                    EventStatus::Ignored,
+                    Some("test connection"),
+                )?);
             }
             Err(e) => {
                 let msg = format!("stored payload does not parse: {e}");
-                return Ok(self.store.close_event(record.id, EventStatus::Failed, Some(&msg))?);
+                return Ok(self
+                    .store
+                    .close_event(record.id, EventStatus::Failed, Some(&msg))?);
             }
         };
         let event = match self.enricher(&record.source) {
@@ -122,7 +128,11 @@ impl Dispatcher {
                         EnrichError::Transient { retry_after, .. } => *retry_after,
                         EnrichError::Permanent(_) => None,
                     };
-                    self.defer(&record, &format!("reading the event from Confluence: {e}"), retry_after)?;
+                    self.defer(
+                        &record,
+                        &format!("reading the event from Confluence: {e}"),
+                        retry_after,
+                    )?;
                     return Ok(());
                 }
             },
@@ -140,9 +150,16 @@ impl Dispatcher {
 
     /// Leaves an event pending for a later round: after Confluence's
     /// `Retry-After` if it gave one, else with a doubling delay.
-    fn defer(&self, record: &EventRecord, message: &str, retry_after: Option<Duration>) -> anyhow::Result<()> {
+    fn defer(
+        &self,
+        record: &EventRecord,
+        message: &str,
+        retry_after: Option<Duration>,
+    ) -> anyhow::Result<()> {
         let first = Duration::from_secs(self.config.dispatch.retry_secs.max(1));
-        let backoff = first.saturating_mul(1 << record.attempts.min(16)).min(MAX_RETRY);
+        let backoff = first
+            .saturating_mul(1 << record.attempts.min(16))
+            .min(MAX_RETRY);
         let wait = retry_after.map_or(backoff, |r| r.max(first));
         tracing::warn!(event = record.id, retry_in = ?wait, "{message}");
         self.store
@@ -240,15 +257,23 @@ impl Dispatcher {
                 Ok(l) => l,
                 Err(message) => {
                     self.metrics.failure(&plugin.name, "load");
-                    out.calls.push((plugin.name.clone(), false, Some(message.clone())));
-                    out.failures.push(failure(event_id, &binding, "load", message, String::new()));
+                    out.calls
+                        .push((plugin.name.clone(), false, Some(message.clone())));
+                    out.failures
+                        .push(failure(event_id, &binding, "load", message, String::new()));
                     continue;
                 }
             };
             let settings = match plugin.manifest.resolve_settings(&binding.settings) {
                 Ok(s) => s,
                 Err(message) => {
-                    out.failures.push(failure(event_id, &binding, "settings", message, String::new()));
+                    out.failures.push(failure(
+                        event_id,
+                        &binding,
+                        "settings",
+                        message,
+                        String::new(),
+                    ));
                     continue;
                 }
             };
@@ -269,9 +294,15 @@ impl Dispatcher {
                 }
                 Err(e) => {
                     self.metrics.call(&plugin.name, seconds, Some(e.code()));
-                    out.calls.push((plugin.name.clone(), false, Some(e.to_string())));
-                    out.failures
-                        .push(failure(event_id, &binding, e.code(), e.to_string(), report.log));
+                    out.calls
+                        .push((plugin.name.clone(), false, Some(e.to_string())));
+                    out.failures.push(failure(
+                        event_id,
+                        &binding,
+                        e.code(),
+                        e.to_string(),
+                        report.log,
+                    ));
                 }
             }
         }
@@ -335,7 +366,12 @@ fn judge(out: &mut Dispatched, binding: &Binding, plugin: &PluginRecord, action:
         sha256: plugin.sha256.clone(),
         kind: kind.to_owned(),
         destination: wanted,
-        verdict: if rejected.is_some() { "rejected" } else { "accepted" }.to_owned(),
+        verdict: if rejected.is_some() {
+            "rejected"
+        } else {
+            "accepted"
+        }
+        .to_owned(),
         reason: rejected.clone(),
     });
     if rejected.is_none() {
@@ -352,7 +388,13 @@ fn judge(out: &mut Dispatched, binding: &Binding, plugin: &PluginRecord, action:
     }
 }
 
-fn failure(event_id: i64, binding: &Binding, code: &str, message: String, log: String) -> FailureRecord {
+fn failure(
+    event_id: i64,
+    binding: &Binding,
+    code: &str,
+    message: String,
+    log: String,
+) -> FailureRecord {
     FailureRecord {
         at: now_ms(),
         event_id,

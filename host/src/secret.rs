@@ -142,8 +142,14 @@ mod tests {
         for spec in ["value:xoxb-1", "env:SLACK_TOKEN", "file:/run/secrets/t"] {
             assert_eq!(SecretSource::from_spec(spec).unwrap().to_spec(), spec);
         }
-        assert_eq!(SecretSource::from_spec("value:xoxb-1").unwrap().redacted(), "[redacted]");
-        assert_eq!(SecretSource::from_spec("env:T").unwrap().redacted(), "env:T");
+        assert_eq!(
+            SecretSource::from_spec("value:xoxb-1").unwrap().redacted(),
+            "[redacted]"
+        );
+        assert_eq!(
+            SecretSource::from_spec("env:T").unwrap().redacted(),
+            "env:T"
+        );
         assert!(SecretSource::from_spec("xoxb-1").is_err());
     }
 }

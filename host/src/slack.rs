@@ -50,7 +50,10 @@ pub async fn auth_test(base_url: &str, token: &Secret, timeout: Duration) -> Con
         Err(e) => {
             return ConnectionTest {
                 ok: false,
-                message: format!("Slack at {base_url} could not be reached: {}", e.without_url()),
+                message: format!(
+                    "Slack at {base_url} could not be reached: {}",
+                    e.without_url()
+                ),
             };
         }
     };
@@ -67,8 +70,12 @@ pub async fn auth_test(base_url: &str, token: &Secret, timeout: Duration) -> Con
     } else {
         let error = body.error.unwrap_or_else(|| "unknown_error".into());
         let hint = match error.as_str() {
-            "invalid_auth" | "not_authed" => ": the token is wrong; copy the Bot User OAuth Token (xoxb-...) again",
-            "token_revoked" | "account_inactive" => ": the app was uninstalled or the token revoked; reinstall the Slack app and update the token",
+            "invalid_auth" | "not_authed" => {
+                ": the token is wrong; copy the Bot User OAuth Token (xoxb-...) again"
+            }
+            "token_revoked" | "account_inactive" => {
+                ": the app was uninstalled or the token revoked; reinstall the Slack app and update the token"
+            }
             _ => "",
         };
         ConnectionTest {

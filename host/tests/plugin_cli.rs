@@ -55,7 +55,10 @@ fn run_prints_the_actions_as_json_and_the_log_on_stderr() {
         }])
     );
     let stderr = text(&out.stderr);
-    assert!(stderr.contains("[info] announcing 2818051 in #eng"), "{stderr}");
+    assert!(
+        stderr.contains("[info] announcing 2818051 in #eng"),
+        "{stderr}"
+    );
     assert!(stderr.contains("component compiled and cached"), "{stderr}");
 }
 
@@ -86,7 +89,15 @@ fn second_run_loads_the_compiled_component_from_the_cache() {
 fn event_can_come_from_stdin() {
     let cache = tempfile::tempdir().unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_pagehook"))
-        .args(["plugin", "run", &dir("hello"), "--event", "-", "--set", "channel=#x"])
+        .args([
+            "plugin",
+            "run",
+            &dir("hello"),
+            "--event",
+            "-",
+            "--set",
+            "channel=#x",
+        ])
         .arg("--cache-dir")
         .arg(cache.path())
         .stdin(std::process::Stdio::piped())
@@ -106,7 +117,13 @@ fn event_can_come_from_stdin() {
 fn missing_required_setting_fails_before_running() {
     let cache = tempfile::tempdir().unwrap();
     let out = pagehook(
-        &["plugin", "run", &dir("hello"), "--event", &event("page_created.json")],
+        &[
+            "plugin",
+            "run",
+            &dir("hello"),
+            "--event",
+            &event("page_created.json"),
+        ],
         cache.path(),
     );
     assert_eq!(out.status.code(), Some(1));
@@ -223,7 +240,9 @@ fn audit_json_shows_hash_surface_and_limits() {
     assert!(audit["problem"].is_null(), "{audit}");
     let imports = audit["imports"].as_array().unwrap();
     assert!(
-        imports.iter().any(|i| i["name"] == "pagehook:plugin/types@0.1.0"),
+        imports
+            .iter()
+            .any(|i| i["name"] == "pagehook:plugin/types@0.1.0"),
         "{audit}"
     );
     assert!(imports.iter().all(|i| i["allowed"] == true), "{audit}");

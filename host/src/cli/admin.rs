@@ -100,7 +100,11 @@ pub fn install(config: &Config, args: InstallArgs) -> anyhow::Result<ExitCode> {
         p.name,
         p.version,
         p.sha256,
-        if p.grants.is_empty() { "nothing".into() } else { p.grants.join(", ") }
+        if p.grants.is_empty() {
+            "nothing".into()
+        } else {
+            p.grants.join(", ")
+        }
     );
     Ok(ExitCode::SUCCESS)
 }
@@ -174,7 +178,11 @@ impl TokenArgs {
     }
 }
 
-fn source(value: &Option<String>, env: &Option<String>, file: &Option<PathBuf>) -> Option<SecretSource> {
+fn source(
+    value: &Option<String>,
+    env: &Option<String>,
+    file: &Option<PathBuf>,
+) -> Option<SecretSource> {
     value
         .clone()
         .map(SecretSource::Value)
@@ -241,7 +249,12 @@ pub enum ConnectCommand {
 
 pub fn connect(config: &Config, cmd: ConnectCommand) -> anyhow::Result<ExitCode> {
     let req = match cmd {
-        ConnectCommand::Slack { name, url, token, dry_run } => ConnectRequest {
+        ConnectCommand::Slack {
+            name,
+            url,
+            token,
+            dry_run,
+        } => ConnectRequest {
             name,
             kind: ConnectionKind::Slack,
             url: Some(url),
@@ -284,7 +297,11 @@ pub fn connect(config: &Config, cmd: ConnectCommand) -> anyhow::Result<ExitCode>
         c.kind.as_str(),
         c.name,
         redacted_url(&c.url),
-        if c.dry_run { " (dry run: deliveries are recorded, not sent)" } else { "" }
+        if c.dry_run {
+            " (dry run: deliveries are recorded, not sent)"
+        } else {
+            ""
+        }
     );
     if c.kind == ConnectionKind::Confluence {
         println!(
@@ -328,10 +345,16 @@ pub fn disconnect(config: &Config, name: &str) -> anyhow::Result<ExitCode> {
 
 pub fn test_connection(config: &Config, name: &str) -> anyhow::Result<ExitCode> {
     let store = open(config)?;
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     let result = rt.block_on(admin::test_connection(&store, name, config))?;
     println!("{}", result.message);
-    Ok(if result.ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if result.ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 /// `bind`
@@ -395,7 +418,9 @@ pub fn bindings(config: &Config, out: Output) -> anyhow::Result<ExitCode> {
         return print_json(&bindings);
     }
     table(
-        &["ID", "PLUGIN", "SCOPE", "SOURCE", "EVENTS", "TO", "SETTINGS"],
+        &[
+            "ID", "PLUGIN", "SCOPE", "SOURCE", "EVENTS", "TO", "SETTINGS",
+        ],
         bindings
             .into_iter()
             .map(|b| {
@@ -405,7 +430,11 @@ pub fn bindings(config: &Config, out: Output) -> anyhow::Result<ExitCode> {
                     b.scope.to_string(),
                     b.source.unwrap_or_else(|| "*".into()),
                     b.events.join(","),
-                    format!("{}{}", b.destinations.join(","), if b.dry_run { " (dry run)" } else { "" }),
+                    format!(
+                        "{}{}",
+                        b.destinations.join(","),
+                        if b.dry_run { " (dry run)" } else { "" }
+                    ),
                     b.settings
                         .iter()
                         .map(|(k, v)| format!("{k}={v}"))
@@ -443,7 +472,9 @@ pub fn events(config: &Config, args: ListArgs) -> anyhow::Result<ExitCode> {
         return print_json(&events);
     }
     table(
-        &["ID", "RECEIVED", "SOURCE", "EVENT", "CONTENT", "STATUS", "NOTE"],
+        &[
+            "ID", "RECEIVED", "SOURCE", "EVENT", "CONTENT", "STATUS", "NOTE",
+        ],
         events
             .into_iter()
             .map(|e| {
@@ -474,7 +505,16 @@ pub fn deliveries(config: &Config, args: ListArgs) -> anyhow::Result<ExitCode> {
         return print_json(&deliveries);
     }
     table(
-        &["ID", "EVENT", "PLUGIN", "ACTION", "TO", "STATUS", "ATTEMPTS", "LAST ERROR"],
+        &[
+            "ID",
+            "EVENT",
+            "PLUGIN",
+            "ACTION",
+            "TO",
+            "STATUS",
+            "ATTEMPTS",
+            "LAST ERROR",
+        ],
         deliveries
             .into_iter()
             .map(|d| {
@@ -533,9 +573,12 @@ pub fn failures(config: &Config, args: FailuresArgs) -> anyhow::Result<ExitCode>
 
 /// The stored, enriched event `id`, for `plugin run --event-id`.
 pub fn stored_event(config: &Config, id: i64) -> anyhow::Result<crate::model::Event> {
-    let record = open(config)?
-        .event(id)?
-        .with_context(|| format!("no event with id {id} in {}", config.store.database.display()))?;
+    let record = open(config)?.event(id)?.with_context(|| {
+        format!(
+            "no event with id {id} in {}",
+            config.store.database.display()
+        )
+    })?;
     record.event.with_context(|| {
         format!(
             "event {id} ({}) is {}: it has not been enriched yet, so there is nothing to replay",

@@ -160,8 +160,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Plugin(PluginCommand::Audit(args)) => plugin_audit::run(args),
         Command::Plugin(PluginCommand::Install(args)) => admin::install(&config()?, args),
         Command::Plugin(PluginCommand::List(out)) => admin::list(&config()?, out),
-        Command::Plugin(PluginCommand::Enable { name }) => admin::set_enabled(&config()?, &name, true),
-        Command::Plugin(PluginCommand::Disable { name }) => admin::set_enabled(&config()?, &name, false),
+        Command::Plugin(PluginCommand::Enable { name }) => {
+            admin::set_enabled(&config()?, &name, true)
+        }
+        Command::Plugin(PluginCommand::Disable { name }) => {
+            admin::set_enabled(&config()?, &name, false)
+        }
         Command::Plugin(PluginCommand::Reset { name }) => admin::reset(&config()?, &name),
         Command::Plugin(PluginCommand::Remove { name }) => admin::remove(&config()?, &name),
         Command::Serve { listen } => {
@@ -172,8 +176,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Connect(cmd) => admin::connect(&config()?, cmd),
         Command::Connections(out) => admin::connections(&config()?, out),
-        Command::Connection(ConnectionCommand::Test { name }) => admin::test_connection(&config()?, &name),
-        Command::Connection(ConnectionCommand::Remove { name }) => admin::disconnect(&config()?, &name),
+        Command::Connection(ConnectionCommand::Test { name }) => {
+            admin::test_connection(&config()?, &name)
+        }
+        Command::Connection(ConnectionCommand::Remove { name }) => {
+            admin::disconnect(&config()?, &name)
+        }
         Command::Bind(args) => admin::bind(&config()?, args),
         Command::Unbind { id } => admin::unbind(&config()?, id),
         Command::Bindings(out) => admin::bindings(&config()?, out),

@@ -20,7 +20,12 @@ pub struct Args {
     /// Plugin directory (plugin.toml and its component).
     dir: PathBuf,
     /// Event as JSON (see examples/events/); `-` reads standard input.
-    #[arg(long, value_name = "FILE.json", required_unless_present = "event_id", conflicts_with = "event_id")]
+    #[arg(
+        long,
+        value_name = "FILE.json",
+        required_unless_present = "event_id",
+        conflicts_with = "event_id"
+    )]
     event: Option<PathBuf>,
     /// A stored event, as it was enriched (see `pagehook events`): try a new
     /// plugin version on real traffic before installing it.

@@ -89,12 +89,15 @@ impl Default for RuntimeConfig {
     }
 }
 
+/// An engine and the linker made for it.
+type EngineAndLinker = (Engine, Arc<Linker<CallState>>);
+
 /// Compiles, checks and instantiates plugins. Cheap to share across threads.
 pub struct Runtime {
     config: RuntimeConfig,
     cache: ComponentCache,
     /// Engines (with their linkers) by stack limit in bytes.
-    engines: Mutex<HashMap<u64, (Engine, Arc<Linker<CallState>>)>>,
+    engines: Mutex<HashMap<u64, EngineAndLinker>>,
 }
 
 /// A component compiled for inspection, whether or not it may run.

@@ -9,12 +9,12 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use axum::Router;
 use axum::extract::{Path, Query, Request, State};
 use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Json, Response};
 use axum::routing::{delete, get, post};
-use axum::Router;
 use serde::Deserialize;
 use serde_json::json;
 use subtle::ConstantTimeEq;
@@ -209,7 +209,9 @@ async fn disconnect(State(state): State<Arc<AppState>>, Path(name): Path<String>
         if s.remove_connection(&name)? {
             Ok(json!({ "removed": name }))
         } else {
-            Err(AdminError::NotFound(format!("no connection named `{name}`")))
+            Err(AdminError::NotFound(format!(
+                "no connection named `{name}`"
+            )))
         }
     })
     .await
@@ -307,7 +309,10 @@ async fn event(State(state): State<Arc<AppState>>, Path(id): Path<i64>) -> Respo
 }
 
 async fn deliveries(State(state): State<Arc<AppState>>, Query(q): Query<Listing>) -> Response {
-    blocking(&state, move |s| Ok(s.deliveries(q.status.as_deref(), q.limit())?)).await
+    blocking(&state, move |s| {
+        Ok(s.deliveries(q.status.as_deref(), q.limit())?)
+    })
+    .await
 }
 
 async fn audit(State(state): State<Arc<AppState>>, Query(q): Query<Listing>) -> Response {
@@ -315,5 +320,8 @@ async fn audit(State(state): State<Arc<AppState>>, Query(q): Query<Listing>) -> 
 }
 
 async fn failures(State(state): State<Arc<AppState>>, Query(q): Query<Listing>) -> Response {
-    blocking(&state, move |s| Ok(s.failures(q.plugin.as_deref(), q.limit())?)).await
+    blocking(&state, move |s| {
+        Ok(s.failures(q.plugin.as_deref(), q.limit())?)
+    })
+    .await
 }

@@ -13,17 +13,17 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Json, Response};
 use axum::routing::post;
 use serde_json::json;
 
 use super::{AppState, error};
-use crate::source::webhook::{self, Payload};
 use crate::model::EventKind;
 use crate::secret::Secret;
+use crate::source::webhook::{self, Payload};
 use crate::store::{ConnectionKind, NewEvent};
 
 /// How long a source's webhook secret is reused before the store is asked again.
@@ -69,7 +69,9 @@ async fn source_secret(state: &Arc<AppState>, source: &str) -> Result<Secret, Re
                 tracing::error!(source, "webhook secret unavailable: {m}");
                 return Err(error(
                     StatusCode::SERVICE_UNAVAILABLE,
-                    format!("the webhook secret of source `{source}` is unavailable on this server"),
+                    format!(
+                        "the webhook secret of source `{source}` is unavailable on this server"
+                    ),
                 ));
             }
             None => None,
@@ -87,7 +89,9 @@ async fn source_secret(state: &Arc<AppState>, source: &str) -> Result<Secret, Re
 fn unknown_source(source: &str) -> Response {
     error(
         StatusCode::NOT_FOUND,
-        format!("no Confluence connection named `{source}`; create it with `pagehook connect confluence {source} ...`"),
+        format!(
+            "no Confluence connection named `{source}`; create it with `pagehook connect confluence {source} ...`"
+        ),
     )
 }
 

@@ -95,7 +95,9 @@ pub async fn serve(config: Config, listen: Option<String>) -> anyhow::Result<()>
     let runtime = Arc::new(Runtime::new(config.runtime_config()?));
     let admin_token = config.admin_token()?;
     if admin_token.is_none() {
-        tracing::warn!("no server.admin-token configured: the admin API under /api refuses every request");
+        tracing::warn!(
+            "no server.admin-token configured: the admin API under /api refuses every request"
+        );
     }
     let addr = listen.unwrap_or_else(|| config.server.listen.clone());
     let listener = tokio::net::TcpListener::bind(&addr)

@@ -143,7 +143,9 @@ impl ConfluenceClient {
             .ok_or_else(|| ClientError::BadAnswer("/rest/api/user/current answered 404".into()))?;
         let p = person(&v, None);
         if p.key.is_empty() {
-            return Err(ClientError::BadAnswer("the current user has no userKey".into()));
+            return Err(ClientError::BadAnswer(
+                "the current user has no userKey".into(),
+            ));
         }
         Ok(p)
     }
@@ -185,7 +187,9 @@ impl ConfluenceClient {
                 }
                 StatusCode::TOO_MANY_REQUESTS => {
                     let wait = retry_after(answer.headers(), self.options.max_retry_after);
-                    if attempt >= self.options.attempts || waited + wait > self.options.max_inline_wait {
+                    if attempt >= self.options.attempts
+                        || waited + wait > self.options.max_inline_wait
+                    {
                         return Err(ClientError::RateLimited { retry_after: wait });
                     }
                     waited += wait;
@@ -226,7 +230,9 @@ fn retry_after(headers: &reqwest::header::HeaderMap, max: Duration) -> Duration 
 fn form_urlencoded(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
             _ => format!("%{b:02X}"),
         })
         .collect()
@@ -234,9 +240,16 @@ fn form_urlencoded(s: &str) -> String {
 
 /// A person from a REST user object (`userKey`, `username`, `displayName`, `email`).
 pub fn person(v: &Value, fallback_key: Option<&str>) -> Person {
-    let s = |k: &str| v.get(k).and_then(Value::as_str).filter(|s| !s.is_empty()).map(str::to_owned);
+    let s = |k: &str| {
+        v.get(k)
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+    };
     Person {
-        key: s("userKey").or_else(|| fallback_key.map(str::to_owned)).unwrap_or_default(),
+        key: s("userKey")
+            .or_else(|| fallback_key.map(str::to_owned))
+            .unwrap_or_default(),
         username: s("username"),
         display_name: s("displayName"),
         email: s("email"),
@@ -254,7 +267,10 @@ mod tests {
         assert_eq!(retry_after(&h, max), Duration::from_secs(1));
         h.insert("retry-after", "9223372036854775807".parse().unwrap());
         assert_eq!(retry_after(&h, max), max);
-        h.insert("retry-after", "99999999999999999999999999999".parse().unwrap());
+        h.insert(
+            "retry-after",
+            "99999999999999999999999999999".parse().unwrap(),
+        );
         assert_eq!(retry_after(&h, max), max);
         h.insert("retry-after", "3".parse().unwrap());
         assert_eq!(retry_after(&h, max), Duration::from_secs(3));

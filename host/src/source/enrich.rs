@@ -214,11 +214,14 @@ pub fn from_webhook_only(source: &str, event_id: &str, hook: &Webhook) -> Event 
 }
 
 fn id_of(v: &Value) -> Option<u64> {
-    v.as_u64().or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+    v.as_u64()
+        .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
 }
 
 fn str_at<'a>(v: &'a Value, pointer: &str) -> Option<&'a str> {
-    v.pointer(pointer).and_then(Value::as_str).filter(|s| !s.is_empty())
+    v.pointer(pointer)
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
 }
 
 /// Maps a REST content object (expanded as [`super::client::CONTENT_EXPAND`]) to [`Content`].
@@ -242,7 +245,11 @@ pub fn content_from_rest(v: &Value) -> Content {
                 .filter_map(|a| {
                     Some(Ancestor {
                         id: id_of(a.get("id")?)?,
-                        title: a.get("title").and_then(Value::as_str).unwrap_or("").to_owned(),
+                        title: a
+                            .get("title")
+                            .and_then(Value::as_str)
+                            .unwrap_or("")
+                            .to_owned(),
                     })
                 })
                 .collect()
@@ -261,8 +268,14 @@ pub fn content_from_rest(v: &Value) -> Content {
         space_key: str_at(v, "/space/key").unwrap_or("").to_owned(),
         space_name: str_at(v, "/space/name").map(str::to_owned),
         url,
-        version: v.pointer("/version/number").and_then(Value::as_u64).unwrap_or(1) as u32,
-        minor_edit: v.pointer("/version/minorEdit").and_then(Value::as_bool).unwrap_or(false),
+        version: v
+            .pointer("/version/number")
+            .and_then(Value::as_u64)
+            .unwrap_or(1) as u32,
+        minor_edit: v
+            .pointer("/version/minorEdit")
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
         version_message: str_at(v, "/version/message").map(str::to_owned),
         labels,
         ancestors,
@@ -333,12 +346,21 @@ mod tests {
         assert_eq!(c.id, 2818051);
         assert_eq!(c.content_type, "page");
         assert_eq!(c.title, "Q3 launch checklist");
-        assert_eq!((c.space_key.as_str(), c.space_name.as_deref()), ("ENG", Some("Engineering")));
-        assert_eq!(c.url, "https://wiki.example.com/spaces/ENG/pages/2818051/Q3+launch+checklist");
+        assert_eq!(
+            (c.space_key.as_str(), c.space_name.as_deref()),
+            ("ENG", Some("Engineering"))
+        );
+        assert_eq!(
+            c.url,
+            "https://wiki.example.com/spaces/ENG/pages/2818051/Q3+launch+checklist"
+        );
         assert_eq!((c.version, c.minor_edit), (3, false));
         assert_eq!(c.version_message.as_deref(), Some("Added rollback steps"));
         assert_eq!(c.labels, vec!["release", "q3"]);
-        assert_eq!(c.ancestors.iter().map(|a| a.id).collect::<Vec<_>>(), vec![2818001, 2818002]);
+        assert_eq!(
+            c.ancestors.iter().map(|a| a.id).collect::<Vec<_>>(),
+            vec![2818001, 2818002]
+        );
         assert!(!c.restricted);
         assert_eq!(c.container_id, None);
     }

@@ -18,7 +18,7 @@ pub enum Payload {
     /// The admin screen's "Test connection" (`{"test": true}`).
     Test,
     /// An event.
-    Event(Webhook),
+    Event(Box<Webhook>),
 }
 
 /// One Confluence webhook event, as much as the body tells.
@@ -72,18 +72,26 @@ pub enum WebhookError {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SignatureError {
     /// No `X-Hub-Signature` header.
-    #[error("missing X-Hub-Signature header: set the same secret in Confluence's webhook and in `pagehook connect confluence`")]
+    #[error(
+        "missing X-Hub-Signature header: set the same secret in Confluence's webhook and in `pagehook connect confluence`"
+    )]
     Missing,
     /// The header is not `sha256=<64 hex digits>` or bare hex.
     #[error("malformed X-Hub-Signature header: expected sha256=<64 hex digits>")]
     Malformed,
     /// The signature does not match the body and secret.
-    #[error("X-Hub-Signature does not match the body: the webhook secret differs from the connection's")]
+    #[error(
+        "X-Hub-Signature does not match the body: the webhook secret differs from the connection's"
+    )]
     Mismatch,
 }
 
 /// Checks `X-Hub-Signature` against HMAC-SHA256(secret, body) in constant time.
-pub fn verify_signature(secret: &[u8], body: &[u8], header: Option<&str>) -> Result<(), SignatureError> {
+pub fn verify_signature(
+    secret: &[u8],
+    body: &[u8],
+    header: Option<&str>,
+) -> Result<(), SignatureError> {
     let header = header.ok_or(SignatureError::Missing)?.trim();
     let hex_sig = header.strip_prefix("sha256=").unwrap_or(header);
     if hex_sig.len() != 64 {
@@ -92,7 +100,8 @@ pub fn verify_signature(secret: &[u8], body: &[u8], header: Option<&str>) -> Res
     let given = hex::decode(hex_sig).map_err(|_| SignatureError::Malformed)?;
     let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes keys of any length");
     mac.update(body);
-    mac.verify_slice(&given).map_err(|_| SignatureError::Mismatch)
+    mac.verify_slice(&given)
+        .map_err(|_| SignatureError::Mismatch)
 }
 
 /// Content keys in webhook bodies and the content type each implies.
@@ -106,13 +115,18 @@ const CONTENT_KEYS: [(&str, Option<&str>); 5] = [
 
 /// Parses a webhook body.
 pub fn parse(body: &[u8]) -> Result<Payload, WebhookError> {
-    let value: Value = serde_json::from_slice(body).map_err(|e| WebhookError::Json(e.to_string()))?;
+    let value: Value =
+        serde_json::from_slice(body).map_err(|e| WebhookError::Json(e.to_string()))?;
     let Value::Object(obj) = value else {
         return Err(WebhookError::Shape("the body is not a JSON object".into()));
     };
     let name = match obj.get("event") {
         Some(Value::String(name)) if !name.trim().is_empty() => name.trim().to_owned(),
-        Some(_) => return Err(WebhookError::Shape("`event` must be a non-empty string".into())),
+        Some(_) => {
+            return Err(WebhookError::Shape(
+                "`event` must be a non-empty string".into(),
+            ));
+        }
         None if obj.get("test") == Some(&Value::Bool(true)) => return Ok(Payload::Test),
         None => return Err(WebhookError::Shape("no `event` field".into())),
     };
@@ -120,7 +134,10 @@ pub fn parse(body: &[u8]) -> Result<Payload, WebhookError> {
     let mut hook = Webhook {
         kind,
         timestamp_ms: obj.get("timestamp").and_then(as_u64).unwrap_or(0),
-        user_key: obj.get("userKey").and_then(Value::as_str).map(str::to_owned),
+        user_key: obj
+            .get("userKey")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
         content_id: None,
         content_type: None,
         update_trigger: obj
@@ -136,18 +153,34 @@ pub fn parse(body: &[u8]) -> Result<Payload, WebhookError> {
         name,
     };
     for (key, content_type) in CONTENT_KEYS {
-        let Some(content) = obj.get(key) else { continue };
+        let Some(content) = obj.get(key) else {
+            continue;
+        };
         let Some(id) = content.get("id").and_then(as_u64) else {
-            return Err(WebhookError::Shape(format!("`{key}.id` must be a content id")));
+            return Err(WebhookError::Shape(format!(
+                "`{key}.id` must be a content id"
+            )));
         };
         hook.content_id = Some(id);
-        hook.content_type = content_type
-            .map(str::to_owned)
-            .or_else(|| content.get("contentType").and_then(Value::as_str).map(str::to_owned));
+        hook.content_type = content_type.map(str::to_owned).or_else(|| {
+            content
+                .get("contentType")
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        });
         let rich = RichContent {
-            title: content.get("title").and_then(Value::as_str).map(str::to_owned),
-            space_key: content.get("spaceKey").and_then(Value::as_str).map(str::to_owned),
-            url: content.get("self").and_then(Value::as_str).map(str::to_owned),
+            title: content
+                .get("title")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+            space_key: content
+                .get("spaceKey")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+            url: content
+                .get("self")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
             version: content.get("version").and_then(as_u64).map(|v| v as u32),
         };
         if rich != RichContent::default() {
@@ -155,12 +188,13 @@ pub fn parse(body: &[u8]) -> Result<Payload, WebhookError> {
         }
         break;
     }
-    Ok(Payload::Event(hook))
+    Ok(Payload::Event(Box::new(hook)))
 }
 
 /// Ids and timestamps arrive as numbers or as strings of digits.
 fn as_u64(v: &Value) -> Option<u64> {
-    v.as_u64().or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
+    v.as_u64()
+        .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
 }
 
 impl Webhook {
@@ -196,7 +230,7 @@ mod tests {
     fn event(rel: &str) -> Webhook {
         let body = std::fs::read(fixtures().join("confluence").join(rel)).unwrap();
         match parse(&body).unwrap() {
-            Payload::Event(e) => e,
+            Payload::Event(e) => *e,
             Payload::Test => panic!("{rel} is not a test body"),
         }
     }
@@ -222,11 +256,17 @@ mod tests {
         assert_eq!(p.update_trigger.as_deref(), Some("edit_page"));
         assert!(p.rich.is_none());
         let c = event("webhook-id-only/comment_created.json");
-        assert_eq!((c.content_id, c.content_type.as_deref()), (Some(2818077), Some("comment")));
+        assert_eq!(
+            (c.content_id, c.content_type.as_deref()),
+            (Some(2818077), Some("comment"))
+        );
         let b = event("webhook-id-only/blog_created.json");
         assert_eq!(b.content_type.as_deref(), Some("blogpost"));
         let l = event("webhook-id-only/label_added.json");
-        assert_eq!((l.kind, l.label.as_deref(), l.content_id), (EventKind::LabelAdded, Some("incident"), Some(2818090)));
+        assert_eq!(
+            (l.kind, l.label.as_deref(), l.content_id),
+            (EventKind::LabelAdded, Some("incident"), Some(2818090))
+        );
         let r = event("webhook-rich/page_created.json");
         let rich = r.rich.unwrap();
         assert_eq!(rich.title.as_deref(), Some("Q3 launch checklist"));
@@ -238,28 +278,46 @@ mod tests {
 
     #[test]
     fn test_connection_unknown_and_malformed_bodies() {
-        let body = std::fs::read(fixtures().join("confluence/webhook-test-connection.json")).unwrap();
+        let body =
+            std::fs::read(fixtures().join("confluence/webhook-test-connection.json")).unwrap();
         assert_eq!(parse(&body).unwrap(), Payload::Test);
-        let Payload::Event(space) = parse(br#"{"event":"space_created","timestamp":"5"}"#).unwrap() else {
+        let Payload::Event(space) = parse(br#"{"event":"space_created","timestamp":"5"}"#).unwrap()
+        else {
             panic!()
         };
         assert_eq!((space.kind, space.timestamp_ms), (EventKind::Other, 5));
-        let err = parse(b"{\"event\": \"page_created\",").unwrap_err().to_string();
-        assert!(err.starts_with("malformed JSON: EOF while parsing"), "{err}");
+        let err = parse(b"{\"event\": \"page_created\",")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("malformed JSON: EOF while parsing"),
+            "{err}"
+        );
         assert!(err.contains("line 1"), "{err}");
         assert_eq!(
             parse(b"[1]").unwrap_err().to_string(),
             "not a Confluence webhook: the body is not a JSON object"
         );
-        assert!(parse(br#"{"page":{"id":1}}"#).unwrap_err().to_string().contains("no `event`"));
+        assert!(
+            parse(br#"{"page":{"id":1}}"#)
+                .unwrap_err()
+                .to_string()
+                .contains("no `event`")
+        );
         assert!(parse(br#"{"event":"page_created","page":{"id":"x"}}"#).is_err());
     }
 
     #[test]
     fn dedupe_keys_are_stable_and_distinguish_events() {
         let a = event("webhook-id-only/page_updated.json");
-        assert_eq!(a.dedupe_key("prod"), "prod:page_updated:2818051:1768246501113");
-        assert_eq!(a.dedupe_key("prod"), event("webhook-id-only/page_updated.json").dedupe_key("prod"));
+        assert_eq!(
+            a.dedupe_key("prod"),
+            "prod:page_updated:2818051:1768246501113"
+        );
+        assert_eq!(
+            a.dedupe_key("prod"),
+            event("webhook-id-only/page_updated.json").dedupe_key("prod")
+        );
         assert_ne!(a.dedupe_key("prod"), a.dedupe_key("staging"));
         let mut other_label = event("webhook-id-only/label_added.json");
         let first = other_label.dedupe_key("prod");
@@ -279,10 +337,22 @@ mod tests {
         assert_eq!(verify_signature(secret, body, Some(sig)), Ok(()));
         let bare = sig.strip_prefix("sha256=").unwrap();
         assert_eq!(verify_signature(secret, body, Some(bare)), Ok(()));
-        assert_eq!(verify_signature(b"wrong", body, Some(sig)), Err(SignatureError::Mismatch));
-        assert_eq!(verify_signature(secret, b"Hello, World?", Some(sig)), Err(SignatureError::Mismatch));
-        assert_eq!(verify_signature(secret, body, None), Err(SignatureError::Missing));
-        assert_eq!(verify_signature(secret, body, Some("sha256=zz")), Err(SignatureError::Malformed));
+        assert_eq!(
+            verify_signature(b"wrong", body, Some(sig)),
+            Err(SignatureError::Mismatch)
+        );
+        assert_eq!(
+            verify_signature(secret, b"Hello, World?", Some(sig)),
+            Err(SignatureError::Mismatch)
+        );
+        assert_eq!(
+            verify_signature(secret, body, None),
+            Err(SignatureError::Missing)
+        );
+        assert_eq!(
+            verify_signature(secret, body, Some("sha256=zz")),
+            Err(SignatureError::Malformed)
+        );
         assert_eq!(
             verify_signature(secret, body, Some(&format!("sha256={}", "g".repeat(64)))),
             Err(SignatureError::Malformed)

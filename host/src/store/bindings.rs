@@ -29,7 +29,9 @@ impl Scope {
             Scope::Global => true,
             Scope::Space(key) => event.content.as_ref().is_some_and(|c| &c.space_key == key),
             Scope::Page(id) => event.content.as_ref().is_some_and(|c| {
-                c.id == *id || c.container_id == Some(*id) || c.ancestors.iter().any(|a| a.id == *id)
+                c.id == *id
+                    || c.container_id == Some(*id)
+                    || c.ancestors.iter().any(|a| a.id == *id)
             }),
         }
     }
@@ -58,7 +60,9 @@ impl FromStr for Scope {
                 .parse()
                 .map(Scope::Page)
                 .map_err(|_| format!("`{s}`: a page scope is page:<numeric page id>")),
-            _ => Err(format!("`{s}`: a scope is global, space:<KEY> or page:<ID>")),
+            _ => Err(format!(
+                "`{s}`: a scope is global, space:<KEY> or page:<ID>"
+            )),
         }
     }
 }
@@ -115,14 +119,28 @@ impl Binding {
     /// Whether this binding runs on an event of this source and kind.
     pub fn wants(&self, event: &Event) -> bool {
         self.source.as_ref().is_none_or(|s| s == &event.source)
-            && self.events.iter().any(|e| e == "*" || e == event.kind.name())
+            && self
+                .events
+                .iter()
+                .any(|e| e == "*" || e == event.kind.name())
             && self.scope.matches(event)
     }
 }
 
-const COLUMNS: &str = "id, plugin, source, scope, events, destinations, settings, dry_run, created_at";
+const COLUMNS: &str =
+    "id, plugin, source, scope, events, destinations, settings, dry_run, created_at";
 
-type Raw = (i64, String, Option<String>, String, String, String, String, bool, i64);
+type Raw = (
+    i64,
+    String,
+    Option<String>,
+    String,
+    String,
+    String,
+    String,
+    bool,
+    i64,
+);
 
 fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Raw> {
     Ok((
@@ -196,7 +214,8 @@ impl Store {
             let mut stmt = conn.prepare(&format!(
                 "SELECT {COLUMNS} FROM bindings WHERE ?1 IS NULL OR plugin = ?1 ORDER BY id"
             ))?;
-            stmt.query_map([plugin], row)?.collect::<rusqlite::Result<Vec<_>>>()
+            stmt.query_map([plugin], row)?
+                .collect::<rusqlite::Result<Vec<_>>>()
         })?;
         rows.into_iter().map(decode).collect()
     }
@@ -219,7 +238,9 @@ impl Store {
     pub fn remove_binding(&self, id: i64) -> StoreResult<()> {
         let n = self.with(|conn| conn.execute("DELETE FROM bindings WHERE id = ?1", [id]))?;
         if n == 0 {
-            return Err(StoreError::NotFound(format!("no binding with id {id} (see `pagehook bindings`)")));
+            return Err(StoreError::NotFound(format!(
+                "no binding with id {id} (see `pagehook bindings`)"
+            )));
         }
         Ok(())
     }
@@ -252,7 +273,10 @@ mod tests {
                 labels: vec![],
                 ancestors: ancestors
                     .iter()
-                    .map(|&id| Ancestor { id, title: String::new() })
+                    .map(|&id| Ancestor {
+                        id,
+                        title: String::new(),
+                    })
                     .collect(),
                 restricted: false,
                 container_id: container,
@@ -276,7 +300,10 @@ mod tests {
         let page = Scope::Page(42);
         assert!(page.matches(&event("ENG", 42, &[], None)));
         assert!(page.matches(&event("ENG", 7, &[1, 42], None)), "descendant");
-        assert!(page.matches(&event("ENG", 9, &[], Some(42))), "comment on it");
+        assert!(
+            page.matches(&event("ENG", 9, &[], Some(42))),
+            "comment on it"
+        );
         assert!(!page.matches(&event("ENG", 7, &[1, 2], None)));
         assert!(Scope::Space("ENG".into()).matches(&event("ENG", 1, &[], None)));
         assert!(!Scope::Space("ENG".into()).matches(&event("OPS", 1, &[], None)));

@@ -201,10 +201,10 @@ impl Store {
     /// Every connection, by name.
     pub fn connections(&self) -> StoreResult<Vec<ConnectionRecord>> {
         let rows = self.with(|conn| {
-            let mut stmt = conn.prepare(&format!(
-                "SELECT {COLUMNS} FROM connections ORDER BY name"
-            ))?;
-            stmt.query_map([], row)?.collect::<rusqlite::Result<Vec<_>>>()
+            let mut stmt =
+                conn.prepare(&format!("SELECT {COLUMNS} FROM connections ORDER BY name"))?;
+            stmt.query_map([], row)?
+                .collect::<rusqlite::Result<Vec<_>>>()
         })?;
         rows.into_iter().map(decode).collect()
     }
@@ -223,7 +223,9 @@ impl Store {
             )
         })?;
         if n == 0 {
-            return Err(StoreError::NotFound(format!("no connection named `{name}`")));
+            return Err(StoreError::NotFound(format!(
+                "no connection named `{name}`"
+            )));
         }
         Ok(())
     }
@@ -252,7 +254,10 @@ mod tests {
         assert!(!shown.contains("sig=abc"), "{shown}");
 
         let clash = ConnectionRecord::new("acme", ConnectionKind::Teams, "https://y");
-        assert!(matches!(store.add_connection(&clash), Err(StoreError::Conflict(_))));
+        assert!(matches!(
+            store.add_connection(&clash),
+            Err(StoreError::Conflict(_))
+        ));
         assert!(store.remove_connection("acme").unwrap());
         assert!(!store.remove_connection("acme").unwrap());
     }

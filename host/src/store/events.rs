@@ -122,8 +122,19 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Raw> {
 }
 
 fn decode(raw: Raw) -> StoreResult<EventRecord> {
-    let (id, key, source, name, received_at, payload, event, status, attempts, error, dispatched_at) =
-        raw;
+    let (
+        id,
+        key,
+        source,
+        name,
+        received_at,
+        payload,
+        event,
+        status,
+        attempts,
+        error,
+        dispatched_at,
+    ) = raw;
     Ok(EventRecord {
         id,
         key,
@@ -158,7 +169,11 @@ impl Store {
     }
 
     /// The newest events first, optionally only those in one status.
-    pub fn events(&self, status: Option<EventStatus>, limit: usize) -> StoreResult<Vec<EventRecord>> {
+    pub fn events(
+        &self,
+        status: Option<EventStatus>,
+        limit: usize,
+    ) -> StoreResult<Vec<EventRecord>> {
         let rows = self.with(|conn| {
             let mut stmt = conn.prepare(&format!(
                 "SELECT {COLUMNS} FROM events WHERE ?1 IS NULL OR status = ?1 ORDER BY id DESC LIMIT ?2"
@@ -205,7 +220,12 @@ impl Store {
     }
 
     /// Ends an event without deliveries: `Ignored` or `Failed`, with a reason.
-    pub fn close_event(&self, id: i64, status: EventStatus, error: Option<&str>) -> StoreResult<()> {
+    pub fn close_event(
+        &self,
+        id: i64,
+        status: EventStatus,
+        error: Option<&str>,
+    ) -> StoreResult<()> {
         self.with(|conn| {
             conn.execute(
                 "UPDATE events SET status = ?2, error = ?3, attempts = attempts + 1, dispatched_at = ?4 WHERE id = ?1",
@@ -218,7 +238,8 @@ impl Store {
     /// How many events are in each status, for `/metrics` and `/healthz`.
     pub fn event_counts(&self) -> StoreResult<Vec<(String, i64)>> {
         self.with(|conn| {
-            let mut stmt = conn.prepare("SELECT status, COUNT(*) FROM events GROUP BY status ORDER BY status")?;
+            let mut stmt = conn
+                .prepare("SELECT status, COUNT(*) FROM events GROUP BY status ORDER BY status")?;
             stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
                 .collect()
         })

@@ -98,7 +98,10 @@ fn writer(
     }
 }
 
-fn commit(conn: &mut rusqlite::Connection, events: &[&NewEvent]) -> rusqlite::Result<Vec<Inserted>> {
+fn commit(
+    conn: &mut rusqlite::Connection,
+    events: &[&NewEvent],
+) -> rusqlite::Result<Vec<Inserted>> {
     let tx = conn.transaction()?;
     let mut out = Vec::with_capacity(events.len());
     {
@@ -157,7 +160,10 @@ mod tests {
         for i in 0..200 {
             let ingest = ingest.clone();
             tasks.push(tokio::spawn(async move {
-                ingest.insert(event(&format!("k{}", i % 100), true)).await.unwrap()
+                ingest
+                    .insert(event(&format!("k{}", i % 100), true))
+                    .await
+                    .unwrap()
             }));
         }
         let mut results = Vec::new();
@@ -174,6 +180,12 @@ mod tests {
         let ignored = ingest.insert(event("unknown", false)).await.unwrap();
         let rec = store.event(ignored.id).unwrap().unwrap();
         assert_eq!(rec.status, EventStatus::Ignored);
-        assert!(store.due_events(1000).unwrap().iter().all(|e| e.id != ignored.id));
+        assert!(
+            store
+                .due_events(1000)
+                .unwrap()
+                .iter()
+                .all(|e| e.id != ignored.id)
+        );
     }
 }

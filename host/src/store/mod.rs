@@ -26,7 +26,9 @@ use rusqlite::Connection;
 pub use bindings::{Binding, NewBinding, Scope};
 pub use connections::{ConnectionKind, ConnectionRecord, redacted_url};
 pub use events::{EventRecord, EventStatus, NewEvent};
-pub use outbox::{AuditRecord, BreakerPolicy, DeliveryRecord, Dispatched, FailureRecord, NewDelivery};
+pub use outbox::{
+    AuditRecord, BreakerPolicy, DeliveryRecord, Dispatched, FailureRecord, NewDelivery,
+};
 pub use plugins::PluginRecord;
 
 /// Schema migrations, applied in order; `PRAGMA user_version` is the count applied.
@@ -140,9 +142,12 @@ fn open_connection(path: &Path) -> StoreResult<Connection> {
     let conn = Connection::open(path).map_err(err)?;
     conn.busy_timeout(std::time::Duration::from_secs(10))
         .map_err(err)?;
-    conn.pragma_update(None, "journal_mode", "WAL").map_err(err)?;
-    conn.pragma_update(None, "synchronous", "FULL").map_err(err)?;
-    conn.pragma_update(None, "foreign_keys", "ON").map_err(err)?;
+    conn.pragma_update(None, "journal_mode", "WAL")
+        .map_err(err)?;
+    conn.pragma_update(None, "synchronous", "FULL")
+        .map_err(err)?;
+    conn.pragma_update(None, "foreign_keys", "ON")
+        .map_err(err)?;
     restrict_permissions(path);
     Ok(conn)
 }

@@ -185,7 +185,11 @@ impl Store {
     }
 
     /// Deliveries, newest first, optionally in one status.
-    pub fn deliveries(&self, status: Option<&str>, limit: usize) -> StoreResult<Vec<DeliveryRecord>> {
+    pub fn deliveries(
+        &self,
+        status: Option<&str>,
+        limit: usize,
+    ) -> StoreResult<Vec<DeliveryRecord>> {
         let rows = self.with(|conn| {
             let mut stmt = conn.prepare(
                 "SELECT id, event_id, binding_id, plugin, kind, destination, action, dry_run, status, attempts, last_error, created_at

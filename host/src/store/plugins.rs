@@ -132,7 +132,8 @@ impl Store {
     pub fn plugins(&self) -> StoreResult<Vec<PluginRecord>> {
         let rows = self.with(|conn| {
             let mut stmt = conn.prepare(&format!("SELECT {COLUMNS} FROM plugins ORDER BY name"))?;
-            stmt.query_map([], row)?.collect::<rusqlite::Result<Vec<_>>>()
+            stmt.query_map([], row)?
+                .collect::<rusqlite::Result<Vec<_>>>()
         })?;
         rows.into_iter().map(decode).collect()
     }
@@ -146,7 +147,9 @@ impl Store {
             )
         })?;
         if n == 0 {
-            return Err(StoreError::NotFound(format!("no plugin named `{name}` is installed")));
+            return Err(StoreError::NotFound(format!(
+                "no plugin named `{name}` is installed"
+            )));
         }
         Ok(())
     }
@@ -160,7 +163,9 @@ impl Store {
             )
         })?;
         if n == 0 {
-            return Err(StoreError::NotFound(format!("no plugin named `{name}` is installed")));
+            return Err(StoreError::NotFound(format!(
+                "no plugin named `{name}` is installed"
+            )));
         }
         Ok(())
     }
@@ -176,7 +181,9 @@ impl Store {
         })
         .and_then(|(n, bindings)| {
             if n == 0 {
-                Err(StoreError::NotFound(format!("no plugin named `{name}` is installed")))
+                Err(StoreError::NotFound(format!(
+                    "no plugin named `{name}` is installed"
+                )))
             } else {
                 Ok(bindings)
             }

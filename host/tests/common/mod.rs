@@ -5,6 +5,8 @@
 
 #![allow(dead_code)]
 
+pub mod sidecar;
+
 use std::path::PathBuf;
 
 /// The workspace root.

@@ -1,0 +1,224 @@
+//! A real `pagehook serve` on 127.0.0.1 with a fresh database, for
+//! end-to-end tests, plus the admin CLI pointed at the same config.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+
+/// The admin token every test sidecar uses.
+pub const ADMIN_TOKEN: &str = "test-admin-token-4f1c";
+/// The webhook secret test Confluence connections use.
+pub const HOOK_SECRET: &str = "It's a Secret to Everybody";
+/// The PAT the fake Confluence accepts.
+pub const PAT: &str = "pat-for-tests-0001";
+
+/// A config directory with a database; the server starts and stops on demand.
+pub struct Sidecar {
+    pub dir: tempfile::TempDir,
+    child: Option<Child>,
+    pub base: String,
+}
+
+impl Sidecar {
+    /// A fresh config (database, plugins dir, admin token file) in a temp dir.
+    pub fn new() -> Sidecar {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("admin-token"), ADMIN_TOKEN).unwrap();
+        let cache = super::root().join("target/pagehook-cache");
+        std::fs::write(
+            dir.path().join("pagehook.toml"),
+            format!(
+                "[server]\nadmin-token = {{ file = \"admin-token\" }}\nbody-limit-bytes = 65536\n\
+                 [sandbox]\ncache-dir = \"{}\"\n[dispatch]\nretry-secs = 1\nbreaker-threshold = 3\n",
+                cache.display()
+            ),
+        )
+        .unwrap();
+        Sidecar {
+            dir,
+            child: None,
+            base: String::new(),
+        }
+    }
+
+    /// The config file.
+    pub fn config(&self) -> PathBuf {
+        self.dir.path().join("pagehook.toml")
+    }
+
+    /// Runs the CLI with this config; fails the test if it does not exit 0.
+    pub fn cli(&self, args: &[&str]) -> String {
+        let out = self.cli_output(args);
+        assert!(
+            out.status.success(),
+            "pagehook {args:?} failed:\n{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// Runs the CLI with this config and returns whatever happened.
+    pub fn cli_output(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_pagehook"))
+            .arg("--config")
+            .arg(self.config())
+            .args(args)
+            .env("PAGEHOOK_TEST_PAT", PAT)
+            .env("PAGEHOOK_TEST_HOOK_SECRET", HOOK_SECRET)
+            .env_remove("PAGEHOOK_LOG")
+            .output()
+            .unwrap()
+    }
+
+    /// Connects the fake Confluence at `url` as source `name`.
+    pub fn connect_confluence(&self, name: &str, url: &str) {
+        self.cli(&[
+            "connect",
+            "confluence",
+            name,
+            "--url",
+            url,
+            "--token-env",
+            "PAGEHOOK_TEST_PAT",
+            "--webhook-secret-env",
+            "PAGEHOOK_TEST_HOOK_SECRET",
+        ]);
+    }
+
+    /// Starts `pagehook serve` on a random loopback port and waits until it answers.
+    pub fn start(&mut self) {
+        assert!(self.child.is_none(), "already running");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_pagehook"))
+            .arg("--config")
+            .arg(self.config())
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .env("PAGEHOOK_TEST_PAT", PAT)
+            .env("PAGEHOOK_TEST_HOOK_SECRET", HOOK_SECRET)
+            .env("PAGEHOOK_LOG", "pagehook=info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        self.base = line
+            .trim()
+            .strip_prefix("pagehook listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
+            .to_owned();
+        self.child = Some(child);
+    }
+
+    /// Kills the server (SIGKILL: no graceful shutdown).
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Stops the server with SIGTERM and waits for it to exit.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("running");
+        unsafe_free_sigterm(child.id());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "serve did not stop on SIGTERM");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// POSTs a body to the webhook of `source`, signed with `secret`.
+    pub fn hook(
+        &self,
+        source: &str,
+        body: &[u8],
+        secret: Option<&str>,
+    ) -> (u16, serde_json::Value) {
+        let mut req = reqwest::blocking::Client::new()
+            .post(format!("{}/hooks/confluence/{source}", self.base))
+            .header("content-type", "application/json")
+            .body(body.to_vec());
+        if let Some(secret) = secret {
+            req = req.header("X-Hub-Signature", sign(secret, body));
+        }
+        let answer = req.send().unwrap();
+        let status = answer.status().as_u16();
+        let json = answer.json().unwrap_or(serde_json::Value::Null);
+        (status, json)
+    }
+
+    /// GET under the server with the admin token.
+    pub fn api(&self, path: &str) -> (u16, serde_json::Value) {
+        let answer = reqwest::blocking::Client::new()
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .unwrap();
+        (answer.status().as_u16(), answer.json().unwrap_or_default())
+    }
+
+    /// Waits until `check` on `pagehook <args> --json` holds.
+    pub fn wait_json(
+        &self,
+        args: &[&str],
+        what: &str,
+        check: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut all: Vec<&str> = args.to_vec();
+        all.push("--json");
+        loop {
+            let v: serde_json::Value = serde_json::from_str(&self.cli(&all)).unwrap();
+            if check(&v) {
+                return v;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}; last: {v:#}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The database file.
+    pub fn database(&self) -> PathBuf {
+        self.dir.path().join("pagehook.db")
+    }
+
+    /// The directory holding the config.
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for Sidecar {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// `sha256=<hex>` of HMAC-SHA256(secret, body), as Confluence signs.
+pub fn sign(secret: &str, body: &[u8]) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(body);
+    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+fn unsafe_free_sigterm(pid: u32) {
+    let status = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
