@@ -8,7 +8,7 @@ WASM_TARGET    := wasm32-wasip2
 WASM_DIR       := target/wasm
 PLUGIN_OUT     := target/plugins
 # Every Rust plugin crate: a directory with Cargo.toml and plugin.toml.
-RUST_PLUGINS   := examples/hello tests/plugins/hostile tests/plugins/imports-outside
+RUST_PLUGINS   := examples/hello plugins/slack-poster plugins/teams-poster plugins/retro-writer tests/plugins/hostile tests/plugins/imports-outside
 
 # Plugins in other languages; each build.sh installs its pinned tool project-locally.
 POLYGLOT       := examples/python-filter examples/js-filter

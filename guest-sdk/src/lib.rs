@@ -12,6 +12,8 @@
 //! - builders that always produce valid output for each destination:
 //!   [`storage`] (Confluence storage format), [`slack`] (Block Kit within
 //!   Slack's limits) and [`teams`] (Adaptive Cards within Teams' size limit),
+//! - [`filters`], the notification filters admins expect (event kinds,
+//!   minor edits, restricted content, labels, title pattern, page tree),
 //! - [`testing`], sample events for a plugin's own unit tests.
 //!
 //! ```
@@ -39,6 +41,7 @@
 //! directly, and nothing in this crate reaches a WebAssembly import unless
 //! it is compiled for a wasm target.
 
+pub mod filters;
 pub mod log;
 mod model;
 mod settings;

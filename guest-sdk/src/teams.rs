@@ -176,10 +176,8 @@ pub fn fit(card: &mut Value, max_bytes: usize) -> bool {
         if let Some((pointer, chars)) = texts.into_iter().max_by_key(|(_, chars)| *chars)
             && chars > MIN_KEPT_CHARS
         {
-            // Each dropped character saves at least one byte; the ellipsis
-            // costs three bytes and takes one character's place.
-            let keep = chars.saturating_sub(over + 2).max(MIN_KEPT_CHARS);
             if let Some(Value::String(s)) = card.pointer_mut(&pointer) {
+                let keep = chars_to_keep(s, chars, over).max(MIN_KEPT_CHARS);
                 *s = truncate(s, keep);
             }
             continue;
@@ -195,6 +193,29 @@ pub fn fit(card: &mut Value, max_bytes: usize) -> bool {
             return false;
         }
     }
+}
+
+/// How many characters of `s` (`chars` long) to keep, ellipsis included,
+/// so that its JSON form shrinks by at least `over` bytes: counts the
+/// serialized size of each dropped character (2 for `"`, 3 for `é`...), so
+/// a text is cut by what it really costs, not by a guess.
+fn chars_to_keep(s: &str, chars: usize, over: usize) -> usize {
+    const ELLIPSIS_BYTES: usize = 3;
+    let mut saved = 0;
+    let mut dropped = 0;
+    for c in s.chars().rev() {
+        if saved >= over + ELLIPSIS_BYTES {
+            break;
+        }
+        saved += match c {
+            '"' | '\\' => 2,
+            c if (c as u32) < 0x20 => 6,
+            c => c.len_utf8(),
+        };
+        dropped += 1;
+    }
+    // `truncate` keeps `keep - 1` characters and adds the ellipsis.
+    (chars + 1).saturating_sub(dropped)
 }
 
 /// JSON pointers (and character counts) of the strings [`fit`] may shorten.

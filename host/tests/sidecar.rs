@@ -350,3 +350,293 @@ fn events_caused_by_pagehook_itself_are_marked() {
         pagehook_fakes::SERVICE_USER_KEY
     );
 }
+
+#[test]
+fn admin_api_needs_the_token_and_has_the_cli_powers() {
+    let fake = confluence();
+    let mut side = hello_sidecar(&fake);
+    side.start();
+    let client = reqwest::blocking::Client::new();
+    let url = |p: &str| format!("{}{p}", side.base);
+
+    let anonymous = client.get(url("/api/plugins")).send().unwrap();
+    assert_eq!(anonymous.status().as_u16(), 401);
+    let wrong = client
+        .get(url("/api/plugins"))
+        .bearer_auth("nope")
+        .send()
+        .unwrap();
+    assert_eq!(wrong.status().as_u16(), 401);
+    let body: Value = wrong.json().unwrap();
+    assert!(
+        body["error"].as_str().unwrap().contains("admin token"),
+        "{body}"
+    );
+
+    let (status, plugins) = side.api("/api/plugins");
+    assert_eq!(status, 200);
+    assert_eq!(plugins[0]["name"], "hello");
+    assert_eq!(plugins[0]["grants"], serde_json::json!(["post-slack"]));
+
+    // Bind through the API; a destination the plugin was not granted is refused.
+    let post = |path: &str, body: Value| {
+        let r = client
+            .post(url(path))
+            .bearer_auth(common::sidecar::ADMIN_TOKEN)
+            .json(&body)
+            .send()
+            .unwrap();
+        (r.status().as_u16(), r.json::<Value>().unwrap())
+    };
+    let (status, refused) = post(
+        "/api/bindings",
+        serde_json::json!({"plugin": "hello", "to": ["teams:eng"], "settings": {"channel": "#x"}}),
+    );
+    assert_eq!(status, 400);
+    assert!(
+        refused["error"].as_str().unwrap().contains("not granted"),
+        "{refused}"
+    );
+    let (status, missing) = post(
+        "/api/bindings",
+        serde_json::json!({"plugin": "hello", "to": ["slack:#x"]}),
+    );
+    assert_eq!(status, 400);
+    assert!(
+        missing["error"]
+            .as_str()
+            .unwrap()
+            .contains("needs setting `channel`"),
+        "{missing}"
+    );
+    let (status, bound) = post(
+        "/api/bindings",
+        serde_json::json!({"plugin": "hello", "scope": "page:2818001", "to": ["slack:#launch"], "settings": {"channel": "#launch"}}),
+    );
+    assert_eq!(status, 201, "{bound}");
+    assert_eq!(bound["scope"], "page:2818001");
+
+    // The page is under 2818001 and in space ENG: both bindings deliver.
+    let body = fixture_bytes("confluence/webhook-id-only/page_created.json");
+    let (_, stored) = side.hook("prod", &body, Some(HOOK_SECRET));
+    let delivered = deliveries(&side, 2);
+    let mut channels: Vec<&str> = delivered
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["action"]["channel"].as_str().unwrap())
+        .collect();
+    channels.sort();
+    assert_eq!(channels, vec!["#eng", "#launch"]);
+
+    let (status, detail) = side.api(&format!("/api/events/{}", stored["id"]));
+    assert_eq!(status, 200);
+    assert_eq!(detail["deliveries"].as_array().unwrap().len(), 2);
+    assert_eq!(detail["audit"].as_array().unwrap().len(), 2);
+    assert!(
+        detail["audit"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|a| a["verdict"] == "accepted")
+    );
+    assert_eq!(side.api("/api/events/999").0, 404);
+
+    let health: Value = reqwest::blocking::get(url("/healthz"))
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(health["status"], "ok");
+}
+
+#[test]
+fn secrets_never_appear_in_cli_or_api_output() {
+    let fake = confluence();
+    let mut side = Sidecar::new();
+    side.cli(&[
+        "connect",
+        "confluence",
+        "prod",
+        "--url",
+        &fake.base_url(),
+        "--token",
+        PAT,
+        "--webhook-secret",
+        HOOK_SECRET,
+    ]);
+    side.cli(&[
+        "connect",
+        "teams",
+        "eng",
+        "--url",
+        "https://example.invalid/workflows/run?sig=TEAMS-SIG-SECRET",
+    ]);
+    let table = side.cli(&["connections"]);
+    let json = side.cli(&["connections", "--json"]);
+    side.start();
+    let (_, api) = side.api("/api/connections");
+    for shown in [table, json, api.to_string()] {
+        for secret in [PAT, HOOK_SECRET, "TEAMS-SIG-SECRET"] {
+            assert!(!shown.contains(secret), "{secret} leaked in:\n{shown}");
+        }
+        assert!(shown.contains("[redacted]"), "{shown}");
+    }
+
+    // `connection test` checks the PAT against Confluence's current user.
+    let ok = side.cli(&["connection", "test", "prod"]);
+    assert!(ok.contains("accepts the credentials of Pagehook"), "{ok}");
+    let slack = pagehook_fakes::FakeSlack::start("xoxb-good-token");
+    side.cli(&[
+        "connect",
+        "slack",
+        "acme",
+        "--url",
+        &slack.base_url(),
+        "--token",
+        "xoxb-good-token",
+    ]);
+    let ok = side.cli(&["connection", "test", "acme"]);
+    assert!(ok.contains("Slack accepts the token"), "{ok}");
+    assert!(!side.cli(&["connections"]).contains("xoxb-good-token"));
+    side.cli(&[
+        "connect",
+        "slack",
+        "acme",
+        "--url",
+        &slack.base_url(),
+        "--token",
+        "xoxb-bad",
+    ]);
+    let bad = side.cli_output(&["connection", "test", "acme"]);
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&bad.stdout).contains("invalid_auth"));
+    let teams = side.cli(&["connection", "test", "eng"]);
+    assert!(teams.contains("no test endpoint"), "{teams}");
+    side.cli(&[
+        "connect",
+        "confluence",
+        "prod",
+        "--url",
+        &fake.base_url(),
+        "--token",
+        "wrong-pat",
+        "--webhook-secret",
+        HOOK_SECRET,
+    ]);
+    let refused = side.cli_output(&["connection", "test", "prod"]);
+    assert_eq!(refused.status.code(), Some(1));
+    let said = String::from_utf8_lossy(&refused.stdout);
+    assert!(
+        said.contains("refused the credentials (HTTP 401)"),
+        "{said}"
+    );
+    assert!(!said.contains("wrong-pat"), "{said}");
+}
+
+#[test]
+fn install_refuses_ungranted_actions_and_bind_checks_everything() {
+    let side = Sidecar::new();
+    let hello = common::plugin_dir("hello");
+    let out = side.cli_output(&["plugin", "install", hello.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("post-slack not granted"));
+    let out = side.cli_output(&[
+        "plugin",
+        "install",
+        hello.to_str().unwrap(),
+        "--grant",
+        "create-page",
+    ]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("does not declare it"));
+    let outside = common::plugin_dir("imports-outside");
+    let out = side.cli_output(&[
+        "plugin",
+        "install",
+        outside.to_str().unwrap(),
+        "--grant",
+        "post-slack",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("evil:net/sockets"));
+    assert!(side.cli(&["plugin", "list", "--json"]).trim() == "[]");
+
+    let installed = side.cli(&[
+        "plugin",
+        "install",
+        hello.to_str().unwrap(),
+        "--grant",
+        "post-slack",
+    ]);
+    assert!(installed.contains("sha256"), "{installed}");
+    for (args, says) in [
+        (
+            vec!["bind", "hello", "--to", "slack:#eng"],
+            "needs setting `channel`",
+        ),
+        (
+            vec!["bind", "hello", "--to", "#eng", "--set", "channel=#eng"],
+            "a destination is",
+        ),
+        (
+            vec![
+                "bind",
+                "hello",
+                "--scope",
+                "team:x",
+                "--to",
+                "slack:#e",
+                "--set",
+                "channel=#e",
+            ],
+            "a scope is",
+        ),
+        (
+            vec![
+                "bind",
+                "hello",
+                "--events",
+                "page-updated",
+                "--to",
+                "slack:#e",
+                "--set",
+                "channel=#e",
+            ],
+            "does not handle `page-updated`",
+        ),
+        (
+            vec![
+                "bind",
+                "hello",
+                "--to",
+                "slack:#e",
+                "--set",
+                "channel=#e",
+                "--source",
+                "nope",
+            ],
+            "no Confluence connection named `nope`",
+        ),
+        (
+            vec!["bind", "nope", "--to", "slack:#e"],
+            "no plugin named `nope`",
+        ),
+    ] {
+        let out = side.cli_output(&args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(says), "{args:?}: {err}");
+    }
+    assert!(side.cli(&["bindings", "--json"]).trim() == "[]");
+    side.cli(&[
+        "bind",
+        "hello",
+        "--to",
+        "slack:#eng",
+        "--set",
+        "channel=#eng",
+    ]);
+    side.cli(&["plugin", "disable", "hello"]);
+    assert!(side.cli(&["plugin", "list"]).contains("no"));
+    let removed = side.cli(&["plugin", "remove", "hello"]);
+    assert!(removed.contains("1 binding"), "{removed}");
+}

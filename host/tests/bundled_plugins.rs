@@ -1,0 +1,332 @@
+//! The bundled plugins in the real sandbox, through `pagehook plugin run`,
+//! on the example events: output compared with golden files checked in
+//! under `plugins/<name>/tests/golden/`, and checked the way Slack, Teams
+//! and Confluence would check it (Block Kit limits, Microsoft's Adaptive
+//! Card schema, well-formed storage-format XML).
+//!
+//! After an intended change of output, rewrite the golden files with
+//! `PAGEHOOK_BLESS=1 cargo test -p pagehook --test bundled_plugins` and
+//! review the diff.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::OnceLock;
+
+use serde_json::Value;
+
+/// One sandbox run: plugin, example event, settings.
+struct Case {
+    plugin: &'static str,
+    event: &'static str,
+    settings: &'static [&'static str],
+}
+
+const SLACK: &[Case] = &[
+    Case {
+        plugin: "slack-poster",
+        event: "page_created",
+        settings: &["channel=#eng"],
+    },
+    Case {
+        plugin: "slack-poster",
+        event: "page_updated",
+        settings: &["channel=#eng"],
+    },
+    Case {
+        plugin: "slack-poster",
+        event: "page_updated_minor",
+        settings: &["channel=#eng"],
+    },
+    Case {
+        plugin: "slack-poster",
+        event: "page_created_restricted",
+        settings: &["channel=#eng"],
+    },
+    Case {
+        plugin: "slack-poster",
+        event: "page_created_unicode_long",
+        settings: &["channel=#eng"],
+    },
+    Case {
+        plugin: "slack-poster",
+        event: "page_created_not_enriched",
+        settings: &["channel=#eng"],
+    },
+    Case {
+        plugin: "slack-poster",
+        event: "blog_created",
+        settings: &["channel=#eng", "dm-emails=grace@example.com"],
+    },
+    Case {
+        plugin: "slack-poster",
+        event: "comment_created",
+        settings: &["channel=#eng", "events=comment-created"],
+    },
+    Case {
+        plugin: "slack-poster",
+        event: "comment_created",
+        settings: &["channel=#eng"],
+    },
+];
+
+const TEAMS: &[Case] = &[
+    Case {
+        plugin: "teams-poster",
+        event: "page_created",
+        settings: &["channel=eng-news"],
+    },
+    Case {
+        plugin: "teams-poster",
+        event: "page_updated",
+        settings: &["channel=eng-news"],
+    },
+    Case {
+        plugin: "teams-poster",
+        event: "page_updated_minor",
+        settings: &["channel=eng-news", "skip-minor-edits=false"],
+    },
+    Case {
+        plugin: "teams-poster",
+        event: "page_created_unicode_long",
+        settings: &["channel=eng-news"],
+    },
+    Case {
+        plugin: "teams-poster",
+        event: "page_created_not_enriched",
+        settings: &["channel=eng-news"],
+    },
+    Case {
+        plugin: "teams-poster",
+        event: "blog_created",
+        settings: &["channel=eng-news", "labels=engineering, release"],
+    },
+    Case {
+        plugin: "teams-poster",
+        event: "comment_created",
+        settings: &["channel=eng-news", "events=comment-created"],
+    },
+];
+
+const RETRO: &[Case] = &[
+    Case {
+        plugin: "retro-writer",
+        event: "incident_created",
+        settings: &[],
+    },
+    Case {
+        plugin: "retro-writer",
+        event: "label_added_incident",
+        settings: &["space=SRE", "parent-id=9000", "labels=retro, pir"],
+    },
+    Case {
+        plugin: "retro-writer",
+        event: "page_created",
+        settings: &[],
+    },
+];
+
+impl Case {
+    fn golden_name(&self) -> String {
+        let mut name = self.event.to_owned();
+        for s in self.settings {
+            let (k, v) = s.split_once('=').unwrap();
+            if k != "channel" {
+                name.push_str(&format!("+{k}={}", v.replace([' ', '#', ','], "")));
+            }
+        }
+        name
+    }
+
+    fn golden_path(&self) -> PathBuf {
+        common::root()
+            .join("plugins")
+            .join(self.plugin)
+            .join("tests/golden")
+            .join(format!("{}.json", self.golden_name()))
+    }
+
+    /// Runs the case; returns the actions and the fuel the call used.
+    fn run(&self) -> (Value, u64) {
+        let cache = common::root().join("target/pagehook-cache");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_pagehook"));
+        cmd.args(["plugin", "run"])
+            .arg(common::plugin_dir(self.plugin))
+            .arg("--event")
+            .arg(common::event_path(&format!("{}.json", self.event)))
+            .arg("--cache-dir")
+            .arg(cache);
+        for s in self.settings {
+            cmd.args(["--set", s]);
+        }
+        let out = cmd.output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success(),
+            "{} on {}: {stderr}",
+            self.plugin,
+            self.event
+        );
+        let fuel = stderr
+            .split("fuel ")
+            .nth(1)
+            .and_then(|s| s.split_whitespace().next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no fuel figure in {stderr}"));
+        (serde_json::from_slice(&out.stdout).unwrap(), fuel)
+    }
+
+    /// Compares with the golden file (or rewrites it under PAGEHOOK_BLESS).
+    fn check_golden(&self, actions: &Value) {
+        let path = self.golden_path();
+        let pretty = format!("{}\n", serde_json::to_string_pretty(actions).unwrap());
+        if std::env::var_os("PAGEHOOK_BLESS").is_some() {
+            std::fs::write(&path, &pretty).unwrap();
+            return;
+        }
+        let expected = std::fs::read_to_string(&path).unwrap_or_else(|_| {
+            panic!(
+                "{} is missing: run with PAGEHOOK_BLESS=1 and review it",
+                path.display()
+            )
+        });
+        let expected: Value = serde_json::from_str(&expected).unwrap();
+        assert_eq!(
+            actions,
+            &expected,
+            "{} on {} differs from {}",
+            self.plugin,
+            self.event,
+            path.display()
+        );
+    }
+}
+
+fn card_schema() -> &'static jsonschema::Validator {
+    static V: OnceLock<jsonschema::Validator> = OnceLock::new();
+    V.get_or_init(|| {
+        let path = common::root().join("../shared/schemas/adaptive-card-1.6.schema.json");
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+            panic!(
+                "{}: {e} (../shared must sit beside the repository)",
+                path.display()
+            )
+        });
+        jsonschema::validator_for(&serde_json::from_str(&text).unwrap()).unwrap()
+    })
+}
+
+fn assert_storage_xml(body: &str) {
+    let doc = format!(
+        r#"<root xmlns:ac="http://atlassian.com/content" xmlns:ri="http://atlassian.com/resource/identifier">{body}</root>"#
+    );
+    if let Err(e) = roxmltree::Document::parse(&doc) {
+        panic!("storage body is not well-formed XML: {e}\n{body}");
+    }
+}
+
+fn assert_block_kit(blocks: &Value) {
+    let blocks = blocks.as_array().expect("blocks are an array");
+    assert!(blocks.len() <= 50);
+    for b in blocks {
+        let text = b["text"]["text"].as_str().unwrap_or("");
+        match b["type"].as_str().unwrap() {
+            "header" => assert!(text.chars().count() <= 150, "{b}"),
+            "section" => assert!(text.chars().count() <= 3000, "{b}"),
+            "context" | "actions" => assert!(!b["elements"].as_array().unwrap().is_empty(), "{b}"),
+            other => panic!("unexpected block {other}"),
+        }
+    }
+}
+
+#[test]
+fn slack_poster_matches_golden_output_within_block_kit_limits() {
+    for case in SLACK {
+        let (actions, _) = case.run();
+        case.check_golden(&actions);
+        for action in actions.as_array().unwrap() {
+            assert!(
+                !action["text"].as_str().unwrap().is_empty(),
+                "text fallback always set"
+            );
+            assert_block_kit(&action["blocks"]);
+        }
+    }
+}
+
+#[test]
+fn teams_poster_matches_golden_output_and_microsofts_schema() {
+    for case in TEAMS {
+        let (actions, _) = case.run();
+        case.check_golden(&actions);
+        for action in actions.as_array().unwrap() {
+            let card = &action["card"];
+            let errors: Vec<String> = card_schema()
+                .iter_errors(card)
+                .map(|e| e.to_string())
+                .collect();
+            assert!(
+                errors.is_empty(),
+                "{} on {}: {errors:?}",
+                case.plugin,
+                case.event
+            );
+            assert_eq!(card["version"], "1.5");
+            assert!(!card.to_string().contains("Action.Submit"));
+            let envelope = serde_json::json!({"type": "message", "attachments": [{"contentType": "application/vnd.microsoft.card.adaptive", "content": card}]});
+            assert!(envelope.to_string().len() <= 28 * 1024);
+        }
+    }
+}
+
+#[test]
+fn retro_writer_matches_golden_output_with_well_formed_storage_format() {
+    for case in RETRO {
+        let (actions, _) = case.run();
+        case.check_golden(&actions);
+        for action in actions.as_array().unwrap() {
+            assert_storage_xml(action["body"].as_str().unwrap());
+        }
+    }
+}
+
+#[test]
+fn skipped_events_produce_no_actions() {
+    let skipped = [
+        &SLACK[2], // minor edit
+        &SLACK[3], // restricted
+        &SLACK[8], // comment, not in the default events
+        &RETRO[2], // no incident label
+    ];
+    for case in skipped {
+        assert_eq!(
+            case.run().0,
+            serde_json::json!([]),
+            "{} on {}",
+            case.plugin,
+            case.event
+        );
+    }
+}
+
+#[test]
+fn a_broken_template_is_a_clear_error_not_a_broken_page() {
+    let out = Command::new(env!("CARGO_BIN_EXE_pagehook"))
+        .args(["plugin", "run"])
+        .arg(common::plugin_dir("retro-writer"))
+        .arg("--event")
+        .arg(common::event_path("incident_created.json"))
+        .arg("--cache-dir")
+        .arg(common::root().join("target/pagehook-cache"))
+        .args(["--set", "template=<h2>Summary</h2>\n{% for x in %}"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(out.stdout.is_empty());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("returned an error: setting `template` is not a valid Liquid template"),
+        "{stderr}"
+    );
+}

@@ -1,0 +1,243 @@
+//! slack-poster: tells a Slack channel what happened in Confluence.
+//!
+//! One Block Kit message per event that passes the filters (see
+//! `pagehook_guest::filters`): who did what to which page in which space,
+//! the edit note and an excerpt when there are some, and buttons to open the
+//! page and, for updates, to see the changes. Every message about a page
+//! carries the thread key `page-<id>`, so updates and comments land in the
+//! thread of the page's first message. Optionally the same news goes as a
+//! direct message to a list of people.
+
+use pagehook_guest::filters::{self, Filters};
+use pagehook_guest::slack::{self, Blocks, LinkButton};
+use pagehook_guest::{
+    Action, Event, EventKind, Plugin, Settings, SlackDirectMessage, SlackMessage, log, text,
+};
+
+/// Longest excerpt shown, in characters.
+const EXCERPT_CHARS: usize = 500;
+
+/// The plugin.
+pub struct SlackPoster;
+
+impl Plugin for SlackPoster {
+    fn handle(event: Event, settings: Settings) -> Result<Vec<Action>, String> {
+        let channel = settings.required("channel")?;
+        let filters = Filters::from_settings(&settings)?;
+        let dm_emails = settings.list("dm-emails");
+        if let Some(reason) = filters.skip_reason(&event) {
+            log::info(format!("skipped {}: {reason}", event.id));
+            return Ok(vec![]);
+        }
+        let message = Message::of(&event);
+        let mut actions = vec![Action::PostSlack(
+            SlackMessage::new(channel, message.text.clone())
+                .with_blocks(message.blocks.clone())
+                .with_thread_key(message.thread_key.clone()),
+        )];
+        for email in dm_emails {
+            if event.actor.as_ref().and_then(|a| a.email.as_deref()) == Some(email.as_str()) {
+                continue; // nobody needs to be told what they just did
+            }
+            actions.push(Action::DmSlack(
+                SlackDirectMessage::new(email, message.text.clone())
+                    .with_blocks(message.blocks.clone()),
+            ));
+        }
+        Ok(actions)
+    }
+}
+
+/// One event's message: fallback text, blocks and thread.
+struct Message {
+    text: String,
+    blocks: String,
+    thread_key: String,
+}
+
+impl Message {
+    fn of(event: &Event) -> Message {
+        let content = event
+            .content
+            .as_ref()
+            .expect("filters skip events without content");
+        let actor = event.actor.as_ref().map_or("Someone", |a| a.name());
+        let title = non_empty(filters::page_title(event), "an untitled page");
+        let space = content
+            .space_name
+            .as_deref()
+            .filter(|s| !s.is_empty())
+            .unwrap_or(&content.space_key);
+        let what = match event.kind {
+            EventKind::PageCreated => "created the page",
+            EventKind::PageUpdated => "updated the page",
+            EventKind::BlogCreated => "published the blog post",
+            EventKind::BlogUpdated => "updated the blog post",
+            EventKind::CommentCreated => "commented on",
+            EventKind::CommentUpdated => "edited a comment on",
+            _ => "changed",
+        };
+        let text = format!("{actor} {what} \"{title}\" in {space}: {}", content.url);
+
+        let mut blocks = Blocks::new();
+        blocks.push(slack::header(title));
+        blocks.push(slack::section(&format!(
+            "{} {what} {} in *{}*",
+            slack::mrkdwn_escape(actor),
+            slack::link(&content.url, title),
+            slack::mrkdwn_escape(space)
+        )));
+        if let Some(note) = content
+            .version_message
+            .as_deref()
+            .filter(|m| !m.trim().is_empty())
+        {
+            blocks.push(slack::context([format!(
+                "_“{}”_",
+                slack::mrkdwn_escape(note.trim())
+            )]));
+        }
+        if let Some(excerpt) = content.excerpt.as_deref().filter(|e| !e.trim().is_empty()) {
+            let quoted = slack::mrkdwn_escape(&text::truncate(excerpt.trim(), EXCERPT_CHARS));
+            blocks.push(slack::section(&format!(">{}", quoted.replace('\n', "\n>"))));
+        }
+        let mut facts = vec![format!(
+            "{} · version {}",
+            slack::mrkdwn_escape(&content.space_key),
+            content.version
+        )];
+        if !content.labels.is_empty() {
+            facts.push(format!(
+                "labels: {}",
+                slack::mrkdwn_escape(&content.labels.join(", "))
+            ));
+        }
+        if !event.enriched {
+            facts.push("details unavailable: Pagehook could not read this content".into());
+        }
+        blocks.push(slack::context(facts));
+        let mut buttons = vec![LinkButton::new("Open page", content.url.clone()).primary()];
+        if matches!(event.kind, EventKind::PageUpdated | EventKind::BlogUpdated)
+            && let Some(diff) = filters::diff_url(event)
+        {
+            buttons.push(LinkButton::new("View changes", diff));
+        }
+        blocks.push(slack::actions(buttons));
+        Message {
+            text,
+            blocks: blocks.to_json(),
+            thread_key: format!("page-{}", filters::page_id(event).unwrap_or(content.id)),
+        }
+    }
+}
+
+fn non_empty<'a>(s: &'a str, fallback: &'a str) -> &'a str {
+    if s.trim().is_empty() { fallback } else { s }
+}
+
+pagehook_guest::export_plugin!(SlackPoster);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pagehook_guest::testing;
+    use serde_json::Value;
+
+    fn run(event: Event, pairs: &[(&str, &str)]) -> Vec<Action> {
+        let mut all = vec![("channel", "#eng")];
+        all.extend_from_slice(pairs);
+        SlackPoster::handle(event, Settings::from_pairs(all)).unwrap()
+    }
+
+    fn post(actions: &[Action]) -> (&SlackMessage, Value) {
+        let Action::PostSlack(m) = &actions[0] else {
+            panic!("{actions:?}")
+        };
+        let blocks = serde_json::from_str(m.blocks.as_deref().unwrap()).unwrap();
+        (m, blocks)
+    }
+
+    #[test]
+    fn a_new_page_gets_header_link_context_and_open_button() {
+        let actions = run(testing::event(EventKind::PageCreated), &[]);
+        assert_eq!(actions.len(), 1);
+        let (m, blocks) = post(&actions);
+        assert_eq!(m.channel, "#eng");
+        assert_eq!(m.thread_key.as_deref(), Some("page-123456"));
+        assert_eq!(
+            m.text,
+            "Ada Lovelace created the page \"Release notes\" in Engineering: https://wiki.example.com/pages/viewpage.action?pageId=123456"
+        );
+        assert_eq!(blocks[0]["type"], "header");
+        assert!(blocks[1]["text"]["text"].as_str().unwrap().contains(
+            "<https://wiki.example.com/pages/viewpage.action?pageId=123456|Release notes>"
+        ));
+        let buttons = blocks.as_array().unwrap().last().unwrap()["elements"]
+            .as_array()
+            .unwrap()
+            .clone();
+        assert_eq!(buttons.len(), 1, "no View changes on a first version");
+    }
+
+    #[test]
+    fn an_update_has_a_view_changes_button_and_the_edit_note() {
+        let mut e = testing::event(EventKind::PageUpdated);
+        e.content.as_mut().unwrap().version_message = Some("Fixed the <rollback> steps".into());
+        let (_, blocks) = post(&run(e, &[]));
+        let text = blocks.to_string();
+        assert!(text.contains("Fixed the &lt;rollback&gt; steps"), "{text}");
+        assert!(text.contains("View changes"));
+        assert!(text.contains("selectedPageVersions=1&selectedPageVersions=2"));
+    }
+
+    #[test]
+    fn comments_thread_under_their_page() {
+        let actions = run(
+            testing::event(EventKind::CommentCreated),
+            &[("events", "comment-created")],
+        );
+        let (m, _) = post(&actions);
+        assert_eq!(m.thread_key.as_deref(), Some("page-123456"));
+        assert!(
+            m.text
+                .starts_with("Ada Lovelace commented on \"Engineering Home\""),
+            "{}",
+            m.text
+        );
+    }
+
+    #[test]
+    fn long_titles_and_excerpts_stay_within_block_kit_limits() {
+        let mut e = testing::event(EventKind::PageCreated);
+        let c = e.content.as_mut().unwrap();
+        c.title = "Ü".repeat(400);
+        c.excerpt = Some("x".repeat(10_000));
+        let (_, blocks) = post(&run(e, &[]));
+        assert!(blocks[0]["text"]["text"].as_str().unwrap().chars().count() <= 150);
+        for b in blocks.as_array().unwrap() {
+            if b["type"] == "section" {
+                assert!(b["text"]["text"].as_str().unwrap().chars().count() <= 3000);
+            }
+        }
+    }
+
+    #[test]
+    fn filtered_events_produce_nothing_and_dms_skip_the_actor() {
+        let mut minor = testing::event(EventKind::PageUpdated);
+        minor.content.as_mut().unwrap().minor_edit = true;
+        assert!(run(minor, &[]).is_empty());
+        let actions = run(
+            testing::event(EventKind::PageCreated),
+            &[("dm-emails", "ada@example.com, grace@example.com")],
+        );
+        assert_eq!(actions.len(), 2);
+        assert!(matches!(&actions[1], Action::DmSlack(d) if d.email == "grace@example.com"));
+    }
+
+    #[test]
+    fn missing_channel_is_an_error() {
+        let err = SlackPoster::handle(testing::event(EventKind::PageCreated), Settings::default())
+            .unwrap_err();
+        assert_eq!(err, "setting `channel` is required");
+    }
+}

@@ -1,0 +1,201 @@
+//! teams-poster: tells a Teams channel what happened in Confluence, as an
+//! Adaptive Card 1.5.
+//!
+//! The same events and filters as slack-poster (both read them from
+//! `pagehook_guest::filters`), so an admin configures both the same way.
+//! The card has the page title as heading, who did what, a FactSet (space,
+//! author, version, edit note), the excerpt, and `Action.OpenUrl` buttons;
+//! Teams workflows cannot call back, so there is no `Action.Submit`. The
+//! SDK's `Card::to_json` keeps the whole message under Teams' 28 KB limit
+//! by shortening the longest texts first.
+
+use pagehook_guest::filters::{self, Filters};
+use pagehook_guest::teams::{self, Card};
+use pagehook_guest::{Action, Event, EventKind, Plugin, Settings, TeamsMessage, log, text};
+
+/// Longest excerpt shown before the size limit is even considered.
+const EXCERPT_CHARS: usize = 1000;
+
+/// The plugin.
+pub struct TeamsPoster;
+
+impl Plugin for TeamsPoster {
+    fn handle(event: Event, settings: Settings) -> Result<Vec<Action>, String> {
+        let channel = settings.required("channel")?;
+        let filters = Filters::from_settings(&settings)?;
+        if let Some(reason) = filters.skip_reason(&event) {
+            log::info(format!("skipped {}: {reason}", event.id));
+            return Ok(vec![]);
+        }
+        Ok(vec![Action::PostTeams(TeamsMessage::new(
+            channel,
+            card(&event).to_json(),
+        ))])
+    }
+}
+
+/// The card for an event that passed the filters.
+pub fn card(event: &Event) -> Card {
+    let content = event
+        .content
+        .as_ref()
+        .expect("filters skip events without content");
+    let actor = event.actor.as_ref().map_or("Someone", |a| a.name());
+    let title = filters::page_title(event);
+    let title = if title.trim().is_empty() {
+        "Untitled page"
+    } else {
+        title
+    };
+    let space = content
+        .space_name
+        .as_deref()
+        .filter(|s| !s.is_empty())
+        .unwrap_or(&content.space_key);
+    let what = match event.kind {
+        EventKind::PageCreated => "created this page",
+        EventKind::PageUpdated => "updated this page",
+        EventKind::BlogCreated => "published this blog post",
+        EventKind::BlogUpdated => "updated this blog post",
+        EventKind::CommentCreated => "commented on this page",
+        EventKind::CommentUpdated => "edited a comment on this page",
+        _ => "changed this page",
+    };
+    let mut facts = vec![
+        ("Space", format!("{space} ({})", content.space_key)),
+        ("Author", actor.to_owned()),
+        ("Version", content.version.to_string()),
+    ];
+    if let Some(note) = content
+        .version_message
+        .as_deref()
+        .filter(|m| !m.trim().is_empty())
+    {
+        facts.push(("Edit note", note.trim().to_owned()));
+    }
+    if !content.labels.is_empty() {
+        facts.push(("Labels", content.labels.join(", ")));
+    }
+    let mut card = Card::new()
+        .push(teams::heading(title))
+        .push(teams::subtle_text(&format!("{actor} {what} in {space}")))
+        .push(teams::fact_set(facts));
+    if let Some(excerpt) = content.excerpt.as_deref().filter(|e| !e.trim().is_empty()) {
+        card = card.push(teams::text_block(&text::truncate(
+            excerpt.trim(),
+            EXCERPT_CHARS,
+        )));
+    }
+    if !event.enriched {
+        card = card.push(teams::subtle_text(
+            "Details unavailable: Pagehook could not read this content.",
+        ));
+    }
+    card = card.action(teams::open_url("Open page", &content.url));
+    if matches!(event.kind, EventKind::PageUpdated | EventKind::BlogUpdated)
+        && let Some(diff) = filters::diff_url(event)
+    {
+        card = card.action(teams::open_url("View changes", &diff));
+    }
+    card
+}
+
+pagehook_guest::export_plugin!(TeamsPoster);
+
+#[cfg(test)]
+mod tests {
+    use std::sync::OnceLock;
+
+    use super::*;
+    use pagehook_guest::testing;
+    use serde_json::Value;
+
+    fn validator() -> &'static jsonschema::Validator {
+        static V: OnceLock<jsonschema::Validator> = OnceLock::new();
+        V.get_or_init(|| {
+            let path = concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../../../shared/schemas/adaptive-card-1.6.schema.json"
+            );
+            let text = std::fs::read_to_string(path).unwrap_or_else(|e| {
+                panic!("{path}: {e} (the shared folder must sit beside the repository)")
+            });
+            jsonschema::validator_for(&serde_json::from_str(&text).unwrap()).unwrap()
+        })
+    }
+
+    fn card_of(event: Event, pairs: &[(&str, &str)]) -> Value {
+        let mut all = vec![("channel", "eng-news")];
+        all.extend_from_slice(pairs);
+        let actions = TeamsPoster::handle(event, Settings::from_pairs(all)).unwrap();
+        let [Action::PostTeams(m)] = actions.as_slice() else {
+            panic!("{actions:?}")
+        };
+        assert_eq!(m.channel, "eng-news");
+        let card: Value = serde_json::from_str(&m.card).unwrap();
+        let errors: Vec<String> = validator()
+            .iter_errors(&card)
+            .map(|e| e.to_string())
+            .collect();
+        assert!(
+            errors.is_empty(),
+            "card does not validate: {errors:?}\n{card:#}"
+        );
+        assert!(!card.to_string().contains("Action.Submit"));
+        assert!(teams::message_size(&card) <= 28_000);
+        card
+    }
+
+    #[test]
+    fn update_card_has_facts_excerpt_and_two_buttons() {
+        let mut e = testing::event(EventKind::PageUpdated);
+        e.content.as_mut().unwrap().version_message = Some("Added rollback steps".into());
+        let card = card_of(e, &[]);
+        assert_eq!(card["version"], "1.5");
+        assert_eq!(card["body"][0]["text"], "Release notes");
+        let facts = card["body"][2]["facts"].to_string();
+        assert!(
+            facts.contains("Edit note") && facts.contains("Added rollback steps"),
+            "{facts}"
+        );
+        assert_eq!(card["actions"].as_array().unwrap().len(), 2);
+        assert_eq!(card["actions"][1]["title"], "View changes");
+    }
+
+    #[test]
+    fn huge_cards_are_shortened_to_fit() {
+        let mut e = testing::event(EventKind::BlogCreated);
+        let c = e.content.as_mut().unwrap();
+        c.title = "標題".repeat(127);
+        c.excerpt = Some("ü\"".repeat(50_000));
+        c.labels = (0..500)
+            .map(|i| format!("{i}-{}", "ł".repeat(60)))
+            .collect();
+        let card = card_of(e, &[]);
+        assert_eq!(
+            card["body"][0]["text"],
+            "標題".repeat(127),
+            "a real title fits"
+        );
+        let labels = card["body"][2]["facts"][3]["value"].as_str().unwrap();
+        assert!(labels.ends_with('…'), "{labels}");
+        assert!(
+            teams::message_size(&card) > 27_000,
+            "cut only what was needed"
+        );
+    }
+
+    #[test]
+    fn filters_are_the_shared_ones() {
+        let mut restricted = testing::event(EventKind::PageCreated);
+        restricted.content.as_mut().unwrap().restricted = true;
+        let actions =
+            TeamsPoster::handle(restricted, Settings::from_pairs([("channel", "x")])).unwrap();
+        assert!(actions.is_empty());
+        let card = card_of(
+            testing::event(EventKind::CommentCreated),
+            &[("events", "comment-created")],
+        );
+        assert_eq!(card["body"][0]["text"], "Engineering Home");
+    }
+}
