@@ -13,17 +13,22 @@ RUST_PLUGINS   := examples/hello plugins/slack-poster plugins/teams-poster plugi
 # Plugins in other languages; each build.sh installs its pinned tool project-locally.
 POLYGLOT       := examples/python-filter examples/js-filter
 
-.PHONY: run test build setup plugins polyglot lint fmt clean
+.PHONY: run test bench build setup plugins polyglot lint fmt clean
 
-## run: build everything and run the example plugin on an example event
+## run: build everything and run the sidecar with the bundled plugins on SQLite (target/demo/)
 run: build
-	target/release/pagehook plugin run $(PLUGIN_OUT)/hello \
-		--event examples/events/page_created.json --set channel='#eng'
+	@command -v curl >/dev/null && command -v openssl >/dev/null || \
+		{ apt-get update -qq && apt-get install -y -qq curl openssl; }
+	examples/demo/run.sh
 
 ## test: build the plugins and run the whole test suite (what CI runs)
 test: setup plugins polyglot lint
 	$(CARGO) test --workspace --locked
 	@for d in $(POLYGLOT); do $$d/test.sh || exit 1; done
+
+## bench: component load (cold and warm) and call costs per plugin; see docs/benchmarks.md
+bench: setup plugins polyglot
+	$(CARGO) bench --locked -p pagehook --bench component_load
 
 ## build: release binary target/release/pagehook and every plugin under target/plugins/
 build: setup plugins

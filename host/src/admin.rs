@@ -217,11 +217,6 @@ pub fn connect(store: &Store, req: ConnectRequest) -> AdminResult<ConnectionReco
                 "a Slack connection needs the bot token (xoxb-...): --token-env, --token-file or --token".into(),
             ));
         }
-        ConnectionKind::Confluence if req.secret.is_none() => {
-            return Err(AdminError::Invalid(
-                "a Confluence connection needs a personal access token (or --username and a password): --token-env, --token-file or --token".into(),
-            ));
-        }
         ConnectionKind::Confluence if req.hook_secret.is_none() => {
             return Err(AdminError::Invalid(
                 "a Confluence connection needs the webhook secret set in Confluence's webhook screen: --webhook-secret-env, --webhook-secret-file or --webhook-secret".into(),

@@ -25,7 +25,7 @@ use crate::metrics::Metrics;
 use crate::model::{Action, Event};
 use crate::runtime::{LoadedPlugin, PluginPackage, Runtime};
 use crate::source::client::{ClientOptions, ConfluenceAuth, ConfluenceClient};
-use crate::source::enrich::{EnrichError, Enricher};
+use crate::source::enrich::{EnrichError, Enricher, from_webhook_only};
 use crate::source::webhook::{self, Payload};
 use crate::store::{
     AuditRecord, Binding, BreakerPolicy, ConnectionKind, ConnectionRecord, Dispatched, EventRecord,
@@ -121,7 +121,8 @@ impl Dispatcher {
                 self.defer(&record, &message, None)?;
                 return Ok(());
             }
-            Ok(enricher) => match enricher.enrich(&record.key, &hook).await {
+            Ok(None) => from_webhook_only(&record.source, &record.key, &hook),
+            Ok(Some(enricher)) => match enricher.enrich(&record.key, &hook).await {
                 Ok(event) => event,
                 Err(e) => {
                     let retry_after = match &e {
@@ -167,8 +168,9 @@ impl Dispatcher {
         Ok(())
     }
 
-    /// The enricher for a Confluence source, rebuilt when its connection changes.
-    fn enricher(&self, source: &str) -> Result<Arc<Enricher>, String> {
+    /// The enricher for a Confluence source, rebuilt when its connection
+    /// changes; `None` for a webhook-only source (no REST credentials).
+    fn enricher(&self, source: &str) -> Result<Option<Arc<Enricher>>, String> {
         let conn = self
             .store
             .connection(source)
@@ -179,12 +181,12 @@ impl Dispatcher {
         if let Some((known, enricher)) = sources.get(source)
             && *known == conn
         {
-            return Ok(enricher.clone());
+            return Ok(Some(enricher.clone()));
         }
-        let secret = conn
-            .secret
-            .as_ref()
-            .ok_or_else(|| format!("connection `{source}` has no token"))?
+        let Some(secret) = conn.secret.as_ref() else {
+            return Ok(None);
+        };
+        let secret = secret
             .resolve()
             .map_err(|m| format!("connection `{source}`: {m}"))?;
         let auth = match &conn.username {
@@ -206,7 +208,7 @@ impl Dispatcher {
             Duration::from_secs(self.config.enrichment.cache_ttl_secs),
         ));
         sources.insert(source.to_owned(), (conn, enricher.clone()));
-        Ok(enricher)
+        Ok(Some(enricher))
     }
 
     /// Runs every binding that wants `event` and collects what they decided.
@@ -381,10 +383,27 @@ fn judge(out: &mut Dispatched, binding: &Binding, plugin: &PluginRecord, action:
         out.deliveries.push(NewDelivery {
             binding_id: binding.id,
             plugin: plugin.name.clone(),
+            lane: lane(&action, &out.event.source),
+            source: out.event.source.clone(),
             destination,
             action,
             dry_run: binding.dry_run,
         });
+    }
+}
+
+/// The lane a delivery is ordered in: one per Slack channel or DM, Teams
+/// channel, Confluence space or page, so messages about one page arrive in
+/// the order their events happened.
+fn lane(action: &Action, source: &str) -> String {
+    match action {
+        Action::PostSlack { channel, .. } => {
+            format!("slack:{}", channel.trim_start_matches('#').to_lowercase())
+        }
+        Action::DmSlack { email, .. } => format!("slack-dm:{}", email.to_lowercase()),
+        Action::PostTeams { channel, .. } => format!("teams:{channel}"),
+        Action::CreatePage { space_key, .. } => format!("confluence:{source}:{space_key}"),
+        Action::AddComment { page_id, .. } => format!("confluence:{source}:page-{page_id}"),
     }
 }
 

@@ -11,4 +11,4 @@ wasmtime::component::bindgen!({
     imports: { default: trappable },
 });
 
-pub use pagehook::plugin::types;
+pub use self::pagehook::plugin::types;

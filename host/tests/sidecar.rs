@@ -640,3 +640,88 @@ fn install_refuses_ungranted_actions_and_bind_checks_everything() {
     let removed = side.cli(&["plugin", "remove", "hello"]);
     assert!(removed.contains("1 binding"), "{removed}");
 }
+
+#[test]
+fn webhook_only_source_dispatches_rich_payloads_to_bundled_and_python_plugins() {
+    let mut side = Sidecar::new();
+    // No token: Confluence is never asked; rich payloads carry title, space and URL.
+    let said = side.cli(&[
+        "connect",
+        "confluence",
+        "legacy",
+        "--url",
+        "http://127.0.0.1:9",
+        "--webhook-secret-env",
+        "PAGEHOOK_TEST_HOOK_SECRET",
+    ]);
+    assert!(said.contains("not read back from Confluence"), "{said}");
+    let slack = common::plugin_dir("slack-poster");
+    side.cli(&[
+        "plugin",
+        "install",
+        slack.to_str().unwrap(),
+        "--grant",
+        "post-slack",
+        "--grant",
+        "dm-slack",
+    ]);
+    side.cli(&[
+        "bind",
+        "slack-poster",
+        "--scope",
+        "space:ENG",
+        "--to",
+        "slack:#eng",
+        "--set",
+        "channel=#eng",
+    ]);
+    let python = common::plugin_dir("python-filter");
+    side.cli(&[
+        "plugin",
+        "install",
+        python.to_str().unwrap(),
+        "--grant",
+        "post-slack",
+    ]);
+    side.cli(&[
+        "bind",
+        "python-filter",
+        "--to",
+        "slack:#launches",
+        "--set",
+        "channel=#launches",
+        "--set",
+        "title-pattern=(?i)launch",
+    ]);
+    side.start();
+    let body = fixture_bytes("confluence/webhook-rich/page_created.json");
+    assert_eq!(side.hook("legacy", &body, Some(HOOK_SECRET)).0, 202);
+
+    let delivered = deliveries(&side, 2);
+    let by_plugin = |name: &str| {
+        delivered
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["plugin"] == name)
+            .unwrap_or_else(|| panic!("no {name} delivery in {delivered:#}"))
+            .clone()
+    };
+    let slack = by_plugin("slack-poster");
+    assert_eq!(slack["action"]["channel"], "#eng");
+    let text = slack["action"]["text"].as_str().unwrap();
+    assert!(text.contains("\"Q3 launch checklist\" in ENG"), "{text}");
+    let blocks = slack["action"]["blocks"].to_string();
+    assert!(
+        blocks.contains("Pagehook could not read this content"),
+        "{blocks}"
+    );
+    let python = by_plugin("python-filter");
+    assert_eq!(python["action"]["channel"], "#launches");
+    let events: Value = serde_json::from_str(&side.cli(&["events", "--json"])).unwrap();
+    assert_eq!(events[0]["event"]["enriched"], false);
+    assert_eq!(
+        events[0]["event"]["content"]["title"],
+        "Q3 launch checklist"
+    );
+}

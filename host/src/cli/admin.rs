@@ -228,6 +228,7 @@ pub enum ConnectCommand {
         #[arg(long)]
         url: String,
         /// For Basic auth: the user; the token is then its password. Without it the token is a PAT.
+        /// Without any token the source is webhook-only: events are not enriched.
         #[arg(long)]
         username: Option<String>,
         #[command(flatten)]
@@ -303,6 +304,12 @@ pub fn connect(config: &Config, cmd: ConnectCommand) -> anyhow::Result<ExitCode>
             ""
         }
     );
+    if c.kind == ConnectionKind::Confluence && c.secret.is_none() {
+        println!(
+            "no token: events from `{}` are not read back from Confluence (enriched = false); rich (Confluence 7/8) webhooks still carry title, space and URL",
+            c.name
+        );
+    }
     if c.kind == ConnectionKind::Confluence {
         println!(
             "point Confluence's webhook at http://<this host>:<port>/hooks/confluence/{} with the same secret",

@@ -288,21 +288,11 @@ async fn event(State(state): State<Arc<AppState>>, Path(id): Path<i64>) -> Respo
         let event = s
             .event(id)?
             .ok_or_else(|| AdminError::NotFound(format!("no event with id {id}")))?;
-        let deliveries: Vec<_> = s
-            .deliveries(None, 100_000)?
-            .into_iter()
-            .filter(|d| d.event_id == id)
-            .collect();
-        let failures: Vec<_> = s
-            .failures(None, 100_000)?
-            .into_iter()
-            .filter(|f| f.event_id == id)
-            .collect();
         Ok(json!({
             "event": event,
-            "deliveries": deliveries,
-            "audit": s.audit(Some(id), 1000)?,
-            "failures": failures,
+            "deliveries": s.event_deliveries(id)?,
+            "audit": s.audit(Some(id), 10_000)?,
+            "failures": s.event_failures(id)?,
         }))
     })
     .await

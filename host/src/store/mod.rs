@@ -13,6 +13,7 @@
 
 mod bindings;
 mod connections;
+mod delivery;
 mod events;
 pub mod ingest;
 mod outbox;
@@ -25,6 +26,7 @@ use rusqlite::Connection;
 
 pub use bindings::{Binding, NewBinding, Scope};
 pub use connections::{ConnectionKind, ConnectionRecord, redacted_url};
+pub use delivery::{AttemptRecord, Claimed, Outcome};
 pub use events::{EventRecord, EventStatus, NewEvent};
 pub use outbox::{
     AuditRecord, BreakerPolicy, DeliveryRecord, Dispatched, FailureRecord, NewDelivery,
@@ -32,7 +34,7 @@ pub use outbox::{
 pub use plugins::PluginRecord;
 
 /// Schema migrations, applied in order; `PRAGMA user_version` is the count applied.
-const MIGRATIONS: &[&str] = &[include_str!("schema.sql")];
+const MIGRATIONS: &[&str] = &[include_str!("schema.sql"), include_str!("schema_2.sql")];
 
 /// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]

@@ -21,6 +21,11 @@ pub struct NewDelivery {
     pub action: Action,
     /// Record, never send.
     pub dry_run: bool,
+    /// Deliveries in one lane go out in order (a Slack channel, a Teams
+    /// channel, a Confluence page).
+    pub lane: String,
+    /// The Confluence connection the event came from (where pages and comments go).
+    pub source: String,
 }
 
 /// One line of the audit log: an action a plugin returned and the verdict.
@@ -128,8 +133,8 @@ impl Store {
             let now = now_ms();
             {
                 let mut ins = tx.prepare_cached(
-                    "INSERT INTO deliveries (event_id, binding_id, plugin, kind, destination, action, dry_run, created_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                    "INSERT INTO deliveries (event_id, binding_id, plugin, kind, destination, action, dry_run, created_at, lane, source)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
                 )?;
                 for del in &d.deliveries {
                     ins.execute(params![
@@ -140,7 +145,9 @@ impl Store {
                         del.destination,
                         json(&del.action),
                         del.dry_run,
-                        now
+                        now,
+                        del.lane,
+                        del.source
                     ])?;
                 }
                 let mut audit = tx.prepare_cached(
@@ -190,12 +197,27 @@ impl Store {
         status: Option<&str>,
         limit: usize,
     ) -> StoreResult<Vec<DeliveryRecord>> {
+        self.deliveries_where(status, None, limit)
+    }
+
+    /// The deliveries one event produced.
+    pub fn event_deliveries(&self, event_id: i64) -> StoreResult<Vec<DeliveryRecord>> {
+        self.deliveries_where(None, Some(event_id), 10_000)
+    }
+
+    fn deliveries_where(
+        &self,
+        status: Option<&str>,
+        event_id: Option<i64>,
+        limit: usize,
+    ) -> StoreResult<Vec<DeliveryRecord>> {
         let rows = self.with(|conn| {
             let mut stmt = conn.prepare(
                 "SELECT id, event_id, binding_id, plugin, kind, destination, action, dry_run, status, attempts, last_error, created_at
-                 FROM deliveries WHERE ?1 IS NULL OR status = ?1 ORDER BY id DESC LIMIT ?2",
+                 FROM deliveries WHERE (?1 IS NULL OR status = ?1) AND (?3 IS NULL OR event_id = ?3)
+                 ORDER BY id DESC LIMIT ?2",
             )?;
-            stmt.query_map(params![status, limit as i64], |r| {
+            stmt.query_map(params![status, limit as i64, event_id], |r| {
                 Ok((
                     DeliveryRecord {
                         id: r.get(0)?,
@@ -254,12 +276,27 @@ impl Store {
 
     /// Failed plugin calls, newest first, optionally for one plugin.
     pub fn failures(&self, plugin: Option<&str>, limit: usize) -> StoreResult<Vec<FailureRecord>> {
+        self.failures_where(plugin, None, limit)
+    }
+
+    /// The failed calls of one event.
+    pub fn event_failures(&self, event_id: i64) -> StoreResult<Vec<FailureRecord>> {
+        self.failures_where(None, Some(event_id), 10_000)
+    }
+
+    fn failures_where(
+        &self,
+        plugin: Option<&str>,
+        event_id: Option<i64>,
+        limit: usize,
+    ) -> StoreResult<Vec<FailureRecord>> {
         self.with(|conn| {
             let mut stmt = conn.prepare(
                 "SELECT at, event_id, binding_id, plugin, code, message, log
-                 FROM failures WHERE ?1 IS NULL OR plugin = ?1 ORDER BY id DESC LIMIT ?2",
+                 FROM failures WHERE (?1 IS NULL OR plugin = ?1) AND (?3 IS NULL OR event_id = ?3)
+                 ORDER BY id DESC LIMIT ?2",
             )?;
-            stmt.query_map(params![plugin, limit as i64], |r| {
+            stmt.query_map(params![plugin, limit as i64, event_id], |r| {
                 Ok(FailureRecord {
                     at: r.get(0)?,
                     event_id: r.get(1)?,
