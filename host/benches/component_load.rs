@@ -28,8 +28,11 @@ fn ms(d: Duration) -> String {
     format!("{:.2} ms", d.as_secs_f64() * 1000.0)
 }
 
+/// A plugin, the example event it runs on, and its settings.
+type Case = (&'static str, &'static str, &'static [(&'static str, &'static str)]);
+
 fn main() {
-    let cases: [(&str, &str, &[(&str, &str)]); 5] = [
+    let cases: [Case; 5] = [
         ("hello", "page_created.json", &[("channel", "#eng")]),
         ("slack-poster", "page_updated.json", &[("channel", "#eng")]),
         ("retro-writer", "incident_created.json", &[]),
