@@ -29,7 +29,11 @@ fn ms(d: Duration) -> String {
 }
 
 /// A plugin, the example event it runs on, and its settings.
-type Case = (&'static str, &'static str, &'static [(&'static str, &'static str)]);
+type Case = (
+    &'static str,
+    &'static str,
+    &'static [(&'static str, &'static str)],
+);
 
 fn main() {
     let cases: [Case; 5] = [
