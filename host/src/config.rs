@@ -34,6 +34,8 @@ pub struct Config {
     pub enrichment: EnrichmentConfig,
     /// Running plugins over stored events.
     pub dispatch: DispatchConfig,
+    /// Carrying out deliveries.
+    pub delivery: DeliveryConfig,
 }
 
 /// `[server]`
@@ -127,6 +129,43 @@ impl Default for DispatchConfig {
             retry_secs: 5,
             breaker_threshold: 5,
             breaker_cooldown_secs: 300,
+        }
+    }
+}
+
+/// `[delivery]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct DeliveryConfig {
+    /// Waits before each retry, in ms; after the last, `retry-every-ms` until `give-up-after-ms`.
+    pub retry_schedule_ms: Vec<u64>,
+    /// Wait between retries once the schedule is used up.
+    pub retry_every_ms: u64,
+    /// A delivery still failing this long after it was written becomes a dead letter.
+    pub give_up_after_ms: u64,
+    /// Random spread added to each wait, as a fraction of it (0.1 = up to 10 % longer).
+    pub jitter: f64,
+    /// Longest `Retry-After` honoured, in seconds.
+    pub max_retry_after_secs: u64,
+    /// Timeout of one request to Slack, Teams or Confluence.
+    pub timeout_ms: u64,
+    /// Messages per second into one Slack channel (Slack allows about one).
+    pub slack_channel_rate: f64,
+    /// Messages per second through one Slack workspace, all channels together.
+    pub slack_workspace_rate: f64,
+}
+
+impl Default for DeliveryConfig {
+    fn default() -> Self {
+        DeliveryConfig {
+            retry_schedule_ms: vec![5_000, 30_000, 120_000, 600_000, 1_800_000, 3_600_000],
+            retry_every_ms: 3_600_000,
+            give_up_after_ms: 24 * 3_600_000,
+            jitter: 0.1,
+            max_retry_after_secs: 600,
+            timeout_ms: 10_000,
+            slack_channel_rate: 1.0,
+            slack_workspace_rate: 10.0,
         }
     }
 }

@@ -44,22 +44,26 @@ pub struct Dispatcher {
     metrics: Arc<Metrics>,
     config: Config,
     plugins: Mutex<HashMap<String, LoadedPlugin>>,
+    outbox: Arc<Notify>,
     sources: Mutex<HashMap<String, (ConnectionRecord, Arc<Enricher>)>>,
 }
 
 impl Dispatcher {
-    /// A dispatcher over `store`, loading plugins with `runtime`.
+    /// A dispatcher over `store`, loading plugins with `runtime`; `outbox`
+    /// is notified whenever deliveries were written.
     pub fn new(
         store: Arc<Store>,
         runtime: Arc<Runtime>,
         metrics: Arc<Metrics>,
         config: Config,
+        outbox: Arc<Notify>,
     ) -> Dispatcher {
         Dispatcher {
             store,
             runtime,
             metrics,
             config,
+            outbox,
             plugins: Mutex::new(HashMap::new()),
             sources: Mutex::new(HashMap::new()),
         }
@@ -144,8 +148,12 @@ impl Dispatcher {
             cooldown_ms: self.config.dispatch.breaker_cooldown_secs as i64 * 1000,
         };
         let store = self.store.clone();
+        let wrote = !dispatched.deliveries.is_empty();
         tokio::task::spawn_blocking(move || store.finish_dispatch(&dispatched, policy)).await??;
         self.metrics.dispatched();
+        if wrote {
+            self.outbox.notify_one();
+        }
         Ok(())
     }
 

@@ -77,7 +77,6 @@ fn signed_id_only_webhook_is_stored_enriched_dispatched_and_listed() {
     assert_eq!(d["event_id"], id);
     assert_eq!(d["plugin"], "hello");
     assert_eq!(d["destination"], "slack:#eng");
-    assert_eq!(d["status"], "pending");
     assert_eq!(d["action"]["type"], "post-slack");
     assert_eq!(d["action"]["channel"], "#eng");
     assert_eq!(d["action"]["thread_key"], format!("page-{PAGE}"));

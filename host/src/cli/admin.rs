@@ -533,11 +533,21 @@ pub fn deliveries(config: &Config, args: ListArgs) -> anyhow::Result<ExitCode> {
                     d.action.destination(),
                     format!("{}{}", d.status, if d.dry_run { " (dry run)" } else { "" }),
                     d.attempts.to_string(),
-                    d.last_error.unwrap_or_default(),
+                    match d.status.as_str() {
+                        "sent" => d.result.unwrap_or_default(),
+                        "would-send" => "dry run: see --json for the request".into(),
+                        _ => d.last_error.unwrap_or_default(),
+                    },
                 ]
             })
             .collect(),
     );
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn retry(config: &Config, id: i64) -> anyhow::Result<ExitCode> {
+    open(config)?.retry_delivery(id)?;
+    println!("delivery {id} is queued again; a running `pagehook serve` sends it within a second");
     Ok(ExitCode::SUCCESS)
 }
 

@@ -61,6 +61,11 @@ enum Command {
     Deliveries(admin::ListArgs),
     /// List failed plugin calls, newest first.
     Failures(admin::FailuresArgs),
+    /// Send a dead (or dry-run) delivery again, now.
+    Retry {
+        /// The delivery's id (see `pagehook deliveries --status dead`).
+        id: i64,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -188,6 +193,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Events(args) => admin::events(&config()?, args),
         Command::Deliveries(args) => admin::deliveries(&config()?, args),
         Command::Failures(args) => admin::failures(&config()?, args),
+        Command::Retry { id } => admin::retry(&config()?, id),
     }
 }
 

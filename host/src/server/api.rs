@@ -39,6 +39,8 @@ pub(super) fn routes(state: Arc<AppState>) -> axum::Router<Arc<AppState>> {
         .route("/events", get(events))
         .route("/events/{id}", get(event))
         .route("/deliveries", get(deliveries))
+        .route("/deliveries/{id}/retry", post(retry))
+        .route("/deliveries/{id}/attempts", get(attempts))
         .route("/audit", get(audit))
         .route("/failures", get(failures))
         .layer(middleware::from_fn_with_state(state, require_token))
@@ -303,6 +305,18 @@ async fn deliveries(State(state): State<Arc<AppState>>, Query(q): Query<Listing>
         Ok(s.deliveries(q.status.as_deref(), q.limit())?)
     })
     .await
+}
+
+async fn retry(State(state): State<Arc<AppState>>, Path(id): Path<i64>) -> Response {
+    blocking(&state, move |s| {
+        s.retry_delivery(id)?;
+        Ok(json!({ "queued": id }))
+    })
+    .await
+}
+
+async fn attempts(State(state): State<Arc<AppState>>, Path(id): Path<i64>) -> Response {
+    blocking(&state, move |s| Ok(s.attempts(id)?)).await
 }
 
 async fn audit(State(state): State<Arc<AppState>>, Query(q): Query<Listing>) -> Response {

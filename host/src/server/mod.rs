@@ -20,6 +20,7 @@ use serde_json::json;
 use tokio::sync::{Notify, watch};
 
 use crate::config::Config;
+use crate::deliver::Deliverer;
 use crate::dispatch::Dispatcher;
 use crate::metrics::Metrics;
 use crate::runtime::Runtime;
@@ -105,14 +106,18 @@ pub async fn serve(config: Config, listen: Option<String>) -> anyhow::Result<()>
         .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
     let local: SocketAddr = listener.local_addr()?;
 
+    let outbox = Arc::new(Notify::new());
     let dispatcher = Arc::new(Dispatcher::new(
         store.clone(),
         runtime.clone(),
         metrics.clone(),
         config.clone(),
+        outbox.clone(),
     ));
+    let deliverer = Arc::new(Deliverer::new(store.clone(), config.delivery.clone()));
     let (stop, stopped) = watch::channel(false);
-    let dispatch_task = tokio::spawn(dispatcher.run(wake.clone(), stopped));
+    let dispatch_task = tokio::spawn(dispatcher.run(wake.clone(), stopped.clone()));
+    let delivery_task = tokio::spawn(deliverer.run(outbox, stopped));
 
     let state = Arc::new(AppState {
         store,
@@ -130,6 +135,7 @@ pub async fn serve(config: Config, listen: Option<String>) -> anyhow::Result<()>
         .await?;
     let _ = stop.send(true);
     let _ = dispatch_task.await;
+    let _ = delivery_task.await;
     Ok(())
 }
 
@@ -152,5 +158,5 @@ async fn shutdown_signal() {
         _ = ctrl_c => {}
         _ = term => {}
     }
-    tracing::info!("shutting down: no new requests; finishing the current dispatch");
+    tracing::info!("shutting down: no new requests; finishing the current dispatch and delivery");
 }

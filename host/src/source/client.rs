@@ -73,12 +73,23 @@ pub enum ClientError {
     /// An answer that is not what the API documents.
     #[error("unexpected answer from Confluence: {0}")]
     BadAnswer(String),
+    /// A write refused for its content (HTTP 400, or 404 for a missing parent).
+    #[error("Confluence refused it (HTTP {status}): {message}")]
+    Rejected {
+        /// The HTTP status.
+        status: u16,
+        /// Confluence's message.
+        message: String,
+    },
 }
 
 impl ClientError {
     /// Worth retrying later (as opposed to needing an admin).
     pub fn is_transient(&self) -> bool {
-        !matches!(self, ClientError::Unauthorized(_))
+        !matches!(
+            self,
+            ClientError::Unauthorized(_) | ClientError::Rejected { .. }
+        )
     }
 
     /// How long the caller should wait before trying again, when Confluence said.
@@ -150,13 +161,65 @@ impl ConfluenceClient {
         Ok(p)
     }
 
+    /// The page titled `title` in `space`, if there is one (titles are
+    /// unique within a space): what delivery checks before creating a page.
+    pub async fn find_page(&self, space: &str, title: &str) -> Result<Option<u64>, ClientError> {
+        let path = format!(
+            "/rest/api/content?type=page&spaceKey={}&title={}&status=current",
+            form_urlencoded(space),
+            form_urlencoded(title)
+        );
+        Ok(self
+            .get(&path)
+            .await?
+            .and_then(|v| v.pointer("/results/0/id").cloned())
+            .and_then(|id| id.as_u64().or_else(|| id.as_str()?.parse().ok())))
+    }
+
+    /// The comments on a page with their storage bodies (first 200).
+    pub async fn comments(&self, page_id: u64) -> Result<Vec<Value>, ClientError> {
+        let path =
+            format!("/rest/api/content/{page_id}/child/comment?expand=body.storage&limit=200");
+        Ok(self
+            .get(&path)
+            .await?
+            .and_then(|v| v.get("results").and_then(Value::as_array).cloned())
+            .unwrap_or_default())
+    }
+
+    /// `POST /rest/api/content`: creates a page or comment; sent once (the
+    /// caller decides about retries, after checking what exists).
+    pub async fn create(&self, body: &Value) -> Result<Value, ClientError> {
+        self.send(reqwest::Method::POST, "/rest/api/content", Some(body), 1)
+            .await?
+            .ok_or_else(|| ClientError::BadAnswer("POST /rest/api/content answered 404".into()))
+    }
+
     async fn get(&self, path: &str) -> Result<Option<Value>, ClientError> {
+        self.send(reqwest::Method::GET, path, None, self.options.attempts)
+            .await
+    }
+
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+        attempts: u32,
+    ) -> Result<Option<Value>, ClientError> {
         let url = format!("{}{path}", self.base);
         let mut waited = Duration::ZERO;
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let req = self.http.get(&url).header("Accept", "application/json");
+            let req = self
+                .http
+                .request(method.clone(), &url)
+                .header("Accept", "application/json");
+            let req = match body {
+                Some(b) => req.json(b),
+                None => req,
+            };
             let req = match &self.auth {
                 ConfluenceAuth::Bearer(token) => req.bearer_auth(token.expose()),
                 ConfluenceAuth::Basic { username, password } => {
@@ -165,7 +228,7 @@ impl ConfluenceClient {
             };
             let answer = match req.send().await {
                 Ok(a) => a,
-                Err(e) if attempt < self.options.attempts => {
+                Err(e) if attempt < attempts => {
                     tracing::debug!(error = %e.without_url(), "Confluence request failed; retrying");
                     tokio::time::sleep(backoff(attempt)).await;
                     continue;
@@ -181,7 +244,7 @@ impl ConfluenceClient {
                         .map(Some)
                         .map_err(|e| ClientError::BadAnswer(e.without_url().to_string()));
                 }
-                StatusCode::NOT_FOUND => return Ok(None),
+                StatusCode::NOT_FOUND if body.is_none() => return Ok(None),
                 StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
                     return Err(ClientError::Unauthorized(status.as_u16()));
                 }
@@ -196,10 +259,21 @@ impl ConfluenceClient {
                     tokio::time::sleep(wait).await;
                 }
                 s if s.is_server_error() => {
-                    if attempt >= self.options.attempts {
+                    if attempt >= attempts {
                         return Err(ClientError::Server(s.as_u16()));
                     }
                     tokio::time::sleep(backoff(attempt)).await;
+                }
+                s if s.is_client_error() => {
+                    let text = answer.text().await.unwrap_or_default();
+                    let message = serde_json::from_str::<Value>(&text)
+                        .ok()
+                        .and_then(|v| v.get("message").and_then(Value::as_str).map(str::to_owned))
+                        .unwrap_or_else(|| text.chars().take(300).collect());
+                    return Err(ClientError::Rejected {
+                        status: s.as_u16(),
+                        message,
+                    });
                 }
                 s => {
                     return Err(ClientError::BadAnswer(format!(

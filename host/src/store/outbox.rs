@@ -121,6 +121,9 @@ pub struct DeliveryRecord {
     pub attempts: u32,
     /// The last delivery error.
     pub last_error: Option<String>,
+    /// What delivery made of it: Slack `ts`, created content id, or the
+    /// exact request of a dry run (JSON).
+    pub result: Option<String>,
     /// When it was written.
     pub created_at: i64,
 }
@@ -213,7 +216,7 @@ impl Store {
     ) -> StoreResult<Vec<DeliveryRecord>> {
         let rows = self.with(|conn| {
             let mut stmt = conn.prepare(
-                "SELECT id, event_id, binding_id, plugin, kind, destination, action, dry_run, status, attempts, last_error, created_at
+                "SELECT id, event_id, binding_id, plugin, kind, destination, action, dry_run, status, attempts, last_error, created_at, result
                  FROM deliveries WHERE (?1 IS NULL OR status = ?1) AND (?3 IS NULL OR event_id = ?3)
                  ORDER BY id DESC LIMIT ?2",
             )?;
@@ -236,6 +239,7 @@ impl Store {
                         attempts: r.get(9)?,
                         last_error: r.get(10)?,
                         created_at: r.get(11)?,
+                        result: r.get(12)?,
                     },
                     r.get::<_, String>(6)?,
                 ))

@@ -24,8 +24,17 @@ pub struct Sidecar {
 }
 
 impl Sidecar {
-    /// A fresh config (database, plugins dir, admin token file) in a temp dir.
+    /// A fresh config (database, plugins dir, admin token file) in a temp dir,
+    /// with a fast delivery retry schedule.
     pub fn new() -> Sidecar {
+        Sidecar::with_delivery(
+            "retry-schedule-ms = [100, 200, 400]\nretry-every-ms = 400\ngive-up-after-ms = 3000\n\
+             timeout-ms = 1000\nslack-channel-rate = 50.0\nslack-workspace-rate = 100.0\njitter = 0.0\n",
+        )
+    }
+
+    /// As [`Sidecar::new`] with this `[delivery]` section.
+    pub fn with_delivery(delivery: &str) -> Sidecar {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("admin-token"), ADMIN_TOKEN).unwrap();
         let cache = super::root().join("target/pagehook-cache");
@@ -33,7 +42,8 @@ impl Sidecar {
             dir.path().join("pagehook.toml"),
             format!(
                 "[server]\nadmin-token = {{ file = \"admin-token\" }}\nbody-limit-bytes = 65536\n\
-                 [sandbox]\ncache-dir = \"{}\"\n[dispatch]\nretry-secs = 1\nbreaker-threshold = 3\n",
+                 [sandbox]\ncache-dir = \"{}\"\n[dispatch]\nretry-secs = 1\nbreaker-threshold = 3\n\
+                 [delivery]\n{delivery}",
                 cache.display()
             ),
         )
@@ -99,7 +109,7 @@ impl Sidecar {
             .args(["serve", "--listen", "127.0.0.1:0"])
             .env("PAGEHOOK_TEST_PAT", PAT)
             .env("PAGEHOOK_TEST_HOOK_SECRET", HOOK_SECRET)
-            .env("PAGEHOOK_LOG", "pagehook=info")
+            .env("PAGEHOOK_LOG", "pagehook=warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()

@@ -1,0 +1,358 @@
+//! Delivery: carrying out the outbox.
+//!
+//! One worker inside `pagehook serve` takes pending deliveries oldest first,
+//! keeps each lane (a Slack channel or DM, a Teams channel, a Confluence
+//! space or page) in order, respects Slack's per-channel and per-workspace
+//! rates, sends, and records every attempt. Failures are classified the way
+//! each service documents them: retry (429 with its `Retry-After`, 5xx,
+//! timeouts), give up on this destination with a message an admin can act
+//! on (a dead letter, replayable with `pagehook retry`), or re-authorise
+//! (the connection is marked unhealthy and the delivery keeps retrying so
+//! it goes out once the token is fixed). Dry-run connections and bindings
+//! record the exact request instead of sending it.
+//!
+//! Crash safety: a delivery is marked `sending` before the request; after a
+//! crash it comes back `pending` and *uncertain*, and is looked for before it
+//! is sent again (Slack: message metadata carrying the delivery id;
+//! Confluence: the page title or comment body, and once-keys).
+
+mod confluence;
+mod rate;
+mod slack;
+mod teams;
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::{Notify, watch};
+
+use crate::config::DeliveryConfig;
+use crate::model::Action;
+use crate::store::{Claimed, ConnectionKind, ConnectionRecord, Outcome, Store, now_ms};
+
+/// Deliveries looked at per round.
+const BATCH: usize = 500;
+
+/// What one attempt came to, before the retry schedule is applied.
+#[derive(Debug)]
+enum Attempt {
+    /// Delivered; the target's id for it.
+    Sent(String),
+    /// Dry run: the request that would have been sent.
+    WouldSend(serde_json::Value),
+    /// Failed for now.
+    Retry {
+        error: String,
+        retry_after: Option<Duration>,
+        /// The request may have been processed (timeout after sending).
+        uncertain: bool,
+    },
+    /// The credentials were refused: mark the connection, keep retrying.
+    Reauth { connection: String, error: String },
+    /// Give up on this destination.
+    Dead(String),
+}
+
+impl Attempt {
+    fn retry(error: impl Into<String>) -> Attempt {
+        Attempt::Retry {
+            error: error.into(),
+            retry_after: None,
+            uncertain: false,
+        }
+    }
+}
+
+/// The delivery worker.
+pub struct Deliverer {
+    store: Arc<Store>,
+    config: DeliveryConfig,
+    http: reqwest::Client,
+    slack: slack::SlackState,
+    rates: rate::Rates,
+}
+
+impl Deliverer {
+    /// A worker over `store`.
+    pub fn new(store: Arc<Store>, config: DeliveryConfig) -> Deliverer {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_millis(config.timeout_ms.max(100)))
+            .user_agent(concat!("pagehook/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .expect("a TLS backend is compiled in");
+        let rates = rate::Rates::new(config.slack_channel_rate, config.slack_workspace_rate);
+        Deliverer {
+            store,
+            config,
+            http,
+            slack: slack::SlackState::default(),
+            rates,
+        }
+    }
+
+    /// Delivers until `shutdown`; woken by `wake` when dispatch wrote deliveries.
+    pub async fn run(self: Arc<Self>, wake: Arc<Notify>, mut shutdown: watch::Receiver<bool>) {
+        match self.store.release_in_flight() {
+            Ok(0) => {}
+            Ok(n) => tracing::warn!(
+                n,
+                "deliveries were in flight at the last stop; checking before resending"
+            ),
+            Err(e) => tracing::error!(error = %e, "cannot release in-flight deliveries"),
+        }
+        loop {
+            if *shutdown.borrow() {
+                return;
+            }
+            let wait = match self.round(&shutdown).await {
+                Ok(wait) => wait,
+                Err(e) => {
+                    tracing::error!(error = %e, "delivery round failed");
+                    Duration::from_secs(1)
+                }
+            };
+            if wait.is_zero() {
+                continue;
+            }
+            tokio::select! {
+                _ = wake.notified() => {}
+                _ = tokio::time::sleep(wait) => {}
+                _ = shutdown.changed() => {}
+            }
+        }
+    }
+
+    /// Sends what is due; returns how long to wait before the next round.
+    async fn round(&self, shutdown: &watch::Receiver<bool>) -> anyhow::Result<Duration> {
+        let store = self.store.clone();
+        let pending =
+            tokio::task::spawn_blocking(move || store.pending_deliveries(BATCH)).await??;
+        let mut blocked: HashSet<String> = HashSet::new();
+        let mut next = Duration::from_secs(1);
+        let mut sent = 0;
+        for d in pending {
+            if *shutdown.borrow() {
+                break;
+            }
+            if blocked.contains(&d.lane) {
+                continue;
+            }
+            if !d.due {
+                blocked.insert(d.lane.clone());
+                continue;
+            }
+            if let Some(wait) = self.rates.wait_for(&d) {
+                next = next.min(wait);
+                blocked.insert(d.lane.clone());
+                continue;
+            }
+            let done = self.deliver(&d).await?;
+            sent += 1;
+            if !done {
+                blocked.insert(d.lane.clone());
+            }
+        }
+        Ok(if sent > 0 { Duration::ZERO } else { next })
+    }
+
+    /// One attempt at one delivery; true when it is finished (sent, dead, dry run).
+    async fn deliver(&self, d: &Claimed) -> anyhow::Result<bool> {
+        let started = now_ms();
+        let clock = Instant::now();
+        {
+            let store = self.store.clone();
+            let id = d.id;
+            tokio::task::spawn_blocking(move || store.mark_sending(id)).await??;
+        }
+        let attempt = self.attempt(d).await;
+        let latency = clock.elapsed().as_millis() as i64;
+        let outcome = self.outcome(d, attempt);
+        let finished = !matches!(outcome, Outcome::Retry { .. });
+        match &outcome {
+            Outcome::Sent { .. } => tracing::info!(delivery = d.id, lane = %d.lane, "delivered"),
+            Outcome::WouldSend { .. } => tracing::info!(delivery = d.id, "dry run: recorded"),
+            Outcome::Retry { error, .. } => tracing::warn!(delivery = d.id, %error, "will retry"),
+            Outcome::Dead { error } => tracing::error!(delivery = d.id, %error, "dead letter"),
+        }
+        let store = self.store.clone();
+        let id = d.id;
+        tokio::task::spawn_blocking(move || store.finish_attempt(id, started, &outcome, latency))
+            .await??;
+        Ok(finished)
+    }
+
+    async fn attempt(&self, d: &Claimed) -> Attempt {
+        let conn = match self.connection_for(d) {
+            Ok(c) => c,
+            Err(a) => return a,
+        };
+        let dry_run = d.dry_run || conn.dry_run;
+        let attempt = match (&d.action, conn.kind) {
+            (Action::PostSlack { .. } | Action::DmSlack { .. }, ConnectionKind::Slack) => {
+                slack::deliver(self, &conn, d, dry_run).await
+            }
+            (Action::PostTeams { .. }, ConnectionKind::Teams) => {
+                teams::deliver(self, &conn, d, dry_run).await
+            }
+            (Action::CreatePage { .. } | Action::AddComment { .. }, ConnectionKind::Confluence) => {
+                confluence::deliver(self, &conn, d, dry_run).await
+            }
+            _ => Attempt::Dead(format!(
+                "connection `{}` is a {} connection and cannot carry `{}`",
+                conn.name,
+                conn.kind.as_str(),
+                d.action.kind()
+            )),
+        };
+        match &attempt {
+            Attempt::Reauth { connection, error } => {
+                let _ = self.store.set_connection_health(connection, Some(error));
+            }
+            Attempt::Sent(_) => {
+                let _ = self.store.set_connection_health(&conn.name, None);
+            }
+            _ => {}
+        }
+        attempt
+    }
+
+    /// The connection a delivery goes through: the only Slack workspace for
+    /// Slack actions, the Teams connection its channel names, the event's
+    /// Confluence source for pages and comments.
+    fn connection_for(&self, d: &Claimed) -> Result<ConnectionRecord, Attempt> {
+        let all = self
+            .store
+            .connections()
+            .map_err(|e| Attempt::retry(e.to_string()))?;
+        match &d.action {
+            Action::PostSlack { .. } | Action::DmSlack { .. } => {
+                let slack: Vec<ConnectionRecord> =
+                    all.into_iter().filter(|c| c.kind == ConnectionKind::Slack).collect();
+                match slack.len() {
+                    1 => Ok(slack.into_iter().next().expect("one")),
+                    0 => Err(Attempt::Dead(
+                        "no Slack connection: add one with `pagehook connect slack <name> --token-env ...`, then `pagehook retry`".into(),
+                    )),
+                    _ => Err(Attempt::Dead(format!(
+                        "{} Slack connections exist and the delivery cannot tell which workspace to use; keep one per Pagehook",
+                        slack.len()
+                    ))),
+                }
+            }
+            Action::PostTeams { channel, .. } => all
+                .into_iter()
+                .find(|c| c.kind == ConnectionKind::Teams && &c.name == channel)
+                .ok_or_else(|| {
+                    Attempt::Dead(format!(
+                        "no Teams connection named `{channel}`: add it with `pagehook connect teams {channel} --url ...`"
+                    ))
+                }),
+            Action::CreatePage { .. } | Action::AddComment { .. } => all
+                .into_iter()
+                .find(|c| c.kind == ConnectionKind::Confluence && c.name == d.source)
+                .ok_or_else(|| Attempt::Dead(format!("the Confluence connection `{}` no longer exists", d.source))),
+        }
+    }
+
+    /// Applies the retry schedule to an attempt.
+    fn outcome(&self, d: &Claimed, attempt: Attempt) -> Outcome {
+        let (error, retry_after, uncertain) = match attempt {
+            Attempt::Sent(result) => return Outcome::Sent { result },
+            Attempt::WouldSend(request) => {
+                return Outcome::WouldSend {
+                    request: request.to_string(),
+                };
+            }
+            Attempt::Dead(error) => return Outcome::Dead { error },
+            Attempt::Reauth { error, .. } => (error, None, false),
+            Attempt::Retry {
+                error,
+                retry_after,
+                uncertain,
+            } => (error, retry_after, uncertain),
+        };
+        let now = now_ms();
+        let c = &self.config;
+        let planned = c
+            .retry_schedule_ms
+            .get(d.attempts as usize)
+            .copied()
+            .unwrap_or(c.retry_every_ms);
+        let asked = retry_after
+            .map(|r| {
+                r.min(Duration::from_secs(c.max_retry_after_secs))
+                    .as_millis() as u64
+            })
+            .unwrap_or(0);
+        let wait = planned.max(asked);
+        let wait = wait
+            + (wait as f64 * c.jitter.clamp(0.0, 1.0) * jitter_fraction(d.id, d.attempts)) as u64;
+        let at = now + wait as i64;
+        if at - d.created_at > c.give_up_after_ms as i64 {
+            return Outcome::Dead {
+                error: format!(
+                    "gave up after {} attempts; last error: {error}",
+                    d.attempts + 1
+                ),
+            };
+        }
+        Outcome::Retry {
+            error,
+            at,
+            uncertain,
+        }
+    }
+}
+
+/// A fraction in [0, 1) that differs per delivery and attempt, so retries
+/// of many deliveries after one outage spread out instead of arriving together.
+fn jitter_fraction(id: i64, attempt: u32) -> f64 {
+    let mut x = (id as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        ^ u64::from(attempt).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x ^= x >> 31;
+    (x % 10_000) as f64 / 10_000.0
+}
+
+/// `Retry-After` in seconds from a response, if present and readable.
+fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    let v = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?;
+    let secs = v
+        .trim()
+        .parse::<u128>()
+        .unwrap_or(u128::MAX)
+        .min(u64::MAX as u128) as u64;
+    Some(Duration::from_secs(secs))
+}
+
+/// A failed request: was it possibly processed (sent, then timed out)?
+fn request_error(e: reqwest::Error) -> Attempt {
+    let uncertain = !e.is_connect();
+    Attempt::Retry {
+        error: format!("request failed: {}", e.without_url()),
+        retry_after: None,
+        uncertain,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jitter_spreads_within_the_unit_interval() {
+        let values: Vec<f64> = (0..100).map(|i| jitter_fraction(i, 1)).collect();
+        assert!(values.iter().all(|v| (0.0..1.0).contains(v)));
+        let distinct: HashSet<u64> = values.iter().map(|v| (v * 1000.0) as u64).collect();
+        assert!(distinct.len() > 50, "{distinct:?}");
+    }
+
+    #[test]
+    fn absurd_retry_after_does_not_overflow() {
+        let mut h = reqwest::header::HeaderMap::new();
+        h.insert("retry-after", "9223372036854775807".parse().unwrap());
+        assert!(retry_after(&h).unwrap() > Duration::from_secs(1 << 40));
+        h.insert("retry-after", "2".parse().unwrap());
+        assert_eq!(retry_after(&h), Some(Duration::from_secs(2)));
+    }
+}
