@@ -5,7 +5,8 @@
 #
 # Everything lives in target/demo/ (delete it to start over). The Confluence
 # connection `demo` is webhook-only (no REST token), so events are dispatched
-# from what the webhook carries. Deliveries wait in the outbox: list them with
+# from what the webhook carries. The Slack and Teams connections are dry runs:
+# deliveries are recorded as "would-send" with the exact request. List them with
 #   target/release/pagehook --config target/demo/pagehook.toml deliveries
 set -euo pipefail
 
@@ -29,6 +30,9 @@ ph() { "$PAGEHOOK" --config "$DEMO/pagehook.toml" "$@"; }
 
 export PAGEHOOK_DEMO_SECRET="$SECRET"
 ph connect confluence demo --url https://wiki.example.com --webhook-secret-env PAGEHOOK_DEMO_SECRET >/dev/null
+# Dry-run connections: deliveries are recorded with the exact request, never sent.
+ph connect slack demo-slack --token xoxb-demo-not-a-real-token --dry-run >/dev/null
+ph connect teams eng-news --url https://example.invalid/workflows/demo --dry-run >/dev/null
 ph plugin install "$ROOT/target/plugins/slack-poster" --grant post-slack --grant dm-slack
 ph plugin install "$ROOT/target/plugins/teams-poster" --grant post-teams
 ph plugin install "$ROOT/target/plugins/retro-writer" --grant create-page --grant add-comment
