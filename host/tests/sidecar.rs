@@ -316,6 +316,12 @@ fn enrichment_failures_keep_the_event_until_confluence_answers_even_across_a_res
     side.start();
     let delivered = deliveries(&side, 1);
     assert_eq!(delivered[0]["action"]["channel"], "#eng");
+    // Dispatched once, after the restart: one event, one delivery.
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let events: Value = serde_json::from_str(&side.cli(&["events", "--json"])).unwrap();
+    assert_eq!(events.as_array().unwrap().len(), 1);
+    assert_eq!(events[0]["status"], "dispatched");
+    assert_eq!(side.api("/api/deliveries").1.as_array().unwrap().len(), 1);
 }
 
 #[test]
@@ -723,4 +729,100 @@ fn webhook_only_source_dispatches_rich_payloads_to_bundled_and_python_plugins() 
         events[0]["event"]["content"]["title"],
         "Q3 launch checklist"
     );
+}
+
+#[test]
+fn an_action_to_a_destination_the_binding_does_not_name_is_rejected_and_audited() {
+    let fake = confluence();
+    let mut side = Sidecar::new();
+    side.connect_confluence("prod", &fake.base_url());
+    let hello = common::plugin_dir("hello");
+    side.cli(&[
+        "plugin",
+        "install",
+        hello.to_str().unwrap(),
+        "--grant",
+        "post-slack",
+    ]);
+    // The admin allowed #announcements, but the plugin is configured to post to #eng.
+    side.cli(&[
+        "bind",
+        "hello",
+        "--to",
+        "slack:#announcements",
+        "--set",
+        "channel=#eng",
+    ]);
+    side.start();
+    let body = fixture_bytes("confluence/webhook-id-only/page_created.json");
+    let (_, stored) = side.hook("prod", &body, Some(HOOK_SECRET));
+    side.wait_json(&["events"], "dispatch", |v| v[0]["status"] == "dispatched");
+    let (_, detail) = side.api(&format!("/api/events/{}", stored["id"]));
+    assert_eq!(detail["deliveries"], serde_json::json!([]));
+    let audit = &detail["audit"][0];
+    assert_eq!(audit["verdict"], "rejected");
+    assert_eq!(audit["destination"], "#eng");
+    assert!(
+        audit["reason"].as_str().unwrap().contains(
+            "does not allow `post-slack` to `#eng` (its destinations: slack:#announcements)"
+        ),
+        "{audit}"
+    );
+    assert_eq!(audit["sha256"].as_str().unwrap().len(), 64);
+}
+
+#[test]
+fn enrichment_honours_429_and_clamps_an_absurd_retry_after() {
+    let fake = confluence();
+    let mut side = hello_sidecar(&fake);
+    // Clamp Retry-After to one second so the absurd value costs the test one second.
+    let config = side.config();
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        format!("{text}\n[enrichment]\nmax-retry-after-secs = 1\n"),
+    )
+    .unwrap();
+    fake.inject(
+        endpoints::GET_CONTENT,
+        Fault::RateLimited {
+            retry_after_secs: 1,
+        },
+    );
+    fake.inject(
+        endpoints::GET_CONTENT,
+        Fault::RateLimited {
+            retry_after_secs: 9_223_372_036_854_775_807,
+        },
+    );
+    fake.inject(
+        endpoints::GET_CONTENT,
+        Fault::RateLimited {
+            retry_after_secs: 9_223_372_036_854_775_807,
+        },
+    );
+    fake.inject(
+        endpoints::GET_CONTENT,
+        Fault::RateLimited {
+            retry_after_secs: 9_223_372_036_854_775_807,
+        },
+    );
+    side.start();
+    let body = fixture_bytes("confluence/webhook-id-only/page_created.json");
+    let started = std::time::Instant::now();
+    assert_eq!(side.hook("prod", &body, Some(HOOK_SECRET)).0, 202);
+    let events = side.wait_json(&["events"], "dispatch after the 429s", |v| {
+        v[0]["status"] == "dispatched"
+    });
+    assert_eq!(events[0]["event"]["enriched"], true);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(15),
+        "Retry-After was clamped"
+    );
+    assert_eq!(
+        fake.faults_left(endpoints::GET_CONTENT),
+        0,
+        "every 429 was met and waited out"
+    );
+    assert_eq!(deliveries(&side, 1).as_array().unwrap().len(), 1);
 }
