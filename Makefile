@@ -26,9 +26,9 @@ test: setup plugins polyglot lint
 	$(CARGO) test --workspace --locked
 	@for d in $(POLYGLOT); do $$d/test.sh || exit 1; done
 
-## bench: component load (cold and warm) and call costs per plugin; see docs/benchmarks.md
+## bench: component load (cold and warm), call costs, sandbox overhead; see docs/benchmarks.md
 bench: setup plugins polyglot
-	$(CARGO) bench --locked -p pagehook --bench component_load
+	$(CARGO) bench --locked -p pagehook --bench component_load --bench dispatch --bench ingest
 
 ## build: release binary target/release/pagehook and every plugin under target/plugins/
 build: setup plugins

@@ -287,10 +287,19 @@ fn one_channel_gets_at_most_its_rate() {
     let posts = slack.wait_for_posts(6, WAIT);
     assert_each_once(&posts, 6);
     // Sends start 250 ms apart; arrival times add loopback jitter, so allow 50 ms.
-    let gaps: Vec<Duration> = posts.windows(2).map(|p| p[1].received_at - p[0].received_at).collect();
-    assert!(gaps.iter().all(|g| *g >= Duration::from_millis(200)), "{gaps:?}");
+    let gaps: Vec<Duration> = posts
+        .windows(2)
+        .map(|p| p[1].received_at - p[0].received_at)
+        .collect();
+    assert!(
+        gaps.iter().all(|g| *g >= Duration::from_millis(200)),
+        "{gaps:?}"
+    );
     let total = posts[5].received_at - posts[0].received_at;
-    assert!(total >= Duration::from_millis(1200), "6 posts at 4/s take 1.25 s: {total:?}");
+    assert!(
+        total >= Duration::from_millis(1200),
+        "6 posts at 4/s take 1.25 s: {total:?}"
+    );
 }
 
 #[test]

@@ -1,0 +1,360 @@
+//! Ingest throughput and latency: signed webhooks accepted durably by the
+//! real `pagehook serve` (release build, WAL with `synchronous=FULL` and
+//! group commit) against a bare axum handler that answers 202 and does
+//! nothing, both driven by the same load generator in one run: 64
+//! keep-alive connections, each request a distinct signed event. Also the
+//! resident memory of `pagehook serve` idle (the three bundled plugins
+//! installed, bound and loaded) and under this load.
+//!
+//! `cargo bench -p pagehook --bench ingest` (or `make bench`) after
+//! `make plugins`. Figures go to docs/benchmarks.md.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+
+const CONNECTIONS: usize = 64;
+const SECRET: &str = "bench-webhook-secret";
+const WARMUP: Duration = Duration::from_secs(2);
+const MEASURE: Duration = Duration::from_secs(8);
+
+fn sign(body: &[u8]) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(SECRET.as_bytes()).unwrap();
+    mac.update(body);
+    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+/// A distinct, signed id-only `page_updated` webhook.
+fn webhook(n: u64) -> (Vec<u8>, String) {
+    let body = format!(
+        r#"{{"timestamp":{},"event":"page_updated","userKey":"8a7f80839e460b0f019e460ba6440001","page":{{"id":{}}},"updateTrigger":"edit_page"}}"#,
+        1_768_000_000_000u64 + n,
+        2_818_051 + n % 1000
+    )
+    .into_bytes();
+    let sig = sign(&body);
+    (body, sig)
+}
+
+struct Run {
+    requests: usize,
+    rps: f64,
+    p50: Duration,
+    p99: Duration,
+}
+
+/// Drives `url` with CONNECTIONS keep-alive clients for WARMUP + MEASURE;
+/// `during` is called once per 100 ms of the measured part.
+async fn load(url: String, offset: u64, mut during: impl FnMut()) -> Run {
+    let stop = Arc::new(AtomicBool::new(false));
+    let measuring = Arc::new(AtomicBool::new(false));
+    let mut tasks = Vec::new();
+    for c in 0..CONNECTIONS {
+        let (url, stop, measuring) = (url.clone(), stop.clone(), measuring.clone());
+        tasks.push(tokio::spawn(async move {
+            let client = reqwest::Client::builder()
+                .pool_max_idle_per_host(1)
+                .build()
+                .unwrap();
+            let mut latencies = Vec::new();
+            let mut n = offset + c as u64 * 10_000_000;
+            while !stop.load(Ordering::Relaxed) {
+                let (body, sig) = webhook(n);
+                n += 1;
+                let start = Instant::now();
+                let answer = client
+                    .post(&url)
+                    .header("content-type", "application/json")
+                    .header("X-Hub-Signature", sig)
+                    .body(body)
+                    .send()
+                    .await
+                    .expect("request");
+                assert_eq!(answer.status().as_u16(), 202, "{:?}", answer.text().await);
+                let _ = answer.bytes().await;
+                if measuring.load(Ordering::Relaxed) {
+                    latencies.push(start.elapsed());
+                }
+            }
+            latencies
+        }));
+    }
+    tokio::time::sleep(WARMUP).await;
+    measuring.store(true, Ordering::Relaxed);
+    let start = Instant::now();
+    while start.elapsed() < MEASURE {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        during();
+    }
+    measuring.store(false, Ordering::Relaxed);
+    let elapsed = start.elapsed();
+    stop.store(true, Ordering::Relaxed);
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    all.sort();
+    Run {
+        requests: all.len(),
+        rps: all.len() as f64 / elapsed.as_secs_f64(),
+        p50: all[all.len() / 2],
+        p99: all[all.len() * 99 / 100],
+    }
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+fn pagehook(config: &Path, args: &[&str]) {
+    let out = Command::new(env!("CARGO_BIN_EXE_pagehook"))
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .env("BENCH_HOOK_SECRET", SECRET)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn serve(config: &Path) -> (Child, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pagehook"))
+        .arg("--config")
+        .arg(config)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env("BENCH_HOOK_SECRET", SECRET)
+        .env("PAGEHOOK_LOG", "error")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let base = line
+        .trim()
+        .strip_prefix("pagehook listening on ")
+        .unwrap()
+        .to_owned();
+    (child, base)
+}
+
+/// Waits until no event is pending (dispatch has caught up).
+fn wait_until_dispatched(config: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(600);
+    loop {
+        let out = Command::new(env!("CARGO_BIN_EXE_pagehook"))
+            .arg("--config")
+            .arg(config)
+            .args(["events", "--status", "pending", "--limit", "1", "--json"])
+            .output()
+            .unwrap();
+        if String::from_utf8_lossy(&out.stdout).trim() == "[]" || Instant::now() > deadline {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+fn main() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("pagehook.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[sandbox]\ncache-dir = \"{}\"\n",
+            root.join("target/pagehook-cache").display()
+        ),
+    )
+    .unwrap();
+    // A webhook-only source (nothing to enrich from) and dry-run targets:
+    // the sidecar does all its own work, and nothing leaves the machine.
+    pagehook(
+        &config,
+        &[
+            "connect",
+            "confluence",
+            "bench",
+            "--url",
+            "http://127.0.0.1:9",
+            "--webhook-secret-env",
+            "BENCH_HOOK_SECRET",
+        ],
+    );
+    pagehook(
+        &config,
+        &[
+            "connect",
+            "slack",
+            "bench-slack",
+            "--token",
+            "xoxb-bench",
+            "--dry-run",
+        ],
+    );
+    pagehook(
+        &config,
+        &[
+            "connect",
+            "teams",
+            "bench-teams",
+            "--url",
+            "http://127.0.0.1:9/wf",
+            "--dry-run",
+        ],
+    );
+    for (plugin, grants) in [
+        ("slack-poster", &["post-slack", "dm-slack"][..]),
+        ("teams-poster", &["post-teams"][..]),
+        ("retro-writer", &["create-page", "add-comment"][..]),
+    ] {
+        let dir = root.join("target/plugins").join(plugin);
+        let mut args = vec!["plugin", "install", dir.to_str().unwrap()];
+        for g in grants {
+            args.extend(["--grant", g]);
+        }
+        pagehook(&config, &args);
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (mut child, base) = serve(&config);
+    let pid = child.id();
+    let url = format!("{base}/hooks/confluence/bench");
+    // 1. Ingest alone: events stored durably, no binding to dispatch them to.
+    let alone = rt.block_on(load(url.clone(), 0, || {}));
+
+    // 2. With the three plugins bound: every event is also dispatched and
+    //    its deliveries recorded (dry run), on the same two cores. First the
+    //    backlog of part 1 drains (no bindings: quick).
+    wait_until_dispatched(&config);
+    pagehook(
+        &config,
+        &[
+            "bind",
+            "slack-poster",
+            "--to",
+            "slack:#eng",
+            "--set",
+            "channel=#eng",
+            "--set",
+            "skip-personal-spaces=false",
+        ],
+    );
+    pagehook(
+        &config,
+        &[
+            "bind",
+            "teams-poster",
+            "--to",
+            "teams:bench-teams",
+            "--set",
+            "channel=bench-teams",
+        ],
+    );
+    pagehook(
+        &config,
+        &[
+            "bind",
+            "retro-writer",
+            "--to",
+            "confluence:*",
+            "--to",
+            "comment:*",
+        ],
+    );
+    // One event loads the plugins; then let it settle.
+    rt.block_on(async {
+        let (body, sig) = webhook(1 << 50);
+        let r = reqwest::Client::new()
+            .post(&url)
+            .header("X-Hub-Signature", sig)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 202);
+    });
+    wait_until_dispatched(&config);
+    std::thread::sleep(Duration::from_secs(2));
+    let idle_rss = rss_kib(pid);
+    let mut peak_rss = idle_rss;
+    let sidecar = rt.block_on(load(url, 1 << 36, || {
+        peak_rss = peak_rss.max(rss_kib(pid));
+    }));
+    let _ = child.kill();
+    let _ = child.wait();
+
+    // The baseline: axum answering 202, on its own runtime with as many workers.
+    let baseline_rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let listener = baseline_rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let addr = listener.local_addr().unwrap();
+    baseline_rt.spawn(async move {
+        let app = axum::Router::new().route(
+            "/hooks/confluence/{source}",
+            axum::routing::post(|_body: axum::body::Bytes| async {
+                axum::http::StatusCode::ACCEPTED
+            }),
+        );
+        axum::serve(listener, app).await.unwrap();
+    });
+    let bare = rt.block_on(load(
+        format!("http://{addr}/hooks/confluence/bench"),
+        1 << 40,
+        || {},
+    ));
+
+    println!("| server | requests | accepted/s | p50 | p99 |");
+    println!("| --- | --- | --- | --- | --- |");
+    for (name, r) in [
+        ("pagehook serve, ingest alone (durable)", &alone),
+        (
+            "pagehook serve, ingest + dispatch to 3 plugins + delivery records",
+            &sidecar,
+        ),
+        ("bare axum 202", &bare),
+    ] {
+        println!(
+            "| {name} | {} | {:.0} | {:.2} ms | {:.2} ms |",
+            r.requests,
+            r.rps,
+            r.p50.as_secs_f64() * 1e3,
+            r.p99.as_secs_f64() * 1e3
+        );
+    }
+    println!(
+        "\ndurable ingest / bare baseline: {:.0} % alone, {:.0} % while dispatching",
+        100.0 * alone.rps / bare.rps,
+        100.0 * sidecar.rps / bare.rps
+    );
+    println!(
+        "resident memory of pagehook serve: idle with 3 plugins loaded {:.1} MiB, peak under load {:.1} MiB",
+        idle_rss as f64 / 1024.0,
+        peak_rss as f64 / 1024.0
+    );
+}
