@@ -22,7 +22,7 @@
 
 use regex_lite::Regex;
 
-use crate::{Event, EventKind, SettingError, Settings};
+use crate::{Content, Event, EventKind, SettingError, Settings};
 
 /// The default event kinds: what the official apps notify about, plus page updates.
 pub const DEFAULT_EVENTS: [EventKind; 3] = [
@@ -182,6 +182,45 @@ pub fn page_title(event: &Event) -> &str {
     &content.title
 }
 
+/// [`page_title`], or "Untitled page" when Confluence did not say (an
+/// event that could not be enriched).
+pub fn display_title(event: &Event) -> &str {
+    let title = page_title(event);
+    if title.trim().is_empty() {
+        "Untitled page"
+    } else {
+        title
+    }
+}
+
+/// Who did it, as messages name them: the actor's best name, or "Someone".
+pub fn actor_name(event: &Event) -> &str {
+    event.actor.as_ref().map_or("Someone", |a| a.name())
+}
+
+/// The space as people know it: its name, else its key.
+pub fn space_name(content: &Content) -> &str {
+    content
+        .space_name
+        .as_deref()
+        .filter(|s| !s.is_empty())
+        .unwrap_or(&content.space_key)
+}
+
+/// What happened, as a verb phrase about the page with `article` before it:
+/// `what_happened(PageUpdated, "the")` is "updated the page".
+pub fn what_happened(kind: EventKind, article: &str) -> String {
+    match kind {
+        EventKind::PageCreated => format!("created {article} page"),
+        EventKind::PageUpdated => format!("updated {article} page"),
+        EventKind::BlogCreated => format!("published {article} blog post"),
+        EventKind::BlogUpdated => format!("updated {article} blog post"),
+        EventKind::CommentCreated => format!("commented on {article} page"),
+        EventKind::CommentUpdated => format!("edited a comment on {article} page"),
+        _ => format!("changed {article} page"),
+    }
+}
+
 /// The id of the page the event is about: a comment's page, else the content itself.
 pub fn page_id(event: &Event) -> Option<u64> {
     let content = event.content.as_ref()?;
@@ -303,6 +342,26 @@ mod tests {
         assert!(err(&[("title-pattern", "(unclosed")]).contains("valid regular expression"));
         assert!(err(&[("under-page", "abc")]).contains("`under-page`"));
         assert!(err(&[("skip-minor-edits", "maybe")]).contains("true or false"));
+    }
+
+    #[test]
+    fn headline_parts_fall_back_sensibly() {
+        let mut e = testing::event(EventKind::CommentUpdated);
+        assert_eq!(
+            what_happened(e.kind, "this"),
+            "edited a comment on this page"
+        );
+        assert_eq!(display_title(&e), "Engineering Home");
+        assert_eq!(actor_name(&e), "Ada Lovelace");
+        assert_eq!(space_name(e.content.as_ref().unwrap()), "Engineering");
+        e.actor = None;
+        let c = e.content.as_mut().unwrap();
+        c.space_name = None;
+        c.ancestors.clear();
+        c.title = " ".into();
+        assert_eq!(actor_name(&e), "Someone");
+        assert_eq!(space_name(e.content.as_ref().unwrap()), "ENG");
+        assert_eq!(display_title(&e), "Untitled page");
     }
 
     #[test]

@@ -61,31 +61,31 @@ impl Message {
             .content
             .as_ref()
             .expect("filters skip events without content");
-        let actor = event.actor.as_ref().map_or("Someone", |a| a.name());
-        let title = non_empty(filters::page_title(event), "an untitled page");
-        let space = content
-            .space_name
-            .as_deref()
-            .filter(|s| !s.is_empty())
-            .unwrap_or(&content.space_key);
-        let what = match event.kind {
-            EventKind::PageCreated => "created the page",
-            EventKind::PageUpdated => "updated the page",
-            EventKind::BlogCreated => "published the blog post",
-            EventKind::BlogUpdated => "updated the blog post",
-            EventKind::CommentCreated => "commented on",
-            EventKind::CommentUpdated => "edited a comment on",
-            _ => "changed",
+        let actor = filters::actor_name(event);
+        let title = filters::display_title(event);
+        let space = filters::space_name(content);
+        let what = filters::what_happened(event.kind, "the");
+        // An event that could not be enriched may not know its space.
+        let in_space = |s: String| {
+            if space.is_empty() {
+                String::new()
+            } else {
+                format!(" in {s}")
+            }
         };
-        let text = format!("{actor} {what} \"{title}\" in {space}: {}", content.url);
+        let text = format!(
+            "{actor} {what} \"{title}\"{}: {}",
+            in_space(space.to_owned()),
+            content.url
+        );
 
         let mut blocks = Blocks::new();
         blocks.push(slack::header(title));
         blocks.push(slack::section(&format!(
-            "{} {what} {} in *{}*",
+            "{} {what} {}{}",
             slack::mrkdwn_escape(actor),
             slack::link(&content.url, title),
-            slack::mrkdwn_escape(space)
+            in_space(format!("*{}*", slack::mrkdwn_escape(space)))
         )));
         if let Some(note) = content
             .version_message
@@ -101,11 +101,15 @@ impl Message {
             let quoted = slack::mrkdwn_escape(&text::truncate(excerpt.trim(), EXCERPT_CHARS));
             blocks.push(slack::section(&format!(">{}", quoted.replace('\n', "\n>"))));
         }
-        let mut facts = vec![format!(
-            "{} · version {}",
-            slack::mrkdwn_escape(&content.space_key),
-            content.version
-        )];
+        let mut facts = vec![if content.space_key.is_empty() {
+            format!("version {}", content.version)
+        } else {
+            format!(
+                "{} · version {}",
+                slack::mrkdwn_escape(&content.space_key),
+                content.version
+            )
+        }];
         if !content.labels.is_empty() {
             facts.push(format!(
                 "labels: {}",
@@ -129,10 +133,6 @@ impl Message {
             thread_key: format!("page-{}", filters::page_id(event).unwrap_or(content.id)),
         }
     }
-}
-
-fn non_empty<'a>(s: &'a str, fallback: &'a str) -> &'a str {
-    if s.trim().is_empty() { fallback } else { s }
 }
 
 pagehook_guest::export_plugin!(SlackPoster);
@@ -200,7 +200,7 @@ mod tests {
         assert_eq!(m.thread_key.as_deref(), Some("page-123456"));
         assert!(
             m.text
-                .starts_with("Ada Lovelace commented on \"Engineering Home\""),
+                .starts_with("Ada Lovelace commented on the page \"Engineering Home\""),
             "{}",
             m.text
         );

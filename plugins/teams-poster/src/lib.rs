@@ -40,32 +40,16 @@ pub fn card(event: &Event) -> Card {
         .content
         .as_ref()
         .expect("filters skip events without content");
-    let actor = event.actor.as_ref().map_or("Someone", |a| a.name());
-    let title = filters::page_title(event);
-    let title = if title.trim().is_empty() {
-        "Untitled page"
-    } else {
-        title
-    };
-    let space = content
-        .space_name
-        .as_deref()
-        .filter(|s| !s.is_empty())
-        .unwrap_or(&content.space_key);
-    let what = match event.kind {
-        EventKind::PageCreated => "created this page",
-        EventKind::PageUpdated => "updated this page",
-        EventKind::BlogCreated => "published this blog post",
-        EventKind::BlogUpdated => "updated this blog post",
-        EventKind::CommentCreated => "commented on this page",
-        EventKind::CommentUpdated => "edited a comment on this page",
-        _ => "changed this page",
-    };
-    let mut facts = vec![
-        ("Space", format!("{space} ({})", content.space_key)),
-        ("Author", actor.to_owned()),
-        ("Version", content.version.to_string()),
-    ];
+    let actor = filters::actor_name(event);
+    let title = filters::display_title(event);
+    let space = filters::space_name(content);
+    let what = filters::what_happened(event.kind, "this");
+    let mut facts = Vec::new();
+    if !content.space_key.is_empty() {
+        facts.push(("Space", format!("{space} ({})", content.space_key)));
+    }
+    facts.push(("Author", actor.to_owned()));
+    facts.push(("Version", content.version.to_string()));
     if let Some(note) = content
         .version_message
         .as_deref()
@@ -78,7 +62,11 @@ pub fn card(event: &Event) -> Card {
     }
     let mut card = Card::new()
         .push(teams::heading(title))
-        .push(teams::subtle_text(&format!("{actor} {what} in {space}")))
+        .push(teams::subtle_text(&if space.is_empty() {
+            format!("{actor} {what}")
+        } else {
+            format!("{actor} {what} in {space}")
+        }))
         .push(teams::fact_set(facts));
     if let Some(excerpt) = content.excerpt.as_deref().filter(|e| !e.trim().is_empty()) {
         card = card.push(teams::text_block(&text::truncate(
