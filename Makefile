@@ -28,7 +28,7 @@ test: setup plugins polyglot lint
 
 ## bench: component load (cold and warm), call costs, sandbox overhead; see docs/benchmarks.md
 bench: setup plugins polyglot
-	$(CARGO) bench --locked -p pagehook --bench component_load --bench dispatch --bench ingest
+	$(CARGO) bench --locked -p pagehook --bench component_load --bench dispatch --bench ingest --bench end_to_end
 
 ## build: release binary target/release/pagehook and every plugin under target/plugins/
 build: setup plugins

@@ -1,0 +1,202 @@
+//! End to end: events per second from signed webhook to a post at a fake
+//! Slack on loopback, and the latency from sending the webhook to Slack
+//! receiving the message (p50/p99), at a fixed offered rate.
+//!
+//! The release `pagehook serve` runs slack-poster bound to one channel with
+//! the per-channel rate limit raised out of the way (standing in for "many
+//! channels"), a webhook-only source (no enrichment round trip) and the
+//! default durability (`synchronous=FULL`).
+//!
+//! `cargo bench -p pagehook --bench end_to_end` (or `make bench`) after
+//! `make plugins`. Figures go to docs/benchmarks.md.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use hmac::{Hmac, Mac};
+use pagehook_fakes::FakeSlack;
+use sha2::Sha256;
+
+const SECRET: &str = "bench-webhook-secret";
+const TOKEN: &str = "xoxb-bench";
+
+fn pagehook(config: &Path, args: &[&str]) {
+    let out = Command::new(env!("CARGO_BIN_EXE_pagehook"))
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .env("BENCH_HOOK_SECRET", SECRET)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn signed(n: u64) -> (Vec<u8>, String) {
+    let body = format!(
+        r#"{{"timestamp":{},"event":"page_created","userKey":"8a7f80839e460b0f019e460ba6440001","page":{{"id":{},"title":"Bench page {n}","spaceKey":"ENG","self":"https://wiki.example.com/pages/{n}","version":1}}}}"#,
+        1_768_000_000_000u64 + n,
+        3_000_000 + n
+    )
+    .into_bytes();
+    let mut mac = Hmac::<Sha256>::new_from_slice(SECRET.as_bytes()).unwrap();
+    mac.update(&body);
+    let sig = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));
+    (body, sig)
+}
+
+/// Offers `rate` events/s for `seconds`; returns (delivered/s, p50, p99, lost).
+fn run(rate: u64, seconds: u64) -> (f64, Duration, Duration, usize) {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let slack = FakeSlack::start(TOKEN);
+    slack.add_channel("eng", "C0ENG00001", true);
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("pagehook.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[sandbox]\ncache-dir = \"{}\"\n[delivery]\nslack-channel-rate = 100000.0\nslack-workspace-rate = 100000.0\n",
+            root.join("target/pagehook-cache").display()
+        ),
+    )
+    .unwrap();
+    pagehook(
+        &config,
+        &[
+            "connect",
+            "confluence",
+            "bench",
+            "--url",
+            "http://127.0.0.1:9",
+            "--webhook-secret-env",
+            "BENCH_HOOK_SECRET",
+        ],
+    );
+    pagehook(
+        &config,
+        &[
+            "connect",
+            "slack",
+            "bench-slack",
+            "--url",
+            &slack.base_url(),
+            "--token",
+            TOKEN,
+        ],
+    );
+    let plugin = root.join("target/plugins/slack-poster");
+    pagehook(
+        &config,
+        &[
+            "plugin",
+            "install",
+            plugin.to_str().unwrap(),
+            "--grant",
+            "post-slack",
+            "--grant",
+            "dm-slack",
+        ],
+    );
+    pagehook(
+        &config,
+        &[
+            "bind",
+            "slack-poster",
+            "--to",
+            "slack:#eng",
+            "--set",
+            "channel=#eng",
+        ],
+    );
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pagehook"))
+        .arg("--config")
+        .arg(&config)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env("BENCH_HOOK_SECRET", SECRET)
+        .env("PAGEHOOK_LOG", "error")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let url = format!(
+        "{}/hooks/confluence/bench",
+        line.trim().strip_prefix("pagehook listening on ").unwrap()
+    );
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let total = rate * seconds;
+    let sent: HashMap<i64, Instant> = rt.block_on(async {
+        let client = reqwest::Client::new();
+        let start = Instant::now();
+        let mut tasks = Vec::new();
+        for n in 0..total {
+            let due = start + Duration::from_secs_f64(n as f64 / rate as f64);
+            tokio::time::sleep_until(due.into()).await;
+            let (client, url) = (client.clone(), url.clone());
+            tasks.push(tokio::spawn(async move {
+                let (body, sig) = signed(n);
+                let at = Instant::now();
+                let r = client
+                    .post(&url)
+                    .header("X-Hub-Signature", sig)
+                    .body(body)
+                    .send()
+                    .await
+                    .unwrap();
+                let v: serde_json::Value = r.json().await.unwrap();
+                (v["id"].as_i64().unwrap(), at)
+            }));
+        }
+        let mut sent = HashMap::new();
+        for t in tasks {
+            let (id, at) = t.await.unwrap();
+            sent.insert(id, at);
+        }
+        sent
+    });
+    let posts = slack.wait_for_posts(total as usize, Duration::from_secs(120));
+    let _ = child.kill();
+    let _ = child.wait();
+    let mut latencies: Vec<Duration> = posts
+        .iter()
+        .filter_map(|p| {
+            let event = p.metadata.as_ref()?["event_payload"]["event_id"].as_i64()?;
+            Some(p.received_at.saturating_duration_since(*sent.get(&event)?))
+        })
+        .collect();
+    latencies.sort();
+    let first = sent.values().min().copied().unwrap();
+    let last = posts.iter().map(|p| p.received_at).max().unwrap();
+    let rate = posts.len() as f64 / (last - first).as_secs_f64();
+    (
+        rate,
+        latencies[latencies.len() / 2],
+        latencies[latencies.len() * 99 / 100],
+        total as usize - posts.len(),
+    )
+}
+
+fn main() {
+    println!("| offered events/s | delivered/s | p50 webhook → Slack | p99 | not delivered |");
+    println!("| --- | --- | --- | --- | --- |");
+    for (rate, seconds) in [(100, 10), (1000, 5)] {
+        let (delivered, p50, p99, lost) = run(rate, seconds);
+        println!(
+            "| {rate} | {delivered:.0} | {:.1} ms | {:.1} ms | {lost} |",
+            p50.as_secs_f64() * 1e3,
+            p99.as_secs_f64() * 1e3
+        );
+    }
+}
