@@ -34,6 +34,8 @@ use crate::store::{
 
 /// Events taken from the store per round.
 const BATCH: usize = 64;
+/// Events enriched and run at the same time.
+const CONCURRENCY: usize = 8;
 /// Longest wait between retries of an event whose source could not be read.
 const MAX_RETRY: Duration = Duration::from_secs(300);
 
@@ -90,32 +92,63 @@ impl Dispatcher {
     }
 
     /// Dispatches the events that are due now; returns how many it took.
+    ///
+    /// The batch is enriched and run concurrently (at most [`CONCURRENCY`]
+    /// events at a time, so Confluence is not flooded), and everything it
+    /// decided is committed in one transaction, in event order, so a burst
+    /// costs one fsync rather than one per event.
     pub async fn round(&self) -> anyhow::Result<usize> {
         let store = self.store.clone();
         let due = tokio::task::spawn_blocking(move || store.due_events(BATCH)).await??;
         let n = due.len();
-        for record in due {
-            self.dispatch(record).await?;
+        let limit = tokio::sync::Semaphore::new(CONCURRENCY);
+        let results = futures::future::join_all(due.into_iter().map(|record| async {
+            let _permit = limit.acquire().await;
+            self.dispatch(record).await
+        }))
+        .await;
+        let mut done = Vec::with_capacity(n);
+        for result in results {
+            if let Some(d) = result? {
+                done.push(d);
+            }
+        }
+        if done.is_empty() {
+            return Ok(n);
+        }
+        let policy = BreakerPolicy {
+            threshold: self.config.dispatch.breaker_threshold.max(1),
+            cooldown_ms: self.config.dispatch.breaker_cooldown_secs as i64 * 1000,
+        };
+        let wrote = done.iter().any(|d| !d.deliveries.is_empty());
+        let count = done.len();
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || store.finish_dispatch(&done, policy)).await??;
+        for _ in 0..count {
+            self.metrics.dispatched();
+        }
+        if wrote {
+            self.outbox.notify_one();
         }
         Ok(n)
     }
 
-    async fn dispatch(&self, record: EventRecord) -> anyhow::Result<()> {
+    /// Enriches one event and runs its bindings; `None` when it was
+    /// deferred or closed instead.
+    async fn dispatch(&self, record: EventRecord) -> anyhow::Result<Option<Dispatched>> {
         let body = serde_json::to_vec(&record.payload)?;
         let hook = match webhook::parse(&body) {
             Ok(Payload::Event(hook)) => hook,
             Ok(Payload::Test) => {
-                return Ok(self.store.close_event(
-                    record.id,
-                    EventStatus::Ignored,
-                    Some("test connection"),
-                )?);
+                self.store
+                    .close_event(record.id, EventStatus::Ignored, Some("test connection"))?;
+                return Ok(None);
             }
             Err(e) => {
                 let msg = format!("stored payload does not parse: {e}");
-                return Ok(self
-                    .store
-                    .close_event(record.id, EventStatus::Failed, Some(&msg))?);
+                self.store
+                    .close_event(record.id, EventStatus::Failed, Some(&msg))?;
+                return Ok(None);
             }
         };
         let event = match self.enricher(&record.source) {
@@ -123,7 +156,7 @@ impl Dispatcher {
                 // The source was removed or misconfigured after the event was
                 // accepted: keep the event until an admin fixes it.
                 self.defer(&record, &message, None)?;
-                return Ok(());
+                return Ok(None);
             }
             Ok(None) => from_webhook_only(&record.source, &record.key, &hook),
             Ok(Some(enricher)) => match enricher.enrich(&record.key, &hook).await {
@@ -138,23 +171,11 @@ impl Dispatcher {
                         &format!("reading the event from Confluence: {e}"),
                         retry_after,
                     )?;
-                    return Ok(());
+                    return Ok(None);
                 }
             },
         };
-        let dispatched = self.run_bindings(record.id, event).await?;
-        let policy = BreakerPolicy {
-            threshold: self.config.dispatch.breaker_threshold.max(1),
-            cooldown_ms: self.config.dispatch.breaker_cooldown_secs as i64 * 1000,
-        };
-        let store = self.store.clone();
-        let wrote = !dispatched.deliveries.is_empty();
-        tokio::task::spawn_blocking(move || store.finish_dispatch(&dispatched, policy)).await??;
-        self.metrics.dispatched();
-        if wrote {
-            self.outbox.notify_one();
-        }
-        Ok(())
+        Ok(Some(self.run_bindings(record.id, event).await?))
     }
 
     /// Leaves an event pending for a later round: after Confluence's
@@ -400,13 +421,22 @@ fn judge(out: &mut Dispatched, binding: &Binding, plugin: &PluginRecord, action:
     }
 }
 
-/// The lane a delivery is ordered in: one per Slack channel or DM, Teams
-/// channel, Confluence space or page, so messages about one page arrive in
-/// the order their events happened.
+/// The lane a delivery is ordered in: one per Slack thread (or channel,
+/// for messages without a thread key), DM, Teams channel, Confluence space
+/// or page, so messages about one page arrive in the order their events
+/// happened while unrelated ones go out side by side.
 fn lane(action: &Action, source: &str) -> String {
     match action {
-        Action::PostSlack { channel, .. } => {
-            format!("slack:{}", channel.trim_start_matches('#').to_lowercase())
+        Action::PostSlack {
+            channel,
+            thread_key,
+            ..
+        } => {
+            let channel = channel.trim_start_matches('#').to_lowercase();
+            match thread_key {
+                Some(key) => format!("slack:{channel}:{key}"),
+                None => format!("slack:{channel}"),
+            }
         }
         Action::DmSlack { email, .. } => format!("slack-dm:{}", email.to_lowercase()),
         Action::PostTeams { channel, .. } => format!("teams:{channel}"),

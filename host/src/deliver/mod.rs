@@ -1,8 +1,8 @@
 //! Delivery: carrying out the outbox.
 //!
 //! One worker inside `pagehook serve` takes pending deliveries oldest first,
-//! keeps each lane (a Slack channel or DM, a Teams channel, a Confluence
-//! space or page) in order, respects Slack's per-channel and per-workspace
+//! keeps each lane (a Slack thread, channel or DM, a Teams channel, a
+//! Confluence space or page) in order while sending different lanes at once, respects Slack's per-channel and per-workspace
 //! rates, sends, and records every attempt. Failures are classified the way
 //! each service documents them: retry (429 with its `Retry-After`, 5xx,
 //! timeouts), give up on this destination with a message an admin can act
@@ -33,6 +33,8 @@ use crate::store::{Claimed, ConnectionKind, ConnectionRecord, Outcome, Store, no
 
 /// Deliveries looked at per round.
 const BATCH: usize = 500;
+/// Deliveries sent at the same time (each from a different lane).
+const IN_FLIGHT: usize = 32;
 
 /// What one attempt came to, before the retry schedule is applied.
 #[derive(Debug)]
@@ -124,62 +126,58 @@ impl Deliverer {
     }
 
     /// Sends what is due; returns how long to wait before the next round.
+    ///
+    /// Each round takes the oldest pending delivery of each lane (a later one
+    /// never overtakes it), keeps those Slack's rates allow, marks them all
+    /// `sending` in one transaction, sends them concurrently and records all
+    /// outcomes in one more: two commits per round, not per delivery.
     async fn round(&self, shutdown: &watch::Receiver<bool>) -> anyhow::Result<Duration> {
         let store = self.store.clone();
         let pending =
             tokio::task::spawn_blocking(move || store.pending_deliveries(BATCH)).await??;
-        let mut blocked: HashSet<String> = HashSet::new();
+        let mut lanes: HashSet<String> = HashSet::new();
         let mut next = Duration::from_secs(1);
-        let mut sent = 0;
+        let mut batch = Vec::new();
         for d in pending {
-            if *shutdown.borrow() {
+            if batch.len() >= IN_FLIGHT {
                 break;
             }
-            if blocked.contains(&d.lane) {
-                continue;
-            }
-            if !d.due {
-                blocked.insert(d.lane.clone());
+            if !lanes.insert(d.lane.clone()) || !d.due {
                 continue;
             }
             if let Some(wait) = self.rates.wait_for(&d) {
                 next = next.min(wait);
-                blocked.insert(d.lane.clone());
                 continue;
             }
-            let done = self.deliver(&d).await?;
-            sent += 1;
-            if !done {
-                blocked.insert(d.lane.clone());
-            }
+            batch.push(d);
         }
-        Ok(if sent > 0 { Duration::ZERO } else { next })
-    }
-
-    /// One attempt at one delivery; true when it is finished (sent, dead, dry run).
-    async fn deliver(&self, d: &Claimed) -> anyhow::Result<bool> {
-        let started = now_ms();
-        let clock = Instant::now();
-        {
-            let store = self.store.clone();
-            let id = d.id;
-            tokio::task::spawn_blocking(move || store.mark_sending(id)).await??;
+        if batch.is_empty() || *shutdown.borrow() {
+            return Ok(next);
         }
-        let attempt = self.attempt(d).await;
-        let latency = clock.elapsed().as_millis() as i64;
-        let outcome = self.outcome(d, attempt);
-        let finished = !matches!(outcome, Outcome::Retry { .. });
-        match &outcome {
-            Outcome::Sent { .. } => tracing::info!(delivery = d.id, lane = %d.lane, "delivered"),
-            Outcome::WouldSend { .. } => tracing::info!(delivery = d.id, "dry run: recorded"),
-            Outcome::Retry { error, .. } => tracing::warn!(delivery = d.id, %error, "will retry"),
-            Outcome::Dead { error } => tracing::error!(delivery = d.id, %error, "dead letter"),
-        }
+        let ids: Vec<i64> = batch.iter().map(|d| d.id).collect();
         let store = self.store.clone();
-        let id = d.id;
-        tokio::task::spawn_blocking(move || store.finish_attempt(id, started, &outcome, latency))
-            .await??;
-        Ok(finished)
+        tokio::task::spawn_blocking(move || store.mark_sending(&ids)).await??;
+        let results = futures::future::join_all(batch.iter().map(|d| async move {
+            let started = now_ms();
+            let clock = Instant::now();
+            let attempt = self.attempt(d).await;
+            let outcome = self.outcome(d, attempt);
+            match &outcome {
+                Outcome::Sent { .. } => {
+                    tracing::info!(delivery = d.id, lane = %d.lane, "delivered")
+                }
+                Outcome::WouldSend { .. } => tracing::info!(delivery = d.id, "dry run: recorded"),
+                Outcome::Retry { error, .. } => {
+                    tracing::warn!(delivery = d.id, %error, "will retry")
+                }
+                Outcome::Dead { error } => tracing::error!(delivery = d.id, %error, "dead letter"),
+            }
+            (d.id, started, outcome, clock.elapsed().as_millis() as i64)
+        }))
+        .await;
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || store.finish_attempts(&results)).await??;
+        Ok(Duration::ZERO)
     }
 
     async fn attempt(&self, d: &Claimed) -> Attempt {

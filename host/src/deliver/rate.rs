@@ -30,18 +30,22 @@ impl Rates {
 
     /// `None` and a slot taken if `d` may go now; otherwise how long until it may.
     pub fn wait_for(&self, d: &Claimed) -> Option<Duration> {
-        if !matches!(d.action, Action::PostSlack { .. } | Action::DmSlack { .. }) {
-            return None;
-        }
+        let channel = match &d.action {
+            Action::PostSlack { channel, .. } => {
+                format!("#{}", channel.trim_start_matches('#').to_lowercase())
+            }
+            Action::DmSlack { email, .. } => email.to_lowercase(),
+            _ => return None,
+        };
         let now = Instant::now();
         let mut next = self.next.lock().unwrap_or_else(|p| p.into_inner());
-        let lane_free = next.get(&d.lane).copied().unwrap_or(now);
+        let lane_free = next.get(&channel).copied().unwrap_or(now);
         let all_free = next.get(WORKSPACE).copied().unwrap_or(now);
         let free = lane_free.max(all_free);
         if free > now {
             return Some(free - now);
         }
-        next.insert(d.lane.clone(), now + self.channel_gap);
+        next.insert(channel, now + self.channel_gap);
         next.insert(WORKSPACE.to_owned(), now + self.workspace_gap);
         None
     }

@@ -148,61 +148,28 @@ impl Store {
             .collect()
     }
 
-    /// Marks a delivery as being sent, so a crash leaves a trace.
-    pub fn mark_sending(&self, id: i64) -> StoreResult<()> {
-        self.with(|conn| {
-            conn.execute(
-                "UPDATE deliveries SET status = 'sending' WHERE id = ?1",
-                [id],
-            )
-        })?;
-        Ok(())
-    }
-
-    /// Records an attempt and its outcome.
-    pub fn finish_attempt(
-        &self,
-        id: i64,
-        started: i64,
-        outcome: &Outcome,
-        latency_ms: i64,
-    ) -> StoreResult<()> {
+    /// Marks deliveries as being sent (one transaction), so a crash leaves a trace.
+    pub fn mark_sending(&self, ids: &[i64]) -> StoreResult<()> {
         self.with(|conn| {
             let tx = conn.transaction()?;
-            let (label, error) = match outcome {
-                Outcome::Sent { result } => {
-                    tx.execute(
-                        "UPDATE deliveries SET status = 'sent', result = ?2, sent_at = ?3, attempts = attempts + 1, last_error = NULL, uncertain = 0 WHERE id = ?1",
-                        params![id, result, now_ms()],
-                    )?;
-                    ("sent", None)
-                }
-                Outcome::WouldSend { request } => {
-                    tx.execute(
-                        "UPDATE deliveries SET status = 'would-send', result = ?2, sent_at = ?3, attempts = attempts + 1 WHERE id = ?1",
-                        params![id, request, now_ms()],
-                    )?;
-                    ("would-send", None)
-                }
-                Outcome::Retry { error, at, uncertain } => {
-                    tx.execute(
-                        "UPDATE deliveries SET status = 'pending', next_try_at = ?2, last_error = ?3, attempts = attempts + 1, uncertain = uncertain OR ?4 WHERE id = ?1",
-                        params![id, at, error, uncertain],
-                    )?;
-                    ("retry", Some(error.as_str()))
-                }
-                Outcome::Dead { error } => {
-                    tx.execute(
-                        "UPDATE deliveries SET status = 'dead', last_error = ?2, attempts = attempts + 1 WHERE id = ?1",
-                        params![id, error],
-                    )?;
-                    ("dead", Some(error.as_str()))
-                }
-            };
-            tx.execute(
-                "INSERT INTO attempts (delivery_id, at, outcome, error, latency_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![id, started, label, error, latency_ms],
-            )?;
+            for id in ids {
+                tx.execute(
+                    "UPDATE deliveries SET status = 'sending' WHERE id = ?1",
+                    [id],
+                )?;
+            }
+            tx.commit()
+        })
+    }
+
+    /// Records attempts and their outcomes (id, start, outcome, latency in
+    /// ms), all in one transaction.
+    pub fn finish_attempts(&self, attempts: &[(i64, i64, Outcome, i64)]) -> StoreResult<()> {
+        self.with(|conn| {
+            let tx = conn.transaction()?;
+            for (id, started, outcome, latency_ms) in attempts {
+                record_attempt(&tx, *id, *started, outcome, *latency_ms)?;
+            }
             tx.commit()
         })
     }
@@ -322,4 +289,53 @@ impl Store {
             })?
             .flatten())
     }
+}
+
+fn record_attempt(
+    tx: &rusqlite::Transaction<'_>,
+    id: i64,
+    started: i64,
+    outcome: &Outcome,
+    latency_ms: i64,
+) -> rusqlite::Result<()> {
+    let (label, error) = match outcome {
+        Outcome::Sent { result } => {
+            tx.execute(
+                        "UPDATE deliveries SET status = 'sent', result = ?2, sent_at = ?3, attempts = attempts + 1, last_error = NULL, uncertain = 0 WHERE id = ?1",
+                        params![id, result, now_ms()],
+                    )?;
+            ("sent", None)
+        }
+        Outcome::WouldSend { request } => {
+            tx.execute(
+                        "UPDATE deliveries SET status = 'would-send', result = ?2, sent_at = ?3, attempts = attempts + 1 WHERE id = ?1",
+                        params![id, request, now_ms()],
+                    )?;
+            ("would-send", None)
+        }
+        Outcome::Retry {
+            error,
+            at,
+            uncertain,
+        } => {
+            tx.execute(
+                        "UPDATE deliveries SET status = 'pending', next_try_at = ?2, last_error = ?3, attempts = attempts + 1, uncertain = uncertain OR ?4 WHERE id = ?1",
+                        params![id, at, error, uncertain],
+                    )?;
+            ("retry", Some(error.as_str()))
+        }
+        Outcome::Dead { error } => {
+            tx.execute(
+                        "UPDATE deliveries SET status = 'dead', last_error = ?2, attempts = attempts + 1 WHERE id = ?1",
+                        params![id, error],
+                    )?;
+            ("dead", Some(error.as_str()))
+        }
+    };
+    tx.execute(
+                "INSERT INTO attempts (delivery_id, at, outcome, error, latency_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![id, started, label, error, latency_ms],
+            )?;
+
+    Ok(())
 }

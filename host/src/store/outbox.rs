@@ -129,12 +129,13 @@ pub struct DeliveryRecord {
 }
 
 impl Store {
-    /// Writes dispatch's results and marks the event dispatched, atomically.
-    pub fn finish_dispatch(&self, d: &Dispatched, breaker: BreakerPolicy) -> StoreResult<()> {
+    /// Writes dispatch's results for a batch of events and marks them
+    /// dispatched, in order, in one transaction.
+    pub fn finish_dispatch(&self, batch: &[Dispatched], breaker: BreakerPolicy) -> StoreResult<()> {
         self.with(|conn| {
             let tx = conn.transaction()?;
             let now = now_ms();
-            {
+            for d in batch {
                 let mut ins = tx.prepare_cached(
                     "INSERT INTO deliveries (event_id, binding_id, plugin, kind, destination, action, dry_run, created_at, lane, source)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
@@ -185,11 +186,11 @@ impl Store {
                         bad.execute(params![plugin, breaker.threshold, now + breaker.cooldown_ms, error])?;
                     }
                 }
+                tx.execute(
+                    "UPDATE events SET status = 'dispatched', event = ?2, error = NULL, attempts = attempts + 1, dispatched_at = ?3 WHERE id = ?1",
+                    params![d.event_id, json(&d.event), now],
+                )?;
             }
-            tx.execute(
-                "UPDATE events SET status = 'dispatched', event = ?2, error = NULL, attempts = attempts + 1, dispatched_at = ?3 WHERE id = ?1",
-                params![d.event_id, json(&d.event), now],
-            )?;
             tx.commit()
         })
     }
