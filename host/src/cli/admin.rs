@@ -325,7 +325,7 @@ pub fn connections(config: &Config, out: Output) -> anyhow::Result<ExitCode> {
         return print_json(&conns);
     }
     table(
-        &["NAME", "KIND", "URL", "TOKEN", "DRY-RUN"],
+        &["NAME", "KIND", "URL", "TOKEN", "DRY-RUN", "HEALTH"],
         conns
             .into_iter()
             .map(|c| {
@@ -335,6 +335,7 @@ pub fn connections(config: &Config, out: Output) -> anyhow::Result<ExitCode> {
                     redacted_url(&c.url),
                     c.secret.map(|s| s.redacted()).unwrap_or_else(|| "-".into()),
                     if c.dry_run { "yes" } else { "no" }.into(),
+                    c.health.unwrap_or_else(|| "ok".into()),
                 ]
             })
             .collect(),

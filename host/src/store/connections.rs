@@ -65,6 +65,9 @@ pub struct ConnectionRecord {
     pub dry_run: bool,
     /// When it was added (ms since the epoch).
     pub created_at: i64,
+    /// Why the last delivery through it was refused for its credentials;
+    /// `None` while healthy. Cleared by the next success or by `connect` again.
+    pub health: Option<String>,
 }
 
 fn redact<S: serde::Serializer>(v: &Option<SecretSource>, s: S) -> Result<S::Ok, S::Error> {
@@ -100,11 +103,13 @@ impl ConnectionRecord {
             hook_secret: None,
             dry_run: false,
             created_at: now_ms(),
+            health: None,
         }
     }
 }
 
-const COLUMNS: &str = "name, kind, url, username, secret, hook_secret, dry_run, created_at";
+const COLUMNS: &str =
+    "name, kind, url, username, secret, hook_secret, dry_run, created_at, health_error";
 
 fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(ConnectionRecordRaw, String)> {
     Ok((
@@ -116,6 +121,7 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(ConnectionRecordRaw, String)>
             hook_secret: r.get(5)?,
             dry_run: r.get(6)?,
             created_at: r.get(7)?,
+            health: r.get(8)?,
         },
         r.get(1)?,
     ))
@@ -129,6 +135,7 @@ struct ConnectionRecordRaw {
     hook_secret: Option<String>,
     dry_run: bool,
     created_at: i64,
+    health: Option<String>,
 }
 
 fn decode((raw, kind): (ConnectionRecordRaw, String)) -> StoreResult<ConnectionRecord> {
@@ -150,6 +157,7 @@ fn decode((raw, kind): (ConnectionRecordRaw, String)) -> StoreResult<ConnectionR
         username: raw.username,
         dry_run: raw.dry_run,
         created_at: raw.created_at,
+        health: raw.health,
     })
 }
 
@@ -168,7 +176,7 @@ impl Store {
         }
         self.with(|conn| {
             conn.execute(
-                &format!("INSERT OR REPLACE INTO connections ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"),
+                &format!("INSERT OR REPLACE INTO connections ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, NULL)"),
                 params![
                     c.name,
                     c.kind.as_str(),

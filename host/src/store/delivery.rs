@@ -275,20 +275,6 @@ impl Store {
         })?;
         Ok(())
     }
-
-    /// The health error of a connection, if it is marked unhealthy.
-    pub fn connection_health(&self, name: &str) -> StoreResult<Option<String>> {
-        Ok(self
-            .with(|conn| {
-                conn.query_row(
-                    "SELECT health_error FROM connections WHERE name = ?1",
-                    [name],
-                    |r| r.get::<_, Option<String>>(0),
-                )
-                .optional()
-            })?
-            .flatten())
-    }
 }
 
 fn record_attempt(
