@@ -40,14 +40,14 @@ setup:
 
 ## plugins: compile every Rust plugin to a component and package it as target/plugins/<name>/
 plugins: setup
-	$(CARGO) build --release --locked --target $(WASM_TARGET) --target-dir $(WASM_DIR) \
+	$(CARGO) build --profile plugin --locked --target $(WASM_TARGET) --target-dir $(WASM_DIR) \
 		$(foreach d,$(RUST_PLUGINS),-p $(shell sed -n 's/^name *= *"\(.*\)"/\1/p' $(d)/Cargo.toml | head -1))
 	@for d in $(RUST_PLUGINS); do \
 		name=$$(sed -n 's/^name *= *"\(.*\)"/\1/p' $$d/plugin.toml | head -1); \
 		comp=$$(sed -n 's/^component *= *"\(.*\)"/\1/p' $$d/plugin.toml | head -1); \
 		mkdir -p $(PLUGIN_OUT)/$$name; \
 		cp $$d/plugin.toml $(PLUGIN_OUT)/$$name/plugin.toml; \
-		cp $(WASM_DIR)/$(WASM_TARGET)/release/$$comp $(PLUGIN_OUT)/$$name/$$comp; \
+		cp $(WASM_DIR)/$(WASM_TARGET)/plugin/$$comp $(PLUGIN_OUT)/$$name/$$comp; \
 		echo "packaged $(PLUGIN_OUT)/$$name"; \
 	done
 

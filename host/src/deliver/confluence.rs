@@ -35,7 +35,7 @@ pub(super) async fn deliver(
     };
     if let Some(key) = once_key {
         match w.store.once_key(&conn.name, key) {
-            Ok(Some(id)) => return Attempt::Sent(id.to_string()),
+            Ok(Some(id)) => return Attempt::sent(id.to_string()),
             Ok(None) => {}
             Err(e) => return Attempt::retry(e.to_string()),
         }
@@ -70,7 +70,7 @@ fn record(w: &Deliverer, conn: &ConnectionRecord, once_key: Option<&str>, id: u6
     {
         tracing::error!(error = %e, "cannot record the once-key");
     }
-    Attempt::Sent(id.to_string())
+    Attempt::sent(id.to_string())
 }
 
 fn client(w: &Deliverer, conn: &ConnectionRecord) -> Result<ConfluenceClient, Attempt> {

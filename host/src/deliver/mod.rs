@@ -21,7 +21,7 @@ mod rate;
 mod slack;
 mod teams;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -29,7 +29,9 @@ use tokio::sync::{Notify, watch};
 
 use crate::config::DeliveryConfig;
 use crate::model::Action;
-use crate::store::{Claimed, ConnectionKind, ConnectionRecord, Outcome, Store, now_ms};
+use crate::store::{
+    Claimed, ConnectionKind, ConnectionRecord, Outcome, SlackThread, Store, now_ms,
+};
 
 /// Deliveries looked at per round.
 const BATCH: usize = 500;
@@ -39,8 +41,11 @@ const IN_FLIGHT: usize = 32;
 /// What one attempt came to, before the retry schedule is applied.
 #[derive(Debug)]
 enum Attempt {
-    /// Delivered; the target's id for it.
-    Sent(String),
+    /// Delivered; the target's id for it, and the Slack thread it started.
+    Sent {
+        result: String,
+        thread: Option<SlackThread>,
+    },
     /// Dry run: the request that would have been sent.
     WouldSend(serde_json::Value),
     /// Failed for now.
@@ -57,6 +62,13 @@ enum Attempt {
 }
 
 impl Attempt {
+    fn sent(result: impl Into<String>) -> Attempt {
+        Attempt::Sent {
+            result: result.into(),
+            thread: None,
+        }
+    }
+
     fn retry(error: impl Into<String>) -> Attempt {
         Attempt::Retry {
             error: error.into(),
@@ -133,8 +145,10 @@ impl Deliverer {
     /// outcomes in one more: two commits per round, not per delivery.
     async fn round(&self, shutdown: &watch::Receiver<bool>) -> anyhow::Result<Duration> {
         let store = self.store.clone();
-        let pending =
-            tokio::task::spawn_blocking(move || store.pending_deliveries(BATCH)).await??;
+        let (pending, connections) = tokio::task::spawn_blocking(move || {
+            anyhow::Ok((store.pending_deliveries(BATCH)?, store.connections()?))
+        })
+        .await??;
         let mut lanes: HashSet<String> = HashSet::new();
         let mut next = Duration::from_secs(1);
         let mut batch = Vec::new();
@@ -157,10 +171,11 @@ impl Deliverer {
         let ids: Vec<i64> = batch.iter().map(|d| d.id).collect();
         let store = self.store.clone();
         tokio::task::spawn_blocking(move || store.mark_sending(&ids)).await??;
+        let connections = &connections;
         let results = futures::future::join_all(batch.iter().map(|d| async move {
             let started = now_ms();
             let clock = Instant::now();
-            let attempt = self.attempt(d).await;
+            let (attempt, health) = self.attempt(d, connections).await;
             let outcome = self.outcome(d, attempt);
             match &outcome {
                 Outcome::Sent { .. } => {
@@ -172,18 +187,29 @@ impl Deliverer {
                 }
                 Outcome::Dead { error } => tracing::error!(delivery = d.id, %error, "dead letter"),
             }
-            (d.id, started, outcome, clock.elapsed().as_millis() as i64)
+            (
+                (d.id, started, outcome, clock.elapsed().as_millis() as i64),
+                health,
+            )
         }))
         .await;
+        let (results, health): (Vec<_>, Vec<_>) = results.into_iter().unzip();
+        let health = health_changes(connections, health.into_iter().flatten());
         let store = self.store.clone();
-        tokio::task::spawn_blocking(move || store.finish_attempts(&results)).await??;
+        tokio::task::spawn_blocking(move || store.finish_attempts(&results, &health)).await??;
         Ok(Duration::ZERO)
     }
 
-    async fn attempt(&self, d: &Claimed) -> Attempt {
-        let conn = match self.connection_for(d) {
+    /// Makes one attempt; also returns what it showed of its connection's
+    /// health (a connection name and the refusal, `None` when it worked).
+    async fn attempt(
+        &self,
+        d: &Claimed,
+        connections: &[ConnectionRecord],
+    ) -> (Attempt, Option<(String, Option<String>)>) {
+        let conn = match connection_for(d, connections) {
             Ok(c) => c,
-            Err(a) => return a,
+            Err(a) => return (a, None),
         };
         let dry_run = d.dry_run || conn.dry_run;
         let attempt = match (&d.action, conn.kind) {
@@ -203,60 +229,20 @@ impl Deliverer {
                 d.action.kind()
             )),
         };
-        match &attempt {
+        let health = match &attempt {
             Attempt::Reauth { connection, error } => {
-                let _ = self.store.set_connection_health(connection, Some(error));
+                Some((connection.clone(), Some(error.clone())))
             }
-            Attempt::Sent(_) => {
-                let _ = self.store.set_connection_health(&conn.name, None);
-            }
-            _ => {}
-        }
-        attempt
-    }
-
-    /// The connection a delivery goes through: the only Slack workspace for
-    /// Slack actions, the Teams connection its channel names, the event's
-    /// Confluence source for pages and comments.
-    fn connection_for(&self, d: &Claimed) -> Result<ConnectionRecord, Attempt> {
-        let all = self
-            .store
-            .connections()
-            .map_err(|e| Attempt::retry(e.to_string()))?;
-        match &d.action {
-            Action::PostSlack { .. } | Action::DmSlack { .. } => {
-                let slack: Vec<ConnectionRecord> =
-                    all.into_iter().filter(|c| c.kind == ConnectionKind::Slack).collect();
-                match slack.len() {
-                    1 => Ok(slack.into_iter().next().expect("one")),
-                    0 => Err(Attempt::Dead(
-                        "no Slack connection: add one with `pagehook connect slack <name> --token-env ...`, then `pagehook retry`".into(),
-                    )),
-                    _ => Err(Attempt::Dead(format!(
-                        "{} Slack connections exist and the delivery cannot tell which workspace to use; keep one per Pagehook",
-                        slack.len()
-                    ))),
-                }
-            }
-            Action::PostTeams { channel, .. } => all
-                .into_iter()
-                .find(|c| c.kind == ConnectionKind::Teams && &c.name == channel)
-                .ok_or_else(|| {
-                    Attempt::Dead(format!(
-                        "no Teams connection named `{channel}`: add it with `pagehook connect teams {channel} --url ...`"
-                    ))
-                }),
-            Action::CreatePage { .. } | Action::AddComment { .. } => all
-                .into_iter()
-                .find(|c| c.kind == ConnectionKind::Confluence && c.name == d.source)
-                .ok_or_else(|| Attempt::Dead(format!("the Confluence connection `{}` no longer exists", d.source))),
-        }
+            Attempt::Sent { .. } => Some((conn.name.clone(), None)),
+            _ => None,
+        };
+        (attempt, health)
     }
 
     /// Applies the retry schedule to an attempt.
     fn outcome(&self, d: &Claimed, attempt: Attempt) -> Outcome {
         let (error, retry_after, uncertain) = match attempt {
-            Attempt::Sent(result) => return Outcome::Sent { result },
+            Attempt::Sent { result, thread } => return Outcome::Sent { result, thread },
             Attempt::WouldSend(request) => {
                 return Outcome::WouldSend {
                     request: request.to_string(),
@@ -301,6 +287,68 @@ impl Deliverer {
             uncertain,
         }
     }
+}
+
+/// The connection a delivery goes through: the only Slack workspace for
+/// Slack actions, the Teams connection its channel names, the event's
+/// Confluence source for pages and comments.
+fn connection_for(d: &Claimed, all: &[ConnectionRecord]) -> Result<ConnectionRecord, Attempt> {
+    match &d.action {
+        Action::PostSlack { .. } | Action::DmSlack { .. } => {
+            let slack: Vec<ConnectionRecord> =
+                all.iter().filter(|c| c.kind == ConnectionKind::Slack).cloned().collect();
+            match slack.len() {
+                1 => Ok(slack.into_iter().next().expect("one")),
+                0 => Err(Attempt::Dead(
+                    "no Slack connection: add one with `pagehook connect slack <name> --token-env ...`, then `pagehook retry`".into(),
+                )),
+                _ => Err(Attempt::Dead(format!(
+                    "{} Slack connections exist and the delivery cannot tell which workspace to use; keep one per Pagehook",
+                    slack.len()
+                ))),
+            }
+        }
+        Action::PostTeams { channel, .. } => all
+            .iter()
+            .find(|c| c.kind == ConnectionKind::Teams && &c.name == channel)
+            .cloned()
+            .ok_or_else(|| {
+                Attempt::Dead(format!(
+                    "no Teams connection named `{channel}`: add it with `pagehook connect teams {channel} --url ...`"
+                ))
+            }),
+        Action::CreatePage { .. } | Action::AddComment { .. } => all
+            .iter()
+            .find(|c| c.kind == ConnectionKind::Confluence && c.name == d.source)
+            .cloned()
+            .ok_or_else(|| Attempt::Dead(format!("the Confluence connection `{}` no longer exists", d.source))),
+    }
+}
+
+/// The health writes a round's attempts call for: a refusal marks its
+/// connection (it wins over a success in the same round), a success clears
+/// a mark; a connection whose stored health already says so is left alone,
+/// so a healthy workspace costs no writes.
+fn health_changes(
+    connections: &[ConnectionRecord],
+    seen: impl Iterator<Item = (String, Option<String>)>,
+) -> Vec<(String, Option<String>)> {
+    let mut wanted: HashMap<String, Option<String>> = HashMap::new();
+    for (name, error) in seen {
+        let slot = wanted.entry(name).or_insert(None);
+        if error.is_some() {
+            *slot = error;
+        }
+    }
+    wanted
+        .into_iter()
+        .filter(|(name, error)| {
+            connections
+                .iter()
+                .find(|c| &c.name == name)
+                .is_some_and(|c| &c.health != error)
+        })
+        .collect()
 }
 
 /// A fraction in [0, 1) that differs per delivery and attempt, so retries

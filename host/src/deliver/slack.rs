@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 use super::{Attempt, Deliverer, request_error, retry_after};
 use crate::model::Action;
 use crate::secret::Secret;
-use crate::store::{Claimed, ConnectionRecord};
+use crate::store::{Claimed, ConnectionRecord, SlackThread};
 
 /// Per-workspace caches: channel ids by name, user ids by email.
 #[derive(Default)]
@@ -108,8 +108,8 @@ pub(super) async fn deliver(
         match api.find_posted(&channel, thread_ts.as_deref(), d).await {
             Ok(Some(ts)) => {
                 tracing::info!(delivery = d.id, %ts, "found in Slack after an uncertain attempt: not posting again");
-                remember_thread(w, conn, &channel, thread_key, thread_ts.as_deref(), &ts);
-                return Attempt::Sent(ts);
+                let thread = new_thread(conn, &channel, thread_key, thread_ts.as_deref(), &ts);
+                return Attempt::Sent { result: ts, thread };
             }
             Ok(None) => {}
             Err(a) => return a,
@@ -118,25 +118,29 @@ pub(super) async fn deliver(
     match api.call("chat.postMessage", &body).await {
         Ok(answer) => {
             let ts = answer["ts"].as_str().unwrap_or_default().to_owned();
-            remember_thread(w, conn, &channel, thread_key, thread_ts.as_deref(), &ts);
-            Attempt::Sent(ts)
+            let thread = new_thread(conn, &channel, thread_key, thread_ts.as_deref(), &ts);
+            Attempt::Sent { result: ts, thread }
         }
         Err(a) => a,
     }
 }
 
-fn remember_thread(
-    w: &Deliverer,
+/// The thread a message starts: one with a thread key that had no thread yet.
+fn new_thread(
     conn: &ConnectionRecord,
     channel: &str,
     key: Option<&str>,
     existing: Option<&str>,
     ts: &str,
-) {
-    if let (Some(key), None) = (key, existing)
-        && let Err(e) = w.store.set_thread_ts(&conn.name, channel, key, ts)
-    {
-        tracing::error!(error = %e, "cannot remember the Slack thread");
+) -> Option<SlackThread> {
+    match (key, existing) {
+        (Some(key), None) => Some(SlackThread {
+            connection: conn.name.clone(),
+            channel: channel.to_owned(),
+            key: key.to_owned(),
+            ts: ts.to_owned(),
+        }),
+        _ => None,
     }
 }
 

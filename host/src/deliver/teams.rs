@@ -47,7 +47,7 @@ pub(super) async fn deliver(
     };
     let status = answer.status().as_u16();
     match status {
-        200 | 202 => Attempt::Sent(format!("HTTP {status}")),
+        200 | 202 => Attempt::sent(format!("HTTP {status}")),
         429 => Attempt::Retry {
             error: "Teams rate limited the workflow (HTTP 429)".into(),
             retry_after: retry_after(answer.headers()),

@@ -35,6 +35,20 @@ pub struct Claimed {
     pub created_at: i64,
 }
 
+/// The first Slack message posted under a thread key: later messages with
+/// the key become replies to it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SlackThread {
+    /// The Slack connection it was posted through.
+    pub connection: String,
+    /// The channel (or DM) id.
+    pub channel: String,
+    /// The plugin's thread key.
+    pub key: String,
+    /// The message's `ts`.
+    pub ts: String,
+}
+
 /// What one attempt came to.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
@@ -42,6 +56,9 @@ pub enum Outcome {
     Sent {
         /// The target's id for what was created.
         result: String,
+        /// A thread this message started, remembered in the same commit
+        /// that marks it sent (a follow-up in its lane waits for that).
+        thread: Option<SlackThread>,
     },
     /// Dry run: the exact request that would have been sent.
     WouldSend {
@@ -163,12 +180,24 @@ impl Store {
     }
 
     /// Records attempts and their outcomes (id, start, outcome, latency in
-    /// ms), all in one transaction.
-    pub fn finish_attempts(&self, attempts: &[(i64, i64, Outcome, i64)]) -> StoreResult<()> {
+    /// ms) and changes of connection health (a name and the error that
+    /// marks it, `None` when healthy again), all in one transaction: a
+    /// delivery round costs one commit however much it learned.
+    pub fn finish_attempts(
+        &self,
+        attempts: &[(i64, i64, Outcome, i64)],
+        health: &[(String, Option<String>)],
+    ) -> StoreResult<()> {
         self.with(|conn| {
             let tx = conn.transaction()?;
             for (id, started, outcome, latency_ms) in attempts {
                 record_attempt(&tx, *id, *started, outcome, *latency_ms)?;
+            }
+            for (name, error) in health {
+                tx.execute(
+                    "UPDATE connections SET health_error = ?2 WHERE name = ?1",
+                    params![name, error],
+                )?;
             }
             tx.commit()
         })
@@ -225,23 +254,6 @@ impl Store {
         })
     }
 
-    /// Remembers the first message of a thread key (the first one wins).
-    pub fn set_thread_ts(
-        &self,
-        connection: &str,
-        channel: &str,
-        key: &str,
-        ts: &str,
-    ) -> StoreResult<()> {
-        self.with(|conn| {
-            conn.execute(
-                "INSERT OR IGNORE INTO slack_threads (connection, channel, thread_key, ts) VALUES (?1, ?2, ?3, ?4)",
-                params![connection, channel, key, ts],
-            )
-        })?;
-        Ok(())
-    }
-
     /// What a once-key created, if anything.
     pub fn once_key(&self, source: &str, key: &str) -> StoreResult<Option<u64>> {
         self.with(|conn| {
@@ -264,17 +276,6 @@ impl Store {
         })?;
         Ok(())
     }
-
-    /// Marks a connection unhealthy with the reason (`None`: healthy again).
-    pub fn set_connection_health(&self, name: &str, error: Option<&str>) -> StoreResult<()> {
-        self.with(|conn| {
-            conn.execute(
-                "UPDATE connections SET health_error = ?2 WHERE name = ?1",
-                params![name, error],
-            )
-        })?;
-        Ok(())
-    }
 }
 
 fn record_attempt(
@@ -285,11 +286,18 @@ fn record_attempt(
     latency_ms: i64,
 ) -> rusqlite::Result<()> {
     let (label, error) = match outcome {
-        Outcome::Sent { result } => {
+        Outcome::Sent { result, thread } => {
             tx.execute(
                         "UPDATE deliveries SET status = 'sent', result = ?2, sent_at = ?3, attempts = attempts + 1, last_error = NULL, uncertain = 0 WHERE id = ?1",
                         params![id, result, now_ms()],
                     )?;
+            if let Some(t) = thread {
+                // The first one wins: a retried root must not move its thread.
+                tx.execute(
+                    "INSERT OR IGNORE INTO slack_threads (connection, channel, thread_key, ts) VALUES (?1, ?2, ?3, ?4)",
+                    params![t.connection, t.channel, t.key, t.ts],
+                )?;
+            }
             ("sent", None)
         }
         Outcome::WouldSend { request } => {

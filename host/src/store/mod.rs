@@ -26,7 +26,7 @@ use rusqlite::Connection;
 
 pub use bindings::{Binding, NewBinding, Scope};
 pub use connections::{ConnectionKind, ConnectionRecord, redacted_url};
-pub use delivery::{AttemptRecord, Claimed, Outcome};
+pub use delivery::{AttemptRecord, Claimed, Outcome, SlackThread};
 pub use events::{EventRecord, EventStatus, NewEvent};
 pub use outbox::{
     AuditRecord, BreakerPolicy, DeliveryRecord, Dispatched, FailureRecord, NewDelivery,
