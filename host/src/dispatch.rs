@@ -39,6 +39,15 @@ const CONCURRENCY: usize = 8;
 /// Longest wait between retries of an event whose source could not be read.
 const MAX_RETRY: Duration = Duration::from_secs(300);
 
+/// What a round reads once for all its events: bindings, installed plugins
+/// and connections as they stood when the round began, so a burst of events
+/// costs one read of them instead of one per event.
+struct Snapshot {
+    bindings: Vec<Binding>,
+    plugins: HashMap<String, PluginRecord>,
+    connections: Vec<ConnectionRecord>,
+}
+
 /// Runs plugins over stored events; one per process.
 pub struct Dispatcher {
     store: Arc<Store>,
@@ -99,12 +108,26 @@ impl Dispatcher {
     /// costs one fsync rather than one per event.
     pub async fn round(&self) -> anyhow::Result<usize> {
         let store = self.store.clone();
-        let due = tokio::task::spawn_blocking(move || store.due_events(BATCH)).await??;
+        let (due, snapshot) = tokio::task::spawn_blocking(move || {
+            let due = store.due_events(BATCH)?;
+            let snapshot = Snapshot {
+                bindings: store.bindings(None)?,
+                plugins: store
+                    .plugins()?
+                    .into_iter()
+                    .map(|p| (p.name.clone(), p))
+                    .collect(),
+                connections: store.connections()?,
+            };
+            anyhow::Ok((due, snapshot))
+        })
+        .await??;
         let n = due.len();
         let limit = tokio::sync::Semaphore::new(CONCURRENCY);
+        let snapshot = &snapshot;
         let results = futures::future::join_all(due.into_iter().map(|record| async {
             let _permit = limit.acquire().await;
-            self.dispatch(record).await
+            self.dispatch(record, snapshot).await
         }))
         .await;
         let mut done = Vec::with_capacity(n);
@@ -135,7 +158,11 @@ impl Dispatcher {
 
     /// Enriches one event and runs its bindings; `None` when it was
     /// deferred or closed instead.
-    async fn dispatch(&self, record: EventRecord) -> anyhow::Result<Option<Dispatched>> {
+    async fn dispatch(
+        &self,
+        record: EventRecord,
+        snapshot: &Snapshot,
+    ) -> anyhow::Result<Option<Dispatched>> {
         let body = serde_json::to_vec(&record.payload)?;
         let hook = match webhook::parse(&body) {
             Ok(Payload::Event(hook)) => hook,
@@ -151,7 +178,7 @@ impl Dispatcher {
                 return Ok(None);
             }
         };
-        let event = match self.enricher(&record.source) {
+        let event = match self.enricher(&record.source, &snapshot.connections) {
             Err(message) => {
                 // The source was removed or misconfigured after the event was
                 // accepted: keep the event until an admin fixes it.
@@ -175,7 +202,7 @@ impl Dispatcher {
                 }
             },
         };
-        Ok(Some(self.run_bindings(record.id, event).await?))
+        Ok(Some(self.run_bindings(record.id, event, snapshot).await?))
     }
 
     /// Leaves an event pending for a later round: after Confluence's
@@ -199,12 +226,15 @@ impl Dispatcher {
 
     /// The enricher for a Confluence source, rebuilt when its connection
     /// changes; `None` for a webhook-only source (no REST credentials).
-    fn enricher(&self, source: &str) -> Result<Option<Arc<Enricher>>, String> {
-        let conn = self
-            .store
-            .connection(source)
-            .map_err(|e| e.to_string())?
-            .filter(|c| c.kind == ConnectionKind::Confluence)
+    fn enricher(
+        &self,
+        source: &str,
+        connections: &[ConnectionRecord],
+    ) -> Result<Option<Arc<Enricher>>, String> {
+        let conn = connections
+            .iter()
+            .find(|c| c.name == source && c.kind == ConnectionKind::Confluence)
+            .cloned()
             .ok_or_else(|| format!("Confluence connection `{source}` no longer exists"))?;
         let mut sources = self.sources.lock().unwrap_or_else(|p| p.into_inner());
         if let Some((known, enricher)) = sources.get(source)
@@ -241,14 +271,13 @@ impl Dispatcher {
     }
 
     /// Runs every binding that wants `event` and collects what they decided.
-    async fn run_bindings(&self, event_id: i64, event: Event) -> anyhow::Result<Dispatched> {
-        let store = self.store.clone();
-        let (bindings, plugins) = tokio::task::spawn_blocking(move || {
-            anyhow::Ok((store.bindings(None)?, store.plugins()?))
-        })
-        .await??;
-        let plugins: HashMap<String, PluginRecord> =
-            plugins.into_iter().map(|p| (p.name.clone(), p)).collect();
+    async fn run_bindings(
+        &self,
+        event_id: i64,
+        event: Event,
+        snapshot: &Snapshot,
+    ) -> anyhow::Result<Dispatched> {
+        let plugins = &snapshot.plugins;
         let mut out = Dispatched {
             event_id,
             event: event.clone(),
@@ -259,7 +288,7 @@ impl Dispatcher {
         };
         let event = Arc::new(event);
         let mut calls = Vec::new();
-        for binding in bindings.into_iter().filter(|b| b.wants(&event)) {
+        for binding in snapshot.bindings.iter().filter(|b| b.wants(&event)) {
             let Some(plugin) = plugins.get(&binding.plugin) else {
                 continue;
             };
@@ -272,7 +301,7 @@ impl Dispatcher {
                 self.metrics.failure(&plugin.name, "breaker-open");
                 out.failures.push(failure(
                     event_id,
-                    &binding,
+                    binding,
                     "breaker-open",
                     format!(
                         "plugin `{}` skipped: its breaker is open after repeated failures ({}); `pagehook plugin reset {}` closes it",
@@ -291,7 +320,7 @@ impl Dispatcher {
                     out.calls
                         .push((plugin.name.clone(), false, Some(message.clone())));
                     out.failures
-                        .push(failure(event_id, &binding, "load", message, String::new()));
+                        .push(failure(event_id, binding, "load", message, String::new()));
                     continue;
                 }
             };
@@ -300,7 +329,7 @@ impl Dispatcher {
                 Err(message) => {
                     out.failures.push(failure(
                         event_id,
-                        &binding,
+                        binding,
                         "settings",
                         message,
                         String::new(),
@@ -320,7 +349,7 @@ impl Dispatcher {
                     self.metrics.call(&plugin.name, seconds, None);
                     out.calls.push((plugin.name.clone(), true, None));
                     for action in actions {
-                        judge(&mut out, &binding, &plugin, action);
+                        judge(&mut out, binding, &plugin, action);
                     }
                 }
                 Err(e) => {
@@ -329,7 +358,7 @@ impl Dispatcher {
                         .push((plugin.name.clone(), false, Some(e.to_string())));
                     out.failures.push(failure(
                         event_id,
-                        &binding,
+                        binding,
                         e.code(),
                         e.to_string(),
                         report.log,
