@@ -8,6 +8,10 @@ use serde::Serialize;
 use super::{Store, StoreError, StoreResult, from_json, now_ms};
 use crate::model::Action;
 
+/// Where a delivery round's candidates come from: the oldest pending
+/// deliveries, read in id order from the pending index (see schema_3.sql).
+pub(super) const PENDING_DELIVERIES: &str = "FROM deliveries INDEXED BY deliveries_pending_order WHERE status = 'pending' ORDER BY id LIMIT ?1";
+
 /// A pending delivery taken up by the delivery worker.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Claimed {
@@ -111,10 +115,9 @@ impl Store {
     pub fn pending_deliveries(&self, limit: usize) -> StoreResult<Vec<Claimed>> {
         let now = now_ms();
         let rows = self.with(|conn| {
-            let mut stmt = conn.prepare_cached(
-                "SELECT id, event_id, destination, action, dry_run, lane, source, attempts, uncertain, next_try_at, created_at
-                 FROM deliveries WHERE status = 'pending' ORDER BY id LIMIT ?1",
-            )?;
+            let mut stmt = conn.prepare_cached(&format!(
+                "SELECT id, event_id, destination, action, dry_run, lane, source, attempts, uncertain, next_try_at, created_at {PENDING_DELIVERIES}"
+            ))?;
             stmt.query_map([limit as i64], |r| {
                 Ok((
                     r.get::<_, i64>(0)?,
@@ -170,10 +173,8 @@ impl Store {
         self.with(|conn| {
             let tx = conn.transaction()?;
             for id in ids {
-                tx.execute(
-                    "UPDATE deliveries SET status = 'sending' WHERE id = ?1",
-                    [id],
-                )?;
+                tx.prepare_cached("UPDATE deliveries SET status = 'sending' WHERE id = ?1")?
+                    .execute([id])?;
             }
             tx.commit()
         })
@@ -287,22 +288,28 @@ fn record_attempt(
 ) -> rusqlite::Result<()> {
     let (label, error) = match outcome {
         Outcome::Sent { result, thread } => {
-            tx.execute(
-                        "UPDATE deliveries SET status = 'sent', result = ?2, sent_at = ?3, attempts = attempts + 1, last_error = NULL, uncertain = 0 WHERE id = ?1",
+            tx.prepare_cached(
+                        "UPDATE deliveries SET status = 'sent', result = ?2, sent_at = ?3, attempts = attempts + 1, last_error = NULL, uncertain = 0 WHERE id = ?1"
+            )?
+            .execute(
                         params![id, result, now_ms()],
                     )?;
             if let Some(t) = thread {
                 // The first one wins: a retried root must not move its thread.
-                tx.execute(
-                    "INSERT OR IGNORE INTO slack_threads (connection, channel, thread_key, ts) VALUES (?1, ?2, ?3, ?4)",
+                tx.prepare_cached(
+                    "INSERT OR IGNORE INTO slack_threads (connection, channel, thread_key, ts) VALUES (?1, ?2, ?3, ?4)"
+                )?
+                .execute(
                     params![t.connection, t.channel, t.key, t.ts],
                 )?;
             }
             ("sent", None)
         }
         Outcome::WouldSend { request } => {
-            tx.execute(
-                        "UPDATE deliveries SET status = 'would-send', result = ?2, sent_at = ?3, attempts = attempts + 1 WHERE id = ?1",
+            tx.prepare_cached(
+                        "UPDATE deliveries SET status = 'would-send', result = ?2, sent_at = ?3, attempts = attempts + 1 WHERE id = ?1"
+            )?
+            .execute(
                         params![id, request, now_ms()],
                     )?;
             ("would-send", None)
@@ -312,22 +319,28 @@ fn record_attempt(
             at,
             uncertain,
         } => {
-            tx.execute(
-                        "UPDATE deliveries SET status = 'pending', next_try_at = ?2, last_error = ?3, attempts = attempts + 1, uncertain = uncertain OR ?4 WHERE id = ?1",
+            tx.prepare_cached(
+                        "UPDATE deliveries SET status = 'pending', next_try_at = ?2, last_error = ?3, attempts = attempts + 1, uncertain = uncertain OR ?4 WHERE id = ?1"
+            )?
+            .execute(
                         params![id, at, error, uncertain],
                     )?;
             ("retry", Some(error.as_str()))
         }
         Outcome::Dead { error } => {
-            tx.execute(
-                        "UPDATE deliveries SET status = 'dead', last_error = ?2, attempts = attempts + 1 WHERE id = ?1",
+            tx.prepare_cached(
+                        "UPDATE deliveries SET status = 'dead', last_error = ?2, attempts = attempts + 1 WHERE id = ?1"
+            )?
+            .execute(
                         params![id, error],
                     )?;
             ("dead", Some(error.as_str()))
         }
     };
-    tx.execute(
-                "INSERT INTO attempts (delivery_id, at, outcome, error, latency_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
+    tx.prepare_cached(
+                "INSERT INTO attempts (delivery_id, at, outcome, error, latency_ms) VALUES (?1, ?2, ?3, ?4, ?5)"
+    )?
+    .execute(
                 params![id, started, label, error, latency_ms],
             )?;
 

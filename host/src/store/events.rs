@@ -88,6 +88,10 @@ pub struct EventRecord {
     pub dispatched_at: Option<i64>,
 }
 
+/// Where a dispatch round's events come from: the oldest due ones, read in
+/// id order from the pending index (see schema_3.sql).
+pub(super) const DUE_EVENTS: &str = "FROM events INDEXED BY events_pending_order WHERE status = 'pending' AND next_try_at <= ?1 ORDER BY id LIMIT ?2";
+
 const COLUMNS: &str =
     "id, key, source, name, received_at, payload, event, status, attempts, error, dispatched_at";
 
@@ -187,9 +191,7 @@ impl Store {
     /// Pending events that are due, oldest first: what the dispatcher works on.
     pub fn due_events(&self, limit: usize) -> StoreResult<Vec<EventRecord>> {
         let rows = self.with(|conn| {
-            let mut stmt = conn.prepare_cached(&format!(
-                "SELECT {COLUMNS} FROM events WHERE status = 'pending' AND next_try_at <= ?1 ORDER BY id LIMIT ?2"
-            ))?;
+            let mut stmt = conn.prepare_cached(&format!("SELECT {COLUMNS} {DUE_EVENTS}"))?;
             stmt.query_map(params![now_ms(), limit as i64], row)?
                 .collect::<rusqlite::Result<Vec<_>>>()
         })?;

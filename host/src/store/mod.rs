@@ -34,7 +34,11 @@ pub use outbox::{
 pub use plugins::PluginRecord;
 
 /// Schema migrations, applied in order; `PRAGMA user_version` is the count applied.
-const MIGRATIONS: &[&str] = &[include_str!("schema.sql"), include_str!("schema_2.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("schema.sql"),
+    include_str!("schema_2.sql"),
+    include_str!("schema_3.sql"),
+];
 
 /// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -142,6 +146,8 @@ fn open_connection(path: &Path) -> StoreResult<Connection> {
         source,
     };
     let conn = Connection::open(path).map_err(err)?;
+    // Hot statements are prepared once (`prepare_cached`); room for all of them.
+    conn.set_prepared_statement_cache_capacity(64);
     conn.busy_timeout(std::time::Duration::from_secs(10))
         .map_err(err)?;
     conn.pragma_update(None, "journal_mode", "WAL")
@@ -185,6 +191,25 @@ fn from_json<T: serde::de::DeserializeOwned>(what: &'static str, text: &str) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rounds_read_the_oldest_pending_rows_without_sorting_the_backlog() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("p.db")).unwrap();
+        for tail in [events::DUE_EVENTS, delivery::PENDING_DELIVERIES] {
+            let plan: Vec<String> = store
+                .with(|conn| {
+                    let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN SELECT id {tail}"))?;
+                    let zeros = std::iter::repeat_n(0, stmt.parameter_count());
+                    stmt.query_map(rusqlite::params_from_iter(zeros), |r| r.get(3))?
+                        .collect()
+                })
+                .unwrap();
+            let plan = plan.join("; ");
+            assert!(plan.contains("_pending_order"), "{tail}: {plan}");
+            assert!(!plan.contains("TEMP B-TREE"), "{tail}: {plan}");
+        }
+    }
 
     #[test]
     fn opening_twice_keeps_the_schema_and_data() {

@@ -186,8 +186,10 @@ impl Store {
                         bad.execute(params![plugin, breaker.threshold, now + breaker.cooldown_ms, error])?;
                     }
                 }
-                tx.execute(
-                    "UPDATE events SET status = 'dispatched', event = ?2, error = NULL, attempts = attempts + 1, dispatched_at = ?3 WHERE id = ?1",
+                tx.prepare_cached(
+                    "UPDATE events SET status = 'dispatched', event = ?2, error = NULL, attempts = attempts + 1, dispatched_at = ?3 WHERE id = ?1"
+                )?
+                .execute(
                     params![d.event_id, json(&d.event), now],
                 )?;
             }

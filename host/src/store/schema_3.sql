@@ -1,0 +1,7 @@
+-- Pending rows in id order. A dispatch round takes the oldest due events and
+-- a delivery round the oldest pending deliveries; with only the
+-- (status, next_try_at) indexes SQLite read and sorted the whole backlog
+-- each round, so a backlog made every round slower. The queries name these
+-- indexes (INDEXED BY) so the plan does not depend on statistics.
+CREATE INDEX events_pending_order ON events (id, next_try_at) WHERE status = 'pending';
+CREATE INDEX deliveries_pending_order ON deliveries (id) WHERE status = 'pending';
