@@ -91,7 +91,7 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
 pub async fn serve(config: Config, listen: Option<String>) -> anyhow::Result<()> {
     let store = Arc::new(Store::open(&config.store.database)?);
     let wake = Arc::new(Notify::new());
-    let ingest = Ingest::start(&config.store.database, wake.clone())?;
+    let ingest = Ingest::start(store.clone(), wake.clone())?;
     let metrics = Arc::new(Metrics::new());
     let runtime = Arc::new(Runtime::new(config.runtime_config()?));
     let admin_token = config.admin_token()?;

@@ -6,14 +6,18 @@
 //! commits them in one transaction: under load, dozens of requests share one
 //! fsync; alone, a request waits for exactly one. Each caller learns the
 //! event's id and whether it was a duplicate only after the commit.
+//!
+//! The writer commits through the [`Store`]'s own connection, so it queues
+//! behind dispatch and delivery on a mutex instead of meeting them at
+//! SQLite's write lock, where the loser sleeps in SQLite's busy handler
+//! (1 to 100 ms at a time) long after the lock is free.
 
-use std::path::Path;
-use std::sync::mpsc;
+use std::sync::{Arc, mpsc};
 
 use rusqlite::{OptionalExtension, params};
 use tokio::sync::{Notify, oneshot};
 
-use super::{NewEvent, StoreError, StoreResult, now_ms, open_connection};
+use super::{NewEvent, Store, StoreError, StoreResult, now_ms};
 
 /// Most events committed in one transaction.
 const MAX_BATCH: usize = 512;
@@ -36,15 +40,13 @@ pub struct Ingest {
 }
 
 impl Ingest {
-    /// Starts the writer on its own connection to `path`; `stored` is
-    /// notified after every commit that wrote something new.
-    pub fn start(path: &Path, stored: std::sync::Arc<Notify>) -> StoreResult<Ingest> {
-        let conn = open_connection(path)?;
+    /// Starts the writer thread on `store`; `stored` is notified after
+    /// every commit that wrote something new.
+    pub fn start(store: Arc<Store>, stored: Arc<Notify>) -> StoreResult<Ingest> {
         let (tx, rx) = mpsc::channel::<Job>();
-        let path = path.display().to_string();
         std::thread::Builder::new()
             .name("pagehook-ingest".into())
-            .spawn(move || writer(conn, rx, stored, path))
+            .spawn(move || writer(&store, rx, &stored))
             .map_err(|e| StoreError::Sqlite {
                 path: "ingest thread".into(),
                 source: rusqlite::Error::ToSqlConversionFailure(Box::new(e)),
@@ -63,12 +65,7 @@ impl Ingest {
     }
 }
 
-fn writer(
-    mut conn: rusqlite::Connection,
-    rx: mpsc::Receiver<Job>,
-    stored: std::sync::Arc<Notify>,
-    path: String,
-) {
+fn writer(store: &Store, rx: mpsc::Receiver<Job>, stored: &Notify) {
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -78,7 +75,7 @@ fn writer(
             }
         }
         let events: Vec<&NewEvent> = batch.iter().map(|(e, _)| e).collect();
-        match commit(&mut conn, &events) {
+        match store.with(|conn| commit(conn, &events)) {
             Ok(results) => {
                 let new = results.iter().any(|r| !r.duplicate);
                 for ((_, done), result) in batch.into_iter().zip(results) {
@@ -89,7 +86,7 @@ fn writer(
                 }
             }
             Err(e) => {
-                tracing::error!(database = %path, error = %e, "storing webhook events failed");
+                tracing::error!(error = %e, "storing webhook events failed");
                 for (_, done) in batch {
                     let _ = done.send(Err(format!("storing the event failed: {e}")));
                 }
@@ -134,10 +131,8 @@ fn commit(
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
     use super::*;
-    use crate::store::{EventStatus, Store};
+    use crate::store::EventStatus;
 
     fn event(key: &str, dispatchable: bool) -> NewEvent {
         NewEvent {
@@ -153,9 +148,9 @@ mod tests {
     async fn concurrent_inserts_are_stored_once_each_and_duplicates_detected() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("p.db");
-        let store = Store::open(&path).unwrap();
+        let store = Arc::new(Store::open(&path).unwrap());
         let notify = Arc::new(Notify::new());
-        let ingest = Ingest::start(&path, notify.clone()).unwrap();
+        let ingest = Ingest::start(store.clone(), notify.clone()).unwrap();
         let mut tasks = Vec::new();
         for i in 0..200 {
             let ingest = ingest.clone();

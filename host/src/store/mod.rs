@@ -148,7 +148,8 @@ fn open_connection(path: &Path) -> StoreResult<Connection> {
     let conn = Connection::open(path).map_err(err)?;
     // Hot statements are prepared once (`prepare_cached`); room for all of them.
     conn.set_prepared_statement_cache_capacity(64);
-    conn.busy_handler(Some(wait_for_writer)).map_err(err)?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))
+        .map_err(err)?;
     conn.pragma_update(None, "journal_mode", "WAL")
         .map_err(err)?;
     conn.pragma_update(None, "synchronous", "FULL")
@@ -157,19 +158,6 @@ fn open_connection(path: &Path) -> StoreResult<Connection> {
         .map_err(err)?;
     restrict_permissions(path);
     Ok(conn)
-}
-
-/// SQLite allows one writer at a time. The webhook writer, the dispatcher,
-/// the delivery worker and CLI commands each have a connection; one that
-/// finds the write lock taken retries every 100 µs, for up to ten seconds.
-/// (SQLite's own `busy_timeout` sleeps 1 to 100 ms between retries, which
-/// at a thousand events a second left writers asleep long after the lock
-/// was free.)
-fn wait_for_writer(retries: i32) -> bool {
-    const PAUSE: std::time::Duration = std::time::Duration::from_micros(100);
-    const RETRIES: i32 = 100_000;
-    std::thread::sleep(PAUSE);
-    retries < RETRIES
 }
 
 /// The database holds connection secrets given inline: keep it owner-only.
