@@ -44,7 +44,8 @@ pub fn build(stack_bytes: u64, ceiling: &Limits) -> wasmtime::Result<Engine> {
         // the kernel: with madvise every call paid page faults to touch its
         // heap again (and TLB shootdowns), which was 40 % of a Rust plugin's
         // call. PAGEMAP_SCAN (Linux 6.7+) limits the reset to pages the call
-        // dirtied; without it, memset stops at the memory's current size.
+        // dirtied; without it, the first KEEP_RESIDENT bytes are reset in place
+        // and the rest is decommitted as before.
         .linear_memory_keep_resident(KEEP_RESIDENT)
         .table_keep_resident(TABLE_KEEP_RESIDENT)
         .pagemap_scan(Enabled::Auto);
