@@ -95,10 +95,20 @@ pub(super) async fn deliver(
     };
     body["channel"] = json!(channel);
     let thread_ts = match thread_key {
-        Some(key) => match w.store.thread_ts(&conn.name, &channel, key) {
-            Ok(ts) => ts,
-            Err(e) => return Attempt::retry(e.to_string()),
-        },
+        Some(key) => {
+            // Off the async workers: the store may be busy committing.
+            let (store, name, id, key) = (
+                w.store.clone(),
+                conn.name.clone(),
+                channel.clone(),
+                key.to_owned(),
+            );
+            match tokio::task::spawn_blocking(move || store.thread_ts(&name, &id, &key)).await {
+                Ok(Ok(ts)) => ts,
+                Ok(Err(e)) => return Attempt::retry(e.to_string()),
+                Err(e) => return Attempt::retry(e.to_string()),
+            }
+        }
         None => None,
     };
     if let Some(ts) = &thread_ts {
