@@ -233,6 +233,25 @@ fn ok_mode_of_the_hostile_plugin_returns_its_action() {
 }
 
 #[test]
+fn nothing_survives_from_one_call_to_the_next() {
+    // Pool slots stay resident between calls (for speed); each call must
+    // still start from the module's initial image, statics and heap alike.
+    let rt = runtime(Limits::default());
+    let hostile = load(&rt, "hostile");
+    let event = common::event("page_created.json");
+    for _ in 0..5 {
+        let actions = hostile
+            .call(&event, &settings(&[("mode", "remember")]))
+            .outcome
+            .unwrap();
+        match &actions[..] {
+            [Action::PostSlack { text, .. }] => assert_eq!(text, "calls=1 seen=1"),
+            other => panic!("unexpected actions {other:?}"),
+        }
+    }
+}
+
+#[test]
 fn manifest_limit_request_above_the_ceiling_refuses_the_plugin() {
     let rt = Runtime::new(RuntimeConfig {
         defaults: Limits::default(),

@@ -7,6 +7,8 @@
 
 use std::hint::black_box;
 use std::io::Write;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use pagehook_guest::{Action, Event, Plugin, Settings, SlackMessage, log};
 
@@ -44,6 +46,7 @@ impl Plugin for Hostile {
                 }
                 Ok(vec![])
             }
+            "remember" => Ok(vec![post(&remember())]),
             "err" => Err("hostile plugin refuses this event".into()),
             "bad-blocks" => Ok(vec![Action::PostSlack(
                 SlackMessage::new("#ok", "ok").with_blocks("this is not JSON"),
@@ -73,6 +76,19 @@ fn hoard() -> Result<Vec<Action>, String> {
         chunk.push(1u8);
         chunks.push(black_box(chunk));
     }
+}
+
+/// Calls counted in the data segment, and the same count kept on the heap
+/// behind a static: if anything of an earlier call survived into this one,
+/// either number would be above one.
+static CALLS: AtomicU64 = AtomicU64::new(0);
+static SEEN: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+fn remember() -> String {
+    let calls = CALLS.fetch_add(1, Ordering::SeqCst) + 1;
+    let mut seen = SEEN.lock().unwrap_or_else(|p| p.into_inner());
+    seen.push("x".repeat(64 * 1024));
+    format!("calls={calls} seen={}", seen.len())
 }
 
 /// Recursion whose frames live on the wasm stack (not Rust's shadow stack in
