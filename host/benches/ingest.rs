@@ -2,7 +2,9 @@
 //! real `pagehook serve` (release build, WAL with `synchronous=FULL` and
 //! group commit) against a bare axum handler that answers 202 and does
 //! nothing, both driven by the same load generator in one run: 64
-//! keep-alive connections, each request a distinct signed event. Also the
+//! keep-alive connections, each request a distinct signed event. The two
+//! are measured in alternating rounds, so a change in the shared machine's
+//! load falls on both rather than on whichever ran second. Also the
 //! resident memory of `pagehook serve` idle (the three bundled plugins
 //! installed, bound and loaded) and under this load.
 //!
@@ -23,6 +25,10 @@ const CONNECTIONS: usize = 64;
 const SECRET: &str = "bench-webhook-secret";
 const WARMUP: Duration = Duration::from_secs(2);
 const MEASURE: Duration = Duration::from_secs(8);
+/// Alternating rounds of ingest alone and the bare handler, and their length.
+const ROUNDS: u64 = 4;
+const ROUND_WARMUP: Duration = Duration::from_secs(1);
+const ROUND_MEASURE: Duration = Duration::from_secs(3);
 
 fn sign(body: &[u8]) -> String {
     let mut mac = Hmac::<Sha256>::new_from_slice(SECRET.as_bytes()).unwrap();
@@ -42,6 +48,12 @@ fn webhook(n: u64) -> (Vec<u8>, String) {
     (body, sig)
 }
 
+/// What one load run saw: every measured request's latency, and for how long.
+struct Sample {
+    latencies: Vec<Duration>,
+    elapsed: Duration,
+}
+
 struct Run {
     requests: usize,
     rps: f64,
@@ -49,9 +61,29 @@ struct Run {
     p99: Duration,
 }
 
-/// Drives `url` with CONNECTIONS keep-alive clients for WARMUP + MEASURE;
+impl Run {
+    /// Rate and percentiles over the samples of one or more runs together.
+    fn of(samples: Vec<Sample>) -> Run {
+        let elapsed: Duration = samples.iter().map(|s| s.elapsed).sum();
+        let mut all: Vec<Duration> = samples.into_iter().flat_map(|s| s.latencies).collect();
+        all.sort();
+        Run {
+            requests: all.len(),
+            rps: all.len() as f64 / elapsed.as_secs_f64(),
+            p50: all[all.len() / 2],
+            p99: all[all.len() * 99 / 100],
+        }
+    }
+}
+
+/// Drives `url` with CONNECTIONS keep-alive clients for `warmup` + `measure`;
 /// `during` is called once per 100 ms of the measured part.
-async fn load(url: String, offset: u64, mut during: impl FnMut()) -> Run {
+async fn load(
+    url: String,
+    offset: u64,
+    (warmup, measure): (Duration, Duration),
+    mut during: impl FnMut(),
+) -> Sample {
     let stop = Arc::new(AtomicBool::new(false));
     let measuring = Arc::new(AtomicBool::new(false));
     let mut tasks = Vec::new();
@@ -85,27 +117,40 @@ async fn load(url: String, offset: u64, mut during: impl FnMut()) -> Run {
             latencies
         }));
     }
-    tokio::time::sleep(WARMUP).await;
+    tokio::time::sleep(warmup).await;
     measuring.store(true, Ordering::Relaxed);
     let start = Instant::now();
-    while start.elapsed() < MEASURE {
+    while start.elapsed() < measure {
         tokio::time::sleep(Duration::from_millis(100)).await;
         during();
     }
     measuring.store(false, Ordering::Relaxed);
     let elapsed = start.elapsed();
     stop.store(true, Ordering::Relaxed);
-    let mut all = Vec::new();
+    let mut latencies = Vec::new();
     for t in tasks {
-        all.extend(t.await.unwrap());
+        latencies.extend(t.await.unwrap());
     }
-    all.sort();
-    Run {
-        requests: all.len(),
-        rps: all.len() as f64 / elapsed.as_secs_f64(),
-        p50: all[all.len() / 2],
-        p99: all[all.len() * 99 / 100],
-    }
+    Sample { latencies, elapsed }
+}
+
+/// Serves the baseline, axum answering 202, on its own runtime with as many
+/// workers as the sidecar has; returns its webhook URL.
+fn bare_axum(rt: &tokio::runtime::Runtime) -> String {
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let addr = listener.local_addr().unwrap();
+    rt.spawn(async move {
+        let app = axum::Router::new().route(
+            "/hooks/confluence/{source}",
+            axum::routing::post(|_body: axum::body::Bytes| async {
+                axum::http::StatusCode::ACCEPTED
+            }),
+        );
+        axum::serve(listener, app).await.unwrap();
+    });
+    format!("http://{addr}/hooks/confluence/bench")
 }
 
 fn rss_kib(pid: u32) -> u64 {
@@ -238,11 +283,26 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
+    let baseline_rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let bare_url = bare_axum(&baseline_rt);
     let (mut child, base) = serve(&config);
     let pid = child.id();
     let url = format!("{base}/hooks/confluence/bench");
-    // 1. Ingest alone: events stored durably, no binding to dispatch them to.
-    let alone = rt.block_on(load(url.clone(), 0, || {}));
+    // 1. Ingest alone (events stored durably, no binding to dispatch them
+    //    to) and the bare handler, in alternating rounds.
+    let (mut alone, mut bare) = (Vec::new(), Vec::new());
+    for round in 0..ROUNDS {
+        let span = (ROUND_WARMUP, ROUND_MEASURE);
+        alone.push(rt.block_on(load(url.clone(), round << 34, span, || {})));
+        // The sidecar finishes dispatching its backlog first, so it takes
+        // nothing from the baseline's round.
+        wait_until_dispatched(&config);
+        bare.push(rt.block_on(load(bare_url.clone(), round << 34, span, || {})));
+    }
+    let (alone, bare) = (Run::of(alone), Run::of(bare));
 
     // 2. With the three plugins bound: every event is also dispatched and
     //    its deliveries recorded (dry run), on the same two cores. First the
@@ -299,35 +359,16 @@ fn main() {
     std::thread::sleep(Duration::from_secs(2));
     let idle_rss = rss_kib(pid);
     let mut peak_rss = idle_rss;
-    let sidecar = rt.block_on(load(url, 1 << 36, || {
-        peak_rss = peak_rss.max(rss_kib(pid));
-    }));
+    let sidecar = Run::of(vec![rt.block_on(load(
+        url,
+        1 << 40,
+        (WARMUP, MEASURE),
+        || {
+            peak_rss = peak_rss.max(rss_kib(pid));
+        },
+    ))]);
     let _ = child.kill();
     let _ = child.wait();
-
-    // The baseline: axum answering 202, on its own runtime with as many workers.
-    let baseline_rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let listener = baseline_rt
-        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-        .unwrap();
-    let addr = listener.local_addr().unwrap();
-    baseline_rt.spawn(async move {
-        let app = axum::Router::new().route(
-            "/hooks/confluence/{source}",
-            axum::routing::post(|_body: axum::body::Bytes| async {
-                axum::http::StatusCode::ACCEPTED
-            }),
-        );
-        axum::serve(listener, app).await.unwrap();
-    });
-    let bare = rt.block_on(load(
-        format!("http://{addr}/hooks/confluence/bench"),
-        1 << 40,
-        || {},
-    ));
 
     println!("| server | requests | accepted/s | p50 | p99 |");
     println!("| --- | --- | --- | --- | --- |");

@@ -163,8 +163,7 @@ impl Dispatcher {
         record: EventRecord,
         snapshot: &Snapshot,
     ) -> anyhow::Result<Option<Dispatched>> {
-        let body = serde_json::to_vec(&record.payload)?;
-        let hook = match webhook::parse(&body) {
+        let hook = match webhook::from_value(&record.payload) {
             Ok(Payload::Event(hook)) => hook,
             Ok(Payload::Test) => {
                 self.store

@@ -117,7 +117,13 @@ const CONTENT_KEYS: [(&str, Option<&str>); 5] = [
 pub fn parse(body: &[u8]) -> Result<Payload, WebhookError> {
     let value: Value =
         serde_json::from_slice(body).map_err(|e| WebhookError::Json(e.to_string()))?;
-    let Value::Object(obj) = value else {
+    from_value(&value)
+}
+
+/// Reads a webhook body already parsed as JSON (a stored event's payload),
+/// so dispatch does not print and parse it again.
+pub fn from_value(value: &Value) -> Result<Payload, WebhookError> {
+    let Some(obj) = value.as_object() else {
         return Err(WebhookError::Shape("the body is not a JSON object".into()));
     };
     let name = match obj.get("event") {

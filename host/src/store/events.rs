@@ -198,17 +198,6 @@ impl Store {
         rows.into_iter().map(decode).collect()
     }
 
-    /// When the next deferred event is due, if any is waiting.
-    pub fn next_deferred_at(&self) -> StoreResult<Option<i64>> {
-        self.with(|conn| {
-            conn.query_row(
-                "SELECT MIN(next_try_at) FROM events WHERE status = 'pending'",
-                [],
-                |r| r.get(0),
-            )
-        })
-    }
-
     /// Leaves an event pending, to be tried again at `next_try_at`, and
     /// records why (a transient enrichment failure).
     pub fn defer_event(&self, id: i64, error: &str, next_try_at: i64) -> StoreResult<()> {
