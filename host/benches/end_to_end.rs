@@ -11,33 +11,18 @@
 //! `make plugins`. Figures go to docs/benchmarks.md.
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use hmac::{Hmac, Mac};
 use pagehook_fakes::FakeSlack;
-use sha2::Sha256;
 
-const SECRET: &str = "bench-webhook-secret";
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use common::sidecar::{HOOK_SECRET, Sidecar, sign};
+
 const TOKEN: &str = "xoxb-bench";
 
-fn pagehook(config: &Path, args: &[&str]) {
-    let out = Command::new(env!("CARGO_BIN_EXE_pagehook"))
-        .arg("--config")
-        .arg(config)
-        .args(args)
-        .env("BENCH_HOOK_SECRET", SECRET)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
+/// A distinct, signed, rich `page_created` webhook.
 fn signed(n: u64) -> (Vec<u8>, String) {
     let body = format!(
         r#"{{"timestamp":{},"event":"page_created","userKey":"8a7f80839e460b0f019e460ba6440001","page":{{"id":{},"title":"Bench page {n}","spaceKey":"ENG","self":"https://wiki.example.com/pages/{n}","version":1}}}}"#,
@@ -45,92 +30,45 @@ fn signed(n: u64) -> (Vec<u8>, String) {
         3_000_000 + n
     )
     .into_bytes();
-    let mut mac = Hmac::<Sha256>::new_from_slice(SECRET.as_bytes()).unwrap();
-    mac.update(&body);
-    let sig = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));
+    let sig = sign(HOOK_SECRET, &body);
     (body, sig)
 }
 
 /// Offers `rate` events/s for `seconds`; returns (delivered/s, p50, p99, lost).
 fn run(rate: u64, seconds: u64) -> (f64, Duration, Duration, usize) {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
     let slack = FakeSlack::start(TOKEN);
     slack.add_channel("eng", "C0ENG00001", true);
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("pagehook.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[sandbox]\ncache-dir = \"{}\"\n[delivery]\nslack-channel-rate = 100000.0\nslack-workspace-rate = 100000.0\n",
-            root.join("target/pagehook-cache").display()
-        ),
-    )
-    .unwrap();
-    pagehook(
-        &config,
-        &[
-            "connect",
-            "confluence",
-            "bench",
-            "--url",
-            "http://127.0.0.1:9",
-            "--webhook-secret-env",
-            "BENCH_HOOK_SECRET",
-        ],
-    );
-    pagehook(
-        &config,
-        &[
-            "connect",
-            "slack",
-            "bench-slack",
-            "--url",
-            &slack.base_url(),
-            "--token",
-            TOKEN,
-        ],
-    );
-    let plugin = root.join("target/plugins/slack-poster");
-    pagehook(
-        &config,
-        &[
-            "plugin",
-            "install",
-            plugin.to_str().unwrap(),
-            "--grant",
-            "post-slack",
-            "--grant",
-            "dm-slack",
-        ],
-    );
-    pagehook(
-        &config,
-        &[
-            "bind",
-            "slack-poster",
-            "--to",
-            "slack:#eng",
-            "--set",
-            "channel=#eng",
-        ],
-    );
-    let mut child = Command::new(env!("CARGO_BIN_EXE_pagehook"))
-        .arg("--config")
-        .arg(&config)
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .env("BENCH_HOOK_SECRET", SECRET)
-        .env("PAGEHOOK_LOG", "error")
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let url = format!(
-        "{}/hooks/confluence/bench",
-        line.trim().strip_prefix("pagehook listening on ").unwrap()
-    );
+    let mut side =
+        Sidecar::with_delivery("slack-channel-rate = 100000.0\nslack-workspace-rate = 100000.0\n");
+    side.cli(&[
+        "connect",
+        "confluence",
+        "bench",
+        "--url",
+        "http://127.0.0.1:9",
+        "--webhook-secret-env",
+        "PAGEHOOK_TEST_HOOK_SECRET",
+    ]);
+    side.cli(&[
+        "connect",
+        "slack",
+        "bench-slack",
+        "--url",
+        &slack.base_url(),
+        "--token",
+        TOKEN,
+    ]);
+    side.install("slack-poster", &["post-slack", "dm-slack"]);
+    side.cli(&[
+        "bind",
+        "slack-poster",
+        "--to",
+        "slack:#eng",
+        "--set",
+        "channel=#eng",
+    ]);
+    side.start();
+    let url = format!("{}/hooks/confluence/bench", side.base);
 
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -167,8 +105,7 @@ fn run(rate: u64, seconds: u64) -> (f64, Duration, Duration, usize) {
         sent
     });
     let posts = slack.wait_for_posts(total as usize, Duration::from_secs(120));
-    let _ = child.kill();
-    let _ = child.wait();
+    side.kill();
     let mut latencies: Vec<Duration> = posts
         .iter()
         .filter_map(|p| {

@@ -11,30 +11,22 @@
 //! `cargo bench -p pagehook --bench ingest` (or `make bench`) after
 //! `make plugins`. Figures go to docs/benchmarks.md.
 
-use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use common::sidecar::{HOOK_SECRET, Sidecar, sign};
 
 const CONNECTIONS: usize = 64;
-const SECRET: &str = "bench-webhook-secret";
 const WARMUP: Duration = Duration::from_secs(2);
 const MEASURE: Duration = Duration::from_secs(8);
 /// Alternating rounds of ingest alone and the bare handler, and their length.
 const ROUNDS: u64 = 4;
 const ROUND_WARMUP: Duration = Duration::from_secs(1);
 const ROUND_MEASURE: Duration = Duration::from_secs(3);
-
-fn sign(body: &[u8]) -> String {
-    let mut mac = Hmac::<Sha256>::new_from_slice(SECRET.as_bytes()).unwrap();
-    mac.update(body);
-    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
-}
 
 /// A distinct, signed id-only `page_updated` webhook.
 fn webhook(n: u64) -> (Vec<u8>, String) {
@@ -44,7 +36,7 @@ fn webhook(n: u64) -> (Vec<u8>, String) {
         2_818_051 + n % 1000
     )
     .into_bytes();
-    let sig = sign(&body);
+    let sig = sign(HOOK_SECRET, &body);
     (body, sig)
 }
 
@@ -165,53 +157,11 @@ fn rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
-fn pagehook(config: &Path, args: &[&str]) {
-    let out = Command::new(env!("CARGO_BIN_EXE_pagehook"))
-        .arg("--config")
-        .arg(config)
-        .args(args)
-        .env("BENCH_HOOK_SECRET", SECRET)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-fn serve(config: &Path) -> (Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_pagehook"))
-        .arg("--config")
-        .arg(config)
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .env("BENCH_HOOK_SECRET", SECRET)
-        .env("PAGEHOOK_LOG", "error")
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let base = line
-        .trim()
-        .strip_prefix("pagehook listening on ")
-        .unwrap()
-        .to_owned();
-    (child, base)
-}
-
 /// Waits until no event is pending (dispatch has caught up).
-fn wait_until_dispatched(config: &Path) {
+fn wait_until_dispatched(side: &Sidecar) {
     let deadline = Instant::now() + Duration::from_secs(600);
     loop {
-        let out = Command::new(env!("CARGO_BIN_EXE_pagehook"))
-            .arg("--config")
-            .arg(config)
-            .args(["events", "--status", "pending", "--limit", "1", "--json"])
-            .output()
-            .unwrap();
+        let out = side.cli_output(&["events", "--status", "pending", "--limit", "1", "--json"]);
         if String::from_utf8_lossy(&out.stdout).trim() == "[]" || Instant::now() > deadline {
             return;
         }
@@ -220,64 +170,41 @@ fn wait_until_dispatched(config: &Path) {
 }
 
 fn main() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("pagehook.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[sandbox]\ncache-dir = \"{}\"\n",
-            root.join("target/pagehook-cache").display()
-        ),
-    )
-    .unwrap();
+    // The default delivery settings: dry-run deliveries keep Slack's rates.
+    let mut side = Sidecar::with_delivery("");
     // A webhook-only source (nothing to enrich from) and dry-run targets:
     // the sidecar does all its own work, and nothing leaves the machine.
-    pagehook(
-        &config,
-        &[
-            "connect",
-            "confluence",
-            "bench",
-            "--url",
-            "http://127.0.0.1:9",
-            "--webhook-secret-env",
-            "BENCH_HOOK_SECRET",
-        ],
-    );
-    pagehook(
-        &config,
-        &[
-            "connect",
-            "slack",
-            "bench-slack",
-            "--token",
-            "xoxb-bench",
-            "--dry-run",
-        ],
-    );
-    pagehook(
-        &config,
-        &[
-            "connect",
-            "teams",
-            "bench-teams",
-            "--url",
-            "http://127.0.0.1:9/wf",
-            "--dry-run",
-        ],
-    );
+    side.cli(&[
+        "connect",
+        "confluence",
+        "bench",
+        "--url",
+        "http://127.0.0.1:9",
+        "--webhook-secret-env",
+        "PAGEHOOK_TEST_HOOK_SECRET",
+    ]);
+    side.cli(&[
+        "connect",
+        "slack",
+        "bench-slack",
+        "--token",
+        "xoxb-bench",
+        "--dry-run",
+    ]);
+    side.cli(&[
+        "connect",
+        "teams",
+        "bench-teams",
+        "--url",
+        "http://127.0.0.1:9/wf",
+        "--dry-run",
+    ]);
     for (plugin, grants) in [
         ("slack-poster", &["post-slack", "dm-slack"][..]),
         ("teams-poster", &["post-teams"][..]),
         ("retro-writer", &["create-page", "add-comment"][..]),
     ] {
-        let dir = root.join("target/plugins").join(plugin);
-        let mut args = vec!["plugin", "install", dir.to_str().unwrap()];
-        for g in grants {
-            args.extend(["--grant", g]);
-        }
-        pagehook(&config, &args);
+        side.install(plugin, grants);
     }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -288,9 +215,9 @@ fn main() {
         .build()
         .unwrap();
     let bare_url = bare_axum(&baseline_rt);
-    let (mut child, base) = serve(&config);
-    let pid = child.id();
-    let url = format!("{base}/hooks/confluence/bench");
+    side.start();
+    let pid = side.pid();
+    let url = format!("{}/hooks/confluence/bench", side.base);
     // 1. Ingest alone (events stored durably, no binding to dispatch them
     //    to) and the bare handler, in alternating rounds.
     let (mut alone, mut bare) = (Vec::new(), Vec::new());
@@ -299,7 +226,7 @@ fn main() {
         alone.push(rt.block_on(load(url.clone(), round << 34, span, || {})));
         // The sidecar finishes dispatching its backlog first, so it takes
         // nothing from the baseline's round.
-        wait_until_dispatched(&config);
+        wait_until_dispatched(&side);
         bare.push(rt.block_on(load(bare_url.clone(), round << 34, span, || {})));
     }
     let (alone, bare) = (Run::of(alone), Run::of(bare));
@@ -307,42 +234,33 @@ fn main() {
     // 2. With the three plugins bound: every event is also dispatched and
     //    its deliveries recorded (dry run), on the same two cores. First the
     //    backlog of part 1 drains (no bindings: quick).
-    wait_until_dispatched(&config);
-    pagehook(
-        &config,
-        &[
-            "bind",
-            "slack-poster",
-            "--to",
-            "slack:#eng",
-            "--set",
-            "channel=#eng",
-            "--set",
-            "skip-personal-spaces=false",
-        ],
-    );
-    pagehook(
-        &config,
-        &[
-            "bind",
-            "teams-poster",
-            "--to",
-            "teams:bench-teams",
-            "--set",
-            "channel=bench-teams",
-        ],
-    );
-    pagehook(
-        &config,
-        &[
-            "bind",
-            "retro-writer",
-            "--to",
-            "confluence:*",
-            "--to",
-            "comment:*",
-        ],
-    );
+    wait_until_dispatched(&side);
+    side.cli(&[
+        "bind",
+        "slack-poster",
+        "--to",
+        "slack:#eng",
+        "--set",
+        "channel=#eng",
+        "--set",
+        "skip-personal-spaces=false",
+    ]);
+    side.cli(&[
+        "bind",
+        "teams-poster",
+        "--to",
+        "teams:bench-teams",
+        "--set",
+        "channel=bench-teams",
+    ]);
+    side.cli(&[
+        "bind",
+        "retro-writer",
+        "--to",
+        "confluence:*",
+        "--to",
+        "comment:*",
+    ]);
     // One event loads the plugins; then let it settle.
     rt.block_on(async {
         let (body, sig) = webhook(1 << 50);
@@ -355,7 +273,7 @@ fn main() {
             .unwrap();
         assert_eq!(r.status().as_u16(), 202);
     });
-    wait_until_dispatched(&config);
+    wait_until_dispatched(&side);
     std::thread::sleep(Duration::from_secs(2));
     let idle_rss = rss_kib(pid);
     let mut peak_rss = idle_rss;
@@ -367,8 +285,7 @@ fn main() {
             peak_rss = peak_rss.max(rss_kib(pid));
         },
     ))]);
-    let _ = child.kill();
-    let _ = child.wait();
+    side.kill();
 
     println!("| server | requests | accepted/s | p50 | p99 |");
     println!("| --- | --- | --- | --- | --- |");

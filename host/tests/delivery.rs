@@ -53,16 +53,7 @@ fn slack_side(side: Sidecar, conf: &FakeConfluence, slack: &FakeSlack) -> Sideca
         "--token",
         BOT,
     ]);
-    let plugin = common::plugin_dir("slack-poster");
-    side.cli(&[
-        "plugin",
-        "install",
-        plugin.to_str().unwrap(),
-        "--grant",
-        "post-slack",
-        "--grant",
-        "dm-slack",
-    ]);
+    side.install("slack-poster", &["post-slack", "dm-slack"]);
     side.cli(&[
         "bind",
         "slack-poster",
@@ -310,14 +301,7 @@ fn teams_cards_are_delivered_after_a_429() {
     let mut side = Sidecar::new();
     side.connect_confluence("prod", &conf.base_url());
     side.cli(&["connect", "teams", "eng-news", "--url", &url]);
-    let plugin = common::plugin_dir("teams-poster");
-    side.cli(&[
-        "plugin",
-        "install",
-        plugin.to_str().unwrap(),
-        "--grant",
-        "post-teams",
-    ]);
+    side.install("teams-poster", &["post-teams"]);
     side.cli(&[
         "bind",
         "teams-poster",
@@ -354,16 +338,7 @@ fn a_retrospective_is_created_once_even_when_the_answer_is_lost() {
     );
     let mut side = Sidecar::new();
     side.connect_confluence("prod", &conf.base_url());
-    let plugin = common::plugin_dir("retro-writer");
-    side.cli(&[
-        "plugin",
-        "install",
-        plugin.to_str().unwrap(),
-        "--grant",
-        "create-page",
-        "--grant",
-        "add-comment",
-    ]);
+    side.install("retro-writer", &["create-page", "add-comment"]);
     side.cli(&[
         "bind",
         "retro-writer",
@@ -425,16 +400,7 @@ fn dry_run_records_the_exact_request_and_sends_nothing() {
         BOT,
         "--dry-run",
     ]);
-    let plugin = common::plugin_dir("slack-poster");
-    side.cli(&[
-        "plugin",
-        "install",
-        plugin.to_str().unwrap(),
-        "--grant",
-        "post-slack",
-        "--grant",
-        "dm-slack",
-    ]);
+    side.install("slack-poster", &["post-slack", "dm-slack"]);
     side.cli(&[
         "bind",
         "slack-poster",

@@ -33,14 +33,7 @@ fn confluence() -> FakeConfluence {
 fn hello_sidecar(fake: &FakeConfluence) -> Sidecar {
     let side = Sidecar::new();
     side.connect_confluence("prod", &fake.base_url());
-    let hello = common::plugin_dir("hello");
-    side.cli(&[
-        "plugin",
-        "install",
-        hello.to_str().unwrap(),
-        "--grant",
-        "post-slack",
-    ]);
+    side.install("hello", &["post-slack"]);
     side.cli(&[
         "bind",
         "hello",
@@ -217,14 +210,7 @@ fn bad_requests_are_refused_clearly_and_store_nothing() {
 fn a_failing_plugin_is_recorded_and_never_blocks_the_others() {
     let fake = confluence();
     let mut side = hello_sidecar(&fake);
-    let hostile = common::plugin_dir("hostile");
-    side.cli(&[
-        "plugin",
-        "install",
-        hostile.to_str().unwrap(),
-        "--grant",
-        "post-slack",
-    ]);
+    side.install("hostile", &["post-slack"]);
     side.cli(&["bind", "hostile", "--to", "slack:*", "--set", "mode=loop"]);
     side.start();
 
@@ -660,16 +646,7 @@ fn webhook_only_source_dispatches_rich_payloads_to_bundled_and_python_plugins() 
         "PAGEHOOK_TEST_HOOK_SECRET",
     ]);
     assert!(said.contains("not read back from Confluence"), "{said}");
-    let slack = common::plugin_dir("slack-poster");
-    side.cli(&[
-        "plugin",
-        "install",
-        slack.to_str().unwrap(),
-        "--grant",
-        "post-slack",
-        "--grant",
-        "dm-slack",
-    ]);
+    side.install("slack-poster", &["post-slack", "dm-slack"]);
     side.cli(&[
         "bind",
         "slack-poster",
@@ -680,14 +657,7 @@ fn webhook_only_source_dispatches_rich_payloads_to_bundled_and_python_plugins() 
         "--set",
         "channel=#eng",
     ]);
-    let python = common::plugin_dir("python-filter");
-    side.cli(&[
-        "plugin",
-        "install",
-        python.to_str().unwrap(),
-        "--grant",
-        "post-slack",
-    ]);
+    side.install("python-filter", &["post-slack"]);
     side.cli(&[
         "bind",
         "python-filter",
@@ -736,14 +706,7 @@ fn an_action_to_a_destination_the_binding_does_not_name_is_rejected_and_audited(
     let fake = confluence();
     let mut side = Sidecar::new();
     side.connect_confluence("prod", &fake.base_url());
-    let hello = common::plugin_dir("hello");
-    side.cli(&[
-        "plugin",
-        "install",
-        hello.to_str().unwrap(),
-        "--grant",
-        "post-slack",
-    ]);
+    side.install("hello", &["post-slack"]);
     // The admin allowed #announcements, but the plugin is configured to post to #eng.
     side.cli(&[
         "bind",

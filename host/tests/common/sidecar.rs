@@ -100,6 +100,16 @@ impl Sidecar {
         ]);
     }
 
+    /// Installs the built plugin `name` granting `grants`; returns what the CLI said.
+    pub fn install(&self, name: &str, grants: &[&str]) -> String {
+        let dir = super::plugin_dir(name);
+        let mut args = vec!["plugin", "install", dir.to_str().unwrap()];
+        for grant in grants {
+            args.extend(["--grant", grant]);
+        }
+        self.cli(&args)
+    }
+
     /// Starts `pagehook serve` on a random loopback port and waits until it answers.
     pub fn start(&mut self) {
         assert!(self.child.is_none(), "already running");
@@ -124,6 +134,11 @@ impl Sidecar {
             .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
             .to_owned();
         self.child = Some(child);
+    }
+
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
     }
 
     /// Kills the server (SIGKILL: no graceful shutdown).
