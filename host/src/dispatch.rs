@@ -108,8 +108,11 @@ impl Dispatcher {
     /// costs one fsync rather than one per event.
     pub async fn round(&self) -> anyhow::Result<usize> {
         let store = self.store.clone();
-        let (due, snapshot) = tokio::task::spawn_blocking(move || {
+        let Some((due, snapshot)) = tokio::task::spawn_blocking(move || {
             let due = store.due_events(BATCH)?;
+            if due.is_empty() {
+                return anyhow::Ok(None);
+            }
             let snapshot = Snapshot {
                 bindings: store.bindings(None)?,
                 plugins: store
@@ -119,9 +122,12 @@ impl Dispatcher {
                     .collect(),
                 connections: store.connections()?,
             };
-            anyhow::Ok((due, snapshot))
+            Ok(Some((due, snapshot)))
         })
-        .await??;
+        .await??
+        else {
+            return Ok(0);
+        };
         let n = due.len();
         let limit = tokio::sync::Semaphore::new(CONCURRENCY);
         let snapshot = &snapshot;
