@@ -247,18 +247,8 @@ impl Dispatcher {
         {
             return Ok(Some(enricher.clone()));
         }
-        let Some(secret) = conn.secret.as_ref() else {
+        let Some(auth) = ConfluenceAuth::of(&conn)? else {
             return Ok(None);
-        };
-        let secret = secret
-            .resolve()
-            .map_err(|m| format!("connection `{source}`: {m}"))?;
-        let auth = match &conn.username {
-            Some(username) => ConfluenceAuth::Basic {
-                username: username.clone(),
-                password: secret,
-            },
-            None => ConfluenceAuth::Bearer(secret),
         };
         let options = ClientOptions {
             timeout: self.config.enrichment_timeout(),

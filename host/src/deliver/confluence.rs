@@ -74,22 +74,15 @@ fn record(w: &Deliverer, conn: &ConnectionRecord, once_key: Option<&str>, id: u6
 }
 
 fn client(w: &Deliverer, conn: &ConnectionRecord) -> Result<ConfluenceClient, Attempt> {
-    let secret = match conn.secret.as_ref().map(|s| s.resolve()) {
-        Some(Ok(s)) => s,
-        Some(Err(m)) => return Err(Attempt::retry(format!("token of `{}`: {m}", conn.name))),
-        None => {
+    let auth = match ConfluenceAuth::of(conn) {
+        Ok(Some(auth)) => auth,
+        Ok(None) => {
             return Err(Attempt::Dead(format!(
                 "Confluence connection `{}` is webhook-only (no token), so Pagehook cannot write to it",
                 conn.name
             )));
         }
-    };
-    let auth = match &conn.username {
-        Some(u) => ConfluenceAuth::Basic {
-            username: u.clone(),
-            password: secret,
-        },
-        None => ConfluenceAuth::Bearer(secret),
+        Err(message) => return Err(Attempt::retry(message)),
     };
     Ok(ConfluenceClient::new(
         &conn.url,

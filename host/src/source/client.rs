@@ -12,6 +12,7 @@ use serde_json::Value;
 
 use crate::model::Person;
 use crate::secret::Secret;
+use crate::store::ConnectionRecord;
 
 /// How the client authenticates.
 #[derive(Debug, Clone)]
@@ -25,6 +26,27 @@ pub enum ConfluenceAuth {
         /// Its password.
         password: Secret,
     },
+}
+
+impl ConfluenceAuth {
+    /// How to authenticate as a Confluence connection: basic auth when it
+    /// names a user, its token as a bearer otherwise; `Ok(None)` for a
+    /// webhook-only connection (no token), `Err` when its secret cannot be read.
+    pub fn of(conn: &ConnectionRecord) -> Result<Option<ConfluenceAuth>, String> {
+        let Some(source) = conn.secret.as_ref() else {
+            return Ok(None);
+        };
+        let secret = source
+            .resolve()
+            .map_err(|m| format!("token of `{}`: {m}", conn.name))?;
+        Ok(Some(match &conn.username {
+            Some(username) => ConfluenceAuth::Basic {
+                username: username.clone(),
+                password: secret,
+            },
+            None => ConfluenceAuth::Bearer(secret),
+        }))
+    }
 }
 
 /// Timeouts and retry behaviour.
