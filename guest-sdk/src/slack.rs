@@ -24,7 +24,8 @@
 //! assert!(json.starts_with('['));
 //! ```
 
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde_json::Value;
 
 use crate::text::truncate;
 
@@ -119,12 +120,25 @@ pub fn truncate_mrkdwn(text: &str, max_chars: usize) -> String {
     format!("{}{}", kept[..cut].trim_end(), crate::text::ELLIPSIS)
 }
 
-fn plain_text(text: &str, max_chars: usize) -> Value {
-    json!({ "type": "plain_text", "text": non_empty(truncate(text, max_chars)), "emoji": true })
+/// A text object: plain text (emoji shown) or mrkdwn.
+#[derive(Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum Text {
+    PlainText { text: String, emoji: bool },
+    Mrkdwn { text: String },
 }
 
-fn mrkdwn(text: &str, max_chars: usize) -> Value {
-    json!({ "type": "mrkdwn", "text": non_empty(truncate_mrkdwn(text, max_chars)) })
+fn plain_text(text: &str, max_chars: usize) -> Text {
+    Text::PlainText {
+        text: non_empty(truncate(text, max_chars)),
+        emoji: true,
+    }
+}
+
+fn mrkdwn(text: &str, max_chars: usize) -> Text {
+    Text::Mrkdwn {
+        text: non_empty(truncate_mrkdwn(text, max_chars)),
+    }
 }
 
 /// Slack rejects empty text objects; a single space renders as nothing.
@@ -136,46 +150,139 @@ fn non_empty(text: String) -> String {
     }
 }
 
+/// The blocks the builders make, in Block Kit's shape.
+#[derive(Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum Kind {
+    Header {
+        text: Text,
+    },
+    Section {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        text: Option<Text>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        fields: Option<Vec<Text>>,
+    },
+    Context {
+        elements: Vec<Text>,
+    },
+    Divider,
+    Actions {
+        elements: Vec<Button>,
+    },
+}
+
+#[derive(Serialize)]
+struct Button {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    action_id: String,
+    text: Text,
+    url: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    style: Option<&'static str>,
+}
+
+/// One Block Kit block in its JSON form, for [`Blocks::push`]. The builders
+/// here write it directly rather than through a `serde_json::Value` tree,
+/// which made building maps most of a plugin's time as wasm; a block they
+/// don't offer converts from a `Value`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Block {
+    json: String,
+    /// An actions, context or fields block with nothing in it: Slack
+    /// rejects those, so [`Blocks::push`] leaves them out.
+    empty: bool,
+}
+
+impl Block {
+    fn of(kind: &Kind) -> Block {
+        let empty = match kind {
+            Kind::Context { elements } => elements.is_empty(),
+            Kind::Actions { elements } => elements.is_empty(),
+            Kind::Section {
+                fields: Some(fields),
+                ..
+            } => fields.is_empty(),
+            _ => false,
+        };
+        Block {
+            json: serde_json::to_string(kind).expect("blocks always serialize"),
+            empty,
+        }
+    }
+
+    /// The block's JSON text.
+    pub fn as_json(&self) -> &str {
+        &self.json
+    }
+
+    /// The block as a JSON value, to inspect it.
+    pub fn to_value(&self) -> Value {
+        serde_json::from_str(&self.json).expect("a block is JSON")
+    }
+}
+
+impl From<Value> for Block {
+    fn from(block: Value) -> Block {
+        let empty = ["elements", "fields"].iter().any(|key| {
+            block
+                .get(key)
+                .and_then(Value::as_array)
+                .is_some_and(|e| e.is_empty())
+        });
+        Block {
+            json: block.to_string(),
+            empty,
+        }
+    }
+}
+
 /// A header block: large bold plain text (no mrkdwn, no escaping needed),
 /// shortened to 150 characters, line breaks flattened.
-pub fn header(text: &str) -> Value {
-    json!({
-        "type": "header",
-        "text": plain_text(&text.replace(['\r', '\n'], " "), MAX_HEADER_CHARS),
+pub fn header(text: &str) -> Block {
+    Block::of(&Kind::Header {
+        text: plain_text(&text.replace(['\r', '\n'], " "), MAX_HEADER_CHARS),
     })
 }
 
 /// A section block with mrkdwn text (escape inserted values with
 /// [`mrkdwn_escape`]), shortened to 3000 characters.
-pub fn section(mrkdwn_text: &str) -> Value {
-    json!({ "type": "section", "text": mrkdwn(mrkdwn_text, MAX_SECTION_CHARS) })
+pub fn section(mrkdwn_text: &str) -> Block {
+    Block::of(&Kind::Section {
+        text: Some(mrkdwn(mrkdwn_text, MAX_SECTION_CHARS)),
+        fields: None,
+    })
 }
 
 /// A section shown as two columns of mrkdwn fields (e.g. `*Space*\nENG`):
 /// at most 10 fields of 2000 characters each; extra fields are dropped.
-pub fn section_fields<S: AsRef<str>>(fields: impl IntoIterator<Item = S>) -> Value {
-    let fields: Vec<Value> = fields
+pub fn section_fields<S: AsRef<str>>(fields: impl IntoIterator<Item = S>) -> Block {
+    let fields = fields
         .into_iter()
         .take(MAX_SECTION_FIELDS)
         .map(|f| mrkdwn(f.as_ref(), MAX_FIELD_CHARS))
         .collect();
-    json!({ "type": "section", "fields": fields })
+    Block::of(&Kind::Section {
+        text: None,
+        fields: Some(fields),
+    })
 }
 
 /// A context block: small grey mrkdwn lines (who, where, when); at most 10
 /// elements, extra ones dropped.
-pub fn context<S: AsRef<str>>(elements: impl IntoIterator<Item = S>) -> Value {
-    let elements: Vec<Value> = elements
+pub fn context<S: AsRef<str>>(elements: impl IntoIterator<Item = S>) -> Block {
+    let elements = elements
         .into_iter()
         .take(MAX_CONTEXT_ELEMENTS)
         .map(|e| mrkdwn(e.as_ref(), MAX_SECTION_CHARS))
         .collect();
-    json!({ "type": "context", "elements": elements })
+    Block::of(&Kind::Context { elements })
 }
 
 /// A divider line.
-pub fn divider() -> Value {
-    json!({ "type": "divider" })
+pub fn divider() -> Block {
+    Block::of(&Kind::Divider)
 }
 
 /// A button that opens a URL. Plugins get no interactivity (no callbacks
@@ -211,8 +318,8 @@ impl LinkButton {
 /// An actions block of link buttons: at most 25, buttons with over-long or
 /// empty URLs left out, labels shortened to 75 characters. Each button gets
 /// an `action_id` unique within the block, as Slack requires.
-pub fn actions(buttons: impl IntoIterator<Item = LinkButton>) -> Value {
-    let elements: Vec<Value> = buttons
+pub fn actions(buttons: impl IntoIterator<Item = LinkButton>) -> Block {
+    let elements = buttons
         .into_iter()
         .filter(|b| {
             let url = b.url.trim();
@@ -220,20 +327,15 @@ pub fn actions(buttons: impl IntoIterator<Item = LinkButton>) -> Value {
         })
         .take(MAX_ACTION_ELEMENTS)
         .enumerate()
-        .map(|(i, b)| {
-            let mut button = json!({
-                "type": "button",
-                "action_id": format!("link-{i}"),
-                "text": plain_text(&b.text, MAX_BUTTON_TEXT_CHARS),
-                "url": b.url.trim(),
-            });
-            if b.primary {
-                button["style"] = json!("primary");
-            }
-            button
+        .map(|(i, b)| Button {
+            kind: "button",
+            action_id: format!("link-{i}"),
+            text: plain_text(&b.text, MAX_BUTTON_TEXT_CHARS),
+            url: b.url.trim().to_owned(),
+            style: b.primary.then_some("primary"),
         })
         .collect();
-    json!({ "type": "actions", "elements": elements })
+    Block::of(&Kind::Actions { elements })
 }
 
 /// The blocks of one message, capped at 50: pushes past the cap are
@@ -241,7 +343,7 @@ pub fn actions(buttons: impl IntoIterator<Item = LinkButton>) -> Value {
 /// rejects, are skipped.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Blocks {
-    blocks: Vec<Value>,
+    blocks: Vec<Block>,
     dropped: usize,
 }
 
@@ -251,18 +353,12 @@ impl Blocks {
         Blocks::default()
     }
 
-    /// Append a block; returns false when it was not added (cap reached or
-    /// an element-less block).
-    pub fn push(&mut self, block: Value) -> bool {
-        let empty_elements = block
-            .get("elements")
-            .and_then(Value::as_array)
-            .is_some_and(|e| e.is_empty());
-        let empty_fields = block
-            .get("fields")
-            .and_then(Value::as_array)
-            .is_some_and(|e| e.is_empty());
-        if empty_elements || empty_fields {
+    /// Append a block (one from the builders here, or any `Value`);
+    /// returns false when it was not added (cap reached or an element-less
+    /// block).
+    pub fn push(&mut self, block: impl Into<Block>) -> bool {
+        let block = block.into();
+        if block.empty {
             return false;
         }
         if self.blocks.len() >= MAX_BLOCKS {
@@ -290,12 +386,22 @@ impl Blocks {
 
     /// The blocks as a JSON array value.
     pub fn to_value(&self) -> Value {
-        Value::Array(self.blocks.clone())
+        Value::Array(self.blocks.iter().map(Block::to_value).collect())
     }
 
     /// The blocks as a JSON array string, for `SlackMessage::blocks`.
     pub fn to_json(&self) -> String {
-        Value::Array(self.blocks.clone()).to_string()
+        let len = self.blocks.iter().map(|b| b.json.len() + 1).sum::<usize>();
+        let mut json = String::with_capacity(len + 2);
+        json.push('[');
+        for (i, block) in self.blocks.iter().enumerate() {
+            if i > 0 {
+                json.push(',');
+            }
+            json.push_str(&block.json);
+        }
+        json.push(']');
+        json
     }
 }
 
@@ -303,8 +409,11 @@ impl Blocks {
 mod tests {
     use super::*;
 
-    fn text_of(block: &Value) -> &str {
-        block["text"]["text"].as_str().unwrap()
+    fn text_of(block: &Block) -> String {
+        block.to_value()["text"]["text"]
+            .as_str()
+            .unwrap()
+            .to_owned()
     }
 
     #[test]
@@ -326,10 +435,37 @@ mod tests {
     fn header_is_capped_at_150_chars() {
         let b = header(&"é".repeat(400));
         let t = text_of(&b);
+        let b = b.to_value();
         assert_eq!(t.chars().count(), MAX_HEADER_CHARS);
         assert!(t.ends_with('…'));
         assert_eq!(b["text"]["type"], "plain_text");
         assert_eq!(text_of(&header("a\nb")), "a b");
+    }
+
+    #[test]
+    fn blocks_have_block_kits_shape() {
+        assert_eq!(divider().as_json(), r#"{"type":"divider"}"#);
+        assert_eq!(
+            section("*hi*").to_value(),
+            serde_json::json!({ "type": "section", "text": { "type": "mrkdwn", "text": "*hi*" } })
+        );
+        assert_eq!(
+            header("Hi").to_value(),
+            serde_json::json!({
+                "type": "header",
+                "text": { "type": "plain_text", "text": "Hi", "emoji": true },
+            })
+        );
+        assert_eq!(
+            actions([LinkButton::new("Open", " https://x ")]).to_value(),
+            serde_json::json!({ "type": "actions", "elements": [{
+                "type": "button",
+                "action_id": "link-0",
+                "text": { "type": "plain_text", "text": "Open", "emoji": true },
+                "url": "https://x",
+            }] })
+        );
+        assert!(section_fields(["a"]).to_value()["text"].is_null());
     }
 
     #[test]
@@ -353,7 +489,7 @@ mod tests {
 
     #[test]
     fn context_keeps_at_most_10_elements() {
-        let b = context((0..20).map(|i| i.to_string()));
+        let b = context((0..20).map(|i| i.to_string())).to_value();
         assert_eq!(
             b["elements"].as_array().unwrap().len(),
             MAX_CONTEXT_ELEMENTS
@@ -363,7 +499,7 @@ mod tests {
     #[test]
     fn section_fields_keeps_at_most_10_and_caps_each() {
         let long = "y".repeat(5000);
-        let b = section_fields(std::iter::repeat_n(long.as_str(), 12));
+        let b = section_fields(std::iter::repeat_n(long.as_str(), 12)).to_value();
         let fields = b["fields"].as_array().unwrap();
         assert_eq!(fields.len(), MAX_SECTION_FIELDS);
         assert_eq!(
@@ -378,7 +514,7 @@ mod tests {
         let buttons = std::iter::once(LinkButton::new("too long url", long_url))
             .chain(std::iter::once(LinkButton::new("empty url", " ")))
             .chain((0..30).map(|i| LinkButton::new("b".repeat(100), format!("https://x/{i}"))));
-        let b = actions(buttons);
+        let b = actions(buttons).to_value();
         let els = b["elements"].as_array().unwrap();
         assert_eq!(els.len(), MAX_ACTION_ELEMENTS);
         assert_eq!(els[0]["url"], "https://x/0");
@@ -391,7 +527,7 @@ mod tests {
             .map(|e| e["action_id"].as_str().unwrap())
             .collect();
         assert_eq!(ids.len(), els.len());
-        let p = actions([LinkButton::new("Open", "https://x").primary()]);
+        let p = actions([LinkButton::new("Open", "https://x").primary()]).to_value();
         assert_eq!(p["elements"][0]["style"], "primary");
     }
 
@@ -400,11 +536,14 @@ mod tests {
         let mut blocks = Blocks::new();
         assert!(!blocks.push(actions([])));
         assert!(!blocks.push(context(Vec::<String>::new())));
+        assert!(!blocks.push(section_fields(Vec::<String>::new())));
+        assert!(!blocks.push(serde_json::json!({ "type": "context", "elements": [] })));
+        assert!(blocks.push(serde_json::json!({ "type": "divider" })));
         for _ in 0..60 {
             blocks.push(divider());
         }
         assert_eq!(blocks.len(), MAX_BLOCKS);
-        assert_eq!(blocks.dropped(), 10);
+        assert_eq!(blocks.dropped(), 11);
         let parsed: Value = serde_json::from_str(&blocks.to_json()).unwrap();
         assert_eq!(parsed.as_array().unwrap().len(), MAX_BLOCKS);
     }

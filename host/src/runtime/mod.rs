@@ -248,6 +248,26 @@ struct Loaded {
     load_time: Duration,
 }
 
+/// Bytes `action` takes as JSON, counted without building the text: the
+/// limit check runs on every action of every call.
+fn serialized_len(action: &Action) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    match serde_json::to_writer(&mut count, action) {
+        Ok(()) => count.0,
+        Err(_) => usize::MAX,
+    }
+}
+
 /// What one call did: its outcome plus what it cost and logged.
 #[derive(Debug, Clone)]
 pub struct CallReport {
@@ -343,9 +363,7 @@ impl LoadedPlugin {
                     action: kind.to_string(),
                     message,
                 })?;
-            let bytes = serde_json::to_vec(&action)
-                .map(|v| v.len())
-                .unwrap_or(usize::MAX);
+            let bytes = serialized_len(&action);
             if bytes > limits.action_bytes {
                 return Err(PluginError::ActionTooLarge {
                     plugin: p.name.clone(),
@@ -461,5 +479,19 @@ mod tests {
             Some("boom here (at src/lib.rs:12:9)")
         );
         assert_eq!(panic_message("[info] nothing"), None);
+    }
+
+    #[test]
+    fn serialized_len_counts_the_json_bytes() {
+        let action = Action::PostSlack {
+            channel: "#eng".into(),
+            text: "naïve \"quoted\" text\n".into(),
+            blocks: Some(serde_json::json!([{ "type": "divider" }])),
+            thread_key: None,
+        };
+        assert_eq!(
+            serialized_len(&action),
+            serde_json::to_vec(&action).unwrap().len()
+        );
     }
 }
