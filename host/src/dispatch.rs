@@ -34,6 +34,9 @@ use crate::store::{
 
 /// Events taken from the store per round.
 const BATCH: usize = 64;
+/// Least time from the start of one round to the start of the next unless
+/// the last one was full: an event waits at most this long for its round.
+const PACE: Duration = Duration::from_millis(5);
 /// Events enriched and run at the same time.
 const CONCURRENCY: usize = 8;
 /// Longest wait between retries of an event whose source could not be read.
@@ -87,6 +90,7 @@ impl Dispatcher {
             if *shutdown.borrow() {
                 return;
             }
+            let started = tokio::time::Instant::now();
             match self.round().await {
                 Ok(n) if n == BATCH => continue,
                 Ok(_) => {}
@@ -97,6 +101,10 @@ impl Dispatcher {
                 _ = tokio::time::sleep(Duration::from_secs(1)) => {}
                 _ = shutdown.changed() => {}
             }
+            // Under a stream of webhooks every commit wakes us: gather what
+            // arrives for a moment so rounds are few and full rather than one
+            // per commit, each paying its reads and its own commit.
+            tokio::time::sleep_until(started + PACE).await;
         }
     }
 

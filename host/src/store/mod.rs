@@ -92,6 +92,14 @@ impl Store {
         &self.path
     }
 
+    /// The write-ahead log beside the database, which every commit appends
+    /// to; it stays in place while the store is open.
+    fn wal_path(&self) -> PathBuf {
+        let mut wal = self.path.clone().into_os_string();
+        wal.push("-wal");
+        PathBuf::from(wal)
+    }
+
     fn migrate(&self) -> StoreResult<()> {
         let mut conn = self.lock();
         let path = self.path.display().to_string();
@@ -128,6 +136,28 @@ impl Store {
     fn with<T>(&self, f: impl FnOnce(&mut Connection) -> rusqlite::Result<T>) -> StoreResult<T> {
         let mut conn = self.lock();
         f(&mut conn).map_err(|source| self.sqlite(source))
+    }
+
+    /// Runs `f` with commits that skip the fsync (`synchronous=NORMAL`).
+    /// For work whose caller makes it durable itself (the webhook writer
+    /// syncs the write-ahead log before it answers) or redoes it the same
+    /// way if a power cut loses it (dispatch's results: the event is still
+    /// pending then). The log is written in order, so the next synced commit
+    /// (a webhook, or marking deliveries as being sent, which comes before
+    /// anything leaves) makes all of it durable; a crash of the process
+    /// alone loses nothing.
+    fn with_unsynced<T>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> rusqlite::Result<T>,
+    ) -> StoreResult<T> {
+        let mut conn = self.lock();
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(|source| self.sqlite(source))?;
+        let result = f(&mut conn);
+        let restored = conn.pragma_update(None, "synchronous", "FULL");
+        let value = result.map_err(|source| self.sqlite(source))?;
+        restored.map_err(|source| self.sqlite(source))?;
+        Ok(value)
     }
 
     fn sqlite(&self, source: rusqlite::Error) -> StoreError {
@@ -230,6 +260,24 @@ mod tests {
             .with(|c| c.query_row("PRAGMA journal_mode", [], |r| r.get(0)))
             .unwrap();
         assert_eq!(mode, "wal");
+    }
+
+    #[test]
+    fn unsynced_work_skips_the_fsync_and_everything_else_keeps_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("p.db")).unwrap();
+        let synchronous =
+            |c: &mut Connection| c.query_row("PRAGMA synchronous", [], |r| r.get::<_, i64>(0));
+        // 1 = NORMAL, 2 = FULL.
+        assert_eq!(store.with_unsynced(synchronous).unwrap(), 1);
+        assert_eq!(store.with(synchronous).unwrap(), 2);
+        let failed = store.with_unsynced(|c| c.execute("INSERT INTO nowhere VALUES (1)", []));
+        assert!(failed.is_err());
+        assert_eq!(
+            store.with(synchronous).unwrap(),
+            2,
+            "restored after an error"
+        );
     }
 
     #[test]

@@ -131,8 +131,10 @@ pub struct DeliveryRecord {
 impl Store {
     /// Writes dispatch's results for a batch of events and marks them
     /// dispatched, in order, in one transaction.
+    /// Redone if a power cut loses it (see `with_unsynced`): the events stay
+    /// pending until it is durable.
     pub fn finish_dispatch(&self, batch: &[Dispatched], breaker: BreakerPolicy) -> StoreResult<()> {
-        self.with(|conn| {
+        self.with_unsynced(|conn| {
             let tx = conn.transaction()?;
             let now = now_ms();
             for d in batch {
