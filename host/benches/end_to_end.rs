@@ -5,7 +5,7 @@
 //! The release `pagehook serve` runs slack-poster bound to one channel with
 //! the per-channel rate limit raised out of the way (standing in for "many
 //! channels"), a webhook-only source (no enrichment round trip) and the
-//! default durability (`synchronous=FULL`).
+//! default durability (each webhook answered once its event is synced).
 //!
 //! `cargo bench -p pagehook --bench end_to_end` (or `make bench`) after
 //! `make plugins`. Figures go to docs/benchmarks.md.

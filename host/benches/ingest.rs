@@ -1,6 +1,6 @@
 //! Ingest throughput and latency: signed webhooks accepted durably by the
-//! real `pagehook serve` (release build, WAL with `synchronous=FULL` and
-//! group commit) against a bare axum handler that answers 202 and does
+//! real `pagehook serve` (release build, WAL, each answer after its batch
+//! is synced to disk) against a bare axum handler that answers 202 and does
 //! nothing, both driven by the same load generator in one run: 64
 //! keep-alive connections, each request a distinct signed event. The two
 //! are measured in alternating rounds, so a change in the shared machine's

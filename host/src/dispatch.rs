@@ -113,7 +113,7 @@ impl Dispatcher {
     /// The batch is enriched and run concurrently (at most [`CONCURRENCY`]
     /// events at a time, so Confluence is not flooded), and everything it
     /// decided is committed in one transaction, in event order, so a burst
-    /// costs one fsync rather than one per event.
+    /// costs one commit rather than one per event.
     pub async fn round(&self) -> anyhow::Result<usize> {
         let store = self.store.clone();
         let Some((due, snapshot)) = tokio::task::spawn_blocking(move || {
