@@ -72,11 +72,12 @@ impl Ingest {
     /// Stores `event` durably; returns once it is on disk.
     pub async fn insert(&self, event: NewEvent) -> Result<Inserted, String> {
         let (done, wait) = oneshot::channel();
-        self.tx
-            .send((event, done))
-            .map_err(|_| "the ingest writer has stopped".to_owned())?;
-        wait.await
-            .map_err(|_| "the ingest writer has stopped".to_owned())?
+        self.tx.send((event, done)).map_err(|_| {
+            "webhook storage has stopped after an error (see the log); restart pagehook".to_owned()
+        })?;
+        wait.await.map_err(|_| {
+            "webhook storage has stopped after an error (see the log); restart pagehook".to_owned()
+        })?
     }
 }
 
@@ -115,25 +116,34 @@ fn writer(store: &Store, rx: mpsc::Receiver<Job>, synced: mpsc::Sender<Committed
 /// Syncs the write-ahead log once for every batch committed so far, then
 /// answers their callers. The first sync also syncs the directory, so the
 /// log file itself is sure to be found after a power cut.
+///
+/// A failed sync stops ingest for good (every later webhook is refused until
+/// a restart): after a failed fsync the kernel may have dropped the unwritten
+/// pages, so nothing written since can be promised to be on disk, and
+/// answering a retried event as a duplicate of a row that never got there
+/// would lose it.
 fn syncer(wal: &Path, rx: mpsc::Receiver<Committed>, stored: &Notify) {
     let mut dir_synced = false;
     while let Ok(first) = rx.recv() {
         let mut batches = vec![first];
         batches.extend(rx.try_iter());
-        let synced = sync(wal, &mut dir_synced);
-        if let Err(e) = &synced {
-            tracing::error!(error = %e, wal = %wal.display(), "syncing webhook events failed");
+        if let Err(e) = sync(wal, &mut dir_synced) {
+            tracing::error!(
+                error = %e,
+                wal = %wal.display(),
+                "syncing webhook events to disk failed; no more webhooks are accepted until pagehook is restarted"
+            );
+            for (done, _) in batches.into_iter().flatten() {
+                let _ = done.send(Err(format!("syncing the event to disk failed: {e}")));
+            }
+            return;
         }
         let mut new = false;
         for (done, inserted) in batches.into_iter().flatten() {
             new |= !inserted.duplicate;
-            let answer = match &synced {
-                Ok(()) => Ok(inserted),
-                Err(e) => Err(format!("syncing the event to disk failed: {e}")),
-            };
-            let _ = done.send(answer);
+            let _ = done.send(Ok(inserted));
         }
-        if new && synced.is_ok() {
+        if new {
             stored.notify_one();
         }
     }
@@ -214,6 +224,9 @@ mod tests {
         std::fs::remove_file(store.wal_path()).unwrap();
         let err = ingest.insert(event("second", true)).await.unwrap_err();
         assert!(err.contains("syncing the event to disk failed"), "{err}");
+        // Nothing written after a failed sync can be promised: ingest stops.
+        let err = ingest.insert(event("third", true)).await.unwrap_err();
+        assert!(err.contains("stopped"), "{err}");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
