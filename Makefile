@@ -26,7 +26,7 @@ test: setup plugins polyglot lint
 	$(CARGO) test --workspace --locked
 	@for d in $(POLYGLOT); do $$d/test.sh || exit 1; done
 
-## bench: component load (cold and warm), call costs, sandbox overhead; see docs/benchmarks.md
+## bench: the four benches (component load, dispatch sandbox vs native, ingest vs bare axum with memory, end to end to a fake Slack); see docs/benchmarks.md
 bench: setup plugins polyglot
 	$(CARGO) bench --locked -p pagehook --bench component_load --bench dispatch --bench ingest --bench end_to_end
 
