@@ -11,12 +11,12 @@ use serde::Serialize;
 use crate::config::Config;
 use crate::destination::Destination;
 use crate::manifest::Manifest;
-use crate::model::{ACTION_KINDS, EventKind};
+use crate::model::{ACTION_KINDS, Action, EventKind};
 use crate::runtime::{PluginPackage, Runtime};
 use crate::secret::SecretSource;
 use crate::store::{
-    Binding, ConnectionKind, ConnectionRecord, NewBinding, PluginRecord, Scope, Store, StoreError,
-    now_ms,
+    Binding, ConnectionKind, ConnectionRecord, NewBinding, NewDelivery, PluginRecord, Scope, Store,
+    StoreError, TokenExpiry, now_ms,
 };
 
 /// Why an admin operation was refused or failed.
@@ -168,10 +168,25 @@ pub struct ConnectRequest {
     pub hook_secret: Option<SecretSource>,
     /// Record deliveries, never send.
     pub dry_run: bool,
+    /// Slack: the admin's email, sent a DM once the connection works.
+    pub notify: Option<String>,
+}
+
+/// What `connect` did.
+#[derive(Debug, Clone, Serialize)]
+pub struct Connected {
+    /// The stored connection (secrets redacted when shown).
+    #[serde(flatten)]
+    pub connection: ConnectionRecord,
+    /// Bindings whose Slack destinations now name the workspace that was
+    /// the only one until this connection (they keep meaning it).
+    pub qualified_bindings: usize,
+    /// The delivery that greets `notify`, if asked.
+    pub notice_delivery: Option<i64>,
 }
 
 /// Creates or replaces a connection after checking it is complete.
-pub fn connect(store: &Store, req: ConnectRequest) -> AdminResult<ConnectionRecord> {
+pub fn connect(store: &Store, req: ConnectRequest) -> AdminResult<Connected> {
     if req.name.is_empty()
         || req.name.len() > 64
         || !req
@@ -224,13 +239,76 @@ pub fn connect(store: &Store, req: ConnectRequest) -> AdminResult<ConnectionReco
         }
         _ => {}
     }
+    if let Some(email) = &req.notify
+        && (req.kind != ConnectionKind::Slack || !email.contains('@') || email.contains('/'))
+    {
+        return Err(AdminError::Invalid(format!(
+            "--notify `{email}`: give the email of a Slack user to greet (Slack connections only)"
+        )));
+    }
+    let other_workspaces: Vec<String> = store
+        .connections()?
+        .into_iter()
+        .filter(|c| c.kind == ConnectionKind::Slack && c.name != req.name)
+        .map(|c| c.name)
+        .collect();
     let mut record = ConnectionRecord::new(&req.name, req.kind, url.trim_end_matches(' '));
     record.username = req.username;
     record.secret = req.secret;
     record.hook_secret = req.hook_secret;
     record.dry_run = req.dry_run;
     store.add_connection(&record)?;
-    Ok(record)
+    // A second workspace: bindings written for the first keep meaning it.
+    let qualified_bindings = match other_workspaces.as_slice() {
+        [only] if req.kind == ConnectionKind::Slack => store.qualify_slack_destinations(only)?,
+        _ => 0,
+    };
+    let notice_delivery = match &req.notify {
+        Some(email) => Some(store.enqueue_notice(
+            "connected",
+            &notice(
+                &record.name,
+                Action::DmSlack {
+                    email: email.clone(),
+                    text: format!(
+                        "Pagehook is connected to this Slack workspace (connection `{}`). Confluence events bound to its channels will appear there.",
+                        slack_escape(&record.name)
+                    ),
+                    blocks: None,
+                },
+                0,
+                &format!("slack-dm:{}/{email}", record.name),
+            ),
+        )?),
+        None => None,
+    };
+    Ok(Connected {
+        connection: record,
+        qualified_bindings,
+        notice_delivery,
+    })
+}
+
+/// A delivery Pagehook itself asks for, in workspace `workspace`.
+fn notice(workspace: &str, action: Action, binding_id: i64, destination: &str) -> NewDelivery {
+    NewDelivery {
+        binding_id,
+        plugin: "pagehook".into(),
+        lane: crate::dispatch::lane(&action, "", Some(workspace)),
+        destination: destination.to_owned(),
+        source: String::new(),
+        connection: Some(workspace.to_owned()),
+        action,
+        dry_run: false,
+    }
+}
+
+/// Escapes text for Slack's mrkdwn (`&`, `<`, `>`), so names never become
+/// mentions or links.
+fn slack_escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }
 
 /// What an admin gives to bind a plugin.
@@ -250,10 +328,22 @@ pub struct BindRequest {
     pub settings: Vec<(String, String)>,
     /// Record deliveries, never send.
     pub dry_run: bool,
+    /// Do not announce the binding in the Slack channels it names.
+    pub quiet: bool,
+}
+
+/// What `bind` did.
+#[derive(Debug, Clone, Serialize)]
+pub struct Bound {
+    /// The stored binding.
+    #[serde(flatten)]
+    pub binding: Binding,
+    /// The deliveries announcing it in each Slack channel it names.
+    pub announcements: Vec<i64>,
 }
 
 /// Creates a binding after checking it against the plugin and its grants.
-pub fn bind(store: &Store, req: BindRequest) -> AdminResult<Binding> {
+pub fn bind(store: &Store, req: BindRequest) -> AdminResult<Bound> {
     let plugin = store.require_plugin(&req.plugin)?;
     let manifest: &Manifest = &plugin.manifest;
     let scope: Scope = req.scope.parse().map_err(AdminError::Invalid)?;
@@ -294,8 +384,32 @@ pub fn bind(store: &Store, req: BindRequest) -> AdminResult<Binding> {
             plugin.grants.join(", ")
         )));
     }
+    let workspaces: Vec<String> = store
+        .connections()?
+        .into_iter()
+        .filter(|c| c.kind == ConnectionKind::Slack)
+        .map(|c| c.name)
+        .collect();
+    let mut destinations = Vec::with_capacity(req.to.len());
     for to in &req.to {
         let dest: Destination = to.parse().map_err(AdminError::Invalid)?;
+        let dest = match (dest.is_slack(), dest.workspace(), workspaces.as_slice()) {
+            (true, None, [only]) => dest.in_workspace(only),
+            (true, None, several) if several.len() > 1 => {
+                return Err(AdminError::Invalid(format!(
+                    "`{to}` is ambiguous: Pagehook has Slack workspaces {}; name one, e.g. {}",
+                    several.join(", "),
+                    dest.in_workspace(&several[0])
+                )));
+            }
+            (true, Some(ws), _) if !workspaces.iter().any(|w| w == ws) => {
+                return Err(AdminError::NotFound(format!(
+                    "`{to}` names Slack workspace `{ws}`, which is not connected (see `pagehook connections`)"
+                )));
+            }
+            _ => dest,
+        };
+        destinations.push(dest.clone());
         if !plugin.grants.iter().any(|g| g == dest.action_kind()) {
             return Err(AdminError::Invalid(format!(
                 "destination `{to}` receives `{}` actions, which plugin `{}` was not granted (granted: {})",
@@ -308,15 +422,56 @@ pub fn bind(store: &Store, req: BindRequest) -> AdminResult<Binding> {
     manifest
         .resolve_settings(&req.settings)
         .map_err(AdminError::Invalid)?;
-    Ok(store.add_binding(&NewBinding {
+    let binding = store.add_binding(&NewBinding {
         plugin: plugin.name,
         source: req.source,
         scope,
         events,
-        destinations: req.to,
+        destinations: destinations.iter().map(ToString::to_string).collect(),
         settings: req.settings,
         dry_run: req.dry_run,
-    })?)
+    })?;
+    let mut announcements = Vec::new();
+    if !req.quiet {
+        for dest in destinations
+            .iter()
+            .filter(|d| d.action_kind() == "post-slack")
+        {
+            let Some(channel) = dest.channel().filter(|c| *c != "*") else {
+                continue;
+            };
+            let Some(ws) = dest.workspace().or(workspaces.first().map(String::as_str)) else {
+                continue;
+            };
+            let text = format!(
+                "Pagehook will post Confluence {} events from {} here (plugin `{}`, binding {}).",
+                slack_escape(&binding.events.join(", ")),
+                slack_escape(&match &binding.scope {
+                    Scope::Global => "every space".to_owned(),
+                    other => other.to_string(),
+                }),
+                slack_escape(&binding.plugin),
+                binding.id
+            );
+            let action = Action::PostSlack {
+                channel: channel.to_owned(),
+                text,
+                blocks: None,
+                thread_key: None,
+            };
+            announcements.push(store.enqueue_notice(
+                "bound",
+                &NewDelivery {
+                    dry_run: binding.dry_run,
+                    ..notice(ws, action, binding.id, &dest.to_string())
+                },
+            )?);
+        }
+    }
+    Ok(Bound {
+        binding,
+        announcements,
+    })
 }
 
 /// The answer to `connection test`.
@@ -326,6 +481,44 @@ pub struct ConnectionTest {
     pub ok: bool,
     /// What was checked and what it said.
     pub message: String,
+}
+
+/// `auth.test` against a workspace, in words an admin can act on.
+async fn slack_connection_test(
+    base_url: &str,
+    token: &crate::secret::Secret,
+    timeout: std::time::Duration,
+) -> ConnectionTest {
+    use crate::slack::{SlackClient, SlackError, auth};
+    let http = match reqwest::Client::builder().timeout(timeout).build() {
+        Ok(c) => c,
+        Err(e) => {
+            return ConnectionTest {
+                ok: false,
+                message: format!("cannot make an HTTP client: {e}"),
+            };
+        }
+    };
+    match auth::auth_test(&SlackClient::new(&http, base_url, token)).await {
+        Ok(ws) => ConnectionTest {
+            ok: true,
+            message: format!(
+                "Slack accepts the token: bot user {} in workspace {} ({})",
+                ws.user, ws.team, ws.url
+            ),
+        },
+        Err(SlackError::Api { code, .. }) => ConnectionTest {
+            ok: false,
+            message: format!(
+                "Slack refused the token: {code}{}",
+                auth::refusal_hint(&code)
+            ),
+        },
+        Err(e) => ConnectionTest {
+            ok: false,
+            message: format!("Slack at {base_url} could not be reached or answered oddly: {e}"),
+        },
+    }
 }
 
 /// Checks a connection's credentials against the service.
@@ -351,7 +544,7 @@ pub async fn test_connection(
         },
         ConnectionKind::Slack => {
             let token = secret.ok_or_else(|| AdminError::Invalid("the connection has no token".into()))?;
-            crate::slack::auth_test(&conn.url, &token, config.enrichment_timeout()).await
+            slack_connection_test(&conn.url, &token, config.enrichment_timeout()).await
         }
         ConnectionKind::Confluence => {
             use crate::source::client::{ClientOptions, ConfluenceAuth, ConfluenceClient};
@@ -388,4 +581,250 @@ pub async fn test_connection(
             }
         }
     })
+}
+
+/// Days before a personal access token expires from which Pagehook warns.
+pub const TOKEN_WARN_DAYS: i64 = 14;
+/// How often `pagehook serve` reads its Confluence tokens' expiry.
+pub const TOKEN_CHECK_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
+/// How a connection's health message about its token starts; such a mark is
+/// cleared by the next successful token check.
+const TOKEN_HEALTH_PREFIX: &str = "personal access token";
+const DAY_MS: i64 = 86_400_000;
+
+/// Where a Confluence connection's personal access token stands, from what
+/// the last check recorded.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TokenStatus {
+    /// The connection.
+    pub connection: String,
+    /// `ok`, `expiring` (within [`TOKEN_WARN_DAYS`]), `expired`,
+    /// `never-expires`, or `unknown` (not read yet, or this Confluence does not
+    /// list tokens).
+    pub state: &'static str,
+    /// The token's name in Confluence.
+    pub token: Option<String>,
+    /// When it expires (ms since the epoch).
+    pub expires_at: Option<i64>,
+    /// Whole days left, rounded up (negative once expired).
+    pub days_left: Option<i64>,
+    /// When it was read (ms since the epoch).
+    pub checked_at: Option<i64>,
+    /// What the admin should do, when anything.
+    pub message: Option<String>,
+}
+
+/// The token status of a Confluence connection that authenticates with a
+/// personal access token; `None` for every other connection.
+pub fn token_status(conn: &ConnectionRecord, now: i64) -> Option<TokenStatus> {
+    if conn.kind != ConnectionKind::Confluence || conn.secret.is_none() || conn.username.is_some() {
+        return None;
+    }
+    let mut status = TokenStatus {
+        connection: conn.name.clone(),
+        state: "unknown",
+        token: None,
+        expires_at: None,
+        days_left: None,
+        checked_at: None,
+        message: None,
+    };
+    let Some(token) = &conn.token else {
+        return Some(status);
+    };
+    status.token = Some(token.name.clone());
+    status.checked_at = Some(token.checked_at);
+    status.expires_at = token.expires_at;
+    let Some(at) = token.expires_at else {
+        status.state = "never-expires";
+        return Some(status);
+    };
+    let left = at - now;
+    let days = if left > 0 {
+        (left + DAY_MS - 1) / DAY_MS
+    } else {
+        left / DAY_MS
+    };
+    status.days_left = Some(days);
+    if left <= 0 {
+        status.state = "expired";
+        status.message = Some(expired_message(conn, &token.name, at));
+    } else if left <= TOKEN_WARN_DAYS * DAY_MS {
+        status.state = "expiring";
+        status.message = Some(format!(
+            "the personal access token `{}` of Confluence connection `{}` expires in {days} day{} ({}): create a new one in Confluence (your profile picture > Settings > Personal Access Tokens) and run `{}` with it before then",
+            token.name,
+            conn.name,
+            if days == 1 { "" } else { "s" },
+            crate::source::client::format_utc(at),
+            reconnect(conn)
+        ));
+    } else {
+        status.state = "ok";
+    }
+    Some(status)
+}
+
+fn reconnect(conn: &ConnectionRecord) -> String {
+    format!(
+        "pagehook connect confluence {} --url {} --token-env ... --webhook-secret-env ...",
+        conn.name,
+        crate::store::redacted_url(&conn.url)
+    )
+}
+
+fn expired_message(conn: &ConnectionRecord, token: &str, at: i64) -> String {
+    format!(
+        "{TOKEN_HEALTH_PREFIX} `{token}` expired on {}: Confluence refuses it, so events are not enriched and pages and comments are not written; create a new one in Confluence (your profile picture > Settings > Personal Access Tokens) and run `{}` with it",
+        crate::source::client::format_utc(at),
+        reconnect(conn)
+    )
+}
+
+/// Reads the expiry of every Confluence connection's personal access token
+/// from Confluence (`GET /rest/pat/latest/tokens`, all connections at once,
+/// each within `timeout`), records it, and marks a connection whose token
+/// has expired (or is refused) unhealthy with what to do; a later successful
+/// check clears that mark. Returns every PAT connection's status.
+pub async fn check_tokens(
+    store: &Store,
+    timeout: std::time::Duration,
+) -> AdminResult<Vec<TokenStatus>> {
+    let conns: Vec<ConnectionRecord> = store
+        .connections()?
+        .into_iter()
+        .filter(|c| token_status(c, 0).is_some())
+        .collect();
+    let checks = conns.iter().map(|c| check_token(store, c, timeout));
+    futures::future::join_all(checks).await;
+    let now = now_ms();
+    Ok(store
+        .connections()?
+        .iter()
+        .filter_map(|c| token_status(c, now))
+        .collect())
+}
+
+async fn check_token(store: &Store, conn: &ConnectionRecord, timeout: std::time::Duration) {
+    use crate::source::client::{
+        ClientError, ClientOptions, ConfluenceAuth, ConfluenceClient, token_in_use,
+    };
+    let auth = match ConfluenceAuth::of(conn) {
+        Ok(Some(auth @ ConfluenceAuth::Bearer(_))) => auth,
+        Ok(_) => return,
+        Err(message) => {
+            tracing::warn!(connection = %conn.name, %message, "cannot read the token to check its expiry");
+            return;
+        }
+    };
+    let client = ConfluenceClient::new(
+        &conn.url,
+        auth,
+        ClientOptions {
+            timeout,
+            max_retry_after: timeout,
+            max_inline_wait: std::time::Duration::ZERO,
+            attempts: 1,
+        },
+    );
+    let now = now_ms();
+    let mut health = conn.health.clone();
+    let mut refreshed = false;
+    match client.tokens().await {
+        Ok(Some(tokens)) => {
+            let chosen = token_in_use(&tokens, now)
+                .or_else(|| tokens.iter().find(|t| t.expires_at.is_none()));
+            if let Some(t) = chosen {
+                let token = TokenExpiry {
+                    name: t.name.clone(),
+                    expires_at: t.expires_at,
+                    checked_at: now,
+                };
+                match store.set_token_expiry(&conn.name, Some(&token)) {
+                    Ok(()) => refreshed = true,
+                    Err(e) => {
+                        tracing::error!(connection = %conn.name, error = %e, "cannot record the token's expiry");
+                    }
+                }
+            }
+            if health
+                .as_deref()
+                .is_some_and(|h| h.starts_with(TOKEN_HEALTH_PREFIX))
+            {
+                health = None;
+            }
+        }
+        Ok(None) => {
+            tracing::debug!(connection = %conn.name, "this Confluence does not list personal access tokens");
+        }
+        Err(ClientError::Unauthorized(401)) => {
+            let expired = conn
+                .token
+                .as_ref()
+                .and_then(|t| Some((t, t.expires_at?)))
+                .filter(|(_, at)| *at <= now);
+            health = Some(match expired {
+                Some((t, at)) => expired_message(conn, &t.name, at),
+                None => format!(
+                    "{TOKEN_HEALTH_PREFIX} refused by Confluence (HTTP 401): it has expired or been revoked; create a new one in Confluence (your profile picture > Settings > Personal Access Tokens) and run `{}` with it",
+                    reconnect(conn)
+                ),
+            });
+        }
+        Err(e) => {
+            tracing::warn!(connection = %conn.name, error = %e, "cannot read the personal access token's expiry");
+        }
+    }
+    // Confluence unreachable, but the expiry recorded earlier has passed.
+    if !refreshed
+        && health.is_none()
+        && let Some(t) = &conn.token
+        && let Some(at) = t.expires_at.filter(|at| *at <= now)
+    {
+        health = Some(expired_message(conn, &t.name, at));
+    }
+    if health != conn.health
+        && let Err(e) = store.set_connection_health(&conn.name, health.as_deref())
+    {
+        tracing::error!(connection = %conn.name, error = %e, "cannot record the connection's health");
+    }
+}
+
+/// `pagehook serve`'s token watch: checks every Confluence PAT at start and
+/// then every [`TOKEN_CHECK_EVERY`], logs a warning for each token expiring
+/// within [`TOKEN_WARN_DAYS`] and an error for each expired one, and feeds
+/// the `pagehook_confluence_token_expiry_seconds` metric, until `shutdown`.
+pub async fn watch_tokens(
+    store: std::sync::Arc<Store>,
+    metrics: std::sync::Arc<crate::metrics::Metrics>,
+    timeout: std::time::Duration,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) {
+    loop {
+        if *shutdown.borrow() {
+            return;
+        }
+        match check_tokens(&store, timeout).await {
+            Ok(statuses) => {
+                metrics.set_token_expiries(
+                    statuses
+                        .iter()
+                        .map(|s| (s.connection.clone(), s.expires_at))
+                        .collect(),
+                );
+                for s in &statuses {
+                    match (s.state, &s.message) {
+                        ("expired", Some(m)) => tracing::error!(connection = %s.connection, "{m}"),
+                        (_, Some(m)) => tracing::warn!(connection = %s.connection, "{m}"),
+                        _ => {}
+                    }
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "cannot check the Confluence tokens' expiry"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(TOKEN_CHECK_EVERY) => {}
+            _ = shutdown.changed() => {}
+        }
+    }
 }

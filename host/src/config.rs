@@ -153,6 +153,16 @@ pub struct DeliveryConfig {
     pub slack_channel_rate: f64,
     /// Messages per second through one Slack workspace, all channels together.
     pub slack_workspace_rate: f64,
+    /// How long a resolved Slack channel name or user email is reused
+    /// before it is looked up again.
+    pub slack_directory_ttl_secs: u64,
+    /// `conversations.list` pages (1,000 channels each) read per delivery
+    /// attempt; a longer scan goes on at the next attempt from where it
+    /// stopped, so one lookup never spends the method's whole rate tier.
+    pub slack_list_pages_per_attempt: u32,
+    /// `conversations.history` pages read when looking for a message whose
+    /// answer was lost; past that the lookup is retried later.
+    pub slack_history_pages: u32,
 }
 
 impl Default for DeliveryConfig {
@@ -166,6 +176,9 @@ impl Default for DeliveryConfig {
             timeout_ms: 10_000,
             slack_channel_rate: 1.0,
             slack_workspace_rate: 10.0,
+            slack_directory_ttl_secs: 600,
+            slack_list_pages_per_attempt: 10,
+            slack_history_pages: 20,
         }
     }
 }

@@ -7,12 +7,20 @@
 //! | destination | allows |
 //! | --- | --- |
 //! | `slack:#eng` | `post-slack` to channel `#eng` (`slack:*`: any channel) |
+//! | `slack:acme/#eng` | the same in Slack workspace `acme` only (`slack:acme/*`: any channel there) |
 //! | `slack-dm:ada@example.com` | `dm-slack` to that address (`slack-dm:*`: anyone) |
+//! | `slack-dm:acme/ada@example.com` | the same in workspace `acme` only |
 //! | `teams:eng-news` | `post-teams` to the Teams connection `eng-news` (`teams:*`: any) |
 //! | `confluence:ENG` | `create-page` in space `ENG` (`confluence:*`: any space) |
 //! | `comment:123` | `add-comment` on page 123 (`comment:*`: any page) |
 //!
 //! Matching is exact (Slack channel names ignore case and a leading `#`).
+//!
+//! Several Slack workspaces: a workspace is a Slack connection, named before
+//! a `/`. Plugins may name one too (`acme/#eng`). A destination that names a
+//! workspace allows only actions for that workspace; an action that names
+//! none goes to the destination's. Which workspace carries a delivery is
+//! decided at dispatch ([`slack_workspace`]) and never guessed later.
 
 use std::fmt;
 use std::str::FromStr;
@@ -53,19 +61,59 @@ impl Destination {
             .unwrap_or_default()
     }
 
+    /// The Slack workspace (connection) this destination names, if any.
+    pub fn workspace(&self) -> Option<&str> {
+        match self.kind {
+            Kind::Slack | Kind::SlackDm => split_workspace(&self.target).0,
+            _ => None,
+        }
+    }
+
+    /// The channel (or email) of a Slack destination, without its workspace.
+    pub fn channel(&self) -> Option<&str> {
+        self.is_slack().then(|| split_workspace(&self.target).1)
+    }
+
+    /// Whether this is a Slack destination.
+    pub fn is_slack(&self) -> bool {
+        matches!(self.kind, Kind::Slack | Kind::SlackDm)
+    }
+
+    /// This destination bound to `workspace` (unchanged if it names one
+    /// already or is not a Slack destination).
+    pub fn in_workspace(&self, workspace: &str) -> Destination {
+        if !self.is_slack() || self.workspace().is_some() {
+            return self.clone();
+        }
+        Destination {
+            kind: self.kind,
+            target: format!("{workspace}/{}", self.target),
+        }
+    }
+
     /// Whether `action` may go here.
     pub fn allows(&self, action: &Action) -> bool {
         if action.kind() != self.action_kind() {
             return false;
         }
-        if self.target == "*" {
-            return true;
-        }
         let wanted = action.destination();
         match self.kind {
-            Kind::Slack => slack_channel(&self.target) == slack_channel(&wanted),
-            Kind::SlackDm => self.target.eq_ignore_ascii_case(&wanted),
-            _ => self.target == wanted,
+            Kind::Slack | Kind::SlackDm => {
+                let (ours_ws, ours) = split_workspace(&self.target);
+                let (theirs_ws, theirs) = split_workspace(&wanted);
+                if let (Some(a), Some(b)) = (ours_ws, theirs_ws)
+                    && a != b
+                {
+                    return false;
+                }
+                ours == "*"
+                    || if self.kind == Kind::Slack {
+                        slack_channel(ours) == slack_channel(theirs)
+                    } else {
+                        ours.eq_ignore_ascii_case(theirs)
+                    }
+            }
+            _ => self.target == "*" || self.target == wanted,
         }
     }
 }
@@ -74,13 +122,62 @@ fn slack_channel(name: &str) -> String {
     name.trim_start_matches('#').to_ascii_lowercase()
 }
 
+/// `acme/#eng` → (`Some("acme")`, `#eng`); `#eng` → (`None`, `#eng`).
+pub fn split_workspace(target: &str) -> (Option<&str>, &str) {
+    match target.split_once('/') {
+        Some((ws, rest)) if !ws.is_empty() && is_connection_name(ws) => (Some(ws), rest),
+        _ => (None, target),
+    }
+}
+
+fn is_connection_name(s: &str) -> bool {
+    s.len() <= 64
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+/// The Slack workspace that carries `action`, allowed by `destination`,
+/// given the Slack connections that exist: the one the action names, else
+/// the destination's, else the only workspace. `Err` explains an ambiguity.
+pub fn slack_workspace(
+    action: &Action,
+    destination: &str,
+    workspaces: &[&str],
+) -> Result<Option<String>, String> {
+    let wanted = action.destination();
+    let named = split_workspace(&wanted).0.map(str::to_owned).or_else(|| {
+        destination
+            .parse::<Destination>()
+            .ok()
+            .and_then(|d| d.workspace().map(str::to_owned))
+    });
+    if named.is_some() {
+        return Ok(named);
+    }
+    match workspaces {
+        [] => Ok(None),
+        [only] => Ok(Some((*only).to_owned())),
+        several => Err(format!(
+            "`{wanted}` does not say which Slack workspace to use and Pagehook has {} ({}): name one in the binding (e.g. slack:{}/{}) or in the action",
+            several.len(),
+            several.join(", "),
+            several[0],
+            if action.kind() == "dm-slack" {
+                wanted.clone()
+            } else {
+                format!("#{}", wanted.trim_start_matches('#'))
+            }
+        )),
+    }
+}
+
 impl FromStr for Destination {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Destination, String> {
         let usage = || {
             format!(
-                "`{s}`: a destination is slack:<#channel>, slack-dm:<email>, teams:<connection>, confluence:<SPACE> or comment:<page id> (target * for any)"
+                "`{s}`: a destination is slack:[<workspace>/]<#channel>, slack-dm:[<workspace>/]<email>, teams:<connection>, confluence:<SPACE> or comment:<page id> (target * for any)"
             )
         };
         let (kind, target) = s.split_once(':').ok_or_else(usage)?;
@@ -179,6 +276,57 @@ mod tests {
         assert_eq!(
             first_allowing(&["teams:x".into(), "slack:#eng".into()], &slack("#eng")),
             Some("slack:#eng")
+        );
+    }
+
+    #[test]
+    fn workspaces_narrow_slack_destinations() {
+        let acme: Destination = "slack:acme/#eng".parse().unwrap();
+        assert_eq!(acme.workspace(), Some("acme"));
+        assert!(acme.allows(&slack("#eng")), "an action naming no workspace");
+        assert!(acme.allows(&slack("acme/#ENG")));
+        assert!(!acme.allows(&slack("beta/#eng")), "another workspace");
+        assert!(!acme.allows(&slack("acme/#ops")));
+        let any_in_acme: Destination = "slack:acme/*".parse().unwrap();
+        assert!(any_in_acme.allows(&slack("#ops")));
+        assert!(!any_in_acme.allows(&slack("beta/#ops")));
+        let plain: Destination = "slack:#eng".parse().unwrap();
+        assert_eq!(plain.workspace(), None);
+        assert_eq!(plain.in_workspace("acme").to_string(), "slack:acme/#eng");
+        assert_eq!(acme.in_workspace("beta"), acme, "already named");
+        let dm: Destination = "slack-dm:acme/Ada@Example.com".parse().unwrap();
+        let ada = Action::DmSlack {
+            email: "ada@example.com".into(),
+            text: "t".into(),
+            blocks: None,
+        };
+        assert!(dm.allows(&ada));
+    }
+
+    #[test]
+    fn the_workspace_comes_from_the_action_the_destination_or_the_only_one() {
+        let one = ["acme"];
+        let two = ["acme", "beta"];
+        assert_eq!(
+            slack_workspace(&slack("#eng"), "slack:#eng", &one).unwrap(),
+            Some("acme".into())
+        );
+        assert_eq!(
+            slack_workspace(&slack("beta/#eng"), "slack:#eng", &two).unwrap(),
+            Some("beta".into())
+        );
+        assert_eq!(
+            slack_workspace(&slack("#eng"), "slack:beta/#eng", &two).unwrap(),
+            Some("beta".into())
+        );
+        assert_eq!(
+            slack_workspace(&slack("#eng"), "slack:#eng", &[]).unwrap(),
+            None
+        );
+        let err = slack_workspace(&slack("#eng"), "slack:#eng", &two).unwrap_err();
+        assert!(
+            err.contains("acme, beta") && err.contains("slack:acme/#eng"),
+            "{err}"
         );
     }
 

@@ -20,7 +20,7 @@ use std::time::Duration;
 use tokio::sync::{Notify, watch};
 
 use crate::config::Config;
-use crate::destination::first_allowing;
+use crate::destination::{first_allowing, slack_workspace, split_workspace};
 use crate::metrics::Metrics;
 use crate::model::{Action, Event};
 use crate::runtime::{LoadedPlugin, PluginPackage, Runtime};
@@ -49,6 +49,17 @@ struct Snapshot {
     bindings: Vec<Binding>,
     plugins: HashMap<String, PluginRecord>,
     connections: Vec<ConnectionRecord>,
+}
+
+impl Snapshot {
+    /// The names of the Slack connections (workspaces).
+    fn slack_workspaces(&self) -> Vec<&str> {
+        self.connections
+            .iter()
+            .filter(|c| c.kind == ConnectionKind::Slack)
+            .map(|c| c.name.as_str())
+            .collect()
+    }
 }
 
 /// Runs plugins over stored events; one per process.
@@ -351,8 +362,9 @@ impl Dispatcher {
                 Ok(actions) => {
                     self.metrics.call(&plugin.name, seconds, None);
                     out.calls.push((plugin.name.clone(), true, None));
+                    let workspaces = snapshot.slack_workspaces();
                     for action in actions {
-                        judge(&mut out, binding, &plugin, action);
+                        judge(&mut out, binding, &plugin, &workspaces, action);
                     }
                 }
                 Err(e) => {
@@ -401,14 +413,27 @@ pub fn load_pinned(runtime: &Runtime, plugin: &PluginRecord) -> Result<LoadedPlu
 }
 
 /// Applies the two-party rule to one action and records the verdict.
-fn judge(out: &mut Dispatched, binding: &Binding, plugin: &PluginRecord, action: Action) {
+fn judge(
+    out: &mut Dispatched,
+    binding: &Binding,
+    plugin: &PluginRecord,
+    workspaces: &[&str],
+    action: Action,
+) {
     let kind = action.kind();
     let wanted = action.destination();
+    let allowing = first_allowing(&binding.destinations, &action);
+    let workspace = match (&action, allowing) {
+        (Action::PostSlack { .. } | Action::DmSlack { .. }, Some(destination)) => {
+            slack_workspace(&action, destination, workspaces)
+        }
+        _ => Ok(None),
+    };
     let rejected = if !plugin.manifest.actions.iter().any(|a| a == kind) {
         Some(format!("`{kind}` is not declared in the plugin's manifest"))
     } else if !plugin.grants.iter().any(|g| g == kind) {
         Some(format!("`{kind}` was not granted at install"))
-    } else if first_allowing(&binding.destinations, &action).is_none() {
+    } else if allowing.is_none() {
         Some(format!(
             "binding {} does not allow `{kind}` to `{wanted}` (its destinations: {})",
             binding.id,
@@ -418,6 +443,8 @@ fn judge(out: &mut Dispatched, binding: &Binding, plugin: &PluginRecord, action:
                 binding.destinations.join(", ")
             }
         ))
+    } else if let Err(ambiguous) = &workspace {
+        Some(ambiguous.clone())
     } else {
         None
     };
@@ -438,14 +465,14 @@ fn judge(out: &mut Dispatched, binding: &Binding, plugin: &PluginRecord, action:
         reason: rejected.clone(),
     });
     if rejected.is_none() {
-        let destination = first_allowing(&binding.destinations, &action)
-            .unwrap_or_default()
-            .to_owned();
+        let destination = allowing.unwrap_or_default().to_owned();
+        let connection = workspace.ok().flatten();
         out.deliveries.push(NewDelivery {
             binding_id: binding.id,
             plugin: plugin.name.clone(),
-            lane: lane(&action, &out.event.source),
+            lane: lane(&action, &out.event.source, connection.as_deref()),
             source: out.event.source.clone(),
+            connection,
             destination,
             action,
             dry_run: binding.dry_run,
@@ -456,21 +483,28 @@ fn judge(out: &mut Dispatched, binding: &Binding, plugin: &PluginRecord, action:
 /// The lane a delivery is ordered in: one per Slack thread (or channel,
 /// for messages without a thread key), DM, Teams channel, Confluence space
 /// or page, so messages about one page arrive in the order their events
-/// happened while unrelated ones go out side by side.
-fn lane(action: &Action, source: &str) -> String {
+/// happened while unrelated ones go out side by side. Slack lanes are per
+/// workspace: `#eng` in two workspaces are two channels.
+pub fn lane(action: &Action, source: &str, workspace: Option<&str>) -> String {
+    let ws = workspace.unwrap_or("");
     match action {
         Action::PostSlack {
             channel,
             thread_key,
             ..
         } => {
-            let channel = channel.trim_start_matches('#').to_lowercase();
+            let channel = split_workspace(channel)
+                .1
+                .trim_start_matches('#')
+                .to_lowercase();
             match thread_key {
-                Some(key) => format!("slack:{channel}:{key}"),
-                None => format!("slack:{channel}"),
+                Some(key) => format!("slack:{ws}/{channel}:{key}"),
+                None => format!("slack:{ws}/{channel}"),
             }
         }
-        Action::DmSlack { email, .. } => format!("slack-dm:{}", email.to_lowercase()),
+        Action::DmSlack { email, .. } => {
+            format!("slack-dm:{ws}/{}", split_workspace(email).1.to_lowercase())
+        }
         Action::PostTeams { channel, .. } => format!("teams:{channel}"),
         Action::CreatePage { space_key, .. } => format!("confluence:{source}:{space_key}"),
         Action::AddComment { page_id, .. } => format!("confluence:{source}:page-{page_id}"),

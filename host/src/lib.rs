@@ -13,6 +13,7 @@ pub mod config;
 pub mod deliver;
 pub mod destination;
 pub mod dispatch;
+pub mod http;
 pub mod manifest;
 pub mod metrics;
 pub mod model;

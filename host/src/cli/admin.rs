@@ -208,6 +208,9 @@ pub enum ConnectCommand {
         /// Record deliveries instead of sending them.
         #[arg(long)]
         dry_run: bool,
+        /// Send this Slack user (by email) a DM once the connection works.
+        #[arg(long, value_name = "EMAIL")]
+        notify: Option<String>,
     },
     /// A Teams channel, by its Workflows webhook URL; `teams:<name>` destinations use it.
     Teams {
@@ -255,6 +258,7 @@ pub fn connect(config: &Config, cmd: ConnectCommand) -> anyhow::Result<ExitCode>
             url,
             token,
             dry_run,
+            notify,
         } => ConnectRequest {
             name,
             kind: ConnectionKind::Slack,
@@ -263,6 +267,7 @@ pub fn connect(config: &Config, cmd: ConnectCommand) -> anyhow::Result<ExitCode>
             secret: token.source(),
             hook_secret: None,
             dry_run,
+            notify,
         },
         ConnectCommand::Teams { name, url, dry_run } => ConnectRequest {
             name,
@@ -272,6 +277,7 @@ pub fn connect(config: &Config, cmd: ConnectCommand) -> anyhow::Result<ExitCode>
             secret: None,
             hook_secret: None,
             dry_run,
+            notify: None,
         },
         ConnectCommand::Confluence {
             name,
@@ -290,9 +296,14 @@ pub fn connect(config: &Config, cmd: ConnectCommand) -> anyhow::Result<ExitCode>
             secret: token.source(),
             hook_secret: source(&webhook_secret, &webhook_secret_env, &webhook_secret_file),
             dry_run,
+            notify: None,
         },
     };
-    let c = admin::connect(&open(config)?, req)?;
+    let admin::Connected {
+        connection: c,
+        qualified_bindings,
+        notice_delivery,
+    } = admin::connect(&open(config)?, req)?;
     println!(
         "connected {} `{}` at {}{}",
         c.kind.as_str(),
@@ -316,30 +327,79 @@ pub fn connect(config: &Config, cmd: ConnectCommand) -> anyhow::Result<ExitCode>
             c.name
         );
     }
+    if qualified_bindings > 0 {
+        println!(
+            "{qualified_bindings} binding(s) written for the only Slack workspace until now keep going to it: their destinations now name it (see `pagehook bindings`)"
+        );
+    }
+    if let Some(id) = notice_delivery {
+        println!(
+            "a greeting DM is queued as delivery {id}: it is sent by `pagehook serve` and shows whether the connection works (`pagehook deliveries`)"
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }
 
+/// Lists connections; first reads each Confluence personal access token's
+/// expiry from Confluence (at most a few seconds), so the listing shows it
+/// and warns about tokens expiring within 14 days.
 pub fn connections(config: &Config, out: Output) -> anyhow::Result<ExitCode> {
-    let conns = open(config)?.connections()?;
+    let store = open(config)?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let timeout = config
+        .enrichment_timeout()
+        .min(std::time::Duration::from_secs(5));
+    let tokens = rt.block_on(admin::check_tokens(&store, timeout))?;
+    let conns = store.connections()?;
     if out.json {
         return print_json(&conns);
     }
+    let now = crate::store::now_ms();
     table(
-        &["NAME", "KIND", "URL", "TOKEN", "DRY-RUN", "HEALTH"],
+        &[
+            "NAME",
+            "KIND",
+            "URL",
+            "TOKEN",
+            "TOKEN EXPIRES",
+            "DRY-RUN",
+            "HEALTH",
+        ],
         conns
             .into_iter()
             .map(|c| {
+                let expires = match admin::token_status(&c, now) {
+                    None => "-".to_owned(),
+                    Some(t) => match (t.state, t.expires_at, t.days_left) {
+                        ("never-expires", ..) => "never".to_owned(),
+                        (_, Some(at), Some(days)) if days > 0 => format!(
+                            "{} (in {days} day{})",
+                            &time(at)[..10],
+                            if days == 1 { "" } else { "s" }
+                        ),
+                        (_, Some(at), _) => format!("EXPIRED {}", &time(at)[..10]),
+                        _ => "unknown".to_owned(),
+                    },
+                };
                 vec![
                     c.name,
                     c.kind.as_str().into(),
                     redacted_url(&c.url),
                     c.secret.map(|s| s.redacted()).unwrap_or_else(|| "-".into()),
+                    expires,
                     if c.dry_run { "yes" } else { "no" }.into(),
                     c.health.unwrap_or_else(|| "ok".into()),
                 ]
             })
             .collect(),
     );
+    for t in tokens.iter().filter(|t| t.state == "expiring") {
+        if let Some(message) = &t.message {
+            println!("warning: {message}");
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -379,7 +439,7 @@ pub struct BindArgs {
     /// Event kinds, comma-separated [default: all the plugin handles].
     #[arg(long, value_delimiter = ',')]
     events: Vec<String>,
-    /// Where its actions may go: slack:#chan, slack-dm:<email|*>, teams:<conn>, confluence:<SPACE>, comment:<id|*>.
+    /// Where its actions may go: slack:[<workspace>/]#chan, slack-dm:[<workspace>/]<email|*>, teams:<conn>, confluence:<SPACE>, comment:<id|*>.
     #[arg(long = "to", value_name = "DESTINATION")]
     to: Vec<String>,
     /// A plugin setting; repeatable.
@@ -388,6 +448,9 @@ pub struct BindArgs {
     /// Record this binding's deliveries instead of sending them.
     #[arg(long)]
     dry_run: bool,
+    /// Do not post a message in each Slack channel saying what it will receive.
+    #[arg(long)]
+    quiet: bool,
 }
 
 pub fn bind(config: &Config, args: BindArgs) -> anyhow::Result<ExitCode> {
@@ -401,8 +464,13 @@ pub fn bind(config: &Config, args: BindArgs) -> anyhow::Result<ExitCode> {
             to: args.to,
             settings: args.settings,
             dry_run: args.dry_run,
+            quiet: args.quiet,
         },
     )?;
+    let admin::Bound {
+        binding: b,
+        announcements,
+    } = b;
     println!(
         "binding {}: {} on {} in {} -> {}",
         b.id,
@@ -411,6 +479,16 @@ pub fn bind(config: &Config, args: BindArgs) -> anyhow::Result<ExitCode> {
         b.scope,
         b.destinations.join(", ")
     );
+    if !announcements.is_empty() {
+        println!(
+            "announced in each Slack channel it names (deliveries {}); --quiet skips this",
+            announcements
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }
 

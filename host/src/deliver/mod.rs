@@ -28,7 +28,9 @@ use std::time::{Duration, Instant};
 use tokio::sync::{Notify, watch};
 
 use crate::config::DeliveryConfig;
+use crate::http::retry_after;
 use crate::model::Action;
+use crate::slack::directory::{Directory, DirectoryOptions};
 use crate::store::{
     Claimed, ConnectionKind, ConnectionRecord, Outcome, SlackThread, Store, now_ms,
 };
@@ -83,7 +85,7 @@ pub struct Deliverer {
     store: Arc<Store>,
     config: DeliveryConfig,
     http: reqwest::Client,
-    slack: slack::SlackState,
+    slack: Directory,
     rates: rate::Rates,
 }
 
@@ -96,11 +98,15 @@ impl Deliverer {
             .build()
             .expect("a TLS backend is compiled in");
         let rates = rate::Rates::new(config.slack_channel_rate, config.slack_workspace_rate);
+        let slack = Directory::new(DirectoryOptions {
+            ttl: Duration::from_secs(config.slack_directory_ttl_secs.max(1)),
+            pages_per_attempt: config.slack_list_pages_per_attempt.max(1),
+        });
         Deliverer {
             store,
             config,
             http,
-            slack: slack::SlackState::default(),
+            slack,
             rates,
         }
     }
@@ -296,22 +302,32 @@ impl Deliverer {
     }
 }
 
-/// The connection a delivery goes through: the only Slack workspace for
-/// Slack actions, the Teams connection its channel names, the event's
+/// The connection a delivery goes through: the Slack workspace dispatch
+/// chose (or, for deliveries written before workspaces were named, the only
+/// Slack workspace), the Teams connection its channel names, the event's
 /// Confluence source for pages and comments.
 fn connection_for(d: &Claimed, all: &[ConnectionRecord]) -> Result<ConnectionRecord, Attempt> {
     match &d.action {
         Action::PostSlack { .. } | Action::DmSlack { .. } => {
-            let slack: Vec<ConnectionRecord> =
-                all.iter().filter(|c| c.kind == ConnectionKind::Slack).cloned().collect();
-            match slack.len() {
-                1 => Ok(slack.into_iter().next().expect("one")),
-                0 => Err(Attempt::Dead(
+            let slack: Vec<&ConnectionRecord> =
+                all.iter().filter(|c| c.kind == ConnectionKind::Slack).collect();
+            if let Some(name) = &d.connection {
+                return slack.iter().find(|c| &c.name == name).map(|c| (*c).clone()).ok_or_else(|| {
+                    Attempt::Dead(format!(
+                        "no Slack workspace named `{name}`: connect it with `pagehook connect slack {name} --token-env ...`, then `pagehook retry {}`",
+                        d.id
+                    ))
+                });
+            }
+            match slack.as_slice() {
+                [only] => Ok((*only).clone()),
+                [] => Err(Attempt::Dead(
                     "no Slack connection: add one with `pagehook connect slack <name> --token-env ...`, then `pagehook retry`".into(),
                 )),
-                _ => Err(Attempt::Dead(format!(
-                    "{} Slack connections exist and the delivery cannot tell which workspace to use; keep one per Pagehook",
-                    slack.len()
+                several => Err(Attempt::Dead(format!(
+                    "this delivery names no Slack workspace and Pagehook has {} ({}); bind with slack:<workspace>/#channel",
+                    several.len(),
+                    several.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(", ")
                 ))),
             }
         }
@@ -367,17 +383,6 @@ fn jitter_fraction(id: i64, attempt: u32) -> f64 {
     (x % 10_000) as f64 / 10_000.0
 }
 
-/// `Retry-After` in seconds from a response, if present and readable.
-fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
-    let v = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?;
-    let secs = v
-        .trim()
-        .parse::<u128>()
-        .unwrap_or(u128::MAX)
-        .min(u64::MAX as u128) as u64;
-    Some(Duration::from_secs(secs))
-}
-
 /// A failed request: was it possibly processed (sent, then timed out)?
 fn request_error(e: reqwest::Error) -> Attempt {
     let uncertain = !e.is_connect();
@@ -398,14 +403,5 @@ mod tests {
         assert!(values.iter().all(|v| (0.0..1.0).contains(v)));
         let distinct: HashSet<u64> = values.iter().map(|v| (v * 1000.0) as u64).collect();
         assert!(distinct.len() > 50, "{distinct:?}");
-    }
-
-    #[test]
-    fn absurd_retry_after_does_not_overflow() {
-        let mut h = reqwest::header::HeaderMap::new();
-        h.insert("retry-after", "9223372036854775807".parse().unwrap());
-        assert!(retry_after(&h).unwrap() > Duration::from_secs(1 << 40));
-        h.insert("retry-after", "2".parse().unwrap());
-        assert_eq!(retry_after(&h), Some(Duration::from_secs(2)));
     }
 }

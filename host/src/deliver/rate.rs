@@ -12,6 +12,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use crate::destination::split_workspace;
 use crate::model::Action;
 use crate::store::Claimed;
 
@@ -74,20 +75,35 @@ impl Rates {
 
     /// `None` and a slot taken if `d` may go now; otherwise how long until it may.
     pub fn wait_for(&self, d: &Claimed) -> Option<Duration> {
+        let ws = d.connection.as_deref().unwrap_or("");
         let channel = match &d.action {
-            Action::PostSlack { channel, .. } => {
-                format!("#{}", channel.trim_start_matches('#').to_lowercase())
+            Action::PostSlack { channel, .. } => format!(
+                "{ws}/#{}",
+                split_workspace(channel)
+                    .1
+                    .trim_start_matches('#')
+                    .to_lowercase()
+            ),
+            Action::DmSlack { email, .. } => {
+                format!("{ws}/{}", split_workspace(email).1.to_lowercase())
             }
-            Action::DmSlack { email, .. } => email.to_lowercase(),
             _ => return None,
         };
-        self.take(channel, Instant::now())
+        self.take_in(ws, channel, Instant::now())
     }
 
+    #[cfg(test)]
     fn take(&self, channel: String, now: Instant) -> Option<Duration> {
+        self.take_in("", channel, now)
+    }
+
+    /// Takes a slot in `channel` and in its workspace `ws`: each workspace
+    /// has its own budget.
+    fn take_in(&self, ws: &str, channel: String, now: Instant) -> Option<Duration> {
+        let workspace = format!("{WORKSPACE}{ws}");
         let mut tat = self.tat.lock().unwrap_or_else(|p| p.into_inner());
         let lane = tat.get(&channel).copied();
-        let all = tat.get(WORKSPACE).copied();
+        let all = tat.get(&workspace).copied();
         let wait = self
             .channel
             .wait(lane, now)
@@ -96,7 +112,7 @@ impl Rates {
             return Some(wait);
         }
         tat.insert(channel, self.channel.next(lane, now));
-        tat.insert(WORKSPACE.to_owned(), self.workspace.next(all, now));
+        tat.insert(workspace, self.workspace.next(all, now));
         None
     }
 }
@@ -141,6 +157,15 @@ mod tests {
                 .take("#c11".into(), t + Duration::from_millis(100))
                 .is_some()
         );
+    }
+
+    #[test]
+    fn each_workspace_has_its_own_budget() {
+        let rates = Rates::new(100.0, 1.0);
+        let t = Instant::now();
+        assert_eq!(rates.take_in("acme", "acme/#eng".into(), t), None);
+        assert!(rates.take_in("acme", "acme/#ops".into(), t).is_some());
+        assert_eq!(rates.take_in("beta", "beta/#eng".into(), t), None);
     }
 
     #[test]

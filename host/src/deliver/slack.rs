@@ -1,32 +1,37 @@
-//! Slack: `chat.postMessage` for channel posts and DMs.
+//! Slack: `chat.postMessage` for channel posts and DMs, in the workspace
+//! dispatch chose.
 //!
-//! Channel names are resolved to ids once per workspace (`conversations.list`)
-//! and cached; DMs go to the user `users.lookupByEmail` finds (cached). A
-//! thread key maps to the `ts` of the first message posted with it, so
-//! follow-ups are replies in its thread. Each message carries metadata
+//! Channel names resolve to ids through the workspace's
+//! [`Directory`](crate::slack::directory::Directory) (paged, bounded,
+//! cached); a name whose id Slack no longer knows is looked up once more.
+//! DMs go to the user `users.lookupByEmail` finds. A thread key maps to the
+//! `ts` of the first message posted with it, so follow-ups are replies in
+//! its thread. Each message carries metadata
 //! `{"event_type": "pagehook_delivery", "event_payload": {"delivery_id": N}}`:
 //! Slack has no idempotency key, so after an attempt whose outcome is
-//! unknown the channel is searched for that metadata before posting again.
-
-use std::collections::HashMap;
-use std::sync::Mutex;
+//! unknown the channel (or thread) is read from just before the first
+//! attempt, page by page with the metadata included, and the message is
+//! posted again only if it is not there. A failed lookup is retried; it
+//! never turns a delivery into a dead letter by itself.
 
 use serde_json::{Value, json};
 
-use super::{Attempt, Deliverer, request_error, retry_after};
+use super::{Attempt, Deliverer};
+use crate::destination::split_workspace;
 use crate::model::Action;
 use crate::secret::Secret;
+use crate::slack::directory::LookupError;
+use crate::slack::methods::{
+    CHAT_POST_MESSAGE, CONVERSATIONS_HISTORY, CONVERSATIONS_OPEN, CONVERSATIONS_REPLIES, Method,
+};
+use crate::slack::{SlackClient, SlackError};
 use crate::store::{Claimed, ConnectionRecord, SlackThread};
-
-/// Per-workspace caches: channel ids by name, user ids by email.
-#[derive(Default)]
-pub struct SlackState {
-    channels: Mutex<HashMap<(String, String), String>>,
-    users: Mutex<HashMap<(String, String), String>>,
-}
 
 /// The metadata event type Pagehook marks its messages with.
 const EVENT_TYPE: &str = "pagehook_delivery";
+/// How far before the first attempt a lookup starts reading, for the
+/// difference between our clock and Slack's.
+const CLOCK_MARGIN_MS: i64 = 5 * 60 * 1000;
 
 pub(super) async fn deliver(
     w: &Deliverer,
@@ -41,7 +46,7 @@ pub(super) async fn deliver(
             blocks,
             thread_key,
         } => (
-            Target::Channel(channel),
+            Target::Channel(split_workspace(channel).1),
             text,
             blocks,
             thread_key.as_deref(),
@@ -50,7 +55,7 @@ pub(super) async fn deliver(
             email,
             text,
             blocks,
-        } => (Target::Email(email), text, blocks, None),
+        } => (Target::Email(split_workspace(email).1), text, blocks, None),
         _ => unreachable!("routed by action kind"),
     };
     let mut body = json!({
@@ -63,14 +68,14 @@ pub(super) async fn deliver(
     }
     if dry_run {
         body["channel"] = json!(match target {
-            Target::Channel(c) => c.clone(),
+            Target::Channel(c) => c.to_owned(),
             Target::Email(e) => format!("(the Slack user with email {e})"),
         });
         if let Some(key) = thread_key {
             body["thread_key"] = json!(key);
         }
         return Attempt::WouldSend(
-            json!({"method": "chat.postMessage", "connection": conn.name, "body": body}),
+            json!({"method": CHAT_POST_MESSAGE.name, "connection": conn.name, "body": body}),
         );
     }
     let token = match conn.secret.as_ref().map(|s| s.resolve()) {
@@ -78,268 +83,340 @@ pub(super) async fn deliver(
         Some(Err(m)) => return Attempt::retry(format!("Slack token of `{}`: {m}", conn.name)),
         None => return Attempt::Dead(format!("Slack connection `{}` has no token", conn.name)),
     };
-    let api = Api {
+    let send = Send {
         w,
         conn,
+        d,
         token: &token,
+        target,
+        thread_key,
     };
-    let channel = match target {
-        Target::Channel(name) => match api.channel_id(name).await {
-            Ok(id) => id,
-            Err(a) => return a,
-        },
-        Target::Email(email) => match api.user_id(email).await {
-            Ok(id) => id,
-            Err(a) => return a,
-        },
+    let mut channel = match send.resolve().await {
+        Ok(id) => id,
+        Err(a) => return a,
     };
-    body["channel"] = json!(channel);
-    let thread_ts = match thread_key {
-        Some(key) => {
-            // Off the async workers: the store may be busy committing.
-            let (store, name, id, key) = (
-                w.store.clone(),
-                conn.name.clone(),
-                channel.clone(),
-                key.to_owned(),
-            );
-            match tokio::task::spawn_blocking(move || store.thread_ts(&name, &id, &key)).await {
-                Ok(Ok(ts)) => ts,
-                Ok(Err(e)) => return Attempt::retry(e.to_string()),
-                Err(e) => return Attempt::retry(e.to_string()),
-            }
-        }
-        None => None,
-    };
-    if let Some(ts) = &thread_ts {
-        body["thread_ts"] = json!(ts);
-    }
-    if d.uncertain {
-        match api.find_posted(&channel, thread_ts.as_deref(), d).await {
-            Ok(Some(ts)) => {
-                tracing::info!(delivery = d.id, %ts, "found in Slack after an uncertain attempt: not posting again");
-                let thread = new_thread(conn, &channel, thread_key, thread_ts.as_deref(), &ts);
-                return Attempt::Sent { result: ts, thread };
-            }
-            Ok(None) => {}
-            Err(a) => return a,
-        }
-    }
-    match api.call("chat.postMessage", &body).await {
-        Ok(answer) => {
-            let ts = answer["ts"].as_str().unwrap_or_default().to_owned();
-            let thread = new_thread(conn, &channel, thread_key, thread_ts.as_deref(), &ts);
-            Attempt::Sent { result: ts, thread }
-        }
-        Err(a) => a,
-    }
-}
-
-/// The thread a message starts: one with a thread key that had no thread yet.
-fn new_thread(
-    conn: &ConnectionRecord,
-    channel: &str,
-    key: Option<&str>,
-    existing: Option<&str>,
-    ts: &str,
-) -> Option<SlackThread> {
-    match (key, existing) {
-        (Some(key), None) => Some(SlackThread {
-            connection: conn.name.clone(),
-            channel: channel.to_owned(),
-            key: key.to_owned(),
-            ts: ts.to_owned(),
-        }),
-        _ => None,
-    }
-}
-
-enum Target<'a> {
-    Channel(&'a String),
-    Email(&'a String),
-}
-
-struct Api<'a> {
-    w: &'a Deliverer,
-    conn: &'a ConnectionRecord,
-    token: &'a Secret,
-}
-
-impl Api<'_> {
-    /// Calls a Web API method; `Err` is the attempt's verdict for Slack's error.
-    async fn call(&self, method: &str, body: &Value) -> Result<Value, Attempt> {
-        let url = format!("{}/{method}", self.conn.url.trim_end_matches('/'));
-        let answer = self
-            .w
-            .http
-            .post(&url)
-            .bearer_auth(self.token.expose())
-            .json(body)
-            .send()
-            .await
-            .map_err(request_error)?;
-        let status = answer.status();
-        if status.as_u16() == 429 {
-            return Err(Attempt::Retry {
-                error: format!("Slack rate limited {method} (HTTP 429)"),
-                retry_after: retry_after(answer.headers()),
-                uncertain: false,
-            });
-        }
-        if status.is_server_error() {
-            return Err(Attempt::Retry {
-                error: format!("Slack answered HTTP {} to {method}", status.as_u16()),
-                retry_after: None,
-                uncertain: method == "chat.postMessage",
-            });
-        }
-        let value: Value = answer.json().await.map_err(|e| {
-            Attempt::retry(format!(
-                "unreadable answer from Slack to {method}: {}",
-                e.without_url()
-            ))
-        })?;
-        if value["ok"] == true {
-            return Ok(value);
-        }
-        let error = value["error"]
-            .as_str()
-            .unwrap_or("unknown_error")
-            .to_owned();
-        Err(classify(&self.conn.name, method, &error))
-    }
-
-    async fn channel_id(&self, name: &str) -> Result<String, Attempt> {
-        let bare = name.trim_start_matches('#');
-        if looks_like_id(bare) {
-            return Ok(bare.to_owned());
-        }
-        let key = (self.conn.name.clone(), bare.to_lowercase());
-        if let Some(id) = self
-            .w
-            .slack
-            .channels
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&key)
-        {
-            return Ok(id.clone());
-        }
-        let mut cursor = String::new();
-        loop {
-            let mut body = json!({"types": "public_channel,private_channel", "limit": 1000, "exclude_archived": false});
-            if !cursor.is_empty() {
-                body["cursor"] = json!(cursor);
-            }
-            let page = self.call("conversations.list", &body).await?;
-            let mut cache = self
-                .w
-                .slack
-                .channels
-                .lock()
-                .unwrap_or_else(|p| p.into_inner());
-            for c in page["channels"].as_array().into_iter().flatten() {
-                if let (Some(n), Some(id)) = (c["name"].as_str(), c["id"].as_str()) {
-                    cache.insert((self.conn.name.clone(), n.to_lowercase()), id.to_owned());
+    let mut re_resolved = false;
+    loop {
+        body["channel"] = json!(channel);
+        match send.post(&channel, &mut body).await {
+            Err(Failure::ChannelNotFound) if !re_resolved && target.is_name() => {
+                // Renamed or recreated since we cached its id: ask once more.
+                re_resolved = true;
+                w.slack.forget_channel(&conn.name, target.name()).await;
+                match send.resolve().await {
+                    Ok(id) if id != channel => channel = id,
+                    Ok(_) => {
+                        return classify(&conn.name, CHAT_POST_MESSAGE.name, "channel_not_found");
+                    }
+                    Err(a) => return a,
                 }
             }
-            if let Some(id) = cache.get(&key) {
-                return Ok(id.clone());
+            Err(Failure::ChannelNotFound) => {
+                return classify(&conn.name, CHAT_POST_MESSAGE.name, "channel_not_found");
             }
-            drop(cache);
+            Err(Failure::Attempt(a)) => return a,
+            Ok(sent) => return sent,
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Target<'a> {
+    Channel(&'a str),
+    Email(&'a str),
+}
+
+impl Target<'_> {
+    /// A channel given by name (not by id), which may be renamed.
+    fn is_name(&self) -> bool {
+        matches!(self, Target::Channel(c) if !looks_like_id(c.trim_start_matches('#')))
+    }
+
+    fn name(&self) -> &str {
+        match self {
+            Target::Channel(c) | Target::Email(c) => c,
+        }
+    }
+}
+
+enum Failure {
+    ChannelNotFound,
+    Attempt(Attempt),
+}
+
+/// One delivery's work against its workspace.
+struct Send<'a> {
+    w: &'a Deliverer,
+    conn: &'a ConnectionRecord,
+    d: &'a Claimed,
+    token: &'a Secret,
+    target: Target<'a>,
+    thread_key: Option<&'a str>,
+}
+
+impl Send<'_> {
+    fn client(&self) -> SlackClient<'_> {
+        SlackClient::new(&self.w.http, &self.conn.url, self.token)
+    }
+
+    /// The channel id to post to: an id as given, a name through the
+    /// directory, an email through `users.lookupByEmail`.
+    async fn resolve(&self) -> Result<String, Attempt> {
+        let client = self.client();
+        let ws = &self.conn.name;
+        match self.target {
+            Target::Channel(name) => {
+                let bare = name.trim_start_matches('#');
+                if looks_like_id(bare) {
+                    return Ok(bare.to_owned());
+                }
+                self.w
+                    .slack
+                    .channel_id(ws, &client, bare)
+                    .await
+                    .map_err(|e| match e {
+                        LookupError::NotFound => Attempt::Dead(format!(
+                            "Slack channel #{bare} not found in workspace `{ws}`: create it, or for a private channel invite the bot (/invite @pagehook), then `pagehook retry {}`",
+                            self.d.id
+                        )),
+                        LookupError::Incomplete { seen } => Attempt::retry(format!(
+                            "still looking for #{bare} in workspace `{ws}`: {seen} channels read so far; the lookup goes on at the next attempt"
+                        )),
+                        LookupError::Slack(e) => verdict(ws, e, false),
+                    })
+            }
+            Target::Email(email) => self.w.slack.user_id(ws, &client, email).await.map_err(|e| {
+                match e {
+                    LookupError::NotFound => Attempt::Dead(format!(
+                        "no Slack user in workspace `{ws}` has the email {email} (users_not_found)"
+                    )),
+                    LookupError::Incomplete { .. } => Attempt::retry("user lookup incomplete"),
+                    LookupError::Slack(e) => verdict(ws, e, false),
+                }
+            }),
+        }
+    }
+
+    /// Posts (unless an uncertain earlier attempt already did) to `channel`.
+    async fn post(&self, channel: &str, body: &mut Value) -> Result<Attempt, Failure> {
+        let thread_ts = match self.thread_key {
+            Some(key) => {
+                // Off the async workers: the store may be busy committing.
+                let (store, name, id, key) = (
+                    self.w.store.clone(),
+                    self.conn.name.clone(),
+                    channel.to_owned(),
+                    key.to_owned(),
+                );
+                match tokio::task::spawn_blocking(move || store.thread_ts(&name, &id, &key)).await {
+                    Ok(Ok(ts)) => ts,
+                    Ok(Err(e)) => return Err(Failure::Attempt(Attempt::retry(e.to_string()))),
+                    Err(e) => return Err(Failure::Attempt(Attempt::retry(e.to_string()))),
+                }
+            }
+            None => None,
+        };
+        match &thread_ts {
+            Some(ts) => body["thread_ts"] = json!(ts),
+            None => {
+                if let Some(map) = body.as_object_mut() {
+                    map.remove("thread_ts");
+                }
+            }
+        }
+        if self.d.uncertain {
+            match self.find_posted(channel, thread_ts.as_deref()).await {
+                Ok(Some(ts)) => {
+                    tracing::info!(delivery = self.d.id, %ts, "found in Slack after an uncertain attempt: not posting again");
+                    let thread = self.new_thread(channel, thread_ts.as_deref(), &ts);
+                    return Ok(Attempt::Sent { result: ts, thread });
+                }
+                Ok(None) => {}
+                Err(a) => return Err(Failure::Attempt(a)),
+            }
+        }
+        match self.client().write(CHAT_POST_MESSAGE, body).await {
+            Ok(answer) => {
+                let ts = answer["ts"].as_str().unwrap_or_default().to_owned();
+                let thread = self.new_thread(channel, thread_ts.as_deref(), &ts);
+                Ok(Attempt::Sent { result: ts, thread })
+            }
+            Err(e) if e.code() == Some("channel_not_found") => Err(Failure::ChannelNotFound),
+            Err(e) => Err(Failure::Attempt(verdict(&self.conn.name, e, true))),
+        }
+    }
+
+    /// The thread a message starts: one with a thread key that had no thread yet.
+    fn new_thread(&self, channel: &str, existing: Option<&str>, ts: &str) -> Option<SlackThread> {
+        match (self.thread_key, existing) {
+            (Some(key), None) => Some(SlackThread {
+                connection: self.conn.name.clone(),
+                channel: channel.to_owned(),
+                key: key.to_owned(),
+                ts: ts.to_owned(),
+            }),
+            _ => None,
+        }
+    }
+
+    /// The ts of the message this delivery already posted, if Slack has it.
+    ///
+    /// Reads the channel (or the thread) from shortly before the first
+    /// attempt, newest first, with message metadata, a page at a time up to
+    /// the configured number of pages. Any failure, or running out of
+    /// pages, is a retry: the delivery stays uncertain and is looked for
+    /// again, never posted blind and never given up because of the lookup.
+    async fn find_posted(
+        &self,
+        channel: &str,
+        thread_ts: Option<&str>,
+    ) -> Result<Option<String>, Attempt> {
+        let client = self.client();
+        let lookup_failed = |e: SlackError| match verdict(&self.conn.name, e, false) {
+            Attempt::Dead(why) => Attempt::retry(format!(
+                "could not check whether an earlier attempt was posted ({why}); will look again"
+            )),
+            other => other,
+        };
+        // A DM's history is read through its channel (D...), not the user id.
+        let channel = if channel.starts_with('U') || channel.starts_with('W') {
+            let opened = client
+                .write(CONVERSATIONS_OPEN, &json!({"users": channel}))
+                .await
+                .map_err(lookup_failed)?;
+            opened
+                .pointer("/channel/id")
+                .and_then(Value::as_str)
+                .unwrap_or(channel)
+                .to_owned()
+        } else {
+            channel.to_owned()
+        };
+        let store = self.w.store.clone();
+        let id = self.d.id;
+        let first = tokio::task::spawn_blocking(move || store.first_attempt_at(id))
+            .await
+            .map_err(|e| Attempt::retry(e.to_string()))?
+            .map_err(|e| Attempt::retry(e.to_string()))?;
+        let since = first.unwrap_or(self.d.created_at) - CLOCK_MARGIN_MS;
+        let oldest = slack_ts(since.max(0));
+        let (method, mut args): (Method, Vec<(&str, String)>) = match thread_ts {
+            Some(ts) => (
+                CONVERSATIONS_REPLIES,
+                vec![("channel", channel.clone()), ("ts", ts.to_owned())],
+            ),
+            None => (CONVERSATIONS_HISTORY, vec![("channel", channel.clone())]),
+        };
+        args.extend([
+            ("oldest", oldest),
+            ("inclusive", "true".to_owned()),
+            ("limit", "200".to_owned()),
+            ("include_all_metadata", "true".to_owned()),
+        ]);
+        let mut cursor = String::new();
+        for _ in 0..self.w.config.slack_history_pages.max(1) {
+            let mut page_args = args.clone();
+            if !cursor.is_empty() {
+                page_args.push(("cursor", cursor.clone()));
+            }
+            let page = client
+                .read(method, &page_args)
+                .await
+                .map_err(lookup_failed)?;
+            let found = page["messages"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|m| {
+                    m.pointer("/metadata/event_type").and_then(Value::as_str) == Some(EVENT_TYPE)
+                        && m.pointer("/metadata/event_payload/delivery_id")
+                            .and_then(Value::as_i64)
+                            == Some(self.d.id)
+                })
+                .and_then(|m| m["ts"].as_str().map(str::to_owned));
+            if found.is_some() {
+                return Ok(found);
+            }
             cursor = page
                 .pointer("/response_metadata/next_cursor")
                 .and_then(Value::as_str)
                 .unwrap_or("")
                 .to_owned();
             if cursor.is_empty() {
-                return Err(Attempt::Dead(format!(
-                    "Slack channel #{bare} not found in workspace `{}`: create it, or for a private channel invite the bot (/invite @pagehook), then `pagehook retry`",
-                    self.conn.name
-                )));
+                return Ok(None);
             }
         }
+        Err(Attempt::retry(format!(
+            "looked through {} pages of {channel} for an earlier attempt without reaching its start; will look again",
+            self.w.config.slack_history_pages
+        )))
     }
+}
 
-    async fn user_id(&self, email: &str) -> Result<String, Attempt> {
-        let key = (self.conn.name.clone(), email.to_lowercase());
-        if let Some(id) = self
-            .w
-            .slack
-            .users
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&key)
-        {
-            return Ok(id.clone());
-        }
-        let answer = self
-            .call("users.lookupByEmail", &json!({"email": email}))
-            .await?;
-        let id = answer
-            .pointer("/user/id")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned();
-        self.w
-            .slack
-            .users
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(key, id.clone());
-        Ok(id)
-    }
-
-    /// The ts of the message this delivery already posted, if Slack has it.
-    async fn find_posted(
-        &self,
-        channel: &str,
-        thread_ts: Option<&str>,
-        d: &Claimed,
-    ) -> Result<Option<String>, Attempt> {
-        // The newest 1000 messages: a retry follows its lost attempt closely.
-        let (method, body) = match thread_ts {
-            Some(ts) => (
-                "conversations.replies",
-                json!({"channel": channel, "ts": ts, "limit": 1000, "include_all_metadata": true}),
-            ),
-            None => (
-                "conversations.history",
-                json!({"channel": channel, "limit": 1000, "include_all_metadata": true}),
-            ),
-        };
-        let answer = self.call(method, &body).await?;
-        Ok(answer["messages"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .find(|m| {
-                m.pointer("/metadata/event_type").and_then(Value::as_str) == Some(EVENT_TYPE)
-                    && m.pointer("/metadata/event_payload/delivery_id")
-                        .and_then(Value::as_i64)
-                        == Some(d.id)
-            })
-            .and_then(|m| m["ts"].as_str().map(str::to_owned)))
-    }
+/// Milliseconds since the epoch as a Slack timestamp (`secs.micros`).
+fn slack_ts(ms: i64) -> String {
+    format!("{}.{:06}", ms / 1000, (ms % 1000) * 1000)
 }
 
 fn looks_like_id(s: &str) -> bool {
     s.len() >= 9
-        && matches!(s.as_bytes()[0], b'C' | b'G' | b'D' | b'U')
+        && matches!(s.as_bytes()[0], b'C' | b'G' | b'D' | b'U' | b'W')
         && s.bytes()
             .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+}
+
+/// The attempt's verdict for a failed call; `posting` says whether the call
+/// was the post itself (whose failure after sending leaves it uncertain).
+fn verdict(connection: &str, e: SlackError, posting: bool) -> Attempt {
+    match e {
+        SlackError::RateLimited {
+            method,
+            retry_after,
+        } => Attempt::Retry {
+            error: format!("Slack rate limited {method} (HTTP 429)"),
+            retry_after,
+            uncertain: false,
+        },
+        SlackError::Status { method, status } if status >= 500 => Attempt::Retry {
+            error: format!("Slack answered HTTP {status} to {method}"),
+            retry_after: None,
+            uncertain: posting,
+        },
+        SlackError::Status { method, status } => Attempt::Retry {
+            error: format!(
+                "Slack answered HTTP {status} to {method}; check the connection's URL (`pagehook connections`)"
+            ),
+            retry_after: None,
+            uncertain: posting,
+        },
+        SlackError::Transport {
+            method,
+            message,
+            maybe_processed,
+        } => Attempt::Retry {
+            error: format!("Slack {method}: request failed: {message}"),
+            retry_after: None,
+            uncertain: posting && maybe_processed,
+        },
+        SlackError::Unreadable { method, message } => Attempt::Retry {
+            error: format!("unreadable answer from Slack to {method}: {message}"),
+            retry_after: None,
+            uncertain: posting,
+        },
+        SlackError::Api { method, code } => classify(connection, method, &code),
+    }
 }
 
 /// Slack's error codes, sorted the way design.md lists them.
 fn classify(connection: &str, method: &str, error: &str) -> Attempt {
     match error {
-        "ratelimited" | "internal_error" | "fatal_error" | "service_unavailable" => {
+        "ratelimited" | "rate_limited" | "internal_error" | "fatal_error" | "service_unavailable" => {
             Attempt::retry(format!("Slack {method}: {error}"))
         }
         "request_timeout" => Attempt::Retry {
             error: format!("Slack {method}: {error}"),
             retry_after: None,
-            uncertain: true,
+            uncertain: method == CHAT_POST_MESSAGE.name,
         },
         "invalid_auth" | "not_authed" | "token_revoked" | "token_expired" | "account_inactive" | "missing_scope" | "no_permission" => {
             Attempt::Reauth {
@@ -358,5 +435,50 @@ fn classify(connection: &str, method: &str, error: &str) -> Attempt {
         "is_archived" => Attempt::Dead("is_archived: the channel is archived; unarchive it or bind another channel".into()),
         "users_not_found" => Attempt::Dead("users_not_found: no Slack user has this email".into()),
         other => Attempt::Dead(format!("Slack {method} refused the message: {other} (not retried)")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slack_timestamps_keep_microseconds() {
+        assert_eq!(slack_ts(1_700_000_000_123), "1700000000.123000");
+        assert_eq!(slack_ts(5), "0.005000");
+    }
+
+    #[test]
+    fn a_lost_answer_to_a_post_is_uncertain_but_a_lost_lookup_is_not() {
+        let timeout = |method| SlackError::Transport {
+            method,
+            message: "timed out".into(),
+            maybe_processed: true,
+        };
+        assert!(matches!(
+            verdict("acme", timeout("chat.postMessage"), true),
+            Attempt::Retry {
+                uncertain: true,
+                ..
+            }
+        ));
+        assert!(matches!(
+            verdict("acme", timeout("conversations.list"), false),
+            Attempt::Retry {
+                uncertain: false,
+                ..
+            }
+        ));
+        assert!(matches!(
+            verdict(
+                "acme",
+                SlackError::Api {
+                    method: "chat.postMessage",
+                    code: "token_revoked".into()
+                },
+                true
+            ),
+            Attempt::Reauth { .. }
+        ));
     }
 }

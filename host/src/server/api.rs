@@ -180,6 +180,8 @@ struct ConnectBody {
     webhook_secret: Option<SecretSource>,
     #[serde(default)]
     dry_run: bool,
+    /// Slack: greet this email by DM once the connection works.
+    notify: Option<String>,
 }
 
 async fn connect(State(state): State<Arc<AppState>>, Json(body): Json<ConnectBody>) -> Response {
@@ -202,6 +204,7 @@ async fn connect(State(state): State<Arc<AppState>>, Json(body): Json<ConnectBod
         secret: body.token,
         hook_secret: body.webhook_secret,
         dry_run: body.dry_run,
+        notify: body.notify,
     };
     blocking(&state, move |s| admin::connect(s, req)).await
 }
@@ -245,6 +248,9 @@ struct BindBody {
     settings: BTreeMap<String, String>,
     #[serde(default)]
     dry_run: bool,
+    /// Do not announce the binding in its Slack channels.
+    #[serde(default)]
+    quiet: bool,
 }
 
 fn global() -> String {
@@ -260,6 +266,7 @@ async fn bind(State(state): State<Arc<AppState>>, Json(body): Json<BindBody>) ->
         to: body.to,
         settings: body.settings.into_iter().collect(),
         dry_run: body.dry_run,
+        quiet: body.quiet,
     };
     let store = state.store.clone();
     match tokio::task::spawn_blocking(move || admin::bind(&store, req)).await {

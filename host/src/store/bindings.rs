@@ -234,6 +234,38 @@ impl Store {
         .transpose()
     }
 
+    /// Names `workspace` in every Slack destination that names none, so
+    /// bindings made while there was one Slack workspace keep meaning it
+    /// once a second is connected. Returns how many bindings changed.
+    pub fn qualify_slack_destinations(&self, workspace: &str) -> StoreResult<usize> {
+        let bindings = self.bindings(None)?;
+        let changed: Vec<(i64, Vec<String>)> = bindings
+            .into_iter()
+            .filter_map(|b| {
+                let qualified: Vec<String> = b
+                    .destinations
+                    .iter()
+                    .map(|d| match d.parse::<crate::destination::Destination>() {
+                        Ok(dest) => dest.in_workspace(workspace).to_string(),
+                        Err(_) => d.clone(),
+                    })
+                    .collect();
+                (qualified != b.destinations).then_some((b.id, qualified))
+            })
+            .collect();
+        self.with(|conn| {
+            let tx = conn.transaction()?;
+            for (id, destinations) in &changed {
+                tx.execute(
+                    "UPDATE bindings SET destinations = ?2 WHERE id = ?1",
+                    params![id, json(destinations)],
+                )?;
+            }
+            tx.commit()
+        })?;
+        Ok(changed.len())
+    }
+
     /// Deletes a binding.
     pub fn remove_binding(&self, id: i64) -> StoreResult<()> {
         let n = self.with(|conn| conn.execute("DELETE FROM bindings WHERE id = ?1", [id]))?;

@@ -29,6 +29,9 @@ pub struct Claimed {
     pub lane: String,
     /// The Confluence connection of its event.
     pub source: String,
+    /// The Slack workspace chosen at dispatch (`None`: written before
+    /// several workspaces existed, or not a Slack delivery).
+    pub connection: Option<String>,
     /// Attempts so far.
     pub attempts: u32,
     /// An earlier attempt may have succeeded without us learning it.
@@ -116,7 +119,7 @@ impl Store {
         let now = now_ms();
         let rows = self.with(|conn| {
             let mut stmt = conn.prepare_cached(&format!(
-                "SELECT id, event_id, destination, action, dry_run, lane, source, attempts, uncertain, next_try_at, created_at {PENDING_DELIVERIES}"
+                "SELECT id, event_id, destination, action, dry_run, lane, source, attempts, uncertain, next_try_at, created_at, connection {PENDING_DELIVERIES}"
             ))?;
             stmt.query_map([limit as i64], |r| {
                 Ok((
@@ -131,6 +134,7 @@ impl Store {
                     r.get::<_, bool>(8)?,
                     r.get::<_, i64>(9)?,
                     r.get::<_, i64>(10)?,
+                    r.get::<_, Option<String>>(11)?,
                 ))
             })?
             .collect::<rusqlite::Result<Vec<_>>>()
@@ -149,6 +153,7 @@ impl Store {
                     uncertain,
                     next,
                     created_at,
+                    connection,
                 )| {
                     Ok(Claimed {
                         id,
@@ -162,6 +167,7 @@ impl Store {
                         uncertain,
                         due: next <= now,
                         created_at,
+                        connection,
                     })
                 },
             )
@@ -219,6 +225,18 @@ impl Store {
                 })
             })?
             .collect()
+        })
+    }
+
+    /// When the delivery's first attempt started (ms), if it had one: a
+    /// message it posted cannot be older.
+    pub fn first_attempt_at(&self, delivery_id: i64) -> StoreResult<Option<i64>> {
+        self.with(|conn| {
+            conn.query_row(
+                "SELECT MIN(at) FROM attempts WHERE delivery_id = ?1",
+                [delivery_id],
+                |r| r.get(0),
+            )
         })
     }
 

@@ -26,6 +26,8 @@ pub struct NewDelivery {
     pub lane: String,
     /// The Confluence connection the event came from (where pages and comments go).
     pub source: String,
+    /// The Slack workspace (connection) that carries it, chosen at dispatch.
+    pub connection: Option<String>,
 }
 
 /// One line of the audit log: an action a plugin returned and the verdict.
@@ -129,6 +131,49 @@ pub struct DeliveryRecord {
 }
 
 impl Store {
+    /// Queues a message Pagehook itself sends (a new connection's greeting,
+    /// a new binding's announcement) through the outbox, so it is durable
+    /// and retried like any delivery. It hangs off an event of its own
+    /// (`pagehook_notice`, never dispatched to plugins). Returns the
+    /// delivery's id.
+    pub fn enqueue_notice(&self, what: &str, d: &NewDelivery) -> StoreResult<i64> {
+        let now = now_ms();
+        self.with(|conn| {
+            let tx = conn.transaction()?;
+            let seq: i64 = tx.query_row("SELECT COALESCE(MAX(id), 0) + 1 FROM events", [], |r| r.get(0))?;
+            tx.execute(
+                "INSERT INTO events (key, source, name, received_at, payload, status, dispatched_at)
+                 VALUES (?1, 'pagehook', 'pagehook_notice', ?2, ?3, 'dispatched', ?2)",
+                params![
+                    format!("pagehook-notice:{now}:{seq}"),
+                    now,
+                    json(&serde_json::json!({ "notice": what }))
+                ],
+            )?;
+            let event_id = tx.last_insert_rowid();
+            tx.execute(
+                "INSERT INTO deliveries (event_id, binding_id, plugin, kind, destination, action, dry_run, created_at, lane, source, connection)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                params![
+                    event_id,
+                    d.binding_id,
+                    d.plugin,
+                    d.action.kind(),
+                    d.destination,
+                    json(&d.action),
+                    d.dry_run,
+                    now,
+                    d.lane,
+                    d.source,
+                    d.connection
+                ],
+            )?;
+            let id = tx.last_insert_rowid();
+            tx.commit()?;
+            Ok(id)
+        })
+    }
+
     /// Writes dispatch's results for a batch of events and marks them
     /// dispatched, in order, in one transaction.
     /// Redone if a power cut loses it (see `with_unsynced`): the events stay
@@ -139,8 +184,8 @@ impl Store {
             let now = now_ms();
             for d in batch {
                 let mut ins = tx.prepare_cached(
-                    "INSERT INTO deliveries (event_id, binding_id, plugin, kind, destination, action, dry_run, created_at, lane, source)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                    "INSERT INTO deliveries (event_id, binding_id, plugin, kind, destination, action, dry_run, created_at, lane, source, connection)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
                 )?;
                 for del in &d.deliveries {
                     ins.execute(params![
@@ -153,7 +198,8 @@ impl Store {
                         del.dry_run,
                         now,
                         del.lane,
-                        del.source
+                        del.source,
+                        del.connection
                     ])?;
                 }
                 let mut audit = tx.prepare_cached(

@@ -1,0 +1,242 @@
+//! Channel names and emails to Slack ids, per workspace.
+//!
+//! Slack posts to ids; admins and plugins write `#eng` and emails. Names
+//! are resolved with `conversations.list` (public and private channels the
+//! bot can see, archived ones left out), read a page of 1,000 at a time with
+//! Slack's cursor. That method is in Slack's tier 2 (about 20 calls a
+//! minute), so:
+//! - a scan reads at most a bounded number of pages per attempt; one that
+//!   needs more keeps its cursor and goes on at the next attempt;
+//! - one scan runs at a time per workspace, and every name a scan sees is
+//!   cached, so a burst to many channels costs one scan;
+//! - entries expire (renames, new channels), and a channel Slack no longer
+//!   knows (`channel_not_found`) can be forgotten and looked up once more;
+//! - a name a complete scan did not find is answered from that scan for a
+//!   minute instead of scanning the workspace again per delivery.
+//!
+//! Emails resolve with `users.lookupByEmail` (tier 3) and are cached the
+//! same way. Nothing here is shared between workspaces, and a 429 is
+//! returned to the caller with its `Retry-After`, never slept on here.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use super::client::{SlackClient, SlackError};
+use super::methods::{CONVERSATIONS_LIST, USERS_LOOKUP_BY_EMAIL};
+
+/// How long a complete scan's "not there" is believed.
+const NEGATIVE_TTL: Duration = Duration::from_secs(60);
+/// Channels asked for per `conversations.list` page (Slack's maximum).
+const PAGE: u32 = 1000;
+
+/// Why a name could not be resolved now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LookupError {
+    /// Slack refused or failed the call.
+    Slack(SlackError),
+    /// No channel (or user) by that name: a complete scan did not find it.
+    NotFound,
+    /// The scan used its pages for this attempt; it goes on next time.
+    Incomplete {
+        /// Channels seen so far in this scan.
+        seen: usize,
+    },
+}
+
+impl From<SlackError> for LookupError {
+    fn from(e: SlackError) -> Self {
+        LookupError::Slack(e)
+    }
+}
+
+/// Lookup settings.
+#[derive(Debug, Clone, Copy)]
+pub struct DirectoryOptions {
+    /// How long a resolved name is reused.
+    pub ttl: Duration,
+    /// `conversations.list` pages per attempt.
+    pub pages_per_attempt: u32,
+}
+
+/// The directories of every workspace.
+pub struct Directory {
+    options: DirectoryOptions,
+    workspaces: Mutex<HashMap<String, Arc<Workspace>>>,
+}
+
+#[derive(Default)]
+struct Workspace {
+    channels: tokio::sync::Mutex<Channels>,
+    users: Mutex<HashMap<String, (String, Instant)>>,
+}
+
+#[derive(Default)]
+struct Channels {
+    /// Lower-case name → (id, when seen).
+    by_name: HashMap<String, (String, Instant)>,
+    /// The unfinished scan's next cursor.
+    cursor: Option<String>,
+    /// Channels seen by the unfinished scan.
+    seen: usize,
+    /// When the unfinished (or last) scan read its first page.
+    started: Option<Instant>,
+    /// When the last scan finished.
+    completed: Option<Instant>,
+}
+
+impl Directory {
+    /// An empty directory.
+    pub fn new(options: DirectoryOptions) -> Directory {
+        Directory {
+            options,
+            workspaces: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn workspace(&self, name: &str) -> Arc<Workspace> {
+        self.workspaces
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(name.to_owned())
+            .or_default()
+            .clone()
+    }
+
+    /// The id of channel `name` (with or without `#`) in `workspace`.
+    pub async fn channel_id(
+        &self,
+        workspace: &str,
+        client: &SlackClient<'_>,
+        name: &str,
+    ) -> Result<String, LookupError> {
+        let wanted = name.trim_start_matches('#').to_lowercase();
+        let ws = self.workspace(workspace);
+        // One scan per workspace at a time; others wait and then read its result.
+        let mut channels = ws.channels.lock().await;
+        let now = Instant::now();
+        if let Some((id, seen)) = channels.by_name.get(&wanted)
+            && now.duration_since(*seen) < self.options.ttl
+        {
+            return Ok(id.clone());
+        }
+        if channels.cursor.is_none()
+            && channels
+                .completed
+                .is_some_and(|at| now.duration_since(at) < NEGATIVE_TTL)
+            && !channels.by_name.contains_key(&wanted)
+        {
+            return Err(LookupError::NotFound);
+        }
+        let mut cursor = channels.cursor.take().unwrap_or_default();
+        if cursor.is_empty() {
+            channels.seen = 0;
+            channels.started = Some(Instant::now());
+        }
+        for _ in 0..self.options.pages_per_attempt.max(1) {
+            let mut args = vec![
+                ("types", "public_channel,private_channel".to_owned()),
+                ("exclude_archived", "true".to_owned()),
+                ("limit", PAGE.to_string()),
+            ];
+            if !cursor.is_empty() {
+                args.push(("cursor", cursor.clone()));
+            }
+            let page = match client.read(CONVERSATIONS_LIST, &args).await {
+                Ok(page) => page,
+                Err(e) => {
+                    // Keep the place: the next attempt goes on from here.
+                    channels.cursor = (!cursor.is_empty()).then_some(cursor);
+                    return Err(e.into());
+                }
+            };
+            let seen_at = Instant::now();
+            let mut found = None;
+            for c in page["channels"].as_array().into_iter().flatten() {
+                let (Some(n), Some(id)) = (c["name"].as_str(), c["id"].as_str()) else {
+                    continue;
+                };
+                let n = n.to_lowercase();
+                if n == wanted {
+                    found = Some(id.to_owned());
+                }
+                channels.by_name.insert(n, (id.to_owned(), seen_at));
+                channels.seen += 1;
+            }
+            cursor = page
+                .pointer("/response_metadata/next_cursor")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_owned();
+            if cursor.is_empty() {
+                channels.completed = Some(seen_at);
+                channels.cursor = None;
+                // Names a complete scan did not see are gone (renamed, archived).
+                let started = channels.started.unwrap_or(seen_at);
+                channels.by_name.retain(|_, (_, at)| *at >= started);
+            }
+            if let Some(id) = found {
+                if !cursor.is_empty() {
+                    // Found mid-scan: later pages stay unread for now.
+                    channels.cursor = None;
+                }
+                return Ok(id);
+            }
+            if cursor.is_empty() {
+                return Err(LookupError::NotFound);
+            }
+        }
+        channels.cursor = Some(cursor);
+        Err(LookupError::Incomplete {
+            seen: channels.seen,
+        })
+    }
+
+    /// Forgets a channel name (Slack said `channel_not_found` for its id:
+    /// renamed or deleted), so the next lookup asks Slack again.
+    pub async fn forget_channel(&self, workspace: &str, name: &str) {
+        let ws = self.workspace(workspace);
+        let mut channels = ws.channels.lock().await;
+        channels
+            .by_name
+            .remove(&name.trim_start_matches('#').to_lowercase());
+        channels.completed = None;
+    }
+
+    /// The id of the user with `email` in `workspace`.
+    pub async fn user_id(
+        &self,
+        workspace: &str,
+        client: &SlackClient<'_>,
+        email: &str,
+    ) -> Result<String, LookupError> {
+        let key = email.trim().to_lowercase();
+        let ws = self.workspace(workspace);
+        if let Some((id, at)) = ws.users.lock().unwrap_or_else(|p| p.into_inner()).get(&key)
+            && at.elapsed() < self.options.ttl
+        {
+            return Ok(id.clone());
+        }
+        let answer = match client
+            .read(USERS_LOOKUP_BY_EMAIL, &[("email", email.trim().to_owned())])
+            .await
+        {
+            Ok(a) => a,
+            Err(e) if e.code() == Some("users_not_found") => return Err(LookupError::NotFound),
+            Err(e) => return Err(e.into()),
+        };
+        let id = answer
+            .pointer("/user/id")
+            .and_then(Value::as_str)
+            .filter(|id| !id.is_empty())
+            .ok_or(LookupError::NotFound)?
+            .to_owned();
+        ws.users
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key, (id.clone(), Instant::now()));
+        Ok(id)
+    }
+}

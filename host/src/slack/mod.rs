@@ -1,0 +1,20 @@
+//! The Slack Web API, in one place and by Slack's own description.
+//!
+//! - [`methods`]: every method Pagehook calls and how Slack says it must be
+//!   called (read methods by query string, writes as JSON); a test holds the
+//!   table to `shared/specs/slack/`.
+//! - [`client`]: one workspace's client, turning Slack's envelope, 429s and
+//!   transport failures into [`SlackError`].
+//! - [`directory`]: channel names and emails to ids, per workspace, paged,
+//!   bounded, cached with expiry.
+//! - [`auth`]: `auth.test`, for connection tests and greetings.
+//!
+//! Nothing here decides retries or dead letters (that is `deliver`), and
+//! nothing here ever logs or returns a token.
+
+pub mod auth;
+pub mod client;
+pub mod directory;
+pub mod methods;
+
+pub use client::{SlackClient, SlackError};
