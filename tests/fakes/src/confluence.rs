@@ -630,7 +630,7 @@ fn fault_response(fault: &Fault) -> Response {
             let status = StatusCode::from_u16(*code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
             conf_error(status, &format!("fake confluence: injected HTTP {code}"))
         }
-        Fault::SlackError(_) | Fault::Delay(_) | Fault::Reset => {
+        Fault::SlackError(_) | Fault::Delay(_) | Fault::Reset | Fault::StatusAfterEffect(_) => {
             unreachable!("refused by inject or handled by apply_fault")
         }
     }

@@ -10,6 +10,12 @@
 //! returns once the socket is listening, the returned value is used through `&self` from
 //! plain `#[test]` functions and from async tests alike, and dropping it stops the server.
 //!
+//! The Slack fake is driven by Slack's own published Web API description
+//! (`shared/specs/slack/slack_web_openapi_v2.json`, see [`specs_dir`]): it takes arguments only
+//! in the encodings each method documents, refuses missing required arguments and enforces
+//! Slack's per-method rate-limit tiers, so it refuses what Slack refuses rather than whatever
+//! our own client happens to send.
+//!
 //! Faults are queued per endpoint with `inject` and each one is consumed by exactly one
 //! request, in the order injected. Every request, faulted or not, is appended to the fake's
 //! [`RecordedRequest`] log with the `Authorization` value redacted, so tests can assert that
@@ -27,7 +33,7 @@ pub use confluence::{
     ConfluenceAuth, ConfluenceCreated, ContentBuilder, FakeConfluence, LabelsAdded,
     SERVICE_DISPLAY_NAME, SERVICE_EMAIL, SERVICE_USER_KEY, SERVICE_USERNAME, endpoints,
 };
-pub use slack::{FakeSlack, SlackPost};
+pub use slack::{FakeSlack, SlackPost, SlackUnfurl};
 pub use teams::{FakeTeams, MAX_PAYLOAD as TEAMS_MAX_PAYLOAD, TeamsPost};
 
 /// A misbehaviour to serve instead of (or before) the normal answer.
@@ -52,6 +58,11 @@ pub enum Fault {
     /// Read the whole request, then drop the connection (with a TCP reset) without answering.
     /// The request is *not* carried out.
     Reset,
+    /// Carry the request out, then answer with this HTTP status (and the service's usual error
+    /// body) instead of the real answer: a 500 *after* the message landed, as when a proxy
+    /// fails on the way back. A client that retries on the error produces a duplicate, and one
+    /// that records "failed" is wrong about what the target holds.
+    StatusAfterEffect(u16),
     /// Slack only: HTTP 200 with `{"ok":false,"error":"<code>"}` (for example
     /// `not_in_channel`, `invalid_auth`, `channel_not_found`, `ratelimited`).
     SlackError(String),
@@ -78,6 +89,9 @@ pub struct RecordedRequest {
     pub received_at: Instant,
     /// The fault that was served to this request, if any.
     pub fault: Option<Fault>,
+    /// The fake's own rate limit refused this request with HTTP 429 (for Slack: the method's
+    /// rate-limit tier). Injected `Fault::RateLimited` answers show in `fault` instead.
+    pub rate_limited: bool,
 }
 
 impl RecordedRequest {
@@ -99,6 +113,18 @@ pub fn fixtures_dir() -> PathBuf {
         return PathBuf::from(dir);
     }
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures")
+}
+
+/// The shared specifications directory (`shared/specs` beside the repository), holding the
+/// services' own published API descriptions, e.g. `slack/slack_web_openapi_v2.json`.
+///
+/// The Slack fake reads its method table from there. `PAGEHOOK_SPECS_DIR` overrides the
+/// location.
+pub fn specs_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("PAGEHOOK_SPECS_DIR") {
+        return PathBuf::from(dir);
+    }
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/specs")
 }
 
 /// The raw bytes of a fixture, e.g. `fixture_bytes("confluence/webhook-id-only/page_created.json")`.

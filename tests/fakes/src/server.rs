@@ -1,5 +1,6 @@
 //! The machinery every fake shares: a loopback HTTP server on its own thread, the per-endpoint
-//! fault queues, the request log and the helpers tests use to wait for traffic.
+//! fault queues, the request log, per-endpoint sliding-window rate limits and the helpers tests
+//! use to wait for traffic.
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt::Debug;
@@ -169,15 +170,16 @@ async fn serve_connection(stream: tokio::net::TcpStream, router: Router) {
 pub(crate) struct Journal {
     faults: Mutex<HashMap<String, VecDeque<Fault>>>,
     calls: Mutex<HashMap<String, usize>>,
+    rate_limited: Mutex<HashMap<String, usize>>,
     requests: Mutex<Vec<RecordedRequest>>,
 }
 
 impl Journal {
     pub(crate) fn inject(&self, endpoint: &str, fault: Fault) {
-        if let Fault::Status(code) = fault {
+        if let Fault::Status(code) | Fault::StatusAfterEffect(code) = fault {
             assert!(
                 StatusCode::from_u16(code).is_ok(),
-                "Fault::Status({code}) is not a valid HTTP status"
+                "{fault:?}: {code} is not a valid HTTP status"
             );
         }
         lock(&self.faults)
@@ -198,6 +200,11 @@ impl Journal {
         lock(&self.requests).clone()
     }
 
+    /// How many requests to `endpoint` the fake's own rate limit refused.
+    pub(crate) fn rate_limited(&self, endpoint: &str) -> usize {
+        lock(&self.rate_limited).get(endpoint).copied().unwrap_or(0)
+    }
+
     /// Logs the request, counts it against its endpoint and takes the next fault queued for
     /// that endpoint, all under one decision so concurrent requests consume faults in order.
     pub(crate) fn record(
@@ -210,6 +217,28 @@ impl Journal {
             *lock(&self.calls).entry(e.to_string()).or_default() += 1;
             lock(&self.faults).get_mut(e).and_then(VecDeque::pop_front)
         });
+        self.log(parts, body, endpoint, fault.clone(), false);
+        fault
+    }
+
+    /// Logs a request that the fake's own rate limit refused. It counts as a call, but it
+    /// consumes no injected fault: a throttled request never reaches the method.
+    pub(crate) fn record_rate_limited(&self, parts: &Parts, body: &Bytes, endpoint: &str) {
+        *lock(&self.calls).entry(endpoint.to_string()).or_default() += 1;
+        *lock(&self.rate_limited)
+            .entry(endpoint.to_string())
+            .or_default() += 1;
+        self.log(parts, body, Some(endpoint), None, true);
+    }
+
+    fn log(
+        &self,
+        parts: &Parts,
+        body: &Bytes,
+        endpoint: Option<&str>,
+        fault: Option<Fault>,
+        rate_limited: bool,
+    ) {
         let headers = parts
             .headers
             .iter()
@@ -236,31 +265,108 @@ impl Journal {
             headers,
             body: String::from_utf8_lossy(body).into_owned(),
             received_at: Instant::now(),
-            fault: fault.clone(),
+            fault,
+            rate_limited,
         });
-        fault
     }
+}
+
+/// Per-endpoint sliding-window rate limits: at most `calls` admitted requests in any window of
+/// length `per`. Requests the limit refuses do not count against the window.
+#[derive(Default)]
+pub(crate) struct SlidingWindows {
+    limits: Mutex<HashMap<String, (usize, Duration)>>,
+    admitted: Mutex<HashMap<String, VecDeque<Instant>>>,
+}
+
+impl SlidingWindows {
+    /// Sets (or replaces) the limit for `endpoint` and forgets its earlier calls, so a test
+    /// that changes a limit starts from an empty window.
+    pub(crate) fn set(&self, endpoint: &str, calls: usize, per: Duration) {
+        lock(&self.limits).insert(endpoint.to_string(), (calls, per));
+        lock(&self.admitted).remove(endpoint);
+    }
+
+    /// Removes every limit.
+    pub(crate) fn clear(&self) {
+        lock(&self.limits).clear();
+        lock(&self.admitted).clear();
+    }
+
+    pub(crate) fn get(&self, endpoint: &str) -> Option<(usize, Duration)> {
+        lock(&self.limits).get(endpoint).copied()
+    }
+
+    /// Admits one call to `endpoint` now, or answers how long until the window frees a slot.
+    pub(crate) fn admit(&self, endpoint: &str) -> Result<(), Duration> {
+        let Some((calls, per)) = self.get(endpoint) else {
+            return Ok(());
+        };
+        let now = Instant::now();
+        let mut admitted = lock(&self.admitted);
+        let seen = admitted.entry(endpoint.to_string()).or_default();
+        while seen.front().is_some_and(|t| now.duration_since(*t) >= per) {
+            seen.pop_front();
+        }
+        if seen.len() < calls {
+            seen.push_back(now);
+            return Ok(());
+        }
+        // The window is full; the slot frees when its oldest call leaves the window. With
+        // `calls == 0` nothing ever gets in, so a whole window is the honest wait.
+        let frees_at = seen.front().map_or(now + per, |t| *t + per);
+        Err(frees_at.saturating_duration_since(now))
+    }
+}
+
+/// A wait as a `Retry-After` value: whole seconds, rounded up, at least 1.
+pub(crate) fn retry_after_secs(wait: Duration) -> u64 {
+    let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    secs.max(1)
 }
 
 /// What to do with a request after its fault (if any) has been looked at.
 pub(crate) enum Next {
-    /// Carry the request out now; hold the answer back for `delay` if set.
-    Proceed { delay: Option<Duration> },
+    /// Carry the request out now, then answer as `delay` says (see [`answer_late`]).
+    Proceed { delay: Late },
     /// Answer with this instead.
     Respond(Response),
 }
 
-/// Applies the transport-level part of a fault. `Delay` proceeds with a delay for the answer
-/// (see [`answer_late`]), `Reset` never returns (the connection is dropped under it); the rest
-/// are answered by `shaped`, which renders them in the service's own error format.
+/// How to answer a request that was carried out: after a pause (`Fault::Delay`), and/or with
+/// a replacement answer (`Fault::StatusAfterEffect`) instead of the real one.
+#[derive(Default)]
+pub(crate) struct Late {
+    pause: Option<Duration>,
+    replacement: Option<Response>,
+}
+
+/// Applies the transport-level part of a fault. `Delay` and `StatusAfterEffect` proceed and
+/// change only the answer (see [`answer_late`]), `Reset` never returns (the connection is
+/// dropped under it); the rest are answered by `shaped`, which renders them in the service's
+/// own error format. `StatusAfterEffect(code)` is rendered by `shaped` as `Status(code)`, so
+/// every fake supports it without knowing about it.
 pub(crate) async fn apply_fault(
     fault: Option<Fault>,
     parts: &Parts,
     shaped: impl FnOnce(&Fault) -> Response,
 ) -> Next {
     match fault {
-        None => Next::Proceed { delay: None },
-        Some(Fault::Delay(d)) => Next::Proceed { delay: Some(d) },
+        None => Next::Proceed {
+            delay: Late::default(),
+        },
+        Some(Fault::Delay(d)) => Next::Proceed {
+            delay: Late {
+                pause: Some(d),
+                replacement: None,
+            },
+        },
+        Some(Fault::StatusAfterEffect(code)) => Next::Proceed {
+            delay: Late {
+                pause: None,
+                replacement: Some(shaped(&Fault::Status(code))),
+            },
+        },
         Some(Fault::Reset) => {
             if let Some(ctl) = parts.extensions.get::<ConnControl>() {
                 ctl.abort();
@@ -272,14 +378,16 @@ pub(crate) async fn apply_fault(
     }
 }
 
-/// Holds an answer back. The work was already done: hyper drops a handler whose client hung
-/// up, so sleeping *before* the work would let a timed-out request vanish, whereas real
-/// services finish it anyway and the client's retry makes a duplicate.
-pub(crate) async fn answer_late(response: Response, delay: Option<Duration>) -> Response {
-    if let Some(d) = delay {
+/// Holds an answer back, or swaps it for the fault's answer. The work was already done: hyper
+/// drops a handler whose client hung up, so sleeping *before* the work would let a timed-out
+/// request vanish, whereas real services finish it anyway and the client's retry makes a
+/// duplicate. Likewise a `StatusAfterEffect` request has taken effect before its error goes
+/// out, as when a proxy fails on the way back.
+pub(crate) async fn answer_late(response: Response, late: Late) -> Response {
+    if let Some(d) = late.pause {
         tokio::time::sleep(d).await;
     }
-    response
+    late.replacement.unwrap_or(response)
 }
 
 /// Reads the whole body, splitting the request so handlers can look at both halves freely.

@@ -1,6 +1,28 @@
-//! A fake of the Slack Web API methods Pagehook uses.
+//! A fake of the Slack Web API methods Pagehook uses, driven by Slack's own published
+//! description of them.
+//!
+//! Why it is built this way: a fake that accepts whatever our client sends proves nothing. The
+//! first version merged the query string, a JSON body and a form body for every method, so it
+//! honoured JSON arguments on read methods that real Slack silently ignores, and client bugs
+//! stayed hidden. This fake reads `slack/slack_web_openapi_v2.json` from [`crate::specs_dir`]
+//! (Slack's OpenAPI document, parsed once per process) and takes from it, per method:
+//!
+//! - `consumes`: the request encodings Slack parses. Methods listing only
+//!   `application/x-www-form-urlencoded` (`conversations.list`, `conversations.history`,
+//!   `conversations.replies`, `users.lookupByEmail`, `users.info`) read arguments from the
+//!   query string or a form body only; a JSON body is ignored entirely, exactly as Slack does,
+//!   and the call proceeds as if no arguments were given. Methods that also list
+//!   `application/json` take JSON too, with the token in `Authorization: Bearer`.
+//! - the parameters: a missing `required` argument (other than `token`) answers
+//!   `invalid_arguments`, as does a value that does not fit the parameter's type (`limit=abc`).
+//!   Unknown argument names are ignored, as on Slack.
+//! - the documented error codes, which the method implementations use.
+//!
+//! Rate limits follow Slack's tiers (<https://api.slack.com/apis/rate-limits>), per method per
+//! workspace, with a sliding one-minute window; see [`FakeSlack::set_tier_limit`].
 
-use std::sync::{Arc, Mutex};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use axum::Router;
@@ -15,31 +37,212 @@ use base64::engine::general_purpose::STANDARD as B64;
 use serde_json::{Map, Value, json};
 
 use crate::server::{
-    Journal, Next, Server, answer_late, apply_fault, form_pairs, json_response, lock, read_body,
-    text_response, wait_async, wait_blocking, with_header,
+    Journal, Next, Server, SlidingWindows, answer_late, apply_fault, form_pairs, json_response,
+    lock, read_body, retry_after_secs, text_response, wait_async, wait_blocking, with_header,
 };
 use crate::{Fault, RecordedRequest};
 
-/// The methods this fake implements; `inject` refuses any other name so a typo cannot make
-/// a fault silently never fire.
-const METHODS: &[&str] = &[
-    "auth.test",
-    "chat.postMessage",
-    "conversations.history",
-    "conversations.list",
-    "conversations.open",
-    "conversations.replies",
-    "users.lookupByEmail",
+/// Slack's documented rate-limit tiers, in calls per minute.
+#[derive(Debug, Clone, Copy)]
+enum Tier {
+    /// "Tier 2: 20+ per minute".
+    T2,
+    /// "Tier 3: 50+ per minute".
+    T3,
+    /// "Tier 4: 100+ per minute".
+    T4,
+    /// Slack's "special" tier, limited per channel or otherwise (e.g. `chat.postMessage`,
+    /// about one message a second per channel with bursts allowed). Not limited by tier here;
+    /// inject `Fault::RateLimited` to exercise it.
+    Special,
+}
+
+impl Tier {
+    fn per_minute(self) -> Option<usize> {
+        match self {
+            Tier::T2 => Some(20),
+            Tier::T3 => Some(50),
+            Tier::T4 => Some(100),
+            Tier::Special => None,
+        }
+    }
+}
+
+/// The methods this fake implements and their rate-limit tier, from each method's reference
+/// page on api.slack.com. `inject` refuses any other name so a typo cannot make a fault
+/// silently never fire. (`conversations.history`/`replies` are Tier 3 for Marketplace and
+/// internal apps; since 2025 non-Marketplace commercial apps get 1 call a minute there.)
+const METHODS: &[(&str, Tier)] = &[
+    ("auth.test", Tier::Special),
+    ("chat.postMessage", Tier::Special),
+    ("chat.unfurl", Tier::T3),
+    ("chat.update", Tier::T3),
+    ("conversations.history", Tier::T3),
+    ("conversations.list", Tier::T2),
+    ("conversations.open", Tier::T3),
+    ("conversations.replies", Tier::T3),
+    ("users.info", Tier::T4),
+    ("users.lookupByEmail", Tier::T3),
 ];
+
+/// Arguments Slack documents today that the published OpenAPI document predates. They are
+/// typed like spec parameters (so `include_all_metadata=maybe` is refused) but never required.
+const EXTRA_PARAMS: &[(&str, &str, ParamType)] = &[
+    ("chat.postMessage", "metadata", ParamType::String),
+    ("chat.update", "metadata", ParamType::String),
+    (
+        "conversations.history",
+        "include_all_metadata",
+        ParamType::Boolean,
+    ),
+    (
+        "conversations.replies",
+        "include_all_metadata",
+        ParamType::Boolean,
+    ),
+    ("conversations.list", "team_id", ParamType::String),
+];
+
+const SPEC_FILE: &str = "slack/slack_web_openapi_v2.json";
+const FORM: &str = "application/x-www-form-urlencoded";
+const JSON: &str = "application/json";
 
 const BOT_USER: &str = "U0BOT";
 const BOT_ID: &str = "B1";
-const TEAM_ID: &str = "T1";
 const APP_ID: &str = "A0PAGEHOOK";
-/// The first `ts` handed out: 1700000000.000100. Later ones are 100 µs apart.
+const DEFAULT_TEAM_ID: &str = "T1";
+const DEFAULT_TEAM_NAME: &str = "Acme";
+/// The first `ts` of the default team: 1700000000.000100. Later ones are 100 µs apart.
 const TS_BASE_MICROS: u128 = 1_700_000_000_000_000;
 
-/// A message the fake accepted through `chat.postMessage`.
+/// The type of a documented parameter, as far as the fake checks values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ParamType {
+    String,
+    Integer,
+    Number,
+    Boolean,
+}
+
+impl ParamType {
+    fn from_spec(t: Option<&str>) -> ParamType {
+        match t {
+            Some("integer") => ParamType::Integer,
+            Some("number") => ParamType::Number,
+            Some("boolean") => ParamType::Boolean,
+            _ => ParamType::String,
+        }
+    }
+
+    /// Whether Slack would accept `v` for a parameter of this type. Numbers (timestamps) are
+    /// left to the methods, which answer with their documented errors (`invalid_ts_oldest`).
+    fn accepts(self, v: &Value) -> bool {
+        match (self, v) {
+            (_, Value::Null) => true,
+            (ParamType::Integer, Value::Number(n)) => n.is_i64() || n.is_u64(),
+            (ParamType::Integer, Value::String(s)) => s.is_empty() || s.parse::<i64>().is_ok(),
+            (ParamType::Integer, _) => false,
+            (ParamType::Boolean, Value::Bool(_)) => true,
+            (ParamType::Boolean, Value::Number(n)) => matches!(n.as_u64(), Some(0 | 1)),
+            (ParamType::Boolean, Value::String(s)) => {
+                matches!(
+                    s.to_ascii_lowercase().as_str(),
+                    "" | "true" | "false" | "1" | "0"
+                )
+            }
+            (ParamType::Boolean, _) => false,
+            (ParamType::String | ParamType::Number, _) => true,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct ParamSpec {
+    name: String,
+    required: bool,
+    ty: ParamType,
+}
+
+/// What the published description says about one method.
+#[derive(Debug, Clone)]
+struct MethodSpec {
+    consumes: Vec<String>,
+    params: Vec<ParamSpec>,
+}
+
+impl MethodSpec {
+    fn accepts(&self, media_type: &str) -> bool {
+        self.consumes.iter().any(|c| c == media_type)
+    }
+}
+
+type SpecTable = HashMap<&'static str, MethodSpec>;
+
+/// The implemented methods' entries of Slack's OpenAPI document, read once per process.
+///
+/// # Panics
+/// If the document cannot be read or lacks an implemented method; the message names the path.
+fn spec_table() -> &'static SpecTable {
+    static TABLE: OnceLock<Result<SpecTable, String>> = OnceLock::new();
+    match TABLE.get_or_init(load_spec_table) {
+        Ok(t) => t,
+        Err(e) => panic!("FakeSlack: {e}"),
+    }
+}
+
+fn load_spec_table() -> Result<SpecTable, String> {
+    let path = crate::specs_dir().join(SPEC_FILE);
+    let raw = std::fs::read(&path).map_err(|e| {
+        format!(
+            "cannot read Slack's Web API description {} ({e}); set PAGEHOOK_SPECS_DIR if \
+             shared/specs lives elsewhere",
+            path.display()
+        )
+    })?;
+    let doc: Value =
+        serde_json::from_slice(&raw).map_err(|e| format!("{} is not JSON: {e}", path.display()))?;
+    let mut table = SpecTable::new();
+    for (method, _) in METHODS {
+        let ops = doc
+            .pointer(&format!("/paths/~1{method}"))
+            .and_then(Value::as_object)
+            .ok_or_else(|| format!("{} does not describe {method}", path.display()))?;
+        let op = ops
+            .values()
+            .next()
+            .ok_or_else(|| format!("{} has no operation for {method}", path.display()))?;
+        let consumes = op
+            .get("consumes")
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default();
+        let params = op
+            .get("parameters")
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(|p| {
+                        Some(ParamSpec {
+                            name: p.get("name")?.as_str()?.to_string(),
+                            required: p.get("required").and_then(Value::as_bool) == Some(true),
+                            ty: ParamType::from_spec(p.get("type").and_then(Value::as_str)),
+                        })
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        table.insert(method, MethodSpec { consumes, params });
+    }
+    Ok(table)
+}
+
+/// A message the fake accepted through `chat.postMessage` (or, for [`FakeSlack::updates`],
+/// an accepted `chat.update`).
 #[derive(Debug, Clone)]
 pub struct SlackPost {
     /// The resolved channel id (a name such as `#eng` or a user id is resolved first).
@@ -58,6 +261,19 @@ pub struct SlackPost {
     pub received_at: Instant,
     /// Every argument sent, other than a form `token`, for assertions on the rest.
     pub params: Value,
+}
+
+/// One accepted `chat.unfurl` call.
+#[derive(Debug, Clone)]
+pub struct SlackUnfurl {
+    /// The channel id of the message.
+    pub channel: String,
+    /// The `ts` of the message the unfurls attach to.
+    pub ts: String,
+    /// The `unfurls` map (URL to attachment or blocks), decoded from JSON.
+    pub unfurls: Value,
+    /// When the call was accepted.
+    pub received_at: Instant,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -83,50 +299,222 @@ struct User {
     email: String,
 }
 
+/// A message as the channel holds it now (after any `chat.update`).
+#[derive(Debug, Clone)]
+struct Message {
+    post: SlackPost,
+    user: String,
+    by_bot: bool,
+    edited: Option<String>,
+}
+
 struct SlackState {
     token: String,
     revoked: Vec<String>,
+    team_id: String,
+    team_name: String,
+    ts_base_micros: u128,
     channels: Vec<Channel>,
+    channel_by_id: HashMap<String, usize>,
+    channel_by_name: HashMap<String, usize>,
+    im_by_user: HashMap<String, usize>,
     users: Vec<User>,
+    user_by_id: HashMap<String, usize>,
+    user_by_email: HashMap<String, usize>,
+    messages: Vec<Message>,
+    message_by_ts: HashMap<String, usize>,
+    messages_by_channel: HashMap<String, Vec<usize>>,
     posts: Vec<SlackPost>,
+    updates: Vec<SlackPost>,
+    unfurls: Vec<SlackUnfurl>,
     next_ts: u128,
     next_dm: u64,
+    next_channel: u64,
+}
+
+impl SlackState {
+    fn new(token: &str, team_id: &str, team_name: &str) -> SlackState {
+        SlackState {
+            token: token.to_string(),
+            revoked: Vec::new(),
+            team_id: team_id.to_string(),
+            team_name: team_name.to_string(),
+            ts_base_micros: ts_base_for(team_id),
+            channels: Vec::new(),
+            channel_by_id: HashMap::new(),
+            channel_by_name: HashMap::new(),
+            im_by_user: HashMap::new(),
+            users: Vec::new(),
+            user_by_id: HashMap::new(),
+            user_by_email: HashMap::new(),
+            messages: Vec::new(),
+            message_by_ts: HashMap::new(),
+            messages_by_channel: HashMap::new(),
+            posts: Vec::new(),
+            updates: Vec::new(),
+            unfurls: Vec::new(),
+            next_ts: 1,
+            next_dm: 1,
+            next_channel: 1,
+        }
+    }
+
+    /// Adds a channel, or replaces the one with the same id in place.
+    fn put_channel(&mut self, channel: Channel) {
+        let idx = match self.channel_by_id.get(&channel.id) {
+            Some(&idx) => {
+                let old = &self.channels[idx];
+                if self.channel_by_name.get(&old.name) == Some(&idx) {
+                    self.channel_by_name.remove(&old.name);
+                }
+                if let Kind::Im { user } = &old.kind {
+                    self.im_by_user.remove(user);
+                }
+                self.channels[idx] = channel;
+                idx
+            }
+            None => {
+                self.channels.push(channel);
+                self.channels.len() - 1
+            }
+        };
+        let c = &self.channels[idx];
+        self.channel_by_id.insert(c.id.clone(), idx);
+        if !c.name.is_empty() {
+            self.channel_by_name.insert(c.name.clone(), idx);
+        }
+        if let Kind::Im { user } = &c.kind {
+            self.im_by_user.insert(user.clone(), idx);
+        }
+    }
+
+    fn channel_by_id(&self, id: &str) -> Option<&Channel> {
+        self.channel_by_id.get(id).map(|&i| &self.channels[i])
+    }
+
+    /// Finds a channel by id, `#name` or name, as `chat.postMessage` does.
+    fn find_channel(&self, id_or_name: &str) -> Option<&Channel> {
+        self.channel_by_id(id_or_name).or_else(|| {
+            let name = id_or_name.strip_prefix('#').unwrap_or(id_or_name);
+            self.channel_by_name.get(name).map(|&i| &self.channels[i])
+        })
+    }
+
+    fn user_by_id(&self, id: &str) -> Option<&User> {
+        self.user_by_id.get(id).map(|&i| &self.users[i])
+    }
+
+    fn next_ts(&mut self) -> String {
+        let micros = self.ts_base_micros + self.next_ts * 100;
+        self.next_ts += 1;
+        format!("{}.{:06}", micros / 1_000_000, micros % 1_000_000)
+    }
+
+    fn push_message(&mut self, message: Message) {
+        let idx = self.messages.len();
+        self.message_by_ts.insert(message.post.ts.clone(), idx);
+        self.messages_by_channel
+            .entry(message.post.channel.clone())
+            .or_default()
+            .push(idx);
+        self.messages.push(message);
+    }
+
+    /// The messages of a channel, oldest first.
+    fn channel_messages(&self, channel: &str) -> impl Iterator<Item = &Message> {
+        self.messages_by_channel
+            .get(channel)
+            .into_iter()
+            .flatten()
+            .map(|&i| &self.messages[i])
+    }
+
+    fn message_in(&self, channel: &str, ts: &str) -> Option<usize> {
+        self.message_by_ts
+            .get(ts)
+            .copied()
+            .filter(|&i| self.messages[i].post.channel == channel)
+    }
+}
+
+/// Where a team's `ts` values start. The default team keeps 1700000000.000100 so tests can
+/// name exact values; other teams start at a team-dependent later second, so two fakes used
+/// as two workspaces do not hand out the same `ts` (unless they post millions of messages).
+fn ts_base_for(team_id: &str) -> u128 {
+    if team_id == DEFAULT_TEAM_ID {
+        return TS_BASE_MICROS;
+    }
+    // FNV-1a: stable across runs and platforms, unlike std's hasher.
+    let hash = team_id.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    TS_BASE_MICROS + u128::from(1 + hash % 99_999) * 1_000 * 1_000_000
 }
 
 struct App {
     journal: Journal,
+    limits: SlidingWindows,
     state: Mutex<SlackState>,
 }
 
-/// A fake Slack Web API at `http://127.0.0.1:PORT/api/`.
+/// A fake Slack workspace's Web API at `http://127.0.0.1:PORT/api/`.
 ///
-/// Implements `auth.test`, `chat.postMessage`, `conversations.list`, `conversations.open`,
-/// `conversations.history`, `conversations.replies` and `users.lookupByEmail` with Slack's
-/// envelope: HTTP 200 and `{"ok":false,"error":"..."}` for logical errors. The endpoint name
-/// for `inject` and `calls` is the method name, e.g. `"chat.postMessage"`.
+/// Implements `auth.test`, `chat.postMessage`, `chat.update`, `chat.unfurl`,
+/// `conversations.list`, `conversations.open`, `conversations.history`,
+/// `conversations.replies`, `users.lookupByEmail` and `users.info` with Slack's envelope:
+/// HTTP 200 and `{"ok":false,"error":"..."}` for logical errors. The endpoint name for
+/// `inject` and `calls` is the method name, e.g. `"chat.postMessage"`.
 ///
-/// Authentication follows Slack: `Authorization: Bearer <token>` (or a `token` form field);
-/// no token gives `not_authed`, a wrong one `invalid_auth`, a revoked one `token_revoked`.
+/// Arguments are read as Slack's published description says (see the module docs): the read
+/// methods ignore a JSON body; a missing required argument or a badly typed value answers
+/// `invalid_arguments`.
+///
+/// Authentication follows Slack: `Authorization: Bearer <token>` or a `token` field of a form
+/// body. A `token` in a JSON body or in the query string is not a token (Slack stopped
+/// accepting query-string tokens for new apps in 2021). No token gives `not_authed`, a wrong
+/// one `invalid_auth`, a revoked one `token_revoked`.
+///
+/// Rate limits are **on by default** with Slack's tier numbers, per method, in a sliding
+/// one-minute window: Tier 2 (`conversations.list`) 20 calls, Tier 3 (`conversations.history`,
+/// `conversations.replies`, `conversations.open`, `users.lookupByEmail`, `chat.update`,
+/// `chat.unfurl`) 50 calls, Tier 4 (`users.info`) 100 calls. `chat.postMessage` and
+/// `auth.test` are in Slack's special tier and are not limited (inject
+/// `Fault::RateLimited` instead). A refused call gets HTTP 429, `Retry-After: <seconds until
+/// a slot frees, at least 1>` and `{"ok":false,"error":"ratelimited"}`; see
+/// [`FakeSlack::set_tier_limit`], [`FakeSlack::disable_tier_limits`] and
+/// [`FakeSlack::rate_limited`].
 pub struct FakeSlack {
     app: Arc<App>,
     server: Server,
 }
 
 impl FakeSlack {
-    /// Starts a fake workspace whose bot token is `token`.
+    /// Starts a fake workspace (team `T1`, "Acme") whose bot token is `token`.
+    ///
+    /// # Panics
+    /// If Slack's Web API description cannot be read from [`crate::specs_dir`].
     pub fn start(token: &str) -> FakeSlack {
+        FakeSlack::start_team(token, DEFAULT_TEAM_ID, DEFAULT_TEAM_NAME)
+    }
+
+    /// Starts a fake workspace with its own team id and name, so two fakes can stand for two
+    /// workspaces: `auth.test` answers with this team, user and message objects carry its id,
+    /// and its `ts` values start at a team-dependent base (see [`FakeSlack::start`]).
+    ///
+    /// # Panics
+    /// If Slack's Web API description cannot be read from [`crate::specs_dir`].
+    pub fn start_team(token: &str, team_id: &str, team_name: &str) -> FakeSlack {
+        spec_table();
         let app = Arc::new(App {
             journal: Journal::default(),
-            state: Mutex::new(SlackState {
-                token: token.to_string(),
-                revoked: Vec::new(),
-                channels: Vec::new(),
-                users: Vec::new(),
-                posts: Vec::new(),
-                next_ts: 1,
-                next_dm: 1,
-            }),
+            limits: SlidingWindows::default(),
+            state: Mutex::new(SlackState::new(token, team_id, team_name)),
         });
+        for (method, tier) in METHODS {
+            if let Some(n) = tier.per_minute() {
+                app.limits.set(method, n, Duration::from_secs(60));
+            }
+        }
         let router = Router::new().fallback(handle).with_state(app.clone());
         let server = Server::spawn("slack", router);
         FakeSlack { app, server }
@@ -142,6 +530,21 @@ impl FakeSlack {
         self.server.addr()
     }
 
+    /// The methods this fake implements, sorted.
+    pub fn methods() -> Vec<&'static str> {
+        METHODS.iter().map(|(m, _)| *m).collect()
+    }
+
+    /// The request encodings the fake accepts for `method`: the method's `consumes` list in
+    /// Slack's Web API description, which is what the fake enforces. `None` for a method the
+    /// fake does not implement.
+    ///
+    /// # Panics
+    /// If Slack's Web API description cannot be read.
+    pub fn accepted_encodings(method: &str) -> Option<Vec<String>> {
+        spec_table().get(method).map(|s| s.consumes.clone())
+    }
+
     /// Adds a public channel. With `member == false` the bot has not been invited, so posts
     /// fail with `not_in_channel`.
     pub fn add_channel(&self, name: &str, id: &str, member: bool) {
@@ -154,37 +557,114 @@ impl FakeSlack {
         self.push_channel(name, id, Kind::Private, member);
     }
 
-    fn push_channel(&self, name: &str, id: &str, kind: Kind, member: bool) {
+    /// Adds many public channels at once: `(name, id, bot is a member)` each. Lookups stay
+    /// constant-time however many there are.
+    pub fn add_channels(&self, channels: &[(&str, &str, bool)]) {
         let mut st = lock(&self.app.state);
-        st.channels.retain(|c| c.id != id);
-        st.channels.push(Channel {
-            id: id.to_string(),
-            name: name.trim_start_matches('#').to_string(),
-            kind,
-            member,
-            archived: false,
-        });
+        for (name, id, member) in channels {
+            st.put_channel(new_channel(name, id, Kind::Public, *member));
+        }
+    }
+
+    /// Adds `n` public channels the bot is a member of, named `{prefix}-1` … `{prefix}-{n}`
+    /// with fresh ids (`C` and nine digits), and returns their ids in that order.
+    pub fn add_numbered_channels(&self, prefix: &str, n: usize) -> Vec<String> {
+        let mut st = lock(&self.app.state);
+        let mut ids = Vec::with_capacity(n);
+        for i in 1..=n {
+            let id = loop {
+                let id = format!("C{:09}", st.next_channel);
+                st.next_channel += 1;
+                if !st.channel_by_id.contains_key(&id) {
+                    break id;
+                }
+            };
+            st.put_channel(new_channel(
+                &format!("{prefix}-{i}"),
+                &id,
+                Kind::Public,
+                true,
+            ));
+            ids.push(id);
+        }
+        ids
+    }
+
+    fn push_channel(&self, name: &str, id: &str, kind: Kind, member: bool) {
+        lock(&self.app.state).put_channel(new_channel(name, id, kind, member));
     }
 
     /// Archives a channel (by id or name): posts then fail with `is_archived`.
     pub fn archive_channel(&self, id_or_name: &str) {
         let mut st = lock(&self.app.state);
         let wanted = id_or_name.trim_start_matches('#');
-        for c in st.channels.iter_mut() {
-            if c.id == id_or_name || c.name == wanted {
-                c.archived = true;
-            }
+        let hits: Vec<usize> = [
+            st.channel_by_id.get(id_or_name),
+            st.channel_by_name.get(wanted),
+        ]
+        .into_iter()
+        .flatten()
+        .copied()
+        .collect();
+        for i in hits {
+            st.channels[i].archived = true;
         }
     }
 
-    /// Adds a workspace member that `users.lookupByEmail` can find and the bot can DM.
+    /// Adds a workspace member that `users.lookupByEmail` and `users.info` can find and the
+    /// bot can DM.
     pub fn add_user(&self, email: &str, id: &str) {
         let mut st = lock(&self.app.state);
-        st.users.retain(|u| u.id != id);
-        st.users.push(User {
+        let user = User {
             id: id.to_string(),
             email: email.to_string(),
+        };
+        let idx = match st.user_by_id.get(id) {
+            Some(&i) => {
+                let old = st.users[i].email.to_ascii_lowercase();
+                st.user_by_email.remove(&old);
+                st.users[i] = user;
+                i
+            }
+            None => {
+                st.users.push(user);
+                st.users.len() - 1
+            }
+        };
+        st.user_by_id.insert(id.to_string(), idx);
+        st.user_by_email.insert(email.to_ascii_lowercase(), idx);
+    }
+
+    /// Posts a message as a person (not the bot) and returns its `ts`: it shows in history,
+    /// the bot cannot `chat.update` it (`cant_update_message`), and it can be unfurled. It is
+    /// not one of [`FakeSlack::posts`].
+    ///
+    /// # Panics
+    /// If `channel` is not a known channel id or name.
+    pub fn add_user_message(&self, channel: &str, user: &str, text: &str) -> String {
+        let mut st = lock(&self.app.state);
+        let channel = st
+            .find_channel(channel)
+            .unwrap_or_else(|| panic!("FakeSlack::add_user_message: unknown channel {channel}"))
+            .id
+            .clone();
+        let ts = st.next_ts();
+        st.push_message(Message {
+            post: SlackPost {
+                channel,
+                text: Some(text.to_string()),
+                blocks: None,
+                thread_ts: None,
+                metadata: None,
+                ts: ts.clone(),
+                received_at: Instant::now(),
+                params: json!({}),
+            },
+            user: user.to_string(),
+            by_bot: false,
+            edited: None,
         });
+        ts
     }
 
     /// Revokes the current token: further calls with it get `token_revoked`, and `new_token`
@@ -198,21 +678,35 @@ impl FakeSlack {
     /// The DM channel id opened for `user_id`, if any (via `conversations.open` or a post
     /// addressed to the user id).
     pub fn dm_channel(&self, user_id: &str) -> Option<String> {
-        lock(&self.app.state)
-            .channels
-            .iter()
-            .find(|c| {
-                c.kind
-                    == Kind::Im {
-                        user: user_id.to_string(),
-                    }
-            })
-            .map(|c| c.id.clone())
+        let st = lock(&self.app.state);
+        st.im_by_user
+            .get(user_id)
+            .map(|&i| st.channels[i].id.clone())
     }
 
-    /// Every accepted post, in the order accepted.
+    /// Every accepted post, in the order accepted, as it was posted (edits show in
+    /// [`FakeSlack::message`] and [`FakeSlack::updates`]).
     pub fn posts(&self) -> Vec<SlackPost> {
         lock(&self.app.state).posts.clone()
+    }
+
+    /// A message as its channel holds it now, after any `chat.update`; `None` if there is no
+    /// message with that `ts` in that channel (id).
+    pub fn message(&self, channel: &str, ts: &str) -> Option<SlackPost> {
+        let st = lock(&self.app.state);
+        st.message_in(channel, ts)
+            .map(|i| st.messages[i].post.clone())
+    }
+
+    /// Every accepted `chat.update`, in order: `ts` is the edited message's, `text` and
+    /// `blocks` what the call sent.
+    pub fn updates(&self) -> Vec<SlackPost> {
+        lock(&self.app.state).updates.clone()
+    }
+
+    /// Every accepted `chat.unfurl`, in order.
+    pub fn unfurls(&self) -> Vec<SlackUnfurl> {
+        lock(&self.app.state).unfurls.clone()
     }
 
     /// Blocks until at least `n` posts were accepted, then returns all of them.
@@ -229,9 +723,37 @@ impl FakeSlack {
         wait_async("Slack posts", n, timeout, || self.posts()).await
     }
 
-    /// How many requests reached `method` (faulted and rejected ones included).
+    /// How many requests reached `method` (faulted, rate-limited and rejected ones included).
     pub fn calls(&self, method: &str) -> usize {
         self.app.journal.calls(method)
+    }
+
+    /// How many requests to `method` the fake's tier rate limit answered with HTTP 429.
+    /// (Injected `Fault::RateLimited` answers are not counted here; see `requests()[i].fault`.)
+    pub fn rate_limited(&self, method: &str) -> usize {
+        self.app.journal.rate_limited(method)
+    }
+
+    /// Limits `method` to `calls` calls in any sliding window of length `per`, replacing its
+    /// Slack tier limit (and forgetting earlier calls). Real tiers are per minute; tests use
+    /// short windows, e.g. `set_tier_limit("conversations.list", 2, Duration::from_secs(1))`.
+    /// Works for every implemented method, `chat.postMessage` included.
+    ///
+    /// # Panics
+    /// If `method` is not one this fake implements.
+    pub fn set_tier_limit(&self, method: &str, calls: usize, per: Duration) {
+        assert_known(method, "set_tier_limit");
+        self.app.limits.set(method, calls, per);
+    }
+
+    /// Turns every tier rate limit off (limits set later with `set_tier_limit` apply again).
+    pub fn disable_tier_limits(&self) {
+        self.app.limits.clear();
+    }
+
+    /// The rate limit in force for `method`: `(calls, per window)`, or `None` if unlimited.
+    pub fn tier_limit(&self, method: &str) -> Option<(usize, Duration)> {
+        self.app.limits.get(method)
     }
 
     /// Queues a fault for the next request to `method`, e.g. `"chat.postMessage"`.
@@ -239,10 +761,7 @@ impl FakeSlack {
     /// # Panics
     /// If `method` is not one this fake implements.
     pub fn inject(&self, method: &str, fault: Fault) {
-        assert!(
-            METHODS.contains(&method),
-            "FakeSlack::inject: unknown method {method:?}; known: {METHODS:?}"
-        );
+        assert_known(method, "inject");
         self.app.journal.inject(method, fault);
     }
 
@@ -257,6 +776,28 @@ impl FakeSlack {
     }
 }
 
+fn is_method(name: &str) -> bool {
+    METHODS.iter().any(|(m, _)| *m == name)
+}
+
+fn assert_known(method: &str, caller: &str) {
+    assert!(
+        is_method(method),
+        "FakeSlack::{caller}: unknown method {method:?}; known: {:?}",
+        FakeSlack::methods()
+    );
+}
+
+fn new_channel(name: &str, id: &str, kind: Kind, member: bool) -> Channel {
+    Channel {
+        id: id.to_string(),
+        name: name.trim_start_matches('#').to_string(),
+        kind,
+        member,
+        archived: false,
+    }
+}
+
 fn ok(mut body: Value) -> Response {
     body["ok"] = Value::Bool(true);
     json_response(StatusCode::OK, &body)
@@ -266,22 +807,28 @@ fn err(code: &str) -> Response {
     json_response(StatusCode::OK, &json!({"ok": false, "error": code}))
 }
 
+fn ratelimited(retry_after_secs: u64) -> Response {
+    with_header(
+        json_response(
+            StatusCode::TOO_MANY_REQUESTS,
+            &json!({"ok": false, "error": "ratelimited"}),
+        ),
+        "retry-after",
+        &retry_after_secs.to_string(),
+    )
+}
+
 fn fault_response(fault: &Fault) -> Response {
     match fault {
-        Fault::RateLimited { retry_after_secs } => with_header(
-            json_response(
-                StatusCode::TOO_MANY_REQUESTS,
-                &json!({"ok": false, "error": "ratelimited"}),
-            ),
-            "retry-after",
-            &retry_after_secs.to_string(),
-        ),
+        Fault::RateLimited { retry_after_secs } => ratelimited(*retry_after_secs),
         Fault::Status(code) => {
             let status = StatusCode::from_u16(*code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
             text_response(status, &format!("fake slack: injected HTTP {code}"))
         }
         Fault::SlackError(code) => err(code),
-        Fault::Delay(_) | Fault::Reset => unreachable!("handled by apply_fault"),
+        Fault::Delay(_) | Fault::Reset | Fault::StatusAfterEffect(_) => {
+            unreachable!("handled by apply_fault")
+        }
     }
 }
 
@@ -296,7 +843,13 @@ async fn handle(State(app): State<Arc<App>>, req: Request<Body>) -> Response {
         .strip_prefix("/api/")
         .filter(|m| !m.is_empty() && !m.contains('/'))
         .map(str::to_string);
-    let endpoint = method.as_deref().filter(|m| METHODS.contains(m));
+    let endpoint = method.as_deref().filter(|m| is_method(m));
+    if let Some(endpoint) = endpoint
+        && let Err(wait) = app.limits.admit(endpoint)
+    {
+        app.journal.record_rate_limited(&parts, &body, endpoint);
+        return ratelimited(retry_after_secs(wait));
+    }
     let fault = app.journal.record(&parts, &body, endpoint);
     let Some(method) = method else {
         return text_response(StatusCode::NOT_FOUND, "not a Slack Web API path");
@@ -309,29 +862,39 @@ async fn handle(State(app): State<Arc<App>>, req: Request<Body>) -> Response {
 }
 
 fn dispatch(app: &App, parts: &Parts, body: &Bytes, method: &str) -> Response {
-    let (params, form_token, warnings) = match parse_params(parts, body) {
-        Ok(p) => p,
+    let Some(spec) = spec_table().get(method) else {
+        return err("unknown_method");
+    };
+    let args = match gather_args(parts, body, spec) {
+        Ok(a) => a,
         Err(code) => return err(code),
     };
-    if let Err(code) = authenticate(app, parts, form_token.as_deref()) {
+    if let Err(code) = authenticate(app, parts, args.form_token.as_deref()) {
         return err(code);
     }
+    if let Err(code) = check_args(method, spec, &args.params) {
+        return err(code);
+    }
+    let p = &args.params;
     let mut st = lock(&app.state);
     let response = match method {
-        "auth.test" => auth_test(),
-        "chat.postMessage" => post_message(&mut st, &params),
-        "conversations.list" => conversations_list(&st, &params),
-        "conversations.open" => conversations_open(&mut st, &params),
-        "conversations.history" => conversations_history(&st, &params),
-        "conversations.replies" => conversations_replies(&st, &params),
-        "users.lookupByEmail" => lookup_by_email(&st, &params),
+        "auth.test" => auth_test(&st),
+        "chat.postMessage" => post_message(&mut st, p),
+        "chat.update" => chat_update(&mut st, p),
+        "chat.unfurl" => chat_unfurl(&mut st, p),
+        "conversations.list" => conversations_list(&st, p),
+        "conversations.open" => conversations_open(&mut st, p),
+        "conversations.history" => conversations_history(&st, p),
+        "conversations.replies" => conversations_replies(&st, p),
+        "users.lookupByEmail" => lookup_by_email(&st, p),
+        "users.info" => users_info(&st, p),
         _ => Err("unknown_method"),
     };
     match response {
         Ok(mut body) => {
-            if !warnings.is_empty() {
-                body["warning"] = Value::String(warnings.join(","));
-                body["response_metadata"]["warnings"] = json!(warnings);
+            if !args.warnings.is_empty() {
+                body["warning"] = Value::String(args.warnings.join(","));
+                body["response_metadata"]["warnings"] = json!(args.warnings);
             }
             ok(body)
         }
@@ -341,11 +904,17 @@ fn dispatch(app: &App, parts: &Parts, body: &Bytes, method: &str) -> Response {
 
 type Params = Map<String, Value>;
 
-/// Gathers arguments the way Slack does: query string, then a JSON or form-encoded body.
-fn parse_params(
-    parts: &Parts,
-    body: &Bytes,
-) -> Result<(Params, Option<String>, Vec<&'static str>), &'static str> {
+/// The arguments of one call, read the way Slack reads them for this method.
+struct Args {
+    params: Params,
+    form_token: Option<String>,
+    warnings: Vec<&'static str>,
+}
+
+/// Gathers arguments as Slack does: always the query string; then a form body; then a JSON
+/// body only if the method's `consumes` lists `application/json` (otherwise the JSON body is
+/// ignored entirely, so the call proceeds as if those arguments were never sent).
+fn gather_args(parts: &Parts, body: &Bytes, spec: &MethodSpec) -> Result<Args, &'static str> {
     let mut params = Params::new();
     let mut warnings = Vec::new();
     for (k, v) in form_pairs(parts.uri.query().unwrap_or("").as_bytes()) {
@@ -358,19 +927,20 @@ fn parse_params(
         .unwrap_or("")
         .to_ascii_lowercase();
     let mut form_token = None;
-    if content_type.starts_with("application/json") {
-        if !content_type.contains("charset") {
-            warnings.push("missing_charset");
+    if content_type.starts_with(JSON) {
+        if spec.accepts(JSON) {
+            if !content_type.contains("charset") {
+                warnings.push("missing_charset");
+            }
+            if !body.is_empty() {
+                match serde_json::from_slice::<Value>(body) {
+                    Ok(Value::Object(map)) => params.extend(map),
+                    Ok(_) => return Err("json_not_object"),
+                    Err(_) => return Err("invalid_json"),
+                }
+            }
         }
-        if !body.is_empty() {
-            let Ok(Value::Object(map)) = serde_json::from_slice::<Value>(body) else {
-                return Err("invalid_json");
-            };
-            params.extend(map);
-        }
-    } else if content_type.is_empty()
-        || content_type.starts_with("application/x-www-form-urlencoded")
-    {
+    } else if content_type.is_empty() || content_type.starts_with(FORM) {
         for (k, v) in form_pairs(body) {
             if k == "token" {
                 form_token = Some(v);
@@ -379,9 +949,45 @@ fn parse_params(
             }
         }
     } else if !body.is_empty() {
-        return Err("invalid_form_data");
+        return Err("invalid_post_type");
     }
-    Ok((params, form_token, warnings))
+    Ok(Args {
+        params,
+        form_token,
+        warnings,
+    })
+}
+
+/// Refuses a call that lacks a required argument or sends a value its type cannot take.
+fn check_args(method: &str, spec: &MethodSpec, p: &Params) -> Result<(), &'static str> {
+    let documented = spec
+        .params
+        .iter()
+        .filter(|s| s.name != "token")
+        .map(|s| (s.name.as_str(), s.required, s.ty))
+        .chain(
+            EXTRA_PARAMS
+                .iter()
+                .filter(|(m, _, _)| *m == method)
+                .map(|(_, name, ty)| (*name, false, *ty)),
+        );
+    for (name, required, ty) in documented {
+        let value = p.get(name);
+        let blank = match value {
+            None | Some(Value::Null) => true,
+            Some(Value::String(s)) => s.is_empty(),
+            Some(_) => false,
+        };
+        if required && blank {
+            return Err("invalid_arguments");
+        }
+        if let Some(v) = value
+            && !ty.accepts(v)
+        {
+            return Err("invalid_arguments");
+        }
+    }
+    Ok(())
 }
 
 fn authenticate(app: &App, parts: &Parts, form_token: Option<&str>) -> Result<(), &'static str> {
@@ -415,11 +1021,16 @@ fn get_str(p: &Params, key: &str) -> Option<String> {
     }
 }
 
+/// A non-empty string argument.
+fn get_text(p: &Params, key: &str) -> Option<String> {
+    get_str(p, key).filter(|s| !s.is_empty())
+}
+
 fn get_bool(p: &Params, key: &str) -> bool {
     match p.get(key) {
         Some(Value::Bool(b)) => *b,
         Some(Value::Number(n)) => n.as_u64() == Some(1),
-        Some(Value::String(s)) => s == "true" || s == "1",
+        Some(Value::String(s)) => s.eq_ignore_ascii_case("true") || s == "1",
         _ => false,
     }
 }
@@ -435,10 +1046,16 @@ fn get_json(p: &Params, key: &str) -> Result<Option<Value>, ()> {
     }
 }
 
-fn get_limit(p: &Params, default: usize, max: usize) -> usize {
-    match get_str(p, "limit").and_then(|s| s.parse::<usize>().ok()) {
-        Some(0) | None => default,
-        Some(n) => n.min(max),
+/// The page size: `default` when absent or 0, at most `max` (Slack caps larger values).
+/// `check_args` has already refused values that are not integers.
+fn get_limit(p: &Params, default: usize, max: usize) -> Result<usize, &'static str> {
+    match get_str(p, "limit").filter(|s| !s.is_empty()) {
+        None => Ok(default),
+        Some(s) => match s.parse::<i64>() {
+            Ok(0) => Ok(default),
+            Ok(n) if n > 0 => Ok(usize::try_from(n).unwrap_or(max).min(max)),
+            _ => Err("invalid_arguments"),
+        },
     }
 }
 
@@ -447,7 +1064,7 @@ fn encode_cursor(offset: usize) -> String {
 }
 
 fn decode_cursor(p: &Params) -> Result<usize, &'static str> {
-    match get_str(p, "cursor").filter(|c| !c.is_empty()) {
+    match get_text(p, "cursor") {
         None => Ok(0),
         Some(c) => B64
             .decode(c)
@@ -456,6 +1073,24 @@ fn decode_cursor(p: &Params) -> Result<usize, &'static str> {
             .and_then(|s| s.strip_prefix("next_offset:")?.parse().ok())
             .ok_or("invalid_cursor"),
     }
+}
+
+/// One page of `items` from the request's cursor, and the next cursor ("" at the end).
+fn page<'a, T>(
+    items: &'a [T],
+    p: &Params,
+    default: usize,
+    max: usize,
+) -> Result<(&'a [T], String), &'static str> {
+    let limit = get_limit(p, default, max)?;
+    let start = decode_cursor(p)?.min(items.len());
+    let end = start.saturating_add(limit).min(items.len());
+    let next = if end < items.len() {
+        encode_cursor(end)
+    } else {
+        String::new()
+    };
+    Ok((&items[start..end], next))
 }
 
 /// Orders Slack timestamps numerically ("1700000000.000100" → micros).
@@ -472,41 +1107,63 @@ fn ts_key(ts: &str) -> Option<u128> {
     Some(secs * 1_000_000 + frac.parse::<u128>().ok()?)
 }
 
-fn auth_test() -> Result<Value, &'static str> {
+/// The `oldest`/`latest`/`inclusive` window of the history methods: exclusive bounds unless
+/// `inclusive` is set.
+fn ts_window(p: &Params) -> Result<impl Fn(&str) -> bool, &'static str> {
+    let inclusive = get_bool(p, "inclusive");
+    let oldest = match get_text(p, "oldest") {
+        Some(s) => ts_key(&s).ok_or("invalid_ts_oldest")?,
+        None => 0,
+    };
+    let latest = match get_text(p, "latest") {
+        Some(s) => ts_key(&s).ok_or("invalid_ts_latest")?,
+        None => u128::MAX,
+    };
+    Ok(move |ts: &str| {
+        ts_key(ts).is_some_and(|k| {
+            if inclusive {
+                k >= oldest && k <= latest
+            } else {
+                k > oldest && k < latest
+            }
+        })
+    })
+}
+
+fn team_url(team_name: &str) -> String {
+    let slug: String = team_name
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .collect::<String>()
+        .to_ascii_lowercase();
+    format!("https://{slug}.slack.com/")
+}
+
+fn auth_test(st: &SlackState) -> Result<Value, &'static str> {
     Ok(json!({
-        "url": "https://acme.slack.com/",
-        "team": "Acme",
+        "url": team_url(&st.team_name),
+        "team": st.team_name,
         "user": "pagehook",
-        "team_id": TEAM_ID,
+        "team_id": st.team_id,
         "user_id": BOT_USER,
         "bot_id": BOT_ID,
         "is_enterprise_install": false,
     }))
 }
 
-fn find_channel<'a>(st: &'a SlackState, id_or_name: &str) -> Option<&'a Channel> {
-    let name = id_or_name.strip_prefix('#');
-    st.channels.iter().find(|c| c.id == id_or_name).or_else(|| {
-        st.channels
-            .iter()
-            .find(|c| c.name == name.unwrap_or(id_or_name) && !c.name.is_empty())
-    })
-}
-
 /// Opens (or reuses) the bot's DM with a user, as `conversations.open` does.
 fn open_im(st: &mut SlackState, user_id: &str) -> (String, bool) {
-    let kind = Kind::Im {
-        user: user_id.to_string(),
-    };
-    if let Some(c) = st.channels.iter().find(|c| c.kind == kind) {
-        return (c.id.clone(), true);
+    if let Some(&i) = st.im_by_user.get(user_id) {
+        return (st.channels[i].id.clone(), true);
     }
     let id = format!("D{:08}", st.next_dm);
     st.next_dm += 1;
-    st.channels.push(Channel {
+    st.put_channel(Channel {
         id: id.clone(),
         name: String::new(),
-        kind,
+        kind: Kind::Im {
+            user: user_id.to_string(),
+        },
         member: true,
         archived: false,
     });
@@ -562,51 +1219,45 @@ fn validate_blocks(blocks: &Value) -> Result<(), &'static str> {
     Ok(())
 }
 
-fn message_json(post: &SlackPost, include_metadata: bool) -> Value {
-    let mut m = json!({
+fn message_json(st: &SlackState, m: &Message, include_metadata: bool) -> Value {
+    let post = &m.post;
+    let mut json = json!({
         "type": "message",
-        "user": BOT_USER,
-        "bot_id": BOT_ID,
-        "app_id": APP_ID,
-        "team": TEAM_ID,
+        "user": m.user,
+        "team": st.team_id,
         "text": post.text.clone().unwrap_or_default(),
         "ts": post.ts,
     });
+    if m.by_bot {
+        json["bot_id"] = json!(BOT_ID);
+        json["app_id"] = json!(APP_ID);
+    }
     if let Some(b) = &post.blocks {
-        m["blocks"] = b.clone();
+        json["blocks"] = b.clone();
     }
     if let Some(t) = &post.thread_ts {
-        m["thread_ts"] = Value::String(t.clone());
-        m["parent_user_id"] = Value::String(BOT_USER.to_string());
+        json["thread_ts"] = Value::String(t.clone());
+        if let Some(parent) = st.message_by_ts.get(t).map(|&i| &st.messages[i]) {
+            json["parent_user_id"] = Value::String(parent.user.clone());
+        }
+    }
+    if let Some(edit_ts) = &m.edited {
+        json["edited"] = json!({"user": BOT_USER, "ts": edit_ts});
     }
     if include_metadata && let Some(md) = &post.metadata {
-        m["metadata"] = md.clone();
+        json["metadata"] = md.clone();
     }
-    m
+    json
 }
 
-fn post_message(st: &mut SlackState, p: &Params) -> Result<Value, &'static str> {
-    let target = get_str(p, "channel")
-        .filter(|c| !c.is_empty())
-        .ok_or("channel_not_found")?;
-    let channel_id = match find_channel(st, &target) {
-        Some(c) if c.archived => return Err("is_archived"),
-        Some(c) if !c.member => return Err("not_in_channel"),
-        Some(c) => c.id.clone(),
-        None if st.users.iter().any(|u| u.id == target) => open_im(st, &target).0,
-        None => return Err("channel_not_found"),
-    };
-    let text = get_str(p, "text").filter(|t| !t.is_empty());
+/// `text`, `blocks` (validated) and `metadata` (validated) of a post or an update.
+type Content = (Option<String>, Option<Value>, Option<Value>);
+
+fn message_content(p: &Params) -> Result<Content, &'static str> {
+    let text = get_text(p, "text");
     let blocks = get_json(p, "blocks").map_err(|()| "invalid_blocks_format")?;
     if let Some(b) = &blocks {
         validate_blocks(b)?;
-    }
-    let has_blocks = blocks
-        .as_ref()
-        .and_then(Value::as_array)
-        .is_some_and(|a| !a.is_empty());
-    if text.is_none() && !has_blocks {
-        return Err("no_text");
     }
     if text.as_ref().is_some_and(|t| t.chars().count() > 40_000) {
         return Err("msg_too_long");
@@ -619,22 +1270,135 @@ fn post_message(st: &mut SlackState, p: &Params) -> Result<Value, &'static str> 
             return Err("invalid_metadata_format");
         }
     }
-    let micros = TS_BASE_MICROS + st.next_ts * 100;
-    st.next_ts += 1;
-    let ts = format!("{}.{:06}", micros / 1_000_000, micros % 1_000_000);
+    Ok((text, blocks, metadata))
+}
+
+fn has_blocks(blocks: Option<&Value>) -> bool {
+    blocks
+        .and_then(Value::as_array)
+        .is_some_and(|a| !a.is_empty())
+}
+
+fn post_message(st: &mut SlackState, p: &Params) -> Result<Value, &'static str> {
+    let target = get_text(p, "channel").ok_or("channel_not_found")?;
+    let channel_id = match st.find_channel(&target) {
+        Some(c) if c.archived => return Err("is_archived"),
+        Some(c) if !c.member => return Err("not_in_channel"),
+        Some(c) => c.id.clone(),
+        None if st.user_by_id(&target).is_some() => open_im(st, &target).0,
+        None => return Err("channel_not_found"),
+    };
+    let (text, blocks, metadata) = message_content(p)?;
+    if text.is_none() && !has_blocks(blocks.as_ref()) {
+        return Err("no_text");
+    }
+    let ts = st.next_ts();
     let post = SlackPost {
         channel: channel_id.clone(),
         text,
         blocks,
-        thread_ts: get_str(p, "thread_ts").filter(|t| !t.is_empty()),
+        thread_ts: get_text(p, "thread_ts"),
         metadata,
         ts: ts.clone(),
         received_at: Instant::now(),
         params: Value::Object(p.clone()),
     };
-    let message = message_json(&post, true);
+    let message = Message {
+        post: post.clone(),
+        user: BOT_USER.to_string(),
+        by_bot: true,
+        edited: None,
+    };
+    let json = message_json(st, &message, true);
+    st.push_message(message);
     st.posts.push(post);
-    Ok(json!({"channel": channel_id, "ts": ts, "message": message}))
+    Ok(json!({"channel": channel_id, "ts": ts, "message": json}))
+}
+
+/// `chat.update`: edits the text/blocks of one of the bot's messages. Omitted `blocks` keep
+/// the old ones (an empty array removes them); omitted `text` keeps the old text.
+fn chat_update(st: &mut SlackState, p: &Params) -> Result<Value, &'static str> {
+    let channel = get_text(p, "channel").ok_or("channel_not_found")?;
+    let ts = get_text(p, "ts").ok_or("message_not_found")?;
+    let channel = st
+        .channel_by_id(&channel)
+        .ok_or("channel_not_found")?
+        .id
+        .clone();
+    let idx = st.message_in(&channel, &ts).ok_or("message_not_found")?;
+    if !st.messages[idx].by_bot {
+        return Err("cant_update_message");
+    }
+    let (text, blocks, metadata) = message_content(p)?;
+    if text.is_none() && blocks.is_none() {
+        return Err("no_text");
+    }
+    let edit_ts = st.next_ts();
+    let m = &mut st.messages[idx];
+    if let Some(t) = &text {
+        m.post.text = Some(t.clone());
+    }
+    if let Some(b) = &blocks {
+        m.post.blocks = has_blocks(Some(b)).then(|| b.clone());
+    }
+    if metadata.is_some() {
+        m.post.metadata = metadata.clone();
+    }
+    m.edited = Some(edit_ts);
+    let current_text = m.post.text.clone().unwrap_or_default();
+    let message = st.messages[idx].clone();
+    let json = message_json(st, &message, true);
+    st.updates.push(SlackPost {
+        channel: channel.clone(),
+        text,
+        blocks,
+        thread_ts: message.post.thread_ts.clone(),
+        metadata,
+        ts: ts.clone(),
+        received_at: Instant::now(),
+        params: Value::Object(p.clone()),
+    });
+    Ok(json!({"channel": channel, "ts": ts, "text": current_text, "message": json}))
+}
+
+/// `chat.unfurl`: records unfurls for URLs that appear in the message.
+fn chat_unfurl(st: &mut SlackState, p: &Params) -> Result<Value, &'static str> {
+    let channel = get_text(p, "channel").ok_or("cannot_find_channel")?;
+    let ts = get_text(p, "ts").ok_or("cannot_unfurl_message")?;
+    let channel = st
+        .channel_by_id(&channel)
+        .ok_or("cannot_find_channel")?
+        .id
+        .clone();
+    let idx = st
+        .message_in(&channel, &ts)
+        .ok_or("cannot_unfurl_message")?;
+    let unfurls = get_json(p, "unfurls")
+        .map_err(|()| "invalid_arguments")?
+        .ok_or("missing_unfurls")?;
+    let map = unfurls.as_object().ok_or("invalid_arguments")?;
+    if map.is_empty() {
+        return Err("missing_unfurls");
+    }
+    let post = &st.messages[idx].post;
+    let haystack = format!(
+        "{} {}",
+        post.text.as_deref().unwrap_or(""),
+        post.blocks
+            .as_ref()
+            .map(Value::to_string)
+            .unwrap_or_default()
+    );
+    if map.keys().any(|url| !haystack.contains(url.as_str())) {
+        return Err("cannot_unfurl_url");
+    }
+    st.unfurls.push(SlackUnfurl {
+        channel,
+        ts,
+        unfurls,
+        received_at: Instant::now(),
+    });
+    Ok(json!({}))
 }
 
 fn channel_json(c: &Channel) -> Value {
@@ -665,8 +1429,11 @@ fn channel_json(c: &Channel) -> Value {
     }
 }
 
+/// `conversations.list`: public channels only unless `types` says otherwise, 100 a page
+/// (at most 1000), archived ones included unless `exclude_archived`; private channels and
+/// group DMs only where the bot is a member.
 fn conversations_list(st: &SlackState, p: &Params) -> Result<Value, &'static str> {
-    let types = get_str(p, "types").unwrap_or_else(|| "public_channel".to_string());
+    let types = get_text(p, "types").unwrap_or_else(|| "public_channel".to_string());
     let mut wanted = Vec::new();
     for t in types.split(',').map(str::trim).filter(|t| !t.is_empty()) {
         match t {
@@ -686,25 +1453,14 @@ fn conversations_list(st: &SlackState, p: &Params) -> Result<Value, &'static str
         })
         .filter(|c| !(exclude_archived && c.archived))
         .collect();
-    let limit = get_limit(p, 100, 1000);
-    let start = decode_cursor(p)?;
-    let page: Vec<Value> = visible
-        .iter()
-        .skip(start)
-        .take(limit)
-        .map(|c| channel_json(c))
-        .collect();
-    let next = if start + limit < visible.len() {
-        encode_cursor(start + limit)
-    } else {
-        String::new()
-    };
-    Ok(json!({"channels": page, "response_metadata": {"next_cursor": next}}))
+    let (channels, next) = page(&visible, p, 100, 1000)?;
+    let channels: Vec<Value> = channels.iter().map(|c| channel_json(c)).collect();
+    Ok(json!({"channels": channels, "response_metadata": {"next_cursor": next}}))
 }
 
 fn conversations_open(st: &mut SlackState, p: &Params) -> Result<Value, &'static str> {
-    if let Some(id) = get_str(p, "channel").filter(|c| !c.is_empty()) {
-        let c = find_channel(st, &id).ok_or("channel_not_found")?;
+    if let Some(id) = get_text(p, "channel") {
+        let c = st.find_channel(&id).ok_or("channel_not_found")?;
         return Ok(json!({"channel": {"id": c.id}, "no_op": true, "already_open": true}));
     }
     let users: Vec<String> = get_str(p, "users")
@@ -716,26 +1472,19 @@ fn conversations_open(st: &mut SlackState, p: &Params) -> Result<Value, &'static
     if users.is_empty() {
         return Err("users_list_not_supplied");
     }
-    if users
-        .iter()
-        .any(|u| !st.users.iter().any(|known| &known.id == u))
-    {
+    if users.iter().any(|u| st.user_by_id(u).is_none()) {
         return Err("user_not_found");
     }
     let (id, already) = if let [user] = users.as_slice() {
         open_im(st, user)
     } else {
         let name = format!("mpdm-{}", users.join("--"));
-        match st
-            .channels
-            .iter()
-            .find(|c| c.kind == Kind::Mpim && c.name == name)
-        {
-            Some(c) => (c.id.clone(), true),
-            None => {
+        match st.channel_by_name.get(&name).map(|&i| &st.channels[i]) {
+            Some(c) if c.kind == Kind::Mpim => (c.id.clone(), true),
+            _ => {
                 let id = format!("G{:08}", st.next_dm);
                 st.next_dm += 1;
-                st.channels.push(Channel {
+                st.put_channel(Channel {
                     id: id.clone(),
                     name,
                     kind: Kind::Mpim,
@@ -747,12 +1496,7 @@ fn conversations_open(st: &mut SlackState, p: &Params) -> Result<Value, &'static
         }
     };
     let channel = if get_bool(p, "return_im") {
-        let c = st
-            .channels
-            .iter()
-            .find(|c| c.id == id)
-            .expect("just opened");
-        channel_json(c)
+        channel_json(st.channel_by_id(&id).expect("just opened"))
     } else {
         json!({"id": id})
     };
@@ -766,147 +1510,136 @@ fn conversations_open(st: &mut SlackState, p: &Params) -> Result<Value, &'static
 
 /// Resolves a channel for the read methods, which take ids only and need membership.
 fn readable_channel<'a>(st: &'a SlackState, p: &Params) -> Result<&'a Channel, &'static str> {
-    let id = get_str(p, "channel").ok_or("channel_not_found")?;
-    let c = st
-        .channels
-        .iter()
-        .find(|c| c.id == id)
-        .ok_or("channel_not_found")?;
+    let id = get_text(p, "channel").ok_or("channel_not_found")?;
+    let c = st.channel_by_id(&id).ok_or("channel_not_found")?;
     if !c.member {
         return Err("not_in_channel");
     }
     Ok(c)
 }
 
+fn is_broadcast(m: &Message) -> bool {
+    get_bool(
+        m.post.params.as_object().unwrap_or(&Params::new()),
+        "reply_broadcast",
+    )
+}
+
+/// `conversations.history`: top-level messages newest first, 100 a page (at most 999),
+/// `metadata` only with `include_all_metadata`.
 fn conversations_history(st: &SlackState, p: &Params) -> Result<Value, &'static str> {
     let channel = readable_channel(st, p)?;
     let with_metadata = get_bool(p, "include_all_metadata");
-    let inclusive = get_bool(p, "inclusive");
-    let oldest = match get_str(p, "oldest") {
-        Some(s) => ts_key(&s).ok_or("invalid_ts_oldest")?,
-        None => 0,
-    };
-    let latest = match get_str(p, "latest") {
-        Some(s) => ts_key(&s).ok_or("invalid_ts_latest")?,
-        None => u128::MAX,
-    };
-    let in_range = |k: u128| {
-        if inclusive {
-            k >= oldest && k <= latest
-        } else {
-            k > oldest && k < latest
-        }
-    };
+    let in_window = ts_window(p)?;
     // Slack's history holds top-level messages only; thread replies live in
     // conversations.replies unless they were broadcast to the channel.
-    let mut top: Vec<&SlackPost> = st
-        .posts
-        .iter()
-        .filter(|m| m.channel == channel.id)
-        .filter(|m| {
-            m.thread_ts.as_ref().is_none_or(|t| *t == m.ts)
-                || get_bool(as_params(&m.params), "reply_broadcast")
-        })
-        .filter(|m| ts_key(&m.ts).is_some_and(in_range))
+    let mut top: Vec<&Message> = st
+        .channel_messages(&channel.id)
+        .filter(|m| m.post.thread_ts.as_ref().is_none_or(|t| *t == m.post.ts) || is_broadcast(m))
+        .filter(|m| in_window(&m.post.ts))
         .collect();
     top.reverse();
-    let limit = get_limit(p, 100, 999);
-    let start = decode_cursor(p)?;
-    let messages: Vec<Value> = top
+    let (shown, next) = page(&top, p, 100, 999)?;
+    let messages: Vec<Value> = shown
         .iter()
-        .skip(start)
-        .take(limit)
         .map(|m| {
-            let mut json = message_json(m, with_metadata);
-            let replies: Vec<&SlackPost> = st
-                .posts
-                .iter()
+            let mut json = message_json(st, m, with_metadata);
+            let replies: Vec<&Message> = st
+                .channel_messages(&channel.id)
                 .filter(|r| {
-                    r.channel == m.channel && r.thread_ts.as_deref() == Some(&m.ts) && r.ts != m.ts
+                    r.post.thread_ts.as_deref() == Some(&m.post.ts) && r.post.ts != m.post.ts
                 })
                 .collect();
             if let Some(last) = replies.last() {
-                json["thread_ts"] = Value::String(m.ts.clone());
+                let mut users: Vec<&str> = replies.iter().map(|r| r.user.as_str()).collect();
+                users.sort_unstable();
+                users.dedup();
+                json["thread_ts"] = Value::String(m.post.ts.clone());
                 json["reply_count"] = json!(replies.len());
-                json["reply_users"] = json!([BOT_USER]);
-                json["reply_users_count"] = json!(1);
-                json["latest_reply"] = Value::String(last.ts.clone());
+                json["reply_users"] = json!(users);
+                json["reply_users_count"] = json!(users.len());
+                json["latest_reply"] = Value::String(last.post.ts.clone());
             }
             json
         })
         .collect();
-    let has_more = start + limit < top.len();
-    let next = if has_more {
-        encode_cursor(start + limit)
-    } else {
-        String::new()
-    };
     Ok(json!({
         "messages": messages,
-        "has_more": has_more,
+        "has_more": !next.is_empty(),
         "pin_count": 0,
         "response_metadata": {"next_cursor": next},
     }))
 }
 
+/// `conversations.replies`: the thread's parent first, then its replies oldest first, 100 a
+/// page (at most 999). `ts` may name the parent or any reply. `oldest`/`latest` filter the
+/// replies; the parent is always listed.
 fn conversations_replies(st: &SlackState, p: &Params) -> Result<Value, &'static str> {
     let channel = readable_channel(st, p)?;
-    let ts = get_str(p, "ts").ok_or("thread_not_found")?;
+    let ts = get_text(p, "ts").ok_or("thread_not_found")?;
     let with_metadata = get_bool(p, "include_all_metadata");
-    let parent = st
-        .posts
-        .iter()
-        .find(|m| m.channel == channel.id && m.ts == ts)
+    let in_window = ts_window(p)?;
+    let named = st
+        .message_in(&channel.id, &ts)
+        .map(|i| &st.messages[i])
         .ok_or("thread_not_found")?;
-    let thread: Vec<&SlackPost> = std::iter::once(parent)
-        .chain(st.posts.iter().filter(|m| {
-            m.channel == channel.id && m.thread_ts.as_deref() == Some(&ts) && m.ts != ts
+    let parent_ts = named
+        .post
+        .thread_ts
+        .clone()
+        .unwrap_or_else(|| named.post.ts.clone());
+    let parent = st
+        .message_in(&channel.id, &parent_ts)
+        .map(|i| &st.messages[i])
+        .ok_or("thread_not_found")?;
+    let thread: Vec<&Message> = std::iter::once(parent)
+        .chain(st.channel_messages(&channel.id).filter(|m| {
+            m.post.thread_ts.as_deref() == Some(&parent_ts)
+                && m.post.ts != parent_ts
+                && in_window(&m.post.ts)
         }))
         .collect();
-    let limit = get_limit(p, 1000, 1000);
-    let start = decode_cursor(p)?;
-    let messages: Vec<Value> = thread
+    let (shown, next) = page(&thread, p, 100, 999)?;
+    let messages: Vec<Value> = shown
         .iter()
-        .skip(start)
-        .take(limit)
-        .map(|m| message_json(m, with_metadata))
+        .map(|m| message_json(st, m, with_metadata))
         .collect();
-    let has_more = start + limit < thread.len();
-    let next = if has_more {
-        encode_cursor(start + limit)
-    } else {
-        String::new()
-    };
-    Ok(
-        json!({"messages": messages, "has_more": has_more, "response_metadata": {"next_cursor": next}}),
-    )
+    Ok(json!({
+        "messages": messages,
+        "has_more": !next.is_empty(),
+        "response_metadata": {"next_cursor": next},
+    }))
 }
 
-fn as_params(v: &Value) -> &Params {
-    static EMPTY: std::sync::OnceLock<Params> = std::sync::OnceLock::new();
-    v.as_object()
-        .unwrap_or_else(|| EMPTY.get_or_init(Params::new))
+fn user_json(st: &SlackState, user: &User) -> Value {
+    let name = user.email.split('@').next().unwrap_or_default();
+    json!({
+        "id": user.id,
+        "team_id": st.team_id,
+        "name": name,
+        "deleted": false,
+        "real_name": name,
+        "is_bot": false,
+        "profile": {"email": user.email, "real_name": name, "display_name": name},
+    })
 }
 
 fn lookup_by_email(st: &SlackState, p: &Params) -> Result<Value, &'static str> {
-    let email = get_str(p, "email")
-        .filter(|e| !e.is_empty())
-        .ok_or("invalid_arguments")?;
+    let email = get_text(p, "email").ok_or("invalid_arguments")?;
     let user = st
-        .users
-        .iter()
-        .find(|u| u.email.eq_ignore_ascii_case(&email))
+        .user_by_email
+        .get(&email.to_ascii_lowercase())
+        .map(|&i| &st.users[i])
         .ok_or("users_not_found")?;
-    let name = user.email.split('@').next().unwrap_or_default();
-    Ok(json!({
-        "user": {
-            "id": user.id,
-            "team_id": TEAM_ID,
-            "name": name,
-            "deleted": false,
-            "real_name": name,
-            "is_bot": false,
-            "profile": {"email": user.email, "real_name": name, "display_name": name},
-        }
-    }))
+    Ok(json!({"user": user_json(st, user)}))
+}
+
+fn users_info(st: &SlackState, p: &Params) -> Result<Value, &'static str> {
+    let id = get_text(p, "user").ok_or("user_not_found")?;
+    let user = st.user_by_id(&id).ok_or("user_not_found")?;
+    let mut json = user_json(st, user);
+    if get_bool(p, "include_locale") {
+        json["locale"] = json!("en-US");
+    }
+    Ok(json!({"user": json}))
 }

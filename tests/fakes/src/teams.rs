@@ -186,7 +186,7 @@ fn fault_response(fault: &Fault) -> Response {
                 &format!("fake teams: injected HTTP {code}"),
             )
         }
-        Fault::SlackError(_) | Fault::Delay(_) | Fault::Reset => {
+        Fault::SlackError(_) | Fault::Delay(_) | Fault::Reset | Fault::StatusAfterEffect(_) => {
             unreachable!("refused by inject or handled by apply_fault")
         }
     }
