@@ -61,6 +61,19 @@ function personName(person) {
   return person.displayName || person.username || person.key;
 }
 
+// Confluence text is content, not card markup: Teams reads TextBlock text and
+// facts as markdown, where `[label](url)` is a link and `<at>Name</at>` spells
+// a mention. Escape `&`, `<`, `>` as entities (renderers show the characters)
+// and put an invisible U+200B after each `]` so no link syntax survives; the
+// Rust SDK's `teams::markdown_escape` does the same.
+function cardText(text) {
+  return text
+    .replace(/&/g, '&amp;')
+    .replace(/</g, '&lt;')
+    .replace(/>/g, '&gt;')
+    .replace(/\]/g, ']\u200B');
+}
+
 function truncate(text, max) {
   return text.length <= max ? text : `${text.slice(0, max - 1).trimEnd()}…`;
 }
@@ -71,12 +84,12 @@ function buildCard(event) {
   const created = event.kind === 'blog-created';
   const space = content.spaceName ? `${content.spaceName} (${content.spaceKey})` : content.spaceKey;
   const facts = [
-    { title: 'Space', value: space },
-    { title: created ? 'Author' : 'Updated by', value: personName(event.actor) },
+    { title: 'Space', value: cardText(space) },
+    { title: created ? 'Author' : 'Updated by', value: cardText(personName(event.actor)) },
     { title: 'Version', value: String(content.version) },
   ];
   if (!created && content.versionMessage) {
-    facts.push({ title: 'Change note', value: content.versionMessage });
+    facts.push({ title: 'Change note', value: cardText(content.versionMessage) });
   }
   const body = [
     {
@@ -88,7 +101,7 @@ function buildCard(event) {
     },
     {
       type: 'TextBlock',
-      text: content.title,
+      text: cardText(content.title),
       style: 'heading',
       size: 'Large',
       weight: 'Bolder',
@@ -98,7 +111,7 @@ function buildCard(event) {
   ];
   const excerpt = (content.excerpt ?? '').trim();
   if (excerpt) {
-    body.push({ type: 'TextBlock', text: truncate(excerpt, MAX_EXCERPT), wrap: true, spacing: 'Medium' });
+    body.push({ type: 'TextBlock', text: cardText(truncate(excerpt, MAX_EXCERPT)), wrap: true, spacing: 'Medium' });
   }
   return {
     type: 'AdaptiveCard',

@@ -39,6 +39,20 @@ def _slack_escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
+def _slack_url(url: str) -> str:
+    """A URL that cannot end or split a `<url|label>` link: `&` escaped, and
+    `<`, `>`, `|`, spaces and controls percent-encoded."""
+    out = []
+    for c in url.strip():
+        if c == "&":
+            out.append("&amp;")
+        elif c in "<>| " or ord(c) < 0x20 or ord(c) == 0x7F:
+            out.append("".join(f"%{b:02X}" for b in c.encode("utf-8")))
+        else:
+            out.append(c)
+    return "".join(out)
+
+
 def _required(settings: Dict[str, str], name: str) -> str:
     value = settings.get(name, "").strip()
     if not value:
@@ -73,7 +87,7 @@ class WitWorld(wit_world.WitWorld):
         space = content.space_name or content.space_key
         kind = "blog post" if content.content_type == "blogpost" else "page"
         text = (
-            f"{_slack_escape(message)}: <{content.url}|{_slack_escape(content.title)}>"
+            f"{_slack_escape(message)}: <{_slack_url(content.url)}|{_slack_escape(content.title)}>"
             f" ({kind} in {_slack_escape(space)})"
         )
         wit_world.log(LogLevel.INFO, f"event {event.id}: title {content.title!r} matches, posting to {channel}")

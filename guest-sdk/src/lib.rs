@@ -11,7 +11,12 @@
 //! - [`log`], which writes to the host's per-call log (stderr in native tests),
 //! - builders that always produce valid output for each destination:
 //!   [`storage`] (Confluence storage format), [`slack`] (Block Kit within
-//!   Slack's limits) and [`teams`] (Adaptive Cards within Teams' size limit),
+//!   Slack's limits) and [`teams`] (Adaptive Cards within Teams' size limit);
+//!   each escapes text given as a string, so Confluence content stays text
+//!   (no `<!channel>` in Slack, no `<at>` mention or markdown link in Teams,
+//!   no markup in a page), and takes author-written markup only through an
+//!   explicit type ([`slack::Mrkdwn`], [`teams::Markdown`], [`storage::Xml`])
+//!   or the [`mrkdwn!`] / [`markdown!`] macros,
 //! - [`filters`], the notification filters admins expect (event kinds,
 //!   minor edits, restricted content, labels, title pattern, page tree),
 //! - [`testing`], sample events for a plugin's own unit tests.

@@ -91,12 +91,17 @@ impl Action {
 }
 
 impl SlackMessage {
-    /// A plain-text message to `channel`, no blocks, no thread: the common
-    /// case in one call. Add blocks or a thread with the builder methods.
-    pub fn new(channel: impl Into<String>, text: impl Into<String>) -> Self {
+    /// A message to `channel`, no blocks, no thread: the common case in one
+    /// call. Add blocks or a thread with the builder methods.
+    ///
+    /// `text` is also the fallback Slack shows in notifications, and Slack
+    /// reads it as mrkdwn: a string is escaped (a title `<!channel>` stays
+    /// text and pings nobody); pass a [`Mrkdwn`](crate::slack::Mrkdwn) (e.g.
+    /// from [`mrkdwn!`](crate::mrkdwn!)) for markup such as links.
+    pub fn new(channel: impl Into<String>, text: impl Into<crate::slack::Mrkdwn>) -> Self {
         SlackMessage {
             channel: channel.into(),
-            text: text.into(),
+            text: text.into().into_string(),
             blocks: None,
             thread_key: None,
         }
@@ -118,11 +123,12 @@ impl SlackMessage {
 }
 
 impl SlackDirectMessage {
-    /// A plain-text direct message to the Slack user with this email.
-    pub fn new(email: impl Into<String>, text: impl Into<String>) -> Self {
+    /// A direct message to the Slack user with this email; `text` is escaped
+    /// as in [`SlackMessage::new`].
+    pub fn new(email: impl Into<String>, text: impl Into<crate::slack::Mrkdwn>) -> Self {
         SlackDirectMessage {
             email: email.into(),
-            text: text.into(),
+            text: text.into().into_string(),
             blocks: None,
         }
     }
@@ -211,5 +217,23 @@ mod tests {
         assert_eq!(m.blocks.as_deref(), Some("[]"));
         assert_eq!(m.thread_key.as_deref(), Some("page-1"));
         assert_eq!(Action::PostSlack(m).kind(), "post-slack");
+    }
+
+    #[test]
+    fn slack_fallback_text_is_escaped_unless_it_is_mrkdwn() {
+        let m = SlackMessage::new(
+            "#eng",
+            "<!channel> launch & <@U0ADMIN> <https://evil|click>",
+        );
+        assert_eq!(
+            m.text,
+            "&lt;!channel&gt; launch &amp; &lt;@U0ADMIN&gt; &lt;https://evil|click&gt;"
+        );
+        let d = SlackDirectMessage::new("a@example.com", String::from("<!here>"));
+        assert_eq!(d.text, "&lt;!here&gt;");
+        let m = SlackMessage::new("#eng", crate::mrkdwn!("*New:* {}", "<!here>"));
+        assert_eq!(m.text, "*New:* &lt;!here&gt;");
+        let m = SlackMessage::new("#eng", crate::slack::Mrkdwn::trusted("<!here> *deploy*"));
+        assert_eq!(m.text, "<!here> *deploy*");
     }
 }

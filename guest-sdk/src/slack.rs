@@ -1,28 +1,55 @@
-//! Slack Block Kit that Slack accepts.
+//! Slack Block Kit that Slack accepts, with Confluence text that stays text.
 //!
 //! Slack rejects a whole message (`invalid_blocks`, and the host does not
 //! retry that) when one block breaks a limit: more than 50 blocks, a header
 //! over 150 characters, a section over 3000, a button label over 75. Text
-//! from Confluence has no such limits, and unescaped `&`, `<`, `>` in mrkdwn
-//! turn titles into broken links or mentions. Every builder here escapes
-//! what it must and shortens what is too long (cutting on character
-//! boundaries, ending in "…"), so a plugin cannot produce blocks Slack
-//! refuses because of the text it was given.
+//! from Confluence has no such limits, and every builder here shortens what
+//! is too long (cutting on character boundaries, ending in "…"), so a plugin
+//! cannot produce blocks Slack refuses because of the text it was given.
+//!
+//! ## Escaping is the default
+//!
+//! Slack reads the message's `text` fallback and every `mrkdwn` text object
+//! as mrkdwn, where `&`, `<` and `>` are control characters: `<!channel>`
+//! and `<!here>` notify a whole channel, `<@U123>` mentions a person and
+//! `<https://x|label>` is a link whose label can say anything. A page titled
+//! `<!channel> launch` must therefore reach Slack as `&lt;!channel&gt;
+//! launch`, which Slack shows as written. So every place that takes mrkdwn
+//! here takes a [`Mrkdwn`], and a plain `&str` or `String` converts into
+//! one *escaped*:
+//!
+//! - [`section`], [`section_fields`], [`context`] and the message's fallback
+//!   (`SlackMessage::new`, `SlackDirectMessage::new`) escape text given as
+//!   `&str`/`String`: pass Confluence content as it is.
+//! - Markup the plugin author writes goes through [`mrkdwn!`](crate::mrkdwn!)
+//!   (a `format!` whose template is taken as markup and whose arguments are
+//!   escaped) or, for a constant, [`Mrkdwn::trusted`].
+//! - [`Mrkdwn::link`] (or [`link`]) makes `<url|label>` with the label escaped
+//!   and the URL unable to end or split the link.
+//! - `plain_text` objects ([`header`], button labels) are not mrkdwn: Slack
+//!   shows them literally, so they are not escaped.
 //!
 //! ```
-//! use pagehook_guest::slack::{self, Blocks};
+//! use pagehook_guest::mrkdwn;
+//! use pagehook_guest::slack::{self, Blocks, Mrkdwn};
 //!
+//! let title = "Release notes <!channel>";
 //! let mut blocks = Blocks::new();
-//! blocks.push(slack::header("Release notes <Q3>"));
-//! blocks.push(slack::section(&format!(
-//!     "{} created {}",
-//!     slack::mrkdwn_escape("Ada & co"),
-//!     slack::link("https://wiki.example.com/x", "Release notes"),
+//! blocks.push(slack::header(title)); // plain text: shown literally
+//! blocks.push(slack::section(mrkdwn!(
+//!     "*{}* created {}",
+//!     "Ada & co",
+//!     Mrkdwn::link("https://wiki.example.com/x", title),
 //! )));
+//! blocks.push(slack::context(["labels: <@U123>"])); // content: escaped
 //! blocks.push(slack::actions([slack::LinkButton::new("Open", "https://wiki.example.com/x")]));
 //! let json = blocks.to_json(); // for SlackMessage::blocks
-//! assert!(json.starts_with('['));
+//! assert!(json.contains("*Ada &amp; co* created <https://wiki.example.com/x|Release notes &lt;!channel&gt;>"));
+//! assert!(json.contains("labels: &lt;@U123&gt;"));
+//! assert!(json.contains(r#""text":"Release notes <!channel>""#));
 //! ```
+
+use std::fmt;
 
 use serde::Serialize;
 use serde_json::Value;
@@ -48,9 +75,9 @@ pub const MAX_BUTTON_TEXT_CHARS: usize = 75;
 /// Most characters in a button's URL.
 pub const MAX_URL_CHARS: usize = 3000;
 
-/// `text` with `&`, `<` and `>` escaped as Slack requires in mrkdwn and
-/// plain text it parses, so a title like `<Q3> & more` shows as written
-/// instead of becoming a broken link or mention.
+/// `text` with `&`, `<` and `>` escaped as Slack requires in mrkdwn, so a
+/// title like `<Q3> & more` shows as written instead of becoming a broken
+/// link or mention. [`Mrkdwn::text`] is the same as a [`Mrkdwn`].
 pub fn mrkdwn_escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
@@ -64,18 +91,188 @@ pub fn mrkdwn_escape(text: &str) -> String {
     out
 }
 
+/// Text in Slack's mrkdwn that is safe to send: Confluence content in it is
+/// escaped, markup in it was written by the plugin author.
+///
+/// Made by escaping ([`Mrkdwn::text`], or `From<&str>`/`From<String>`, which
+/// is what happens when a builder is given a string), by [`Mrkdwn::link`], by
+/// the [`mrkdwn!`](crate::mrkdwn!) macro, or by [`Mrkdwn::trusted`] for markup
+/// the author vouches for. Appending one `Mrkdwn` to another keeps it safe.
+///
+/// ```
+/// use pagehook_guest::slack::Mrkdwn;
+///
+/// assert_eq!(Mrkdwn::text("<!here> & <@U1>").as_str(), "&lt;!here&gt; &amp; &lt;@U1&gt;");
+/// assert_eq!(Mrkdwn::from("a < b").as_str(), "a &lt; b");
+/// assert_eq!(Mrkdwn::trusted("*bold*").as_str(), "*bold*");
+/// let line = Mrkdwn::trusted("*New:* ").then("<b>").then(Mrkdwn::link("https://x", "y"));
+/// assert_eq!(line.as_str(), "*New:* &lt;b&gt;<https://x|y>");
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct Mrkdwn(String);
+
+impl Mrkdwn {
+    /// Empty, to [`push`](Mrkdwn::push) parts onto.
+    pub fn new() -> Self {
+        Mrkdwn(String::new())
+    }
+
+    /// Content shown as written: `&`, `<`, `>` escaped.
+    pub fn text(content: &str) -> Self {
+        Mrkdwn(mrkdwn_escape(content))
+    }
+
+    /// Markup taken as is (`*bold*`, `<!here>`, a link you built). Only for
+    /// text the plugin author wrote: never pass Confluence content here.
+    pub fn trusted(markup: impl Into<String>) -> Self {
+        Mrkdwn(markup.into())
+    }
+
+    /// A link `<url|label>`: see [`link`].
+    pub fn link(url: &str, label: &str) -> Self {
+        link(url, label)
+    }
+
+    /// Append a part (a string is escaped on the way in).
+    pub fn push(&mut self, part: impl Into<Mrkdwn>) -> &mut Self {
+        self.0.push_str(&part.into().0);
+        self
+    }
+
+    /// This text followed by `part`, to build a line in one expression.
+    pub fn then(mut self, part: impl Into<Mrkdwn>) -> Self {
+        self.push(part);
+        self
+    }
+
+    /// True when there is no text.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The mrkdwn.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The mrkdwn, e.g. for `SlackMessage::text`.
+    pub fn into_string(self) -> String {
+        self.0
+    }
+}
+
+impl From<&str> for Mrkdwn {
+    fn from(content: &str) -> Self {
+        Mrkdwn::text(content)
+    }
+}
+
+impl From<String> for Mrkdwn {
+    fn from(content: String) -> Self {
+        Mrkdwn::text(&content)
+    }
+}
+
+impl From<&String> for Mrkdwn {
+    fn from(content: &String) -> Self {
+        Mrkdwn::text(content)
+    }
+}
+
+impl From<&Mrkdwn> for Mrkdwn {
+    fn from(markup: &Mrkdwn) -> Self {
+        markup.clone()
+    }
+}
+
+macro_rules! mrkdwn_from_number {
+    ($($t:ty),*) => {$(
+        impl From<$t> for Mrkdwn {
+            fn from(n: $t) -> Self {
+                Mrkdwn(n.to_string())
+            }
+        }
+    )*};
+}
+mrkdwn_from_number!(u8, u16, u32, u64, usize, i8, i16, i32, i64, isize);
+
+impl PartialEq<str> for Mrkdwn {
+    fn eq(&self, other: &str) -> bool {
+        self.0 == other
+    }
+}
+
+impl PartialEq<&str> for Mrkdwn {
+    fn eq(&self, other: &&str) -> bool {
+        self.0 == *other
+    }
+}
+
+impl From<Mrkdwn> for String {
+    fn from(markup: Mrkdwn) -> String {
+        markup.0
+    }
+}
+
+impl fmt::Display for Mrkdwn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl FromIterator<Mrkdwn> for Mrkdwn {
+    fn from_iter<I: IntoIterator<Item = Mrkdwn>>(iter: I) -> Self {
+        let mut out = Mrkdwn::new();
+        for part in iter {
+            out.push(part);
+        }
+        out
+    }
+}
+
+/// `format!` for Slack mrkdwn: the template is markup the author wrote, each
+/// argument is converted with `Mrkdwn::from`, so strings (Confluence
+/// content) are escaped while [`Mrkdwn`] values (links, nested `mrkdwn!`)
+/// and numbers go in as they are.
+///
+/// Only `{}` placeholders are allowed (and `{{`/`}}`): a captured `{name}`
+/// would skip the escaping, so it is a compile-time error.
+///
+/// ```
+/// use pagehook_guest::mrkdwn;
+/// use pagehook_guest::slack::Mrkdwn;
+///
+/// let title = "<!channel> launch";
+/// let m = mrkdwn!("*{}* updated {} (v{})", "Ada", Mrkdwn::link("https://x/1", title), 3);
+/// assert_eq!(m.as_str(), "*Ada* updated <https://x/1|&lt;!channel&gt; launch> (v3)");
+/// ```
+///
+/// ```compile_fail,E0080
+/// let title = "<!channel>";
+/// let m = pagehook_guest::mrkdwn!("*{title}*"); // not escaped: refused
+/// ```
+#[macro_export]
+macro_rules! mrkdwn {
+    ($template:literal $(, $arg:expr)* $(,)?) => {{
+        const _: () = $crate::text::__only_empty_placeholders($template);
+        $crate::slack::Mrkdwn::trusted(::std::format!(
+            $template $(, $crate::slack::Mrkdwn::from($arg))*
+        ))
+    }};
+}
+
 /// A mrkdwn link `<url|text>` that cannot break out of its brackets: the
 /// text is escaped and newlines flattened; in the URL, characters that would
 /// end or split the link (`<`, `>`, `|`, spaces, controls) are
 /// percent-encoded and `&` is escaped. With empty text it is `<url>`.
-pub fn link(url: &str, text: &str) -> String {
+pub fn link(url: &str, text: &str) -> Mrkdwn {
     let url = escape_url(url);
     let text = mrkdwn_escape(&text.replace(['\r', '\n'], " "));
-    if text.trim().is_empty() {
+    Mrkdwn(if text.trim().is_empty() {
         format!("<{url}>")
     } else {
         format!("<{url}|{text}>")
-    }
+    })
 }
 
 fn escape_url(url: &str) -> String {
@@ -135,9 +332,9 @@ fn plain_text(text: &str, max_chars: usize) -> Text {
     }
 }
 
-fn mrkdwn(text: &str, max_chars: usize) -> Text {
+fn mrkdwn(text: Mrkdwn, max_chars: usize) -> Text {
     Text::Mrkdwn {
-        text: non_empty(truncate_mrkdwn(text, max_chars)),
+        text: non_empty(truncate_mrkdwn(text.as_str(), max_chars)),
     }
 }
 
@@ -238,30 +435,33 @@ impl From<Value> for Block {
     }
 }
 
-/// A header block: large bold plain text (no mrkdwn, no escaping needed),
-/// shortened to 150 characters, line breaks flattened.
+/// A header block: large bold `plain_text`, shown exactly as given (Slack
+/// parses no mrkdwn in it, so it is not escaped), shortened to 150
+/// characters, line breaks flattened.
 pub fn header(text: &str) -> Block {
     Block::of(&Kind::Header {
         text: plain_text(&text.replace(['\r', '\n'], " "), MAX_HEADER_CHARS),
     })
 }
 
-/// A section block with mrkdwn text (escape inserted values with
-/// [`mrkdwn_escape`]), shortened to 3000 characters.
-pub fn section(mrkdwn_text: &str) -> Block {
+/// A section block with mrkdwn text, shortened to 3000 characters. A
+/// string is escaped (content shown as written); build markup with
+/// [`mrkdwn!`](crate::mrkdwn!) or [`Mrkdwn`].
+pub fn section(text: impl Into<Mrkdwn>) -> Block {
     Block::of(&Kind::Section {
-        text: Some(mrkdwn(mrkdwn_text, MAX_SECTION_CHARS)),
+        text: Some(mrkdwn(text.into(), MAX_SECTION_CHARS)),
         fields: None,
     })
 }
 
-/// A section shown as two columns of mrkdwn fields (e.g. `*Space*\nENG`):
-/// at most 10 fields of 2000 characters each; extra fields are dropped.
-pub fn section_fields<S: AsRef<str>>(fields: impl IntoIterator<Item = S>) -> Block {
+/// A section shown as two columns of mrkdwn fields (e.g.
+/// `mrkdwn!("*Space*\n{}", space)`): at most 10 fields of 2000 characters
+/// each; extra fields are dropped. Strings are escaped, as in [`section`].
+pub fn section_fields<S: Into<Mrkdwn>>(fields: impl IntoIterator<Item = S>) -> Block {
     let fields = fields
         .into_iter()
         .take(MAX_SECTION_FIELDS)
-        .map(|f| mrkdwn(f.as_ref(), MAX_FIELD_CHARS))
+        .map(|f| mrkdwn(f.into(), MAX_FIELD_CHARS))
         .collect();
     Block::of(&Kind::Section {
         text: None,
@@ -270,12 +470,12 @@ pub fn section_fields<S: AsRef<str>>(fields: impl IntoIterator<Item = S>) -> Blo
 }
 
 /// A context block: small grey mrkdwn lines (who, where, when); at most 10
-/// elements, extra ones dropped.
-pub fn context<S: AsRef<str>>(elements: impl IntoIterator<Item = S>) -> Block {
+/// elements, extra ones dropped. Strings are escaped, as in [`section`].
+pub fn context<S: Into<Mrkdwn>>(elements: impl IntoIterator<Item = S>) -> Block {
     let elements = elements
         .into_iter()
         .take(MAX_CONTEXT_ELEMENTS)
-        .map(|e| mrkdwn(e.as_ref(), MAX_SECTION_CHARS))
+        .map(|e| mrkdwn(e.into(), MAX_SECTION_CHARS))
         .collect();
     Block::of(&Kind::Context { elements })
 }
@@ -421,6 +621,87 @@ mod tests {
         assert_eq!(mrkdwn_escape("a & <b> *c*"), "a &amp; &lt;b&gt; *c*");
     }
 
+    /// Each of Slack's control sequences, as Confluence content.
+    const HOSTILE: [(&str, &str); 5] = [
+        ("<!channel> launch", "&lt;!channel&gt; launch"),
+        ("<!here>", "&lt;!here&gt;"),
+        ("hi <@U123>", "hi &lt;@U123&gt;"),
+        ("<https://x|y>", "&lt;https://x|y&gt;"),
+        ("R&D &amp; co", "R&amp;D &amp;amp; co"),
+    ];
+
+    fn mrkdwn_texts(block: &Block) -> Vec<String> {
+        fn walk(v: &Value, out: &mut Vec<String>) {
+            match v {
+                Value::Object(map) => {
+                    if map.get("type").and_then(Value::as_str) == Some("mrkdwn") {
+                        out.push(map["text"].as_str().unwrap().to_owned());
+                    }
+                    map.values().for_each(|c| walk(c, out));
+                }
+                Value::Array(items) => items.iter().for_each(|c| walk(c, out)),
+                _ => {}
+            }
+        }
+        let mut out = Vec::new();
+        walk(&block.to_value(), &mut out);
+        out
+    }
+
+    #[test]
+    fn content_given_to_mrkdwn_builders_is_escaped() {
+        for (content, escaped) in HOSTILE {
+            assert_eq!(Mrkdwn::text(content), escaped);
+            assert_eq!(Mrkdwn::from(content), escaped);
+            assert_eq!(Mrkdwn::from(content.to_owned()), escaped);
+            assert_eq!(text_of(&section(content)), escaped);
+            assert_eq!(text_of(&section(content.to_owned())), escaped);
+            assert_eq!(mrkdwn_texts(&context([content])), vec![escaped]);
+            assert_eq!(mrkdwn_texts(&section_fields([content])), vec![escaped]);
+            assert_eq!(
+                crate::mrkdwn!("*{}*", content),
+                format!("*{escaped}*").as_str()
+            );
+        }
+    }
+
+    #[test]
+    fn trusted_mrkdwn_and_plain_text_are_untouched() {
+        let markup = "<!here> *deploy* <https://x|y> &amp;";
+        assert_eq!(Mrkdwn::trusted(markup), markup);
+        assert_eq!(text_of(&section(Mrkdwn::trusted(markup))), markup);
+        assert_eq!(
+            mrkdwn_texts(&context([Mrkdwn::trusted(markup)])),
+            vec![markup]
+        );
+        // The template of mrkdwn! is markup; Mrkdwn arguments are not escaped twice.
+        let m = crate::mrkdwn!(
+            "<!here> {} {}",
+            link("https://x", "a<b"),
+            Mrkdwn::trusted("*b*")
+        );
+        assert_eq!(m, "<!here> <https://x|a&lt;b> *b*");
+        // plain_text is shown literally by Slack: never escaped.
+        for (content, _) in HOSTILE {
+            assert_eq!(text_of(&header(content)), content);
+            let b = actions([LinkButton::new(content, "https://x")]).to_value();
+            assert_eq!(b["elements"][0]["text"]["text"], content);
+            assert_eq!(b["elements"][0]["text"]["type"], "plain_text");
+        }
+    }
+
+    #[test]
+    fn mrkdwn_pieces_compose_without_escaping_twice() {
+        let mut m = Mrkdwn::trusted("*Labels:* ");
+        m.push("<a>").push(", ").push(Mrkdwn::trusted("_b_"));
+        assert_eq!(m, "*Labels:* &lt;a&gt;, _b_");
+        let joined: Mrkdwn = ["<x>", "&"].into_iter().map(Mrkdwn::text).collect();
+        assert_eq!(joined, "&lt;x&gt;&amp;");
+        assert_eq!(crate::mrkdwn!("v{} of {}", 3u32, 10usize), "v3 of 10");
+        assert_eq!(crate::mrkdwn!("{{literal}} {}", "<"), "{literal} &lt;");
+        assert_eq!(String::from(Mrkdwn::text("<")), "&lt;");
+    }
+
     #[test]
     fn link_cannot_break_out() {
         assert_eq!(link("https://x/a", "Title"), "<https://x/a|Title>");
@@ -429,6 +710,14 @@ mod tests {
             "<https://x/?a=1&amp;b=%3C2%3E%7C3%204|a|b &lt;c&gt; &amp; d e>"
         );
         assert_eq!(link("https://x", "  "), "<https://x>");
+        // A label or URL from content cannot open a second link or mention.
+        assert_eq!(
+            link(
+                "https://x/a>|<!channel",
+                "<!here> <@U123> <https://evil|click>"
+            ),
+            "<https://x/a%3E%7C%3C!channel|&lt;!here&gt; &lt;@U123&gt; &lt;https://evil|click&gt;>"
+        );
     }
 
     #[test]
@@ -446,7 +735,7 @@ mod tests {
     fn blocks_have_block_kits_shape() {
         assert_eq!(divider().as_json(), r#"{"type":"divider"}"#);
         assert_eq!(
-            section("*hi*").to_value(),
+            section(Mrkdwn::trusted("*hi*")).to_value(),
             serde_json::json!({ "type": "section", "text": { "type": "mrkdwn", "text": "*hi*" } })
         );
         assert_eq!(
@@ -470,7 +759,7 @@ mod tests {
 
     #[test]
     fn section_is_capped_at_3000_chars() {
-        let b = section(&"x".repeat(10_000));
+        let b = section("x".repeat(10_000));
         assert_eq!(text_of(&b).chars().count(), MAX_SECTION_CHARS);
         assert_eq!(text_of(&section("short")), "short");
         assert_eq!(text_of(&section("")), " ");

@@ -1,4 +1,5 @@
-//! Adaptive Cards that Microsoft Teams accepts.
+//! Adaptive Cards that Microsoft Teams accepts, with Confluence text that
+//! stays text.
 //!
 //! Teams channels are reached through a Workflows webhook that takes an
 //! Adaptive Card (version 1.5) wrapped in a message envelope, and refuses
@@ -6,19 +7,54 @@
 //! `Action.Submit` is useless and only `Action.OpenUrl` is offered. A page
 //! excerpt or a long list of facts can push a card over the limit, so
 //! [`Card::to_json`] shortens the longest texts (and, as a last resort,
-//! drops trailing elements) until the whole envelope fits.
+//! drops trailing elements) until the whole envelope fits: the limit is
+//! measured on the serialized [`envelope`], the bytes the host sends.
+//!
+//! ## Escaping is the default
+//!
+//! TextBlock text and facts are read as Teams' markdown subset: `[label](url)`
+//! is a link whose label can say anything, and `<at>Name</at>` is how a card
+//! mentions someone. So every text builder here ([`text_block`], [`heading`],
+//! [`subtle_text`], [`fact_set`]) takes a [`Markdown`], and a plain `&str` or
+//! `String` converts into one *escaped* (see [`markdown_escape`]):
+//!
+//! - `&`, `<`, `>` become `&amp;`, `&lt;`, `&gt;`, which Adaptive Card
+//!   renderers decode back for display: `<at>`, `<https://…>` and HTML in
+//!   content show as written. (Teams only turns `<at>…</at>` into a mention
+//!   when the card's `msteams.entities` lists it, which these builders never
+//!   do; the escaping makes sure content cannot even spell one.)
+//! - an invisible U+200B ZERO WIDTH SPACE is put after each `]`, so
+//!   `[label](url)`, `[label][ref]` and `[ref]: url` in content are no
+//!   longer link syntax. The text looks the same.
+//! - Emphasis and list markers in content (`**`, `_`, `- `) are left alone:
+//!   they change how a text looks, not what it links to or who it notifies.
+//!
+//! Markdown the plugin author writes goes through [`markdown!`](crate::markdown!)
+//! (a `format!` whose template is markup and whose arguments are escaped),
+//! [`Markdown::trusted`], or [`Markdown::link`] for a link with an escaped
+//! label. [`open_url`] titles are plain text in Teams and are not escaped.
 //!
 //! ```
-//! use pagehook_guest::teams::{self, Card};
+//! use pagehook_guest::markdown;
+//! use pagehook_guest::teams::{self, Card, Markdown};
 //!
+//! let title = "Release notes <at>Everyone</at>";
 //! let card = Card::new()
-//!     .push(teams::heading("Release notes"))
+//!     .push(teams::heading(title)) // content: escaped
 //!     .push(teams::fact_set([("Space", "ENG"), ("Author", "Ada")]))
-//!     .push(teams::text_block("The first lines of the page…"))
+//!     .push(teams::text_block(markdown!(
+//!         "**{}** created {}",
+//!         "Ada",
+//!         Markdown::link("https://wiki.example.com/x", title),
+//!     )))
 //!     .action(teams::open_url("Open page", "https://wiki.example.com/x"));
 //! let json = card.to_json(); // for TeamsMessage::card
+//! assert!(!json.contains("<at>"));
+//! assert!(json.contains("Release notes &lt;at&gt;Everyone&lt;/at&gt;"));
 //! assert!(teams::message_size(&serde_json::from_str(&json).unwrap()) <= teams::MAX_MESSAGE_BYTES);
 //! ```
+
+use std::fmt;
 
 use serde_json::{Map, Value, json};
 
@@ -30,14 +66,230 @@ pub const CARD_VERSION: &str = "1.5";
 /// The schema URL cards declare.
 pub const SCHEMA_URL: &str = "http://adaptivecards.io/schemas/adaptive-card.json";
 
-/// Largest serialized envelope [`Card::to_json`] produces, in bytes. Teams
-/// documents 28 KB for the whole payload; this stays some hundred bytes under
-/// 28 KiB so that the host's own envelope (key order, extra fields) still fits.
+/// Largest serialized [`envelope`] [`Card::to_json`] produces, in bytes.
+/// Teams documents 28 KB for the whole payload and the host refuses an
+/// envelope over 28 KiB (28 672 bytes) before sending; this stays some
+/// hundred bytes under that, measured on the same envelope.
 pub const MAX_MESSAGE_BYTES: usize = 28_000;
 
 /// Shortening never takes a text below this many characters; past that,
 /// trailing elements are dropped instead, so what remains is still readable.
 const MIN_KEPT_CHARS: usize = 100;
+
+/// `text` made safe for Teams' markdown (TextBlock text, facts): `&`, `<`,
+/// `>` as `&amp;`, `&lt;`, `&gt;` (Adaptive Card renderers decode them for
+/// display), and U+200B ZERO WIDTH SPACE after each `]` so no link syntax
+/// survives. [`Markdown::text`] is the same as a [`Markdown`].
+pub fn markdown_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + text.len() / 8);
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            ']' => out.push_str("]\u{200B}"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Text in Teams' markdown subset that is safe to put in a card: content in
+/// it is escaped ([`markdown_escape`]), markup in it was written by the
+/// plugin author.
+///
+/// Made by escaping ([`Markdown::text`], or `From<&str>`/`From<String>`,
+/// which is what happens when a builder is given a string), by
+/// [`Markdown::link`], by [`markdown!`](crate::markdown!), or by
+/// [`Markdown::trusted`] for markup the author vouches for.
+///
+/// ```
+/// use pagehook_guest::teams::Markdown;
+///
+/// assert_eq!(Markdown::text("<at>All</at> & co").as_str(), "&lt;at&gt;All&lt;/at&gt; &amp; co");
+/// assert_eq!(Markdown::text("[win](https://evil)").as_str(), "[win]\u{200B}(https://evil)");
+/// assert_eq!(Markdown::trusted("**bold**").as_str(), "**bold**");
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct Markdown(String);
+
+impl Markdown {
+    /// Empty, to [`push`](Markdown::push) parts onto.
+    pub fn new() -> Self {
+        Markdown(String::new())
+    }
+
+    /// Content shown as written: see [`markdown_escape`].
+    pub fn text(content: &str) -> Self {
+        Markdown(markdown_escape(content))
+    }
+
+    /// Markup taken as is (`**bold**`, a link you built). Only for text the
+    /// plugin author wrote: never pass Confluence content here.
+    pub fn trusted(markup: impl Into<String>) -> Self {
+        Markdown(markup.into())
+    }
+
+    /// A link `[label](url)`: the label is escaped (newlines flattened) and
+    /// characters that would end the URL early (`(`, `)`, `<`, `>`, spaces,
+    /// controls) are percent-encoded. With an empty label the URL is shown.
+    pub fn link(url: &str, label: &str) -> Self {
+        let url = escape_url(url);
+        let label = label.replace(['\r', '\n'], " ");
+        let label = if label.trim().is_empty() {
+            markdown_escape(&url)
+        } else {
+            markdown_escape(&label)
+        };
+        Markdown(format!("[{label}]({url})"))
+    }
+
+    /// Append a part (a string is escaped on the way in).
+    pub fn push(&mut self, part: impl Into<Markdown>) -> &mut Self {
+        self.0.push_str(&part.into().0);
+        self
+    }
+
+    /// This text followed by `part`, to build a line in one expression.
+    pub fn then(mut self, part: impl Into<Markdown>) -> Self {
+        self.push(part);
+        self
+    }
+
+    /// True when there is no text.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The markdown.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The markdown.
+    pub fn into_string(self) -> String {
+        self.0
+    }
+}
+
+fn escape_url(url: &str) -> String {
+    let mut out = String::with_capacity(url.len());
+    for c in url.trim().chars() {
+        match c {
+            '(' => out.push_str("%28"),
+            ')' => out.push_str("%29"),
+            '<' => out.push_str("%3C"),
+            '>' => out.push_str("%3E"),
+            '[' => out.push_str("%5B"),
+            ']' => out.push_str("%5D"),
+            ' ' => out.push_str("%20"),
+            c if c.is_control() => {
+                let mut buf = [0u8; 4];
+                for b in c.encode_utf8(&mut buf).bytes() {
+                    out.push_str(&format!("%{b:02X}"));
+                }
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+impl From<&str> for Markdown {
+    fn from(content: &str) -> Self {
+        Markdown::text(content)
+    }
+}
+
+impl From<String> for Markdown {
+    fn from(content: String) -> Self {
+        Markdown::text(&content)
+    }
+}
+
+impl From<&String> for Markdown {
+    fn from(content: &String) -> Self {
+        Markdown::text(content)
+    }
+}
+
+impl From<&Markdown> for Markdown {
+    fn from(markup: &Markdown) -> Self {
+        markup.clone()
+    }
+}
+
+macro_rules! markdown_from_number {
+    ($($t:ty),*) => {$(
+        impl From<$t> for Markdown {
+            fn from(n: $t) -> Self {
+                Markdown(n.to_string())
+            }
+        }
+    )*};
+}
+markdown_from_number!(u8, u16, u32, u64, usize, i8, i16, i32, i64, isize);
+
+impl PartialEq<str> for Markdown {
+    fn eq(&self, other: &str) -> bool {
+        self.0 == other
+    }
+}
+
+impl PartialEq<&str> for Markdown {
+    fn eq(&self, other: &&str) -> bool {
+        self.0 == *other
+    }
+}
+
+impl From<Markdown> for String {
+    fn from(markup: Markdown) -> String {
+        markup.0
+    }
+}
+
+impl fmt::Display for Markdown {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl FromIterator<Markdown> for Markdown {
+    fn from_iter<I: IntoIterator<Item = Markdown>>(iter: I) -> Self {
+        let mut out = Markdown::new();
+        for part in iter {
+            out.push(part);
+        }
+        out
+    }
+}
+
+/// `format!` for Teams card markdown: the template is markup the author
+/// wrote, each argument is converted with `Markdown::from`, so strings
+/// (Confluence content) are escaped while [`Markdown`] values and numbers go
+/// in as they are. Only `{}` placeholders are allowed (and `{{`/`}}`).
+///
+/// ```
+/// use pagehook_guest::markdown;
+/// use pagehook_guest::teams::Markdown;
+///
+/// let m = markdown!("**{}** updated {}", "<at>Ada</at>", Markdown::link("https://x/1", "Q3"));
+/// assert_eq!(m.as_str(), "**&lt;at&gt;Ada&lt;/at&gt;** updated [Q3](https://x/1)");
+/// ```
+///
+/// ```compile_fail,E0080
+/// let name = "<at>Ada</at>";
+/// let m = pagehook_guest::markdown!("**{name}**"); // not escaped: refused
+/// ```
+#[macro_export]
+macro_rules! markdown {
+    ($template:literal $(, $arg:expr)* $(,)?) => {{
+        const _: () = $crate::text::__only_empty_placeholders($template);
+        $crate::teams::Markdown::trusted(::std::format!(
+            $template $(, $crate::teams::Markdown::from($arg))*
+        ))
+    }};
+}
 
 /// An Adaptive Card under construction: body elements and link actions.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -87,17 +339,19 @@ impl Card {
     }
 }
 
-/// A paragraph of text (Teams' markdown subset applies), wrapped rather
-/// than cut off at the card's edge.
-pub fn text_block(text: &str) -> Value {
-    json!({ "type": "TextBlock", "text": text, "wrap": true })
+/// A paragraph of text, wrapped rather than cut off at the card's edge. A
+/// string is escaped (content shown as written); build markup with
+/// [`markdown!`](crate::markdown!) or [`Markdown`].
+pub fn text_block(text: impl Into<Markdown>) -> Value {
+    json!({ "type": "TextBlock", "text": text.into().0, "wrap": true })
 }
 
 /// A heading: large, bold, and marked as a heading for screen readers.
-pub fn heading(text: &str) -> Value {
+/// Strings are escaped, as in [`text_block`].
+pub fn heading(text: impl Into<Markdown>) -> Value {
     json!({
         "type": "TextBlock",
-        "text": text,
+        "text": text.into().0,
         "wrap": true,
         "size": "Large",
         "weight": "Bolder",
@@ -105,22 +359,26 @@ pub fn heading(text: &str) -> Value {
     })
 }
 
-/// Small, muted text for secondary details (who, when, where).
-pub fn subtle_text(text: &str) -> Value {
+/// Small, muted text for secondary details (who, when, where). Strings are
+/// escaped, as in [`text_block`].
+pub fn subtle_text(text: impl Into<Markdown>) -> Value {
     json!({
         "type": "TextBlock",
-        "text": text,
+        "text": text.into().0,
         "wrap": true,
         "size": "Small",
         "isSubtle": true,
     })
 }
 
-/// Name/value pairs shown as a two-column list (`Space: ENG`).
-pub fn fact_set<K: AsRef<str>, V: AsRef<str>>(facts: impl IntoIterator<Item = (K, V)>) -> Value {
+/// Name/value pairs shown as a two-column list (`Space: ENG`). Teams reads
+/// both as markdown, so strings are escaped, as in [`text_block`].
+pub fn fact_set<K: Into<Markdown>, V: Into<Markdown>>(
+    facts: impl IntoIterator<Item = (K, V)>,
+) -> Value {
     let facts: Vec<Value> = facts
         .into_iter()
-        .map(|(k, v)| json!({ "title": k.as_ref(), "value": v.as_ref() }))
+        .map(|(k, v)| json!({ "title": k.into().0, "value": v.into().0 }))
         .collect();
     json!({ "type": "FactSet", "facts": facts })
 }
@@ -136,7 +394,8 @@ pub fn column_set(columns: impl IntoIterator<Item = Vec<Value>>) -> Value {
 }
 
 /// A button that opens `url`; the only action kind a plugin can use,
-/// since nothing can call a plugin back.
+/// since nothing can call a plugin back. Its title is plain text in Teams
+/// (no markdown, no mentions), so it is not escaped.
 pub fn open_url(title: &str, url: &str) -> Value {
     json!({ "type": "Action.OpenUrl", "title": title, "url": url })
 }
@@ -177,8 +436,12 @@ pub fn fit(card: &mut Value, max_bytes: usize) -> bool {
             && chars > MIN_KEPT_CHARS
         {
             if let Some(Value::String(s)) = card.pointer_mut(&pointer) {
-                let keep = chars_to_keep(s, chars, over).max(MIN_KEPT_CHARS);
-                *s = truncate(s, keep);
+                // Always cut at least one character, so every round makes
+                // progress even when one dropped character would be enough.
+                let keep = chars_to_keep(s, chars, over)
+                    .min(chars - 1)
+                    .max(MIN_KEPT_CHARS);
+                *s = truncate_markdown(s, keep);
             }
             continue;
         }
@@ -192,6 +455,20 @@ pub fn fit(card: &mut Value, max_bytes: usize) -> bool {
         if !removed {
             return false;
         }
+    }
+}
+
+/// `text` shortened to `max_chars` (ellipsis included) without ending in half
+/// an escape such as `&am`, which would show as written.
+fn truncate_markdown(text: &str, max_chars: usize) -> String {
+    let shortened = truncate(text, max_chars);
+    if shortened.len() == text.len() {
+        return shortened;
+    }
+    let kept = shortened.trim_end_matches(crate::text::ELLIPSIS);
+    match kept.rfind('&').filter(|&i| !kept[i..].contains(';')) {
+        Some(cut) => format!("{}{}", kept[..cut].trim_end(), crate::text::ELLIPSIS),
+        None => shortened,
     }
 }
 
@@ -356,13 +633,141 @@ mod tests {
     fn too_many_elements_are_dropped_from_the_end() {
         let mut card = Card::new().push(heading("Title"));
         for i in 0..2_000 {
-            card = card.push(text_block(&format!("line {i}")));
+            card = card.push(text_block(format!("line {i}")));
         }
         let json: Value = serde_json::from_str(&card.to_json()).unwrap();
         assert!(message_size(&json) <= MAX_MESSAGE_BYTES);
         assert_eq!(json["body"][0]["text"], "Title");
         assert_eq!(json["body"][1]["text"], "line 0");
         assert_valid(&json);
+    }
+
+    /// Every string in `value` that Teams reads as markdown: TextBlock
+    /// text and fact titles and values.
+    fn markdown_texts(value: &Value) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut stack = vec![value];
+        while let Some(v) = stack.pop() {
+            match v {
+                Value::Object(map) => {
+                    let kind = map.get("type").and_then(Value::as_str);
+                    for (key, child) in map {
+                        match (child, key.as_str(), kind) {
+                            (Value::String(s), "text", Some("TextBlock")) => out.push(s.clone()),
+                            (Value::String(s), "title" | "value", None) => out.push(s.clone()),
+                            _ => stack.push(child),
+                        }
+                    }
+                }
+                Value::Array(items) => stack.extend(items),
+                _ => {}
+            }
+        }
+        out
+    }
+
+    const HOSTILE: &str =
+        "<at>Everyone</at> <!channel> [click here](https://evil.example) [x][r] & <b>";
+
+    #[test]
+    fn content_given_to_text_builders_is_escaped() {
+        let escaped = "&lt;at&gt;Everyone&lt;/at&gt; &lt;!channel&gt; [click here]\u{200B}(https://evil.example) [x]\u{200B}[r]\u{200B} &amp; &lt;b&gt;";
+        assert_eq!(markdown_escape(HOSTILE), escaped);
+        let card = Card::new()
+            .push(heading(HOSTILE))
+            .push(subtle_text(HOSTILE.to_owned()))
+            .push(text_block(HOSTILE.to_owned()))
+            .push(fact_set([(HOSTILE, HOSTILE)]))
+            .push(column_set([vec![text_block(HOSTILE)]]))
+            .to_value();
+        let texts = markdown_texts(&card);
+        assert_eq!(texts.len(), 6);
+        for t in texts {
+            assert_eq!(t, escaped);
+            assert!(
+                !t.contains('<') && !t.contains("](") && !t.contains("]["),
+                "{t}"
+            );
+        }
+        assert_valid(&card);
+        // Action titles are plain text in Teams: shown as written.
+        let button = open_url(HOSTILE, "https://x");
+        assert_eq!(button["title"], HOSTILE);
+    }
+
+    #[test]
+    fn trusted_markdown_and_links_are_the_authors() {
+        let md = Markdown::trusted("**bold** [docs](https://x) <at>Ada</at>");
+        assert_eq!(text_block(&md)["text"], md.as_str());
+        assert_eq!(
+            crate::markdown!("**{}** by {} ({})", HOSTILE, &md, 3u32).as_str(),
+            format!("**{}** by {} (3)", markdown_escape(HOSTILE), md)
+        );
+        // A link's label is content; its URL cannot close the link early.
+        assert_eq!(
+            Markdown::link("https://x/a) [b](https://evil", "<at>All</at> [y](z)"),
+            "[&lt;at&gt;All&lt;/at&gt; [y]\u{200B}(z)](https://x/a%29%20%5Bb%5D%28https://evil)"
+        );
+        assert_eq!(Markdown::link("https://x", " "), "[https://x](https://x)");
+        let mut m = Markdown::trusted("**Labels:** ");
+        m.push("<a>").push(Markdown::trusted("_b_"));
+        assert_eq!(m, "**Labels:** &lt;a&gt;_b_");
+    }
+
+    #[test]
+    fn absurd_content_is_escaped_and_shortened_to_the_envelope_limit() {
+        let title = format!("<at>{}</at>", "T&<".repeat(1_332));
+        assert_eq!(title.chars().count(), 4_005);
+        let labels: Vec<String> = (0..300).map(|i| format!("<at>label-{i}</at>")).collect();
+        let excerpt = "[x](https://evil) <b>&".repeat(5_000);
+        assert!(excerpt.len() > 100_000);
+        let card = Card::new()
+            .push(heading(&title))
+            .push(fact_set([("Labels", labels.join(", "))]))
+            .push(text_block(&excerpt))
+            .action(open_url("Open page", "https://wiki.example.com/x"));
+        let json: Value = serde_json::from_str(&card.to_json()).unwrap();
+        let size = message_size(&json);
+        assert!(size <= MAX_MESSAGE_BYTES, "{size}");
+        assert_eq!(json["body"].as_array().unwrap().len(), 3, "nothing dropped");
+        for t in markdown_texts(&json) {
+            assert!(!t.contains('<') && !t.contains("]("), "{t}");
+            // A cut never leaves half an escape (`&am…`) behind.
+            if let Some(kept) = t.strip_suffix('…') {
+                let tail = &kept[kept.rfind('&').unwrap_or(0)..];
+                assert!(!tail.starts_with('&') || tail.contains(';'), "{tail}");
+            }
+        }
+        assert_valid(&json);
+    }
+
+    #[test]
+    fn a_cut_never_ends_in_half_an_escape() {
+        let card = Card::new().push(text_block("&".repeat(10_000)));
+        let json: Value = serde_json::from_str(&card.to_json()).unwrap();
+        let text = json["body"][0]["text"].as_str().unwrap();
+        assert!(text.ends_with("&amp;…"), "{}", &text[text.len() - 20..]);
+    }
+
+    #[test]
+    fn fit_always_makes_progress() {
+        // An envelope one byte over, whose last character alone is enough
+        // to cut: the old fit kept every character and looped for ever.
+        let text = |n: usize| format!("{}😀", "a".repeat(n));
+        let card = |n: usize| Card::new().push(text_block(text(n))).to_value();
+        let base = message_size(&card(200));
+        let n = 200 + (MAX_MESSAGE_BYTES + 1 - base);
+        let mut value = card(n);
+        assert_eq!(message_size(&value), MAX_MESSAGE_BYTES + 1);
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let fitted = fit(&mut value, MAX_MESSAGE_BYTES);
+            tx.send((fitted, message_size(&value))).unwrap();
+        });
+        let (fitted, size) = rx
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .expect("fit returns");
+        assert!(fitted && size <= MAX_MESSAGE_BYTES, "{size}");
     }
 
     #[test]

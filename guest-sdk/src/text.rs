@@ -57,6 +57,28 @@ pub fn truncate_bytes(text: &str, max_bytes: usize) -> String {
     out
 }
 
+/// Compile-time check behind [`mrkdwn!`](crate::mrkdwn!) and
+/// [`markdown!`](crate::markdown!): the template may hold only `{}`
+/// placeholders (and `{{`, `}}`), because a captured `{name}` or a format
+/// spec would bypass the conversion that escapes each argument.
+#[doc(hidden)]
+pub const fn __only_empty_placeholders(template: &str) {
+    let b = template.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'{' {
+            if i + 1 < b.len() && (b[i + 1] == b'{' || b[i + 1] == b'}') {
+                i += 2;
+                continue;
+            }
+            panic!(
+                "use only `{{}}` placeholders and pass each value as an argument, so that it is escaped"
+            );
+        }
+        i += 1;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

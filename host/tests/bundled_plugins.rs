@@ -10,8 +10,9 @@
 
 mod common;
 
+use std::io::Write;
 use std::path::PathBuf;
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 
 use serde_json::Value;
@@ -328,5 +329,266 @@ fn a_broken_template_is_a_clear_error_not_a_broken_page() {
     assert!(
         stderr.contains("returned an error: setting `template` is not a valid Liquid template"),
         "{stderr}"
+    );
+}
+
+/// Slack's control sequences (and a Teams mention), in every piece of
+/// Confluence text an event carries.
+const HOSTILE: &str =
+    "<!channel> <!here> <@U0ADMIN> <https://evil|click> <at>Everyone</at> [win](https://evil) &";
+
+/// An example event with `HOSTILE` in its title, author, space name,
+/// excerpt, version message, labels and ancestors' titles.
+fn hostile_event(name: &str) -> Value {
+    let text = std::fs::read_to_string(common::event_path(&format!("{name}.json"))).unwrap();
+    let mut event: Value = serde_json::from_str(&text).unwrap();
+    event["actor"]["display_name"] = format!("Ada {HOSTILE}").into();
+    let c = &mut event["content"];
+    c["title"] = format!("Title {HOSTILE}").into();
+    c["space_name"] = format!("Space {HOSTILE}").into();
+    c["excerpt"] = format!("Excerpt {HOSTILE}\nsecond line {HOSTILE}").into();
+    c["version_message"] = format!("Note {HOSTILE}").into();
+    c["labels"] = serde_json::json!([format!("label {HOSTILE}"), "<@U0ADMIN>"]);
+    c["ancestors"] = serde_json::json!([
+        {"id": 2818001, "title": format!("Home {HOSTILE}")},
+        {"id": 2818051, "title": format!("Ancestor {HOSTILE}")},
+    ]);
+    event
+}
+
+/// Runs `plugin` on `event` (given on stdin) with `settings`; returns the actions.
+fn run_on(plugin: &str, event: &Value, settings: &[&str]) -> Value {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_pagehook"));
+    cmd.args(["plugin", "run"])
+        .arg(common::plugin_dir(plugin))
+        .args(["--event", "-"])
+        .arg("--cache-dir")
+        .arg(common::root().join("target/pagehook-cache"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for s in settings {
+        cmd.args(["--set", s]);
+    }
+    let mut child = cmd.spawn().unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(event.to_string().as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{plugin}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// Every `mrkdwn` text object's text in Slack blocks, at any depth.
+fn mrkdwn_texts(value: &Value, out: &mut Vec<String>) {
+    match value {
+        Value::Object(map) => {
+            if map.get("type").and_then(Value::as_str) == Some("mrkdwn") {
+                out.push(map["text"].as_str().unwrap().to_owned());
+            }
+            map.values().for_each(|v| mrkdwn_texts(v, out));
+        }
+        Value::Array(items) => items.iter().for_each(|v| mrkdwn_texts(v, out)),
+        _ => {}
+    }
+}
+
+/// No `<` in `mrkdwn` except the links to the page the plugin made itself
+/// (`<https://wiki.example.com/...|label>`), and none of the sequences.
+fn assert_no_slack_control_sequences(mrkdwn: &str) {
+    let mut rest = mrkdwn;
+    while let Some(i) = rest.find('<') {
+        assert!(
+            rest[i..].starts_with("<https://wiki.example.com/"),
+            "unescaped `<` in {mrkdwn:?}"
+        );
+        rest = &rest[i + 1..];
+    }
+    for seq in [
+        "<!channel>",
+        "<!here>",
+        "<@U0ADMIN>",
+        "<https://evil|click>",
+    ] {
+        assert!(!mrkdwn.contains(seq), "{seq} in {mrkdwn:?}");
+    }
+}
+
+#[test]
+fn slack_poster_escapes_every_piece_of_confluence_text_in_mrkdwn() {
+    for (event, settings) in [
+        (
+            hostile_event("page_updated"),
+            &["channel=#eng", "dm-emails=grace@example.com"][..],
+        ),
+        (
+            hostile_event("comment_created"),
+            &[
+                "channel=#eng",
+                "events=comment-created",
+                "dm-emails=ada@example.com",
+            ][..],
+        ),
+    ] {
+        let actions = run_on("slack-poster", &event, settings);
+        let actions = actions.as_array().unwrap();
+        assert_eq!(actions.len(), 2, "a post and a DM: {actions:?}");
+        for action in actions {
+            let text = action["text"].as_str().unwrap();
+            assert_no_slack_control_sequences(text);
+            assert!(text.contains("&lt;!channel&gt;"), "{text}");
+            let mut texts = Vec::new();
+            mrkdwn_texts(&action["blocks"], &mut texts);
+            assert!(texts.len() >= 5, "{texts:?}");
+            texts
+                .iter()
+                .for_each(|t| assert_no_slack_control_sequences(t));
+            let all = texts.join("\n");
+            for piece in [
+                "Ada",
+                "Space",
+                "Excerpt",
+                "second line",
+                "label",
+                "&lt;@U0ADMIN&gt;",
+            ] {
+                assert!(all.contains(piece), "{piece} missing from {all}");
+            }
+            assert_block_kit(&action["blocks"]);
+            // The header is plain_text, which Slack shows literally: as written.
+            let header = &action["blocks"][0]["text"];
+            assert_eq!(header["type"], "plain_text");
+            assert!(
+                header["text"].as_str().unwrap().ends_with(HOSTILE),
+                "{header}"
+            );
+        }
+    }
+}
+
+/// Every string Teams reads as markdown in a card: TextBlock text, fact
+/// titles and values.
+fn card_markdown(value: &Value, out: &mut Vec<String>) {
+    match value {
+        Value::Object(map) => {
+            let kind = map.get("type").and_then(Value::as_str);
+            for (key, child) in map {
+                match (child, key.as_str(), kind) {
+                    (Value::String(s), "text", Some("TextBlock")) => out.push(s.clone()),
+                    (Value::String(s), "title" | "value", None) => out.push(s.clone()),
+                    _ => card_markdown(child, out),
+                }
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|v| card_markdown(v, out)),
+        _ => {}
+    }
+}
+
+fn assert_card_valid(card: &Value) {
+    let errors: Vec<String> = card_schema()
+        .iter_errors(card)
+        .map(|e| e.to_string())
+        .collect();
+    assert!(errors.is_empty(), "{errors:?}\n{card:#}");
+    assert_eq!(card["version"], "1.5");
+}
+
+fn envelope_bytes(card: &Value) -> usize {
+    serde_json::json!({"type": "message", "attachments": [{"contentType": "application/vnd.microsoft.card.adaptive", "content": card}]})
+        .to_string()
+        .len()
+}
+
+#[test]
+fn teams_poster_cards_cannot_mention_or_link_from_confluence_text() {
+    for (event, settings) in [
+        (hostile_event("page_updated"), &["channel=eng-news"][..]),
+        (
+            hostile_event("comment_created"),
+            &["channel=eng-news", "events=comment-created"][..],
+        ),
+    ] {
+        let actions = run_on("teams-poster", &event, settings);
+        let card = &actions[0]["card"];
+        assert_card_valid(card);
+        assert!(card.get("msteams").is_none(), "no mention entities");
+        let mut texts = Vec::new();
+        card_markdown(card, &mut texts);
+        assert!(texts.len() >= 8, "{texts:?}");
+        for t in &texts {
+            assert!(!t.contains("<at>") && !t.contains('<'), "{t}");
+            assert!(!t.contains("](https://evil"), "a link from content: {t}");
+        }
+        let all = texts.join("\n");
+        for piece in [
+            "Ada",
+            "Space",
+            "Note",
+            "Excerpt",
+            "label",
+            "&lt;at&gt;Everyone&lt;/at&gt;",
+        ] {
+            assert!(all.contains(piece), "{piece} missing from {all}");
+        }
+    }
+}
+
+#[test]
+fn teams_poster_shortens_absurd_content_to_the_envelope_limit() {
+    let mut event = hostile_event("page_updated");
+    let c = &mut event["content"];
+    c["title"] = "<at>Title</at> & ".repeat(250).into();
+    assert!(c["title"].as_str().unwrap().chars().count() >= 4_000);
+    c["labels"] = (0..300)
+        .map(|i| format!("label-{i}-{HOSTILE}"))
+        .collect::<Vec<_>>()
+        .into();
+    c["excerpt"] = format!("{HOSTILE} ").repeat(1_200).into();
+    assert!(c["excerpt"].as_str().unwrap().len() > 100_000);
+    let actions = run_on("teams-poster", &event, &["channel=eng-news"]);
+    let card = &actions[0]["card"];
+    assert_card_valid(card);
+    let bytes = envelope_bytes(card);
+    assert!(bytes <= 28 * 1024, "envelope of {bytes} bytes");
+    let mut texts = Vec::new();
+    card_markdown(card, &mut texts);
+    assert!(texts.iter().all(|t| !t.contains('<')), "{texts:?}");
+    assert!(
+        texts.iter().any(|t| t.ends_with('…')),
+        "something was shortened: {texts:?}"
+    );
+    assert_eq!(card["actions"].as_array().unwrap().len(), 2, "buttons kept");
+}
+
+#[test]
+fn retro_writer_keeps_markup_in_confluence_text_as_text() {
+    let mut event = hostile_event("incident_created");
+    let c = &mut event["content"];
+    c["title"] = "DB ]]> <primary> & \"replica\" <![CDATA[".into();
+    c["labels"] = serde_json::json!(["incident", "]]><x>&"]);
+    let actions = run_on("retro-writer", &event, &[]);
+    let actions = actions.as_array().unwrap();
+    assert_eq!(actions.len(), 2);
+    for action in actions {
+        let body = action["body"].as_str().unwrap();
+        assert_storage_xml(body);
+        assert!(
+            !body.contains("]]>") && !body.contains("<primary>"),
+            "{body}"
+        );
+    }
+    assert!(
+        actions[0]["body"]
+            .as_str()
+            .unwrap()
+            .contains("DB ]]&gt; &lt;primary&gt; &amp; &quot;replica&quot;")
     );
 }

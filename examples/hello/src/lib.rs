@@ -10,6 +10,10 @@
 use pagehook_guest::{Action, Event, EventKind, Plugin, Settings, SlackMessage, log};
 
 /// Posts `<greeting>: <actor> created "<title>" in <space>: <url>`.
+///
+/// Slack reads a message's text as mrkdwn, where `<!channel>` in a title
+/// would ping everyone; `SlackMessage::new` escapes a plain string, so the
+/// title is shown as written.
 pub struct Hello;
 
 impl Plugin for Hello {
@@ -65,6 +69,24 @@ mod tests {
                 blocks: None,
                 thread_key: Some("page-123456".into()),
             })]
+        );
+    }
+
+    #[test]
+    fn titles_cannot_ping_the_channel() {
+        let mut event = testing::event(EventKind::PageCreated);
+        event.content.as_mut().unwrap().title = "<!channel> launch & <@U123>".into();
+        let actions = Hello::handle(event, settings(&[("channel", "#eng")])).unwrap();
+        let [Action::PostSlack(message)] = actions.as_slice() else {
+            panic!("{actions:?}")
+        };
+        // SlackMessage::new escapes a string: Slack shows the title as written.
+        assert!(
+            message
+                .text
+                .contains("\"&lt;!channel&gt; launch &amp; &lt;@U123&gt;\""),
+            "{}",
+            message.text
         );
     }
 

@@ -338,6 +338,37 @@ mod tests {
     }
 
     #[test]
+    fn markup_in_every_field_stays_text_in_storage_format() {
+        let nasty = "]]> <![CDATA[ <ac:link> & \"q\" 'a' </p> &amp; <!channel>";
+        let mut e = incident();
+        e.actor.as_mut().unwrap().display_name = Some(nasty.into());
+        let c = e.content.as_mut().unwrap();
+        c.title = nasty.into();
+        c.space_name = Some(nasty.into());
+        c.excerpt = Some(nasty.into());
+        c.url = format!("https://wiki.example.com/x?a=1&b=\"{nasty}");
+        c.labels.push(nasty.into());
+        let actions = run(e, &[]).unwrap();
+        let [Action::CreatePage(page), Action::AddComment(comment)] = actions.as_slice() else {
+            panic!("{actions:?}")
+        };
+        // The title is a JSON string for Confluence, not markup: kept as is.
+        assert_eq!(page.title, format!("Retrospective: {nasty}"));
+        parse_storage(&page.body);
+        parse_storage(&comment.body);
+        let escaped = "]]&gt; &lt;![CDATA[ &lt;ac:link&gt; &amp; &quot;q&quot; &#39;a&#39; &lt;/p&gt; &amp;amp; &lt;!channel&gt;";
+        assert!(page.body.contains(escaped), "{}", page.body);
+        assert!(!page.body.contains("]]>") && !page.body.contains("<![CDATA["));
+        assert!(
+            comment
+                .body
+                .contains(&format!("ri:content-title=\"Retrospective: {escaped}\"")),
+            "{}",
+            comment.body
+        );
+    }
+
+    #[test]
     fn long_unicode_titles_are_cut_to_confluence_limit() {
         let mut e = incident();
         e.content.as_mut().unwrap().title = "事故".repeat(300);

@@ -9,9 +9,9 @@
 //! direct message to a list of people.
 
 use pagehook_guest::filters::{self, Filters};
-use pagehook_guest::slack::{self, Blocks, LinkButton};
+use pagehook_guest::slack::{self, Blocks, LinkButton, Mrkdwn};
 use pagehook_guest::{
-    Action, Event, EventKind, Plugin, Settings, SlackDirectMessage, SlackMessage, log, text,
+    Action, Event, EventKind, Plugin, Settings, SlackDirectMessage, SlackMessage, log, mrkdwn, text,
 };
 
 /// Longest excerpt shown, in characters.
@@ -31,7 +31,7 @@ impl Plugin for SlackPoster {
         }
         let message = Message::of(&event);
         let mut actions = vec![Action::PostSlack(
-            SlackMessage::new(channel, message.text.clone())
+            SlackMessage::new(channel, &message.text)
                 .with_blocks(message.blocks.clone())
                 .with_thread_key(message.thread_key.clone()),
         )];
@@ -40,8 +40,7 @@ impl Plugin for SlackPoster {
                 continue; // nobody needs to be told what they just did
             }
             actions.push(Action::DmSlack(
-                SlackDirectMessage::new(email, message.text.clone())
-                    .with_blocks(message.blocks.clone()),
+                SlackDirectMessage::new(email, &message.text).with_blocks(message.blocks.clone()),
             ));
         }
         Ok(actions)
@@ -50,7 +49,8 @@ impl Plugin for SlackPoster {
 
 /// One event's message: fallback text, blocks and thread.
 struct Message {
-    text: String,
+    /// The fallback: Slack reads it as mrkdwn too.
+    text: Mrkdwn,
     blocks: String,
     thread_key: String,
 }
@@ -65,56 +65,51 @@ impl Message {
         let title = filters::display_title(event);
         let space = filters::space_name(content);
         let what = filters::what_happened(event.kind, "the");
+        // Everything from Confluence is content: the SDK escapes strings on
+        // their way into mrkdwn (the fallback text included), so a title
+        // `<!channel>` pings nobody. Markup goes through `mrkdwn!`.
         // An event that could not be enriched may not know its space.
-        let in_space = |s: String| {
-            if space.is_empty() {
-                String::new()
-            } else {
-                format!(" in {s}")
-            }
-        };
-        let text = format!(
-            "{actor} {what} \"{title}\"{}: {}",
-            in_space(space.to_owned()),
-            content.url
-        );
+        let text = Mrkdwn::text(&if space.is_empty() {
+            format!("{actor} {what} \"{title}\": {}", content.url)
+        } else {
+            format!("{actor} {what} \"{title}\" in {space}: {}", content.url)
+        });
 
         let mut blocks = Blocks::new();
-        blocks.push(slack::header(title));
-        blocks.push(slack::section(&format!(
-            "{} {what} {}{}",
-            slack::mrkdwn_escape(actor),
-            slack::link(&content.url, title),
-            in_space(format!("*{}*", slack::mrkdwn_escape(space)))
+        blocks.push(slack::header(title)); // plain_text: shown as written
+        let in_space = if space.is_empty() {
+            Mrkdwn::new()
+        } else {
+            mrkdwn!(" in *{}*", space)
+        };
+        blocks.push(slack::section(mrkdwn!(
+            "{} {} {}{}",
+            actor,
+            what,
+            Mrkdwn::link(&content.url, title),
+            in_space
         )));
         if let Some(note) = content
             .version_message
             .as_deref()
             .filter(|m| !m.trim().is_empty())
         {
-            blocks.push(slack::context([format!(
-                "_“{}”_",
-                slack::mrkdwn_escape(note.trim())
-            )]));
+            blocks.push(slack::context([mrkdwn!("_“{}”_", note.trim())]));
         }
         if let Some(excerpt) = content.excerpt.as_deref().filter(|e| !e.trim().is_empty()) {
-            let quoted = slack::mrkdwn_escape(&text::truncate(excerpt.trim(), EXCERPT_CHARS));
-            blocks.push(slack::section(&format!(">{}", quoted.replace('\n', "\n>"))));
+            let quoted = Mrkdwn::text(&text::truncate(excerpt.trim(), EXCERPT_CHARS));
+            blocks.push(slack::section(Mrkdwn::trusted(format!(
+                ">{}",
+                quoted.as_str().replace('\n', "\n>")
+            ))));
         }
         let mut facts = vec![if content.space_key.is_empty() {
-            format!("version {}", content.version)
+            mrkdwn!("version {}", content.version)
         } else {
-            format!(
-                "{} · version {}",
-                slack::mrkdwn_escape(&content.space_key),
-                content.version
-            )
+            mrkdwn!("{} · version {}", &content.space_key, content.version)
         }];
         if !content.labels.is_empty() {
-            facts.push(format!(
-                "labels: {}",
-                slack::mrkdwn_escape(&content.labels.join(", "))
-            ));
+            facts.push(mrkdwn!("labels: {}", content.labels.join(", ")));
         }
         if !event.enriched {
             facts.push("details unavailable: Pagehook could not read this content".into());
@@ -232,6 +227,110 @@ mod tests {
         );
         assert_eq!(actions.len(), 2);
         assert!(matches!(&actions[1], Action::DmSlack(d) if d.email == "grace@example.com"));
+    }
+
+    const HOSTILE: &str = "<!channel> <!here> <@U0ADMIN> <https://evil|click> & co";
+
+    /// An event whose every piece of Confluence text is hostile.
+    fn hostile(kind: EventKind) -> Event {
+        let mut e = testing::event(kind);
+        e.actor.as_mut().unwrap().display_name = Some(format!("Ada {HOSTILE}"));
+        let c = e.content.as_mut().unwrap();
+        c.title = format!("Title {HOSTILE}");
+        c.space_name = Some(format!("Space {HOSTILE}"));
+        c.space_key = "ENG<&>".into();
+        c.excerpt = Some(format!("Excerpt {HOSTILE}\nline two {HOSTILE}"));
+        c.version_message = Some(format!("Note {HOSTILE}"));
+        c.labels = vec![format!("label{HOSTILE}"), "<@U1>".into()];
+        for a in &mut c.ancestors {
+            a.title = format!("Ancestor {HOSTILE}");
+        }
+        e
+    }
+
+    /// Every text Slack reads as mrkdwn in `blocks`, and every plain_text.
+    fn texts(blocks: &Value, mrkdwn: &mut Vec<String>, plain: &mut Vec<String>) {
+        match blocks {
+            Value::Object(map) => {
+                match map.get("type").and_then(Value::as_str) {
+                    Some("mrkdwn") => mrkdwn.push(map["text"].as_str().unwrap().into()),
+                    Some("plain_text") => plain.push(map["text"].as_str().unwrap().into()),
+                    _ => {}
+                }
+                map.values().for_each(|v| texts(v, mrkdwn, plain));
+            }
+            Value::Array(items) => items.iter().for_each(|v| texts(v, mrkdwn, plain)),
+            _ => {}
+        }
+    }
+
+    /// `<` only where the plugin wrote a link to the page.
+    fn assert_no_control_sequences(mrkdwn: &str) {
+        let without_links = mrkdwn.replace(
+            "<https://wiki.example.com/pages/viewpage.action?pageId=123456|",
+            "",
+        );
+        assert!(!without_links.contains('<'), "{mrkdwn}");
+        for seq in [
+            "<!channel>",
+            "<!here>",
+            "<@U0ADMIN>",
+            "<https://evil|click>",
+            "<@U1>",
+        ] {
+            assert!(!mrkdwn.contains(seq), "{seq} in {mrkdwn}");
+        }
+    }
+
+    #[test]
+    fn confluence_text_cannot_mention_or_link_in_any_mrkdwn() {
+        for (kind, events) in [
+            (EventKind::PageUpdated, "page-updated"),
+            (EventKind::CommentCreated, "comment-created"),
+        ] {
+            let actions = run(
+                hostile(kind),
+                &[("events", events), ("dm-emails", "grace@example.com")],
+            );
+            assert_eq!(actions.len(), 2);
+            for action in &actions {
+                let (text, blocks) = match action {
+                    Action::PostSlack(m) => (&m.text, &m.blocks),
+                    Action::DmSlack(d) => (&d.text, &d.blocks),
+                    other => panic!("{other:?}"),
+                };
+                assert_no_control_sequences(text);
+                assert!(
+                    text.contains("&lt;!channel&gt; &lt;!here&gt; &lt;@U0ADMIN&gt;"),
+                    "{text}"
+                );
+                let blocks: Value = serde_json::from_str(blocks.as_deref().unwrap()).unwrap();
+                let (mut mrkdwn, mut plain) = (Vec::new(), Vec::new());
+                texts(&blocks, &mut mrkdwn, &mut plain);
+                assert!(mrkdwn.len() >= 4, "{mrkdwn:?}");
+                mrkdwn.iter().for_each(|t| assert_no_control_sequences(t));
+                // The header is plain_text: Slack shows it literally.
+                let title = if kind == EventKind::CommentCreated {
+                    "Ancestor"
+                } else {
+                    "Title"
+                };
+                assert_eq!(plain[0], format!("{title} {HOSTILE}"));
+                let all = mrkdwn.join("\n");
+                for piece in [
+                    "Ada",
+                    "Space",
+                    "Note",
+                    "Excerpt",
+                    "line two",
+                    "label",
+                    "ENG&lt;&amp;&gt;",
+                    title,
+                ] {
+                    assert!(all.contains(piece), "{piece} missing from {all}");
+                }
+            }
+        }
     }
 
     #[test]

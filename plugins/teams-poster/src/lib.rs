@@ -8,6 +8,10 @@
 //! Teams workflows cannot call back, so there is no `Action.Submit`. The
 //! SDK's `Card::to_json` keeps the whole message under Teams' 28 KB limit
 //! by shortening the longest texts first.
+//!
+//! Every text here is Confluence content given to the SDK's builders as a
+//! string, so it is escaped on the way in: a title with `<at>…</at>` or
+//! `[label](url)` shows as written and neither mentions nor links.
 
 use pagehook_guest::filters::{self, Filters};
 use pagehook_guest::teams::{self, Card};
@@ -62,14 +66,14 @@ pub fn card(event: &Event) -> Card {
     }
     let mut card = Card::new()
         .push(teams::heading(title))
-        .push(teams::subtle_text(&if space.is_empty() {
+        .push(teams::subtle_text(if space.is_empty() {
             format!("{actor} {what}")
         } else {
             format!("{actor} {what} in {space}")
         }))
         .push(teams::fact_set(facts));
     if let Some(excerpt) = content.excerpt.as_deref().filter(|e| !e.trim().is_empty()) {
-        card = card.push(teams::text_block(&text::truncate(
+        card = card.push(teams::text_block(text::truncate(
             excerpt.trim(),
             EXCERPT_CHARS,
         )));
@@ -171,6 +175,90 @@ mod tests {
             teams::message_size(&card) > 27_000,
             "cut only what was needed"
         );
+    }
+
+    const HOSTILE: &str =
+        "<at>Everyone</at> <!channel> <@U0ADMIN> [click](https://evil) <https://evil|click> & co";
+
+    fn hostile(kind: EventKind) -> Event {
+        let mut e = testing::event(kind);
+        e.actor.as_mut().unwrap().display_name = Some(format!("Ada {HOSTILE}"));
+        let c = e.content.as_mut().unwrap();
+        c.title = format!("Title {HOSTILE}");
+        c.space_name = Some(format!("Space {HOSTILE}"));
+        c.excerpt = Some(format!("Excerpt {HOSTILE}"));
+        c.version_message = Some(format!("Note {HOSTILE}"));
+        c.labels = vec![format!("label {HOSTILE}")];
+        for a in &mut c.ancestors {
+            a.title = format!("Ancestor {HOSTILE}");
+        }
+        e
+    }
+
+    /// Every string of the card body (TextBlock text, fact titles and values).
+    fn body_strings(card: &Value) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut stack = vec![&card["body"]];
+        while let Some(v) = stack.pop() {
+            match v {
+                Value::String(s) => out.push(s.clone()),
+                Value::Array(items) => stack.extend(items),
+                Value::Object(map) => stack.extend(map.values()),
+                _ => {}
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn confluence_text_cannot_mention_or_link() {
+        for (kind, events) in [
+            (EventKind::PageUpdated, "page-updated"),
+            (EventKind::CommentCreated, "comment-created"),
+        ] {
+            let card = card_of(hostile(kind), &[("events", events)]);
+            let texts = body_strings(&card);
+            let all = texts.join("\n");
+            for t in &texts {
+                assert!(!t.contains('<') && !t.contains("]("), "{t}");
+            }
+            for piece in [
+                "Title",
+                "Ada",
+                "Space",
+                "Note",
+                "Excerpt",
+                "label",
+                "&lt;at&gt;Everyone",
+            ] {
+                if kind == EventKind::CommentCreated && piece == "Title" {
+                    continue; // a comment's heading is its page: the ancestor
+                }
+                assert!(all.contains(piece), "{piece} missing from {all}");
+            }
+            if kind == EventKind::CommentCreated {
+                assert!(all.contains("Ancestor &lt;at&gt;"), "{all}");
+            }
+            assert!(card.get("msteams").is_none(), "no mention entities");
+        }
+    }
+
+    #[test]
+    fn absurd_content_still_fits_the_envelope_limit() {
+        let mut e = hostile(EventKind::PageUpdated);
+        let c = e.content.as_mut().unwrap();
+        c.title = "<at>T</at>&".repeat(364);
+        assert!(c.title.chars().count() >= 4_000);
+        c.labels = (0..300).map(|i| format!("<at>label-{i}</at>")).collect();
+        c.excerpt = Some(format!("{HOSTILE} ").repeat(1_200));
+        assert!(c.excerpt.as_ref().unwrap().len() > 100_000);
+        let card = card_of(e, &[]);
+        let size = teams::message_size(&card);
+        assert!(size <= teams::MAX_MESSAGE_BYTES, "{size}");
+        for t in body_strings(&card) {
+            assert!(!t.contains('<'), "{t}");
+        }
+        assert_eq!(card["actions"].as_array().unwrap().len(), 2, "buttons kept");
     }
 
     #[test]
