@@ -62,6 +62,7 @@ fn run(rate: u64, seconds: u64) -> (f64, Duration, Duration, usize) {
     side.cli(&[
         "bind",
         "slack-poster",
+        "--quiet",
         "--to",
         "slack:#eng",
         "--set",

@@ -57,6 +57,7 @@ fn slack_side(side: Sidecar, conf: &FakeConfluence, slack: &FakeSlack) -> Sideca
     side.cli(&[
         "bind",
         "slack-poster",
+        "--quiet",
         "--scope",
         "space:ENG",
         "--to",

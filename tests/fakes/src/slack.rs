@@ -112,8 +112,6 @@ const BOT_ID: &str = "B1";
 const APP_ID: &str = "A0PAGEHOOK";
 const DEFAULT_TEAM_ID: &str = "T1";
 const DEFAULT_TEAM_NAME: &str = "Acme";
-/// The first `ts` of the default team: 1700000000.000100. Later ones are 100 µs apart.
-const TS_BASE_MICROS: u128 = 1_700_000_000_000_000;
 
 /// The type of a documented parameter, as far as the fake checks values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -313,7 +311,8 @@ struct SlackState {
     revoked: Vec<String>,
     team_id: String,
     team_name: String,
-    ts_base_micros: u128,
+    /// The last `ts` handed out, in microseconds.
+    last_ts_micros: u128,
     channels: Vec<Channel>,
     channel_by_id: HashMap<String, usize>,
     channel_by_name: HashMap<String, usize>,
@@ -327,7 +326,6 @@ struct SlackState {
     posts: Vec<SlackPost>,
     updates: Vec<SlackPost>,
     unfurls: Vec<SlackUnfurl>,
-    next_ts: u128,
     next_dm: u64,
     next_channel: u64,
 }
@@ -339,7 +337,7 @@ impl SlackState {
             revoked: Vec::new(),
             team_id: team_id.to_string(),
             team_name: team_name.to_string(),
-            ts_base_micros: ts_base_for(team_id),
+            last_ts_micros: 0,
             channels: Vec::new(),
             channel_by_id: HashMap::new(),
             channel_by_name: HashMap::new(),
@@ -353,7 +351,6 @@ impl SlackState {
             posts: Vec::new(),
             updates: Vec::new(),
             unfurls: Vec::new(),
-            next_ts: 1,
             next_dm: 1,
             next_channel: 1,
         }
@@ -404,9 +401,17 @@ impl SlackState {
         self.user_by_id.get(id).map(|&i| &self.users[i])
     }
 
+    /// Slack's `ts` is the time the message was stored, unique per channel:
+    /// the wall clock in microseconds, moved on by one when two messages
+    /// arrive within the same microsecond. A client that reads history
+    /// `oldest` its own clock relies on exactly this.
     fn next_ts(&mut self) -> String {
-        let micros = self.ts_base_micros + self.next_ts * 100;
-        self.next_ts += 1;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_micros())
+            .unwrap_or(0);
+        let micros = now.max(self.last_ts_micros + 1);
+        self.last_ts_micros = micros;
         format!("{}.{:06}", micros / 1_000_000, micros % 1_000_000)
     }
 
@@ -435,20 +440,6 @@ impl SlackState {
             .copied()
             .filter(|&i| self.messages[i].post.channel == channel)
     }
-}
-
-/// Where a team's `ts` values start. The default team keeps 1700000000.000100 so tests can
-/// name exact values; other teams start at a team-dependent later second, so two fakes used
-/// as two workspaces do not hand out the same `ts` (unless they post millions of messages).
-fn ts_base_for(team_id: &str) -> u128 {
-    if team_id == DEFAULT_TEAM_ID {
-        return TS_BASE_MICROS;
-    }
-    // FNV-1a: stable across runs and platforms, unlike std's hasher.
-    let hash = team_id.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    });
-    TS_BASE_MICROS + u128::from(1 + hash % 99_999) * 1_000 * 1_000_000
 }
 
 struct App {
