@@ -1,15 +1,20 @@
 //! Prometheus metrics for `/metrics`: what an operator alerts on.
 //!
 //! Counters for events received, rejected and dispatched, plugin calls and
-//! failures by plugin, and a histogram of plugin call duration. Label values
-//! come from a closed set (results, error codes) or from names the admin
-//! chose (sources, plugins), so cardinality stays bounded.
+//! failures by plugin, a histogram of plugin call duration, and a gauge of
+//! the seconds left before each Confluence connection's personal access
+//! token expires (negative once it has; computed at scrape time from the
+//! expiry `pagehook serve` last read). Label values come from a closed set
+//! (results, error codes) or from names the admin chose (sources, plugins,
+//! connections), so cardinality stays bounded.
 
+use std::collections::BTreeMap;
 use std::sync::Mutex;
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
@@ -35,6 +40,11 @@ struct PluginLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ConnectionLabels {
+    connection: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct FailureLabels {
     plugin: String,
     code: String,
@@ -56,6 +66,9 @@ pub struct Metrics {
     calls: Family<CallLabels, Counter>,
     failures: Family<FailureLabels, Counter>,
     call_seconds: Family<PluginLabels, Histogram, fn() -> Histogram>,
+    token_expiry: Family<ConnectionLabels, Gauge>,
+    /// Connection → when its token expires (ms since the epoch).
+    token_expires_at: Mutex<BTreeMap<String, i64>>,
 }
 
 impl Default for Metrics {
@@ -77,6 +90,8 @@ impl Metrics {
             calls: Family::default(),
             failures: Family::default(),
             call_seconds: Family::new_with_constructor(call_histogram),
+            token_expiry: Family::default(),
+            token_expires_at: Mutex::new(BTreeMap::new()),
         };
         registry.register(
             "events_received",
@@ -112,6 +127,11 @@ impl Metrics {
             "plugin_call_seconds",
             "Wall-clock time of a plugin call (instantiate and run)",
             m.call_seconds.clone(),
+        );
+        registry.register(
+            "confluence_token_expiry_seconds",
+            "Seconds until the personal access token of a Confluence connection expires (negative once expired)",
+            m.token_expiry.clone(),
         );
         *m.registry.lock().unwrap_or_else(|p| p.into_inner()) = registry;
         m
@@ -171,13 +191,44 @@ impl Metrics {
             .inc();
     }
 
+    /// Replaces the known token expiries: `(connection, expires at in ms)`;
+    /// a connection without an expiry (never expires, or not read yet) has
+    /// no series.
+    pub fn set_token_expiries(&self, expiries: Vec<(String, Option<i64>)>) {
+        let mut known = self
+            .token_expires_at
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        *known = expiries
+            .into_iter()
+            .filter_map(|(name, at)| Some((name, at?)))
+            .collect();
+    }
+
     /// The Prometheus text exposition.
     pub fn encode(&self) -> String {
+        self.refresh_token_expiry(crate::store::now_ms());
         let mut out = String::new();
         let registry = self.registry.lock().unwrap_or_else(|p| p.into_inner());
         prometheus_client::encoding::text::encode(&mut out, &registry)
             .expect("writing to a String cannot fail");
         out
+    }
+
+    /// Sets the expiry gauge to the seconds left at `now` (ms).
+    fn refresh_token_expiry(&self, now: i64) {
+        let known = self
+            .token_expires_at
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        self.token_expiry.clear();
+        for (connection, at) in known.iter() {
+            self.token_expiry
+                .get_or_create(&ConnectionLabels {
+                    connection: connection.clone(),
+                })
+                .set((at - now).div_euclid(1000));
+        }
     }
 }
 
@@ -206,5 +257,29 @@ mod tests {
         ] {
             assert!(text.contains(line), "missing {line} in\n{text}");
         }
+    }
+
+    #[test]
+    fn token_expiry_counts_down_from_the_recorded_expiry() {
+        let m = Metrics::new();
+        m.set_token_expiries(vec![
+            ("prod".into(), Some(10_000_000)),
+            ("old".into(), Some(1_000)),
+            ("forever".into(), None),
+        ]);
+        m.refresh_token_expiry(4_000_000);
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &m.registry.lock().unwrap()).unwrap();
+        assert!(
+            text.contains("pagehook_confluence_token_expiry_seconds{connection=\"prod\"} 6000\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("pagehook_confluence_token_expiry_seconds{connection=\"old\"} -3999\n"),
+            "{text}"
+        );
+        assert!(!text.contains("forever"), "{text}");
+        m.set_token_expiries(vec![]);
+        assert!(!m.encode().contains("connection=\"prod\""));
     }
 }

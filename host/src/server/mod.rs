@@ -62,13 +62,38 @@ pub fn router(state: Arc<AppState>) -> Router {
         .with_state(state)
 }
 
+/// `GET /healthz`: 503 only when the database cannot be read. Confluence
+/// personal access tokens are reported in the body, from what the token
+/// watch last read: `status` is `warning` while one expires within
+/// 14 days and `degraded` once one has expired (still 200: restarting the
+/// sidecar would not renew a token, and webhooks are still accepted).
 async fn healthz(State(state): State<Arc<AppState>>) -> Response {
     let store = state.store.clone();
-    match tokio::task::spawn_blocking(move || store.event_counts()).await {
-        Ok(Ok(counts)) => {
+    let read = move || anyhow::Ok((store.event_counts()?, store.connections()?));
+    match tokio::task::spawn_blocking(read).await {
+        Ok(Ok((counts, connections))) => {
             let counts: serde_json::Map<String, serde_json::Value> =
                 counts.into_iter().map(|(k, v)| (k, v.into())).collect();
-            Json(json!({ "status": "ok", "events": counts })).into_response()
+            let now = crate::store::now_ms();
+            let tokens: Vec<crate::admin::TokenStatus> = connections
+                .iter()
+                .filter_map(|c| crate::admin::token_status(c, now))
+                .collect();
+            let status = if tokens.iter().any(|t| t.state == "expired") {
+                "degraded"
+            } else if tokens.iter().any(|t| t.state == "expiring") {
+                "warning"
+            } else {
+                "ok"
+            };
+            let warnings: Vec<&str> = tokens.iter().filter_map(|t| t.message.as_deref()).collect();
+            Json(json!({
+                "status": status,
+                "events": counts,
+                "confluence_tokens": tokens,
+                "warnings": warnings,
+            }))
+            .into_response()
         }
         Ok(Err(e)) => error(StatusCode::SERVICE_UNAVAILABLE, format!("database: {e}")),
         Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
@@ -116,6 +141,12 @@ pub async fn serve(config: Config, listen: Option<String>) -> anyhow::Result<()>
     ));
     let deliverer = Arc::new(Deliverer::new(store.clone(), config.delivery.clone()));
     let (stop, stopped) = watch::channel(false);
+    let token_task = tokio::spawn(crate::admin::watch_tokens(
+        store.clone(),
+        metrics.clone(),
+        config.enrichment_timeout(),
+        stopped.clone(),
+    ));
     let dispatch_task = tokio::spawn(dispatcher.run(wake.clone(), stopped.clone()));
     let delivery_task = tokio::spawn(deliverer.run(outbox, stopped));
 
@@ -136,6 +167,7 @@ pub async fn serve(config: Config, listen: Option<String>) -> anyhow::Result<()>
     let _ = stop.send(true);
     let _ = dispatch_task.await;
     let _ = delivery_task.await;
+    let _ = token_task.await;
     Ok(())
 }
 

@@ -4,6 +4,17 @@
 //! Basic credentials, honours `429 Retry-After` (clamped: Confluence has been
 //! seen sending 2^63-1), waits briefly and retries on 429 and 5xx, and turns
 //! every failure into a [`ClientError`] that never contains the credentials.
+//!
+//! Personal access tokens expire (90 days by default on Data Center).
+//! [`ConfluenceClient::tokens`] reads the account's tokens from
+//! `GET /rest/pat/latest/tokens` (a bare JSON array of `id`, `name`,
+//! `createdAt`, `expiringAt`, `lastAccessedAt`; Confluence 7.9 and later).
+//! The list never shows a token's value, so the token in use cannot be picked
+//! out of it; [`token_in_use`] applies Pagehook's rule: of the tokens that have
+//! not expired (the one authenticating this very request cannot have), the
+//! one that expires first. With a single token on the service account, as
+//! the admin guide recommends, that is exactly the token in use; with
+//! several, the warning comes early rather than late.
 
 use std::time::Duration;
 
@@ -198,15 +209,46 @@ impl ConfluenceClient {
             .and_then(|id| id.as_u64().or_else(|| id.as_str()?.parse().ok())))
     }
 
-    /// The comments on a page with their storage bodies (first 200).
+    /// The page's (or blog post's) top-level comments with their storage
+    /// bodies, every page of them (Confluence pages lists; at most 5,000).
     pub async fn comments(&self, page_id: u64) -> Result<Vec<Value>, ClientError> {
-        let path =
-            format!("/rest/api/content/{page_id}/child/comment?expand=body.storage&limit=200");
+        let mut path =
+            format!("/rest/api/content/{page_id}/child/comment?expand=body.storage&limit=100");
+        let mut all = Vec::new();
+        for _ in 0..50 {
+            let Some(page) = self.get(&path).await? else {
+                break;
+            };
+            if let Some(results) = page.get("results").and_then(Value::as_array) {
+                all.extend(results.iter().cloned());
+            }
+            match page.pointer("/_links/next").and_then(Value::as_str) {
+                Some(next) if !next.is_empty() => path = self.relative(next),
+                _ => break,
+            }
+        }
+        Ok(all)
+    }
+
+    /// The storage body of content `id`; `None` when it does not exist.
+    pub async fn storage(&self, id: u64) -> Result<Option<String>, ClientError> {
         Ok(self
-            .get(&path)
+            .get(&format!("/rest/api/content/{id}?expand=body.storage"))
             .await?
-            .and_then(|v| v.get("results").and_then(Value::as_array).cloned())
-            .unwrap_or_default())
+            .and_then(|v| {
+                v.pointer("/body/storage/value")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned)
+            }))
+    }
+
+    /// The type of content `id` (`page`, `blogpost`, `comment`, ...); `None`
+    /// when it does not exist or the account may not see it.
+    pub async fn content_type(&self, id: u64) -> Result<Option<String>, ClientError> {
+        Ok(self
+            .get(&format!("/rest/api/content/{id}"))
+            .await?
+            .and_then(|v| v.get("type").and_then(Value::as_str).map(str::to_owned)))
     }
 
     /// `POST /rest/api/content`: creates a page or comment; sent once (the
@@ -215,6 +257,56 @@ impl ConfluenceClient {
         self.send(reqwest::Method::POST, "/rest/api/content", Some(body), 1)
             .await?
             .ok_or_else(|| ClientError::BadAnswer("POST /rest/api/content answered 404".into()))
+    }
+
+    /// `POST /rest/api/content/{id}/label` with `[{"prefix":"global","name":..}]`:
+    /// adds labels (ones already there are left as they are, so it can be repeated).
+    pub async fn add_labels(&self, id: u64, labels: &[String]) -> Result<(), ClientError> {
+        let body = Value::Array(
+            labels
+                .iter()
+                .map(|l| serde_json::json!({"prefix": "global", "name": l}))
+                .collect(),
+        );
+        self.send(
+            reqwest::Method::POST,
+            &format!("/rest/api/content/{id}/label"),
+            Some(&body),
+            self.options.attempts,
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// `GET /rest/pat/latest/tokens`: the authenticated account's personal
+    /// access tokens; `None` when this Confluence has no such resource (before
+    /// 7.9, or PATs disabled).
+    pub async fn tokens(&self) -> Result<Option<Vec<PatToken>>, ClientError> {
+        let Some(list) = self.get("/rest/pat/latest/tokens").await? else {
+            return Ok(None);
+        };
+        let items = match &list {
+            Value::Array(items) => items,
+            other => other
+                .get("results")
+                .and_then(Value::as_array)
+                .ok_or_else(|| {
+                    ClientError::BadAnswer("/rest/pat/latest/tokens is not a list".into())
+                })?,
+        };
+        Ok(Some(items.iter().filter_map(PatToken::from_json).collect()))
+    }
+
+    /// A `_links.next` (relative to the context path, or absolute) as a path
+    /// under this client's base URL.
+    fn relative(&self, link: &str) -> String {
+        if let Some(rest) = link.strip_prefix(&self.base) {
+            return rest.to_owned();
+        }
+        match link.find("/rest/") {
+            Some(i) if link.starts_with("http") => link[i..].to_owned(),
+            _ => link.to_owned(),
+        }
     }
 
     async fn get(&self, path: &str) -> Result<Option<Value>, ClientError> {
@@ -309,6 +401,132 @@ impl ConfluenceClient {
     }
 }
 
+/// One of the account's personal access tokens, as `GET /rest/pat/latest/tokens`
+/// lists it (never with its value).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PatToken {
+    /// Confluence's id for it.
+    pub id: Option<u64>,
+    /// The name its owner gave it.
+    pub name: String,
+    /// When it was created (ms since the epoch).
+    pub created_at: Option<i64>,
+    /// When it expires (ms since the epoch); `None`: never.
+    pub expires_at: Option<i64>,
+    /// When it was last used (ms since the epoch).
+    pub last_accessed_at: Option<i64>,
+}
+
+impl PatToken {
+    fn from_json(v: &Value) -> Option<PatToken> {
+        let time = |k: &str| v.get(k).and_then(timestamp_ms);
+        Some(PatToken {
+            id: v
+                .get("id")
+                .and_then(|id| id.as_u64().or_else(|| id.as_str()?.parse().ok())),
+            name: v.get("name")?.as_str()?.to_owned(),
+            created_at: time("createdAt"),
+            expires_at: time("expiringAt"),
+            last_accessed_at: time("lastAccessedAt"),
+        })
+    }
+}
+
+/// Which listed token Pagehook takes to be the one it authenticates with:
+/// of those not expired at `now_ms`, the one that expires first; `None` when
+/// none of them expires (or none is listed).
+pub fn token_in_use(tokens: &[PatToken], now_ms: i64) -> Option<&PatToken> {
+    tokens
+        .iter()
+        .filter(|t| t.expires_at.is_some_and(|at| at > now_ms))
+        .min_by_key(|t| t.expires_at)
+}
+
+/// A Confluence timestamp in ms since the epoch: ISO 8601 with an offset
+/// (`2026-01-12T18:07:13.603+0000`, `+01:00`, `Z`; fraction optional), or a
+/// number of ms.
+pub fn timestamp_ms(v: &Value) -> Option<i64> {
+    match v {
+        Value::Number(n) => n.as_i64(),
+        Value::String(s) => parse_iso8601(s),
+        _ => None,
+    }
+}
+
+/// `2026-01-12 18:07 UTC`: a time in ms since the epoch, for messages.
+pub fn format_utc(ms: i64) -> String {
+    let secs = ms.div_euclid(1000);
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02} UTC",
+        rem / 3600,
+        rem % 3600 / 60
+    )
+}
+
+fn parse_iso8601(s: &str) -> Option<i64> {
+    let s = s.trim();
+    let num = |from: usize, len: usize| -> Option<i64> {
+        let part = s.get(from..from + len)?;
+        part.bytes()
+            .all(|b| b.is_ascii_digit())
+            .then(|| part.parse().ok())?
+    };
+    let (year, month, day) = (num(0, 4)?, num(5, 2)?, num(8, 2)?);
+    if s.get(4..5)? != "-" || s.get(7..8)? != "-" || !matches!(s.get(10..11)?, "T" | "t" | " ") {
+        return None;
+    }
+    let (hour, minute, second) = (num(11, 2)?, num(14, 2)?, num(17, 2)?);
+    let mut rest = s.get(19..)?;
+    let mut millis = 0;
+    if let Some(frac) = rest.strip_prefix('.') {
+        let digits = frac.bytes().take_while(u8::is_ascii_digit).count();
+        let padded = format!("{:0<3}", &frac[..digits.min(3)]);
+        millis = padded.parse::<i64>().ok()?;
+        rest = &frac[digits..];
+    }
+    let offset_secs = match rest {
+        "" | "Z" | "z" => 0,
+        _ => {
+            let sign = match rest.as_bytes()[0] {
+                b'+' => 1,
+                b'-' => -1,
+                _ => return None,
+            };
+            let digits: String = rest[1..].chars().filter(|c| *c != ':').collect();
+            if digits.len() != 4 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+                return None;
+            }
+            let h: i64 = digits[..2].parse().ok()?;
+            let m: i64 = digits[2..].parse().ok()?;
+            sign * (h * 3600 + m * 60)
+        }
+    };
+    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || hour > 23 || minute > 59 {
+        return None;
+    }
+    // Days from civil (Howard Hinnant's algorithm).
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let secs = days * 86_400 + hour * 3600 + minute * 60 + second - offset_secs;
+    Some(secs * 1000 + millis)
+}
+
 fn backoff(attempt: u32) -> Duration {
     Duration::from_millis(100 * u64::from(attempt))
 }
@@ -370,6 +588,65 @@ mod tests {
         assert_eq!(retry_after(&h, max), max);
         h.insert("retry-after", "3".parse().unwrap());
         assert_eq!(retry_after(&h, max), Duration::from_secs(3));
+    }
+
+    #[test]
+    fn confluence_timestamps_parse_with_any_offset() {
+        let base = 1_768_241_233_603; // 2026-01-12T18:07:13.603Z
+        for text in [
+            "2026-01-12T18:07:13.603+0000",
+            "2026-01-12T18:07:13.603Z",
+            "2026-01-12T19:07:13.603+01:00",
+            "2026-01-12T13:07:13.603-0500",
+        ] {
+            assert_eq!(parse_iso8601(text), Some(base), "{text}");
+        }
+        assert_eq!(parse_iso8601("2026-01-12T18:07:13Z"), Some(base - 603));
+        assert_eq!(
+            parse_iso8601("2000-02-29T00:00:00.5Z"),
+            Some(951_782_400_500)
+        );
+        assert_eq!(timestamp_ms(&serde_json::json!(42)), Some(42));
+        assert_eq!(format_utc(base), "2026-01-12 18:07 UTC");
+        for bad in [
+            "",
+            "yesterday",
+            "2026-13-01T00:00:00Z",
+            "2026-01-12T18:07:13+5",
+        ] {
+            assert_eq!(parse_iso8601(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_token_in_use_is_the_earliest_unexpired() {
+        let t = |name: &str, expires_at: Option<i64>| PatToken {
+            id: None,
+            name: name.into(),
+            created_at: None,
+            expires_at,
+            last_accessed_at: None,
+        };
+        let tokens = [
+            t("old", Some(50)),
+            t("later", Some(900)),
+            t("forever", None),
+            t("sooner", Some(300)),
+        ];
+        assert_eq!(token_in_use(&tokens, 100).unwrap().name, "sooner");
+        assert_eq!(token_in_use(&tokens, 400).unwrap().name, "later");
+        assert!(token_in_use(&tokens, 1000).is_none());
+        let listed = PatToken::from_json(&serde_json::json!({
+            "id": 7, "name": "sidecar", "createdAt": "2026-01-12T18:07:13.603+0000",
+            "expiringAt": "2026-04-12T18:07:13.603+0000"
+        }))
+        .unwrap();
+        assert_eq!(listed.id, Some(7));
+        assert_eq!(
+            listed.expires_at.unwrap() - listed.created_at.unwrap(),
+            90 * 86_400_000
+        );
+        assert_eq!(listed.last_accessed_at, None);
     }
 
     #[test]

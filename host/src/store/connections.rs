@@ -68,6 +68,23 @@ pub struct ConnectionRecord {
     /// Why the last delivery through it was refused for its credentials;
     /// `None` while healthy. Cleared by the next success or by `connect` again.
     pub health: Option<String>,
+    /// Confluence: what Pagehook last learnt of its personal access token;
+    /// `None` until first checked (and for Basic-auth and webhook-only connections).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token: Option<TokenExpiry>,
+}
+
+/// A Confluence personal access token's expiry, as last read from
+/// `GET /rest/pat/latest/tokens` (see `source::client::token_in_use` for
+/// which token that is).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TokenExpiry {
+    /// The token's name in Confluence (never its value).
+    pub name: String,
+    /// When it expires (ms since the epoch); `None`: it never expires.
+    pub expires_at: Option<i64>,
+    /// When Pagehook read this (ms since the epoch).
+    pub checked_at: i64,
 }
 
 fn redact<S: serde::Serializer>(v: &Option<SecretSource>, s: S) -> Result<S::Ok, S::Error> {
@@ -104,12 +121,13 @@ impl ConnectionRecord {
             dry_run: false,
             created_at: now_ms(),
             health: None,
+            token: None,
         }
     }
 }
 
-const COLUMNS: &str =
-    "name, kind, url, username, secret, hook_secret, dry_run, created_at, health_error";
+const COLUMNS: &str = "name, kind, url, username, secret, hook_secret, dry_run, created_at, health_error, \
+     token_name, token_expires_at, token_checked_at";
 
 fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(ConnectionRecordRaw, String)> {
     Ok((
@@ -122,6 +140,9 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(ConnectionRecordRaw, String)>
             dry_run: r.get(6)?,
             created_at: r.get(7)?,
             health: r.get(8)?,
+            token_name: r.get(9)?,
+            token_expires_at: r.get(10)?,
+            token_checked_at: r.get(11)?,
         },
         r.get(1)?,
     ))
@@ -136,6 +157,9 @@ struct ConnectionRecordRaw {
     dry_run: bool,
     created_at: i64,
     health: Option<String>,
+    token_name: Option<String>,
+    token_expires_at: Option<i64>,
+    token_checked_at: Option<i64>,
 }
 
 fn decode((raw, kind): (ConnectionRecordRaw, String)) -> StoreResult<ConnectionRecord> {
@@ -148,7 +172,16 @@ fn decode((raw, kind): (ConnectionRecordRaw, String)) -> StoreResult<ConnectionR
         })
         .transpose()
     };
+    let token = match (raw.token_name, raw.token_checked_at) {
+        (Some(name), Some(checked_at)) => Some(TokenExpiry {
+            name,
+            expires_at: raw.token_expires_at,
+            checked_at,
+        }),
+        _ => None,
+    };
     Ok(ConnectionRecord {
+        token,
         kind: ConnectionKind::parse(&kind)?,
         secret: source(raw.secret)?,
         hook_secret: source(raw.hook_secret)?,
@@ -176,7 +209,7 @@ impl Store {
         }
         self.with(|conn| {
             conn.execute(
-                &format!("INSERT OR REPLACE INTO connections ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, NULL)"),
+                &format!("INSERT OR REPLACE INTO connections ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, NULL, NULL, NULL, NULL)"),
                 params![
                     c.name,
                     c.kind.as_str(),
@@ -220,6 +253,35 @@ impl Store {
     /// Removes a connection; true if it existed.
     pub fn remove_connection(&self, name: &str) -> StoreResult<bool> {
         Ok(self.with(|conn| conn.execute("DELETE FROM connections WHERE name = ?1", [name]))? > 0)
+    }
+
+    /// Records what a check of a Confluence connection's personal access token
+    /// found (`None` forgets it). A connection that no longer exists is ignored.
+    pub fn set_token_expiry(&self, name: &str, token: Option<&TokenExpiry>) -> StoreResult<()> {
+        self.with(|conn| {
+            conn.execute(
+                "UPDATE connections SET token_name = ?2, token_expires_at = ?3, token_checked_at = ?4 WHERE name = ?1",
+                params![
+                    name,
+                    token.map(|t| t.name.as_str()),
+                    token.and_then(|t| t.expires_at),
+                    token.map(|t| t.checked_at)
+                ],
+            )
+        })?;
+        Ok(())
+    }
+
+    /// Marks a connection unhealthy with `error`, or healthy with `None`
+    /// (what `pagehook connections` shows under HEALTH).
+    pub fn set_connection_health(&self, name: &str, error: Option<&str>) -> StoreResult<()> {
+        self.with(|conn| {
+            conn.execute(
+                "UPDATE connections SET health_error = ?2 WHERE name = ?1",
+                params![name, error],
+            )
+        })?;
+        Ok(())
     }
 
     /// Marks a connection dry-run (deliveries recorded, never sent) or live.
@@ -268,5 +330,36 @@ mod tests {
         ));
         assert!(store.remove_connection("acme").unwrap());
         assert!(!store.remove_connection("acme").unwrap());
+    }
+
+    #[test]
+    fn token_expiry_is_kept_until_the_connection_is_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("p.db")).unwrap();
+        let mut c = ConnectionRecord::new("prod", ConnectionKind::Confluence, "https://wiki");
+        c.secret = Some(SecretSource::Env("PAT".into()));
+        store.add_connection(&c).unwrap();
+        assert_eq!(store.connection("prod").unwrap().unwrap().token, None);
+        let token = TokenExpiry {
+            name: "sidecar".into(),
+            expires_at: Some(1_000),
+            checked_at: 500,
+        };
+        store.set_token_expiry("prod", Some(&token)).unwrap();
+        store
+            .set_connection_health("prod", Some("token expired"))
+            .unwrap();
+        let back = store.connection("prod").unwrap().unwrap();
+        assert_eq!(back.token, Some(token));
+        assert_eq!(back.health.as_deref(), Some("token expired"));
+        let shown = serde_json::to_value(&back).unwrap();
+        assert_eq!(shown["token"]["expires_at"], 1_000);
+        store.add_connection(&c).unwrap();
+        let fresh = store.connection("prod").unwrap().unwrap();
+        assert_eq!(
+            (fresh.token, fresh.health),
+            (None, None),
+            "connect again resets"
+        );
     }
 }

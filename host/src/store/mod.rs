@@ -25,7 +25,7 @@ use std::sync::{Mutex, MutexGuard};
 use rusqlite::Connection;
 
 pub use bindings::{Binding, NewBinding, Scope};
-pub use connections::{ConnectionKind, ConnectionRecord, redacted_url};
+pub use connections::{ConnectionKind, ConnectionRecord, TokenExpiry, redacted_url};
 pub use delivery::{AttemptRecord, Claimed, Outcome, SlackThread};
 pub use events::{EventRecord, EventStatus, NewEvent};
 pub use outbox::{
@@ -39,6 +39,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("schema_2.sql"),
     include_str!("schema_3.sql"),
     include_str!("schema_4.sql"),
+    include_str!("schema_5.sql"),
 ];
 
 /// Why a store operation failed.

@@ -1,9 +1,18 @@
 //! A fake of the Confluence Data Center REST API calls Pagehook makes: reading content and
-//! users to enrich id-only webhooks, and creating pages, comments and labels.
+//! users to enrich id-only webhooks, creating pages, comments and labels, and listing the
+//! service account's personal access tokens.
+//!
+//! What it keeps of a created body is what Confluence keeps: the storage format is parsed and
+//! written out again on save ([`FakeConfluence::saved_storage`]), so the body read back differs byte for byte
+//! from the body sent (macro ids added, entities re-encoded, attributes reordered, empty
+//! elements re-closed, whitespace between blocks dropped, XML comments removed) while every
+//! macro and its parameters survive. `metadata.properties` in a create request is ignored, as
+//! Data Center has been reported to ignore it (content properties need
+//! `/rest/api/content/{id}/property` after the content exists); `metadata.labels` is applied.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use axum::Router;
 use axum::body::{Body, Bytes};
@@ -21,6 +30,8 @@ use crate::server::{
     read_body, wait_async, wait_blocking, with_header,
 };
 use crate::{Fault, RecordedRequest, fixture};
+
+const DAY: Duration = Duration::from_secs(86_400);
 
 /// Username of the service account Pagehook acts as; `GET /rest/api/user/current` returns it
 /// and everything the fake creates is authored by it, so loop prevention can be tested.
@@ -51,6 +62,8 @@ pub mod endpoints {
     pub const GET_USER: &str = "GET /rest/api/user";
     /// `GET /rest/api/user/current`: the authenticated account (test connection).
     pub const CURRENT_USER: &str = "GET /rest/api/user/current";
+    /// `GET /rest/pat/latest/tokens`: the authenticated account's personal access tokens.
+    pub const PAT_TOKENS: &str = "GET /rest/pat/latest/tokens";
     /// All of the above.
     pub const ALL: &[&str] = &[
         GET_CONTENT,
@@ -60,6 +73,7 @@ pub mod endpoints {
         ADD_LABELS,
         GET_USER,
         CURRENT_USER,
+        PAT_TOKENS,
     ];
 }
 
@@ -94,6 +108,9 @@ pub struct ConfluenceCreated {
     pub container_id: Option<u64>,
     /// The storage-format body as sent.
     pub storage: String,
+    /// The storage-format body as saved: what Confluence keeps and answers with afterwards,
+    /// rewritten by [`FakeConfluence::saved_storage`] (so it differs from `storage` byte for byte).
+    pub stored: String,
     /// Labels sent in `metadata.labels`.
     pub labels: Vec<String>,
     /// `version.minorEdit` as sent (false when absent).
@@ -126,6 +143,11 @@ struct ConfState {
     labels_added: Vec<LabelsAdded>,
     next_id: u64,
     next_label_id: u64,
+    /// The service account's personal access tokens: (name, created, expires); the first is
+    /// the one the fake's bearer credentials belong to.
+    tokens: Vec<(String, SystemTime, Option<SystemTime>)>,
+    /// Storage bodies saved so far, for stable macro ids.
+    saves: u64,
 }
 
 struct App {
@@ -165,6 +187,12 @@ impl FakeConfluence {
                 labels_added: Vec::new(),
                 next_id: 3_000_001,
                 next_label_id: 5_000_001,
+                tokens: vec![(
+                    "pagehook".to_string(),
+                    SystemTime::now() - DAY,
+                    Some(SystemTime::now() + 89 * DAY),
+                )],
+                saves: 0,
             }),
         });
         let router = Router::new().fallback(handle).with_state(app.clone());
@@ -255,6 +283,30 @@ impl FakeConfluence {
             "self": format!("{base}/rest/api/user?key={key}"),
         });
         st.users.insert(key.to_string(), user);
+    }
+
+    /// Replaces the service account's personal access tokens served at
+    /// `GET /rest/pat/latest/tokens`, as `(name, expires at)` (`None`: never expires).
+    ///
+    /// The first token is the one the fake's own credentials belong to: once its expiry has
+    /// passed, every request with the bearer PAT is refused with 401, as Confluence refuses an
+    /// expired token (it cannot list its own expiry any more). By default the service account
+    /// has one token, `pagehook`, expiring in 89 days.
+    pub fn set_tokens(&self, tokens: &[(&str, Option<SystemTime>)]) {
+        let created = SystemTime::now() - DAY;
+        lock(&self.app.state).tokens = tokens
+            .iter()
+            .map(|(name, expires)| ((*name).to_string(), created, *expires))
+            .collect();
+    }
+
+    /// Writes a storage-format body out the way Confluence saves it, as every create does:
+    /// macros gain an `ac:macro-id` (`seed` varies them), entities become characters,
+    /// attributes are reordered, empty elements re-closed, whitespace between blocks and XML
+    /// comments dropped; `Err` for malformed XML (Confluence's 400 "Error parsing xhtml").
+    /// Saving a saved body again returns it unchanged.
+    pub fn saved_storage(xml: &str, seed: u64) -> Result<String, String> {
+        saved_storage(xml, seed)
     }
 
     /// Every page, blog post and comment created, in order.
@@ -637,6 +689,7 @@ fn fault_response(fault: &Fault) -> Response {
 }
 
 enum Route {
+    Tokens,
     Search,
     Create,
     Get(String),
@@ -649,6 +702,13 @@ enum Route {
 /// Maps a request to its route and endpoint name; `Err(true)` means a known path with the
 /// wrong method, `Err(false)` an unknown path.
 fn route_of(method: &Method, path: &str) -> Result<(Route, &'static str), bool> {
+    if path.trim_end_matches('/') == "/rest/pat/latest/tokens" {
+        return if *method == Method::GET {
+            Ok((Route::Tokens, endpoints::PAT_TOKENS))
+        } else {
+            Err(true)
+        };
+    }
     let Some(rest) = path.strip_prefix("/rest/api/") else {
         return Err(false);
     };
@@ -731,7 +791,13 @@ async fn handle(State(app): State<Arc<App>>, req: Request<Body>) -> Response {
 }
 
 fn dispatch(app: &App, parts: &Parts, body: &Bytes, route: Route) -> Response {
-    if !authorized(&app.auth, parts) {
+    let expired = matches!(app.auth, ConfluenceAuth::Bearer(_))
+        && lock(&app.state)
+            .tokens
+            .first()
+            .and_then(|(_, _, expires)| *expires)
+            .is_some_and(|at| at <= SystemTime::now());
+    if expired || !authorized(&app.auth, parts) {
         return with_header(
             conf_error(
                 StatusCode::UNAUTHORIZED,
@@ -743,6 +809,7 @@ fn dispatch(app: &App, parts: &Parts, body: &Bytes, route: Route) -> Response {
     }
     let mut st = lock(&app.state);
     match route {
+        Route::Tokens => list_tokens(&st),
         Route::Get(id) => get_content(&st, &id, parts),
         Route::Search => search(&st, parts),
         Route::Create => create(&mut st, body),
@@ -980,6 +1047,60 @@ fn get_user(st: &ConfState, parts: &Parts) -> Response {
     }
 }
 
+/// `GET /rest/pat/latest/tokens`: a bare JSON array of the account's tokens, newest last,
+/// with Confluence's field names; timestamps as Confluence writes them
+/// (`2026-01-12T18:07:13.603+0000`). A token that never expires has no `expiringAt`.
+fn list_tokens(st: &ConfState) -> Response {
+    let tokens: Vec<Value> = st
+        .tokens
+        .iter()
+        .enumerate()
+        .map(|(i, (name, created, expires))| {
+            let mut t = json!({
+                "id": 7001 + i as u64,
+                "name": name,
+                "createdAt": iso_at(*created),
+            });
+            if let Some(at) = expires {
+                t["expiringAt"] = json!(iso_at(*at));
+            }
+            if i == 0 {
+                t["lastAccessedAt"] = json!(iso_at(SystemTime::now()));
+            }
+            t
+        })
+        .collect();
+    json_response(StatusCode::OK, &Value::Array(tokens))
+}
+
+/// `2026-01-12T18:07:13.603+0000`, the way Atlassian's REST resources write dates.
+fn iso_at(at: SystemTime) -> String {
+    let ms = match at.duration_since(UNIX_EPOCH) {
+        Ok(d) => d.as_millis() as i64,
+        Err(e) => -(e.duration().as_millis() as i64),
+    };
+    let secs = ms.div_euclid(1000);
+    let millis = ms.rem_euclid(1000);
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{millis:03}+0000",
+        rem / 3600,
+        (rem % 3600) / 60,
+        rem % 60
+    )
+}
+
 /// HTML's named entities that Confluence's storage format accepts but bare XML does not know.
 const ENTITIES: &[(&str, u32)] = &[
     ("nbsp", 160),
@@ -1027,26 +1148,194 @@ const ENTITIES: &[(&str, u32)] = &[
     ("harr", 8596),
 ];
 
-/// Checks a storage-format body is well-formed XML, as Confluence does before saving.
+const XHTML_NS: &str = "http://www.w3.org/1999/xhtml";
+const AC_NS: &str = "http://atlassian.com/content";
+const RI_NS: &str = "http://atlassian.com/resource/identifier";
+
+/// HTML elements that never have content; Confluence writes them as `<br />`.
+const VOID: &[&str] = &[
+    "area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "param", "source",
+    "track", "wbr",
+];
+
+/// Elements whose whitespace-only text between children is layout, not content: Confluence
+/// drops it when it saves.
+const BLOCK_PARENTS: &[&str] = &[
+    "ac:structured-macro",
+    "ac:rich-text-body",
+    "ac:layout",
+    "ac:layout-section",
+    "ac:layout-cell",
+    "ac:task-list",
+    "ac:task",
+    "ac:link",
+    "ac:image",
+    "ul",
+    "ol",
+    "table",
+    "colgroup",
+    "thead",
+    "tbody",
+    "tfoot",
+    "tr",
+];
+
+/// Checks a storage-format body is well-formed XML and writes it out the way Confluence
+/// saves it; `Err` (Confluence's 400 "Error parsing xhtml") for a malformed body.
 ///
 /// The fragment is wrapped in a root that declares the `ac:` and `ri:` namespaces and HTML's
 /// common named entities, so only genuine mistakes (unclosed tags, stray `&`, unknown
-/// prefixes) are refused.
-fn check_storage(xml: &str) -> Result<(), String> {
+/// prefixes) are refused. What comes out keeps every element, attribute value, text and macro
+/// parameter, but not its bytes: every `ac:structured-macro` without one gets an
+/// `ac:macro-id`; entities are written as characters (`&quot;` → `"`, `&#228;` → `ä`,
+/// `&nbsp;` → U+00A0) and only `&`, `<`, `>` (and `"` in attributes) are escaped; attributes
+/// come in reverse name order; empty `ac:`/`ri:` elements and HTML void elements are written
+/// self-closed with a space (`<ri:page ... />`, `<br />`), other empty HTML elements as an
+/// open and close pair (`<p></p>`); whitespace-only text between block elements is dropped;
+/// XML comments and processing instructions are removed. `seed` makes the macro ids differ
+/// from one save to the next.
+fn saved_storage(xml: &str, seed: u64) -> Result<String, String> {
     let entities: String = ENTITIES
         .iter()
         .map(|(name, code)| format!("<!ENTITY {name} \"&#{code};\">"))
         .collect();
     let doc = format!(
-        "<!DOCTYPE ac:confluence [{entities}]><ac:confluence xmlns=\"http://www.w3.org/1999/xhtml\" xmlns:ac=\"http://atlassian.com/content\" xmlns:ri=\"http://atlassian.com/resource/identifier\">{xml}</ac:confluence>"
+        "<!DOCTYPE ac:confluence [{entities}]><ac:confluence xmlns=\"{XHTML_NS}\" xmlns:ac=\"{AC_NS}\" xmlns:ri=\"{RI_NS}\">{xml}</ac:confluence>"
     );
     let options = roxmltree::ParsingOptions {
         allow_dtd: true,
         ..roxmltree::ParsingOptions::default()
     };
-    roxmltree::Document::parse_with_options(&doc, options)
-        .map(|_| ())
-        .map_err(|e| e.to_string())
+    let doc = roxmltree::Document::parse_with_options(&doc, options).map_err(|e| e.to_string())?;
+    let mut out = String::with_capacity(xml.len() + 64);
+    let mut macros = 0u64;
+    for child in doc.root_element().children() {
+        write_node(child, &mut out, seed, &mut macros, true);
+    }
+    Ok(out)
+}
+
+fn qualified(ns: Option<&str>, name: &str) -> String {
+    match ns {
+        Some(AC_NS) => format!("ac:{name}"),
+        Some(RI_NS) => format!("ri:{name}"),
+        _ => name.to_string(),
+    }
+}
+
+fn escape_text(text: &str, out: &mut String) {
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            c => out.push(c),
+        }
+    }
+}
+
+fn escape_attr(text: &str, out: &mut String) {
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '"' => out.push_str("&quot;"),
+            c => out.push(c),
+        }
+    }
+}
+
+/// A made-up but well-formed macro id, stable for a given save and macro.
+fn macro_id(seed: u64, n: u64) -> String {
+    let mut x = seed
+        .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        .wrapping_add(n.wrapping_mul(0xBF58_476D_1CE4_E5B9))
+        ^ 0x94D0_49BB_1331_11EB;
+    let mut hex = String::new();
+    for _ in 0..2 {
+        x ^= x >> 31;
+        x = x.wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        hex.push_str(&format!("{x:016x}"));
+    }
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..32]
+    )
+}
+
+fn write_node(
+    node: roxmltree::Node<'_, '_>,
+    out: &mut String,
+    seed: u64,
+    macros: &mut u64,
+    block_parent: bool,
+) {
+    if node.is_text() {
+        let text = node.text().unwrap_or_default();
+        if block_parent && text.trim().is_empty() {
+            return;
+        }
+        let parent = node
+            .parent()
+            .map(|p| qualified(p.tag_name().namespace(), p.tag_name().name()));
+        if matches!(
+            parent.as_deref(),
+            Some("ac:plain-text-body" | "ac:plain-text-link-body")
+        ) {
+            out.push_str("<![CDATA[");
+            out.push_str(&text.replace("]]>", "]]]]><![CDATA[>"));
+            out.push_str("]]>");
+        } else {
+            escape_text(text, out);
+        }
+        return;
+    }
+    if !node.is_element() {
+        return; // comments and processing instructions are not kept
+    }
+    let tag = node.tag_name();
+    let name = qualified(tag.namespace(), tag.name());
+    let mut attrs: Vec<(String, String)> = node
+        .attributes()
+        .map(|a| (qualified(a.namespace(), a.name()), a.value().to_string()))
+        .collect();
+    if name == "ac:structured-macro" && !attrs.iter().any(|(n, _)| n == "ac:macro-id") {
+        *macros += 1;
+        attrs.push(("ac:macro-id".into(), macro_id(seed, *macros)));
+    }
+    attrs.sort_by(|a, b| b.0.cmp(&a.0));
+    out.push('<');
+    out.push_str(&name);
+    for (n, v) in &attrs {
+        out.push(' ');
+        out.push_str(n);
+        out.push_str("=\"");
+        escape_attr(v, out);
+        out.push('"');
+    }
+    let kept: Vec<roxmltree::Node<'_, '_>> = node
+        .children()
+        .filter(|c| c.is_element() || c.is_text())
+        .collect();
+    let blocks = BLOCK_PARENTS.contains(&name.as_str());
+    let empty = kept
+        .iter()
+        .all(|c| c.is_text() && blocks && c.text().unwrap_or_default().trim().is_empty());
+    if empty && (name.contains(':') || VOID.contains(&name.as_str())) {
+        out.push_str(" />");
+        return;
+    }
+    out.push('>');
+    for child in kept {
+        write_node(child, out, seed, macros, blocks);
+    }
+    out.push_str("</");
+    out.push_str(&name);
+    out.push('>');
 }
 
 /// Confluence lower-cases labels and refuses spaces and a few punctuation marks.
@@ -1154,9 +1443,11 @@ fn create(st: &mut ConfState, body: &Bytes) -> Response {
             }
         },
     };
-    if let Err(e) = check_storage(&storage) {
-        return bad_request(&format!("Error parsing xhtml: {e}"));
-    }
+    st.saves += 1;
+    let stored = match saved_storage(&storage, st.saves) {
+        Ok(saved) => saved,
+        Err(e) => return bad_request(&format!("Error parsing xhtml: {e}")),
+    };
     let labels = match request.pointer("/metadata/labels") {
         None | Some(Value::Null) => Vec::new(),
         Some(v) => match label_names(v) {
@@ -1199,6 +1490,22 @@ fn create(st: &mut ConfState, body: &Bytes) -> Response {
             .to_string();
         let page_title = container["title"].as_str().unwrap_or_default().to_string();
         let container_type = container["type"].clone();
+        if !matches!(container_type.as_str(), Some("page" | "blogpost")) {
+            return bad_request(&format!(
+                "Comments can only be added to pages and blog posts; content {container_id} is a {}",
+                container_type.as_str().unwrap_or("?")
+            ));
+        }
+        // Confluence resolves the container by id *and* type: a blog post named as a page
+        // (or the reverse) is not found, and the comment is refused.
+        if let Some(sent) = request.pointer("/container/type").and_then(Value::as_str)
+            && Some(sent) != container_type.as_str()
+        {
+            return bad_request(&format!(
+                "Could not find container of type {sent} with id {container_id}: it is a {}",
+                container_type.as_str().unwrap_or("?")
+            ));
+        }
         let mut b = ContentBuilder::comment(id, container_id, &page_title, &space_key)
             .ancestors(&[])
             .set("/container/type", container_type);
@@ -1291,7 +1598,7 @@ fn create(st: &mut ConfState, body: &Bytes) -> Response {
         .set("/history/createdDate", json!(now))
         .set(
             "/body",
-            json!({"storage": {"value": storage, "representation": "storage"}}),
+            json!({"storage": {"value": stored, "representation": "storage"}}),
         )
         .labels(&[])
         .set("/_links/base", json!(st.base_url));
@@ -1312,6 +1619,7 @@ fn create(st: &mut ConfState, body: &Bytes) -> Response {
         parent_id,
         container_id,
         storage,
+        stored,
         labels,
         minor_edit,
         request,

@@ -1,5 +1,7 @@
 use std::time::Duration;
 
+use std::time::SystemTime;
+
 use pagehook_fakes::{
     ConfluenceAuth, ContentBuilder, FakeConfluence, Fault, SERVICE_USER_KEY, SERVICE_USERNAME,
     endpoints, fixture,
@@ -263,6 +265,7 @@ fn create_page_then_find_it_and_refuse_a_duplicate() {
     assert_eq!(record.space_key, "ENG");
     assert_eq!(record.parent_id, Some(2818051));
     assert_eq!(record.storage, storage);
+    assert_ne!(record.stored, storage, "Confluence rewrites what it saves");
     assert_eq!(record.labels, ["retro"]);
     assert!(record.minor_edit);
 
@@ -276,7 +279,7 @@ fn create_page_then_find_it_and_refuse_a_duplicate() {
         read["version"]["by"]["username"], SERVICE_USERNAME,
         "authored by the service account"
     );
-    assert_eq!(read["body"]["storage"]["value"], storage);
+    assert_eq!(read["body"]["storage"]["value"], record.stored.as_str());
     assert_eq!(read["metadata"]["labels"]["results"][0]["name"], "retro");
 
     let found: Value = get(
@@ -553,4 +556,237 @@ async fn usable_from_async_tests() {
     let (resp, created) = tokio::join!(create, c.wait_for_created_async(1, Duration::from_secs(5)));
     assert_eq!(resp.unwrap().status(), StatusCode::OK);
     assert_eq!(created[0].title, "Async");
+}
+
+#[test]
+fn storage_is_rewritten_on_save_as_confluence_does() {
+    let c = confluence();
+    let sent = "<p class=\"lead\" title=\"&quot;Q3&quot; &amp; more\">Caf&#233; &quot;ok&quot;&nbsp;<br/>x</p>\n  <!-- a note -->\n  <ac:structured-macro ac:name=\"anchor\" ac:schema-version=\"1\"><ac:parameter ac:name=\"\">pagehook-0123abcd</ac:parameter></ac:structured-macro>\n<ul>\n  <li>one</li>\n</ul><p/><p><ac:link><ri:page ri:space-key=\"ENG\" ri:content-title=\"Q3 &amp; more\"/></ac:link></p><ac:structured-macro ac:macro-id=\"keep-me\" ac:name=\"code\"><ac:plain-text-body><![CDATA[a < b && c]]></ac:plain-text-body></ac:structured-macro>";
+    let resp = post(&c, "/rest/api/content", page_body("Rewritten", sent));
+    assert_eq!(resp.status(), StatusCode::OK);
+    let id = resp.json::<Value>().unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let record = &c.created()[0];
+    assert_eq!(record.storage, sent, "what was sent");
+    let saved = record.stored.as_str();
+    assert_ne!(saved, sent);
+    // Entities re-encoded: named and numeric ones become characters, `&quot;` a plain quote
+    // in text; attributes come in another order; self-closing and empty tags re-written.
+    assert!(
+        saved.starts_with(
+            "<p title=\"&quot;Q3&quot; &amp; more\" class=\"lead\">Café \"ok\"\u{a0}<br />x</p>"
+        ),
+        "{saved}"
+    );
+    assert!(
+        !saved.contains("<!--") && !saved.contains("a note"),
+        "comments go: {saved}"
+    );
+    assert!(
+        saved.contains("<ul><li>one</li></ul><p></p>"),
+        "whitespace between blocks goes: {saved}"
+    );
+    assert!(
+        saved.contains("<ri:page ri:space-key=\"ENG\" ri:content-title=\"Q3 &amp; more\" />"),
+        "{saved}"
+    );
+    assert!(saved.contains("<![CDATA[a < b && c]]>"), "{saved}");
+    // Every macro keeps its name and parameters and gains an id; an id already there stays.
+    let anchor = saved.split("<ac:structured-macro ").nth(1).unwrap();
+    assert!(
+        anchor.starts_with("ac:schema-version=\"1\" ac:name=\"anchor\" ac:macro-id=\""),
+        "{anchor}"
+    );
+    assert!(anchor.contains("<ac:parameter ac:name=\"\">pagehook-0123abcd</ac:parameter>"));
+    assert_eq!(saved.matches("ac:macro-id=").count(), 2);
+    assert!(saved.contains("ac:macro-id=\"keep-me\""));
+    // The saved body is what every answer shows afterwards.
+    let read: Value = get(&c, &format!("/rest/api/content/{id}?expand=body.storage"))
+        .json()
+        .unwrap();
+    assert_eq!(read["body"]["storage"]["value"], saved);
+    let found: Value = get(
+        &c,
+        "/rest/api/content?spaceKey=ENG&title=Rewritten&type=page&expand=body.storage",
+    )
+    .json()
+    .unwrap();
+    assert_eq!(found["results"][0]["body"]["storage"]["value"], saved);
+    assert_eq!(
+        c.content(id.parse().unwrap()).unwrap()["body"]["storage"]["value"],
+        saved
+    );
+    // Saving the saved body again changes nothing more.
+    assert_eq!(FakeConfluence::saved_storage(saved, 99).unwrap(), saved);
+
+    let comment = post(
+        &c,
+        "/rest/api/content",
+        json!({
+            "type": "comment",
+            "container": {"id": "2818051", "type": "page"},
+            "body": {"storage": {"value": "<p>See <ac:link><ri:page ri:content-title=\"Rewritten\"/></ac:link></p>", "representation": "storage"}},
+        }),
+    );
+    assert_eq!(comment.status(), StatusCode::OK);
+    let listed: Value = get(
+        &c,
+        "/rest/api/content/2818051/child/comment?expand=body.storage",
+    )
+    .json()
+    .unwrap();
+    assert_eq!(
+        listed["results"][0]["body"]["storage"]["value"],
+        "<p>See <ac:link><ri:page ri:content-title=\"Rewritten\" /></ac:link></p>"
+    );
+}
+
+#[test]
+fn labels_on_create_and_properties_ignored_as_data_center_does() {
+    let c = confluence();
+    let mut body = page_body("Labelled", "<p>x</p>");
+    body["metadata"] = json!({
+        "labels": [{"prefix": "global", "name": "Retrospective"}, {"prefix": "global", "name": "ops"}],
+        "properties": {"pagehook-delivery": {"key": "pagehook-delivery", "value": {"delivery": 1}}},
+    });
+    let resp = post(&c, "/rest/api/content", body);
+    assert_eq!(resp.status(), StatusCode::OK);
+    let id: u64 = resp.json::<Value>().unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let read: Value = get(
+        &c,
+        &format!("/rest/api/content/{id}?expand=metadata.labels"),
+    )
+    .json()
+    .unwrap();
+    let names: Vec<_> = read["metadata"]["labels"]["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| (l["prefix"].clone(), l["name"].clone()))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            (json!("global"), json!("retrospective")),
+            (json!("global"), json!("ops"))
+        ]
+    );
+    assert!(
+        c.content(id).unwrap()["metadata"]
+            .get("properties")
+            .is_none(),
+        "metadata.properties is not applied on create"
+    );
+    // Adding a label that is already there changes nothing.
+    let again = post(
+        &c,
+        &format!("/rest/api/content/{id}/label"),
+        json!([{"prefix": "global", "name": "retrospective"}]),
+    );
+    assert_eq!(again.status(), StatusCode::OK);
+    assert_eq!(again.json::<Value>().unwrap()["size"], 2);
+}
+
+#[test]
+fn comments_on_a_blog_post_name_it_as_a_blogpost() {
+    let c = confluence();
+    c.put_content(
+        2818200,
+        ContentBuilder::blogpost(2818200, "ENG", "Launch week").build(),
+    );
+    let comment = |kind: &str| {
+        post(
+            &c,
+            "/rest/api/content",
+            json!({
+                "type": "comment",
+                "container": {"id": "2818200", "type": kind},
+                "body": {"storage": {"value": "<p>Congrats</p>", "representation": "storage"}},
+            }),
+        )
+    };
+    let wrong = comment("page");
+    assert_eq!(wrong.status(), StatusCode::BAD_REQUEST);
+    let err: Value = wrong.json().unwrap();
+    assert_eq!(err["statusCode"], 400);
+    assert!(
+        err["message"].as_str().unwrap().contains("blogpost"),
+        "{err}"
+    );
+    assert!(c.created().is_empty());
+
+    let ok = comment("blogpost");
+    assert_eq!(ok.status(), StatusCode::OK);
+    let created: Value = ok.json().unwrap();
+    assert_eq!(created["container"]["id"], "2818200");
+    assert_eq!(created["container"]["type"], "blogpost");
+    assert_eq!(created["title"], "Re: Launch week");
+    assert_eq!(c.created()[0].container_id, Some(2818200));
+    let listed: Value = get(&c, "/rest/api/content/2818200/child/comment")
+        .json()
+        .unwrap();
+    assert_eq!(listed["size"], 1);
+
+    // A page named as a blog post is refused the same way.
+    let on_page = post(
+        &c,
+        "/rest/api/content",
+        json!({
+            "type": "comment",
+            "container": {"id": "2818051", "type": "blogpost"},
+            "body": {"storage": {"value": "<p/>", "representation": "storage"}},
+        }),
+    );
+    assert_eq!(on_page.status(), StatusCode::BAD_REQUEST);
+}
+
+#[test]
+fn personal_access_tokens_are_listed_and_an_expired_one_is_refused() {
+    let c = confluence();
+    let listed: Value = get(&c, "/rest/pat/latest/tokens").json().unwrap();
+    let tokens = listed.as_array().expect("a bare array");
+    assert_eq!(tokens.len(), 1);
+    assert_eq!(tokens[0]["name"], "pagehook");
+    for field in ["id", "createdAt", "expiringAt", "lastAccessedAt"] {
+        assert!(tokens[0].get(field).is_some(), "{field} in {listed}");
+    }
+    let expiring = tokens[0]["expiringAt"].as_str().unwrap();
+    assert_eq!(
+        expiring.len(),
+        "2026-01-12T18:07:13.603+0000".len(),
+        "{expiring}"
+    );
+    assert!(expiring.ends_with("+0000"));
+
+    let day = Duration::from_secs(86_400);
+    c.set_tokens(&[
+        ("sidecar", Some(SystemTime::now() + 10 * day)),
+        ("laptop", None),
+    ]);
+    let listed: Value = get(&c, "/rest/pat/latest/tokens").json().unwrap();
+    assert_eq!(listed[0]["name"], "sidecar");
+    assert_eq!(listed[1]["name"], "laptop");
+    assert!(listed[1].get("expiringAt").is_none(), "never expires");
+    assert_eq!(c.calls(endpoints::PAT_TOKENS), 2);
+
+    c.set_tokens(&[("sidecar", Some(SystemTime::now() - day))]);
+    for path in ["/rest/pat/latest/tokens", "/rest/api/user/current"] {
+        let refused = get(&c, path);
+        assert_eq!(refused.status(), StatusCode::UNAUTHORIZED, "{path}");
+    }
+    assert_eq!(
+        client()
+            .post(format!("{}/rest/pat/latest/tokens", c.base_url()))
+            .bearer_auth(PAT)
+            .send()
+            .unwrap()
+            .status(),
+        StatusCode::METHOD_NOT_ALLOWED
+    );
 }
