@@ -336,7 +336,7 @@ mod tests {
             "#eng"
                 .parse::<Destination>()
                 .unwrap_err()
-                .contains("slack:<#channel>")
+                .contains("slack:[<workspace>/]<#channel>")
         );
         assert!("email:x".parse::<Destination>().is_err());
         assert!("slack:".parse::<Destination>().is_err());

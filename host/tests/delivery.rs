@@ -405,6 +405,7 @@ fn dry_run_records_the_exact_request_and_sends_nothing() {
     side.cli(&[
         "bind",
         "slack-poster",
+        "--quiet",
         "--to",
         "slack:#eng",
         "--set",
