@@ -351,15 +351,15 @@ fn a_token_expiring_in_ten_days_warns_in_the_cli_healthz_and_metrics() {
 #[test]
 fn an_expired_token_marks_the_connection_unhealthy() {
     let conf = confluence();
-    conf.set_tokens(&[(
-        "pagehook-sidecar",
-        Some(SystemTime::now() + Duration::from_secs(2)),
-    )]);
+    let expires = SystemTime::now() + Duration::from_secs(5);
+    conf.set_tokens(&[("pagehook-sidecar", Some(expires))]);
     let mut side = Sidecar::new();
     side.connect_confluence("prod", &conf.base_url());
     let first = side.cli(&["connections"]);
     assert!(first.contains("(in 1 day)"), "{first}");
-    std::thread::sleep(Duration::from_millis(2500));
+    if let Ok(left) = expires.duration_since(SystemTime::now()) {
+        std::thread::sleep(left + Duration::from_millis(300));
+    }
     // Confluence now refuses the token, so its expiry can only come from
     // what the earlier check recorded.
     let table = side.cli(&["connections"]);
