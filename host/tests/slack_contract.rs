@@ -377,7 +377,10 @@ fn two_workspaces_bound_at_once_each_get_their_own_messages() {
     assert!(!first.contains("binding(s)"), "{first}");
     // ...and keeps meaning it when a second one is connected.
     let said = connect_slack(&side, "beta", &beta, "xoxb-beta");
-    assert!(said.contains("1 binding(s)"), "the old binding now names acme: {said}");
+    assert!(
+        said.contains("1 binding(s)"),
+        "the old binding now names acme: {said}"
+    );
     let bindings = side.cli(&["bindings", "--json"]);
     assert!(bindings.contains("slack:acme/#eng"), "{bindings}");
     // Now `slack:#eng` is ambiguous and refused with the way out.
@@ -557,4 +560,48 @@ fn confluence_content_never_becomes_a_slack_mention() {
         "the fallback shows the title escaped: {}",
         rendered[0]
     );
+}
+
+#[test]
+fn a_channel_deleted_and_made_again_under_its_name_is_looked_up_once_more() {
+    let conf = confluence(2);
+    let slack = FakeSlack::start(BOT);
+    slack.add_channel("eng", "C0ENG00001", true);
+    let mut side = Sidecar::new();
+    side.connect_confluence("prod", &conf.base_url());
+    connect_slack(&side, "acme", &slack, BOT);
+    side.install("slack-poster", &["post-slack", "dm-slack"]);
+    side.cli(&[
+        "bind",
+        "slack-poster",
+        "--quiet",
+        "--to",
+        "slack:#eng",
+        "--set",
+        "channel=#eng",
+    ]);
+    side.start();
+    side.hook(
+        "prod",
+        &page_event("page_created", FIRST_PAGE, 1),
+        Some(HOOK_SECRET),
+    );
+    slack.wait_for_posts(1, Duration::from_secs(20));
+    let lists = slack.calls("conversations.list");
+    // #eng is deleted and made again: the cached id is gone.
+    slack.delete_channel("C0ENG00001");
+    slack.add_channel("eng", "C0ENG00002", true);
+    side.hook(
+        "prod",
+        &page_event("page_created", FIRST_PAGE + 1, 2),
+        Some(HOOK_SECRET),
+    );
+    let posts = slack.wait_for_posts(2, Duration::from_secs(20));
+    assert_eq!(posts[1].channel, "C0ENG00002", "posted to the new #eng");
+    assert_eq!(
+        slack.calls("conversations.list"),
+        lists + 1,
+        "one more lookup after channel_not_found"
+    );
+    wait_all_sent(&side, 2, Duration::from_secs(10));
 }

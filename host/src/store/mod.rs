@@ -283,6 +283,41 @@ mod tests {
     }
 
     #[test]
+    fn a_version_3_database_keeps_its_pending_deliveries_and_threads() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.db");
+        {
+            // The database as version 3 left it: one pending Slack delivery, one thread.
+            let conn = Connection::open(&path).unwrap();
+            for sql in &MIGRATIONS[..3] {
+                conn.execute_batch(sql).unwrap();
+            }
+            conn.pragma_update(None, "user_version", 3).unwrap();
+            conn.execute_batch(
+                r##"INSERT INTO events (id, key, source, name, received_at, payload, status)
+                    VALUES (1, 'k', 'prod', 'page_created', 0, '{}', 'dispatched');
+                INSERT INTO deliveries (event_id, binding_id, plugin, kind, destination, action, created_at, lane, source)
+                    VALUES (1, 1, 'slack-poster', 'post-slack', 'slack:#eng',
+                    '{"type":"post-slack","channel":"#eng","text":"hi","blocks":null,"thread_key":"page-1"}',
+                    0, 'slack:eng:page-1', 'prod');
+                INSERT INTO slack_threads VALUES ('acme', 'C0ENG00001', 'page-1', '1.000100');"##,
+            )
+            .unwrap();
+        }
+        let store = Store::open(&path).unwrap();
+        let pending = store.pending_deliveries(10).unwrap();
+        assert_eq!(pending.len(), 1);
+        assert_eq!(
+            pending[0].connection, None,
+            "routed to the only workspace at delivery"
+        );
+        assert_eq!(
+            store.thread_ts("acme", "C0ENG00001", "page-1").unwrap(),
+            Some("1.000100".into())
+        );
+    }
+
+    #[test]
     fn a_newer_schema_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("p.db");

@@ -585,6 +585,21 @@ impl FakeSlack {
         lock(&self.app.state).put_channel(new_channel(name, id, kind, member));
     }
 
+    /// Deletes a channel (by id), as a workspace admin can: it leaves
+    /// `conversations.list`, and its id answers `channel_not_found`. A new channel
+    /// may then take its name (with a new id).
+    pub fn delete_channel(&self, id: &str) {
+        let mut st = lock(&self.app.state);
+        if let Some(idx) = st.channel_by_id.remove(id) {
+            let name = st.channels[idx].name.clone();
+            if st.channel_by_name.get(&name) == Some(&idx) {
+                st.channel_by_name.remove(&name);
+            }
+            st.channels[idx].id.clear();
+            st.channels[idx].name.clear();
+        }
+    }
+
     /// Archives a channel (by id or name): posts then fail with `is_archived`.
     pub fn archive_channel(&self, id_or_name: &str) {
         let mut st = lock(&self.app.state);
@@ -1442,6 +1457,7 @@ fn conversations_list(st: &SlackState, p: &Params) -> Result<Value, &'static str
             Kind::Im { .. } => wanted.contains(&"im"),
             Kind::Mpim => wanted.contains(&"mpim") && c.member,
         })
+        .filter(|c| !c.id.is_empty())
         .filter(|c| !(exclude_archived && c.archived))
         .collect();
     let (channels, next) = page(&visible, p, 100, 1000)?;
