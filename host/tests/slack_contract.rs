@@ -605,3 +605,79 @@ fn a_channel_deleted_and_made_again_under_its_name_is_looked_up_once_more() {
     );
     wait_all_sent(&side, 2, Duration::from_secs(10));
 }
+
+#[test]
+fn a_failed_lookup_after_a_lost_answer_is_retried_never_a_dead_letter() {
+    let conf = confluence(1);
+    let slack = FakeSlack::start(BOT);
+    slack.add_channel("eng", "C0ENG00001", true);
+    let mut side = Sidecar::with_delivery(
+        "retry-schedule-ms = [100]\nretry-every-ms = 100\ngive-up-after-ms = 60000\ntimeout-ms = 400\njitter = 0.0\n",
+    );
+    side.connect_confluence("prod", &conf.base_url());
+    connect_slack(&side, "acme", &slack, BOT);
+    side.install("slack-poster", &["post-slack", "dm-slack"]);
+    side.cli(&[
+        "bind",
+        "slack-poster",
+        "--quiet",
+        "--to",
+        "slack:#eng",
+        "--set",
+        "channel=#eng",
+    ]);
+    // The post lands but its answer comes after the client gave up; then
+    // the history lookup meets a 500, a 429 and an error that would be a
+    // dead letter for a post.
+    slack.inject("chat.postMessage", Fault::Delay(Duration::from_millis(800)));
+    slack.inject("conversations.history", Fault::Status(500));
+    slack.inject(
+        "conversations.history",
+        Fault::RateLimited {
+            retry_after_secs: 1,
+        },
+    );
+    slack.inject(
+        "conversations.history",
+        Fault::SlackError("channel_not_found".into()),
+    );
+    side.start();
+    side.hook(
+        "prod",
+        &page_event("page_created", FIRST_PAGE, 1),
+        Some(HOOK_SECRET),
+    );
+    let all = wait_all_sent(&side, 1, Duration::from_secs(30));
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(slack.posts().len(), 1, "found, not posted again");
+    assert_eq!(slack.faults_left("conversations.history"), 0);
+    assert_eq!(
+        all[0]["result"].as_str(),
+        Some(slack.posts()[0].ts.as_str())
+    );
+    let (_, attempts) = side.api(&format!(
+        "/api/deliveries/{}/attempts",
+        all[0]["id"].as_i64().unwrap()
+    ));
+    let outcomes: Vec<&str> = attempts
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["outcome"].as_str().unwrap())
+        .collect();
+    assert!(!outcomes.contains(&"dead"), "{attempts:#}");
+    assert_eq!(outcomes.last(), Some(&"sent"));
+    assert!(
+        outcomes.len() >= 5,
+        "one lost answer, three failed lookups, then found: {attempts:#}"
+    );
+    // Every lookup read from just before the first attempt, with metadata.
+    for r in slack
+        .requests()
+        .iter()
+        .filter(|r| r.endpoint.as_deref() == Some("conversations.history"))
+    {
+        assert!(r.path.contains("oldest="), "{}", r.path);
+        assert!(r.path.contains("include_all_metadata=true"), "{}", r.path);
+    }
+}
