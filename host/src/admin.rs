@@ -656,7 +656,7 @@ pub fn token_status(conn: &ConnectionRecord, now: i64) -> Option<TokenStatus> {
             token.name,
             conn.name,
             if days == 1 { "" } else { "s" },
-            crate::source::client::format_utc(at),
+            crate::clock::utc_minutes(at),
             reconnect(conn)
         ));
     } else {
@@ -676,7 +676,7 @@ fn reconnect(conn: &ConnectionRecord) -> String {
 fn expired_message(conn: &ConnectionRecord, token: &str, at: i64) -> String {
     format!(
         "{TOKEN_HEALTH_PREFIX} `{token}` expired on {}: Confluence refuses it, so events are not enriched and pages and comments are not written; create a new one in Confluence (your profile picture > Settings > Personal Access Tokens) and run `{}` with it",
-        crate::source::client::format_utc(at),
+        crate::clock::utc_minutes(at),
         reconnect(conn)
     )
 }

@@ -47,6 +47,22 @@ fn connect_slack(side: &Sidecar, name: &str, slack: &FakeSlack, token: &str) -> 
     ])
 }
 
+/// Confluence `prod`, Slack `acme` and slack-poster bound quietly to #eng.
+fn bind_eng(side: &Sidecar, conf: &FakeConfluence, slack: &FakeSlack) {
+    side.connect_confluence("prod", &conf.base_url());
+    connect_slack(side, "acme", slack, BOT);
+    side.install("slack-poster", &["post-slack", "dm-slack"]);
+    side.cli(&[
+        "bind",
+        "slack-poster",
+        "--quiet",
+        "--to",
+        "slack:#eng",
+        "--set",
+        "channel=#eng",
+    ]);
+}
+
 fn delivery_id(post: &SlackPost) -> Option<i64> {
     post.metadata.as_ref()?["event_payload"]["delivery_id"].as_i64()
 }
@@ -257,18 +273,7 @@ fn a_channel_scan_is_bounded_per_attempt_and_goes_on_where_it_stopped() {
         "retry-schedule-ms = [100]\nretry-every-ms = 100\ngive-up-after-ms = 60000\ntimeout-ms = 2000\n\
          slack-list-pages-per-attempt = 2\njitter = 0.0\n",
     );
-    side.connect_confluence("prod", &conf.base_url());
-    connect_slack(&side, "acme", &slack, BOT);
-    side.install("slack-poster", &["post-slack", "dm-slack"]);
-    side.cli(&[
-        "bind",
-        "slack-poster",
-        "--quiet",
-        "--to",
-        "slack:#eng",
-        "--set",
-        "channel=#eng",
-    ]);
+    bind_eng(&side, &conf, &slack);
     side.start();
     side.hook(
         "prod",
@@ -507,18 +512,7 @@ fn confluence_content_never_becomes_a_slack_mention() {
     let slack = FakeSlack::start(BOT);
     slack.add_channel("eng", "C0ENG00001", true);
     let mut side = Sidecar::new();
-    side.connect_confluence("prod", &conf.base_url());
-    connect_slack(&side, "acme", &slack, BOT);
-    side.install("slack-poster", &["post-slack", "dm-slack"]);
-    side.cli(&[
-        "bind",
-        "slack-poster",
-        "--quiet",
-        "--to",
-        "slack:#eng",
-        "--set",
-        "channel=#eng",
-    ]);
+    bind_eng(&side, &conf, &slack);
     side.start();
     side.hook(
         "prod",
@@ -568,18 +562,7 @@ fn a_channel_deleted_and_made_again_under_its_name_is_looked_up_once_more() {
     let slack = FakeSlack::start(BOT);
     slack.add_channel("eng", "C0ENG00001", true);
     let mut side = Sidecar::new();
-    side.connect_confluence("prod", &conf.base_url());
-    connect_slack(&side, "acme", &slack, BOT);
-    side.install("slack-poster", &["post-slack", "dm-slack"]);
-    side.cli(&[
-        "bind",
-        "slack-poster",
-        "--quiet",
-        "--to",
-        "slack:#eng",
-        "--set",
-        "channel=#eng",
-    ]);
+    bind_eng(&side, &conf, &slack);
     side.start();
     side.hook(
         "prod",
@@ -614,18 +597,7 @@ fn a_failed_lookup_after_a_lost_answer_is_retried_never_a_dead_letter() {
     let mut side = Sidecar::with_delivery(
         "retry-schedule-ms = [100]\nretry-every-ms = 100\ngive-up-after-ms = 60000\ntimeout-ms = 400\njitter = 0.0\n",
     );
-    side.connect_confluence("prod", &conf.base_url());
-    connect_slack(&side, "acme", &slack, BOT);
-    side.install("slack-poster", &["post-slack", "dm-slack"]);
-    side.cli(&[
-        "bind",
-        "slack-poster",
-        "--quiet",
-        "--to",
-        "slack:#eng",
-        "--set",
-        "channel=#eng",
-    ]);
+    bind_eng(&side, &conf, &slack);
     // The post lands but its answer comes after the client gave up; then
     // the history lookup meets a 500, a 429 and an error that would be a
     // dead letter for a post.

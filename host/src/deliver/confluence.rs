@@ -319,7 +319,7 @@ fn verdict(conn: &ConnectionRecord, e: ClientError) -> Attempt {
                 Some((name, at)) => format!(
                     "Confluence refused the credentials of `{}` (HTTP {status}): its personal access token `{name}` expired on {}; create a new one in Confluence and run `pagehook connect confluence {} ...` with it; deliveries resume after that",
                     conn.name,
-                    crate::source::client::format_utc(at),
+                    crate::clock::utc_minutes(at),
                     conn.name
                 ),
                 None => format!(

@@ -493,27 +493,16 @@ pub(crate) async fn wait_async<T: Debug>(
 
 /// Now as an ISO-8601 UTC timestamp with milliseconds, the way Confluence writes dates.
 pub(crate) fn iso_now() -> String {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    let secs = now.as_secs();
-    let millis = now.subsec_millis();
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{millis:03}Z",
-        rem / 3600,
-        (rem % 3600) / 60,
-        rem % 60
+    iso_at(std::time::SystemTime::now(), "Z")
+}
+
+/// `2026-01-12T18:07:13.603<zone>` in UTC: how Atlassian's and Microsoft's answers write
+/// times (`zone` is `Z` or `+0000`).
+pub(crate) fn iso_at(at: std::time::SystemTime, zone: &str) -> String {
+    let at = time::OffsetDateTime::from(at);
+    let items = time::format_description::parse_borrowed::<2>(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]",
     )
+    .expect("a valid format description");
+    format!("{}{zone}", at.format(&items).unwrap_or_default())
 }
