@@ -49,8 +49,6 @@
 //! assert!(json.contains(r#""text":"Release notes <!channel>""#));
 //! ```
 
-use std::fmt;
-
 use serde::Serialize;
 use serde_json::Value;
 
@@ -91,144 +89,60 @@ pub fn mrkdwn_escape(text: &str) -> String {
     out
 }
 
-/// Text in Slack's mrkdwn that is safe to send: Confluence content in it is
-/// escaped, markup in it was written by the plugin author.
-///
-/// Made by escaping ([`Mrkdwn::text`], or `From<&str>`/`From<String>`, which
-/// is what happens when a builder is given a string), by [`Mrkdwn::link`], by
-/// the [`mrkdwn!`](crate::mrkdwn!) macro, or by [`Mrkdwn::trusted`] for markup
-/// the author vouches for. Appending one `Mrkdwn` to another keeps it safe.
-///
-/// ```
-/// use pagehook_guest::slack::Mrkdwn;
-///
-/// assert_eq!(Mrkdwn::text("<!here> & <@U1>").as_str(), "&lt;!here&gt; &amp; &lt;@U1&gt;");
-/// assert_eq!(Mrkdwn::from("a < b").as_str(), "a &lt; b");
-/// assert_eq!(Mrkdwn::trusted("*bold*").as_str(), "*bold*");
-/// let line = Mrkdwn::trusted("*New:* ").then("<b>").then(Mrkdwn::link("https://x", "y"));
-/// assert_eq!(line.as_str(), "*New:* &lt;b&gt;<https://x|y>");
-/// ```
-#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
-pub struct Mrkdwn(String);
+crate::text::safe_text! {
+    /// Text in Slack's mrkdwn that is safe to send: Confluence content in it is
+    /// escaped, markup in it was written by the plugin author.
+    ///
+    /// Made by escaping ([`Mrkdwn::text`], or `From<&str>`/`From<String>`, which
+    /// is what happens when a builder is given a string), by [`Mrkdwn::link`], by
+    /// the [`mrkdwn!`](crate::mrkdwn!) macro, or by [`Mrkdwn::trusted`] for markup
+    /// the author vouches for. Appending one `Mrkdwn` to another keeps it safe.
+    ///
+    /// ```
+    /// use pagehook_guest::slack::Mrkdwn;
+    ///
+    /// assert_eq!(Mrkdwn::text("<!here> & <@U1>").as_str(), "&lt;!here&gt; &amp; &lt;@U1&gt;");
+    /// assert_eq!(Mrkdwn::from("a < b").as_str(), "a &lt; b");
+    /// assert_eq!(Mrkdwn::trusted("*bold*").as_str(), "*bold*");
+    /// let line = Mrkdwn::trusted("*New:* ").then("<b>").then(Mrkdwn::link("https://x", "y"));
+    /// assert_eq!(line.as_str(), "*New:* &lt;b&gt;<https://x|y>");
+    /// ```
+    pub struct Mrkdwn;
+    escape: mrkdwn_escape;
 
-impl Mrkdwn {
     /// Empty, to [`push`](Mrkdwn::push) parts onto.
-    pub fn new() -> Self {
-        Mrkdwn(String::new())
-    }
+    fn new;
 
     /// Content shown as written: `&`, `<`, `>` escaped.
-    pub fn text(content: &str) -> Self {
-        Mrkdwn(mrkdwn_escape(content))
-    }
+    fn text(content);
 
     /// Markup taken as is (`*bold*`, `<!here>`, a link you built). Only for
     /// text the plugin author wrote: never pass Confluence content here.
-    pub fn trusted(markup: impl Into<String>) -> Self {
-        Mrkdwn(markup.into())
-    }
+    fn trusted;
 
-    /// A link `<url|label>`: see [`link`].
-    pub fn link(url: &str, label: &str) -> Self {
-        link(url, label)
+    extra {
+        /// A link `<url|label>`: see [`link`].
+        pub fn link(url: &str, label: &str) -> Self {
+            link(url, label)
+        }
     }
 
     /// Append a part (a string is escaped on the way in).
-    pub fn push(&mut self, part: impl Into<Mrkdwn>) -> &mut Self {
-        self.0.push_str(&part.into().0);
-        self
-    }
+    fn push;
 
     /// This text followed by `part`, to build a line in one expression.
-    pub fn then(mut self, part: impl Into<Mrkdwn>) -> Self {
-        self.push(part);
-        self
-    }
+    fn then;
 
     /// True when there is no text.
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
+    fn is_empty;
 
     /// The mrkdwn.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
+    fn as_str;
 
     /// The mrkdwn, e.g. for `SlackMessage::text`.
-    pub fn into_string(self) -> String {
-        self.0
-    }
+    fn into_string;
 }
-
-impl From<&str> for Mrkdwn {
-    fn from(content: &str) -> Self {
-        Mrkdwn::text(content)
-    }
-}
-
-impl From<String> for Mrkdwn {
-    fn from(content: String) -> Self {
-        Mrkdwn::text(&content)
-    }
-}
-
-impl From<&String> for Mrkdwn {
-    fn from(content: &String) -> Self {
-        Mrkdwn::text(content)
-    }
-}
-
-impl From<&Mrkdwn> for Mrkdwn {
-    fn from(markup: &Mrkdwn) -> Self {
-        markup.clone()
-    }
-}
-
-macro_rules! mrkdwn_from_number {
-    ($($t:ty),*) => {$(
-        impl From<$t> for Mrkdwn {
-            fn from(n: $t) -> Self {
-                Mrkdwn(n.to_string())
-            }
-        }
-    )*};
-}
-mrkdwn_from_number!(u8, u16, u32, u64, usize, i8, i16, i32, i64, isize);
-
-impl PartialEq<str> for Mrkdwn {
-    fn eq(&self, other: &str) -> bool {
-        self.0 == other
-    }
-}
-
-impl PartialEq<&str> for Mrkdwn {
-    fn eq(&self, other: &&str) -> bool {
-        self.0 == *other
-    }
-}
-
-impl From<Mrkdwn> for String {
-    fn from(markup: Mrkdwn) -> String {
-        markup.0
-    }
-}
-
-impl fmt::Display for Mrkdwn {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl FromIterator<Mrkdwn> for Mrkdwn {
-    fn from_iter<I: IntoIterator<Item = Mrkdwn>>(iter: I) -> Self {
-        let mut out = Mrkdwn::new();
-        for part in iter {
-            out.push(part);
-        }
-        out
-    }
-}
+crate::text::safe_text_argument!(Mrkdwn);
 
 /// `format!` for Slack mrkdwn: the template is markup the author wrote, each
 /// argument is converted with `Mrkdwn::from`, so strings (Confluence
@@ -253,12 +167,9 @@ impl FromIterator<Mrkdwn> for Mrkdwn {
 /// ```
 #[macro_export]
 macro_rules! mrkdwn {
-    ($template:literal $(, $arg:expr)* $(,)?) => {{
-        const _: () = $crate::text::__only_empty_placeholders($template);
-        $crate::slack::Mrkdwn::trusted(::std::format!(
-            $template $(, $crate::slack::Mrkdwn::from($arg))*
-        ))
-    }};
+    ($template:literal $(, $arg:expr)* $(,)?) => {
+        $crate::__safe_text_format!($crate::slack::Mrkdwn; $template $(, $arg)*)
+    };
 }
 
 /// A mrkdwn link `<url|text>` that cannot break out of its brackets: the
@@ -276,24 +187,14 @@ pub fn link(url: &str, text: &str) -> Mrkdwn {
 }
 
 fn escape_url(url: &str) -> String {
-    let mut out = String::with_capacity(url.len());
-    for c in url.trim().chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("%3C"),
-            '>' => out.push_str("%3E"),
-            '|' => out.push_str("%7C"),
-            ' ' => out.push_str("%20"),
-            c if c.is_control() => {
-                let mut buf = [0u8; 4];
-                for b in c.encode_utf8(&mut buf).bytes() {
-                    out.push_str(&format!("%{b:02X}"));
-                }
-            }
-            c => out.push(c),
-        }
-    }
-    out
+    crate::text::escape_url(url, |c| match c {
+        '&' => Some("&amp;"),
+        '<' => Some("%3C"),
+        '>' => Some("%3E"),
+        '|' => Some("%7C"),
+        ' ' => Some("%20"),
+        _ => None,
+    })
 }
 
 /// mrkdwn `text` shortened to `max_chars` without cutting through an escape

@@ -23,99 +23,42 @@
 //! ```
 
 use std::borrow::Cow;
-use std::fmt;
 
-/// A well-formed fragment of storage format.
-///
-/// Made only by escaping text ([`Xml::text`], or `From<&str>`/`From<String>`),
-/// by this module's element functions, or by [`Xml::from_trusted`] for markup
-/// the author vouches for; concatenating well-formed fragments keeps them
-/// well-formed, so a body built this way always parses.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
-pub struct Xml(String);
+crate::text::safe_text! {
+    /// A well-formed fragment of storage format.
+    ///
+    /// Made only by escaping text ([`Xml::text`], or `From<&str>`/`From<String>`),
+    /// by this module's element functions, or by [`Xml::from_trusted`] for markup
+    /// the author vouches for; concatenating well-formed fragments keeps them
+    /// well-formed, so a body built this way always parses.
+    pub struct Xml;
+    escape: escape_text;
 
-impl Xml {
     /// An empty fragment, to [`push`](Xml::push) parts onto.
-    pub fn new() -> Self {
-        Xml(String::new())
-    }
+    fn new;
 
     /// Plain text, escaped: `a < b` becomes `a &lt; b`.
-    pub fn text(text: &str) -> Self {
-        Xml(escape_text(text))
-    }
+    fn text(text);
 
     /// Markup taken as is. The caller promises it is well-formed storage
     /// format; use it only for constant markup this module does not cover.
-    pub fn from_trusted(markup: impl Into<String>) -> Self {
-        Xml(markup.into())
-    }
+    fn from_trusted;
 
     /// Append a part (text is escaped on the way in).
-    pub fn push(&mut self, part: impl Into<Xml>) -> &mut Self {
-        self.0.push_str(&part.into().0);
-        self
-    }
+    fn push;
 
     /// This fragment followed by `part`, for building inline runs in one
     /// expression.
-    pub fn then(mut self, part: impl Into<Xml>) -> Self {
-        self.push(part);
-        self
-    }
+    fn then;
 
     /// True when nothing has been added.
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
+    fn is_empty;
 
     /// The markup.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
+    fn as_str;
 
     /// The markup, e.g. for [`NewPage::body`](crate::NewPage).
-    pub fn into_string(self) -> String {
-        self.0
-    }
-}
-
-impl From<&str> for Xml {
-    fn from(text: &str) -> Self {
-        Xml::text(text)
-    }
-}
-
-impl From<String> for Xml {
-    fn from(text: String) -> Self {
-        Xml::text(&text)
-    }
-}
-
-impl From<&String> for Xml {
-    fn from(text: &String) -> Self {
-        Xml::text(text)
-    }
-}
-
-impl From<Xml> for String {
-    fn from(xml: Xml) -> String {
-        xml.0
-    }
-}
-
-impl fmt::Display for Xml {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl FromIterator<Xml> for Xml {
-    fn from_iter<I: IntoIterator<Item = Xml>>(iter: I) -> Self {
-        let mut out = Xml::new();
-        out.extend(iter);
-        out
-    }
+    fn into_string;
 }
 
 impl Extend<Xml> for Xml {

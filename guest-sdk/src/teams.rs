@@ -54,8 +54,6 @@
 //! assert!(teams::message_size(&serde_json::from_str(&json).unwrap()) <= teams::MAX_MESSAGE_BYTES);
 //! ```
 
-use std::fmt;
-
 use serde_json::{Map, Value, json};
 
 use crate::text::truncate;
@@ -94,174 +92,80 @@ pub fn markdown_escape(text: &str) -> String {
     out
 }
 
-/// Text in Teams' markdown subset that is safe to put in a card: content in
-/// it is escaped ([`markdown_escape`]), markup in it was written by the
-/// plugin author.
-///
-/// Made by escaping ([`Markdown::text`], or `From<&str>`/`From<String>`,
-/// which is what happens when a builder is given a string), by
-/// [`Markdown::link`], by [`markdown!`](crate::markdown!), or by
-/// [`Markdown::trusted`] for markup the author vouches for.
-///
-/// ```
-/// use pagehook_guest::teams::Markdown;
-///
-/// assert_eq!(Markdown::text("<at>All</at> & co").as_str(), "&lt;at&gt;All&lt;/at&gt; &amp; co");
-/// assert_eq!(Markdown::text("[win](https://evil)").as_str(), "[win]\u{200B}(https://evil)");
-/// assert_eq!(Markdown::trusted("**bold**").as_str(), "**bold**");
-/// ```
-#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
-pub struct Markdown(String);
+crate::text::safe_text! {
+    /// Text in Teams' markdown subset that is safe to put in a card: content in
+    /// it is escaped ([`markdown_escape`]), markup in it was written by the
+    /// plugin author.
+    ///
+    /// Made by escaping ([`Markdown::text`], or `From<&str>`/`From<String>`,
+    /// which is what happens when a builder is given a string), by
+    /// [`Markdown::link`], by [`markdown!`](crate::markdown!), or by
+    /// [`Markdown::trusted`] for markup the author vouches for.
+    ///
+    /// ```
+    /// use pagehook_guest::teams::Markdown;
+    ///
+    /// assert_eq!(Markdown::text("<at>All</at> & co").as_str(), "&lt;at&gt;All&lt;/at&gt; &amp; co");
+    /// assert_eq!(Markdown::text("[win](https://evil)").as_str(), "[win]\u{200B}(https://evil)");
+    /// assert_eq!(Markdown::trusted("**bold**").as_str(), "**bold**");
+    /// ```
+    pub struct Markdown;
+    escape: markdown_escape;
 
-impl Markdown {
     /// Empty, to [`push`](Markdown::push) parts onto.
-    pub fn new() -> Self {
-        Markdown(String::new())
-    }
+    fn new;
 
     /// Content shown as written: see [`markdown_escape`].
-    pub fn text(content: &str) -> Self {
-        Markdown(markdown_escape(content))
-    }
+    fn text(content);
 
     /// Markup taken as is (`**bold**`, a link you built). Only for text the
     /// plugin author wrote: never pass Confluence content here.
-    pub fn trusted(markup: impl Into<String>) -> Self {
-        Markdown(markup.into())
-    }
+    fn trusted;
 
-    /// A link `[label](url)`: the label is escaped (newlines flattened) and
-    /// characters that would end the URL early (`(`, `)`, `<`, `>`, spaces,
-    /// controls) are percent-encoded. With an empty label the URL is shown.
-    pub fn link(url: &str, label: &str) -> Self {
-        let url = escape_url(url);
-        let label = label.replace(['\r', '\n'], " ");
-        let label = if label.trim().is_empty() {
-            markdown_escape(&url)
-        } else {
-            markdown_escape(&label)
-        };
-        Markdown(format!("[{label}]({url})"))
+    extra {
+        /// A link `[label](url)`: the label is escaped (newlines flattened) and
+        /// characters that would end the URL early (`(`, `)`, `<`, `>`, spaces,
+        /// controls) are percent-encoded. With an empty label the URL is shown.
+        pub fn link(url: &str, label: &str) -> Self {
+            let url = escape_url(url);
+            let label = label.replace(['\r', '\n'], " ");
+            let label = if label.trim().is_empty() {
+                markdown_escape(&url)
+            } else {
+                markdown_escape(&label)
+            };
+            Markdown(format!("[{label}]({url})"))
+        }
     }
 
     /// Append a part (a string is escaped on the way in).
-    pub fn push(&mut self, part: impl Into<Markdown>) -> &mut Self {
-        self.0.push_str(&part.into().0);
-        self
-    }
+    fn push;
 
     /// This text followed by `part`, to build a line in one expression.
-    pub fn then(mut self, part: impl Into<Markdown>) -> Self {
-        self.push(part);
-        self
-    }
+    fn then;
 
     /// True when there is no text.
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
+    fn is_empty;
 
     /// The markdown.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
+    fn as_str;
 
     /// The markdown.
-    pub fn into_string(self) -> String {
-        self.0
-    }
+    fn into_string;
 }
+crate::text::safe_text_argument!(Markdown);
 
 fn escape_url(url: &str) -> String {
-    let mut out = String::with_capacity(url.len());
-    for c in url.trim().chars() {
-        match c {
-            '(' => out.push_str("%28"),
-            ')' => out.push_str("%29"),
-            '<' => out.push_str("%3C"),
-            '>' => out.push_str("%3E"),
-            '[' => out.push_str("%5B"),
-            ']' => out.push_str("%5D"),
-            ' ' => out.push_str("%20"),
-            c if c.is_control() => {
-                let mut buf = [0u8; 4];
-                for b in c.encode_utf8(&mut buf).bytes() {
-                    out.push_str(&format!("%{b:02X}"));
-                }
-            }
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-impl From<&str> for Markdown {
-    fn from(content: &str) -> Self {
-        Markdown::text(content)
-    }
-}
-
-impl From<String> for Markdown {
-    fn from(content: String) -> Self {
-        Markdown::text(&content)
-    }
-}
-
-impl From<&String> for Markdown {
-    fn from(content: &String) -> Self {
-        Markdown::text(content)
-    }
-}
-
-impl From<&Markdown> for Markdown {
-    fn from(markup: &Markdown) -> Self {
-        markup.clone()
-    }
-}
-
-macro_rules! markdown_from_number {
-    ($($t:ty),*) => {$(
-        impl From<$t> for Markdown {
-            fn from(n: $t) -> Self {
-                Markdown(n.to_string())
-            }
-        }
-    )*};
-}
-markdown_from_number!(u8, u16, u32, u64, usize, i8, i16, i32, i64, isize);
-
-impl PartialEq<str> for Markdown {
-    fn eq(&self, other: &str) -> bool {
-        self.0 == other
-    }
-}
-
-impl PartialEq<&str> for Markdown {
-    fn eq(&self, other: &&str) -> bool {
-        self.0 == *other
-    }
-}
-
-impl From<Markdown> for String {
-    fn from(markup: Markdown) -> String {
-        markup.0
-    }
-}
-
-impl fmt::Display for Markdown {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl FromIterator<Markdown> for Markdown {
-    fn from_iter<I: IntoIterator<Item = Markdown>>(iter: I) -> Self {
-        let mut out = Markdown::new();
-        for part in iter {
-            out.push(part);
-        }
-        out
-    }
+    crate::text::escape_url(url, |c| match c {
+        '(' => Some("%28"),
+        ')' => Some("%29"),
+        '<' => Some("%3C"),
+        '>' => Some("%3E"),
+        '[' => Some("%5B"),
+        ']' => Some("%5D"),
+        ' ' => Some("%20"),
+        _ => None,
+    })
 }
 
 /// `format!` for Teams card markdown: the template is markup the author
@@ -283,12 +187,9 @@ impl FromIterator<Markdown> for Markdown {
 /// ```
 #[macro_export]
 macro_rules! markdown {
-    ($template:literal $(, $arg:expr)* $(,)?) => {{
-        const _: () = $crate::text::__only_empty_placeholders($template);
-        $crate::teams::Markdown::trusted(::std::format!(
-            $template $(, $crate::teams::Markdown::from($arg))*
-        ))
-    }};
+    ($template:literal $(, $arg:expr)* $(,)?) => {
+        $crate::__safe_text_format!($crate::teams::Markdown; $template $(, $arg)*)
+    };
 }
 
 /// An Adaptive Card under construction: body elements and link actions.

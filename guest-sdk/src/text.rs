@@ -79,6 +79,193 @@ pub const fn __only_empty_placeholders(template: &str) {
     }
 }
 
+/// Defines a safe-text type: a `String` newtype whose content was either
+/// escaped for one destination's markup (by `escape`, when made from a
+/// string) or written by the plugin author (the `trusted` constructor).
+/// Each module passes its own docs, escape function and name for the
+/// trusted constructor; an `extra { .. }` holds methods only that type has.
+/// The logic (constructors, appending, conversions from strings, `Display`,
+/// collecting) is the same for [`Mrkdwn`](crate::slack::Mrkdwn),
+/// [`Markdown`](crate::teams::Markdown) and [`Xml`](crate::storage::Xml).
+macro_rules! safe_text {
+    (
+        $(#[$attr:meta])*
+        pub struct $name:ident;
+        escape: $escape:path;
+        $(#[$new_doc:meta])* fn new;
+        $(#[$text_doc:meta])* fn text($text:ident);
+        $(#[$trusted_doc:meta])* fn $trusted:ident;
+        $(extra { $($extra:tt)* })?
+        $(#[$push_doc:meta])* fn push;
+        $(#[$then_doc:meta])* fn then;
+        $(#[$is_empty_doc:meta])* fn is_empty;
+        $(#[$as_str_doc:meta])* fn as_str;
+        $(#[$into_string_doc:meta])* fn into_string;
+    ) => {
+        $(#[$attr])*
+        #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+        pub struct $name(String);
+
+        impl $name {
+            $(#[$new_doc])*
+            pub fn new() -> Self {
+                $name(String::new())
+            }
+
+            $(#[$text_doc])*
+            pub fn text($text: &str) -> Self {
+                $name($escape($text))
+            }
+
+            $(#[$trusted_doc])*
+            pub fn $trusted(markup: impl Into<String>) -> Self {
+                $name(markup.into())
+            }
+
+            $($($extra)*)?
+
+            $(#[$push_doc])*
+            pub fn push(&mut self, part: impl Into<$name>) -> &mut Self {
+                self.0.push_str(&part.into().0);
+                self
+            }
+
+            $(#[$then_doc])*
+            pub fn then(mut self, part: impl Into<$name>) -> Self {
+                self.push(part);
+                self
+            }
+
+            $(#[$is_empty_doc])*
+            pub fn is_empty(&self) -> bool {
+                self.0.is_empty()
+            }
+
+            $(#[$as_str_doc])*
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+
+            $(#[$into_string_doc])*
+            pub fn into_string(self) -> String {
+                self.0
+            }
+        }
+
+        impl From<&str> for $name {
+            fn from(content: &str) -> Self {
+                $name::text(content)
+            }
+        }
+
+        impl From<String> for $name {
+            fn from(content: String) -> Self {
+                $name::text(&content)
+            }
+        }
+
+        impl From<&String> for $name {
+            fn from(content: &String) -> Self {
+                $name::text(content)
+            }
+        }
+
+        impl From<$name> for String {
+            fn from(markup: $name) -> String {
+                markup.0
+            }
+        }
+
+        impl ::std::fmt::Display for $name {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl FromIterator<$name> for $name {
+            fn from_iter<I: IntoIterator<Item = $name>>(iter: I) -> Self {
+                let mut out = $name::new();
+                for part in iter {
+                    out.push(part);
+                }
+                out
+            }
+        }
+    };
+}
+pub(crate) use safe_text;
+
+/// What makes a `safe_text!` type an argument of its formatting macro
+/// ([`mrkdwn!`](crate::mrkdwn!), [`markdown!`](crate::markdown!)): a
+/// reference or a number converts as it is (a number needs no escaping),
+/// and the text compares with a string literal.
+macro_rules! safe_text_argument {
+    ($name:ident) => {
+        impl From<&$name> for $name {
+            fn from(markup: &$name) -> Self {
+                markup.clone()
+            }
+        }
+
+        $crate::text::safe_text_argument!(
+            @numbers $name: u8, u16, u32, u64, usize, i8, i16, i32, i64, isize
+        );
+
+        impl PartialEq<str> for $name {
+            fn eq(&self, other: &str) -> bool {
+                self.0 == other
+            }
+        }
+
+        impl PartialEq<&str> for $name {
+            fn eq(&self, other: &&str) -> bool {
+                self.0 == *other
+            }
+        }
+    };
+    (@numbers $name:ident: $($t:ty),*) => {$(
+        impl From<$t> for $name {
+            fn from(n: $t) -> Self {
+                $name(n.to_string())
+            }
+        }
+    )*};
+}
+pub(crate) use safe_text_argument;
+
+/// The one implementation of [`mrkdwn!`](crate::mrkdwn!) and
+/// [`markdown!`](crate::markdown!): `format!` with `$ty::trusted` around the
+/// template and `$ty::from` around each argument, after checking at compile
+/// time that the template has only `{}` placeholders.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __safe_text_format {
+    ($ty:ty; $template:literal $(, $arg:expr)*) => {{
+        const _: () = $crate::text::__only_empty_placeholders($template);
+        <$ty>::trusted(::std::format!($template $(, <$ty>::from($arg))*))
+    }};
+}
+
+/// `url` trimmed, with every character `escape` maps replaced by what it
+/// maps to and other control characters percent-encoded: how each
+/// destination's link builder keeps a URL from ending or splitting its link.
+pub(crate) fn escape_url(url: &str, escape: impl Fn(char) -> Option<&'static str>) -> String {
+    let mut out = String::with_capacity(url.len());
+    for c in url.trim().chars() {
+        match escape(c) {
+            Some(escaped) => out.push_str(escaped),
+            None if c.is_control() => {
+                let mut buf = [0u8; 4];
+                for b in c.encode_utf8(&mut buf).bytes() {
+                    out.push_str(&format!("%{b:02X}"));
+                }
+            }
+            None => out.push(c),
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
