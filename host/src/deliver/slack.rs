@@ -382,12 +382,13 @@ fn verdict(connection: &str, e: SlackError, posting: bool) -> Attempt {
             retry_after: None,
             uncertain: posting,
         },
+        // A 4xx other than 429 means the request was not taken.
         SlackError::Status { method, status } => Attempt::Retry {
             error: format!(
                 "Slack answered HTTP {status} to {method}; check the connection's URL (`pagehook connections`)"
             ),
             retry_after: None,
-            uncertain: posting,
+            uncertain: false,
         },
         SlackError::Transport {
             method,

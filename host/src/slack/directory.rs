@@ -202,7 +202,10 @@ impl Directory {
         channels
             .by_name
             .remove(&name.trim_start_matches('#').to_lowercase());
+        // The next lookup reads the whole list again: the channel's new
+        // incarnation may sit on a page an unfinished scan already passed.
         channels.completed = None;
+        channels.cursor = None;
     }
 
     /// The id of the user with `email` in `workspace`.
