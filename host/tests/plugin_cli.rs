@@ -59,7 +59,10 @@ fn run_prints_the_actions_as_json_and_the_log_on_stderr() {
         stderr.contains("[info] announcing 2818051 in #eng"),
         "{stderr}"
     );
-    assert!(stderr.contains("component compiled and cached"), "{stderr}");
+    assert!(
+        stderr.contains("compiled `hello` in ") && stderr.contains(" (cached for next time)"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -76,9 +79,9 @@ fn second_run_loads_the_compiled_component_from_the_cache() {
     ];
     let first = pagehook(&args, cache.path());
     let second = pagehook(&args, cache.path());
-    assert!(text(&first.stderr).contains("compiled and cached"));
+    assert!(text(&first.stderr).contains("(cached for next time)"));
     assert!(
-        text(&second.stderr).contains("loaded from cache"),
+        text(&second.stderr).contains("loaded `hello` from cache in "),
         "{}",
         text(&second.stderr)
     );
@@ -261,4 +264,96 @@ fn audit_names_a_refused_import_and_exits_1() {
         "{stdout}"
     );
     assert!(stdout.contains("loadable    NO: "), "{stdout}");
+}
+
+/// The progress lines, as they read when stderr is not a terminal (as in
+/// CI and logs): what is being loaded, then how and how long it took.
+fn progress_lines(stderr: &str) -> Vec<&str> {
+    stderr
+        .lines()
+        .filter(|l| {
+            l.starts_with("loading plugin ")
+                || l.starts_with("compiled ")
+                || l.starts_with("loaded ")
+        })
+        .collect()
+}
+
+#[test]
+fn audit_shows_compile_then_cache_hit_on_stderr_only() {
+    let cache = tempfile::tempdir().unwrap();
+    let first = pagehook(&["plugin", "audit", &dir("hello")], cache.path());
+    assert!(first.status.success(), "{}", text(&first.stderr));
+    let stderr = text(&first.stderr);
+    let lines = progress_lines(&stderr);
+    assert_eq!(lines.len(), 2, "{stderr}");
+    assert!(
+        lines[0].starts_with("loading plugin `hello` (") && lines[0].ends_with(" MB component)..."),
+        "{stderr}"
+    );
+    assert!(lines[1].starts_with("compiled `hello` in "), "{stderr}");
+    assert!(lines[1].ends_with(" (cached for next time)"), "{stderr}");
+    // stdout stays the report alone.
+    assert!(text(&first.stdout).starts_with("plugin      hello "));
+    assert!(!text(&first.stdout).contains("cached"));
+
+    let second = pagehook(&["plugin", "audit", &dir("hello"), "--json"], cache.path());
+    assert!(second.status.success(), "{}", text(&second.stderr));
+    let stderr = text(&second.stderr);
+    assert!(
+        progress_lines(&stderr)[1].starts_with("loaded `hello` from cache in "),
+        "{stderr}"
+    );
+    let _: serde_json::Value = serde_json::from_slice(&second.stdout).expect("stdout is JSON");
+}
+
+#[test]
+fn install_shows_compile_then_cache_hit_on_stderr() {
+    let home = tempfile::tempdir().unwrap();
+    let config = home.path().join("pagehook.toml");
+    std::fs::write(&config, "[sandbox]\ncache-dir = \"cache\"\n").unwrap();
+    let install = || {
+        Command::new(env!("CARGO_BIN_EXE_pagehook"))
+            .arg("--config")
+            .arg(&config)
+            .args(["plugin", "install", &dir("hello"), "--grant", "post-slack"])
+            .env_remove("PAGEHOOK_LOG")
+            .output()
+            .unwrap()
+    };
+    let first = install();
+    assert!(first.status.success(), "{}", text(&first.stderr));
+    let stderr = text(&first.stderr);
+    let lines = progress_lines(&stderr);
+    assert_eq!(lines.len(), 2, "{stderr}");
+    assert!(lines[0].starts_with("loading plugin `hello`"), "{stderr}");
+    assert!(
+        lines[1].starts_with("compiled `hello` in ")
+            && lines[1].ends_with("(cached for next time)"),
+        "{stderr}"
+    );
+    assert!(text(&first.stdout).starts_with("installed hello "));
+
+    let again = install();
+    assert!(again.status.success(), "{}", text(&again.stderr));
+    let stderr = text(&again.stderr);
+    assert!(
+        progress_lines(&stderr)[1].starts_with("loaded `hello` from cache in "),
+        "{stderr}"
+    );
+
+    // A wrong grant is refused at once, before any compiling.
+    let out = Command::new(env!("CARGO_BIN_EXE_pagehook"))
+        .arg("--config")
+        .arg(&config)
+        .args(["plugin", "install", &dir("hello")])
+        .env_remove("PAGEHOOK_LOG")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        progress_lines(&text(&out.stderr)).is_empty(),
+        "{}",
+        text(&out.stderr)
+    );
 }

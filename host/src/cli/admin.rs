@@ -12,6 +12,7 @@ use anyhow::Context;
 use serde::Serialize;
 
 use super::parse_setting;
+use super::progress::{self, Progress};
 use crate::admin::{self, BindRequest, ConnectRequest};
 use crate::config::Config;
 use crate::runtime::Runtime;
@@ -31,18 +32,18 @@ fn open(config: &Config) -> anyhow::Result<Store> {
 }
 
 fn print_json<T: Serialize>(value: &T) -> anyhow::Result<ExitCode> {
-    println!("{}", serde_json::to_string_pretty(value)?);
+    outln!("{}", serde_json::to_string_pretty(value)?)?;
     Ok(ExitCode::SUCCESS)
 }
 
-fn table(header: &[&str], rows: Vec<Vec<String>>) {
+fn table(header: &[&str], rows: Vec<Vec<String>>) -> std::io::Result<()> {
     let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
     for row in &rows {
         for (i, cell) in row.iter().enumerate() {
             widths[i] = widths[i].max(cell.chars().count());
         }
     }
-    let line = |cells: Vec<String>| {
+    let line = |cells: Vec<String>| -> std::io::Result<()> {
         let mut out = String::new();
         for (i, cell) in cells.iter().enumerate() {
             if i + 1 == cells.len() {
@@ -51,12 +52,13 @@ fn table(header: &[&str], rows: Vec<Vec<String>>) {
                 out.push_str(&format!("{cell:<w$}  ", w = widths[i]));
             }
         }
-        println!("{}", out.trim_end());
+        outln!("{}", out.trim_end())
     };
-    line(header.iter().map(|s| s.to_string()).collect());
+    line(header.iter().map(|s| s.to_string()).collect())?;
     for row in rows {
-        line(row);
+        line(row)?;
     }
+    Ok(())
 }
 
 fn time(ms: i64) -> String {
@@ -77,8 +79,46 @@ pub struct InstallArgs {
 pub fn install(config: &Config, args: InstallArgs) -> anyhow::Result<ExitCode> {
     let store = open(config)?;
     let runtime = Runtime::new(config.runtime_config()?);
+    // Compile (or load from the cache) first, with progress, so the install
+    // below finds the component in the cache. Skipped when there is no cache
+    // (it would compile twice) or when the grants are wrong (install refuses
+    // them at once, without compiling).
+    let package = crate::runtime::PluginPackage::open(&args.dir).ok();
+    let grants_ok = package.as_ref().is_some_and(|p| {
+        p.manifest.actions.iter().all(|a| args.grants.contains(a))
+            && args.grants.iter().all(|g| p.manifest.actions.contains(g))
+    });
+    let progress = match &package {
+        Some(package) if grants_ok && runtime.config().cache_dir.is_some() => {
+            let progress = Progress::start(progress::loading(
+                &package.manifest.name,
+                package.wasm.len(),
+            ));
+            match runtime.load(package) {
+                Ok(plugin) => {
+                    let (cache, took) = plugin.load_info();
+                    progress.finish(progress::loaded(plugin.name(), cache, took));
+                }
+                // install_plugin reports it the way it always does.
+                Err(_) => drop(progress),
+            }
+            None
+        }
+        Some(package) if grants_ok => Some(Progress::start(format!(
+            "installing plugin `{}`",
+            package.manifest.name
+        ))),
+        _ => None,
+    };
     let p = admin::install_plugin(&store, &runtime, config, &args.dir, &args.grants)?;
-    println!(
+    if let Some(progress) = progress {
+        let took = progress::human(progress.elapsed());
+        progress.finish(format!(
+            "installed `{}` in {took} (no compile cache configured)",
+            p.name
+        ));
+    }
+    outln!(
         "installed {} {} (sha256 {}), granted: {}",
         p.name,
         p.version,
@@ -88,7 +128,7 @@ pub fn install(config: &Config, args: InstallArgs) -> anyhow::Result<ExitCode> {
         } else {
             p.grants.join(", ")
         }
-    );
+    )?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -119,25 +159,25 @@ pub fn list(config: &Config, out: Output) -> anyhow::Result<ExitCode> {
                 ]
             })
             .collect(),
-    );
+    )?;
     Ok(ExitCode::SUCCESS)
 }
 
 pub fn set_enabled(config: &Config, name: &str, enabled: bool) -> anyhow::Result<ExitCode> {
     open(config)?.set_plugin_enabled(name, enabled)?;
-    println!("{} {name}", if enabled { "enabled" } else { "disabled" });
+    outln!("{} {name}", if enabled { "enabled" } else { "disabled" })?;
     Ok(ExitCode::SUCCESS)
 }
 
 pub fn reset(config: &Config, name: &str) -> anyhow::Result<ExitCode> {
     open(config)?.reset_breaker(name)?;
-    println!("breaker of {name} closed");
+    outln!("breaker of {name} closed")?;
     Ok(ExitCode::SUCCESS)
 }
 
 pub fn remove(config: &Config, name: &str) -> anyhow::Result<ExitCode> {
     let bindings = open(config)?.remove_plugin(name)?;
-    println!("removed {name} and its {bindings} binding(s)");
+    outln!("removed {name} and its {bindings} binding(s)")?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -287,7 +327,7 @@ pub fn connect(config: &Config, cmd: ConnectCommand) -> anyhow::Result<ExitCode>
         qualified_bindings,
         notice_delivery,
     } = admin::connect(&open(config)?, req)?;
-    println!(
+    outln!(
         "connected {} `{}` at {}{}",
         c.kind.as_str(),
         c.name,
@@ -297,28 +337,28 @@ pub fn connect(config: &Config, cmd: ConnectCommand) -> anyhow::Result<ExitCode>
         } else {
             ""
         }
-    );
+    )?;
     if c.kind == ConnectionKind::Confluence && c.secret.is_none() {
-        println!(
+        outln!(
             "no token: events from `{}` are not read back from Confluence (enriched = false); rich (Confluence 7/8) webhooks still carry title, space and URL",
             c.name
-        );
+        )?;
     }
     if c.kind == ConnectionKind::Confluence {
-        println!(
+        outln!(
             "point Confluence's webhook at http://<this host>:<port>/hooks/confluence/{} with the same secret",
             c.name
-        );
+        )?;
     }
     if qualified_bindings > 0 {
-        println!(
+        outln!(
             "{qualified_bindings} binding(s) written for the only Slack workspace until now keep going to it: their destinations now name it (see `pagehook bindings`)"
-        );
+        )?;
     }
     if let Some(id) = notice_delivery {
-        println!(
+        outln!(
             "a greeting DM is queued as delivery {id}: it is sent by `pagehook serve` and shows whether the connection works (`pagehook deliveries`)"
-        );
+        )?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -377,10 +417,10 @@ pub fn connections(config: &Config, out: Output) -> anyhow::Result<ExitCode> {
                 ]
             })
             .collect(),
-    );
+    )?;
     for t in tokens.iter().filter(|t| t.state == "expiring") {
         if let Some(message) = &t.message {
-            println!("warning: {message}");
+            outln!("warning: {message}")?;
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -390,7 +430,7 @@ pub fn disconnect(config: &Config, name: &str) -> anyhow::Result<ExitCode> {
     if !open(config)?.remove_connection(name)? {
         anyhow::bail!("no connection named `{name}`");
     }
-    println!("removed connection {name}");
+    outln!("removed connection {name}")?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -400,7 +440,7 @@ pub fn test_connection(config: &Config, name: &str) -> anyhow::Result<ExitCode> 
         .enable_all()
         .build()?;
     let result = rt.block_on(admin::test_connection(&store, name, config))?;
-    println!("{}", result.message);
+    outln!("{}", result.message)?;
     Ok(if result.ok {
         ExitCode::SUCCESS
     } else {
@@ -454,30 +494,30 @@ pub fn bind(config: &Config, args: BindArgs) -> anyhow::Result<ExitCode> {
         binding: b,
         announcements,
     } = b;
-    println!(
+    outln!(
         "binding {}: {} on {} in {} -> {}",
         b.id,
         b.plugin,
         b.events.join(","),
         b.scope,
         b.destinations.join(", ")
-    );
+    )?;
     if !announcements.is_empty() {
-        println!(
+        outln!(
             "announced in each Slack channel it names (deliveries {}); --quiet skips this",
             announcements
                 .iter()
                 .map(ToString::to_string)
                 .collect::<Vec<_>>()
                 .join(", ")
-        );
+        )?;
     }
     Ok(ExitCode::SUCCESS)
 }
 
 pub fn unbind(config: &Config, id: i64) -> anyhow::Result<ExitCode> {
     open(config)?.remove_binding(id)?;
-    println!("removed binding {id}");
+    outln!("removed binding {id}")?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -512,7 +552,7 @@ pub fn bindings(config: &Config, out: Output) -> anyhow::Result<ExitCode> {
                 ]
             })
             .collect(),
-    );
+    )?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -564,7 +604,7 @@ pub fn events(config: &Config, args: ListArgs) -> anyhow::Result<ExitCode> {
                 ]
             })
             .collect(),
-    );
+    )?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -603,13 +643,13 @@ pub fn deliveries(config: &Config, args: ListArgs) -> anyhow::Result<ExitCode> {
                 ]
             })
             .collect(),
-    );
+    )?;
     Ok(ExitCode::SUCCESS)
 }
 
 pub fn retry(config: &Config, id: i64) -> anyhow::Result<ExitCode> {
     open(config)?.retry_delivery(id)?;
-    println!("delivery {id} is queued again; a running `pagehook serve` sends it within a second");
+    outln!("delivery {id} is queued again; a running `pagehook serve` sends it within a second")?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -646,7 +686,7 @@ pub fn failures(config: &Config, args: FailuresArgs) -> anyhow::Result<ExitCode>
                 ]
             })
             .collect(),
-    );
+    )?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -3,10 +3,42 @@
 //! Commands print results on stdout and diagnostics on stderr, exit 0 on
 //! success and 1 on any failure with a one-line reason; they never print a
 //! secret.
+//!
+//! A closed stdout (`pagehook events | head`) is not a failure: output goes
+//! through [`outln!`], which returns the write error instead of panicking as
+//! `println!` does, and [`main`] turns a broken pipe into a quiet exit 0, as
+//! a reader that stopped early asked for no more. Diagnostics go through
+//! [`errln!`], which ignores a closed stderr.
+
+/// `println!` that returns `std::io::Result<()>` instead of panicking when
+/// stdout is closed; use it with `?`.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout().lock(), $($arg)*)
+    }};
+}
+
+/// `eprintln!` that ignores a closed stderr.
+macro_rules! errln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr().lock(), $($arg)*);
+    }};
+}
+
+/// `eprint!` that ignores a closed stderr.
+macro_rules! err {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = write!(std::io::stderr().lock(), $($arg)*);
+    }};
+}
 
 mod admin;
 mod plugin_audit;
 mod plugin_run;
+mod progress;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -151,11 +183,22 @@ pub fn main() -> ExitCode {
     let result = run(cli);
     match result {
         Ok(code) => code,
+        Err(e) if closed_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            errln!("error: {e:#}");
             ExitCode::FAILURE
         }
     }
+}
+
+/// Whether `e` is stdout closed by its reader (`| head`): the reader has
+/// what it wanted, so the command stops quietly and successfully.
+fn closed_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {

@@ -11,6 +11,7 @@ use std::process::ExitCode;
 use serde::Serialize;
 
 use super::CacheArgs;
+use super::progress::{self, Progress};
 use crate::manifest::Manifest;
 use crate::runtime::{Limits, PluginPackage, Runtime, Surface};
 
@@ -62,8 +63,17 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         problem: None,
         limits: None,
     };
+    let progress = Progress::start(progress::loading(
+        &package.manifest.name,
+        package.wasm.len(),
+    ));
     match runtime.compile(&package) {
         Ok(compiled) => {
+            progress.finish(progress::loaded(
+                &package.manifest.name,
+                compiled.cache,
+                compiled.load_time,
+            ));
             let Surface { imports, exports } = compiled.surface.clone();
             report.imports = imports
                 .into_iter()
@@ -79,12 +89,19 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 Err(e) => report.problem = Some(e.to_string()),
             }
         }
-        Err(e) => report.problem = Some(e.to_string()),
+        Err(e) => {
+            let took = progress::human(progress.elapsed());
+            progress.finish(format!(
+                "cannot compile `{}` (after {took})",
+                package.manifest.name
+            ));
+            report.problem = Some(e.to_string());
+        }
     }
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        outln!("{}", serde_json::to_string_pretty(&report)?)?;
     } else {
-        print_text(&report);
+        print_text(&report)?;
     }
     Ok(if report.loadable {
         ExitCode::SUCCESS
@@ -93,24 +110,24 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     })
 }
 
-fn print_text(r: &Report) {
+fn print_text(r: &Report) -> std::io::Result<()> {
     let m = &r.manifest;
-    println!("plugin      {} {} — {}", m.name, m.version, m.description);
-    println!("directory   {}", r.dir);
-    println!("component   {} ({} bytes)", r.component, r.size_bytes);
-    println!("sha256      {}", r.sha256);
-    println!("contract    pagehook:plugin@{}", m.wit);
-    println!("events      {}", m.events.join(", "));
-    println!(
+    outln!("plugin      {} {} — {}", m.name, m.version, m.description)?;
+    outln!("directory   {}", r.dir)?;
+    outln!("component   {} ({} bytes)", r.component, r.size_bytes)?;
+    outln!("sha256      {}", r.sha256)?;
+    outln!("contract    pagehook:plugin@{}", m.wit)?;
+    outln!("events      {}", m.events.join(", "))?;
+    outln!(
         "actions     {}",
         if m.actions.is_empty() {
             "none".to_string()
         } else {
             m.actions.join(", ")
         }
-    );
+    )?;
     if m.settings.is_empty() {
-        println!("settings    none");
+        outln!("settings    none")?;
     }
     for (name, s) in &m.settings {
         let how = match (&s.default, s.required) {
@@ -118,10 +135,10 @@ fn print_text(r: &Report) {
             (Some(d), _) => format!("default {d:?}"),
             (None, false) => "optional".to_string(),
         };
-        println!("setting     {name} ({how}): {}", s.description);
+        outln!("setting     {name} ({how}): {}", s.description)?;
     }
     for i in &r.imports {
-        println!(
+        outln!(
             "import      {} {}",
             i.name,
             if i.allowed {
@@ -129,13 +146,13 @@ fn print_text(r: &Report) {
             } else {
                 "(REFUSED)"
             }
-        );
+        )?;
     }
     for e in &r.exports {
-        println!("export      {e}");
+        outln!("export      {e}")?;
     }
     if let Some(l) = &r.limits {
-        println!(
+        outln!(
             "limits      fuel {} · deadline {} ms · memory {} MiB · stack {} KiB · {} actions · {} B/action · {} B total · {} B log",
             l.fuel,
             l.deadline_ms,
@@ -145,10 +162,11 @@ fn print_text(r: &Report) {
             l.action_bytes,
             l.total_bytes,
             l.log_bytes
-        );
+        )?;
     }
     match &r.problem {
-        None => println!("loadable    yes"),
-        Some(p) => println!("loadable    NO: {p}"),
+        None => outln!("loadable    yes")?,
+        Some(p) => outln!("loadable    NO: {p}")?,
     }
+    Ok(())
 }

@@ -10,6 +10,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 
+use super::progress::{self, Progress};
 use super::{CacheArgs, parse_setting};
 use crate::model::Event;
 use crate::runtime::{PluginPackage, Runtime};
@@ -65,50 +66,49 @@ pub fn run(args: Args, config: Option<&std::path::Path>) -> anyhow::Result<ExitC
         .resolve_settings(&args.settings)
         .map_err(anyhow::Error::msg)?;
     if !package.manifest.wants(event.kind) {
-        eprintln!(
+        errln!(
             "warning: plugin `{}` does not subscribe to `{}` events; the sidecar would not call it",
             package.manifest.name,
             event.kind.name()
         );
     }
     let runtime = Runtime::new(args.cache.runtime_config());
+    let progress = Progress::start(progress::loading(
+        &package.manifest.name,
+        package.wasm.len(),
+    ));
     let plugin = runtime.load(&package)?;
+    let (cache, load_time) = plugin.load_info();
+    progress.finish(progress::loaded(plugin.name(), cache, load_time));
     let report = plugin.call(&event, &settings);
     if !report.log.is_empty() {
-        eprint!("{}", report.log);
+        err!("{}", report.log);
         if !report.log.ends_with('\n') {
-            eprintln!();
+            errln!();
         }
     }
-    let (cache, load_time) = plugin.load_info();
-    eprintln!(
-        "plugin `{}`: {:.1} ms, fuel {} of {}, component {} in {:.1} ms",
+    errln!(
+        "plugin `{}`: {:.1} ms, fuel {} of {}",
         plugin.name(),
         report.elapsed.as_secs_f64() * 1000.0,
         report.fuel_used,
         plugin.limits().fuel,
-        match cache {
-            crate::runtime::CacheOutcome::Hit => "loaded from cache",
-            crate::runtime::CacheOutcome::Compiled => "compiled and cached",
-            crate::runtime::CacheOutcome::Uncached => "compiled",
-        },
-        load_time.as_secs_f64() * 1000.0,
     );
     match report.outcome {
         Ok(actions) => {
             for (i, action) in actions.iter().enumerate() {
                 if !package.manifest.actions.iter().any(|a| a == action.kind()) {
-                    eprintln!(
+                    errln!(
                         "warning: action {i} is `{}`, which plugin.toml does not declare; the sidecar will reject it",
                         action.kind()
                     );
                 }
             }
-            println!("{}", serde_json::to_string_pretty(&actions)?);
+            outln!("{}", serde_json::to_string_pretty(&actions)?)?;
             Ok(ExitCode::SUCCESS)
         }
         Err(e) => {
-            eprintln!("error: {e}");
+            errln!("error: {e}");
             Ok(ExitCode::FAILURE)
         }
     }
