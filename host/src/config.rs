@@ -48,6 +48,12 @@ pub struct ServerConfig {
     pub body_limit_bytes: usize,
     /// Bearer token for `/api/`; without one the admin API refuses every request.
     pub admin_token: Option<SecretSource>,
+    /// Longest a client may take to send a request's headers (also how long
+    /// an idle keep-alive connection stays open); then the connection is closed.
+    pub header_timeout_ms: u64,
+    /// Longest a client may take to send a request's body once its headers
+    /// are in; then it is answered 408 and the connection is closed.
+    pub body_timeout_ms: u64,
 }
 
 impl Default for ServerConfig {
@@ -56,6 +62,8 @@ impl Default for ServerConfig {
             listen: "127.0.0.1:8180".into(),
             body_limit_bytes: 1024 * 1024,
             admin_token: None,
+            header_timeout_ms: 10_000,
+            body_timeout_ms: 30_000,
         }
     }
 }
@@ -241,6 +249,16 @@ impl Config {
                     .map_err(|m| anyhow::anyhow!("server.admin-token: {m}"))
             })
             .transpose()
+    }
+
+    /// How long a client may take to send a request's headers.
+    pub fn header_timeout(&self) -> Duration {
+        Duration::from_millis(self.server.header_timeout_ms.max(1))
+    }
+
+    /// How long a client may take to send a request's body.
+    pub fn body_timeout(&self) -> Duration {
+        Duration::from_millis(self.server.body_timeout_ms.max(1))
     }
 
     /// The enrichment request timeout.

@@ -3,10 +3,11 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use pagehook::store::ingest::Ingest;
 use pagehook::store::{NewEvent, Store};
@@ -77,4 +78,162 @@ fn a_reader_that_stops_early_ends_every_listing_quietly() {
         assert_eq!(stderr, "", "{args:?}");
         assert!(status.success(), "{args:?}: {status:?}");
     }
+}
+
+/// `pagehook serve` with its own config and its stderr kept in a file.
+struct Server {
+    dir: tempfile::TempDir,
+    child: std::process::Child,
+    base: String,
+    addr: String,
+}
+
+impl Server {
+    /// Starts a sidecar whose config is `extra` plus an admin token, with
+    /// the database at `database` (default: in the temp dir).
+    fn start(extra: &str, database: Option<&Path>, env: &[(&str, &str)]) -> Server {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("admin-token"), common::sidecar::ADMIN_TOKEN).unwrap();
+        let cache = common::root().join("target/pagehook-cache");
+        let database = database
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| dir.path().join("pagehook.db"));
+        std::fs::write(
+            dir.path().join("pagehook.toml"),
+            format!(
+                "[store]\ndatabase = \"{}\"\n[sandbox]\ncache-dir = \"{}\"\n{extra}",
+                database.display(),
+                cache.display()
+            ),
+        )
+        .unwrap();
+        let stderr = std::fs::File::create(dir.path().join("stderr.log")).unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_pagehook"))
+            .arg("--config")
+            .arg(dir.path().join("pagehook.toml"))
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .env("PAGEHOOK_TEST_PAT", common::sidecar::PAT)
+            .env("PAGEHOOK_TEST_HOOK_SECRET", common::sidecar::HOOK_SECRET)
+            .env_remove("PAGEHOOK_LOG_FORMAT")
+            .envs(env.iter().copied())
+            .stdout(Stdio::piped())
+            .stderr(stderr)
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let base = line
+            .trim()
+            .strip_prefix("pagehook listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
+            .to_owned();
+        let addr = base.trim_start_matches("http://").to_owned();
+        Server {
+            dir,
+            child,
+            base,
+            addr,
+        }
+    }
+
+    fn cli(&self, args: &[&str]) -> String {
+        let out = Command::new(env!("CARGO_BIN_EXE_pagehook"))
+            .arg("--config")
+            .arg(self.dir.path().join("pagehook.toml"))
+            .args(args)
+            .env("PAGEHOOK_TEST_PAT", common::sidecar::PAT)
+            .env("PAGEHOOK_TEST_HOOK_SECRET", common::sidecar::HOOK_SECRET)
+            .env_remove("PAGEHOOK_LOG")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "pagehook {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    fn stderr(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("stderr.log")).unwrap()
+    }
+
+    /// POSTs a signed webhook for source `prod`.
+    fn hook(&self, body: &[u8]) -> (u16, serde_json::Value) {
+        let answer = reqwest::blocking::Client::new()
+            .post(format!("{}/hooks/confluence/prod", self.base))
+            .header("content-type", "application/json")
+            .header(
+                "X-Hub-Signature",
+                common::sidecar::sign(common::sidecar::HOOK_SECRET, body),
+            )
+            .body(body.to_vec())
+            .send()
+            .unwrap();
+        let status = answer.status().as_u16();
+        (status, answer.json().unwrap_or(serde_json::Value::Null))
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Reads until the server closes the connection; what it sent and when.
+fn read_until_closed(stream: &mut std::net::TcpStream) -> (String, Duration) {
+    let start = Instant::now();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break,
+            Err(e) => panic!("the server kept the connection open: {e}"),
+        }
+    }
+    (String::from_utf8_lossy(&got).into_owned(), start.elapsed())
+}
+
+#[test]
+fn half_sent_requests_do_not_hold_connections() {
+    let server = Server::start(
+        "[server]\nheader-timeout-ms = 500\nbody-timeout-ms = 700\n",
+        None,
+        &[],
+    );
+
+    // Half a request line, then nothing.
+    let mut stream = std::net::TcpStream::connect(&server.addr).unwrap();
+    stream.write_all(b"POST /hooks/confluence/pr").unwrap();
+    let (_, took) = read_until_closed(&mut stream);
+    assert!(took < Duration::from_secs(5), "closed after {took:?}");
+
+    // Headers, then only part of the promised body.
+    let mut stream = std::net::TcpStream::connect(&server.addr).unwrap();
+    stream
+        .write_all(
+            b"POST /hooks/confluence/prod HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n\
+              content-length: 100\r\n\r\n{\"event\":",
+        )
+        .unwrap();
+    let (answer, took) = read_until_closed(&mut stream);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("server.body-timeout-ms"), "{answer}");
+    assert!(
+        took >= Duration::from_millis(600) && took < Duration::from_secs(5),
+        "answered after {took:?}"
+    );
+
+    // A complete request is still served.
+    let health = reqwest::blocking::get(format!("{}/healthz", server.base)).unwrap();
+    assert_eq!(health.status().as_u16(), 200);
 }

@@ -6,6 +6,7 @@
 //! every newly stored event.
 
 mod api;
+mod conn;
 mod hooks;
 
 use std::net::SocketAddr;
@@ -54,12 +55,17 @@ pub fn error(status: StatusCode, message: impl Into<String>) -> Response {
 /// The router over a state; what tests and `serve` use.
 pub fn router(state: Arc<AppState>) -> Router {
     let body_limit = state.config.server.body_limit_bytes;
+    let body_timeout = state.config.body_timeout();
     Router::new()
         .merge(hooks::routes(body_limit))
         .nest("/api", api::routes(state.clone()))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .with_state(state)
+        .layer(axum::middleware::from_fn_with_state(
+            body_timeout,
+            conn::body_deadline,
+        ))
 }
 
 /// `GET /healthz`: 503 only when the database cannot be read. Confluence
@@ -159,11 +165,15 @@ pub async fn serve(config: Config, listen: Option<String>) -> anyhow::Result<()>
         admin_token,
         sources: hooks::SourceCache::default(),
     });
-    println!("pagehook listening on http://{local}");
+    {
+        use std::io::Write as _;
+        let mut out = std::io::stdout().lock();
+        // Nobody reading stdout is no reason not to serve.
+        let _ = writeln!(out, "pagehook listening on http://{local}").and_then(|_| out.flush());
+    }
     tracing::info!(%local, "listening");
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    let header_timeout = state.config.header_timeout();
+    conn::serve(listener, router(state), header_timeout, shutdown_signal()).await;
     let _ = stop.send(true);
     let _ = dispatch_task.await;
     let _ = delivery_task.await;
