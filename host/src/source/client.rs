@@ -134,8 +134,16 @@ impl ClientError {
     }
 }
 
-/// Fields enrichment asks Confluence to include.
-pub const CONTENT_EXPAND: &str = "space,version,history,metadata.labels,ancestors,container,restrictions.read.restrictions.user,restrictions.read.restrictions.group,body.view";
+/// Fields enrichment asks Confluence to include: among them the content's own
+/// view restrictions and, through `ancestors.restrictions...`, each ancestor's
+/// own, so one request tells whether the content inherits a restriction (see
+/// [`super::enrich`]).
+pub const CONTENT_EXPAND: &str = "space,version,history,metadata.labels,ancestors,container,restrictions.read.restrictions.user,restrictions.read.restrictions.group,ancestors.restrictions.read.restrictions.user,ancestors.restrictions.read.restrictions.group,body.view";
+
+/// What [`ConfluenceClient::own_restrictions`] asks for: the view restrictions
+/// set on the content itself (Confluence lists no inherited ones there).
+pub const RESTRICTIONS_EXPAND: &str =
+    "restrictions.read.restrictions.user,restrictions.read.restrictions.group";
 
 /// A client for one Confluence instance.
 #[derive(Clone)]
@@ -166,6 +174,17 @@ impl ConfluenceClient {
     pub async fn content(&self, id: u64) -> Result<Option<Value>, ClientError> {
         self.get(&format!(
             "/rest/api/content/{id}?status=any&expand={CONTENT_EXPAND}"
+        ))
+        .await
+    }
+
+    /// `GET /rest/api/content/{id}?status=any&expand=restrictions.read...`: the
+    /// view restrictions set on content `id` itself (enrichment's fallback for
+    /// an ancestor whose restrictions did not come back expanded); `None` when
+    /// it does not exist or we may not see it.
+    pub async fn own_restrictions(&self, id: u64) -> Result<Option<Value>, ClientError> {
+        self.get(&format!(
+            "/rest/api/content/{id}?status=any&expand={RESTRICTIONS_EXPAND}"
         ))
         .await
     }

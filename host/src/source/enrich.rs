@@ -2,10 +2,46 @@
 //!
 //! The content itself is always read fresh (an update right after a create
 //! must show the new version); what changes rarely is cached for a short
-//! TTL: users by key, the container page of a comment, and the account
-//! Pagehook itself acts as (to mark `by-pagehook`). Content that is gone or
-//! hidden from that account (404) still gives an event, with `enriched =
-//! false` and what the webhook said.
+//! TTL: users by key, the container page of a comment, ancestors' view
+//! restrictions read one by one, and the account Pagehook itself acts as (to
+//! mark `by-pagehook`). Content that is gone or hidden from that account
+//! (404) still gives an event, with `enriched = false` and what the webhook
+//! said.
+//!
+//! # View restrictions
+//!
+//! `Content::restricted` is true when the content or any ancestor has view
+//! restrictions: Confluence applies a page's view restrictions to every page
+//! below it. Confluence's REST answers about restrictions list only what is
+//! set on the content itself: the `restrictions.read` expansion and
+//! `/rest/api/content/{id}/restriction/byOperation/read` are empty for the
+//! child of a restricted page (Atlassian's CONFSERVER-45609; CONFSERVER-99749,
+//! asking for inherited ones, is unresolved). Data Center 9's Java REST client
+//! has `getRelevantViewRestrictionsForContent`, but Data Center's REST API
+//! reference (9.2, 10.0) documents no resource for it, and its
+//! `ContentRestrictionResource` serves only `byOperation`, `byOperation/{op}`
+//! and updates; so Pagehook guesses no URL. One request still answers it: the
+//! content read enrichment makes anyway ([`super::client::CONTENT_EXPAND`])
+//! expands `ancestors.restrictions.read.restrictions.user` and `.group`, and
+//! each ancestor comes back with its own restrictions, root first.
+//!
+//! An ancestor whose restrictions did not come back expanded (a server or a
+//! proxy that does not expand nested fields, an ancestor Confluence would not
+//! expand) is read on its own ([`ConfluenceClient::own_restrictions`]), and
+//! that answer is cached for the TTL. Whenever Pagehook cannot tell, the
+//! content counts as restricted: restriction fields missing from an answer,
+//! an ancestor without an id, an ancestor that answers 403, 404 or anything
+//! the API does not document, a comment's page that cannot be read. Failures
+//! worth retrying (network, 5xx, 429) defer the event like any other
+//! enrichment failure, so nothing is posted meanwhile.
+//!
+//! A comment (or an attachment) is visible to whoever may view its page, so it
+//! takes its page's restriction, the page's inherited restrictions included.
+//! Content that cannot be read at all (404: purged, or hidden from Pagehook's
+//! account; Confluence answers both alike) is described only by what the
+//! webhook carried, nothing is read about it from elsewhere, and it counts as
+//! restricted. A webhook-only source (no token) never asks Confluence: its
+//! events carry `restricted = false`, which the admin guide states.
 
 use std::collections::HashMap;
 use std::hash::Hash;
@@ -88,6 +124,8 @@ pub struct Enricher {
     client: ConfluenceClient,
     users: TtlCache<String, Option<Person>>,
     containers: TtlCache<u64, Option<Value>>,
+    /// Ancestors' own view restrictions read one by one (true: restricted or cannot tell).
+    ancestor_restrictions: TtlCache<u64, bool>,
     service_key: TtlCache<(), String>,
 }
 
@@ -99,6 +137,7 @@ impl Enricher {
             client,
             users: TtlCache::new(ttl),
             containers: TtlCache::new(ttl),
+            ancestor_restrictions: TtlCache::new(ttl),
             // The account a connection uses does not change while it exists.
             service_key: TtlCache::new(Duration::from_secs(3600)),
         }
@@ -117,25 +156,93 @@ impl Enricher {
             return Ok(event);
         };
         let Some(json) = self.client.content(id).await? else {
-            tracing::info!(source = %self.source, id, "content not found (purged or restricted): enriched = false");
+            tracing::info!(source = %self.source, id, "content not found (purged or restricted): enriched = false, restricted");
+            // Purged, or hidden from Pagehook's account: Confluence does not
+            // say which, so it cannot tell whether viewing is restricted.
+            if let Some(content) = event.content.as_mut() {
+                content.restricted = true;
+            }
             return Ok(event);
         };
         let mut content = content_from_rest(&json);
-        if content.content_type == "comment"
-            && let Some(page_id) = content.container_id
-            && let Some(page) = self.container(page_id).await?
-        {
-            let page = content_from_rest(&page);
-            content.ancestors = page.ancestors;
-            content.ancestors.push(Ancestor {
-                id: page.id,
-                title: page.title,
-            });
-            content.restricted |= page.restricted;
+        if matches!(content.content_type.as_str(), "comment" | "attachment") {
+            // Visible to whoever may view its page: the page decides.
+            let own = own_restriction(&json) == Some(true);
+            let page_id = json.pointer("/container/id").and_then(id_of);
+            let page = match page_id {
+                Some(page_id) => self.container(page_id).await?,
+                None => None,
+            };
+            content.restricted = match &page {
+                Some(page) => own || self.restricted(page).await?,
+                None => true, // the page cannot be read: cannot tell
+            };
+            if content.content_type == "comment"
+                && let Some(page) = &page
+            {
+                let page = content_from_rest(page);
+                content.ancestors = page.ancestors;
+                content.ancestors.push(Ancestor {
+                    id: page.id,
+                    title: page.title,
+                });
+            }
+        } else {
+            content.restricted = self.restricted(&json).await?;
         }
         event.content = Some(content);
         event.enriched = true;
         Ok(event)
+    }
+
+    /// Whether content read with [`super::client::CONTENT_EXPAND`] may be
+    /// viewed only by some: restrictions of its own or of any ancestor, or it
+    /// cannot be told.
+    async fn restricted(&self, json: &Value) -> Result<bool, EnrichError> {
+        if own_restriction(json) != Some(false) {
+            return Ok(true);
+        }
+        let Some(ancestors) = json.get("ancestors").and_then(Value::as_array) else {
+            return Ok(true); // asked for and missing: cannot tell
+        };
+        let mut unexpanded = Vec::new();
+        for ancestor in ancestors {
+            let Some(id) = ancestor.get("id").and_then(id_of) else {
+                return Ok(true);
+            };
+            match own_restriction(ancestor) {
+                Some(true) => return Ok(true),
+                Some(false) => {}
+                None => unexpanded.push(id),
+            }
+        }
+        for id in unexpanded {
+            if self.ancestor_restricted(id).await? {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// An ancestor's own view restrictions, read by themselves (cached):
+    /// true when it has some or its answer cannot tell.
+    async fn ancestor_restricted(&self, id: u64) -> Result<bool, EnrichError> {
+        if let Some(r) = self.ancestor_restrictions.get(&id) {
+            return Ok(r);
+        }
+        let restricted = match self.client.own_restrictions(id).await {
+            Ok(Some(v)) => own_restriction(&v).unwrap_or(true),
+            Ok(None) => true, // 404: purged meanwhile, or hidden from us
+            Err(ClientError::Unauthorized(403))
+            | Err(ClientError::Rejected { .. })
+            | Err(ClientError::BadAnswer(_)) => true,
+            Err(e) => return Err(e.into()),
+        };
+        if restricted {
+            tracing::info!(source = %self.source, ancestor = id, "ancestor's view restrictions: restricted or cannot tell");
+        }
+        self.ancestor_restrictions.put(id, restricted);
+        Ok(restricted)
     }
 
     async fn user(&self, key: &str) -> Result<Person, EnrichError> {
@@ -224,7 +331,26 @@ fn str_at<'a>(v: &'a Value, pointer: &str) -> Option<&'a str> {
         .filter(|s| !s.is_empty())
 }
 
+/// The view restrictions set on one content object (or an ancestor in its
+/// `ancestors`) itself, as expanded by `restrictions.read.restrictions.user`
+/// and `.group`: `Some(true)` when any user or group is listed, `Some(false)`
+/// when both lists are there and empty, `None` when the answer does not tell.
+pub fn own_restriction(v: &Value) -> Option<bool> {
+    let listed = |k: &str| {
+        v.pointer(&format!("/restrictions/read/restrictions/{k}/results"))
+            .and_then(Value::as_array)
+    };
+    match (listed("user"), listed("group")) {
+        (Some(users), Some(groups)) => Some(!users.is_empty() || !groups.is_empty()),
+        (Some(some), None) | (None, Some(some)) if !some.is_empty() => Some(true),
+        _ => None,
+    }
+}
+
 /// Maps a REST content object (expanded as [`super::client::CONTENT_EXPAND`]) to [`Content`].
+///
+/// `restricted` reflects the content's own view restrictions only (true when
+/// the answer does not tell); [`Enricher`] adds the inherited ones.
 pub fn content_from_rest(v: &Value) -> Content {
     let links = |k: &str| str_at(v, &format!("/_links/{k}")).unwrap_or("");
     let url = format!("{}{}{}", links("base"), links("context"), links("webui"));
@@ -255,11 +381,8 @@ pub fn content_from_rest(v: &Value) -> Content {
                 .collect()
         })
         .unwrap_or_default();
-    let restricted = ["user", "group"].iter().any(|k| {
-        v.pointer(&format!("/restrictions/read/restrictions/{k}/results"))
-            .and_then(Value::as_array)
-            .is_some_and(|r| !r.is_empty())
-    });
+    // Its own restrictions only; enrichment adds inherited ones.
+    let restricted = own_restriction(v).unwrap_or(true);
     let content_type = str_at(v, "/type").unwrap_or("").to_owned();
     let is_comment = content_type == "comment";
     Content {
@@ -361,8 +484,211 @@ mod tests {
             c.ancestors.iter().map(|a| a.id).collect::<Vec<_>>(),
             vec![2818001, 2818002]
         );
-        assert!(!c.restricted);
+        assert!(
+            c.restricted,
+            "the fixture was read without the restrictions expansion: cannot tell"
+        );
         assert_eq!(c.container_id, None);
+    }
+
+    #[test]
+    fn own_restrictions_are_read_strictly() {
+        let with = |user: Value, group: Value| serde_json::json!({"restrictions": {"read": {"restrictions": {"user": user, "group": group}}}});
+        let none = serde_json::json!({"results": []});
+        let ops = serde_json::json!({"results": [{"type": "group", "name": "ops"}]});
+        assert_eq!(
+            own_restriction(&with(none.clone(), none.clone())),
+            Some(false)
+        );
+        assert_eq!(
+            own_restriction(&with(none.clone(), ops.clone())),
+            Some(true)
+        );
+        assert_eq!(own_restriction(&with(ops.clone(), Value::Null)), Some(true));
+        assert_eq!(own_restriction(&with(none.clone(), Value::Null)), None);
+        assert_eq!(own_restriction(&serde_json::json!({"id": "1"})), None);
+        assert!(content_from_rest(&serde_json::json!({"type": "page"})).restricted);
+    }
+
+    mod against_the_fake {
+        use pagehook_fakes::{
+            ConfluenceAuth as FakeAuth, ContentBuilder, FakeConfluence, Fault, endpoints,
+        };
+
+        use super::super::*;
+        use crate::secret::Secret;
+        use crate::source::client::{ClientOptions, ConfluenceAuth};
+        use crate::source::webhook::{self, Payload};
+
+        const PAT: &str = "unit-test-pat";
+        const PAGE: u64 = 700;
+        const PARENT: u64 = 600;
+        const GRANDPARENT: u64 = 500;
+
+        fn fake() -> FakeConfluence {
+            let fake = FakeConfluence::start(FakeAuth::Bearer(PAT.into()));
+            fake.put_content(
+                GRANDPARENT,
+                ContentBuilder::page(GRANDPARENT, "ENG", "Engineering Home")
+                    .ancestors(&[])
+                    .build(),
+            );
+            fake.put_content(
+                PARENT,
+                ContentBuilder::page(PARENT, "ENG", "Releases")
+                    .ancestors(&[(GRANDPARENT, "Engineering Home")])
+                    .build(),
+            );
+            fake.put_content(
+                PAGE,
+                ContentBuilder::page(PAGE, "ENG", "Q3 launch checklist")
+                    .ancestors(&[(GRANDPARENT, "Engineering Home"), (PARENT, "Releases")])
+                    .build(),
+            );
+            fake
+        }
+
+        fn enricher(fake: &FakeConfluence, ttl: Duration) -> Enricher {
+            let client = ConfluenceClient::new(
+                &fake.base_url(),
+                ConfluenceAuth::Bearer(Secret::new(PAT)),
+                ClientOptions {
+                    attempts: 1,
+                    ..ClientOptions::default()
+                },
+            );
+            Enricher::new("prod", client, ttl)
+        }
+
+        fn hook(body: &str) -> Webhook {
+            match webhook::parse(body.as_bytes()).unwrap() {
+                Payload::Event(hook) => *hook,
+                Payload::Test => unreachable!(),
+            }
+        }
+
+        fn page_hook(id: u64) -> Webhook {
+            hook(&format!(
+                r#"{{"timestamp":1,"event":"page_updated","page":{{"id":{id}}}}}"#
+            ))
+        }
+
+        async fn restricted(e: &Enricher, hook: &Webhook) -> bool {
+            let event = e.enrich("e1", hook).await.unwrap();
+            assert!(event.enriched);
+            event.content.unwrap().restricted
+        }
+
+        #[tokio::test]
+        async fn a_restricted_parent_or_grandparent_restricts_in_one_request() {
+            let fake = fake();
+            let e = enricher(&fake, Duration::from_secs(60));
+            assert!(!restricted(&e, &page_hook(PAGE)).await);
+            fake.set_read_restrictions(PARENT, &[], &["release-managers"]);
+            assert!(restricted(&e, &page_hook(PAGE)).await, "parent");
+            fake.set_read_restrictions(PARENT, &[], &[]);
+            fake.set_read_restrictions(GRANDPARENT, &["ada"], &[]);
+            assert!(restricted(&e, &page_hook(PAGE)).await, "grandparent");
+            assert!(restricted(&e, &page_hook(GRANDPARENT)).await, "its own");
+            // Inherited restrictions came with the content: one read per event.
+            assert_eq!(fake.calls(endpoints::GET_CONTENT), 4);
+            // Lifted: seen on the next event (the content is always read fresh).
+            fake.set_read_restrictions(GRANDPARENT, &[], &[]);
+            assert!(!restricted(&e, &page_hook(PAGE)).await);
+        }
+
+        #[tokio::test]
+        async fn without_nested_expansion_each_ancestor_is_read_and_cached() {
+            let fake = fake();
+            fake.set_nested_ancestor_expansion(false);
+            let e = enricher(&fake, Duration::from_secs(60));
+            assert!(!restricted(&e, &page_hook(PAGE)).await);
+            assert_eq!(
+                fake.calls(endpoints::GET_CONTENT),
+                3,
+                "the page, then both ancestors"
+            );
+            assert!(!restricted(&e, &page_hook(PAGE)).await);
+            assert_eq!(fake.calls(endpoints::GET_CONTENT), 4, "ancestors cached");
+
+            fake.set_read_restrictions(PARENT, &[], &["release-managers"]);
+            let fresh = enricher(&fake, Duration::from_millis(1));
+            assert!(restricted(&fresh, &page_hook(PAGE)).await);
+        }
+
+        #[tokio::test]
+        async fn an_ancestor_that_cannot_be_read_restricts() {
+            let fake = fake();
+            fake.remove_content(PARENT); // purged while the page still names it
+            let e = enricher(&fake, Duration::from_secs(60));
+            assert!(restricted(&e, &page_hook(PAGE)).await, "404");
+        }
+
+        #[tokio::test]
+        async fn a_forbidden_ancestor_restricts_and_a_failing_one_defers() {
+            let fake = fake();
+            fake.set_nested_ancestor_expansion(false);
+            let e = enricher(&fake, Duration::from_secs(60));
+            // The event's first request reads the page, the second an ancestor.
+            fake.inject(endpoints::GET_CONTENT, Fault::Delay(Duration::ZERO));
+            fake.inject(endpoints::GET_CONTENT, Fault::Status(403));
+            assert!(restricted(&e, &page_hook(PAGE)).await, "403");
+
+            let fake2 = self::fake();
+            fake2.set_nested_ancestor_expansion(false);
+            let e = enricher(&fake2, Duration::from_secs(60));
+            fake2.inject(endpoints::GET_CONTENT, Fault::Delay(Duration::ZERO));
+            fake2.inject(endpoints::GET_CONTENT, Fault::Status(503));
+            let err = e.enrich("e1", &page_hook(PAGE)).await.unwrap_err();
+            assert!(matches!(err, EnrichError::Transient { .. }), "{err:?}");
+        }
+
+        #[tokio::test]
+        async fn a_comment_takes_its_pages_inherited_restriction() {
+            let fake = fake();
+            fake.put_content(
+                701,
+                ContentBuilder::comment(701, PAGE, "Q3 launch checklist", "ENG").build(),
+            );
+            let comment = hook(r#"{"timestamp":1,"event":"comment_created","comment":{"id":701}}"#);
+            let e = enricher(&fake, Duration::from_millis(1));
+            let event = e.enrich("e1", &comment).await.unwrap();
+            let content = event.content.unwrap();
+            assert!(!content.restricted);
+            assert_eq!(
+                content.ancestors.iter().map(|a| a.id).collect::<Vec<_>>(),
+                vec![GRANDPARENT, PARENT, PAGE]
+            );
+            fake.set_read_restrictions(GRANDPARENT, &[], &["leads"]);
+            tokio::time::sleep(Duration::from_millis(5)).await; // past the container cache
+            assert!(restricted(&e, &comment).await);
+            // The page cannot be read: cannot tell.
+            fake.set_read_restrictions(GRANDPARENT, &[], &[]);
+            fake.remove_content(PAGE);
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            assert!(restricted(&e, &comment).await);
+        }
+
+        #[tokio::test]
+        async fn unreadable_content_is_the_webhook_alone_and_restricted() {
+            let fake = fake();
+            fake.set_read_restrictions(PARENT, &[], &["leads"]);
+            let e = enricher(&fake, Duration::from_secs(60));
+            let rich = hook(
+                r#"{"timestamp":1,"event":"page_removed","page":{"id":999,"title":"From the webhook","spaceKey":"ENG"}}"#,
+            );
+            let event = e.enrich("e1", &rich).await.unwrap();
+            assert!(!event.enriched);
+            let content = event.content.unwrap();
+            assert!(content.restricted, "purged or hidden: cannot tell");
+            assert_eq!(content.title, "From the webhook");
+            assert!(content.ancestors.is_empty() && content.labels.is_empty());
+            assert_eq!(
+                fake.calls(endpoints::GET_CONTENT),
+                1,
+                "nothing read from elsewhere"
+            );
+        }
     }
 
     #[test]

@@ -9,6 +9,17 @@
 //! macro and its parameters survive. `metadata.properties` in a create request is ignored, as
 //! Data Center has been reported to ignore it (content properties need
 //! `/rest/api/content/{id}/property` after the content exists); `metadata.labels` is applied.
+//!
+//! View restrictions are answered as Confluence answers them: a content's
+//! `restrictions.read` lists only the restrictions set on that content itself, never those
+//! it inherits from a restricted ancestor (Atlassian's CONFSERVER-45609). An ancestor's
+//! own restrictions come back only when asked for through the ancestors, with
+//! `expand=ancestors.restrictions.read.restrictions.user,ancestors.restrictions.read.restrictions.group`
+//! (each ancestor is then expanded like content of its own), or by reading the ancestor
+//! itself. Ancestors named in a content's `ancestors` that were never registered exist as
+//! plain, unrestricted pages (as they must in Confluence); a purged one
+//! ([`FakeConfluence::remove_content`]) answers 404 and is left unexpanded among the
+//! ancestors of content that still names it.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -148,6 +159,10 @@ struct ConfState {
     tokens: Vec<(String, SystemTime, Option<SystemTime>)>,
     /// Storage bodies saved so far, for stable macro ids.
     saves: u64,
+    /// Content purged with `remove_content` (gone, even as someone's ancestor).
+    purged: std::collections::BTreeSet<u64>,
+    /// Whether `ancestors.*` expansions reach into each ancestor.
+    nested_ancestor_expansion: bool,
 }
 
 struct App {
@@ -193,6 +208,8 @@ impl FakeConfluence {
                     Some(SystemTime::now() + 89 * DAY),
                 )],
                 saves: 0,
+                purged: std::collections::BTreeSet::new(),
+                nested_ancestor_expansion: true,
             }),
         });
         let router = Router::new().fallback(handle).with_state(app.clone());
@@ -247,7 +264,31 @@ impl FakeConfluence {
                 .to_string();
             st.spaces.entry(key.to_string()).or_insert((space_id, name));
         }
+        st.purged.remove(&id);
         st.content.insert(id, content);
+    }
+
+    /// Replaces the view restrictions set on content `id` itself (`restrictions.read`), as an
+    /// admin does on the page's restrictions dialog; empty lists lift them. Content below it
+    /// inherits them without its own `restrictions.read` changing.
+    ///
+    /// # Panics
+    /// If `id` was not registered with [`FakeConfluence::put_content`] (or created).
+    pub fn set_read_restrictions(&self, id: u64, users: &[&str], groups: &[&str]) {
+        let mut st = lock(&self.app.state);
+        let content = st
+            .content
+            .get_mut(&id)
+            .unwrap_or_else(|| panic!("set_read_restrictions: no content {id}"));
+        content["restrictions"] = restrictions_json(&id.to_string(), users, groups);
+    }
+
+    /// With `false`, answers like a server (or a proxy in front of it) that does not expand
+    /// beyond the first level of `ancestors`: each ancestor comes back bare (id, type,
+    /// status, title), whatever `ancestors.*` asked for, so a client must read every
+    /// ancestor itself. On by default.
+    pub fn set_nested_ancestor_expansion(&self, on: bool) {
+        lock(&self.app.state).nested_ancestor_expansion = on;
     }
 
     /// The content as currently stored, with every field present (no `expand` applied):
@@ -256,9 +297,12 @@ impl FakeConfluence {
         lock(&self.app.state).content.get(&id).cloned()
     }
 
-    /// Purges content: it then answers 404 even with `status=any`.
+    /// Purges content: it then answers 404 even with `status=any`, also as an ancestor that
+    /// other content still names.
     pub fn remove_content(&self, id: u64) {
-        lock(&self.app.state).content.remove(&id);
+        let mut st = lock(&self.app.state);
+        st.content.remove(&id);
+        st.purged.insert(id);
     }
 
     /// Makes a space known so pages can be created in it (unknown space → 404).
@@ -533,6 +577,11 @@ impl ContentBuilder {
 
     /// Restricts viewing to these usernames and groups (`restrictions.read`, served with
     /// `expand=restrictions.read.restrictions.user,restrictions.read.restrictions.group`).
+    ///
+    /// These are this content's own restrictions only: content below it is restricted too
+    /// (Confluence applies inherited restrictions) but its own `restrictions.read` stays
+    /// empty; the restriction shows there only through the `ancestors.restrictions...`
+    /// expansion.
     pub fn read_restricted_to(mut self, users: &[&str], groups: &[&str]) -> ContentBuilder {
         let id = self.json["id"].as_str().unwrap_or_default().to_string();
         self.json["restrictions"] = restrictions_json(&id, users, groups);
@@ -837,8 +886,10 @@ const EXPANDABLE: &[&str] = &[
 
 /// Shapes stored content the way `expand` would: unexpanded fields are removed and listed in
 /// `_expandable`. For `body` and `metadata` only the named parts (`body.storage`,
-/// `metadata.labels`) are kept.
-fn expand_view(content: &Value, expand: &str) -> Value {
+/// `metadata.labels`) are kept. `ancestors.<x>` expands each ancestor as content of its own
+/// with `<x>` (e.g. its own `restrictions`), unless nested expansion is off; an ancestor that
+/// was purged stays as listed, unexpanded.
+fn expand_view(st: &ConfState, content: &Value, expand: &str) -> Value {
     let mut out = content.clone();
     let Some(obj) = out.as_object_mut() else {
         return out;
@@ -884,6 +935,23 @@ fn expand_view(content: &Value, expand: &str) -> Value {
             };
             obj.remove(*key);
             expandable.insert((*key).to_string(), Value::String(link));
+        } else if *key == "ancestors" && st.nested_ancestor_expansion {
+            let nested: Vec<&str> = subs.iter().copied().filter(|s| !s.is_empty()).collect();
+            if nested.is_empty() {
+                continue;
+            }
+            let inner = nested.join(",");
+            if let Some(list) = obj.get_mut("ancestors").and_then(Value::as_array_mut) {
+                for ancestor in list.iter_mut() {
+                    let full = ancestor
+                        .get("id")
+                        .and_then(content_id)
+                        .and_then(|id| resolve(st, id));
+                    if let Some(full) = full {
+                        *ancestor = expand_view(st, &full, &inner);
+                    }
+                }
+            }
         } else if (*key == "body" || *key == "metadata") && !subs.contains(&"") {
             let wanted: Vec<&str> = subs
                 .iter()
@@ -922,16 +990,58 @@ fn status_matches(content: &Value, parts: &Parts) -> bool {
         .any(|w| w == "any" || w == status)
 }
 
+/// A content id as Confluence writes it (a string) or as a number.
+fn content_id(v: &Value) -> Option<u64> {
+    match v {
+        Value::String(s) => s.parse().ok(),
+        Value::Number(n) => n.as_u64(),
+        _ => None,
+    }
+}
+
+/// Content `id` as Confluence would have it: registered (or created), or else an ancestor
+/// that registered content names, which exists in Confluence as a plain page without
+/// restrictions of its own; `None` when unknown or purged.
+fn resolve(st: &ConfState, id: u64) -> Option<Value> {
+    if let Some(c) = st.content.get(&id) {
+        return Some(c.clone());
+    }
+    if st.purged.contains(&id) {
+        return None;
+    }
+    let entry = st.content.values().find_map(|c| {
+        c.get("ancestors")?
+            .as_array()?
+            .iter()
+            .find(|a| a.get("id").and_then(content_id) == Some(id))
+            .cloned()
+    })?;
+    let key = id.to_string();
+    let title = entry["title"].as_str().unwrap_or_default().to_string();
+    Some(json!({
+        "id": key,
+        "type": entry.get("type").cloned().unwrap_or_else(|| json!("page")),
+        "status": entry.get("status").cloned().unwrap_or_else(|| json!("current")),
+        "title": title,
+        "restrictions": restrictions_json(&key, &[], &[]),
+        "_links": {
+            "base": st.base_url,
+            "context": "",
+            "self": format!("{}/rest/api/content/{id}", st.base_url),
+        },
+    }))
+}
+
 fn get_content(st: &ConfState, id: &str, parts: &Parts) -> Response {
     let found = id
         .parse::<u64>()
         .ok()
-        .and_then(|n| st.content.get(&n))
+        .and_then(|n| resolve(st, n))
         .filter(|c| status_matches(c, parts));
     match found {
         Some(c) => json_response(
             StatusCode::OK,
-            &expand_view(c, &query_param(parts, "expand").unwrap_or_default()),
+            &expand_view(st, &c, &query_param(parts, "expand").unwrap_or_default()),
         ),
         None => not_found(id),
     }
@@ -953,7 +1063,7 @@ fn paged(st: &ConfState, parts: &Parts, items: Vec<Value>) -> Response {
         .iter()
         .skip(start)
         .take(limit)
-        .map(|c| expand_view(c, &expand))
+        .map(|c| expand_view(st, c, &expand))
         .collect();
     let path = parts.uri.path();
     let mut links = json!({

@@ -790,3 +790,101 @@ fn personal_access_tokens_are_listed_and_an_expired_one_is_refused() {
         StatusCode::METHOD_NOT_ALLOWED
     );
 }
+
+const RESTRICTIONS: &str =
+    "restrictions.read.restrictions.user,restrictions.read.restrictions.group";
+const ANCESTOR_RESTRICTIONS: &str =
+    "ancestors.restrictions.read.restrictions.user,ancestors.restrictions.read.restrictions.group";
+
+fn read_subjects(v: &Value) -> usize {
+    ["user", "group"]
+        .iter()
+        .map(|k| {
+            v["restrictions"]["read"]["restrictions"][k]["results"]
+                .as_array()
+                .map_or(0, Vec::len)
+        })
+        .sum()
+}
+
+#[test]
+fn inherited_restrictions_show_only_through_the_ancestors() {
+    let c = confluence();
+    // 40 (never registered) > 41 (restricted to ops-team) > 42.
+    c.put_content(
+        41,
+        ContentBuilder::page(41, "OPS", "Ops Home")
+            .ancestors(&[(40, "Root")])
+            .read_restricted_to(&[], &["ops-team"])
+            .build(),
+    );
+    c.put_content(
+        42,
+        ContentBuilder::page(42, "OPS", "Runbook")
+            .ancestors(&[(40, "Root"), (41, "Ops Home")])
+            .build(),
+    );
+    // The child's own restrictions are empty, as Confluence answers (CONFSERVER-45609).
+    let own: Value = get(
+        &c,
+        &format!("/rest/api/content/42?expand=ancestors,{RESTRICTIONS}"),
+    )
+    .json()
+    .unwrap();
+    assert_eq!(read_subjects(&own), 0);
+    assert_eq!(
+        own["ancestors"][1],
+        json!({"id": "41", "type": "page", "status": "current", "title": "Ops Home"}),
+        "ancestors alone are not expanded further"
+    );
+    // Through the ancestors, each one's own restrictions come back.
+    let path = format!("/rest/api/content/42?expand={RESTRICTIONS},{ANCESTOR_RESTRICTIONS}");
+    let got: Value = get(&c, &path).json().unwrap();
+    let ancestors = got["ancestors"].as_array().unwrap();
+    assert_eq!(ancestors.len(), 2);
+    assert_eq!(ancestors[0]["id"], "40");
+    assert_eq!(
+        read_subjects(&ancestors[0]),
+        0,
+        "an unregistered ancestor is open"
+    );
+    assert_eq!(ancestors[1]["id"], "41");
+    assert_eq!(
+        ancestors[1]["restrictions"]["read"]["restrictions"]["group"]["results"][0]["name"],
+        "ops-team"
+    );
+    assert!(ancestors[1].get("space").is_none(), "only what was asked");
+    assert_eq!(read_subjects(&got), 0);
+    // An unregistered ancestor can be read by id too.
+    let root: Value = get(
+        &c,
+        &format!("/rest/api/content/40?status=any&expand={RESTRICTIONS}"),
+    )
+    .json()
+    .unwrap();
+    assert_eq!(
+        (root["title"].as_str(), read_subjects(&root)),
+        (Some("Root"), 0)
+    );
+
+    // Lifting the parent's restriction shows at once.
+    c.set_read_restrictions(41, &[], &[]);
+    let got: Value = get(&c, &path).json().unwrap();
+    assert_eq!(read_subjects(&got["ancestors"][1]), 0);
+
+    // A server that does not expand nested fields answers ancestors bare.
+    c.set_nested_ancestor_expansion(false);
+    let bare: Value = get(&c, &path).json().unwrap();
+    assert!(bare["ancestors"][1].get("restrictions").is_none());
+    c.set_nested_ancestor_expansion(true);
+
+    // A purged ancestor answers 404 and stays unexpanded where it is still named.
+    c.remove_content(41);
+    assert_eq!(
+        get(&c, "/rest/api/content/41?status=any").status(),
+        StatusCode::NOT_FOUND
+    );
+    let got: Value = get(&c, &path).json().unwrap();
+    assert_eq!(got["ancestors"][1]["id"], "41");
+    assert!(got["ancestors"][1].get("restrictions").is_none());
+}
