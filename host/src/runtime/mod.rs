@@ -8,9 +8,10 @@
 //! plugin never takes the host down with it.
 //!
 //! This module must never give a plugin anything from the host: no files,
-//! network, environment, secrets or shared state between calls.
+//! network, environment, secrets, clock or shared state between calls.
 
 mod cache;
+mod clocks;
 mod engine;
 mod error;
 mod imports;
@@ -308,12 +309,19 @@ impl LoadedPlugin {
     }
 
     /// Runs `handle(event, settings)` in a fresh instance under the limits.
+    ///
+    /// The plugin's clocks read the event's time, not the host's, so calling
+    /// again with the same event and settings gives the same answer.
     pub fn call(&self, event: &Event, settings: &[(String, String)]) -> CallReport {
         let start = Instant::now();
         let p = &*self.inner;
         let mut store = Store::new(
             &p.engine,
-            CallState::new(p.limits.memory_bytes, p.limits.log_bytes),
+            CallState::new(
+                p.limits.memory_bytes,
+                p.limits.log_bytes,
+                event.occurred_at_ms,
+            ),
         );
         store.limiter(|s| &mut s.limiter);
         let fuel_set = store.set_fuel(p.limits.fuel);

@@ -4,7 +4,8 @@
 //! A fresh `CallState` is made for every call and dropped afterwards, so no
 //! state leaks from one event to the next. It must never be handed anything
 //! from the host's environment: no preopened directories, no environment
-//! variables, no arguments, no sockets, no real randomness or stdin.
+//! variables, no arguments, no sockets, no real randomness or stdin, and no
+//! real clock: it sees the event's time (see [`super::clocks`]).
 
 use std::sync::{Arc, Mutex};
 
@@ -15,6 +16,7 @@ use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamError};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
+use super::clocks::{EventWallClock, SteppingMonotonicClock};
 use crate::wit::{self, types::LogLevel};
 
 /// A limit that the guest hit while running; carried inside the trap so the
@@ -190,10 +192,16 @@ pub struct CallState {
 pub const TABLE_ELEMENTS: usize = 200_000;
 
 impl CallState {
-    /// A state granting nothing, with the given memory cap and log bound.
-    pub fn new(memory_bytes: u64, log_bytes: usize) -> CallState {
+    /// A state granting nothing, with the given memory cap and log bound,
+    /// whose clocks read the event's time `occurred_at_ms`.
+    ///
+    /// Randomness is fixed bytes, the same for every call: with the clocks,
+    /// that makes a call a function of event and settings alone.
+    pub fn new(memory_bytes: u64, log_bytes: usize, occurred_at_ms: u64) -> CallState {
         let log = LogSink::new(log_bytes);
         let wasi = WasiCtx::builder()
+            .wall_clock(EventWallClock::new(occurred_at_ms))
+            .monotonic_clock(SteppingMonotonicClock::default())
             .stdout(log.clone())
             .stderr(log.clone())
             .allow_tcp(false)

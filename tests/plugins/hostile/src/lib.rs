@@ -48,6 +48,11 @@ impl Plugin for Hostile {
                 Ok(vec![])
             }
             "remember" => Ok(vec![post(&remember())]),
+            "clock" => {
+                let line = clock();
+                log::info(&line);
+                Ok(vec![post(&line)])
+            }
             "err" => Err("hostile plugin refuses this event".into()),
             "bad-blocks" => Ok(vec![Action::PostSlack(
                 SlackMessage::new("#ok", "ok").with_blocks("this is not JSON"),
@@ -92,6 +97,19 @@ fn remember() -> String {
     let mut seen = SEEN.lock().unwrap_or_else(|p| p.into_inner());
     seen.push("x".repeat(64 * 1024));
     format!("calls={calls} seen={}", seen.len())
+}
+
+/// What the clocks say: the wall clock in ms since the epoch and how long a
+/// real 5 ms sleep took by the monotonic clock. Read from the host's clocks,
+/// both would differ on every call.
+fn clock() -> String {
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis());
+    let start = std::time::Instant::now();
+    std::thread::sleep(std::time::Duration::from_millis(5));
+    let elapsed_ns = start.elapsed().as_nanos();
+    format!("now_ms={now_ms} elapsed_ns={elapsed_ns}")
 }
 
 /// Recursion whose frames live on the wasm stack (not Rust's shadow stack in
