@@ -152,7 +152,8 @@ impl Dispatcher {
         let snapshot = &snapshot;
         let results = futures::future::join_all(due.into_iter().map(|record| async {
             let _permit = limit.acquire().await;
-            self.dispatch(record, snapshot).await
+            let span = tracing::info_span!("dispatch", event = record.id);
+            tracing::Instrument::instrument(self.dispatch(record, snapshot), span).await
         }))
         .await;
         let mut done = Vec::with_capacity(n);

@@ -237,3 +237,109 @@ fn half_sent_requests_do_not_hold_connections() {
     let health = reqwest::blocking::get(format!("{}/healthz", server.base)).unwrap();
     assert_eq!(health.status().as_u16(), 200);
 }
+
+/// A webhook-only Confluence source `prod`, and `hello` bound to a dry-run
+/// Slack connection: every event makes one delivery without any network.
+fn setup_dry_run(server: &Server) {
+    server.cli(&[
+        "connect",
+        "confluence",
+        "prod",
+        "--url",
+        "http://127.0.0.1:9",
+        "--webhook-secret-env",
+        "PAGEHOOK_TEST_HOOK_SECRET",
+    ]);
+    server.cli(&[
+        "connect",
+        "slack",
+        "acme",
+        "--url",
+        "http://127.0.0.1:9/api/",
+        "--token",
+        "xoxb-never-used",
+        "--dry-run",
+    ]);
+    server.cli(&[
+        "plugin",
+        "install",
+        common::plugin_dir("hello").to_str().unwrap(),
+        "--grant",
+        "post-slack",
+    ]);
+    server.cli(&[
+        "bind",
+        "hello",
+        "--to",
+        "slack:#eng",
+        "--set",
+        "channel=#eng",
+    ]);
+}
+
+fn wait_for(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !check() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn json_logs_are_one_object_per_line_naming_the_event_or_delivery() {
+    let server = Server::start(
+        "",
+        None,
+        &[
+            ("PAGEHOOK_LOG", "pagehook=debug"),
+            ("PAGEHOOK_LOG_FORMAT", "json"),
+        ],
+    );
+    setup_dry_run(&server);
+    let body = pagehook_fakes::fixture_bytes("confluence/webhook-rich/page_created.json");
+    let (status, answer) = server.hook(&body);
+    assert_eq!(status, 202, "{answer}");
+    let event = answer["id"].as_i64().unwrap();
+    let ours = format!("\"event\":{event},\"name\":\"delivery\"");
+    wait_for("the event's dry-run delivery to be logged", || {
+        server.stderr().contains(&ours)
+    });
+
+    let stderr = server.stderr();
+    let lines: Vec<serde_json::Value> = stderr
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    for line in &lines {
+        assert!(line["message"].is_string(), "{line}");
+        assert!(line["level"].is_string(), "{line}");
+    }
+    let stored = lines
+        .iter()
+        .find(|l| l["message"] == "webhook stored")
+        .unwrap_or_else(|| panic!("no `webhook stored` line in:\n{stderr}"));
+    assert_eq!(stored["event"], event, "{stored}");
+    // Every line logged while carrying out a delivery names it (and its event).
+    let delivery_lines: Vec<&serde_json::Value> = lines
+        .iter()
+        .filter(|l| {
+            l["target"]
+                .as_str()
+                .unwrap_or("")
+                .starts_with("pagehook::deliver")
+        })
+        .collect();
+    assert!(!delivery_lines.is_empty(), "{stderr}");
+    for line in &delivery_lines {
+        assert!(line["span"]["delivery"].is_i64(), "{line}");
+        assert!(line["span"]["event"].is_i64(), "{line}");
+    }
+    let recorded = delivery_lines
+        .iter()
+        .find(|l| l["message"] == "dry run: recorded" && l["span"]["event"] == event)
+        .unwrap_or_else(|| panic!("no dry run line for event {event}:\n{stderr}"));
+    assert_eq!(
+        recorded["delivery"], recorded["span"]["delivery"],
+        "{recorded}"
+    );
+}

@@ -173,13 +173,7 @@ impl CacheArgs {
 /// Parses arguments, runs the command and turns its error into exit code 1.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("PAGEHOOK_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    init_logging();
     let result = run(cli);
     match result {
         Ok(code) => code,
@@ -187,6 +181,34 @@ pub fn main() -> ExitCode {
         Err(e) => {
             errln!("error: {e:#}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+/// Logs go to stderr, filtered by `PAGEHOOK_LOG` (default `warn`), as text
+/// or, with `PAGEHOOK_LOG_FORMAT=json`, as one JSON object per line: the
+/// event's fields at the top level (`message`, `level`, `target`,
+/// `timestamp`, `delivery`, ...) and the fields of the span it happened in
+/// under `span` (`{"name": "delivery", "delivery": 12, "event": 7}`), so
+/// every line about one event or delivery names it.
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("PAGEHOOK_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let format = std::env::var("PAGEHOOK_LOG_FORMAT").unwrap_or_default();
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format.to_ascii_lowercase().as_str() {
+        "json" => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(false)
+            .init(),
+        "" | "text" => builder.init(),
+        other => {
+            builder.init();
+            tracing::warn!("PAGEHOOK_LOG_FORMAT={other:?} is not `json` or `text`; logging text");
         }
     }
 }

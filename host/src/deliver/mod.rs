@@ -185,7 +185,25 @@ impl Deliverer {
         let store = self.store.clone();
         tokio::task::spawn_blocking(move || store.mark_sending(&ids)).await??;
         let connections = &connections;
-        let results = futures::future::join_all(batch.iter().map(|d| async move {
+        let results = futures::future::join_all(batch.iter().map(|d| {
+            let span = tracing::info_span!("delivery", delivery = d.id, event = d.event_id);
+            tracing::Instrument::instrument(self.attempt_one(d, connections), span)
+        }))
+        .await;
+        let (results, health): (Vec<_>, Vec<_>) = results.into_iter().unzip();
+        let health = health_changes(connections, health.into_iter().flatten());
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || store.finish_attempts(&results, &health)).await??;
+        Ok(Duration::ZERO)
+    }
+
+    /// One attempt at one delivery, logged; its result and connection health.
+    async fn attempt_one(
+        &self,
+        d: &Claimed,
+        connections: &[ConnectionRecord],
+    ) -> ((i64, i64, Outcome, i64), Option<(String, Option<String>)>) {
+        {
             let started = now_ms();
             let clock = Instant::now();
             let (attempt, health) = self.attempt(d, connections).await;
@@ -204,13 +222,7 @@ impl Deliverer {
                 (d.id, started, outcome, clock.elapsed().as_millis() as i64),
                 health,
             )
-        }))
-        .await;
-        let (results, health): (Vec<_>, Vec<_>) = results.into_iter().unzip();
-        let health = health_changes(connections, health.into_iter().flatten());
-        let store = self.store.clone();
-        tokio::task::spawn_blocking(move || store.finish_attempts(&results, &health)).await??;
-        Ok(Duration::ZERO)
+        }
     }
 
     /// Makes one attempt; also returns what it showed of its connection's

@@ -152,6 +152,12 @@ async fn receive(
     match state.ingest.insert(event).await {
         Ok(inserted) => {
             state.metrics.received(&source, inserted.duplicate);
+            tracing::debug!(
+                event = inserted.id,
+                %source,
+                duplicate = inserted.duplicate,
+                "webhook stored"
+            );
             (
                 StatusCode::ACCEPTED,
                 Json(json!({ "id": inserted.id, "duplicate": inserted.duplicate })),
