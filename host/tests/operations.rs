@@ -343,3 +343,116 @@ fn json_logs_are_one_object_per_line_naming_the_event_or_delivery() {
         "{recorded}"
     );
 }
+
+/// A small tmpfs mounted for one test; unmounted when dropped.
+struct Tmpfs {
+    path: std::path::PathBuf,
+}
+
+impl Tmpfs {
+    /// Mounts `size` of tmpfs at `path`; `None` (with a note) when not root
+    /// or mounting is not allowed here.
+    fn mount(path: &Path, size: &str) -> Option<Tmpfs> {
+        let uid = Command::new("id").arg("-u").output().ok()?;
+        if String::from_utf8_lossy(&uid.stdout).trim() != "0" {
+            eprintln!("skipped: mounting a tmpfs needs root");
+            return None;
+        }
+        std::fs::create_dir_all(path).unwrap();
+        let mounted = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(path)
+            .output()
+            .ok()?;
+        if !mounted.status.success() {
+            eprintln!(
+                "skipped: cannot mount a tmpfs: {}",
+                String::from_utf8_lossy(&mounted.stderr)
+            );
+            return None;
+        }
+        Some(Tmpfs {
+            path: path.to_path_buf(),
+        })
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.path).status();
+    }
+}
+
+/// Writes `path` until the filesystem is full.
+fn fill_disk(path: &Path) {
+    let mut file = std::fs::File::create(path).unwrap();
+    let chunk = vec![0xa5u8; 64 * 1024];
+    loop {
+        if let Err(e) = file.write_all(&chunk) {
+            assert_eq!(e.raw_os_error(), Some(28), "expected ENOSPC, got {e}");
+            break;
+        }
+    }
+    let small = [0u8; 512];
+    while file.write_all(&small).is_ok() {}
+}
+
+/// The rich page_created webhook with its own timestamp (a distinct event).
+fn webhook(timestamp: u64) -> Vec<u8> {
+    let mut hook: serde_json::Value = serde_json::from_slice(&pagehook_fakes::fixture_bytes(
+        "confluence/webhook-rich/page_created.json",
+    ))
+    .unwrap();
+    hook["timestamp"] = timestamp.into();
+    serde_json::to_vec(&hook).unwrap()
+}
+
+#[test]
+fn a_full_disk_refuses_webhooks_with_503_and_resumes_when_space_returns() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(disk) = Tmpfs::mount(&dir.path().join("disk"), "4m") else {
+        return;
+    };
+    let server = Server::start("", Some(&disk.path.join("pagehook.db")), &[]);
+    server.cli(&[
+        "connect",
+        "confluence",
+        "prod",
+        "--url",
+        "http://127.0.0.1:9",
+        "--webhook-secret-env",
+        "PAGEHOOK_TEST_HOOK_SECRET",
+    ]);
+    let (status, first) = server.hook(&webhook(1));
+    assert_eq!(status, 202, "{first}");
+
+    let filler = disk.path.join("filler");
+    fill_disk(&filler);
+    for ts in [2, 2, 3] {
+        let (status, answer) = server.hook(&webhook(ts));
+        assert_eq!(status, 503, "{answer}");
+        let reason = answer["error"].as_str().unwrap();
+        assert!(reason.contains("disk"), "{reason}");
+        assert!(reason.contains("full"), "{reason}");
+        assert!(reason.contains("not stored"), "{reason}");
+    }
+
+    std::fs::remove_file(&filler).unwrap();
+    // No restart: the next webhooks are stored.
+    for ts in [2, 3] {
+        let (status, answer) = server.hook(&webhook(ts));
+        assert_eq!(status, 202, "{answer}");
+        assert_eq!(answer["duplicate"], false, "{answer}");
+    }
+    let (status, again) = server.hook(&webhook(1));
+    assert_eq!(status, 202);
+    assert_eq!(
+        again["duplicate"], true,
+        "the first event is still stored: {again}"
+    );
+    assert_eq!(again["id"], first["id"]);
+    let events: serde_json::Value =
+        serde_json::from_str(&server.cli(&["events", "--json"])).unwrap();
+    assert_eq!(events.as_array().unwrap().len(), 3, "{events:#}");
+    drop(server);
+}

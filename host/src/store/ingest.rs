@@ -10,6 +10,19 @@
 //! learns the event's id and whether it was a duplicate only after its
 //! batch is durable.
 //!
+//! Two kinds of failure are told apart, because only one of them can break
+//! the promise that an acknowledged event is on disk:
+//!
+//! - **A write fails** (the disk is full, the database or its filesystem is
+//!   read-only, an I/O error on write): SQLite rolls the transaction back,
+//!   nothing of the batch is committed and none of it is acknowledged; its
+//!   webhooks are answered 503 with the reason, and Confluence sends them
+//!   again. Everything acknowledged earlier is untouched. Every new batch
+//!   simply tries again, so ingest resumes by itself, without a restart, as
+//!   soon as writes succeed (space freed, filesystem writable again).
+//! - **An fsync fails** after a batch was committed: see [`syncer`]; that
+//!   stops ingest until a restart.
+//!
 //! The writer commits through the [`Store`]'s own connection, so it queues
 //! behind dispatch and delivery on a mutex instead of meeting them at
 //! SQLite's write lock, where the loser sleeps in SQLite's busy handler
@@ -83,6 +96,8 @@ impl Ingest {
 
 /// Commits batches without syncing them and hands them to the syncer.
 fn writer(store: &Store, rx: mpsc::Receiver<Job>, synced: mpsc::Sender<Committed>) {
+    // The last batch failed; logged once until one succeeds again.
+    let mut failing = false;
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -94,6 +109,9 @@ fn writer(store: &Store, rx: mpsc::Receiver<Job>, synced: mpsc::Sender<Committed
         let events: Vec<&NewEvent> = batch.iter().map(|(e, _)| e).collect();
         match store.with_unsynced(|conn| commit(conn, &events)) {
             Ok(results) => {
+                if std::mem::take(&mut failing) {
+                    tracing::warn!("storing webhook events works again");
+                }
                 let committed = batch
                     .into_iter()
                     .zip(results)
@@ -104,13 +122,41 @@ fn writer(store: &Store, rx: mpsc::Receiver<Job>, synced: mpsc::Sender<Committed
                 }
             }
             Err(e) => {
-                tracing::error!(error = %e, "storing webhook events failed");
-                for (_, done) in batch {
-                    let _ = done.send(Err(format!("storing the event failed: {e}")));
+                let reason = refusal(&e);
+                if !failing {
+                    tracing::error!(error = %e, "storing webhook events failed; each new webhook tries again: {reason}");
                 }
+                failing = true;
+                for (_, done) in batch {
+                    let _ = done.send(Err(reason.clone()));
+                }
+                continue;
             }
         }
     }
+}
+
+/// The answer for webhooks whose batch could not be committed: nothing of
+/// it was stored, so it is safe to refuse and to try again later.
+fn refusal(e: &StoreError) -> String {
+    use rusqlite::ErrorCode;
+    let code = match e {
+        StoreError::Sqlite {
+            source: rusqlite::Error::SqliteFailure(failure, _),
+            ..
+        } => Some(failure.code),
+        _ => None,
+    };
+    let why = match code {
+        Some(ErrorCode::DiskFull) => "the disk holding the database is full",
+        Some(ErrorCode::ReadOnly) => "the database is read-only",
+        Some(ErrorCode::CannotOpen) => "the database file cannot be opened for writing",
+        Some(ErrorCode::SystemIoFailure) => "writing to the database failed (I/O error)",
+        _ => "storing the event failed",
+    };
+    format!(
+        "{why}: the event was not stored; send it again later (pagehook resumes by itself once writes succeed) [{e}]"
+    )
 }
 
 /// Syncs the write-ahead log once for every batch committed so far, then
@@ -118,10 +164,14 @@ fn writer(store: &Store, rx: mpsc::Receiver<Job>, synced: mpsc::Sender<Committed
 /// log file itself is sure to be found after a power cut.
 ///
 /// A failed sync stops ingest for good (every later webhook is refused until
-/// a restart): after a failed fsync the kernel may have dropped the unwritten
-/// pages, so nothing written since can be promised to be on disk, and
-/// answering a retried event as a duplicate of a row that never got there
-/// would lose it.
+/// a restart), whatever the error, ENOSPC included: after a failed fsync the
+/// kernel may have dropped the unwritten pages and marked them clean, so
+/// nothing written since can be promised to be on disk (a later fsync that
+/// succeeds does not bring them back), and answering a retried event as a
+/// duplicate of a row that never got there would lose it. A restart reads
+/// the database back from what is really on disk. A full disk is normally
+/// met earlier, when the write itself fails (see the module docs), and that
+/// does not stop ingest.
 fn syncer(wal: &Path, rx: mpsc::Receiver<Committed>, stored: &Notify) {
     let mut dir_synced = false;
     while let Ok(first) = rx.recv() {
