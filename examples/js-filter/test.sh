@@ -120,6 +120,12 @@ def valid_card(card):
         {"contentType": "application/vnd.microsoft.card.adaptive", "content": card}]}
     assert len(json.dumps(envelope).encode()) <= 28 * 1024
 
+def card_text(text):
+    # What plugin.js's cardText makes of Confluence text: markup characters as
+    # entities (Teams shows them as written), no link syntax.
+    return (text.replace('&', '&amp;').replace('<', '&lt;').replace('>', '&gt;')
+            .replace(']', ']\u200b'))
+
 def facts(card):
     [fs] = [b for b in card["body"] if b["type"] == "FactSet"]
     return {f["title"]: f["value"] for f in fs["facts"]}
@@ -178,7 +184,8 @@ assert rc == 0, rc
 [a] = actions
 card = a['card']
 valid_card(card)
-assert card['body'][1]['text'] == event['content']['title'], card['body'][1]
+assert card['body'][1]['text'] == card_text(event['content']['title']), card['body'][1]
+assert '<' not in card['body'][1]['text'], 'a title cannot make markup or an <at> mention'
 assert facts(card) == {'Space': 'Engineering (ENG)', 'Updated by': 'Ada Lovelace', 'Version': '2',
                        'Change note': 'Added the retro action items'}, facts(card)
 assert card['body'][-1]['type'] == 'FactSet', 'no excerpt block without an excerpt'
