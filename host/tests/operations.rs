@@ -435,6 +435,10 @@ fn a_full_disk_refuses_webhooks_with_503_and_resumes_when_space_returns() {
         assert!(reason.contains("disk"), "{reason}");
         assert!(reason.contains("full"), "{reason}");
         assert!(reason.contains("not stored"), "{reason}");
+        assert!(
+            !reason.contains(disk.path.to_str().unwrap()),
+            "no file path in an answer: {reason}"
+        );
     }
 
     std::fs::remove_file(&filler).unwrap();

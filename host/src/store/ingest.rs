@@ -154,8 +154,10 @@ fn refusal(e: &StoreError) -> String {
         Some(ErrorCode::SystemIoFailure) => "writing to the database failed (I/O error)",
         _ => "storing the event failed",
     };
+    // The store error names the database file: it goes to the log, never
+    // into the answer.
     format!(
-        "{why}: the event was not stored; send it again later (pagehook resumes by itself once writes succeed) [{e}]"
+        "{why}: the event was not stored; send it again later (pagehook resumes by itself once writes succeed)"
     )
 }
 
