@@ -13,7 +13,7 @@ RUST_PLUGINS   := examples/hello plugins/slack-poster plugins/teams-poster plugi
 # Plugins in other languages; each build.sh installs its pinned tool project-locally.
 POLYGLOT       := examples/python-filter examples/js-filter
 
-.PHONY: run test bench build setup plugins polyglot lint fmt clean
+.PHONY: run test bench build setup plugins polyglot lint fmt clean fuzz
 
 ## run: build everything and run the sidecar with the bundled plugins on SQLite (target/demo/)
 run: build
@@ -54,6 +54,19 @@ plugins: setup
 ## polyglot: build the Python and JavaScript example plugins into target/plugins/
 polyglot:
 	@for d in $(POLYGLOT); do $$d/build.sh || exit 1; done
+
+## fuzz: run each cargo-fuzz target (fuzz/) for FUZZ_SECONDS (default 60) on nightly; `make test` replays fuzz/corpus on stable
+FUZZ_SECONDS   ?= 60
+FUZZ_TARGETS   := webhook manifest config actions headers
+fuzz:
+	@rustup toolchain list | grep -q nightly || { \
+		echo "make fuzz needs a nightly toolchain (libFuzzer): rustup toolchain install nightly"; exit 1; }
+	@command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked
+	cd fuzz && $(CARGO) +nightly fuzz build
+	@for t in $(FUZZ_TARGETS); do \
+		echo "== fuzz $$t for $(FUZZ_SECONDS) s"; \
+		(cd fuzz && $(CARGO) +nightly fuzz run $$t -- -max_total_time=$(FUZZ_SECONDS)) || exit 1; \
+	done
 
 ## lint: formatting and clippy, warnings are errors
 lint:

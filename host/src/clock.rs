@@ -37,7 +37,12 @@ pub fn utc_seconds(ms: i64) -> String {
 pub fn parse_iso8601_ms(text: &str) -> Option<i64> {
     let text = text.trim();
     // Confluence writes offsets without a colon; RFC 3339 wants one.
-    let normalized = match text.len().checked_sub(5).map(|i| text.split_at(i)) {
+    // `split_at_checked`: the last five bytes may start inside a character.
+    let normalized = match text
+        .len()
+        .checked_sub(5)
+        .and_then(|i| text.split_at_checked(i))
+    {
         Some((head, tail))
             if (tail.starts_with('+') || tail.starts_with('-'))
                 && tail[1..].bytes().all(|b| b.is_ascii_digit()) =>
@@ -70,6 +75,19 @@ mod tests {
         assert_eq!(parse_iso8601_ms("2026-01-12T18:07:13Z"), Some(base - 603));
         for bad in ["", "yesterday", "2026-13-01T00:00:00Z", "2026-01-12"] {
             assert_eq!(parse_iso8601_ms(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn fuzz_regression_multibyte_text_near_the_offset_does_not_panic() {
+        // Found by `cargo fuzz run headers`: "\xff\xca" read lossily is two
+        // U+FFFD (6 bytes); splitting 5 bytes from the end cut one in half.
+        for text in [
+            "\u{fffd}\u{fffd}",
+            "x\u{e9}1234",
+            "2026-01-12T18:07:13\u{e9}0000",
+        ] {
+            assert_eq!(parse_iso8601_ms(text), None, "{text}");
         }
     }
 

@@ -14,6 +14,8 @@ pub mod config;
 pub mod deliver;
 pub mod destination;
 pub mod dispatch;
+#[doc(hidden)]
+pub mod fuzz_targets;
 pub mod http;
 pub mod manifest;
 pub mod metrics;
