@@ -69,7 +69,11 @@ pub struct Directory {
 
 #[derive(Default)]
 struct Workspace {
-    channels: tokio::sync::Mutex<Channels>,
+    /// What is known; held only between calls, never across one.
+    channels: Mutex<Channels>,
+    /// Held by the one scan running in this workspace, across its calls:
+    /// lookups of cached names never wait for it.
+    scan: tokio::sync::Mutex<()>,
     users: Mutex<HashMap<String, (String, Instant)>>,
 }
 
@@ -114,27 +118,24 @@ impl Directory {
     ) -> Result<String, LookupError> {
         let wanted = name.trim_start_matches('#').to_lowercase();
         let ws = self.workspace(workspace);
-        // One scan per workspace at a time; others wait and then read its result.
-        let mut channels = ws.channels.lock().await;
-        let now = Instant::now();
-        if let Some((id, seen)) = channels.by_name.get(&wanted)
-            && now.duration_since(*seen) < self.options.ttl
-        {
-            return Ok(id.clone());
+        if let Some(known) = self.known(&ws, &wanted) {
+            return known;
         }
-        if channels.cursor.is_none()
-            && channels
-                .completed
-                .is_some_and(|at| now.duration_since(at) < NEGATIVE_TTL)
-            && !channels.by_name.contains_key(&wanted)
-        {
-            return Err(LookupError::NotFound);
+        // One scan per workspace at a time; a lookup that waited for
+        // another's scan may find its answer there.
+        let _scan = ws.scan.lock().await;
+        if let Some(known) = self.known(&ws, &wanted) {
+            return known;
         }
-        let mut cursor = channels.cursor.take().unwrap_or_default();
-        if cursor.is_empty() {
-            channels.seen = 0;
-            channels.started = Some(Instant::now());
-        }
+        let mut cursor = {
+            let mut channels = lock(&ws.channels);
+            let cursor = channels.cursor.take().unwrap_or_default();
+            if cursor.is_empty() {
+                channels.seen = 0;
+                channels.started = Some(Instant::now());
+            }
+            cursor
+        };
         for _ in 0..self.options.pages_per_attempt.max(1) {
             let mut args = vec![
                 ("types", "public_channel,private_channel".to_owned()),
@@ -148,11 +149,12 @@ impl Directory {
                 Ok(page) => page,
                 Err(e) => {
                     // Keep the place: the next attempt goes on from here.
-                    channels.cursor = (!cursor.is_empty()).then_some(cursor);
+                    lock(&ws.channels).cursor = (!cursor.is_empty()).then_some(cursor);
                     return Err(e.into());
                 }
             };
             let seen_at = Instant::now();
+            let mut channels = lock(&ws.channels);
             let mut found = None;
             for c in page["channels"].as_array().into_iter().flatten() {
                 let (Some(n), Some(id)) = (c["name"].as_str(), c["id"].as_str()) else {
@@ -172,33 +174,51 @@ impl Directory {
                 .to_owned();
             if cursor.is_empty() {
                 channels.completed = Some(seen_at);
-                channels.cursor = None;
                 // Names a complete scan did not see are gone (renamed, archived).
                 let started = channels.started.unwrap_or(seen_at);
                 channels.by_name.retain(|_, (_, at)| *at >= started);
             }
             if let Some(id) = found {
-                if !cursor.is_empty() {
-                    // Found mid-scan: later pages stay unread for now.
-                    channels.cursor = None;
-                }
+                // Found mid-scan: later pages stay unread for now.
                 return Ok(id);
             }
             if cursor.is_empty() {
                 return Err(LookupError::NotFound);
             }
         }
+        let mut channels = lock(&ws.channels);
         channels.cursor = Some(cursor);
         Err(LookupError::Incomplete {
             seen: channels.seen,
         })
     }
 
+    /// What the directory already knows of `wanted`: its fresh id, or that
+    /// a recent complete scan did not find it; `None` when it must ask.
+    fn known(&self, ws: &Workspace, wanted: &str) -> Option<Result<String, LookupError>> {
+        let channels = lock(&ws.channels);
+        let now = Instant::now();
+        if let Some((id, seen)) = channels.by_name.get(wanted)
+            && now.duration_since(*seen) < self.options.ttl
+        {
+            return Some(Ok(id.clone()));
+        }
+        let recently_complete = channels.cursor.is_none()
+            && channels
+                .completed
+                .is_some_and(|at| now.duration_since(at) < NEGATIVE_TTL);
+        (recently_complete && !channels.by_name.contains_key(wanted))
+            .then_some(Err(LookupError::NotFound))
+    }
+
     /// Forgets a channel name (Slack said `channel_not_found` for its id:
-    /// renamed or deleted), so the next lookup asks Slack again.
+    /// deleted, or made again under the same name), so the next lookup
+    /// asks Slack again.
     pub async fn forget_channel(&self, workspace: &str, name: &str) {
         let ws = self.workspace(workspace);
-        let mut channels = ws.channels.lock().await;
+        // Not in the middle of someone's scan: it would put the name back.
+        let _scan = ws.scan.lock().await;
+        let mut channels = lock(&ws.channels);
         channels
             .by_name
             .remove(&name.trim_start_matches('#').to_lowercase());
@@ -236,10 +256,11 @@ impl Directory {
             .filter(|id| !id.is_empty())
             .ok_or(LookupError::NotFound)?
             .to_owned();
-        ws.users
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(key, (id.clone(), Instant::now()));
+        lock(&ws.users).insert(key, (id.clone(), Instant::now()));
         Ok(id)
     }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
