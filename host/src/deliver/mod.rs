@@ -203,26 +203,24 @@ impl Deliverer {
         d: &Claimed,
         connections: &[ConnectionRecord],
     ) -> ((i64, i64, Outcome, i64), Option<(String, Option<String>)>) {
-        {
-            let started = now_ms();
-            let clock = Instant::now();
-            let (attempt, health) = self.attempt(d, connections).await;
-            let outcome = self.outcome(d, attempt);
-            match &outcome {
-                Outcome::Sent { .. } => {
-                    tracing::info!(delivery = d.id, lane = %d.lane, "delivered")
-                }
-                Outcome::WouldSend { .. } => tracing::info!(delivery = d.id, "dry run: recorded"),
-                Outcome::Retry { error, .. } => {
-                    tracing::warn!(delivery = d.id, %error, "will retry")
-                }
-                Outcome::Dead { error } => tracing::error!(delivery = d.id, %error, "dead letter"),
+        let started = now_ms();
+        let clock = Instant::now();
+        let (attempt, health) = self.attempt(d, connections).await;
+        let outcome = self.outcome(d, attempt);
+        match &outcome {
+            Outcome::Sent { .. } => {
+                tracing::info!(delivery = d.id, lane = %d.lane, "delivered")
             }
-            (
-                (d.id, started, outcome, clock.elapsed().as_millis() as i64),
-                health,
-            )
+            Outcome::WouldSend { .. } => tracing::info!(delivery = d.id, "dry run: recorded"),
+            Outcome::Retry { error, .. } => {
+                tracing::warn!(delivery = d.id, %error, "will retry")
+            }
+            Outcome::Dead { error } => tracing::error!(delivery = d.id, %error, "dead letter"),
         }
+        (
+            (d.id, started, outcome, clock.elapsed().as_millis() as i64),
+            health,
+        )
     }
 
     /// Makes one attempt; also returns what it showed of its connection's
