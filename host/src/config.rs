@@ -204,6 +204,14 @@ impl Config {
             .map_err(|e| anyhow::anyhow!("cannot read config {}: {e}", path.display()))?;
         let mut config: Config =
             toml::from_str(&text).map_err(|e| anyhow::anyhow!("config {}: {e}", path.display()))?;
+        if let Some(url) = config.store.database.to_str().filter(|d| d.contains("://")) {
+            // Only the scheme: the rest may carry a password.
+            let scheme = url.split("://").next().unwrap_or_default();
+            anyhow::bail!(
+                "config {}: [store] database is a {scheme}:// URL, but this version of Pagehook stores in a SQLite file only (PostgreSQL for several replicas is planned); give a file path such as \"pagehook.db\"",
+                path.display()
+            );
+        }
         let base = path.parent().unwrap_or(Path::new("")).to_path_buf();
         let rebase = |p: &mut PathBuf| {
             if p.is_relative() {
@@ -277,6 +285,27 @@ mod tests {
         let config = Config::load(Some(&example)).unwrap();
         assert!(config.store.database.starts_with(example.parent().unwrap()));
         assert_eq!(config.server.body_limit_bytes, 1024 * 1024);
+    }
+
+    #[test]
+    fn a_database_url_is_refused_not_taken_as_a_file_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.toml");
+        std::fs::write(
+            &path,
+            "[store]\ndatabase = \"postgres://pagehook:s3cret@db.example/pagehook\"\n",
+        )
+        .unwrap();
+        let err = Config::load(Some(&path)).unwrap_err().to_string();
+        assert!(
+            err.contains("postgres:// URL") && err.contains("SQLite"),
+            "{err}"
+        );
+        assert!(
+            !err.contains("s3cret"),
+            "the password is never shown: {err}"
+        );
+        assert!(!dir.path().join("postgres:").exists());
     }
 
     #[test]

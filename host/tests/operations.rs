@@ -460,3 +460,29 @@ fn a_full_disk_refuses_webhooks_with_503_and_resumes_when_space_returns() {
     assert_eq!(events.as_array().unwrap().len(), 3, "{events:#}");
     drop(server);
 }
+
+#[test]
+fn a_second_server_on_the_same_sqlite_file_refuses_to_start_and_the_cli_still_works() {
+    let first = Server::start("", None, &[]);
+    let second = Command::new(env!("CARGO_BIN_EXE_pagehook"))
+        .arg("--config")
+        .arg(first.dir.path().join("pagehook.toml"))
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .output()
+        .unwrap();
+    assert!(!second.status.success(), "a second serve started");
+    let err = String::from_utf8_lossy(&second.stderr);
+    assert!(
+        err.contains("another `pagehook serve`") && err.contains("SQLite serves one process"),
+        "{err}"
+    );
+    // The admin CLI reads and writes beside the running server.
+    first.cli(&["events"]);
+    first.cli(&[
+        "connect",
+        "teams",
+        "eng",
+        "--url",
+        "http://127.0.0.1:9/workflow",
+    ]);
+}

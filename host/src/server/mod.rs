@@ -117,9 +117,55 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
         .into_response()
 }
 
+/// Makes this the only `pagehook serve` on `database`: an exclusive lock on
+/// `<database>.serve-lock`, held until the returned file is dropped (the
+/// kernel drops it when the process dies, SIGKILL included).
+///
+/// SQLite's own locks keep the file consistent, but two servers on one
+/// file each dispatch and deliver the same rows: tried as a new user would,
+/// three of them posted events twice and lost one. The CLI does not take
+/// this lock, so admin commands work while the server runs.
+fn claim_database(database: &std::path::Path) -> anyhow::Result<std::fs::File> {
+    use std::io::{Read, Seek, Write};
+    let mut path = database.as_os_str().to_owned();
+    path.push(".serve-lock");
+    let path = std::path::PathBuf::from(path);
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)?;
+    }
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(|e| anyhow::anyhow!("cannot open {}: {e}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let mut holder = String::new();
+            let _ = file.read_to_string(&mut holder);
+            anyhow::bail!(
+                "another `pagehook serve` (pid {}) is running on {}: SQLite serves one process, so stop it first (admin commands such as `pagehook deliveries` work beside it); several replicas will need the PostgreSQL backend",
+                holder.trim(),
+                database.display()
+            );
+        }
+        Err(std::fs::TryLockError::Error(e)) => {
+            anyhow::bail!("cannot lock {}: {e}", path.display())
+        }
+    }
+    file.set_len(0)?;
+    file.rewind()?;
+    write!(file, "{}", std::process::id())?;
+    file.flush()?;
+    Ok(file)
+}
+
 /// Opens the store, starts ingest and the dispatcher, and serves until
 /// SIGTERM or Ctrl-C; prints the bound address on stdout first.
 pub async fn serve(config: Config, listen: Option<String>) -> anyhow::Result<()> {
+    let _only_server = claim_database(&config.store.database)?;
     let store = Arc::new(Store::open(&config.store.database)?);
     let wake = Arc::new(Notify::new());
     let ingest = Ingest::start(store.clone(), wake.clone())?;
