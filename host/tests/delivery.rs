@@ -44,29 +44,16 @@ fn slack() -> FakeSlack {
 /// A sidecar with Confluence `prod`, Slack `acme` and slack-poster bound to #eng.
 fn slack_side(side: Sidecar, conf: &FakeConfluence, slack: &FakeSlack) -> Sidecar {
     side.connect_confluence("prod", &conf.base_url());
-    side.cli(&[
-        "connect",
-        "slack",
-        "acme",
-        "--url",
-        &slack.base_url(),
-        "--token",
-        BOT,
-    ]);
-    side.install("slack-poster", &["post-slack", "dm-slack"]);
-    side.cli(&[
-        "bind",
-        "slack-poster",
-        "--quiet",
-        "--scope",
-        "space:ENG",
-        "--to",
-        "slack:#eng",
-        "--set",
-        "channel=#eng",
-        "--set",
-        "events=page-created, page-updated, comment-created",
-    ]);
+    side.connect_slack("acme", &slack.base_url(), BOT);
+    side.bind_slack_poster(
+        "eng",
+        &[
+            "--scope",
+            "space:ENG",
+            "--set",
+            "events=page-created, page-updated, comment-created",
+        ],
+    );
     side
 }
 

@@ -67,29 +67,16 @@ fn sidecar(conf: &FakeConfluence, slack: &FakeSlack) -> Sidecar {
     toml.push_str("[enrichment]\ncache-ttl-secs = 1\n");
     std::fs::write(&config, toml).unwrap();
     side.connect_confluence("prod", &conf.base_url());
-    side.cli(&[
-        "connect",
-        "slack",
-        "acme",
-        "--url",
-        &slack.base_url(),
-        "--token",
-        BOT,
-    ]);
-    side.install("slack-poster", &["post-slack", "dm-slack"]);
-    side.cli(&[
-        "bind",
-        "slack-poster",
-        "--quiet",
-        "--scope",
-        "space:ENG",
-        "--to",
-        "slack:#eng",
-        "--set",
-        "channel=#eng",
-        "--set",
-        "events=page-created, page-updated, comment-created",
-    ]);
+    side.connect_slack("acme", &slack.base_url(), BOT);
+    side.bind_slack_poster(
+        "eng",
+        &[
+            "--scope",
+            "space:ENG",
+            "--set",
+            "events=page-created, page-updated, comment-created",
+        ],
+    );
     side.start();
     side
 }

@@ -36,31 +36,14 @@ fn page_event(name: &str, page: u64, ts: u64) -> Vec<u8> {
 }
 
 fn connect_slack(side: &Sidecar, name: &str, slack: &FakeSlack, token: &str) -> String {
-    side.cli(&[
-        "connect",
-        "slack",
-        name,
-        "--url",
-        &slack.base_url(),
-        "--token",
-        token,
-    ])
+    side.connect_slack(name, &slack.base_url(), token)
 }
 
 /// Confluence `prod`, Slack `acme` and slack-poster bound quietly to #eng.
 fn bind_eng(side: &Sidecar, conf: &FakeConfluence, slack: &FakeSlack) {
     side.connect_confluence("prod", &conf.base_url());
     connect_slack(side, "acme", slack, BOT);
-    side.install("slack-poster", &["post-slack", "dm-slack"]);
-    side.cli(&[
-        "bind",
-        "slack-poster",
-        "--quiet",
-        "--to",
-        "slack:#eng",
-        "--set",
-        "channel=#eng",
-    ]);
+    side.bind_slack_poster("eng", &[]);
 }
 
 fn delivery_id(post: &SlackPost) -> Option<i64> {

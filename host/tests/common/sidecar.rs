@@ -85,6 +85,30 @@ impl Sidecar {
             .unwrap()
     }
 
+    /// Connects a Slack workspace `name` at `url` with `token`; returns what the CLI said.
+    pub fn connect_slack(&self, name: &str, url: &str, token: &str) -> String {
+        self.cli(&["connect", "slack", name, "--url", url, "--token", token])
+    }
+
+    /// Installs slack-poster and binds it quietly (no announcement) to Slack
+    /// `#channel`, with `extra` bind arguments (scope, more settings).
+    pub fn bind_slack_poster(&self, channel: &str, extra: &[&str]) -> String {
+        self.install("slack-poster", &["post-slack", "dm-slack"]);
+        let to = format!("slack:#{channel}");
+        let set = format!("channel=#{channel}");
+        let mut args = vec![
+            "bind",
+            "slack-poster",
+            "--quiet",
+            "--to",
+            &to,
+            "--set",
+            &set,
+        ];
+        args.extend_from_slice(extra);
+        self.cli(&args)
+    }
+
     /// Connects the fake Confluence at `url` as source `name`.
     pub fn connect_confluence(&self, name: &str, url: &str) {
         self.cli(&[
