@@ -13,7 +13,7 @@ RUST_PLUGINS   := examples/hello plugins/slack-poster plugins/teams-poster plugi
 # Plugins in other languages; each build.sh installs its pinned tool project-locally.
 POLYGLOT       := examples/python-filter examples/js-filter
 
-.PHONY: run test bench build setup plugins polyglot lint fmt clean fuzz
+.PHONY: run test bench build setup postgres plugins polyglot lint fmt clean fuzz
 
 ## run: build everything and run the sidecar with the bundled plugins on SQLite (target/demo/)
 run: build
@@ -22,12 +22,12 @@ run: build
 	examples/demo/run.sh
 
 ## test: build the plugins and run the whole test suite (what CI runs)
-test: setup plugins polyglot lint
+test: setup postgres plugins polyglot lint
 	$(CARGO) test --workspace --locked
 	@for d in $(POLYGLOT); do $$d/test.sh || exit 1; done
 
 ## bench: the four benches (component load, dispatch sandbox vs native, ingest vs bare axum with memory, end to end to a fake Slack); see docs/benchmarks.md
-bench: setup plugins polyglot
+bench: setup postgres plugins polyglot
 	$(CARGO) bench --locked -p pagehook --bench component_load --bench dispatch --bench ingest --bench end_to_end
 
 ## build: release binary target/release/pagehook and every plugin under target/plugins/
@@ -37,6 +37,13 @@ build: setup plugins
 ## setup: install the wasm32-wasip2 target (idempotent)
 setup:
 	@rustup target list --installed | grep -qx $(WASM_TARGET) || rustup target add $(WASM_TARGET)
+
+## postgres: install Debian's postgresql package when initdb is missing (idempotent); tests and benches start throwaway servers from it
+postgres:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null || { \
+		if [ "$$(id -u)" != 0 ] && command -v sudo >/dev/null; then SUDO=sudo; else SUDO=; fi; \
+		$$SUDO apt-get update -qq && \
+		$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql; }
 
 ## plugins: compile every Rust plugin to a component and package it as target/plugins/<name>/
 plugins: setup

@@ -20,8 +20,12 @@
 //! request, in the order injected. Every request, faulted or not, is appended to the fake's
 //! [`RecordedRequest`] log with the `Authorization` value redacted, so tests can assert that
 //! a secret meant for one service never shows up anywhere else.
+//!
+//! - [`postgres::TestPostgres`]: not a fake but a real, throwaway PostgreSQL server on
+//!   loopback for the PostgreSQL store backend's tests (`make postgres` installs it).
 
 mod confluence;
+pub mod postgres;
 mod server;
 mod slack;
 mod teams;
