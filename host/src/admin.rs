@@ -55,7 +55,7 @@ pub type AdminResult<T> = Result<T, AdminError>;
 /// (imports, exports, limits), then the package is copied into the
 /// configured plugins directory under its hash, so later changes to `dir`
 /// cannot change what runs.
-pub fn install_plugin(
+pub async fn install_plugin(
     store: &Store,
     runtime: &Runtime,
     config: &Config,
@@ -125,7 +125,7 @@ pub fn install_plugin(
         breaker_error: None,
         installed_at: now_ms(),
     };
-    store.install_plugin(&record)?;
+    store.install_plugin(&record).await?;
     Ok(record)
 }
 
@@ -186,7 +186,7 @@ pub struct Connected {
 }
 
 /// Creates or replaces a connection after checking it is complete.
-pub fn connect(store: &Store, req: ConnectRequest) -> AdminResult<Connected> {
+pub async fn connect(store: &Store, req: ConnectRequest) -> AdminResult<Connected> {
     if req.name.is_empty()
         || req.name.len() > 64
         || !req
@@ -247,7 +247,8 @@ pub fn connect(store: &Store, req: ConnectRequest) -> AdminResult<Connected> {
         )));
     }
     let other_workspaces: Vec<String> = store
-        .connections()?
+        .connections()
+        .await?
         .into_iter()
         .filter(|c| c.kind == ConnectionKind::Slack && c.name != req.name)
         .map(|c| c.name)
@@ -257,10 +258,12 @@ pub fn connect(store: &Store, req: ConnectRequest) -> AdminResult<Connected> {
     record.secret = req.secret;
     record.hook_secret = req.hook_secret;
     record.dry_run = req.dry_run;
-    store.add_connection(&record)?;
+    store.add_connection(&record).await?;
     // A second workspace: bindings written for the first keep meaning it.
     let qualified_bindings = match other_workspaces.as_slice() {
-        [only] if req.kind == ConnectionKind::Slack => store.qualify_slack_destinations(only)?,
+        [only] if req.kind == ConnectionKind::Slack => {
+            store.qualify_slack_destinations(only).await?
+        }
         _ => 0,
     };
     let notice_delivery = match &req.notify {
@@ -279,7 +282,7 @@ pub fn connect(store: &Store, req: ConnectRequest) -> AdminResult<Connected> {
                 0,
                 &format!("slack-dm:{}/{email}", record.name),
             ),
-        )?),
+        ).await?),
         None => None,
     };
     Ok(Connected {
@@ -343,12 +346,12 @@ pub struct Bound {
 }
 
 /// Creates a binding after checking it against the plugin and its grants.
-pub fn bind(store: &Store, req: BindRequest) -> AdminResult<Bound> {
-    let plugin = store.require_plugin(&req.plugin)?;
+pub async fn bind(store: &Store, req: BindRequest) -> AdminResult<Bound> {
+    let plugin = store.require_plugin(&req.plugin).await?;
     let manifest: &Manifest = &plugin.manifest;
     let scope: Scope = req.scope.parse().map_err(AdminError::Invalid)?;
     if let Some(source) = &req.source {
-        match store.connection(source)? {
+        match store.connection(source).await? {
             Some(c) if c.kind == ConnectionKind::Confluence => {}
             _ => {
                 return Err(AdminError::NotFound(format!(
@@ -385,7 +388,8 @@ pub fn bind(store: &Store, req: BindRequest) -> AdminResult<Bound> {
         )));
     }
     let workspaces: Vec<String> = store
-        .connections()?
+        .connections()
+        .await?
         .into_iter()
         .filter(|c| c.kind == ConnectionKind::Slack)
         .map(|c| c.name)
@@ -422,15 +426,17 @@ pub fn bind(store: &Store, req: BindRequest) -> AdminResult<Bound> {
     manifest
         .resolve_settings(&req.settings)
         .map_err(AdminError::Invalid)?;
-    let binding = store.add_binding(&NewBinding {
-        plugin: plugin.name,
-        source: req.source,
-        scope,
-        events,
-        destinations: destinations.iter().map(ToString::to_string).collect(),
-        settings: req.settings,
-        dry_run: req.dry_run,
-    })?;
+    let binding = store
+        .add_binding(&NewBinding {
+            plugin: plugin.name,
+            source: req.source,
+            scope,
+            events,
+            destinations: destinations.iter().map(ToString::to_string).collect(),
+            settings: req.settings,
+            dry_run: req.dry_run,
+        })
+        .await?;
     let mut announcements = Vec::new();
     if !req.quiet {
         for dest in destinations
@@ -459,13 +465,17 @@ pub fn bind(store: &Store, req: BindRequest) -> AdminResult<Bound> {
                 blocks: None,
                 thread_key: None,
             };
-            announcements.push(store.enqueue_notice(
-                "bound",
-                &NewDelivery {
-                    dry_run: binding.dry_run,
-                    ..notice(ws, action, binding.id, &dest.to_string())
-                },
-            )?);
+            announcements.push(
+                store
+                    .enqueue_notice(
+                        "bound",
+                        &NewDelivery {
+                            dry_run: binding.dry_run,
+                            ..notice(ws, action, binding.id, &dest.to_string())
+                        },
+                    )
+                    .await?,
+            );
         }
     }
     Ok(Bound {
@@ -528,7 +538,8 @@ pub async fn test_connection(
     config: &Config,
 ) -> AdminResult<ConnectionTest> {
     let conn = store
-        .connection(name)?
+        .connection(name)
+        .await?
         .ok_or_else(|| AdminError::NotFound(format!("no connection named `{name}`")))?;
     let secret = match &conn.secret {
         Some(s) => Some(
@@ -691,7 +702,8 @@ pub async fn check_tokens(
     timeout: std::time::Duration,
 ) -> AdminResult<Vec<TokenStatus>> {
     let conns: Vec<ConnectionRecord> = store
-        .connections()?
+        .connections()
+        .await?
         .into_iter()
         .filter(|c| token_status(c, 0).is_some())
         .collect();
@@ -699,7 +711,8 @@ pub async fn check_tokens(
     futures::future::join_all(checks).await;
     let now = now_ms();
     Ok(store
-        .connections()?
+        .connections()
+        .await?
         .iter()
         .filter_map(|c| token_status(c, now))
         .collect())
@@ -740,7 +753,7 @@ async fn check_token(store: &Store, conn: &ConnectionRecord, timeout: std::time:
                     expires_at: t.expires_at,
                     checked_at: now,
                 };
-                match store.set_token_expiry(&conn.name, Some(&token)) {
+                match store.set_token_expiry(&conn.name, Some(&token)).await {
                     Ok(()) => refreshed = true,
                     Err(e) => {
                         tracing::error!(connection = %conn.name, error = %e, "cannot record the token's expiry");
@@ -784,7 +797,9 @@ async fn check_token(store: &Store, conn: &ConnectionRecord, timeout: std::time:
         health = Some(expired_message(conn, &t.name, at));
     }
     if health != conn.health
-        && let Err(e) = store.set_connection_health(&conn.name, health.as_deref())
+        && let Err(e) = store
+            .set_connection_health(&conn.name, health.as_deref())
+            .await
     {
         tracing::error!(connection = %conn.name, error = %e, "cannot record the connection's health");
     }

@@ -72,8 +72,17 @@ impl Default for ServerConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
 pub struct StoreConfig {
-    /// The SQLite database file.
+    /// A SQLite database file (one server), or a `postgres://user@host/db`
+    /// URL (any number of replicas).
     pub database: PathBuf,
+    /// The PostgreSQL password, as a secret reference (`{ env = "..." }`,
+    /// `{ file = "..." }`); never inside the URL.
+    pub password: Option<SecretSource>,
+    /// PostgreSQL connections per replica.
+    pub max_connections: usize,
+    /// How long a replica's claim on an event or a lane lasts without a
+    /// heartbeat before another replica may take it over (ms).
+    pub lease_ms: u64,
     /// Where `plugin install` keeps its copy of each installed plugin.
     pub plugins_dir: PathBuf,
 }
@@ -82,8 +91,65 @@ impl Default for StoreConfig {
     fn default() -> Self {
         StoreConfig {
             database: "pagehook.db".into(),
+            password: None,
+            max_connections: 8,
+            lease_ms: 30_000,
             plugins_dir: "pagehook-plugins".into(),
         }
+    }
+}
+
+/// Which database `[store] database` names.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Database {
+    /// The embedded default: a SQLite file, one `pagehook serve` at a time.
+    Sqlite(PathBuf),
+    /// A shared PostgreSQL database.
+    Postgres(PostgresConfig),
+}
+
+/// How to reach PostgreSQL.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PostgresConfig {
+    /// `postgres://user@host[:port]/database[?options]`, without a password.
+    pub url: String,
+    /// The password, resolved when connecting.
+    pub password: Option<SecretSource>,
+    /// Connections in this replica's pool.
+    pub max_connections: usize,
+}
+
+impl StoreConfig {
+    /// The database `database` names: a `postgres://` URL, or a file.
+    pub fn location(&self) -> Result<Database, String> {
+        let Some(url) = self.database.to_str().filter(|d| d.contains("://")) else {
+            return Ok(Database::Sqlite(self.database.clone()));
+        };
+        // Only the scheme in messages: the rest may carry a password.
+        let scheme = url.split("://").next().unwrap_or_default();
+        if scheme != "postgres" && scheme != "postgresql" {
+            return Err(format!(
+                "[store] database is a {scheme}:// URL; Pagehook stores in PostgreSQL (postgres://user@host/database) or in a SQLite file (a path such as \"pagehook.db\")"
+            ));
+        }
+        let authority = url
+            .split_once("://")
+            .map(|(_, rest)| rest.split(['/', '?']).next().unwrap_or_default())
+            .unwrap_or_default();
+        if authority
+            .rsplit_once('@')
+            .is_some_and(|(user, _)| user.contains(':'))
+        {
+            return Err(
+                "[store] database carries a password in its URL; give the URL without it and the password as a secret reference: password = { env = \"PAGEHOOK_DATABASE_PASSWORD\" } (or { file = \"...\" })"
+                    .to_owned(),
+            );
+        }
+        Ok(Database::Postgres(PostgresConfig {
+            url: url.to_owned(),
+            password: self.password.clone(),
+            max_connections: self.max_connections.max(2),
+        }))
     }
 }
 
@@ -204,21 +270,22 @@ impl Config {
             .map_err(|e| anyhow::anyhow!("cannot read config {}: {e}", path.display()))?;
         let mut config: Config =
             toml::from_str(&text).map_err(|e| anyhow::anyhow!("config {}: {e}", path.display()))?;
-        if let Some(url) = config.store.database.to_str().filter(|d| d.contains("://")) {
-            // Only the scheme: the rest may carry a password.
-            let scheme = url.split("://").next().unwrap_or_default();
-            anyhow::bail!(
-                "config {}: [store] database is a {scheme}:// URL, but this version of Pagehook stores in a SQLite file only (PostgreSQL for several replicas is planned); give a file path such as \"pagehook.db\"",
-                path.display()
-            );
-        }
+        let database = config
+            .store
+            .location()
+            .map_err(|e| anyhow::anyhow!("config {}: {e}", path.display()))?;
         let base = path.parent().unwrap_or(Path::new("")).to_path_buf();
         let rebase = |p: &mut PathBuf| {
             if p.is_relative() {
                 *p = base.join(&*p);
             }
         };
-        rebase(&mut config.store.database);
+        if matches!(database, Database::Sqlite(_)) {
+            rebase(&mut config.store.database);
+        }
+        if let Some(SecretSource::File(p)) = config.store.password.as_mut() {
+            rebase(p);
+        }
         rebase(&mut config.store.plugins_dir);
         if let Some(dir) = config.sandbox.cache_dir.as_mut() {
             rebase(dir);
@@ -288,7 +355,7 @@ mod tests {
     }
 
     #[test]
-    fn a_database_url_is_refused_not_taken_as_a_file_name() {
+    fn a_password_in_the_database_url_is_refused_without_showing_it() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("p.toml");
         std::fs::write(
@@ -298,7 +365,7 @@ mod tests {
         .unwrap();
         let err = Config::load(Some(&path)).unwrap_err().to_string();
         assert!(
-            err.contains("postgres:// URL") && err.contains("SQLite"),
+            err.contains("password") && err.contains("secret reference"),
             "{err}"
         );
         assert!(
@@ -306,6 +373,37 @@ mod tests {
             "the password is never shown: {err}"
         );
         assert!(!dir.path().join("postgres:").exists());
+    }
+
+    #[test]
+    fn a_postgres_url_selects_postgres_and_a_path_sqlite() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.toml");
+        std::fs::write(
+            &path,
+            "[store]\ndatabase = \"postgres://pagehook@db.example:5433/pagehook\"\npassword = { env = \"PGPASS\" }\n",
+        )
+        .unwrap();
+        let config = Config::load(Some(&path)).unwrap();
+        match config.store.location().unwrap() {
+            Database::Postgres(pg) => {
+                assert_eq!(pg.url, "postgres://pagehook@db.example:5433/pagehook");
+                assert_eq!(pg.password, Some(SecretSource::Env("PGPASS".into())));
+            }
+            other => panic!("{other:?}"),
+        }
+        std::fs::write(&path, "[store]\ndatabase = \"data/p.db\"\n").unwrap();
+        let config = Config::load(Some(&path)).unwrap();
+        assert_eq!(
+            config.store.location().unwrap(),
+            Database::Sqlite(dir.path().join("data/p.db"))
+        );
+        std::fs::write(&path, "[store]\ndatabase = \"mysql://db/p\"\n").unwrap();
+        let err = Config::load(Some(&path)).unwrap_err().to_string();
+        assert!(
+            err.contains("mysql://") && err.contains("PostgreSQL"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -21,6 +21,7 @@ use tokio::sync::{Notify, watch};
 
 use crate::config::Config;
 use crate::destination::{first_allowing, slack_workspace, split_workspace};
+use crate::heartbeat::Heartbeat;
 use crate::metrics::Metrics;
 use crate::model::{Action, Event};
 use crate::runtime::{LoadedPlugin, PluginPackage, Runtime};
@@ -28,8 +29,8 @@ use crate::source::client::{ClientOptions, ConfluenceAuth, ConfluenceClient};
 use crate::source::enrich::{EnrichError, Enricher, from_webhook_only};
 use crate::source::webhook::{self, Payload};
 use crate::store::{
-    AuditRecord, Binding, BreakerPolicy, ConnectionKind, ConnectionRecord, Dispatched, EventRecord,
-    EventStatus, FailureRecord, NewDelivery, PluginRecord, Store, now_ms,
+    AuditRecord, Binding, BreakerPolicy, Claim, ConnectionKind, ConnectionRecord, Dispatched,
+    EventRecord, EventStatus, FailureRecord, NewDelivery, PluginCall, PluginRecord, Store, now_ms,
 };
 
 /// Events taken from the store per round.
@@ -62,9 +63,11 @@ impl Snapshot {
     }
 }
 
-/// Runs plugins over stored events; one per process.
+/// Runs plugins over stored events; one per process, any number of
+/// processes per shared store (each round claims its events).
 pub struct Dispatcher {
     store: Arc<Store>,
+    replica: String,
     runtime: Arc<Runtime>,
     metrics: Arc<Metrics>,
     config: Config,
@@ -85,6 +88,7 @@ impl Dispatcher {
     ) -> Dispatcher {
         Dispatcher {
             store,
+            replica: crate::store::claims::replica_name(),
             runtime,
             metrics,
             config,
@@ -126,26 +130,23 @@ impl Dispatcher {
     /// decided is committed in one transaction, in event order, so a burst
     /// costs one commit rather than one per event.
     pub async fn round(&self) -> anyhow::Result<usize> {
-        let store = self.store.clone();
-        let Some((due, snapshot)) = tokio::task::spawn_blocking(move || {
-            let due = store.due_events(BATCH)?;
-            if due.is_empty() {
-                return anyhow::Ok(None);
-            }
-            let snapshot = Snapshot {
-                bindings: store.bindings(None)?,
-                plugins: store
-                    .plugins()?
-                    .into_iter()
-                    .map(|p| (p.name.clone(), p))
-                    .collect(),
-                connections: store.connections()?,
-            };
-            Ok(Some((due, snapshot)))
-        })
-        .await??
-        else {
+        let claim = Claim::new(&self.replica, self.config.store.lease_ms as i64);
+        let taken_at = tokio::time::Instant::now();
+        let due = self.store.claim_events(&claim, BATCH).await?;
+        if due.is_empty() {
             return Ok(0);
+        }
+        let heartbeat = Heartbeat::start((*self.store).clone(), claim.clone(), taken_at);
+        let snapshot = Snapshot {
+            bindings: self.store.bindings(None).await?,
+            plugins: self
+                .store
+                .plugins()
+                .await?
+                .into_iter()
+                .map(|p| (p.name.clone(), p))
+                .collect(),
+            connections: self.store.connections().await?,
         };
         let n = due.len();
         let limit = tokio::sync::Semaphore::new(CONCURRENCY);
@@ -153,7 +154,7 @@ impl Dispatcher {
         let results = futures::future::join_all(due.into_iter().map(|record| async {
             let _permit = limit.acquire().await;
             let span = tracing::info_span!("dispatch", event = record.id);
-            tracing::Instrument::instrument(self.dispatch(record, snapshot), span).await
+            tracing::Instrument::instrument(self.dispatch(record, snapshot, &claim), span).await
         }))
         .await;
         let mut done = Vec::with_capacity(n);
@@ -171,9 +172,15 @@ impl Dispatcher {
         };
         let wrote = done.iter().any(|d| !d.deliveries.is_empty());
         let count = done.len();
-        let store = self.store.clone();
-        tokio::task::spawn_blocking(move || store.finish_dispatch(&done, policy)).await??;
-        for _ in 0..count {
+        let written = self.store.finish_dispatch(&claim, &done, policy).await?;
+        drop(heartbeat);
+        if written < count {
+            tracing::warn!(
+                lost = count - written,
+                "events were taken over by another replica before this one finished them; their results were not written"
+            );
+        }
+        for _ in 0..written {
             self.metrics.dispatched();
         }
         if wrote {
@@ -188,18 +195,26 @@ impl Dispatcher {
         &self,
         record: EventRecord,
         snapshot: &Snapshot,
+        claim: &Claim,
     ) -> anyhow::Result<Option<Dispatched>> {
         let hook = match webhook::from_value(&record.payload) {
             Ok(Payload::Event(hook)) => hook,
             Ok(Payload::Test) => {
                 self.store
-                    .close_event(record.id, EventStatus::Ignored, Some("test connection"))?;
+                    .close_event(
+                        claim,
+                        record.id,
+                        EventStatus::Ignored,
+                        Some("test connection"),
+                    )
+                    .await?;
                 return Ok(None);
             }
             Err(e) => {
                 let msg = format!("stored payload does not parse: {e}");
                 self.store
-                    .close_event(record.id, EventStatus::Failed, Some(&msg))?;
+                    .close_event(claim, record.id, EventStatus::Failed, Some(&msg))
+                    .await?;
                 return Ok(None);
             }
         };
@@ -207,7 +222,7 @@ impl Dispatcher {
             Err(message) => {
                 // The source was removed or misconfigured after the event was
                 // accepted: keep the event until an admin fixes it.
-                self.defer(&record, &message, None)?;
+                self.defer(claim, &record, &message, None).await?;
                 return Ok(None);
             }
             Ok(None) => from_webhook_only(&record.source, &record.key, &hook),
@@ -219,10 +234,12 @@ impl Dispatcher {
                         EnrichError::Permanent(_) => None,
                     };
                     self.defer(
+                        claim,
                         &record,
                         &format!("reading the event from Confluence: {e}"),
                         retry_after,
-                    )?;
+                    )
+                    .await?;
                     return Ok(None);
                 }
             },
@@ -232,8 +249,9 @@ impl Dispatcher {
 
     /// Leaves an event pending for a later round: after Confluence's
     /// `Retry-After` if it gave one, else with a doubling delay.
-    fn defer(
+    async fn defer(
         &self,
+        claim: &Claim,
         record: &EventRecord,
         message: &str,
         retry_after: Option<Duration>,
@@ -245,7 +263,13 @@ impl Dispatcher {
         let wait = retry_after.map_or(backoff, |r| r.max(first));
         tracing::warn!(event = record.id, retry_in = ?wait, "{message}");
         self.store
-            .defer_event(record.id, message, now_ms() + wait.as_millis() as i64)?;
+            .defer_event(
+                claim,
+                record.id,
+                message,
+                now_ms() + wait.as_millis() as i64,
+            )
+            .await?;
         Ok(())
     }
 
@@ -332,8 +356,11 @@ impl Dispatcher {
                 Ok(l) => l,
                 Err(message) => {
                     self.metrics.failure(&plugin.name, "load");
-                    out.calls
-                        .push((plugin.name.clone(), false, Some(message.clone())));
+                    out.calls.push(PluginCall {
+                        plugin: plugin.name.clone(),
+                        succeeded: false,
+                        error: Some(message.clone()),
+                    });
                     out.failures
                         .push(failure(event_id, binding, "load", message, String::new()));
                     continue;
@@ -362,7 +389,11 @@ impl Dispatcher {
             match report.outcome {
                 Ok(actions) => {
                     self.metrics.call(&plugin.name, seconds, None);
-                    out.calls.push((plugin.name.clone(), true, None));
+                    out.calls.push(PluginCall {
+                        plugin: plugin.name.clone(),
+                        succeeded: true,
+                        error: None,
+                    });
                     let workspaces = snapshot.slack_workspaces();
                     for action in actions {
                         judge(&mut out, binding, &plugin, &workspaces, action);
@@ -370,8 +401,11 @@ impl Dispatcher {
                 }
                 Err(e) => {
                     self.metrics.call(&plugin.name, seconds, Some(e.code()));
-                    out.calls
-                        .push((plugin.name.clone(), false, Some(e.to_string())));
+                    out.calls.push(PluginCall {
+                        plugin: plugin.name.clone(),
+                        succeeded: false,
+                        error: Some(e.to_string()),
+                    });
                     out.failures.push(failure(
                         event_id,
                         binding,

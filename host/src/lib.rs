@@ -16,6 +16,7 @@ pub mod destination;
 pub mod dispatch;
 #[doc(hidden)]
 pub mod fuzz_targets;
+pub mod heartbeat;
 pub mod http;
 pub mod manifest;
 pub mod metrics;

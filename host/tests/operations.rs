@@ -24,9 +24,9 @@ fn new_event(key: &str) -> NewEvent {
 
 /// Stores `n` events in the database at `path`.
 fn fill(path: &Path, n: usize) {
-    let store = Arc::new(Store::open(path).unwrap());
+    let store = Store::open_sqlite(path).unwrap();
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let ingest = Ingest::start(store, Arc::new(tokio::sync::Notify::new())).unwrap();
+    let ingest = Ingest::start(&store, Arc::new(tokio::sync::Notify::new())).unwrap();
     rt.block_on(async {
         let mut tasks = Vec::new();
         for i in 0..n {

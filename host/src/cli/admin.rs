@@ -17,7 +17,7 @@ use crate::admin::{self, BindRequest, ConnectRequest};
 use crate::config::Config;
 use crate::runtime::Runtime;
 use crate::secret::SecretSource;
-use crate::store::{ConnectionKind, EventStatus, Store, redacted_url};
+use crate::store::{ConnectionKind, DeliveryStatus, EventStatus, Store, redacted_url};
 
 /// `--json` for list commands.
 #[derive(Debug, clap::Args)]
@@ -27,8 +27,9 @@ pub struct Output {
     json: bool,
 }
 
-fn open(config: &Config) -> anyhow::Result<Store> {
-    Ok(Store::open(&config.store.database)?)
+async fn open(config: &Config) -> anyhow::Result<Store> {
+    let database = config.store.location().map_err(|e| anyhow::anyhow!(e))?;
+    Ok(Store::open(&database).await?)
 }
 
 fn print_json<T: Serialize>(value: &T) -> anyhow::Result<ExitCode> {
@@ -76,8 +77,8 @@ pub struct InstallArgs {
     grants: Vec<String>,
 }
 
-pub fn install(config: &Config, args: InstallArgs) -> anyhow::Result<ExitCode> {
-    let store = open(config)?;
+pub async fn install(config: &Config, args: InstallArgs) -> anyhow::Result<ExitCode> {
+    let store = open(config).await?;
     let runtime = Runtime::new(config.runtime_config()?);
     // Compile (or load from the cache) first, with progress, so the install
     // below finds the component in the cache. Skipped when there is no cache
@@ -110,7 +111,7 @@ pub fn install(config: &Config, args: InstallArgs) -> anyhow::Result<ExitCode> {
         ))),
         _ => None,
     };
-    let p = admin::install_plugin(&store, &runtime, config, &args.dir, &args.grants)?;
+    let p = admin::install_plugin(&store, &runtime, config, &args.dir, &args.grants).await?;
     if let Some(progress) = progress {
         let took = progress::human(progress.elapsed());
         progress.finish(format!(
@@ -132,8 +133,8 @@ pub fn install(config: &Config, args: InstallArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn list(config: &Config, out: Output) -> anyhow::Result<ExitCode> {
-    let plugins = open(config)?.plugins()?;
+pub async fn list(config: &Config, out: Output) -> anyhow::Result<ExitCode> {
+    let plugins = open(config).await?.plugins().await?;
     if out.json {
         return print_json(&plugins);
     }
@@ -163,20 +164,23 @@ pub fn list(config: &Config, out: Output) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn set_enabled(config: &Config, name: &str, enabled: bool) -> anyhow::Result<ExitCode> {
-    open(config)?.set_plugin_enabled(name, enabled)?;
+pub async fn set_enabled(config: &Config, name: &str, enabled: bool) -> anyhow::Result<ExitCode> {
+    open(config)
+        .await?
+        .set_plugin_enabled(name, enabled)
+        .await?;
     outln!("{} {name}", if enabled { "enabled" } else { "disabled" })?;
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn reset(config: &Config, name: &str) -> anyhow::Result<ExitCode> {
-    open(config)?.reset_breaker(name)?;
+pub async fn reset(config: &Config, name: &str) -> anyhow::Result<ExitCode> {
+    open(config).await?.reset_breaker(name).await?;
     outln!("breaker of {name} closed")?;
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn remove(config: &Config, name: &str) -> anyhow::Result<ExitCode> {
-    let bindings = open(config)?.remove_plugin(name)?;
+pub async fn remove(config: &Config, name: &str) -> anyhow::Result<ExitCode> {
+    let bindings = open(config).await?.remove_plugin(name).await?;
     outln!("removed {name} and its {bindings} binding(s)")?;
     Ok(ExitCode::SUCCESS)
 }
@@ -274,7 +278,7 @@ pub enum ConnectCommand {
     },
 }
 
-pub fn connect(config: &Config, cmd: ConnectCommand) -> anyhow::Result<ExitCode> {
+pub async fn connect(config: &Config, cmd: ConnectCommand) -> anyhow::Result<ExitCode> {
     let req = match cmd {
         ConnectCommand::Slack {
             name,
@@ -326,7 +330,7 @@ pub fn connect(config: &Config, cmd: ConnectCommand) -> anyhow::Result<ExitCode>
         connection: c,
         qualified_bindings,
         notice_delivery,
-    } = admin::connect(&open(config)?, req)?;
+    } = admin::connect(&open(config).await?, req).await?;
     outln!(
         "connected {} `{}` at {}{}",
         c.kind.as_str(),
@@ -366,16 +370,13 @@ pub fn connect(config: &Config, cmd: ConnectCommand) -> anyhow::Result<ExitCode>
 /// Lists connections; first reads each Confluence personal access token's
 /// expiry from Confluence (at most a few seconds), so the listing shows it
 /// and warns about tokens expiring within 14 days.
-pub fn connections(config: &Config, out: Output) -> anyhow::Result<ExitCode> {
-    let store = open(config)?;
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
+pub async fn connections(config: &Config, out: Output) -> anyhow::Result<ExitCode> {
+    let store = open(config).await?;
     let timeout = config
         .enrichment_timeout()
         .min(std::time::Duration::from_secs(5));
-    let tokens = rt.block_on(admin::check_tokens(&store, timeout))?;
-    let conns = store.connections()?;
+    let tokens = admin::check_tokens(&store, timeout).await?;
+    let conns = store.connections().await?;
     if out.json {
         return print_json(&conns);
     }
@@ -426,20 +427,17 @@ pub fn connections(config: &Config, out: Output) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn disconnect(config: &Config, name: &str) -> anyhow::Result<ExitCode> {
-    if !open(config)?.remove_connection(name)? {
+pub async fn disconnect(config: &Config, name: &str) -> anyhow::Result<ExitCode> {
+    if !open(config).await?.remove_connection(name).await? {
         anyhow::bail!("no connection named `{name}`");
     }
     outln!("removed connection {name}")?;
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn test_connection(config: &Config, name: &str) -> anyhow::Result<ExitCode> {
-    let store = open(config)?;
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    let result = rt.block_on(admin::test_connection(&store, name, config))?;
+pub async fn test_connection(config: &Config, name: &str) -> anyhow::Result<ExitCode> {
+    let store = open(config).await?;
+    let result = admin::test_connection(&store, name, config).await?;
     outln!("{}", result.message)?;
     Ok(if result.ok {
         ExitCode::SUCCESS
@@ -476,9 +474,9 @@ pub struct BindArgs {
     quiet: bool,
 }
 
-pub fn bind(config: &Config, args: BindArgs) -> anyhow::Result<ExitCode> {
+pub async fn bind(config: &Config, args: BindArgs) -> anyhow::Result<ExitCode> {
     let b = admin::bind(
-        &open(config)?,
+        &open(config).await?,
         BindRequest {
             plugin: args.plugin,
             scope: args.scope,
@@ -489,7 +487,8 @@ pub fn bind(config: &Config, args: BindArgs) -> anyhow::Result<ExitCode> {
             dry_run: args.dry_run,
             quiet: args.quiet,
         },
-    )?;
+    )
+    .await?;
     let admin::Bound {
         binding: b,
         announcements,
@@ -515,14 +514,14 @@ pub fn bind(config: &Config, args: BindArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn unbind(config: &Config, id: i64) -> anyhow::Result<ExitCode> {
-    open(config)?.remove_binding(id)?;
+pub async fn unbind(config: &Config, id: i64) -> anyhow::Result<ExitCode> {
+    open(config).await?.remove_binding(id).await?;
     outln!("removed binding {id}")?;
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn bindings(config: &Config, out: Output) -> anyhow::Result<ExitCode> {
-    let bindings = open(config)?.bindings(None)?;
+pub async fn bindings(config: &Config, out: Output) -> anyhow::Result<ExitCode> {
+    let bindings = open(config).await?.bindings(None).await?;
     if out.json {
         return print_json(&bindings);
     }
@@ -569,14 +568,14 @@ pub struct ListArgs {
     out: Output,
 }
 
-pub fn events(config: &Config, args: ListArgs) -> anyhow::Result<ExitCode> {
+pub async fn events(config: &Config, args: ListArgs) -> anyhow::Result<ExitCode> {
     let status = args
         .status
         .as_deref()
         .map(EventStatus::parse)
         .transpose()
         .map_err(anyhow::Error::msg)?;
-    let events = open(config)?.events(status, args.limit)?;
+    let events = open(config).await?.events(status, args.limit).await?;
     if args.out.json {
         return print_json(&events);
     }
@@ -608,8 +607,14 @@ pub fn events(config: &Config, args: ListArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn deliveries(config: &Config, args: ListArgs) -> anyhow::Result<ExitCode> {
-    let deliveries = open(config)?.deliveries(args.status.as_deref(), args.limit)?;
+pub async fn deliveries(config: &Config, args: ListArgs) -> anyhow::Result<ExitCode> {
+    let status = args
+        .status
+        .as_deref()
+        .map(DeliveryStatus::parse)
+        .transpose()
+        .map_err(|e| anyhow::anyhow!(e))?;
+    let deliveries = open(config).await?.deliveries(status, args.limit).await?;
     if args.out.json {
         return print_json(&deliveries);
     }
@@ -633,7 +638,11 @@ pub fn deliveries(config: &Config, args: ListArgs) -> anyhow::Result<ExitCode> {
                     d.plugin,
                     d.kind,
                     d.action.destination(),
-                    format!("{}{}", d.status, if d.dry_run { " (dry run)" } else { "" }),
+                    format!(
+                        "{}{}",
+                        d.status.as_str(),
+                        if d.dry_run { " (dry run)" } else { "" }
+                    ),
                     d.attempts.to_string(),
                     match d.status.as_str() {
                         "sent" => d.result.unwrap_or_default(),
@@ -647,8 +656,8 @@ pub fn deliveries(config: &Config, args: ListArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn retry(config: &Config, id: i64) -> anyhow::Result<ExitCode> {
-    open(config)?.retry_delivery(id)?;
+pub async fn retry(config: &Config, id: i64) -> anyhow::Result<ExitCode> {
+    open(config).await?.retry_delivery(id).await?;
     outln!("delivery {id} is queued again; a running `pagehook serve` sends it within a second")?;
     Ok(ExitCode::SUCCESS)
 }
@@ -666,8 +675,11 @@ pub struct FailuresArgs {
     out: Output,
 }
 
-pub fn failures(config: &Config, args: FailuresArgs) -> anyhow::Result<ExitCode> {
-    let failures = open(config)?.failures(args.plugin.as_deref(), args.limit)?;
+pub async fn failures(config: &Config, args: FailuresArgs) -> anyhow::Result<ExitCode> {
+    let failures = open(config)
+        .await?
+        .failures(args.plugin.as_deref(), args.limit)
+        .await?;
     if args.out.json {
         return print_json(&failures);
     }
@@ -691,8 +703,8 @@ pub fn failures(config: &Config, args: FailuresArgs) -> anyhow::Result<ExitCode>
 }
 
 /// The stored, enriched event `id`, for `plugin run --event-id`.
-pub fn stored_event(config: &Config, id: i64) -> anyhow::Result<crate::model::Event> {
-    let record = open(config)?.event(id)?.with_context(|| {
+pub async fn stored_event(config: &Config, id: i64) -> anyhow::Result<crate::model::Event> {
+    let record = open(config).await?.event(id).await?.with_context(|| {
         format!(
             "no event with id {id} in {}",
             config.store.database.display()

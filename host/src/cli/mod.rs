@@ -228,38 +228,51 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Plugin(PluginCommand::Run(args)) => plugin_run::run(args, cli.config.as_deref()),
         Command::Plugin(PluginCommand::Audit(args)) => plugin_audit::run(args),
-        Command::Plugin(PluginCommand::Install(args)) => admin::install(&config()?, args),
-        Command::Plugin(PluginCommand::List(out)) => admin::list(&config()?, out),
+        Command::Plugin(PluginCommand::Install(args)) => block_on(admin::install(&config()?, args)),
+        Command::Plugin(PluginCommand::List(out)) => block_on(admin::list(&config()?, out)),
         Command::Plugin(PluginCommand::Enable { name }) => {
-            admin::set_enabled(&config()?, &name, true)
+            block_on(admin::set_enabled(&config()?, &name, true))
         }
         Command::Plugin(PluginCommand::Disable { name }) => {
-            admin::set_enabled(&config()?, &name, false)
+            block_on(admin::set_enabled(&config()?, &name, false))
         }
-        Command::Plugin(PluginCommand::Reset { name }) => admin::reset(&config()?, &name),
-        Command::Plugin(PluginCommand::Remove { name }) => admin::remove(&config()?, &name),
+        Command::Plugin(PluginCommand::Reset { name }) => block_on(admin::reset(&config()?, &name)),
+        Command::Plugin(PluginCommand::Remove { name }) => {
+            block_on(admin::remove(&config()?, &name))
+        }
         Command::Serve { listen } => {
             let config = config()?;
             let rt = tokio::runtime::Runtime::new()?;
             rt.block_on(crate::server::serve(config, listen))?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Connect(cmd) => admin::connect(&config()?, cmd),
-        Command::Connections(out) => admin::connections(&config()?, out),
+        Command::Connect(cmd) => block_on(admin::connect(&config()?, cmd)),
+        Command::Connections(out) => block_on(admin::connections(&config()?, out)),
         Command::Connection(ConnectionCommand::Test { name }) => {
-            admin::test_connection(&config()?, &name)
+            block_on(admin::test_connection(&config()?, &name))
         }
         Command::Connection(ConnectionCommand::Remove { name }) => {
-            admin::disconnect(&config()?, &name)
+            block_on(admin::disconnect(&config()?, &name))
         }
-        Command::Bind(args) => admin::bind(&config()?, args),
-        Command::Unbind { id } => admin::unbind(&config()?, id),
-        Command::Bindings(out) => admin::bindings(&config()?, out),
-        Command::Events(args) => admin::events(&config()?, args),
-        Command::Deliveries(args) => admin::deliveries(&config()?, args),
-        Command::Failures(args) => admin::failures(&config()?, args),
-        Command::Retry { id } => admin::retry(&config()?, id),
+        Command::Bind(args) => block_on(admin::bind(&config()?, args)),
+        Command::Unbind { id } => block_on(admin::unbind(&config()?, id)),
+        Command::Bindings(out) => block_on(admin::bindings(&config()?, out)),
+        Command::Events(args) => block_on(admin::events(&config()?, args)),
+        Command::Deliveries(args) => block_on(admin::deliveries(&config()?, args)),
+        Command::Failures(args) => block_on(admin::failures(&config()?, args)),
+        Command::Retry { id } => block_on(admin::retry(&config()?, id)),
     }
+}
+
+/// Runs an admin command's future on a runtime of its own (one thread:
+/// the CLI does one thing at a time).
+pub(crate) fn block_on<T>(
+    f: impl std::future::Future<Output = anyhow::Result<T>>,
+) -> anyhow::Result<T> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?
+        .block_on(f)
 }
 
 /// Parses `name=value`.

@@ -42,7 +42,10 @@ pub struct Args {
 /// Runs the command; exit 1 with the typed error when the plugin fails.
 pub fn run(args: Args, config: Option<&std::path::Path>) -> anyhow::Result<ExitCode> {
     let event: Event = match (&args.event, args.event_id) {
-        (_, Some(id)) => super::admin::stored_event(&crate::config::Config::load(config)?, id)?,
+        (_, Some(id)) => super::block_on(super::admin::stored_event(
+            &crate::config::Config::load(config)?,
+            id,
+        ))?,
         (Some(path), None) => {
             let text = if path.as_os_str() == "-" {
                 let mut s = String::new();

@@ -77,7 +77,7 @@ pub(super) async fn deliver(
         Err(a) => return a,
     };
     if let Some(key) = once_key {
-        match w.store.once_key(&conn.name, key) {
+        match w.store.once_key(&conn.name, key).await {
             Ok(Some(id)) => return Attempt::sent(id.to_string()),
             Ok(None) => {}
             Err(e) => return Attempt::retry(e.to_string()),
@@ -165,7 +165,7 @@ async fn finish(
         };
     }
     if let Some(key) = once_key
-        && let Err(e) = w.store.set_once_key(&conn.name, key, id)
+        && let Err(e) = w.store.set_once_key(&conn.name, key, id).await
     {
         tracing::error!(error = %e, "cannot record the once-key");
     }

@@ -17,26 +17,25 @@
 //! Confluence: the page title or comment body, and once-keys).
 
 mod confluence;
-mod rate;
 mod slack;
 mod teams;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::sync::{Notify, watch};
 
 use crate::config::DeliveryConfig;
+use crate::heartbeat::Heartbeat;
 use crate::http::retry_after;
 use crate::model::Action;
 use crate::slack::directory::{Directory, DirectoryOptions};
 use crate::store::{
-    Claimed, ConnectionKind, ConnectionRecord, Outcome, SlackThread, Store, now_ms,
+    AttemptResult, Claim, Claimed, ConnectionKind, ConnectionRecord, HealthChange, Outcome,
+    RatePolicy, SlackThread, Store, now_ms,
 };
 
-/// Deliveries looked at per round.
-const BATCH: usize = 500;
 /// Deliveries sent at the same time (each from a different lane).
 const IN_FLIGHT: usize = 32;
 
@@ -86,18 +85,20 @@ pub struct Deliverer {
     config: DeliveryConfig,
     http: reqwest::Client,
     slack: Directory,
-    rates: rate::Rates,
+    rates: RatePolicy,
+    replica: String,
+    lease_ms: i64,
 }
 
 impl Deliverer {
     /// A worker over `store`.
-    pub fn new(store: Arc<Store>, config: DeliveryConfig) -> Deliverer {
+    pub fn new(store: Arc<Store>, config: DeliveryConfig, lease_ms: u64) -> Deliverer {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_millis(config.timeout_ms.max(100)))
             .user_agent(concat!("pagehook/", env!("CARGO_PKG_VERSION")))
             .build()
             .expect("a TLS backend is compiled in");
-        let rates = rate::Rates::new(config.slack_channel_rate, config.slack_workspace_rate);
+        let rates = RatePolicy::per_second(config.slack_channel_rate, config.slack_workspace_rate);
         let slack = Directory::new(DirectoryOptions {
             ttl: Duration::from_secs(config.slack_directory_ttl_secs.max(1)),
             pages_per_attempt: config.slack_list_pages_per_attempt.max(1),
@@ -108,12 +109,14 @@ impl Deliverer {
             http,
             slack,
             rates,
+            replica: crate::store::claims::replica_name(),
+            lease_ms: lease_ms as i64,
         }
     }
 
     /// Delivers until `shutdown`; woken by `wake` when dispatch wrote deliveries.
     pub async fn run(self: Arc<Self>, wake: Arc<Notify>, mut shutdown: watch::Receiver<bool>) {
-        match self.store.release_in_flight() {
+        match self.store.release_stale_claims().await {
             Ok(0) => {}
             Ok(n) => tracing::warn!(
                 n,
@@ -150,59 +153,59 @@ impl Deliverer {
     /// `sending` in one transaction, sends them concurrently and records all
     /// outcomes in one more: two commits per round, not per delivery.
     async fn round(&self, shutdown: &watch::Receiver<bool>) -> anyhow::Result<Duration> {
-        let store = self.store.clone();
-        let (pending, connections) = tokio::task::spawn_blocking(move || {
-            let pending = store.pending_deliveries(BATCH)?;
-            // Connections matter only to a round with something to send.
-            let connections = if pending.is_empty() {
-                Vec::new()
-            } else {
-                store.connections()?
-            };
-            anyhow::Ok((pending, connections))
-        })
-        .await??;
-        let mut lanes: HashSet<String> = HashSet::new();
-        let mut next = Duration::from_secs(1);
-        let mut batch = Vec::new();
-        for d in pending {
-            if batch.len() >= IN_FLIGHT {
-                break;
-            }
-            if !lanes.insert(d.lane.clone()) || !d.due {
-                continue;
-            }
-            if let Some(wait) = self.rates.wait_for(&d) {
-                next = next.min(wait);
-                continue;
-            }
-            batch.push(d);
+        if *shutdown.borrow() {
+            return Ok(Duration::from_secs(1));
         }
-        if batch.is_empty() || *shutdown.borrow() {
+        let claim = Claim::new(&self.replica, self.lease_ms);
+        let taken_at = tokio::time::Instant::now();
+        let round = self
+            .store
+            .claim_deliveries(&claim, self.rates, IN_FLIGHT)
+            .await?;
+        let next = round.wait_ms.map_or(Duration::from_secs(1), |ms| {
+            Duration::from_millis(ms.clamp(1, 1000) as u64)
+        });
+        if round.claimed.is_empty() {
             return Ok(next);
         }
-        let ids: Vec<i64> = batch.iter().map(|d| d.id).collect();
-        let store = self.store.clone();
-        tokio::task::spawn_blocking(move || store.mark_sending(&ids)).await??;
+        let heartbeat = Heartbeat::start((*self.store).clone(), claim.clone(), taken_at);
+        let connections = self.store.connections().await?;
         let connections = &connections;
-        let results = futures::future::join_all(batch.iter().map(|d| {
+        let heartbeat_ref = &heartbeat;
+        let results = futures::future::join_all(round.claimed.iter().map(|d| {
             let span = tracing::info_span!("delivery", delivery = d.id, event = d.event_id);
-            tracing::Instrument::instrument(self.attempt_one(d, connections), span)
+            tracing::Instrument::instrument(self.attempt_one(d, connections, heartbeat_ref), span)
         }))
         .await;
-        let (results, health): (Vec<_>, Vec<_>) = results.into_iter().unzip();
+        let (results, health): (Vec<_>, Vec<_>) = results.into_iter().flatten().unzip();
         let health = health_changes(connections, health.into_iter().flatten());
-        let store = self.store.clone();
-        tokio::task::spawn_blocking(move || store.finish_attempts(&results, &health)).await??;
+        let recorded = self
+            .store
+            .finish_attempts(&claim, &results, &health)
+            .await?;
+        drop(heartbeat);
+        if recorded < results.len() {
+            tracing::warn!(
+                lost = results.len() - recorded,
+                "deliveries were taken over by another replica before their results were recorded; it checks before sending again"
+            );
+        }
         Ok(Duration::ZERO)
     }
 
-    /// One attempt at one delivery, logged; its result and connection health.
+    /// One attempt at one delivery, logged; its result and connection
+    /// health. `None`, and nothing sent, when the claim may have run out
+    /// before the attempt began (another replica may hold it by now).
     async fn attempt_one(
         &self,
         d: &Claimed,
         connections: &[ConnectionRecord],
-    ) -> ((i64, i64, Outcome, i64), Option<(String, Option<String>)>) {
+        heartbeat: &Heartbeat,
+    ) -> Option<(AttemptResult, Option<HealthChange>)> {
+        if !heartbeat.held() {
+            tracing::warn!(delivery = d.id, "the claim may have ended; not sending");
+            return None;
+        }
         let started = now_ms();
         let clock = Instant::now();
         let (attempt, health) = self.attempt(d, connections).await;
@@ -217,10 +220,15 @@ impl Deliverer {
             }
             Outcome::Dead { error } => tracing::error!(delivery = d.id, %error, "dead letter"),
         }
-        (
-            (d.id, started, outcome, clock.elapsed().as_millis() as i64),
+        Some((
+            AttemptResult {
+                delivery_id: d.id,
+                started_at: started,
+                outcome,
+                latency_ms: clock.elapsed().as_millis() as i64,
+            },
             health,
-        )
+        ))
     }
 
     /// Makes one attempt; also returns what it showed of its connection's
@@ -229,7 +237,7 @@ impl Deliverer {
         &self,
         d: &Claimed,
         connections: &[ConnectionRecord],
-    ) -> (Attempt, Option<(String, Option<String>)>) {
+    ) -> (Attempt, Option<HealthChange>) {
         let conn = match connection_for(d, connections) {
             Ok(c) => c,
             Err(a) => return (a, None),
@@ -253,10 +261,14 @@ impl Deliverer {
             )),
         };
         let health = match &attempt {
-            Attempt::Reauth { connection, error } => {
-                Some((connection.clone(), Some(error.clone())))
-            }
-            Attempt::Sent { .. } => Some((conn.name.clone(), None)),
+            Attempt::Reauth { connection, error } => Some(HealthChange {
+                connection: connection.clone(),
+                error: Some(error.clone()),
+            }),
+            Attempt::Sent { .. } => Some(HealthChange {
+                connection: conn.name.clone(),
+                error: None,
+            }),
             _ => None,
         };
         (attempt, health)
@@ -364,11 +376,11 @@ fn connection_for(d: &Claimed, all: &[ConnectionRecord]) -> Result<ConnectionRec
 /// so a healthy workspace costs no writes.
 fn health_changes(
     connections: &[ConnectionRecord],
-    seen: impl Iterator<Item = (String, Option<String>)>,
-) -> Vec<(String, Option<String>)> {
+    seen: impl Iterator<Item = HealthChange>,
+) -> Vec<HealthChange> {
     let mut wanted: HashMap<String, Option<String>> = HashMap::new();
-    for (name, error) in seen {
-        let slot = wanted.entry(name).or_insert(None);
+    for HealthChange { connection, error } in seen {
+        let slot = wanted.entry(connection).or_insert(None);
         if error.is_some() {
             *slot = error;
         }
@@ -381,6 +393,7 @@ fn health_changes(
                 .find(|c| &c.name == name)
                 .is_some_and(|c| &c.health != error)
         })
+        .map(|(connection, error)| HealthChange { connection, error })
         .collect()
 }
 
@@ -406,6 +419,7 @@ fn request_error(e: reqwest::Error) -> Attempt {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::HashSet;
 
     #[test]
     fn jitter_spreads_within_the_unit_interval() {

@@ -200,20 +200,10 @@ impl Send<'_> {
     /// Posts (unless an uncertain earlier attempt already did) to `channel`.
     async fn post(&self, channel: &str, body: &mut Value) -> Result<Attempt, Failure> {
         let thread_ts = match self.thread_key {
-            Some(key) => {
-                // Off the async workers: the store may be busy committing.
-                let (store, name, id, key) = (
-                    self.w.store.clone(),
-                    self.conn.name.clone(),
-                    channel.to_owned(),
-                    key.to_owned(),
-                );
-                match tokio::task::spawn_blocking(move || store.thread_ts(&name, &id, &key)).await {
-                    Ok(Ok(ts)) => ts,
-                    Ok(Err(e)) => return Err(Failure::Attempt(Attempt::retry(e.to_string()))),
-                    Err(e) => return Err(Failure::Attempt(Attempt::retry(e.to_string()))),
-                }
-            }
+            Some(key) => match self.w.store.thread_ts(&self.conn.name, channel, key).await {
+                Ok(ts) => ts,
+                Err(e) => return Err(Failure::Attempt(Attempt::retry(e.to_string()))),
+            },
             None => None,
         };
         match &thread_ts {
@@ -292,11 +282,11 @@ impl Send<'_> {
         } else {
             channel.to_owned()
         };
-        let store = self.w.store.clone();
-        let id = self.d.id;
-        let first = tokio::task::spawn_blocking(move || store.first_attempt_at(id))
+        let first = self
+            .w
+            .store
+            .first_attempt_at(self.d.id)
             .await
-            .map_err(|e| Attempt::retry(e.to_string()))?
             .map_err(|e| Attempt::retry(e.to_string()))?;
         let since = first.unwrap_or(self.d.created_at) - CLOCK_MARGIN_MS;
         let oldest = slack_ts(since.max(0));

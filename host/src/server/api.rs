@@ -22,7 +22,7 @@ use subtle::ConstantTimeEq;
 use super::{AppState, error};
 use crate::admin::{self, AdminError, BindRequest, ConnectRequest};
 use crate::secret::SecretSource;
-use crate::store::{ConnectionKind, EventStatus, Store};
+use crate::store::{ConnectionKind, DeliveryStatus, EventStatus};
 
 pub(super) fn routes(state: Arc<AppState>) -> axum::Router<Arc<AppState>> {
     Router::new()
@@ -69,27 +69,30 @@ async fn require_token(State(state): State<Arc<AppState>>, req: Request, next: N
     }
 }
 
+/// The answer for a refused or failed operation. Pagehook's own failures
+/// (the database, the disk) are logged with their detail and answered
+/// without it: no file path, host or driver message reaches a client.
 fn answer(e: AdminError) -> Response {
     let status = match &e {
         AdminError::Invalid(_) => StatusCode::BAD_REQUEST,
         AdminError::NotFound(_) => StatusCode::NOT_FOUND,
         AdminError::Conflict(_) => StatusCode::CONFLICT,
-        AdminError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        AdminError::Internal(detail) => {
+            tracing::error!(error = %detail, "admin API request failed");
+            return error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Pagehook could not complete the request (the log has the details)",
+            );
+        }
     };
     error(status, e.to_string())
 }
 
-/// Runs a store operation off the async threads and answers with its JSON.
-async fn blocking<T, F>(state: &Arc<AppState>, f: F) -> Response
-where
-    T: serde::Serialize + Send + 'static,
-    F: FnOnce(&Store) -> Result<T, AdminError> + Send + 'static,
-{
-    let store = state.store.clone();
-    match tokio::task::spawn_blocking(move || f(&store)).await {
-        Ok(Ok(v)) => Json(v).into_response(),
-        Ok(Err(e)) => answer(e),
-        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+/// Answers with the JSON of `result`, or with its error.
+fn reply<T: serde::Serialize>(result: Result<T, AdminError>) -> Response {
+    match result {
+        Ok(v) => Json(v).into_response(),
+        Err(e) => answer(e),
     }
 }
 
@@ -109,7 +112,7 @@ impl Listing {
 }
 
 async fn plugins(State(state): State<Arc<AppState>>) -> Response {
-    blocking(&state, |s| Ok(s.plugins()?)).await
+    reply(state.store.plugins().await.map_err(AdminError::from))
 }
 
 #[derive(Deserialize)]
@@ -121,52 +124,66 @@ struct InstallBody {
 }
 
 async fn install(State(state): State<Arc<AppState>>, Json(body): Json<InstallBody>) -> Response {
-    let st = state.clone();
-    let result = tokio::task::spawn_blocking(move || {
-        admin::install_plugin(&st.store, &st.runtime, &st.config, &body.dir, &body.grants)
-    })
+    let result = admin::install_plugin(
+        &state.store,
+        &state.runtime,
+        &state.config,
+        &body.dir,
+        &body.grants,
+    )
     .await;
     match result {
-        Ok(Ok(p)) => (StatusCode::CREATED, Json(p)).into_response(),
-        Ok(Err(e)) => answer(e),
-        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        Ok(p) => (StatusCode::CREATED, Json(p)).into_response(),
+        Err(e) => answer(e),
     }
 }
 
 async fn remove_plugin(State(state): State<Arc<AppState>>, Path(name): Path<String>) -> Response {
-    blocking(&state, move |s| {
-        let bindings = s.remove_plugin(&name)?;
-        Ok(json!({ "removed": name, "bindings_removed": bindings }))
-    })
-    .await
+    let s = &state.store;
+    reply(
+        async {
+            let bindings = s.remove_plugin(&name).await?;
+            Ok(json!({ "removed": name, "bindings_removed": bindings }))
+        }
+        .await,
+    )
 }
 
 async fn enable(State(state): State<Arc<AppState>>, Path(name): Path<String>) -> Response {
-    blocking(&state, move |s| {
-        s.set_plugin_enabled(&name, true)?;
-        Ok(s.require_plugin(&name)?)
-    })
-    .await
+    let s = &state.store;
+    reply(
+        async {
+            s.set_plugin_enabled(&name, true).await?;
+            Ok(s.require_plugin(&name).await?)
+        }
+        .await,
+    )
 }
 
 async fn disable(State(state): State<Arc<AppState>>, Path(name): Path<String>) -> Response {
-    blocking(&state, move |s| {
-        s.set_plugin_enabled(&name, false)?;
-        Ok(s.require_plugin(&name)?)
-    })
-    .await
+    let s = &state.store;
+    reply(
+        async {
+            s.set_plugin_enabled(&name, false).await?;
+            Ok(s.require_plugin(&name).await?)
+        }
+        .await,
+    )
 }
 
 async fn reset(State(state): State<Arc<AppState>>, Path(name): Path<String>) -> Response {
-    blocking(&state, move |s| {
-        s.reset_breaker(&name)?;
-        Ok(s.require_plugin(&name)?)
-    })
-    .await
+    let s = &state.store;
+    reply(
+        async {
+            s.reset_breaker(&name).await?;
+            Ok(s.require_plugin(&name).await?)
+        }
+        .await,
+    )
 }
 
 async fn connections(State(state): State<Arc<AppState>>) -> Response {
-    blocking(&state, |s| Ok(s.connections()?)).await
+    reply(state.store.connections().await.map_err(AdminError::from))
 }
 
 #[derive(Deserialize)]
@@ -206,20 +223,17 @@ async fn connect(State(state): State<Arc<AppState>>, Json(body): Json<ConnectBod
         dry_run: body.dry_run,
         notify: body.notify,
     };
-    blocking(&state, move |s| admin::connect(s, req)).await
+    reply(admin::connect(&state.store, req).await)
 }
 
 async fn disconnect(State(state): State<Arc<AppState>>, Path(name): Path<String>) -> Response {
-    blocking(&state, move |s| {
-        if s.remove_connection(&name)? {
-            Ok(json!({ "removed": name }))
-        } else {
-            Err(AdminError::NotFound(format!(
-                "no connection named `{name}`"
-            )))
-        }
-    })
-    .await
+    match state.store.remove_connection(&name).await {
+        Ok(true) => Json(json!({ "removed": name })).into_response(),
+        Ok(false) => answer(AdminError::NotFound(format!(
+            "no connection named `{name}`"
+        ))),
+        Err(e) => answer(e.into()),
+    }
 }
 
 async fn test_connection(State(state): State<Arc<AppState>>, Path(name): Path<String>) -> Response {
@@ -230,7 +244,13 @@ async fn test_connection(State(state): State<Arc<AppState>>, Path(name): Path<St
 }
 
 async fn bindings(State(state): State<Arc<AppState>>, Query(q): Query<Listing>) -> Response {
-    blocking(&state, move |s| Ok(s.bindings(q.plugin.as_deref())?)).await
+    reply(
+        state
+            .store
+            .bindings(q.plugin.as_deref())
+            .await
+            .map_err(AdminError::from),
+    )
 }
 
 #[derive(Deserialize)]
@@ -268,20 +288,21 @@ async fn bind(State(state): State<Arc<AppState>>, Json(body): Json<BindBody>) ->
         dry_run: body.dry_run,
         quiet: body.quiet,
     };
-    let store = state.store.clone();
-    match tokio::task::spawn_blocking(move || admin::bind(&store, req)).await {
-        Ok(Ok(b)) => (StatusCode::CREATED, Json(b)).into_response(),
-        Ok(Err(e)) => answer(e),
-        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    match admin::bind(&state.store, req).await {
+        Ok(b) => (StatusCode::CREATED, Json(b)).into_response(),
+        Err(e) => answer(e),
     }
 }
 
 async fn unbind(State(state): State<Arc<AppState>>, Path(id): Path<i64>) -> Response {
-    blocking(&state, move |s| {
-        s.remove_binding(id)?;
-        Ok(json!({ "removed": id }))
-    })
-    .await
+    reply(
+        state
+            .store
+            .remove_binding(id)
+            .await
+            .map(|()| json!({ "removed": id }))
+            .map_err(AdminError::from),
+    )
 }
 
 async fn events(State(state): State<Arc<AppState>>, Query(q): Query<Listing>) -> Response {
@@ -289,50 +310,79 @@ async fn events(State(state): State<Arc<AppState>>, Query(q): Query<Listing>) ->
         Ok(s) => s,
         Err(m) => return error(StatusCode::BAD_REQUEST, m),
     };
-    blocking(&state, move |s| Ok(s.events(status, q.limit())?)).await
+    reply(
+        state
+            .store
+            .events(status, q.limit())
+            .await
+            .map_err(AdminError::from),
+    )
 }
 
 async fn event(State(state): State<Arc<AppState>>, Path(id): Path<i64>) -> Response {
-    blocking(&state, move |s| {
-        let event = s
-            .event(id)?
-            .ok_or_else(|| AdminError::NotFound(format!("no event with id {id}")))?;
-        Ok(json!({
-            "event": event,
-            "deliveries": s.event_deliveries(id)?,
-            "audit": s.audit(Some(id), 10_000)?,
-            "failures": s.event_failures(id)?,
-        }))
-    })
-    .await
+    let s = &state.store;
+    reply(
+        async {
+            let event = s
+                .event(id)
+                .await?
+                .ok_or_else(|| AdminError::NotFound(format!("no event with id {id}")))?;
+            Ok(json!({
+                "event": event,
+                "deliveries": s.event_deliveries(id).await?,
+                "audit": s.audit(Some(id), 10_000).await?,
+                "failures": s.event_failures(id).await?,
+            }))
+        }
+        .await,
+    )
 }
 
 async fn deliveries(State(state): State<Arc<AppState>>, Query(q): Query<Listing>) -> Response {
-    blocking(&state, move |s| {
-        Ok(s.deliveries(q.status.as_deref(), q.limit())?)
-    })
-    .await
+    let status = match q.status.as_deref().map(DeliveryStatus::parse).transpose() {
+        Ok(s) => s,
+        Err(m) => return error(StatusCode::BAD_REQUEST, m),
+    };
+    reply(
+        state
+            .store
+            .deliveries(status, q.limit())
+            .await
+            .map_err(AdminError::from),
+    )
 }
 
 async fn retry(State(state): State<Arc<AppState>>, Path(id): Path<i64>) -> Response {
-    blocking(&state, move |s| {
-        s.retry_delivery(id)?;
-        Ok(json!({ "queued": id }))
-    })
-    .await
+    reply(
+        state
+            .store
+            .retry_delivery(id)
+            .await
+            .map(|()| json!({ "queued": id }))
+            .map_err(AdminError::from),
+    )
 }
 
 async fn attempts(State(state): State<Arc<AppState>>, Path(id): Path<i64>) -> Response {
-    blocking(&state, move |s| Ok(s.attempts(id)?)).await
+    reply(state.store.attempts(id).await.map_err(AdminError::from))
 }
 
 async fn audit(State(state): State<Arc<AppState>>, Query(q): Query<Listing>) -> Response {
-    blocking(&state, move |s| Ok(s.audit(q.event, q.limit())?)).await
+    reply(
+        state
+            .store
+            .audit(q.event, q.limit())
+            .await
+            .map_err(AdminError::from),
+    )
 }
 
 async fn failures(State(state): State<Arc<AppState>>, Query(q): Query<Listing>) -> Response {
-    blocking(&state, move |s| {
-        Ok(s.failures(q.plugin.as_deref(), q.limit())?)
-    })
-    .await
+    reply(
+        state
+            .store
+            .failures(q.plugin.as_deref(), q.limit())
+            .await
+            .map_err(AdminError::from),
+    )
 }

@@ -55,12 +55,13 @@ async fn source_secret(state: &Arc<AppState>, source: &str) -> Result<Secret, Re
     {
         return secret.clone().ok_or_else(|| unknown_source(source));
     }
-    let store = state.store.clone();
-    let name = source.to_owned();
-    let conn = tokio::task::spawn_blocking(move || store.connection(&name))
-        .await
-        .map_err(|e| error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?
-        .map_err(|e| error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
+    let conn = state.store.connection(source).await.map_err(|e| {
+        tracing::error!(error = %e, source, "cannot read the source's connection");
+        error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the database cannot be reached; send the webhook again later",
+        )
+    })?;
     let secret = match conn.filter(|c| c.kind == ConnectionKind::Confluence) {
         None => None,
         Some(c) => match c.hook_secret.map(|s| s.resolve()) {

@@ -20,7 +20,7 @@ use axum::routing::get;
 use serde_json::json;
 use tokio::sync::{Notify, watch};
 
-use crate::config::Config;
+use crate::config::{Config, Database};
 use crate::deliver::Deliverer;
 use crate::dispatch::Dispatcher;
 use crate::metrics::Metrics;
@@ -68,18 +68,22 @@ pub fn router(state: Arc<AppState>) -> Router {
         ))
 }
 
-/// `GET /healthz`: 503 only when the database cannot be read. Confluence
+/// `GET /healthz`: 503 when the database cannot be read within
+/// [`HEALTH_TIMEOUT`] (a replica that lost PostgreSQL says so until it has
+/// reconnected). Confluence
 /// personal access tokens are reported in the body, from what the token
 /// watch last read: `status` is `warning` while one expires within
 /// 14 days and `degraded` once one has expired (still 200: restarting the
 /// sidecar would not renew a token, and webhooks are still accepted).
 async fn healthz(State(state): State<Arc<AppState>>) -> Response {
-    let store = state.store.clone();
-    let read = move || anyhow::Ok((store.event_counts()?, store.connections()?));
-    match tokio::task::spawn_blocking(read).await {
+    let store = &state.store;
+    let read = async { anyhow::Ok((store.event_counts().await?, store.connections().await?)) };
+    match tokio::time::timeout(HEALTH_TIMEOUT, read).await {
         Ok(Ok((counts, connections))) => {
-            let counts: serde_json::Map<String, serde_json::Value> =
-                counts.into_iter().map(|(k, v)| (k, v.into())).collect();
+            let counts: serde_json::Map<String, serde_json::Value> = counts
+                .into_iter()
+                .map(|c| (c.status.as_str().to_owned(), c.count.into()))
+                .collect();
             let now = crate::store::now_ms();
             let tokens: Vec<crate::admin::TokenStatus> = connections
                 .iter()
@@ -101,10 +105,25 @@ async fn healthz(State(state): State<Arc<AppState>>) -> Response {
             }))
             .into_response()
         }
-        Ok(Err(e)) => error(StatusCode::SERVICE_UNAVAILABLE, format!("database: {e}")),
-        Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "health check: the database cannot be read");
+            error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the database cannot be reached (the log has the details)",
+            )
+        }
+        Err(_) => error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "the database did not answer within {} s",
+                HEALTH_TIMEOUT.as_secs()
+            ),
+        ),
     }
 }
+
+/// How long `/healthz` waits for the database.
+const HEALTH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
 
 async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     (
@@ -146,7 +165,7 @@ fn claim_database(database: &std::path::Path) -> anyhow::Result<std::fs::File> {
             let mut holder = String::new();
             let _ = file.read_to_string(&mut holder);
             anyhow::bail!(
-                "another `pagehook serve` (pid {}) is running on {}: SQLite serves one process, so stop it first (admin commands such as `pagehook deliveries` work beside it); several replicas will need the PostgreSQL backend",
+                "another `pagehook serve` (pid {}) is running on {}: SQLite serves one process, so stop it first (admin commands such as `pagehook deliveries` work beside it); for several replicas, use PostgreSQL ([store] database = \"postgres://...\", see docs/admin.md)",
                 holder.trim(),
                 database.display()
             );
@@ -165,10 +184,15 @@ fn claim_database(database: &std::path::Path) -> anyhow::Result<std::fs::File> {
 /// Opens the store, starts ingest and the dispatcher, and serves until
 /// SIGTERM or Ctrl-C; prints the bound address on stdout first.
 pub async fn serve(config: Config, listen: Option<String>) -> anyhow::Result<()> {
-    let _only_server = claim_database(&config.store.database)?;
-    let store = Arc::new(Store::open(&config.store.database)?);
+    let database = config.store.location().map_err(|e| anyhow::anyhow!(e))?;
+    let _only_server = match &database {
+        Database::Sqlite(path) => Some(claim_database(path)?),
+        Database::Postgres(_) => None,
+    };
+    let store = Arc::new(Store::open(&database).await?);
+    tracing::info!(database = %store.describe(), "store open");
     let wake = Arc::new(Notify::new());
-    let ingest = Ingest::start(store.clone(), wake.clone())?;
+    let ingest = Ingest::start(&store, wake.clone())?;
     let metrics = Arc::new(Metrics::new());
     let runtime = Arc::new(Runtime::new(config.runtime_config()?));
     let admin_token = config.admin_token()?;
@@ -191,7 +215,12 @@ pub async fn serve(config: Config, listen: Option<String>) -> anyhow::Result<()>
         config.clone(),
         outbox.clone(),
     ));
-    let deliverer = Arc::new(Deliverer::new(store.clone(), config.delivery.clone()));
+    store.listen(wake.clone(), outbox.clone());
+    let deliverer = Arc::new(Deliverer::new(
+        store.clone(),
+        config.delivery.clone(),
+        config.store.lease_ms,
+    ));
     let (stop, stopped) = watch::channel(false);
     let token_task = tokio::spawn(crate::admin::watch_tokens(
         store.clone(),

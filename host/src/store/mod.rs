@@ -1,63 +1,66 @@
-//! The durable store: one SQLite file in WAL mode behind one boundary.
+//! The durable store: one boundary, two backends.
 //!
 //! Everything the sidecar must not lose lives here: accepted events (written
 //! before the webhook is answered), installed plugins and their grants,
 //! connections, bindings, the delivery outbox, the audit log and plugin
-//! failures. All SQL is in this module, so a shared PostgreSQL can replace
-//! SQLite later without touching ingest, dispatch or the admin commands.
+//! failures, and the claims and rate state that let several replicas share
+//! the work.
 //!
-//! Durability: `journal_mode=WAL` with `synchronous=FULL`, so a transaction
-//! that has committed survives a power cut, not only a process crash. The
-//! webhook path batches concurrent inserts into one transaction (see
-//! [`ingest`]) to pay for one fsync per batch instead of one per event.
+//! [`Store`] is the only way in. It is async and never blocks an async
+//! worker: the embedded SQLite backend ([`sqlite`], one process, one file)
+//! runs each call on the blocking pool; the PostgreSQL backend
+//! ([`postgres`], any number of replicas) is async by nature. Each backend
+//! keeps its own SQL and migrations; what crosses this boundary are the
+//! named records of the submodules here and [`StoreError`], which carries
+//! no driver type. Nothing outside this module knows which backend it talks
+//! to, and the store test suite (`host/tests/store_suite.rs`) runs the same
+//! tests against both.
 
 mod bindings;
+pub mod claims;
 mod connections;
 mod delivery;
 mod events;
 pub mod ingest;
 mod outbox;
 mod plugins;
+pub mod postgres;
+pub mod sqlite;
 
-use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard};
+use std::path::Path;
+use std::sync::Arc;
 
-use rusqlite::Connection;
+use tokio::sync::Notify;
 
 pub use bindings::{Binding, NewBinding, Scope};
+pub use claims::{Claim, DeliveryRound, RatePolicy};
 pub use connections::{ConnectionKind, ConnectionRecord, TokenExpiry, redacted_url};
-pub use delivery::{AttemptRecord, Claimed, Outcome, SlackThread};
-pub use events::{EventRecord, EventStatus, NewEvent};
+pub use delivery::{AttemptRecord, AttemptResult, Claimed, HealthChange, Outcome, SlackThread};
+pub use events::{EventCount, EventRecord, EventStatus, NewEvent};
 pub use outbox::{
-    AuditRecord, BreakerPolicy, DeliveryRecord, Dispatched, FailureRecord, NewDelivery,
+    AuditRecord, BreakerPolicy, DeliveryRecord, DeliveryStatus, Dispatched, FailureRecord,
+    NewDelivery, PluginCall,
 };
 pub use plugins::PluginRecord;
 
-/// Schema migrations, applied in order; `PRAGMA user_version` is the count applied.
-const MIGRATIONS: &[&str] = &[
-    include_str!("schema.sql"),
-    include_str!("schema_2.sql"),
-    include_str!("schema_3.sql"),
-    include_str!("schema_4.sql"),
-    include_str!("schema_5.sql"),
-];
+use crate::config::Database;
 
-/// Why a store operation failed.
+/// Why a store operation failed. No driver type crosses the boundary: the
+/// backends turn their errors into these.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    /// The database could not be opened, read or written.
-    #[error("database {path}: {source}")]
-    Sqlite {
-        path: String,
-        source: rusqlite::Error,
-    },
+    /// The database could not be reached, read or written. `database` names
+    /// it (a file, or a URL without its password) for the log; it is never
+    /// shown to API clients.
+    #[error("database {database}: {message}")]
+    Database { database: String, message: String },
     /// A named row does not exist.
     #[error("{0}")]
     NotFound(String),
     /// The operation conflicts with what is stored (a duplicate name, a row in use).
     #[error("{0}")]
     Conflict(String),
-    /// A stored value could not be decoded; the file was edited by hand or is newer.
+    /// A stored value could not be decoded; the database was edited by hand or is newer.
     #[error("database holds an unreadable {what}: {message}")]
     Corrupt { what: &'static str, message: String },
 }
@@ -65,143 +68,332 @@ pub enum StoreError {
 /// Result of a store operation.
 pub type StoreResult<T> = Result<T, StoreError>;
 
-/// A handle on the database, shared by the server, the dispatcher and the CLI.
+/// What `store copy` moved, table by table.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct CopyReport {
+    /// `(table, rows)` in the order they were copied.
+    pub tables: Vec<(String, u64)>,
+}
+
+/// The tables `store copy` moves, parents before children. Claims and rate
+/// state are not copied: they belong to the processes of the old store.
+pub const COPIED_TABLES: &[&str] = &[
+    "connections",
+    "plugins",
+    "bindings",
+    "events",
+    "deliveries",
+    "attempts",
+    "audit",
+    "failures",
+    "slack_threads",
+    "once_keys",
+];
+
+/// A handle on the database, shared by the server, the workers and the CLI.
+#[derive(Clone)]
 pub struct Store {
-    path: PathBuf,
-    conn: Mutex<Connection>,
+    backend: Backend,
+}
+
+#[derive(Clone)]
+enum Backend {
+    Sqlite(sqlite::SqliteStore),
+    Postgres(postgres::PgStore),
 }
 
 impl Store {
-    /// Opens (creating if needed) the database and brings its schema up to date.
-    pub fn open(path: &Path) -> StoreResult<Store> {
-        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent).map_err(|e| StoreError::Sqlite {
-                path: path.display().to_string(),
-                source: rusqlite::Error::ToSqlConversionFailure(Box::new(e)),
-            })?;
+    /// Opens the configured database and brings its schema up to date.
+    pub async fn open(database: &Database) -> StoreResult<Store> {
+        match database {
+            Database::Sqlite(path) => {
+                let path = path.clone();
+                tokio::task::spawn_blocking(move || Store::open_sqlite(&path))
+                    .await
+                    .map_err(|e| StoreError::Database {
+                        database: "sqlite".into(),
+                        message: e.to_string(),
+                    })?
+            }
+            Database::Postgres(pg) => Ok(Store {
+                backend: Backend::Postgres(postgres::PgStore::connect(pg).await?),
+            }),
         }
-        let conn = open_connection(path)?;
-        let store = Store {
-            path: path.to_path_buf(),
-            conn: Mutex::new(conn),
-        };
-        store.migrate()?;
-        Ok(store)
     }
 
-    /// Where the database file is.
-    pub fn path(&self) -> &Path {
-        &self.path
+    /// Opens (creating if needed) a SQLite database file, from outside any
+    /// async runtime (tests, tools).
+    pub fn open_sqlite(path: &Path) -> StoreResult<Store> {
+        Ok(Store {
+            backend: Backend::Sqlite(sqlite::SqliteStore::open(path)?),
+        })
     }
 
-    /// The write-ahead log beside the database, which every commit appends
-    /// to; it stays in place while the store is open.
-    fn wal_path(&self) -> PathBuf {
-        let mut wal = self.path.clone().into_os_string();
-        wal.push("-wal");
-        PathBuf::from(wal)
-    }
-
-    fn migrate(&self) -> StoreResult<()> {
-        let mut conn = self.lock();
-        let path = self.path.display().to_string();
-        let err = |source| StoreError::Sqlite {
-            path: path.clone(),
-            source,
-        };
-        let applied: usize = conn
-            .query_row("PRAGMA user_version", [], |r| r.get(0))
-            .map_err(err)?;
-        if applied > MIGRATIONS.len() {
-            return Err(StoreError::Corrupt {
-                what: "schema",
-                message: format!(
-                    "version {applied} is newer than this binary's {}; upgrade pagehook",
-                    MIGRATIONS.len()
-                ),
-            });
+    /// The database, for logs and messages: a file path, or a URL without
+    /// its password.
+    pub fn describe(&self) -> String {
+        match &self.backend {
+            Backend::Sqlite(s) => s.path().display().to_string(),
+            Backend::Postgres(p) => p.describe(),
         }
-        for (i, sql) in MIGRATIONS.iter().enumerate().skip(applied) {
-            let tx = conn.transaction().map_err(err)?;
-            tx.execute_batch(sql).map_err(err)?;
-            tx.pragma_update(None, "user_version", i + 1).map_err(err)?;
-            tx.commit().map_err(err)?;
+    }
+
+    /// Whether several replicas can share this store.
+    pub fn is_shared(&self) -> bool {
+        matches!(self.backend, Backend::Postgres(_))
+    }
+
+    /// The SQLite backend, for ingest's group commit.
+    pub(crate) fn as_sqlite(&self) -> Option<&sqlite::SqliteStore> {
+        match &self.backend {
+            Backend::Sqlite(s) => Some(s),
+            Backend::Postgres(_) => None,
         }
-        Ok(())
     }
 
-    fn lock(&self) -> MutexGuard<'_, Connection> {
-        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    /// The PostgreSQL backend, for ingest.
+    pub(crate) fn as_postgres(&self) -> Option<&postgres::PgStore> {
+        match &self.backend {
+            Backend::Sqlite(_) => None,
+            Backend::Postgres(p) => Some(p),
+        }
     }
 
-    /// Runs `f` on the connection, naming the database file in any error.
-    fn with<T>(&self, f: impl FnOnce(&mut Connection) -> rusqlite::Result<T>) -> StoreResult<T> {
-        let mut conn = self.lock();
-        f(&mut conn).map_err(|source| self.sqlite(source))
+    /// Answers once the database answers a trivial query (`/healthz`).
+    pub async fn ping(&self) -> StoreResult<()> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.run(|s| s.ping()).await,
+            Backend::Postgres(p) => p.ping().await,
+        }
     }
 
-    /// Runs `f` with commits that skip the fsync (`synchronous=NORMAL`).
-    /// For work whose caller makes it durable itself (the webhook writer
-    /// syncs the write-ahead log before it answers) or redoes it the same
-    /// way if a power cut loses it (dispatch's results: the event is still
-    /// pending then). The log is written in order, so the next synced commit
-    /// (a webhook, or marking deliveries as being sent, which comes before
-    /// anything leaves) makes all of it durable; a crash of the process
-    /// alone loses nothing.
-    fn with_unsynced<T>(
+    /// Wakes `events` when another replica stored an event and `deliveries`
+    /// when one wrote deliveries (PostgreSQL's LISTEN/NOTIFY). A lost
+    /// notification only delays: the workers also poll. Nothing to do on
+    /// SQLite, where this process is the only writer.
+    pub fn listen(&self, events: Arc<Notify>, deliveries: Arc<Notify>) {
+        if let Backend::Postgres(p) = &self.backend {
+            p.listen(events, deliveries);
+        }
+    }
+
+    /// Copies every row of this store into `target`, which must be empty,
+    /// keeping ids; returns what it copied.
+    pub async fn copy_into(&self, target: &Store) -> StoreResult<CopyReport> {
+        if !target.is_empty().await? {
+            return Err(StoreError::Conflict(format!(
+                "{} already holds data; copy into a new, empty database",
+                target.describe()
+            )));
+        }
+        let mut tables = Vec::new();
+        for table in COPIED_TABLES {
+            let rows = self.export_table(table).await?;
+            let n = rows.len() as u64;
+            target.import_table(table, rows).await?;
+            tables.push(((*table).to_owned(), n));
+        }
+        Ok(CopyReport { tables })
+    }
+
+    async fn is_empty(&self) -> StoreResult<bool> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.run(|s| s.is_empty()).await,
+            Backend::Postgres(p) => p.is_empty().await,
+        }
+    }
+
+    async fn export_table(
         &self,
-        f: impl FnOnce(&mut Connection) -> rusqlite::Result<T>,
-    ) -> StoreResult<T> {
-        let mut conn = self.lock();
-        conn.pragma_update(None, "synchronous", "NORMAL")
-            .map_err(|source| self.sqlite(source))?;
-        let result = f(&mut conn);
-        let restored = conn.pragma_update(None, "synchronous", "FULL");
-        let value = result.map_err(|source| self.sqlite(source))?;
-        restored.map_err(|source| self.sqlite(source))?;
-        Ok(value)
+        table: &'static str,
+    ) -> StoreResult<Vec<serde_json::Map<String, serde_json::Value>>> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.run(move |s| s.export_table(table)).await,
+            Backend::Postgres(p) => p.export_table(table).await,
+        }
     }
 
-    fn sqlite(&self, source: rusqlite::Error) -> StoreError {
-        StoreError::Sqlite {
-            path: self.path.display().to_string(),
-            source,
+    async fn import_table(
+        &self,
+        table: &'static str,
+        rows: Vec<serde_json::Map<String, serde_json::Value>>,
+    ) -> StoreResult<()> {
+        match &self.backend {
+            Backend::Sqlite(s) => s.run(move |s| s.import_table(table, &rows)).await,
+            Backend::Postgres(p) => p.import_table(table, &rows).await,
         }
     }
 }
 
-/// Opens one connection with the durability and concurrency settings every
-/// connection to the file must share.
-fn open_connection(path: &Path) -> StoreResult<Connection> {
-    let err = |source| StoreError::Sqlite {
-        path: path.display().to_string(),
-        source,
+/// Forwards each listed call to the backend: SQLite on the blocking pool
+/// (arguments are made owned first), PostgreSQL directly.
+macro_rules! forward {
+    ($(
+        $(#[$doc:meta])*
+        fn $name:ident(&self $(, $arg:ident: $ty:ty => $owned:expr, $borrow:expr)* $(,)?) -> $ret:ty;
+    )*) => {
+        impl Store {
+            $(
+                $(#[$doc])*
+                pub async fn $name(&self $(, $arg: $ty)*) -> StoreResult<$ret> {
+                    match &self.backend {
+                        Backend::Sqlite(s) => {
+                            $(let $arg = $owned(&$arg);)*
+                            s.run(move |s| s.$name($($borrow(&$arg)),*)).await
+                        }
+                        Backend::Postgres(p) => p.$name($($arg),*).await,
+                    }
+                }
+            )*
+        }
     };
-    let conn = Connection::open(path).map_err(err)?;
-    // Hot statements are prepared once (`prepare_cached`); room for all of them.
-    conn.set_prepared_statement_cache_capacity(64);
-    conn.busy_timeout(std::time::Duration::from_secs(10))
-        .map_err(err)?;
-    conn.pragma_update(None, "journal_mode", "WAL")
-        .map_err(err)?;
-    conn.pragma_update(None, "synchronous", "FULL")
-        .map_err(err)?;
-    conn.pragma_update(None, "foreign_keys", "ON")
-        .map_err(err)?;
-    restrict_permissions(path);
-    Ok(conn)
 }
 
-/// The database holds connection secrets given inline: keep it owner-only.
-fn restrict_permissions(path: &Path) {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
-    }
+/// Conversions for [`forward!`]: how an argument crosses to the blocking
+/// pool and back.
+fn copied<T: Copy>(v: &T) -> T {
+    *v
+}
+fn owned_str(v: &&str) -> String {
+    (*v).to_owned()
+}
+fn as_str(v: &String) -> &str {
+    v
+}
+fn owned_opt_str(v: &Option<&str>) -> Option<String> {
+    v.map(str::to_owned)
+}
+fn as_opt_str(v: &Option<String>) -> Option<&str> {
+    v.as_deref()
+}
+fn owned_ref<T: Clone>(v: &&T) -> T {
+    (*v).clone()
+}
+fn owned_opt_ref<T: Clone>(v: &Option<&T>) -> Option<T> {
+    v.cloned()
+}
+fn as_opt_ref<T>(v: &Option<T>) -> Option<&T> {
+    v.as_ref()
+}
+fn owned_slice<T: Clone>(v: &&[T]) -> Vec<T> {
+    v.to_vec()
+}
+fn as_slice<T>(v: &Vec<T>) -> &[T] {
+    v
+}
+fn by_ref<T>(v: &T) -> &T {
+    v
 }
 
-/// Milliseconds since the Unix epoch: the store's clock.
+forward! {
+    // Plugins.
+    /// Installs or upgrades a plugin.
+    fn install_plugin(&self, p: &PluginRecord => owned_ref, by_ref) -> ();
+    /// One plugin by name.
+    fn plugin(&self, name: &str => owned_str, as_str) -> Option<PluginRecord>;
+    /// One plugin by name, or a NotFound naming it.
+    fn require_plugin(&self, name: &str => owned_str, as_str) -> PluginRecord;
+    /// Every installed plugin.
+    fn plugins(&self) -> Vec<PluginRecord>;
+    /// Enables or disables a plugin.
+    fn set_plugin_enabled(&self, name: &str => owned_str, as_str, enabled: bool => copied, copied) -> ();
+    /// Closes a plugin's breaker.
+    fn reset_breaker(&self, name: &str => owned_str, as_str) -> ();
+    /// Removes a plugin and its bindings; returns how many bindings went.
+    fn remove_plugin(&self, name: &str => owned_str, as_str) -> usize;
+
+    // Connections.
+    /// Stores a new connection.
+    fn add_connection(&self, c: &ConnectionRecord => owned_ref, by_ref) -> ();
+    /// One connection by name.
+    fn connection(&self, name: &str => owned_str, as_str) -> Option<ConnectionRecord>;
+    /// Every connection.
+    fn connections(&self) -> Vec<ConnectionRecord>;
+    /// Removes a connection; whether it existed.
+    fn remove_connection(&self, name: &str => owned_str, as_str) -> bool;
+    /// Records when a connection's token expires (or that it does not).
+    fn set_token_expiry(&self, name: &str => owned_str, as_str, token: Option<&TokenExpiry> => owned_opt_ref, as_opt_ref) -> ();
+    /// Marks a connection unhealthy with the refusal, or healthy.
+    fn set_connection_health(&self, name: &str => owned_str, as_str, error: Option<&str> => owned_opt_str, as_opt_str) -> ();
+    /// Turns a connection's dry run on or off.
+    fn set_connection_dry_run(&self, name: &str => owned_str, as_str, dry_run: bool => copied, copied) -> ();
+
+    // Bindings.
+    /// Stores a validated binding.
+    fn add_binding(&self, b: &NewBinding => owned_ref, by_ref) -> Binding;
+    /// Bindings, optionally of one plugin.
+    fn bindings(&self, plugin: Option<&str> => owned_opt_str, as_opt_str) -> Vec<Binding>;
+    /// One binding.
+    fn binding(&self, id: i64 => copied, copied) -> Option<Binding>;
+    /// Names `workspace` in every Slack destination that names none; how many bindings changed.
+    fn qualify_slack_destinations(&self, workspace: &str => owned_str, as_str) -> usize;
+    /// Removes a binding.
+    fn remove_binding(&self, id: i64 => copied, copied) -> ();
+
+    // Events.
+    /// One event.
+    fn event(&self, id: i64 => copied, copied) -> Option<EventRecord>;
+    /// Events, newest first, optionally in one status.
+    fn events(&self, status: Option<EventStatus> => copied, copied, limit: usize => copied, copied) -> Vec<EventRecord>;
+    /// How many events are in each status.
+    fn event_counts(&self) -> Vec<EventCount>;
+    /// Claims the oldest due events no live claim holds, at most `limit`.
+    fn claim_events(&self, claim: &Claim => owned_ref, by_ref, limit: usize => copied, copied) -> Vec<EventRecord>;
+    /// Puts a claimed event back to wait until `next_try_at` (ms); false if the claim was lost.
+    fn defer_event(&self, claim: &Claim => owned_ref, by_ref, id: i64 => copied, copied, error: &str => owned_str, as_str, next_try_at: i64 => copied, copied) -> bool;
+    /// Closes a claimed event without dispatching it; false if the claim was lost.
+    fn close_event(&self, claim: &Claim => owned_ref, by_ref, id: i64 => copied, copied, status: EventStatus => copied, copied, error: Option<&str> => owned_opt_str, as_opt_str) -> bool;
+
+    // Dispatch's results.
+    /// Writes dispatch's results for events still held by `claim`, in one
+    /// transaction; returns how many events were still held and written.
+    fn finish_dispatch(&self, claim: &Claim => owned_ref, by_ref, batch: &[Dispatched] => owned_slice, as_slice, breaker: BreakerPolicy => copied, copied) -> usize;
+    /// Queues a message Pagehook itself sends; returns the delivery's id.
+    fn enqueue_notice(&self, what: &str => owned_str, as_str, d: &NewDelivery => owned_ref, by_ref) -> i64;
+    /// Deliveries, newest first, optionally in one status.
+    fn deliveries(&self, status: Option<DeliveryStatus> => copied, copied, limit: usize => copied, copied) -> Vec<DeliveryRecord>;
+    /// The deliveries one event produced.
+    fn event_deliveries(&self, event_id: i64 => copied, copied) -> Vec<DeliveryRecord>;
+    /// The audit log, newest first, optionally for one event.
+    fn audit(&self, event_id: Option<i64> => copied, copied, limit: usize => copied, copied) -> Vec<AuditRecord>;
+    /// Failed plugin calls, newest first, optionally of one plugin.
+    fn failures(&self, plugin: Option<&str> => owned_opt_str, as_opt_str, limit: usize => copied, copied) -> Vec<FailureRecord>;
+    /// The failed calls of one event.
+    fn event_failures(&self, event_id: i64 => copied, copied) -> Vec<FailureRecord>;
+
+    // Delivery.
+    /// Claims the head of up to `max` lanes: due, not leased by a live
+    /// claim, allowed by Slack's rates (taking their slots), and only of
+    /// events whose predecessors are all dispatched. Marks them `sending`.
+    fn claim_deliveries(&self, claim: &Claim => owned_ref, by_ref, rates: RatePolicy => copied, copied, max: usize => copied, copied) -> DeliveryRound;
+    /// Records attempts of deliveries still held by `claim` and the health
+    /// they showed, in one transaction, and releases the claim's lanes;
+    /// returns how many attempts were recorded.
+    fn finish_attempts(&self, claim: &Claim => owned_ref, by_ref, attempts: &[AttemptResult] => owned_slice, as_slice, health: &[HealthChange] => owned_slice, as_slice) -> usize;
+    /// Extends the lease of everything `claim` holds; returns how many rows it still holds.
+    fn renew(&self, claim: &Claim => owned_ref, by_ref) -> usize;
+    /// Lets go of everything `claim` holds (a clean stop).
+    fn release(&self, claim: &Claim => owned_ref, by_ref) -> ();
+    /// After a restart of the only server (SQLite): claims left by the
+    /// previous run end now and their deliveries become uncertain; returns
+    /// how many deliveries were in flight. PostgreSQL leaves them to expire.
+    fn release_stale_claims(&self) -> usize;
+    /// Every attempt of one delivery, oldest first.
+    fn attempts(&self, delivery_id: i64 => copied, copied) -> Vec<AttemptRecord>;
+    /// When a delivery's first attempt started (ms).
+    fn first_attempt_at(&self, delivery_id: i64 => copied, copied) -> Option<i64>;
+    /// Puts a dead or dry-run delivery back in the queue.
+    fn retry_delivery(&self, id: i64 => copied, copied) -> ();
+    /// The ts of the first message posted under a thread key.
+    fn thread_ts(&self, connection: &str => owned_str, as_str, channel: &str => owned_str, as_str, key: &str => owned_str, as_str) -> Option<String>;
+    /// What a once-key created, if anything.
+    fn once_key(&self, source: &str => owned_str, as_str, key: &str => owned_str, as_str) -> Option<u64>;
+    /// Records what a once-key created.
+    fn set_once_key(&self, source: &str => owned_str, as_str, key: &str => owned_str, as_str, content_id: u64 => copied, copied) -> ();
+}
+
+/// Milliseconds since the Unix epoch: this process's clock. Claims and
+/// leases use the database's clock instead.
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -218,114 +410,4 @@ fn from_json<T: serde::de::DeserializeOwned>(what: &'static str, text: &str) -> 
         what,
         message: e.to_string(),
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn rounds_read_the_oldest_pending_rows_without_sorting_the_backlog() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("p.db")).unwrap();
-        for tail in [events::DUE_EVENTS, delivery::PENDING_DELIVERIES] {
-            let plan: Vec<String> = store
-                .with(|conn| {
-                    let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN SELECT id {tail}"))?;
-                    let zeros = std::iter::repeat_n(0, stmt.parameter_count());
-                    stmt.query_map(rusqlite::params_from_iter(zeros), |r| r.get(3))?
-                        .collect()
-                })
-                .unwrap();
-            let plan = plan.join("; ");
-            assert!(plan.contains("_pending_order"), "{tail}: {plan}");
-            assert!(!plan.contains("TEMP B-TREE"), "{tail}: {plan}");
-        }
-    }
-
-    #[test]
-    fn opening_twice_keeps_the_schema_and_data() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("sub/pagehook.db");
-        let store = Store::open(&path).unwrap();
-        store
-            .add_connection(&ConnectionRecord::new(
-                "acme",
-                ConnectionKind::Teams,
-                "https://x",
-            ))
-            .unwrap();
-        drop(store);
-        let store = Store::open(&path).unwrap();
-        assert_eq!(store.connections().unwrap().len(), 1);
-        let mode: String = store
-            .with(|c| c.query_row("PRAGMA journal_mode", [], |r| r.get(0)))
-            .unwrap();
-        assert_eq!(mode, "wal");
-    }
-
-    #[test]
-    fn unsynced_work_skips_the_fsync_and_everything_else_keeps_it() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("p.db")).unwrap();
-        let synchronous =
-            |c: &mut Connection| c.query_row("PRAGMA synchronous", [], |r| r.get::<_, i64>(0));
-        // 1 = NORMAL, 2 = FULL.
-        assert_eq!(store.with_unsynced(synchronous).unwrap(), 1);
-        assert_eq!(store.with(synchronous).unwrap(), 2);
-        let failed = store.with_unsynced(|c| c.execute("INSERT INTO nowhere VALUES (1)", []));
-        assert!(failed.is_err());
-        assert_eq!(
-            store.with(synchronous).unwrap(),
-            2,
-            "restored after an error"
-        );
-    }
-
-    #[test]
-    fn a_version_3_database_keeps_its_pending_deliveries_and_threads() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("p.db");
-        {
-            // The database as version 3 left it: one pending Slack delivery, one thread.
-            let conn = Connection::open(&path).unwrap();
-            for sql in &MIGRATIONS[..3] {
-                conn.execute_batch(sql).unwrap();
-            }
-            conn.pragma_update(None, "user_version", 3).unwrap();
-            conn.execute_batch(
-                r##"INSERT INTO events (id, key, source, name, received_at, payload, status)
-                    VALUES (1, 'k', 'prod', 'page_created', 0, '{}', 'dispatched');
-                INSERT INTO deliveries (event_id, binding_id, plugin, kind, destination, action, created_at, lane, source)
-                    VALUES (1, 1, 'slack-poster', 'post-slack', 'slack:#eng',
-                    '{"type":"post-slack","channel":"#eng","text":"hi","blocks":null,"thread_key":"page-1"}',
-                    0, 'slack:eng:page-1', 'prod');
-                INSERT INTO slack_threads VALUES ('acme', 'C0ENG00001', 'page-1', '1.000100');"##,
-            )
-            .unwrap();
-        }
-        let store = Store::open(&path).unwrap();
-        let pending = store.pending_deliveries(10).unwrap();
-        assert_eq!(pending.len(), 1);
-        assert_eq!(
-            pending[0].connection, None,
-            "routed to the only workspace at delivery"
-        );
-        assert_eq!(
-            store.thread_ts("acme", "C0ENG00001", "page-1").unwrap(),
-            Some("1.000100".into())
-        );
-    }
-
-    #[test]
-    fn a_newer_schema_is_refused() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("p.db");
-        Store::open(&path).unwrap();
-        let conn = Connection::open(&path).unwrap();
-        conn.pragma_update(None, "user_version", 99).unwrap();
-        drop(conn);
-        let err = Store::open(&path).err().unwrap().to_string();
-        assert!(err.contains("newer than this binary"), "{err}");
-    }
 }

@@ -1,0 +1,265 @@
+use rusqlite::params;
+
+use super::SqliteStore;
+use crate::model::Action;
+use crate::store::{
+    AuditRecord, BreakerPolicy, Claim, DeliveryRecord, DeliveryStatus, Dispatched, FailureRecord,
+    NewDelivery, StoreError, StoreResult, from_json, json, now_ms,
+};
+
+impl SqliteStore {
+    /// Queues a message Pagehook itself sends (a new connection's greeting,
+    /// a new binding's announcement) through the outbox, so it is durable
+    /// and retried like any delivery. It hangs off an event of its own
+    /// (`pagehook_notice`, never dispatched to plugins). Returns the
+    /// delivery's id.
+    pub fn enqueue_notice(&self, what: &str, d: &NewDelivery) -> StoreResult<i64> {
+        let now = now_ms();
+        self.with(|conn| {
+            let tx = conn.transaction()?;
+            let seq: i64 = tx.query_row("SELECT COALESCE(MAX(id), 0) + 1 FROM events", [], |r| r.get(0))?;
+            tx.execute(
+                "INSERT INTO events (key, source, name, received_at, payload, status, dispatched_at)
+                 VALUES (?1, 'pagehook', 'pagehook_notice', ?2, ?3, 'dispatched', ?2)",
+                params![
+                    format!("pagehook-notice:{now}:{seq}"),
+                    now,
+                    json(&serde_json::json!({ "notice": what }))
+                ],
+            )?;
+            let event_id = tx.last_insert_rowid();
+            tx.execute(
+                "INSERT INTO deliveries (event_id, binding_id, plugin, kind, destination, action, dry_run, created_at, lane, source, connection)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                params![
+                    event_id,
+                    d.binding_id,
+                    d.plugin,
+                    d.action.kind(),
+                    d.destination,
+                    json(&d.action),
+                    d.dry_run,
+                    now,
+                    d.lane,
+                    d.source,
+                    d.connection
+                ],
+            )?;
+            let id = tx.last_insert_rowid();
+            tx.commit()?;
+            Ok(id)
+        })
+    }
+
+    /// Writes dispatch's results for a batch of events and marks them
+    /// dispatched, in order, in one transaction.
+    /// Redone if a power cut loses it (see `with_unsynced`): the events stay
+    /// pending until it is durable.
+    pub fn finish_dispatch(
+        &self,
+        claim: &Claim,
+        batch: &[Dispatched],
+        breaker: BreakerPolicy,
+    ) -> StoreResult<usize> {
+        self.with_unsynced(|conn| {
+            let tx = conn.transaction()?;
+            let now = now_ms();
+            let mut written = 0;
+            for d in batch {
+                // Only an event still held by this claim: a claim that ran
+                // past its lease has lost it to another round.
+                let held = tx
+                    .prepare_cached(
+                        "UPDATE events SET status = 'dispatched', event = ?2, error = NULL, attempts = attempts + 1, dispatched_at = ?3, claim_token = NULL, claim_until = NULL
+                         WHERE id = ?1 AND claim_token = ?4 AND status = 'pending'",
+                    )?
+                    .execute(params![d.event_id, json(&d.event), now, claim.token])?;
+                if held == 0 {
+                    continue;
+                }
+                written += 1;
+                let mut ins = tx.prepare_cached(
+                    "INSERT INTO deliveries (event_id, binding_id, plugin, kind, destination, action, dry_run, created_at, lane, source, connection)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                )?;
+                for del in &d.deliveries {
+                    ins.execute(params![
+                        d.event_id,
+                        del.binding_id,
+                        del.plugin,
+                        del.action.kind(),
+                        del.destination,
+                        json(&del.action),
+                        del.dry_run,
+                        now,
+                        del.lane,
+                        del.source,
+                        del.connection
+                    ])?;
+                }
+                let mut audit = tx.prepare_cached(
+                    "INSERT INTO audit (at, event_id, binding_id, plugin, sha256, kind, destination, verdict, reason)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                )?;
+                for a in &d.audit {
+                    audit.execute(params![
+                        now, d.event_id, a.binding_id, a.plugin, a.sha256, a.kind, a.destination, a.verdict, a.reason
+                    ])?;
+                }
+                let mut fail = tx.prepare_cached(
+                    "INSERT INTO failures (at, event_id, binding_id, plugin, code, message, log)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                )?;
+                for f in &d.failures {
+                    fail.execute(params![now, d.event_id, f.binding_id, f.plugin, f.code, f.message, f.log])?;
+                }
+                let mut ok = tx.prepare_cached(
+                    "UPDATE plugins SET failures = 0, breaker_until = NULL, breaker_error = NULL WHERE name = ?1",
+                )?;
+                let mut bad = tx.prepare_cached(
+                    "UPDATE plugins SET failures = failures + 1,
+                       breaker_until = CASE WHEN failures + 1 >= ?2 THEN ?3 ELSE breaker_until END,
+                       breaker_error = CASE WHEN failures + 1 >= ?2 THEN ?4 ELSE breaker_error END
+                     WHERE name = ?1",
+                )?;
+                for call in &d.calls {
+                    if call.succeeded {
+                        ok.execute([&call.plugin])?;
+                    } else {
+                        bad.execute(params![call.plugin, breaker.threshold, now + breaker.cooldown_ms, call.error])?;
+                    }
+                }
+            }
+            tx.commit()?;
+            Ok(written)
+        })
+        .map_err(|e| self.error(e))
+    }
+
+    /// Deliveries, newest first, optionally in one status.
+    pub fn deliveries(
+        &self,
+        status: Option<DeliveryStatus>,
+        limit: usize,
+    ) -> StoreResult<Vec<DeliveryRecord>> {
+        self.deliveries_where(status, None, limit)
+    }
+
+    /// The deliveries one event produced.
+    pub fn event_deliveries(&self, event_id: i64) -> StoreResult<Vec<DeliveryRecord>> {
+        self.deliveries_where(None, Some(event_id), 10_000)
+    }
+
+    fn deliveries_where(
+        &self,
+        status: Option<DeliveryStatus>,
+        event_id: Option<i64>,
+        limit: usize,
+    ) -> StoreResult<Vec<DeliveryRecord>> {
+        let rows = self.with(|conn| {
+            let mut stmt = conn.prepare(
+                "SELECT id, event_id, binding_id, plugin, kind, destination, action, dry_run, status, attempts, last_error, created_at, result
+                 FROM deliveries WHERE (?1 IS NULL OR status = ?1) AND (?3 IS NULL OR event_id = ?3)
+                 ORDER BY id DESC LIMIT ?2",
+            )?;
+            stmt.query_map(params![status.map(DeliveryStatus::as_str), limit as i64, event_id], |r| {
+                Ok((
+                    DeliveryRecord {
+                        id: r.get(0)?,
+                        event_id: r.get(1)?,
+                        binding_id: r.get(2)?,
+                        plugin: r.get(3)?,
+                        kind: r.get(4)?,
+                        destination: r.get(5)?,
+                        action: Action::DmSlack {
+                            email: String::new(),
+                            text: String::new(),
+                            blocks: None,
+                        },
+                        dry_run: r.get(7)?,
+                        status: DeliveryStatus::Pending,
+                        attempts: r.get(9)?,
+                        last_error: r.get(10)?,
+                        created_at: r.get(11)?,
+                        result: r.get(12)?,
+                    },
+                    r.get::<_, String>(6)?,
+                    r.get::<_, String>(8)?,
+                ))
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()
+        })?;
+        rows.into_iter()
+            .map(|(mut d, action, status)| {
+                d.action = from_json("delivery action", &action)?;
+                d.status =
+                    DeliveryStatus::parse(&status).map_err(|message| StoreError::Corrupt {
+                        what: "delivery status",
+                        message,
+                    })?;
+                Ok(d)
+            })
+            .collect()
+    }
+
+    /// The audit log, newest first, optionally for one event.
+    pub fn audit(&self, event_id: Option<i64>, limit: usize) -> StoreResult<Vec<AuditRecord>> {
+        self.with(|conn| {
+            let mut stmt = conn.prepare(
+                "SELECT at, event_id, binding_id, plugin, sha256, kind, destination, verdict, reason
+                 FROM audit WHERE ?1 IS NULL OR event_id = ?1 ORDER BY id DESC LIMIT ?2",
+            )?;
+            stmt.query_map(params![event_id, limit as i64], |r| {
+                Ok(AuditRecord {
+                    at: r.get(0)?,
+                    event_id: r.get(1)?,
+                    binding_id: r.get(2)?,
+                    plugin: r.get(3)?,
+                    sha256: r.get(4)?,
+                    kind: r.get(5)?,
+                    destination: r.get(6)?,
+                    verdict: r.get(7)?,
+                    reason: r.get(8)?,
+                })
+            })?
+            .collect()
+        })
+    }
+
+    /// Failed plugin calls, newest first, optionally for one plugin.
+    pub fn failures(&self, plugin: Option<&str>, limit: usize) -> StoreResult<Vec<FailureRecord>> {
+        self.failures_where(plugin, None, limit)
+    }
+
+    /// The failed calls of one event.
+    pub fn event_failures(&self, event_id: i64) -> StoreResult<Vec<FailureRecord>> {
+        self.failures_where(None, Some(event_id), 10_000)
+    }
+
+    fn failures_where(
+        &self,
+        plugin: Option<&str>,
+        event_id: Option<i64>,
+        limit: usize,
+    ) -> StoreResult<Vec<FailureRecord>> {
+        self.with(|conn| {
+            let mut stmt = conn.prepare(
+                "SELECT at, event_id, binding_id, plugin, code, message, log
+                 FROM failures WHERE (?1 IS NULL OR plugin = ?1) AND (?3 IS NULL OR event_id = ?3)
+                 ORDER BY id DESC LIMIT ?2",
+            )?;
+            stmt.query_map(params![plugin, limit as i64, event_id], |r| {
+                Ok(FailureRecord {
+                    at: r.get(0)?,
+                    event_id: r.get(1)?,
+                    binding_id: r.get(2)?,
+                    plugin: r.get(3)?,
+                    code: r.get(4)?,
+                    message: r.get(5)?,
+                    log: r.get(6)?,
+                })
+            })?
+            .collect()
+        })
+    }
+}
