@@ -137,6 +137,17 @@ impl Dispatcher {
             return Ok(0);
         }
         let heartbeat = Heartbeat::start((*self.store).clone(), claim.clone(), taken_at);
+        let result = self.run_claimed(&claim, due).await;
+        drop(heartbeat);
+        if result.is_err() {
+            // Let the events go now rather than at the end of the lease.
+            let _ = self.store.release(&claim).await;
+        }
+        result
+    }
+
+    /// Runs a round's claimed events and writes what they came to.
+    async fn run_claimed(&self, claim: &Claim, due: Vec<EventRecord>) -> anyhow::Result<usize> {
         let snapshot = Snapshot {
             bindings: self.store.bindings(None).await?,
             plugins: self
@@ -154,7 +165,7 @@ impl Dispatcher {
         let results = futures::future::join_all(due.into_iter().map(|record| async {
             let _permit = limit.acquire().await;
             let span = tracing::info_span!("dispatch", event = record.id);
-            tracing::Instrument::instrument(self.dispatch(record, snapshot, &claim), span).await
+            tracing::Instrument::instrument(self.dispatch(record, snapshot, claim), span).await
         }))
         .await;
         let mut done = Vec::with_capacity(n);
@@ -172,8 +183,7 @@ impl Dispatcher {
         };
         let wrote = done.iter().any(|d| !d.deliveries.is_empty());
         let count = done.len();
-        let written = self.store.finish_dispatch(&claim, &done, policy).await?;
-        drop(heartbeat);
+        let written = self.store.finish_dispatch(claim, &done, policy).await?;
         if written < count {
             tracing::warn!(
                 lost = count - written,

@@ -39,6 +39,7 @@ mod admin;
 mod plugin_audit;
 mod plugin_run;
 mod progress;
+mod store;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -98,6 +99,15 @@ enum Command {
         /// The delivery's id (see `pagehook deliveries --status dead`).
         id: i64,
     },
+    /// Work with the store itself.
+    #[command(subcommand)]
+    Store(StoreCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum StoreCommand {
+    /// Copy this installation's SQLite store into an empty PostgreSQL database, ids and all.
+    Copy(store::CopyArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -261,6 +271,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Deliveries(args) => block_on(admin::deliveries(&config()?, args)),
         Command::Failures(args) => block_on(admin::failures(&config()?, args)),
         Command::Retry { id } => block_on(admin::retry(&config()?, id)),
+        Command::Store(StoreCommand::Copy(args)) => block_on(store::copy(&config()?, args)),
     }
 }
 

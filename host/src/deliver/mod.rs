@@ -116,14 +116,6 @@ impl Deliverer {
 
     /// Delivers until `shutdown`; woken by `wake` when dispatch wrote deliveries.
     pub async fn run(self: Arc<Self>, wake: Arc<Notify>, mut shutdown: watch::Receiver<bool>) {
-        match self.store.release_stale_claims().await {
-            Ok(0) => {}
-            Ok(n) => tracing::warn!(
-                n,
-                "deliveries were in flight at the last stop; checking before resending"
-            ),
-            Err(e) => tracing::error!(error = %e, "cannot release in-flight deliveries"),
-        }
         loop {
             if *shutdown.borrow() {
                 return;
@@ -169,7 +161,15 @@ impl Deliverer {
             return Ok(next);
         }
         let heartbeat = Heartbeat::start((*self.store).clone(), claim.clone(), taken_at);
-        let connections = self.store.connections().await?;
+        let connections = match self.store.connections().await {
+            Ok(c) => c,
+            Err(e) => {
+                // Nothing was sent: let the lanes go now rather than at the
+                // end of the lease.
+                let _ = self.store.release(&claim).await;
+                return Err(e.into());
+            }
+        };
         let connections = &connections;
         let heartbeat_ref = &heartbeat;
         let results = futures::future::join_all(round.claimed.iter().map(|d| {

@@ -216,6 +216,14 @@ pub async fn serve(config: Config, listen: Option<String>) -> anyhow::Result<()>
         outbox.clone(),
     ));
     store.listen(wake.clone(), outbox.clone());
+    match store.release_stale_claims().await {
+        Ok(0) => {}
+        Ok(n) => tracing::warn!(
+            n,
+            "deliveries were in flight at the last stop; checking before resending"
+        ),
+        Err(e) => tracing::error!(error = %e, "cannot release the last run's claims"),
+    }
     let deliverer = Arc::new(Deliverer::new(
         store.clone(),
         config.delivery.clone(),

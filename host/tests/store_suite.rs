@@ -1,0 +1,598 @@
+//! One store test suite, run unchanged against both backends: the embedded
+//! SQLite file and a real PostgreSQL server (started by the test harness in
+//! a temporary directory; no mock). Each test gets a fresh database.
+//!
+//! What a backend must do is what these tests say: the same rows, the same
+//! refusals, and the same claim rules (a claim's token, its lease, one
+//! head per lane, the dispatch watermark, Slack's rates kept in the store).
+
+use std::sync::Arc;
+
+use pagehook::config::{Database, PostgresConfig};
+use pagehook::model::{Action, Event, EventKind};
+use pagehook::secret::SecretSource;
+use pagehook::store::ingest::Ingest;
+use pagehook::store::{
+    AttemptResult, BreakerPolicy, Claim, ConnectionKind, ConnectionRecord, DeliveryStatus,
+    Dispatched, EventStatus, NewBinding, NewDelivery, NewEvent, Outcome, PluginCall, PluginRecord,
+    RatePolicy, Scope, Store, StoreError,
+};
+use pagehook_fakes::postgres::TestPostgres;
+use tokio::sync::Notify;
+
+/// A fresh store of one backend; the temp dir lives as long as the store is used.
+struct Fresh {
+    store: Store,
+    _dir: Option<tempfile::TempDir>,
+}
+
+async fn sqlite() -> Fresh {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&Database::Sqlite(dir.path().join("p.db")))
+        .await
+        .unwrap();
+    Fresh {
+        store,
+        _dir: Some(dir),
+    }
+}
+
+fn postgres_config() -> PostgresConfig {
+    let pg = TestPostgres::shared();
+    PostgresConfig {
+        url: pg.url(&pg.fresh_database()),
+        password: Some(SecretSource::Value(pg.password().to_owned())),
+        max_connections: 4,
+    }
+}
+
+async fn postgres() -> Fresh {
+    let store = Store::open(&Database::Postgres(postgres_config()))
+        .await
+        .unwrap();
+    Fresh { store, _dir: None }
+}
+
+/// Defines each test once per backend: `sqlite::name` and `postgres::name`.
+macro_rules! suite {
+    ($( async fn $name:ident($store:ident: &Store) $body:block )*) => {
+        $( async fn $name($store: &Store) $body )*
+        mod on_sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let fresh = super::sqlite().await;
+                    super::$name(&fresh.store).await;
+                }
+            )*
+        }
+        mod on_postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let fresh = super::postgres().await;
+                    super::$name(&fresh.store).await;
+                }
+            )*
+        }
+    };
+}
+
+fn plugin(name: &str) -> PluginRecord {
+    let manifest = pagehook::manifest::Manifest::parse(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../plugins/slack-poster/plugin.toml"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    PluginRecord {
+        name: name.into(),
+        version: "1.0.0".into(),
+        description: "d".into(),
+        sha256: "ab".repeat(32),
+        dir: "/nowhere".into(),
+        manifest,
+        grants: vec!["post-slack".into()],
+        enabled: true,
+        failures: 0,
+        breaker_until: None,
+        breaker_error: None,
+        installed_at: 1,
+    }
+}
+
+fn new_event(key: &str) -> NewEvent {
+    NewEvent {
+        key: key.into(),
+        source: "prod".into(),
+        name: "page_created".into(),
+        payload: r#"{"event":"page_created"}"#.into(),
+        dispatchable: true,
+    }
+}
+
+fn enriched(id: i64) -> Event {
+    Event {
+        id: format!("e{id}"),
+        kind: EventKind::PageCreated,
+        name: "page_created".into(),
+        occurred_at_ms: 0,
+        source: "prod".into(),
+        actor: None,
+        by_pagehook: false,
+        content: None,
+        update_trigger: None,
+        label: None,
+        enriched: true,
+    }
+}
+
+fn post(channel: &str, text: &str) -> NewDelivery {
+    NewDelivery {
+        binding_id: 1,
+        plugin: "poster".into(),
+        destination: format!("slack:acme/{channel}"),
+        action: Action::PostSlack {
+            channel: channel.into(),
+            text: text.into(),
+            blocks: None,
+            thread_key: None,
+        },
+        dry_run: false,
+        lane: format!("slack:acme/{}", channel.trim_start_matches('#')),
+        source: "prod".into(),
+        connection: Some("acme".into()),
+    }
+}
+
+fn dispatched(event_id: i64, deliveries: Vec<NewDelivery>) -> Dispatched {
+    Dispatched {
+        event_id,
+        event: enriched(event_id),
+        deliveries,
+        audit: vec![],
+        failures: vec![],
+        calls: vec![PluginCall {
+            plugin: "poster".into(),
+            succeeded: true,
+            error: None,
+        }],
+    }
+}
+
+const BREAKER: BreakerPolicy = BreakerPolicy {
+    threshold: 3,
+    cooldown_ms: 60_000,
+};
+
+/// No rate limit worth the name: these tests are about claims.
+fn fast() -> RatePolicy {
+    RatePolicy::per_second(1_000_000.0, 1_000_000.0)
+}
+
+async fn ingest(store: &Store, keys: &[&str]) -> Vec<i64> {
+    let ingest = Ingest::start(store, Arc::new(Notify::new())).unwrap();
+    let mut ids = Vec::new();
+    for k in keys {
+        ids.push(ingest.insert(new_event(k)).await.unwrap().id);
+    }
+    ids
+}
+
+/// Ingests events and dispatches each into the given deliveries.
+async fn outbox(store: &Store, per_event: Vec<Vec<NewDelivery>>) -> Vec<i64> {
+    let keys: Vec<String> = (0..per_event.len()).map(|i| format!("k{i}")).collect();
+    let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+    let ids = ingest(store, &keys).await;
+    let claim = Claim::new("dispatcher", 60_000);
+    let claimed = store.claim_events(&claim, 1000).await.unwrap();
+    assert_eq!(claimed.len(), ids.len());
+    let batch: Vec<Dispatched> = ids
+        .iter()
+        .zip(per_event)
+        .map(|(id, d)| dispatched(*id, d))
+        .collect();
+    assert_eq!(
+        store
+            .finish_dispatch(&claim, &batch, BREAKER)
+            .await
+            .unwrap(),
+        ids.len()
+    );
+    ids
+}
+
+fn sent(id: i64, ts: &str) -> AttemptResult {
+    AttemptResult {
+        delivery_id: id,
+        started_at: 1,
+        outcome: Outcome::Sent {
+            result: ts.into(),
+            thread: None,
+        },
+        latency_ms: 3,
+    }
+}
+
+suite! {
+    async fn plugins_install_list_enable_and_remove(store: &Store) {
+        store.install_plugin(&plugin("poster")).await.unwrap();
+        store.install_plugin(&plugin("other")).await.unwrap();
+        assert_eq!(store.plugins().await.unwrap().len(), 2);
+        store.set_plugin_enabled("poster", false).await.unwrap();
+        assert!(!store.require_plugin("poster").await.unwrap().enabled);
+        let missing = store.require_plugin("nope").await.unwrap_err();
+        assert!(matches!(missing, StoreError::NotFound(_)), "{missing}");
+        store
+            .add_binding(&NewBinding {
+                plugin: "poster".into(),
+                source: None,
+                scope: Scope::Global,
+                events: vec![],
+                destinations: vec!["slack:#eng".into()],
+                settings: vec![("a".into(), "b".into())],
+                dry_run: false,
+            })
+            .await
+            .unwrap();
+        assert_eq!(store.remove_plugin("poster").await.unwrap(), 1, "its binding went with it");
+        assert!(store.plugin("poster").await.unwrap().is_none());
+    }
+
+    async fn connections_update_in_kind_refuse_another_kind_and_keep_health(store: &Store) {
+        let mut c = ConnectionRecord::new("acme", ConnectionKind::Slack, "http://127.0.0.1:1");
+        store.add_connection(&c).await.unwrap();
+        c.secret = Some(SecretSource::Env("SLACK".into()));
+        store.add_connection(&c).await.unwrap();
+        let teams = ConnectionRecord::new("acme", ConnectionKind::Teams, "http://127.0.0.1:2");
+        let again = store.add_connection(&teams).await.unwrap_err();
+        assert!(matches!(again, StoreError::Conflict(_)), "{again}");
+        assert_eq!(store.connections().await.unwrap().len(), 1);
+        store.set_connection_health("acme", Some("token revoked")).await.unwrap();
+        store.set_connection_dry_run("acme", true).await.unwrap();
+        let back = store.connection("acme").await.unwrap().unwrap();
+        assert_eq!(back.health.as_deref(), Some("token revoked"));
+        assert!(back.dry_run);
+        assert_eq!(back.secret, Some(SecretSource::Env("SLACK".into())));
+        assert!(store.remove_connection("acme").await.unwrap());
+        assert!(!store.remove_connection("acme").await.unwrap());
+    }
+
+    async fn bindings_are_qualified_with_the_first_workspace(store: &Store) {
+        store.install_plugin(&plugin("poster")).await.unwrap();
+        let b = store
+            .add_binding(&NewBinding {
+                plugin: "poster".into(),
+                source: Some("prod".into()),
+                scope: Scope::Space("ENG".into()),
+                events: vec!["page-created".into()],
+                destinations: vec!["slack:#eng".into(), "teams:ops".into()],
+                settings: vec![],
+                dry_run: true,
+            })
+            .await
+            .unwrap();
+        assert_eq!(store.qualify_slack_destinations("acme").await.unwrap(), 1);
+        let b = store.binding(b.id).await.unwrap().unwrap();
+        assert_eq!(b.destinations, vec!["slack:acme/#eng".to_owned(), "teams:ops".to_owned()]);
+        assert_eq!(b.scope, Scope::Space("ENG".into()));
+        store.remove_binding(b.id).await.unwrap();
+        assert!(store.bindings(None).await.unwrap().is_empty());
+    }
+
+    async fn ingest_stores_each_key_once(store: &Store) {
+        let ingest = Ingest::start(store, Arc::new(Notify::new())).unwrap();
+        let mut tasks = Vec::new();
+        for i in 0..60 {
+            let ingest = ingest.clone();
+            tasks.push(tokio::spawn(async move {
+                ingest.insert(new_event(&format!("k{}", i % 20))).await.unwrap()
+            }));
+        }
+        let mut fresh = std::collections::BTreeSet::new();
+        let mut all = std::collections::BTreeSet::new();
+        for t in tasks {
+            let inserted = t.await.unwrap();
+            all.insert(inserted.id);
+            if !inserted.duplicate {
+                fresh.insert(inserted.id);
+            }
+        }
+        assert_eq!(fresh.len(), 20);
+        assert_eq!(all, fresh, "duplicates name the first event's id");
+        assert_eq!(store.events(None, 1000).await.unwrap().len(), 20);
+        let counts = store.event_counts().await.unwrap();
+        assert_eq!(counts.len(), 1);
+        assert_eq!((counts[0].status, counts[0].count), (EventStatus::Pending, 20));
+    }
+
+    async fn two_claims_never_take_the_same_event_and_an_expired_one_is_taken_over(store: &Store) {
+        ingest(store, &["a", "b", "c", "d"]).await;
+        let first = Claim::new("r1", 150);
+        let second = Claim::new("r2", 60_000);
+        let one = store.claim_events(&first, 2).await.unwrap();
+        let two = store.claim_events(&second, 10).await.unwrap();
+        assert_eq!(one.len(), 2);
+        assert_eq!(two.len(), 2);
+        assert!(one.iter().all(|e| two.iter().all(|f| f.id != e.id)));
+        assert!(one[0].id < two[0].id, "oldest first");
+        // The first claim stops renewing: its events come back after its lease.
+        assert!(store.claim_events(&second, 10).await.unwrap().is_empty());
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+        let third = Claim::new("r3", 60_000);
+        let taken = store.claim_events(&third, 10).await.unwrap();
+        assert_eq!(
+            taken.iter().map(|e| e.id).collect::<Vec<_>>(),
+            one.iter().map(|e| e.id).collect::<Vec<_>>()
+        );
+        // The stalled claim can no longer write anything about them.
+        let stale = vec![dispatched(one[0].id, vec![post("#eng", "late")])];
+        assert_eq!(store.finish_dispatch(&first, &stale, BREAKER).await.unwrap(), 0);
+        assert!(!store.defer_event(&first, one[1].id, "late", 0).await.unwrap());
+        assert!(!store.close_event(&first, one[1].id, EventStatus::Failed, None).await.unwrap());
+        assert!(store.event_deliveries(one[0].id).await.unwrap().is_empty());
+        assert_eq!(store.event(one[0].id).await.unwrap().unwrap().status, EventStatus::Pending);
+        // The new holder can.
+        let fresh = vec![dispatched(one[0].id, vec![post("#eng", "on time")])];
+        assert_eq!(store.finish_dispatch(&third, &fresh, BREAKER).await.unwrap(), 1);
+        assert_eq!(store.event_deliveries(one[0].id).await.unwrap().len(), 1);
+        assert!(store.close_event(&third, one[1].id, EventStatus::Ignored, Some("test")).await.unwrap());
+        assert_eq!(store.event(one[1].id).await.unwrap().unwrap().status, EventStatus::Ignored);
+    }
+
+    async fn a_renewed_claim_is_not_taken_over(store: &Store) {
+        ingest(store, &["a"]).await;
+        let holder = Claim::new("r1", 300);
+        assert_eq!(store.claim_events(&holder, 10).await.unwrap().len(), 1);
+        for _ in 0..4 {
+            tokio::time::sleep(std::time::Duration::from_millis(120)).await;
+            assert!(store.renew(&holder).await.unwrap() >= 1);
+        }
+        let other = Claim::new("r2", 300);
+        assert!(store.claim_events(&other, 10).await.unwrap().is_empty(), "still held after 480 ms of a 300 ms lease");
+    }
+
+    async fn deferred_events_wait_and_closed_ones_are_not_claimed_again(store: &Store) {
+        let ids = ingest(store, &["a", "b"]).await;
+        let claim = Claim::new("r1", 60_000);
+        assert_eq!(store.claim_events(&claim, 10).await.unwrap().len(), 2);
+        assert!(store.defer_event(&claim, ids[0], "confluence down", pagehook::store::now_ms() + 60_000).await.unwrap());
+        assert!(store.close_event(&claim, ids[1], EventStatus::Failed, Some("bad")).await.unwrap());
+        let again = Claim::new("r2", 60_000);
+        assert!(store.claim_events(&again, 10).await.unwrap().is_empty());
+        let e = store.event(ids[0]).await.unwrap().unwrap();
+        assert_eq!((e.attempts, e.error.as_deref()), (1, Some("confluence down")));
+    }
+
+    async fn a_round_claims_one_head_per_lane_in_event_order(store: &Store) {
+        outbox(store, vec![
+            vec![post("#eng", "1"), post("#ops", "2")],
+            vec![post("#eng", "3")],
+        ]).await;
+        let claim = Claim::new("r1", 60_000);
+        let round = store.claim_deliveries(&claim, fast(), 32).await.unwrap();
+        let texts: Vec<String> = round.claimed.iter().map(|d| match &d.action {
+            Action::PostSlack { text, .. } => text.clone(),
+            other => panic!("{other:?}"),
+        }).collect();
+        assert_eq!(texts, vec!["1", "2"], "#eng's second message waits for its first");
+        // Another replica finds nothing: both lanes are leased.
+        let other = Claim::new("r2", 60_000);
+        assert!(store.claim_deliveries(&other, fast(), 32).await.unwrap().claimed.is_empty());
+        let results: Vec<AttemptResult> = round.claimed.iter().map(|d| sent(d.id, "1.0001")).collect();
+        assert_eq!(store.finish_attempts(&claim, &results, &[]).await.unwrap(), 2);
+        let next = store.claim_deliveries(&other, fast(), 32).await.unwrap();
+        assert_eq!(next.claimed.len(), 1, "the lanes are free again");
+        let all = store.deliveries(Some(DeliveryStatus::Sent), 10).await.unwrap();
+        assert_eq!(all.len(), 2);
+        assert_eq!(store.attempts(all[0].id).await.unwrap().len(), 1);
+    }
+
+    async fn deliveries_of_a_newer_event_wait_until_older_events_are_dispatched(store: &Store) {
+        let ids = ingest(store, &["old", "new"]).await;
+        // Replica B dispatches the newer event first.
+        let a = Claim::new("a", 60_000);
+        let b = Claim::new("b", 60_000);
+        let old = store.claim_events(&a, 1).await.unwrap();
+        let new = store.claim_events(&b, 1).await.unwrap();
+        assert_eq!((old[0].id, new[0].id), (ids[0], ids[1]));
+        store.finish_dispatch(&b, &[dispatched(ids[1], vec![post("#eng", "second")])], BREAKER).await.unwrap();
+        let courier = Claim::new("c", 60_000);
+        assert!(
+            store.claim_deliveries(&courier, fast(), 32).await.unwrap().claimed.is_empty(),
+            "the older event may still post in #eng first"
+        );
+        store.finish_dispatch(&a, &[dispatched(ids[0], vec![post("#eng", "first")])], BREAKER).await.unwrap();
+        let round = store.claim_deliveries(&courier, fast(), 32).await.unwrap();
+        assert_eq!(round.claimed.len(), 1);
+        assert_eq!(round.claimed[0].event_id, ids[0], "the older event's message goes first");
+    }
+
+    async fn a_stale_claim_records_nothing_and_the_next_holder_knows_it_may_have_been_sent(store: &Store) {
+        outbox(store, vec![vec![post("#eng", "hello")]]).await;
+        let dying = Claim::new("dying", 150);
+        let round = store.claim_deliveries(&dying, fast(), 32).await.unwrap();
+        assert_eq!(round.claimed.len(), 1);
+        assert!(!round.claimed[0].uncertain);
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+        let heir = Claim::new("heir", 60_000);
+        let taken = store.claim_deliveries(&heir, fast(), 32).await.unwrap();
+        assert_eq!(taken.claimed.len(), 1);
+        assert!(taken.claimed[0].uncertain, "the dead holder may have sent it: look before sending");
+        let id = taken.claimed[0].id;
+        assert_eq!(store.finish_attempts(&dying, &[sent(id, "1.1")], &[]).await.unwrap(), 0);
+        assert!(store.attempts(id).await.unwrap().is_empty());
+        assert_eq!(store.finish_attempts(&heir, &[sent(id, "1.2")], &[]).await.unwrap(), 1);
+        let d = &store.deliveries(None, 10).await.unwrap()[0];
+        assert_eq!((d.status, d.result.as_deref()), (DeliveryStatus::Sent, Some("1.2")));
+    }
+
+    async fn the_channel_rate_is_kept_across_claims(store: &Store) {
+        outbox(store, vec![
+            vec![post("#eng", "1")],
+            vec![post("#eng", "2")],
+            vec![post("#ops", "3")],
+        ]).await;
+        let rates = RatePolicy::per_second(2.0, 1000.0);
+        let r1 = Claim::new("r1", 60_000);
+        let first = store.claim_deliveries(&r1, rates, 32).await.unwrap();
+        assert_eq!(first.claimed.len(), 2, "one per channel");
+        let results: Vec<AttemptResult> = first.claimed.iter().map(|d| sent(d.id, "1")).collect();
+        store.finish_attempts(&r1, &results, &[]).await.unwrap();
+        // Another replica: #eng's next message must wait ~500 ms.
+        let r2 = Claim::new("r2", 60_000);
+        let held = store.claim_deliveries(&r2, rates, 32).await.unwrap();
+        assert!(held.claimed.is_empty());
+        let wait = held.wait_ms.expect("says how long");
+        assert!((300..=500).contains(&wait), "{wait}");
+        tokio::time::sleep(std::time::Duration::from_millis(wait as u64 + 20)).await;
+        assert_eq!(store.claim_deliveries(&r2, rates, 32).await.unwrap().claimed.len(), 1);
+    }
+
+    async fn retries_wait_and_dead_letters_can_be_replayed(store: &Store) {
+        outbox(store, vec![vec![post("#eng", "x"), post("#ops", "y")]]).await;
+        let c = Claim::new("r", 60_000);
+        let round = store.claim_deliveries(&c, fast(), 32).await.unwrap();
+        let (retried, dead) = (round.claimed[0].id, round.claimed[1].id);
+        let later = pagehook::store::now_ms() + 60_000;
+        let results = [
+            AttemptResult {
+                delivery_id: retried, started_at: 1, latency_ms: 1,
+                outcome: Outcome::Retry { error: "500".into(), at: later, uncertain: true },
+            },
+            AttemptResult {
+                delivery_id: dead, started_at: 1, latency_ms: 1,
+                outcome: Outcome::Dead { error: "channel_not_found".into() },
+            },
+        ];
+        assert_eq!(store.finish_attempts(&c, &results, &[]).await.unwrap(), 2);
+        let waiting = store.claim_deliveries(&c, fast(), 32).await.unwrap();
+        assert!(waiting.claimed.is_empty());
+        assert!(waiting.wait_ms.unwrap() > 50_000, "{:?}", waiting.wait_ms);
+        let err = store.retry_delivery(retried).await.unwrap_err();
+        assert!(matches!(err, StoreError::NotFound(_)), "only dead letters are replayed: {err}");
+        let dead_letters = store.deliveries(Some(DeliveryStatus::Dead), 10).await.unwrap();
+        assert_eq!(dead_letters.len(), 1);
+        assert_eq!(dead_letters[0].last_error.as_deref(), Some("channel_not_found"));
+        store.retry_delivery(dead).await.unwrap();
+        let again = store.claim_deliveries(&c, fast(), 32).await.unwrap();
+        assert_eq!(again.claimed.iter().map(|d| d.id).collect::<Vec<_>>(), vec![dead]);
+        assert!(store.deliveries(Some(DeliveryStatus::Dead), 10).await.unwrap().is_empty());
+    }
+
+    async fn threads_and_once_keys_remember_the_first_answer(store: &Store) {
+        assert_eq!(store.thread_ts("acme", "C1", "page-1").await.unwrap(), None);
+        outbox(store, vec![vec![post("#eng", "root")]]).await;
+        let c = Claim::new("r", 60_000);
+        let d = store.claim_deliveries(&c, fast(), 32).await.unwrap().claimed.remove(0);
+        store.finish_attempts(&c, &[AttemptResult {
+            delivery_id: d.id, started_at: 5, latency_ms: 1,
+            outcome: Outcome::Sent { result: "1.0001".into(), thread: Some(pagehook::store::SlackThread {
+                connection: "acme".into(), channel: "C1".into(), key: "page-1".into(), ts: "1.0001".into(),
+            }) },
+        }], &[]).await.unwrap();
+        assert_eq!(store.thread_ts("acme", "C1", "page-1").await.unwrap().as_deref(), Some("1.0001"));
+        assert_eq!(store.first_attempt_at(d.id).await.unwrap(), Some(5));
+        store.set_once_key("prod", "k", 42).await.unwrap();
+        store.set_once_key("prod", "k", 43).await.unwrap();
+        assert_eq!(store.once_key("prod", "k").await.unwrap(), Some(42));
+    }
+
+    async fn notices_are_queued_as_deliveries_of_their_own_event(store: &Store) {
+        let id = store.enqueue_notice("greeting", &post("#eng", "hi")).await.unwrap();
+        let c = Claim::new("r", 60_000);
+        let round = store.claim_deliveries(&c, fast(), 32).await.unwrap();
+        assert_eq!(round.claimed.iter().map(|d| d.id).collect::<Vec<_>>(), vec![id]);
+        let e = store.event(round.claimed[0].event_id).await.unwrap().unwrap();
+        assert_eq!((e.name.as_str(), e.status), ("pagehook_notice", EventStatus::Dispatched));
+    }
+
+    async fn a_failing_plugin_opens_its_breaker(store: &Store) {
+        store.install_plugin(&plugin("poster")).await.unwrap();
+        let ids = ingest(store, &["a", "b", "c"]).await;
+        let c = Claim::new("r", 60_000);
+        store.claim_events(&c, 10).await.unwrap();
+        let batch: Vec<Dispatched> = ids.iter().map(|id| {
+            let mut d = dispatched(*id, vec![]);
+            d.calls = vec![PluginCall { plugin: "poster".into(), succeeded: false, error: Some("trap".into()) }];
+            d
+        }).collect();
+        assert_eq!(store.finish_dispatch(&c, &batch, BREAKER).await.unwrap(), 3);
+        let p = store.require_plugin("poster").await.unwrap();
+        assert_eq!(p.failures, 3);
+        assert!(p.breaker_until.is_some());
+        assert_eq!(p.breaker_error.as_deref(), Some("trap"));
+        store.reset_breaker("poster").await.unwrap();
+        assert_eq!(store.require_plugin("poster").await.unwrap().breaker_until, None);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sqlite_store_copies_into_postgres_with_nothing_lost() {
+    let from = sqlite().await;
+    store_some(&from.store).await;
+    let config = postgres_config();
+    let to = Store::open(&Database::Postgres(config.clone()))
+        .await
+        .unwrap();
+    let report = from.store.copy_into(&to).await.unwrap();
+    let count = |t: &str| report.tables.iter().find(|(n, _)| n == t).unwrap().1;
+    assert_eq!(
+        (
+            count("events"),
+            count("deliveries"),
+            count("plugins"),
+            count("connections")
+        ),
+        (3, 3, 1, 1)
+    );
+    assert_eq!(
+        to.events(None, 100).await.unwrap(),
+        from.store.events(None, 100).await.unwrap()
+    );
+    assert_eq!(
+        to.deliveries(None, 100).await.unwrap(),
+        from.store.deliveries(None, 100).await.unwrap()
+    );
+    assert_eq!(
+        to.plugins().await.unwrap(),
+        from.store.plugins().await.unwrap()
+    );
+    assert_eq!(
+        to.connections().await.unwrap(),
+        from.store.connections().await.unwrap()
+    );
+    assert_eq!(
+        to.attempts(1).await.unwrap(),
+        from.store.attempts(1).await.unwrap()
+    );
+    // Ids go on after the copied ones.
+    let next = ingest(&to, &["after-copy"]).await;
+    assert!(next[0] > 3, "{next:?}");
+    // A second copy into the same database is refused and changes nothing.
+    let again = from.store.copy_into(&to).await.unwrap_err();
+    assert!(again.to_string().contains("already holds data"), "{again}");
+    assert_eq!(to.events(None, 100).await.unwrap().len(), 4);
+}
+
+async fn store_some(store: &Store) {
+    store.install_plugin(&plugin("poster")).await.unwrap();
+    let mut c = ConnectionRecord::new("acme", ConnectionKind::Slack, "http://127.0.0.1:1");
+    c.secret = Some(SecretSource::Env("SLACK".into()));
+    store.add_connection(&c).await.unwrap();
+    outbox(
+        store,
+        vec![
+            vec![post("#eng", "1"), post("#ops", "2")],
+            vec![post("#eng", "3")],
+            vec![],
+        ],
+    )
+    .await;
+    let claim = Claim::new("r", 60_000);
+    let round = store.claim_deliveries(&claim, fast(), 32).await.unwrap();
+    let results: Vec<AttemptResult> = round.claimed.iter().map(|d| sent(d.id, "9.1")).collect();
+    store.finish_attempts(&claim, &results, &[]).await.unwrap();
+}
