@@ -1,236 +1,647 @@
-//! The shared backend: PostgreSQL, any number of replicas.
+//! The shared backend: PostgreSQL, for any number of replicas.
 //!
-//! Skeleton; being filled in.
+//! Confluence Data Center sites already run PostgreSQL; with this backend
+//! several `pagehook serve` replicas share one database, so losing a replica
+//! loses nothing. Everything the replicas must agree on is decided by the
+//! database: deduplication by the event key's unique index, claims with
+//! `FOR UPDATE SKIP LOCKED` and leases by the database's clock (see
+//! [`claims`]), Slack's rate state in rows locked by the round that uses
+//! them, wake-ups through `LISTEN`/`NOTIFY` (see [`PgStore::listen`]).
+//!
+//! Connections come from a pool (deadpool-postgres) that checks each one
+//! with a trivial query before handing it out, so a connection the server
+//! closed (a restart, `pg_terminate_backend`) is replaced instead of failing
+//! the next call. Every connection runs with `synchronous_commit = on`: a
+//! committed webhook survives a crash of the database server too.
+//!
+//! No TLS yet: the database is reached with `NoTls`, meant for loopback or a
+//! private network next to Confluence. A remote database needs a TLS
+//! connector added here first.
+//!
+//! What this module must never do: hand a driver type to its callers
+//! (errors become [`StoreError`]), put a password into an error, a log line
+//! or [`PgStore::describe`], or let a replica record a result for work it no
+//! longer holds (every finishing statement checks the claim's token).
 
+mod bindings;
+mod claims;
+mod connections;
+mod delivery;
+mod events;
 pub mod ingest;
+mod listen;
+mod outbox;
+mod plugins;
 
+use std::future::Future;
+use std::str::FromStr;
 use std::sync::Arc;
+use std::time::Duration;
 
+use deadpool_postgres::{
+    Hook, HookError, Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod, Runtime,
+};
 use serde_json::{Map, Value};
-use tokio::sync::Notify;
+use tokio_postgres::NoTls;
 
 use crate::config::PostgresConfig;
-use crate::store::{
-    AttemptRecord, AttemptResult, AuditRecord, Binding, BreakerPolicy, Claim, ConnectionRecord,
-    DeliveryRecord, DeliveryRound, DeliveryStatus, Dispatched, EventCount, EventRecord,
-    EventStatus, FailureRecord, HealthChange, NewBinding, NewDelivery, PluginRecord, RatePolicy,
-    StoreResult, TokenExpiry,
-};
+use crate::store::{COPIED_TABLES, StoreError, StoreResult};
+
+/// Schema migrations, applied in order; `pagehook_schema.version` is the
+/// count applied. Later versions are appended, never edited.
+const MIGRATIONS: &[&str] = &[include_str!("schema_1.sql")];
+
+/// The advisory lock migrations run under, so that replicas starting
+/// together migrate once: "pagehook" in ASCII.
+const MIGRATION_LOCK: i64 = 0x7061_6765_686f_6f6b;
+
+/// The advisory lock a delivery claiming round holds: rounds of all replicas
+/// take turns (a round lasts milliseconds), so two rounds never lease lanes
+/// in opposite orders (a deadlock) nor read the same rate slots.
+const DELIVERY_ROUND_LOCK: i64 = MIGRATION_LOCK + 1;
+
+/// The database's clock in milliseconds since the epoch. Leases use it, not
+/// the replicas' clocks, which may disagree.
+pub(super) const DB_NOW: &str = "(extract(epoch from clock_timestamp()) * 1000)::bigint";
+
+/// The tables with an identity `id`, whose sequence must move past the
+/// highest id after rows are imported with their ids.
+const ID_TABLES: &[&str] = &[
+    "bindings",
+    "events",
+    "deliveries",
+    "attempts",
+    "audit",
+    "failures",
+];
+
+/// Rows inserted by one statement when importing.
+const IMPORT_CHUNK: usize = 500;
 
 /// A pool of connections to one PostgreSQL database; cheap to clone.
 #[derive(Clone)]
 pub struct PgStore {
-    inner: Arc<()>,
+    inner: Arc<Inner>,
 }
 
-#[allow(unused_variables)]
+struct Inner {
+    pool: Pool,
+    /// How to connect (with the password), for the LISTEN connection.
+    config: tokio_postgres::Config,
+    /// The URL without any password, for messages.
+    described: String,
+}
+
+/// Why a call failed, before it becomes a [`StoreError`] naming the database.
+#[derive(Debug)]
+pub(super) enum Fail {
+    Pg(tokio_postgres::Error),
+    Pool(PoolError),
+    Store(StoreError),
+}
+
+impl From<tokio_postgres::Error> for Fail {
+    fn from(e: tokio_postgres::Error) -> Fail {
+        Fail::Pg(e)
+    }
+}
+
+impl From<PoolError> for Fail {
+    fn from(e: PoolError) -> Fail {
+        Fail::Pool(e)
+    }
+}
+
+impl From<StoreError> for Fail {
+    fn from(e: StoreError) -> Fail {
+        Fail::Store(e)
+    }
+}
+
+/// Result inside this backend.
+pub(super) type PgResult<T> = Result<T, Fail>;
+
 impl PgStore {
+    /// Connects to the configured database, checks that it answers, and
+    /// brings its schema up to date (once, even when replicas start together).
     pub async fn connect(config: &PostgresConfig) -> StoreResult<PgStore> {
-        todo!()
+        let described = describe_url(&config.url);
+        let fail = |message: String| StoreError::Database {
+            database: described.clone(),
+            message,
+        };
+        let mut pg = tokio_postgres::Config::from_str(&config.url)
+            .map_err(|e| fail(format!("not a PostgreSQL connection URL: {e}")))?;
+        if let Some(source) = &config.password {
+            let secret = source
+                .resolve()
+                .map_err(|e| fail(format!("cannot read the database password: {e}")))?;
+            pg.password(secret.expose());
+        }
+        if pg.get_application_name().is_none() {
+            pg.application_name("pagehook");
+        }
+        pg.connect_timeout(Duration::from_secs(5));
+        // Notice a peer that vanished without closing (a network cut).
+        pg.keepalives_idle(Duration::from_secs(30));
+        let manager = Manager::from_config(
+            pg.clone(),
+            NoTls,
+            ManagerConfig {
+                // A trivial query before each use: a connection the server
+                // ended is replaced instead of failing the caller's query.
+                recycling_method: RecyclingMethod::Verified,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(config.max_connections.max(1))
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(Some(Duration::from_secs(30)))
+            .create_timeout(Some(Duration::from_secs(10)))
+            .recycle_timeout(Some(Duration::from_secs(5)))
+            .post_create(Hook::async_fn(|client, _| {
+                Box::pin(async move {
+                    client
+                        .batch_execute("SET synchronous_commit = on")
+                        .await
+                        .map_err(HookError::Backend)
+                })
+            }))
+            .build()
+            .map_err(|e| fail(format!("cannot set up the connection pool: {e}")))?;
+        let store = PgStore {
+            inner: Arc::new(Inner {
+                pool,
+                config: pg,
+                described,
+            }),
+        };
+        store.migrate().await?;
+        Ok(store)
     }
+
+    /// The database's URL without any password, for logs and messages.
     pub fn describe(&self) -> String {
-        todo!()
+        self.inner.described.clone()
     }
+
+    /// Runs `f`, turning its failure into a [`StoreError`] naming the database.
+    pub(super) async fn run<T>(&self, f: impl Future<Output = PgResult<T>>) -> StoreResult<T> {
+        f.await.map_err(|e| self.error(e))
+    }
+
+    /// A pooled connection (checked before it is handed out).
+    pub(super) async fn client(&self) -> PgResult<Object> {
+        Ok(self.inner.pool.get().await?)
+    }
+
+    pub(super) fn error(&self, e: Fail) -> StoreError {
+        let message = match e {
+            Fail::Store(e) => return e,
+            Fail::Pg(e) => pg_message(&e),
+            Fail::Pool(e) => pool_message(&e),
+        };
+        StoreError::Database {
+            database: self.describe(),
+            message,
+        }
+    }
+
+    async fn migrate(&self) -> StoreResult<()> {
+        self.run(async {
+            let mut client = self.client().await?;
+            let tx = client.transaction().await?;
+            tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+                .await?;
+            tx.batch_execute(
+                "CREATE TABLE IF NOT EXISTS pagehook_schema (version INTEGER NOT NULL)",
+            )
+            .await?;
+            let applied: Option<i32> = tx
+                .query_opt("SELECT max(version) FROM pagehook_schema", &[])
+                .await?
+                .and_then(|r| r.get(0));
+            let applied = applied.unwrap_or(0).max(0) as usize;
+            if applied > MIGRATIONS.len() {
+                return Err(StoreError::Corrupt {
+                    what: "schema",
+                    message: format!(
+                        "version {applied} is newer than this binary's {}; upgrade pagehook",
+                        MIGRATIONS.len()
+                    ),
+                }
+                .into());
+            }
+            if applied == MIGRATIONS.len() {
+                return Ok(());
+            }
+            for sql in &MIGRATIONS[applied..] {
+                tx.batch_execute(sql).await?;
+            }
+            let version = MIGRATIONS.len() as i32;
+            tx.execute("DELETE FROM pagehook_schema", &[]).await?;
+            tx.execute(
+                "INSERT INTO pagehook_schema (version) VALUES ($1)",
+                &[&version],
+            )
+            .await?;
+            tx.commit().await?;
+            tracing::info!(
+                database = %self.describe(),
+                from = applied,
+                to = version,
+                "database schema migrated"
+            );
+            Ok(())
+        })
+        .await
+    }
+
+    /// A trivial query: the database answers (`/healthz`).
     pub async fn ping(&self) -> StoreResult<()> {
-        todo!()
+        self.run(async {
+            self.client().await?.simple_query("SELECT 1").await?;
+            Ok(())
+        })
+        .await
     }
+
+    /// Whether nothing is stored yet (a copy's target must be empty).
     pub async fn is_empty(&self) -> StoreResult<bool> {
-        todo!()
+        self.run(async {
+            let client = self.client().await?;
+            for table in COPIED_TABLES {
+                let any: bool = client
+                    .query_one(&format!("SELECT EXISTS (SELECT 1 FROM {table})"), &[])
+                    .await?
+                    .try_get(0)?;
+                if any {
+                    return Ok(false);
+                }
+            }
+            Ok(true)
+        })
+        .await
     }
+
+    /// Every row of `table` as a JSON object of its columns, in id (or key)
+    /// order: flags as booleans, numbers as numbers, text as strings.
     pub async fn export_table(&self, table: &str) -> StoreResult<Vec<Map<String, Value>>> {
-        todo!()
+        let table = copied_table(table)?;
+        self.run(async {
+            let order = match table {
+                "slack_threads" => "connection, channel, thread_key",
+                "once_keys" => "source, once_key",
+                "connections" | "plugins" => "name",
+                _ => "id",
+            };
+            let rows = self
+                .client()
+                .await?
+                .query(
+                    &format!("SELECT row_to_json(t)::text FROM {table} t ORDER BY {order}"),
+                    &[],
+                )
+                .await?;
+            rows.iter()
+                .map(|r| {
+                    let text: String = r.try_get(0)?;
+                    serde_json::from_str(&text).map_err(|e| {
+                        Fail::Store(StoreError::Corrupt {
+                            what: "exported row",
+                            message: e.to_string(),
+                        })
+                    })
+                })
+                .collect()
+        })
+        .await
     }
+
+    /// Inserts rows exported by either backend as they are, ids included,
+    /// and moves the id sequence past them. Values are converted to the
+    /// columns' types by PostgreSQL (`json_populate_recordset`), so SQLite's
+    /// 0/1 flags become booleans.
     pub async fn import_table(&self, table: &str, rows: &[Map<String, Value>]) -> StoreResult<()> {
-        todo!()
+        let table = copied_table(table)?;
+        let Some(first) = rows.first() else {
+            return Ok(());
+        };
+        let columns: Vec<&str> = first.keys().map(String::as_str).collect();
+        if let Some(bad) = columns.iter().find(|c| {
+            c.is_empty()
+                || !c
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        }) {
+            return Err(StoreError::Corrupt {
+                what: "exported row",
+                message: format!("`{bad}` is not a column name"),
+            });
+        }
+        let columns = columns.join(", ");
+        self.run(async {
+            let mut client = self.client().await?;
+            let tx = client.transaction().await?;
+            let insert = tx
+                .prepare(&format!(
+                    "INSERT INTO {table} ({columns}) SELECT {columns} FROM json_populate_recordset(NULL::{table}, $1::text::json)"
+                ))
+                .await?;
+            for chunk in rows.chunks(IMPORT_CHUNK) {
+                let json = serde_json::to_string(chunk).expect("JSON values serialize");
+                tx.execute(&insert, &[&json]).await?;
+            }
+            if ID_TABLES.contains(&table) {
+                tx.execute(
+                    &format!(
+                        "SELECT setval(pg_get_serial_sequence('{table}', 'id'), max(id)) FROM {table} HAVING max(id) IS NOT NULL"
+                    ),
+                    &[],
+                )
+                .await?;
+            }
+            tx.commit().await?;
+            Ok(())
+        })
+        .await
     }
-    pub fn listen(&self, events: Arc<Notify>, deliveries: Arc<Notify>) {
-        todo!()
+}
+
+/// `table` if `store copy` moves it (the name goes into SQL).
+fn copied_table(table: &str) -> StoreResult<&'static str> {
+    COPIED_TABLES
+        .iter()
+        .find(|t| **t == table)
+        .copied()
+        .ok_or_else(|| StoreError::NotFound(format!("no table {table} to copy")))
+}
+
+/// A driver error in words: the server's message and SQLSTATE, or what went
+/// wrong with the connection. Neither ever holds the password.
+fn pg_message(e: &tokio_postgres::Error) -> String {
+    if let Some(db) = e.as_db_error() {
+        let mut message = format!("{} (SQLSTATE {})", db.message(), db.code().code());
+        if let Some(detail) = db.detail() {
+            message.push_str(": ");
+            message.push_str(detail);
+        }
+        return message;
+    }
+    e.to_string()
+}
+
+fn pool_message(e: &PoolError) -> String {
+    match e {
+        PoolError::Backend(e) => pg_message(e),
+        PoolError::Timeout(kind) => {
+            format!(
+                "no database connection could be had in time ({kind:?}); is the database up and reachable?"
+            )
+        }
+        PoolError::Closed => "the connection pool is closed".to_owned(),
+        PoolError::NoRuntimeSpecified => "the connection pool has no runtime".to_owned(),
+        PoolError::PostCreateHook(HookError::Backend(e)) => pg_message(e),
+        PoolError::PostCreateHook(HookError::Message(m)) => m.to_string(),
+    }
+}
+
+/// A URL safe to print: no `user:password@` and no `password=` option
+/// (the configuration refuses both; this is a second line of defence).
+fn describe_url(url: &str) -> String {
+    let (scheme, rest) = match url.split_once("://") {
+        Some((scheme, rest)) => (format!("{scheme}://"), rest),
+        None => (String::new(), url),
+    };
+    let (before_query, query) = match rest.split_once('?') {
+        Some((a, q)) => (a, Some(q)),
+        None => (rest, None),
+    };
+    let (authority, path) = match before_query.find('/') {
+        Some(i) => before_query.split_at(i),
+        None => (before_query, ""),
+    };
+    let authority = match authority.rsplit_once('@') {
+        Some((user, host)) => match user.split_once(':') {
+            Some((user, _)) => format!("{user}@{host}"),
+            None => authority.to_owned(),
+        },
+        None => authority.to_owned(),
+    };
+    let mut out = format!("{scheme}{authority}{path}");
+    if let Some(query) = query {
+        let kept: Vec<&str> = query
+            .split('&')
+            .filter(|kv| {
+                !kv.split('=')
+                    .next()
+                    .unwrap_or("")
+                    .eq_ignore_ascii_case("password")
+            })
+            .collect();
+        if !kept.is_empty() {
+            out.push('?');
+            out.push_str(&kept.join("&"));
+        }
+    }
+    out
+}
+
+/// Reads an `i64` counter as the `u32` the records carry.
+pub(super) fn count(n: i64) -> u32 {
+    u32::try_from(n.max(0)).unwrap_or(u32::MAX)
+}
+
+#[cfg(test)]
+pub(super) mod testing {
+    //! Connecting to the test server (`pagehook_fakes::postgres`).
+
+    use pagehook_fakes::postgres::TestPostgres;
+
+    use super::PgStore;
+    use crate::config::PostgresConfig;
+    use crate::secret::SecretSource;
+
+    /// The configuration for `database` on the shared test server.
+    pub fn config(pg: &TestPostgres, database: &str) -> PostgresConfig {
+        PostgresConfig {
+            url: pg.url(database),
+            password: Some(SecretSource::Value(pg.password().to_owned())),
+            max_connections: 4,
+        }
     }
 
-    pub async fn install_plugin(&self, p: &PluginRecord) -> StoreResult<()> {
-        todo!()
+    /// A store on a fresh database of the shared test server, and its name.
+    pub async fn fresh() -> (PgStore, String) {
+        let pg = TestPostgres::shared();
+        let db = pg.fresh_database();
+        let store = PgStore::connect(&config(pg, &db)).await.unwrap();
+        (store, db)
     }
-    pub async fn plugin(&self, name: &str) -> StoreResult<Option<PluginRecord>> {
-        todo!()
-    }
-    pub async fn require_plugin(&self, name: &str) -> StoreResult<PluginRecord> {
-        todo!()
-    }
-    pub async fn plugins(&self) -> StoreResult<Vec<PluginRecord>> {
-        todo!()
-    }
-    pub async fn set_plugin_enabled(&self, name: &str, enabled: bool) -> StoreResult<()> {
-        todo!()
-    }
-    pub async fn reset_breaker(&self, name: &str) -> StoreResult<()> {
-        todo!()
-    }
-    pub async fn remove_plugin(&self, name: &str) -> StoreResult<usize> {
-        todo!()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::{config, fresh};
+    use super::*;
+    use pagehook_fakes::postgres::TestPostgres;
+
+    #[test]
+    fn describe_never_shows_a_password() {
+        assert_eq!(
+            describe_url("postgres://app:s3cret@db:5432/ph?sslmode=disable&password=x"),
+            "postgres://app@db:5432/ph?sslmode=disable"
+        );
+        assert_eq!(describe_url("postgres://app@db/ph"), "postgres://app@db/ph");
+        assert_eq!(describe_url("postgresql://db"), "postgresql://db");
     }
 
-    pub async fn add_connection(&self, c: &ConnectionRecord) -> StoreResult<()> {
-        todo!()
-    }
-    pub async fn connection(&self, name: &str) -> StoreResult<Option<ConnectionRecord>> {
-        todo!()
-    }
-    pub async fn connections(&self) -> StoreResult<Vec<ConnectionRecord>> {
-        todo!()
-    }
-    pub async fn remove_connection(&self, name: &str) -> StoreResult<bool> {
-        todo!()
-    }
-    pub async fn set_token_expiry(
-        &self,
-        name: &str,
-        token: Option<&TokenExpiry>,
-    ) -> StoreResult<()> {
-        todo!()
-    }
-    pub async fn set_connection_health(&self, name: &str, error: Option<&str>) -> StoreResult<()> {
-        todo!()
-    }
-    pub async fn set_connection_dry_run(&self, name: &str, dry_run: bool) -> StoreResult<()> {
-        todo!()
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn replicas_starting_together_migrate_once_and_a_newer_schema_is_refused() {
+        let pg = TestPostgres::shared();
+        let db = pg.fresh_database();
+        let cfg = config(pg, &db);
+        let (a, b) = tokio::join!(PgStore::connect(&cfg), PgStore::connect(&cfg));
+        let (a, _b) = (a.unwrap(), b.unwrap());
+        assert_eq!(
+            pg.psql(&db, "SELECT version FROM pagehook_schema"),
+            MIGRATIONS.len().to_string(),
+            "one row, the current version"
+        );
+        a.ping().await.unwrap();
+
+        pg.psql(&db, "UPDATE pagehook_schema SET version = 99");
+        let err = PgStore::connect(&cfg).await.err().expect("refused");
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "database holds an unreadable schema: version 99 is newer than this binary's {}; upgrade pagehook",
+                MIGRATIONS.len()
+            )
+        );
     }
 
-    pub async fn add_binding(&self, b: &NewBinding) -> StoreResult<Binding> {
-        todo!()
-    }
-    pub async fn bindings(&self, plugin: Option<&str>) -> StoreResult<Vec<Binding>> {
-        todo!()
-    }
-    pub async fn binding(&self, id: i64) -> StoreResult<Option<Binding>> {
-        todo!()
-    }
-    pub async fn qualify_slack_destinations(&self, workspace: &str) -> StoreResult<usize> {
-        todo!()
-    }
-    pub async fn remove_binding(&self, id: i64) -> StoreResult<()> {
-        todo!()
-    }
-
-    pub async fn event(&self, id: i64) -> StoreResult<Option<EventRecord>> {
-        todo!()
-    }
-    pub async fn events(
-        &self,
-        status: Option<EventStatus>,
-        limit: usize,
-    ) -> StoreResult<Vec<EventRecord>> {
-        todo!()
-    }
-    pub async fn event_counts(&self) -> StoreResult<Vec<EventCount>> {
-        todo!()
-    }
-    pub async fn claim_events(&self, claim: &Claim, limit: usize) -> StoreResult<Vec<EventRecord>> {
-        todo!()
-    }
-    pub async fn defer_event(
-        &self,
-        claim: &Claim,
-        id: i64,
-        error: &str,
-        next_try_at: i64,
-    ) -> StoreResult<bool> {
-        todo!()
-    }
-    pub async fn close_event(
-        &self,
-        claim: &Claim,
-        id: i64,
-        status: EventStatus,
-        error: Option<&str>,
-    ) -> StoreResult<bool> {
-        todo!()
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn pooled_connections_run_with_synchronous_commit_and_the_app_name() {
+        let (store, _db) = fresh().await;
+        let row = store
+            .client()
+            .await
+            .unwrap()
+            .query_one(
+                "SELECT current_setting('synchronous_commit'), current_setting('application_name')",
+                &[],
+            )
+            .await
+            .unwrap();
+        assert_eq!(row.get::<_, String>(0), "on");
+        assert_eq!(row.get::<_, String>(1), "pagehook");
     }
 
-    pub async fn finish_dispatch(
-        &self,
-        claim: &Claim,
-        batch: &[Dispatched],
-        breaker: BreakerPolicy,
-    ) -> StoreResult<usize> {
-        todo!()
-    }
-    pub async fn enqueue_notice(&self, what: &str, d: &NewDelivery) -> StoreResult<i64> {
-        todo!()
-    }
-    pub async fn deliveries(
-        &self,
-        status: Option<DeliveryStatus>,
-        limit: usize,
-    ) -> StoreResult<Vec<DeliveryRecord>> {
-        todo!()
-    }
-    pub async fn event_deliveries(&self, event_id: i64) -> StoreResult<Vec<DeliveryRecord>> {
-        todo!()
-    }
-    pub async fn audit(
-        &self,
-        event_id: Option<i64>,
-        limit: usize,
-    ) -> StoreResult<Vec<AuditRecord>> {
-        todo!()
-    }
-    pub async fn failures(
-        &self,
-        plugin: Option<&str>,
-        limit: usize,
-    ) -> StoreResult<Vec<FailureRecord>> {
-        todo!()
-    }
-    pub async fn event_failures(&self, event_id: i64) -> StoreResult<Vec<FailureRecord>> {
-        todo!()
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_wrong_password_or_a_missing_secret_is_reported_without_the_value() {
+        let pg = TestPostgres::shared();
+        let db = pg.fresh_database();
+        let mut cfg = config(pg, &db);
+        cfg.password = Some(crate::secret::SecretSource::Value(
+            "not-the-password".into(),
+        ));
+        let err = PgStore::connect(&cfg)
+            .await
+            .err()
+            .expect("refused")
+            .to_string();
+        assert!(err.contains(&pg.url(&db)), "{err}");
+        assert!(!err.contains("not-the-password"), "{err}");
+        assert!(err.contains("28P01"), "the SQLSTATE: {err}");
+
+        cfg.password = Some(crate::secret::SecretSource::Env(
+            "PAGEHOOK_TEST_SURELY_UNSET_PG_PASSWORD".into(),
+        ));
+        let err = PgStore::connect(&cfg)
+            .await
+            .err()
+            .expect("refused")
+            .to_string();
+        assert!(
+            err.contains("environment variable PAGEHOOK_TEST_SURELY_UNSET_PG_PASSWORD is not set"),
+            "{err}"
+        );
     }
 
-    pub async fn claim_deliveries(
-        &self,
-        claim: &Claim,
-        rates: RatePolicy,
-        max: usize,
-    ) -> StoreResult<DeliveryRound> {
-        todo!()
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_terminated_backend_is_survived_by_the_next_call() {
+        // A server of its own: it kills connections.
+        let pg = TestPostgres::start();
+        let db = pg.fresh_database();
+        let store = PgStore::connect(&config(&pg, &db)).await.unwrap();
+        // Several connections in the pool, all of them killed.
+        let (a, b, c) = tokio::join!(store.ping(), store.ping(), store.plugins());
+        a.unwrap();
+        b.unwrap();
+        c.unwrap();
+        assert!(pg.terminate_connections(&db, "pagehook") >= 1);
+        store.ping().await.unwrap();
+        assert!(store.plugins().await.unwrap().is_empty());
+        assert!(pg.terminate_connections(&db, "pagehook") >= 1);
+        assert!(store.is_empty().await.unwrap());
     }
-    pub async fn finish_attempts(
-        &self,
-        claim: &Claim,
-        attempts: &[AttemptResult],
-        health: &[HealthChange],
-    ) -> StoreResult<usize> {
-        todo!()
-    }
-    pub async fn renew(&self, claim: &Claim) -> StoreResult<usize> {
-        todo!()
-    }
-    pub async fn release(&self, claim: &Claim) -> StoreResult<()> {
-        todo!()
-    }
-    pub async fn release_stale_claims(&self) -> StoreResult<usize> {
-        todo!()
-    }
-    pub async fn attempts(&self, delivery_id: i64) -> StoreResult<Vec<AttemptRecord>> {
-        todo!()
-    }
-    pub async fn first_attempt_at(&self, delivery_id: i64) -> StoreResult<Option<i64>> {
-        todo!()
-    }
-    pub async fn retry_delivery(&self, id: i64) -> StoreResult<()> {
-        todo!()
-    }
-    pub async fn thread_ts(
-        &self,
-        connection: &str,
-        channel: &str,
-        key: &str,
-    ) -> StoreResult<Option<String>> {
-        todo!()
-    }
-    pub async fn once_key(&self, source: &str, key: &str) -> StoreResult<Option<u64>> {
-        todo!()
-    }
-    pub async fn set_once_key(&self, source: &str, key: &str, content_id: u64) -> StoreResult<()> {
-        todo!()
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn export_and_import_keep_ids_and_convert_sqlite_flags() {
+        let (store, _db) = fresh().await;
+        let rows: Vec<Map<String, Value>> = vec![
+            serde_json::json!({"name": "acme", "kind": "slack", "url": "https://s", "username": null,
+                "secret": "env:T", "hook_secret": null, "dry_run": 1, "created_at": 5,
+                "health_error": null, "token_name": null, "token_expires_at": null, "token_checked_at": null}),
+        ]
+        .into_iter()
+        .map(|v| v.as_object().unwrap().clone())
+        .collect();
+        store.import_table("connections", &rows).await.unwrap();
+        let back = store.export_table("connections").await.unwrap();
+        assert_eq!(back[0]["dry_run"], Value::Bool(true));
+        assert_eq!(back[0]["created_at"], Value::from(5));
+        assert!(store.connection("acme").await.unwrap().unwrap().dry_run);
+
+        let events: Vec<Map<String, Value>> = (1..=3)
+            .map(|i| {
+                serde_json::json!({"id": i * 10, "key": format!("k{i}"), "source": "prod", "name": "page_created",
+                    "received_at": 1, "payload": "{}", "status": "dispatched", "attempts": 1})
+                .as_object()
+                .unwrap()
+                .clone()
+            })
+            .collect();
+        store.import_table("events", &events).await.unwrap();
+        assert!(!store.is_empty().await.unwrap());
+        let exported = store.export_table("events").await.unwrap();
+        assert_eq!(
+            exported
+                .iter()
+                .map(|r| r["id"].as_i64().unwrap())
+                .collect::<Vec<_>>(),
+            [10, 20, 30]
+        );
+        // New rows get ids past the imported ones.
+        let d = crate::store::NewDelivery {
+            binding_id: 1,
+            plugin: "p".into(),
+            destination: "#x".into(),
+            action: crate::model::Action::PostSlack {
+                channel: "#x".into(),
+                text: "t".into(),
+                blocks: None,
+                thread_key: None,
+            },
+            dry_run: false,
+            lane: "slack:#x".into(),
+            source: "prod".into(),
+            connection: None,
+        };
+        store.enqueue_notice("hello", &d).await.unwrap();
+        let newest = store.events(None, 1).await.unwrap();
+        assert_eq!(newest[0].id, 31);
+        assert!(store.export_table("lane_leases").await.is_err());
     }
 }

@@ -1,0 +1,690 @@
+//! What dispatch writes, on PostgreSQL: deliveries, the audit log, plugin
+//! failures and the breakers, in the one transaction that marks the events
+//! dispatched, and only for events the round still holds.
+//!
+//! A batch is written with a handful of statements whatever its size
+//! (arrays unnested server-side), so dispatch costs one round trip per kind
+//! of row, not one per row. This module must never write the results of an
+//! event whose claim token is no longer the round's: another replica has it.
+
+use std::collections::{HashMap, HashSet};
+
+use tokio_postgres::Row;
+
+use super::{PgResult, PgStore, count};
+use crate::store::{
+    AuditRecord, BreakerPolicy, Claim, DeliveryRecord, DeliveryStatus, Dispatched, FailureRecord,
+    NewDelivery, PluginCall, StoreError, StoreResult, from_json, json, now_ms,
+};
+
+/// Inserts deliveries from arrays, keeping their order in the ids (a lane
+/// sends by event, then by id).
+const INSERT_DELIVERIES: &str = "INSERT INTO deliveries (event_id, binding_id, plugin, kind, destination, action, dry_run, created_at, lane, source, connection)
+     SELECT event_id, binding_id, plugin, kind, destination, action, dry_run, $11, lane, source, connection
+     FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bool[], $8::text[], $9::text[], $10::text[])
+       WITH ORDINALITY AS u(event_id, binding_id, plugin, kind, destination, action, dry_run, lane, source, connection, ord)
+     ORDER BY ord
+     RETURNING id";
+
+/// The net effect of a run of plugin calls on one plugin's breaker, applied
+/// in one statement: calls after the last success count as failures (the
+/// breaker opens if the count reaches the threshold, with the last error),
+/// a success resets the count and closes the breaker.
+#[derive(Debug, Clone, PartialEq)]
+struct BreakerStep {
+    plugin: String,
+    /// A call succeeded: the stored count starts again from zero.
+    reset: bool,
+    /// Failed calls after the last success.
+    failed: i64,
+    /// The last failed call's error.
+    error: Option<String>,
+}
+
+fn breaker_steps<'a>(calls: impl IntoIterator<Item = &'a PluginCall>) -> Vec<BreakerStep> {
+    let mut steps: Vec<BreakerStep> = Vec::new();
+    let mut index: HashMap<&str, usize> = HashMap::new();
+    for call in calls {
+        let i = *index.entry(call.plugin.as_str()).or_insert_with(|| {
+            steps.push(BreakerStep {
+                plugin: call.plugin.clone(),
+                reset: false,
+                failed: 0,
+                error: None,
+            });
+            steps.len() - 1
+        });
+        let step = &mut steps[i];
+        if call.succeeded {
+            step.reset = true;
+            step.failed = 0;
+            step.error = None;
+        } else {
+            step.failed += 1;
+            step.error = call.error.clone();
+        }
+    }
+    steps
+}
+
+/// Applies [`BreakerStep`]s: `base` is the count the failures add to.
+const APPLY_BREAKERS: &str = "UPDATE plugins SET
+       failures = (CASE WHEN u.reset THEN 0 ELSE plugins.failures END) + u.failed,
+       breaker_until = CASE
+         WHEN u.failed > 0 AND (CASE WHEN u.reset THEN 0 ELSE plugins.failures END) + u.failed >= $5 THEN $6
+         WHEN u.reset THEN NULL ELSE plugins.breaker_until END,
+       breaker_error = CASE
+         WHEN u.failed > 0 AND (CASE WHEN u.reset THEN 0 ELSE plugins.failures END) + u.failed >= $5 THEN u.error
+         WHEN u.reset THEN NULL ELSE plugins.breaker_error END
+     FROM unnest($1::text[], $2::bool[], $3::bigint[], $4::text[]) AS u(name, reset, failed, error)
+     WHERE plugins.name = u.name";
+
+fn delivery(r: &Row) -> PgResult<DeliveryRecord> {
+    let action: String = r.try_get(6)?;
+    let status: String = r.try_get(8)?;
+    Ok(DeliveryRecord {
+        id: r.try_get(0)?,
+        event_id: r.try_get(1)?,
+        binding_id: r.try_get(2)?,
+        plugin: r.try_get(3)?,
+        kind: r.try_get(4)?,
+        destination: r.try_get(5)?,
+        action: from_json("delivery action", &action)?,
+        dry_run: r.try_get(7)?,
+        status: DeliveryStatus::parse(&status).map_err(|message| StoreError::Corrupt {
+            what: "delivery status",
+            message,
+        })?,
+        attempts: count(r.try_get(9)?),
+        last_error: r.try_get(10)?,
+        created_at: r.try_get(11)?,
+        result: r.try_get(12)?,
+    })
+}
+
+fn failure(r: &Row) -> PgResult<FailureRecord> {
+    Ok(FailureRecord {
+        at: r.try_get(0)?,
+        event_id: r.try_get(1)?,
+        binding_id: r.try_get(2)?,
+        plugin: r.try_get(3)?,
+        code: r.try_get(4)?,
+        message: r.try_get(5)?,
+        log: r.try_get(6)?,
+    })
+}
+
+/// Columns of [`INSERT_DELIVERIES`]' arrays.
+#[derive(Default)]
+struct DeliveryArrays {
+    event_id: Vec<i64>,
+    binding_id: Vec<i64>,
+    plugin: Vec<String>,
+    kind: Vec<&'static str>,
+    destination: Vec<String>,
+    action: Vec<String>,
+    dry_run: Vec<bool>,
+    lane: Vec<String>,
+    source: Vec<String>,
+    connection: Vec<Option<String>>,
+}
+
+impl DeliveryArrays {
+    fn push(&mut self, event_id: i64, d: &NewDelivery) {
+        self.event_id.push(event_id);
+        self.binding_id.push(d.binding_id);
+        self.plugin.push(d.plugin.clone());
+        self.kind.push(d.action.kind());
+        self.destination.push(d.destination.clone());
+        self.action.push(json(&d.action));
+        self.dry_run.push(d.dry_run);
+        self.lane.push(d.lane.clone());
+        self.source.push(d.source.clone());
+        self.connection.push(d.connection.clone());
+    }
+
+    async fn insert(
+        &self,
+        tx: &deadpool_postgres::Transaction<'_>,
+        now: i64,
+    ) -> PgResult<Vec<i64>> {
+        let stmt = tx.prepare_cached(INSERT_DELIVERIES).await?;
+        let rows = tx
+            .query(
+                &stmt,
+                &[
+                    &self.event_id,
+                    &self.binding_id,
+                    &self.plugin,
+                    &self.kind,
+                    &self.destination,
+                    &self.action,
+                    &self.dry_run,
+                    &self.lane,
+                    &self.source,
+                    &self.connection,
+                    &now,
+                ],
+            )
+            .await?;
+        rows.iter().map(|r| Ok(r.try_get(0)?)).collect()
+    }
+}
+
+impl PgStore {
+    /// Queues a message Pagehook itself sends (a new connection's greeting,
+    /// a new binding's announcement) through the outbox, hung off an event
+    /// of its own (`pagehook_notice`, never dispatched to plugins). Returns
+    /// the delivery's id.
+    pub async fn enqueue_notice(&self, what: &str, d: &NewDelivery) -> StoreResult<i64> {
+        let now = now_ms();
+        self.run(async {
+            let mut client = self.client().await?;
+            let tx = client.transaction().await?;
+            // The event's id comes from its sequence before the insert, so
+            // the key (`pagehook-notice:<ms>:<id>`) is unique across replicas.
+            let event_id: i64 = tx
+                .query_one(
+                    "WITH n AS (SELECT nextval(pg_get_serial_sequence('events', 'id')) AS id)
+                     INSERT INTO events (id, key, source, name, received_at, payload, status, dispatched_at)
+                     SELECT n.id, 'pagehook-notice:' || $1::bigint || ':' || n.id, 'pagehook', 'pagehook_notice', $1, $2, 'dispatched', $1
+                     FROM n RETURNING id",
+                    &[&now, &json(&serde_json::json!({ "notice": what }))],
+                )
+                .await?
+                .try_get(0)?;
+            let mut arrays = DeliveryArrays::default();
+            arrays.push(event_id, d);
+            let ids = arrays.insert(&tx, now).await?;
+            tx.execute("SELECT pg_notify('pagehook_deliveries', '')", &[])
+                .await?;
+            tx.commit().await?;
+            Ok(ids[0])
+        })
+        .await
+    }
+
+    /// Writes dispatch's results for the events of `batch` that `claim`
+    /// still holds and marks them dispatched, in one transaction; returns
+    /// how many were written. The other events belong to another round now
+    /// and nothing of theirs is written.
+    pub async fn finish_dispatch(
+        &self,
+        claim: &Claim,
+        batch: &[Dispatched],
+        breaker: BreakerPolicy,
+    ) -> StoreResult<usize> {
+        if batch.is_empty() {
+            return Ok(0);
+        }
+        let now = now_ms();
+        self.run(async {
+            let mut client = self.client().await?;
+            let tx = client.transaction().await?;
+            let ids: Vec<i64> = batch.iter().map(|d| d.event_id).collect();
+            let events: Vec<String> = batch.iter().map(|d| json(&d.event)).collect();
+            let mark = tx
+                .prepare_cached(
+                    "UPDATE events SET status = 'dispatched', event = u.event, error = NULL, attempts = attempts + 1,
+                       dispatched_at = $3, claim_token = NULL, claim_until = NULL
+                     FROM unnest($1::bigint[], $2::text[]) AS u(id, event)
+                     WHERE events.id = u.id AND events.claim_token = $4 AND events.status = 'pending'
+                     RETURNING events.id",
+                )
+                .await?;
+            let held: HashSet<i64> = tx
+                .query(&mark, &[&ids, &events, &now, &claim.token])
+                .await?
+                .iter()
+                .map(|r| r.try_get(0))
+                .collect::<Result<_, _>>()?;
+            let written: Vec<&Dispatched> =
+                batch.iter().filter(|d| held.contains(&d.event_id)).collect();
+            if written.is_empty() {
+                tx.commit().await?;
+                return Ok(0);
+            }
+
+            let mut deliveries = DeliveryArrays::default();
+            for d in &written {
+                for del in &d.deliveries {
+                    deliveries.push(d.event_id, del);
+                }
+            }
+            if !deliveries.event_id.is_empty() {
+                deliveries.insert(&tx, now).await?;
+            }
+
+            let audit: Vec<(i64, &AuditRecord)> = written
+                .iter()
+                .flat_map(|d| d.audit.iter().map(|a| (d.event_id, a)))
+                .collect();
+            if !audit.is_empty() {
+                let stmt = tx
+                    .prepare_cached(
+                        "INSERT INTO audit (at, event_id, binding_id, plugin, sha256, kind, destination, verdict, reason)
+                         SELECT $1, event_id, binding_id, plugin, sha256, kind, destination, verdict, reason
+                         FROM unnest($2::bigint[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[])
+                           WITH ORDINALITY AS u(event_id, binding_id, plugin, sha256, kind, destination, verdict, reason, ord)
+                         ORDER BY ord",
+                    )
+                    .await?;
+                let col = |f: fn(&AuditRecord) -> &str| audit.iter().map(|(_, a)| f(a)).collect::<Vec<&str>>();
+                tx.execute(
+                    &stmt,
+                    &[
+                        &now,
+                        &audit.iter().map(|(e, _)| *e).collect::<Vec<i64>>(),
+                        &audit.iter().map(|(_, a)| a.binding_id).collect::<Vec<i64>>(),
+                        &col(|a| &a.plugin),
+                        &col(|a| &a.sha256),
+                        &col(|a| &a.kind),
+                        &col(|a| &a.destination),
+                        &col(|a| &a.verdict),
+                        &audit.iter().map(|(_, a)| a.reason.as_deref()).collect::<Vec<Option<&str>>>(),
+                    ],
+                )
+                .await?;
+            }
+
+            let failures: Vec<(i64, &FailureRecord)> = written
+                .iter()
+                .flat_map(|d| d.failures.iter().map(|f| (d.event_id, f)))
+                .collect();
+            if !failures.is_empty() {
+                let stmt = tx
+                    .prepare_cached(
+                        "INSERT INTO failures (at, event_id, binding_id, plugin, code, message, log)
+                         SELECT $1, event_id, binding_id, plugin, code, message, log
+                         FROM unnest($2::bigint[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[])
+                           WITH ORDINALITY AS u(event_id, binding_id, plugin, code, message, log, ord)
+                         ORDER BY ord",
+                    )
+                    .await?;
+                let col = |f: fn(&FailureRecord) -> &str| failures.iter().map(|(_, x)| f(x)).collect::<Vec<&str>>();
+                tx.execute(
+                    &stmt,
+                    &[
+                        &now,
+                        &failures.iter().map(|(e, _)| *e).collect::<Vec<i64>>(),
+                        &failures.iter().map(|(_, f)| f.binding_id).collect::<Vec<i64>>(),
+                        &col(|f| &f.plugin),
+                        &col(|f| &f.code),
+                        &col(|f| &f.message),
+                        &col(|f| &f.log),
+                    ],
+                )
+                .await?;
+            }
+
+            let steps = breaker_steps(written.iter().flat_map(|d| d.calls.iter()));
+            if !steps.is_empty() {
+                let stmt = tx.prepare_cached(APPLY_BREAKERS).await?;
+                tx.execute(
+                    &stmt,
+                    &[
+                        &steps.iter().map(|s| s.plugin.as_str()).collect::<Vec<_>>(),
+                        &steps.iter().map(|s| s.reset).collect::<Vec<_>>(),
+                        &steps.iter().map(|s| s.failed).collect::<Vec<_>>(),
+                        &steps.iter().map(|s| s.error.as_deref()).collect::<Vec<_>>(),
+                        &i64::from(breaker.threshold),
+                        &(now + breaker.cooldown_ms),
+                    ],
+                )
+                .await?;
+            }
+
+            if !deliveries.event_id.is_empty() {
+                tx.execute("SELECT pg_notify('pagehook_deliveries', '')", &[])
+                    .await?;
+            }
+            tx.commit().await?;
+            Ok(written.len())
+        })
+        .await
+    }
+
+    /// Deliveries, newest first, optionally in one status.
+    pub async fn deliveries(
+        &self,
+        status: Option<DeliveryStatus>,
+        limit: usize,
+    ) -> StoreResult<Vec<DeliveryRecord>> {
+        self.deliveries_where(status.map(DeliveryStatus::as_str), None, limit)
+            .await
+    }
+
+    /// The deliveries one event produced.
+    pub async fn event_deliveries(&self, event_id: i64) -> StoreResult<Vec<DeliveryRecord>> {
+        self.deliveries_where(None, Some(event_id), 10_000).await
+    }
+
+    async fn deliveries_where(
+        &self,
+        status: Option<&str>,
+        event_id: Option<i64>,
+        limit: usize,
+    ) -> StoreResult<Vec<DeliveryRecord>> {
+        self.run(async {
+            let rows = self
+                .client()
+                .await?
+                .query(
+                    "SELECT id, event_id, binding_id, plugin, kind, destination, action, dry_run, status, attempts, last_error, created_at, result
+                     FROM deliveries WHERE ($1::text IS NULL OR status = $1::text) AND ($3::bigint IS NULL OR event_id = $3::bigint)
+                     ORDER BY id DESC LIMIT $2",
+                    &[&status, &(limit as i64), &event_id],
+                )
+                .await?;
+            rows.iter().map(delivery).collect()
+        })
+        .await
+    }
+
+    /// The audit log, newest first, optionally for one event.
+    pub async fn audit(
+        &self,
+        event_id: Option<i64>,
+        limit: usize,
+    ) -> StoreResult<Vec<AuditRecord>> {
+        self.run(async {
+            let rows = self
+                .client()
+                .await?
+                .query(
+                    "SELECT at, event_id, binding_id, plugin, sha256, kind, destination, verdict, reason
+                     FROM audit WHERE $1::bigint IS NULL OR event_id = $1::bigint ORDER BY id DESC LIMIT $2",
+                    &[&event_id, &(limit as i64)],
+                )
+                .await?;
+            rows.iter()
+                .map(|r| {
+                    Ok(AuditRecord {
+                        at: r.try_get(0)?,
+                        event_id: r.try_get(1)?,
+                        binding_id: r.try_get(2)?,
+                        plugin: r.try_get(3)?,
+                        sha256: r.try_get(4)?,
+                        kind: r.try_get(5)?,
+                        destination: r.try_get(6)?,
+                        verdict: r.try_get(7)?,
+                        reason: r.try_get(8)?,
+                    })
+                })
+                .collect()
+        })
+        .await
+    }
+
+    /// Failed plugin calls, newest first, optionally of one plugin.
+    pub async fn failures(
+        &self,
+        plugin: Option<&str>,
+        limit: usize,
+    ) -> StoreResult<Vec<FailureRecord>> {
+        self.failures_where(plugin, None, limit).await
+    }
+
+    /// The failed calls of one event.
+    pub async fn event_failures(&self, event_id: i64) -> StoreResult<Vec<FailureRecord>> {
+        self.failures_where(None, Some(event_id), 10_000).await
+    }
+
+    async fn failures_where(
+        &self,
+        plugin: Option<&str>,
+        event_id: Option<i64>,
+        limit: usize,
+    ) -> StoreResult<Vec<FailureRecord>> {
+        self.run(async {
+            let rows = self
+                .client()
+                .await?
+                .query(
+                    "SELECT at, event_id, binding_id, plugin, code, message, log
+                     FROM failures WHERE ($1::text IS NULL OR plugin = $1::text) AND ($3::bigint IS NULL OR event_id = $3::bigint)
+                     ORDER BY id DESC LIMIT $2",
+                    &[&plugin, &(limit as i64), &event_id],
+                )
+                .await?;
+            rows.iter().map(failure).collect()
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+pub(super) mod tests {
+    use super::super::events::tests::stored_events;
+    use super::super::testing::fresh;
+    use super::*;
+    use crate::model::{Action, Event, EventKind};
+
+    pub fn slack(channel: &str, lane: &str) -> NewDelivery {
+        NewDelivery {
+            binding_id: 1,
+            plugin: "p".into(),
+            destination: channel.into(),
+            action: Action::PostSlack {
+                channel: channel.into(),
+                text: "hi".into(),
+                blocks: None,
+                thread_key: None,
+            },
+            dry_run: false,
+            lane: lane.into(),
+            source: "prod".into(),
+            connection: Some("acme".into()),
+        }
+    }
+
+    pub fn dispatched(event_id: i64, deliveries: Vec<NewDelivery>) -> Dispatched {
+        Dispatched {
+            event_id,
+            event: Event {
+                id: event_id.to_string(),
+                kind: EventKind::PageCreated,
+                name: "page_created".into(),
+                occurred_at_ms: 0,
+                source: "prod".into(),
+                actor: None,
+                by_pagehook: false,
+                content: None,
+                update_trigger: None,
+                label: None,
+                enriched: true,
+            },
+            deliveries,
+            audit: vec![AuditRecord {
+                at: 0,
+                event_id,
+                binding_id: 1,
+                plugin: "p".into(),
+                sha256: "abc".into(),
+                kind: "post-slack".into(),
+                destination: "#eng".into(),
+                verdict: "accepted".into(),
+                reason: None,
+            }],
+            failures: vec![],
+            calls: vec![],
+        }
+    }
+
+    pub const BREAKER: BreakerPolicy = BreakerPolicy {
+        threshold: 3,
+        cooldown_ms: 60_000,
+    };
+
+    #[test]
+    fn breaker_steps_fold_a_run_of_calls_per_plugin() {
+        let call = |plugin: &str, succeeded: bool, error: Option<&str>| PluginCall {
+            plugin: plugin.into(),
+            succeeded,
+            error: error.map(str::to_owned),
+        };
+        let steps = breaker_steps(&[
+            call("a", false, Some("x")),
+            call("b", true, None),
+            call("a", true, None),
+            call("a", false, Some("y")),
+            call("a", false, Some("z")),
+        ]);
+        assert_eq!(
+            steps,
+            [
+                BreakerStep {
+                    plugin: "a".into(),
+                    reset: true,
+                    failed: 2,
+                    error: Some("z".into())
+                },
+                BreakerStep {
+                    plugin: "b".into(),
+                    reset: true,
+                    failed: 0,
+                    error: None
+                },
+            ]
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_stale_token_writes_nothing_and_breakers_count_across_batches() {
+        let (store, _db) = fresh().await;
+        let ids = stored_events(&store, "e", 3).await;
+        let a = Claim::new("a", 60_000);
+        assert_eq!(store.claim_events(&a, 10).await.unwrap().len(), 3);
+        let stale = Claim::new("stale", 60_000);
+        let batch: Vec<Dispatched> = ids
+            .iter()
+            .map(|&id| dispatched(id, vec![slack("#eng", "slack:acme/#eng")]))
+            .collect();
+        assert_eq!(
+            store
+                .finish_dispatch(&stale, &batch, BREAKER)
+                .await
+                .unwrap(),
+            0
+        );
+        assert!(store.deliveries(None, 100).await.unwrap().is_empty());
+        assert!(store.audit(None, 100).await.unwrap().is_empty());
+        assert_eq!(
+            store.event(ids[0]).await.unwrap().unwrap().status,
+            crate::store::EventStatus::Pending
+        );
+
+        // The holder writes two of them; the third was lost to another round.
+        assert!(
+            store
+                .defer_event(&a, ids[2], "later", i64::MAX)
+                .await
+                .unwrap()
+        );
+        assert_eq!(store.finish_dispatch(&a, &batch, BREAKER).await.unwrap(), 2);
+        let written = store
+            .deliveries(Some(DeliveryStatus::Pending), 100)
+            .await
+            .unwrap();
+        assert_eq!(written.len(), 2);
+        assert!(written[0].id > written[1].id, "newest first");
+        assert_eq!(store.event_deliveries(ids[0]).await.unwrap().len(), 1);
+        assert!(store.event_deliveries(ids[2]).await.unwrap().is_empty());
+        assert_eq!(store.audit(Some(ids[1]), 10).await.unwrap().len(), 1);
+        assert_eq!(
+            store.event(ids[0]).await.unwrap().unwrap().status,
+            crate::store::EventStatus::Dispatched
+        );
+        // Written once: finishing again writes nothing more.
+        assert_eq!(store.finish_dispatch(&a, &batch, BREAKER).await.unwrap(), 0);
+        assert_eq!(store.deliveries(None, 100).await.unwrap().len(), 2);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_breaker_opens_at_the_threshold_and_a_success_closes_it() {
+        let (store, _db) = fresh().await;
+        store
+            .client()
+            .await
+            .unwrap()
+            .batch_execute(
+                "INSERT INTO plugins (name, version, description, sha256, dir, manifest, grants, installed_at)
+                 VALUES ('p', '1', '', '', '', '{}', '[]', 0)",
+            )
+            .await
+            .unwrap();
+        let ids = stored_events(&store, "e", 4).await;
+        let fail = |id: i64, error: &str| {
+            let mut d = dispatched(id, vec![]);
+            d.failures.push(FailureRecord {
+                at: 0,
+                event_id: id,
+                binding_id: 1,
+                plugin: "p".into(),
+                code: "panic".into(),
+                message: error.into(),
+                log: String::new(),
+            });
+            d.calls.push(PluginCall {
+                plugin: "p".into(),
+                succeeded: false,
+                error: Some(error.into()),
+            });
+            d
+        };
+        let read = || async {
+            store
+                .client()
+                .await
+                .unwrap()
+                .query_one(
+                    "SELECT failures, breaker_until IS NOT NULL, breaker_error FROM plugins",
+                    &[],
+                )
+                .await
+                .unwrap()
+        };
+        let c = Claim::new("a", 60_000);
+        store.claim_events(&c, 10).await.unwrap();
+        store
+            .finish_dispatch(&c, &[fail(ids[0], "one"), fail(ids[1], "two")], BREAKER)
+            .await
+            .unwrap();
+        let r = read().await;
+        assert_eq!((r.get::<_, i64>(0), r.get::<_, bool>(1)), (2, false));
+        store
+            .finish_dispatch(&c, &[fail(ids[2], "three")], BREAKER)
+            .await
+            .unwrap();
+        let r = read().await;
+        assert_eq!(
+            (
+                r.get::<_, i64>(0),
+                r.get::<_, bool>(1),
+                r.get::<_, Option<String>>(2)
+            ),
+            (3, true, Some("three".into()))
+        );
+        assert_eq!(store.failures(Some("p"), 10).await.unwrap().len(), 3);
+        assert_eq!(
+            store.event_failures(ids[2]).await.unwrap()[0].message,
+            "three"
+        );
+        let mut ok = dispatched(ids[3], vec![]);
+        ok.calls.push(PluginCall {
+            plugin: "p".into(),
+            succeeded: true,
+            error: None,
+        });
+        store.finish_dispatch(&c, &[ok], BREAKER).await.unwrap();
+        let r = read().await;
+        assert_eq!(
+            (
+                r.get::<_, i64>(0),
+                r.get::<_, bool>(1),
+                r.get::<_, Option<String>>(2)
+            ),
+            (0, false, None)
+        );
+    }
+}
