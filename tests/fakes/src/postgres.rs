@@ -183,10 +183,15 @@ impl TestPostgres {
     /// # Panics
     /// If the query fails.
     pub fn terminate_connections(&self, database: &str, application_name_prefix: &str) -> usize {
+        // Select first, then terminate: with the filter and the call in one
+        // WHERE, PostgreSQL pushes pg_terminate_backend below the join that
+        // supplies `datname` and ends matching connections of every
+        // database. `OFFSET 0` keeps the subquery from being flattened.
         let sql = format!(
-            "SELECT count(*) FROM pg_stat_activity \
-             WHERE datname = {} AND starts_with(application_name, {}) \
-             AND pid <> pg_backend_pid() AND pg_terminate_backend(pid)",
+            "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM \
+             (SELECT pid FROM pg_stat_activity \
+              WHERE datname = {} AND starts_with(application_name, {}) \
+              AND pid <> pg_backend_pid() OFFSET 0) AS matching",
             literal(database),
             literal(application_name_prefix)
         );

@@ -77,8 +77,9 @@ impl SqliteStore {
     }
 
     /// See `Store::renew`.
+    /// Unsynced, like every claim on SQLite (see `claim_events`).
     pub fn renew(&self, claim: &Claim) -> StoreResult<usize> {
-        self.with(|conn| {
+        self.with_unsynced(|conn| {
             let until = now_ms() + claim.lease_ms;
             let events = conn.execute(
                 "UPDATE events SET claim_until = ?2 WHERE claim_token = ?1 AND status = 'pending'",
@@ -90,6 +91,7 @@ impl SqliteStore {
             )?;
             Ok(events + lanes)
         })
+        .map_err(|e| self.error(e))
     }
 
     /// See `Store::release`.

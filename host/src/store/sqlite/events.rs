@@ -108,30 +108,35 @@ impl SqliteStore {
     }
 
     /// Claims the oldest due events no live claim holds (see `Store::claim_events`).
+    ///
+    /// Unsynced: on SQLite a claim only matters while this process runs (the
+    /// next `serve` releases every claim first), so it is not worth an fsync.
     pub fn claim_events(&self, claim: &Claim, limit: usize) -> StoreResult<Vec<EventRecord>> {
-        let rows = self.with(|conn| {
-            let tx = conn.transaction()?;
-            let now = now_ms();
-            let rows = tx
-                .prepare_cached(&format!(
-                    "UPDATE events SET claim_token = ?1, claimed_by = ?2, claim_until = ?3
+        let rows = self
+            .with_unsynced(|conn| {
+                let tx = conn.transaction()?;
+                let now = now_ms();
+                let rows = tx
+                    .prepare_cached(&format!(
+                        "UPDATE events SET claim_token = ?1, claimed_by = ?2, claim_until = ?3
                      WHERE id IN (SELECT id {DUE_EVENTS})
                      RETURNING {COLUMNS}"
-                ))?
-                .query_map(
-                    params![
-                        claim.token,
-                        claim.replica,
-                        now + claim.lease_ms,
-                        now,
-                        limit as i64
-                    ],
-                    row,
-                )?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
-            tx.commit()?;
-            Ok(rows)
-        })?;
+                    ))?
+                    .query_map(
+                        params![
+                            claim.token,
+                            claim.replica,
+                            now + claim.lease_ms,
+                            now,
+                            limit as i64
+                        ],
+                        row,
+                    )?
+                    .collect::<rusqlite::Result<Vec<_>>>()?;
+                tx.commit()?;
+                Ok(rows)
+            })
+            .map_err(|e| self.error(e))?;
         let mut events = rows
             .into_iter()
             .map(decode)
