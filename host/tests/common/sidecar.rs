@@ -55,6 +55,55 @@ impl Sidecar {
         }
     }
 
+    /// As [`Sidecar::with_delivery`], storing in the PostgreSQL database at
+    /// `url` (no password in it) with `password` read from a file, and more
+    /// `[store]` keys in `store` (say `lease-ms = 3000`).
+    ///
+    /// Every path in the config that replicas must share is absolute (the
+    /// plugins directory, the password file), so [`Sidecar::replica`] gives
+    /// another server on the same store.
+    pub fn on_postgres(url: &str, password: &str, store: &str, delivery: &str) -> Sidecar {
+        let side = Sidecar::with_delivery(delivery);
+        let secret = side.path().join("database-password");
+        std::fs::write(&secret, password).unwrap();
+        side.append_store(&format!(
+            "database = \"{url}\"\npassword = {{ file = \"{}\" }}\n{store}",
+            secret.display()
+        ));
+        side
+    }
+
+    /// Another server with a config of its own that is a copy of this one:
+    /// on PostgreSQL (see [`Sidecar::on_postgres`]) it is another replica on
+    /// the same database. This sidecar must outlive it (it holds the files
+    /// the copy points to).
+    pub fn replica(&self) -> Sidecar {
+        let dir = tempfile::tempdir().unwrap();
+        for file in ["pagehook.toml", "admin-token"] {
+            std::fs::copy(self.path().join(file), dir.path().join(file)).unwrap();
+        }
+        Sidecar {
+            dir,
+            child: None,
+            base: String::new(),
+        }
+    }
+
+    /// Appends a `[store]` section with `keys` and an absolute plugins directory.
+    fn append_store(&self, keys: &str) {
+        let mut config = std::fs::read_to_string(self.config()).unwrap();
+        config.push_str(&format!(
+            "\n[store]\nplugins-dir = \"{}\"\n{keys}",
+            self.plugins_dir()
+        ));
+        std::fs::write(self.config(), config).unwrap();
+    }
+
+    /// Where `plugin install` keeps its copies under this config.
+    fn plugins_dir(&self) -> String {
+        self.path().join("pagehook-plugins").display().to_string()
+    }
+
     /// The config file.
     pub fn config(&self) -> PathBuf {
         self.dir.path().join("pagehook.toml")
@@ -158,6 +207,38 @@ impl Sidecar {
             .unwrap_or_else(|| panic!("unexpected first line: {line:?}"))
             .to_owned();
         self.child = Some(child);
+    }
+
+    /// Runs one more `pagehook serve` on this config, beside the running
+    /// one, expecting it to refuse: returns its output once it has exited.
+    /// Fails the test if it is still running after 20 s.
+    pub fn second_serve_output(&self) -> Output {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_pagehook"))
+            .arg("--config")
+            .arg(self.config())
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .env("PAGEHOOK_TEST_PAT", PAT)
+            .env("PAGEHOOK_TEST_HOOK_SECRET", HOOK_SECRET)
+            .env("PAGEHOOK_LOG", "pagehook=warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while child.try_wait().unwrap().is_none() {
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let out = child.wait_with_output().unwrap();
+                panic!(
+                    "a second serve on {} did not exit:\n{}\n{}",
+                    self.config().display(),
+                    String::from_utf8_lossy(&out.stdout),
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        child.wait_with_output().unwrap()
     }
 
     /// The server's process id.
