@@ -15,7 +15,7 @@ use pagehook::store::ingest::Ingest;
 use pagehook::store::{
     AttemptResult, BreakerPolicy, Claim, ConnectionKind, ConnectionRecord, DeliveryStatus,
     Dispatched, EventStatus, NewBinding, NewDelivery, NewEvent, Outcome, PluginCall, PluginRecord,
-    RatePolicy, Scope, Store, StoreError,
+    RateKeys, RatePolicy, Scope, Store, StoreError,
 };
 use pagehook_fakes::postgres::TestPostgres;
 use tokio::sync::Notify;
@@ -449,6 +449,21 @@ suite! {
         assert!((300..=500).contains(&wait), "{wait}");
         tokio::time::sleep(std::time::Duration::from_millis(wait as u64 + 20)).await;
         assert_eq!(store.claim_deliveries(&r2, rates, 32).await.unwrap().claimed.len(), 1);
+    }
+
+    async fn send_slots_space_the_requests_of_a_channel(store: &Store) {
+        let keys = RateKeys {
+            channel: "send:slack-channel:acme/#eng".into(),
+            workspace: "send:slack-workspace:acme".into(),
+        };
+        let rates = RatePolicy::per_second(5.0, 1000.0);
+        assert_eq!(store.take_send_slot(&keys, rates).await.unwrap(), None);
+        let wait = store.take_send_slot(&keys, rates).await.unwrap().expect("the second waits");
+        assert!((100..=200).contains(&wait), "{wait}");
+        let other = RateKeys { channel: "send:slack-channel:acme/#ops".into(), ..keys.clone() };
+        assert_eq!(store.take_send_slot(&other, rates).await.unwrap(), None, "another channel goes now");
+        tokio::time::sleep(std::time::Duration::from_millis(wait as u64 + 10)).await;
+        assert_eq!(store.take_send_slot(&keys, rates).await.unwrap(), None);
     }
 
     async fn retries_wait_and_dead_letters_can_be_replayed(store: &Store) {

@@ -208,7 +208,7 @@ impl Deliverer {
         }
         let started = now_ms();
         let clock = Instant::now();
-        let (attempt, health) = self.attempt(d, connections).await;
+        let (attempt, health) = self.attempt(d, connections, heartbeat).await;
         let outcome = self.outcome(d, attempt);
         match &outcome {
             Outcome::Sent { .. } => {
@@ -237,6 +237,7 @@ impl Deliverer {
         &self,
         d: &Claimed,
         connections: &[ConnectionRecord],
+        heartbeat: &Heartbeat,
     ) -> (Attempt, Option<HealthChange>) {
         let conn = match connection_for(d, connections) {
             Ok(c) => c,
@@ -245,7 +246,7 @@ impl Deliverer {
         let dry_run = d.dry_run || conn.dry_run;
         let attempt = match (&d.action, conn.kind) {
             (Action::PostSlack { .. } | Action::DmSlack { .. }, ConnectionKind::Slack) => {
-                slack::deliver(self, &conn, d, dry_run).await
+                slack::deliver(self, &conn, d, dry_run, heartbeat).await
             }
             (Action::PostTeams { .. }, ConnectionKind::Teams) => {
                 teams::deliver(self, &conn, d, dry_run).await
@@ -272,6 +273,34 @@ impl Deliverer {
             _ => None,
         };
         (attempt, health)
+    }
+
+    /// Waits for the message's send-time slot in its channel and workspace
+    /// (taken in the store, so it holds for the whole cluster), right before
+    /// the request; `Err` with a retry, and nothing sent, if the slot cannot
+    /// be taken or the claim may have ended meanwhile.
+    async fn send_slot(&self, d: &Claimed, heartbeat: &Heartbeat) -> Result<(), Attempt> {
+        let Some(keys) = crate::store::claims::send_keys(d) else {
+            return Ok(());
+        };
+        loop {
+            match self.store.take_send_slot(&keys, self.rates).await {
+                Ok(None) => break,
+                Ok(Some(ms)) => tokio::time::sleep(Duration::from_millis(ms.max(1) as u64)).await,
+                Err(e) => {
+                    return Err(Attempt::retry(format!(
+                        "cannot take Slack's rate slot: {e}"
+                    )));
+                }
+            }
+        }
+        if heartbeat.held() {
+            Ok(())
+        } else {
+            Err(Attempt::retry(
+                "the claim may have ended while waiting for Slack's rate; not sending",
+            ))
+        }
     }
 
     /// Applies the retry schedule to an attempt.

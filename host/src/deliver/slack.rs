@@ -14,6 +14,7 @@
 //! posted again only if it is not there. A failed lookup is retried; it
 //! never turns a delivery into a dead letter by itself.
 
+use crate::heartbeat::Heartbeat;
 use serde_json::{Value, json};
 
 use super::{Attempt, Deliverer};
@@ -38,6 +39,7 @@ pub(super) async fn deliver(
     conn: &ConnectionRecord,
     d: &Claimed,
     dry_run: bool,
+    heartbeat: &Heartbeat,
 ) -> Attempt {
     let (target, text, blocks, thread_key) = match &d.action {
         Action::PostSlack {
@@ -90,6 +92,7 @@ pub(super) async fn deliver(
         token: &token,
         target,
         thread_key,
+        heartbeat,
     };
     let mut channel = match send.resolve().await {
         Ok(id) => id,
@@ -152,6 +155,7 @@ struct Send<'a> {
     token: &'a Secret,
     target: Target<'a>,
     thread_key: Option<&'a str>,
+    heartbeat: &'a Heartbeat,
 }
 
 impl Send<'_> {
@@ -225,6 +229,10 @@ impl Send<'_> {
                 Err(a) => return Err(Failure::Attempt(a)),
             }
         }
+        self.w
+            .send_slot(self.d, self.heartbeat)
+            .await
+            .map_err(Failure::Attempt)?;
         match self.client().write(CHAT_POST_MESSAGE, body).await {
             Ok(answer) => {
                 let ts = answer["ts"].as_str().unwrap_or_default().to_owned();

@@ -140,6 +140,19 @@ pub fn rate_keys(d: &Claimed) -> Option<RateKeys> {
     })
 }
 
+/// The rate keys checked again right before a message is sent: claiming
+/// paces what is taken up, but the time from claim to request varies (a
+/// thread lookup, a crash lookup after an uncertain attempt), so two
+/// messages claimed a gap apart could still reach Slack closer together.
+/// The send-time slots, kept apart from the claim-time ones, space the
+/// requests themselves.
+pub fn send_keys(d: &Claimed) -> Option<RateKeys> {
+    rate_keys(d).map(|k| RateKeys {
+        channel: format!("send:{}", k.channel),
+        workspace: format!("send:{}", k.workspace),
+    })
+}
+
 /// The generic cell rate algorithm over stored arrival times (ms since the
 /// epoch, 0 for a key never used): `Ok` with the new arrival times when a
 /// message may go at `now`, else `Err` with how long until it may.

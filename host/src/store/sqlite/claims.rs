@@ -10,8 +10,8 @@ use rusqlite::{OptionalExtension, Transaction, TransactionBehavior, params};
 use super::SqliteStore;
 use crate::store::claims::{admit, rate_keys};
 use crate::store::{
-    AttemptResult, Claim, Claimed, DeliveryRound, HealthChange, Outcome, RatePolicy, StoreResult,
-    from_json, now_ms,
+    AttemptResult, Claim, Claimed, DeliveryRound, HealthChange, Outcome, RateKeys, RatePolicy,
+    StoreResult, from_json, now_ms,
 };
 
 /// Candidates per round: the oldest deliveries still to send, by event then
@@ -90,6 +90,33 @@ impl SqliteStore {
                 params![claim.token, until],
             )?;
             Ok(events + lanes)
+        })
+        .map_err(|e| self.error(e))
+    }
+
+    /// See `Store::take_send_slot`. Unsynced: a rate slot lost to a power
+    /// cut costs nothing.
+    pub fn take_send_slot(&self, keys: &RateKeys, rates: RatePolicy) -> StoreResult<Option<i64>> {
+        self.with_unsynced(|conn| {
+            let tx = conn.transaction()?;
+            let mut tats = HashMap::new();
+            let now = now_ms();
+            let channel = tat(&tx, &mut tats, &keys.channel)?;
+            let workspace = tat(&tx, &mut tats, &keys.workspace)?;
+            let wait = match admit(&rates, channel, workspace, now) {
+                Ok((channel, workspace)) => {
+                    let mut put = tx.prepare_cached(
+                        "INSERT INTO rate_limits (key, tat_ms) VALUES (?1, ?2)
+                         ON CONFLICT (key) DO UPDATE SET tat_ms = excluded.tat_ms",
+                    )?;
+                    put.execute(params![keys.channel, channel])?;
+                    put.execute(params![keys.workspace, workspace])?;
+                    None
+                }
+                Err(ms) => Some(ms),
+            };
+            tx.commit()?;
+            Ok(wait)
         })
         .map_err(|e| self.error(e))
     }
