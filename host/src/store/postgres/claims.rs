@@ -3,10 +3,10 @@
 //! [`crate::store::claims`]; `sqlite/claims.rs` is the same on one server).
 //!
 //! A delivery round, in one transaction:
-//! 1. takes its turn (`pg_advisory_xact_lock`): rounds of all replicas run
-//!    one at a time, which costs milliseconds and means two rounds never
-//!    lease lanes in opposite orders (a deadlock) or admit from the same
-//!    rate slots;
+//! 1. takes its turn (`pg_advisory_xact_lock`, waiting at most 10 s): rounds
+//!    of all replicas run one at a time, which costs milliseconds and means
+//!    two rounds never lease lanes in opposite orders (a deadlock) or admit
+//!    from the same rate slots;
 //! 2. reads the database's clock once, the watermark (the oldest event not
 //!    yet dispatched: deliveries of later events wait, so a lane keeps the
 //!    events' order) and the oldest deliveries still to send;
@@ -24,7 +24,7 @@
 //! This module must never record a result without the token check, nor
 //! advance a rate for a delivery it did not claim.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use tokio_postgres::Row;
 
@@ -52,6 +52,21 @@ const LEASE: &str = "INSERT INTO lane_leases (lane, replica, token, until_ms)
      ON CONFLICT (lane) DO UPDATE SET replica = excluded.replica, token = excluded.token, until_ms = excluded.until_ms
      WHERE lane_leases.until_ms <= $5 OR lane_leases.token = excluded.token
      RETURNING lane";
+
+/// Sets connections' health. Rounds of several replicas report on the same
+/// connections: only rows that change are locked, in name order, so two
+/// rounds never lock them in opposite orders (a deadlock), and a healthy
+/// connection reported healthy again is not written at all.
+const SET_HEALTH: &str =
+    "WITH u AS (SELECT * FROM unnest($1::text[], $2::text[]) AS u(name, error)),
+     locked AS (
+       SELECT c.name FROM connections c JOIN u ON c.name = u.name
+       WHERE c.health_error IS DISTINCT FROM u.error
+       ORDER BY c.name
+       FOR UPDATE OF c
+     )
+     UPDATE connections SET health_error = u.error FROM u, locked
+     WHERE connections.name = u.name AND connections.name = locked.name";
 
 /// One candidate delivery.
 struct Candidate {
@@ -174,8 +189,12 @@ impl PgStore {
         self.run(async {
             let mut client = self.client().await?;
             let tx = client.transaction().await?;
-            tx.execute("SELECT pg_advisory_xact_lock($1)", &[&DELIVERY_ROUND_LOCK])
-                .await?;
+            // A round that cannot get its turn in time fails (and is tried
+            // again) rather than queueing behind a stuck one indefinitely.
+            tx.batch_execute(&format!(
+                "SET LOCAL lock_timeout = '10s'; SELECT pg_advisory_xact_lock({DELIVERY_ROUND_LOCK})"
+            ))
+            .await?;
             let now: i64 = tx
                 .query_one(&format!("SELECT {DB_NOW}"), &[])
                 .await?
@@ -354,10 +373,19 @@ impl PgStore {
             for a in attempts {
                 recorded += record_attempt(&tx, claim, a).await? as usize;
             }
-            for h in health {
+            if !health.is_empty() {
+                // The last word per connection, applied in one statement.
+                let last: BTreeMap<&str, Option<&str>> = health
+                    .iter()
+                    .map(|h| (h.connection.as_str(), h.error.as_deref()))
+                    .collect();
+                let stmt = tx.prepare_cached(SET_HEALTH).await?;
                 tx.execute(
-                    "UPDATE connections SET health_error = $2 WHERE name = $1",
-                    &[&h.connection, &h.error],
+                    &stmt,
+                    &[
+                        &last.keys().copied().collect::<Vec<_>>(),
+                        &last.values().copied().collect::<Vec<_>>(),
+                    ],
                 )
                 .await?;
             }
@@ -637,16 +665,32 @@ mod tests {
                 .unwrap(),
             0
         );
-        let health = [crate::store::HealthChange {
+        let acme = crate::store::ConnectionRecord::new(
+            "acme",
+            crate::store::ConnectionKind::Slack,
+            "https://slack",
+        );
+        store.add_connection(&acme).await.unwrap();
+        store
+            .set_connection_health("acme", Some("refused"))
+            .await
+            .unwrap();
+        let change = |error: Option<&str>| crate::store::HealthChange {
             connection: "acme".into(),
-            error: None,
-        }];
+            error: error.map(str::to_owned),
+        };
+        // The last word counts.
+        let health = [change(Some("token revoked")), change(None)];
         assert_eq!(
             store
                 .finish_attempts(&c, &[sent(d1), sent(d2)], &health)
                 .await
                 .unwrap(),
             2
+        );
+        assert_eq!(
+            store.connection("acme").await.unwrap().unwrap().health,
+            None
         );
         assert_eq!(store.attempts(d2).await.unwrap().len(), 1);
         assert_eq!(store.first_attempt_at(d2).await.unwrap(), Some(1));

@@ -32,6 +32,7 @@ pub mod ingest;
 mod listen;
 mod outbox;
 mod plugins;
+mod send_slots;
 
 use std::future::Future;
 use std::str::FromStr;
@@ -59,6 +60,15 @@ const MIGRATION_LOCK: i64 = 0x7061_6765_686f_6f6b;
 /// take turns (a round lasts milliseconds), so two rounds never lease lanes
 /// in opposite orders (a deadlock) nor read the same rate slots.
 const DELIVERY_ROUND_LOCK: i64 = MIGRATION_LOCK + 1;
+
+/// Every pooled connection's settings. `synchronous_commit = on`: a commit
+/// returns once it is durable, so an acknowledged webhook survives a crash
+/// of the database server. An idle-in-transaction timeout: a replica that
+/// hangs or is cut off in the middle of a transaction must not keep its
+/// locks (a delivery round's turn, rate rows, lanes) for as long as TCP
+/// takes to notice; no transaction here waits for anything but the database.
+const SESSION: &str =
+    "SET synchronous_commit = on; SET idle_in_transaction_session_timeout = '60s'";
 
 /// The database's clock in milliseconds since the epoch. Leases use it, not
 /// the replicas' clocks, which may disagree.
@@ -162,7 +172,7 @@ impl PgStore {
             .post_create(Hook::async_fn(|client, _| {
                 Box::pin(async move {
                     client
-                        .batch_execute("SET synchronous_commit = on")
+                        .batch_execute(SESSION)
                         .await
                         .map_err(HookError::Backend)
                 })
@@ -535,6 +545,18 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(row.get::<_, String>(0), "on");
+        let timeout: String = store
+            .client()
+            .await
+            .unwrap()
+            .query_one(
+                "SELECT current_setting('idle_in_transaction_session_timeout')",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(timeout, "1min");
         assert_eq!(row.get::<_, String>(1), "pagehook");
     }
 
@@ -567,6 +589,25 @@ mod tests {
             err.contains("environment variable PAGEHOOK_TEST_SURELY_UNSET_PG_PASSWORD is not set"),
             "{err}"
         );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_unreachable_database_is_named_in_the_error() {
+        let cfg = PostgresConfig {
+            url: "postgres://pagehook@127.0.0.1:1/nothing".into(),
+            password: Some(crate::secret::SecretSource::Value("pw-never-shown".into())),
+            max_connections: 2,
+        };
+        let err = PgStore::connect(&cfg)
+            .await
+            .err()
+            .expect("refused")
+            .to_string();
+        assert!(
+            err.starts_with("database postgres://pagehook@127.0.0.1:1/nothing: "),
+            "{err}"
+        );
+        assert!(!err.contains("pw-never-shown"), "{err}");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -67,8 +67,20 @@ fn breaker_steps<'a>(calls: impl IntoIterator<Item = &'a PluginCall>) -> Vec<Bre
     steps
 }
 
-/// Applies [`BreakerStep`]s: `base` is the count the failures add to.
-const APPLY_BREAKERS: &str = "UPDATE plugins SET
+/// Applies [`BreakerStep`]s. Only plugins whose row changes are locked, in
+/// name order: dispatch rounds of several replicas touch the same plugin
+/// rows and must not lock them in opposite orders (a deadlock); the common
+/// case, a success on a healthy plugin, locks and writes nothing.
+const APPLY_BREAKERS: &str = "WITH u AS (
+       SELECT * FROM unnest($1::text[], $2::bool[], $3::bigint[], $4::text[]) AS u(name, reset, failed, error)
+     ),
+     locked AS (
+       SELECT p.name FROM plugins p JOIN u ON p.name = u.name
+       WHERE u.failed > 0 OR p.failures <> 0 OR p.breaker_until IS NOT NULL OR p.breaker_error IS NOT NULL
+       ORDER BY p.name
+       FOR UPDATE OF p
+     )
+     UPDATE plugins SET
        failures = (CASE WHEN u.reset THEN 0 ELSE plugins.failures END) + u.failed,
        breaker_until = CASE
          WHEN u.failed > 0 AND (CASE WHEN u.reset THEN 0 ELSE plugins.failures END) + u.failed >= $5 THEN $6
@@ -76,8 +88,8 @@ const APPLY_BREAKERS: &str = "UPDATE plugins SET
        breaker_error = CASE
          WHEN u.failed > 0 AND (CASE WHEN u.reset THEN 0 ELSE plugins.failures END) + u.failed >= $5 THEN u.error
          WHEN u.reset THEN NULL ELSE plugins.breaker_error END
-     FROM unnest($1::text[], $2::bool[], $3::bigint[], $4::text[]) AS u(name, reset, failed, error)
-     WHERE plugins.name = u.name";
+     FROM u, locked
+     WHERE plugins.name = u.name AND plugins.name = locked.name";
 
 fn delivery(r: &Row) -> PgResult<DeliveryRecord> {
     let action: String = r.try_get(6)?;
