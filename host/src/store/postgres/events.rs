@@ -10,7 +10,7 @@
 
 use tokio_postgres::Row;
 
-use super::{DB_NOW, PgResult, PgStore, count};
+use super::{DB_NOW, PgResult, PgStore, count, sql_limit};
 use crate::store::{
     Claim, EventCount, EventRecord, EventStatus, StoreError, StoreResult, from_json, now_ms,
 };
@@ -75,7 +75,7 @@ impl PgStore {
                     &format!(
                         "SELECT {COLUMNS} FROM events WHERE $1::text IS NULL OR status = $1::text ORDER BY id DESC LIMIT $2"
                     ),
-                    &[&status.map(EventStatus::as_str), &(limit as i64)],
+                    &[&status.map(EventStatus::as_str), &sql_limit(limit)],
                 )
                 .await?;
             rows.iter().map(decode).collect()
@@ -136,7 +136,7 @@ impl PgStore {
             let rows = client
                 .query(
                     &stmt,
-                    &[&claim.token, &claim.replica, &(limit as i64), &claim.lease_ms],
+                    &[&claim.token, &claim.replica, &sql_limit(limit), &claim.lease_ms],
                 )
                 .await?;
             let mut events = rows.iter().map(decode).collect::<PgResult<Vec<_>>>()?;

@@ -2,7 +2,7 @@
 //! it is committed, and concurrent webhooks share one commit.
 //!
 //! One writer task takes every insert waiting in its queue (up to
-//! [`MAX_BATCH`]) and stores them with one statement: an `INSERT ... ON
+//! `MAX_BATCH`) and stores them with one statement: an `INSERT ... ON
 //! CONFLICT (key) DO NOTHING` over arrays, which is its own transaction and
 //! is committed with `synchronous_commit = on` (the pool sets it) before the
 //! driver returns, so an acknowledged event survives a crash of the database
@@ -15,10 +15,10 @@
 //!
 //! What it must never do: acknowledge an event that is not committed, or
 //! put the database's URL or password into a webhook's answer. When a batch
-//! fails nothing of it was stored; every caller is refused with
-//! [`REFUSAL`] (Confluence sends it again) and the next batch simply tries
-//! again on a connection the pool checks first, so ingest resumes by itself
-//! once the database is back.
+//! fails nothing of it was stored: every caller is answered with one fixed
+//! refusal (Confluence sends the event again; the real error goes to the
+//! log) and the next batch simply tries again on a connection the pool
+//! checks first, so ingest resumes by itself once the database is back.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;

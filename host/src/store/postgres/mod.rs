@@ -5,14 +5,16 @@
 //! loses nothing. Everything the replicas must agree on is decided by the
 //! database: deduplication by the event key's unique index, claims with
 //! `FOR UPDATE SKIP LOCKED` and leases by the database's clock (see
-//! [`claims`]), Slack's rate state in rows locked by the round that uses
+//! `events.rs` and `claims.rs`), Slack's rate state in rows locked by the round that uses
 //! them, wake-ups through `LISTEN`/`NOTIFY` (see [`PgStore::listen`]).
 //!
 //! Connections come from a pool (deadpool-postgres) that checks each one
 //! with a trivial query before handing it out, so a connection the server
 //! closed (a restart, `pg_terminate_backend`) is replaced instead of failing
-//! the next call. Every connection runs with `synchronous_commit = on`: a
-//! committed webhook survives a crash of the database server too.
+//! the next call. Every connection runs with `synchronous_commit = on` (a
+//! committed webhook survives a crash of the database server too) and an
+//! idle-in-transaction timeout (a replica cut off mid-transaction does not
+//! keep its locks).
 //!
 //! No TLS yet: the database is reached with `NoTls`, meant for loopback or a
 //! private network next to Confluence. A remote database needs a TLS
@@ -455,6 +457,11 @@ fn describe_url(url: &str) -> String {
         }
     }
     out
+}
+
+/// A row limit as SQL takes it (`LIMIT` is a bigint; a negative one is an error).
+pub(super) fn sql_limit(n: usize) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
 }
 
 /// Reads an `i64` counter as the `u32` the records carry.

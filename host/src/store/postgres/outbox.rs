@@ -11,7 +11,7 @@ use std::collections::{HashMap, HashSet};
 
 use tokio_postgres::Row;
 
-use super::{PgResult, PgStore, count};
+use super::{PgResult, PgStore, count, sql_limit};
 use crate::store::{
     AuditRecord, BreakerPolicy, Claim, DeliveryRecord, DeliveryStatus, Dispatched, FailureRecord,
     NewDelivery, PluginCall, StoreError, StoreResult, from_json, json, now_ms,
@@ -385,7 +385,7 @@ impl PgStore {
                     "SELECT id, event_id, binding_id, plugin, kind, destination, action, dry_run, status, attempts, last_error, created_at, result
                      FROM deliveries WHERE ($1::text IS NULL OR status = $1::text) AND ($3::bigint IS NULL OR event_id = $3::bigint)
                      ORDER BY id DESC LIMIT $2",
-                    &[&status, &(limit as i64), &event_id],
+                    &[&status, &sql_limit(limit), &event_id],
                 )
                 .await?;
             rows.iter().map(delivery).collect()
@@ -406,7 +406,7 @@ impl PgStore {
                 .query(
                     "SELECT at, event_id, binding_id, plugin, sha256, kind, destination, verdict, reason
                      FROM audit WHERE $1::bigint IS NULL OR event_id = $1::bigint ORDER BY id DESC LIMIT $2",
-                    &[&event_id, &(limit as i64)],
+                    &[&event_id, &sql_limit(limit)],
                 )
                 .await?;
             rows.iter()
@@ -456,7 +456,7 @@ impl PgStore {
                     "SELECT at, event_id, binding_id, plugin, code, message, log
                      FROM failures WHERE ($1::text IS NULL OR plugin = $1::text) AND ($3::bigint IS NULL OR event_id = $3::bigint)
                      ORDER BY id DESC LIMIT $2",
-                    &[&plugin, &(limit as i64), &event_id],
+                    &[&plugin, &sql_limit(limit), &event_id],
                 )
                 .await?;
             rows.iter().map(failure).collect()
