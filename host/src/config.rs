@@ -136,10 +136,17 @@ impl StoreConfig {
             .split_once("://")
             .map(|(_, rest)| rest.split(['/', '?']).next().unwrap_or_default())
             .unwrap_or_default();
-        if authority
+        let query = url.split_once('?').map(|(_, q)| q).unwrap_or_default();
+        let password_option = query.split('&').any(|option| {
+            option
+                .split('=')
+                .next()
+                .is_some_and(|k| k.eq_ignore_ascii_case("password"))
+        });
+        let password_in_authority = authority
             .rsplit_once('@')
-            .is_some_and(|(user, _)| user.contains(':'))
-        {
+            .is_some_and(|(user, _)| user.contains(':'));
+        if password_option || password_in_authority {
             return Err(
                 "[store] database carries a password in its URL; give the URL without it and the password as a secret reference: password = { env = \"PAGEHOOK_DATABASE_PASSWORD\" } (or { file = \"...\" })"
                     .to_owned(),
@@ -397,6 +404,16 @@ mod tests {
         assert_eq!(
             config.store.location().unwrap(),
             Database::Sqlite(dir.path().join("data/p.db"))
+        );
+        std::fs::write(
+            &path,
+            "[store]\ndatabase = \"postgres://p@db/p?sslmode=disable&password=hunter2\"\n",
+        )
+        .unwrap();
+        let err = Config::load(Some(&path)).unwrap_err().to_string();
+        assert!(
+            err.contains("secret reference") && !err.contains("hunter2"),
+            "{err}"
         );
         std::fs::write(&path, "[store]\ndatabase = \"mysql://db/p\"\n").unwrap();
         let err = Config::load(Some(&path)).unwrap_err().to_string();
