@@ -28,7 +28,7 @@ test: setup postgres plugins polyglot lint
 
 ## bench: the four benches (component load, dispatch sandbox vs native, ingest vs bare axum with memory, end to end to a fake Slack); see docs/benchmarks.md
 bench: setup postgres plugins polyglot
-	$(CARGO) bench --locked -p pagehook --bench component_load --bench dispatch --bench ingest --bench end_to_end
+	$(CARGO) bench --locked -p pagehook --bench component_load --bench dispatch --bench ingest --bench end_to_end --bench cluster
 
 ## build: release binary target/release/pagehook and every plugin under target/plugins/
 build: setup plugins
