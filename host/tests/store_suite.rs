@@ -15,7 +15,7 @@ use pagehook::store::ingest::Ingest;
 use pagehook::store::{
     AttemptResult, BreakerPolicy, Claim, ConnectionKind, ConnectionRecord, DeliveryStatus,
     Dispatched, EventStatus, NewBinding, NewDelivery, NewEvent, Outcome, PluginCall, PluginRecord,
-    RateKeys, RatePolicy, Scope, Store, StoreError,
+    RateKeys, RatePolicy, Scope, SendSlot, Store, StoreError,
 };
 use pagehook_fakes::postgres::TestPostgres;
 use tokio::sync::Notify;
@@ -213,6 +213,7 @@ fn sent(id: i64, ts: &str) -> AttemptResult {
             thread: None,
         },
         latency_ms: 3,
+        sent_at: Some(2),
     }
 }
 
@@ -457,13 +458,23 @@ suite! {
             workspace: "send:slack-workspace:acme".into(),
         };
         let rates = RatePolicy::per_second(5.0, 1000.0);
-        assert_eq!(store.take_send_slot(&keys, rates).await.unwrap(), None);
-        let wait = store.take_send_slot(&keys, rates).await.unwrap().expect("the second waits");
+        let SendSlot::Granted { at: first } = store.take_send_slot(&keys, rates).await.unwrap() else {
+            panic!("the first goes now");
+        };
+        let SendSlot::Wait { ms: wait } = store.take_send_slot(&keys, rates).await.unwrap() else {
+            panic!("the second waits");
+        };
         assert!((100..=200).contains(&wait), "{wait}");
         let other = RateKeys { channel: "send:slack-channel:acme/#ops".into(), ..keys.clone() };
-        assert_eq!(store.take_send_slot(&other, rates).await.unwrap(), None, "another channel goes now");
+        assert!(
+            matches!(store.take_send_slot(&other, rates).await.unwrap(), SendSlot::Granted { .. }),
+            "another channel goes now"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(wait as u64 + 10)).await;
-        assert_eq!(store.take_send_slot(&keys, rates).await.unwrap(), None);
+        let SendSlot::Granted { at: second } = store.take_send_slot(&keys, rates).await.unwrap() else {
+            panic!("its turn has come");
+        };
+        assert!(second - first >= 200, "a gap apart by the store's clock: {}", second - first);
     }
 
     async fn retries_wait_and_dead_letters_can_be_replayed(store: &Store) {
@@ -474,11 +485,11 @@ suite! {
         let later = pagehook::store::now_ms() + 60_000;
         let results = [
             AttemptResult {
-                delivery_id: retried, started_at: 1, latency_ms: 1,
+                delivery_id: retried, started_at: 1, latency_ms: 1, sent_at: None,
                 outcome: Outcome::Retry { error: "500".into(), at: later, uncertain: true },
             },
             AttemptResult {
-                delivery_id: dead, started_at: 1, latency_ms: 1,
+                delivery_id: dead, started_at: 1, latency_ms: 1, sent_at: None,
                 outcome: Outcome::Dead { error: "channel_not_found".into() },
             },
         ];
@@ -503,7 +514,7 @@ suite! {
         let c = Claim::new("r", 60_000);
         let d = store.claim_deliveries(&c, fast(), 32).await.unwrap().claimed.remove(0);
         store.finish_attempts(&c, &[AttemptResult {
-            delivery_id: d.id, started_at: 5, latency_ms: 1,
+            delivery_id: d.id, started_at: 5, latency_ms: 1, sent_at: Some(6),
             outcome: Outcome::Sent { result: "1.0001".into(), thread: Some(pagehook::store::SlackThread {
                 connection: "acme".into(), channel: "C1".into(), key: "page-1".into(), ts: "1.0001".into(),
             }) },

@@ -22,6 +22,7 @@ mod teams;
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio::sync::{Notify, watch};
@@ -33,7 +34,7 @@ use crate::model::Action;
 use crate::slack::directory::{Directory, DirectoryOptions};
 use crate::store::{
     AttemptResult, Claim, Claimed, ConnectionKind, ConnectionRecord, HealthChange, Outcome,
-    RatePolicy, SlackThread, Store, now_ms,
+    RatePolicy, SendSlot, SlackThread, Store, now_ms,
 };
 
 /// Deliveries sent at the same time (each from a different lane).
@@ -77,6 +78,13 @@ impl Attempt {
             uncertain: false,
         }
     }
+}
+
+/// One attempt's link to its round: the claim's heartbeat, and where the
+/// attempt notes the moment its request left (its send-time slot).
+pub(crate) struct Turn<'a> {
+    heartbeat: &'a Heartbeat,
+    sent_at: &'a AtomicI64,
 }
 
 /// The delivery worker.
@@ -208,7 +216,12 @@ impl Deliverer {
         }
         let started = now_ms();
         let clock = Instant::now();
-        let (attempt, health) = self.attempt(d, connections, heartbeat).await;
+        let sent_at = AtomicI64::new(0);
+        let turn = Turn {
+            heartbeat,
+            sent_at: &sent_at,
+        };
+        let (attempt, health) = self.attempt(d, connections, &turn).await;
         let outcome = self.outcome(d, attempt);
         match &outcome {
             Outcome::Sent { .. } => {
@@ -226,6 +239,7 @@ impl Deliverer {
                 started_at: started,
                 outcome,
                 latency_ms: clock.elapsed().as_millis() as i64,
+                sent_at: Some(sent_at.load(Ordering::Relaxed)).filter(|at| *at != 0),
             },
             health,
         ))
@@ -237,7 +251,7 @@ impl Deliverer {
         &self,
         d: &Claimed,
         connections: &[ConnectionRecord],
-        heartbeat: &Heartbeat,
+        turn: &Turn<'_>,
     ) -> (Attempt, Option<HealthChange>) {
         let conn = match connection_for(d, connections) {
             Ok(c) => c,
@@ -246,7 +260,7 @@ impl Deliverer {
         let dry_run = d.dry_run || conn.dry_run;
         let attempt = match (&d.action, conn.kind) {
             (Action::PostSlack { .. } | Action::DmSlack { .. }, ConnectionKind::Slack) => {
-                slack::deliver(self, &conn, d, dry_run, heartbeat).await
+                slack::deliver(self, &conn, d, dry_run, turn).await
             }
             (Action::PostTeams { .. }, ConnectionKind::Teams) => {
                 teams::deliver(self, &conn, d, dry_run).await
@@ -279,14 +293,19 @@ impl Deliverer {
     /// (taken in the store, so it holds for the whole cluster), right before
     /// the request; `Err` with a retry, and nothing sent, if the slot cannot
     /// be taken or the claim may have ended meanwhile.
-    async fn send_slot(&self, d: &Claimed, heartbeat: &Heartbeat) -> Result<(), Attempt> {
+    async fn send_slot(&self, d: &Claimed, turn: &Turn<'_>) -> Result<(), Attempt> {
         let Some(keys) = crate::store::claims::send_keys(d) else {
             return Ok(());
         };
         loop {
             match self.store.take_send_slot(&keys, self.rates).await {
-                Ok(None) => break,
-                Ok(Some(ms)) => tokio::time::sleep(Duration::from_millis(ms.max(1) as u64)).await,
+                Ok(SendSlot::Granted { at }) => {
+                    turn.sent_at.store(at, Ordering::Relaxed);
+                    break;
+                }
+                Ok(SendSlot::Wait { ms }) => {
+                    tokio::time::sleep(Duration::from_millis(ms.max(1) as u64)).await
+                }
                 Err(e) => {
                     return Err(Attempt::retry(format!(
                         "cannot take Slack's rate slot: {e}"
@@ -294,7 +313,7 @@ impl Deliverer {
                 }
             }
         }
-        if heartbeat.held() {
+        if turn.heartbeat.held() {
             Ok(())
         } else {
             Err(Attempt::retry(

@@ -14,10 +14,9 @@
 //! posted again only if it is not there. A failed lookup is retried; it
 //! never turns a delivery into a dead letter by itself.
 
-use crate::heartbeat::Heartbeat;
 use serde_json::{Value, json};
 
-use super::{Attempt, Deliverer};
+use super::{Attempt, Deliverer, Turn};
 use crate::destination::split_workspace;
 use crate::model::Action;
 use crate::secret::Secret;
@@ -39,7 +38,7 @@ pub(super) async fn deliver(
     conn: &ConnectionRecord,
     d: &Claimed,
     dry_run: bool,
-    heartbeat: &Heartbeat,
+    turn: &Turn<'_>,
 ) -> Attempt {
     let (target, text, blocks, thread_key) = match &d.action {
         Action::PostSlack {
@@ -92,7 +91,7 @@ pub(super) async fn deliver(
         token: &token,
         target,
         thread_key,
-        heartbeat,
+        turn,
     };
     let mut channel = match send.resolve().await {
         Ok(id) => id,
@@ -155,7 +154,7 @@ struct Send<'a> {
     token: &'a Secret,
     target: Target<'a>,
     thread_key: Option<&'a str>,
-    heartbeat: &'a Heartbeat,
+    turn: &'a Turn<'a>,
 }
 
 impl Send<'_> {
@@ -230,7 +229,7 @@ impl Send<'_> {
             }
         }
         self.w
-            .send_slot(self.d, self.heartbeat)
+            .send_slot(self.d, self.turn)
             .await
             .map_err(Failure::Attempt)?;
         match self.client().write(CHAT_POST_MESSAGE, body).await {

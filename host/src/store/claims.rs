@@ -153,6 +153,22 @@ pub fn send_keys(d: &Claimed) -> Option<RateKeys> {
     })
 }
 
+/// What asking for a send-time slot came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SendSlot {
+    /// Taken: the message may go now; `at` is the slot's time (ms, the
+    /// store's clock), recorded with the attempt.
+    Granted {
+        /// The slot's time.
+        at: i64,
+    },
+    /// Not yet: nothing was taken; ask again in this many ms.
+    Wait {
+        /// How long until the slot is due.
+        ms: i64,
+    },
+}
+
 /// The generic cell rate algorithm over stored arrival times (ms since the
 /// epoch, 0 for a key never used): `Ok` with the new arrival times when a
 /// message may go at `now`, else `Err` with how long until it may.

@@ -93,6 +93,9 @@ pub struct AttemptRecord {
     pub error: Option<String>,
     /// How long it took.
     pub latency_ms: i64,
+    /// When its request left, at its send-time rate slot (ms, the store's
+    /// clock; Slack messages only).
+    pub sent_at: Option<i64>,
 }
 
 /// What one attempt at a claimed delivery came to, to be recorded.
@@ -106,6 +109,9 @@ pub struct AttemptResult {
     pub outcome: Outcome,
     /// How long it took (ms).
     pub latency_ms: i64,
+    /// When its request left, at its send-time rate slot (ms, the store's
+    /// clock); `None` if it never reached the point of sending.
+    pub sent_at: Option<i64>,
 }
 
 /// A connection's health as an attempt showed it: the refusal that marks

@@ -33,7 +33,7 @@ use std::sync::Arc;
 use tokio::sync::Notify;
 
 pub use bindings::{Binding, NewBinding, Scope};
-pub use claims::{Claim, DeliveryRound, RateKeys, RatePolicy};
+pub use claims::{Claim, DeliveryRound, RateKeys, RatePolicy, SendSlot};
 pub use connections::{ConnectionKind, ConnectionRecord, TokenExpiry, redacted_url};
 pub use delivery::{AttemptRecord, AttemptResult, Claimed, HealthChange, Outcome, SlackThread};
 pub use events::{EventCount, EventRecord, EventStatus, NewEvent};
@@ -380,8 +380,8 @@ forward! {
     fn release_stale_claims(&self) -> usize;
     /// Takes the next send-time slot of a message's channel and workspace
     /// (see `claims::send_keys`) if it is due; otherwise takes nothing and
-    /// says how long until it is (ms).
-    fn take_send_slot(&self, keys: &RateKeys => owned_ref, by_ref, rates: RatePolicy => copied, copied) -> Option<i64>;
+    /// says how long until it is.
+    fn take_send_slot(&self, keys: &RateKeys => owned_ref, by_ref, rates: RatePolicy => copied, copied) -> SendSlot;
     /// Every attempt of one delivery, oldest first.
     fn attempts(&self, delivery_id: i64 => copied, copied) -> Vec<AttemptRecord>;
     /// When a delivery's first attempt started (ms).

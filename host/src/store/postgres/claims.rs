@@ -28,7 +28,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use tokio_postgres::Row;
 
-use super::{DB_NOW, DELIVERY_ROUND_LOCK, PgResult, PgStore, count};
+use super::{ASYNC_COMMIT, DB_NOW, DELIVERY_ROUND_LOCK, PgResult, PgStore, count};
 use crate::model::Action;
 use crate::store::claims::{RateKeys, admit, rate_keys};
 use crate::store::{
@@ -365,6 +365,7 @@ impl PgStore {
         self.run(async {
             let mut client = self.client().await?;
             let tx = client.transaction().await?;
+            tx.batch_execute(ASYNC_COMMIT).await?;
             // Leases first: a round taking a lane over locks its lease, then
             // its delivery; the same order here cannot deadlock with it.
             tx.execute("DELETE FROM lane_leases WHERE token = $1", &[&claim.token])
@@ -427,6 +428,7 @@ impl PgStore {
         self.run(async {
             let mut client = self.client().await?;
             let tx = client.transaction().await?;
+            tx.batch_execute(ASYNC_COMMIT).await?;
             tx.execute("DELETE FROM lane_leases WHERE token = $1", &[&claim.token])
                 .await?;
             tx.execute(
@@ -532,11 +534,21 @@ async fn record_attempt(
     }
     let stmt = tx
         .prepare_cached(
-            "INSERT INTO attempts (delivery_id, at, outcome, error, latency_ms) VALUES ($1, $2, $3, $4, $5)",
+            "INSERT INTO attempts (delivery_id, at, outcome, error, latency_ms, sent_at) VALUES ($1, $2, $3, $4, $5, $6)",
         )
         .await?;
-    tx.execute(&stmt, &[&id, &a.started_at, &label, &error, &a.latency_ms])
-        .await?;
+    tx.execute(
+        &stmt,
+        &[
+            &id,
+            &a.started_at,
+            &label,
+            &error,
+            &a.latency_ms,
+            &a.sent_at,
+        ],
+    )
+    .await?;
     Ok(true)
 }
 
@@ -585,6 +597,7 @@ mod tests {
                 thread: None,
             },
             latency_ms: 2,
+            sent_at: None,
         }
     }
 

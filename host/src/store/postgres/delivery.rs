@@ -14,7 +14,7 @@ impl PgStore {
                 .client()
                 .await?
                 .query(
-                    "SELECT at, outcome, error, latency_ms FROM attempts WHERE delivery_id = $1 ORDER BY id",
+                    "SELECT at, outcome, error, latency_ms, sent_at FROM attempts WHERE delivery_id = $1 ORDER BY id",
                     &[&delivery_id],
                 )
                 .await?;
@@ -25,6 +25,7 @@ impl PgStore {
                         outcome: r.try_get(1)?,
                         error: r.try_get(2)?,
                         latency_ms: r.try_get(3)?,
+                        sent_at: r.try_get(4)?,
                     })
                 })
                 .collect()

@@ -11,7 +11,7 @@ use std::collections::{HashMap, HashSet};
 
 use tokio_postgres::Row;
 
-use super::{PgResult, PgStore, count, sql_limit};
+use super::{ASYNC_COMMIT, PgResult, PgStore, count, sql_limit};
 use crate::store::{
     AuditRecord, BreakerPolicy, Claim, DeliveryRecord, DeliveryStatus, Dispatched, FailureRecord,
     NewDelivery, PluginCall, StoreError, StoreResult, from_json, json, now_ms,
@@ -233,6 +233,7 @@ impl PgStore {
         self.run(async {
             let mut client = self.client().await?;
             let tx = client.transaction().await?;
+            tx.batch_execute(ASYNC_COMMIT).await?;
             let ids: Vec<i64> = batch.iter().map(|d| d.event_id).collect();
             let events: Vec<String> = batch.iter().map(|d| json(&d.event)).collect();
             let mark = tx

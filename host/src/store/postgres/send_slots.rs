@@ -6,9 +6,9 @@
 //! clock and advances them only if the message may go now. It must never
 //! advance a slot for a message that is not about to be sent.
 
-use super::{DB_NOW, PgStore};
+use super::{ASYNC_COMMIT, DB_NOW, PgStore};
 use crate::store::claims::admit;
-use crate::store::{RateKeys, RatePolicy, StoreResult};
+use crate::store::{RateKeys, RatePolicy, SendSlot, StoreResult};
 
 impl PgStore {
     /// See `Store::take_send_slot`.
@@ -16,10 +16,11 @@ impl PgStore {
         &self,
         keys: &RateKeys,
         rates: RatePolicy,
-    ) -> StoreResult<Option<i64>> {
+    ) -> StoreResult<SendSlot> {
         self.run(async {
             let mut client = self.client().await?;
             let tx = client.transaction().await?;
+            tx.batch_execute(ASYNC_COMMIT).await?;
             let mut sorted = [keys.channel.as_str(), keys.workspace.as_str()];
             sorted.sort_unstable();
             let sorted = sorted.to_vec();
@@ -64,9 +65,9 @@ impl PgStore {
                         ],
                     )
                     .await?;
-                    None
+                    SendSlot::Granted { at: now }
                 }
-                Err(ms) => Some(ms),
+                Err(ms) => SendSlot::Wait { ms },
             };
             tx.commit().await?;
             Ok(wait)
@@ -92,10 +93,19 @@ mod tests {
             store.take_send_slot(&keys, rates),
             store.take_send_slot(&keys, rates)
         );
-        let mut results = [a.unwrap(), b.unwrap()];
-        results.sort();
-        assert_eq!(results[0], None, "one of them goes");
-        let wait = results[1].expect("the other waits");
+        let results = [a.unwrap(), b.unwrap()];
+        let granted = results
+            .iter()
+            .filter(|r| matches!(r, SendSlot::Granted { .. }))
+            .count();
+        assert_eq!(granted, 1, "one of them goes: {results:?}");
+        let wait = results
+            .iter()
+            .find_map(|r| match r {
+                SendSlot::Wait { ms } => Some(*ms),
+                SendSlot::Granted { .. } => None,
+            })
+            .expect("the other waits");
         assert!(
             (100..=250).contains(&wait),
             "about the channel's gap: {wait}"
@@ -104,6 +114,9 @@ mod tests {
             channel: "send:slack-channel:acme/#ops".into(),
             workspace: keys.workspace.clone(),
         };
-        assert_eq!(store.take_send_slot(&other, rates).await.unwrap(), None);
+        assert!(matches!(
+            store.take_send_slot(&other, rates).await.unwrap(),
+            SendSlot::Granted { .. }
+        ));
     }
 }

@@ -11,7 +11,7 @@ use super::SqliteStore;
 use crate::store::claims::{admit, rate_keys};
 use crate::store::{
     AttemptResult, Claim, Claimed, DeliveryRound, HealthChange, Outcome, RateKeys, RatePolicy,
-    StoreResult, from_json, now_ms,
+    SendSlot, StoreResult, from_json, now_ms,
 };
 
 /// Candidates per round: the oldest deliveries still to send, by event then
@@ -96,7 +96,7 @@ impl SqliteStore {
 
     /// See `Store::take_send_slot`. Unsynced: a rate slot lost to a power
     /// cut costs nothing.
-    pub fn take_send_slot(&self, keys: &RateKeys, rates: RatePolicy) -> StoreResult<Option<i64>> {
+    pub fn take_send_slot(&self, keys: &RateKeys, rates: RatePolicy) -> StoreResult<SendSlot> {
         self.with_unsynced(|conn| {
             let tx = conn.transaction()?;
             let mut tats = HashMap::new();
@@ -111,9 +111,9 @@ impl SqliteStore {
                     )?;
                     put.execute(params![keys.channel, channel])?;
                     put.execute(params![keys.workspace, workspace])?;
-                    None
+                    SendSlot::Granted { at: now }
                 }
-                Err(ms) => Some(ms),
+                Err(ms) => SendSlot::Wait { ms },
             };
             tx.commit()?;
             Ok(wait)
@@ -361,8 +361,8 @@ fn record_attempt(
         return Ok(false);
     }
     tx.prepare_cached(
-        "INSERT INTO attempts (delivery_id, at, outcome, error, latency_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
+        "INSERT INTO attempts (delivery_id, at, outcome, error, latency_ms, sent_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     )?
-    .execute(params![id, a.started_at, label, error, a.latency_ms])?;
+    .execute(params![id, a.started_at, label, error, a.latency_ms, a.sent_at])?;
     Ok(true)
 }

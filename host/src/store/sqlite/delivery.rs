@@ -8,7 +8,7 @@ impl SqliteStore {
     pub fn attempts(&self, delivery_id: i64) -> StoreResult<Vec<AttemptRecord>> {
         self.with(|conn| {
             let mut stmt = conn.prepare(
-                "SELECT at, outcome, error, latency_ms FROM attempts WHERE delivery_id = ?1 ORDER BY id",
+                "SELECT at, outcome, error, latency_ms, sent_at FROM attempts WHERE delivery_id = ?1 ORDER BY id",
             )?;
             stmt.query_map([delivery_id], |r| {
                 Ok(AttemptRecord {
@@ -16,6 +16,7 @@ impl SqliteStore {
                     outcome: r.get(1)?,
                     error: r.get(2)?,
                     latency_ms: r.get(3)?,
+                    sent_at: r.get(4)?,
                 })
             })?
             .collect()
