@@ -47,6 +47,8 @@ const CONNECTIONS: usize = 64;
 const WARMUP: Duration = Duration::from_secs(1);
 /// Offered webhooks per second end to end.
 const E2E_RATE: u64 = 500;
+/// Channels of the second end-to-end measure.
+const E2E_CHANNELS: usize = 16;
 /// How long to wait for the last posts once nothing new arrives.
 const E2E_QUIET: Duration = Duration::from_secs(15);
 /// How long to keep watching for a second post of an event after all arrived.
@@ -195,10 +197,11 @@ fn webhook(n: u64) -> (Vec<u8>, String) {
     (body, sig)
 }
 
-/// A distinct, signed, rich `page_created` webhook (as the end_to_end bench).
-fn signed(n: u64) -> (Vec<u8>, String) {
+/// A distinct, signed, rich `page_created` webhook (as the end_to_end bench)
+/// in space `space`.
+fn signed(n: u64, space: &str) -> (Vec<u8>, String) {
     let body = format!(
-        r#"{{"timestamp":{},"event":"page_created","userKey":"8a7f80839e460b0f019e460ba6440001","page":{{"id":{},"title":"Bench page {n}","spaceKey":"ENG","self":"https://wiki.example.com/pages/{n}","version":1}}}}"#,
+        r#"{{"timestamp":{},"event":"page_created","userKey":"8a7f80839e460b0f019e460ba6440001","page":{{"id":{},"title":"Bench page {n}","spaceKey":"{space}","self":"https://wiki.example.com/pages/{n}","version":1}}}}"#,
         1_768_000_000_000u64 + n,
         3_000_000 + n
     )
@@ -358,22 +361,34 @@ fn event_id(post: &pagehook_fakes::SlackPost) -> Option<i64> {
     post.metadata.as_ref()?["event_payload"]["event_id"].as_i64()
 }
 
-/// Offers E2E_RATE events/s for `seconds` over `setup`'s replicas.
+/// The space of event `n` when events go to `channels` channels (one space
+/// bound to each channel).
+fn space(n: u64, channels: usize) -> String {
+    format!("S{}", n % channels as u64)
+}
+
+/// Offers E2E_RATE events/s for `seconds` over `setup`'s replicas, spread
+/// over `channels` Slack channels (each a lane of its own).
 fn end_to_end(
     setup: Setup,
     pg: &TestPostgres,
     rt: &tokio::runtime::Runtime,
     seconds: u64,
+    channels: usize,
 ) -> EndToEnd {
     let slack = FakeSlack::start(TOKEN);
-    slack.add_channel("eng", "C0ENG00001", true);
     let side = configure(
         setup,
         pg,
         "slack-channel-rate = 100000.0\nslack-workspace-rate = 100000.0\n",
     );
     side.connect_slack("bench-slack", &slack.base_url(), TOKEN);
-    side.bind_slack_poster("eng", &[]);
+    for c in 0..channels {
+        let name = format!("ch{c}");
+        slack.add_channel(&name, &format!("C0CH{c:06}"), true);
+        let scope = format!("space:S{c}");
+        side.bind_slack_poster(&name, &["--scope", &scope]);
+    }
     let replicas = start_replicas(&side, setup.replicas);
     let urls: Vec<String> = replicas.iter().map(Replica::hook_url).collect();
 
@@ -381,7 +396,8 @@ fn end_to_end(
     // #eng), all posted before the measured part starts.
     let warm = urls.len();
     for (i, url) in urls.iter().enumerate() {
-        let (body, sig) = signed(u64::from(u32::MAX) + i as u64);
+        let n = u64::from(u32::MAX) + i as u64;
+        let (body, sig) = signed(n, &space(n, channels));
         let answer = reqwest::blocking::Client::new()
             .post(url)
             .header("X-Hub-Signature", sig)
@@ -403,7 +419,7 @@ fn end_to_end(
             tokio::time::sleep_until(due.into()).await;
             let (client, url) = (client.clone(), urls[n as usize % urls.len()].clone());
             tasks.push(tokio::spawn(async move {
-                let (body, sig) = signed(n);
+                let (body, sig) = signed(n, &space(n, channels));
                 let at = Instant::now();
                 let answer = client
                     .post(&url)
@@ -510,17 +526,20 @@ fn main() {
         ingest.push((setup, run, bare));
     }
 
-    // 2. End to end.
+    // 2. End to end, to one channel (one lane: every delivery waits for the
+    // one before) and to E2E_CHANNELS channels.
     let mut e2e = Vec::new();
-    for setup in SETUPS {
-        let run = end_to_end(setup, &pg, &rt, seconds);
-        eprintln!(
-            "end to end {}: {:.0}/s delivered, p99 {}",
-            setup.name(),
-            run.delivered_per_s,
-            ms(run.p99)
-        );
-        e2e.push((setup, run));
+    for channels in [1, E2E_CHANNELS] {
+        for setup in SETUPS {
+            let run = end_to_end(setup, &pg, &rt, seconds, channels);
+            eprintln!(
+                "end to end {}, {channels} channel(s): {:.0}/s delivered, p99 {}",
+                setup.name(),
+                run.delivered_per_s,
+                ms(run.p99)
+            );
+            e2e.push((channels, setup, run));
+        }
     }
     drop(pg);
 
@@ -547,15 +566,15 @@ fn main() {
         );
     }
     println!(
-        "\nEnd to end: {E2E_RATE} signed webhooks/s offered for {seconds} s, slack-poster to one channel at a fake Slack\n"
+        "\nEnd to end: {E2E_RATE} signed webhooks/s offered for {seconds} s, slack-poster to 1 or {E2E_CHANNELS} channels at a fake Slack\n"
     );
     println!(
-        "| setup | sent | not 202 | delivered/s | p50 webhook → Slack | p99 | not delivered | delivered twice | stray posts |"
+        "| channels | setup | sent | not 202 | delivered/s | p50 webhook → Slack | p99 | not delivered | delivered twice | stray posts |"
     );
-    println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- |");
-    for (setup, run) in &e2e {
+    println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
+    for (channels, setup, run) in &e2e {
         println!(
-            "| {} | {} | {} | {:.0} | {} | {} | {} | {} | {} |",
+            "| {channels} | {} | {} | {} | {:.0} | {} | {} | {} | {} | {} |",
             setup.name(),
             run.sent,
             run.refused,
