@@ -26,7 +26,7 @@ test: setup postgres plugins polyglot lint
 	$(CARGO) test --workspace --locked
 	@for d in $(POLYGLOT); do $$d/test.sh || exit 1; done
 
-## bench: the four benches (component load, dispatch sandbox vs native, ingest vs bare axum with memory, end to end to a fake Slack); see docs/benchmarks.md
+## bench: the five benches (component load, dispatch sandbox vs native, ingest vs bare axum with memory, end to end to a fake Slack, cluster: 1-3 PostgreSQL replicas beside SQLite); see docs/benchmarks.md
 bench: setup postgres plugins polyglot
 	$(CARGO) bench --locked -p pagehook --bench component_load --bench dispatch --bench ingest --bench end_to_end --bench cluster
 
