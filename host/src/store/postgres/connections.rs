@@ -11,18 +11,6 @@ use crate::store::{ConnectionKind, ConnectionRecord, StoreError, StoreResult, To
 const COLUMNS: &str = "name, kind, url, username, secret, hook_secret, dry_run, created_at, health_error, \
      token_name, token_expires_at, token_checked_at";
 
-fn kind(s: &str) -> Result<ConnectionKind, StoreError> {
-    match s {
-        "slack" => Ok(ConnectionKind::Slack),
-        "teams" => Ok(ConnectionKind::Teams),
-        "confluence" => Ok(ConnectionKind::Confluence),
-        other => Err(StoreError::Corrupt {
-            what: "connection kind",
-            message: other.to_owned(),
-        }),
-    }
-}
-
 fn source(s: Option<String>) -> Result<Option<SecretSource>, StoreError> {
     s.map(|s| {
         SecretSource::from_spec(&s).map_err(|message| StoreError::Corrupt {
@@ -46,7 +34,7 @@ fn decode(r: &Row) -> PgResult<ConnectionRecord> {
     };
     Ok(ConnectionRecord {
         name: r.try_get(0)?,
-        kind: kind(r.try_get(1)?)?,
+        kind: ConnectionKind::parse(r.try_get(1)?)?,
         url: r.try_get(2)?,
         username: r.try_get(3)?,
         secret: source(r.try_get(4)?)?,
