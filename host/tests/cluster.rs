@@ -986,3 +986,86 @@ fn a_second_serve_on_one_sqlite_file_refuses_but_postgres_replicas_start() {
         wait_healthz(&r.base, 200, Duration::from_secs(10));
     }
 }
+
+#[test]
+fn store_copy_moves_a_sqlite_installation_and_a_replica_carries_on_from_it() {
+    let conf = confluence(1);
+    let slack = slack(1);
+    // A SQLite installation that has delivered something.
+    let mut old = Sidecar::new();
+    old.connect_confluence("prod", &conf.base_url());
+    old.connect_slack("acme", &slack.base_url(), BOT);
+    old.bind_slack_poster(
+        "cl-0",
+        &[
+            "--scope",
+            "space:S0",
+            "--set",
+            "events=page-created, page-updated",
+        ],
+    );
+    old.start();
+    for n in 0..3 {
+        let (status, _) = old.hook("prod", &event_body(0, n), Some(HOOK_SECRET));
+        assert_eq!(status, 202);
+    }
+    old.wait_json(&["deliveries", "--status", "sent"], "three sent", |v| {
+        v.as_array().is_some_and(|a| a.len() == 3)
+    });
+    old.terminate();
+
+    let pg = TestPostgres::shared();
+    let db = pg.fresh_database();
+    let password = old.path().join("target-password");
+    std::fs::write(&password, pg.password()).unwrap();
+    let password = password.display().to_string();
+    let url = pg.url(&db);
+    let said = old.cli(&["store", "copy", "--to", &url, "--password-file", &password]);
+    assert!(said.contains("copied"), "{said}");
+    for (table, rows) in [
+        ("events", 3),
+        ("deliveries", 3),
+        ("bindings", 1),
+        ("plugins", 1),
+    ] {
+        let line = said
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(table))
+            .unwrap_or_else(|| panic!("no line for {table}: {said}"));
+        assert!(
+            line.split_whitespace().nth(1) == Some(&rows.to_string()),
+            "{table}: {line}"
+        );
+    }
+    assert!(
+        !said.contains(pg.password()),
+        "no password in the output: {said}"
+    );
+    // Copying again would mix two installations: refused, nothing written.
+    let again = old.cli_output(&["store", "copy", "--to", &url, "--password-file", &password]);
+    assert!(!again.status.success());
+    assert!(
+        String::from_utf8_lossy(&again.stderr).contains("already holds data"),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+    assert_eq!(count(pg, &db, "SELECT count(*) FROM events"), 3);
+
+    // A replica on PostgreSQL sees everything and goes on from it: the next
+    // event continues the page's thread and nothing old is sent again.
+    let mut replica = Sidecar::on_postgres(&url, pg.password(), "", &delivery(20.0));
+    replica.start();
+    let (status, answer) = replica.hook("prod", &event_body(0, 3), Some(HOOK_SECRET));
+    assert_eq!(status, 202, "{answer}");
+    assert!(
+        answer["id"].as_i64().unwrap() > 3,
+        "ids go on after the copied ones: {answer}"
+    );
+    wait_delivered(pg, &db, &slack, 4, Duration::from_secs(20));
+    let posts = slack.posts();
+    assert_eq!(posts.len(), 4, "the copied deliveries were not sent again");
+    assert!(
+        posts[3].thread_ts.as_deref() == Some(posts[0].ts.as_str()),
+        "the thread started on SQLite goes on: {posts:#?}"
+    );
+}
