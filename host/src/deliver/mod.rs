@@ -1,9 +1,12 @@
 //! Delivery: carrying out the outbox.
 //!
-//! One worker inside `pagehook serve` takes pending deliveries oldest first,
-//! keeps each lane (a Slack thread, channel or DM, a Teams channel, a
-//! Confluence space or page) in order while sending different lanes at once, respects Slack's per-channel and per-workspace
-//! rates, sends, and records every attempt. Failures are classified the way
+//! One worker inside each `pagehook serve` claims the head of each lane (a
+//! Slack thread, channel or DM, a Teams channel, a Confluence space or
+//! page) from the store, so a lane stays in order while different lanes are
+//! sent at once, by this replica and by others; keeps Slack's per-channel
+//! and per-workspace rates (kept in the store, for the whole cluster); sends;
+//! and records every attempt under the claim it was made with. It never
+//! starts a request once its claim may have ended. Failures are classified the way
 //! each service documents them: retry (429 with its `Retry-After`, 5xx,
 //! timeouts), give up on this destination with a message an admin can act
 //! on (a dead letter, replayable with `pagehook retry`), or re-authorise
@@ -11,10 +14,11 @@
 //! it goes out once the token is fixed). Dry-run connections and bindings
 //! record the exact request instead of sending it.
 //!
-//! Crash safety: a delivery is marked `sending` before the request; after a
-//! crash it comes back `pending` and *uncertain*, and is looked for before it
-//! is sent again (Slack: message metadata carrying the delivery id;
-//! Confluence: the page title or comment body, and once-keys).
+//! Crash safety: a delivery is marked `sending` when it is claimed, before
+//! the request; after a crash (or once the claim's lease ends without a
+//! result) it is taken up again *uncertain*, and is looked for before it is
+//! sent again (Slack: message metadata carrying the delivery id;
+//! Confluence: the anchor marker, and once-keys).
 
 mod confluence;
 mod slack;
