@@ -26,8 +26,6 @@
 //! Figures go to docs/benchmarks.md.
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -112,17 +110,17 @@ const SETUPS: [Setup; 4] = [
 /// a fresh PostgreSQL database when `setup.postgres`, with the webhook-only
 /// source `bench`.
 fn configure(setup: Setup, pg: &TestPostgres, delivery: &str) -> Sidecar {
-    let side = Sidecar::with_delivery(delivery);
-    if setup.postgres {
-        let database = pg.fresh_database();
-        std::fs::write(side.dir.path().join("pg-password"), pg.password()).unwrap();
+    let side = if setup.postgres {
+        Sidecar::on_postgres(&pg.url(&pg.fresh_database()), pg.password(), "", delivery)
+    } else {
+        // An absolute database path, so the replica's copy of the config
+        // (see `start_replicas`) names this same file.
+        let side = Sidecar::with_delivery(delivery);
         let mut config = std::fs::read_to_string(side.config()).unwrap();
-        config.push_str(&format!(
-            "\n[store]\ndatabase = \"{}\"\npassword = {{ file = \"pg-password\" }}\n",
-            pg.url(&database)
-        ));
+        config.push_str(&format!("\n[store]\ndatabase = {:?}\n", side.database()));
         std::fs::write(side.config(), config).unwrap();
-    }
+        side
+    };
     side.cli(&[
         "connect",
         "confluence",
@@ -135,54 +133,21 @@ fn configure(setup: Setup, pg: &TestPostgres, delivery: &str) -> Sidecar {
     side
 }
 
-/// One running `pagehook serve`; killed when dropped.
-struct Replica {
-    child: Child,
-    base: String,
+/// `n` running `pagehook serve` replicas of `side`'s config (each killed
+/// when dropped). On SQLite only one may serve the file: `n` is 1 there.
+fn start_replicas(side: &Sidecar, n: usize) -> Vec<Sidecar> {
+    (0..n)
+        .map(|_| {
+            let mut replica = side.replica();
+            replica.start();
+            replica
+        })
+        .collect()
 }
 
-impl Replica {
-    /// Starts `pagehook serve` with `side`'s config on a free loopback port.
-    fn start(side: &Sidecar) -> Replica {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_pagehook"))
-            .arg("--config")
-            .arg(side.config())
-            .args(["serve", "--listen", "127.0.0.1:0"])
-            .env("PAGEHOOK_TEST_HOOK_SECRET", HOOK_SECRET)
-            .env("PAGEHOOK_LOG", "pagehook=warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let Some(base) = line.trim().strip_prefix("pagehook listening on ") else {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("unexpected first line from pagehook serve: {line:?}");
-        };
-        Replica {
-            base: base.to_owned(),
-            child,
-        }
-    }
-
-    fn hook_url(&self) -> String {
-        format!("{}/hooks/confluence/bench", self.base)
-    }
-}
-
-impl Drop for Replica {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_replicas(side: &Sidecar, n: usize) -> Vec<Replica> {
-    (0..n).map(|_| Replica::start(side)).collect()
+/// A replica's webhook URL for the source `bench`.
+fn hook_url(replica: &Sidecar) -> String {
+    format!("{}/hooks/confluence/bench", replica.base)
 }
 
 /// A distinct, signed id-only `page_updated` webhook (as the ingest bench).
@@ -390,7 +355,7 @@ fn end_to_end(
         side.bind_slack_poster(&name, &["--scope", &scope]);
     }
     let replicas = start_replicas(&side, setup.replicas);
-    let urls: Vec<String> = replicas.iter().map(Replica::hook_url).collect();
+    let urls: Vec<String> = replicas.iter().map(hook_url).collect();
 
     // Warm-up: one event through each replica (loads the plugin, resolves
     // #eng), all posted before the measured part starts.
@@ -512,7 +477,7 @@ fn main() {
         let offset = (round as u64) << 34;
         let side = configure(setup, &pg, "");
         let replicas = start_replicas(&side, setup.replicas);
-        let urls = replicas.iter().map(Replica::hook_url).collect();
+        let urls = replicas.iter().map(hook_url).collect();
         let run = rt.block_on(load(urls, offset, measure));
         drop(replicas);
         drop(side);

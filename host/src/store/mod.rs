@@ -65,6 +65,19 @@ pub enum StoreError {
     Corrupt { what: &'static str, message: String },
 }
 
+impl StoreError {
+    /// A database migrated by a newer Pagehook than this one: refused
+    /// rather than damaged.
+    pub(crate) fn newer_schema(applied: usize, known: usize) -> StoreError {
+        StoreError::Corrupt {
+            what: "schema",
+            message: format!(
+                "version {applied} is newer than this binary's {known}; upgrade pagehook"
+            ),
+        }
+    }
+}
+
 /// Result of a store operation.
 pub type StoreResult<T> = Result<T, StoreError>;
 

@@ -263,14 +263,7 @@ impl PgStore {
                 .and_then(|r| r.get(0));
             let applied = applied.unwrap_or(0).max(0) as usize;
             if applied > MIGRATIONS.len() {
-                return Err(StoreError::Corrupt {
-                    what: "schema",
-                    message: format!(
-                        "version {applied} is newer than this binary's {}; upgrade pagehook",
-                        MIGRATIONS.len()
-                    ),
-                }
-                .into());
+                return Err(StoreError::newer_schema(applied, MIGRATIONS.len()).into());
             }
             if applied == MIGRATIONS.len() {
                 return Ok(());

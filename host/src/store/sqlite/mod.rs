@@ -105,13 +105,7 @@ impl SqliteStore {
         })
         .and_then(|applied| {
             if applied > MIGRATIONS.len() {
-                return Err(StoreError::Corrupt {
-                    what: "schema",
-                    message: format!(
-                        "version {applied} is newer than this binary's {}; upgrade pagehook",
-                        MIGRATIONS.len()
-                    ),
-                });
+                return Err(StoreError::newer_schema(applied, MIGRATIONS.len()));
             }
             self.with(|conn| {
                 for (i, sql) in MIGRATIONS.iter().enumerate().skip(applied) {
