@@ -19,6 +19,12 @@
 //! refusal (Confluence sends the event again; the real error goes to the
 //! log) and the next batch simply tries again on a connection the pool
 //! checks first, so ingest resumes by itself once the database is back.
+//! A batch whose connection the server had just ended (a restart,
+//! `pg_terminate_backend`, faster than the pool could notice) is tried once
+//! more on a new connection before anyone is refused: the insert is keyed,
+//! so a batch that did commit before the connection broke is found, not
+//! stored twice (its events are then answered as duplicates: stored all
+//! the same).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -88,7 +94,11 @@ async fn writer(store: PgStore, mut rx: mpsc::UnboundedReceiver<Job>, stored: Ar
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
         let jobs = std::mem::take(&mut batch);
         let events: Vec<&NewEvent> = jobs.iter().map(|(e, _)| e).collect();
-        match commit(&store, &events).await {
+        let mut outcome = commit(&store, &events).await;
+        if outcome.as_ref().is_err_and(|e| e.connection_lost()) {
+            outcome = commit(&store, &events).await;
+        }
+        match outcome {
             Ok(results) => {
                 if std::mem::take(&mut failing) {
                     tracing::warn!("storing webhook events works again");

@@ -130,6 +130,18 @@ pub(super) enum Fail {
     Store(StoreError),
 }
 
+impl Fail {
+    /// The connection was gone or ended by the server (closed socket,
+    /// `pg_terminate_backend`, a server shutting down): the same call on a
+    /// new connection may well succeed.
+    pub(super) fn connection_lost(&self) -> bool {
+        let Fail::Pg(e) = self else { return false };
+        e.is_closed()
+            || e.code().is_some_and(|c| c.code().starts_with("57P"))
+            || std::error::Error::source(e).is_some_and(|s| s.is::<std::io::Error>())
+    }
+}
+
 impl From<tokio_postgres::Error> for Fail {
     fn from(e: tokio_postgres::Error) -> Fail {
         Fail::Pg(e)
