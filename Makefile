@@ -13,7 +13,7 @@ RUST_PLUGINS   := examples/hello plugins/slack-poster plugins/teams-poster plugi
 # Plugins in other languages; each build.sh installs its pinned tool project-locally.
 POLYGLOT       := examples/python-filter examples/js-filter
 
-.PHONY: run test bench build setup postgres plugins polyglot lint fmt clean fuzz
+.PHONY: run test bench build setup postgres chromium plugins polyglot lint fmt clean fuzz
 
 ## run: build everything and run the sidecar with the bundled plugins on SQLite (target/demo/)
 run: build
@@ -22,7 +22,7 @@ run: build
 	examples/demo/run.sh
 
 ## test: build the plugins and run the whole test suite (what CI runs)
-test: setup postgres plugins polyglot lint
+test: setup postgres chromium plugins polyglot lint
 	$(CARGO) test --workspace --locked
 	@for d in $(POLYGLOT); do $$d/test.sh || exit 1; done
 
@@ -44,6 +44,13 @@ postgres:
 		if [ "$$(id -u)" != 0 ] && command -v sudo >/dev/null; then SUDO=sudo; else SUDO=; fi; \
 		$$SUDO apt-get update -qq && \
 		$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql; }
+
+## chromium: install Debian's chromium and chromium-driver when either binary is missing (idempotent); the console's browser test drives them headless
+chromium:
+	@test -x /usr/bin/chromium && test -x /usr/bin/chromedriver || { \
+		if [ "$$(id -u)" != 0 ] && command -v sudo >/dev/null; then SUDO=sudo; else SUDO=; fi; \
+		$$SUDO apt-get update -qq && \
+		$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; }
 
 ## plugins: compile every Rust plugin to a component and package it as target/plugins/<name>/
 plugins: setup

@@ -20,6 +20,16 @@
 //! plain, unrestricted pages (as they must in Confluence); a purged one
 //! ([`FakeConfluence::remove_content`]) answers 404 and is left unexpanded among the
 //! ancestors of content that still names it.
+//!
+//! People other than the service account can sign in too, as the console's space admins do:
+//! [`FakeConfluence::add_user`] registers a user with a password and groups,
+//! [`FakeConfluence::add_pat`] gives them personal access tokens and
+//! [`FakeConfluence::grant_space`] gives a user or group space permissions. With those the fake
+//! answers who the caller is (`GET /rest/api/user/current`), the spaces they may view
+//! (`GET /rest/api/space`), a space's permissions to those who administer it
+//! (`GET /rest/api/space/{spaceKey}/permissions`, Confluence 9.1+) and a user's groups
+//! (`GET /rest/api/user/memberof`), in Data Center's shapes. The service account may view every
+//! space the fake knows and administers none unless granted.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -75,6 +85,13 @@ pub mod endpoints {
     pub const CURRENT_USER: &str = "GET /rest/api/user/current";
     /// `GET /rest/pat/latest/tokens`: the authenticated account's personal access tokens.
     pub const PAT_TOKENS: &str = "GET /rest/pat/latest/tokens";
+    /// `GET /rest/api/space?start=&limit=&type=`: the spaces the caller may view.
+    pub const LIST_SPACES: &str = "GET /rest/api/space";
+    /// `GET /rest/api/space/{spaceKey}/permissions` (Confluence 9.1+): every permission
+    /// granted in a space, answered only to the space's admins.
+    pub const SPACE_PERMISSIONS: &str = "GET /rest/api/space/{spaceKey}/permissions";
+    /// `GET /rest/api/user/memberof?username=` (or `?key=`): a user's groups.
+    pub const MEMBER_OF: &str = "GET /rest/api/user/memberof";
     /// All of the above.
     pub const ALL: &[&str] = &[
         GET_CONTENT,
@@ -85,6 +102,9 @@ pub mod endpoints {
         GET_USER,
         CURRENT_USER,
         PAT_TOKENS,
+        LIST_SPACES,
+        SPACE_PERMISSIONS,
+        MEMBER_OF,
     ];
 }
 
@@ -163,6 +183,47 @@ struct ConfState {
     purged: std::collections::BTreeSet<u64>,
     /// Whether `ancestors.*` expansions reach into each ancestor.
     nested_ancestor_expansion: bool,
+    /// People who can sign in besides the service account, by username.
+    accounts: BTreeMap<String, Account>,
+    /// Space permissions: (space key, subject, operation), in the order granted.
+    grants: Vec<(String, Subject, Operation)>,
+}
+
+/// Someone added with [`FakeConfluence::add_user`].
+#[derive(Clone, Default)]
+struct Account {
+    user_key: String,
+    /// `None`: signs in with personal access tokens only.
+    password: Option<String>,
+    /// Personal access tokens, sent as `Authorization: Bearer <token>`.
+    pats: Vec<String>,
+    /// Group names, in the order given.
+    groups: Vec<String>,
+}
+
+/// Who a space permission is granted to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Subject {
+    /// A user, by username.
+    User(String),
+    /// A group, by name.
+    Group(String),
+}
+
+/// A space permission: Confluence's `operationKey` and `targetType`
+/// (`read`/`space`, `administer`/`space`, `create`/`page`, ...).
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Operation {
+    key: String,
+    target: String,
+}
+
+/// Who a request is authenticated as.
+enum Caller {
+    /// The service account, with the fake's own credentials.
+    Service,
+    /// A user added with [`FakeConfluence::add_user`], by username.
+    User(String),
 }
 
 struct App {
@@ -210,6 +271,8 @@ impl FakeConfluence {
                 saves: 0,
                 purged: std::collections::BTreeSet::new(),
                 nested_ancestor_expansion: true,
+                accounts: BTreeMap::new(),
+                grants: Vec::new(),
             }),
         });
         let router = Router::new().fallback(handle).with_state(app.clone());
@@ -351,6 +414,130 @@ impl FakeConfluence {
     /// Saving a saved body again returns it unchanged.
     pub fn saved_storage(xml: &str, seed: u64) -> Result<String, String> {
         saved_storage(xml, seed)
+    }
+
+    /// Adds someone who can sign in with Basic authentication as `username`:`password` (an
+    /// empty password: personal access tokens only, see [`FakeConfluence::add_pat`]) and who
+    /// belongs to `groups`. They are also served at `GET /rest/api/user?key=` like
+    /// [`FakeConfluence::put_user`]'s users, and answer `GET /rest/api/user/current` as
+    /// themselves. They may view no space until [`FakeConfluence::grant_space`] says so
+    /// (for them or one of their groups).
+    ///
+    /// # Panics
+    /// If `username` is the service account's or was added before.
+    pub fn add_user(
+        &self,
+        username: &str,
+        user_key: &str,
+        display_name: &str,
+        email: &str,
+        password: &str,
+        groups: &[&str],
+    ) {
+        assert!(
+            username != SERVICE_USERNAME,
+            "add_user: {username} is the service account"
+        );
+        assert!(
+            !lock(&self.app.state).accounts.contains_key(username),
+            "add_user: {username} was added before"
+        );
+        self.put_user(user_key, username, display_name, email);
+        lock(&self.app.state).accounts.insert(
+            username.to_string(),
+            Account {
+                user_key: user_key.to_string(),
+                password: (!password.is_empty()).then(|| password.to_string()),
+                pats: Vec::new(),
+                groups: groups.iter().map(|g| (*g).to_string()).collect(),
+            },
+        );
+    }
+
+    /// Gives `username` (added with [`FakeConfluence::add_user`]) a personal access token:
+    /// `Authorization: Bearer <token>` then authenticates as them.
+    ///
+    /// # Panics
+    /// If `username` was not added.
+    pub fn add_pat(&self, username: &str, token: &str) {
+        lock(&self.app.state)
+            .accounts
+            .get_mut(username)
+            .unwrap_or_else(|| panic!("add_pat: no user {username}; add_user first"))
+            .pats
+            .push(token.to_string());
+    }
+
+    /// Adds `username` (added with [`FakeConfluence::add_user`]) to `group`.
+    ///
+    /// # Panics
+    /// If `username` was not added.
+    pub fn add_to_group(&self, username: &str, group: &str) {
+        let mut st = lock(&self.app.state);
+        let account = st
+            .accounts
+            .get_mut(username)
+            .unwrap_or_else(|| panic!("add_to_group: no user {username}; add_user first"));
+        if !account.groups.iter().any(|g| g == group) {
+            account.groups.push(group.to_string());
+        }
+    }
+
+    /// Grants space permissions in `space` (made known if it was not) to `subject`:
+    /// `"group:<name>"` for a group, `"user:<username>"` (or a bare username) for a user.
+    /// Each operation is Confluence's `operationKey`, with its `targetType` after a colon
+    /// when it is not `space`: `"read"`, `"administer"`, `"export"`, `"restrict_content"`,
+    /// `"create:page"`, `"create:blogpost"`, `"delete:comment"`, ...
+    ///
+    /// As in Confluence, every other space permission comes with "view" (`read`): granting
+    /// any operation grants `read` as well. Granting twice changes nothing.
+    pub fn grant_space(&self, space: &str, subject: &str, operations: &[&str]) {
+        let subject = match subject.split_once(':') {
+            Some(("group", name)) => Subject::Group(name.to_string()),
+            Some(("user", name)) => Subject::User(name.to_string()),
+            Some((kind, _)) => panic!("grant_space: subject kind {kind:?} is not user or group"),
+            None => Subject::User(subject.to_string()),
+        };
+        let mut st = lock(&self.app.state);
+        if !st.spaces.contains_key(space) {
+            st.spaces.insert(
+                space.to_string(),
+                (space_id(space), default_space_name(space)),
+            );
+        }
+        let mut wanted: Vec<Operation> = Vec::new();
+        if !operations.is_empty() {
+            wanted.push(Operation {
+                key: "read".into(),
+                target: "space".into(),
+            });
+        }
+        for op in operations {
+            let (key, target) = op.split_once(':').unwrap_or((op, "space"));
+            wanted.push(Operation {
+                key: key.to_string(),
+                target: target.to_string(),
+            });
+        }
+        for op in wanted {
+            let grant = (space.to_string(), subject.clone(), op);
+            if !st.grants.contains(&grant) {
+                st.grants.push(grant);
+            }
+        }
+    }
+
+    /// Takes every permission `subject` (as in [`FakeConfluence::grant_space`]) has in
+    /// `space` away, as removing "view" does in Confluence.
+    pub fn revoke_space(&self, space: &str, subject: &str) {
+        let subject = match subject.split_once(':') {
+            Some(("group", name)) => Subject::Group(name.to_string()),
+            Some((_, name)) => Subject::User(name.to_string()),
+            None => Subject::User(subject.to_string()),
+        };
+        lock(&self.app.state)
+            .grants
+            .retain(|(s, who, _)| !(s == space && *who == subject));
     }
 
     /// Every page, blog post and comment created, in order.
@@ -746,6 +933,9 @@ enum Route {
     Labels(String),
     User,
     CurrentUser,
+    Spaces,
+    SpacePermissions(String),
+    MemberOf,
 }
 
 /// Maps a request to its route and endpoint name; `Err(true)` means a known path with the
@@ -784,6 +974,13 @@ fn route_of(method: &Method, path: &str) -> Result<(Route, &'static str), bool> 
         ),
         ["user"] => (Route::User, endpoints::GET_USER, Method::GET),
         ["user", "current"] => (Route::CurrentUser, endpoints::CURRENT_USER, Method::GET),
+        ["user", "memberof"] => (Route::MemberOf, endpoints::MEMBER_OF, Method::GET),
+        ["space"] => (Route::Spaces, endpoints::LIST_SPACES, Method::GET),
+        ["space", key, "permissions"] => (
+            Route::SpacePermissions(key.to_string()),
+            endpoints::SPACE_PERMISSIONS,
+            Method::GET,
+        ),
         _ => return Err(false),
     };
     if *method == wanted {
@@ -846,7 +1043,12 @@ fn dispatch(app: &App, parts: &Parts, body: &Bytes, route: Route) -> Response {
             .first()
             .and_then(|(_, _, expires)| *expires)
             .is_some_and(|at| at <= SystemTime::now());
-    if expired || !authorized(&app.auth, parts) {
+    let caller = if authorized(&app.auth, parts) {
+        (!expired).then_some(Caller::Service)
+    } else {
+        user_by_credentials(&lock(&app.state), parts).map(Caller::User)
+    };
+    let Some(caller) = caller else {
         return with_header(
             conf_error(
                 StatusCode::UNAUTHORIZED,
@@ -855,18 +1057,277 @@ fn dispatch(app: &App, parts: &Parts, body: &Bytes, route: Route) -> Response {
             "x-seraph-loginreason",
             "AUTHENTICATED_FAILED",
         );
-    }
+    };
     let mut st = lock(&app.state);
     match route {
-        Route::Tokens => list_tokens(&st),
+        Route::Tokens => match &caller {
+            Caller::Service => list_tokens(&st),
+            Caller::User(name) => list_user_tokens(&st, name),
+        },
         Route::Get(id) => get_content(&st, &id, parts),
         Route::Search => search(&st, parts),
         Route::Create => create(&mut st, body),
         Route::Comments(id) => list_comments(&st, &id, parts),
         Route::Labels(id) => add_labels(&mut st, &id, body),
         Route::User => get_user(&st, parts),
-        Route::CurrentUser => json_response(StatusCode::OK, &st.users[SERVICE_USER_KEY].clone()),
+        Route::CurrentUser => {
+            let key = match &caller {
+                Caller::Service => SERVICE_USER_KEY.to_string(),
+                Caller::User(name) => st.accounts[name].user_key.clone(),
+            };
+            json_response(StatusCode::OK, &st.users[&key].clone())
+        }
+        Route::Spaces => list_spaces(&st, &caller, parts),
+        Route::SpacePermissions(key) => space_permissions(&st, &caller, &key),
+        Route::MemberOf => member_of(&st, parts),
     }
+}
+
+/// The added user whose password (Basic) or personal access token (Bearer) this request
+/// carries, if any.
+fn user_by_credentials(st: &ConfState, parts: &Parts) -> Option<String> {
+    let (scheme, value) = parts
+        .headers
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))?;
+    let value = value.trim();
+    if scheme.eq_ignore_ascii_case("bearer") {
+        return st
+            .accounts
+            .iter()
+            .find(|(_, a)| a.pats.iter().any(|p| p == value))
+            .map(|(name, _)| name.clone());
+    }
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let decoded = String::from_utf8(B64.decode(value).ok()?).ok()?;
+    let (username, password) = decoded.split_once(':')?;
+    let account = st.accounts.get(username)?;
+    (account.password.as_deref() == Some(password)).then(|| username.to_string())
+}
+
+/// Whether the caller holds `operation` (on target `space`) in `space`, directly or through
+/// one of their groups. The service account may view every space and holds nothing else
+/// unless granted.
+fn holds(st: &ConfState, caller: &Caller, space: &str, operation: &str) -> bool {
+    let (username, groups): (&str, &[String]) = match caller {
+        Caller::Service => {
+            if operation == "read" && st.spaces.contains_key(space) {
+                return true;
+            }
+            (SERVICE_USERNAME, &[])
+        }
+        Caller::User(name) => (name.as_str(), st.accounts[name].groups.as_slice()),
+    };
+    st.grants.iter().any(|(s, who, op)| {
+        s == space
+            && op.key == operation
+            && op.target == "space"
+            && match who {
+                Subject::User(u) => u == username,
+                Subject::Group(g) => groups.contains(g),
+            }
+    })
+}
+
+/// `GET /rest/api/space`: the spaces the caller may view, by key, in Confluence's list
+/// shape. `type` (`global`, `personal`) and repeated `spaceKey` filter; `start` and `limit`
+/// page (limit 25 by default; more than [`SPACE_LIMIT_MAX`] is cut to it, as Confluence's
+/// fixed system limits do, so clients must follow `_links.next`).
+fn list_spaces(st: &ConfState, caller: &Caller, parts: &Parts) -> Response {
+    let pairs = crate::server::form_pairs(parts.uri.query().unwrap_or("").as_bytes());
+    let keys: Vec<&str> = pairs
+        .iter()
+        .filter(|(k, _)| k == "spaceKey")
+        .map(|(_, v)| v.as_str())
+        .collect();
+    let kind = query_param(parts, "type");
+    let items: Vec<Value> = st
+        .spaces
+        .iter()
+        .filter(|(key, _)| holds(st, caller, key, "read"))
+        .filter(|(key, _)| keys.is_empty() || keys.contains(&key.as_str()))
+        .filter(|_| kind.as_deref().is_none_or(|k| k == "global"))
+        .map(|(key, (id, name))| {
+            json!({
+                "id": id,
+                "key": key,
+                "name": name,
+                "type": "global",
+                "status": "current",
+                "_links": {
+                    "webui": format!("/display/{key}"),
+                    "self": format!("{}/rest/api/space/{key}", st.base_url),
+                },
+                "_expandable": {
+                    "metadata": "",
+                    "icon": "",
+                    "description": "",
+                    "retentionPolicy": "",
+                    "homepage": "",
+                },
+            })
+        })
+        .collect();
+    list_page(st, parts, items, 25, SPACE_LIMIT_MAX)
+}
+
+/// The most spaces one `GET /rest/api/space` answers with. Confluence documents only that
+/// "fixed system limits" may cut `limit`; the fake uses 500.
+const SPACE_LIMIT_MAX: usize = 500;
+
+/// The most groups one `GET /rest/api/user/memberof` answers with (also its default).
+const GROUP_LIMIT_MAX: usize = 200;
+
+/// `start`/`limit` paging of ready-made items (no `expand`), in Confluence's list shape with
+/// a relative `_links.next` while more remain.
+fn list_page(
+    st: &ConfState,
+    parts: &Parts,
+    items: Vec<Value>,
+    default_limit: usize,
+    max_limit: usize,
+) -> Response {
+    let start: usize = query_param(parts, "start")
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let limit: usize = query_param(parts, "limit")
+        .and_then(|s| s.parse().ok())
+        .filter(|l| *l > 0)
+        .unwrap_or(default_limit)
+        .min(max_limit);
+    let total = items.len();
+    let results: Vec<Value> = items.into_iter().skip(start).take(limit).collect();
+    let mut links = json!({
+        "base": st.base_url,
+        "context": "",
+        "self": format!("{}{}", st.base_url, parts.uri),
+    });
+    if start + limit < total {
+        let mut query: Vec<(String, String)> =
+            crate::server::form_pairs(parts.uri.query().unwrap_or("").as_bytes())
+                .into_iter()
+                .filter(|(k, _)| k != "start" && k != "limit")
+                .collect();
+        query.push(("limit".into(), limit.to_string()));
+        query.push(("start".into(), (start + limit).to_string()));
+        let qs = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(query)
+            .finish();
+        links["next"] = json!(format!("{}?{qs}", parts.uri.path()));
+    }
+    let size = results.len();
+    json_response(
+        StatusCode::OK,
+        &json!({"results": results, "start": start, "limit": limit, "size": size, "_links": links}),
+    )
+}
+
+/// `GET /rest/api/space/{spaceKey}/permissions` (Confluence 9.1+): a bare array of every
+/// permission granted in the space, one entry per subject and operation. A user subject
+/// carries only its `userKey` and a group its `name`, as Data Center answers
+/// (CONFSERVER-100505 asks for usernames to be added). Only the space's admins get it: a
+/// caller who may view the space but not administer it gets 403, one who may not view it (or
+/// an unknown space) 404, as Confluence hides spaces one cannot see.
+fn space_permissions(st: &ConfState, caller: &Caller, key: &str) -> Response {
+    let Some((space_id, _)) = st.spaces.get(key) else {
+        return conf_error(StatusCode::NOT_FOUND, &format!("No space with key : {key}"));
+    };
+    if !holds(st, caller, key, "read") {
+        return conf_error(StatusCode::NOT_FOUND, &format!("No space with key : {key}"));
+    }
+    if !holds(st, caller, key, "administer") {
+        return conf_error(
+            StatusCode::FORBIDDEN,
+            &format!("User is not permitted to view the permissions of space {key}"),
+        );
+    }
+    let permissions: Vec<Value> = st
+        .grants
+        .iter()
+        .filter(|(s, _, _)| s == key)
+        .map(|(_, who, op)| {
+            let subject = match who {
+                Subject::Group(name) => json!({"type": "group", "name": name}),
+                Subject::User(username) => {
+                    let user_key = if username == SERVICE_USERNAME {
+                        SERVICE_USER_KEY.to_string()
+                    } else {
+                        st.accounts
+                            .get(username)
+                            .map_or_else(|| format!("key-{username}"), |a| a.user_key.clone())
+                    };
+                    json!({"type": "user", "userKey": user_key})
+                }
+            };
+            json!({
+                "operation": {"targetType": op.target, "operationKey": op.key},
+                "subject": subject,
+                "spaceKey": key,
+                "spaceId": space_id,
+            })
+        })
+        .collect();
+    json_response(StatusCode::OK, &Value::Array(permissions))
+}
+
+/// `GET /rest/api/user/memberof?username=` (or `?key=`): the user's groups in Confluence's
+/// list shape (`{"type":"group","name":...}`), 200 a page at most.
+fn member_of(st: &ConfState, parts: &Parts) -> Response {
+    let username = if let Some(name) = query_param(parts, "username") {
+        name
+    } else if let Some(key) = query_param(parts, "key") {
+        match st.users.get(&key).and_then(|u| u["username"].as_str()) {
+            Some(name) => name.to_string(),
+            None => {
+                return conf_error(
+                    StatusCode::NOT_FOUND,
+                    &format!("No user found with key : {key}"),
+                );
+            }
+        }
+    } else {
+        return bad_request("Either a username or a key must be provided");
+    };
+    let groups: Vec<String> = if let Some(account) = st.accounts.get(&username) {
+        account.groups.clone()
+    } else if st
+        .users
+        .values()
+        .any(|u| u["username"] == username.as_str())
+    {
+        Vec::new()
+    } else {
+        return conf_error(
+            StatusCode::NOT_FOUND,
+            &format!("No user found with username : {username}"),
+        );
+    };
+    let items = groups
+        .iter()
+        .map(|name| {
+            json!({
+                "type": "group",
+                "name": name,
+                "_links": {"self": format!("{}/rest/api/group/{name}", st.base_url)},
+            })
+        })
+        .collect();
+    list_page(st, parts, items, GROUP_LIMIT_MAX, GROUP_LIMIT_MAX)
+}
+
+/// `GET /rest/pat/latest/tokens` for an added user: their tokens, which never expire.
+fn list_user_tokens(st: &ConfState, username: &str) -> Response {
+    let created = iso_at(SystemTime::now() - DAY);
+    let tokens: Vec<Value> = st.accounts[username]
+        .pats
+        .iter()
+        .enumerate()
+        .map(|(i, _)| json!({"id": 8001 + i as u64, "name": format!("token-{}", i + 1), "createdAt": created}))
+        .collect();
+    json_response(StatusCode::OK, &Value::Array(tokens))
 }
 
 /// Top-level fields Confluence leaves out unless `expand` asks for them.
@@ -1743,4 +2204,267 @@ fn created_view(content: &Value) -> Value {
         out["extensions"] = content["extensions"].clone();
     }
     out
+}
+
+#[cfg(test)]
+mod people_tests {
+    //! Users, personal access tokens, groups and space permissions: what the console's
+    //! Confluence sign-in reads.
+
+    use super::*;
+
+    const ADA_KEY: &str = "8a7f80839e460b0f019e460ba6440001";
+
+    fn fake() -> FakeConfluence {
+        let c = FakeConfluence::start(ConfluenceAuth::Bearer("service-pat".into()));
+        c.add_user(
+            "ada",
+            ADA_KEY,
+            "Ada Lovelace",
+            "ada@example.com",
+            "analytical",
+            &["confluence-users", "eng-leads"],
+        );
+        c.add_pat("ada", "ada-pat-1");
+        c.add_user(
+            "bob",
+            "8a7f80839e460b0f019e460ba6440002",
+            "Bob",
+            "bob@example.com",
+            "",
+            &["confluence-users"],
+        );
+        c.add_pat("bob", "bob-pat-1");
+        c.grant_space("ENG", "group:eng-leads", &["administer"]);
+        c.grant_space("ENG", "group:confluence-users", &["read"]);
+        c.grant_space("OPS", "user:ada", &["read", "create:page"]);
+        c.grant_space("HR", "bob", &["administer"]);
+        c
+    }
+
+    fn get(c: &FakeConfluence, path: &str, auth: &str) -> (u16, Value) {
+        let r = reqwest::blocking::Client::new()
+            .get(format!("{}{path}", c.base_url()))
+            .header("authorization", auth)
+            .send()
+            .unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().unwrap_or(Value::Null))
+    }
+
+    fn basic(user: &str, password: &str) -> String {
+        format!("Basic {}", B64.encode(format!("{user}:{password}")))
+    }
+
+    fn keys(v: &Value) -> Vec<String> {
+        v["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["key"].as_str().unwrap().to_string())
+            .collect()
+    }
+
+    #[test]
+    fn current_user_by_password_or_pat_and_401_otherwise() {
+        let c = fake();
+        for auth in [basic("ada", "analytical"), "Bearer ada-pat-1".to_string()] {
+            let (status, user) = get(&c, "/rest/api/user/current", &auth);
+            assert_eq!(status, 200, "{auth}");
+            assert_eq!(user["type"], "known");
+            assert_eq!(user["username"], "ada");
+            assert_eq!(user["userKey"], ADA_KEY);
+            assert_eq!(user["displayName"], "Ada Lovelace");
+            assert!(user["_links"]["self"].as_str().unwrap().contains(ADA_KEY));
+        }
+        // The service account is still itself.
+        let (status, user) = get(&c, "/rest/api/user/current", "Bearer service-pat");
+        assert_eq!((status, user["username"].clone()), (200, json!("pagehook")));
+        for auth in [
+            basic("ada", "wrong"),
+            basic("nobody", "analytical"),
+            basic("bob", ""), // bob has no password, only a token
+            "Bearer not-a-token".to_string(),
+            "Bearer".to_string(),
+        ] {
+            let (status, body) = get(&c, "/rest/api/user/current", &auth);
+            assert_eq!(status, 401, "{auth}");
+            assert_eq!(body["statusCode"], 401);
+            assert!(body["message"].as_str().unwrap().contains("authenticated"));
+        }
+        let (status, bob) = get(&c, "/rest/api/user/current", "Bearer bob-pat-1");
+        assert_eq!((status, bob["username"].clone()), (200, json!("bob")));
+    }
+
+    #[test]
+    fn spaces_are_those_the_caller_may_view_paged() {
+        let c = fake();
+        let (status, page) = get(&c, "/rest/api/space", "Bearer ada-pat-1");
+        assert_eq!(status, 200);
+        assert_eq!(keys(&page), ["ENG", "OPS"]);
+        assert_eq!(page["start"], 0);
+        assert_eq!(page["limit"], 25);
+        assert_eq!(page["size"], 2);
+        assert!(page["_links"].get("next").is_none());
+        let eng = &page["results"][0];
+        assert_eq!(eng["id"], 65547);
+        assert_eq!(eng["name"], "Engineering");
+        assert_eq!(eng["type"], "global");
+        assert_eq!(eng["status"], "current");
+        let (_, bob) = get(&c, "/rest/api/space", "Bearer bob-pat-1");
+        assert_eq!(keys(&bob), ["ENG", "HR"]);
+        // The service account views every space the fake knows.
+        let (_, all) = get(&c, "/rest/api/space", "Bearer service-pat");
+        assert_eq!(keys(&all), ["ENG", "HR", "OPS"]);
+
+        let (_, first) = get(&c, "/rest/api/space?limit=1", "Bearer ada-pat-1");
+        assert_eq!(keys(&first), ["ENG"]);
+        assert_eq!(
+            (first["limit"].clone(), first["size"].clone()),
+            (json!(1), json!(1))
+        );
+        let next = first["_links"]["next"].as_str().unwrap().to_string();
+        assert!(next.starts_with("/rest/api/space?"), "{next}");
+        let (_, second) = get(&c, &next, "Bearer ada-pat-1");
+        assert_eq!(keys(&second), ["OPS"]);
+        assert_eq!(second["start"], 1);
+        assert!(second["_links"].get("next").is_none());
+
+        let (_, personal) = get(&c, "/rest/api/space?type=personal", "Bearer ada-pat-1");
+        assert_eq!(personal["size"], 0);
+        let (_, global) = get(&c, "/rest/api/space?type=global", "Bearer ada-pat-1");
+        assert_eq!(global["size"], 2);
+        let (_, capped) = get(&c, "/rest/api/space?limit=100000", "Bearer ada-pat-1");
+        assert_eq!(capped["limit"], SPACE_LIMIT_MAX);
+        let (status, _) = get(&c, "/rest/api/space", &basic("ada", "nope"));
+        assert_eq!(status, 401);
+    }
+
+    #[test]
+    fn space_permissions_only_for_the_space_admins() {
+        let c = fake();
+        let (status, perms) = get(
+            &c,
+            "/rest/api/space/ENG/permissions",
+            &basic("ada", "analytical"),
+        );
+        assert_eq!(status, 200, "{perms}");
+        let perms = perms.as_array().unwrap();
+        assert_eq!(perms.len(), 3, "{perms:#?}"); // eng-leads read+administer, users read
+        for p in perms {
+            assert_eq!(p["spaceKey"], "ENG");
+            assert_eq!(p["spaceId"], 65547);
+            assert_eq!(p["operation"]["targetType"], "space");
+        }
+        assert!(
+            perms
+                .iter()
+                .any(|p| p["operation"]["operationKey"] == "administer"
+                    && p["subject"] == json!({"type": "group", "name": "eng-leads"}))
+        );
+        // Bob views ENG but does not administer it: 403 in Confluence's error shape.
+        let (status, refused) = get(&c, "/rest/api/space/ENG/permissions", "Bearer bob-pat-1");
+        assert_eq!(status, 403);
+        assert_eq!(refused["statusCode"], 403);
+        assert!(refused["message"].as_str().is_some());
+        // Ada cannot view HR at all: Confluence answers as if it did not exist.
+        let (status, _) = get(&c, "/rest/api/space/HR/permissions", "Bearer ada-pat-1");
+        assert_eq!(status, 404);
+        let (status, hr) = get(&c, "/rest/api/space/HR/permissions", "Bearer bob-pat-1");
+        assert_eq!(status, 200);
+        assert!(hr.as_array().unwrap().iter().any(|p| p["subject"]
+            == json!({"type": "user", "userKey": "8a7f80839e460b0f019e460ba6440002"})
+            && p["operation"]["operationKey"] == "administer"));
+        let (status, _) = get(&c, "/rest/api/space/NOPE/permissions", "Bearer bob-pat-1");
+        assert_eq!(status, 404);
+        // A direct user grant with another target type.
+        c.grant_space("OPS", "group:eng-leads", &["administer"]);
+        let (_, ops) = get(&c, "/rest/api/space/OPS/permissions", "Bearer ada-pat-1");
+        assert!(ops.as_array().unwrap().iter().any(|p| p["operation"]
+            == json!({"targetType": "page", "operationKey": "create"})
+            && p["subject"]["userKey"] == ADA_KEY));
+        // The service account administers nothing unless granted.
+        let (status, _) = get(&c, "/rest/api/space/ENG/permissions", "Bearer service-pat");
+        assert_eq!(status, 403);
+        // Revoking takes "view" and everything else.
+        c.revoke_space("ENG", "group:eng-leads");
+        let (status, _) = get(&c, "/rest/api/space/ENG/permissions", "Bearer ada-pat-1");
+        assert_eq!(status, 403);
+        assert_eq!(c.calls(endpoints::SPACE_PERMISSIONS), 8);
+    }
+
+    #[test]
+    fn member_of_lists_groups_paged() {
+        let c = fake();
+        let (status, groups) = get(
+            &c,
+            "/rest/api/user/memberof?username=ada",
+            "Bearer bob-pat-1",
+        );
+        assert_eq!(status, 200);
+        let names: Vec<&str> = groups["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|g| {
+                assert_eq!(g["type"], "group");
+                g["name"].as_str().unwrap()
+            })
+            .collect();
+        assert_eq!(names, ["confluence-users", "eng-leads"]);
+        assert_eq!(
+            (groups["start"].clone(), groups["size"].clone()),
+            (json!(0), json!(2))
+        );
+        assert_eq!(groups["limit"], 200);
+        let (_, by_key) = get(
+            &c,
+            &format!("/rest/api/user/memberof?key={ADA_KEY}&limit=1"),
+            "Bearer ada-pat-1",
+        );
+        assert_eq!(by_key["results"][0]["name"], "confluence-users");
+        assert!(
+            by_key["_links"]["next"]
+                .as_str()
+                .unwrap()
+                .contains("start=1")
+        );
+        c.add_to_group("bob", "hr-admins");
+        let (_, bob) = get(
+            &c,
+            "/rest/api/user/memberof?username=bob",
+            "Bearer bob-pat-1",
+        );
+        assert_eq!(bob["size"], 2);
+        let (_, service) = get(
+            &c,
+            "/rest/api/user/memberof?username=pagehook",
+            "Bearer service-pat",
+        );
+        assert_eq!(service["size"], 0);
+        let (status, _) = get(
+            &c,
+            "/rest/api/user/memberof?username=nobody",
+            "Bearer ada-pat-1",
+        );
+        assert_eq!(status, 404);
+        let (status, _) = get(&c, "/rest/api/user/memberof", "Bearer ada-pat-1");
+        assert_eq!(status, 400);
+    }
+
+    #[test]
+    fn service_account_behaviour_is_unchanged() {
+        let c = fake();
+        let (status, tokens) = get(&c, "/rest/pat/latest/tokens", "Bearer service-pat");
+        assert_eq!(status, 200);
+        assert_eq!(tokens[0]["name"], "pagehook");
+        let (_, ada) = get(&c, "/rest/pat/latest/tokens", "Bearer ada-pat-1");
+        assert_eq!(ada.as_array().unwrap().len(), 1);
+        assert_eq!(ada[0]["name"], "token-1");
+        c.set_tokens(&[("pagehook", Some(SystemTime::now() - DAY))]);
+        let (status, _) = get(&c, "/rest/api/user/current", "Bearer service-pat");
+        assert_eq!(status, 401, "an expired service PAT is refused as before");
+        let (status, _) = get(&c, "/rest/api/user/current", "Bearer ada-pat-1");
+        assert_eq!(status, 200, "other people's tokens are theirs");
+    }
 }
