@@ -17,6 +17,7 @@ use pagehook::store::{
     Dispatched, EventStatus, NewBinding, NewDelivery, NewEvent, Outcome, PluginCall, PluginRecord,
     RateKeys, RatePolicy, Scope, SendSlot, Store, StoreError,
 };
+use pagehook::store::{ChangeQuery, DeliveryQuery, EventQuery, NewChange, NewSession};
 use pagehook_fakes::postgres::TestPostgres;
 use tokio::sync::Notify;
 
@@ -215,6 +216,38 @@ fn sent(id: i64, ts: &str) -> AttemptResult {
         latency_ms: 3,
         sent_at: Some(2),
     }
+}
+
+/// Dispatches the events `spaces` describes (space key, page id, title),
+/// one delivery each to `slack:acme/#<space lowercased>`; their ids.
+async fn in_spaces(store: &Store, spaces: &[(&str, u64, &str)]) -> Vec<i64> {
+    let keys: Vec<String> = (0..spaces.len()).map(|i| format!("s{i}")).collect();
+    let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+    let ids = ingest(store, &keys).await;
+    let claim = Claim::new("dispatcher", 60_000);
+    store.claim_events(&claim, 1000).await.unwrap();
+    let batch: Vec<Dispatched> = ids
+        .iter()
+        .zip(spaces)
+        .map(|(id, (space, page, title))| {
+            let mut d = dispatched(
+                *id,
+                vec![post(&format!("#{}", space.to_lowercase()), title)],
+            );
+            d.event.content = Some(
+                serde_json::from_value(serde_json::json!({
+                    "id": page, "content_type": "page", "title": title, "space_key": space
+                }))
+                .unwrap(),
+            );
+            d
+        })
+        .collect();
+    store
+        .finish_dispatch(&claim, &batch, BREAKER)
+        .await
+        .unwrap();
+    ids
 }
 
 suite! {
@@ -553,6 +586,105 @@ suite! {
         store.reset_breaker("poster").await.unwrap();
         assert_eq!(store.require_plugin("poster").await.unwrap().breaker_until, None);
     }
+
+    async fn events_are_searched_by_space_page_kind_and_status_a_page_at_a_time(store: &Store) {
+        let ids = in_spaces(store, &[("ENG", 10, "One"), ("OPS", 11, "Two"), ("ENG", 12, "Three"), ("ENG", 10, "One again")]).await;
+        let waiting = ingest(store, &["undispatched"]).await[0];
+        let q = |f: fn(&mut EventQuery)| {
+            let mut q = EventQuery { limit: 100, ..EventQuery::default() };
+            f(&mut q);
+            q
+        };
+        let found = |v: Vec<pagehook::store::EventSummary>| v.iter().map(|e| e.id).collect::<Vec<_>>();
+        let all = store.search_events(&q(|_| {})).await.unwrap();
+        assert_eq!(found(all.clone()), vec![waiting, ids[3], ids[2], ids[1], ids[0]]);
+        assert_eq!(all[0].space_key, None, "an event not yet dispatched has no space");
+        assert_eq!(all[1].space_key.as_deref(), Some("ENG"));
+        assert_eq!(all[1].content_id.as_deref(), Some("10"));
+        assert_eq!(all[1].title.as_deref(), Some("One again"));
+        let eng = store.search_events(&q(|q| q.space = Some("ENG".into()))).await.unwrap();
+        assert_eq!(found(eng), vec![ids[3], ids[2], ids[0]]);
+        let page = store.search_events(&q(|q| q.content_id = Some("10".into()))).await.unwrap();
+        assert_eq!(found(page), vec![ids[3], ids[0]]);
+        let pending = store.search_events(&q(|q| q.status = Some(EventStatus::Pending))).await.unwrap();
+        assert_eq!(found(pending), vec![waiting]);
+        let named = store.search_events(&q(|q| q.name = Some("page_removed".into()))).await.unwrap();
+        assert!(named.is_empty());
+        // Keyset paging: two at a time, no row twice, none missed.
+        let mut seen = Vec::new();
+        let mut before = None;
+        loop {
+            let page = store.search_events(&EventQuery { limit: 2, before, ..EventQuery::default() }).await.unwrap();
+            if page.is_empty() { break; }
+            before = page.last().map(|e| e.id);
+            seen.extend(found(page));
+        }
+        assert_eq!(seen, vec![waiting, ids[3], ids[2], ids[1], ids[0]]);
+        // A space admin's restriction holds on top of every other filter.
+        let mine = store.search_events(&q(|q| q.spaces = Some(vec!["OPS".into()]))).await.unwrap();
+        assert_eq!(found(mine), vec![ids[1]]);
+        let mine = store.search_events(&q(|q| { q.spaces = Some(vec!["OPS".into()]); q.space = Some("ENG".into()); })).await.unwrap();
+        assert!(mine.is_empty());
+        let none = store.search_events(&q(|q| q.spaces = Some(vec![]))).await.unwrap();
+        assert!(none.is_empty(), "no spaces means nothing, not everything");
+    }
+
+    async fn deliveries_are_searched_and_dead_letters_retried_by_destination(store: &Store) {
+        let ids = in_spaces(store, &[("ENG", 10, "a"), ("OPS", 11, "b"), ("ENG", 12, "c")]).await;
+        let claim = Claim::new("r", 60_000);
+        let round = store.claim_deliveries(&claim, fast(), 32).await.unwrap();
+        assert_eq!(round.claimed.len(), 2, "one head per lane");
+        let dead: Vec<AttemptResult> = round.claimed.iter().map(|d| AttemptResult {
+            outcome: Outcome::Dead { error: "channel_not_found".into() },
+            ..sent(d.id, "")
+        }).collect();
+        store.finish_attempts(&claim, &dead, &[]).await.unwrap();
+        let all = store.search_deliveries(&DeliveryQuery { limit: 10, ..DeliveryQuery::default() }).await.unwrap();
+        assert_eq!(all.len(), 3);
+        let eng = store.search_deliveries(&DeliveryQuery { destination: Some("slack:acme/#eng".into()), limit: 10, ..DeliveryQuery::default() }).await.unwrap();
+        assert_eq!(eng.iter().map(|d| d.event_id).collect::<Vec<_>>(), vec![ids[2], ids[0]]);
+        let dead_only = store.search_deliveries(&DeliveryQuery { status: Some(DeliveryStatus::Dead), limit: 10, ..DeliveryQuery::default() }).await.unwrap();
+        assert_eq!(dead_only.len(), 2);
+        let ops_admin = store.search_deliveries(&DeliveryQuery { spaces: Some(vec!["OPS".into()]), limit: 10, ..DeliveryQuery::default() }).await.unwrap();
+        assert_eq!(ops_admin.iter().map(|d| d.event_id).collect::<Vec<_>>(), vec![ids[1]]);
+        let counts = store.delivery_counts().await.unwrap();
+        assert!(counts.iter().any(|c| c.status == DeliveryStatus::Dead && c.count == 2), "{counts:?}");
+        // An OPS admin cannot retry ENG's dead letters; the admin can.
+        let eng_spaces = ["OPS".to_owned()];
+        assert_eq!(store.retry_dead_letters("slack:acme/#eng", Some(&eng_spaces)).await.unwrap(), 0);
+        assert_eq!(store.retry_dead_letters("slack:acme/#eng", None).await.unwrap(), 1);
+        assert_eq!(store.retry_dead_letters("slack:acme/#eng", None).await.unwrap(), 0, "already queued");
+        let before = store.latest_ids().await.unwrap();
+        assert!(before.pending_deliveries >= 2);
+        assert_eq!(before.event, ids[2]);
+    }
+
+    async fn changes_are_logged_and_sessions_expire(store: &Store) {
+        for i in 0..3 {
+            store.record_change(&NewChange {
+                actor: "admin (console)".into(),
+                action: "binding.add".into(),
+                target: format!("{i}"),
+                detail: serde_json::json!({"space": "ENG"}),
+            }).await.unwrap();
+        }
+        let page = store.changes(&ChangeQuery { before: None, limit: 2 }).await.unwrap();
+        assert_eq!(page.iter().map(|c| c.target.as_str()).collect::<Vec<_>>(), vec!["2", "1"]);
+        assert_eq!(page[0].detail["space"], "ENG");
+        let rest = store.changes(&ChangeQuery { before: Some(page[1].id), limit: 2 }).await.unwrap();
+        assert_eq!(rest.len(), 1);
+        let now = pagehook::store::now_ms();
+        let live = NewSession { id_hash: "h1".into(), principal: "{}".into(), csrf: "c".into(), created_at: now, expires_at: now + 60_000 };
+        let gone = NewSession { id_hash: "h2".into(), expires_at: now - 1, ..live.clone() };
+        store.create_session(&live).await.unwrap();
+        store.create_session(&gone).await.unwrap();
+        assert_eq!(store.session("h1").await.unwrap().unwrap().csrf, "c");
+        assert!(store.session("h2").await.unwrap().is_none(), "an expired session is never returned");
+        assert_eq!(store.purge_sessions().await.unwrap(), 1);
+        assert!(store.delete_session("h1").await.unwrap());
+        assert!(store.session("h1").await.unwrap().is_none());
+    }
+
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -8,6 +8,7 @@
 mod api;
 mod conn;
 mod hooks;
+pub mod session;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -17,6 +17,7 @@
 //! tests against both.
 
 mod bindings;
+pub mod changes;
 pub mod claims;
 mod connections;
 mod delivery;
@@ -25,6 +26,8 @@ pub mod ingest;
 mod outbox;
 mod plugins;
 pub mod postgres;
+pub mod search;
+pub mod sessions;
 pub mod sqlite;
 
 use std::path::Path;
@@ -33,6 +36,7 @@ use std::sync::Arc;
 use tokio::sync::Notify;
 
 pub use bindings::{Binding, NewBinding, Scope};
+pub use changes::{ChangeQuery, ChangeRecord, NewChange};
 pub use claims::{Claim, DeliveryRound, RateKeys, RatePolicy, SendSlot};
 pub use connections::{ConnectionKind, ConnectionRecord, TokenExpiry, redacted_url};
 pub use delivery::{AttemptRecord, AttemptResult, Claimed, HealthChange, Outcome, SlackThread};
@@ -42,6 +46,8 @@ pub use outbox::{
     NewDelivery, PluginCall,
 };
 pub use plugins::PluginRecord;
+pub use search::{DeliveryCount, DeliveryQuery, EventQuery, EventSummary, LatestIds};
+pub use sessions::{NewSession, SessionRecord};
 
 use crate::config::Database;
 
@@ -101,6 +107,7 @@ pub const COPIED_TABLES: &[&str] = &[
     "failures",
     "slack_threads",
     "once_keys",
+    "changes",
 ];
 
 /// A handle on the database, shared by the server, the workers and the CLI.
@@ -297,6 +304,12 @@ fn as_slice<T>(v: &Vec<T>) -> &[T] {
 fn by_ref<T>(v: &T) -> &T {
     v
 }
+fn owned_opt_slice<T: Clone>(v: &Option<&[T]>) -> Option<Vec<T>> {
+    v.map(<[T]>::to_vec)
+}
+fn as_opt_slice<T>(v: &Option<Vec<T>>) -> Option<&[T]> {
+    v.as_deref()
+}
 
 forward! {
     // Plugins.
@@ -407,6 +420,32 @@ forward! {
     fn once_key(&self, source: &str => owned_str, as_str, key: &str => owned_str, as_str) -> Option<u64>;
     /// Records what a once-key created.
     fn set_once_key(&self, source: &str => owned_str, as_str, key: &str => owned_str, as_str, content_id: u64 => copied, copied) -> ();
+
+    // --- the console: searches, counts, change log, sessions ---
+
+    /// Events matching `q`, newest first, a page at a time.
+    fn search_events(&self, q: &EventQuery => owned_ref, by_ref) -> Vec<EventSummary>;
+    /// Deliveries matching `q`, newest first, a page at a time.
+    fn search_deliveries(&self, q: &DeliveryQuery => owned_ref, by_ref) -> Vec<DeliveryRecord>;
+    /// How many deliveries are in each status.
+    fn delivery_counts(&self) -> Vec<DeliveryCount>;
+    /// What is newest (for live updates).
+    fn latest_ids(&self) -> LatestIds;
+    /// Queues every dead delivery to `destination` again (only of events in
+    /// `spaces` when set); returns how many.
+    fn retry_dead_letters(&self, destination: &str => owned_str, as_str, spaces: Option<&[String]> => owned_opt_slice, as_opt_slice) -> usize;
+    /// Records who changed what; returns the change's id.
+    fn record_change(&self, c: &NewChange => owned_ref, by_ref) -> i64;
+    /// The change log, newest first.
+    fn changes(&self, q: &ChangeQuery => owned_ref, by_ref) -> Vec<ChangeRecord>;
+    /// Stores a console session.
+    fn create_session(&self, s: &NewSession => owned_ref, by_ref) -> ();
+    /// The live (unexpired) session with this id hash.
+    fn session(&self, id_hash: &str => owned_str, as_str) -> Option<SessionRecord>;
+    /// Ends a session; true when there was one.
+    fn delete_session(&self, id_hash: &str => owned_str, as_str) -> bool;
+    /// Forgets expired sessions; returns how many.
+    fn purge_sessions(&self) -> usize;
 }
 
 /// Milliseconds since the Unix epoch: this process's clock. Claims and

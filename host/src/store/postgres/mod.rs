@@ -26,6 +26,7 @@
 //! longer holds (every finishing statement checks the claim's token).
 
 mod bindings;
+mod changes;
 mod claims;
 mod connections;
 mod delivery;
@@ -34,6 +35,7 @@ pub mod ingest;
 mod listen;
 mod outbox;
 mod plugins;
+mod search;
 mod send_slots;
 
 use std::future::Future;
@@ -52,7 +54,11 @@ use crate::store::{COPIED_TABLES, StoreError, StoreResult};
 
 /// Schema migrations, applied in order; `pagehook_schema.version` is the
 /// count applied. Later versions are appended, never edited.
-const MIGRATIONS: &[&str] = &[include_str!("schema_1.sql"), include_str!("schema_2.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("schema_1.sql"),
+    include_str!("schema_2.sql"),
+    include_str!("schema_3.sql"),
+];
 
 /// The advisory lock migrations run under, so that replicas starting
 /// together migrate once: "pagehook" in ASCII.
@@ -103,6 +109,7 @@ const ID_TABLES: &[&str] = &[
     "attempts",
     "audit",
     "failures",
+    "changes",
 ];
 
 /// Rows inserted by one statement when importing.

@@ -12,6 +12,7 @@ use std::collections::{HashMap, HashSet};
 use tokio_postgres::Row;
 
 use super::{ASYNC_COMMIT, PgResult, PgStore, count, sql_limit};
+use crate::store::search::{DeliveryQuery, Dialect};
 use crate::store::{
     AuditRecord, BreakerPolicy, Claim, DeliveryRecord, DeliveryStatus, Dispatched, FailureRecord,
     NewDelivery, PluginCall, StoreError, StoreResult, from_json, json, now_ms,
@@ -363,8 +364,7 @@ impl PgStore {
         status: Option<DeliveryStatus>,
         limit: usize,
     ) -> StoreResult<Vec<DeliveryRecord>> {
-        self.deliveries_where(status.map(DeliveryStatus::as_str), None, limit)
-            .await
+        self.deliveries_where(status, None, limit).await
     }
 
     /// The deliveries one event produced.
@@ -374,21 +374,34 @@ impl PgStore {
 
     async fn deliveries_where(
         &self,
-        status: Option<&str>,
+        status: Option<DeliveryStatus>,
         event_id: Option<i64>,
         limit: usize,
     ) -> StoreResult<Vec<DeliveryRecord>> {
+        self.search_deliveries(&DeliveryQuery {
+            status,
+            event_id,
+            limit,
+            ..DeliveryQuery::default()
+        })
+        .await
+    }
+
+    /// Deliveries matching `q`, newest first (see [`DeliveryQuery`]).
+    pub async fn search_deliveries(&self, q: &DeliveryQuery) -> StoreResult<Vec<DeliveryRecord>> {
+        let filter = q.filter(Dialect::Postgres);
+        let sql = format!(
+            "SELECT id, event_id, binding_id, plugin, kind, destination, action, dry_run, status, attempts, last_error, created_at, result
+             FROM deliveries{} ORDER BY id DESC LIMIT {}",
+            filter.where_sql(),
+            filter.next_placeholder(Dialect::Postgres)
+        );
+        let mut values = super::search::values(&filter.params);
+        values.push(Box::new(q.page()));
         self.run(async {
-            let rows = self
-                .client()
-                .await?
-                .query(
-                    "SELECT id, event_id, binding_id, plugin, kind, destination, action, dry_run, status, attempts, last_error, created_at, result
-                     FROM deliveries WHERE ($1::text IS NULL OR status = $1::text) AND ($3::bigint IS NULL OR event_id = $3::bigint)
-                     ORDER BY id DESC LIMIT $2",
-                    &[&status, &sql_limit(limit), &event_id],
-                )
-                .await?;
+            let client = self.client().await?;
+            let stmt = client.prepare_cached(&sql).await?;
+            let rows = client.query(&stmt, &super::search::refs(&values)).await?;
             rows.iter().map(delivery).collect()
         })
         .await

@@ -14,6 +14,7 @@
 //! [`ingest`]) to pay for one fsync per batch instead of one per event.
 
 mod bindings;
+mod changes;
 mod claims;
 mod connections;
 mod delivery;
@@ -21,6 +22,7 @@ mod events;
 pub mod ingest;
 mod outbox;
 mod plugins;
+mod search;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -38,6 +40,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("schema_5.sql"),
     include_str!("schema_6.sql"),
     include_str!("schema_7.sql"),
+    include_str!("schema_8.sql"),
 ];
 
 /// A handle on one SQLite file; cheap to clone.
@@ -189,7 +192,16 @@ impl SqliteStore {
             return Err(StoreError::NotFound(format!("no table {table} to copy")));
         }
         self.with(|conn| {
-            let mut stmt = conn.prepare(&format!("SELECT * FROM {table} ORDER BY rowid"))?;
+            // Stored columns only: generated ones (events.space_key, ...)
+            // are computed again by the target.
+            let columns: Vec<String> = conn
+                .prepare("SELECT name FROM pragma_table_xinfo(?1) WHERE hidden = 0 ORDER BY cid")?
+                .query_map([table], |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()?;
+            let mut stmt = conn.prepare(&format!(
+                "SELECT {} FROM {table} ORDER BY rowid",
+                columns.join(", ")
+            ))?;
             let names: Vec<String> = stmt.column_names().iter().map(|c| c.to_string()).collect();
             let mut rows = stmt.query([])?;
             let mut out = Vec::new();

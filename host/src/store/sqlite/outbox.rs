@@ -2,6 +2,7 @@ use rusqlite::params;
 
 use super::SqliteStore;
 use crate::model::Action;
+use crate::store::search::{DeliveryQuery, Dialect};
 use crate::store::{
     AuditRecord, BreakerPolicy, Claim, DeliveryRecord, DeliveryStatus, Dispatched, FailureRecord,
     NewDelivery, StoreError, StoreResult, from_json, json, now_ms,
@@ -156,13 +157,28 @@ impl SqliteStore {
         event_id: Option<i64>,
         limit: usize,
     ) -> StoreResult<Vec<DeliveryRecord>> {
+        self.search_deliveries(&DeliveryQuery {
+            status,
+            event_id,
+            limit,
+            ..DeliveryQuery::default()
+        })
+    }
+
+    /// Deliveries matching `q`, newest first (see [`DeliveryQuery`]).
+    pub fn search_deliveries(&self, q: &DeliveryQuery) -> StoreResult<Vec<DeliveryRecord>> {
+        let filter = q.filter(Dialect::Sqlite);
+        let sql = format!(
+            "SELECT id, event_id, binding_id, plugin, kind, destination, action, dry_run, status, attempts, last_error, created_at, result
+             FROM deliveries{} ORDER BY id DESC LIMIT {}",
+            filter.where_sql(),
+            filter.next_placeholder(Dialect::Sqlite)
+        );
+        let mut values = super::search::values(&filter.params);
+        values.push(rusqlite::types::Value::Integer(q.page()));
         let rows = self.with(|conn| {
-            let mut stmt = conn.prepare(
-                "SELECT id, event_id, binding_id, plugin, kind, destination, action, dry_run, status, attempts, last_error, created_at, result
-                 FROM deliveries WHERE (?1 IS NULL OR status = ?1) AND (?3 IS NULL OR event_id = ?3)
-                 ORDER BY id DESC LIMIT ?2",
-            )?;
-            stmt.query_map(params![status.map(DeliveryStatus::as_str), limit as i64, event_id], |r| {
+            let mut stmt = conn.prepare_cached(&sql)?;
+            stmt.query_map(rusqlite::params_from_iter(values), |r| {
                 Ok((
                     DeliveryRecord {
                         id: r.get(0)?,
