@@ -426,6 +426,36 @@ impl Browser {
         );
     }
 
+    fn select_containing_in(&self, scope: Option<&str>, label: &str, part: &str) {
+        let (el, tag, _) = self.labelled(scope, label);
+        assert_eq!(tag, "select", "{label:?} labels a {tag}, not a select");
+        let options = self.options_of(&el);
+        let Some(option) = options.iter().find(|o| o.contains(part)) else {
+            panic!(
+                "no option of {label:?} on {} contains {part:?}; options: {options:?}",
+                self.url()
+            );
+        };
+        self.run(
+            &format!("choosing {option:?} in {label:?}"),
+            el.select_by_label(option),
+        );
+    }
+
+    fn options_of(&self, el: &fantoccini::elements::Element) -> Vec<String> {
+        let v = self.js(
+            "return [...arguments[0].options].map(o => o.text.replace(/\\s+/g, ' ').trim());",
+            vec![serde_json::to_value(el).unwrap()],
+        );
+        v.as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|o| o.as_str().unwrap_or_default().to_string())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     fn check_in(&self, scope: Option<&str>, label: &str, on: bool) {
         let (el, _, kind) = self.labelled(scope, label);
         assert!(
@@ -463,9 +493,31 @@ impl Browser {
         self.select_in(None, label, option);
     }
 
+    /// Chooses the first option of the select labelled `label` whose text contains `part`.
+    pub fn select_containing(&self, label: &str, part: &str) {
+        self.select_containing_in(None, label, part);
+    }
+
+    /// The options shown by the select labelled `label`.
+    pub fn options(&self, label: &str) -> Vec<String> {
+        let (el, tag, _) = self.labelled(None, label);
+        assert_eq!(tag, "select", "{label:?} labels a {tag}, not a select");
+        self.options_of(&el)
+    }
+
     /// Ticks (`on`) or clears the checkbox labelled `label`.
     pub fn check(&self, label: &str, on: bool) {
         self.check_in(None, label, on);
+    }
+
+    /// Whether the checkbox labelled `label` is ticked.
+    pub fn checked(&self, label: &str) -> bool {
+        let (el, _, kind) = self.labelled(None, label);
+        assert!(
+            kind == "checkbox" || kind == "radio",
+            "{label:?} labels a {kind}"
+        );
+        self.run(&format!("reading {label:?}"), el.is_selected())
     }
 
     /// Chooses a file for the file input labelled `label`.
@@ -493,21 +545,32 @@ impl Browser {
         self.run(&format!("following {text:?}"), el.click());
     }
 
-    /// The form holding the button reading `button`.
+    /// The form holding the one visible button reading `button`.
     pub fn form(&self, button: &str) -> Form<'_> {
+        self.form_of(button, None)
+    }
+
+    /// The form holding the button reading `button` closest to something
+    /// reading `near` (one row's form among many alike).
+    pub fn form_near(&self, near: &str, button: &str) -> Form<'_> {
+        self.form_of(button, Some(near))
+    }
+
+    fn form_of(&self, button: &str, near: Option<&str>) -> Form<'_> {
+        let found = self.js(FIND_BUTTON, vec![Value::Null, json!(button), json!(near)]);
+        if let Some(error) = found.get("error").and_then(Value::as_str) {
+            panic!("finding the form of {button:?} on {}: {error}", self.url());
+        }
         let answer = self.js(
             r#"
-const norm = s => (s || '').replace(/\s+/g, ' ').trim();
-const found = [...document.querySelectorAll('button, input[type=submit]')]
-  .filter(b => norm(b.tagName === 'INPUT' ? b.value : b.textContent) === arguments[0] && b.offsetParent !== null);
-if (found.length !== 1) return {error: found.length + ' visible buttons "' + arguments[0] + '"'};
-const form = found[0].form || found[0].closest('form, fieldset, section');
-if (!form) return {error: 'the button "' + arguments[0] + '" is in no form'};
+const b = document.querySelector('[data-test-target="' + arguments[0] + '"]');
+const form = b.form || b.closest('form, fieldset, section');
+if (!form) return {error: 'the button is in no form'};
 window.__testTarget = (window.__testTarget || 0) + 1;
 form.setAttribute('data-test-form', String(window.__testTarget));
 return {target: String(window.__testTarget)};
 "#,
-            vec![json!(button)],
+            vec![found["target"].clone()],
         );
         if let Some(error) = answer.get("error").and_then(Value::as_str) {
             panic!("finding the form of {button:?} on {}: {error}", self.url());
@@ -635,9 +698,56 @@ impl Form<'_> {
         self
     }
 
+    /// Chooses the first option of the select labelled `label` containing `part`.
+    pub fn select_containing(&self, label: &str, part: &str) -> &Self {
+        self.browser
+            .select_containing_in(Some(&self.selector), label, part);
+        self
+    }
+
     /// Ticks or clears the checkbox labelled `label` in this form.
     pub fn check(&self, label: &str, on: bool) -> &Self {
         self.browser.check_in(Some(&self.selector), label, on);
+        self
+    }
+
+    /// In the fieldset of this form whose legend reads `legend`, ticks the
+    /// checkboxes labelled `on` and clears every other one.
+    pub fn check_only(&self, legend: &str, on: &[&str]) -> &Self {
+        let labels = self.browser.js(
+            r#"
+const [formSel, legend] = arguments;
+const norm = s => (s || '').replace(/\s+/g, ' ').trim();
+const set = [...document.querySelectorAll(formSel + ' fieldset')]
+  .find(f => f.querySelector('legend') && norm(f.querySelector('legend').textContent) === legend);
+if (!set) return {error: 'no fieldset with the legend "' + legend + '"'};
+return {labels: [...set.querySelectorAll('input[type=checkbox]')]
+  .map(c => c.labels && c.labels.length ? norm(c.labels[0].textContent) : null)};
+"#,
+            vec![json!(self.selector), json!(legend)],
+        );
+        if let Some(error) = labels.get("error").and_then(Value::as_str) {
+            panic!("{error} on {}", self.browser.url());
+        }
+        let labels: Vec<String> = labels["labels"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| {
+                l.as_str()
+                    .unwrap_or_else(|| panic!("a checkbox under {legend:?} has no label"))
+                    .to_string()
+            })
+            .collect();
+        for want in on {
+            assert!(
+                labels.iter().any(|l| l == want),
+                "no checkbox {want:?} under {legend:?}; there are {labels:?}"
+            );
+        }
+        for label in &labels {
+            self.check(label, on.contains(&label.as_str()));
+        }
         self
     }
 
