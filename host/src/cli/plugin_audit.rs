@@ -12,8 +12,8 @@ use serde::Serialize;
 
 use super::CacheArgs;
 use super::progress::{self, Progress};
-use crate::manifest::Manifest;
-use crate::runtime::{Limits, PluginPackage, Runtime, Surface};
+use crate::runtime::audit::{self, PluginAudit};
+use crate::runtime::{PluginPackage, Runtime};
 
 /// Arguments of `plugin audit`.
 #[derive(Debug, clap::Args)]
@@ -27,93 +27,56 @@ pub struct Args {
     cache: CacheArgs,
 }
 
+/// The report, with the directory it was read from.
 #[derive(Debug, Serialize)]
 struct Report {
     dir: String,
-    component: String,
-    sha256: String,
-    size_bytes: usize,
-    manifest: Manifest,
-    imports: Vec<Import>,
-    exports: Vec<String>,
-    loadable: bool,
-    problem: Option<String>,
-    limits: Option<Limits>,
-}
-
-#[derive(Debug, Serialize)]
-struct Import {
-    name: String,
-    allowed: bool,
+    #[serde(flatten)]
+    audit: PluginAudit,
 }
 
 /// Runs the command; exit 1 when the plugin could not be loaded.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let package = PluginPackage::open(&args.dir)?;
     let runtime = Runtime::new(args.cache.runtime_config());
-    let mut report = Report {
-        dir: args.dir.display().to_string(),
-        component: package.manifest.component.clone(),
-        sha256: package.sha256.clone(),
-        size_bytes: package.wasm.len(),
-        manifest: package.manifest.clone(),
-        imports: Vec::new(),
-        exports: Vec::new(),
-        loadable: false,
-        problem: None,
-        limits: None,
-    };
     let progress = Progress::start(progress::loading(
         &package.manifest.name,
         package.wasm.len(),
     ));
-    match runtime.compile(&package) {
-        Ok(compiled) => {
-            progress.finish(progress::loaded(
-                &package.manifest.name,
-                compiled.cache,
-                compiled.load_time,
-            ));
-            let Surface { imports, exports } = compiled.surface.clone();
-            report.imports = imports
-                .into_iter()
-                .map(|name| Import {
-                    allowed: crate::runtime::import_allowed(&name),
-                    name,
-                })
-                .collect();
-            report.exports = exports;
-            report.limits = Some(compiled.limits);
-            match runtime.prepare(&package, compiled) {
-                Ok(_) => report.loadable = true,
-                Err(e) => report.problem = Some(e.to_string()),
-            }
+    let audit = audit::audit(&runtime, &package);
+    match audit.load {
+        Some((cache, load_time)) => {
+            progress.finish(progress::loaded(&package.manifest.name, cache, load_time))
         }
-        Err(e) => {
+        None => {
             let took = progress::human(progress.elapsed());
             progress.finish(format!(
                 "cannot compile `{}` (after {took})",
                 package.manifest.name
             ));
-            report.problem = Some(e.to_string());
         }
     }
+    let report = Report {
+        dir: args.dir.display().to_string(),
+        audit,
+    };
     if args.json {
         outln!("{}", serde_json::to_string_pretty(&report)?)?;
     } else {
         print_text(&report)?;
     }
-    Ok(if report.loadable {
+    Ok(if report.audit.loadable {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
     })
 }
 
-fn print_text(r: &Report) -> std::io::Result<()> {
+fn print_text(report: &Report) -> std::io::Result<()> {
+    let r = &report.audit;
     let m = &r.manifest;
     outln!("plugin      {} {} — {}", m.name, m.version, m.description)?;
-    outln!("directory   {}", r.dir)?;
+    outln!("directory   {}", report.dir)?;
     outln!("component   {} ({} bytes)", r.component, r.size_bytes)?;
     outln!("sha256      {}", r.sha256)?;
     outln!("contract    pagehook:plugin@{}", m.wit)?;

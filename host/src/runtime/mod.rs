@@ -10,6 +10,7 @@
 //! This module must never give a plugin anything from the host: no files,
 //! network, environment, secrets, clock or shared state between calls.
 
+pub mod audit;
 mod cache;
 mod clocks;
 mod engine;

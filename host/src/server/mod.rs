@@ -7,6 +7,7 @@
 
 mod api;
 mod conn;
+mod console;
 mod hooks;
 pub mod session;
 
@@ -60,6 +61,7 @@ pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .merge(hooks::routes(body_limit))
         .nest("/api", api::routes(state.clone()))
+        .nest("/console", console::routes())
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .with_state(state)

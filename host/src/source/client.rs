@@ -231,8 +231,56 @@ impl ConfluenceClient {
     /// The page's (or blog post's) top-level comments with their storage
     /// bodies, every page of them (Confluence pages lists; at most 5,000).
     pub async fn comments(&self, page_id: u64) -> Result<Vec<Value>, ClientError> {
-        let mut path =
-            format!("/rest/api/content/{page_id}/child/comment?expand=body.storage&limit=100");
+        self.every_page(format!(
+            "/rest/api/content/{page_id}/child/comment?expand=body.storage&limit=100"
+        ))
+        .await
+    }
+
+    /// The keys of every global space the credentials may view
+    /// (`GET /rest/api/space`, page by page; at most 5,000).
+    pub async fn spaces(&self) -> Result<Vec<String>, ClientError> {
+        Ok(self
+            .every_page("/rest/api/space?type=global&limit=100".to_owned())
+            .await?
+            .iter()
+            .filter_map(|s| s.get("key").and_then(Value::as_str).map(str::to_owned))
+            .collect())
+    }
+
+    /// `GET /rest/api/space/{key}/permissions` (Confluence 9.1 and later):
+    /// who holds which permission in the space. `None` when the caller may
+    /// not read them (Confluence answers only the space's admins) or the
+    /// space is gone.
+    pub async fn space_permissions(&self, key: &str) -> Result<Option<Vec<Value>>, ClientError> {
+        let path = format!("/rest/api/space/{}/permissions", form_urlencoded(key));
+        match self.get(&path).await {
+            Ok(Some(Value::Array(grants))) => Ok(Some(grants)),
+            Ok(Some(_)) => Err(ClientError::BadAnswer(
+                "space permissions are not a list".into(),
+            )),
+            Ok(None) | Err(ClientError::Unauthorized(_)) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The names of the groups `username` belongs to
+    /// (`GET /rest/api/user/memberof`, every page).
+    pub async fn groups(&self, username: &str) -> Result<Vec<String>, ClientError> {
+        Ok(self
+            .every_page(format!(
+                "/rest/api/user/memberof?username={}&limit=200",
+                form_urlencoded(username)
+            ))
+            .await?
+            .iter()
+            .filter_map(|g| g.get("name").and_then(Value::as_str).map(str::to_owned))
+            .collect())
+    }
+
+    /// Every `results` entry of a paged list, following `_links.next`
+    /// (at most 50 pages).
+    async fn every_page(&self, mut path: String) -> Result<Vec<Value>, ClientError> {
         let mut all = Vec::new();
         for _ in 0..50 {
             let Some(page) = self.get(&path).await? else {

@@ -4,4 +4,5 @@
 
 pub mod client;
 pub mod enrich;
+pub mod space_admin;
 pub mod webhook;

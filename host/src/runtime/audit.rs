@@ -1,0 +1,80 @@
+//! What a security reviewer reads about a plugin: what it is (sha256,
+//! size), what it declares (its manifest), what its component really
+//! imports and exports, whether the sandbox would load it and why not, and
+//! the limits it would run under. Shared by `pagehook plugin audit` and the
+//! console's plugin page.
+//!
+//! What it must never do: run the plugin's code (auditing only compiles it).
+
+use serde::Serialize;
+
+use super::{Limits, PluginPackage, Runtime, Surface, import_allowed};
+use crate::manifest::Manifest;
+
+/// The audit of one plugin package.
+#[derive(Debug, Clone, Serialize)]
+pub struct PluginAudit {
+    /// The component's file name in the package.
+    pub component: String,
+    pub sha256: String,
+    pub size_bytes: usize,
+    pub manifest: Manifest,
+    /// Every import, and whether the sandbox links it.
+    pub imports: Vec<Import>,
+    pub exports: Vec<String>,
+    /// Whether the sandbox would load it.
+    pub loadable: bool,
+    /// Why not.
+    pub problem: Option<String>,
+    /// The limits it would run under (once it compiles).
+    pub limits: Option<Limits>,
+    /// Whether the component came from the compiled cache, and how long
+    /// loading took.
+    #[serde(skip)]
+    pub load: Option<(super::CacheOutcome, std::time::Duration)>,
+}
+
+/// One import of the component.
+#[derive(Debug, Clone, Serialize)]
+pub struct Import {
+    pub name: String,
+    /// Whether the sandbox links it (it grants nothing by itself).
+    pub allowed: bool,
+}
+
+/// Compiles `package` (without running it) and reports what it is.
+pub fn audit(runtime: &Runtime, package: &PluginPackage) -> PluginAudit {
+    let mut report = PluginAudit {
+        component: package.manifest.component.clone(),
+        sha256: package.sha256.clone(),
+        size_bytes: package.wasm.len(),
+        manifest: package.manifest.clone(),
+        imports: Vec::new(),
+        exports: Vec::new(),
+        loadable: false,
+        problem: None,
+        limits: None,
+        load: None,
+    };
+    match runtime.compile(package) {
+        Ok(compiled) => {
+            report.load = Some((compiled.cache, compiled.load_time));
+            let Surface { imports, exports } = compiled.surface.clone();
+            report.imports = imports
+                .into_iter()
+                .map(|name| Import {
+                    allowed: import_allowed(&name),
+                    name,
+                })
+                .collect();
+            report.exports = exports;
+            report.limits = Some(compiled.limits);
+            match runtime.prepare(package, compiled) {
+                Ok(_) => report.loadable = true,
+                Err(e) => report.problem = Some(e.to_string()),
+            }
+        }
+        Err(e) => report.problem = Some(e.to_string()),
+    }
+    report
+}

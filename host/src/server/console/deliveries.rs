@@ -1,0 +1,11 @@
+//! Console page module owned by helper H3 (being written).
+
+use std::sync::Arc;
+
+use axum::Router;
+
+use crate::server::AppState;
+
+pub(super) fn routes() -> Router<Arc<AppState>> {
+    Router::new()
+}

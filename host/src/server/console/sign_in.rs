@@ -1,0 +1,413 @@
+//! Signing in and out of the console.
+//!
+//! The Pagehook admin signs in with the admin token. A Confluence space
+//! admin signs in with their own Confluence credentials (a personal access
+//! token, or username and password), which are sent once to the chosen
+//! Confluence connection to ask who they are and which spaces they
+//! administer (`source::space_admin`), then dropped. Either way the browser
+//! gets a session cookie (see `server::session`) and the sign-in lands in
+//! the change log.
+//!
+//! The sign-in forms have no session yet, so they carry a double-submit
+//! token: a random value both in a `SameSite=Strict` cookie and in the
+//! form, compared in constant time. What it must never do: keep or log the
+//! credentials, or say which part of a wrong sign-in was wrong beyond what
+//! Confluence said.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{Form, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use maud::{DOCTYPE, Markup, html};
+use serde::Deserialize;
+
+use super::field;
+use crate::secret::Secret;
+use crate::server::AppState;
+use crate::server::session::{
+    self, Principal, SESSION_COOKIE, SpaceAdmin, cookie, id_hash, over_tls, random_token,
+    same_secret, set_cookie,
+};
+use crate::source::client::{ClientError, ClientOptions, ConfluenceAuth, ConfluenceClient};
+use crate::store::{ConnectionKind, NewChange};
+
+/// The double-submit cookie of the sign-in forms.
+const SIGN_IN_COOKIE: &str = "pagehook_sign_in";
+
+/// How long Confluence may take to answer a sign-in's questions.
+const CONFLUENCE_TIMEOUT: Duration = Duration::from_secs(10);
+
+pub(super) fn routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/sign-in", get(sign_in_page))
+        .route("/sign-in/admin", post(sign_in_admin))
+        .route("/sign-in/confluence", post(sign_in_confluence))
+        .route("/sign-out", post(sign_out))
+}
+
+#[derive(Deserialize)]
+struct AdminForm {
+    csrf: String,
+    #[serde(rename = "admin-token")]
+    admin_token: String,
+}
+
+#[derive(Deserialize)]
+struct ConfluenceForm {
+    csrf: String,
+    source: String,
+    #[serde(default)]
+    username: String,
+    password: String,
+}
+
+#[derive(Deserialize)]
+struct SignOutForm {
+    csrf: String,
+}
+
+async fn sign_in_page(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    // Already signed in: straight to the overview.
+    if let Some(id) = cookie(&headers, SESSION_COOKIE)
+        && session::session_caller(&state.store, id).await.is_ok()
+    {
+        return Redirect::to("/console/overview").into_response();
+    }
+    form_page(&state, &headers, StatusCode::OK, None).await
+}
+
+/// The sign-in page, with a fresh double-submit token (and `problem`).
+async fn form_page(
+    state: &AppState,
+    headers: &HeaderMap,
+    status: StatusCode,
+    problem: Option<&str>,
+) -> Response {
+    let token = random_token();
+    let sources: Vec<String> = match state.store.connections().await {
+        Ok(c) => c
+            .into_iter()
+            .filter(|c| c.kind == ConnectionKind::Confluence && !c.url.is_empty())
+            .map(|c| c.name)
+            .collect(),
+        Err(e) => {
+            tracing::error!(error = %e, "sign-in page: cannot list Confluence connections");
+            Vec::new()
+        }
+    };
+    let cookie = set_cookie(SIGN_IN_COOKIE, &token, 3600, over_tls(headers));
+    let body = sign_in_markup(&token, &sources, problem, state.admin_token.is_some());
+    (status, [(header::SET_COOKIE, cookie)], body).into_response()
+}
+
+fn sign_in_markup(
+    token: &str,
+    sources: &[String],
+    problem: Option<&str>,
+    admin_on: bool,
+) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { "Sign in · Pagehook" }
+                link rel="stylesheet" href="/console/assets/console.css";
+            }
+            body {
+                main id="main" class="signin" {
+                    h1 { "Sign in to Pagehook" }
+                    @if let Some(problem) = problem {
+                        p role="alert" class="alert" { (problem) }
+                    }
+                    section aria-labelledby="admin-heading" {
+                        h2 id="admin-heading" { "Sign in as Pagehook admin" }
+                        @if admin_on {
+                            form method="post" action="/console/sign-in/admin" {
+                                input type="hidden" name="csrf" value=(token);
+                                (field("admin-token", "Admin token", Some("The server.admin-token of this Pagehook."),
+                                    html! { input id="admin-token" name="admin-token" type="password" required autocomplete="current-password" aria-describedby="admin-token-help"; }))
+                                button type="submit" { "Sign in as admin" }
+                            }
+                        } @else {
+                            p class="notice" { "No admin token is configured (server.admin-token), so nobody can sign in as admin." }
+                        }
+                    }
+                    section aria-labelledby="confluence-heading" {
+                        h2 id="confluence-heading" { "Sign in with Confluence" }
+                        p class="muted" { "For Confluence space admins: configure the spaces you administer. Your credentials are checked with Confluence and not kept." }
+                        @if sources.is_empty() {
+                            p class="notice" { "No Confluence connection with a base URL is set up yet; the Pagehook admin adds one under Connections." }
+                        } @else {
+                            form method="post" action="/console/sign-in/confluence" {
+                                input type="hidden" name="csrf" value=(token);
+                                (field("source", "Confluence", None, html! {
+                                    select id="source" name="source" {
+                                        @for s in sources { option value=(s) { (s) } }
+                                    }
+                                }))
+                                (field("username", "Username", Some("Leave empty when you sign in with a personal access token."),
+                                    html! { input id="username" name="username" type="text" autocomplete="username" aria-describedby="username-help"; }))
+                                (field("password", "Password or personal access token", None,
+                                    html! { input id="password" name="password" type="password" required autocomplete="current-password"; }))
+                                button type="submit" { "Sign in with Confluence" }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Whether the form's token matches the sign-in cookie.
+fn sign_in_token_ok(headers: &HeaderMap, given: &str) -> bool {
+    cookie(headers, SIGN_IN_COOKIE).is_some_and(|c| !c.is_empty() && same_secret(c, given))
+}
+
+async fn sign_in_admin(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Form(form): Form<AdminForm>,
+) -> Response {
+    if !sign_in_token_ok(&headers, &form.csrf) {
+        return expired(&state, &headers).await;
+    }
+    let ok = state
+        .admin_token
+        .as_ref()
+        .is_some_and(|t| same_secret(&form.admin_token, t.expose()));
+    if !ok {
+        tracing::warn!("console: a wrong admin token was entered");
+        return form_page(
+            &state,
+            &headers,
+            StatusCode::UNAUTHORIZED,
+            Some("That is not the admin token."),
+        )
+        .await;
+    }
+    signed_in(&state, &headers, &Principal::Admin, "admin (console)").await
+}
+
+async fn sign_in_confluence(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Form(form): Form<ConfluenceForm>,
+) -> Response {
+    if !sign_in_token_ok(&headers, &form.csrf) {
+        return expired(&state, &headers).await;
+    }
+    let refuse = |status, message: String| {
+        let state = state.clone();
+        let headers = headers.clone();
+        async move { form_page(&state, &headers, status, Some(&message)).await }
+    };
+    let conn = match state.store.connection(&form.source).await {
+        Ok(Some(c)) if c.kind == ConnectionKind::Confluence && !c.url.is_empty() => c,
+        Ok(_) => {
+            return refuse(
+                StatusCode::BAD_REQUEST,
+                format!("There is no Confluence connection named `{}`.", form.source),
+            )
+            .await;
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "console sign-in: cannot read connections");
+            return refuse(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Pagehook cannot read its database right now; try again in a moment.".into(),
+            )
+            .await;
+        }
+    };
+    if form.password.is_empty() {
+        return refuse(
+            StatusCode::BAD_REQUEST,
+            "Enter your password or personal access token.".into(),
+        )
+        .await;
+    }
+    let auth = if form.username.trim().is_empty() {
+        ConfluenceAuth::Bearer(Secret::new(form.password))
+    } else {
+        ConfluenceAuth::Basic {
+            username: form.username.trim().to_owned(),
+            password: Secret::new(form.password),
+        }
+    };
+    let options = ClientOptions {
+        timeout: CONFLUENCE_TIMEOUT,
+        attempts: 1,
+        ..ClientOptions::default()
+    };
+    let client = ConfluenceClient::new(&conn.url, auth, options);
+    let check = match crate::source::space_admin::check(&client).await {
+        Ok(c) => c,
+        Err(ClientError::Unauthorized(_)) => {
+            return refuse(
+                StatusCode::UNAUTHORIZED,
+                format!(
+                    "Confluence `{}` did not accept that username and password or token.",
+                    conn.name
+                ),
+            )
+            .await;
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, source = %conn.name, "console sign-in: Confluence could not be asked");
+            return refuse(
+                StatusCode::BAD_GATEWAY,
+                format!("Pagehook could not ask Confluence `{}`: {e}", conn.name),
+            )
+            .await;
+        }
+    };
+    let username = check
+        .person
+        .username
+        .clone()
+        .unwrap_or_else(|| check.person.key.clone());
+    if check.spaces.is_empty() {
+        return refuse(
+            StatusCode::FORBIDDEN,
+            format!(
+                "Confluence says {username} administers no space, so there is nothing here for you to configure. Ask the Pagehook admin, or a space admin, for help."
+            ),
+        )
+        .await;
+    }
+    let principal = Principal::SpaceAdmin(SpaceAdmin {
+        source: conn.name.clone(),
+        user_key: check.person.key.clone(),
+        display_name: check
+            .person
+            .display_name
+            .clone()
+            .unwrap_or_else(|| username.clone()),
+        username: username.clone(),
+        spaces: check.spaces,
+    });
+    let actor = format!("{username} (Confluence user on `{}`)", conn.name);
+    signed_in(&state, &headers, &principal, &actor).await
+}
+
+/// Starts the session, records the sign-in, and goes to the overview.
+async fn signed_in(
+    state: &AppState,
+    headers: &HeaderMap,
+    principal: &Principal,
+    actor: &str,
+) -> Response {
+    let secure = over_tls(headers);
+    let cookie = match session::start(&state.store, principal, secure).await {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(error = %e, "console sign-in: cannot store the session");
+            return form_page(
+                state,
+                headers,
+                StatusCode::SERVICE_UNAVAILABLE,
+                Some("Pagehook cannot write its database right now; try again in a moment."),
+            )
+            .await;
+        }
+    };
+    let spaces = match principal {
+        Principal::Admin => serde_json::Value::Null,
+        Principal::SpaceAdmin(s) => serde_json::json!(s.spaces),
+    };
+    record(
+        state,
+        actor,
+        "session.sign-in",
+        actor,
+        serde_json::json!({ "spaces": spaces }),
+    )
+    .await;
+    (
+        [
+            (header::SET_COOKIE, cookie),
+            (
+                header::SET_COOKIE,
+                set_cookie(SIGN_IN_COOKIE, "", 0, secure),
+            ),
+        ],
+        Redirect::to("/console/overview"),
+    )
+        .into_response()
+}
+
+async fn sign_out(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Form(form): Form<SignOutForm>,
+) -> Response {
+    let secure = over_tls(&headers);
+    if let Some(id) = cookie(&headers, SESSION_COOKIE)
+        && let Ok(caller) = session::session_caller(&state.store, id).await
+    {
+        if !same_secret(&form.csrf, caller.csrf().unwrap_or_default()) {
+            return (
+                StatusCode::FORBIDDEN,
+                "missing or wrong CSRF token: reload the page and sign out again",
+            )
+                .into_response();
+        }
+        if let Err(e) = state.store.delete_session(&id_hash(id)).await {
+            tracing::error!(error = %e, "console sign-out: cannot end the session");
+        }
+        let actor = caller.actor();
+        record(
+            &state,
+            &actor,
+            "session.sign-out",
+            &actor,
+            serde_json::Value::Null,
+        )
+        .await;
+    }
+    (
+        [(
+            header::SET_COOKIE,
+            set_cookie(SESSION_COOKIE, "", 0, secure),
+        )],
+        Redirect::to("/console/sign-in"),
+    )
+        .into_response()
+}
+
+/// A sign-in form whose token no longer matches (an old tab, cookies off).
+async fn expired(state: &AppState, headers: &HeaderMap) -> Response {
+    form_page(
+        state,
+        headers,
+        StatusCode::FORBIDDEN,
+        Some("This sign-in form expired (or cookies are off). Please try again."),
+    )
+    .await
+}
+
+/// Writes a change-log row; a failure is logged, not shown.
+async fn record(
+    state: &AppState,
+    actor: &str,
+    action: &str,
+    target: &str,
+    detail: serde_json::Value,
+) {
+    let change = NewChange {
+        actor: actor.to_owned(),
+        action: action.to_owned(),
+        target: target.to_owned(),
+        detail,
+    };
+    if let Err(e) = state.store.record_change(&change).await {
+        tracing::error!(error = %e, action, "cannot record a change");
+    }
+}
