@@ -12,6 +12,7 @@
 //! Nothing here decides retries or dead letters (that is `deliver`), and
 //! nothing here ever logs or returns a token.
 
+pub mod app_manifest;
 pub mod auth;
 pub mod client;
 pub mod directory;

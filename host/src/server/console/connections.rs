@@ -1,11 +1,154 @@
-//! (being written)
+//! Connections: Slack workspaces, Teams workflows and Confluence sources.
+//! Connect one (the Slack app manifest to paste is on the page), test it,
+//! switch dry run, remove it. Secrets are typed in once and never shown:
+//! rows show names, URLs without their query, health and token expiry.
 
 use std::sync::Arc;
 
 use axum::Router;
+use axum::routing::get;
+use maud::{Markup, html};
 
+use super::{PageResult, Section, Viewer, api_form, field, page, when};
+use crate::admin::token_status;
 use crate::server::AppState;
+use crate::slack::app_manifest::SLACK_APP_MANIFEST;
+use crate::store::{ConnectionRecord, now_ms, redacted_url};
 
 pub(super) fn routes() -> Router<Arc<AppState>> {
-    Router::new()
+    Router::new().route("/connections", get(connections))
+}
+
+async fn connections(
+    axum::extract::State(state): axum::extract::State<Arc<AppState>>,
+    viewer: Viewer,
+) -> PageResult {
+    let list = state.store.connections().await?;
+    let admin = viewer.is_admin();
+    let body = html! {
+        @if !admin {
+            p class="notice" { "Only the Pagehook admin changes connections; you can see which exist to use them in your bindings." }
+        }
+        (table(&list, admin))
+        @if admin {
+            h2 id="connect-slack" { "Connect Slack" }
+            p { "Create a Slack app from this manifest (api.slack.com/apps → Create New App → From an app manifest), install it to your workspace, and paste its Bot User OAuth Token (xoxb-…) below. It asks for exactly the scopes Pagehook uses." }
+            (field("slack-manifest", "Slack app manifest", None, html! {
+                textarea id="slack-manifest" readonly rows="18" cols="80" { (SLACK_APP_MANIFEST) }
+            }))
+            (api_form("POST", "/api/connections", "reload", "", html! {
+                input type="hidden" name="kind" value="slack";
+                (field("slack-name", "Name", Some("Letters, digits, - and _; destinations name it: slack:NAME/#channel."), html! {
+                    input id="slack-name" name="name" type="text" required pattern="[A-Za-z0-9_-]{1,64}" aria-describedby="slack-name-help";
+                }))
+                (field("slack-token", "Bot token", None, html! {
+                    input id="slack-token" name="token.value" type="password" required autocomplete="off";
+                }))
+                (field("slack-url", "Slack API URL", Some("Leave empty for https://slack.com/api/."), html! {
+                    input id="slack-url" name="url" type="url" aria-describedby="slack-url-help";
+                }))
+                (field("slack-notify", "Greet this email", Some("Optional: a Slack user's email; Pagehook DMs them once the connection works."), html! {
+                    input id="slack-notify" name="notify" type="text" aria-describedby="slack-notify-help";
+                }))
+                label class="check" { input type="checkbox" name="dry_run" id="slack-dry-run"; "Dry run" }
+                button type="submit" { "Connect Slack" }
+            }))
+            h2 id="connect-teams" { "Connect Teams" }
+            p { "In Teams, add the workflow “Post to a channel when a webhook request is received” and paste its URL. Teams answers 202 when it accepts a message." }
+            (api_form("POST", "/api/connections", "reload", "", html! {
+                input type="hidden" name="kind" value="teams";
+                (field("teams-name", "Name", None, html! { input id="teams-name" name="name" type="text" required; }))
+                (field("teams-url", "Workflow URL", None, html! { input id="teams-url" name="url" type="url" required autocomplete="off"; }))
+                label class="check" { input type="checkbox" name="dry_run" id="teams-dry-run"; "Dry run" }
+                button type="submit" { "Connect Teams" }
+            }))
+            h2 id="connect-confluence" { "Connect Confluence" }
+            p { "The source of events: its base URL, a service account (personal access token, or username and password) that can read the spaces you bind, and the secret set in Confluence's webhook screen. Confluence then posts to /hooks/confluence/NAME." }
+            (api_form("POST", "/api/connections", "reload", "", html! {
+                input type="hidden" name="kind" value="confluence";
+                (field("confluence-name", "Name", None, html! { input id="confluence-name" name="name" type="text" required; }))
+                (field("confluence-url", "Base URL", Some("With the context path, e.g. https://wiki.example.com/confluence"), html! {
+                    input id="confluence-url" name="url" type="url" required aria-describedby="confluence-url-help";
+                }))
+                (field("confluence-username", "Username", Some("Leave empty for a personal access token."), html! {
+                    input id="confluence-username" name="username" type="text" aria-describedby="confluence-username-help";
+                }))
+                (field("confluence-token", "Password or personal access token", None, html! {
+                    input id="confluence-token" name="token.value" type="password" autocomplete="off";
+                }))
+                (field("confluence-secret", "Webhook secret", None, html! {
+                    input id="confluence-secret" name="webhook_secret.value" type="password" required autocomplete="off";
+                }))
+                button type="submit" { "Connect Confluence" }
+            }))
+        }
+    };
+    Ok(page(&viewer, Section::Connections, "Connections", body))
+}
+
+fn table(list: &[ConnectionRecord], admin: bool) -> Markup {
+    let now = now_ms();
+    html! {
+        @if list.is_empty() {
+            p { "No connections yet." }
+        } @else {
+            table {
+                caption class="muted" { "Connections" }
+                thead { tr {
+                    th scope="col" { "Name" } th scope="col" { "Kind" } th scope="col" { "URL" }
+                    th scope="col" { "Health" } th scope="col" { "Mode" } th scope="col" { "Since" }
+                    @if admin { th scope="col" { "Actions" } }
+                } }
+                tbody {
+                    @for c in list {
+                        tr {
+                            th scope="row" { (c.name) }
+                            td { (c.kind.as_str()) }
+                            td { code { (redacted_url(&c.url)) } }
+                            td { (health(c, now)) }
+                            td { @if c.dry_run { span class="state state-warn" { "dry run" } } @else { "live" } }
+                            td { (when(c.created_at)) }
+                            @if admin {
+                                td class="row-actions" {
+                                    (api_form("POST", &format!("/api/connections/{}/test", c.name), "show:test-result", "inline", html! {
+                                        button type="submit" class="secondary" aria-label={ "Test " (c.name) } { "Test" }
+                                    }))
+                                    (api_form("PATCH", &format!("/api/connections/{}", c.name), "reload", "inline", html! {
+                                        @if c.dry_run {
+                                            input type="hidden" name="dry_run" value="false" data-type="bool";
+                                            button type="submit" class="secondary" aria-label={ "Dry run off for " (c.name) } { "Dry run off" }
+                                        } @else {
+                                            input type="hidden" name="dry_run" value="true" data-type="bool";
+                                            button type="submit" class="secondary" aria-label={ "Dry run on for " (c.name) } { "Dry run on" }
+                                        }
+                                    }))
+                                    form class="inline" data-method="DELETE" data-path={ "/api/connections/" (c.name) } data-then="reload"
+                                        data-confirm={ "Remove connection " (c.name) "? Bindings that deliver through it will fail until it is back." } {
+                                        button type="submit" class="danger" aria-label={ "Remove " (c.name) } { "Remove" }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            pre id="test-result" hidden aria-live="polite" {}
+        }
+    }
+}
+
+/// Health in words: refused tokens and expiring PATs first.
+fn health(c: &ConnectionRecord, now: i64) -> Markup {
+    let token = token_status(c, now);
+    html! {
+        @if let Some(problem) = &c.health {
+            span class="state state-bad" { "failing" } " " span { (problem) }
+        } @else if let Some(t) = token.as_ref().filter(|t| t.state == "expired") {
+            span class="state state-bad" { "token expired" } " " (t.message.clone().unwrap_or_default())
+        } @else if let Some(t) = token.as_ref().filter(|t| t.state == "expiring") {
+            span class="state state-warn" { "token expiring" } " " (t.message.clone().unwrap_or_default())
+        } @else {
+            span class="state state-ok" { "ok" }
+        }
+    }
 }

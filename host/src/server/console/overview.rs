@@ -1,11 +1,204 @@
-//! (being written)
+//! The overview: is Pagehook well, and what needs an admin now — events
+//! waiting, dead letters, connections whose token is refused or expiring,
+//! plugins whose breaker is open, recent plugin failures. A space admin
+//! sees their spaces' bindings, dead letters and latest events instead.
+//! The lists refresh themselves when something new happens.
 
 use std::sync::Arc;
 
 use axum::Router;
+use axum::extract::State;
+use axum::routing::get;
+use maud::{Markup, html};
 
+use super::{PageResult, Section, Viewer, page, when};
+use crate::admin::token_status;
 use crate::server::AppState;
+use crate::store::{
+    DeliveryQuery, DeliveryRecord, DeliveryStatus, EventQuery, EventStatus, EventSummary, Scope,
+    now_ms,
+};
 
 pub(super) fn routes() -> Router<Arc<AppState>> {
-    Router::new()
+    Router::new().route("/overview", get(overview))
+}
+
+/// Rows in each "recent" list.
+const RECENT: usize = 10;
+
+async fn overview(State(state): State<Arc<AppState>>, viewer: Viewer) -> PageResult {
+    let store = &state.store;
+    let spaces = viewer.principal().space_filter();
+    let dead = store
+        .search_deliveries(&DeliveryQuery {
+            status: Some(DeliveryStatus::Dead),
+            spaces: spaces.clone(),
+            limit: RECENT,
+            ..DeliveryQuery::default()
+        })
+        .await?;
+    let latest = store
+        .search_events(&EventQuery {
+            spaces: spaces.clone(),
+            limit: RECENT,
+            ..EventQuery::default()
+        })
+        .await?;
+    let body = if viewer.is_admin() {
+        let events = store.event_counts().await?;
+        let deliveries = store.delivery_counts().await?;
+        let connections = store.connections().await?;
+        let plugins = store.plugins().await?;
+        let failures = store.failures(None, RECENT).await?;
+        let now = now_ms();
+        let count_event =
+            |s: EventStatus| events.iter().find(|c| c.status == s).map_or(0, |c| c.count);
+        let count_delivery = |s: DeliveryStatus| {
+            deliveries
+                .iter()
+                .find(|c| c.status == s)
+                .map_or(0, |c| c.count)
+        };
+        let unhealthy: Vec<(String, String, &'static str)> = connections
+            .iter()
+            .filter_map(|c| {
+                if let Some(h) = &c.health {
+                    return Some((c.name.clone(), h.clone(), "state-bad"));
+                }
+                let t = token_status(c, now)?;
+                match t.state {
+                    "expired" => Some((c.name.clone(), t.message.unwrap_or_default(), "state-bad")),
+                    "expiring" => {
+                        Some((c.name.clone(), t.message.unwrap_or_default(), "state-warn"))
+                    }
+                    _ => None,
+                }
+            })
+            .collect();
+        let open: Vec<_> = plugins
+            .iter()
+            .filter(|p| p.breaker_until.is_some_and(|u| u > now))
+            .collect();
+        html! {
+            div id="overview-live" data-live {
+                div class="cards" {
+                    (card("Health", html! { span class="state state-ok" { "serving" } }, "The database answers."))
+                    (card("Events waiting", html! { (count_event(EventStatus::Pending)) }, "Accepted, not yet dispatched."))
+                    (card("Events failed", html! { (count_event(EventStatus::Failed)) }, "Could not be dispatched for good."))
+                    (card("Deliveries waiting", html! { (count_delivery(DeliveryStatus::Pending) + count_delivery(DeliveryStatus::Sending)) }, "Queued or being sent."))
+                    (card("Dead letters", html! { (count_delivery(DeliveryStatus::Dead)) }, "Given up; retry them under Deliveries."))
+                    (card("Sent", html! { (count_delivery(DeliveryStatus::Sent)) }, "Delivered."))
+                }
+                h2 { "Connections needing attention" }
+                @if unhealthy.is_empty() {
+                    p { span class="state state-ok" { "none" } " Every connection works and no Confluence token is expiring." }
+                } @else {
+                    ul { @for (name, why, class) in &unhealthy {
+                        li { a href="/console/connections" { (name) } ": " span class={ "state " (class) } { @if *class == "state-bad" { "failing" } @else { "expiring" } } " " (why) }
+                    } }
+                }
+                h2 { "Open breakers" }
+                @if open.is_empty() {
+                    p { span class="state state-ok" { "none" } " Every enabled plugin is being called." }
+                } @else {
+                    ul { @for p in &open {
+                        li { a href={ "/console/plugins/" (p.name) } { (p.name) } ": " span class="state state-bad" { "breaker open" }
+                            " until " (when(p.breaker_until.unwrap_or_default()))
+                            @if let Some(e) = &p.breaker_error { " — " (e) } }
+                    } }
+                }
+                h2 { "Recent plugin failures" }
+                @if failures.is_empty() {
+                    p { "None." }
+                } @else {
+                    table {
+                        thead { tr { th scope="col" { "When" } th scope="col" { "Plugin" } th scope="col" { "Event" } th scope="col" { "Why" } } }
+                        tbody { @for f in &failures {
+                            tr {
+                                td { (when(f.at)) }
+                                td { a href={ "/console/plugins/" (f.plugin) } { (f.plugin) } }
+                                td { a href={ "/console/events/" (f.event_id) } { "#" (f.event_id) } }
+                                td { code { (f.code) } " " (f.message) }
+                            }
+                        } }
+                    }
+                }
+                (dead_letters(&dead))
+                (recent_events(&latest))
+            }
+        }
+    } else {
+        let bindings = store.bindings(None).await?;
+        let mine: Vec<_> = bindings
+            .iter()
+            .filter(|b| matches!(&b.scope, Scope::Space(k) if viewer.principal().may_administer(k)))
+            .collect();
+        let spaces = spaces.unwrap_or_default();
+        html! {
+            p { "You administer " strong { (spaces.join(", ")) } ". You can bind plugins to these spaces, preview them, and follow their events and deliveries." }
+            div id="overview-live" data-live {
+                div class="cards" {
+                    (card("Your bindings", html! { (mine.len()) }, "Plugins bound to your spaces."))
+                    (card("Dead letters", html! { (dead.len()) @if dead.len() >= RECENT { "+" } }, "Deliveries of your spaces that were given up."))
+                }
+                (dead_letters(&dead))
+                (recent_events(&latest))
+            }
+        }
+    };
+    Ok(page(&viewer, Section::Overview, "Overview", body))
+}
+
+fn card(title: &str, value: Markup, help: &str) -> Markup {
+    html! {
+        div class="card" {
+            div { (title) }
+            div class="big" { (value) }
+            div class="muted" { (help) }
+        }
+    }
+}
+
+fn dead_letters(dead: &[DeliveryRecord]) -> Markup {
+    html! {
+        h2 { "Latest dead letters" }
+        @if dead.is_empty() {
+            p { span class="state state-ok" { "none" } }
+        } @else {
+            table {
+                thead { tr { th scope="col" { "Delivery" } th scope="col" { "Destination" } th scope="col" { "Plugin" } th scope="col" { "Why" } } }
+                tbody { @for d in dead {
+                    tr {
+                        td { a href={ "/console/deliveries?status=dead&event=" (d.event_id) } { "#" (d.id) } }
+                        td { code { (d.destination) } }
+                        td { (d.plugin) }
+                        td { (d.last_error.clone().unwrap_or_default()) }
+                    }
+                } }
+            }
+        }
+    }
+}
+
+fn recent_events(events: &[EventSummary]) -> Markup {
+    html! {
+        h2 { "Latest events" }
+        @if events.is_empty() {
+            p { "No events yet. Point a Confluence webhook at /hooks/confluence/NAME." }
+        } @else {
+            table {
+                thead { tr { th scope="col" { "Event" } th scope="col" { "Received" } th scope="col" { "Kind" } th scope="col" { "Space" } th scope="col" { "Title" } th scope="col" { "Status" } } }
+                tbody { @for e in events {
+                    tr {
+                        td { a href={ "/console/events/" (e.id) } { "#" (e.id) } }
+                        td { (when(e.received_at)) }
+                        td { (e.name) }
+                        td { (e.space_key.clone().unwrap_or_default()) }
+                        td { (e.title.clone().unwrap_or_default()) }
+                        td { (e.status.as_str()) }
+                    }
+                } }
+            }
+        }
+    }
 }

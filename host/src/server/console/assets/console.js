@@ -51,6 +51,10 @@
         put(out, name, el.checked);
       } else if (el.value === "" && !el.required) {
         continue;
+      } else if (el.dataset.prefix !== undefined) {
+        put(out, name, el.dataset.prefix + el.value);
+      } else if (el.dataset.type === "bool") {
+        put(out, name, el.value === "true");
       } else if (el.dataset.type === "number") {
         put(out, name, Number(el.value));
       } else {
@@ -112,6 +116,14 @@
     if (!(form instanceof HTMLFormElement) || !form.dataset.path) return;
     ev.preventDefault();
     send(form, ev.submitter);
+  });
+
+  // A select marked data-autosubmit sends its (GET) form when changed.
+  document.addEventListener("change", (ev) => {
+    const el = ev.target;
+    if (el instanceof HTMLSelectElement && el.dataset.autosubmit !== undefined && el.form) {
+      el.form.requestSubmit();
+    }
   });
 
   // Live lists: when the server says something changed, fetch this page
