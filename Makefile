@@ -13,7 +13,7 @@ RUST_PLUGINS   := examples/hello plugins/slack-poster plugins/teams-poster plugi
 # Plugins in other languages; each build.sh installs its pinned tool project-locally.
 POLYGLOT       := examples/python-filter examples/js-filter
 
-.PHONY: run test bench build setup postgres chromium plugins polyglot lint fmt clean fuzz
+.PHONY: run test bench build setup postgres chromium plugins polyglot lint fmt clean fuzz schemathesis
 
 ## run: build everything and run the sidecar with the bundled plugins on SQLite (target/demo/)
 run: build
@@ -22,7 +22,7 @@ run: build
 	examples/demo/run.sh
 
 ## test: build the plugins and run the whole test suite (what CI runs)
-test: setup postgres chromium plugins polyglot lint
+test: setup postgres chromium plugins polyglot lint schemathesis
 	$(CARGO) test --workspace --locked
 	@for d in $(POLYGLOT); do $$d/test.sh || exit 1; done
 
@@ -64,6 +64,10 @@ plugins: setup
 		cp $(WASM_DIR)/$(WASM_TARGET)/plugin/$$comp $(PLUGIN_OUT)/$$name/$$comp; \
 		echo "packaged $(PLUGIN_OUT)/$$name"; \
 	done
+
+## schemathesis: fuzz the admin API from its own OpenAPI document against a real server (schemathesis from PyPI in .venv-schemathesis/): no 5xx, every answer as documented
+schemathesis: plugins
+	scripts/schemathesis.sh
 
 ## polyglot: build the Python and JavaScript example plugins into target/plugins/
 polyglot:

@@ -173,7 +173,7 @@ pub struct ConnectRequest {
 }
 
 /// What `connect` did.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Connected {
     /// The stored connection (secrets redacted when shown).
     #[serde(flatten)]
@@ -336,7 +336,7 @@ pub struct BindRequest {
 }
 
 /// What `bind` did.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Bound {
     /// The stored binding.
     #[serde(flatten)]
@@ -485,7 +485,7 @@ pub async fn bind(store: &Store, req: BindRequest) -> AdminResult<Bound> {
 }
 
 /// The answer to `connection test`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ConnectionTest {
     /// Whether the service accepted the credentials.
     pub ok: bool,

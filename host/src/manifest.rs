@@ -31,7 +31,7 @@ pub const SUPPORTED_WIT: &[&str] = &["0.1.0"];
 /// [limits]
 /// fuel = 20000000
 /// ```
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Manifest {
     /// Identifier used by `install`, `bind` and in logs: `[a-z0-9-]`, 1–64 chars.
@@ -58,7 +58,7 @@ pub struct Manifest {
 }
 
 /// One setting a plugin understands.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SettingSpec {
     /// What it does, for admins.
@@ -72,7 +72,7 @@ pub struct SettingSpec {
 }
 
 /// Limits a plugin requests; unset fields take the host defaults.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct LimitRequest {
     pub fuel: Option<u64>,

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::wit::types as wit;
 
 /// Every event kind the contract names; `Other` keeps unknown names usable.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum EventKind {
     PageCreated,
@@ -95,7 +95,7 @@ impl EventKind {
 }
 
 /// A Confluence user.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Person {
     pub key: String,
@@ -108,7 +108,7 @@ pub struct Person {
 }
 
 /// A page above the content in the page tree.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Ancestor {
     pub id: u64,
@@ -116,7 +116,7 @@ pub struct Ancestor {
 }
 
 /// The page, blog post, comment or attachment an event is about.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Content {
     pub id: u64,
@@ -156,7 +156,7 @@ fn yes() -> bool {
 }
 
 /// One event as plugins see it; the JSON form of the WIT `event` record.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Event {
     pub id: String,
@@ -185,7 +185,7 @@ pub struct Event {
 /// `blocks` and `card` travel through WIT as JSON text; here they are JSON
 /// values so that output is readable and a malformed one is caught at the
 /// boundary instead of at Slack or Teams.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "type", rename_all = "kebab-case", deny_unknown_fields)]
 pub enum Action {
     PostSlack {

@@ -91,7 +91,7 @@ pub struct NewBinding {
 }
 
 /// A stored binding.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Binding {
     /// Its id, for `unbind`.
     pub id: i64,
@@ -100,6 +100,7 @@ pub struct Binding {
     /// Only events from this source, if set.
     pub source: Option<String>,
     /// Where in Confluence.
+    #[schema(value_type = String, example = "space:ENG")]
     pub scope: Scope,
     /// Event kinds it runs on.
     pub events: Vec<String>,

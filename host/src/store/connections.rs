@@ -7,7 +7,7 @@ use super::{StoreError, StoreResult, now_ms};
 use crate::secret::SecretSource;
 
 /// What a connection talks to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ConnectionKind {
     /// A Slack workspace: bot token, Web API base URL.
@@ -43,7 +43,7 @@ impl ConnectionKind {
 
 /// A stored connection. Serializes with secrets redacted (an env or file
 /// reference is shown, an inline value never is).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct ConnectionRecord {
     /// The admin's name for it: `--to` destinations and webhook URLs use it.
     pub name: String,
@@ -56,9 +56,11 @@ pub struct ConnectionRecord {
     pub username: Option<String>,
     /// Token or password.
     #[serde(serialize_with = "redact")]
+    #[schema(value_type = Option<String>, example = "env:SLACK_BOT_TOKEN")]
     pub secret: Option<SecretSource>,
     /// Confluence webhook signing secret.
     #[serde(serialize_with = "redact")]
+    #[schema(value_type = Option<String>, example = "[redacted]")]
     pub hook_secret: Option<SecretSource>,
     /// Deliveries through it are recorded, never sent.
     pub dry_run: bool,
@@ -76,7 +78,7 @@ pub struct ConnectionRecord {
 /// A Confluence personal access token's expiry, as last read from
 /// `GET /rest/pat/latest/tokens` (see `source::client::token_in_use` for
 /// which token that is).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct TokenExpiry {
     /// The token's name in Confluence (never its value).
     pub name: String,

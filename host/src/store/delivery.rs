@@ -83,7 +83,7 @@ pub enum Outcome {
 }
 
 /// One recorded attempt.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct AttemptRecord {
     /// When it started.
     pub at: i64,

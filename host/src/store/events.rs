@@ -6,7 +6,7 @@ use serde::Serialize;
 use crate::model::Event;
 
 /// Where an event stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum EventStatus {
     /// Accepted, not yet dispatched (or waiting to retry enrichment).
@@ -60,7 +60,7 @@ pub struct NewEvent {
 }
 
 /// A stored event.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct EventRecord {
     /// Its id (`pagehook events`, `plugin run --event-id`).
     pub id: i64,
@@ -87,7 +87,7 @@ pub struct EventRecord {
 }
 
 /// How many events are in one status.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct EventCount {
     /// The status.
     pub status: EventStatus,

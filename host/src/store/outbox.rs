@@ -29,7 +29,7 @@ pub struct NewDelivery {
 }
 
 /// One line of the audit log: an action a plugin returned and the verdict.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct AuditRecord {
     /// When.
     pub at: i64,
@@ -52,7 +52,7 @@ pub struct AuditRecord {
 }
 
 /// A plugin call that failed.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct FailureRecord {
     /// When.
     pub at: i64,
@@ -99,7 +99,7 @@ pub struct PluginCall {
 }
 
 /// Where a delivery stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum DeliveryStatus {
     /// Waiting to be sent (or to be retried).
@@ -159,7 +159,7 @@ pub struct BreakerPolicy {
 }
 
 /// A stored delivery.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct DeliveryRecord {
     /// Its id.
     pub id: i64,

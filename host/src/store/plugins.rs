@@ -6,7 +6,7 @@ use serde::Serialize;
 use crate::manifest::Manifest;
 
 /// An installed plugin.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct PluginRecord {
     /// Its manifest name.
     pub name: String,

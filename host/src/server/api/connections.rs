@@ -1,0 +1,172 @@
+//! `/api/connections`: Slack workspaces, Teams workflows and Confluence
+//! instances. Secrets are accepted (as `{"env": ...}`, `{"file": ...}` or
+//! `{"value": ...}`) and never returned.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::response::Json;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::error::{ApiError, ApiResult, ErrorBody};
+use super::extract::{Body, PathParam};
+use crate::admin::{self, ConnectRequest, Connected, ConnectionTest};
+use crate::secret::SecretSource;
+use crate::server::AppState;
+use crate::store::{ConnectionKind, ConnectionRecord};
+
+/// Where a secret comes from: exactly one of `value`, `env` (an environment
+/// variable of the server) or `file` (a file on the server). The schema of
+/// [`SecretSource`], which deserializes from these shapes.
+#[derive(Deserialize, ToSchema)]
+#[serde(untagged)]
+#[schema(as = SecretSource)]
+#[allow(dead_code)]
+pub enum SecretSourceDoc {
+    /// The value itself.
+    Value(SecretValue),
+    /// An environment variable of the server.
+    Env(SecretEnv),
+    /// A file on the server.
+    File(SecretFile),
+}
+
+/// A secret given as its value.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct SecretValue {
+    /// The value itself.
+    value: String,
+}
+
+/// A secret in an environment variable of the server.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct SecretEnv {
+    /// The variable's name.
+    env: String,
+}
+
+/// A secret in a file on the server.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct SecretFile {
+    /// The file's path.
+    file: String,
+}
+
+/// `POST /api/connections`: a connection to create or replace.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectBody {
+    /// Its name: 1-64 letters, digits, `-` or `_`.
+    #[schema(example = "acme", pattern = "^[A-Za-z0-9_-]{1,64}$")]
+    pub name: String,
+    /// What it talks to: `slack`, `teams` or `confluence`.
+    #[schema(value_type = ConnectionKind)]
+    pub kind: String,
+    /// Base URL (Slack: defaults to https://slack.com/api/; Confluence) or
+    /// the workflow URL (Teams).
+    pub url: Option<String>,
+    /// Confluence Basic-auth user; without it the token is a personal access token.
+    pub username: Option<String>,
+    /// Slack bot token, Confluence personal access token or password.
+    #[schema(value_type = Option<SecretSourceDoc>)]
+    pub token: Option<SecretSource>,
+    /// Confluence's webhook signing secret.
+    #[schema(value_type = Option<SecretSourceDoc>)]
+    pub webhook_secret: Option<SecretSource>,
+    /// Record deliveries through it, never send them.
+    #[serde(default)]
+    pub dry_run: bool,
+    /// Slack: greet this email by DM once the connection works.
+    pub notify: Option<String>,
+}
+
+/// The answer to removing a connection.
+#[derive(Serialize, ToSchema)]
+pub struct ConnectionRemoved {
+    /// Its name.
+    pub removed: String,
+}
+
+/// Every connection, secrets redacted.
+#[utoipa::path(get, path = "/connections", tag = "connections",
+    responses((status = 200, description = "Connections", body = [ConnectionRecord])))]
+pub async fn list(State(state): State<Arc<AppState>>) -> ApiResult<Json<Vec<ConnectionRecord>>> {
+    Ok(Json(state.store.connections().await?))
+}
+
+/// Creates or replaces a connection.
+#[utoipa::path(post, path = "/connections", tag = "connections", request_body = ConnectBody,
+    responses(
+        (status = 200, description = "Connected", body = Connected),
+        (status = 400, description = "Incomplete or invalid", body = ErrorBody),
+        (status = 409, description = "Clashes with what exists", body = ErrorBody),
+    ))]
+pub async fn connect(
+    State(state): State<Arc<AppState>>,
+    Body(body): Body<ConnectBody>,
+) -> ApiResult<Json<Connected>> {
+    let kind = match body.kind.as_str() {
+        "slack" => ConnectionKind::Slack,
+        "teams" => ConnectionKind::Teams,
+        "confluence" => ConnectionKind::Confluence,
+        other => {
+            return Err(ApiError::BadRequest(format!(
+                "unknown connection kind `{other}` (slack, teams, confluence)"
+            )));
+        }
+    };
+    let req = ConnectRequest {
+        name: body.name,
+        kind,
+        url: body.url,
+        username: body.username,
+        secret: body.token,
+        hook_secret: body.webhook_secret,
+        dry_run: body.dry_run,
+        notify: body.notify,
+    };
+    Ok(Json(admin::connect(&state.store, req).await?))
+}
+
+/// Removes a connection.
+#[utoipa::path(delete, path = "/connections/{name}", tag = "connections",
+    params(("name" = String, Path, description = "The connection's name", example = "acme")),
+    responses(
+        (status = 200, description = "Removed", body = ConnectionRemoved),
+        (status = 404, description = "No such connection", body = ErrorBody),
+        (status = 409, description = "Still in use", body = ErrorBody),
+    ))]
+pub async fn remove(
+    State(state): State<Arc<AppState>>,
+    PathParam(name): PathParam<String>,
+) -> ApiResult<Json<ConnectionRemoved>> {
+    if state.store.remove_connection(&name).await? {
+        Ok(Json(ConnectionRemoved { removed: name }))
+    } else {
+        Err(ApiError::NotFound(format!("no connection named `{name}`")))
+    }
+}
+
+/// Checks a connection's credentials against the service.
+#[utoipa::path(post, path = "/connections/{name}/test", tag = "connections",
+    params(("name" = String, Path, description = "The connection's name", example = "acme")),
+    responses(
+        (status = 200, description = "What the service said (`ok` false when it refused)", body = ConnectionTest),
+        (status = 400, description = "The connection's secret cannot be read", body = ErrorBody),
+        (status = 404, description = "No such connection", body = ErrorBody),
+    ))]
+pub async fn test(
+    State(state): State<Arc<AppState>>,
+    PathParam(name): PathParam<String>,
+) -> ApiResult<Json<ConnectionTest>> {
+    Ok(Json(
+        admin::test_connection(&state.store, &name, &state.config).await?,
+    ))
+}
