@@ -69,6 +69,7 @@ ph deliveries
 cat <<MSG
 
 Pagehook is serving on http://$LISTEN (Ctrl-C stops it). Try:
+  the console: http://$LISTEN/console  (sign in with the admin token in target/demo/admin-token)
   curl http://$LISTEN/metrics
   curl -H "Authorization: Bearer \$(cat target/demo/admin-token)" http://$LISTEN/api/deliveries
   target/release/pagehook --config target/demo/pagehook.toml deliveries --json
