@@ -20,7 +20,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::{Form, State};
 use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{AppendHeaders, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use maud::{DOCTYPE, Markup, html};
 use serde::Deserialize;
@@ -331,13 +331,14 @@ async fn signed_in(
     )
     .await;
     (
-        [
+        // Both cookies: a plain header array would keep only the last.
+        AppendHeaders([
             (header::SET_COOKIE, cookie),
             (
                 header::SET_COOKIE,
                 set_cookie(SIGN_IN_COOKIE, "", 0, secure),
             ),
-        ],
+        ]),
         Redirect::to("/console/overview"),
     )
         .into_response()
