@@ -49,6 +49,35 @@ impl From<StoreError> for AdminError {
 /// Result of an admin operation.
 pub type AdminResult<T> = Result<T, AdminError>;
 
+/// Writes one row of the change log: `actor` did `action` to `target`.
+/// The change itself has happened, so a failure to record it is logged,
+/// not returned. `detail` must never hold a secret.
+pub async fn log_change(
+    store: &Store,
+    actor: &str,
+    action: &str,
+    target: &str,
+    detail: serde_json::Value,
+) {
+    let change = crate::store::NewChange {
+        actor: actor.to_owned(),
+        action: action.to_owned(),
+        target: target.to_owned(),
+        detail,
+    };
+    if let Err(e) = store.record_change(&change).await {
+        tracing::error!(error = %e, action, target, "cannot record a change in the change log");
+    }
+}
+
+/// Who runs the CLI, for the change log: `root (CLI)`.
+pub fn cli_actor() -> String {
+    let user = std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_else(|_| "someone".into());
+    format!("{user} (CLI)")
+}
+
 /// Installs (or upgrades) the plugin in `dir`, granting `grants`.
 ///
 /// The component is compiled and checked exactly as dispatch will load it

@@ -486,3 +486,37 @@ fn a_second_server_on_the_same_sqlite_file_refuses_to_start_and_the_cli_still_wo
         "http://127.0.0.1:9/workflow",
     ]);
 }
+
+#[test]
+fn cli_changes_land_in_the_change_log_with_who_and_no_secret() {
+    let server = Server::start("", None, &[]);
+    server.cli(&[
+        "connect",
+        "slack",
+        "acme",
+        "--token",
+        "xoxb-never-in-the-log",
+        "--dry-run",
+    ]);
+    server.cli(&["connection", "remove", "acme"]);
+    let out = server.cli(&["changes", "--json"]);
+    assert!(!out.contains("xoxb-never-in-the-log"), "{out}");
+    let changes: Vec<serde_json::Value> = serde_json::from_str(&out).unwrap();
+    let actions: Vec<&str> = changes
+        .iter()
+        .map(|c| c["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(actions, ["connection.remove", "connection.add"]);
+    assert!(
+        changes
+            .iter()
+            .all(|c| c["actor"].as_str().unwrap().ends_with("(CLI)"))
+    );
+    assert_eq!(changes[1]["target"], "acme");
+    assert_eq!(changes[1]["detail"]["dry_run"], true);
+    let table = server.cli(&["changes"]);
+    assert!(
+        table.contains("connection.add") && table.contains("WHO"),
+        "{table}"
+    );
+}

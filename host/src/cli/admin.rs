@@ -10,6 +10,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use serde::Serialize;
+use serde_json::{Value, json};
 
 use super::parse_setting;
 use super::progress::{self, Progress};
@@ -112,6 +113,15 @@ pub async fn install(config: &Config, args: InstallArgs) -> anyhow::Result<ExitC
         _ => None,
     };
     let p = admin::install_plugin(&store, &runtime, config, &args.dir, &args.grants).await?;
+    let detail = json!({ "version": p.version, "sha256": p.sha256, "grants": p.grants });
+    admin::log_change(
+        &store,
+        &admin::cli_actor(),
+        "plugin.install",
+        &p.name,
+        detail,
+    )
+    .await;
     if let Some(progress) = progress {
         let took = progress::human(progress.elapsed());
         progress.finish(format!(
@@ -165,22 +175,38 @@ pub async fn list(config: &Config, out: Output) -> anyhow::Result<ExitCode> {
 }
 
 pub async fn set_enabled(config: &Config, name: &str, enabled: bool) -> anyhow::Result<ExitCode> {
-    open(config)
-        .await?
-        .set_plugin_enabled(name, enabled)
-        .await?;
+    let store = open(config).await?;
+    store.set_plugin_enabled(name, enabled).await?;
+    let action = if enabled {
+        "plugin.enable"
+    } else {
+        "plugin.disable"
+    };
+    admin::log_change(&store, &admin::cli_actor(), action, name, Value::Null).await;
     outln!("{} {name}", if enabled { "enabled" } else { "disabled" })?;
     Ok(ExitCode::SUCCESS)
 }
 
 pub async fn reset(config: &Config, name: &str) -> anyhow::Result<ExitCode> {
-    open(config).await?.reset_breaker(name).await?;
+    let store = open(config).await?;
+    store.reset_breaker(name).await?;
+    admin::log_change(
+        &store,
+        &admin::cli_actor(),
+        "plugin.reset",
+        name,
+        Value::Null,
+    )
+    .await;
     outln!("breaker of {name} closed")?;
     Ok(ExitCode::SUCCESS)
 }
 
 pub async fn remove(config: &Config, name: &str) -> anyhow::Result<ExitCode> {
-    let bindings = open(config).await?.remove_plugin(name).await?;
+    let store = open(config).await?;
+    let bindings = store.remove_plugin(name).await?;
+    let detail = json!({ "bindings_removed": bindings });
+    admin::log_change(&store, &admin::cli_actor(), "plugin.remove", name, detail).await;
     outln!("removed {name} and its {bindings} binding(s)")?;
     Ok(ExitCode::SUCCESS)
 }
@@ -326,11 +352,22 @@ pub async fn connect(config: &Config, cmd: ConnectCommand) -> anyhow::Result<Exi
             notify: None,
         },
     };
+    let store = open(config).await?;
     let admin::Connected {
         connection: c,
         qualified_bindings,
         notice_delivery,
-    } = admin::connect(&open(config).await?, req).await?;
+    } = admin::connect(&store, req).await?;
+    let detail =
+        json!({ "kind": c.kind.as_str(), "url": redacted_url(&c.url), "dry_run": c.dry_run });
+    admin::log_change(
+        &store,
+        &admin::cli_actor(),
+        "connection.add",
+        &c.name,
+        detail,
+    )
+    .await;
     outln!(
         "connected {} `{}` at {}{}",
         c.kind.as_str(),
@@ -428,9 +465,18 @@ pub async fn connections(config: &Config, out: Output) -> anyhow::Result<ExitCod
 }
 
 pub async fn disconnect(config: &Config, name: &str) -> anyhow::Result<ExitCode> {
-    if !open(config).await?.remove_connection(name).await? {
+    let store = open(config).await?;
+    if !store.remove_connection(name).await? {
         anyhow::bail!("no connection named `{name}`");
     }
+    admin::log_change(
+        &store,
+        &admin::cli_actor(),
+        "connection.remove",
+        name,
+        Value::Null,
+    )
+    .await;
     outln!("removed connection {name}")?;
     Ok(ExitCode::SUCCESS)
 }
@@ -475,8 +521,9 @@ pub struct BindArgs {
 }
 
 pub async fn bind(config: &Config, args: BindArgs) -> anyhow::Result<ExitCode> {
+    let store = open(config).await?;
     let b = admin::bind(
-        &open(config).await?,
+        &store,
         BindRequest {
             plugin: args.plugin,
             scope: args.scope,
@@ -493,6 +540,15 @@ pub async fn bind(config: &Config, args: BindArgs) -> anyhow::Result<ExitCode> {
         binding: b,
         announcements,
     } = b;
+    let detail = json!({ "plugin": b.plugin, "scope": b.scope.to_string(), "events": b.events, "to": b.destinations });
+    admin::log_change(
+        &store,
+        &admin::cli_actor(),
+        "binding.add",
+        &b.id.to_string(),
+        detail,
+    )
+    .await;
     outln!(
         "binding {}: {} on {} in {} -> {}",
         b.id,
@@ -515,7 +571,16 @@ pub async fn bind(config: &Config, args: BindArgs) -> anyhow::Result<ExitCode> {
 }
 
 pub async fn unbind(config: &Config, id: i64) -> anyhow::Result<ExitCode> {
-    open(config).await?.remove_binding(id).await?;
+    let store = open(config).await?;
+    store.remove_binding(id).await?;
+    admin::log_change(
+        &store,
+        &admin::cli_actor(),
+        "binding.remove",
+        &id.to_string(),
+        Value::Null,
+    )
+    .await;
     outln!("removed binding {id}")?;
     Ok(ExitCode::SUCCESS)
 }
@@ -657,7 +722,16 @@ pub async fn deliveries(config: &Config, args: ListArgs) -> anyhow::Result<ExitC
 }
 
 pub async fn retry(config: &Config, id: i64) -> anyhow::Result<ExitCode> {
-    open(config).await?.retry_delivery(id).await?;
+    let store = open(config).await?;
+    store.retry_delivery(id).await?;
+    admin::log_change(
+        &store,
+        &admin::cli_actor(),
+        "delivery.retry",
+        &id.to_string(),
+        Value::Null,
+    )
+    .await;
     outln!("delivery {id} is queued again; a running `pagehook serve` sends it within a second")?;
     Ok(ExitCode::SUCCESS)
 }
@@ -695,6 +769,50 @@ pub async fn failures(config: &Config, args: FailuresArgs) -> anyhow::Result<Exi
                     f.plugin,
                     f.code,
                     f.message,
+                ]
+            })
+            .collect(),
+    )?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `changes`
+#[derive(Debug, clap::Args)]
+pub struct ChangesArgs {
+    /// At most this many, newest first.
+    #[arg(long, default_value_t = 50)]
+    limit: usize,
+    #[command(flatten)]
+    out: Output,
+}
+
+/// The change log: who changed what, through the CLI, the API or the console.
+pub async fn changes(config: &Config, args: ChangesArgs) -> anyhow::Result<ExitCode> {
+    let changes = open(config)
+        .await?
+        .changes(&crate::store::ChangeQuery {
+            before: None,
+            limit: args.limit,
+        })
+        .await?;
+    if args.out.json {
+        return print_json(&changes);
+    }
+    table(
+        &["AT", "WHO", "ACTION", "TARGET", "DETAIL"],
+        changes
+            .into_iter()
+            .map(|c| {
+                vec![
+                    time(c.at),
+                    c.actor,
+                    c.action,
+                    c.target,
+                    if c.detail.is_null() {
+                        String::new()
+                    } else {
+                        c.detail.to_string()
+                    },
                 ]
             })
             .collect(),

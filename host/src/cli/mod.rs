@@ -94,6 +94,8 @@ enum Command {
     Deliveries(admin::ListArgs),
     /// List failed plugin calls, newest first.
     Failures(admin::FailuresArgs),
+    /// The change log: who installed, connected, bound, retried or signed in, newest first.
+    Changes(admin::ChangesArgs),
     /// Send a dead (or dry-run) delivery again, now.
     Retry {
         /// The delivery's id (see `pagehook deliveries --status dead`).
@@ -270,6 +272,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Events(args) => block_on(admin::events(&config()?, args)),
         Command::Deliveries(args) => block_on(admin::deliveries(&config()?, args)),
         Command::Failures(args) => block_on(admin::failures(&config()?, args)),
+        Command::Changes(args) => block_on(admin::changes(&config()?, args)),
         Command::Retry { id } => block_on(admin::retry(&config()?, id)),
         Command::Store(StoreCommand::Copy(args)) => block_on(store::copy(&config()?, args)),
     }

@@ -26,6 +26,7 @@ use maud::{DOCTYPE, Markup, html};
 use serde::Deserialize;
 
 use super::field;
+use crate::admin::log_change;
 use crate::secret::Secret;
 use crate::server::AppState;
 use crate::server::session::{
@@ -33,7 +34,7 @@ use crate::server::session::{
     same_secret, set_cookie,
 };
 use crate::source::client::{ClientError, ClientOptions, ConfluenceAuth, ConfluenceClient};
-use crate::store::{ConnectionKind, NewChange};
+use crate::store::ConnectionKind;
 
 /// The double-submit cookie of the sign-in forms.
 const SIGN_IN_COOKIE: &str = "pagehook_sign_in";
@@ -322,8 +323,8 @@ async fn signed_in(
         Principal::Admin => serde_json::Value::Null,
         Principal::SpaceAdmin(s) => serde_json::json!(s.spaces),
     };
-    record(
-        state,
+    log_change(
+        &state.store,
         actor,
         "session.sign-in",
         actor,
@@ -364,8 +365,8 @@ async fn sign_out(
             tracing::error!(error = %e, "console sign-out: cannot end the session");
         }
         let actor = caller.actor();
-        record(
-            &state,
+        log_change(
+            &state.store,
             &actor,
             "session.sign-out",
             &actor,
@@ -392,23 +393,4 @@ async fn expired(state: &AppState, headers: &HeaderMap) -> Response {
         Some("This sign-in form expired (or cookies are off). Please try again."),
     )
     .await
-}
-
-/// Writes a change-log row; a failure is logged, not shown.
-async fn record(
-    state: &AppState,
-    actor: &str,
-    action: &str,
-    target: &str,
-    detail: serde_json::Value,
-) {
-    let change = NewChange {
-        actor: actor.to_owned(),
-        action: action.to_owned(),
-        target: target.to_owned(),
-        detail,
-    };
-    if let Err(e) = state.store.record_change(&change).await {
-        tracing::error!(error = %e, action, "cannot record a change");
-    }
 }
