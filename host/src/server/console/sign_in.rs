@@ -15,7 +15,7 @@
 //! Confluence said.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::{Form, State};
@@ -38,6 +38,47 @@ use crate::store::ConnectionKind;
 
 /// The double-submit cookie of the sign-in forms.
 const SIGN_IN_COOKIE: &str = "pagehook_sign_in";
+
+/// Failed sign-ins (wrong admin token, credentials Confluence refused)
+/// allowed per [`FAILURE_WINDOW`] in this process; then sign-in answers 429
+/// until the window has passed. It slows guessing the admin token, and
+/// keeps Pagehook from hammering Confluence with someone's wrong password.
+const MAX_FAILURES: usize = 10;
+const FAILURE_WINDOW: Duration = Duration::from_secs(60);
+
+/// The recent failed sign-ins of this process.
+static FAILURES: std::sync::Mutex<std::collections::VecDeque<Instant>> =
+    std::sync::Mutex::new(std::collections::VecDeque::new());
+
+/// Whether sign-in is paused after too many failures.
+fn throttled() -> bool {
+    let mut failures = FAILURES.lock().unwrap_or_else(|p| p.into_inner());
+    while failures
+        .front()
+        .is_some_and(|t| t.elapsed() >= FAILURE_WINDOW)
+    {
+        failures.pop_front();
+    }
+    failures.len() >= MAX_FAILURES
+}
+
+fn failed() {
+    FAILURES
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .push_back(Instant::now());
+}
+
+/// The answer while sign-in is paused.
+async fn paused(state: &AppState, headers: &HeaderMap) -> Response {
+    form_page(
+        state,
+        headers,
+        StatusCode::TOO_MANY_REQUESTS,
+        Some("Too many failed sign-ins in the last minute. Wait a minute and try again."),
+    )
+    .await
+}
 
 /// How long Confluence may take to answer a sign-in's questions.
 const CONFLUENCE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -179,11 +220,15 @@ async fn sign_in_admin(
     if !sign_in_token_ok(&headers, &form.csrf) {
         return expired(&state, &headers).await;
     }
+    if throttled() {
+        return paused(&state, &headers).await;
+    }
     let ok = state
         .admin_token
         .as_ref()
         .is_some_and(|t| same_secret(&form.admin_token, t.expose()));
     if !ok {
+        failed();
         tracing::warn!("console: a wrong admin token was entered");
         return form_page(
             &state,
@@ -203,6 +248,9 @@ async fn sign_in_confluence(
 ) -> Response {
     if !sign_in_token_ok(&headers, &form.csrf) {
         return expired(&state, &headers).await;
+    }
+    if throttled() {
+        return paused(&state, &headers).await;
     }
     let refuse = |status, message: String| {
         let state = state.clone();
@@ -251,6 +299,7 @@ async fn sign_in_confluence(
     let check = match crate::source::space_admin::check(&client).await {
         Ok(c) => c,
         Err(ClientError::Unauthorized(_)) => {
+            failed();
             return refuse(
                 StatusCode::UNAUTHORIZED,
                 format!(
@@ -393,4 +442,24 @@ async fn expired(state: &AppState, headers: &HeaderMap) -> Response {
         Some("This sign-in form expired (or cookies are off). Please try again."),
     )
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sign_in_pauses_after_ten_failures_a_minute() {
+        assert!(!throttled());
+        for _ in 0..MAX_FAILURES - 1 {
+            failed();
+        }
+        assert!(!throttled(), "nine failures still may try");
+        failed();
+        assert!(throttled());
+        // A minute later the window has moved on.
+        let old = Instant::now() - FAILURE_WINDOW;
+        FAILURES.lock().unwrap().iter_mut().for_each(|t| *t = old);
+        assert!(!throttled());
+    }
 }
