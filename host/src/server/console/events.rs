@@ -10,9 +10,9 @@
 //! A space admin's searches are restricted to their spaces by the store
 //! (`EventQuery::spaces`), and asking for another space is refused (403).
 //! One event outside their spaces, or not dispatched yet (so in no space),
-//! answers 404 as if it did not exist: ids are sequential, but nothing else
-//! about such an event is told. Query values are parsed here, so a wrong
-//! one is a 400 page that says what is wrong, never a 500.
+//! is refused too (403, as the admin API answers it), with nothing of the
+//! event but its space. Query values are parsed here, so a wrong one is a
+//! 400 page that says what is wrong, never a 500.
 //!
 //! Also here, for the other list pages: paging and query-string helpers.
 
@@ -204,18 +204,20 @@ async fn detail(
     let id: i64 = id
         .parse()
         .map_err(|_| PageError::Invalid(format!("`{id}` is not an event id (a number).")))?;
-    let missing = || {
-        PageError::NotFound(if viewer.is_admin() {
-            format!("There is no event {id}.")
-        } else {
-            format!("There is no event {id} in the spaces you administer.")
-        })
-    };
     let store = &state.store;
-    let event = store.event(id).await?.ok_or_else(missing)?;
+    let event = store
+        .event(id)
+        .await?
+        .ok_or_else(|| PageError::NotFound(format!("There is no event {id}.")))?;
     let space = space_of(&event);
-    if !viewer.is_admin() && !space.is_some_and(|s| viewer.principal().may_administer(s)) {
-        return Err(missing());
+    match space {
+        Some(space) => viewer.require_space(space)?,
+        None if !viewer.is_admin() => {
+            return Err(PageError::Forbidden(format!(
+                "Event {id} is not in a space you administer (its space is known once it is dispatched)."
+            )));
+        }
+        None => {}
     }
     let failures = store.event_failures(id).await?;
     let audit = store.audit(Some(id), 1000).await?;
