@@ -457,8 +457,10 @@ pub fn load_pinned(runtime: &Runtime, plugin: &PluginRecord) -> Result<LoadedPlu
     runtime.load(&package).map_err(|e| e.to_string())
 }
 
-/// Applies the two-party rule to one action and records the verdict.
-fn judge(
+/// Applies the two-party rule to one action and records the verdict (and,
+/// when accepted, the delivery) in `out`; the console's preview of a
+/// binding judges with it too.
+pub(crate) fn judge(
     out: &mut Dispatched,
     binding: &Binding,
     plugin: &PluginRecord,

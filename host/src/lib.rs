@@ -21,6 +21,7 @@ pub mod http;
 pub mod manifest;
 pub mod metrics;
 pub mod model;
+pub mod preview;
 pub mod runtime;
 pub mod secret;
 pub mod server;

@@ -59,19 +59,23 @@ use crate::model::Action;
 use crate::source::client::{ClientError, ClientOptions, ConfluenceAuth, ConfluenceClient};
 use crate::store::{Claimed, ConnectionRecord, now_ms};
 
+/// The request a dry run records instead of creating the page or comment.
+pub(super) fn would_send(conn: &ConnectionRecord, d: &Claimed) -> Value {
+    let (request, _) = request(&d.action, &marker(conn, d));
+    json!({"method": "POST", "path": "/rest/api/content", "connection": conn.name, "body": request})
+}
+
 pub(super) async fn deliver(
     w: &Deliverer,
     conn: &ConnectionRecord,
     d: &Claimed,
     dry_run: bool,
 ) -> Attempt {
+    if dry_run {
+        return Attempt::WouldSend(would_send(conn, d));
+    }
     let marker = marker(conn, d);
     let (request, once_key) = request(&d.action, &marker);
-    if dry_run {
-        return Attempt::WouldSend(
-            json!({"method": "POST", "path": "/rest/api/content", "connection": conn.name, "body": request}),
-        );
-    }
     let client = match client(w, conn) {
         Ok(c) => c,
         Err(a) => return a,

@@ -82,6 +82,60 @@ impl Attempt {
             uncertain: false,
         }
     }
+
+    /// Why it did not go out (empty for a sent or recorded one).
+    fn error(self) -> String {
+        match self {
+            Attempt::Retry { error, .. } | Attempt::Reauth { error, .. } | Attempt::Dead(error) => {
+                error
+            }
+            Attempt::Sent { .. } | Attempt::WouldSend(_) => String::new(),
+        }
+    }
+}
+
+/// The request delivering `d` through one of `connections` would make,
+/// exactly as a dry run records it (`would-send`): what the console's
+/// preview of a binding shows. `Err` says why it could not go out at all.
+pub fn would_send(d: &Claimed, connections: &[ConnectionRecord]) -> Result<WouldSend, String> {
+    let conn = connection_for(d, connections).map_err(Attempt::error)?;
+    let request = match (&d.action, conn.kind) {
+        (Action::PostSlack { .. } | Action::DmSlack { .. }, ConnectionKind::Slack) => {
+            slack::would_send(&conn, d)
+        }
+        (Action::PostTeams { .. }, ConnectionKind::Teams) => {
+            teams::would_send(&conn, d).map_err(Attempt::error)?
+        }
+        (Action::CreatePage { .. } | Action::AddComment { .. }, ConnectionKind::Confluence) => {
+            confluence::would_send(&conn, d)
+        }
+        _ => return Err(cannot_carry(&conn, d)),
+    };
+    Ok(WouldSend {
+        dry_run: d.dry_run || conn.dry_run,
+        connection: conn.name,
+        request,
+    })
+}
+
+/// What [`would_send`] found.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WouldSend {
+    /// The connection that would carry it.
+    pub connection: String,
+    /// Delivery would only record it (the delivery or the connection is a dry run).
+    pub dry_run: bool,
+    /// The request, as a dry run records it.
+    pub request: serde_json::Value,
+}
+
+fn cannot_carry(conn: &ConnectionRecord, d: &Claimed) -> String {
+    format!(
+        "connection `{}` is a {} connection and cannot carry `{}`",
+        conn.name,
+        conn.kind.as_str(),
+        d.action.kind()
+    )
 }
 
 /// One attempt's link to its round: the claim's heartbeat, and where the
@@ -272,12 +326,7 @@ impl Deliverer {
             (Action::CreatePage { .. } | Action::AddComment { .. }, ConnectionKind::Confluence) => {
                 confluence::deliver(self, &conn, d, dry_run).await
             }
-            _ => Attempt::Dead(format!(
-                "connection `{}` is a {} connection and cannot carry `{}`",
-                conn.name,
-                conn.kind.as_str(),
-                d.action.kind()
-            )),
+            _ => Attempt::Dead(cannot_carry(&conn, d)),
         };
         let health = match &attempt {
             Attempt::Reauth { connection, error } => Some(HealthChange {

@@ -33,13 +33,9 @@ const EVENT_TYPE: &str = "pagehook_delivery";
 /// difference between our clock and Slack's.
 const CLOCK_MARGIN_MS: i64 = 5 * 60 * 1000;
 
-pub(super) async fn deliver(
-    w: &Deliverer,
-    conn: &ConnectionRecord,
-    d: &Claimed,
-    dry_run: bool,
-    turn: &Turn<'_>,
-) -> Attempt {
+/// What a delivery posts: where, and the `chat.postMessage` body without
+/// its channel (text, blocks, link unfurling off, Pagehook's metadata).
+fn message(d: &Claimed) -> (Target<'_>, Value, Option<&str>) {
     let (target, text, blocks, thread_key) = match &d.action {
         Action::PostSlack {
             channel,
@@ -67,18 +63,35 @@ pub(super) async fn deliver(
     if let Some(blocks) = blocks {
         body["blocks"] = blocks.clone();
     }
-    if dry_run {
-        body["channel"] = json!(match target {
-            Target::Channel(c) => c.to_owned(),
-            Target::Email(e) => format!("(the Slack user with email {e})"),
-        });
-        if let Some(key) = thread_key {
-            body["thread_key"] = json!(key);
-        }
-        return Attempt::WouldSend(
-            json!({"method": CHAT_POST_MESSAGE.name, "connection": conn.name, "body": body}),
-        );
+    (target, body, thread_key)
+}
+
+/// The request a dry run records instead of posting: the method, the
+/// workspace and the body, with the channel as named (or the DM's email)
+/// and the thread key in place of the thread's `ts`.
+pub(super) fn would_send(conn: &ConnectionRecord, d: &Claimed) -> Value {
+    let (target, mut body, thread_key) = message(d);
+    body["channel"] = json!(match target {
+        Target::Channel(c) => c.to_owned(),
+        Target::Email(e) => format!("(the Slack user with email {e})"),
+    });
+    if let Some(key) = thread_key {
+        body["thread_key"] = json!(key);
     }
+    json!({"method": CHAT_POST_MESSAGE.name, "connection": conn.name, "body": body})
+}
+
+pub(super) async fn deliver(
+    w: &Deliverer,
+    conn: &ConnectionRecord,
+    d: &Claimed,
+    dry_run: bool,
+    turn: &Turn<'_>,
+) -> Attempt {
+    if dry_run {
+        return Attempt::WouldSend(would_send(conn, d));
+    }
+    let (target, mut body, thread_key) = message(d);
     let token = match conn.secret.as_ref().map(|s| s.resolve()) {
         Some(Ok(t)) => t,
         Some(Err(m)) => return Attempt::retry(format!("Slack token of `{}`: {m}", conn.name)),

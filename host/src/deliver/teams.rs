@@ -2,7 +2,7 @@
 //! channel's Workflows webhook. 200 and 202 are success; 429 and 5xx are
 //! retried; a payload over 28 KB is refused before sending.
 
-use serde_json::json;
+use serde_json::{Value, json};
 
 use super::{Attempt, Deliverer, request_error, retry_after};
 use crate::model::Action;
@@ -11,12 +11,9 @@ use crate::store::{Claimed, ConnectionRecord, redacted_url};
 /// Largest payload a Teams workflow webhook takes.
 pub const MAX_PAYLOAD: usize = 28 * 1024;
 
-pub(super) async fn deliver(
-    w: &Deliverer,
-    conn: &ConnectionRecord,
-    d: &Claimed,
-    dry_run: bool,
-) -> Attempt {
+/// The message envelope around the card, as sent; refused (a dead letter)
+/// when it is over [`MAX_PAYLOAD`].
+fn envelope(d: &Claimed) -> Result<(Value, String), Attempt> {
     let Action::PostTeams { card, .. } = &d.action else {
         unreachable!("routed by action kind")
     };
@@ -26,14 +23,37 @@ pub(super) async fn deliver(
     });
     let body = envelope.to_string();
     if body.len() > MAX_PAYLOAD {
-        return Attempt::Dead(format!(
+        return Err(Attempt::Dead(format!(
             "the card message is {} bytes, over Teams' limit of {MAX_PAYLOAD}; the plugin must send less",
             body.len()
-        ));
+        )));
     }
+    Ok((envelope, body))
+}
+
+/// The request a dry run records instead of posting (the workflow URL
+/// without its signature).
+pub(super) fn would_send(conn: &ConnectionRecord, d: &Claimed) -> Result<Value, Attempt> {
+    let (envelope, _) = envelope(d)?;
+    Ok(json!({"url": redacted_url(&conn.url), "body": envelope}))
+}
+
+pub(super) async fn deliver(
+    w: &Deliverer,
+    conn: &ConnectionRecord,
+    d: &Claimed,
+    dry_run: bool,
+) -> Attempt {
     if dry_run {
-        return Attempt::WouldSend(json!({"url": redacted_url(&conn.url), "body": envelope}));
+        return match would_send(conn, d) {
+            Ok(request) => Attempt::WouldSend(request),
+            Err(refused) => refused,
+        };
     }
+    let body = match envelope(d) {
+        Ok((_, body)) => body,
+        Err(a) => return a,
+    };
     let answer = match w
         .http
         .post(&conn.url)

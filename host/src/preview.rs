@@ -1,0 +1,280 @@
+//! Preview: what a binding would do with a stored event, shown before it
+//! does it (the console's "Preview" button, `POST /api/bindings/{id}/preview`).
+//!
+//! The binding's plugin runs in the real sandbox, on the event as dispatch
+//! gave it to plugins (or, for an event not dispatched yet, as its webhook
+//! alone says), with the binding's settings. Each action it returns is
+//! judged by dispatch's own two-party rule ([`crate::dispatch::judge`]),
+//! and each accepted one is rendered as the exact request delivery would
+//! make, by the function a dry run records with
+//! ([`crate::deliver::would_send`]).
+//!
+//! What it must never do: write anything (no delivery, audit line, failure
+//! or breaker count), send anything, or judge by rules of its own.
+
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::admin::{AdminError, AdminResult};
+use crate::dispatch::{judge, load_pinned};
+use crate::model::{Action, Event};
+use crate::runtime::Runtime;
+use crate::source::enrich::from_webhook_only;
+use crate::source::webhook::{self, Payload};
+use crate::store::{Claimed, ConnectionKind, Dispatched, Store, now_ms};
+
+/// What a binding would do with an event.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Preview {
+    /// The binding.
+    pub binding_id: i64,
+    /// The stored event it ran on.
+    pub event_id: i64,
+    /// The plugin that ran.
+    pub plugin: String,
+    /// The exact component that ran.
+    pub sha256: String,
+    /// Whether dispatch would run this binding on this event now (see `notes`
+    /// when not: another source, kind or scope, a disabled plugin, an open breaker).
+    pub would_run: bool,
+    /// Whether the event is in its enriched form (false: only what the webhook said).
+    pub enriched: bool,
+    /// What else is worth knowing about this preview.
+    pub notes: Vec<String>,
+    /// Every action the plugin returned, with its verdict and request.
+    pub actions: Vec<PreviewAction>,
+    /// Why the plugin call failed, if it did (then there are no actions).
+    pub failure: Option<PreviewFailure>,
+    /// What the plugin logged.
+    pub log: String,
+    /// Fuel the call used.
+    pub fuel_used: u64,
+    /// How long the call took (ms).
+    pub elapsed_ms: u64,
+}
+
+/// One action a plugin returned, judged as dispatch judges it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct PreviewAction {
+    /// The action as the plugin returned it.
+    pub action: Action,
+    /// Its kind (`post-slack`, ...).
+    pub kind: String,
+    /// Where the plugin wanted it to go.
+    pub destination: String,
+    /// `accepted` or `rejected`, as the audit log would record it.
+    pub verdict: String,
+    /// Why it was rejected.
+    pub reason: Option<String>,
+    /// The binding destination that allows it (accepted actions).
+    pub allowed_by: Option<String>,
+    /// The connection that would carry it (a Slack workspace, chosen as dispatch chooses).
+    pub connection: Option<String>,
+    /// Delivery would only record it (the binding or the connection is a dry run).
+    pub dry_run: bool,
+    /// The exact request delivery would make, as a dry run records it; in a
+    /// preview, the message metadata's `delivery_id` is 0 (a real delivery's
+    /// id is known once it is written).
+    pub request: Option<serde_json::Value>,
+    /// Why an accepted action could not be delivered (no such connection, a
+    /// Teams card over the size limit).
+    pub undeliverable: Option<String>,
+}
+
+/// A plugin call that failed.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct PreviewFailure {
+    /// Stable error code (`out-of-fuel`, `panic`, `load`, ...).
+    pub code: String,
+    /// The error in words.
+    pub message: String,
+}
+
+/// Runs binding `binding_id` on stored event `event_id` in the sandbox and
+/// judges what it returns, writing and sending nothing.
+pub async fn preview(
+    store: &Store,
+    runtime: &Runtime,
+    binding_id: i64,
+    event_id: i64,
+) -> AdminResult<Preview> {
+    let binding = store
+        .binding(binding_id)
+        .await?
+        .ok_or_else(|| AdminError::NotFound(format!("no binding with id {binding_id}")))?;
+    let record = store
+        .event(event_id)
+        .await?
+        .ok_or_else(|| AdminError::NotFound(format!("no event with id {event_id}")))?;
+    let mut notes = Vec::new();
+    let event: Event = match record.event {
+        Some(event) => event,
+        None => match webhook::from_value(&record.payload) {
+            Ok(Payload::Event(hook)) => {
+                notes.push(format!(
+                    "event {event_id} is {}: the plugin saw only what its webhook said (dispatch reads the rest from Confluence)",
+                    record.status.as_str()
+                ));
+                from_webhook_only(&record.source, &record.key, &hook)
+            }
+            Ok(Payload::Test) => {
+                return Err(AdminError::Invalid(format!(
+                    "event {event_id} is Confluence's test-connection call; pick an event about a page, blog post or comment"
+                )));
+            }
+            Err(e) => {
+                return Err(AdminError::Invalid(format!(
+                    "event {event_id} cannot be previewed: its stored payload does not parse ({e})"
+                )));
+            }
+        },
+    };
+    let plugin = store.require_plugin(&binding.plugin).await?;
+    let mut would_run = true;
+    if !binding.wants(&event) {
+        would_run = false;
+        notes.push(format!(
+            "binding {binding_id} would not run on this event: it takes {} events{}{} (this one: `{}` from `{}`{})",
+            binding.events.join(", "),
+            binding
+                .source
+                .as_deref()
+                .map(|s| format!(" from `{s}`"))
+                .unwrap_or_default(),
+            format_args!(" in {}", binding.scope),
+            event.kind.name(),
+            event.source,
+            event
+                .content
+                .as_ref()
+                .map(|c| format!(" in space {}", c.space_key))
+                .unwrap_or_default(),
+        ));
+    }
+    if !plugin.manifest.wants(event.kind) {
+        would_run = false;
+        notes.push(format!(
+            "plugin `{}` does not handle `{}` events",
+            plugin.name,
+            event.kind.name()
+        ));
+    }
+    if !plugin.enabled {
+        would_run = false;
+        notes.push(format!("plugin `{}` is disabled", plugin.name));
+    }
+    if plugin.breaker_until.is_some_and(|until| until > now_ms()) {
+        would_run = false;
+        notes.push(format!(
+            "plugin `{}`'s breaker is open: dispatch skips it until it is reset",
+            plugin.name
+        ));
+    }
+    let settings = plugin
+        .manifest
+        .resolve_settings(&binding.settings)
+        .map_err(AdminError::Invalid)?;
+    let mut preview = Preview {
+        binding_id,
+        event_id,
+        plugin: plugin.name.clone(),
+        sha256: plugin.sha256.clone(),
+        would_run,
+        enriched: event.enriched,
+        notes,
+        actions: Vec::new(),
+        failure: None,
+        log: String::new(),
+        fuel_used: 0,
+        elapsed_ms: 0,
+    };
+    let loaded = match load_pinned(runtime, &plugin) {
+        Ok(l) => l,
+        Err(message) => {
+            preview.failure = Some(PreviewFailure {
+                code: "load".into(),
+                message,
+            });
+            return Ok(preview);
+        }
+    };
+    let call_event = event.clone();
+    let report = tokio::task::spawn_blocking(move || loaded.call(&call_event, &settings))
+        .await
+        .map_err(|e| AdminError::Internal(format!("the preview's plugin call stopped: {e}")))?;
+    preview.log = report.log;
+    preview.fuel_used = report.fuel_used;
+    preview.elapsed_ms = report.elapsed.as_millis() as u64;
+    let actions = match report.outcome {
+        Ok(actions) => actions,
+        Err(e) => {
+            preview.failure = Some(PreviewFailure {
+                code: e.code().into(),
+                message: e.to_string(),
+            });
+            return Ok(preview);
+        }
+    };
+    let connections = store.connections().await?;
+    let workspaces: Vec<&str> = connections
+        .iter()
+        .filter(|c| c.kind == ConnectionKind::Slack)
+        .map(|c| c.name.as_str())
+        .collect();
+    for action in actions {
+        let mut judged = Dispatched {
+            event_id,
+            event: event.clone(),
+            deliveries: Vec::new(),
+            audit: Vec::new(),
+            failures: Vec::new(),
+            calls: Vec::new(),
+        };
+        judge(&mut judged, &binding, &plugin, &workspaces, action.clone());
+        let Some(verdict) = judged.audit.pop() else {
+            continue;
+        };
+        let mut shown = PreviewAction {
+            kind: verdict.kind,
+            destination: verdict.destination,
+            verdict: verdict.verdict,
+            reason: verdict.reason,
+            allowed_by: None,
+            connection: None,
+            dry_run: binding.dry_run,
+            request: None,
+            undeliverable: None,
+            action,
+        };
+        if let Some(delivery) = judged.deliveries.pop() {
+            let claimed = Claimed {
+                id: 0,
+                event_id,
+                destination: delivery.destination.clone(),
+                action: delivery.action,
+                dry_run: delivery.dry_run,
+                lane: delivery.lane,
+                source: delivery.source,
+                connection: delivery.connection.clone(),
+                attempts: 0,
+                uncertain: false,
+                due: true,
+                created_at: now_ms(),
+            };
+            match crate::deliver::would_send(&claimed, &connections) {
+                Ok(would) => {
+                    shown.dry_run = would.dry_run;
+                    shown.connection = Some(would.connection);
+                    shown.request = Some(would.request);
+                }
+                Err(why) => {
+                    shown.connection = delivery.connection;
+                    shown.undeliverable = Some(why);
+                }
+            }
+            shown.allowed_by = Some(delivery.destination);
+        }
+        preview.actions.push(shown);
+    }
+    Ok(preview)
+}
