@@ -4,89 +4,12 @@
 //! every documented operation is served and answers a status it documents,
 //! and errors are `{"error": ...}` JSON that never carries a file path.
 
-use std::sync::Arc;
+#[path = "api_support/mod.rs"]
+mod api_support;
 
-use axum::body::Body;
-use axum::http::{Request, StatusCode};
-use pagehook::config::Config;
-use pagehook::server::{AppState, router};
-use pagehook::store::Store;
-use serde_json::Value;
-use tower::ServiceExt;
-
-const TOKEN: &str = "api-openapi-test-token";
-
-/// A router over a fresh store in a temp dir.
-struct App {
-    dir: tempfile::TempDir,
-    state: Arc<AppState>,
-}
-
-impl App {
-    fn new() -> App {
-        let dir = tempfile::tempdir().unwrap();
-        let mut config = Config::default();
-        config.store.database = dir.path().join("pagehook.db");
-        config.store.plugins_dir = dir.path().join("plugins");
-        config.server.admin_token = Some(pagehook::secret::SecretSource::Value(TOKEN.into()));
-        let store = Arc::new(Store::open_sqlite(&config.store.database).unwrap());
-        let ingest =
-            pagehook::store::ingest::Ingest::start(&store, Arc::new(tokio::sync::Notify::new()))
-                .unwrap();
-        let state = Arc::new(AppState {
-            ingest,
-            metrics: Arc::new(pagehook::metrics::Metrics::new()),
-            runtime: Arc::new(pagehook::runtime::Runtime::new(
-                config.runtime_config().unwrap(),
-            )),
-            admin_token: config.admin_token().unwrap(),
-            config,
-            store,
-            sources: Default::default(),
-        });
-        App { dir, state }
-    }
-
-    async fn call(
-        &self,
-        method: &str,
-        path: &str,
-        body: Option<&str>,
-        token: Option<&str>,
-    ) -> (StatusCode, axum::http::HeaderMap, Value) {
-        let mut req = Request::builder().method(method).uri(path);
-        if let Some(t) = token {
-            req = req.header("authorization", format!("Bearer {t}"));
-        }
-        if body.is_some() {
-            req = req.header("content-type", "application/json");
-        }
-        let req = req.body(Body::from(body.unwrap_or("").to_owned())).unwrap();
-        let response = router(self.state.clone()).oneshot(req).await.unwrap();
-        let status = response.status();
-        let headers = response.headers().clone();
-        let bytes = axum::body::to_bytes(response.into_body(), 1 << 24)
-            .await
-            .unwrap();
-        let value = if bytes.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_slice(&bytes).unwrap_or_else(|e| {
-                panic!(
-                    "{method} {path}: {status} answered non-JSON ({e}): {}",
-                    String::from_utf8_lossy(&bytes)
-                )
-            })
-        };
-        (status, headers, value)
-    }
-
-    async fn document(&self) -> Value {
-        let (status, _, doc) = self.call("GET", "/api/openapi.json", None, None).await;
-        assert_eq!(status, StatusCode::OK, "{doc}");
-        doc
-    }
-}
+use api_support::{App, Auth};
+use axum::http::StatusCode;
+use serde_json::{Value, json};
 
 /// Every route of the admin API, as the console and automation use them.
 const ROUTES: &[(&str, &str)] = &[
@@ -97,20 +20,26 @@ const ROUTES: &[(&str, &str)] = &[
     ("post", "/api/plugins/{name}/enable"),
     ("post", "/api/plugins/{name}/disable"),
     ("post", "/api/plugins/{name}/reset"),
+    ("put", "/api/plugins/{name}/grants"),
+    ("post", "/api/plugins/upload"),
     ("get", "/api/connections"),
     ("post", "/api/connections"),
     ("delete", "/api/connections/{name}"),
+    ("patch", "/api/connections/{name}"),
     ("post", "/api/connections/{name}/test"),
     ("get", "/api/bindings"),
     ("post", "/api/bindings"),
     ("delete", "/api/bindings/{id}"),
+    ("post", "/api/bindings/{id}/preview"),
     ("get", "/api/events"),
     ("get", "/api/events/{id}"),
     ("get", "/api/deliveries"),
     ("post", "/api/deliveries/{id}/retry"),
+    ("post", "/api/deliveries/retry-dead"),
     ("get", "/api/deliveries/{id}/attempts"),
     ("get", "/api/audit"),
     ("get", "/api/failures"),
+    ("get", "/api/changes"),
 ];
 
 fn operations(doc: &Value) -> Vec<(String, String)> {
@@ -139,7 +68,7 @@ async fn the_document_is_openapi_3_1_served_without_auth() {
     );
     assert_eq!(
         doc["paths"]["/api/openapi.json"]["get"]["security"],
-        serde_json::json!([])
+        json!([])
     );
     assert!(doc["components"]["schemas"]["ErrorBody"].is_object());
 }
@@ -160,32 +89,62 @@ async fn the_document_lists_every_route_and_every_route_is_served() {
         let uri = path
             .replace("{name}", "no-such-thing")
             .replace("{id}", "424242");
-        let body = op.get("requestBody").map(|_| "{}");
-        let (status, _, answer) = app
-            .call(&method.to_uppercase(), &uri, body, Some(TOKEN))
+        let method = method.to_uppercase();
+        let content_type = op["requestBody"]["content"]
+            .as_object()
+            .and_then(|c| c.keys().next().cloned());
+        let body = match content_type.as_deref() {
+            Some("multipart/form-data") => b"--x--\r\n".to_vec(),
+            Some(_) => b"{}".to_vec(),
+            None => Vec::new(),
+        };
+        let content_type = content_type.map(|c| match c.as_str() {
+            "multipart/form-data" => "multipart/form-data; boundary=x".to_owned(),
+            _ => c,
+        });
+        let a = app
+            .send(
+                &method,
+                &uri,
+                body.clone(),
+                content_type.as_deref(),
+                &[],
+                &Auth::admin(),
+            )
             .await;
+        let error = a.json["error"].as_str().unwrap_or("");
         assert!(
-            !(status == StatusCode::NOT_FOUND
-                && answer["error"]
-                    .as_str()
-                    .unwrap_or("")
-                    .contains("no such API route"))
-                && status != StatusCode::METHOD_NOT_ALLOWED,
-            "{method} {path} is documented but not served: {status} {answer}"
+            !(a.status == StatusCode::NOT_FOUND && error.contains("no such API route"))
+                && a.status != StatusCode::METHOD_NOT_ALLOWED,
+            "{method} {path} is documented but not served: {} {}",
+            a.status,
+            a.json
         );
         assert!(
-            op["responses"].get(status.as_str()).is_some(),
-            "{method} {path} answered {status}, which its document does not list: {answer}"
+            op["responses"].get(a.status.as_str()).is_some(),
+            "{method} {path} answered {}, which its document does not list: {}",
+            a.status,
+            a.json
         );
-        if status.is_client_error() {
-            assert!(answer["error"].is_string(), "{method} {path}: {answer}");
+        if a.status.is_client_error() {
+            assert!(a.json["error"].is_string(), "{method} {path}: {}", a.json);
         }
-        if op.get("security") != Some(&serde_json::json!([])) {
-            let (status, _, answer) = app.call(&method.to_uppercase(), &uri, body, None).await;
+        if op.get("security") != Some(&json!([])) {
+            let a = app
+                .send(
+                    &method,
+                    &uri,
+                    body,
+                    content_type.as_deref(),
+                    &[],
+                    &Auth::None,
+                )
+                .await;
             assert_eq!(
-                status,
+                a.status,
                 StatusCode::UNAUTHORIZED,
-                "{method} {path}: {answer}"
+                "{method} {path}: {}",
+                a.json
             );
             assert!(op["responses"].get("401").is_some(), "{method} {path}");
         }
@@ -195,7 +154,6 @@ async fn the_document_lists_every_route_and_every_route_is_served() {
 #[tokio::test]
 async fn rejections_and_unknown_routes_answer_json() {
     let app = App::new();
-    let auth = Some(TOKEN);
     let cases: &[(&str, &str, Option<&str>, u16, &str)] = &[
         ("POST", "/api/bindings", Some("{not json"), 400, "as JSON"),
         (
@@ -225,34 +183,45 @@ async fn rejections_and_unknown_routes_answer_json() {
             400,
             "not a directory",
         ),
+        ("POST", "/api/plugins/upload", Some("{}"), 400, "multipart"),
     ];
     for (method, path, body, status, says) in cases {
-        let (got, headers, answer) = app.call(method, path, *body, auth).await;
-        assert_eq!(got.as_u16(), *status, "{method} {path}: {answer}");
-        let error = answer["error"]
+        let a = app
+            .send(
+                method,
+                path,
+                body.unwrap_or("").as_bytes().to_vec(),
+                body.map(|_| "application/json"),
+                &[],
+                &Auth::admin(),
+            )
+            .await;
+        assert_eq!(a.status.as_u16(), *status, "{method} {path}: {}", a.json);
+        let error = a.json["error"]
             .as_str()
-            .unwrap_or_else(|| panic!("{answer}"));
+            .unwrap_or_else(|| panic!("{}", a.json));
         assert!(error.contains(says), "{method} {path}: {error}");
         if *status == 405 {
-            assert!(headers.get("allow").is_some(), "405 keeps its Allow header");
+            assert!(
+                a.headers.get("allow").is_some(),
+                "405 keeps its Allow header"
+            );
         }
     }
     // A body that is not declared JSON.
-    let req = Request::builder()
-        .method("POST")
-        .uri("/api/bindings")
-        .header("authorization", format!("Bearer {TOKEN}"))
-        .header("content-type", "text/plain")
-        .body(Body::from("{}"))
-        .unwrap();
-    let response = router(app.state.clone()).oneshot(req).await.unwrap();
-    assert_eq!(response.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
-    let body = axum::body::to_bytes(response.into_body(), 4096)
-        .await
-        .unwrap();
-    let answer: Value = serde_json::from_slice(&body).unwrap();
+    let a = app
+        .send(
+            "POST",
+            "/api/bindings",
+            b"{}".to_vec(),
+            Some("text/plain"),
+            &[],
+            &Auth::admin(),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
     assert!(
-        answer["error"]
+        a.json["error"]
             .as_str()
             .unwrap()
             .contains("application/json")
@@ -268,15 +237,15 @@ async fn a_failure_inside_pagehook_answers_without_a_path() {
         .unwrap()
         .execute_batch("DROP TABLE bindings")
         .unwrap();
-    let (status, _, answer) = app.call("GET", "/api/bindings", None, Some(TOKEN)).await;
-    assert!(status.is_server_error(), "{status} {answer}");
+    let a = app.call("GET", "/api/bindings", None, &Auth::admin()).await;
+    assert!(a.status.is_server_error(), "{} {}", a.status, a.json);
     let doc = app.document().await;
     assert!(
         doc["paths"]["/api/bindings"]["get"]["responses"]
-            .get(status.as_str())
+            .get(a.status.as_str())
             .is_some()
     );
-    let text = answer.to_string();
+    let text = a.json.to_string();
     let dir = app.dir.path().display().to_string();
     for leak in [dir.as_str(), "pagehook.db", "bindings", "no such table"] {
         assert!(!text.contains(leak), "`{leak}` in {text}");

@@ -60,7 +60,7 @@ pub fn router(state: Arc<AppState>) -> Router {
     let body_timeout = state.config.body_timeout();
     Router::new()
         .merge(hooks::routes(body_limit))
-        .nest("/api", api::routes(state.clone()))
+        .nest("/api", api::routes())
         .nest("/console", console::routes())
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))

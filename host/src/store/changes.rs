@@ -21,7 +21,7 @@ pub struct NewChange {
 }
 
 /// A recorded change.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct ChangeRecord {
     pub id: i64,
     pub at: i64,

@@ -31,7 +31,7 @@ pub struct EventQuery {
 }
 
 /// One event in a list: what a row shows, without its bodies.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct EventSummary {
     pub id: i64,
     /// Source connection.

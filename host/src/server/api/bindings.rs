@@ -1,5 +1,7 @@
 //! `/api/bindings`: which plugin runs on which events, where its actions
-//! may go and with which settings.
+//! may go and with which settings, and a preview of what a binding would do.
+//! A space admin sees, creates, removes and previews only bindings with
+//! scope `space:KEY` for the spaces they administer.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -8,13 +10,17 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Json;
 use serde::{Deserialize, Serialize};
+use serde_json::json;
 use utoipa::{IntoParams, ToSchema};
 
-use super::error::{ApiResult, ErrorBody};
+use super::error::{ApiError, ApiResult, ErrorBody};
 use super::extract::{Body, Params, PathParam};
+use super::{record, require_scope, require_space};
 use crate::admin::{self, BindRequest, Bound};
+use crate::preview::Preview;
 use crate::server::AppState;
-use crate::store::Binding;
+use crate::server::session::Caller;
+use crate::store::{Binding, Scope};
 
 /// `GET /api/bindings` filters.
 #[derive(Deserialize, IntoParams)]
@@ -23,6 +29,8 @@ use crate::store::Binding;
 pub struct BindingQuery {
     /// Only the bindings of this plugin.
     pub plugin: Option<String>,
+    /// Only the bindings with scope `space:KEY` for this space.
+    pub space: Option<String>,
 }
 
 /// `POST /api/bindings`: a binding to create.
@@ -65,6 +73,16 @@ fn global() -> String {
     "global".into()
 }
 
+/// `POST /api/bindings/{id}/preview`: the stored event to run it on.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PreviewBody {
+    /// A stored event's id (`GET /api/events`).
+    #[schema(example = 1)]
+    #[serde(deserialize_with = "super::extract::integer")]
+    pub event_id: i64,
+}
+
 /// The answer to removing a binding.
 #[derive(Serialize, ToSchema)]
 pub struct BindingRemoved {
@@ -72,14 +90,31 @@ pub struct BindingRemoved {
     pub removed: i64,
 }
 
-/// Bindings, optionally of one plugin.
+/// Bindings, optionally of one plugin or space; a space admin's are those of their spaces.
 #[utoipa::path(get, path = "/bindings", tag = "bindings", params(BindingQuery),
     responses((status = 200, description = "Bindings", body = [Binding])))]
 pub async fn list(
     State(state): State<Arc<AppState>>,
+    caller: Caller,
     Params(q): Params<BindingQuery>,
 ) -> ApiResult<Json<Vec<Binding>>> {
-    Ok(Json(state.store.bindings(q.plugin.as_deref()).await?))
+    if let Some(space) = &q.space {
+        require_space(&caller, space)?;
+    }
+    let admin = caller.principal.is_admin();
+    let bindings = state
+        .store
+        .bindings(q.plugin.as_deref())
+        .await?
+        .into_iter()
+        .filter(|b| match &b.scope {
+            Scope::Space(key) => {
+                q.space.as_ref().is_none_or(|s| s == key) && caller.principal.may_administer(key)
+            }
+            Scope::Global | Scope::Page(_) => admin && q.space.is_none(),
+        })
+        .collect();
+    Ok(Json(bindings))
 }
 
 /// Binds a plugin, after checking it against the plugin and its grants.
@@ -92,8 +127,11 @@ pub async fn list(
     ))]
 pub async fn bind(
     State(state): State<Arc<AppState>>,
+    caller: Caller,
     Body(body): Body<BindBody>,
 ) -> ApiResult<(StatusCode, Json<Bound>)> {
+    let scope: Scope = body.scope.parse().map_err(ApiError::BadRequest)?;
+    require_scope(&caller, &scope)?;
     let req = BindRequest {
         plugin: body.plugin,
         scope: body.scope,
@@ -105,7 +143,27 @@ pub async fn bind(
         quiet: body.quiet,
     };
     let bound = admin::bind(&state.store, req).await?;
+    let b = &bound.binding;
+    let detail = json!({
+        "plugin": b.plugin,
+        "scope": b.scope.to_string(),
+        "events": b.events,
+        "destinations": b.destinations,
+        "dry_run": b.dry_run,
+    });
+    record(&state, &caller, "binding.add", b.id.to_string(), detail).await;
     Ok((StatusCode::CREATED, Json(bound)))
+}
+
+/// The binding `id`, if the caller may manage it.
+async fn owned(state: &AppState, caller: &Caller, id: i64) -> ApiResult<Binding> {
+    let binding = state
+        .store
+        .binding(id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no binding with id {id}")))?;
+    require_scope(caller, &binding.scope)?;
+    Ok(binding)
 }
 
 /// Removes a binding.
@@ -117,8 +175,41 @@ pub async fn bind(
     ))]
 pub async fn remove(
     State(state): State<Arc<AppState>>,
+    caller: Caller,
     PathParam(id): PathParam<i64>,
 ) -> ApiResult<Json<BindingRemoved>> {
+    let binding = owned(&state, &caller, id).await?;
     state.store.remove_binding(id).await?;
+    let detail = json!({ "plugin": binding.plugin, "scope": binding.scope.to_string() });
+    record(&state, &caller, "binding.remove", id.to_string(), detail).await;
     Ok(Json(BindingRemoved { removed: id }))
+}
+
+/// Runs the binding's plugin on a stored event in the sandbox and shows
+/// what it would do: each action, its verdict by the two-party rule, and the
+/// exact request delivery would make. Nothing is written or sent.
+#[utoipa::path(post, path = "/bindings/{id}/preview", tag = "bindings", request_body = PreviewBody,
+    params(("id" = i64, Path, description = "The binding's id", example = 1)),
+    responses(
+        (status = 200, description = "What the binding would do (a failed plugin call is in `failure`)", body = Preview),
+        (status = 400, description = "The event cannot be previewed, or the binding's settings no longer fit the plugin", body = ErrorBody),
+        (status = 404, description = "No such binding, event or plugin", body = ErrorBody),
+    ))]
+pub async fn preview(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    PathParam(id): PathParam<i64>,
+    Body(body): Body<PreviewBody>,
+) -> ApiResult<Json<Preview>> {
+    owned(&state, &caller, id).await?;
+    if !caller.principal.is_admin() {
+        let event = state
+            .store
+            .event(body.event_id)
+            .await?
+            .ok_or_else(|| ApiError::NotFound(format!("no event with id {}", body.event_id)))?;
+        super::events::require_event_space(&caller, &event)?;
+    }
+    let preview = crate::preview::preview(&state.store, &state.runtime, id, body.event_id).await?;
+    Ok(Json(preview))
 }

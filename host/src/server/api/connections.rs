@@ -1,6 +1,7 @@
 //! `/api/connections`: Slack workspaces, Teams workflows and Confluence
 //! instances. Secrets are accepted (as `{"env": ...}`, `{"file": ...}` or
-//! `{"value": ...}`) and never returned.
+//! `{"value": ...}`) and never returned, nor recorded in the change log.
+//! Listing is open to every caller; the rest is the Pagehook admin's.
 
 use std::sync::Arc;
 
@@ -9,12 +10,16 @@ use axum::response::Json;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use serde_json::json;
+
 use super::error::{ApiError, ApiResult, ErrorBody};
 use super::extract::{Body, PathParam};
+use super::{record, require_admin};
 use crate::admin::{self, ConnectRequest, Connected, ConnectionTest};
 use crate::secret::SecretSource;
 use crate::server::AppState;
-use crate::store::{ConnectionKind, ConnectionRecord};
+use crate::server::session::Caller;
+use crate::store::{ConnectionKind, ConnectionRecord, redacted_url};
 
 /// Where a secret comes from: exactly one of `value`, `env` (an environment
 /// variable of the server) or `file` (a file on the server). The schema of
@@ -87,6 +92,14 @@ pub struct ConnectBody {
     pub notify: Option<String>,
 }
 
+/// `PATCH /api/connections/{name}`: what to change.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectionChange {
+    /// Record deliveries through it, never send them.
+    pub dry_run: bool,
+}
+
 /// The answer to removing a connection.
 #[derive(Serialize, ToSchema)]
 pub struct ConnectionRemoved {
@@ -97,7 +110,10 @@ pub struct ConnectionRemoved {
 /// Every connection, secrets redacted.
 #[utoipa::path(get, path = "/connections", tag = "connections",
     responses((status = 200, description = "Connections", body = [ConnectionRecord])))]
-pub async fn list(State(state): State<Arc<AppState>>) -> ApiResult<Json<Vec<ConnectionRecord>>> {
+pub async fn list(
+    State(state): State<Arc<AppState>>,
+    _caller: Caller,
+) -> ApiResult<Json<Vec<ConnectionRecord>>> {
     Ok(Json(state.store.connections().await?))
 }
 
@@ -110,8 +126,10 @@ pub async fn list(State(state): State<Arc<AppState>>) -> ApiResult<Json<Vec<Conn
     ))]
 pub async fn connect(
     State(state): State<Arc<AppState>>,
+    caller: Caller,
     Body(body): Body<ConnectBody>,
 ) -> ApiResult<Json<Connected>> {
+    require_admin(&caller, "connect services")?;
     let kind = match body.kind.as_str() {
         "slack" => ConnectionKind::Slack,
         "teams" => ConnectionKind::Teams,
@@ -132,7 +150,16 @@ pub async fn connect(
         dry_run: body.dry_run,
         notify: body.notify,
     };
-    Ok(Json(admin::connect(&state.store, req).await?))
+    let connected = admin::connect(&state.store, req).await?;
+    let c = &connected.connection;
+    let detail = json!({
+        "kind": c.kind.as_str(),
+        "url": redacted_url(&c.url),
+        "dry_run": c.dry_run,
+        "qualified_bindings": connected.qualified_bindings,
+    });
+    record(&state, &caller, "connection.add", &c.name, detail).await;
+    Ok(Json(connected))
 }
 
 /// Removes a connection.
@@ -145,9 +172,12 @@ pub async fn connect(
     ))]
 pub async fn remove(
     State(state): State<Arc<AppState>>,
+    caller: Caller,
     PathParam(name): PathParam<String>,
 ) -> ApiResult<Json<ConnectionRemoved>> {
+    require_admin(&caller, "remove connections")?;
     if state.store.remove_connection(&name).await? {
+        record(&state, &caller, "connection.remove", &name, json!({})).await;
         Ok(Json(ConnectionRemoved { removed: name }))
     } else {
         Err(ApiError::NotFound(format!("no connection named `{name}`")))
@@ -164,9 +194,52 @@ pub async fn remove(
     ))]
 pub async fn test(
     State(state): State<Arc<AppState>>,
+    caller: Caller,
     PathParam(name): PathParam<String>,
 ) -> ApiResult<Json<ConnectionTest>> {
-    Ok(Json(
-        admin::test_connection(&state.store, &name, &state.config).await?,
-    ))
+    require_admin(&caller, "test connections")?;
+    let tested = admin::test_connection(&state.store, &name, &state.config).await?;
+    record(
+        &state,
+        &caller,
+        "connection.test",
+        &name,
+        json!({ "ok": tested.ok }),
+    )
+    .await;
+    Ok(Json(tested))
+}
+
+/// Turns a connection's dry run on or off.
+#[utoipa::path(patch, path = "/connections/{name}", tag = "connections", request_body = ConnectionChange,
+    params(("name" = String, Path, description = "The connection's name", example = "acme")),
+    responses(
+        (status = 200, description = "Changed", body = ConnectionRecord),
+        (status = 404, description = "No such connection", body = ErrorBody),
+    ))]
+pub async fn update(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    PathParam(name): PathParam<String>,
+    Body(body): Body<ConnectionChange>,
+) -> ApiResult<Json<ConnectionRecord>> {
+    require_admin(&caller, "change connections")?;
+    state
+        .store
+        .set_connection_dry_run(&name, body.dry_run)
+        .await?;
+    record(
+        &state,
+        &caller,
+        "connection.dry-run",
+        &name,
+        json!({ "dry_run": body.dry_run }),
+    )
+    .await;
+    let connection = state
+        .store
+        .connection(&name)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no connection named `{name}`")))?;
+    Ok(Json(connection))
 }

@@ -15,6 +15,7 @@ use axum::response::{IntoResponse, Json, Response};
 use serde::Serialize;
 
 use crate::admin::AdminError;
+use crate::server::session::Refusal;
 use crate::store::StoreError;
 
 /// What a client is told when Pagehook itself failed.
@@ -34,7 +35,6 @@ pub enum ApiError {
     #[error("{0}")]
     Unauthorized(String),
     /// 403: the caller may not do this.
-    #[allow(dead_code)] // Until the API knows space admins.
     #[error("{0}")]
     Forbidden(String),
     /// 404: it names something that does not exist.
@@ -81,6 +81,18 @@ impl ApiError {
             ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The same refusal with a hint after its message (internal errors unchanged).
+    pub fn with_hint(self, hint: &str) -> ApiError {
+        let add = |m: String| format!("{m}: {hint}");
+        match self {
+            ApiError::BadRequest(m) => ApiError::BadRequest(add(m)),
+            ApiError::PayloadTooLarge(m) => ApiError::PayloadTooLarge(add(m)),
+            ApiError::UnsupportedMediaType(m) => ApiError::UnsupportedMediaType(add(m)),
+            ApiError::Unprocessable(m) => ApiError::Unprocessable(add(m)),
+            other => other,
         }
     }
 
@@ -140,6 +152,24 @@ impl From<StoreError> for ApiError {
             StoreError::Conflict(m) => ApiError::Conflict(m),
             e @ StoreError::Database { .. } => ApiError::Unavailable(e.to_string()),
             e @ StoreError::Corrupt { .. } => ApiError::Internal(e.to_string()),
+        }
+    }
+}
+
+impl From<Refusal> for ApiError {
+    fn from(r: Refusal) -> Self {
+        let message = match &r {
+            Refusal::Disabled => {
+                "the admin API is disabled: set server.admin-token in the config".to_owned()
+            }
+            Refusal::Unauthenticated => "missing or wrong admin token (Authorization: Bearer <server.admin-token>) and no console session".to_owned(),
+            Refusal::Csrf => "missing or wrong CSRF token: changes made with a console session must send the X-CSRF-Token header".to_owned(),
+            Refusal::Unavailable => "sessions cannot be read right now".to_owned(),
+        };
+        match r {
+            Refusal::Disabled | Refusal::Unauthenticated => ApiError::Unauthorized(message),
+            Refusal::Csrf => ApiError::Forbidden(message),
+            Refusal::Unavailable => ApiError::Unavailable(message),
         }
     }
 }

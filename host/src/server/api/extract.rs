@@ -9,6 +9,7 @@ use axum::http::header::CONTENT_TYPE;
 use axum::http::request::Parts;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
 use super::error::ApiError;
@@ -22,6 +23,24 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Body<T> {
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
         let axum::Json(v) = axum::Json::<T>::from_request(req, state).await?;
         Ok(Body(v))
+    }
+}
+
+/// A `multipart/form-data` request body.
+pub struct Form(pub axum::extract::Multipart);
+
+impl<S: Send + Sync> FromRequest<S> for Form {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let form = axum::extract::Multipart::from_request(req, state)
+            .await
+            .map_err(|r| {
+                ApiError::from(r).with_hint(
+                    "send the plugin as multipart/form-data with parts `manifest` and `component`",
+                )
+            })?;
+        Ok(Form(form))
     }
 }
 
@@ -48,6 +67,21 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Params<T> {
         let axum::extract::Query(v) =
             axum::extract::Query::<T>::from_request_parts(parts, state).await?;
         Ok(Params(v))
+    }
+}
+
+/// Deserializes an integer as JSON Schema counts them: `7` or `7.0` (a
+/// number with no fraction is an integer there, and clients may send one).
+pub fn integer<'de, D: serde::Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+    use serde::de::Error;
+    match serde_json::Number::deserialize(d)? {
+        n if n.is_i64() => Ok(n.as_i64().unwrap_or_default()),
+        n => match n.as_f64() {
+            Some(f) if f.fract() == 0.0 && f >= i64::MIN as f64 && f < i64::MAX as f64 => {
+                Ok(f as i64)
+            }
+            _ => Err(D::Error::custom(format!("expected an integer id, got {n}"))),
+        },
     }
 }
 

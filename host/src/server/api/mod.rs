@@ -1,9 +1,17 @@
 //! The admin HTTP API under `/api/`: the CLI's powers over HTTP, for
-//! automation and the console. Every request needs `Authorization: Bearer
-//! <token>` matching `server.admin-token` (compared in constant time);
-//! answers are JSON, errors `{"error": "..."}` ([`error::ApiError`]).
-//! Secrets are accepted (as `{"env": ...}`, `{"file": ...}` or
-//! `{"value": ...}`) but never returned.
+//! automation and the console. Answers are JSON, errors `{"error": "..."}`
+//! ([`error::ApiError`]). Secrets are accepted (as `{"env": ...}`,
+//! `{"file": ...}` or `{"value": ...}`) but never returned.
+//!
+//! Every route but the document needs a [`Caller`]: the admin token
+//! (`Authorization: Bearer`), or a console session's cookie with its CSRF
+//! token on changes. The Pagehook admin may do everything. A Confluence
+//! space admin may read plugins and connections, and bindings, events and
+//! deliveries of the spaces they administer, bind and unbind with scope
+//! `space:KEY` there, preview those bindings and retry those deliveries;
+//! anything else is a 403, and their listings are restricted to their
+//! spaces. Every change that succeeds is recorded in the change log
+//! (`GET /api/changes`) with who made it.
 //!
 //! Each resource is a module with its handlers; each handler carries its
 //! `#[utoipa::path]`, and the router is built from those same handlers
@@ -12,6 +20,7 @@
 //! served.
 
 mod bindings;
+mod changes;
 mod connections;
 mod deliveries;
 pub mod error;
@@ -23,44 +32,56 @@ mod plugins;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::{Request, State};
-use axum::middleware::{self, Next};
-use axum::response::{IntoResponse, Response};
-use subtle::ConstantTimeEq;
+use axum::extract::DefaultBodyLimit;
+use axum::middleware;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::AppState;
+use super::session::{Caller, Principal};
+use crate::store::{NewChange, Scope};
 pub use error::ApiError;
+use error::ApiResult;
+
+/// Largest plugin upload (manifest and component): Python components are
+/// near 20 MB.
+pub const UPLOAD_LIMIT: usize = 32 * 1024 * 1024;
 
 /// The API's routes, relative to `/api`, as one router with its document.
 fn build() -> OpenApiRouter<Arc<AppState>> {
+    let upload = OpenApiRouter::new()
+        .routes(routes!(plugins::upload))
+        .layer(DefaultBodyLimit::max(UPLOAD_LIMIT));
     OpenApiRouter::new()
+        .routes(routes!(openapi::serve))
         .routes(routes!(plugins::list, plugins::install))
         .routes(routes!(plugins::remove))
         .routes(routes!(plugins::enable))
         .routes(routes!(plugins::disable))
         .routes(routes!(plugins::reset))
+        .routes(routes!(plugins::grants))
+        .merge(upload)
         .routes(routes!(connections::list, connections::connect))
-        .routes(routes!(connections::remove))
+        .routes(routes!(connections::remove, connections::update))
         .routes(routes!(connections::test))
         .routes(routes!(bindings::list, bindings::bind))
         .routes(routes!(bindings::remove))
+        .routes(routes!(bindings::preview))
         .routes(routes!(events::list))
         .routes(routes!(events::detail))
         .routes(routes!(events::audit))
         .routes(routes!(events::failures))
         .routes(routes!(deliveries::list))
         .routes(routes!(deliveries::retry))
+        .routes(routes!(deliveries::retry_dead))
         .routes(routes!(deliveries::attempts))
+        .routes(routes!(changes::list))
 }
 
 /// The router nested at `/api`.
-pub(super) fn routes(state: Arc<AppState>) -> Router<Arc<AppState>> {
+pub(super) fn routes() -> Router<Arc<AppState>> {
     let (api, _) = build().split_for_parts();
-    api.layer(middleware::from_fn_with_state(state, require_token))
-        .route("/openapi.json", axum::routing::get(openapi::serve))
-        .fallback(no_route)
+    api.fallback(no_route)
         .layer(middleware::from_fn(extract::json_errors))
 }
 
@@ -68,26 +89,66 @@ async fn no_route() -> ApiError {
     ApiError::NotFound("no such API route (GET /api/openapi.json lists them)".into())
 }
 
-async fn require_token(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
-    let Some(token) = &state.admin_token else {
-        return ApiError::Unauthorized(
-            "the admin API is disabled: set server.admin-token in the config".into(),
-        )
-        .into_response();
-    };
-    let given = req
-        .headers()
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("");
-    if bool::from(given.as_bytes().ct_eq(token.expose().as_bytes())) {
-        next.run(req).await
+/// Refuses anyone but the Pagehook admin; `what` says what they tried.
+fn require_admin(caller: &Caller, what: &str) -> ApiResult<()> {
+    if caller.principal.is_admin() {
+        Ok(())
     } else {
-        ApiError::Unauthorized(
-            "missing or wrong admin token (Authorization: Bearer <server.admin-token>)".into(),
-        )
-        .into_response()
+        Err(ApiError::Forbidden(format!(
+            "only a Pagehook admin may {what}"
+        )))
+    }
+}
+
+/// Refuses a space admin a space they do not administer.
+fn require_space(caller: &Caller, space: &str) -> ApiResult<()> {
+    if caller.principal.may_administer(space) {
+        Ok(())
+    } else {
+        Err(ApiError::Forbidden(format!(
+            "you do not administer space {space} (yours: {})",
+            your_spaces(&caller.principal)
+        )))
+    }
+}
+
+/// Refuses a space admin a binding scope outside their spaces: global and
+/// page bindings are the Pagehook admin's.
+fn require_scope(caller: &Caller, scope: &Scope) -> ApiResult<()> {
+    match scope {
+        Scope::Space(key) => require_space(caller, key),
+        Scope::Global | Scope::Page(_) => require_admin(
+            caller,
+            "manage global and page bindings; bind with scope space:KEY for a space you administer",
+        ),
+    }
+}
+
+fn your_spaces(principal: &Principal) -> String {
+    match principal.space_filter() {
+        Some(spaces) if spaces.is_empty() => "none".into(),
+        Some(spaces) => spaces.join(", "),
+        None => "all".into(),
+    }
+}
+
+/// Records a change that succeeded. A failure to record it is logged: the
+/// change itself has happened and is answered as such.
+async fn record(
+    state: &AppState,
+    caller: &Caller,
+    action: &str,
+    target: impl Into<String>,
+    detail: serde_json::Value,
+) {
+    let change = NewChange {
+        actor: caller.actor(),
+        action: action.to_owned(),
+        target: target.into(),
+        detail,
+    };
+    if let Err(e) = state.store.record_change(&change).await {
+        tracing::error!(error = %e, action, target = %change.target, "cannot record a change in the change log");
     }
 }
 

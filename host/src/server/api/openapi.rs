@@ -13,11 +13,14 @@ use std::sync::LazyLock;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use utoipa::openapi::path::{Operation, PathItem};
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
+use utoipa::openapi::security::{
+    ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
+};
 use utoipa::openapi::{ContentBuilder, OpenApi, Ref, RefOr, ResponseBuilder};
 use utoipa::{Modify, OpenApi as _, ToSchema};
 
 use super::error::ErrorBody;
+use crate::server::session::SESSION_COOKIE;
 
 #[derive(utoipa::OpenApi)]
 #[openapi(
@@ -34,6 +37,7 @@ use super::error::ErrorBody;
         (name = "bindings", description = "Which plugin runs on which events, and where its actions may go"),
         (name = "events", description = "Events from Confluence, the audit log and failed plugin calls"),
         (name = "deliveries", description = "The outbox: deliveries, their attempts, retries"),
+        (name = "changes", description = "Who changed what, through the API or the console"),
         (name = "meta", description = "This document"),
     ),
     modifiers(&Security),
@@ -42,9 +46,7 @@ struct ApiDoc;
 
 /// The document, as served.
 pub fn document() -> OpenApi {
-    let (_, paths) = super::build()
-        .routes(utoipa_axum::routes!(serve))
-        .split_for_parts();
+    let (_, paths) = super::build().split_for_parts();
     let mut doc = ApiDoc::openapi();
     for (path, item) in paths.paths.paths {
         doc.paths.paths.insert(format!("/api{path}"), item);
@@ -73,7 +75,8 @@ pub async fn serve() -> Response {
         .into_response()
 }
 
-/// The security schemes: the admin token as a bearer token.
+/// The security schemes: the admin token as a bearer token, or a console
+/// session's cookie with its CSRF token in a header (on changes).
 struct Security;
 
 impl Modify for Security {
@@ -88,10 +91,25 @@ impl Modify for Security {
                     .build(),
             ),
         );
-        doc.security = Some(vec![SecurityRequirement::new(
-            "bearer",
-            Vec::<String>::new(),
-        )]);
+        components.add_security_scheme(
+            "session",
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
+                SESSION_COOKIE,
+                "A console session (sign in at /console/sign-in)",
+            ))),
+        );
+        components.add_security_scheme(
+            "csrf",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                "X-CSRF-Token",
+                "The session's CSRF token (the console page's `csrf-token` meta); needed on every change made with a session",
+            ))),
+        );
+        doc.security = Some(vec![
+            SecurityRequirement::new("bearer", Vec::<String>::new()),
+            SecurityRequirement::new("session", Vec::<String>::new())
+                .add("csrf", Vec::<String>::new()),
+        ]);
     }
 }
 
@@ -106,6 +124,11 @@ const SHARED: &[(&str, &str, &str)] = &[
         "The request does not parse or is refused; the message says why",
     ),
     ("401", "Unauthorized", "No credentials, or wrong ones"),
+    (
+        "403",
+        "Forbidden",
+        "The caller may not do this: a space admin outside their spaces, or a change by console session without its CSRF token",
+    ),
     (
         "413",
         "PayloadTooLarge",

@@ -1,19 +1,25 @@
-//! `/api/plugins`: install (from a directory on the server), list, enable,
-//! disable, reset the breaker, remove.
+//! `/api/plugins`: install (from a directory on the server, or uploaded),
+//! list, grant, enable, disable, reset the breaker, remove. Listing is open
+//! to every caller; the rest is the Pagehook admin's.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Json;
 use serde::{Deserialize, Serialize};
+use serde_json::json;
 use utoipa::ToSchema;
 
 use super::error::{ApiError, ApiResult, ErrorBody};
-use super::extract::{Body, PathParam};
+use super::extract::{Body, Form, PathParam};
+use super::{record, require_admin};
 use crate::admin;
+use crate::manifest::Manifest;
+use crate::model::ACTION_KINDS;
 use crate::server::AppState;
+use crate::server::session::Caller;
 use crate::store::PluginRecord;
 
 /// `POST /api/plugins`: what to install.
@@ -25,6 +31,29 @@ pub struct InstallBody {
     pub dir: PathBuf,
     /// Action kinds to grant; every kind the manifest declares must be granted.
     #[serde(default)]
+    #[schema(example = json!(["post-slack"]))]
+    pub grants: Vec<String>,
+}
+
+/// `POST /api/plugins/upload`: a plugin's files, as `multipart/form-data`.
+#[derive(ToSchema)]
+#[allow(dead_code)] // The document's description of the multipart parts.
+pub struct UploadForm {
+    /// The plugin's `plugin.toml`.
+    #[schema(format = Binary, content_media_type = "application/octet-stream")]
+    manifest: String,
+    /// The WebAssembly component the manifest names.
+    #[schema(format = Binary, content_media_type = "application/octet-stream")]
+    component: String,
+    /// An action kind to grant (repeat the part for several).
+    grant: Option<Vec<String>>,
+}
+
+/// `PUT /api/plugins/{name}/grants`: the action kinds the plugin may use.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GrantsBody {
+    /// Action kinds, each declared by the plugin's manifest; the rest are revoked.
     #[schema(example = json!(["post-slack"]))]
     pub grants: Vec<String>,
 }
@@ -41,7 +70,10 @@ pub struct PluginRemoved {
 /// Every installed plugin.
 #[utoipa::path(get, path = "/plugins", tag = "plugins",
     responses((status = 200, description = "Installed plugins", body = [PluginRecord])))]
-pub async fn list(State(state): State<Arc<AppState>>) -> ApiResult<Json<Vec<PluginRecord>>> {
+pub async fn list(
+    State(state): State<Arc<AppState>>,
+    _caller: Caller,
+) -> ApiResult<Json<Vec<PluginRecord>>> {
     Ok(Json(state.store.plugins().await?))
 }
 
@@ -53,23 +85,179 @@ pub async fn list(State(state): State<Arc<AppState>>) -> ApiResult<Json<Vec<Plug
     ))]
 pub async fn install(
     State(state): State<Arc<AppState>>,
+    caller: Caller,
     Body(body): Body<InstallBody>,
 ) -> ApiResult<(StatusCode, Json<PluginRecord>)> {
+    require_admin(&caller, "install plugins")?;
     if !body.dir.is_dir() {
         return Err(ApiError::BadRequest(format!(
             "`{}` is not a directory on the Pagehook server; give a plugin directory (plugin.toml + component), or upload the files with POST /api/plugins/upload",
             body.dir.display()
         )));
     }
-    let record = admin::install_plugin(
-        &state.store,
-        &state.runtime,
-        &state.config,
-        &body.dir,
-        &body.grants,
-    )
-    .await?;
+    let record = install_from(&state, &caller, &body.dir, &body.grants, "directory").await?;
     Ok((StatusCode::CREATED, Json(record)))
+}
+
+/// Installs or upgrades an uploaded plugin: parts `manifest` (plugin.toml),
+/// `component` (the .wasm it names) and any number of `grant`.
+#[utoipa::path(post, path = "/plugins/upload", tag = "plugins",
+    request_body(content = UploadForm, content_type = "multipart/form-data"),
+    responses(
+        (status = 201, description = "Installed", body = PluginRecord),
+        (status = 400, description = "A part is missing, or the plugin is refused (the message says why)", body = ErrorBody),
+    ))]
+pub async fn upload(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    Form(mut form): Form,
+) -> ApiResult<(StatusCode, Json<PluginRecord>)> {
+    require_admin(&caller, "install plugins")?;
+    let (mut manifest, mut component, mut grants) = (None, None, Vec::new());
+    while let Some(part) = form.next_field().await? {
+        match part.name().unwrap_or_default() {
+            "manifest" => manifest = Some(part.bytes().await?),
+            "component" => component = Some(part.bytes().await?),
+            "grant" | "grants" | "grants[]" => grants.push(part.text().await?),
+            other => {
+                return Err(ApiError::BadRequest(format!(
+                    "unexpected part `{other}`: send `manifest` (plugin.toml), `component` (the .wasm) and any `grant`"
+                )));
+            }
+        }
+    }
+    let (Some(manifest), Some(component)) = (manifest, component) else {
+        return Err(ApiError::BadRequest(
+            "send both parts: `manifest` (plugin.toml) and `component` (the .wasm it names)".into(),
+        ));
+    };
+    let text = std::str::from_utf8(&manifest)
+        .map_err(|_| ApiError::BadRequest("the manifest is not UTF-8 text".into()))?;
+    let parsed = Manifest::parse(text).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    let dir = Upload::new(&state)?;
+    std::fs::write(dir.path().join("plugin.toml"), &manifest)
+        .and_then(|()| std::fs::write(dir.path().join(&parsed.component), &component))
+        .map_err(|e| ApiError::Internal(format!("cannot write the uploaded plugin: {e}")))?;
+    let record = install_from(&state, &caller, dir.path(), &grants, "upload").await?;
+    Ok((StatusCode::CREATED, Json(record)))
+}
+
+/// A scratch directory for an upload, removed when dropped.
+struct Upload(PathBuf);
+
+impl Upload {
+    fn new(state: &AppState) -> ApiResult<Upload> {
+        let dir = state.config.store.plugins_dir.join(format!(
+            ".upload-{}",
+            crate::server::session::random_token()
+        ));
+        std::fs::create_dir_all(&dir).map_err(|e| {
+            ApiError::Internal(format!("cannot make {} for an upload: {e}", dir.display()))
+        })?;
+        Ok(Upload(dir))
+    }
+
+    fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for Upload {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Installs (or upgrades) the package in `dir` and records which it was.
+async fn install_from(
+    state: &AppState,
+    caller: &Caller,
+    dir: &Path,
+    grants: &[String],
+    via: &str,
+) -> ApiResult<PluginRecord> {
+    let before: Vec<String> = state
+        .store
+        .plugins()
+        .await?
+        .into_iter()
+        .map(|p| p.name)
+        .collect();
+    let record =
+        admin::install_plugin(&state.store, &state.runtime, &state.config, dir, grants).await?;
+    let action = if before.contains(&record.name) {
+        "plugin.upgrade"
+    } else {
+        "plugin.install"
+    };
+    record_plugin(state, caller, action, &record, via).await;
+    Ok(record)
+}
+
+async fn record_plugin(
+    state: &AppState,
+    caller: &Caller,
+    action: &str,
+    p: &PluginRecord,
+    via: &str,
+) {
+    let detail =
+        json!({ "version": p.version, "sha256": p.sha256, "grants": p.grants, "via": via });
+    record(state, caller, action, &p.name, detail).await;
+}
+
+/// Sets the action kinds a plugin may use (a subset of what it declares).
+#[utoipa::path(put, path = "/plugins/{name}/grants", tag = "plugins", request_body = GrantsBody,
+    params(("name" = String, Path, description = "The plugin's name", example = "slack-poster")),
+    responses(
+        (status = 200, description = "Granted", body = PluginRecord),
+        (status = 400, description = "A kind the plugin does not declare", body = ErrorBody),
+        (status = 404, description = "No such plugin", body = ErrorBody),
+    ))]
+pub async fn grants(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    PathParam(name): PathParam<String>,
+    Body(body): Body<GrantsBody>,
+) -> ApiResult<Json<PluginRecord>> {
+    require_admin(&caller, "grant actions")?;
+    let mut plugin = state.store.require_plugin(&name).await?;
+    let mut granted: Vec<String> = Vec::new();
+    for g in body.grants {
+        if !ACTION_KINDS.contains(&g.as_str()) {
+            return Err(ApiError::BadRequest(format!(
+                "cannot grant `{g}`: action kinds are {}",
+                ACTION_KINDS.join(", ")
+            )));
+        }
+        if !plugin.manifest.actions.contains(&g) {
+            return Err(ApiError::BadRequest(format!(
+                "cannot grant `{g}`: plugin `{name}` does not declare it (it declares: {})",
+                if plugin.manifest.actions.is_empty() {
+                    "none".to_owned()
+                } else {
+                    plugin.manifest.actions.join(", ")
+                }
+            )));
+        }
+        if !granted.contains(&g) {
+            granted.push(g);
+        }
+    }
+    // TODO(store): a grants setter; installing the record again also
+    // closes the plugin's breaker.
+    plugin.grants = granted;
+    state.store.install_plugin(&plugin).await?;
+    let plugin = state.store.require_plugin(&name).await?;
+    record(
+        &state,
+        &caller,
+        "plugin.grant",
+        &name,
+        json!({ "grants": plugin.grants }),
+    )
+    .await;
+    Ok(Json(plugin))
 }
 
 /// Removes a plugin and its bindings.
@@ -81,9 +269,19 @@ pub async fn install(
     ))]
 pub async fn remove(
     State(state): State<Arc<AppState>>,
+    caller: Caller,
     PathParam(name): PathParam<String>,
 ) -> ApiResult<Json<PluginRemoved>> {
+    require_admin(&caller, "remove plugins")?;
     let bindings_removed = state.store.remove_plugin(&name).await?;
+    record(
+        &state,
+        &caller,
+        "plugin.remove",
+        &name,
+        json!({ "bindings_removed": bindings_removed }),
+    )
+    .await;
     Ok(Json(PluginRemoved {
         removed: name,
         bindings_removed,
@@ -99,9 +297,12 @@ pub async fn remove(
     ))]
 pub async fn enable(
     State(state): State<Arc<AppState>>,
+    caller: Caller,
     PathParam(name): PathParam<String>,
 ) -> ApiResult<Json<PluginRecord>> {
+    require_admin(&caller, "enable plugins")?;
     state.store.set_plugin_enabled(&name, true).await?;
+    record(&state, &caller, "plugin.enable", &name, json!({})).await;
     Ok(Json(state.store.require_plugin(&name).await?))
 }
 
@@ -114,9 +315,12 @@ pub async fn enable(
     ))]
 pub async fn disable(
     State(state): State<Arc<AppState>>,
+    caller: Caller,
     PathParam(name): PathParam<String>,
 ) -> ApiResult<Json<PluginRecord>> {
+    require_admin(&caller, "disable plugins")?;
     state.store.set_plugin_enabled(&name, false).await?;
+    record(&state, &caller, "plugin.disable", &name, json!({})).await;
     Ok(Json(state.store.require_plugin(&name).await?))
 }
 
@@ -129,8 +333,11 @@ pub async fn disable(
     ))]
 pub async fn reset(
     State(state): State<Arc<AppState>>,
+    caller: Caller,
     PathParam(name): PathParam<String>,
 ) -> ApiResult<Json<PluginRecord>> {
+    require_admin(&caller, "reset breakers")?;
     state.store.reset_breaker(&name).await?;
+    record(&state, &caller, "plugin.reset", &name, json!({})).await;
     Ok(Json(state.store.require_plugin(&name).await?))
 }
