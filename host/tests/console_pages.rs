@@ -11,7 +11,9 @@
 //! query value is a 400 page that says why; whatever Confluence or a plugin wrote is shown escaped; the
 //! exact request of a dry run is on the page; retries are forms for the
 //! admin API; `/console/live` sends a `change` event at once and again when
-//! something new is stored.
+//! something new is stored, resumes from the id the browser last saw, and
+//! ends after a while (the browser reconnects) so that it never holds up a
+//! shutdown.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -982,50 +984,110 @@ async fn a_space_admin_sees_only_their_spaces() {
     );
 }
 
-#[tokio::test]
-async fn live_sends_a_change_at_once_and_when_something_new_is_stored() {
-    let s = seeded().await;
-    let admin = s.app.admin().await;
-    let req = Request::builder()
+/// A `/console/live` stream's body (after checking it is one).
+async fn live(app: &App, cookie: &str, last_event_id: Option<&str>) -> axum::body::BodyDataStream {
+    let mut req = Request::builder()
         .uri("/console/live")
-        .header(header::COOKIE, &admin)
-        .body(Body::empty())
+        .header(header::COOKIE, cookie);
+    if let Some(id) = last_event_id {
+        req = req.header("last-event-id", id);
+    }
+    let response = router(app.state.clone())
+        .oneshot(req.body(Body::empty()).unwrap())
+        .await
         .unwrap();
-    let response = router(s.app.state.clone()).oneshot(req).await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(
         response.headers()[header::CONTENT_TYPE],
         "text/event-stream"
     );
-    let mut body = response.into_body().into_data_stream();
-    let mut next_change = async || -> serde_json::Value {
-        let mut text = String::new();
-        loop {
-            let chunk = tokio::time::timeout(Duration::from_secs(5), body.next())
-                .await
-                .expect("a message within 5 s")
-                .expect("the stream goes on")
-                .unwrap();
-            text.push_str(std::str::from_utf8(&chunk).unwrap());
-            if let Some(i) = text.find("event: change\n") {
-                let rest = &text[i..];
-                if let Some(end) = rest.find("\n\n") {
-                    let data = rest[..end]
+    response.into_body().into_data_stream()
+}
+
+/// The next `change` message within `wait`: its id and its data.
+async fn next_change(
+    body: &mut axum::body::BodyDataStream,
+    wait: Duration,
+) -> Option<(String, serde_json::Value)> {
+    let deadline = tokio::time::Instant::now() + wait;
+    let mut text = String::new();
+    loop {
+        let chunk = tokio::time::timeout_at(deadline, body.next())
+            .await
+            .ok()?
+            .expect("the stream goes on")
+            .unwrap();
+        text.push_str(std::str::from_utf8(&chunk).unwrap());
+        if let Some(i) = text.find("event: change\n") {
+            let rest = &text[i..];
+            if let Some(end) = rest.find("\n\n") {
+                let field = |name: &str| {
+                    rest[..end]
                         .lines()
-                        .find_map(|l| l.strip_prefix("data: "))
-                        .expect("a data line");
-                    return serde_json::from_str(data).unwrap();
-                }
+                        .find_map(|l| l.strip_prefix(name))
+                        .unwrap_or_else(|| panic!("no {name} in {rest}"))
+                        .to_owned()
+                };
+                assert_eq!(field("retry: "), "1000");
+                return Some((
+                    field("id: "),
+                    serde_json::from_str(&field("data: ")).unwrap(),
+                ));
             }
         }
-    };
-    let first = next_change().await;
+    }
+}
+
+#[tokio::test]
+async fn live_sends_a_change_at_once_and_when_something_new_is_stored() {
+    let s = seeded().await;
+    let admin = s.app.admin().await;
+    let mut body = live(&s.app, &admin, None).await;
+    let wait = Duration::from_secs(5);
+    let (id, first) = next_change(&mut body, wait)
+        .await
+        .expect("a change at once");
     assert_eq!(first["event"], s.pending);
     assert_eq!(first["delivery"], 4);
+    assert_eq!(first["attempt"], 4);
     assert_eq!(first["pending_events"], 1);
+    assert_eq!(id, format!("{}.4.4.1.0", s.pending));
 
     let newer = s.app.ingest("k-live", "page_created").await;
-    let second = next_change().await;
+    let (id, second) = next_change(&mut body, wait).await.expect("a change");
     assert_eq!(second["event"], newer);
     assert_eq!(second["pending_events"], 2);
+    drop(body);
+
+    // The browser connects again with the last id it saw: nothing new, no
+    // change at connect; then the next news.
+    let mut again = live(&s.app, &admin, Some(&id)).await;
+    assert!(
+        next_change(&mut again, Duration::from_millis(2_500))
+            .await
+            .is_none(),
+        "no change since {id}"
+    );
+    let newest = s.app.ingest("k-live-2", "page_created").await;
+    let (_, third) = next_change(&mut again, wait).await.expect("a change");
+    assert_eq!(third["event"], newest);
+
+    // An id that is not ours is ignored: a change at connect.
+    let mut odd = live(&s.app, &admin, Some("junk")).await;
+    assert!(next_change(&mut odd, wait).await.is_some());
+}
+
+#[tokio::test]
+async fn a_live_stream_ends_so_that_it_never_holds_up_a_shutdown() {
+    let s = seeded().await;
+    let admin = s.app.admin().await;
+    let started = tokio::time::Instant::now();
+    let mut body = live(&s.app, &admin, None).await;
+    // (The browser connects again by itself, a second later.)
+    let ended = tokio::time::timeout(Duration::from_secs(30), async {
+        while body.next().await.is_some() {}
+    })
+    .await;
+    assert!(ended.is_ok(), "the stream still runs after 30 s");
+    assert!(started.elapsed() >= Duration::from_secs(19));
 }
