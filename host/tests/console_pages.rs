@@ -1091,3 +1091,67 @@ async fn a_live_stream_ends_so_that_it_never_holds_up_a_shutdown() {
     assert!(ended.is_ok(), "the stream still runs after 30 s");
     assert!(started.elapsed() >= Duration::from_secs(19));
 }
+
+#[tokio::test]
+async fn the_retry_forms_reach_the_admin_api_and_the_list_shows_it() {
+    let s = seeded().await;
+    let admin = s.app.admin().await;
+    let page = s
+        .app
+        .page("/console/deliveries", &admin, "Deliveries")
+        .await;
+    let csrf = {
+        let marker = r#"<meta name="csrf-token" content=""#;
+        let i = page.body.find(marker).unwrap() + marker.len();
+        page.body[i..i + page.body[i..].find('"').unwrap()].to_owned()
+    };
+    // What console.js does with a form: its data-path, a JSON body of its
+    // fields, the session cookie and the CSRF token.
+    let post = |path: String, body: &'static str| {
+        let req = Request::builder()
+            .method("POST")
+            .uri(path)
+            .header(header::COOKIE, &admin)
+            .header("x-csrf-token", &csrf)
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(body))
+            .unwrap();
+        router(s.app.state.clone()).oneshot(req)
+    };
+    let path = format!("/api/deliveries/{}/retry", s.dead);
+    assert!(page.body.contains(&format!("data-path=\"{path}\"")));
+    let answer = post(path, "{}").await.unwrap();
+    assert_eq!(answer.status(), StatusCode::OK);
+    let dead = s
+        .app
+        .page("/console/deliveries?status=dead", &admin, "Deliveries")
+        .await;
+    assert_eq!(dead.delivery_rows(), 1);
+
+    let answer = post(
+        "/api/deliveries/retry-dead".into(),
+        r#"{"destination":"slack:acme/#ops"}"#,
+    )
+    .await
+    .unwrap();
+    assert_eq!(answer.status(), StatusCode::OK);
+    let dead = s
+        .app
+        .page("/console/deliveries?status=dead", &admin, "Deliveries")
+        .await;
+    assert_eq!(dead.delivery_rows(), 0);
+    let pending = s
+        .app
+        .page("/console/deliveries?status=pending", &admin, "Deliveries")
+        .await;
+    assert_eq!(pending.delivery_rows(), 2);
+    assert!(
+        pending.body.contains("<summary>Attempts (1)</summary>"),
+        "the attempts stay"
+    );
+
+    // Both retries are in the change log.
+    let changes = s.app.page("/console/changes", &admin, "Changes").await;
+    assert!(changes.body.contains("<code>delivery.retry</code>"));
+    assert!(changes.body.contains("<code>delivery.retry-dead</code>"));
+}
