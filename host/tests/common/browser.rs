@@ -295,10 +295,11 @@ impl Browser {
         .to_string()
     }
 
-    /// The text of the elements matching a CSS selector, one string each.
+    /// The text of the elements matching a CSS selector, one string each (the
+    /// value of a textarea or input).
     pub fn texts(&self, css: &str) -> Vec<String> {
         self.js(
-            "return [...document.querySelectorAll(arguments[0])].map(e => e.innerText.trim());",
+            "return [...document.querySelectorAll(arguments[0])].map(e => (e.tagName === 'TEXTAREA' || e.tagName === 'INPUT' ? e.value : e.innerText).trim());",
             vec![json!(css)],
         )
         .as_array()
@@ -557,21 +558,16 @@ impl Browser {
     }
 
     fn form_of(&self, button: &str, near: Option<&str>) -> Form<'_> {
-        let found = self.js(FIND_BUTTON, vec![Value::Null, json!(button), json!(near)]);
-        if let Some(error) = found.get("error").and_then(Value::as_str) {
-            panic!("finding the form of {button:?} on {}: {error}", self.url());
+        // A page that is still being replaced can lose the mark between
+        // the two scripts: then look again on the new page.
+        let mut answer = Value::Null;
+        for _ in 0..20 {
+            answer = self.mark_form(button, near);
+            if answer.get("gone").is_none() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
         }
-        let answer = self.js(
-            r#"
-const b = document.querySelector('[data-test-target="' + arguments[0] + '"]');
-const form = b.form || b.closest('form, fieldset, section');
-if (!form) return {error: 'the button is in no form'};
-window.__testTarget = (window.__testTarget || 0) + 1;
-form.setAttribute('data-test-form', String(window.__testTarget));
-return {target: String(window.__testTarget)};
-"#,
-            vec![found["target"].clone()],
-        );
         if let Some(error) = answer.get("error").and_then(Value::as_str) {
             panic!("finding the form of {button:?} on {}: {error}", self.url());
         }
@@ -582,6 +578,38 @@ return {target: String(window.__testTarget)};
                 answer["target"].as_str().unwrap()
             ),
             name: button.to_string(),
+        }
+    }
+
+    fn mark_form(&self, button: &str, near: Option<&str>) -> Value {
+        let found = self.js(FIND_BUTTON, vec![Value::Null, json!(button), json!(near)]);
+        if found.get("error").is_some() {
+            return found;
+        }
+        self.js(
+            r#"
+const b = document.querySelector('[data-test-target="' + arguments[0] + '"]');
+if (!b) return {gone: true};
+const form = b.form || b.closest('form, fieldset, section');
+if (!form) return {error: 'the button is in no form'};
+window.__testTarget = (window.__testTarget || 0) + 1;
+form.setAttribute('data-test-form', String(window.__testTarget));
+return {target: String(window.__testTarget)};
+"#,
+            vec![found["target"].clone()],
+        )
+    }
+
+    /// Waits until the address contains `part` (after a form that navigates).
+    pub fn wait_for_url(&self, part: &str, timeout: Duration) {
+        let started = Instant::now();
+        while !self.url().contains(part) {
+            assert!(
+                started.elapsed() < timeout,
+                "the address never contained {part:?} within {timeout:?}: {}",
+                self.url()
+            );
+            std::thread::sleep(Duration::from_millis(50));
         }
     }
 
