@@ -14,6 +14,11 @@ CREATE INDEX events_space ON events (space_key, id);
 CREATE INDEX events_content ON events (content_id, id);
 CREATE INDEX events_name ON events (name, id);
 CREATE INDEX events_status ON events (status, id);
+-- A space with a kind or a status: without these the planner takes the
+-- kind's or status's index and reads every such event's space (122 ms for
+-- a filter matching nothing among 100,000 events; 6.5 ms with them).
+CREATE INDEX events_space_name ON events (space_key, name, id);
+CREATE INDEX events_space_status ON events (space_key, status, id);
 CREATE INDEX deliveries_event ON deliveries (event_id);
 CREATE INDEX deliveries_destination ON deliveries (destination, id);
 CREATE INDEX deliveries_plugin ON deliveries (plugin, id);
