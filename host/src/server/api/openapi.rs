@@ -3,10 +3,10 @@
 //! auth at `GET /api/openapi.json`.
 //!
 //! The answers every operation can give besides its own (401 without
-//! credentials, 400/413/415/422 for a request that does not parse, 500 and
-//! 503 when Pagehook or its database fails) are added here once, so the
-//! document lists every status a handler can answer (schemathesis checks
-//! that, see `scripts/schemathesis.sh`).
+//! credentials, 403 for a caller who may not, 400/413/415/422 for a request
+//! that does not parse, 500 and 503 when Pagehook or its database fails)
+//! are added here once, so the document lists every status a handler can
+//! answer (schemathesis checks that, see `scripts/schemathesis.sh`).
 
 use std::sync::LazyLock;
 
@@ -26,8 +26,11 @@ use crate::server::session::SESSION_COOKIE;
 #[openapi(
     info(
         title = "Pagehook admin API",
-        description = "The admin's powers over HTTP: plugins, connections, bindings, events and deliveries. \
-            Authenticate with `Authorization: Bearer <server.admin-token>`. Errors are `{\"error\": \"...\"}`.",
+        description = "The admin's powers over HTTP: plugins, connections, bindings, events and deliveries, \
+            and the change log. Authenticate with `Authorization: Bearer <server.admin-token>`, or with a \
+            console session's cookie (changes also send its `X-CSRF-Token`). A Confluence space admin's \
+            session reads plugins and connections and manages bindings, events and deliveries of their \
+            spaces only (403 elsewhere). Errors are `{\"error\": \"...\"}`.",
     ),
     servers((url = "/", description = "This Pagehook server")),
     components(schemas(ErrorBody)),
