@@ -39,7 +39,7 @@ use utoipa_axum::routes;
 
 use super::AppState;
 use super::session::{Caller, Principal};
-use crate::store::{NewChange, Scope};
+use crate::store::Scope;
 pub use error::ApiError;
 use error::ApiResult;
 
@@ -132,8 +132,8 @@ fn your_spaces(principal: &Principal) -> String {
     }
 }
 
-/// Records a change that succeeded. A failure to record it is logged: the
-/// change itself has happened and is answered as such.
+/// Records a change that succeeded, with the caller as its actor (see
+/// [`crate::admin::log_change`]: a failure to record it is logged).
 async fn record(
     state: &AppState,
     caller: &Caller,
@@ -141,15 +141,8 @@ async fn record(
     target: impl Into<String>,
     detail: serde_json::Value,
 ) {
-    let change = NewChange {
-        actor: caller.actor(),
-        action: action.to_owned(),
-        target: target.into(),
-        detail,
-    };
-    if let Err(e) = state.store.record_change(&change).await {
-        tracing::error!(error = %e, action, target = %change.target, "cannot record a change in the change log");
-    }
+    let target = target.into();
+    crate::admin::log_change(&state.store, &caller.actor(), action, &target, detail).await;
 }
 
 /// A listing's `limit`: 100 unless given, never above 10,000.
