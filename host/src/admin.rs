@@ -78,21 +78,10 @@ pub fn cli_actor() -> String {
     format!("{user} (CLI)")
 }
 
-/// Installs (or upgrades) the plugin in `dir`, granting `grants`.
-///
-/// The component is compiled and checked exactly as dispatch will load it
-/// (imports, exports, limits), then the package is copied into the
-/// configured plugins directory under its hash, so later changes to `dir`
-/// cannot change what runs.
-pub async fn install_plugin(
-    store: &Store,
-    runtime: &Runtime,
-    config: &Config,
-    dir: &Path,
-    grants: &[String],
-) -> AdminResult<PluginRecord> {
-    let package = PluginPackage::open(dir).map_err(|e| AdminError::Invalid(e.to_string()))?;
-    let manifest = &package.manifest;
+/// `grants` without repeats, after checking each is an action kind that
+/// `manifest` declares. Any subset may be granted: an action the plugin
+/// declares but was not granted is rejected at dispatch and audited.
+pub fn checked_grants(manifest: &Manifest, grants: &[String]) -> AdminResult<Vec<String>> {
     let mut granted = Vec::new();
     for g in grants {
         if !ACTION_KINDS.contains(&g.as_str()) {
@@ -112,23 +101,34 @@ pub async fn install_plugin(
             granted.push(g.clone());
         }
     }
-    let missing: Vec<&String> = manifest
-        .actions
-        .iter()
-        .filter(|a| !granted.contains(a))
-        .collect();
-    if !missing.is_empty() {
-        return Err(AdminError::Invalid(format!(
-            "plugin `{}` may return {}; grant each with --grant, or it cannot be installed: {} not granted",
-            manifest.name,
-            manifest.actions.join(", "),
-            missing
-                .iter()
-                .map(|s| s.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        )));
-    }
+    Ok(granted)
+}
+
+/// Sets what an installed plugin may do (a subset of what it declares);
+/// its breaker and failure count are left as they are.
+pub async fn set_grants(store: &Store, name: &str, grants: &[String]) -> AdminResult<PluginRecord> {
+    let plugin = store.require_plugin(name).await?;
+    let granted = checked_grants(&plugin.manifest, grants)?;
+    store.set_plugin_grants(name, &granted).await?;
+    Ok(store.require_plugin(name).await?)
+}
+
+/// Installs (or upgrades) the plugin in `dir`, granting `grants`.
+///
+/// The component is compiled and checked exactly as dispatch will load it
+/// (imports, exports, limits), then the package is copied into the
+/// configured plugins directory under its hash, so later changes to `dir`
+/// cannot change what runs.
+pub async fn install_plugin(
+    store: &Store,
+    runtime: &Runtime,
+    config: &Config,
+    dir: &Path,
+    grants: &[String],
+) -> AdminResult<PluginRecord> {
+    let package = PluginPackage::open(dir).map_err(|e| AdminError::Invalid(e.to_string()))?;
+    let manifest = &package.manifest;
+    let granted = checked_grants(manifest, grants)?;
     runtime
         .load(&package)
         .map_err(|e| AdminError::Invalid(e.to_string()))?;

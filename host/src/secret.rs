@@ -65,8 +65,7 @@ impl SecretSource {
             SecretSource::Value(v) => v.clone(),
             SecretSource::Env(name) => std::env::var(name)
                 .map_err(|_| format!("environment variable {name} is not set"))?,
-            SecretSource::File(path) => std::fs::read_to_string(path)
-                .map_err(|e| format!("cannot read secret file {}: {e}", path.display()))?
+            SecretSource::File(path) => read_secret_file(path)?
                 .trim_end_matches(['\r', '\n'])
                 .to_owned(),
         };
@@ -79,6 +78,29 @@ impl SecretSource {
         }
         Ok(Secret(value))
     }
+}
+
+/// Longest secret file read: tokens are short, and a path such as
+/// `/dev/zero` must not exhaust memory.
+const MAX_SECRET_FILE: u64 = 64 * 1024;
+
+fn read_secret_file(path: &std::path::Path) -> Result<String, String> {
+    use std::io::Read as _;
+    let cannot = |e: std::io::Error| format!("cannot read secret file {}: {e}", path.display());
+    let mut text = String::new();
+    std::fs::File::open(path)
+        .map_err(cannot)?
+        .take(MAX_SECRET_FILE + 1)
+        .read_to_string(&mut text)
+        .map_err(cannot)?;
+    if text.len() as u64 > MAX_SECRET_FILE {
+        return Err(format!(
+            "secret file {} is larger than {} KiB: not a secret",
+            path.display(),
+            MAX_SECRET_FILE / 1024
+        ));
+    }
+    Ok(text)
 }
 
 impl SecretSource {
@@ -121,6 +143,14 @@ mod tests {
         assert_eq!(format!("{s} {s:?}"), "[redacted] [redacted]");
         assert_eq!(serde_json::to_string(&s).unwrap(), "\"[redacted]\"");
         assert_eq!(s.expose(), "xoxb-very-secret");
+    }
+
+    #[test]
+    fn a_huge_secret_file_is_refused_without_reading_it_all() {
+        let err = SecretSource::File("/dev/zero".into())
+            .resolve()
+            .unwrap_err();
+        assert!(err.contains("larger than 64 KiB"), "{err}");
     }
 
     #[test]

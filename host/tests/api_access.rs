@@ -714,6 +714,33 @@ async fn plugins_are_uploaded_granted_and_connections_switched_to_dry_run() {
             .grants,
         vec!["post-slack".to_owned()]
     );
+    // An upgrade uploaded without grants keeps the ones it has.
+    let mut bare = Vec::new();
+    for (name, file, bytes) in [
+        ("manifest", "plugin.toml", &manifest),
+        ("component", "slack_poster.wasm", &component),
+    ] {
+        bare.extend_from_slice(format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"; filename=\"{file}\"\r\nContent-Type: application/octet-stream\r\n\r\n").as_bytes());
+        bare.extend_from_slice(bytes);
+        bare.extend_from_slice(b"\r\n");
+    }
+    bare.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    let a = app
+        .send(
+            "POST",
+            "/api/plugins/upload",
+            bare,
+            Some(&content_type),
+            &[],
+            &admin,
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::CREATED, "{}", a.json);
+    assert_eq!(
+        a.json["grants"],
+        json!(["post-slack"]),
+        "grants kept on upgrade"
+    );
     let a = app
         .call(
             "PUT",

@@ -130,16 +130,46 @@ pub async fn install(config: &Config, args: InstallArgs) -> anyhow::Result<ExitC
         ));
     }
     outln!(
-        "installed {} {} (sha256 {}), granted: {}",
+        "installed {} {} (sha256 {}), {}",
         p.name,
         p.version,
         p.sha256,
-        if p.grants.is_empty() {
-            "nothing".into()
-        } else {
-            p.grants.join(", ")
-        }
+        grants_said(&p)
     )?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// "granted: post-slack; not granted: dm-slack (...)".
+fn grants_said(p: &crate::store::PluginRecord) -> String {
+    let granted = if p.grants.is_empty() {
+        "nothing".to_owned()
+    } else {
+        p.grants.join(", ")
+    };
+    let withheld: Vec<&str> = p
+        .manifest
+        .actions
+        .iter()
+        .filter(|a| !p.grants.contains(a))
+        .map(String::as_str)
+        .collect();
+    if withheld.is_empty() {
+        format!("granted: {granted}")
+    } else {
+        format!(
+            "granted: {granted}; not granted: {} (such actions are rejected and audited; `pagehook plugin grant` changes this)",
+            withheld.join(", ")
+        )
+    }
+}
+
+/// `plugin grant`: replaces an installed plugin's grants.
+pub async fn grant(config: &Config, name: &str, grants: &[String]) -> anyhow::Result<ExitCode> {
+    let store = open(config).await?;
+    let p = admin::set_grants(&store, name, grants).await?;
+    let detail = json!({ "grants": p.grants });
+    admin::log_change(&store, &admin::cli_actor(), "plugin.grant", name, detail).await;
+    outln!("{} {}", p.name, grants_said(&p))?;
     Ok(ExitCode::SUCCESS)
 }
 

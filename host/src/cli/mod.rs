@@ -136,6 +136,14 @@ enum PluginCommand {
     Install(admin::InstallArgs),
     /// List installed plugins.
     List(admin::Output),
+    /// Set which declared actions an installed plugin may use (replaces its grants).
+    Grant {
+        /// The plugin.
+        name: String,
+        /// An action kind it declares (repeat; none: it may do nothing).
+        #[arg(long = "grant", value_name = "ACTION")]
+        grants: Vec<String>,
+    },
     /// Let an installed plugin run again.
     Enable {
         /// The plugin.
@@ -242,6 +250,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Plugin(PluginCommand::Audit(args)) => plugin_audit::run(args),
         Command::Plugin(PluginCommand::Install(args)) => block_on(admin::install(&config()?, args)),
         Command::Plugin(PluginCommand::List(out)) => block_on(admin::list(&config()?, out)),
+        Command::Plugin(PluginCommand::Grant { name, grants }) => {
+            block_on(admin::grant(&config()?, &name, &grants))
+        }
         Command::Plugin(PluginCommand::Enable { name }) => {
             block_on(admin::set_enabled(&config()?, &name, true))
         }

@@ -19,13 +19,13 @@ use std::time::Duration;
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, Method, StatusCode, header};
-use axum::response::Response;
+use axum::http::{HeaderMap, Method, header};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use super::{AppState, error};
+use super::AppState;
+use super::api::ApiError;
 use crate::store::{NewSession, Store, StoreResult, now_ms};
 
 /// The session cookie's name.
@@ -137,30 +137,6 @@ pub enum Refusal {
     Csrf,
     /// The store could not be read.
     Unavailable,
-}
-
-impl Refusal {
-    /// The JSON answer for the admin API.
-    pub fn answer(&self) -> Response {
-        match self {
-            Refusal::Disabled => error(
-                StatusCode::UNAUTHORIZED,
-                "the admin API is disabled: set server.admin-token in the config",
-            ),
-            Refusal::Unauthenticated => error(
-                StatusCode::UNAUTHORIZED,
-                "missing or wrong admin token (Authorization: Bearer <server.admin-token>) and no console session",
-            ),
-            Refusal::Csrf => error(
-                StatusCode::FORBIDDEN,
-                "missing or wrong CSRF token: changes made with a console session must send the X-CSRF-Token header",
-            ),
-            Refusal::Unavailable => error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "sessions cannot be read right now (the log has the details); try again",
-            ),
-        }
-    }
 }
 
 /// The value of cookie `name` in `headers`.
@@ -306,7 +282,7 @@ pub fn over_tls(headers: &HeaderMap) -> bool {
 }
 
 impl FromRequestParts<Arc<AppState>> for Caller {
-    type Rejection = Response;
+    type Rejection = ApiError;
 
     async fn from_request_parts(
         parts: &mut Parts,
@@ -314,7 +290,7 @@ impl FromRequestParts<Arc<AppState>> for Caller {
     ) -> Result<Self, Self::Rejection> {
         identify(state, &parts.method, &parts.headers)
             .await
-            .map_err(|r| r.answer())
+            .map_err(ApiError::from)
     }
 }
 

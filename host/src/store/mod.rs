@@ -325,6 +325,8 @@ forward! {
     fn set_plugin_enabled(&self, name: &str => owned_str, as_str, enabled: bool => copied, copied) -> ();
     /// Closes a plugin's breaker.
     fn reset_breaker(&self, name: &str => owned_str, as_str) -> ();
+    /// Sets the action kinds a plugin is granted (checked by the caller).
+    fn set_plugin_grants(&self, name: &str => owned_str, as_str, grants: &[String] => owned_slice, as_slice) -> ();
     /// Removes a plugin and its bindings; returns how many bindings went.
     fn remove_plugin(&self, name: &str => owned_str, as_str) -> usize;
 

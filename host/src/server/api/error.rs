@@ -164,7 +164,9 @@ impl From<Refusal> for ApiError {
             }
             Refusal::Unauthenticated => "missing or wrong admin token (Authorization: Bearer <server.admin-token>) and no console session".to_owned(),
             Refusal::Csrf => "missing or wrong CSRF token: changes made with a console session must send the X-CSRF-Token header".to_owned(),
-            Refusal::Unavailable => "sessions cannot be read right now".to_owned(),
+            Refusal::Unavailable => {
+                "sessions cannot be read right now (the log has the details); try again".to_owned()
+            }
         };
         match r {
             Refusal::Disabled | Refusal::Unauthenticated => ApiError::Unauthorized(message),

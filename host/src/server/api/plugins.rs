@@ -17,7 +17,6 @@ use super::extract::{Body, Form, PathParam};
 use super::{record, require_admin};
 use crate::admin;
 use crate::manifest::Manifest;
-use crate::model::ACTION_KINDS;
 use crate::server::AppState;
 use crate::server::session::Caller;
 use crate::store::PluginRecord;
@@ -134,6 +133,17 @@ pub async fn upload(
     let text = std::str::from_utf8(&manifest)
         .map_err(|_| ApiError::BadRequest("the manifest is not UTF-8 text".into()))?;
     let parsed = Manifest::parse(text).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    // An upgrade sent without grants keeps the ones it has (those the new
+    // version still declares), as the console's upload form promises.
+    if grants.is_empty()
+        && let Some(old) = state.store.plugin(&parsed.name).await?
+    {
+        grants = old
+            .grants
+            .into_iter()
+            .filter(|g| parsed.actions.contains(g))
+            .collect();
+    }
     let dir = Upload::new(&state)?;
     std::fs::write(dir.path().join("plugin.toml"), &manifest)
         .and_then(|()| std::fs::write(dir.path().join(&parsed.component), &component))
@@ -221,34 +231,7 @@ pub async fn grants(
     Body(body): Body<GrantsBody>,
 ) -> ApiResult<Json<PluginRecord>> {
     require_admin(&caller, "grant actions")?;
-    let mut plugin = state.store.require_plugin(&name).await?;
-    let mut granted: Vec<String> = Vec::new();
-    for g in body.grants {
-        if !ACTION_KINDS.contains(&g.as_str()) {
-            return Err(ApiError::BadRequest(format!(
-                "cannot grant `{g}`: action kinds are {}",
-                ACTION_KINDS.join(", ")
-            )));
-        }
-        if !plugin.manifest.actions.contains(&g) {
-            return Err(ApiError::BadRequest(format!(
-                "cannot grant `{g}`: plugin `{name}` does not declare it (it declares: {})",
-                if plugin.manifest.actions.is_empty() {
-                    "none".to_owned()
-                } else {
-                    plugin.manifest.actions.join(", ")
-                }
-            )));
-        }
-        if !granted.contains(&g) {
-            granted.push(g);
-        }
-    }
-    // TODO(store): a grants setter; installing the record again also
-    // closes the plugin's breaker.
-    plugin.grants = granted;
-    state.store.install_plugin(&plugin).await?;
-    let plugin = state.store.require_plugin(&name).await?;
+    let plugin = admin::set_grants(&state.store, &name, &body.grants).await?;
     record(
         &state,
         &caller,

@@ -56,7 +56,7 @@ async fn plugins(State(state): State<Arc<AppState>>, viewer: Viewer) -> PageResu
         }
         @if admin {
             h2 id="install" { "Install or upgrade a plugin" }
-            p { "Upload the plugin's plugin.toml and the WebAssembly component it names. The same name upgrades the installed plugin; its bindings stay. Nothing is granted until you grant it on the plugin's page." }
+            p { "Upload the plugin's plugin.toml and the WebAssembly component it names. Read its audit, then grant the actions it may use on its page: a new plugin is granted nothing. The same name upgrades the installed plugin; its bindings stay, and so do its grants (those the new version still declares)." }
             form data-method="POST" data-path="/api/plugins/upload" data-then="reload" data-done="Installed." enctype="multipart/form-data" {
                 (field("manifest", "Manifest (plugin.toml)", None, html! {
                     input id="manifest" name="manifest" type="file" accept=".toml,text/plain" required;

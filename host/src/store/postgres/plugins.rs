@@ -102,6 +102,26 @@ impl PgStore {
     }
 
     /// Enables or disables a plugin.
+    pub async fn set_plugin_grants(&self, name: &str, grants: &[String]) -> StoreResult<()> {
+        let grants = json(&grants);
+        let n = self
+            .run(async {
+                Ok(self
+                    .client()
+                    .await?
+                    .execute(
+                        "UPDATE plugins SET grants = $2 WHERE name = $1",
+                        &[&name, &grants],
+                    )
+                    .await?)
+            })
+            .await?;
+        if n == 0 {
+            return Err(not_installed(name));
+        }
+        Ok(())
+    }
+
     pub async fn set_plugin_enabled(&self, name: &str, enabled: bool) -> StoreResult<()> {
         let n = self
             .run(async {

@@ -108,6 +108,21 @@ impl SqliteStore {
     }
 
     /// Enables or disables a plugin.
+    pub fn set_plugin_grants(&self, name: &str, grants: &[String]) -> StoreResult<()> {
+        let n = self.with(|conn| {
+            conn.execute(
+                "UPDATE plugins SET grants = ?2 WHERE name = ?1",
+                params![name, json(&grants)],
+            )
+        })?;
+        if n == 0 {
+            return Err(StoreError::NotFound(format!(
+                "no plugin named `{name}` is installed"
+            )));
+        }
+        Ok(())
+    }
+
     pub fn set_plugin_enabled(&self, name: &str, enabled: bool) -> StoreResult<()> {
         let n = self.with(|conn| {
             conn.execute(
