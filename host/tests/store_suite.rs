@@ -257,6 +257,10 @@ suite! {
         assert_eq!(store.plugins().await.unwrap().len(), 2);
         store.set_plugin_enabled("poster", false).await.unwrap();
         assert!(!store.require_plugin("poster").await.unwrap().enabled);
+        store.set_plugin_grants("poster", &["dm-slack".to_owned()]).await.unwrap();
+        assert_eq!(store.require_plugin("poster").await.unwrap().grants, ["dm-slack"]);
+        let nobody = store.set_plugin_grants("nope", &[]).await.unwrap_err();
+        assert!(matches!(nobody, StoreError::NotFound(_)), "{nobody}");
         let missing = store.require_plugin("nope").await.unwrap_err();
         assert!(matches!(missing, StoreError::NotFound(_)), "{missing}");
         store
