@@ -110,21 +110,7 @@ impl App {
         config.store.database = dir.path().join("pagehook.db");
         config.store.plugins_dir = dir.path().join("plugins");
         config.server.admin_token = Some(SecretSource::Value("console-pages-token".into()));
-        let store = Arc::new(Store::open_sqlite(&config.store.database).unwrap());
-        let ingest =
-            pagehook::store::ingest::Ingest::start(&store, Arc::new(tokio::sync::Notify::new()))
-                .unwrap();
-        let state = Arc::new(AppState {
-            ingest,
-            metrics: Arc::new(pagehook::metrics::Metrics::new()),
-            runtime: Arc::new(pagehook::runtime::Runtime::new(
-                config.runtime_config().unwrap(),
-            )),
-            admin_token: config.admin_token().unwrap(),
-            config,
-            store,
-            sources: Default::default(),
-        });
+        let state = AppState::standalone(config).unwrap();
         App { _dir: dir, state }
     }
 

@@ -74,27 +74,13 @@ impl App {
         config.store.database = dir.path().join("pagehook.db");
         config.store.plugins_dir = dir.path().join("plugins");
         config.server.admin_token = Some(SecretSource::Value(TOKEN.into()));
-        let store = Arc::new(Store::open_sqlite(&config.store.database).unwrap());
+        let state = AppState::standalone(config).unwrap();
         if let Some(fake) = confluence {
             let mut c = ConnectionRecord::new("wiki", ConnectionKind::Confluence, &fake.base_url());
             c.secret = Some(SecretSource::Value("service-pat".into()));
             c.hook_secret = Some(SecretSource::Value("hook".into()));
-            store.add_connection(&c).await.unwrap();
+            state.store.add_connection(&c).await.unwrap();
         }
-        let ingest =
-            pagehook::store::ingest::Ingest::start(&store, Arc::new(tokio::sync::Notify::new()))
-                .unwrap();
-        let state = Arc::new(AppState {
-            ingest,
-            metrics: Arc::new(pagehook::metrics::Metrics::new()),
-            runtime: Arc::new(pagehook::runtime::Runtime::new(
-                config.runtime_config().unwrap(),
-            )),
-            admin_token: config.admin_token().unwrap(),
-            config,
-            store,
-            sources: Default::default(),
-        });
         App { _dir: dir, state }
     }
 

@@ -49,6 +49,25 @@ pub struct AppState {
     pub sources: hooks::SourceCache,
 }
 
+impl AppState {
+    /// A state over the SQLite store the config names, with its own ingest,
+    /// metrics and sandbox, for using the router in process (tests, tools);
+    /// `serve` builds its own, sharing them with dispatch and delivery.
+    pub fn standalone(config: Config) -> anyhow::Result<Arc<AppState>> {
+        let store = Arc::new(Store::open_sqlite(&config.store.database)?);
+        let ingest = Ingest::start(&store, Arc::new(Notify::new()))?;
+        Ok(Arc::new(AppState {
+            ingest,
+            metrics: Arc::new(Metrics::new()),
+            runtime: Arc::new(Runtime::new(config.runtime_config()?)),
+            admin_token: config.admin_token()?,
+            config,
+            store,
+            sources: hooks::SourceCache::default(),
+        }))
+    }
+}
+
 /// A JSON error answer: `{"error": "..."}` with a status.
 pub fn error(status: StatusCode, message: impl Into<String>) -> Response {
     (status, Json(json!({ "error": message.into() }))).into_response()

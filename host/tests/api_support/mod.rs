@@ -11,7 +11,6 @@ use axum::http::{HeaderMap, Request, StatusCode};
 use pagehook::config::Config;
 use pagehook::server::session::{self, Principal, SESSION_COOKIE, SpaceAdmin};
 use pagehook::server::{AppState, router};
-use pagehook::store::Store;
 use serde_json::Value;
 use tower::ServiceExt;
 
@@ -87,21 +86,7 @@ impl App {
             std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/pagehook-cache"),
         );
         config.server.admin_token = Some(pagehook::secret::SecretSource::Value(TOKEN.into()));
-        let store = Arc::new(Store::open_sqlite(&config.store.database).unwrap());
-        let ingest =
-            pagehook::store::ingest::Ingest::start(&store, Arc::new(tokio::sync::Notify::new()))
-                .unwrap();
-        let state = Arc::new(AppState {
-            ingest,
-            metrics: Arc::new(pagehook::metrics::Metrics::new()),
-            runtime: Arc::new(pagehook::runtime::Runtime::new(
-                config.runtime_config().unwrap(),
-            )),
-            admin_token: config.admin_token().unwrap(),
-            config,
-            store,
-            sources: Default::default(),
-        });
+        let state = AppState::standalone(config).unwrap();
         App { dir, state }
     }
 
