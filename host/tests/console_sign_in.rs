@@ -19,7 +19,7 @@ use axum::http::{HeaderMap, Request, StatusCode, header};
 use pagehook::config::Config;
 use pagehook::secret::SecretSource;
 use pagehook::server::{AppState, router};
-use pagehook::store::{ChangeQuery, ConnectionKind, ConnectionRecord, Store};
+use pagehook::store::{ChangeQuery, ConnectionKind, ConnectionRecord};
 use pagehook_fakes::{ConfluenceAuth, FakeConfluence};
 use tower::ServiceExt;
 

@@ -25,7 +25,7 @@ use pagehook::server::session::{self, Principal, SpaceAdmin};
 use pagehook::server::{AppState, router};
 use pagehook::store::{
     AttemptResult, AuditRecord, BreakerPolicy, Claim, Dispatched, FailureRecord, NewDelivery,
-    NewEvent, Outcome, PluginCall, RatePolicy, Store,
+    NewEvent, Outcome, PluginCall, RatePolicy,
 };
 use tower::ServiceExt;
 
