@@ -346,11 +346,16 @@ fn install_shows_compile_then_cache_hit_on_stderr() {
     let out = Command::new(env!("CARGO_BIN_EXE_pagehook"))
         .arg("--config")
         .arg(&config)
-        .args(["plugin", "install", &dir("hello")])
+        .args(["plugin", "install", &dir("hello"), "--grant", "create-page"])
         .env_remove("PAGEHOOK_LOG")
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("does not declare it"),
+        "{}",
+        text(&out.stderr)
+    );
     assert!(
         progress_lines(&text(&out.stderr)).is_empty(),
         "{}",

@@ -86,10 +86,9 @@ pub async fn install(config: &Config, args: InstallArgs) -> anyhow::Result<ExitC
     // (it would compile twice) or when the grants are wrong (install refuses
     // them at once, without compiling).
     let package = crate::runtime::PluginPackage::open(&args.dir).ok();
-    let grants_ok = package.as_ref().is_some_and(|p| {
-        p.manifest.actions.iter().all(|a| args.grants.contains(a))
-            && args.grants.iter().all(|g| p.manifest.actions.contains(g))
-    });
+    let grants_ok = package
+        .as_ref()
+        .is_some_and(|p| args.grants.iter().all(|g| p.manifest.actions.contains(g)));
     let progress = match &package {
         Some(package) if grants_ok && runtime.config().cache_dir.is_some() => {
             let progress = Progress::start(progress::loading(
