@@ -101,59 +101,46 @@ impl PgStore {
         .await
     }
 
-    /// Enables or disables a plugin.
+    /// Sets the action kinds a plugin is granted.
     pub async fn set_plugin_grants(&self, name: &str, grants: &[String]) -> StoreResult<()> {
         let grants = json(&grants);
-        let n = self
-            .run(async {
-                Ok(self
-                    .client()
-                    .await?
-                    .execute(
-                        "UPDATE plugins SET grants = $2 WHERE name = $1",
-                        &[&name, &grants],
-                    )
-                    .await?)
-            })
-            .await?;
-        if n == 0 {
-            return Err(not_installed(name));
-        }
-        Ok(())
+        self.update_plugin(
+            name,
+            "UPDATE plugins SET grants = $2 WHERE name = $1",
+            &[&name, &grants],
+        )
+        .await
     }
 
+    /// Enables or disables a plugin.
     pub async fn set_plugin_enabled(&self, name: &str, enabled: bool) -> StoreResult<()> {
-        let n = self
-            .run(async {
-                Ok(self
-                    .client()
-                    .await?
-                    .execute(
-                        "UPDATE plugins SET enabled = $2 WHERE name = $1",
-                        &[&name, &enabled],
-                    )
-                    .await?)
-            })
-            .await?;
-        if n == 0 {
-            return Err(not_installed(name));
-        }
-        Ok(())
+        self.update_plugin(
+            name,
+            "UPDATE plugins SET enabled = $2 WHERE name = $1",
+            &[&name, &enabled],
+        )
+        .await
     }
 
     /// Closes a plugin's breaker and forgets its failure count.
     pub async fn reset_breaker(&self, name: &str) -> StoreResult<()> {
+        self.update_plugin(
+            name,
+            "UPDATE plugins SET failures = 0, breaker_until = NULL, breaker_error = NULL WHERE name = $1",
+            &[&name],
+        )
+        .await
+    }
+
+    /// Runs `sql` (an `UPDATE` of plugin `name`); refuses a plugin that is not installed.
+    async fn update_plugin(
+        &self,
+        name: &str,
+        sql: &str,
+        args: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> StoreResult<()> {
         let n = self
-            .run(async {
-                Ok(self
-                    .client()
-                    .await?
-                    .execute(
-                        "UPDATE plugins SET failures = 0, breaker_until = NULL, breaker_error = NULL WHERE name = $1",
-                        &[&name],
-                    )
-                    .await?)
-            })
+            .run(async { Ok(self.client().await?.execute(sql, args).await?) })
             .await?;
         if n == 0 {
             return Err(not_installed(name));

@@ -107,46 +107,36 @@ impl SqliteStore {
         rows.into_iter().map(decode).collect()
     }
 
-    /// Enables or disables a plugin.
+    /// Sets the action kinds a plugin is granted.
     pub fn set_plugin_grants(&self, name: &str, grants: &[String]) -> StoreResult<()> {
-        let n = self.with(|conn| {
-            conn.execute(
-                "UPDATE plugins SET grants = ?2 WHERE name = ?1",
-                params![name, json(&grants)],
-            )
-        })?;
-        if n == 0 {
-            return Err(StoreError::NotFound(format!(
-                "no plugin named `{name}` is installed"
-            )));
-        }
-        Ok(())
+        self.update_plugin(
+            name,
+            "UPDATE plugins SET grants = ?2 WHERE name = ?1",
+            params![name, json(&grants)],
+        )
     }
 
+    /// Enables or disables a plugin.
     pub fn set_plugin_enabled(&self, name: &str, enabled: bool) -> StoreResult<()> {
-        let n = self.with(|conn| {
-            conn.execute(
-                "UPDATE plugins SET enabled = ?2 WHERE name = ?1",
-                params![name, enabled],
-            )
-        })?;
-        if n == 0 {
-            return Err(StoreError::NotFound(format!(
-                "no plugin named `{name}` is installed"
-            )));
-        }
-        Ok(())
+        self.update_plugin(
+            name,
+            "UPDATE plugins SET enabled = ?2 WHERE name = ?1",
+            params![name, enabled],
+        )
     }
 
     /// Closes a plugin's breaker and forgets its failure count.
     pub fn reset_breaker(&self, name: &str) -> StoreResult<()> {
-        let n = self.with(|conn| {
-            conn.execute(
-                "UPDATE plugins SET failures = 0, breaker_until = NULL, breaker_error = NULL WHERE name = ?1",
-                [name],
-            )
-        })?;
-        if n == 0 {
+        self.update_plugin(
+            name,
+            "UPDATE plugins SET failures = 0, breaker_until = NULL, breaker_error = NULL WHERE name = ?1",
+            params![name],
+        )
+    }
+
+    /// Runs `sql` (an `UPDATE` of plugin `name`); refuses a plugin that is not installed.
+    fn update_plugin(&self, name: &str, sql: &str, args: impl rusqlite::Params) -> StoreResult<()> {
+        if self.with(|conn| conn.execute(sql, args))? == 0 {
             return Err(StoreError::NotFound(format!(
                 "no plugin named `{name}` is installed"
             )));
