@@ -73,7 +73,7 @@ pub struct InstallArgs {
     /// Plugin directory (plugin.toml and its component).
     dir: PathBuf,
     /// An action kind the plugin may use (post-slack, dm-slack, post-teams,
-    /// create-page, add-comment); every kind its manifest declares must be granted.
+    /// create-page, add-comment); only kinds its manifest declares, and any of them.
     #[arg(long = "grant", value_name = "ACTION")]
     grants: Vec<String>,
 }

@@ -28,7 +28,7 @@ pub struct InstallBody {
     /// A plugin directory on the server (plugin.toml + component).
     #[schema(value_type = String, example = "/opt/pagehook/plugins/slack-poster")]
     pub dir: PathBuf,
-    /// Action kinds to grant; every kind the manifest declares must be granted.
+    /// Action kinds to grant: any of those the manifest declares.
     #[serde(default)]
     #[schema(example = json!(["post-slack"]))]
     pub grants: Vec<String>,
