@@ -20,8 +20,9 @@
 //! log) and the next batch simply tries again on a connection the pool
 //! checks first, so ingest resumes by itself once the database is back.
 //! A batch whose connection the server had just ended (a restart,
-//! `pg_terminate_backend`, faster than the pool could notice) is tried once
-//! more on a new connection before anyone is refused: the insert is keyed,
+//! `pg_terminate_backend`, faster than the pool could notice) is tried
+//! again, once per pooled connection that may have been ended with it,
+//! before anyone is refused: the insert is keyed,
 //! so a batch that did commit before the connection broke is found, not
 //! stored twice (its events are then answered as duplicates: stored all
 //! the same).
@@ -95,7 +96,11 @@ async fn writer(store: PgStore, mut rx: mpsc::UnboundedReceiver<Job>, stored: Ar
         let jobs = std::mem::take(&mut batch);
         let events: Vec<&NewEvent> = jobs.iter().map(|(e, _)| e).collect();
         let mut outcome = commit(&store, &events).await;
-        if outcome.as_ref().is_err_and(|e| e.connection_lost()) {
+        // Every pooled connection may have been ended at once; each failed
+        // try discards one, so the pool's size plus one tries reach a new one.
+        let mut tries = store.pool_size();
+        while tries > 0 && outcome.as_ref().is_err_and(|e| e.connection_lost()) {
+            tries -= 1;
             outcome = commit(&store, &events).await;
         }
         match outcome {

@@ -249,6 +249,11 @@ impl PgStore {
         f.await.map_err(|e| self.error(e))
     }
 
+    /// The most connections the pool holds.
+    pub(super) fn pool_size(&self) -> usize {
+        self.inner.pool.status().max_size
+    }
+
     /// A pooled connection (checked before it is handed out).
     pub(super) async fn client(&self) -> PgResult<Object> {
         Ok(self.inner.pool.get().await?)
