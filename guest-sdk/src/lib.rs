@@ -66,7 +66,7 @@ pub mod wit {
     #![allow(missing_docs, clippy::all)]
     wit_bindgen::generate!({
         path: "../wit",
-        world: "pagehook:plugin/plugin@0.1.0",
+        world: "pagehook:plugin/plugin@0.2.0",
         pub_export_macro: true,
         default_bindings_module: "pagehook_guest::wit",
         additional_derives: [PartialEq, Eq],
@@ -75,8 +75,9 @@ pub mod wit {
 
 pub use settings::{SettingError, Settings};
 pub use wit::pagehook::plugin::types::{
-    Action, Ancestor, Content, Event, EventKind, LogLevel, NewComment, NewPage, Person,
-    SlackDirectMessage, SlackMessage, TeamsMessage,
+    Action, Ancestor, ChatEvent, ChatUser, Concern, ConcernedPerson, Content, Event, EventKind,
+    LinkShared, LogLevel, NewComment, NewPage, PageSummary, Person, SharedLink, SlackDirectMessage,
+    SlackMessage, SlackResponse, SlackUnfurl, SlashCommand, TeamsMessage,
 };
 
 /// The one thing a plugin implements: turn an event into actions.

@@ -25,7 +25,7 @@ impl Person {
 
 impl EventKind {
     /// Every kind, in contract order; lets tests and tables cover them all.
-    pub const ALL: [EventKind; 20] = [
+    pub const ALL: [EventKind; 22] = [
         EventKind::PageCreated,
         EventKind::PageUpdated,
         EventKind::PageMoved,
@@ -45,6 +45,8 @@ impl EventKind {
         EventKind::AttachmentCreated,
         EventKind::AttachmentUpdated,
         EventKind::AttachmentRemoved,
+        EventKind::LinkShared,
+        EventKind::SlashCommand,
         EventKind::Other,
     ];
 
@@ -71,6 +73,8 @@ impl EventKind {
             EventKind::AttachmentCreated => "attachment-created",
             EventKind::AttachmentUpdated => "attachment-updated",
             EventKind::AttachmentRemoved => "attachment-removed",
+            EventKind::LinkShared => "link-shared",
+            EventKind::SlashCommand => "slash-command",
             EventKind::Other => "other",
         }
     }
@@ -86,6 +90,8 @@ impl Action {
             Action::PostTeams(_) => "post-teams",
             Action::CreatePage(_) => "create-page",
             Action::AddComment(_) => "add-comment",
+            Action::Unfurl(_) => "unfurl",
+            Action::Respond(_) => "respond",
         }
     }
 }

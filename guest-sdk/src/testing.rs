@@ -91,6 +91,8 @@ pub fn event(kind: EventKind) -> Event {
         label: matches!(kind, EventKind::LabelAdded | EventKind::LabelRemoved)
             .then(|| "release".into()),
         enriched: true,
+        people: vec![],
+        chat: None,
     }
 }
 

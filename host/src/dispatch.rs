@@ -555,6 +555,19 @@ pub fn lane(action: &Action, source: &str, workspace: Option<&str>) -> String {
         Action::PostTeams { channel, .. } => format!("teams:{channel}"),
         Action::CreatePage { space_key, .. } => format!("confluence:{source}:{space_key}"),
         Action::AddComment { page_id, .. } => format!("confluence:{source}:page-{page_id}"),
+        // Chat answers go back through the connection the event came from
+        // (its source): one lane per message unfurled, one per command.
+        Action::Unfurl {
+            channel,
+            message_ts,
+            ..
+        } => format!("slack-unfurl:{source}/{channel}:{message_ts}"),
+        Action::Respond { response_url, .. } => {
+            use sha2::Digest;
+            // Never the URL itself: lanes are shown to admins and logged.
+            let digest = hex::encode(sha2::Sha256::digest(response_url.as_bytes()));
+            format!("slack-respond:{source}/{}", &digest[..16])
+        }
     }
 }
 

@@ -21,8 +21,9 @@ use crate::dispatch::lane;
 use crate::manifest::Manifest;
 use crate::model::{Action, Event, EventKind};
 use crate::runtime::Limits;
+use crate::runtime::contract::v0_2::types as wit;
+use crate::runtime::contract::{v0_1, v0_2};
 use crate::source::webhook;
-use crate::wit::types as wit;
 
 /// The secret the webhook target signs and checks with.
 pub const WEBHOOK_SECRET: &[u8] = b"It's a Secret to Everybody";
@@ -62,7 +63,8 @@ pub fn webhook(data: &[u8]) {
             assert_eq!(webhook::parse(body).ok(), webhook::from_value(&value).ok());
         }
         if let Ok(event) = serde_json::from_slice::<Event>(body) {
-            let _ = wit::Event::from(&event);
+            let _ = v0_2::event(&event);
+            let _ = v0_1::event(&event);
             let _ = serde_json::to_string(&event).expect("an event serializes");
         }
     }
@@ -117,7 +119,7 @@ const DESTINATIONS: [&str; 9] = [
 /// [...], "workspaces": [...]}`. Each action is turned into the WIT record a
 /// plugin returns (`blocks` and `card` as JSON text; a string is used as
 /// is, anything else is printed) and goes through what the host does with
-/// a plugin's answer: `Action::from_wit`, the size count, the stored JSON
+/// a plugin's answer: the 0.2.0 conversion, the size count, the stored JSON
 /// read back, then the two-party rule against each destination, the Slack
 /// workspace choice and the delivery lane. The JSON form itself is parsed
 /// too, and every destination string on its own.
@@ -160,7 +162,7 @@ pub fn actions(data: &[u8]) {
         let Some(raw) = wit_action(item) else {
             continue;
         };
-        let Ok(action) = Action::from_wit(raw) else {
+        let (_, Ok(action)) = v0_2::convert(raw) else {
             continue;
         };
         // The runtime counts the JSON bytes; the store keeps that JSON and
@@ -272,6 +274,20 @@ fn wit_action(v: &Value) -> Option<wit::Action> {
             page_id: id("page_id").unwrap_or_default(),
             body: field("body"),
             once_key: opt("once_key"),
+        }),
+        "unfurl" => wit::Action::Unfurl(wit::SlackUnfurl {
+            channel: field("channel"),
+            message_ts: field("message_ts"),
+            unfurls: field("unfurls"),
+        }),
+        "respond" => wit::Action::Respond(wit::SlackResponse {
+            response_url: field("response_url"),
+            text: field("text"),
+            blocks: opt("blocks"),
+            in_channel: o
+                .get("in_channel")
+                .and_then(Value::as_bool)
+                .unwrap_or(false),
         }),
         _ => return None,
     })

@@ -4,8 +4,9 @@
 //!
 //! Modules by role: [`manifest`] (what a plugin declares), [`model`] (events
 //! and actions as the host stores and prints them), [`runtime`] (the
-//! sandbox), [`cli`] (the admin's and plugin author's commands), and [`wit`]
-//! (the generated contract bindings, used only at the sandbox boundary).
+//! sandbox, with the generated bindings of each contract version in
+//! [`runtime::contract`], used only at the sandbox boundary) and [`cli`] (the
+//! admin's and plugin author's commands).
 
 pub mod admin;
 pub mod cli;
@@ -28,4 +29,3 @@ pub mod server;
 pub mod slack;
 pub mod source;
 pub mod store;
-pub mod wit;

@@ -12,8 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::{ACTION_KINDS, EventKind};
 
-/// The contract versions this host can run.
-pub const SUPPORTED_WIT: &[&str] = &["0.1.0"];
+use crate::runtime::Contract;
 
 /// A parsed, validated `plugin.toml`.
 ///
@@ -143,13 +142,13 @@ impl Manifest {
                 self.name
             ));
         }
-        if !SUPPORTED_WIT.contains(&self.wit.as_str()) {
+        let Some(contract) = Contract::from_version(&self.wit) else {
             return Err(format!(
                 "`wit` = `{}` is not a contract version this host runs (supported: {})",
                 self.wit,
-                SUPPORTED_WIT.join(", ")
+                Contract::ALL.map(|c| c.version()).join(", ")
             ));
-        }
+        };
         let component = Path::new(&self.component);
         if self.component.is_empty()
             || component.is_absolute()
@@ -173,12 +172,28 @@ impl Manifest {
                     EventKind::ALL.map(|k| k.name()).join(", ")
                 ));
             }
+            if let Some(kind) = EventKind::from_name(event)
+                && !contract.has_event(kind)
+            {
+                return Err(format!(
+                    "`events` names `{event}`, which contract {} does not have: set `wit = \"{}\"` and rebuild against it",
+                    self.wit,
+                    Contract::LATEST.version()
+                ));
+            }
         }
         for action in &self.actions {
             if !ACTION_KINDS.contains(&action.as_str()) {
                 return Err(format!(
                     "`actions` names unknown action kind `{action}` (known: {})",
                     ACTION_KINDS.join(", ")
+                ));
+            }
+            if !contract.has_action(action) {
+                return Err(format!(
+                    "`actions` names `{action}`, which contract {} does not have: set `wit = \"{}\"` and rebuild against it",
+                    self.wit,
+                    Contract::LATEST.version()
                 ));
             }
         }
@@ -199,7 +214,8 @@ impl Manifest {
 
     /// Whether the plugin wants events of this kind.
     pub fn wants(&self, kind: EventKind) -> bool {
-        self.events.iter().any(|e| e == "*" || e == kind.name())
+        let speaks = Contract::from_version(&self.wit).is_some_and(|c| c.has_event(kind));
+        speaks && self.events.iter().any(|e| e == "*" || e == kind.name())
     }
 
     /// Merges a binding's (or the command line's) settings over the

@@ -9,8 +9,6 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::wit::types as wit;
-
 /// Every event kind the contract names; `Other` keeps unknown names usable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "kebab-case")]
@@ -34,12 +32,14 @@ pub enum EventKind {
     AttachmentCreated,
     AttachmentUpdated,
     AttachmentRemoved,
+    LinkShared,
+    SlashCommand,
     Other,
 }
 
 impl EventKind {
     /// All kinds, in WIT order: manifests and bindings are validated against it.
-    pub const ALL: [EventKind; 20] = [
+    pub const ALL: [EventKind; 22] = [
         EventKind::PageCreated,
         EventKind::PageUpdated,
         EventKind::PageMoved,
@@ -59,6 +59,8 @@ impl EventKind {
         EventKind::AttachmentCreated,
         EventKind::AttachmentUpdated,
         EventKind::AttachmentRemoved,
+        EventKind::LinkShared,
+        EventKind::SlashCommand,
         EventKind::Other,
     ];
 
@@ -84,8 +86,16 @@ impl EventKind {
             EventKind::AttachmentCreated => "attachment-created",
             EventKind::AttachmentUpdated => "attachment-updated",
             EventKind::AttachmentRemoved => "attachment-removed",
+            EventKind::LinkShared => "link-shared",
+            EventKind::SlashCommand => "slash-command",
             EventKind::Other => "other",
         }
+    }
+
+    /// Kinds that come from a chat service (Slack), not from Confluence:
+    /// new in contract 0.2.0.
+    pub fn is_chat(self) -> bool {
+        matches!(self, EventKind::LinkShared | EventKind::SlashCommand)
     }
 
     /// Parses a WIT name; `None` for anything the contract does not list.
@@ -155,6 +165,100 @@ fn yes() -> bool {
     true
 }
 
+/// Why a page event concerns a person (WIT `concern`).
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum Concern {
+    Creator,
+    Mentioned,
+    Watcher,
+}
+
+/// A person a page event concerns: listed once, never the actor, only when
+/// the host knows they may view the content.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConcernedPerson {
+    pub person: Person,
+    pub concerns: Vec<Concern>,
+}
+
+/// A page or blog post as read for a chat user who may view it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PageSummary {
+    pub id: u64,
+    pub content_type: String,
+    pub title: String,
+    pub space_key: String,
+    #[serde(default)]
+    pub space_name: Option<String>,
+    pub url: String,
+    #[serde(default)]
+    pub excerpt: Option<String>,
+    #[serde(default)]
+    pub last_editor: Option<Person>,
+    #[serde(default)]
+    pub last_edited_at_ms: Option<u64>,
+    #[serde(default)]
+    pub restricted: bool,
+}
+
+/// The Slack user behind a chat event, and the Confluence user with the
+/// same email when the host found one.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChatUser {
+    pub id: String,
+    pub team_id: String,
+    #[serde(default)]
+    pub confluence: Option<Person>,
+}
+
+/// One link of a `link-shared` event; `page` only when the user may view it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SharedLink {
+    pub url: String,
+    #[serde(default)]
+    pub page: Option<PageSummary>,
+}
+
+/// What came from a chat service (WIT `chat-event`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(tag = "type", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum ChatEvent {
+    /// Slack's `link_shared`.
+    LinkShared {
+        channel: String,
+        message_ts: String,
+        user: ChatUser,
+        links: Vec<SharedLink>,
+    },
+    /// A slash command.
+    SlashCommand {
+        command: String,
+        text: String,
+        user: ChatUser,
+        channel: String,
+        response_url: String,
+        #[serde(default)]
+        results: Vec<PageSummary>,
+    },
+}
+
 /// One event as plugins see it; the JSON form of the WIT `event` record.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -178,6 +282,12 @@ pub struct Event {
     pub label: Option<String>,
     #[serde(default = "yes")]
     pub enriched: bool,
+    /// Contract 0.2.0: the people a page event concerns.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub people: Vec<ConcernedPerson>,
+    /// Contract 0.2.0: what a chat event carried.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chat: Option<ChatEvent>,
 }
 
 /// A delivery a plugin asked for; the JSON form of the WIT `action` variant.
@@ -216,16 +326,35 @@ pub enum Action {
         body: String,
         once_key: Option<String>,
     },
+    /// Contract 0.2.0: previews for a `link-shared` event's links.
+    Unfurl {
+        channel: String,
+        message_ts: String,
+        /// URL → preview (`{"blocks": [...]}`), as `chat.unfurl` takes it.
+        unfurls: serde_json::Value,
+    },
+    /// Contract 0.2.0: an answer to a slash command.
+    Respond {
+        response_url: String,
+        text: String,
+        blocks: Option<serde_json::Value>,
+        in_channel: bool,
+    },
 }
 
 /// The kinds of action, as named in manifests and `--grant` flags.
-pub const ACTION_KINDS: [&str; 5] = [
+pub const ACTION_KINDS: [&str; 7] = [
     "post-slack",
     "dm-slack",
     "post-teams",
     "create-page",
     "add-comment",
+    "unfurl",
+    "respond",
 ];
+
+/// Action kinds new in contract 0.2.0: a 0.1.0 manifest cannot declare them.
+pub const ACTION_KINDS_SINCE_0_2: [&str; 2] = ["unfurl", "respond"];
 
 impl Action {
     /// The kind name (`post-slack`, ...), checked against grants and manifests.
@@ -236,6 +365,8 @@ impl Action {
             Action::PostTeams { .. } => "post-teams",
             Action::CreatePage { .. } => "create-page",
             Action::AddComment { .. } => "add-comment",
+            Action::Unfurl { .. } => "unfurl",
+            Action::Respond { .. } => "respond",
         }
     }
 
@@ -249,124 +380,10 @@ impl Action {
             Action::DmSlack { email, .. } => email.clone(),
             Action::CreatePage { space_key, .. } => space_key.clone(),
             Action::AddComment { page_id, .. } => page_id.to_string(),
-        }
-    }
-
-    /// Converts what a plugin returned, rejecting JSON fields that do not
-    /// parse or have the wrong shape (blocks must be an array, a card an object).
-    pub fn from_wit(action: wit::Action) -> Result<Action, String> {
-        fn json(field: &str, text: &str, want_array: bool) -> Result<serde_json::Value, String> {
-            let value: serde_json::Value = serde_json::from_str(text)
-                .map_err(|e| format!("`{field}` is not valid JSON: {e}"))?;
-            match (want_array, &value) {
-                (true, serde_json::Value::Array(_)) | (false, serde_json::Value::Object(_)) => {
-                    Ok(value)
-                }
-                (true, _) => Err(format!("`{field}` must be a JSON array of blocks")),
-                (false, _) => Err(format!("`{field}` must be a JSON object")),
-            }
-        }
-        Ok(match action {
-            wit::Action::PostSlack(m) => Action::PostSlack {
-                blocks: m.blocks.map(|b| json("blocks", &b, true)).transpose()?,
-                channel: m.channel,
-                text: m.text,
-                thread_key: m.thread_key,
-            },
-            wit::Action::DmSlack(m) => Action::DmSlack {
-                blocks: m.blocks.map(|b| json("blocks", &b, true)).transpose()?,
-                email: m.email,
-                text: m.text,
-            },
-            wit::Action::PostTeams(m) => Action::PostTeams {
-                card: json("card", &m.card, false)?,
-                channel: m.channel,
-            },
-            wit::Action::CreatePage(p) => Action::CreatePage {
-                space_key: p.space_key,
-                parent_id: p.parent_id,
-                title: p.title,
-                body: p.body,
-                labels: p.labels,
-                once_key: p.once_key,
-            },
-            wit::Action::AddComment(c) => Action::AddComment {
-                page_id: c.page_id,
-                body: c.body,
-                once_key: c.once_key,
-            },
-        })
-    }
-}
-
-impl From<EventKind> for wit::EventKind {
-    fn from(kind: EventKind) -> Self {
-        match kind {
-            EventKind::PageCreated => wit::EventKind::PageCreated,
-            EventKind::PageUpdated => wit::EventKind::PageUpdated,
-            EventKind::PageMoved => wit::EventKind::PageMoved,
-            EventKind::PageTrashed => wit::EventKind::PageTrashed,
-            EventKind::PageRestored => wit::EventKind::PageRestored,
-            EventKind::PageRemoved => wit::EventKind::PageRemoved,
-            EventKind::BlogCreated => wit::EventKind::BlogCreated,
-            EventKind::BlogUpdated => wit::EventKind::BlogUpdated,
-            EventKind::BlogTrashed => wit::EventKind::BlogTrashed,
-            EventKind::BlogRestored => wit::EventKind::BlogRestored,
-            EventKind::BlogRemoved => wit::EventKind::BlogRemoved,
-            EventKind::CommentCreated => wit::EventKind::CommentCreated,
-            EventKind::CommentUpdated => wit::EventKind::CommentUpdated,
-            EventKind::CommentRemoved => wit::EventKind::CommentRemoved,
-            EventKind::LabelAdded => wit::EventKind::LabelAdded,
-            EventKind::LabelRemoved => wit::EventKind::LabelRemoved,
-            EventKind::AttachmentCreated => wit::EventKind::AttachmentCreated,
-            EventKind::AttachmentUpdated => wit::EventKind::AttachmentUpdated,
-            EventKind::AttachmentRemoved => wit::EventKind::AttachmentRemoved,
-            EventKind::Other => wit::EventKind::Other,
-        }
-    }
-}
-
-impl From<&Event> for wit::Event {
-    fn from(e: &Event) -> Self {
-        wit::Event {
-            id: e.id.clone(),
-            kind: e.kind.into(),
-            name: e.name.clone(),
-            occurred_at_ms: e.occurred_at_ms,
-            source: e.source.clone(),
-            actor: e.actor.as_ref().map(|p| wit::Person {
-                key: p.key.clone(),
-                username: p.username.clone(),
-                display_name: p.display_name.clone(),
-                email: p.email.clone(),
-            }),
-            by_pagehook: e.by_pagehook,
-            content: e.content.as_ref().map(|c| wit::Content {
-                id: c.id,
-                content_type: c.content_type.clone(),
-                title: c.title.clone(),
-                space_key: c.space_key.clone(),
-                space_name: c.space_name.clone(),
-                url: c.url.clone(),
-                version: c.version,
-                minor_edit: c.minor_edit,
-                version_message: c.version_message.clone(),
-                labels: c.labels.clone(),
-                ancestors: c
-                    .ancestors
-                    .iter()
-                    .map(|a| wit::Ancestor {
-                        id: a.id,
-                        title: a.title.clone(),
-                    })
-                    .collect(),
-                restricted: c.restricted,
-                container_id: c.container_id,
-                excerpt: c.excerpt.clone(),
-            }),
-            update_trigger: e.update_trigger.clone(),
-            label: e.label.clone(),
-            enriched: e.enriched,
+            Action::Unfurl { channel, .. } => channel.clone(),
+            // Never the URL itself: it is a capability, and audit records
+            // and logs show destinations.
+            Action::Respond { .. } => "response-url".to_owned(),
         }
     }
 }
@@ -404,21 +421,6 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().contains("colour"), "{err}");
-    }
-
-    #[test]
-    fn slack_blocks_must_be_a_json_array() {
-        let action = |blocks: &str| {
-            Action::from_wit(wit::Action::PostSlack(wit::SlackMessage {
-                channel: "#eng".into(),
-                text: "t".into(),
-                blocks: Some(blocks.into()),
-                thread_key: None,
-            }))
-        };
-        assert!(action(r#"[{"type":"divider"}]"#).is_ok());
-        assert!(action("{").unwrap_err().contains("not valid JSON"));
-        assert!(action("{}").unwrap_err().contains("array"));
     }
 
     #[test]

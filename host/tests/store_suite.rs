@@ -127,6 +127,8 @@ fn enriched(id: i64) -> Event {
         update_trigger: None,
         label: None,
         enriched: true,
+        people: vec![],
+        chat: None,
     }
 }
 

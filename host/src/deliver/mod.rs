@@ -463,6 +463,13 @@ fn connection_for(d: &Claimed, all: &[ConnectionRecord]) -> Result<ConnectionRec
                     "no Teams connection named `{channel}`: add it with `pagehook connect teams {channel} --url ...`"
                 ))
             }),
+        // A chat event's source is the Slack connection it came in on, and
+        // its answer goes back through that one.
+        Action::Unfurl { .. } | Action::Respond { .. } => all
+            .iter()
+            .find(|c| c.kind == ConnectionKind::Slack && c.name == d.source)
+            .cloned()
+            .ok_or_else(|| Attempt::Dead(format!("the Slack connection `{}` no longer exists", d.source))),
         Action::CreatePage { .. } | Action::AddComment { .. } => all
             .iter()
             .find(|c| c.kind == ConnectionKind::Confluence && c.name == d.source)

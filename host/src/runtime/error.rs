@@ -91,13 +91,19 @@ pub enum LoadError {
         message: String,
     },
     #[error(
-        "plugin `{plugin}` imports `{import}`, which is outside the pagehook:plugin@0.1.0 world and WASI 0.2; the sandbox grants nothing else"
+        "plugin `{plugin}` imports `{import}`, which is outside the pagehook:plugin worlds (0.1.0, 0.2.0) and WASI 0.2; the sandbox grants nothing else"
     )]
     ForbiddenImport { plugin: String, import: String },
     #[error(
-        "plugin `{plugin}` does not export `handle` from the pagehook:plugin@0.1.0 world: {message}"
+        "plugin `{plugin}` does not fit the {contract} world (import `log`, export `handle`): {message}"
     )]
-    WrongExports { plugin: String, message: String },
+    WrongExports {
+        plugin: String,
+        contract: crate::runtime::Contract,
+        message: String,
+    },
+    #[error("plugin `{plugin}`: {message}")]
+    Contract { plugin: String, message: String },
     #[error("plugin `{plugin}` {message}")]
     Limits { plugin: String, message: String },
     #[error("plugin `{plugin}` is sha256 {actual}, not the pinned {expected}")]

@@ -1,7 +1,7 @@
 //! What a component asks of its host, and whether the sandbox allows it.
 //!
-//! A plugin may import only the `pagehook:plugin` world (its `log` function
-//! and `types`) and WASI 0.2 interfaces, which the sandbox links with nothing
+//! A plugin may import only a `pagehook:plugin` world (its `log` function
+//! and `types`, of a contract version this host runs) and WASI 0.2 interfaces, which the sandbox links with nothing
 //! granted. Anything else — a socket library of its own, `wasi:http`, a
 //! future host API — refuses the component at load, naming the import, so a
 //! security reviewer never has to wonder what an unknown import would do.
@@ -36,7 +36,7 @@ pub fn surface(engine: &Engine, component: &Component) -> Surface {
 
 /// Whether the sandbox can satisfy an import.
 pub fn allowed(import: &str) -> bool {
-    if import == "log" || import == "pagehook:plugin/types@0.1.0" {
+    if import == "log" || super::Contract::of_imports([import]).is_some() {
         return true;
     }
     let Some(rest) = import.strip_prefix("wasi:") else {
@@ -69,6 +69,7 @@ mod tests {
         for ok in [
             "log",
             "pagehook:plugin/types@0.1.0",
+            "pagehook:plugin/types@0.2.0",
             "wasi:cli/stdout@0.2.6",
             "wasi:io/streams@0.2.0",
             "wasi:filesystem/preopens@0.2.3",
@@ -85,7 +86,8 @@ mod tests {
             "wasi:http/outgoing-handler@0.2.0",
             "wasi:cli/stdout@0.3.0",
             "wasi:cli/stdout",
-            "pagehook:plugin/types@0.2.0",
+            "pagehook:plugin/types@0.3.0",
+            "pagehook:plugin/other@0.2.0",
             "logger",
         ] {
             assert!(!allowed(bad), "{bad}");

@@ -13,6 +13,7 @@
 pub mod audit;
 mod cache;
 mod clocks;
+pub mod contract;
 mod engine;
 mod error;
 mod imports;
@@ -25,17 +26,18 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
-use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::component::Component;
 use wasmtime::{Engine, Store, Trap};
 
 pub use cache::{CacheOutcome, ComponentCache};
+pub use contract::Contract;
 pub use error::{LoadError, PluginError};
 pub use imports::{Surface, allowed as import_allowed};
 pub use limits::Limits;
 
 use crate::manifest::Manifest;
 use crate::model::{Action, Event};
-use crate::wit;
+use contract::{Linkers, Prepared};
 use sandbox::{CallState, LimitHit};
 
 /// A plugin directory read from disk: manifest, component bytes and hash.
@@ -91,22 +93,22 @@ impl Default for RuntimeConfig {
     }
 }
 
-/// An engine and the linker made for it.
-type EngineAndLinker = (Engine, Arc<Linker<CallState>>);
+/// An engine and the linkers (one per contract version) made for it.
+type EngineAndLinkers = (Engine, Arc<Linkers>);
 
 /// Compiles, checks and instantiates plugins. Cheap to share across threads.
 pub struct Runtime {
     config: RuntimeConfig,
     cache: ComponentCache,
     /// Engines (with their linkers) by stack limit in bytes.
-    engines: Mutex<HashMap<u64, EngineAndLinker>>,
+    engines: Mutex<HashMap<u64, EngineAndLinkers>>,
 }
 
 /// A component compiled for inspection, whether or not it may run.
 pub struct Compiled {
     component: Component,
     engine: Engine,
-    linker: Arc<Linker<CallState>>,
+    linkers: Arc<Linkers>,
     /// What it imports and exports.
     pub surface: Surface,
     /// Whether it came from the compiled cache.
@@ -115,6 +117,33 @@ pub struct Compiled {
     pub load_time: Duration,
     /// The limits it would run under.
     pub limits: Limits,
+}
+
+impl Compiled {
+    /// The contract version the component speaks, read from its imports;
+    /// it must be the one its manifest names.
+    pub fn contract(&self, manifest: &Manifest) -> Result<Contract, LoadError> {
+        let declared =
+            Contract::from_version(&manifest.wit).ok_or_else(|| LoadError::Contract {
+                plugin: manifest.name.clone(),
+                message: format!(
+                    "its manifest names contract {}, which this host does not run",
+                    manifest.wit
+                ),
+            })?;
+        match Contract::of_imports(self.surface.imports.iter().map(String::as_str)) {
+            Some(built) if built != declared => Err(LoadError::Contract {
+                plugin: manifest.name.clone(),
+                message: format!(
+                    "its component was built against {built}, but its manifest says `wit = \"{}\"`",
+                    declared.version()
+                ),
+            }),
+            // A component that imports no types (a world whose log it never
+            // calls) is taken at its manifest's word; linking checks the rest.
+            _ => Ok(declared),
+        }
+    }
 }
 
 impl Runtime {
@@ -144,29 +173,26 @@ impl Runtime {
             })
     }
 
-    fn engine(&self, stack_bytes: u64) -> Result<(Engine, Arc<Linker<CallState>>), LoadError> {
+    fn engine(&self, stack_bytes: u64) -> Result<EngineAndLinkers, LoadError> {
         let mut engines = self.engines.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some((engine, linker)) = engines.get(&stack_bytes) {
-            return Ok((engine.clone(), linker.clone()));
+        if let Some((engine, linkers)) = engines.get(&stack_bytes) {
+            return Ok((engine.clone(), linkers.clone()));
         }
         let internal = |e: wasmtime::Error| LoadError::Cache {
             path: "engine".into(),
             message: format!("{e:#}"),
         };
         let engine = engine::build(stack_bytes, &self.config.ceiling).map_err(internal)?;
-        let mut linker = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(internal)?;
-        wit::Plugin::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s).map_err(internal)?;
-        let linker = Arc::new(linker);
-        engines.insert(stack_bytes, (engine.clone(), linker.clone()));
-        Ok((engine, linker))
+        let linkers = Arc::new(Linkers::new(&engine).map_err(internal)?);
+        engines.insert(stack_bytes, (engine.clone(), linkers.clone()));
+        Ok((engine, linkers))
     }
 
     /// Compiles (or loads from cache) a package's component without
     /// deciding whether it may run: what `audit` shows.
     pub fn compile(&self, package: &PluginPackage) -> Result<Compiled, LoadError> {
         let limits = self.limits_for(&package.manifest)?;
-        let (engine, linker) = self.engine(limits.stack_bytes)?;
+        let (engine, linkers) = self.engine(limits.stack_bytes)?;
         let (component, cache, load_time) = self
             .cache
             .load(&engine, &package.wasm, &package.sha256)
@@ -183,7 +209,7 @@ impl Runtime {
         Ok(Compiled {
             component,
             engine,
-            linker,
+            linkers,
             surface,
             cache,
             load_time,
@@ -210,19 +236,20 @@ impl Runtime {
                 import: import.to_string(),
             });
         }
-        let pre = compiled
-            .linker
-            .instantiate_pre(&compiled.component)
-            .and_then(wit::PluginPre::new)
-            .map_err(|e| LoadError::WrongExports {
+        let contract = compiled.contract(&package.manifest)?;
+        let pre = Prepared::new(&compiled.linkers, &compiled.component, contract).map_err(|e| {
+            LoadError::WrongExports {
                 plugin: name.clone(),
+                contract,
                 message: format!("{e:#}"),
-            })?;
+            }
+        })?;
         Ok(LoadedPlugin {
             inner: Arc::new(Loaded {
                 name,
                 sha256: package.sha256.clone(),
                 manifest: package.manifest.clone(),
+                contract,
                 limits: compiled.limits,
                 engine: compiled.engine,
                 pre,
@@ -243,9 +270,10 @@ struct Loaded {
     name: String,
     sha256: String,
     manifest: Manifest,
+    contract: Contract,
     limits: Limits,
     engine: Engine,
-    pre: wit::PluginPre<CallState>,
+    pre: Prepared,
     cache: CacheOutcome,
     load_time: Duration,
 }
@@ -299,6 +327,11 @@ impl LoadedPlugin {
         &self.inner.manifest
     }
 
+    /// The contract version its component was built against.
+    pub fn contract(&self) -> Contract {
+        self.inner.contract
+    }
+
     /// The limits every call runs under.
     pub fn limits(&self) -> &Limits {
         &self.inner.limits
@@ -329,11 +362,7 @@ impl LoadedPlugin {
         store.set_epoch_deadline(engine::ticks(p.limits.deadline()));
         store.epoch_deadline_trap();
 
-        let wit_event = wit::types::Event::from(event);
-        let result = fuel_set.and_then(|()| {
-            let instance = p.pre.instantiate(&mut store)?;
-            instance.call_handle(&mut store, &wit_event, &settings.to_vec())
-        });
+        let result = fuel_set.and_then(|()| p.pre.call(&mut store, event, settings));
         let fuel_used = p.limits.fuel - store.get_fuel().unwrap_or(0);
         let log = store.data().log.text();
         let outcome = match result {
@@ -352,7 +381,10 @@ impl LoadedPlugin {
         }
     }
 
-    fn check_actions(&self, actions: Vec<wit::types::Action>) -> Result<Vec<Action>, PluginError> {
+    fn check_actions(
+        &self,
+        actions: Vec<(&'static str, Result<Action, String>)>,
+    ) -> Result<Vec<Action>, PluginError> {
         let p = &*self.inner;
         let limits = &p.limits;
         if actions.len() > limits.max_actions {
@@ -364,14 +396,12 @@ impl LoadedPlugin {
         }
         let mut total = 0;
         let mut out = Vec::with_capacity(actions.len());
-        for action in actions {
-            let kind = action_kind(&action);
-            let action =
-                Action::from_wit(action).map_err(|message| PluginError::InvalidAction {
-                    plugin: p.name.clone(),
-                    action: kind.to_string(),
-                    message,
-                })?;
+        for (kind, action) in actions {
+            let action = action.map_err(|message| PluginError::InvalidAction {
+                plugin: p.name.clone(),
+                action: kind.to_string(),
+                message,
+            })?;
             let bytes = serialized_len(&action);
             if bytes > limits.action_bytes {
                 return Err(PluginError::ActionTooLarge {
@@ -443,16 +473,6 @@ impl LoadedPlugin {
                 },
             },
         }
-    }
-}
-
-fn action_kind(action: &wit::types::Action) -> &'static str {
-    match action {
-        wit::types::Action::PostSlack(_) => "post-slack",
-        wit::types::Action::DmSlack(_) => "dm-slack",
-        wit::types::Action::PostTeams(_) => "post-teams",
-        wit::types::Action::CreatePage(_) => "create-page",
-        wit::types::Action::AddComment(_) => "add-comment",
     }
 }
 

@@ -17,7 +17,6 @@ use wasmtime_wasi::p2::{OutputStream, Pollable, StreamError};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::clocks::{EventWallClock, SteppingMonotonicClock};
-use crate::wit::{self, types::LogLevel};
 
 /// A limit that the guest hit while running; carried inside the trap so the
 /// call's error can be classified without guessing from messages.
@@ -232,16 +231,9 @@ impl WasiView for CallState {
     }
 }
 
-impl wit::types::Host for CallState {}
-
-impl wit::PluginImports for CallState {
-    fn log(&mut self, level: LogLevel, message: String) -> Result<()> {
-        let level = match level {
-            LogLevel::Debug => "debug",
-            LogLevel::Info => "info",
-            LogLevel::Warn => "warn",
-            LogLevel::Error => "error",
-        };
+impl CallState {
+    /// Appends one line of the plugin's log (every contract's `log`).
+    pub(crate) fn log_line(&mut self, level: &str, message: &str) -> Result<()> {
         let line = format!("[{level}] {message}\n");
         self.log
             .append(line.as_bytes())

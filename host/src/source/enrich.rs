@@ -317,6 +317,8 @@ pub fn from_webhook_only(source: &str, event_id: &str, hook: &Webhook) -> Event 
         update_trigger: hook.update_trigger.clone(),
         label: hook.label.clone(),
         enriched: false,
+        people: vec![],
+        chat: None,
     }
 }
 

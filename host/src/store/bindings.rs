@@ -165,6 +165,8 @@ mod tests {
             update_trigger: None,
             label: None,
             enriched: true,
+            people: vec![],
+            chat: None,
         }
     }
 

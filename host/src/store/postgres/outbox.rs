@@ -519,6 +519,8 @@ pub(super) mod tests {
                 update_trigger: None,
                 label: None,
                 enriched: true,
+                people: vec![],
+                chat: None,
             },
             deliveries,
             audit: vec![AuditRecord {

@@ -1,0 +1,328 @@
+//! The plugin contracts this host runs, one binding module per released
+//! version, and the one place that adapts between them and the host's model.
+//!
+//! Each released WIT package stays frozen (`wit/since_v0.1.0/` is 0.1.0 byte
+//! for byte; `wit/` is 0.2.0), and a component built against any of them is
+//! linked with that version's bindings: a plugin installed under 0.1.0 runs
+//! unchanged beside 0.2.0 plugins. The host itself thinks only in
+//! [`crate::model`]; each version module converts the model's event into its
+//! own records (an older version simply never sees what it cannot express)
+//! and its actions back into the model.
+//!
+//! Which version a component speaks is read from what it imports (its
+//! world's `types` interface names the package version) and must agree with
+//! its manifest's `wit`, so a mislabelled plugin is refused at load with both
+//! versions named.
+//!
+//! What this module must never do: give an older plugin an event or an
+//! action kind its contract does not have, or accept from a plugin a JSON
+//! field (blocks, card, unfurls) that does not parse to the shape its
+//! receiver expects.
+
+pub(crate) mod v0_1;
+pub(crate) mod v0_2;
+
+use std::fmt;
+
+use wasmtime::Store;
+use wasmtime::component::{Component, Linker};
+
+use super::sandbox::CallState;
+use crate::model::{Action, Event};
+
+/// A released contract version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+pub enum Contract {
+    /// `pagehook:plugin@0.1.0`, frozen in `wit/since_v0.1.0/`.
+    #[serde(rename = "0.1.0")]
+    V0_1,
+    /// `pagehook:plugin@0.2.0`, in `wit/`.
+    #[serde(rename = "0.2.0")]
+    V0_2,
+}
+
+impl Contract {
+    /// Every version this host runs, oldest first.
+    pub const ALL: [Contract; 2] = [Contract::V0_1, Contract::V0_2];
+
+    /// The newest: what new plugins, the SDK and the examples build against.
+    pub const LATEST: Contract = Contract::V0_2;
+
+    /// The version as written in manifests, e.g. `0.2.0`.
+    pub fn version(self) -> &'static str {
+        match self {
+            Contract::V0_1 => "0.1.0",
+            Contract::V0_2 => "0.2.0",
+        }
+    }
+
+    /// Parses a manifest's `wit` value.
+    pub fn from_version(version: &str) -> Option<Contract> {
+        Contract::ALL.into_iter().find(|c| c.version() == version)
+    }
+
+    /// The interface a component built against this version imports.
+    pub fn types_import(self) -> String {
+        format!("pagehook:plugin/types@{}", self.version())
+    }
+
+    /// The version a component speaks, read from its imports; `None` when it
+    /// imports no `pagehook:plugin` types of a version this host knows.
+    pub fn of_imports<'a>(imports: impl IntoIterator<Item = &'a str>) -> Option<Contract> {
+        imports.into_iter().find_map(|import| {
+            Contract::ALL
+                .into_iter()
+                .find(|c| import == c.types_import())
+        })
+    }
+
+    /// Whether a plugin of this version can receive events of `kind`.
+    pub fn has_event(self, kind: crate::model::EventKind) -> bool {
+        self != Contract::V0_1 || !kind.is_chat()
+    }
+
+    /// Whether a plugin of this version can return actions of `kind`.
+    pub fn has_action(self, kind: &str) -> bool {
+        self != Contract::V0_1 || !crate::model::ACTION_KINDS_SINCE_0_2.contains(&kind)
+    }
+}
+
+impl fmt::Display for Contract {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "pagehook:plugin@{}", self.version())
+    }
+}
+
+/// One linker per contract version: every version's world imports a
+/// function named `log`, with its own `log-level` type, so the versions
+/// cannot share one linker.
+pub(super) struct Linkers {
+    v0_1: Linker<CallState>,
+    v0_2: Linker<CallState>,
+}
+
+impl Linkers {
+    /// Linkers with WASI 0.2 (granting nothing) and each version's world.
+    pub(super) fn new(engine: &wasmtime::Engine) -> wasmtime::Result<Linkers> {
+        let mut v0_1 = Linker::new(engine);
+        wasmtime_wasi::p2::add_to_linker_sync(&mut v0_1)?;
+        v0_1::add_to_linker(&mut v0_1)?;
+        let mut v0_2 = Linker::new(engine);
+        wasmtime_wasi::p2::add_to_linker_sync(&mut v0_2)?;
+        v0_2::add_to_linker(&mut v0_2)?;
+        Ok(Linkers { v0_1, v0_2 })
+    }
+}
+
+/// A component checked against its version's world, ready to instantiate.
+pub(super) enum Prepared {
+    V0_1(v0_1::Pre),
+    V0_2(v0_2::Pre),
+}
+
+/// What `handle` returned: each action converted to the model (or why it
+/// could not be, with the action's kind), or the plugin's own error.
+pub(super) type Returned = Result<Vec<(&'static str, Result<Action, String>)>, String>;
+
+impl Prepared {
+    /// Links `component` as a plugin of `contract`.
+    pub(super) fn new(
+        linkers: &Linkers,
+        component: &Component,
+        contract: Contract,
+    ) -> wasmtime::Result<Prepared> {
+        Ok(match contract {
+            Contract::V0_1 => Prepared::V0_1(v0_1::prepare(&linkers.v0_1, component)?),
+            Contract::V0_2 => Prepared::V0_2(v0_2::prepare(&linkers.v0_2, component)?),
+        })
+    }
+
+    /// Instantiates the component in `store` and calls `handle`.
+    pub(super) fn call(
+        &self,
+        store: &mut Store<CallState>,
+        event: &Event,
+        settings: &[(String, String)],
+    ) -> wasmtime::Result<Returned> {
+        match self {
+            Prepared::V0_1(pre) => v0_1::call(pre, store, event, settings),
+            Prepared::V0_2(pre) => v0_2::call(pre, store, event, settings),
+        }
+    }
+}
+
+/// Parses a JSON field a plugin returned as text: blocks must be an array,
+/// a card or an unfurls map an object.
+fn json(field: &str, text: &str, want_array: bool) -> Result<serde_json::Value, String> {
+    let value: serde_json::Value =
+        serde_json::from_str(text).map_err(|e| format!("`{field}` is not valid JSON: {e}"))?;
+    match (want_array, &value) {
+        (true, serde_json::Value::Array(_)) | (false, serde_json::Value::Object(_)) => Ok(value),
+        (true, _) => Err(format!("`{field}` must be a JSON array of blocks")),
+        (false, _) => Err(format!("`{field}` must be a JSON object")),
+    }
+}
+
+/// The conversions both versions share, written once: the records 0.2.0
+/// kept from 0.1.0 unchanged, generated for each version's own types.
+macro_rules! shared_conversions {
+    () => {
+        fn log_level(level: LogLevel) -> &'static str {
+            match level {
+                LogLevel::Debug => "debug",
+                LogLevel::Info => "info",
+                LogLevel::Warn => "warn",
+                LogLevel::Error => "error",
+            }
+        }
+
+        fn person(p: &crate::model::Person) -> types::Person {
+            types::Person {
+                key: p.key.clone(),
+                username: p.username.clone(),
+                display_name: p.display_name.clone(),
+                email: p.email.clone(),
+            }
+        }
+
+        fn content(c: &crate::model::Content) -> types::Content {
+            types::Content {
+                id: c.id,
+                content_type: c.content_type.clone(),
+                title: c.title.clone(),
+                space_key: c.space_key.clone(),
+                space_name: c.space_name.clone(),
+                url: c.url.clone(),
+                version: c.version,
+                minor_edit: c.minor_edit,
+                version_message: c.version_message.clone(),
+                labels: c.labels.clone(),
+                ancestors: c
+                    .ancestors
+                    .iter()
+                    .map(|a| types::Ancestor {
+                        id: a.id,
+                        title: a.title.clone(),
+                    })
+                    .collect(),
+                restricted: c.restricted,
+                container_id: c.container_id,
+                excerpt: c.excerpt.clone(),
+            }
+        }
+
+        /// The actions both versions have, converted (or why not);
+        /// `Err(action)` hands back one that only a newer version has.
+        fn common_action(
+            action: types::Action,
+        ) -> Result<Result<Action, String>, Box<types::Action>> {
+            use super::json;
+            Ok(match action {
+                types::Action::PostSlack(m) => m
+                    .blocks
+                    .map(|b| json("blocks", &b, true))
+                    .transpose()
+                    .map(|blocks| Action::PostSlack {
+                        blocks,
+                        channel: m.channel,
+                        text: m.text,
+                        thread_key: m.thread_key,
+                    }),
+                types::Action::DmSlack(m) => m
+                    .blocks
+                    .map(|b| json("blocks", &b, true))
+                    .transpose()
+                    .map(|blocks| Action::DmSlack {
+                        blocks,
+                        email: m.email,
+                        text: m.text,
+                    }),
+                types::Action::PostTeams(m) => {
+                    json("card", &m.card, false).map(|card| Action::PostTeams {
+                        card,
+                        channel: m.channel,
+                    })
+                }
+                types::Action::CreatePage(p) => Ok(Action::CreatePage {
+                    space_key: p.space_key,
+                    parent_id: p.parent_id,
+                    title: p.title,
+                    body: p.body,
+                    labels: p.labels,
+                    once_key: p.once_key,
+                }),
+                types::Action::AddComment(c) => Ok(Action::AddComment {
+                    page_id: c.page_id,
+                    body: c.body,
+                    once_key: c.once_key,
+                }),
+                #[allow(unreachable_patterns)]
+                newer => return Err(Box::new(newer)),
+            })
+        }
+
+        /// The kind name of an action of this version.
+        fn common_kind(action: &types::Action) -> Option<&'static str> {
+            Some(match action {
+                types::Action::PostSlack(_) => "post-slack",
+                types::Action::DmSlack(_) => "dm-slack",
+                types::Action::PostTeams(_) => "post-teams",
+                types::Action::CreatePage(_) => "create-page",
+                types::Action::AddComment(_) => "add-comment",
+                #[allow(unreachable_patterns)]
+                _ => return None,
+            })
+        }
+
+        /// The event kinds both versions have; `None` for newer ones.
+        fn common_event_kind(kind: crate::model::EventKind) -> Option<types::EventKind> {
+            use crate::model::EventKind as K;
+            Some(match kind {
+                K::PageCreated => types::EventKind::PageCreated,
+                K::PageUpdated => types::EventKind::PageUpdated,
+                K::PageMoved => types::EventKind::PageMoved,
+                K::PageTrashed => types::EventKind::PageTrashed,
+                K::PageRestored => types::EventKind::PageRestored,
+                K::PageRemoved => types::EventKind::PageRemoved,
+                K::BlogCreated => types::EventKind::BlogCreated,
+                K::BlogUpdated => types::EventKind::BlogUpdated,
+                K::BlogTrashed => types::EventKind::BlogTrashed,
+                K::BlogRestored => types::EventKind::BlogRestored,
+                K::BlogRemoved => types::EventKind::BlogRemoved,
+                K::CommentCreated => types::EventKind::CommentCreated,
+                K::CommentUpdated => types::EventKind::CommentUpdated,
+                K::CommentRemoved => types::EventKind::CommentRemoved,
+                K::LabelAdded => types::EventKind::LabelAdded,
+                K::LabelRemoved => types::EventKind::LabelRemoved,
+                K::AttachmentCreated => types::EventKind::AttachmentCreated,
+                K::AttachmentUpdated => types::EventKind::AttachmentUpdated,
+                K::AttachmentRemoved => types::EventKind::AttachmentRemoved,
+                K::Other => types::EventKind::Other,
+                K::LinkShared | K::SlashCommand => return None,
+            })
+        }
+    };
+}
+use shared_conversions;
+
+/// A version's `event` record: the fields every version has, `kind`
+/// already mapped, then the version's own fields.
+macro_rules! common_event {
+    ($e:expr, $kind:expr, { $($field:ident: $value:expr),* $(,)? }) => {
+        types::Event {
+            id: $e.id.clone(),
+            kind: $kind,
+            name: $e.name.clone(),
+            occurred_at_ms: $e.occurred_at_ms,
+            source: $e.source.clone(),
+            actor: $e.actor.as_ref().map(person),
+            by_pagehook: $e.by_pagehook,
+            content: $e.content.as_ref().map(content),
+            update_trigger: $e.update_trigger.clone(),
+            label: $e.label.clone(),
+            enriched: $e.enriched,
+            $($field: $value),*
+        }
+    };
+}
+use common_event;
