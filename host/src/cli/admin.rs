@@ -179,13 +179,16 @@ pub async fn list(config: &Config, out: Output) -> anyhow::Result<ExitCode> {
     }
     let now = crate::store::now_ms();
     table(
-        &["NAME", "VERSION", "ENABLED", "GRANTS", "BREAKER", "SHA256"],
+        &[
+            "NAME", "VERSION", "CONTRACT", "ENABLED", "GRANTS", "BREAKER", "SHA256",
+        ],
         plugins
             .into_iter()
             .map(|p| {
                 vec![
                     p.name,
                     p.version,
+                    p.manifest.wit,
                     if p.enabled { "yes" } else { "no" }.into(),
                     p.grants.join(","),
                     match p.breaker_until {

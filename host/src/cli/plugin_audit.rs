@@ -79,7 +79,19 @@ fn print_text(report: &Report) -> std::io::Result<()> {
     outln!("directory   {}", report.dir)?;
     outln!("component   {} ({} bytes)", r.component, r.size_bytes)?;
     outln!("sha256      {}", r.sha256)?;
-    outln!("contract    pagehook:plugin@{}", m.wit)?;
+    match r.built_against {
+        Some(built) if built.version() == m.wit => {
+            outln!("contract    {built} (read from the component's imports)")?
+        }
+        Some(built) => outln!(
+            "contract    {built} read from the component's imports, but the manifest says {}",
+            m.wit
+        )?,
+        None => outln!(
+            "contract    pagehook:plugin@{} (the manifest's word: the component imports no contract types)",
+            m.wit
+        )?,
+    }
     outln!("events      {}", m.events.join(", "))?;
     outln!(
         "actions     {}",

@@ -91,8 +91,9 @@ pub fn run(args: Args, config: Option<&std::path::Path>) -> anyhow::Result<ExitC
         }
     }
     errln!(
-        "plugin `{}`: {:.1} ms, fuel {} of {}",
+        "plugin `{}` ({}): {:.1} ms, fuel {} of {}",
         plugin.name(),
+        plugin.contract(),
         report.elapsed.as_secs_f64() * 1000.0,
         report.fuel_used,
         plugin.limits().fuel,

@@ -8,7 +8,7 @@
 
 use serde::Serialize;
 
-use super::{Limits, PluginPackage, Runtime, Surface, import_allowed};
+use super::{Contract, Limits, PluginPackage, Runtime, Surface, import_allowed};
 use crate::manifest::Manifest;
 
 /// The audit of one plugin package.
@@ -19,6 +19,10 @@ pub struct PluginAudit {
     pub sha256: String,
     pub size_bytes: usize,
     pub manifest: Manifest,
+    /// The contract version the component was built against, read from
+    /// its imports (`None`: it imports no contract types this host knows).
+    /// The sandbox runs it only when this is the version its manifest names.
+    pub built_against: Option<Contract>,
     /// Every import, and whether the sandbox links it.
     pub imports: Vec<Import>,
     pub exports: Vec<String>,
@@ -49,6 +53,7 @@ pub fn audit(runtime: &Runtime, package: &PluginPackage) -> PluginAudit {
         sha256: package.sha256.clone(),
         size_bytes: package.wasm.len(),
         manifest: package.manifest.clone(),
+        built_against: None,
         imports: Vec::new(),
         exports: Vec::new(),
         loadable: false,
@@ -60,6 +65,7 @@ pub fn audit(runtime: &Runtime, package: &PluginPackage) -> PluginAudit {
         Ok(compiled) => {
             report.load = Some((compiled.cache, compiled.load_time));
             let Surface { imports, exports } = compiled.surface.clone();
+            report.built_against = Contract::of_imports(imports.iter().map(String::as_str));
             report.imports = imports
                 .into_iter()
                 .map(|name| Import {

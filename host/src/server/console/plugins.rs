@@ -97,7 +97,16 @@ async fn plugin(
         dl {
             dt { "Version" } dd { (m.version) }
             dt { "State" } dd { (state_of(&record, now)) }
-            dt { "Contract" } dd { code { "pagehook:plugin@" (m.wit) } }
+            dt { "Contract" } dd {
+                code { "pagehook:plugin@" (m.wit) }
+                @if let Ok(a) = &report {
+                    @match a.built_against {
+                        Some(built) if built.version() == m.wit => " (read from the component's imports)",
+                        Some(built) => { " — the component was built against " code { (built) } }
+                        None => " (the manifest's word: the component imports no contract types)",
+                    }
+                }
+            }
             dt { "Installed" } dd { (when(record.installed_at)) }
             dt { "Events it subscribes to" } dd { (list_or_none(&m.events)) }
         }
