@@ -13,6 +13,8 @@
 //! | `teams:eng-news` | `post-teams` to the Teams connection `eng-news` (`teams:*`: any) |
 //! | `confluence:ENG` | `create-page` in space `ENG` (`confluence:*`: any space) |
 //! | `comment:123` | `add-comment` on page 123 (`comment:*`: any page) |
+//! | `slack-unfurl:acme` | `unfurl` of links shared in Slack workspace `acme` (`slack-unfurl:*`: any workspace) |
+//! | `slack-respond:acme` | `respond` to slash commands typed in workspace `acme` (`slack-respond:*`: any) |
 //!
 //! Matching is exact (Slack channel names ignore case and a leading `#`).
 //!
@@ -21,6 +23,12 @@
 //! workspace allows only actions for that workspace; an action that names
 //! none goes to the destination's. Which workspace carries a delivery is
 //! decided at dispatch ([`slack_workspace`]) and never guessed later.
+//!
+//! Chat answers (`unfurl`, `respond`) go back to where the chat event came
+//! from: their workspace is the Slack connection the event arrived on (the
+//! event's `source`), so their destinations name a workspace, not a channel
+//! ([`Destination::allows_from`]). That the answer is to the event's own
+//! message or command is dispatch's check, not a destination's.
 
 use std::fmt;
 use std::str::FromStr;
@@ -41,14 +49,18 @@ enum Kind {
     Teams,
     Confluence,
     Comment,
+    SlackUnfurl,
+    SlackRespond,
 }
 
-const KINDS: [(Kind, &str, &str); 5] = [
+const KINDS: [(Kind, &str, &str); 7] = [
     (Kind::Slack, "slack", "post-slack"),
     (Kind::SlackDm, "slack-dm", "dm-slack"),
     (Kind::Teams, "teams", "post-teams"),
     (Kind::Confluence, "confluence", "create-page"),
     (Kind::Comment, "comment", "add-comment"),
+    (Kind::SlackUnfurl, "slack-unfurl", "unfurl"),
+    (Kind::SlackRespond, "slack-respond", "respond"),
 ];
 
 impl Destination {
@@ -65,8 +77,17 @@ impl Destination {
     pub fn workspace(&self) -> Option<&str> {
         match self.kind {
             Kind::Slack | Kind::SlackDm => split_workspace(&self.target).0,
+            Kind::SlackUnfurl | Kind::SlackRespond => {
+                Some(self.target.as_str()).filter(|t| *t != "*")
+            }
             _ => None,
         }
+    }
+
+    /// Whether this destination answers chat events (`slack-unfurl:`,
+    /// `slack-respond:`): its target is a workspace, not a channel.
+    pub fn is_chat_answer(&self) -> bool {
+        matches!(self.kind, Kind::SlackUnfurl | Kind::SlackRespond)
     }
 
     /// The channel (or email) of a Slack destination, without its workspace.
@@ -91,13 +112,25 @@ impl Destination {
         }
     }
 
-    /// Whether `action` may go here.
+    /// Whether `action` may go here, not knowing which connection its event
+    /// came from: a chat answer is allowed only by a `*` destination (see
+    /// [`Destination::allows_from`]).
     pub fn allows(&self, action: &Action) -> bool {
+        self.allows_from(action, "")
+    }
+
+    /// Whether `action`, from an event that came from connection `source`,
+    /// may go here. Only chat answers look at `source`: theirs is the Slack
+    /// workspace they go back to.
+    pub fn allows_from(&self, action: &Action, source: &str) -> bool {
         if action.kind() != self.action_kind() {
             return false;
         }
         let wanted = action.destination();
         match self.kind {
+            Kind::SlackUnfurl | Kind::SlackRespond => {
+                self.target == "*" || (!source.is_empty() && self.target == source)
+            }
             Kind::Slack | Kind::SlackDm => {
                 let (ours_ws, ours) = split_workspace(&self.target);
                 let (theirs_ws, theirs) = split_workspace(&wanted);
@@ -177,7 +210,7 @@ impl FromStr for Destination {
     fn from_str(s: &str) -> Result<Destination, String> {
         let usage = || {
             format!(
-                "`{s}`: a destination is slack:[<workspace>/]<#channel>, slack-dm:[<workspace>/]<email>, teams:<connection>, confluence:<SPACE> or comment:<page id> (target * for any)"
+                "`{s}`: a destination is slack:[<workspace>/]<#channel>, slack-dm:[<workspace>/]<email>, teams:<connection>, confluence:<SPACE>, comment:<page id>, slack-unfurl:<workspace> or slack-respond:<workspace> (target * for any)"
             )
         };
         let (kind, target) = s.split_once(':').ok_or_else(usage)?;
@@ -193,6 +226,14 @@ impl FromStr for Destination {
         if kind == Kind::Comment && target != "*" && target.parse::<u64>().is_err() {
             return Err(format!(
                 "`{s}`: comment destinations take a numeric page id or *"
+            ));
+        }
+        if matches!(kind, Kind::SlackUnfurl | Kind::SlackRespond)
+            && target != "*"
+            && !is_connection_name(target)
+        {
+            return Err(format!(
+                "`{s}`: chat answers name the Slack workspace (connection) their events come from, or *"
             ));
         }
         Ok(Destination {
@@ -213,11 +254,25 @@ impl fmt::Display for Destination {
     }
 }
 
-/// The first of a binding's destinations that allows `action`.
+/// The first of a binding's destinations that allows `action`, not knowing
+/// its event's source (see [`first_allowing_from`]).
 pub fn first_allowing<'a>(destinations: &'a [String], action: &Action) -> Option<&'a str> {
+    first_allowing_from(destinations, action, "")
+}
+
+/// The first of a binding's destinations that allows `action`, from an
+/// event that came from connection `source`.
+pub fn first_allowing_from<'a>(
+    destinations: &'a [String],
+    action: &Action,
+    source: &str,
+) -> Option<&'a str> {
     destinations
         .iter()
-        .find(|d| d.parse::<Destination>().is_ok_and(|d| d.allows(action)))
+        .find(|d| {
+            d.parse::<Destination>()
+                .is_ok_and(|d| d.allows_from(action, source))
+        })
         .map(String::as_str)
 }
 
@@ -327,6 +382,85 @@ mod tests {
         assert!(
             err.contains("acme, beta") && err.contains("slack:acme/#eng"),
             "{err}"
+        );
+    }
+
+    fn unfurl() -> Action {
+        Action::Unfurl {
+            channel: "C0ENG".into(),
+            message_ts: "1700000000.000100".into(),
+            unfurls: serde_json::json!({"https://wiki.example.com/x/1": {"blocks": []}}),
+        }
+    }
+
+    fn respond() -> Action {
+        Action::Respond {
+            response_url: "https://hooks.slack.com/commands/T1/1/secret".into(),
+            text: "t".into(),
+            blocks: None,
+            in_channel: false,
+        }
+    }
+
+    #[test]
+    fn chat_answers_go_back_to_the_workspace_their_event_came_from() {
+        let acme: Destination = "slack-unfurl:acme".parse().unwrap();
+        assert_eq!(acme.action_kind(), "unfurl");
+        assert_eq!(acme.workspace(), Some("acme"));
+        assert!(acme.is_chat_answer() && !acme.is_slack());
+        assert!(acme.allows_from(&unfurl(), "acme"));
+        assert!(!acme.allows_from(&unfurl(), "beta"), "another workspace");
+        assert!(!acme.allows(&unfurl()), "the source unknown");
+        assert!(!acme.allows_from(&respond(), "acme"), "another kind");
+        let any: Destination = "slack-unfurl:*".parse().unwrap();
+        assert_eq!(any.workspace(), None);
+        assert!(any.allows_from(&unfurl(), "beta"));
+        assert!(any.allows(&unfurl()));
+        let answer: Destination = "slack-respond:acme".parse().unwrap();
+        assert_eq!(answer.action_kind(), "respond");
+        assert!(answer.allows_from(&respond(), "acme"));
+        assert!(!answer.allows_from(&respond(), "beta"));
+        assert!(!answer.allows_from(&unfurl(), "acme"));
+        assert!(
+            "slack-respond:*"
+                .parse::<Destination>()
+                .unwrap()
+                .allows_from(&respond(), "beta")
+        );
+        assert!(
+            !"slack:*"
+                .parse::<Destination>()
+                .unwrap()
+                .allows_from(&unfurl(), "acme"),
+            "a channel destination never allows a chat answer"
+        );
+        assert_eq!(acme.in_workspace("beta"), acme, "already its workspace");
+        assert_eq!(acme.to_string(), "slack-unfurl:acme");
+        let dests = vec!["slack:#eng".to_owned(), "slack-respond:acme".to_owned()];
+        assert_eq!(
+            first_allowing_from(&dests, &respond(), "acme"),
+            Some("slack-respond:acme")
+        );
+        assert_eq!(first_allowing_from(&dests, &respond(), "beta"), None);
+        assert_eq!(first_allowing(&dests, &respond()), None);
+    }
+
+    #[test]
+    fn chat_answer_destinations_name_a_workspace() {
+        for bad in [
+            "slack-unfurl:#eng",
+            "slack-respond:acme/#eng",
+            "slack-unfurl:a b",
+        ] {
+            let err = bad.parse::<Destination>().unwrap_err();
+            assert!(err.contains("workspace"), "{bad}: {err}");
+        }
+        assert!("slack-unfurl:".parse::<Destination>().is_err());
+        assert!(
+            "nope:x"
+                .parse::<Destination>()
+                .unwrap_err()
+                .contains("slack-unfurl:<workspace>")
         );
     }
 
