@@ -245,9 +245,10 @@ fn audit_json_shows_hash_surface_and_limits() {
     assert!(
         imports
             .iter()
-            .any(|i| i["name"] == "pagehook:plugin/types@0.1.0"),
+            .any(|i| i["name"] == "pagehook:plugin/types@0.2.0"),
         "{audit}"
     );
+    assert_eq!(audit["built_against"], "0.2.0", "{audit}");
     assert!(imports.iter().all(|i| i["allowed"] == true), "{audit}");
     assert_eq!(audit["exports"], serde_json::json!(["handle"]));
     assert_eq!(audit["limits"]["fuel"], 10_000_000);

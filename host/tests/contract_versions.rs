@@ -1,0 +1,291 @@
+//! Contract versions: components built against `pagehook:plugin@0.1.0`
+//! before 0.2.0 existed (committed in `fixtures/contract-0.1.0/`, never
+//! rebuilt) keep working, byte for byte the same answers, beside plugins
+//! built against 0.2.0, in `plugin run`, `plugin audit` and one sidecar.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use common::sidecar::{HOOK_SECRET, PAT, Sidecar};
+use pagehook_fakes::{ConfluenceAuth, ContentBuilder, FakeConfluence, fixture_bytes};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+/// The committed 0.1.0 components, with the sha256 each had when built.
+const FIXTURES: [(&str, &str, &str); 4] = [
+    (
+        "hello",
+        "hello_plugin.wasm",
+        "f591f0079b08daa4074b96fea8f109039ae58599eaf1e97a79dca709c080ad23",
+    ),
+    (
+        "slack-poster",
+        "slack_poster.wasm",
+        "fd958cf34fd68ef86dda96bbb890c42b29235c92496f1803da3b26b15b6908c8",
+    ),
+    (
+        "teams-poster",
+        "teams_poster.wasm",
+        "c3cbd28c6cb24516c8da6fa25e9b26c8b862f3bdf299763297105008ef1934f0",
+    ),
+    (
+        "retro-writer",
+        "retro_writer.wasm",
+        "cc9831912929456e3ea723f1cc6c21b182d9d2bb90bfc98c496546cbdfba9093",
+    ),
+];
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/contract-0.1.0")
+        .join(name)
+}
+
+/// The settings the expected outputs were recorded with (see the fixtures' README).
+fn settings(plugin: &str) -> &'static str {
+    match plugin {
+        "hello" | "slack-poster" => "channel=#eng",
+        "teams-poster" => "channel=eng",
+        _ => "space=OPS",
+    }
+}
+
+fn pagehook(args: &[&str], cache: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_pagehook"))
+        .args(args)
+        .env("PAGEHOOK_CACHE_DIR", cache)
+        .env_remove("PAGEHOOK_CONFIG")
+        .env_remove("PAGEHOOK_LOG")
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn the_committed_components_are_the_ones_built_against_0_1_0() {
+    for (name, component, sha) in FIXTURES {
+        let bytes = std::fs::read(fixture(name).join(component)).unwrap();
+        assert_eq!(
+            hex::encode(Sha256::digest(&bytes)),
+            sha,
+            "{name}: the 0.1.0 fixture was rebuilt or changed; it must stay as built"
+        );
+        let manifest = std::fs::read_to_string(fixture(name).join("plugin.toml")).unwrap();
+        assert!(manifest.contains("wit = \"0.1.0\""), "{name}");
+    }
+}
+
+#[test]
+fn every_0_1_0_component_answers_every_example_event_as_it_did() {
+    let cache = tempfile::tempdir().unwrap();
+    let expected_dir = fixture("expected");
+    let mut compared = 0;
+    for (name, _, _) in FIXTURES {
+        let dir = fixture(name);
+        for entry in std::fs::read_dir(common::root().join("examples/events")).unwrap() {
+            let event = entry.unwrap().path();
+            let stem = event.file_stem().unwrap().to_str().unwrap().to_owned();
+            let expected =
+                std::fs::read_to_string(expected_dir.join(format!("{name}.{stem}.json")))
+                    .unwrap_or_else(|e| panic!("{name}.{stem}.json: {e}"));
+            let out = pagehook(
+                &[
+                    "plugin",
+                    "run",
+                    dir.to_str().unwrap(),
+                    "--event",
+                    event.to_str().unwrap(),
+                    "--set",
+                    settings(name),
+                ],
+                cache.path(),
+            );
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert!(out.status.success(), "{name} on {stem}: {stderr}");
+            assert!(
+                stderr.contains(&format!("plugin `{name}` (pagehook:plugin@0.1.0)")),
+                "plugin run names the contract: {stderr}"
+            );
+            assert_eq!(
+                String::from_utf8(out.stdout).unwrap(),
+                expected,
+                "{name} on {stem} answers differently than when it was built"
+            );
+            compared += 1;
+        }
+    }
+    assert!(compared >= 40, "only {compared} comparisons");
+}
+
+#[test]
+fn audit_reads_the_contract_from_the_component_and_refuses_a_mislabelled_one() {
+    let cache = tempfile::tempdir().unwrap();
+    let out = pagehook(
+        &["plugin", "audit", fixture("slack-poster").to_str().unwrap()],
+        cache.path(),
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("contract    pagehook:plugin@0.1.0 (read from the component's imports)"),
+        "{text}"
+    );
+
+    let current = common::plugin_dir("slack-poster");
+    let out = pagehook(
+        &["plugin", "audit", "--json", current.to_str().unwrap()],
+        cache.path(),
+    );
+    let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["built_against"], "0.2.0", "{json}");
+    assert_eq!(json["loadable"], true, "{json}");
+
+    // A 0.1.0 component whose manifest claims 0.2.0 is refused, naming both.
+    let lying = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(fixture("hello")).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, lying.path().join(path.file_name().unwrap())).unwrap();
+    }
+    let manifest = lying.path().join("plugin.toml");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    std::fs::write(
+        &manifest,
+        text.replace("wit = \"0.1.0\"", "wit = \"0.2.0\""),
+    )
+    .unwrap();
+    let out = pagehook(
+        &["plugin", "audit", lying.path().to_str().unwrap()],
+        cache.path(),
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "{text}");
+    assert!(
+        text.contains("built against pagehook:plugin@0.1.0")
+            && text.contains("manifest says `wit = \"0.2.0\"`"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_0_1_0_manifest_cannot_ask_for_what_0_2_0_added() {
+    let dir = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(fixture("hello")).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, dir.path().join(path.file_name().unwrap())).unwrap();
+    }
+    let manifest = dir.path().join("plugin.toml");
+    let original = std::fs::read_to_string(&manifest).unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    for (from, to, named) in [
+        (
+            "events = [\"page-created\", \"blog-created\"]",
+            "events = [\"page-created\", \"link-shared\"]",
+            "`link-shared`",
+        ),
+        (
+            "actions = [\"post-slack\"]",
+            "actions = [\"post-slack\", \"unfurl\"]",
+            "`unfurl`",
+        ),
+    ] {
+        std::fs::write(&manifest, original.replace(from, to)).unwrap();
+        let out = pagehook(
+            &["plugin", "audit", dir.path().to_str().unwrap()],
+            cache.path(),
+        );
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(!out.status.success(), "{text}");
+        assert!(
+            text.contains(named) && text.contains("contract 0.1.0 does not have"),
+            "{text}"
+        );
+    }
+}
+
+/// One sidecar runs the 0.1.0 `hello` fixture and the 0.2.0 slack-poster on
+/// the same webhook: the old plugin's action is exactly what it gave before.
+#[test]
+fn a_0_1_0_plugin_runs_beside_a_0_2_0_plugin_in_one_sidecar() {
+    const PAGE: u64 = 2818051;
+    let fake = FakeConfluence::start(ConfluenceAuth::Bearer(PAT.into()));
+    fake.put_user(
+        "8a7f80839e460b0f019e460ba6440001",
+        "ada",
+        "Ada Lovelace",
+        "ada@example.com",
+    );
+    fake.put_content(
+        PAGE,
+        ContentBuilder::page(PAGE, "ENG", "Q3 launch checklist")
+            .ancestors(&[(2818001, "Engineering Home")])
+            .build(),
+    );
+    let mut side = Sidecar::new();
+    side.connect_confluence("prod", &fake.base_url());
+    let legacy = fixture("hello");
+    side.cli(&[
+        "plugin",
+        "install",
+        legacy.to_str().unwrap(),
+        "--grant",
+        "post-slack",
+    ]);
+    side.cli(&[
+        "bind",
+        "hello",
+        "--scope",
+        "space:ENG",
+        "--to",
+        "slack:#legacy",
+        "--set",
+        "channel=#legacy",
+    ]);
+    side.bind_slack_poster("eng", &["--scope", "space:ENG"]);
+    let plugins = side.cli(&["plugin", "list"]);
+    assert!(
+        plugins.contains("0.1.0") && plugins.contains("0.2.0"),
+        "{plugins}"
+    );
+    side.start();
+
+    let body = fixture_bytes("confluence/webhook-id-only/page_created.json");
+    let (status, answer) = side.hook("prod", &body, Some(HOOK_SECRET));
+    assert_eq!(status, 202, "{answer}");
+    let deliveries = side.wait_json(&["deliveries"], "two deliveries", |v| {
+        v.as_array().unwrap().len() >= 2
+    });
+    let by = |plugin: &str| -> Value {
+        deliveries
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["plugin"] == plugin)
+            .unwrap_or_else(|| panic!("no delivery of {plugin}: {deliveries}"))
+            .clone()
+    };
+    let old = by("hello");
+    assert_eq!(old["action"]["type"], "post-slack");
+    assert_eq!(old["action"]["channel"], "#legacy");
+    assert_eq!(old["action"]["thread_key"], format!("page-{PAGE}"));
+    let new = by("slack-poster");
+    assert_eq!(new["action"]["channel"], "#eng");
+
+    // The old plugin, replayed on the very event the sidecar stored,
+    // answers what the sidecar delivered.
+    let replay = side.cli(&[
+        "plugin",
+        "run",
+        legacy.to_str().unwrap(),
+        "--event-id",
+        &answer["id"].to_string(),
+        "--set",
+        "channel=#legacy",
+    ]);
+    let replayed: Value = serde_json::from_str(&replay).unwrap();
+    assert_eq!(replayed[0], old["action"]);
+}
