@@ -193,7 +193,8 @@ pub struct ConnectRequest {
     pub username: Option<String>,
     /// Token (Slack bot token, Confluence PAT or password).
     pub secret: Option<SecretSource>,
-    /// Confluence webhook signing secret.
+    /// Confluence webhook signing secret, or a Slack app's signing secret
+    /// (verifies what Slack sends to `/hooks/slack/{name}`).
     pub hook_secret: Option<SecretSource>,
     /// Record deliveries, never send.
     pub dry_run: bool,
@@ -248,7 +249,11 @@ pub async fn connect(store: &Store, req: ConnectRequest) -> AdminResult<Connecte
             crate::store::redacted_url(&url)
         )));
     }
-    for (what, source) in [("token", &req.secret), ("webhook secret", &req.hook_secret)] {
+    let hook_secret_name = match req.kind {
+        ConnectionKind::Slack => "signing secret",
+        _ => "webhook secret",
+    };
+    for (what, source) in [("token", &req.secret), (hook_secret_name, &req.hook_secret)] {
         if let Some(source) = source {
             source
                 .resolve()
@@ -259,6 +264,11 @@ pub async fn connect(store: &Store, req: ConnectRequest) -> AdminResult<Connecte
         ConnectionKind::Slack if req.secret.is_none() => {
             return Err(AdminError::Invalid(
                 "a Slack connection needs the bot token (xoxb-...): --token-env, --token-file or --token".into(),
+            ));
+        }
+        ConnectionKind::Teams if req.hook_secret.is_some() => {
+            return Err(AdminError::Invalid(
+                "a Teams connection takes no webhook or signing secret (its URL carries its signature)".into(),
             ));
         }
         ConnectionKind::Confluence if req.hook_secret.is_none() => {
@@ -381,10 +391,11 @@ pub async fn bind(store: &Store, req: BindRequest) -> AdminResult<Bound> {
     let scope: Scope = req.scope.parse().map_err(AdminError::Invalid)?;
     if let Some(source) = &req.source {
         match store.connection(source).await? {
-            Some(c) if c.kind == ConnectionKind::Confluence => {}
+            // Slack connections are sources too: their link-shared events and slash commands.
+            Some(c) if matches!(c.kind, ConnectionKind::Confluence | ConnectionKind::Slack) => {}
             _ => {
                 return Err(AdminError::NotFound(format!(
-                    "no Confluence connection named `{source}` (see `pagehook connections`)"
+                    "no Confluence connection named `{source}`, nor a Slack one (see `pagehook connections`)"
                 )));
             }
         }

@@ -3,9 +3,43 @@
 //! The store keeps milliseconds since the epoch; the CLI, messages and
 //! Confluence's answers use calendar times. All conversions are here, so
 //! no other module does calendar arithmetic.
+//!
+//! [`Clock`] is the host's "now" where a check depends on it (Slack's
+//! five-minute signature window): the system clock, or a fixed time that
+//! tests set so published signature vectors can be checked as written.
 
 use time::format_description;
 use time::{OffsetDateTime, UtcOffset};
+
+/// The host's "now" for checks against it; the system clock unless a test
+/// fixes it. No configuration sets it: a server always runs on
+/// [`Clock::System`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Clock {
+    /// The system clock.
+    #[default]
+    System,
+    /// Always this time (ms since the epoch).
+    Fixed(i64),
+}
+
+impl Clock {
+    /// Now, in ms since the epoch.
+    pub fn now_ms(self) -> i64 {
+        match self {
+            Clock::System => std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_millis() as i64)
+                .unwrap_or(0),
+            Clock::Fixed(ms) => ms,
+        }
+    }
+
+    /// Now, in whole seconds since the epoch.
+    pub fn now_secs(self) -> i64 {
+        self.now_ms().div_euclid(1000)
+    }
+}
 
 fn at(ms: i64) -> OffsetDateTime {
     OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)

@@ -11,6 +11,11 @@
 //! for now leaves the event pending with a growing delay. Nothing is lost on
 //! a crash: an event is pending until that transaction commits, and plugins
 //! are pure, so running them again gives the same actions.
+//!
+//! A stored Slack request (a shared link, a slash command) becomes a chat
+//! event instead: its Slack user's email is read with `users.info`, and the
+//! one Confluence connection with REST credentials resolves what that person
+//! may see ([`Enricher::resolve_chat`]); failures defer it the same way.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -27,6 +32,7 @@ use crate::model::{Action, ChatEvent, Event};
 use crate::runtime::{LoadedPlugin, PluginPackage, Runtime};
 use crate::source::client::{ClientOptions, ConfluenceAuth, ConfluenceClient};
 use crate::source::enrich::{EnrichError, Enricher, from_webhook_only};
+use crate::source::slack_events::{self, ChatInbound};
 use crate::source::webhook::{self, Payload};
 use crate::store::{
     AuditRecord, Binding, BreakerPolicy, Claim, ConnectionKind, ConnectionRecord, Dispatched,
@@ -74,6 +80,10 @@ pub struct Dispatcher {
     plugins: Mutex<HashMap<String, LoadedPlugin>>,
     outbox: Arc<Notify>,
     sources: Mutex<HashMap<String, (ConnectionRecord, Arc<Enricher>)>>,
+    /// For Slack's Web API (`users.info` for chat events).
+    http: reqwest::Client,
+    /// Slack users' emails, cached.
+    slack_emails: crate::slack::users::UserEmails,
 }
 
 impl Dispatcher {
@@ -91,10 +101,17 @@ impl Dispatcher {
             replica: crate::store::claims::replica_name(),
             runtime,
             metrics,
-            config,
             outbox,
             plugins: Mutex::new(HashMap::new()),
             sources: Mutex::new(HashMap::new()),
+            http: reqwest::Client::builder()
+                .timeout(config.enrichment_timeout())
+                .build()
+                .unwrap_or_default(),
+            slack_emails: crate::slack::users::UserEmails::new(Duration::from_secs(
+                config.enrichment.cache_ttl_secs,
+            )),
+            config,
         }
     }
 
@@ -207,6 +224,25 @@ impl Dispatcher {
         snapshot: &Snapshot,
         claim: &Claim,
     ) -> anyhow::Result<Option<Dispatched>> {
+        if let Some(inbound) = slack_events::from_stored(&record.payload) {
+            let inbound = match inbound {
+                Ok(inbound) => inbound,
+                Err(e) => {
+                    let msg = format!("stored Slack payload does not parse: {e}");
+                    self.store
+                        .close_event(claim, record.id, EventStatus::Failed, Some(&msg))
+                        .await?;
+                    return Ok(None);
+                }
+            };
+            return match self.chat_event(&record, inbound, snapshot).await {
+                Ok(event) => Ok(Some(self.run_bindings(record.id, event, snapshot).await?)),
+                Err((message, retry_after)) => {
+                    self.defer(claim, &record, &message, retry_after).await?;
+                    Ok(None)
+                }
+            };
+        }
         let hook = match webhook::from_value(&record.payload) {
             Ok(Payload::Event(hook)) => hook,
             Ok(Payload::Test) => {
@@ -281,6 +317,118 @@ impl Dispatcher {
             )
             .await?;
         Ok(())
+    }
+
+    /// The event plugins see for a stored Slack request: the chat part as
+    /// Slack sent it, its Slack user's email read with `users.info`, and
+    /// what Confluence shows that person, read by the Confluence
+    /// connection's [`Enricher::resolve_chat`]. `Err` with the message and
+    /// wait when the event must be deferred (like Confluence enrichment:
+    /// transient failures, and what an admin must fix).
+    async fn chat_event(
+        &self,
+        record: &EventRecord,
+        inbound: ChatInbound,
+        snapshot: &Snapshot,
+    ) -> Result<Event, (String, Option<Duration>)> {
+        let source = record.source.as_str();
+        let slack = snapshot
+            .connections
+            .iter()
+            .find(|c| c.name == source && c.kind == ConnectionKind::Slack)
+            .ok_or_else(|| {
+                (
+                    format!("Slack connection `{source}` no longer exists"),
+                    None,
+                )
+            })?;
+        let enricher = self
+            .chat_enricher(source, &snapshot.connections)
+            .map_err(|m| (m, None))?;
+        let token = slack
+            .secret
+            .as_ref()
+            .ok_or_else(|| format!("Slack connection `{source}` has no bot token"))
+            .and_then(|s| {
+                s.resolve()
+                    .map_err(|m| format!("the bot token of Slack connection `{source}`: {m}"))
+            })
+            .map_err(|m| (m, None))?;
+        let client = crate::slack::SlackClient::new(&self.http, &slack.url, &token);
+        let email = self
+            .slack_emails
+            .email(source, &client, &inbound.user_id)
+            .await
+            .map_err(|e| {
+                let retry_after = match &e {
+                    crate::slack::SlackError::RateLimited { retry_after, .. } => *retry_after,
+                    _ => None,
+                };
+                let hint = e.code().map_or("", crate::slack::auth::refusal_hint);
+                (
+                    format!("reading the Slack user's email (users.info): {e}{hint}"),
+                    retry_after,
+                )
+            })?;
+        let mut chat = inbound.chat;
+        enricher
+            .resolve_chat(email.as_deref(), &mut chat)
+            .await
+            .map_err(|e| {
+                let retry_after = match &e {
+                    EnrichError::Transient { retry_after, .. } => *retry_after,
+                    EnrichError::Permanent(_) => None,
+                };
+                (
+                    format!("reading what the Slack user may see in Confluence: {e}"),
+                    retry_after,
+                )
+            })?;
+        Ok(Event {
+            id: record.key.clone(),
+            kind: inbound.kind,
+            name: inbound.name.to_owned(),
+            occurred_at_ms: inbound.occurred_at_ms,
+            source: source.to_owned(),
+            actor: None,
+            by_pagehook: false,
+            content: None,
+            update_trigger: None,
+            label: None,
+            enriched: true,
+            people: vec![],
+            chat: Some(chat),
+        })
+    }
+
+    /// The enricher that reads Confluence for a Slack connection's chat
+    /// events: the one Confluence connection with REST credentials. `Err`
+    /// (the event waits) when there is none, or several (Pagehook cannot
+    /// tell which one the workspace's links and commands are about).
+    fn chat_enricher(
+        &self,
+        slack: &str,
+        connections: &[ConnectionRecord],
+    ) -> Result<Arc<Enricher>, String> {
+        let readable: Vec<&str> = connections
+            .iter()
+            .filter(|c| {
+                c.kind == ConnectionKind::Confluence && !matches!(ConfluenceAuth::of(c), Ok(None))
+            })
+            .map(|c| c.name.as_str())
+            .collect();
+        match readable.as_slice() {
+            [only] => self.enricher(only, connections)?.ok_or_else(|| {
+                format!("Confluence connection `{only}` has no token to read pages with")
+            }),
+            [] => Err(format!(
+                "Slack connection `{slack}`'s events wait for a Confluence connection with a token (to read what the Slack user may see): connect one with `pagehook connect confluence NAME --url URL --token-env VAR --webhook-secret-env VAR`"
+            )),
+            several => Err(format!(
+                "Slack connection `{slack}`'s events wait: Confluence connections {} all have tokens, and Pagehook reads chat events from exactly one; remove the token from the others (or the connections)",
+                several.join(", ")
+            )),
+        }
     }
 
     /// The enricher for a Confluence source, rebuilt when its connection

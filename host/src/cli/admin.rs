@@ -296,6 +296,17 @@ pub enum ConnectCommand {
         /// Send this Slack user (by email) a DM once the connection works.
         #[arg(long, value_name = "EMAIL")]
         notify: Option<String>,
+        /// The Slack app's signing secret (Basic Information), which verifies the events and
+        /// slash commands Slack sends to /hooks/slack/<name> (visible in shell history: prefer
+        /// the -env or -file form). Without it that URL refuses every request.
+        #[arg(long, value_name = "SECRET", conflicts_with_all = ["signing_secret_env", "signing_secret_file"])]
+        signing_secret: Option<String>,
+        /// Environment variable holding the signing secret, read when it is used.
+        #[arg(long, value_name = "VAR", conflicts_with = "signing_secret_file")]
+        signing_secret_env: Option<String>,
+        /// File holding the signing secret, read when it is used.
+        #[arg(long, value_name = "PATH")]
+        signing_secret_file: Option<PathBuf>,
     },
     /// A Teams channel, by its Workflows webhook URL; `teams:<name>` destinations use it.
     Teams {
@@ -344,13 +355,16 @@ pub async fn connect(config: &Config, cmd: ConnectCommand) -> anyhow::Result<Exi
             token,
             dry_run,
             notify,
+            signing_secret,
+            signing_secret_env,
+            signing_secret_file,
         } => ConnectRequest {
             name,
             kind: ConnectionKind::Slack,
             url: Some(url),
             username: None,
             secret: token.source(),
-            hook_secret: None,
+            hook_secret: source(&signing_secret, &signing_secret_env, &signing_secret_file),
             dry_run,
             notify,
         },
@@ -420,6 +434,12 @@ pub async fn connect(config: &Config, cmd: ConnectCommand) -> anyhow::Result<Exi
     if c.kind == ConnectionKind::Confluence {
         outln!(
             "point Confluence's webhook at http://<this host>:<port>/hooks/confluence/{} with the same secret",
+            c.name
+        )?;
+    }
+    if c.kind == ConnectionKind::Slack && c.hook_secret.is_some() {
+        outln!(
+            "set the Slack app's Event Subscriptions and slash commands Request URL to https://<this host>/hooks/slack/{}",
             c.name
         )?;
     }

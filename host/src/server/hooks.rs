@@ -6,6 +6,9 @@
 //! is the event stored, durably, and answered 202 with its id. Refusals
 //! store nothing. A repeated delivery answers 202 with the first one's id
 //! and `"duplicate": true`. Confluence's "Test connection" body gets 200.
+//!
+//! Slack's requests arrive beside these, at `POST /hooks/slack/{connection}`
+//! ([`super::slack_hooks`]), under the same body limit.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -34,11 +37,17 @@ const SOURCE_TTL: Duration = Duration::from_secs(2);
 #[derive(Default)]
 pub struct SourceCache {
     entries: Mutex<HashMap<String, (Instant, Option<Secret>)>>,
+    /// Slack connections' signing secrets.
+    pub(super) slack: super::slack_hooks::SigningSecrets,
 }
 
 pub(super) fn routes(body_limit: usize) -> Router<Arc<AppState>> {
     Router::new()
         .route("/hooks/confluence/{source}", post(receive))
+        .route(
+            "/hooks/slack/{connection}",
+            post(super::slack_hooks::receive),
+        )
         .layer(DefaultBodyLimit::max(body_limit))
 }
 

@@ -1,6 +1,7 @@
 //! `pagehook serve`: the HTTP side of the sidecar.
 //!
-//! Routes: `POST /hooks/confluence/{source}` (webhooks, see [`hooks`]),
+//! Routes: `POST /hooks/confluence/{source}` and `POST /hooks/slack/{connection}`
+//! (webhooks, see [`hooks`] and [`slack_hooks`]),
 //! `/api/...` (the admin API, see [`api`]), `GET /healthz` and
 //! `GET /metrics`. The dispatcher runs in the same process and is woken by
 //! every newly stored event.
@@ -10,6 +11,7 @@ mod conn;
 mod console;
 mod hooks;
 pub mod session;
+mod slack_hooks;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -47,6 +49,8 @@ pub struct AppState {
     pub admin_token: Option<Secret>,
     /// Cached webhook secrets by source.
     pub sources: hooks::SourceCache,
+    /// The host's "now" for signature windows (Slack's); fixed only by tests.
+    pub clock: crate::clock::Clock,
 }
 
 impl AppState {
@@ -64,6 +68,7 @@ impl AppState {
             config,
             store,
             sources: hooks::SourceCache::default(),
+            clock: crate::clock::Clock::System,
         }))
     }
 }
@@ -269,6 +274,7 @@ pub async fn serve(config: Config, listen: Option<String>) -> anyhow::Result<()>
         config,
         admin_token,
         sources: hooks::SourceCache::default(),
+        clock: crate::clock::Clock::System,
     });
     {
         use std::io::Write as _;

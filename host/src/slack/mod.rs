@@ -8,6 +8,7 @@
 //! - [`directory`]: channel names and emails to ids, per workspace, paged,
 //!   bounded, cached with expiry.
 //! - [`auth`]: `auth.test`, for connection tests and greetings.
+//! - [`users`]: a Slack user's email (`users.info`), for chat events.
 //!
 //! Nothing here decides retries or dead letters (that is `deliver`), and
 //! nothing here ever logs or returns a token.
@@ -17,5 +18,6 @@ pub mod auth;
 pub mod client;
 pub mod directory;
 pub mod methods;
+pub mod users;
 
 pub use client::{SlackClient, SlackError};

@@ -85,6 +85,10 @@ pub struct ConnectBody {
     /// Confluence's webhook signing secret.
     #[schema(value_type = Option<SecretSourceDoc>)]
     pub webhook_secret: Option<SecretSource>,
+    /// Slack: the app's signing secret, which verifies what Slack sends to
+    /// `/hooks/slack/{name}`; never returned.
+    #[schema(value_type = Option<SecretSourceDoc>)]
+    pub signing_secret: Option<SecretSource>,
     /// Record deliveries through it, never send them.
     #[serde(default)]
     pub dry_run: bool,
@@ -140,13 +144,29 @@ pub async fn connect(
             )));
         }
     };
+    let hook_secret = match (kind, body.webhook_secret, body.signing_secret) {
+        (ConnectionKind::Slack, None, signing) => signing,
+        (ConnectionKind::Slack, Some(_), _) => {
+            return Err(ApiError::BadRequest(
+                "a Slack connection takes `signing_secret` (the Slack app's), not `webhook_secret`"
+                    .into(),
+            ));
+        }
+        (_, webhook, None) => webhook,
+        (_, _, Some(_)) => {
+            return Err(ApiError::BadRequest(
+                "`signing_secret` is for Slack connections; Confluence takes `webhook_secret`"
+                    .into(),
+            ));
+        }
+    };
     let req = ConnectRequest {
         name: body.name,
         kind,
         url: body.url,
         username: body.username,
         secret: body.token,
-        hook_secret: body.webhook_secret,
+        hook_secret,
         dry_run: body.dry_run,
         notify: body.notify,
     };
