@@ -138,7 +138,9 @@ impl ClientError {
 /// view restrictions and, through `ancestors.restrictions...`, each ancestor's
 /// own, so one request tells whether the content inherits a restriction (see
 /// [`super::enrich`]).
-pub const CONTENT_EXPAND: &str = "space,version,history,metadata.labels,ancestors,container,restrictions.read.restrictions.user,restrictions.read.restrictions.group,ancestors.restrictions.read.restrictions.user,ancestors.restrictions.read.restrictions.group,body.view";
+/// `body.storage` is the new version's storage format, where the people it
+/// mentions are (`ri:user`, see [`super::people`]).
+pub const CONTENT_EXPAND: &str = "space,version,history,metadata.labels,ancestors,container,restrictions.read.restrictions.user,restrictions.read.restrictions.group,ancestors.restrictions.read.restrictions.user,ancestors.restrictions.read.restrictions.group,body.view,body.storage";
 
 /// What [`ConfluenceClient::own_restrictions`] asks for: the view restrictions
 /// set on the content itself (Confluence lists no inherited ones there).
@@ -278,12 +280,107 @@ impl ConfluenceClient {
             .collect())
     }
 
+    /// The instance's base URL (with its context path, no trailing slash):
+    /// links into this Confluence start with it.
+    pub fn base_url(&self) -> &str {
+        &self.base
+    }
+
+    /// `GET /rest/api/user?username=`; `None` for an unknown user.
+    pub async fn user_by_username(&self, username: &str) -> Result<Option<Person>, ClientError> {
+        Ok(self
+            .get(&format!(
+                "/rest/api/user?username={}",
+                form_urlencoded(username)
+            ))
+            .await?
+            .map(|v| person(&v, None)))
+    }
+
+    /// The names of the groups of the user with key `key`
+    /// (`GET /rest/api/user/memberof?key=`, every page); `None` when
+    /// Confluence does not know the user.
+    pub async fn groups_by_key(&self, key: &str) -> Result<Option<Vec<String>>, ClientError> {
+        let path = format!(
+            "/rest/api/user/memberof?key={}&limit=200",
+            form_urlencoded(key)
+        );
+        Ok(self.pages(path).await?.map(|groups| {
+            groups
+                .iter()
+                .filter_map(|g| g.get("name").and_then(Value::as_str).map(str::to_owned))
+                .collect()
+        }))
+    }
+
+    /// `GET /rest/api/content/{id}/watchers` (Data Center 9): the users
+    /// watching content `id`, every page. Confluence answers only
+    /// Confluence and space administrators; `None` when it refuses (403),
+    /// does not know the resource or the content (404).
+    pub async fn watchers(&self, id: u64) -> Result<Option<Vec<Value>>, ClientError> {
+        match self
+            .pages(format!("/rest/api/content/{id}/watchers?limit=100"))
+            .await
+        {
+            Err(ClientError::Unauthorized(403)) => Ok(None),
+            other => other,
+        }
+    }
+
+    /// `GET /rest/api/content/search?cql=...&limit=&expand=`: content the
+    /// service account may view that matches `cql` (one page of at most
+    /// `limit`), each expanded as [`CONTENT_EXPAND`].
+    pub async fn search(&self, cql: &str, limit: usize) -> Result<Vec<Value>, ClientError> {
+        let path = format!(
+            "/rest/api/content/search?cql={}&limit={limit}&expand={CONTENT_EXPAND}",
+            form_urlencoded(cql)
+        );
+        Ok(self
+            .get(&path)
+            .await?
+            .and_then(|v| v.get("results").and_then(Value::as_array).cloned())
+            .unwrap_or_default())
+    }
+
+    /// `GET /rest/api/admin/users/list/active` (Data Center 9.4 and later,
+    /// Confluence administrators only): every active user, page by page (at
+    /// most 50 pages of 100). `None` when Confluence refuses (403) or has no
+    /// such resource (404).
+    pub async fn active_users(&self) -> Result<Option<Vec<Value>>, ClientError> {
+        match self
+            .pages("/rest/api/admin/users/list/active?limit=100".to_owned())
+            .await
+        {
+            Err(ClientError::Unauthorized(403)) => Ok(None),
+            other => other,
+        }
+    }
+
+    /// `GET /rest/experimental/template/page?spaceKey=&expand=body`: the page
+    /// templates of `space` with their storage bodies, every page; `None`
+    /// when the space does not exist or the account may not see it.
+    pub async fn page_templates(&self, space: &str) -> Result<Option<Vec<Value>>, ClientError> {
+        let path = format!(
+            "/rest/experimental/template/page?spaceKey={}&expand=body&limit=100",
+            form_urlencoded(space)
+        );
+        self.pages(path).await
+    }
+
     /// Every `results` entry of a paged list, following `_links.next`
     /// (at most 50 pages).
-    async fn every_page(&self, mut path: String) -> Result<Vec<Value>, ClientError> {
+    async fn every_page(&self, path: String) -> Result<Vec<Value>, ClientError> {
+        Ok(self.pages(path).await?.unwrap_or_default())
+    }
+
+    /// [`Self::every_page`], but `None` when the first page answers 404.
+    async fn pages(&self, mut path: String) -> Result<Option<Vec<Value>>, ClientError> {
         let mut all = Vec::new();
-        for _ in 0..50 {
+        for n in 0..50 {
             let Some(page) = self.get(&path).await? else {
+                if n == 0 {
+                    return Ok(None);
+                }
                 break;
             };
             if let Some(results) = page.get("results").and_then(Value::as_array) {
@@ -294,7 +391,7 @@ impl ConfluenceClient {
                 _ => break,
             }
         }
-        Ok(all)
+        Ok(Some(all))
     }
 
     /// The storage body of content `id`; `None` when it does not exist.

@@ -50,9 +50,15 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use super::client::{ClientError, ConfluenceClient};
+use super::people::{self, Gathered, Mention};
+use super::viewers::{Access, Viewers};
 use super::webhook::Webhook;
-use crate::model::{Ancestor, ChatEvent, Content, Event, Person};
+use crate::model::{
+    Ancestor, ChatEvent, Concern, ConcernedPerson, Content, Event, EventKind, Person,
+};
 
 /// Most entries a cache holds before it is emptied (it refills from Confluence).
 const CACHE_CAP: usize = 10_000;
@@ -88,20 +94,21 @@ impl From<ClientError> for EnrichError {
     }
 }
 
-struct TtlCache<K, V> {
+/// A small map whose entries expire after a TTL (emptied when full).
+pub(crate) struct TtlCache<K, V> {
     ttl: Duration,
     entries: Mutex<HashMap<K, (Instant, V)>>,
 }
 
 impl<K: Eq + Hash, V: Clone> TtlCache<K, V> {
-    fn new(ttl: Duration) -> Self {
+    pub(crate) fn new(ttl: Duration) -> Self {
         TtlCache {
             ttl,
             entries: Mutex::new(HashMap::new()),
         }
     }
 
-    fn get(&self, key: &K) -> Option<V> {
+    pub(crate) fn get(&self, key: &K) -> Option<V> {
         let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
         entries
             .get(key)
@@ -109,7 +116,7 @@ impl<K: Eq + Hash, V: Clone> TtlCache<K, V> {
             .map(|(_, v)| v.clone())
     }
 
-    fn put(&self, key: K, value: V) {
+    pub(crate) fn put(&self, key: K, value: V) {
         let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
         if entries.len() >= CACHE_CAP {
             entries.clear();
@@ -127,6 +134,14 @@ pub struct Enricher {
     /// Ancestors' own view restrictions read one by one (true: restricted or cannot tell).
     ancestor_restrictions: TtlCache<u64, bool>,
     service_key: TtlCache<(), String>,
+    /// Users by username (mentions in older content name them so).
+    usernames: TtlCache<String, Option<Person>>,
+    /// Who may view what (see [`super::viewers`]).
+    viewers: Viewers,
+    /// Whether "watchers unknown" was logged already.
+    watchers_logged: AtomicBool,
+    /// What chat lookups keep (see [`super::chat`]).
+    pub(super) chat: super::chat::ChatCaches,
 }
 
 impl Enricher {
@@ -134,30 +149,32 @@ impl Enricher {
     pub fn new(source: &str, client: ConfluenceClient, ttl: Duration) -> Enricher {
         Enricher {
             source: source.to_owned(),
-            client,
             users: TtlCache::new(ttl),
             containers: TtlCache::new(ttl),
             ancestor_restrictions: TtlCache::new(ttl),
             // The account a connection uses does not change while it exists.
             service_key: TtlCache::new(Duration::from_secs(3600)),
+            usernames: TtlCache::new(ttl),
+            viewers: Viewers::new(source, client.clone(), ttl),
+            watchers_logged: AtomicBool::new(false),
+            chat: super::chat::ChatCaches::new(ttl),
+            client,
         }
     }
 
-    /// The full event for `hook`, read back from Confluence.
     /// Contract 0.2.0: fills in what the host reads from Confluence for a
     /// chat event: the Confluence user with the Slack user's `email`, the
     /// pages behind shared links, a slash command's search results; all of
-    /// it only what that user may view.
+    /// it only what that user may view (see [`super::chat`]).
     pub async fn resolve_chat(
         &self,
         email: Option<&str>,
         chat: &mut ChatEvent,
     ) -> Result<(), EnrichError> {
-        // Nobody is linked yet, so nothing is shown (the safe answer).
-        let _ = (email, chat);
-        Ok(())
+        super::chat::resolve(self, email, chat).await
     }
 
+    /// The full event for `hook`, read back from Confluence.
     pub async fn enrich(&self, event_id: &str, hook: &Webhook) -> Result<Event, EnrichError> {
         let mut event = from_webhook_only(&self.source, event_id, hook);
         if let Some(key) = &hook.user_key {
@@ -179,6 +196,7 @@ impl Enricher {
             return Ok(event);
         };
         let mut content = content_from_rest(&json);
+        let mut page_json = None;
         if matches!(content.content_type.as_str(), "comment" | "attachment") {
             // Visible to whoever may view its page: the page decides.
             let own = own_restriction(&json) == Some(true);
@@ -194,17 +212,34 @@ impl Enricher {
             if content.content_type == "comment"
                 && let Some(page) = &page
             {
-                let page = content_from_rest(page);
-                content.ancestors = page.ancestors;
+                let summary = content_from_rest(page);
+                content.ancestors = summary.ancestors;
                 content.ancestors.push(Ancestor {
-                    id: page.id,
-                    title: page.title,
+                    id: summary.id,
+                    title: summary.title,
                 });
             }
+            page_json = page;
         } else {
             content.restricted = self.restricted(&json).await?;
         }
+        let concerns_people = is_page_blog_or_comment(event.kind)
+            && matches!(
+                content.content_type.as_str(),
+                "page" | "blogpost" | "comment"
+            );
         event.content = Some(content);
+        if concerns_people {
+            let page = if page_json.is_some() {
+                page_json.as_ref()
+            } else if json.get("type").and_then(Value::as_str) == Some("comment") {
+                None
+            } else {
+                Some(&json)
+            };
+            let actor = event.actor.as_ref().map(|a| a.key.clone());
+            event.people = self.people(actor.as_deref(), &json, page).await?;
+        }
         event.enriched = true;
         Ok(event)
     }
@@ -259,7 +294,108 @@ impl Enricher {
         Ok(restricted)
     }
 
-    async fn user(&self, key: &str) -> Result<Person, EnrichError> {
+    /// The people the content (`json`, read with
+    /// [`super::client::CONTENT_EXPAND`]) concerns, judged by `page` (the
+    /// content itself, or a comment's page; `None`: it could not be read,
+    /// so nobody is listed). See [`super::people`].
+    async fn people(
+        &self,
+        actor: Option<&str>,
+        json: &Value,
+        page: Option<&Value>,
+    ) -> Result<Vec<ConcernedPerson>, EnrichError> {
+        let Some(page) = page else {
+            return Ok(Vec::new());
+        };
+        let service = self.service_key().await?;
+        let mut candidates: Vec<(Person, Concern)> = Vec::new();
+        if let Some(key) = people::creator_key(json) {
+            candidates.push((self.user(&key).await?, Concern::Creator));
+        }
+        let storage = json
+            .pointer("/body/storage/value")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        for mention in people::mentions(storage) {
+            let person = match mention {
+                Mention::Key(key) => Some(self.user(&key).await?),
+                Mention::Username(name) => self.user_named(&name).await?,
+            };
+            if let Some(person) = person {
+                candidates.push((person, Concern::Mentioned));
+            }
+        }
+        if let Some(page_id) = page.get("id").and_then(id_of) {
+            match self.client.watchers(page_id).await {
+                Ok(Some(watchers)) => {
+                    for w in watchers {
+                        if let Some(key) = w.get("userKey").and_then(Value::as_str) {
+                            candidates.push((self.user(key).await?, Concern::Watcher));
+                        }
+                    }
+                }
+                Ok(None) | Err(ClientError::Rejected { .. }) | Err(ClientError::BadAnswer(_)) => {
+                    if !self.watchers_logged.swap(true, Ordering::Relaxed) {
+                        tracing::warn!(source = %self.source, "Confluence would not list watchers (GET /rest/api/content/{{id}}/watchers needs a Confluence or space administrator, Data Center 9): people are listed without watchers");
+                    }
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let mut gathered = Gathered::default();
+        let restrictions = self.viewers.restrictions(page).await?;
+        let space = str_at(page, "/space/key").unwrap_or("");
+        let mut judged: HashMap<String, bool> = HashMap::new();
+        for (person, concern) in candidates {
+            if !people::listable(&person, actor, &service) {
+                continue;
+            }
+            let allowed = match judged.get(&person.key) {
+                Some(a) => *a,
+                None => {
+                    let a = self
+                        .viewers
+                        .access(&person, space, restrictions.as_ref())
+                        .await?
+                        == Access::Allowed;
+                    judged.insert(person.key.clone(), a);
+                    a
+                }
+            };
+            if allowed {
+                gathered.add(person, concern);
+            }
+        }
+        Ok(gathered.into_people())
+    }
+
+    /// The view checks this source answers.
+    pub(super) fn viewers(&self) -> &Viewers {
+        &self.viewers
+    }
+
+    /// The REST client of this source.
+    pub(super) fn client(&self) -> &ConfluenceClient {
+        &self.client
+    }
+
+    /// The source's name.
+    pub(super) fn source(&self) -> &str {
+        &self.source
+    }
+
+    /// A user by username (cached); `None` when Confluence does not know them.
+    pub(super) async fn user_named(&self, username: &str) -> Result<Option<Person>, EnrichError> {
+        if let Some(u) = self.usernames.get(&username.to_owned()) {
+            return Ok(u);
+        }
+        let u = self.client.user_by_username(username).await?;
+        self.usernames.put(username.to_owned(), u.clone());
+        Ok(u)
+    }
+
+    /// A user by key (cached); unknown users come back with the key alone.
+    pub(super) async fn user(&self, key: &str) -> Result<Person, EnrichError> {
         let user = match self.users.get(&key.to_owned()) {
             Some(u) => u,
             None => {
@@ -334,6 +470,13 @@ pub fn from_webhook_only(source: &str, event_id: &str, hook: &Webhook) -> Event 
         people: vec![],
         chat: None,
     }
+}
+
+/// Page, blog and comment events: the ones `event.people` is for.
+fn is_page_blog_or_comment(kind: EventKind) -> bool {
+    let name = kind.name();
+    (name.starts_with("page-") || name.starts_with("blog-") || name.starts_with("comment-"))
+        && !name.ends_with("-removed")
 }
 
 fn id_of(v: &Value) -> Option<u64> {
@@ -435,7 +578,7 @@ pub fn content_from_rest(v: &Value) -> Content {
 
 /// Plain text from rendered HTML: tags dropped, common entities decoded,
 /// whitespace collapsed, cut at `max` characters with an ellipsis.
-fn excerpt(html: &str, max: usize) -> String {
+pub(super) fn excerpt(html: &str, max: usize) -> String {
     let mut text = String::with_capacity(html.len());
     let mut in_tag = false;
     for c in html.chars() {
