@@ -37,7 +37,10 @@ pub use confluence::{
     ConfluenceAuth, ConfluenceCreated, ContentBuilder, FakeConfluence, LabelsAdded,
     SERVICE_DISPLAY_NAME, SERVICE_EMAIL, SERVICE_USER_KEY, SERVICE_USERNAME, endpoints,
 };
-pub use slack::{FakeSlack, SlackPost, SlackUnfurl};
+pub use slack::{
+    FakeSlack, RESPONSE_URL_ENDPOINT, RESPONSE_URL_TTL, RESPONSE_URL_USES, SlackPost,
+    SlackResponse, SlackUnfurl,
+};
 pub use teams::{FakeTeams, MAX_PAYLOAD as TEAMS_MAX_PAYLOAD, TeamsPost};
 
 /// A misbehaviour to serve instead of (or before) the normal answer.

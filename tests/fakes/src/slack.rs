@@ -18,8 +18,19 @@
 //!   Unknown argument names are ignored, as on Slack.
 //! - the documented error codes, which the method implementations use.
 //!
+//! - the scopes (`security`): each method names the scopes any one of which lets a token call
+//!   it (`chat.unfurl`: `links:write`). A fake token has every scope until a test narrows it
+//!   with [`FakeSlack::set_scopes`]; then a call its scopes do not cover answers
+//!   `missing_scope` with `needed` and `provided`, as Slack does.
+//!
 //! Rate limits follow Slack's tiers (<https://api.slack.com/apis/rate-limits>), per method per
 //! workspace, with a sliding one-minute window; see [`FakeSlack::set_tier_limit`].
+//!
+//! Slash commands' response URLs live on the same server (`/commands/{team}/{id}/{secret}`,
+//! minted by [`FakeSlack::mint_response_url`]) and behave as Slack documents them: JSON
+//! `{"text", "blocks", "response_type"}` with no token needed, at most 5 answers within 30
+//! minutes of the command (then HTTP 404 `used_url` or `expired_url`); see
+//! [`FakeSlack::responses`].
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -166,6 +177,9 @@ struct ParamSpec {
 struct MethodSpec {
     consumes: Vec<String>,
     params: Vec<ParamSpec>,
+    /// The scopes any one of which lets a token call it (`security`); empty, or `none`, for
+    /// a method that needs none.
+    scopes: Vec<String>,
 }
 
 impl MethodSpec {
@@ -234,7 +248,25 @@ fn load_spec_table() -> Result<SpecTable, String> {
                     .collect()
             })
             .unwrap_or_default();
-        table.insert(method, MethodSpec { consumes, params });
+        let scopes = op
+            .pointer("/security/0/slackAuth")
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .filter(|s| *s != "none")
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default();
+        table.insert(
+            method,
+            MethodSpec {
+                consumes,
+                params,
+                scopes,
+            },
+        );
     }
     Ok(table)
 }
@@ -260,6 +292,44 @@ pub struct SlackPost {
     /// Every argument sent, other than a form `token`, for assertions on the rest.
     pub params: Value,
 }
+
+/// One answer a slash command's response URL accepted.
+#[derive(Debug, Clone)]
+pub struct SlackResponse {
+    /// The response URL it was posted to (as minted by [`FakeSlack::mint_response_url`]).
+    pub url: String,
+    /// The channel of the command the URL was minted for.
+    pub channel: String,
+    /// `response_type` as sent (`ephemeral` or `in_channel`); `None` when omitted, which
+    /// Slack takes as `ephemeral`.
+    pub response_type: Option<String>,
+    /// The `text`, if sent.
+    pub text: Option<String>,
+    /// The `blocks`, if sent.
+    pub blocks: Option<Value>,
+    /// Whether the request carried an `Authorization` header (a response URL needs none, and
+    /// a client that sends its bot token there leaks it).
+    pub authorization: bool,
+    /// When it was accepted.
+    pub received_at: Instant,
+}
+
+/// A minted response URL: its command's channel, when it was minted (moved back by
+/// [`FakeSlack::age_response_urls`]) and how many answers it took.
+#[derive(Debug, Clone)]
+struct ResponseUrl {
+    channel: String,
+    minted_at: Instant,
+    aged: Duration,
+    uses: usize,
+}
+
+/// How many answers a response URL takes ("up to 5 times within 30 minutes").
+pub const RESPONSE_URL_USES: usize = 5;
+/// How long a response URL takes answers.
+pub const RESPONSE_URL_TTL: Duration = Duration::from_secs(30 * 60);
+/// The endpoint name of response URLs for [`FakeSlack::inject`] and [`FakeSlack::calls`].
+pub const RESPONSE_URL_ENDPOINT: &str = "response_url";
 
 /// One accepted `chat.unfurl` call.
 #[derive(Debug, Clone)]
@@ -328,6 +398,12 @@ struct SlackState {
     unfurls: Vec<SlackUnfurl>,
     next_dm: u64,
     next_channel: u64,
+    /// The token's scopes; `None`: every scope.
+    scopes: Option<Vec<String>>,
+    /// Minted response URLs by path.
+    response_urls: HashMap<String, ResponseUrl>,
+    responses: Vec<SlackResponse>,
+    next_command: u64,
 }
 
 impl SlackState {
@@ -353,6 +429,10 @@ impl SlackState {
             unfurls: Vec::new(),
             next_dm: 1,
             next_channel: 1,
+            scopes: None,
+            response_urls: HashMap::new(),
+            responses: Vec::new(),
+            next_command: 1,
         }
     }
 
@@ -715,6 +795,69 @@ impl FakeSlack {
         lock(&self.app.state).unfurls.clone()
     }
 
+    /// Async wait for at least `n` accepted `chat.unfurl` calls; needs a tokio runtime.
+    pub async fn wait_for_unfurls_async(&self, n: usize, timeout: Duration) -> Vec<SlackUnfurl> {
+        wait_async("Slack unfurls", n, timeout, || self.unfurls()).await
+    }
+
+    /// Narrows the token's scopes to `scopes` (it has every scope until this is called): a
+    /// method none of whose spec scopes is among them answers `missing_scope`. A legacy
+    /// `chat:write:bot` requirement is met by the bot scope `chat:write`.
+    pub fn set_scopes(&self, scopes: &[&str]) {
+        lock(&self.app.state).scopes = Some(scopes.iter().map(|s| (*s).to_string()).collect());
+    }
+
+    /// Mints the response URL of a slash command typed in `channel`, as Slack puts it in the
+    /// command's payload: `http://127.0.0.1:PORT/commands/{team}/{id}/{secret}`. It takes
+    /// JSON answers without a token, at most [`RESPONSE_URL_USES`] of them within
+    /// [`RESPONSE_URL_TTL`].
+    pub fn mint_response_url(&self, channel: &str) -> String {
+        let mut st = lock(&self.app.state);
+        let id = st.next_command;
+        st.next_command += 1;
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        let secret = format!(
+            "{:016x}",
+            (nanos as u64) ^ id.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        );
+        let path = format!("/commands/{}/{id}/{secret}", st.team_id);
+        st.response_urls.insert(
+            path.clone(),
+            ResponseUrl {
+                channel: channel.to_string(),
+                minted_at: Instant::now(),
+                aged: Duration::ZERO,
+                uses: 0,
+            },
+        );
+        format!("http://{}{path}", self.server.addr())
+    }
+
+    /// Makes every response URL minted so far `by` older, e.g. past [`RESPONSE_URL_TTL`] so
+    /// that it answers `expired_url`.
+    pub fn age_response_urls(&self, by: Duration) {
+        for r in lock(&self.app.state).response_urls.values_mut() {
+            r.aged += by;
+        }
+    }
+
+    /// Every answer a response URL accepted, in order.
+    pub fn responses(&self) -> Vec<SlackResponse> {
+        lock(&self.app.state).responses.clone()
+    }
+
+    /// Async wait for at least `n` accepted response-URL answers; needs a tokio runtime.
+    pub async fn wait_for_responses_async(
+        &self,
+        n: usize,
+        timeout: Duration,
+    ) -> Vec<SlackResponse> {
+        wait_async("response-URL answers", n, timeout, || self.responses()).await
+    }
+
     /// Blocks until at least `n` posts were accepted, then returns all of them.
     ///
     /// # Panics
@@ -788,7 +931,7 @@ fn is_method(name: &str) -> bool {
 
 fn assert_known(method: &str, caller: &str) {
     assert!(
-        is_method(method),
+        is_method(method) || (caller == "inject" && method == RESPONSE_URL_ENDPOINT),
         "FakeSlack::{caller}: unknown method {method:?}; known: {:?}",
         FakeSlack::methods()
     );
@@ -843,6 +986,16 @@ async fn handle(State(app): State<Arc<App>>, req: Request<Body>) -> Response {
         Ok(p) => p,
         Err(r) => return r,
     };
+    if parts.uri.path().starts_with("/commands/") {
+        let fault = app
+            .journal
+            .record(&parts, &body, Some(RESPONSE_URL_ENDPOINT));
+        let delay = match apply_fault(fault, &parts, response_fault).await {
+            Next::Respond(r) => return r,
+            Next::Proceed { delay } => delay,
+        };
+        return answer_late(respond(&app, &parts, &body), delay).await;
+    }
     let method = parts
         .uri
         .path()
@@ -878,6 +1031,23 @@ fn dispatch(app: &App, parts: &Parts, body: &Bytes, method: &str) -> Response {
     if let Err(code) = authenticate(app, parts, args.form_token.as_deref()) {
         return err(code);
     }
+    if let Some(provided) = lock(&app.state).scopes.clone()
+        && !spec.scopes.is_empty()
+        && !spec
+            .scopes
+            .iter()
+            .any(|needed| scope_met(needed, &provided))
+    {
+        return json_response(
+            StatusCode::OK,
+            &json!({
+                "ok": false,
+                "error": "missing_scope",
+                "needed": spec.scopes.join(","),
+                "provided": provided.join(","),
+            }),
+        );
+    }
     if let Err(code) = check_args(method, spec, &args.params) {
         return err(code);
     }
@@ -906,6 +1076,108 @@ fn dispatch(app: &App, parts: &Parts, body: &Bytes, method: &str) -> Response {
         }
         Err(code) => err(code),
     }
+}
+
+/// Whether a token with `provided` scopes has `needed`: itself, or for a legacy
+/// `chat:write:bot` / `chat:write:user` requirement the granular bot scope `chat:write`.
+fn scope_met(needed: &str, provided: &[String]) -> bool {
+    let granular = needed
+        .strip_suffix(":bot")
+        .or_else(|| needed.strip_suffix(":user"));
+    provided
+        .iter()
+        .any(|p| p == needed || Some(p.as_str()) == granular)
+}
+
+/// A response URL's error: HTTP `status` and `{"ok": false, "error": code}`.
+fn response_err(status: StatusCode, code: &str) -> Response {
+    json_response(status, &json!({"ok": false, "error": code}))
+}
+
+fn response_fault(fault: &Fault) -> Response {
+    match fault {
+        Fault::RateLimited { retry_after_secs } => with_header(
+            response_err(StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
+            "retry-after",
+            &retry_after_secs.to_string(),
+        ),
+        Fault::Status(code) => {
+            let status = StatusCode::from_u16(*code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            text_response(status, &format!("fake slack: injected HTTP {code}"))
+        }
+        Fault::SlackError(code) => response_err(StatusCode::BAD_REQUEST, code),
+        Fault::Delay(_) | Fault::Reset | Fault::StatusAfterEffect(_) => {
+            unreachable!("handled by apply_fault")
+        }
+    }
+}
+
+/// An answer to a slash command at its response URL: a JSON body with `text` and/or
+/// `blocks` and an optional `response_type` (`ephemeral`, the default, or `in_channel`). No
+/// token is needed (one sent is ignored, and recorded as sent). Unknown URLs answer 404
+/// `no_service`; a URL older than [`RESPONSE_URL_TTL`] 404 `expired_url`; one that already
+/// took [`RESPONSE_URL_USES`] answers 404 `used_url`. Refused answers do not count as uses.
+fn respond(app: &App, parts: &Parts, body: &Bytes) -> Response {
+    let path = parts.uri.path().to_string();
+    let mut st = lock(&app.state);
+    let Some(url) = st.response_urls.get(&path).cloned() else {
+        return response_err(StatusCode::NOT_FOUND, "no_service");
+    };
+    if parts.method != axum::http::Method::POST {
+        return response_err(StatusCode::METHOD_NOT_ALLOWED, "invalid_method");
+    }
+    if url.minted_at.elapsed() + url.aged >= RESPONSE_URL_TTL {
+        return response_err(StatusCode::NOT_FOUND, "expired_url");
+    }
+    if url.uses >= RESPONSE_URL_USES {
+        return response_err(StatusCode::NOT_FOUND, "used_url");
+    }
+    let json_body = parts
+        .headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|c| c.to_ascii_lowercase().starts_with(JSON));
+    let payload = match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Object(map)) if json_body => map,
+        _ => return response_err(StatusCode::BAD_REQUEST, "invalid_payload"),
+    };
+    let response_type = match payload.get("response_type") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(t)) if t == "ephemeral" || t == "in_channel" => Some(t.clone()),
+        Some(_) => return response_err(StatusCode::BAD_REQUEST, "invalid_payload"),
+    };
+    let text = get_text(&payload, "text");
+    let blocks = match get_json(&payload, "blocks") {
+        Ok(b) => b,
+        Err(()) => return response_err(StatusCode::BAD_REQUEST, "invalid_blocks"),
+    };
+    if let Some(b) = &blocks
+        && validate_blocks(b).is_err()
+    {
+        return response_err(StatusCode::BAD_REQUEST, "invalid_blocks");
+    }
+    if text.is_none() && !has_blocks(blocks.as_ref()) {
+        return response_err(StatusCode::BAD_REQUEST, "no_text");
+    }
+    if let Some(u) = st.response_urls.get_mut(&path) {
+        u.uses += 1;
+    }
+    let host = parts
+        .headers
+        .get(axum::http::header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("127.0.0.1")
+        .to_string();
+    st.responses.push(SlackResponse {
+        url: format!("http://{host}{path}"),
+        channel: url.channel,
+        response_type,
+        text,
+        blocks,
+        authorization: parts.headers.contains_key(AUTHORIZATION),
+        received_at: Instant::now(),
+    });
+    json_response(StatusCode::OK, &json!({"ok": true}))
 }
 
 type Params = Map<String, Value>;
@@ -1367,24 +1639,33 @@ fn chat_update(st: &mut SlackState, p: &Params) -> Result<Value, &'static str> {
     Ok(json!({"channel": channel, "ts": ts, "text": current_text, "message": json}))
 }
 
-/// `chat.unfurl`: records unfurls for URLs that appear in the message.
+/// `chat.unfurl`: records unfurls for URLs that appear in the message. The channel must
+/// exist (`cannot_find_channel`) and, if private, have the bot in it (`not_in_channel`); the
+/// message must be in it (`cannot_find_message`); every key of `unfurls` (a JSON map, sent as
+/// JSON text in a form or as an object in JSON) must appear in the message
+/// (`cannot_unfurl_url`), and each preview must be an object whose `blocks`, if any, are
+/// valid Block Kit (`invalid_blocks`).
 fn chat_unfurl(st: &mut SlackState, p: &Params) -> Result<Value, &'static str> {
     let channel = get_text(p, "channel").ok_or("cannot_find_channel")?;
-    let ts = get_text(p, "ts").ok_or("cannot_unfurl_message")?;
-    let channel = st
-        .channel_by_id(&channel)
-        .ok_or("cannot_find_channel")?
-        .id
-        .clone();
-    let idx = st
-        .message_in(&channel, &ts)
-        .ok_or("cannot_unfurl_message")?;
+    let ts = get_text(p, "ts").ok_or("cannot_find_message")?;
+    let channel = match st.channel_by_id(&channel) {
+        None => return Err("cannot_find_channel"),
+        Some(c) if c.kind == Kind::Private && !c.member => return Err("not_in_channel"),
+        Some(c) => c.id.clone(),
+    };
+    let idx = st.message_in(&channel, &ts).ok_or("cannot_find_message")?;
     let unfurls = get_json(p, "unfurls")
-        .map_err(|()| "invalid_arguments")?
+        .map_err(|()| "invalid_unfurls")?
         .ok_or("missing_unfurls")?;
-    let map = unfurls.as_object().ok_or("invalid_arguments")?;
+    let map = unfurls.as_object().ok_or("invalid_unfurls")?;
     if map.is_empty() {
         return Err("missing_unfurls");
+    }
+    for preview in map.values() {
+        let preview = preview.as_object().ok_or("invalid_unfurls")?;
+        if let Some(blocks) = preview.get("blocks") {
+            validate_blocks(blocks)?;
+        }
     }
     let post = &st.messages[idx].post;
     let haystack = format!(

@@ -1112,7 +1112,7 @@ fn chat_unfurl_records_unfurls_for_links_in_the_message() {
         (json!({"channel": "C0123", "ts": ts}), "missing_unfurls"),
         (
             json!({"channel": "C0123", "ts": "1.000001", "unfurls": unfurls}),
-            "cannot_unfurl_message",
+            "cannot_find_message",
         ),
         (
             json!({"channel": "C0999", "ts": ts, "unfurls": unfurls}),
@@ -1120,7 +1120,15 @@ fn chat_unfurl_records_unfurls_for_links_in_the_message() {
         ),
         (
             json!({"channel": "C0123", "ts": ts, "unfurls": "{oops"}),
-            "invalid_arguments",
+            "invalid_unfurls",
+        ),
+        (
+            json!({"channel": "C0123", "ts": ts, "unfurls": {url: "not an object"}}),
+            "invalid_unfurls",
+        ),
+        (
+            json!({"channel": "C0123", "ts": ts, "unfurls": {url: {"blocks": [{"type": "section"}]}}}),
+            "invalid_blocks",
         ),
     ] {
         assert_eq!(
@@ -1348,4 +1356,116 @@ fn encoding_table_and_required_arguments_follow_the_published_spec() {
             "design.md: {must_ignore} takes query/form only"
         );
     }
+}
+
+#[test]
+fn scopes_come_from_the_spec_and_a_narrowed_token_gets_missing_scope() {
+    let s = slack();
+    let ts = s.add_user_message("C0123", "U0ADA", "see <https://wiki.example.com/x>");
+    let unfurls = json!({"https://wiki.example.com/x": {"blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": "x"}}]}});
+    s.set_scopes(&["chat:write", "channels:read"]);
+    let refused = call(
+        &s,
+        "chat.unfurl",
+        json!({"channel": "C0123", "ts": ts, "unfurls": unfurls}),
+    );
+    assert_eq!(refused["error"], "missing_scope", "{refused}");
+    assert_eq!(refused["needed"], "links:write");
+    assert_eq!(refused["provided"], "chat:write,channels:read");
+    assert!(s.unfurls().is_empty());
+    // chat:write meets the spec's legacy chat:write:bot.
+    let posted = call(
+        &s,
+        "chat.postMessage",
+        json!({"channel": "C0123", "text": "hi"}),
+    );
+    assert_eq!(posted["ok"], true, "{posted}");
+    s.set_scopes(&["links:write"]);
+    let unfurled = form(
+        &s,
+        "chat.unfurl",
+        &[
+            ("channel", "C0123"),
+            ("ts", &ts),
+            ("unfurls", &unfurls.to_string()),
+        ],
+    );
+    assert_eq!(unfurled["ok"], true, "{unfurled}");
+}
+
+fn answer(url: &str, body: Value) -> (StatusCode, Value) {
+    let r = client().post(url).json(&body).send().unwrap();
+    (r.status(), r.json().unwrap())
+}
+
+#[test]
+fn response_urls_take_five_json_answers_within_thirty_minutes() {
+    let s = slack();
+    let url = s.mint_response_url("C0123");
+    assert!(
+        url.starts_with(&format!("http://{}/commands/T1/", s.addr())),
+        "{url}"
+    );
+    let (status, body) = answer(
+        &url,
+        json!({"text": "only you", "response_type": "ephemeral"}),
+    );
+    assert_eq!((status, body), (StatusCode::OK, json!({"ok": true})));
+    let blocks = json!([{"type": "section", "text": {"type": "mrkdwn", "text": "*all*"}}]);
+    let (status, _) = answer(
+        &url,
+        json!({"text": "all", "blocks": blocks, "response_type": "in_channel"}),
+    );
+    assert_eq!(status, StatusCode::OK);
+    for (body, code) in [
+        (json!({"response_type": "ephemeral"}), "no_text"),
+        (
+            json!({"text": "x", "response_type": "everyone"}),
+            "invalid_payload",
+        ),
+        (
+            json!({"text": "x", "blocks": [{"type": "section"}]}),
+            "invalid_blocks",
+        ),
+    ] {
+        let (status, answer) = answer(&url, body.clone());
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        assert_eq!(answer["error"], code, "{body}");
+    }
+    let form = client().post(&url).form(&[("text", "x")]).send().unwrap();
+    assert_eq!(
+        form.status(),
+        StatusCode::BAD_REQUEST,
+        "a form is not a JSON answer"
+    );
+    let recorded = s.responses();
+    assert_eq!(recorded.len(), 2, "refused answers are not recorded");
+    assert_eq!(recorded[0].response_type.as_deref(), Some("ephemeral"));
+    assert_eq!(recorded[0].text.as_deref(), Some("only you"));
+    assert_eq!(recorded[1].response_type.as_deref(), Some("in_channel"));
+    assert_eq!(recorded[1].blocks, Some(blocks));
+    assert_eq!(recorded[1].channel, "C0123");
+    assert!(!recorded[0].authorization);
+    for _ in 0..3 {
+        assert_eq!(answer(&url, json!({"text": "again"})).0, StatusCode::OK);
+    }
+    let (status, body) = answer(&url, json!({"text": "sixth"}));
+    assert_eq!(
+        (status, body["error"].clone()),
+        (StatusCode::NOT_FOUND, json!("used_url"))
+    );
+
+    let late = s.mint_response_url("C0123");
+    s.age_response_urls(Duration::from_secs(30 * 60));
+    let (status, body) = answer(&late, json!({"text": "too late"}));
+    assert_eq!(
+        (status, body["error"].clone()),
+        (StatusCode::NOT_FOUND, json!("expired_url"))
+    );
+    let unknown = format!("http://{}/commands/T1/999/nope", s.addr());
+    assert_eq!(
+        answer(&unknown, json!({"text": "x"})).0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(s.calls("response_url"), 12);
 }
