@@ -2,9 +2,15 @@
 //! to read details back from its REST API ([`client`]), and how an id-only
 //! webhook becomes the full event plugins see ([`enrich`]). Slack is the
 //! other source: its Events API and slash commands ([`slack_events`]).
+//! For contract 0.2.0 the host also reads who may view what ([`viewers`]),
+//! whom a page event concerns ([`people`]) and what chat events need from
+//! Confluence ([`chat`]).
 
+pub mod chat;
 pub mod client;
 pub mod enrich;
+pub mod people;
 pub mod slack_events;
 pub mod space_admin;
+pub mod viewers;
 pub mod webhook;
