@@ -299,6 +299,40 @@ memory-mib = 64
     }
 
     #[test]
+    fn chat_events_and_actions_need_contract_0_2_0() {
+        let v1_chat = GOOD.replace(
+            "events = [\"page-created\"]",
+            "events = [\"page-created\", \"slash-command\"]",
+        );
+        let err = Manifest::parse(&v1_chat).unwrap_err().to_string();
+        assert!(
+            err.contains("`slash-command`") && err.contains("contract 0.1.0 does not have"),
+            "{err}"
+        );
+        let v1_respond = GOOD.replace("actions = [\"post-slack\"]", "actions = [\"respond\"]");
+        let err = Manifest::parse(&v1_respond).unwrap_err().to_string();
+        assert!(err.contains("`respond`"), "{err}");
+        let v2 = v1_chat
+            .replace("wit = \"0.1.0\"", "wit = \"0.2.0\"")
+            .replace("actions = [\"post-slack\"]", "actions = [\"respond\"]");
+        let m = Manifest::parse(&v2).unwrap();
+        assert!(m.wants(EventKind::SlashCommand));
+
+        // "*" is every kind the plugin's contract has.
+        let every = |wit: &str| {
+            Manifest::parse(
+                &GOOD
+                    .replace("events = [\"page-created\"]", "events = [\"*\"]")
+                    .replace("wit = \"0.1.0\"", &format!("wit = \"{wit}\"")),
+            )
+            .unwrap()
+        };
+        assert!(every("0.1.0").wants(EventKind::PageMoved));
+        assert!(!every("0.1.0").wants(EventKind::LinkShared));
+        assert!(every("0.2.0").wants(EventKind::LinkShared));
+    }
+
+    #[test]
     fn unknown_field_is_named() {
         let err = Manifest::parse(&format!("{GOOD}\n[extra]\n")).unwrap_err();
         assert!(err.to_string().contains("extra"), "{err}");

@@ -326,3 +326,61 @@ macro_rules! common_event {
     };
 }
 use common_event;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_version_is_read_from_the_types_import() {
+        assert_eq!(
+            Contract::of_imports(["wasi:cli/stdout@0.2.6", "pagehook:plugin/types@0.1.0"]),
+            Some(Contract::V0_1)
+        );
+        assert_eq!(
+            Contract::of_imports(["pagehook:plugin/types@0.2.0"]),
+            Some(Contract::V0_2)
+        );
+        assert_eq!(Contract::of_imports(["pagehook:plugin/types@0.3.0"]), None);
+        assert_eq!(Contract::of_imports(["log"]), None);
+        for c in Contract::ALL {
+            assert_eq!(Contract::from_version(c.version()), Some(c));
+            assert_eq!(c.to_string(), format!("pagehook:plugin@{}", c.version()));
+        }
+        assert_eq!(Contract::LATEST, Contract::V0_2);
+    }
+
+    #[test]
+    fn an_older_version_never_gets_what_it_cannot_express() {
+        use crate::model::EventKind;
+        for kind in EventKind::ALL {
+            assert!(Contract::V0_2.has_event(kind));
+            assert_eq!(Contract::V0_1.has_event(kind), !kind.is_chat(), "{kind:?}");
+        }
+        for kind in crate::model::ACTION_KINDS {
+            assert!(Contract::V0_2.has_action(kind));
+        }
+        assert!(!Contract::V0_1.has_action("unfurl"));
+        assert!(!Contract::V0_1.has_action("respond"));
+        assert!(Contract::V0_1.has_action("post-slack"));
+
+        // A chat event given to a 0.1.0 plugin anyway reads `other`, without
+        // the 0.2.0 fields; the same event in 0.2.0 keeps them.
+        let event: Event = serde_json::from_value(serde_json::json!({
+            "id": "acme:Ev1", "kind": "slash-command", "name": "slash_command",
+            "source": "acme",
+            "chat": {"type": "slash-command", "command": "/confluence", "text": "search x",
+                     "user": {"id": "U1", "team_id": "T1"}, "channel": "C1",
+                     "response_url": "https://hooks.slack.com/commands/T1/1/x"}
+        }))
+        .unwrap();
+        let old = v0_1::event(&event);
+        assert_eq!(old.kind, v0_1::types::EventKind::Other);
+        let new = v0_2::event(&event);
+        assert_eq!(new.kind, v0_2::types::EventKind::SlashCommand);
+        assert!(matches!(
+            new.chat,
+            Some(v0_2::types::ChatEvent::SlashCommand(ref c)) if c.text == "search x"
+        ));
+    }
+}

@@ -23,7 +23,8 @@ mod bindings {
 
 use bindings::{Plugin, PluginImports, PluginPre};
 
-use self::bindings::pagehook::plugin::types::{self, LogLevel};
+pub(crate) use self::bindings::pagehook::plugin::types;
+use self::types::LogLevel;
 
 pub(crate) type Pre = PluginPre<CallState>;
 
