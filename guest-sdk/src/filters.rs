@@ -114,6 +114,19 @@ impl Filters {
 
     /// Why `event` should be skipped, in words for the log; `None` to act on it.
     pub fn skip_reason(&self, event: &Event) -> Option<String> {
+        self.skip_reason_for(event, self.skip_restricted)
+    }
+
+    /// Why `event` should not be sent to the people it concerns
+    /// ([`Event::recipients`](crate::Event::recipients)); `None` to notify
+    /// them. The same filters as [`skip_reason`](Self::skip_reason) except
+    /// view restrictions: the host lists only people who may view the
+    /// content, so a restricted page may still be told to them personally.
+    pub fn personal_skip_reason(&self, event: &Event) -> Option<String> {
+        self.skip_reason_for(event, false)
+    }
+
+    fn skip_reason_for(&self, event: &Event, skip_restricted: bool) -> Option<String> {
         if !self.events.contains(&event.kind) {
             return Some(format!(
                 "{} is not one of the events setting's kinds",
@@ -134,7 +147,7 @@ impl Filters {
         if self.skip_own_events && event.by_pagehook {
             return Some("caused by Pagehook itself".into());
         }
-        if self.skip_restricted && content.restricted {
+        if skip_restricted && content.restricted {
             return Some("the content has view restrictions".into());
         }
         if self.skip_personal_spaces && content.space_key.starts_with('~') {
@@ -308,6 +321,12 @@ mod tests {
         let mut e = testing::event(EventKind::PageCreated);
         e.content.as_mut().unwrap().restricted = true;
         assert!(skip(&[], &e).unwrap().contains("restrictions"));
+        assert_eq!(filters(&[]).personal_skip_reason(&e), None);
+        e.content.as_mut().unwrap().minor_edit = true;
+        assert_eq!(
+            filters(&[]).personal_skip_reason(&e).as_deref(),
+            Some("minor edit")
+        );
 
         let mut e = testing::event(EventKind::PageCreated);
         e.content.as_mut().unwrap().space_key = "~ada".into();

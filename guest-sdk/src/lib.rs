@@ -2,7 +2,7 @@
 //!
 //! A Pagehook plugin is a pure function from one Confluence event and one
 //! binding's settings to a list of delivery actions (see `wit/plugin.wit`,
-//! package `pagehook:plugin@0.1.0`). This crate is everything a Rust author
+//! package `pagehook:plugin@0.2.0`). This crate is everything a Rust author
 //! needs to write one and nothing more:
 //!
 //! - the contract's types, re-exported by hand ([`Event`], [`Action`], ...),
@@ -19,6 +19,11 @@
 //!   or the [`mrkdwn!`] / [`markdown!`] macros,
 //! - [`filters`], the notification filters admins expect (event kinds,
 //!   minor edits, restricted content, labels, title pattern, page tree),
+//! - the people a page event concerns, for personal notifications
+//!   ([`Event::recipients`], [`Event::people_concerned`]),
+//! - [`chat`]: answering Slack (link previews with [`SlackUnfurl::builder`],
+//!   slash commands with [`SlackResponse::ephemeral`]), with Block Kit for a
+//!   page in [`slack::page_preview`] and [`slack::page_result`],
 //! - [`testing`], sample events for a plugin's own unit tests.
 //!
 //! ```
@@ -46,6 +51,7 @@
 //! directly, and nothing in this crate reaches a WebAssembly import unless
 //! it is compiled for a wasm target.
 
+pub mod chat;
 pub mod filters;
 pub mod log;
 mod model;
@@ -73,6 +79,7 @@ pub mod wit {
     });
 }
 
+pub use model::Recipient;
 pub use settings::{SettingError, Settings};
 pub use wit::pagehook::plugin::types::{
     Action, Ancestor, ChatEvent, ChatUser, Concern, ConcernedPerson, Content, Event, EventKind,

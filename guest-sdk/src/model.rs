@@ -6,7 +6,8 @@
 //! never add behaviour the contract does not have.
 
 use crate::{
-    Action, EventKind, NewComment, NewPage, Person, SlackDirectMessage, SlackMessage, TeamsMessage,
+    Action, Concern, ConcernedPerson, Event, EventKind, NewComment, NewPage, Person,
+    SlackDirectMessage, SlackMessage, TeamsMessage,
 };
 
 impl Person {
@@ -20,6 +21,118 @@ impl Person {
             .map(|s| s.trim())
             .find(|s| !s.is_empty())
             .unwrap_or(&self.key)
+    }
+}
+
+impl Concern {
+    /// Every reason, in contract order.
+    pub const ALL: [Concern; 3] = [Concern::Creator, Concern::Mentioned, Concern::Watcher];
+
+    /// The reason's WIT name (`mentioned`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Concern::Creator => "creator",
+            Concern::Mentioned => "mentioned",
+            Concern::Watcher => "watcher",
+        }
+    }
+}
+
+impl ConcernedPerson {
+    /// True when `concern` is one of the reasons this person is listed.
+    pub fn is(&self, concern: Concern) -> bool {
+        self.concerns.contains(&concern)
+    }
+}
+
+/// Someone to notify personally about a page event: see [`Event::recipients`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recipient<'a> {
+    /// Their email, trimmed: what `dm-slack` needs.
+    pub email: &'a str,
+    /// Who they are.
+    pub person: &'a Person,
+    /// The reasons they are notified (those asked for that apply), in the
+    /// order of [`Concern::ALL`]; never empty.
+    pub concerns: Vec<Concern>,
+}
+
+impl Event {
+    /// The people the event concerns for `concern` (e.g. everyone it
+    /// mentions), as the host listed them: never the actor, only people who
+    /// may view the content. Empty for events that are not about a page.
+    pub fn people_concerned(&self, concern: Concern) -> impl Iterator<Item = &Person> {
+        self.people
+            .iter()
+            .filter(move |p| p.is(concern))
+            .map(|p| &p.person)
+    }
+
+    /// True when `person` is the one who did it: same user key, or same
+    /// email (ignoring case). Nobody needs to be told what they just did.
+    pub fn is_actor(&self, person: &Person) -> bool {
+        let Some(actor) = &self.actor else {
+            return false;
+        };
+        let same_key = !actor.key.is_empty() && actor.key == person.key;
+        let same_email = match (&actor.email, &person.email) {
+            (Some(a), Some(b)) => !a.trim().is_empty() && a.trim().eq_ignore_ascii_case(b.trim()),
+            _ => false,
+        };
+        same_key || same_email
+    }
+
+    /// Whom to notify personally for any of the `wanted` reasons: each email
+    /// once (ignoring case; the first listing wins, with every wanted reason
+    /// of every listing under that email), people without an email left
+    /// out, and the actor left out, checked here too (key and email) though
+    /// the host already excludes them.
+    ///
+    /// ```
+    /// use pagehook_guest::{Concern, EventKind, testing};
+    ///
+    /// let mut event = testing::event(EventKind::PageUpdated);
+    /// event.people = vec![
+    ///     testing::concerned("grace@example.com", &[Concern::Mentioned, Concern::Watcher]),
+    ///     testing::concerned("linus@example.com", &[Concern::Watcher]),
+    /// ];
+    /// let to = event.recipients(&[Concern::Mentioned]);
+    /// assert_eq!(to.len(), 1);
+    /// assert_eq!(to[0].email, "grace@example.com");
+    /// assert_eq!(event.people_concerned(Concern::Watcher).count(), 2);
+    /// ```
+    pub fn recipients(&self, wanted: &[Concern]) -> Vec<Recipient<'_>> {
+        let mut out: Vec<Recipient<'_>> = Vec::new();
+        for listed in &self.people {
+            let concerns: Vec<Concern> = Concern::ALL
+                .into_iter()
+                .filter(|c| wanted.contains(c) && listed.is(*c))
+                .collect();
+            let Some(email) = listed.person.email.as_deref().map(str::trim) else {
+                continue;
+            };
+            if concerns.is_empty() || email.is_empty() || self.is_actor(&listed.person) {
+                continue;
+            }
+            match out.iter_mut().find(|r| r.email.eq_ignore_ascii_case(email)) {
+                Some(known) => {
+                    for c in concerns {
+                        if !known.concerns.contains(&c) {
+                            known.concerns.push(c);
+                        }
+                    }
+                    known
+                        .concerns
+                        .sort_by_key(|c| Concern::ALL.iter().position(|x| x == c));
+                }
+                None => out.push(Recipient {
+                    email,
+                    person: &listed.person,
+                    concerns,
+                }),
+            }
+        }
+        out
     }
 }
 
@@ -204,6 +317,41 @@ mod tests {
         assert_eq!(p.name(), "ada");
         p.username = None;
         assert_eq!(p.name(), "8a7f");
+    }
+
+    #[test]
+    fn recipients_are_deduped_by_email_and_never_the_actor() {
+        use crate::testing::{self, concerned};
+        let mut e = testing::event(EventKind::PageUpdated);
+        let mut actor_by_key = concerned("someone-else@example.com", &[Concern::Watcher]);
+        actor_by_key.person.key = testing::person().key;
+        let mut actor_by_email = concerned(" ADA@example.com ", &[Concern::Mentioned]);
+        actor_by_email.person.key = "other-key".into();
+        let mut no_email = concerned("x@example.com", &[Concern::Mentioned]);
+        no_email.person.email = None;
+        e.people = vec![
+            concerned("grace@example.com", &[Concern::Watcher]),
+            actor_by_key,
+            actor_by_email,
+            no_email,
+            concerned("linus@example.com", &[Concern::Creator]),
+            concerned(
+                "Grace@Example.com ",
+                &[Concern::Mentioned, Concern::Creator],
+            ),
+        ];
+        let to = e.recipients(&[Concern::Mentioned, Concern::Watcher]);
+        let emails: Vec<_> = to.iter().map(|r| r.email).collect();
+        assert_eq!(emails, ["grace@example.com"]);
+        assert_eq!(to[0].concerns, [Concern::Mentioned, Concern::Watcher]);
+        let to = e.recipients(&Concern::ALL);
+        let emails: Vec<_> = to.iter().map(|r| r.email).collect();
+        assert_eq!(emails, ["grace@example.com", "linus@example.com"]);
+        assert_eq!(to[0].concerns, Concern::ALL);
+        assert!(e.recipients(&[]).is_empty());
+        e.actor = None;
+        assert_eq!(e.recipients(&[Concern::Mentioned]).len(), 2);
+        assert_eq!(e.people_concerned(Concern::Mentioned).count(), 3);
     }
 
     #[test]

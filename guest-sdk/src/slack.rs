@@ -260,6 +260,8 @@ enum Kind {
         text: Option<Text>,
         #[serde(skip_serializing_if = "Option::is_none")]
         fields: Option<Vec<Text>>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        accessory: Option<Button>,
     },
     Context {
         elements: Vec<Text>,
@@ -352,6 +354,7 @@ pub fn section(text: impl Into<Mrkdwn>) -> Block {
     Block::of(&Kind::Section {
         text: Some(mrkdwn(text.into(), MAX_SECTION_CHARS)),
         fields: None,
+        accessory: None,
     })
 }
 
@@ -367,6 +370,7 @@ pub fn section_fields<S: Into<Mrkdwn>>(fields: impl IntoIterator<Item = S>) -> B
     Block::of(&Kind::Section {
         text: None,
         fields: Some(fields),
+        accessory: None,
     })
 }
 
@@ -422,21 +426,171 @@ impl LinkButton {
 pub fn actions(buttons: impl IntoIterator<Item = LinkButton>) -> Block {
     let elements = buttons
         .into_iter()
-        .filter(|b| {
-            let url = b.url.trim();
-            !url.is_empty() && url.chars().count() <= MAX_URL_CHARS
-        })
+        .filter(LinkButton::has_usable_url)
         .take(MAX_ACTION_ELEMENTS)
         .enumerate()
-        .map(|(i, b)| Button {
-            kind: "button",
-            action_id: format!("link-{i}"),
-            text: plain_text(&b.text, MAX_BUTTON_TEXT_CHARS),
-            url: b.url.trim().to_owned(),
-            style: b.primary.then_some("primary"),
-        })
+        .map(|(i, b)| b.to_button(i))
         .collect();
     Block::of(&Kind::Actions { elements })
+}
+
+/// A section of mrkdwn text (as in [`section`]) with a link button on its
+/// right (Block Kit's `accessory`), the usual shape of one item in a list.
+/// A button whose URL is empty or over 3000 characters is left out.
+pub fn section_with_button(text: impl Into<Mrkdwn>, button: LinkButton) -> Block {
+    Block::of(&Kind::Section {
+        text: Some(mrkdwn(text.into(), MAX_SECTION_CHARS)),
+        fields: None,
+        accessory: button.has_usable_url().then(|| button.to_button(0)),
+    })
+}
+
+impl LinkButton {
+    fn has_usable_url(&self) -> bool {
+        let url = self.url.trim();
+        !url.is_empty() && url.chars().count() <= MAX_URL_CHARS
+    }
+
+    fn to_button(&self, index: usize) -> Button {
+        Button {
+            kind: "button",
+            action_id: format!("link-{index}"),
+            text: plain_text(&self.text, MAX_BUTTON_TEXT_CHARS),
+            url: self.url.trim().to_owned(),
+            style: self.primary.then_some("primary"),
+        }
+    }
+}
+
+/// Label of the button that opens a page in [`page_preview`] and [`page_result`].
+pub const OPEN_IN_CONFLUENCE: &str = "Open in Confluence";
+/// Longest excerpt in a [`page_preview`], in characters.
+pub const PREVIEW_EXCERPT_CHARS: usize = 300;
+/// Longest excerpt in a [`page_result`], in characters.
+pub const RESULT_EXCERPT_CHARS: usize = 150;
+
+/// The blocks that preview one page a chat user may view (a link's
+/// [`PageSummary`](crate::PageSummary), e.g. for an unfurl): the title as a
+/// bold link, an excerpt quoted, a context line (space, last editor and
+/// when, a lock when the page has view restrictions) and a button
+/// "Open in Confluence". Every piece of Confluence text is escaped.
+///
+/// ```
+/// use pagehook_guest::{slack, testing};
+///
+/// let mut page = testing::page_summary();
+/// page.title = "<!channel> Q3 plan".into();
+/// let json = slack::page_preview(&page).to_json();
+/// assert!(json.contains("|&lt;!channel&gt; Q3 plan>*"));
+/// assert!(json.contains("Open in Confluence"));
+/// ```
+pub fn page_preview(page: &crate::PageSummary) -> Blocks {
+    let mut blocks = Blocks::new();
+    blocks.push(section(page_title_link(page)));
+    if let Some(excerpt) = page_excerpt(page, PREVIEW_EXCERPT_CHARS) {
+        blocks.push(section(excerpt));
+    }
+    blocks.push(context(page_facts(page)));
+    blocks.push(actions([LinkButton::new(
+        OPEN_IN_CONFLUENCE,
+        page.url.clone(),
+    )]));
+    blocks
+}
+
+/// One page as a single section, for a list of several (search results):
+/// the title as a bold link, the facts of [`page_preview`] on the next line,
+/// a short quoted excerpt, and an "Open in Confluence" button beside it.
+pub fn page_result(page: &crate::PageSummary) -> Block {
+    let mut text = page_title_link(page);
+    let facts = page_facts(page);
+    if !facts.is_empty() {
+        text.push(Mrkdwn::trusted("\n"));
+        text.push(joined(facts, " · "));
+    }
+    if let Some(excerpt) = page_excerpt(page, RESULT_EXCERPT_CHARS) {
+        text.push(Mrkdwn::trusted("\n"));
+        text.push(excerpt);
+    }
+    section_with_button(text, LinkButton::new(OPEN_IN_CONFLUENCE, page.url.clone()))
+}
+
+/// `*<url|title>*`, or the bold title alone when there is no URL.
+fn page_title_link(page: &crate::PageSummary) -> Mrkdwn {
+    let title = if page.title.trim().is_empty() {
+        "Untitled page"
+    } else {
+        page.title.trim()
+    };
+    if page.url.trim().is_empty() {
+        crate::mrkdwn!("*{}*", title)
+    } else {
+        crate::mrkdwn!("*{}*", Mrkdwn::link(&page.url, title))
+    }
+}
+
+/// The excerpt as a mrkdwn quote, shortened; `None` when there is none.
+fn page_excerpt(page: &crate::PageSummary, max_chars: usize) -> Option<Mrkdwn> {
+    let excerpt = page
+        .excerpt
+        .as_deref()
+        .map(str::trim)
+        .filter(|e| !e.is_empty())?;
+    let quoted = Mrkdwn::text(&truncate(excerpt, max_chars));
+    Some(Mrkdwn::trusted(format!(
+        ">{}",
+        quoted.as_str().replace('\n', "\n>")
+    )))
+}
+
+/// Space, last editor and date, and a lock for restricted content.
+fn page_facts(page: &crate::PageSummary) -> Vec<Mrkdwn> {
+    let mut facts = Vec::new();
+    let space = page
+        .space_name
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .unwrap_or(&page.space_key);
+    if !space.is_empty() {
+        facts.push(Mrkdwn::text(space));
+    }
+    match (&page.last_editor, page.last_edited_at_ms) {
+        (Some(editor), Some(ms)) => facts.push(crate::mrkdwn!(
+            "last edited by {} {}",
+            editor.name(),
+            date(ms)
+        )),
+        (Some(editor), None) => facts.push(crate::mrkdwn!("last edited by {}", editor.name())),
+        (None, Some(ms)) => facts.push(crate::mrkdwn!("last edited {}", date(ms))),
+        (None, None) => {}
+    }
+    if page.restricted {
+        facts.push(Mrkdwn::trusted(":lock: restricted"));
+    }
+    facts
+}
+
+/// A date Slack shows in the reader's own time zone (`<!date^…>`), with
+/// the UTC day as the fallback for clients that cannot: `on Jan 12, 2026`.
+pub fn date(ms: u64) -> Mrkdwn {
+    let secs = ms / 1000;
+    Mrkdwn::trusted(format!(
+        "<!date^{secs}^on {{date_short}}|on {}>",
+        crate::text::utc_date(ms)
+    ))
+}
+
+/// `parts` with `separator` (escaped) between them.
+fn joined(parts: Vec<Mrkdwn>, separator: &str) -> Mrkdwn {
+    let mut out = Mrkdwn::new();
+    for (i, part) in parts.into_iter().enumerate() {
+        if i > 0 {
+            out.push(separator);
+        }
+        out.push(part);
+    }
+    out
 }
 
 /// The blocks of one message, capped at 50: pushes past the cap are
@@ -736,5 +890,114 @@ mod tests {
         assert_eq!(blocks.dropped(), 11);
         let parsed: Value = serde_json::from_str(&blocks.to_json()).unwrap();
         assert_eq!(parsed.as_array().unwrap().len(), MAX_BLOCKS);
+    }
+
+    const HOSTILE_PAGE: &str = "<!channel> <@U0ADMIN> <https://evil|click> & co";
+
+    fn hostile_page() -> crate::PageSummary {
+        let mut page = crate::testing::page_summary();
+        page.title = format!("Title {HOSTILE_PAGE}");
+        page.space_name = Some(format!("Space {HOSTILE_PAGE}"));
+        page.excerpt = Some(format!("Excerpt {HOSTILE_PAGE}\nline two"));
+        page.last_editor.as_mut().unwrap().display_name = Some(format!("Grace {HOSTILE_PAGE}"));
+        page.restricted = true;
+        page
+    }
+
+    /// Every mrkdwn text in a JSON value.
+    fn page_mrkdwn_texts(value: &Value, out: &mut Vec<String>) {
+        match value {
+            Value::Object(map) => {
+                if map.get("type").and_then(Value::as_str) == Some("mrkdwn") {
+                    out.push(map["text"].as_str().unwrap().to_owned());
+                }
+                map.values().for_each(|v| page_mrkdwn_texts(v, out));
+            }
+            Value::Array(items) => items.iter().for_each(|v| page_mrkdwn_texts(v, out)),
+            _ => {}
+        }
+    }
+
+    fn assert_escaped(texts: &[String]) {
+        let all = texts.join("\n");
+        for piece in ["Title", "Space", "Excerpt", "line two", "Grace"] {
+            assert!(all.contains(piece), "{piece} missing from {all}");
+        }
+        for t in texts {
+            let without_ours = t
+                .replace(
+                    "<https://wiki.example.com/pages/viewpage.action?pageId=123456|",
+                    "",
+                )
+                .replace("<!date^1767225600^on {date_short}|on Jan 1, 2026>", "");
+            assert!(!without_ours.contains('<'), "{t}");
+            assert!(
+                t.contains("&lt;!channel&gt;") || !t.contains("channel"),
+                "{t}"
+            );
+        }
+    }
+
+    #[test]
+    fn page_preview_shows_title_excerpt_facts_and_a_button_escaped() {
+        let blocks = page_preview(&hostile_page()).to_value();
+        let types: Vec<_> = blocks
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|b| b["type"].as_str().unwrap())
+            .collect();
+        assert_eq!(types, ["section", "section", "context", "actions"]);
+        assert!(
+            blocks[1]["text"]["text"]
+                .as_str()
+                .unwrap()
+                .starts_with(">Excerpt")
+        );
+        assert!(
+            blocks[1]["text"]["text"]
+                .as_str()
+                .unwrap()
+                .contains("\n>line two")
+        );
+        let facts = blocks[2].to_string();
+        assert!(facts.contains("last edited by Grace") && facts.contains(":lock: restricted"));
+        assert_eq!(blocks[3]["elements"][0]["text"]["text"], OPEN_IN_CONFLUENCE);
+        let mut texts = Vec::new();
+        page_mrkdwn_texts(&blocks, &mut texts);
+        assert_escaped(&texts);
+
+        let mut bare = crate::testing::page_summary();
+        bare.excerpt = None;
+        bare.last_editor = None;
+        bare.last_edited_at_ms = None;
+        bare.space_name = None;
+        let blocks = page_preview(&bare).to_value();
+        assert_eq!(blocks.as_array().unwrap().len(), 3);
+        assert_eq!(blocks[1]["elements"][0]["text"], "ENG");
+    }
+
+    #[test]
+    fn page_result_is_one_section_with_an_open_button() {
+        let block = page_result(&hostile_page()).to_value();
+        assert_eq!(block["type"], "section");
+        assert_eq!(block["accessory"]["type"], "button");
+        assert_eq!(
+            block["accessory"]["url"],
+            crate::testing::page_summary().url
+        );
+        let text = block["text"]["text"].as_str().unwrap();
+        assert_eq!(text.lines().count(), 4, "{text}");
+        assert_escaped(&[text.to_owned()]);
+        let mut no_url = crate::testing::page_summary();
+        no_url.url = String::new();
+        let block = page_result(&no_url).to_value();
+        assert!(block.get("accessory").is_none());
+        assert!(
+            block["text"]["text"]
+                .as_str()
+                .unwrap()
+                .starts_with("*Release notes*")
+        );
     }
 }

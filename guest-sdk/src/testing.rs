@@ -14,8 +14,14 @@
 //! event.content.as_mut().unwrap().minor_edit = true;
 //! assert_eq!(event.name, "page_updated");
 //! ```
+//!
+//! Chat events (contract 0.2.0) have their own builders, [`link_shared`]
+//! and [`slash_command`], and [`concerned`] makes an entry of `event.people`.
 
-use crate::{Ancestor, Content, Event, EventKind, Person};
+use crate::{
+    Ancestor, ChatEvent, ChatUser, Concern, ConcernedPerson, Content, Event, EventKind, LinkShared,
+    PageSummary, Person, SharedLink, SlashCommand,
+};
 
 /// Ada Lovelace, with every optional field filled.
 pub fn person() -> Person {
@@ -55,7 +61,15 @@ pub fn content() -> Content {
 /// An enriched event of `kind` by [`person`] on [`content`], with the
 /// content type, Confluence event name and kind-specific fields (update
 /// trigger, label, container) set the way Confluence would.
+///
+/// For `link-shared` and `slash-command` it returns [`link_shared`] and
+/// [`slash_command`]`("search release notes")`.
 pub fn event(kind: EventKind) -> Event {
+    match kind {
+        EventKind::LinkShared => return link_shared(),
+        EventKind::SlashCommand => return slash_command("search release notes"),
+        _ => {}
+    }
     let name = match kind {
         EventKind::Other => "space_created".to_owned(),
         k => k.as_str().replace('-', "_"),
@@ -96,6 +110,121 @@ pub fn event(kind: EventKind) -> Event {
     }
 }
 
+/// A person the event concerns for `concerns`, with this email (name and
+/// key derived from it), for `event.people`:
+///
+/// ```
+/// use pagehook_guest::{Concern, EventKind, testing};
+///
+/// let mut event = testing::event(EventKind::PageUpdated);
+/// event.people.push(testing::concerned("grace@example.com", &[Concern::Mentioned]));
+/// assert_eq!(event.people[0].person.name(), "grace");
+/// ```
+pub fn concerned(email: &str, concerns: &[Concern]) -> ConcernedPerson {
+    let name = email.trim().split('@').next().unwrap_or("").to_lowercase();
+    ConcernedPerson {
+        person: Person {
+            key: format!("key-{name}"),
+            username: Some(name),
+            display_name: None,
+            email: Some(email.into()),
+        },
+        concerns: concerns.to_vec(),
+    }
+}
+
+/// [`content`]'s page as the host reads it for a chat user: last edited by
+/// Grace Hopper on 2026-01-01, not restricted.
+pub fn page_summary() -> PageSummary {
+    let c = content();
+    PageSummary {
+        id: c.id,
+        content_type: c.content_type,
+        title: c.title,
+        space_key: c.space_key,
+        space_name: c.space_name,
+        url: c.url,
+        excerpt: c.excerpt,
+        last_editor: Some(Person {
+            key: "8a7f808a8d3e2f1b018d3e3c5a5e0002".into(),
+            username: Some("grace".into()),
+            display_name: Some("Grace Hopper".into()),
+            email: Some("grace@example.com".into()),
+        }),
+        last_edited_at_ms: Some(1_767_225_600_000),
+        restricted: false,
+    }
+}
+
+/// The Slack user `U0ADA` in team `T0ENG`, linked to [`person`] in Confluence.
+pub fn chat_user() -> ChatUser {
+    ChatUser {
+        id: "U0ADA".into(),
+        team_id: "T0ENG".into(),
+        confluence: Some(person()),
+    }
+}
+
+/// The shell every chat event shares: from the Slack connection `slack`,
+/// no content, no people.
+fn chat_event(kind: EventKind, chat: ChatEvent) -> Event {
+    let name = kind.as_str().replace('-', "_");
+    Event {
+        id: format!("evt-{name}-0001"),
+        kind,
+        name,
+        occurred_at_ms: 1_767_225_600_000,
+        source: "slack".into(),
+        actor: None,
+        by_pagehook: false,
+        content: None,
+        update_trigger: None,
+        label: None,
+        enriched: true,
+        people: vec![],
+        chat: Some(chat),
+    }
+}
+
+/// [`chat_user`] posted a link to [`page_summary`]'s page in channel
+/// `C0ENG`: one link, with its page.
+pub fn link_shared() -> Event {
+    let page = page_summary();
+    chat_event(
+        EventKind::LinkShared,
+        ChatEvent::LinkShared(LinkShared {
+            channel: "C0ENG".into(),
+            message_ts: "1767225600.000100".into(),
+            user: chat_user(),
+            links: vec![SharedLink {
+                url: page.url.clone(),
+                page: Some(page),
+            }],
+        }),
+    )
+}
+
+/// [`chat_user`] ran `/confluence <text>` in channel `C0ENG`; when `text`
+/// starts with `search`, the host found [`page_summary`].
+pub fn slash_command(text: &str) -> Event {
+    let searching = text.trim_start().to_lowercase().starts_with("search");
+    chat_event(
+        EventKind::SlashCommand,
+        ChatEvent::SlashCommand(SlashCommand {
+            command: "/confluence".into(),
+            text: text.into(),
+            user: chat_user(),
+            channel: "C0ENG".into(),
+            response_url: "https://hooks.slack.com/commands/T0ENG/1/abc".into(),
+            results: if searching {
+                vec![page_summary()]
+            } else {
+                vec![]
+            },
+        }),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -117,6 +246,19 @@ mod tests {
         );
         for kind in EventKind::ALL {
             assert_eq!(event(kind).kind, kind);
+            assert_eq!(
+                event(kind).chat.is_some(),
+                matches!(kind, EventKind::LinkShared | EventKind::SlashCommand)
+            );
         }
+        assert_eq!(link_shared().name, "link_shared");
+        assert_eq!(slash_command("help").name, "slash_command");
+        assert!(
+            slash_command("help")
+                .slash_command()
+                .unwrap()
+                .results
+                .is_empty()
+        );
     }
 }

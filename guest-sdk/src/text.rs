@@ -57,6 +57,30 @@ pub fn truncate_bytes(text: &str, max_bytes: usize) -> String {
     out
 }
 
+/// The UTC day of `ms` (milliseconds since the Unix epoch) as people read
+/// it, `Jan 12, 2026`: plugins have no clock or time zone, and Confluence
+/// gives times as epoch milliseconds.
+///
+/// ```
+/// assert_eq!(pagehook_guest::text::utc_date(1_768_241_233_603), "Jan 12, 2026");
+/// ```
+pub fn utc_date(ms: u64) -> String {
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    // Howard Hinnant's civil_from_days, for days since 1970-01-01.
+    let z = (ms / 86_400_000) as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{} {day}, {year}", MONTHS[(month - 1) as usize])
+}
+
 /// Compile-time check behind [`mrkdwn!`](crate::mrkdwn!) and
 /// [`markdown!`](crate::markdown!): the template may hold only `{}`
 /// placeholders (and `{{`, `}}`), because a captured `{name}` or a format
@@ -297,6 +321,14 @@ mod tests {
     #[test]
     fn cut_does_not_leave_trailing_space_before_ellipsis() {
         assert_eq!(truncate("one two three", 5), "one…");
+    }
+
+    #[test]
+    fn utc_dates_follow_the_calendar() {
+        assert_eq!(utc_date(0), "Jan 1, 1970");
+        assert_eq!(utc_date(951_782_400_000), "Feb 29, 2000");
+        assert_eq!(utc_date(1_767_225_599_999), "Dec 31, 2025");
+        assert_eq!(utc_date(1_767_225_600_000), "Jan 1, 2026");
     }
 
     #[test]
