@@ -19,7 +19,12 @@
 //! result) it is taken up again *uncertain*, and is looked for before it is
 //! sent again (Slack: message metadata carrying the delivery id;
 //! Confluence: the anchor marker, and once-keys).
+//!
+//! Chat answers (`unfurl`, `respond`) go back through the Slack connection
+//! their event came in on ([`chat`]); a response URL is a capability and
+//! is never logged, shown or sent a token.
 
+pub mod chat;
 mod confluence;
 mod slack;
 mod teams;
@@ -103,6 +108,12 @@ pub fn would_send(d: &Claimed, connections: &[ConnectionRecord]) -> Result<Would
         (Action::PostSlack { .. } | Action::DmSlack { .. }, ConnectionKind::Slack) => {
             slack::would_send(&conn, d)
         }
+        (Action::Unfurl { .. } | Action::Respond { .. }, ConnectionKind::Slack) => {
+            if let Action::Respond { response_url, .. } = &d.action {
+                chat::response_url_allowed(response_url, &conn.url)?;
+            }
+            chat::would_send(&conn, d)
+        }
         (Action::PostTeams { .. }, ConnectionKind::Teams) => {
             teams::would_send(&conn, d).map_err(Attempt::error)?
         }
@@ -150,6 +161,9 @@ pub struct Deliverer {
     store: Arc<Store>,
     config: DeliveryConfig,
     http: reqwest::Client,
+    /// For Slack's response URLs: follows no redirect, so an answer can
+    /// only ever reach the URL that was checked.
+    hooks: reqwest::Client,
     slack: Directory,
     rates: RatePolicy,
     replica: String,
@@ -164,6 +178,12 @@ impl Deliverer {
             .user_agent(concat!("pagehook/", env!("CARGO_PKG_VERSION")))
             .build()
             .expect("a TLS backend is compiled in");
+        let hooks = reqwest::Client::builder()
+            .timeout(Duration::from_millis(config.timeout_ms.max(100)))
+            .user_agent(concat!("pagehook/", env!("CARGO_PKG_VERSION")))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("a TLS backend is compiled in");
         let rates = RatePolicy::per_second(config.slack_channel_rate, config.slack_workspace_rate);
         let slack = Directory::new(DirectoryOptions {
             ttl: Duration::from_secs(config.slack_directory_ttl_secs.max(1)),
@@ -173,6 +193,7 @@ impl Deliverer {
             store,
             config,
             http,
+            hooks,
             slack,
             rates,
             replica: crate::store::claims::replica_name(),
@@ -320,6 +341,9 @@ impl Deliverer {
             (Action::PostSlack { .. } | Action::DmSlack { .. }, ConnectionKind::Slack) => {
                 slack::deliver(self, &conn, d, dry_run, turn).await
             }
+            (Action::Unfurl { .. } | Action::Respond { .. }, ConnectionKind::Slack) => {
+                chat::deliver(self, &conn, d, dry_run).await
+            }
             (Action::PostTeams { .. }, ConnectionKind::Teams) => {
                 teams::deliver(self, &conn, d, dry_run).await
             }
@@ -333,10 +357,14 @@ impl Deliverer {
                 connection: connection.clone(),
                 error: Some(error.clone()),
             }),
-            Attempt::Sent { .. } => Some(HealthChange {
-                connection: conn.name.clone(),
-                error: None,
-            }),
+            // A response URL takes no token: its success says nothing of
+            // the connection's.
+            Attempt::Sent { .. } if !matches!(d.action, Action::Respond { .. }) => {
+                Some(HealthChange {
+                    connection: conn.name.clone(),
+                    error: None,
+                })
+            }
             _ => None,
         };
         (attempt, health)

@@ -377,7 +377,7 @@ fn looks_like_id(s: &str) -> bool {
 
 /// The attempt's verdict for a failed call; `posting` says whether the call
 /// was the post itself (whose failure after sending leaves it uncertain).
-fn verdict(connection: &str, e: SlackError, posting: bool) -> Attempt {
+pub(super) fn verdict(connection: &str, e: SlackError, posting: bool) -> Attempt {
     match e {
         SlackError::RateLimited {
             method,
@@ -419,7 +419,7 @@ fn verdict(connection: &str, e: SlackError, posting: bool) -> Attempt {
 }
 
 /// Slack's error codes, sorted the way design.md lists them.
-fn classify(connection: &str, method: &str, error: &str) -> Attempt {
+pub(super) fn classify(connection: &str, method: &str, error: &str) -> Attempt {
     match error {
         "ratelimited" | "rate_limited" | "internal_error" | "fatal_error" | "service_unavailable" => {
             Attempt::retry(format!("Slack {method}: {error}"))

@@ -125,6 +125,28 @@ impl<'a> SlackClient<'a> {
         self.send(method, request).await
     }
 
+    /// Calls a form method (`chat.unfurl`): `args` as a form body, the
+    /// token in `Authorization: Bearer` (never a `token` field, which would
+    /// put it in the body).
+    ///
+    /// # Panics
+    /// If `method` is not a form method or an argument is not in its table.
+    pub async fn post_form(
+        &self,
+        method: Method,
+        args: &[(&str, String)],
+    ) -> Result<Value, SlackError> {
+        assert_eq!(
+            method.encoding,
+            Encoding::Form,
+            "{} is not sent as a form",
+            method.name
+        );
+        check_arguments(method, args.iter().map(|(k, _)| *k));
+        let request = self.http.post(self.url(method)).form(args);
+        self.send(method, request).await
+    }
+
     fn url(&self, method: Method) -> String {
         format!("{}/{}", self.base_url.trim_end_matches('/'), method.name)
     }

@@ -16,6 +16,11 @@ pub enum Encoding {
     Query,
     /// `POST` with a JSON body and the token in `Authorization: Bearer`.
     Json,
+    /// `POST` with a form body (`application/x-www-form-urlencoded`) and the
+    /// token in `Authorization: Bearer`: for a write method whose spec
+    /// describes an argument as URL-encoded JSON text (`chat.unfurl`'s
+    /// `unfurls`), sent exactly as described.
+    Form,
 }
 
 /// One Web API method.
@@ -57,10 +62,14 @@ pub const CHAT_UPDATE: Method = Method {
     arguments: &["channel", "ts", "text", "blocks"],
 };
 
-/// `chat.unfurl`: attaches previews to links in a message.
+/// `chat.unfurl`: attaches previews to links in a message (scope
+/// `links:write`). Slack's spec documents `unfurls` as a form argument, "a
+/// URL-encoded JSON map" of link URL to preview, so it goes as a form with
+/// `unfurls` the map's JSON text. Calling it again for the same message
+/// replaces the previews rather than adding more, so a retry is harmless.
 pub const CHAT_UNFURL: Method = Method {
     name: "chat.unfurl",
-    encoding: Encoding::Json,
+    encoding: Encoding::Form,
     arguments: &["channel", "ts", "unfurls"],
 };
 
@@ -184,6 +193,9 @@ mod tests {
                 // arguments; JSON would be ignored.
                 Encoding::Query => consumes.contains(&"application/x-www-form-urlencoded"),
                 Encoding::Json => consumes.contains(&"application/json") && verb == "post",
+                Encoding::Form => {
+                    consumes.contains(&"application/x-www-form-urlencoded") && verb == "post"
+                }
             };
             if !ok {
                 wrong.push(format!(
@@ -216,6 +228,27 @@ mod tests {
             }
         }
         assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+    }
+
+    /// Arguments Pagehook always sends though the published description
+    /// leaves them optional: `chat.unfurl` without `unfurls` does nothing
+    /// (Slack answers `missing_unfurls`).
+    #[test]
+    fn chat_unfurl_sends_what_slack_needs_as_a_form() {
+        let spec = spec();
+        let op = &spec["paths"]["/chat.unfurl"]["post"];
+        for name in ["channel", "ts", "unfurls"] {
+            let p = op["parameters"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|p| p["name"] == name)
+                .unwrap_or_else(|| panic!("chat.unfurl documents no `{name}`"));
+            assert_eq!(p["in"], "formData", "{name}");
+            assert!(CHAT_UNFURL.arguments.contains(&name), "{name}");
+        }
+        assert_eq!(CHAT_UNFURL.encoding, Encoding::Form);
+        assert_eq!(op["security"][0]["slackAuth"][0], "links:write");
     }
 
     #[test]
