@@ -30,6 +30,24 @@
 //! (`GET /rest/api/space/{spaceKey}/permissions`, Confluence 9.1+) and a user's groups
 //! (`GET /rest/api/user/memberof`), in Data Center's shapes. The service account may view every
 //! space the fake knows and administers none unless granted.
+//!
+//! For contract 0.2.0's lookups it also answers, as Data Center documents them:
+//! - `GET /rest/api/content/{id}/watchers` (Data Center 9): the users watching content
+//!   ([`FakeConfluence::watch`]), paged, only to a Confluence administrator
+//!   ([`FakeConfluence::set_service_confluence_admin`]) or an administrator of the content's
+//!   space; 403 to anyone else.
+//! - `GET /rest/api/content/search?cql=`: CQL search over current content, for the subset of
+//!   CQL Pagehook writes (`text ~ "..."`, `siteSearch ~`, `title ~`, `type = x`,
+//!   `type in (a, b)`, `space = "KEY"`, joined by `and`). Anything else, a string left open or
+//!   an unknown field, is refused with 400 as Confluence refuses CQL it cannot parse.
+//! - `GET /rest/api/admin/users/list/active` (Data Center 9.4+): every active user with
+//!   `email`, paged, only to a Confluence administrator (403 otherwise).
+//! - `GET /rest/experimental/template/page?spaceKey=&expand=body`: a space's page templates
+//!   ([`FakeConfluence::put_template`]), with `body.storage` only when `expand` names `body`;
+//!   404 for a space the fake does not know.
+//!
+//! Read restrictions name users by username and by their real user key when the fake knows
+//! the user (as Confluence does).
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -92,6 +110,14 @@ pub mod endpoints {
     pub const SPACE_PERMISSIONS: &str = "GET /rest/api/space/{spaceKey}/permissions";
     /// `GET /rest/api/user/memberof?username=` (or `?key=`): a user's groups.
     pub const MEMBER_OF: &str = "GET /rest/api/user/memberof";
+    /// `GET /rest/api/content/{id}/watchers` (Data Center 9): who watches content.
+    pub const WATCHERS: &str = "GET /rest/api/content/{id}/watchers";
+    /// `GET /rest/api/content/search?cql=`: CQL search.
+    pub const CQL_SEARCH: &str = "GET /rest/api/content/search";
+    /// `GET /rest/api/admin/users/list/active` (Data Center 9.4+): active users.
+    pub const ACTIVE_USERS: &str = "GET /rest/api/admin/users/list/active";
+    /// `GET /rest/experimental/template/page?spaceKey=`: a space's page templates.
+    pub const PAGE_TEMPLATES: &str = "GET /rest/experimental/template/page";
     /// All of the above.
     pub const ALL: &[&str] = &[
         GET_CONTENT,
@@ -105,6 +131,10 @@ pub mod endpoints {
         LIST_SPACES,
         SPACE_PERMISSIONS,
         MEMBER_OF,
+        WATCHERS,
+        CQL_SEARCH,
+        ACTIVE_USERS,
+        PAGE_TEMPLATES,
     ];
 }
 
@@ -187,6 +217,12 @@ struct ConfState {
     accounts: BTreeMap<String, Account>,
     /// Space permissions: (space key, subject, operation), in the order granted.
     grants: Vec<(String, Subject, Operation)>,
+    /// Watchers by content id: usernames, in the order added.
+    watchers: BTreeMap<u64, Vec<String>>,
+    /// Whether the service account is a Confluence administrator.
+    service_admin: bool,
+    /// Page templates: (space key, id, name, storage body), in the order added.
+    templates: Vec<(String, u64, String, String)>,
 }
 
 /// Someone added with [`FakeConfluence::add_user`].
@@ -273,6 +309,9 @@ impl FakeConfluence {
                 nested_ancestor_expansion: true,
                 accounts: BTreeMap::new(),
                 grants: Vec::new(),
+                watchers: BTreeMap::new(),
+                service_admin: false,
+                templates: Vec::new(),
             }),
         });
         let router = Router::new().fallback(handle).with_state(app.clone());
@@ -344,6 +383,82 @@ impl FakeConfluence {
             .get_mut(&id)
             .unwrap_or_else(|| panic!("set_read_restrictions: no content {id}"));
         content["restrictions"] = restrictions_json(&id.to_string(), users, groups);
+        let known: Vec<(String, String)> = st
+            .users
+            .values()
+            .filter_map(|u| {
+                Some((
+                    u["username"].as_str()?.to_string(),
+                    u["userKey"].as_str()?.to_string(),
+                ))
+            })
+            .collect();
+        let content = st.content.get_mut(&id).expect("checked above");
+        if let Some(listed) = content
+            .pointer_mut("/restrictions/read/restrictions/user/results")
+            .and_then(Value::as_array_mut)
+        {
+            for u in listed {
+                let name = u["username"].as_str().unwrap_or_default().to_string();
+                if let Some((_, key)) = known.iter().find(|(n, _)| *n == name) {
+                    u["userKey"] = json!(key);
+                }
+            }
+        }
+    }
+
+    /// Makes `username` (a user the fake knows) watch content `id`, as the "Watch" button
+    /// does; listed at `GET /rest/api/content/{id}/watchers`.
+    ///
+    /// # Panics
+    /// If the user is not known (see [`FakeConfluence::put_user`], [`FakeConfluence::add_user`]).
+    pub fn watch(&self, id: u64, username: &str) {
+        let mut st = lock(&self.app.state);
+        assert!(
+            st.users.values().any(|u| u["username"] == username),
+            "watch: no user {username}"
+        );
+        let list = st.watchers.entry(id).or_default();
+        if !list.iter().any(|u| u == username) {
+            list.push(username.to_string());
+        }
+    }
+
+    /// With `true`, the service account is a Confluence administrator: it may list any
+    /// content's watchers and the active users. Off by default.
+    pub fn set_service_confluence_admin(&self, on: bool) {
+        lock(&self.app.state).service_admin = on;
+    }
+
+    /// Adds a page template named `name` to `space` (made known if it was not), or replaces
+    /// the body of the one with that name; returns its template id.
+    pub fn put_template(&self, space: &str, name: &str, storage: &str) -> u64 {
+        let mut st = lock(&self.app.state);
+        if !st.spaces.contains_key(space) {
+            st.spaces.insert(
+                space.to_string(),
+                (space_id(space), default_space_name(space)),
+            );
+        }
+        if let Some(t) = st
+            .templates
+            .iter_mut()
+            .find(|(s, _, n, _)| s == space && n == name)
+        {
+            t.3 = storage.to_string();
+            return t.1;
+        }
+        let id = 7_000_001 + st.templates.len() as u64;
+        st.templates
+            .push((space.to_string(), id, name.to_string(), storage.to_string()));
+        id
+    }
+
+    /// Removes the template named `name` from `space`.
+    pub fn remove_template(&self, space: &str, name: &str) {
+        lock(&self.app.state)
+            .templates
+            .retain(|(s, _, n, _)| !(s == space && n == name));
     }
 
     /// With `false`, answers like a server (or a proxy in front of it) that does not expand
@@ -936,6 +1051,10 @@ enum Route {
     Spaces,
     SpacePermissions(String),
     MemberOf,
+    Watchers(String),
+    CqlSearch,
+    ActiveUsers,
+    PageTemplates,
 }
 
 /// Maps a request to its route and endpoint name; `Err(true)` means a known path with the
@@ -944,6 +1063,13 @@ fn route_of(method: &Method, path: &str) -> Result<(Route, &'static str), bool> 
     if path.trim_end_matches('/') == "/rest/pat/latest/tokens" {
         return if *method == Method::GET {
             Ok((Route::Tokens, endpoints::PAT_TOKENS))
+        } else {
+            Err(true)
+        };
+    }
+    if path.trim_end_matches('/') == "/rest/experimental/template/page" {
+        return if *method == Method::GET {
+            Ok((Route::PageTemplates, endpoints::PAGE_TEMPLATES))
         } else {
             Err(true)
         };
@@ -957,6 +1083,15 @@ fn route_of(method: &Method, path: &str) -> Result<(Route, &'static str), bool> 
             (Route::Create, endpoints::CREATE_CONTENT, Method::POST)
         }
         ["content"] => (Route::Search, endpoints::SEARCH_CONTENT, Method::GET),
+        ["content", "search"] => (Route::CqlSearch, endpoints::CQL_SEARCH, Method::GET),
+        ["content", id, "watchers"] => (
+            Route::Watchers(id.to_string()),
+            endpoints::WATCHERS,
+            Method::GET,
+        ),
+        ["admin", "users", "list", "active"] => {
+            (Route::ActiveUsers, endpoints::ACTIVE_USERS, Method::GET)
+        }
         ["content", id] => (
             Route::Get(id.to_string()),
             endpoints::GET_CONTENT,
@@ -1080,6 +1215,10 @@ fn dispatch(app: &App, parts: &Parts, body: &Bytes, route: Route) -> Response {
         Route::Spaces => list_spaces(&st, &caller, parts),
         Route::SpacePermissions(key) => space_permissions(&st, &caller, &key),
         Route::MemberOf => member_of(&st, parts),
+        Route::Watchers(id) => list_watchers(&st, &caller, &id, parts),
+        Route::CqlSearch => cql_search(&st, parts),
+        Route::ActiveUsers => active_users(&st, &caller, parts),
+        Route::PageTemplates => page_templates(&st, parts),
     }
 }
 
@@ -1316,6 +1455,314 @@ fn member_of(st: &ConfState, parts: &Parts) -> Response {
         })
         .collect();
     list_page(st, parts, items, GROUP_LIMIT_MAX, GROUP_LIMIT_MAX)
+}
+
+/// Whether the caller is a Confluence administrator (only the service account can be).
+fn confluence_admin(st: &ConfState, caller: &Caller) -> bool {
+    matches!(caller, Caller::Service) && st.service_admin
+}
+
+/// A user as Data Center lists one among others (watchers, active users).
+fn listed_user(st: &ConfState, user: &Value, with_email: bool) -> Value {
+    let mut out = json!({
+        "type": "known",
+        "username": user["username"],
+        "userKey": user["userKey"],
+        "displayName": user["displayName"],
+        "profilePicture": {
+            "path": "/images/icons/profilepics/default.svg",
+            "width": 48, "height": 48, "isDefault": true,
+        },
+        "_links": {"self": format!("{}/rest/api/user?key={}", st.base_url, user["userKey"].as_str().unwrap_or_default())},
+    });
+    if with_email {
+        out["email"] = user["email"].clone();
+    }
+    out
+}
+
+/// `GET /rest/api/content/{id}/watchers` (Data Center 9): who watches the content, paged
+/// (25 by default), only to a Confluence administrator or an administrator of the content's
+/// space; 403 to anyone else, 404 for unknown content.
+fn list_watchers(st: &ConfState, caller: &Caller, id: &str, parts: &Parts) -> Response {
+    let Some(content) = id.parse::<u64>().ok().and_then(|n| resolve(st, n)) else {
+        return not_found(id);
+    };
+    let space = content["space"]["key"].as_str().unwrap_or_default();
+    if !confluence_admin(st, caller) && !holds(st, caller, space, "administer") {
+        return conf_error(
+            StatusCode::FORBIDDEN,
+            "Only a Confluence Administrator or Space Administrator can view the watchers of content",
+        );
+    }
+    let items = st
+        .watchers
+        .get(&id.parse::<u64>().unwrap_or_default())
+        .into_iter()
+        .flatten()
+        .filter_map(|name| st.users.values().find(|u| u["username"] == name.as_str()))
+        .map(|u| listed_user(st, u, false))
+        .collect();
+    list_page(st, parts, items, 25, 200)
+}
+
+/// `GET /rest/api/admin/users/list/active` (Data Center 9.4+): every active user with their
+/// email, paged (25 by default, 200 at most), only to a Confluence administrator.
+fn active_users(st: &ConfState, caller: &Caller, parts: &Parts) -> Response {
+    if !confluence_admin(st, caller) {
+        return conf_error(
+            StatusCode::FORBIDDEN,
+            "Only Confluence administrators may list users",
+        );
+    }
+    let items = st
+        .users
+        .values()
+        .map(|u| listed_user(st, u, true))
+        .collect();
+    list_page(st, parts, items, 25, 200)
+}
+
+/// `GET /rest/experimental/template/page?spaceKey=`: the space's page templates, paged, each
+/// `{"templateId","name","description","templateType":"page","space"}` and with
+/// `expand=body` also `body.storage`.
+fn page_templates(st: &ConfState, parts: &Parts) -> Response {
+    let Some(space) = query_param(parts, "spaceKey") else {
+        return bad_request("spaceKey is required for space templates");
+    };
+    if !st.spaces.contains_key(&space) {
+        return conf_error(
+            StatusCode::NOT_FOUND,
+            &format!("No space with key : {space}"),
+        );
+    }
+    let with_body = query_param(parts, "expand").is_some_and(|e| {
+        e.split(',')
+            .any(|x| x.trim() == "body" || x.trim() == "body.storage")
+    });
+    let items = st
+        .templates
+        .iter()
+        .filter(|(s, _, _, _)| *s == space)
+        .map(|(s, id, name, body)| {
+            let mut t = json!({
+                "templateId": id.to_string(),
+                "name": name,
+                "description": "",
+                "templateType": "page",
+                "labels": [],
+                "space": {"key": s},
+                "_links": {"self": format!("{}/rest/experimental/template/{id}", st.base_url)},
+            });
+            if with_body {
+                t["body"] = json!({"storage": {"value": body, "representation": "storage"}});
+            } else {
+                t["_expandable"] = json!({"body": ""});
+            }
+            t
+        })
+        .collect();
+    list_page(st, parts, items, 25, 100)
+}
+
+/// One CQL token.
+#[derive(Debug, Clone, PartialEq)]
+enum Cql {
+    Word(String),
+    Str(String),
+    Op(&'static str),
+    Open,
+    Close,
+    Comma,
+}
+
+fn cql_tokens(cql: &str) -> Result<Vec<Cql>, String> {
+    let mut out = Vec::new();
+    let mut chars = cql.chars().peekable();
+    while let Some(&c) = chars.peek() {
+        match c {
+            c if c.is_whitespace() => {
+                chars.next();
+            }
+            '"' | '\'' => {
+                chars.next();
+                let mut s = String::new();
+                loop {
+                    match chars.next() {
+                        None => return Err("unterminated string".into()),
+                        Some('\\') => match chars.next() {
+                            Some(e) => s.push(e),
+                            None => return Err("unterminated string".into()),
+                        },
+                        Some(q) if q == c => break,
+                        Some(o) => s.push(o),
+                    }
+                }
+                out.push(Cql::Str(s));
+            }
+            '~' => {
+                chars.next();
+                out.push(Cql::Op("~"));
+            }
+            '=' => {
+                chars.next();
+                out.push(Cql::Op("="));
+            }
+            '(' => {
+                chars.next();
+                out.push(Cql::Open);
+            }
+            ')' => {
+                chars.next();
+                out.push(Cql::Close);
+            }
+            ',' => {
+                chars.next();
+                out.push(Cql::Comma);
+            }
+            c if c.is_alphanumeric() || c == '_' || c == '.' => {
+                let mut w = String::new();
+                while let Some(&c) = chars.peek() {
+                    if c.is_alphanumeric() || c == '_' || c == '.' {
+                        w.push(c);
+                        chars.next();
+                    } else {
+                        break;
+                    }
+                }
+                out.push(Cql::Word(w));
+            }
+            other => return Err(format!("unexpected character '{other}'")),
+        }
+    }
+    Ok(out)
+}
+
+/// One clause of the CQL subset the fake understands.
+enum Clause {
+    Text(String),
+    Title(String),
+    Types(Vec<String>),
+    Space(String),
+}
+
+fn cql_parse(cql: &str) -> Result<Vec<Clause>, String> {
+    let tokens = cql_tokens(cql)?;
+    let mut clauses = Vec::new();
+    let mut i = 0;
+    let value = |t: Option<&Cql>| match t {
+        Some(Cql::Str(s)) | Some(Cql::Word(s)) => Ok(s.clone()),
+        other => Err(format!("expected a value, found {other:?}")),
+    };
+    loop {
+        let Some(Cql::Word(field)) = tokens.get(i) else {
+            return Err(format!("expected a field at token {i}"));
+        };
+        let field = field.to_lowercase();
+        match (field.as_str(), tokens.get(i + 1)) {
+            ("text" | "sitesearch", Some(Cql::Op("~"))) => {
+                clauses.push(Clause::Text(value(tokens.get(i + 2))?));
+                i += 3;
+            }
+            ("title", Some(Cql::Op("~"))) => {
+                clauses.push(Clause::Title(value(tokens.get(i + 2))?));
+                i += 3;
+            }
+            ("type", Some(Cql::Op("="))) => {
+                clauses.push(Clause::Types(vec![value(tokens.get(i + 2))?]));
+                i += 3;
+            }
+            ("space", Some(Cql::Op("="))) => {
+                clauses.push(Clause::Space(value(tokens.get(i + 2))?));
+                i += 3;
+            }
+            ("type", Some(Cql::Word(w))) if w.eq_ignore_ascii_case("in") => {
+                if tokens.get(i + 2) != Some(&Cql::Open) {
+                    return Err("expected ( after in".into());
+                }
+                i += 3;
+                let mut types = Vec::new();
+                loop {
+                    types.push(value(tokens.get(i))?);
+                    match tokens.get(i + 1) {
+                        Some(Cql::Comma) => i += 2,
+                        Some(Cql::Close) => {
+                            i += 2;
+                            break;
+                        }
+                        other => return Err(format!("expected , or ) in list, found {other:?}")),
+                    }
+                }
+                clauses.push(Clause::Types(types));
+            }
+            (f, op) => return Err(format!("field '{f}' with {op:?} is not supported here")),
+        }
+        match tokens.get(i) {
+            None => return Ok(clauses),
+            Some(Cql::Word(w)) if w.eq_ignore_ascii_case("and") => i += 1,
+            other => return Err(format!("expected and, found {other:?}")),
+        }
+    }
+}
+
+/// Text of content for `text ~`: title and storage body without tags, lower case.
+fn searchable(c: &Value) -> String {
+    let body = c
+        .pointer("/body/storage/value")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let mut text = c["title"].as_str().unwrap_or_default().to_lowercase();
+    text.push(' ');
+    let mut in_tag = false;
+    for ch in body.chars() {
+        match ch {
+            '<' => in_tag = true,
+            '>' => {
+                in_tag = false;
+                text.push(' ');
+            }
+            ch if !in_tag => text.extend(ch.to_lowercase()),
+            _ => {}
+        }
+    }
+    text
+}
+
+/// `GET /rest/api/content/search?cql=&limit=&expand=`: current content matching the CQL,
+/// expanded like `GET /rest/api/content/{id}`; 400 for CQL the fake cannot parse.
+fn cql_search(st: &ConfState, parts: &Parts) -> Response {
+    let Some(cql) = query_param(parts, "cql") else {
+        return bad_request("The CQL query parameter is required");
+    };
+    let clauses = match cql_parse(&cql) {
+        Ok(c) => c,
+        Err(e) => return bad_request(&format!("Could not parse cql : {cql} ({e})")),
+    };
+    let items: Vec<Value> = st
+        .content
+        .values()
+        .filter(|c| c["status"] == "current")
+        .filter(|c| {
+            clauses.iter().all(|clause| match clause {
+                Clause::Text(words) => {
+                    let text = searchable(c);
+                    words
+                        .split_whitespace()
+                        .all(|w| text.contains(&w.to_lowercase()))
+                }
+                Clause::Title(words) => {
+                    let title = c["title"].as_str().unwrap_or_default().to_lowercase();
+                    words
+                        .split_whitespace()
+                        .all(|w| title.contains(&w.to_lowercase()))
+                }
+                Clause::Types(types) => types.iter().any(|t| c["type"] == t.as_str()),
+                Clause::Space(key) => c["space"]["key"] == key.as_str(),
+            })
+        })
+        .cloned()
+        .collect();
+    paged(st, parts, items)
 }
 
 /// `GET /rest/pat/latest/tokens` for an added user: their tokens, which never expire.
