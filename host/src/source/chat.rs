@@ -232,7 +232,7 @@ pub fn tiny_id(code: &str) -> Option<u64> {
             c => c,
         })
         .collect();
-    while b64.len() % 4 != 0 {
+    while !b64.len().is_multiple_of(4) {
         b64.push('A');
     }
     let bytes = base64::engine::general_purpose::STANDARD.decode(b64).ok()?;
@@ -335,7 +335,7 @@ async fn summary_if_allowed(
         last_editor: json
             .pointer("/version/by")
             .filter(|v| v.is_object())
-            .map(|v| person_of(v))
+            .map(person_of)
             .filter(|p| !p.key.is_empty()),
         last_edited_at_ms: json
             .pointer("/version/when")
