@@ -9,8 +9,14 @@
 //! make, by the function a dry run records with
 //! ([`crate::deliver::would_send`]).
 //!
+//! Chat answers are previewed the same way: an `unfurl` as the
+//! `chat.unfurl` form it would send, a `respond` as the JSON it would post,
+//! the response URL (in the request and in the action shown) with its path
+//! masked.
+//!
 //! What it must never do: write anything (no delivery, audit line, failure
-//! or breaker count), send anything, or judge by rules of its own.
+//! or breaker count), send anything, show a response URL, or judge by rules
+//! of its own.
 
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -81,6 +87,25 @@ pub struct PreviewAction {
     pub undeliverable: Option<String>,
 }
 
+/// An action as a preview shows it: a response URL with its path masked
+/// (it is a capability: whoever reads it may answer the command).
+fn shown_action(action: Action) -> Action {
+    match action {
+        Action::Respond {
+            response_url,
+            text,
+            blocks,
+            in_channel,
+        } => Action::Respond {
+            response_url: crate::deliver::chat::masked(&response_url),
+            text,
+            blocks,
+            in_channel,
+        },
+        other => other,
+    }
+}
+
 /// A plugin call that failed.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct PreviewFailure {
@@ -120,6 +145,12 @@ pub async fn preview(
             Ok(Payload::Test) => {
                 return Err(AdminError::Invalid(format!(
                     "event {event_id} is Confluence's test-connection call; pick an event about a page, blog post or comment"
+                )));
+            }
+            Err(_) if crate::source::slack_events::from_stored(&record.payload).is_some() => {
+                return Err(AdminError::Invalid(format!(
+                    "event {event_id} is a Slack chat event that is {}: a chat event can be previewed once dispatched (dispatch reads who asked and what they may see)",
+                    record.status.as_str()
                 )));
             }
             Err(e) => {
@@ -244,7 +275,7 @@ pub async fn preview(
             dry_run: binding.dry_run,
             request: None,
             undeliverable: None,
-            action,
+            action: shown_action(action),
         };
         if let Some(delivery) = judged.deliveries.pop() {
             let claimed = Claimed {
