@@ -23,10 +23,13 @@ use super::methods::USERS_INFO;
 /// Most entries kept before the cache is emptied (it refills from Slack).
 const CACHE_CAP: usize = 10_000;
 
+/// (workspace, user id) → (when read, email).
+type Entries = HashMap<(String, String), (Instant, Option<String>)>;
+
 /// Emails of Slack users, by workspace and user id.
 pub struct UserEmails {
     ttl: Duration,
-    entries: Mutex<HashMap<(String, String), (Instant, Option<String>)>>,
+    entries: Mutex<Entries>,
 }
 
 impl UserEmails {
@@ -65,9 +68,7 @@ impl UserEmails {
         Ok(email)
     }
 
-    fn lock(
-        &self,
-    ) -> std::sync::MutexGuard<'_, HashMap<(String, String), (Instant, Option<String>)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Entries> {
         self.entries.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
