@@ -463,9 +463,22 @@ pub async fn bind(store: &Store, req: BindRequest) -> AdminResult<Bound> {
             )));
         }
     }
-    manifest
+    let resolved = manifest
         .resolve_settings(&req.settings)
         .map_err(AdminError::Invalid)?;
+    // Settings naming a Confluence page template must name one that exists.
+    crate::source::templates::check_settings(
+        manifest,
+        match &scope {
+            Scope::Space(key) => Some(key.as_str()),
+            _ => None,
+        },
+        &resolved,
+        &store.connections().await?,
+        req.source.as_deref(),
+    )
+    .await
+    .map_err(AdminError::Invalid)?;
     let binding = store
         .add_binding(&NewBinding {
             plugin: plugin.name,

@@ -537,6 +537,43 @@ impl Dispatcher {
                     continue;
                 }
             };
+            // A setting naming a Confluence page template reaches the plugin
+            // as the template's current body (source::templates).
+            let settings = if plugin
+                .manifest
+                .settings
+                .values()
+                .any(|s| s.confluence_template)
+            {
+                let source = binding.source.as_deref().unwrap_or(&event.source);
+                let enricher = self.enricher(source, &snapshot.connections).ok().flatten();
+                let space = match &binding.scope {
+                    crate::store::Scope::Space(key) => Some(key.as_str()),
+                    _ => None,
+                };
+                match crate::source::templates::fill(
+                    &plugin.manifest,
+                    space,
+                    settings,
+                    enricher.as_deref(),
+                )
+                .await
+                {
+                    Ok(s) => s,
+                    Err(e) => {
+                        out.failures.push(failure(
+                            event_id,
+                            binding,
+                            "template",
+                            e.to_string(),
+                            String::new(),
+                        ));
+                        continue;
+                    }
+                }
+            } else {
+                settings
+            };
             let event = event.clone();
             let call = tokio::task::spawn_blocking(move || loaded.call(&event, &settings));
             calls.push((binding, plugin.clone(), call));

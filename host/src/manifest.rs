@@ -68,6 +68,16 @@ pub struct SettingSpec {
     /// Value used when a binding does not set it.
     #[serde(default)]
     pub default: Option<String>,
+    /// The value names a Confluence page template (`KEY:Template name`, or
+    /// the name alone in a binding scoped to one space); the plugin gets the
+    /// template's storage body instead (see `source::templates`).
+    /// `confluence-template = true`.
+    #[serde(
+        default,
+        rename = "confluence-template",
+        skip_serializing_if = "std::ops::Not::not"
+    )]
+    pub confluence_template: bool,
 }
 
 /// Limits a plugin requests; unset fields take the host defaults.

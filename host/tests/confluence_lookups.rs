@@ -555,3 +555,187 @@ async fn the_fake_refuses_cql_it_cannot_parse() {
         "only administrators list watchers"
     );
 }
+
+const RETRO: &str = r#"<h1>Retrospective</h1><p>{{ incident.title }}</p>"#;
+
+fn retro_manifest() -> pagehook::manifest::Manifest {
+    pagehook::manifest::Manifest::parse(
+        r#"name = "retro"
+version = "0.1.0"
+description = "test"
+wit = "0.2.0"
+component = "retro.wasm"
+events = ["page-created"]
+actions = ["create-page"]
+
+[settings.space-template]
+description = "A page template of the space"
+confluence-template = true
+
+[settings.title]
+description = "Title"
+default = "Retro"
+"#,
+    )
+    .unwrap()
+}
+
+fn confluence_connection(fake: &FakeConfluence, name: &str) -> pagehook::store::ConnectionRecord {
+    pagehook::store::ConnectionRecord {
+        name: name.into(),
+        kind: pagehook::store::ConnectionKind::Confluence,
+        url: fake.base_url(),
+        username: None,
+        secret: Some(pagehook::secret::SecretSource::Value(PAT.into())),
+        hook_secret: None,
+        dry_run: false,
+        created_at: 0,
+        health: None,
+        token: None,
+    }
+}
+
+#[tokio::test]
+async fn a_template_setting_reaches_the_plugin_as_the_templates_current_body() {
+    use pagehook::source::templates::{TemplateError, fill};
+    let fake = fake();
+    fake.put_template("ENG", "Retrospective", RETRO);
+    fake.put_template("ENG", "Other", "<p>other</p>");
+    let manifest = retro_manifest();
+    let settings = vec![
+        ("space-template".to_owned(), "Retrospective".to_owned()),
+        ("title".to_owned(), "Retro".to_owned()),
+    ];
+    let e = Enricher::new("prod", client(&fake), Duration::from_millis(50));
+    let filled = fill(&manifest, Some("ENG"), settings.clone(), Some(&e))
+        .await
+        .unwrap();
+    assert_eq!(
+        filled,
+        vec![
+            ("space-template".to_owned(), RETRO.to_owned()),
+            ("title".to_owned(), "Retro".to_owned()),
+        ]
+    );
+    let sent = fake
+        .requests()
+        .into_iter()
+        .find(|r| r.endpoint.as_deref() == Some(endpoints::PAGE_TEMPLATES))
+        .unwrap();
+    assert!(sent.path.contains("spaceKey=ENG") && sent.path.contains("expand=body"));
+
+    // Cached for the TTL, then read again: an edit is picked up.
+    fake.put_template("ENG", "Retrospective", "<p>v2</p>");
+    let again = fill(&manifest, Some("ENG"), settings.clone(), Some(&e))
+        .await
+        .unwrap();
+    assert_eq!(again[0].1, RETRO, "within the TTL");
+    tokio::time::sleep(Duration::from_millis(60)).await;
+    let again = fill(&manifest, Some("ENG"), settings.clone(), Some(&e))
+        .await
+        .unwrap();
+    assert_eq!(again[0].1, "<p>v2</p>");
+
+    // Confluence unreachable: the last known body.
+    tokio::time::sleep(Duration::from_millis(60)).await;
+    fake.inject(endpoints::PAGE_TEMPLATES, Fault::Status(503));
+    let again = fill(&manifest, Some("ENG"), settings.clone(), Some(&e))
+        .await
+        .unwrap();
+    assert_eq!(again[0].1, "<p>v2</p>");
+    // ...and with none known, it cannot be had now.
+    let fresh = enricher(&fake);
+    fake.inject(endpoints::PAGE_TEMPLATES, Fault::Status(503));
+    let err = fill(&manifest, Some("ENG"), settings.clone(), Some(&fresh))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, TemplateError::Unavailable { .. }), "{err:?}");
+    assert!(!err.to_string().contains(PAT));
+
+    // Deleted: a clear error, whatever was known.
+    tokio::time::sleep(Duration::from_millis(60)).await;
+    fake.remove_template("ENG", "Retrospective");
+    let err = fill(&manifest, Some("ENG"), settings.clone(), Some(&e))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, TemplateError::NotFound(_)), "{err:?}");
+    assert!(err.to_string().contains("Other"), "{err}");
+
+    // Another space's template, named with its key; no token, no body.
+    fake.put_template("OPS", "Postmortem", "<p>pm</p>");
+    let other = vec![("space-template".to_owned(), "OPS:Postmortem".to_owned())];
+    let filled = fill(&manifest, None, other.clone(), Some(&e))
+        .await
+        .unwrap();
+    assert_eq!(filled[0].1, "<p>pm</p>");
+    assert!(fill(&manifest, None, other, None).await.is_err());
+    let unscoped = vec![("space-template".to_owned(), "Postmortem".to_owned())];
+    assert!(matches!(
+        fill(&manifest, None, unscoped, Some(&e)).await,
+        Err(TemplateError::Invalid(_))
+    ));
+}
+
+#[tokio::test]
+async fn binding_to_a_template_that_does_not_exist_is_refused() {
+    use pagehook::source::templates::check_settings;
+    let fake = fake();
+    fake.put_template("ENG", "Retrospective", RETRO);
+    let manifest = retro_manifest();
+    let conns = vec![confluence_connection(&fake, "prod")];
+    let set = |v: &str| vec![("space-template".to_owned(), v.to_owned())];
+    check_settings(&manifest, Some("ENG"), &set("Retrospective"), &conns, None)
+        .await
+        .unwrap();
+    check_settings(
+        &manifest,
+        None,
+        &set("ENG:Retrospective"),
+        &conns,
+        Some("prod"),
+    )
+    .await
+    .unwrap();
+    let err = check_settings(&manifest, Some("ENG"), &set("Retro"), &conns, None)
+        .await
+        .unwrap_err();
+    assert!(
+        err.contains("no page template `Retro`") && err.contains("Retrospective"),
+        "{err}"
+    );
+    let err = check_settings(&manifest, None, &set("NOPE:Retro"), &conns, None)
+        .await
+        .unwrap_err();
+    assert!(err.contains("`NOPE` does not exist"), "{err}");
+    // Settings that name no template need no Confluence at all.
+    check_settings(&manifest, None, &[("title".into(), "x".into())], &[], None)
+        .await
+        .unwrap();
+    // Which connection: the named one, or the only one with a token.
+    let err = check_settings(
+        &manifest,
+        Some("ENG"),
+        &set("Retrospective"),
+        &conns,
+        Some("qa"),
+    )
+    .await
+    .unwrap_err();
+    assert!(err.contains("`qa` has none"), "{err}");
+    let two = vec![
+        confluence_connection(&fake, "prod"),
+        confluence_connection(&fake, "qa"),
+    ];
+    let err = check_settings(&manifest, Some("ENG"), &set("Retrospective"), &two, None)
+        .await
+        .unwrap_err();
+    assert!(err.contains("--source"), "{err}");
+    // Confluence down: the name cannot be checked, so it is not saved.
+    fake.inject(endpoints::PAGE_TEMPLATES, Fault::Status(503));
+    fake.inject(endpoints::PAGE_TEMPLATES, Fault::Status(503));
+    fake.inject(endpoints::PAGE_TEMPLATES, Fault::Status(503));
+    let err = check_settings(&manifest, Some("ENG"), &set("Retrospective"), &conns, None)
+        .await
+        .unwrap_err();
+    assert!(err.contains("503"), "{err}");
+}

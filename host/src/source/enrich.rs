@@ -142,6 +142,8 @@ pub struct Enricher {
     watchers_logged: AtomicBool,
     /// What chat lookups keep (see [`super::chat`]).
     pub(super) chat: super::chat::ChatCaches,
+    /// Page templates named by bindings (see [`super::templates`]).
+    templates: super::templates::Templates,
 }
 
 impl Enricher {
@@ -158,6 +160,7 @@ impl Enricher {
             viewers: Viewers::new(source, client.clone(), ttl),
             watchers_logged: AtomicBool::new(false),
             chat: super::chat::ChatCaches::new(ttl),
+            templates: super::templates::Templates::new(ttl),
             client,
         }
     }
@@ -172,6 +175,16 @@ impl Enricher {
         chat: &mut ChatEvent,
     ) -> Result<(), EnrichError> {
         super::chat::resolve(self, email, chat).await
+    }
+
+    /// The storage body of page template `name` in `space`, cached for the
+    /// TTL (see [`super::templates`]).
+    pub async fn template(
+        &self,
+        space: &str,
+        name: &str,
+    ) -> Result<String, super::templates::TemplateError> {
+        self.templates.body(&self.client, space, name).await
     }
 
     /// The full event for `hook`, read back from Confluence.

@@ -4,7 +4,8 @@
 //! other source: its Events API and slash commands ([`slack_events`]).
 //! For contract 0.2.0 the host also reads who may view what ([`viewers`]),
 //! whom a page event concerns ([`people`]) and what chat events need from
-//! Confluence ([`chat`]).
+//! Confluence ([`chat`]), and the page templates bindings name
+//! ([`templates`]).
 
 pub mod chat;
 pub mod client;
@@ -12,5 +13,6 @@ pub mod enrich;
 pub mod people;
 pub mod slack_events;
 pub mod space_admin;
+pub mod templates;
 pub mod viewers;
 pub mod webhook;
