@@ -141,7 +141,7 @@ pub fn response_url_allowed(url: &str, api_base: &str) -> Result<reqwest::Url, S
     }
     let loopback_base = reqwest::Url::parse(api_base)
         .ok()
-        .filter(|b| is_loopback(b))
+        .filter(is_loopback)
         .filter(|b| b.origin() == u.origin());
     if loopback_base.is_some() {
         return Ok(u);
