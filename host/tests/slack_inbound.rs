@@ -32,6 +32,8 @@ const BOT: &str = "xoxb-slack-inbound-tests";
 const SIGNING_SECRET: &str = "e2e-signing-secret-0b1f";
 const USER: &str = "U0ADA00001";
 const TEAM: &str = "T0ACME0001";
+/// The admin API token of the in-process router.
+const ADMIN: &str = "slack-inbound-admin-token";
 
 struct Vector {
     secret: String,
@@ -83,6 +85,7 @@ async fn app(at_secs: i64) -> App {
     config.store.database = dir.path().join("pagehook.db");
     config.store.plugins_dir = dir.path().join("plugins");
     config.sandbox.cache_dir = Some(common::root().join("target/pagehook-cache"));
+    config.server.admin_token = Some(SecretSource::Value(ADMIN.into()));
     let mut state = AppState::standalone(config).unwrap();
     Arc::get_mut(&mut state).unwrap().clock = Clock::Fixed(at_secs * 1000);
     let mut acme = ConnectionRecord::new("acme", ConnectionKind::Slack, "http://127.0.0.1:9/api/");
@@ -250,6 +253,66 @@ fn app_at_same_store(app: &App, at_secs: i64) -> App {
     App {
         _dir: tempfile::tempdir().unwrap(),
         state,
+    }
+}
+
+/// `POST /api/connections` with the admin token; status and JSON answer.
+async fn connect_api(app: &App, body: Value) -> (StatusCode, Value) {
+    let req = Request::post("/api/connections")
+        .header("content-type", "application/json")
+        .header("authorization", format!("Bearer {ADMIN}"))
+        .body(Body::from(body.to_string()))
+        .unwrap();
+    let answer = router(app.state.clone()).oneshot(req).await.unwrap();
+    let status = answer.status();
+    let bytes = axum::body::to_bytes(answer.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
+#[tokio::test]
+async fn the_admin_api_sets_a_signing_secret_and_never_shows_it() {
+    let v = vector();
+    let at: i64 = v.timestamp.parse().unwrap();
+    let app = app(at).await;
+    let secret = "api-signing-secret-77c2";
+    let (status, answer) = connect_api(
+        &app,
+        json!({"name": "beta", "kind": "slack", "url": "http://127.0.0.1:9/api/",
+               "token": {"value": BOT}, "signing_secret": {"value": secret}}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let text = answer.to_string();
+    assert!(!text.contains(secret) && !text.contains(BOT), "{text}");
+    assert_eq!(answer["hook_secret"], "[redacted]");
+    // Slack's requests signed with it are taken.
+    let signature = sign(secret, &v.timestamp, v.body.as_bytes());
+    let (status, body) =
+        post_form(&app, "beta", Some(&v.timestamp), Some(&signature), &v.body).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(stored(&app).await.len(), 1);
+
+    for (body, says) in [
+        (
+            json!({"name": "gamma", "kind": "slack", "token": {"value": BOT},
+                   "webhook_secret": {"value": secret}}),
+            "signing_secret",
+        ),
+        (
+            json!({"name": "wiki", "kind": "confluence", "url": "https://wiki.example.com",
+                   "webhook_secret": {"value": "w"}, "signing_secret": {"value": secret}}),
+            "for Slack connections",
+        ),
+    ] {
+        let (status, answer) = connect_api(&app, body).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+        assert!(answer["error"].as_str().unwrap().contains(says), "{answer}");
+        assert!(!answer.to_string().contains(secret), "{answer}");
     }
 }
 
@@ -591,4 +654,36 @@ fn a_slash_command_becomes_an_event_with_its_response_url() {
     assert_eq!(chat["response_url"], response_url);
     assert_eq!(chat["user"]["id"], USER);
     assert_eq!(chat["user"]["team_id"], TEAM);
+}
+
+#[test]
+fn chat_events_wait_while_several_confluence_connections_could_answer() {
+    let (conf, slack) = fakes();
+    let side = side(&conf, &slack);
+    side.connect_confluence("staging", &conf.base_url());
+    let body = link_shared("Ev0WAIT0001");
+    let (status, answer) = post(
+        &side,
+        "application/json",
+        &body,
+        SIGNING_SECRET,
+        now_secs(),
+        None,
+    );
+    assert_eq!(status, 200, "{answer}");
+    let all = wait_events(&side, "the event deferred", |all| {
+        all.iter().any(|e| e["error"].is_string())
+    });
+    let record = &all[0];
+    assert_eq!(record["status"], "pending", "{record:#}");
+    let error = record["error"].as_str().unwrap();
+    assert!(
+        error.contains("prod, staging") && error.contains("exactly one"),
+        "{error}"
+    );
+    // The admin removes the second one: the event goes through on its next try.
+    side.cli(&["connection", "remove", "staging"]);
+    wait_events(&side, "the event dispatched", |all| {
+        all.iter().any(|e| e["status"] == "dispatched")
+    });
 }
