@@ -429,7 +429,7 @@ pub fn actions(buttons: impl IntoIterator<Item = LinkButton>) -> Block {
         .filter(LinkButton::has_usable_url)
         .take(MAX_ACTION_ELEMENTS)
         .enumerate()
-        .map(|(i, b)| b.to_button(i))
+        .map(|(i, b)| b.to_button(format!("link-{i}")))
         .collect();
     Block::of(&Kind::Actions { elements })
 }
@@ -437,11 +437,19 @@ pub fn actions(buttons: impl IntoIterator<Item = LinkButton>) -> Block {
 /// A section of mrkdwn text (as in [`section`]) with a link button on its
 /// right (Block Kit's `accessory`), the usual shape of one item in a list.
 /// A button whose URL is empty or over 3000 characters is left out.
-pub fn section_with_button(text: impl Into<Mrkdwn>, button: LinkButton) -> Block {
+/// `action_id` names the button (Slack wants it unique in the message,
+/// e.g. `open-<page id>`).
+pub fn section_with_button(
+    text: impl Into<Mrkdwn>,
+    action_id: impl Into<String>,
+    button: LinkButton,
+) -> Block {
     Block::of(&Kind::Section {
         text: Some(mrkdwn(text.into(), MAX_SECTION_CHARS)),
         fields: None,
-        accessory: button.has_usable_url().then(|| button.to_button(0)),
+        accessory: button
+            .has_usable_url()
+            .then(|| button.to_button(action_id.into())),
     })
 }
 
@@ -451,10 +459,10 @@ impl LinkButton {
         !url.is_empty() && url.chars().count() <= MAX_URL_CHARS
     }
 
-    fn to_button(&self, index: usize) -> Button {
+    fn to_button(&self, action_id: String) -> Button {
         Button {
             kind: "button",
-            action_id: format!("link-{index}"),
+            action_id,
             text: plain_text(&self.text, MAX_BUTTON_TEXT_CHARS),
             url: self.url.trim().to_owned(),
             style: self.primary.then_some("primary"),
@@ -512,7 +520,11 @@ pub fn page_result(page: &crate::PageSummary) -> Block {
         text.push(Mrkdwn::trusted("\n"));
         text.push(excerpt);
     }
-    section_with_button(text, LinkButton::new(OPEN_IN_CONFLUENCE, page.url.clone()))
+    section_with_button(
+        text,
+        format!("open-{}", page.id),
+        LinkButton::new(OPEN_IN_CONFLUENCE, page.url.clone()),
+    )
 }
 
 /// `*<url|title>*`, or the bold title alone when there is no URL.
@@ -982,6 +994,7 @@ mod tests {
         let block = page_result(&hostile_page()).to_value();
         assert_eq!(block["type"], "section");
         assert_eq!(block["accessory"]["type"], "button");
+        assert_eq!(block["accessory"]["action_id"], "open-123456");
         assert_eq!(
             block["accessory"]["url"],
             crate::testing::page_summary().url
