@@ -328,7 +328,7 @@ impl Dispatcher {
     async fn chat_event(
         &self,
         record: &EventRecord,
-        inbound: ChatInbound,
+        mut inbound: ChatInbound,
         snapshot: &Snapshot,
     ) -> Result<Event, (String, Option<Duration>)> {
         let source = record.source.as_str();
@@ -370,9 +370,8 @@ impl Dispatcher {
                     retry_after,
                 )
             })?;
-        let mut chat = inbound.chat;
         enricher
-            .resolve_chat(email.as_deref(), &mut chat)
+            .resolve_chat(email.as_deref(), &mut inbound.chat)
             .await
             .map_err(|e| {
                 let retry_after = match &e {
@@ -384,21 +383,7 @@ impl Dispatcher {
                     retry_after,
                 )
             })?;
-        Ok(Event {
-            id: record.key.clone(),
-            kind: inbound.kind,
-            name: inbound.name.to_owned(),
-            occurred_at_ms: inbound.occurred_at_ms,
-            source: source.to_owned(),
-            actor: None,
-            by_pagehook: false,
-            content: None,
-            update_trigger: None,
-            label: None,
-            enriched: true,
-            people: vec![],
-            chat: Some(chat),
-        })
+        Ok(inbound.into_event(source, &record.key, true))
     }
 
     /// The enricher that reads Confluence for a Slack connection's chat

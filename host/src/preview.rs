@@ -26,6 +26,7 @@ use crate::dispatch::{judge, load_pinned};
 use crate::model::{Action, Event};
 use crate::runtime::Runtime;
 use crate::source::enrich::from_webhook_only;
+use crate::source::slack_events;
 use crate::source::webhook::{self, Payload};
 use crate::store::{Claimed, ConnectionKind, Dispatched, Store, now_ms};
 
@@ -132,7 +133,23 @@ pub async fn preview(
         .await?
         .ok_or_else(|| AdminError::NotFound(format!("no event with id {event_id}")))?;
     let mut notes = Vec::new();
-    let event: Event = match record.event {
+    // A Slack request not dispatched yet: the chat event as Slack sent it.
+    let chat = match (&record.event, slack_events::from_stored(&record.payload)) {
+        (None, Some(Ok(inbound))) => {
+            notes.push(format!(
+                "event {event_id} is {}: the plugin saw it as Slack sent it (dispatch also reads the Slack user's email and what they may see in Confluence)",
+                record.status.as_str()
+            ));
+            Some(inbound.into_event(&record.source, &record.key, false))
+        }
+        (None, Some(Err(e))) => {
+            return Err(AdminError::Invalid(format!(
+                "event {event_id} cannot be previewed: its stored Slack payload does not parse ({e})"
+            )));
+        }
+        _ => None,
+    };
+    let event: Event = match record.event.or(chat) {
         Some(event) => event,
         None => match webhook::from_value(&record.payload) {
             Ok(Payload::Event(hook)) => {

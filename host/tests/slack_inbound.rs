@@ -661,6 +661,17 @@ fn chat_events_wait_while_several_confluence_connections_could_answer() {
     let (conf, slack) = fakes();
     let side = side(&conf, &slack);
     side.connect_confluence("staging", &conf.base_url());
+    side.install("hostile", &["post-slack"]);
+    side.cli(&[
+        "bind",
+        "hostile",
+        "--source",
+        "acme",
+        "--to",
+        "slack:#ok",
+        "--quiet",
+        "--dry-run",
+    ]);
     let body = link_shared("Ev0WAIT0001");
     let (status, answer) = post(
         &side,
@@ -680,6 +691,32 @@ fn chat_events_wait_while_several_confluence_connections_could_answer() {
     assert!(
         error.contains("prod, staging") && error.contains("exactly one"),
         "{error}"
+    );
+    // Meanwhile a preview runs the binding on the event as Slack sent it.
+    let bindings: Value = serde_json::from_str(&side.cli(&["bindings", "--json"])).unwrap();
+    let preview: Value = reqwest::blocking::Client::new()
+        .post(format!(
+            "{}/api/bindings/{}/preview",
+            side.base, bindings[0]["id"]
+        ))
+        .bearer_auth(common::sidecar::ADMIN_TOKEN)
+        .json(&json!({"event_id": record["id"]}))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(preview["would_run"], true, "{preview:#}");
+    assert_eq!(
+        preview["actions"].as_array().unwrap().len(),
+        1,
+        "{preview:#}"
+    );
+    assert!(
+        preview["notes"][0]
+            .as_str()
+            .unwrap()
+            .contains("as Slack sent it"),
+        "{preview:#}"
     );
     // The admin removes the second one: the event goes through on its next try.
     side.cli(&["connection", "remove", "staging"]);

@@ -28,7 +28,7 @@ use hmac::{Hmac, Mac};
 use serde_json::{Map, Value};
 use sha2::Sha256;
 
-use crate::model::{ChatEvent, ChatUser, EventKind, SharedLink};
+use crate::model::{ChatEvent, ChatUser, Event, EventKind, SharedLink};
 
 /// Largest distance between Slack's request timestamp and the host's clock.
 pub const MAX_SKEW_SECS: i64 = 300;
@@ -316,6 +316,28 @@ pub struct ChatInbound {
     pub team_id: String,
     /// The chat part of the event, not yet resolved against Confluence.
     pub chat: ChatEvent,
+}
+
+impl ChatInbound {
+    /// The event plugins see, with the chat part as it stands (resolved
+    /// against Confluence or not: `enriched` says which).
+    pub fn into_event(self, source: &str, id: &str, enriched: bool) -> Event {
+        Event {
+            id: id.to_owned(),
+            kind: self.kind,
+            name: self.name.to_owned(),
+            occurred_at_ms: self.occurred_at_ms,
+            source: source.to_owned(),
+            actor: None,
+            by_pagehook: false,
+            content: None,
+            update_trigger: None,
+            label: None,
+            enriched,
+            people: vec![],
+            chat: Some(self.chat),
+        }
+    }
 }
 
 /// Reads a stored payload as a Slack request; `None` when it is not one
