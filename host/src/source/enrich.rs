@@ -131,8 +131,6 @@ pub struct Enricher {
     client: ConfluenceClient,
     users: TtlCache<String, Option<Person>>,
     containers: TtlCache<u64, Option<Value>>,
-    /// Ancestors' own view restrictions read one by one (true: restricted or cannot tell).
-    ancestor_restrictions: TtlCache<u64, bool>,
     service_key: TtlCache<(), String>,
     /// Users by username (mentions in older content name them so).
     usernames: TtlCache<String, Option<Person>>,
@@ -153,7 +151,6 @@ impl Enricher {
             source: source.to_owned(),
             users: TtlCache::new(ttl),
             containers: TtlCache::new(ttl),
-            ancestor_restrictions: TtlCache::new(ttl),
             // The account a connection uses does not change while it exists.
             service_key: TtlCache::new(Duration::from_secs(3600)),
             usernames: TtlCache::new(ttl),
@@ -286,24 +283,14 @@ impl Enricher {
         Ok(false)
     }
 
-    /// An ancestor's own view restrictions, read by themselves (cached):
-    /// true when it has some or its answer cannot tell.
+    /// An ancestor's own view restrictions, read by themselves (cached, the
+    /// same cache [`Viewers`] reads): true when it has some or its answer
+    /// cannot tell.
     async fn ancestor_restricted(&self, id: u64) -> Result<bool, EnrichError> {
-        if let Some(r) = self.ancestor_restrictions.get(&id) {
-            return Ok(r);
-        }
-        let restricted = match self.client.own_restrictions(id).await {
-            Ok(Some(v)) => own_restriction(&v).unwrap_or(true),
-            Ok(None) => true, // 404: purged meanwhile, or hidden from us
-            Err(ClientError::Unauthorized(403))
-            | Err(ClientError::Rejected { .. })
-            | Err(ClientError::BadAnswer(_)) => true,
-            Err(e) => return Err(e.into()),
-        };
+        let restricted = !matches!(self.viewers.ancestor(id).await?, Some(None));
         if restricted {
             tracing::info!(source = %self.source, ancestor = id, "ancestor's view restrictions: restricted or cannot tell");
         }
-        self.ancestor_restrictions.put(id, restricted);
         Ok(restricted)
     }
 
@@ -320,7 +307,6 @@ impl Enricher {
         let Some(page) = page else {
             return Ok(Vec::new());
         };
-        let service = self.service_key().await?;
         let mut candidates: Vec<(Person, Concern)> = Vec::new();
         if let Some(key) = people::creator_key(json) {
             candidates.push((self.user(&key).await?, Concern::Creator));
@@ -355,14 +341,17 @@ impl Enricher {
                 Err(e) => return Err(e.into()),
             }
         }
+        candidates.retain(|(p, _)| people::listable(p, actor, ""));
+        if candidates.is_empty() {
+            return Ok(Vec::new());
+        }
+        let service = self.service_key().await?;
+        candidates.retain(|(p, _)| p.key != service);
         let mut gathered = Gathered::default();
         let restrictions = self.viewers.restrictions(page).await?;
         let space = str_at(page, "/space/key").unwrap_or("");
         let mut judged: HashMap<String, bool> = HashMap::new();
         for (person, concern) in candidates {
-            if !people::listable(&person, actor, &service) {
-                continue;
-            }
             let allowed = match judged.get(&person.key) {
                 Some(a) => *a,
                 None => {

@@ -251,8 +251,11 @@ impl Viewers {
     }
 
     /// An ancestor's own view restriction, read by itself (cached); `None`
-    /// when it cannot be told.
-    async fn ancestor(&self, id: u64) -> Result<Option<Option<ReadRestriction>>, EnrichError> {
+    /// when it cannot be told (403, 404, an answer missing a list).
+    pub(super) async fn ancestor(
+        &self,
+        id: u64,
+    ) -> Result<Option<Option<ReadRestriction>>, EnrichError> {
         if let Some(r) = self.own.get(&id) {
             return Ok(r);
         }
