@@ -72,11 +72,8 @@ impl Plugin for RetroWriter {
         if title.is_empty() {
             return Err("setting `title` renders to an empty title".into());
         }
-        let body = render(
-            "template",
-            settings.string_or("template", DEFAULT_TEMPLATE),
-            escaped,
-        )?;
+        let (setting, template) = body_template(&settings)?;
+        let body = render(setting, template, escaped)?;
         let space = settings.string_or("space", &content.space_key).to_owned();
         let parent = match settings.string("parent-id") {
             Some(_) => Some(settings.u64_or("parent-id", 0)?),
@@ -153,6 +150,26 @@ fn variables(event: &Event, escape: bool) -> Object {
     globals.insert("incident".into(), Value::Object(incident));
     globals.insert("event".into(), Value::Object(ev));
     globals
+}
+
+/// The body's Liquid template and the setting it came from: the space
+/// template's body when the binding names one (`space-template`, whose
+/// value the host replaces with that template's body read from
+/// Confluence), else `template`, else the bundled one.
+fn body_template(settings: &Settings) -> Result<(&'static str, &str), String> {
+    if let Some(body) = settings.string("space-template") {
+        // A storage-format body is XHTML. A value without any tag is the
+        // template's name that no host replaced (an older host, or
+        // `plugin run --set`): writing it as the page would be wrong.
+        if !body.contains('<') {
+            return Err(format!(
+                "setting `space-template` holds `{}`, not a template body: the host replaces the name of a space template with its body, and this one did not (a Pagehook that reads space templates is needed; or set `template` instead)",
+                pagehook_guest::text::truncate(body, 80)
+            ));
+        }
+        return Ok(("space-template", body));
+    }
+    Ok(("template", settings.string_or("template", DEFAULT_TEMPLATE)))
 }
 
 /// Renders a Liquid template; an error names the setting and Liquid's line.
@@ -323,6 +340,45 @@ mod tests {
             panic!()
         };
         assert_eq!(page.parent_id, None);
+    }
+
+    #[test]
+    fn a_space_template_body_replaces_template() {
+        let space_template = "<h1>From the space</h1><p>{{ incident.title }}</p>";
+        let actions = run(
+            incident(),
+            &[
+                ("template", "<p>ignored</p>"),
+                ("space-template", space_template),
+            ],
+        )
+        .unwrap();
+        let [Action::CreatePage(page), _] = actions.as_slice() else {
+            panic!("{actions:?}")
+        };
+        assert_eq!(
+            page.body,
+            "<h1>From the space</h1><p>Checkout down &lt;EU&gt; &amp; US</p>"
+        );
+        parse_storage(&page.body);
+        // Blank: as if unset.
+        let actions = run(incident(), &[("space-template", "  ")]).unwrap();
+        let [Action::CreatePage(page), _] = actions.as_slice() else {
+            panic!("{actions:?}")
+        };
+        assert!(page.body.contains("<h2>Root cause</h2>"));
+        // Errors name the setting.
+        let err = run(incident(), &[("space-template", "<p>{% if %}</p>")]).unwrap_err();
+        assert!(
+            err.starts_with("setting `space-template` is not a valid Liquid template"),
+            "{err}"
+        );
+        // A name no host replaced is not written as the page.
+        let err = run(incident(), &[("space-template", "Incident retro")]).unwrap_err();
+        assert!(
+            err.starts_with("setting `space-template` holds `Incident retro`, not a template body"),
+            "{err}"
+        );
     }
 
     #[test]
