@@ -492,12 +492,19 @@ fn connection_for(d: &Claimed, all: &[ConnectionRecord]) -> Result<ConnectionRec
                 ))
             }),
         // A chat event's source is the Slack connection it came in on, and
-        // its answer goes back through that one.
-        Action::Unfurl { .. } | Action::Respond { .. } => all
-            .iter()
-            .find(|c| c.kind == ConnectionKind::Slack && c.name == d.source)
-            .cloned()
-            .ok_or_else(|| Attempt::Dead(format!("the Slack connection `{}` no longer exists", d.source))),
+        // its answer goes back through that one (dispatch names it as the
+        // delivery's connection; the source is the same name).
+        Action::Unfurl { .. } | Action::Respond { .. } => {
+            let name = d.connection.as_deref().unwrap_or(&d.source);
+            all.iter()
+                .find(|c| c.kind == ConnectionKind::Slack && c.name == name)
+                .cloned()
+                .ok_or_else(|| {
+                    Attempt::Dead(format!(
+                        "the Slack connection `{name}` the chat event came from no longer exists: answers go back only through it"
+                    ))
+                })
+        }
         Action::CreatePage { .. } | Action::AddComment { .. } => all
             .iter()
             .find(|c| c.kind == ConnectionKind::Confluence && c.name == d.source)
