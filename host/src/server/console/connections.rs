@@ -44,6 +44,9 @@ async fn connections(
                 (field("slack-token", "Bot token", None, html! {
                     input id="slack-token" name="token.value" type="password" required autocomplete="off";
                 }))
+                (field("slack-signing-secret", "Signing secret", Some("The Slack app's Basic Information, Signing Secret: verifies the shared links and commands Slack sends to /hooks/slack/NAME. Without it that URL refuses them."), html! {
+                    input id="slack-signing-secret" name="signing_secret.value" type="password" autocomplete="off" aria-describedby="slack-signing-secret-help";
+                }))
                 (field("slack-url", "Slack API URL", Some("Leave empty for https://slack.com/api/."), html! {
                     input id="slack-url" name="url" type="url" aria-describedby="slack-url-help";
                 }))
