@@ -25,7 +25,7 @@ use pagehook::store::{
     Binding, BreakerPolicy, Claim, ConnectionKind, ConnectionRecord, DeliveryRecord,
     DeliveryStatus, Dispatched, NewEvent, PluginRecord, Scope, Store,
 };
-use pagehook_fakes::{FakeSlack, RESPONSE_URL_TTL};
+use pagehook_fakes::{FakeSlack, Fault, RESPONSE_URL_ENDPOINT, RESPONSE_URL_TTL};
 use serde_json::{Value, json};
 use tokio::sync::{Notify, watch};
 
@@ -624,4 +624,48 @@ async fn dry_runs_record_the_request_without_the_token_or_the_response_urls_path
     assert!(!unfurled[0].result.as_deref().unwrap().contains(BOT));
     assert_eq!(chat.slack.calls("chat.unfurl"), 0);
     assert_eq!(chat.slack.calls("response_url"), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_that_fail_for_now_are_retried() {
+    let chat = Chat::start().await;
+    let ts = chat
+        .slack
+        .add_user_message("C0ENG00001", "U0ADA", &format!("<{LINK}>"));
+    let url = chat.slack.mint_response_url("C0ENG00001");
+    chat.slack
+        .inject("chat.unfurl", Fault::SlackError("internal_error".into()));
+    chat.slack.inject(
+        "chat.unfurl",
+        Fault::RateLimited {
+            retry_after_secs: 1,
+        },
+    );
+    chat.slack.inject(RESPONSE_URL_ENDPOINT, Fault::Status(503));
+    let shared = chat
+        .dispatch(
+            &link_shared(&ts),
+            &chat_binding(),
+            vec![unfurl("C0ENG00001", &ts, preview())],
+        )
+        .await;
+    let command = chat
+        .dispatch(
+            &slash_command(&url),
+            &chat_binding(),
+            vec![respond(&url, "second time lucky", false)],
+        )
+        .await;
+    let unfurled = chat.settled(shared, 1).await;
+    let answered = chat.settled(command, 1).await;
+    assert_eq!(unfurled[0].status, DeliveryStatus::Sent, "{unfurled:?}");
+    assert_eq!(unfurled[0].attempts, 3);
+    assert_eq!(answered[0].status, DeliveryStatus::Sent, "{answered:?}");
+    assert_eq!(answered[0].attempts, 2);
+    assert_eq!(chat.slack.unfurls().len(), 1);
+    assert_eq!(chat.slack.responses().len(), 1);
+    let attempts = chat.store.attempts(answered[0].id).await.unwrap();
+    let first = attempts[0].error.clone().unwrap();
+    assert!(first.contains("HTTP 503"), "{first}");
+    assert!(!first.contains(path_of(&url)), "{first}");
 }
