@@ -164,12 +164,6 @@ pub async fn preview(
                     "event {event_id} is Confluence's test-connection call; pick an event about a page, blog post or comment"
                 )));
             }
-            Err(_) if crate::source::slack_events::from_stored(&record.payload).is_some() => {
-                return Err(AdminError::Invalid(format!(
-                    "event {event_id} is a Slack chat event that is {}: a chat event can be previewed once dispatched (dispatch reads who asked and what they may see)",
-                    record.status.as_str()
-                )));
-            }
             Err(e) => {
                 return Err(AdminError::Invalid(format!(
                     "event {event_id} cannot be previewed: its stored payload does not parse ({e})"
