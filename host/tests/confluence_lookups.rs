@@ -497,8 +497,7 @@ async fn search_finds_only_what_the_user_may_view_at_most_ten() {
     let sent = fake
         .requests()
         .into_iter()
-        .filter(|r| r.endpoint.as_deref() == Some(endpoints::CQL_SEARCH))
-        .next_back()
+        .rfind(|r| r.endpoint.as_deref() == Some(endpoints::CQL_SEARCH))
         .unwrap();
     assert!(
         sent.path

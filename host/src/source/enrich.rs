@@ -138,6 +138,8 @@ pub struct Enricher {
     viewers: Viewers,
     /// Whether "watchers unknown" was logged already.
     watchers_logged: AtomicBool,
+    /// Set while Confluence refuses to list watchers: not asked again for the TTL.
+    watchers_refused: TtlCache<(), ()>,
     /// What chat lookups keep (see [`super::chat`]).
     pub(super) chat: super::chat::ChatCaches,
     /// Page templates named by bindings (see [`super::templates`]).
@@ -156,6 +158,7 @@ impl Enricher {
             usernames: TtlCache::new(ttl),
             viewers: Viewers::new(source, client.clone(), ttl),
             watchers_logged: AtomicBool::new(false),
+            watchers_refused: TtlCache::new(ttl),
             chat: super::chat::ChatCaches::new(ttl),
             templates: super::templates::Templates::new(ttl),
             client,
@@ -324,7 +327,9 @@ impl Enricher {
                 candidates.push((person, Concern::Mentioned));
             }
         }
-        if let Some(page_id) = page.get("id").and_then(id_of) {
+        if let Some(page_id) = page.get("id").and_then(id_of)
+            && self.watchers_refused.get(&()).is_none()
+        {
             match self.client.watchers(page_id).await {
                 Ok(Some(watchers)) => {
                     for w in watchers {
@@ -334,6 +339,7 @@ impl Enricher {
                     }
                 }
                 Ok(None) | Err(ClientError::Rejected { .. }) | Err(ClientError::BadAnswer(_)) => {
+                    self.watchers_refused.put((), ());
                     if !self.watchers_logged.swap(true, Ordering::Relaxed) {
                         tracing::warn!(source = %self.source, "Confluence would not list watchers (GET /rest/api/content/{{id}}/watchers needs a Confluence or space administrator, Data Center 9): people are listed without watchers");
                     }

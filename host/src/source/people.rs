@@ -14,7 +14,9 @@
 //! `GET /rest/api/content/{id}/watchers`, answered only to Confluence and
 //! space administrators. When Confluence refuses (403) or does not know the
 //! resource (404, before 9.0), watchers count as unknown (logged once per
-//! source) and the event goes on without them: it never fails for that.
+//! source, and not asked again for the cache TTL) and the event goes on
+//! without them: it never fails for that. Failures worth retrying (network,
+//! 5xx, 429) defer the event like any enrichment failure.
 //!
 //! What it must never do: list someone the host cannot show may view the
 //! content, or the person who caused the event.
