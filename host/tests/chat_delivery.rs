@@ -8,8 +8,12 @@
 //! letters, and answers to another event's message or command rejected,
 //! audited and never sent.
 //!
-//! The plugin call itself is not part of these tests (the bundled plugins
-//! and the contract tests cover it): the actions are what a plugin returns.
+//! Most tests leave the plugin call out (the bundled plugins and the
+//! contract tests cover it): the actions are what a plugin returns. One
+//! runs it all under `pagehook serve`: a signed `/confluence` command in,
+//! slack-poster's answer out at the command's response URL.
+
+mod common;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -668,4 +672,106 @@ async fn answers_that_fail_for_now_are_retried() {
     let first = attempts[0].error.clone().unwrap();
     assert!(first.contains("HTTP 503"), "{first}");
     assert!(!first.contains(path_of(&url)), "{first}");
+}
+
+// ---------------------------------------------------------------------------
+// Under `pagehook serve`, with the bundled slack-poster.
+
+const SIGNING_SECRET: &str = "chat-delivery-signing-secret";
+
+/// `v0=<hex HMAC-SHA256(secret, "v0:{timestamp}:{body}")>`, as Slack signs.
+fn slack_signature(timestamp: &str, body: &str) -> String {
+    use hmac::{Hmac, Mac};
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(SIGNING_SECRET.as_bytes()).unwrap();
+    mac.update(format!("v0:{timestamp}:{body}").as_bytes());
+    format!("v0={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+#[test]
+fn pagehook_serve_answers_a_slash_command_at_its_response_url() {
+    use common::sidecar::{PAT, Sidecar};
+    use pagehook_fakes::{ConfluenceAuth, FakeConfluence};
+
+    let conf = FakeConfluence::start(ConfluenceAuth::Bearer(PAT.into()));
+    let slack = FakeSlack::start(BOT);
+    slack.add_channel("eng", "C0ENG00001", true);
+    slack.add_user("ada@example.com", "U0ADA00001");
+    let mut side = Sidecar::new();
+    side.connect_confluence("prod", &conf.base_url());
+    let secret_file = side.path().join("slack-signing-secret");
+    std::fs::write(&secret_file, SIGNING_SECRET).unwrap();
+    side.cli(&[
+        "connect",
+        "slack",
+        WORKSPACE,
+        "--url",
+        &slack.base_url(),
+        "--token",
+        BOT,
+        "--signing-secret-file",
+        secret_file.to_str().unwrap(),
+    ]);
+    side.install("slack-poster", &["unfurl", "respond"]);
+    side.cli(&[
+        "bind",
+        "slack-poster",
+        "--source",
+        WORKSPACE,
+        "--to",
+        "slack-unfurl:acme",
+        "--to",
+        "slack-respond:acme",
+        "--quiet",
+    ]);
+    side.start();
+
+    let url = slack.mint_response_url("C0ENG00001");
+    let body = format!(
+        "token=legacy&team_id=T1&team_domain=acme&channel_id=C0ENG00001&channel_name=eng\
+         &user_id=U0ADA00001&user_name=ada&command=%2Fconfluence&text=help\
+         &api_app_id=A0PAGEHOOK&response_url={}&trigger_id=1334.7384.chat-delivery",
+        url.replace(':', "%3A").replace('/', "%2F")
+    );
+    let ts = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        .to_string();
+    let answer = reqwest::blocking::Client::new()
+        .post(format!("{}/hooks/slack/{WORKSPACE}", side.base))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("x-slack-request-timestamp", &ts)
+        .header("x-slack-signature", slack_signature(&ts, &body))
+        .body(body)
+        .send()
+        .unwrap();
+    assert_eq!(answer.status().as_u16(), 200);
+
+    let deadline = Instant::now() + WAIT;
+    while slack.responses().is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "no answer at the response URL; deliveries: {}",
+            side.cli(&["deliveries", "--json"])
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let answers = slack.responses();
+    assert_eq!(answers.len(), 1);
+    assert_eq!(answers[0].response_type.as_deref(), Some("ephemeral"));
+    assert!(
+        answers[0]
+            .text
+            .as_deref()
+            .unwrap_or("")
+            .contains("/confluence"),
+        "{:?}",
+        answers[0]
+    );
+    assert!(!answers[0].authorization, "no token at the response URL");
+    let (status, audit) = side.api("/api/audit");
+    assert_eq!(status, 200, "{audit}");
+    let audit = audit.to_string();
+    assert!(audit.contains("response-url"), "{audit}");
+    assert!(!audit.contains(path_of(&url)), "{audit}");
 }
