@@ -292,7 +292,8 @@ async fn page_for_link(
     summary_if_allowed(e, person, &json).await
 }
 
-/// `json` (read with [`super::client::CONTENT_EXPAND`]) as a summary, when
+/// `json` (read with [`super::client::CONTENT_EXPAND`] or
+/// [`super::client::SEARCH_EXPAND`]) as a summary, when
 /// it is a current page or blog post `person` may view.
 async fn summary_if_allowed(
     e: &Enricher,

@@ -142,6 +142,11 @@ impl ClientError {
 /// mentions are (`ri:user`, see [`super::people`]).
 pub const CONTENT_EXPAND: &str = "space,version,history,metadata.labels,ancestors,container,restrictions.read.restrictions.user,restrictions.read.restrictions.group,ancestors.restrictions.read.restrictions.user,ancestors.restrictions.read.restrictions.group,body.view,body.storage";
 
+/// What [`ConfluenceClient::search`] asks for each result: enough to judge
+/// who may view it (its own and its ancestors' restrictions) and to
+/// summarise it (`body.view` for an excerpt), without storage bodies.
+pub const SEARCH_EXPAND: &str = "space,version,ancestors,restrictions.read.restrictions.user,restrictions.read.restrictions.group,ancestors.restrictions.read.restrictions.user,ancestors.restrictions.read.restrictions.group,body.view";
+
 /// What [`ConfluenceClient::own_restrictions`] asks for: the view restrictions
 /// set on the content itself (Confluence lists no inherited ones there).
 pub const RESTRICTIONS_EXPAND: &str =
@@ -329,10 +334,10 @@ impl ConfluenceClient {
 
     /// `GET /rest/api/content/search?cql=...&limit=&expand=`: content the
     /// service account may view that matches `cql` (one page of at most
-    /// `limit`), each expanded as [`CONTENT_EXPAND`].
+    /// `limit`), each expanded as [`SEARCH_EXPAND`].
     pub async fn search(&self, cql: &str, limit: usize) -> Result<Vec<Value>, ClientError> {
         let path = format!(
-            "/rest/api/content/search?cql={}&limit={limit}&expand={CONTENT_EXPAND}",
+            "/rest/api/content/search?cql={}&limit={limit}&expand={SEARCH_EXPAND}",
             form_urlencoded(cql)
         );
         Ok(self
