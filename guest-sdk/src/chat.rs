@@ -179,9 +179,10 @@ impl SlackResponse {
         }
     }
 
-    /// Attach Block Kit blocks (no blocks when `blocks` is empty).
-    pub fn with_blocks(mut self, blocks: &Blocks) -> Self {
-        self.blocks = (!blocks.is_empty()).then(|| blocks.to_json());
+    /// Attach Block Kit blocks (a JSON array, e.g. `&blocks` for a
+    /// [`Blocks`]), as for [`SlackMessage::with_blocks`](crate::SlackMessage::with_blocks).
+    pub fn with_blocks(mut self, blocks: impl Into<String>) -> Self {
+        self.blocks = Some(blocks.into());
         self
     }
 }
@@ -266,8 +267,7 @@ mod tests {
         assert_eq!(r.response_url, command.response_url);
         assert_eq!(r.text, "No pages for search &lt;!here&gt;");
         assert!(!r.in_channel && r.blocks.is_none());
-        let r = SlackResponse::in_channel(command, crate::mrkdwn!("*{}*", "a & b"))
-            .with_blocks(&Blocks::new());
+        let r = SlackResponse::in_channel(command, crate::mrkdwn!("*{}*", "a & b"));
         assert!(r.in_channel && r.blocks.is_none());
         assert_eq!(r.text, "*a &amp; b*");
         let mut blocks = Blocks::new();

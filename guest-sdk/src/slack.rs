@@ -605,6 +605,19 @@ fn joined(parts: Vec<Mrkdwn>, separator: &str) -> Mrkdwn {
     out
 }
 
+impl From<&Blocks> for String {
+    /// [`Blocks::to_json`], so `with_blocks(&blocks)` reads as it should.
+    fn from(blocks: &Blocks) -> String {
+        blocks.to_json()
+    }
+}
+
+impl From<Blocks> for String {
+    fn from(blocks: Blocks) -> String {
+        blocks.to_json()
+    }
+}
+
 /// The blocks of one message, capped at 50: pushes past the cap are
 /// dropped (and counted), and empty actions or context blocks, which Slack
 /// rejects, are skipped.
