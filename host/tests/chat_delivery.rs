@@ -687,15 +687,41 @@ fn slack_signature(timestamp: &str, body: &str) -> String {
     format!("v0={}", hex::encode(mac.finalize().into_bytes()))
 }
 
-#[test]
-fn pagehook_serve_answers_a_slash_command_at_its_response_url() {
+const PAGE: u64 = 2818051;
+
+/// Fake Confluence (Bob may read ENG and its page), fake Slack (Bob is
+/// U0BOB00001 there) and `pagehook serve` with slack-poster answering the
+/// Slack connection's events.
+fn serve_with_slack_poster() -> (
+    pagehook_fakes::FakeConfluence,
+    FakeSlack,
+    common::sidecar::Sidecar,
+) {
     use common::sidecar::{PAT, Sidecar};
-    use pagehook_fakes::{ConfluenceAuth, FakeConfluence};
+    use pagehook_fakes::{ConfluenceAuth, ContentBuilder, FakeConfluence};
 
     let conf = FakeConfluence::start(ConfluenceAuth::Bearer(PAT.into()));
+    conf.add_user(
+        "bob",
+        "8a7f80839e460b0f019e460ba6440002",
+        "Bob",
+        "bob@example.com",
+        "pw",
+        &["confluence-users"],
+    );
+    conf.grant_space("ENG", "group:confluence-users", &["read"]);
+    // The service account may read the space's permissions.
+    conf.grant_space("ENG", pagehook_fakes::SERVICE_USERNAME, &["administer"]);
+    conf.set_service_confluence_admin(true);
+    conf.put_content(
+        PAGE,
+        ContentBuilder::page(PAGE, "ENG", "Q3 launch checklist")
+            .ancestors(&[])
+            .build(),
+    );
     let slack = FakeSlack::start(BOT);
     slack.add_channel("eng", "C0ENG00001", true);
-    slack.add_user("ada@example.com", "U0ADA00001");
+    slack.add_user("bob@example.com", "U0BOB00001");
     let mut side = Sidecar::new();
     side.connect_confluence("prod", &conf.base_url());
     let secret_file = side.path().join("slack-signing-secret");
@@ -724,14 +750,11 @@ fn pagehook_serve_answers_a_slash_command_at_its_response_url() {
         "--quiet",
     ]);
     side.start();
+    (conf, slack, side)
+}
 
-    let url = slack.mint_response_url("C0ENG00001");
-    let body = format!(
-        "token=legacy&team_id=T1&team_domain=acme&channel_id=C0ENG00001&channel_name=eng\
-         &user_id=U0ADA00001&user_name=ada&command=%2Fconfluence&text=help\
-         &api_app_id=A0PAGEHOOK&response_url={}&trigger_id=1334.7384.chat-delivery",
-        url.replace(':', "%3A").replace('/', "%2F")
-    );
+/// POSTs a Slack request to the sidecar's `/hooks/slack/acme`, signed now.
+fn post_to_hook(side: &common::sidecar::Sidecar, content_type: &str, body: &str) {
     let ts = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -739,23 +762,77 @@ fn pagehook_serve_answers_a_slash_command_at_its_response_url() {
         .to_string();
     let answer = reqwest::blocking::Client::new()
         .post(format!("{}/hooks/slack/{WORKSPACE}", side.base))
-        .header("content-type", "application/x-www-form-urlencoded")
+        .header("content-type", content_type)
         .header("x-slack-request-timestamp", &ts)
-        .header("x-slack-signature", slack_signature(&ts, &body))
-        .body(body)
+        .header("x-slack-signature", slack_signature(&ts, body))
+        .body(body.to_owned())
         .send()
         .unwrap();
     assert_eq!(answer.status().as_u16(), 200);
+}
 
+fn wait_until(side: &common::sidecar::Sidecar, what: &str, done: impl Fn() -> bool) {
     let deadline = Instant::now() + WAIT;
-    while slack.responses().is_empty() {
+    while !done() {
         assert!(
             Instant::now() < deadline,
-            "no answer at the response URL; deliveries: {}",
+            "{what}; events: {}\ndeliveries: {}",
+            side.cli(&["events", "--json"]),
             side.cli(&["deliveries", "--json"])
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+#[test]
+fn pagehook_serve_unfurls_a_shared_page_link_with_slack_poster() {
+    let (conf, slack, side) = serve_with_slack_poster();
+    let link = format!("{}/pages/viewpage.action?pageId={PAGE}", conf.base_url());
+    let ts = slack.add_user_message("C0ENG00001", "U0BOB00001", &format!("the plan: <{link}>"));
+    let body = json!({
+        "token": "legacy",
+        "team_id": "T1",
+        "api_app_id": "A0PAGEHOOK",
+        "type": "event_callback",
+        "event_id": "Ev0CHATDELIVERY1",
+        "event_time": 1764633600,
+        "event": {
+            "type": "link_shared",
+            "channel": "C0ENG00001",
+            "user": "U0BOB00001",
+            "message_ts": ts,
+            "event_ts": ts,
+            "source": "conversations_history",
+            "links": [{"domain": "127.0.0.1", "url": link}]
+        }
+    })
+    .to_string();
+    post_to_hook(&side, "application/json", &body);
+    wait_until(&side, "no chat.unfurl", || !slack.unfurls().is_empty());
+    let unfurls = slack.unfurls();
+    assert_eq!(unfurls.len(), 1);
+    assert_eq!(
+        (unfurls[0].channel.as_str(), unfurls[0].ts.as_str()),
+        ("C0ENG00001", ts.as_str())
+    );
+    let preview = unfurls[0].unfurls[&link].to_string();
+    assert!(preview.contains("Q3 launch checklist"), "{preview}");
+}
+
+#[test]
+fn pagehook_serve_answers_a_slash_command_at_its_response_url() {
+    let (_conf, slack, side) = serve_with_slack_poster();
+    let url = slack.mint_response_url("C0ENG00001");
+    let body = format!(
+        "token=legacy&team_id=T1&team_domain=acme&channel_id=C0ENG00001&channel_name=eng\
+         &user_id=U0BOB00001&user_name=bob&command=%2Fconfluence&text=help\
+         &api_app_id=A0PAGEHOOK&response_url={}&trigger_id=1334.7384.chat-delivery",
+        url.replace(':', "%3A").replace('/', "%2F")
+    );
+    post_to_hook(&side, "application/x-www-form-urlencoded", &body);
+    wait_until(&side, "no answer at the response URL", || {
+        !slack.responses().is_empty()
+    });
     let answers = slack.responses();
     assert_eq!(answers.len(), 1);
     assert_eq!(answers[0].response_type.as_deref(), Some("ephemeral"));
