@@ -851,4 +851,29 @@ fn pagehook_serve_answers_a_slash_command_at_its_response_url() {
     let audit = audit.to_string();
     assert!(audit.contains("response-url"), "{audit}");
     assert!(!audit.contains(path_of(&url)), "{audit}");
+
+    // The binding's preview on that event shows the answer's exact request,
+    // the response URL masked in it and in the action.
+    let bindings: Value = serde_json::from_str(&side.cli(&["bindings", "--json"])).unwrap();
+    let events: Value = serde_json::from_str(&side.cli(&["events", "--json"])).unwrap();
+    let preview: Value = reqwest::blocking::Client::new()
+        .post(format!(
+            "{}/api/bindings/{}/preview",
+            side.base, bindings[0]["id"]
+        ))
+        .bearer_auth(common::sidecar::ADMIN_TOKEN)
+        .json(&json!({"event_id": events[0]["id"]}))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let shown = &preview["actions"][0];
+    assert_eq!(shown["verdict"], "accepted", "{preview:#}");
+    assert_eq!(shown["destination"], "response-url");
+    let masked = format!("http://{}/[redacted]", slack.addr());
+    assert_eq!(shown["request"]["url"], masked.as_str(), "{preview:#}");
+    assert_eq!(shown["request"]["body"]["response_type"], "ephemeral");
+    assert_eq!(shown["action"]["response_url"], masked.as_str());
+    assert!(!preview.to_string().contains(path_of(&url)), "{preview:#}");
+    assert_eq!(slack.responses().len(), 1, "a preview sends nothing");
 }
