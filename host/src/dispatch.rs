@@ -236,7 +236,7 @@ impl Dispatcher {
                 }
             };
             return match self.chat_event(&record, inbound, snapshot).await {
-                Ok(event) => Ok(Some(self.run_bindings(record.id, event, snapshot).await?)),
+                Ok(event) => self.run_or_defer(claim, &record, event, snapshot).await,
                 Err((message, retry_after)) => {
                     self.defer(claim, &record, &message, retry_after).await?;
                     Ok(None)
@@ -290,7 +290,28 @@ impl Dispatcher {
                 }
             },
         };
-        Ok(Some(self.run_bindings(record.id, event, snapshot).await?))
+        self.run_or_defer(claim, &record, event, snapshot).await
+    }
+
+    /// Runs the bindings on `event`, or leaves it pending when one of them
+    /// needs something Confluence cannot give right now (a template).
+    async fn run_or_defer(
+        &self,
+        claim: &Claim,
+        record: &EventRecord,
+        event: Event,
+        snapshot: &Snapshot,
+    ) -> anyhow::Result<Option<Dispatched>> {
+        match self.run_bindings(record.id, event, snapshot).await? {
+            Ok(dispatched) => Ok(Some(dispatched)),
+            Err(Wait {
+                message,
+                retry_after,
+            }) => {
+                self.defer(claim, record, &message, retry_after).await?;
+                Ok(None)
+            }
+        }
     }
 
     /// Leaves an event pending for a later round: after Confluence's
@@ -452,13 +473,15 @@ impl Dispatcher {
         Ok(Some(enricher))
     }
 
-    /// Runs every binding that wants `event` and collects what they decided.
+    /// Runs every binding that wants `event` and collects what they decided;
+    /// [`Wait`] when the event must wait instead (no binding's result is
+    /// kept then: it runs again, whole, on a later round).
     async fn run_bindings(
         &self,
         event_id: i64,
         event: Event,
         snapshot: &Snapshot,
-    ) -> anyhow::Result<Dispatched> {
+    ) -> anyhow::Result<Result<Dispatched, Wait>> {
         let plugins = &snapshot.plugins;
         let mut out = Dispatched {
             event_id,
@@ -545,6 +568,21 @@ impl Dispatcher {
                 .await
                 {
                     Ok(s) => s,
+                    // Confluence cannot be read and no body is known yet:
+                    // running without the template would lose the event
+                    // for this binding, so the whole event waits.
+                    Err(crate::source::templates::TemplateError::Unavailable {
+                        message,
+                        retry_after,
+                    }) => {
+                        return Ok(Err(Wait {
+                            message: format!(
+                                "binding {} needs its page template: {message}",
+                                binding.id
+                            ),
+                            retry_after,
+                        }));
+                    }
                     Err(e) => {
                         out.failures.push(failure(
                             event_id,
@@ -596,7 +634,7 @@ impl Dispatcher {
                 }
             }
         }
-        Ok(out)
+        Ok(Ok(out))
     }
 
     /// The loaded plugin for an installed record, loading it (from the
@@ -794,6 +832,12 @@ fn shown(value: &str) -> String {
     } else {
         format!("{}…", value.chars().take(MAX).collect::<String>())
     }
+}
+
+/// Why an event waits for a later round instead of running now.
+struct Wait {
+    message: String,
+    retry_after: Option<Duration>,
 }
 
 /// The lane a delivery is ordered in: one per Slack thread (or channel,
