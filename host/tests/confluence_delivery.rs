@@ -385,3 +385,104 @@ fn an_expired_token_marks_the_connection_unhealthy() {
     assert_eq!(json[0]["health"], Value::Null, "{json:#}");
     assert_eq!(json[0]["token"]["name"], "pagehook-new");
 }
+
+/// retro-writer's `space-template` names a page template of a space: bind
+/// checks it exists, and each retrospective is written from the template's
+/// body as Confluence has it then (the plugin never reaches Confluence).
+#[test]
+fn retrospectives_are_written_from_the_space_template_the_binding_names() {
+    const SECOND: u64 = 2818091;
+    let conf = confluence();
+    conf.put_content(
+        SECOND,
+        ContentBuilder::page(SECOND, "OPS", "Search slow")
+            .labels(&["incident"])
+            .build(),
+    );
+    conf.put_template(
+        "OPS",
+        "Incident retro",
+        "<h2>Retro v1</h2><p>What broke: {{ incident.title }}</p>",
+    );
+    let mut side = Sidecar::new();
+    side.connect_confluence("prod", &conf.base_url());
+    side.install("retro-writer", &["create-page", "add-comment"]);
+    // Confluence answers are reused for one second only, so the edit below
+    // is read by the next event.
+    let config = side.config();
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        format!("{text}\n[enrichment]\ncache-ttl-secs = 1\n"),
+    )
+    .unwrap();
+
+    // A template the space does not have: refused, nothing bound.
+    let refused = side.cli_output(&[
+        "bind",
+        "retro-writer",
+        "--to",
+        "confluence:*",
+        "--set",
+        "space-template=OPS:Postmortem",
+        "--set",
+        "comment=false",
+    ]);
+    assert!(!refused.status.success());
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        said.contains("Postmortem") && said.contains("Incident retro"),
+        "names the template and the space's templates: {said}"
+    );
+    assert_eq!(
+        side.cli(&["bindings", "--json"]).trim(),
+        "[]",
+        "nothing saved"
+    );
+
+    side.cli(&[
+        "bind",
+        "retro-writer",
+        "--to",
+        "confluence:*",
+        "--set",
+        "space-template=OPS:Incident retro",
+        "--set",
+        "comment=false",
+    ]);
+    side.start();
+    let (status, answer) = side.hook(
+        "prod",
+        &created_event("page_created", INCIDENT, 1_768_246_500_000),
+        Some(HOOK_SECRET),
+    );
+    assert_eq!(status, 202, "{answer}");
+    let created = conf.wait_for_created(1, WAIT);
+    assert!(
+        created[0].storage.contains("Retro v1")
+            && created[0].storage.contains("What broke: Checkout down"),
+        "{}",
+        created[0].storage
+    );
+
+    // The template is edited in Confluence: the next retrospective uses it.
+    conf.put_template(
+        "OPS",
+        "Incident retro",
+        "<h2>Retro v2</h2><p>Impact of {{ incident.title }}</p>",
+    );
+    std::thread::sleep(Duration::from_millis(1200));
+    let (status, answer) = side.hook(
+        "prod",
+        &created_event("page_created", SECOND, 1_768_246_600_000),
+        Some(HOOK_SECRET),
+    );
+    assert_eq!(status, 202, "{answer}");
+    let created = conf.wait_for_created(2, WAIT);
+    assert!(
+        created[1].storage.contains("Retro v2")
+            && created[1].storage.contains("Impact of Search slow"),
+        "{}",
+        created[1].storage
+    );
+}
