@@ -29,16 +29,26 @@ use crate::secret::Secret;
 use crate::source::webhook::{self, Payload};
 use crate::store::{ConnectionKind, NewEvent};
 
-/// How long a source's webhook secret is reused before the store is asked again.
-const SOURCE_TTL: Duration = Duration::from_secs(2);
+/// How long a connection's hook secret is reused before the store is asked again.
+const SECRET_TTL: Duration = Duration::from_secs(2);
 
-/// Webhook secrets by source, so a burst of webhooks does not queue on the
+/// What the store says about a connection's hook secret (a Confluence
+/// webhook secret, a Slack signing secret), as cached.
+#[derive(Clone)]
+pub(super) enum HookSecret {
+    /// No connection of that kind by that name.
+    Unknown,
+    /// The connection has no secret.
+    Missing,
+    /// Its secret.
+    Known(Secret),
+}
+
+/// Hook secrets by connection, so a burst of webhooks does not queue on the
 /// database for a value that rarely changes.
 #[derive(Default)]
 pub struct SourceCache {
-    entries: Mutex<HashMap<String, (Instant, Option<Secret>)>>,
-    /// Slack connections' signing secrets.
-    pub(super) slack: super::slack_hooks::SigningSecrets,
+    entries: Mutex<HashMap<(ConnectionKind, String), (Instant, HookSecret)>>,
 }
 
 pub(super) fn routes(body_limit: usize) -> Router<Arc<AppState>> {
@@ -51,40 +61,43 @@ pub(super) fn routes(body_limit: usize) -> Router<Arc<AppState>> {
         .layer(DefaultBodyLimit::max(body_limit))
 }
 
-/// The source's webhook secret; `Err` with the answer to give when the
-/// source cannot take webhooks.
-async fn source_secret(state: &Arc<AppState>, source: &str) -> Result<Secret, Response> {
-    if let Some((at, secret)) = state
+/// The hook secret of connection `name` of `kind`; `Err` (503) with the
+/// answer to give when it cannot be read now.
+pub(super) async fn hook_secret(
+    state: &Arc<AppState>,
+    kind: ConnectionKind,
+    name: &str,
+) -> Result<HookSecret, Response> {
+    let key = (kind, name.to_owned());
+    if let Some((at, known)) = state
         .sources
         .entries
         .lock()
         .unwrap_or_else(|p| p.into_inner())
-        .get(source)
-        && at.elapsed() < SOURCE_TTL
+        .get(&key)
+        && at.elapsed() < SECRET_TTL
     {
-        return secret.clone().ok_or_else(|| unknown_source(source));
+        return Ok(known.clone());
     }
-    let conn = state.store.connection(source).await.map_err(|e| {
-        tracing::error!(error = %e, source, "cannot read the source's connection");
+    let conn = state.store.connection(name).await.map_err(|e| {
+        tracing::error!(error = %e, connection = name, "cannot read the connection");
         error(
             StatusCode::SERVICE_UNAVAILABLE,
-            "the database cannot be reached; send the webhook again later",
+            "the database cannot be reached; send the request again later",
         )
     })?;
-    let secret = match conn.filter(|c| c.kind == ConnectionKind::Confluence) {
-        None => None,
+    let known = match conn.filter(|c| c.kind == kind) {
+        None => HookSecret::Unknown,
         Some(c) => match c.hook_secret.map(|s| s.resolve()) {
-            Some(Ok(secret)) => Some(secret),
+            None => HookSecret::Missing,
+            Some(Ok(secret)) => HookSecret::Known(secret),
             Some(Err(m)) => {
-                tracing::error!(source, "webhook secret unavailable: {m}");
+                tracing::error!(connection = name, "hook secret unavailable: {m}");
                 return Err(error(
                     StatusCode::SERVICE_UNAVAILABLE,
-                    format!(
-                        "the webhook secret of source `{source}` is unavailable on this server"
-                    ),
+                    format!("the secret of connection `{name}` is unavailable on this server"),
                 ));
             }
-            None => None,
         },
     };
     state
@@ -92,17 +105,45 @@ async fn source_secret(state: &Arc<AppState>, source: &str) -> Result<Secret, Re
         .entries
         .lock()
         .unwrap_or_else(|p| p.into_inner())
-        .insert(source.to_owned(), (Instant::now(), secret.clone()));
-    secret.ok_or_else(|| unknown_source(source))
+        .insert(key, (Instant::now(), known.clone()));
+    Ok(known)
 }
 
-fn unknown_source(source: &str) -> Response {
-    error(
-        StatusCode::NOT_FOUND,
-        format!(
-            "no Confluence connection named `{source}`; create it with `pagehook connect confluence {source} ...`"
-        ),
-    )
+/// The request's body, or the answer when it is over the limit (413) or
+/// could not be read.
+pub(super) fn accepted_body(
+    state: &AppState,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Bytes, Response> {
+    body.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            state.metrics.rejected("too-large");
+            error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!(
+                    "body larger than the limit of {} bytes (server.body-limit-bytes)",
+                    state.config.server.body_limit_bytes
+                ),
+            )
+        } else {
+            state.metrics.rejected("malformed");
+            error(rejection.status(), rejection.body_text())
+        }
+    })
+}
+
+/// The Confluence source's webhook secret; `Err` with the answer to give
+/// when the source cannot take webhooks.
+async fn source_secret(state: &Arc<AppState>, source: &str) -> Result<Secret, Response> {
+    match hook_secret(state, ConnectionKind::Confluence, source).await? {
+        HookSecret::Known(secret) => Ok(secret),
+        HookSecret::Unknown | HookSecret::Missing => Err(error(
+            StatusCode::NOT_FOUND,
+            format!(
+                "no Confluence connection named `{source}`; create it with `pagehook connect confluence {source} ...`"
+            ),
+        )),
+    }
 }
 
 async fn receive(
@@ -118,22 +159,9 @@ async fn receive(
             return answer;
         }
     };
-    let body = match body {
+    let body = match accepted_body(&state, body) {
         Ok(b) => b,
-        Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-            state.metrics.rejected("too-large");
-            return error(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                format!(
-                    "body larger than the limit of {} bytes (server.body-limit-bytes)",
-                    state.config.server.body_limit_bytes
-                ),
-            );
-        }
-        Err(rejection) => {
-            state.metrics.rejected("malformed");
-            return error(rejection.status(), rejection.body_text());
-        }
+        Err(answer) => return answer,
     };
     let signature = headers
         .get("x-hub-signature")

@@ -18,9 +18,7 @@
 //! Never answers or logs the signing secret, the bot token, Slack's
 //! verification token or a response URL.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -29,83 +27,18 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Json, Response};
 use serde_json::json;
 
+use super::hooks::{HookSecret, accepted_body, hook_secret};
 use super::{AppState, error};
 use crate::secret::Secret;
 use crate::source::slack_events::{self, Inbound};
 use crate::store::{ConnectionKind, NewEvent};
 
-/// How long a connection's signing secret is reused before the store is asked again.
-const SECRET_TTL: Duration = Duration::from_secs(2);
-
-/// What the store said about a connection name, as cached.
-#[derive(Clone)]
-enum Known {
-    /// No Slack connection by that name.
-    Unknown,
-    /// A Slack connection without a signing secret.
-    NoSecret,
-    /// Its signing secret.
-    Secret(Secret),
-}
-
-/// Signing secrets by Slack connection, so a burst of events does not
-/// queue on the database for a value that rarely changes.
-#[derive(Default)]
-pub struct SigningSecrets {
-    entries: Mutex<HashMap<String, (Instant, Known)>>,
-}
-
 /// The connection's signing secret; `Err` with the answer to give when it
 /// cannot take Slack's requests.
 async fn signing_secret(state: &Arc<AppState>, name: &str) -> Result<Secret, Response> {
-    let cached = state
-        .sources
-        .slack
-        .entries
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .get(name)
-        .filter(|(at, _)| at.elapsed() < SECRET_TTL)
-        .map(|(_, known)| known.clone());
-    let known = match cached {
-        Some(known) => known,
-        None => {
-            let conn = state.store.connection(name).await.map_err(|e| {
-                tracing::error!(error = %e, connection = name, "cannot read the Slack connection");
-                error(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "the database cannot be reached; Slack will send the request again",
-                )
-            })?;
-            let known = match conn.filter(|c| c.kind == ConnectionKind::Slack) {
-                None => Known::Unknown,
-                Some(c) => match c.hook_secret.map(|s| s.resolve()) {
-                    None => Known::NoSecret,
-                    Some(Ok(secret)) => Known::Secret(secret),
-                    Some(Err(m)) => {
-                        tracing::error!(connection = name, "signing secret unavailable: {m}");
-                        return Err(error(
-                            StatusCode::SERVICE_UNAVAILABLE,
-                            format!(
-                                "the signing secret of Slack connection `{name}` is unavailable on this server"
-                            ),
-                        ));
-                    }
-                },
-            };
-            state
-                .sources
-                .slack
-                .entries
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .insert(name.to_owned(), (Instant::now(), known.clone()));
-            known
-        }
-    };
-    match known {
-        Known::Secret(secret) => Ok(secret),
-        Known::Unknown => {
+    match hook_secret(state, ConnectionKind::Slack, name).await? {
+        HookSecret::Known(secret) => Ok(secret),
+        HookSecret::Unknown => {
             state.metrics.rejected("unknown-source");
             Err(error(
                 StatusCode::NOT_FOUND,
@@ -114,7 +47,7 @@ async fn signing_secret(state: &Arc<AppState>, name: &str) -> Result<Secret, Res
                 ),
             ))
         }
-        Known::NoSecret => {
+        HookSecret::Missing => {
             state.metrics.rejected("signature");
             Err(error(
                 StatusCode::UNAUTHORIZED,
@@ -142,22 +75,9 @@ pub(super) async fn receive(
         Ok(s) => s,
         Err(answer) => return answer,
     };
-    let body = match body {
+    let body = match accepted_body(&state, body) {
         Ok(b) => b,
-        Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-            state.metrics.rejected("too-large");
-            return error(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                format!(
-                    "body larger than the limit of {} bytes (server.body-limit-bytes)",
-                    state.config.server.body_limit_bytes
-                ),
-            );
-        }
-        Err(rejection) => {
-            state.metrics.rejected("malformed");
-            return error(rejection.status(), rejection.body_text());
-        }
+        Err(answer) => return answer,
     };
     let timestamp = text(&headers, "x-slack-request-timestamp");
     if let Err(e) = slack_events::verify_signature(

@@ -7,7 +7,7 @@ use super::{StoreError, StoreResult, now_ms};
 use crate::secret::SecretSource;
 
 /// What a connection talks to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ConnectionKind {
     /// A Slack workspace: bot token, Web API base URL.
