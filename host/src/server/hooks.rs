@@ -109,27 +109,22 @@ pub(super) async fn hook_secret(
     Ok(known)
 }
 
-/// The request's body, or the answer when it is over the limit (413) or
-/// could not be read.
-pub(super) fn accepted_body(
-    state: &AppState,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<Bytes, Response> {
-    body.map_err(|rejection| {
-        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            state.metrics.rejected("too-large");
-            error(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                format!(
-                    "body larger than the limit of {} bytes (server.body-limit-bytes)",
-                    state.config.server.body_limit_bytes
-                ),
-            )
-        } else {
-            state.metrics.rejected("malformed");
-            error(rejection.status(), rejection.body_text())
-        }
-    })
+/// The answer to a body that could not be taken: over the limit (413) or
+/// unreadable.
+pub(super) fn body_refused(state: &AppState, rejection: BytesRejection) -> Response {
+    if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        state.metrics.rejected("too-large");
+        error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "body larger than the limit of {} bytes (server.body-limit-bytes)",
+                state.config.server.body_limit_bytes
+            ),
+        )
+    } else {
+        state.metrics.rejected("malformed");
+        error(rejection.status(), rejection.body_text())
+    }
 }
 
 /// The Confluence source's webhook secret; `Err` with the answer to give
@@ -159,9 +154,9 @@ async fn receive(
             return answer;
         }
     };
-    let body = match accepted_body(&state, body) {
+    let body = match body {
         Ok(b) => b,
-        Err(answer) => return answer,
+        Err(rejection) => return body_refused(&state, rejection),
     };
     let signature = headers
         .get("x-hub-signature")

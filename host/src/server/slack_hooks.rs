@@ -27,7 +27,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Json, Response};
 use serde_json::json;
 
-use super::hooks::{HookSecret, accepted_body, hook_secret};
+use super::hooks::{HookSecret, body_refused, hook_secret};
 use super::{AppState, error};
 use crate::secret::Secret;
 use crate::source::slack_events::{self, Inbound};
@@ -75,9 +75,9 @@ pub(super) async fn receive(
         Ok(s) => s,
         Err(answer) => return answer,
     };
-    let body = match accepted_body(&state, body) {
+    let body = match body {
         Ok(b) => b,
-        Err(answer) => return answer,
+        Err(rejection) => return body_refused(&state, rejection),
     };
     let timestamp = text(&headers, "x-slack-request-timestamp");
     if let Err(e) = slack_events::verify_signature(
