@@ -1,7 +1,8 @@
 //! The Slack Web API, in one place and by Slack's own description.
 //!
 //! - [`methods`]: every method Pagehook calls and how Slack says it must be
-//!   called (read methods by query string, writes as JSON); a test holds the
+//!   called (read methods by query string, messages as JSON, `chat.unfurl` as a
+//!   form with its `unfurls` map as JSON text); a test holds the
 //!   table to `shared/specs/slack/`.
 //! - [`client`]: one workspace's client, turning Slack's envelope, 429s and
 //!   transport failures into [`SlackError`].
