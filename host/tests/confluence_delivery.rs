@@ -486,3 +486,64 @@ fn retrospectives_are_written_from_the_space_template_the_binding_names() {
         created[1].storage
     );
 }
+
+/// Before Pagehook has read a binding's template, Confluence failing to
+/// answer makes the event wait (nothing is written without the template,
+/// and nothing is lost): it runs once Confluence answers again.
+#[test]
+fn an_event_waits_while_its_bindings_template_cannot_be_read_yet() {
+    let conf = confluence();
+    conf.put_template(
+        "OPS",
+        "Incident retro",
+        "<p>Retro of {{ incident.title }}</p>",
+    );
+    let mut side = Sidecar::new();
+    side.connect_confluence("prod", &conf.base_url());
+    side.install("retro-writer", &["create-page", "add-comment"]);
+    side.cli(&[
+        "bind",
+        "retro-writer",
+        "--to",
+        "confluence:*",
+        "--set",
+        "space-template=OPS:Incident retro",
+        "--set",
+        "comment=false",
+    ]);
+    side.start();
+    // The client tries three times per read; two rounds of the event fail.
+    for _ in 0..6 {
+        conf.inject(endpoints::PAGE_TEMPLATES, Fault::Status(503));
+    }
+    let (status, answer) = side.hook(
+        "prod",
+        &created_event("page_created", INCIDENT, 1_768_246_500_000),
+        Some(HOOK_SECRET),
+    );
+    assert_eq!(status, 202, "{answer}");
+    let created = conf.wait_for_created(1, WAIT);
+    assert!(
+        created[0].storage.contains("Retro of Checkout down"),
+        "{}",
+        created[0].storage
+    );
+    assert_eq!(conf.faults_left(endpoints::PAGE_TEMPLATES), 0);
+    let events: Value = serde_json::from_str(&side.cli(&["events", "--json"])).unwrap();
+    assert_eq!(events[0]["status"], "dispatched");
+    assert!(
+        events[0]["attempts"].as_u64().unwrap() >= 2,
+        "it waited: {}",
+        events[0]
+    );
+    let deliveries = side.cli(&["deliveries", "--json"]);
+    assert_eq!(
+        serde_json::from_str::<Value>(&deliveries)
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .len(),
+        1,
+        "one page, written once: {deliveries}"
+    );
+}
