@@ -314,6 +314,10 @@ fn admin_and_space_admin_in_a_real_browser() {
     b.wait_for_h1("Connections", PAGE_WAIT);
     let manifest = b.wait_for("#slack-manifest", PAGE_WAIT);
     assert!(manifest.contains("chat:write"), "{manifest}");
+    assert!(
+        manifest.contains("url: http://127.0.0.1:") && manifest.contains("/hooks/slack/NAME"),
+        "the manifest points at this server as the browser reached it: {manifest}"
+    );
     b.form("Connect Slack")
         .fill("Name", "acme")
         .fill("Bot token", DRY_BOT)

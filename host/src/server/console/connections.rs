@@ -12,7 +12,7 @@ use maud::{Markup, html};
 use super::{PageResult, Section, Viewer, api_form, field, page, when};
 use crate::admin::token_status;
 use crate::server::AppState;
-use crate::slack::app_manifest::SLACK_APP_MANIFEST;
+use crate::slack::app_manifest::slack_app_manifest;
 use crate::store::{ConnectionRecord, now_ms, redacted_url};
 
 pub(super) fn routes() -> Router<Arc<AppState>> {
@@ -21,10 +21,12 @@ pub(super) fn routes() -> Router<Arc<AppState>> {
 
 async fn connections(
     axum::extract::State(state): axum::extract::State<Arc<AppState>>,
+    headers: axum::http::HeaderMap,
     viewer: Viewer,
 ) -> PageResult {
     let list = state.store.connections().await?;
     let admin = viewer.is_admin();
+    let manifest = app_manifest(&headers, &list);
     let body = html! {
         @if !admin {
             p class="notice" { "Only the Pagehook admin changes connections; you can see which exist to use them in your bindings." }
@@ -32,9 +34,9 @@ async fn connections(
         (table(&list, admin))
         @if admin {
             h2 id="connect-slack" { "Connect Slack" }
-            p { "Create a Slack app from this manifest (api.slack.com/apps → Create New App → From an app manifest), install it to your workspace, and paste its Bot User OAuth Token (xoxb-…) below. It asks for exactly the scopes Pagehook uses." }
+            p { "Create a Slack app from this manifest (api.slack.com/apps → Create New App → From an app manifest), install it to your workspace, and paste its Bot User OAuth Token (xoxb-…) below. It asks for exactly the scopes Pagehook uses. Its URLs point at this server as your browser reached it, for a connection named NAME: change both if Slack reaches Pagehook at another address, and NAME to the name you give the connection." }
             (field("slack-manifest", "Slack app manifest", None, html! {
-                textarea id="slack-manifest" readonly rows="18" cols="80" { (SLACK_APP_MANIFEST) }
+                textarea id="slack-manifest" readonly rows="18" cols="80" { (manifest) }
             }))
             (api_form("POST", "/api/connections", "reload", "", html! {
                 input type="hidden" name="kind" value="slack";
@@ -154,4 +156,34 @@ fn health(c: &ConnectionRecord, now: i64) -> Markup {
             span class="state state-ok" { "ok" }
         }
     }
+}
+
+/// The Slack app manifest with this server's address as the browser
+/// reached it (behind a TLS proxy: `X-Forwarded-Proto`) and the first
+/// Confluence connection's host, so it can be pasted as it is.
+fn app_manifest(headers: &axum::http::HeaderMap, list: &[ConnectionRecord]) -> String {
+    let value = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let host = value("x-forwarded-host")
+        .or_else(|| value("host"))
+        .filter(|h| {
+            h.chars()
+                .all(|c| c.is_ascii_alphanumeric() || ".-:[]".contains(c))
+        })
+        .unwrap_or("pagehook.example.com");
+    let scheme = match value("x-forwarded-proto") {
+        Some("https") => "https",
+        _ if host.starts_with("127.") || host.starts_with("localhost") => "http",
+        _ => "https",
+    };
+    let confluence = list
+        .iter()
+        .filter(|c| c.kind == crate::store::ConnectionKind::Confluence)
+        .find_map(|c| {
+            reqwest::Url::parse(&c.url)
+                .ok()?
+                .host_str()
+                .map(str::to_owned)
+        })
+        .unwrap_or_else(|| "confluence.example.com".to_owned());
+    slack_app_manifest(&format!("{scheme}://{host}"), "NAME", &confluence)
 }
