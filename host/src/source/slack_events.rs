@@ -11,7 +11,9 @@
 //! - the Events API (`application/json`): `url_verification` (answered with
 //!   its challenge), and `event_callback` envelopes, of which only
 //!   `link_shared` is stored; other event types are acknowledged and
-//!   dropped (Pagehook asks Slack for no others);
+//!   dropped (Pagehook asks Slack for no others), and so is a `link_shared`
+//!   from the message composer (Slack sends it again, with the message,
+//!   once the message is posted: that one is previewed);
 //! - slash commands (`application/x-www-form-urlencoded`), stored as a JSON
 //!   object of their form fields with `"type": "slash_command"`.
 //!
@@ -203,6 +205,16 @@ fn parse_json(connection: &str, body: &[u8]) -> Result<Inbound, InboundError> {
             if event_type != LINK_SHARED {
                 return Ok(Inbound::Ignored {
                     what: format!("event {event_type}"),
+                });
+            }
+            // Links typed into the message composer come first, with no
+            // message to unfurl yet (`channel` COMPOSER); Slack sends the
+            // event again once the message is posted, and that one is
+            // previewed.
+            let source = obj.get("event").and_then(|e| e.get("source"));
+            if source.and_then(Value::as_str) == Some("composer") {
+                return Ok(Inbound::Ignored {
+                    what: "link_shared from the message composer (previewed once posted)".into(),
                 });
             }
             let event_id = obj
@@ -700,6 +712,17 @@ mod tests {
         assert!(matches!(
             parse("acme", None, "1", b"{\"type\":"),
             Err(InboundError::Json(_))
+        ));
+        // The same links while still in the composer: previewed once posted.
+        let composer = LINK_SHARED_BODY
+            .replace(
+                r#""source":"conversations_history""#,
+                r#""source":"composer""#,
+            )
+            .replace(r#""channel":"C123ABC456""#, r#""channel":"COMPOSER""#);
+        assert!(matches!(
+            parse("acme", None, "1", composer.as_bytes()),
+            Ok(Inbound::Ignored { what }) if what.contains("composer")
         ));
         let no_id = LINK_SHARED_BODY.replace(r#""event_id":"Ev123ABC456","#, "");
         assert!(
