@@ -386,6 +386,27 @@ fn an_expired_token_marks_the_connection_unhealthy() {
     assert_eq!(json[0]["token"]["name"], "pagehook-new");
 }
 
+/// Binds retro-writer (pages only, no comment) to write from `template`;
+/// `Err` with what `bind` said when it refused.
+fn bind_retro_to_template(side: &Sidecar, template: &str) -> Result<(), String> {
+    let set = format!("space-template={template}");
+    let out = side.cli_output(&[
+        "bind",
+        "retro-writer",
+        "--to",
+        "confluence:*",
+        "--set",
+        &set,
+        "--set",
+        "comment=false",
+    ]);
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
 /// retro-writer's `space-template` names a page template of a space: bind
 /// checks it exists, and each retrospective is written from the template's
 /// body as Confluence has it then (the plugin never reaches Confluence).
@@ -418,18 +439,7 @@ fn retrospectives_are_written_from_the_space_template_the_binding_names() {
     .unwrap();
 
     // A template the space does not have: refused, nothing bound.
-    let refused = side.cli_output(&[
-        "bind",
-        "retro-writer",
-        "--to",
-        "confluence:*",
-        "--set",
-        "space-template=OPS:Postmortem",
-        "--set",
-        "comment=false",
-    ]);
-    assert!(!refused.status.success());
-    let said = String::from_utf8_lossy(&refused.stderr);
+    let said = bind_retro_to_template(&side, "OPS:Postmortem").unwrap_err();
     assert!(
         said.contains("Postmortem") && said.contains("Incident retro"),
         "names the template and the space's templates: {said}"
@@ -440,16 +450,7 @@ fn retrospectives_are_written_from_the_space_template_the_binding_names() {
         "nothing saved"
     );
 
-    side.cli(&[
-        "bind",
-        "retro-writer",
-        "--to",
-        "confluence:*",
-        "--set",
-        "space-template=OPS:Incident retro",
-        "--set",
-        "comment=false",
-    ]);
+    bind_retro_to_template(&side, "OPS:Incident retro").unwrap();
     side.start();
     let (status, answer) = side.hook(
         "prod",
@@ -501,16 +502,7 @@ fn an_event_waits_while_its_bindings_template_cannot_be_read_yet() {
     let mut side = Sidecar::new();
     side.connect_confluence("prod", &conf.base_url());
     side.install("retro-writer", &["create-page", "add-comment"]);
-    side.cli(&[
-        "bind",
-        "retro-writer",
-        "--to",
-        "confluence:*",
-        "--set",
-        "space-template=OPS:Incident retro",
-        "--set",
-        "comment=false",
-    ]);
+    bind_retro_to_template(&side, "OPS:Incident retro").unwrap();
     side.start();
     // The client tries three times per read; two rounds of the event fail.
     for _ in 0..6 {

@@ -163,6 +163,52 @@ fn json(field: &str, text: &str, want_array: bool) -> Result<serde_json::Value, 
     }
 }
 
+/// What every version module has, written once: its bindings generated
+/// from the WIT at `$wit` (a path from `host/`), the `log` import, linking,
+/// preparing, and the shared conversions.
+macro_rules! version_glue {
+    ($wit:tt) => {
+        mod bindings {
+            wasmtime::component::bindgen!({
+                path: $wit,
+                world: "plugin",
+                imports: { default: trappable },
+            });
+        }
+
+        use bindings::{Plugin, PluginImports, PluginPre};
+        use wasmtime::component::{HasSelf, Linker};
+
+        pub(crate) use self::bindings::pagehook::plugin::types;
+        use self::types::LogLevel;
+
+        pub(crate) type Pre = PluginPre<CallState>;
+
+        super::shared_conversions!();
+        use super::common_event;
+
+        impl types::Host for CallState {}
+
+        impl PluginImports for CallState {
+            fn log(&mut self, level: LogLevel, message: String) -> wasmtime::Result<()> {
+                self.log_line(log_level(level), &message)
+            }
+        }
+
+        pub(super) fn add_to_linker(linker: &mut Linker<CallState>) -> wasmtime::Result<()> {
+            Plugin::add_to_linker::<_, HasSelf<_>>(linker, |s| s)
+        }
+
+        pub(super) fn prepare(
+            linker: &Linker<CallState>,
+            component: &wasmtime::component::Component,
+        ) -> wasmtime::Result<Pre> {
+            PluginPre::new(linker.instantiate_pre(component)?)
+        }
+    };
+}
+use version_glue;
+
 /// The conversions both versions share, written once: the records 0.2.0
 /// kept from 0.1.0 unchanged, generated for each version's own types.
 macro_rules! shared_conversions {

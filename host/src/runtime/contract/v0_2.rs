@@ -6,7 +6,6 @@
 //! and the `unfurl` and `respond` actions.
 
 use wasmtime::Store;
-use wasmtime::component::{HasSelf, Linker};
 
 use super::{Returned, json};
 use crate::model::{
@@ -14,42 +13,7 @@ use crate::model::{
 };
 use crate::runtime::sandbox::CallState;
 
-mod bindings {
-    wasmtime::component::bindgen!({
-        path: "../wit",
-        world: "plugin",
-        imports: { default: trappable },
-    });
-}
-
-use bindings::{Plugin, PluginImports, PluginPre};
-
-pub(crate) use self::bindings::pagehook::plugin::types;
-use self::types::LogLevel;
-
-pub(crate) type Pre = PluginPre<CallState>;
-
-super::shared_conversions!();
-use super::common_event;
-
-impl types::Host for CallState {}
-
-impl PluginImports for CallState {
-    fn log(&mut self, level: LogLevel, message: String) -> wasmtime::Result<()> {
-        self.log_line(log_level(level), &message)
-    }
-}
-
-pub(super) fn add_to_linker(linker: &mut Linker<CallState>) -> wasmtime::Result<()> {
-    Plugin::add_to_linker::<_, HasSelf<_>>(linker, |s| s)
-}
-
-pub(super) fn prepare(
-    linker: &Linker<CallState>,
-    component: &wasmtime::component::Component,
-) -> wasmtime::Result<Pre> {
-    PluginPre::new(linker.instantiate_pre(component)?)
-}
+super::version_glue!("../wit");
 
 fn event_kind(kind: EventKind) -> types::EventKind {
     common_event_kind(kind).unwrap_or(match kind {
