@@ -13,9 +13,13 @@
 //! are pure, so running them again gives the same actions.
 //!
 //! A stored Slack request (a shared link, a slash command) becomes a chat
-//! event instead: its Slack user's email is read with `users.info`, and the
-//! one Confluence connection with REST credentials resolves what that person
-//! may see ([`Enricher::resolve_chat`]); failures defer it the same way.
+//! event instead: its Slack user is who they linked themselves to, else
+//! whoever their email (read with `users.info`) matches, and the Confluence
+//! connection the Slack connection uses
+//! ([`crate::source::chat_confluence`]) resolves what that person may see
+//! ([`Enricher::resolve_chat`]); failures defer it the same way, and a
+//! Slack connection whose Confluence an admin must choose fails it with
+//! that reason instead of waiting.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -32,6 +36,8 @@ use crate::model::{Action, ChatEvent, Event};
 use crate::runtime::{LoadedPlugin, PluginPackage, Runtime};
 use crate::source::client::{ClientOptions, ConfluenceAuth, ConfluenceClient};
 use crate::source::enrich::{EnrichError, Enricher, from_webhook_only};
+use crate::source::chat::ChatIdentity;
+use crate::source::chat_confluence::chat_confluence;
 use crate::source::slack_events::{self, ChatInbound};
 use crate::source::webhook::{self, Payload};
 use crate::store::{
@@ -83,7 +89,9 @@ pub struct Dispatcher {
     /// For Slack's Web API (`users.info` for chat events).
     http: reqwest::Client,
     /// Slack users' emails, cached.
-    slack_emails: crate::slack::users::UserEmails,
+    slack_emails: Arc<crate::slack::users::UserEmails>,
+    /// Linked people's emails, for `event.people` (see [`crate::self_link::emails`]).
+    linked_emails: Arc<crate::self_link::emails::SlackLinkedEmails>,
 }
 
 impl Dispatcher {
@@ -96,6 +104,18 @@ impl Dispatcher {
         config: Config,
         outbox: Arc<Notify>,
     ) -> Dispatcher {
+        let http = reqwest::Client::builder()
+            .timeout(config.enrichment_timeout())
+            .build()
+            .unwrap_or_default();
+        let slack_emails = Arc::new(crate::slack::users::UserEmails::new(Duration::from_secs(
+            config.enrichment.cache_ttl_secs,
+        )));
+        let linked_emails = Arc::new(crate::self_link::emails::SlackLinkedEmails::new(
+            store.clone(),
+            http.clone(),
+            slack_emails.clone(),
+        ));
         Dispatcher {
             store,
             replica: crate::store::claims::replica_name(),
@@ -104,13 +124,9 @@ impl Dispatcher {
             outbox,
             plugins: Mutex::new(HashMap::new()),
             sources: Mutex::new(HashMap::new()),
-            http: reqwest::Client::builder()
-                .timeout(config.enrichment_timeout())
-                .build()
-                .unwrap_or_default(),
-            slack_emails: crate::slack::users::UserEmails::new(Duration::from_secs(
-                config.enrichment.cache_ttl_secs,
-            )),
+            http,
+            slack_emails,
+            linked_emails,
             config,
         }
     }
@@ -237,8 +253,18 @@ impl Dispatcher {
             };
             return match self.chat_event(&record, inbound, snapshot).await {
                 Ok(event) => self.run_or_defer(claim, &record, event, snapshot).await,
-                Err((message, retry_after)) => {
+                Err(ChatNotReady::Wait {
+                    message,
+                    retry_after,
+                }) => {
                     self.defer(claim, &record, &message, retry_after).await?;
+                    Ok(None)
+                }
+                Err(ChatNotReady::Fail(message)) => {
+                    tracing::warn!(event = record.id, "{message}");
+                    self.store
+                        .close_event(claim, record.id, EventStatus::Failed, Some(&message))
+                        .await?;
                     Ok(None)
                 }
             };
@@ -341,44 +367,90 @@ impl Dispatcher {
     }
 
     /// The event plugins see for a stored Slack request: the chat part as
-    /// Slack sent it, its Slack user's email read with `users.info`, and
-    /// what Confluence shows that person, read by the Confluence
-    /// connection's [`Enricher::resolve_chat`]. `Err` with the message and
-    /// wait when the event must be deferred (like Confluence enrichment:
-    /// transient failures, and what an admin must fix).
+    /// Slack sent it, resolved by the Confluence connection the Slack
+    /// connection uses ([`Enricher::resolve_chat`]) for the Confluence user
+    /// the Slack user linked themselves to, else the one their email (read
+    /// with `users.info`) matches. [`ChatNotReady`] when it cannot run now.
     async fn chat_event(
         &self,
         record: &EventRecord,
         mut inbound: ChatInbound,
         snapshot: &Snapshot,
-    ) -> Result<Event, (String, Option<Duration>)> {
+    ) -> Result<Event, ChatNotReady> {
         let source = record.source.as_str();
         let slack = snapshot
             .connections
             .iter()
             .find(|c| c.name == source && c.kind == ConnectionKind::Slack)
             .ok_or_else(|| {
-                (
-                    format!("Slack connection `{source}` no longer exists"),
-                    None,
-                )
+                ChatNotReady::wait(format!("Slack connection `{source}` no longer exists"))
             })?;
+        let confluence = match chat_confluence(slack, &snapshot.connections) {
+            Ok(c) => c,
+            Err(why) if why.needs_admin() => return Err(ChatNotReady::Fail(why.to_string())),
+            Err(why) => return Err(ChatNotReady::wait(why.to_string())),
+        };
         let enricher = self
-            .chat_enricher(source, &snapshot.connections)
-            .map_err(|m| (m, None))?;
+            .enricher(&confluence.name, &snapshot.connections)
+            .map_err(ChatNotReady::wait)?
+            .ok_or_else(|| {
+                ChatNotReady::wait(format!(
+                    "Confluence connection `{}` has no token to read pages with",
+                    confluence.name
+                ))
+            })?;
+        let link = self
+            .store
+            .user_link(source, &inbound.user_id)
+            .await
+            .map_err(|e| ChatNotReady::wait(format!("reading the Slack user's link: {e}")))?
+            // A link to another Confluence than the one this workspace uses
+            // now says nothing about who they are there.
+            .filter(|l| l.confluence_connection == confluence.name);
+        let email = match &link {
+            Some(_) => None,
+            None => self.slack_email(slack, &inbound.user_id).await?,
+        };
+        let who = match &link {
+            Some(link) => ChatIdentity::Linked(&link.confluence_user_key),
+            None => ChatIdentity::Email(email.as_deref()),
+        };
+        enricher
+            .resolve_chat(who, &mut inbound.chat)
+            .await
+            .map_err(|e| {
+                let retry_after = match &e {
+                    EnrichError::Transient { retry_after, .. } => *retry_after,
+                    EnrichError::Permanent(_) => None,
+                };
+                ChatNotReady::Wait {
+                    message: format!("reading what the Slack user may see in Confluence: {e}"),
+                    retry_after,
+                }
+            })?;
+        Ok(inbound.into_event(source, &record.key, true))
+    }
+
+    /// The email of Slack user `user` of connection `slack` (`users.info`,
+    /// cached); `None` when Slack shows none.
+    async fn slack_email(
+        &self,
+        slack: &ConnectionRecord,
+        user: &str,
+    ) -> Result<Option<String>, ChatNotReady> {
+        let name = slack.name.as_str();
         let token = slack
             .secret
             .as_ref()
-            .ok_or_else(|| format!("Slack connection `{source}` has no bot token"))
+            .ok_or_else(|| format!("Slack connection `{name}` has no bot token"))
             .and_then(|s| {
                 s.resolve()
-                    .map_err(|m| format!("the bot token of Slack connection `{source}`: {m}"))
+                    .map_err(|m| format!("the bot token of Slack connection `{name}`: {m}"))
             })
-            .map_err(|m| (m, None))?;
+            .map_err(ChatNotReady::wait)?;
         let client = crate::slack::SlackClient::new(&self.http, &slack.url, &token);
-        let email = self
-            .slack_emails
-            .email(source, &client, &inbound.user_id)
+        self.slack_emails
+            .email(name, &client, user)
             .await
             .map_err(|e| {
                 let retry_after = match &e {
@@ -386,55 +458,11 @@ impl Dispatcher {
                     _ => None,
                 };
                 let hint = e.code().map_or("", crate::slack::auth::refusal_hint);
-                (
-                    format!("reading the Slack user's email (users.info): {e}{hint}"),
+                ChatNotReady::Wait {
+                    message: format!("reading the Slack user's email (users.info): {e}{hint}"),
                     retry_after,
-                )
-            })?;
-        enricher
-            .resolve_chat(email.as_deref(), &mut inbound.chat)
-            .await
-            .map_err(|e| {
-                let retry_after = match &e {
-                    EnrichError::Transient { retry_after, .. } => *retry_after,
-                    EnrichError::Permanent(_) => None,
-                };
-                (
-                    format!("reading what the Slack user may see in Confluence: {e}"),
-                    retry_after,
-                )
-            })?;
-        Ok(inbound.into_event(source, &record.key, true))
-    }
-
-    /// The enricher that reads Confluence for a Slack connection's chat
-    /// events: the one Confluence connection with REST credentials. `Err`
-    /// (the event waits) when there is none, or several (Pagehook cannot
-    /// tell which one the workspace's links and commands are about).
-    fn chat_enricher(
-        &self,
-        slack: &str,
-        connections: &[ConnectionRecord],
-    ) -> Result<Arc<Enricher>, String> {
-        let readable: Vec<&str> = connections
-            .iter()
-            .filter(|c| {
-                c.kind == ConnectionKind::Confluence && !matches!(ConfluenceAuth::of(c), Ok(None))
+                }
             })
-            .map(|c| c.name.as_str())
-            .collect();
-        match readable.as_slice() {
-            [only] => self.enricher(only, connections)?.ok_or_else(|| {
-                format!("Confluence connection `{only}` has no token to read pages with")
-            }),
-            [] => Err(format!(
-                "Slack connection `{slack}`'s events wait for a Confluence connection with a token (to read what the Slack user may see): connect one with `pagehook connect confluence NAME --url URL --token-env VAR --webhook-secret-env VAR`"
-            )),
-            several => Err(format!(
-                "Slack connection `{slack}`'s events wait: Confluence connections {} all have tokens, and Pagehook reads chat events from exactly one; remove the token from the others (or the connections)",
-                several.join(", ")
-            )),
-        }
     }
 
     /// The enricher for a Confluence source, rebuilt when its connection
@@ -464,11 +492,14 @@ impl Dispatcher {
             ..ClientOptions::default()
         };
         let client = ConfluenceClient::new(&conn.url, auth, options);
-        let enricher = Arc::new(Enricher::new(
-            source,
-            client,
-            Duration::from_secs(self.config.enrichment.cache_ttl_secs),
-        ));
+        let enricher = Arc::new(
+            Enricher::new(
+                source,
+                client,
+                Duration::from_secs(self.config.enrichment.cache_ttl_secs),
+            )
+            .with_linked_emails(self.linked_emails.clone()),
+        );
         sources.insert(source.to_owned(), (conn, enricher.clone()));
         Ok(Some(enricher))
     }
@@ -831,6 +862,28 @@ fn shown(value: &str) -> String {
         value.to_owned()
     } else {
         format!("{}…", value.chars().take(MAX).collect::<String>())
+    }
+}
+
+/// Why a chat event does not run now.
+enum ChatNotReady {
+    /// It waits for a later round: something transient, or a Confluence
+    /// connection that is not made yet.
+    Wait {
+        message: String,
+        retry_after: Option<Duration>,
+    },
+    /// It fails with this reason: an admin must choose the Confluence
+    /// connection the Slack connection uses, and waiting would not do it.
+    Fail(String),
+}
+
+impl ChatNotReady {
+    fn wait(message: String) -> ChatNotReady {
+        ChatNotReady::Wait {
+            message,
+            retry_after: None,
+        }
     }
 }
 

@@ -25,6 +25,7 @@ pub mod model;
 pub mod preview;
 pub mod runtime;
 pub mod secret;
+pub mod self_link;
 pub mod server;
 pub mod slack;
 pub mod source;

@@ -6,21 +6,30 @@
 //!
 //! What it must never do: show a person a page that [`super::viewers`] does
 //! not say they may view. Everything is read with the service account's
-//! credentials and filtered per person; when the Slack user cannot be linked
-//! to a Confluence user, links get no pages and searches find nothing.
+//! credentials and filtered per person; when the Slack user cannot be
+//! matched to a Confluence user, links get no pages and searches find
+//! nothing.
 //!
-//! # Finding the Confluence user by email
+//! # Who the Slack user is
 //!
-//! Data Center documents no REST resource that finds a user by email (the
-//! Cloud-only `/rest/api/search/user` does not exist there, and Data
-//! Center's CQL has no email field). What it documents is
+//! First their own link ([`ChatIdentity::Linked`]): a Slack user who ran
+//! `/confluence link` and signed in to Confluence is that Confluence user,
+//! read back with `GET /rest/api/user?key=`. A link beats an email match,
+//! and it is the only way that works where Confluence hides emails.
+//!
+//! Otherwise their Slack email ([`ChatIdentity::Email`]). Data Center
+//! documents no REST resource that finds a user by email (the Cloud-only
+//! `/rest/api/search/user` does not exist there, and Data Center's CQL has
+//! no email field). What it documents is
 //! `GET /rest/api/admin/users/list/active` (Data Center 9.4 and later,
-//! Confluence administrators only), the active users with their emails.
-//! Pagehook reads that list page by page, keeps an email → user index for
-//! the TTL, and then reads the matching user with `GET /rest/api/user?key=`
-//! to check that the email is still theirs. Where Confluence refuses the
-//! list (403) or lacks it (404), nobody is linked (logged once per source).
-//! An email shared by several users links nobody.
+//! Confluence administrators only), the active users, each with `email`
+//! "depending on the type of user" and, where Confluence gives them, the
+//! `userKey` or `username` that names them. Pagehook reads that list page
+//! by page, keeps an email → user index for the TTL, and reads the matching
+//! user by key (or username). An entry naming neither is matched to nobody
+//! (display names are not unique), nor is a masked address; an email shared
+//! by several users links nobody. Where Confluence refuses the list (403)
+//! or lacks it (404), nobody is matched by email (logged once per source).
 //!
 //! # Links
 //!
@@ -63,10 +72,27 @@ const SEARCH_READ: usize = 50;
 /// Longest page excerpt, in characters.
 const SUMMARY_EXCERPT_CHARS: usize = 300;
 
+/// Who a chat event's Slack user is, as Pagehook knows before it asks
+/// Confluence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChatIdentity<'a> {
+    /// They linked themselves to this Confluence user (its user key).
+    Linked(&'a str),
+    /// Not linked: their Slack email, when Slack shows it.
+    Email(Option<&'a str>),
+}
+
+/// A Confluence user as the admin user list names them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Listed {
+    Key(String),
+    Username(String),
+}
+
 /// What chat lookups cache per source.
 pub struct ChatCaches {
-    /// Email (lower case) → user key; `None`: Confluence would not list users.
-    emails: TtlCache<(), Option<Arc<HashMap<String, String>>>>,
+    /// Email (lower case) → user; `None`: Confluence would not list users.
+    emails: TtlCache<(), Option<Arc<HashMap<String, Listed>>>>,
     warned: AtomicBool,
 }
 
@@ -79,15 +105,18 @@ impl ChatCaches {
     }
 }
 
-/// Fills in `chat` for the Slack user with `email` (see the module doc).
+/// Fills in `chat` for the Slack user who is `who` (see the module doc).
 pub(super) async fn resolve(
     e: &Enricher,
-    email: Option<&str>,
+    who: ChatIdentity<'_>,
     chat: &mut ChatEvent,
 ) -> Result<(), EnrichError> {
-    let linked = match email.map(str::trim).filter(|m| !m.is_empty()) {
-        Some(email) => user_by_email(e, email).await?,
-        None => None,
+    let linked = match who {
+        ChatIdentity::Linked(key) => Some(e.user(key).await?),
+        ChatIdentity::Email(email) => match email.map(str::trim).filter(|m| !m.is_empty()) {
+            Some(email) => user_by_email(e, email).await?,
+            None => None,
+        },
     };
     match chat {
         ChatEvent::LinkShared { user, links, .. } => {
@@ -134,39 +163,43 @@ async fn user_by_email(e: &Enricher, email: &str) -> Result<Option<Person>, Enri
             index
         }
     };
-    let Some(key) = index.as_ref().and_then(|i| i.get(&email.to_lowercase())) else {
+    let Some(listed) = index.as_ref().and_then(|i| i.get(&email.to_lowercase())) else {
         return Ok(None);
     };
-    let person = e.user(key).await?;
-    let same = person
-        .email
-        .as_deref()
-        .is_some_and(|m| m.eq_ignore_ascii_case(email));
-    Ok(same.then_some(person))
+    match listed {
+        Listed::Key(key) => Ok(Some(e.user(key).await?)),
+        Listed::Username(name) => e.user_named(name).await,
+    }
 }
 
-/// Email (lower case) → user key, leaving out emails several users share.
-fn email_index(users: &[Value]) -> HashMap<String, String> {
-    let mut index: HashMap<String, Option<String>> = HashMap::new();
+/// Email (lower case) → the user the admin list names by key (or else by
+/// username), leaving out emails several users share, masked addresses,
+/// and entries that name nobody.
+fn email_index(users: &[Value]) -> HashMap<String, Listed> {
+    let mut index: HashMap<String, Option<Listed>> = HashMap::new();
     for u in users {
-        let (Some(email), Some(key)) = (
-            u.get("email").and_then(Value::as_str),
-            u.get("userKey").and_then(Value::as_str),
-        ) else {
+        let text = |k: &str| {
+            u.get(k)
+                .and_then(Value::as_str)
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+        };
+        let Some(email) = text("email").and_then(super::emails::usable_email) else {
             continue;
         };
-        let email = email.trim().to_lowercase();
-        if email.is_empty() || key.is_empty() {
-            continue;
-        }
+        let who = match (text("userKey"), text("username")) {
+            (Some(key), _) => Listed::Key(key.to_owned()),
+            (None, Some(name)) => Listed::Username(name.to_owned()),
+            (None, None) => continue,
+        };
         index
-            .entry(email)
+            .entry(email.to_lowercase())
             .and_modify(|k| {
-                if k.as_deref() != Some(key) {
+                if k.as_ref() != Some(&who) {
                     *k = None;
                 }
             })
-            .or_insert_with(|| Some(key.to_owned()));
+            .or_insert_with(|| Some(who));
     }
     index
         .into_iter()
@@ -505,8 +538,28 @@ mod tests {
             serde_json::json!({"userKey": "k4"}),
         ];
         let index = email_index(&users);
-        assert_eq!(index.get("ada@example.com").map(String::as_str), Some("k1"));
+        assert_eq!(
+            index.get("ada@example.com"),
+            Some(&Listed::Key("k1".into()))
+        );
         assert!(!index.contains_key("shared@example.com"));
         assert_eq!(index.len(), 1);
+    }
+
+    #[test]
+    fn the_admin_list_names_users_by_key_or_username_and_never_by_a_masked_email() {
+        let users = vec![
+            // What Data Center documents: display name and type, email for some.
+            serde_json::json!({"type": "known", "displayName": "Ada", "email": "ada@example.com"}),
+            serde_json::json!({"type": "known", "displayName": "Bob", "username": "bob", "email": "bob@example.com"}),
+            serde_json::json!({"type": "known", "userKey": "k-eve", "email": "eve at example dot com"}),
+        ];
+        let index = email_index(&users);
+        assert_eq!(
+            index.get("bob@example.com"),
+            Some(&Listed::Username("bob".into()))
+        );
+        assert!(!index.contains_key("ada@example.com"), "names nobody");
+        assert_eq!(index.len(), 1, "a masked address is no email");
     }
 }

@@ -166,15 +166,16 @@ impl Enricher {
     }
 
     /// Contract 0.2.0: fills in what the host reads from Confluence for a
-    /// chat event: the Confluence user with the Slack user's `email`, the
-    /// pages behind shared links, a slash command's search results; all of
-    /// it only what that user may view (see [`super::chat`]).
+    /// chat event: the Confluence user the Slack user is (`who`: their own
+    /// link, else their email), the pages behind shared links, a slash
+    /// command's search results; all of it only what that user may view
+    /// (see [`super::chat`]).
     pub async fn resolve_chat(
         &self,
-        email: Option<&str>,
+        who: super::chat::ChatIdentity<'_>,
         chat: &mut ChatEvent,
     ) -> Result<(), EnrichError> {
-        super::chat::resolve(self, email, chat).await
+        super::chat::resolve(self, who, chat).await
     }
 
     /// The storage body of page template `name` in `space`, cached for the

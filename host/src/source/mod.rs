@@ -4,10 +4,12 @@
 //! other source: its Events API and slash commands ([`slack_events`]).
 //! For contract 0.2.0 the host also reads who may view what ([`viewers`]),
 //! whom a page event concerns ([`people`]) and what chat events need from
-//! Confluence ([`chat`]), and the page templates bindings name
+//! Confluence ([`chat`], from the Confluence connection a Slack connection
+//! uses: [`chat_confluence`]), and the page templates bindings name
 //! ([`templates`]).
 
 pub mod chat;
+pub mod chat_confluence;
 pub mod client;
 pub mod enrich;
 pub mod people;

@@ -73,6 +73,12 @@ pub struct ConnectionRecord {
     /// `None` until first checked (and for Basic-auth and webhook-only connections).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub token: Option<TokenExpiry>,
+    /// Slack: the Confluence connection its chat lookups (who a Slack user
+    /// is, what they may see) and self-links use; `None`: the only
+    /// Confluence connection with a token (see `source::chat_confluence`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(example = "wiki")]
+    pub confluence: Option<String>,
 }
 
 /// A Confluence personal access token's expiry, as last read from
@@ -123,6 +129,7 @@ impl ConnectionRecord {
             created_at: now_ms(),
             health: None,
             token: None,
+            confluence: None,
         }
     }
 }

@@ -29,6 +29,7 @@ pub mod postgres;
 pub mod search;
 pub mod sessions;
 pub mod sqlite;
+pub mod user_links;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -48,6 +49,7 @@ pub use outbox::{
 pub use plugins::PluginRecord;
 pub use search::{DeliveryCount, DeliveryQuery, EventQuery, EventSummary, LatestIds};
 pub use sessions::{NewSession, SessionRecord};
+pub use user_links::{LinkMethod, LinkToken, NewLinkToken, UserLink, VerifiedPerson};
 
 use crate::config::Database;
 
@@ -108,6 +110,7 @@ pub const COPIED_TABLES: &[&str] = &[
     "slack_threads",
     "once_keys",
     "changes",
+    "user_links",
 ];
 
 /// A handle on the database, shared by the server, the workers and the CLI.
@@ -345,6 +348,8 @@ forward! {
     fn set_connection_health(&self, name: &str => owned_str, as_str, error: Option<&str> => owned_opt_str, as_opt_str) -> ();
     /// Turns a connection's dry run on or off.
     fn set_connection_dry_run(&self, name: &str => owned_str, as_str, dry_run: bool => copied, copied) -> ();
+    /// Names the Confluence connection a Slack connection's chat uses (`None`: the only one with a token).
+    fn set_slack_confluence(&self, name: &str => owned_str, as_str, confluence: Option<&str> => owned_opt_str, as_opt_str) -> ();
 
     // Bindings.
     /// Stores a validated binding.
@@ -448,6 +453,31 @@ forward! {
     fn delete_session(&self, id_hash: &str => owned_str, as_str) -> bool;
     /// Forgets expired sessions; returns how many.
     fn purge_sessions(&self) -> usize;
+
+    // --- chat-user links (self-linking) ---
+
+    /// Stores a link request; false when its request was answered already.
+    fn create_link_token(&self, t: &NewLinkToken => owned_ref, by_ref) -> bool;
+    /// The link request with this token hash, used and expired ones too.
+    fn link_token(&self, token_hash: &str => owned_str, as_str) -> Option<LinkToken>;
+    /// Records who signed in with a live token and the hash of the secret
+    /// their confirmation must carry; false when the token is not live.
+    fn verify_link_token(&self, token_hash: &str => owned_str, as_str, person: &VerifiedPerson => owned_ref, by_ref, confirm_hash: &str => owned_str, as_str) -> bool;
+    /// Uses a live token signed in with and confirmed with the secret whose
+    /// hash is `confirm_hash`, making (or replacing) its link in the same
+    /// transaction; `None` when the token is used, expired or not so confirmed.
+    fn complete_link(&self, token_hash: &str => owned_str, as_str, confirm_hash: &str => owned_str, as_str) -> Option<UserLink>;
+    /// Every link, by Slack connection and user.
+    fn user_links(&self) -> Vec<UserLink>;
+    /// The link of one Slack user of a Slack connection.
+    fn user_link(&self, slack_connection: &str => owned_str, as_str, slack_user: &str => owned_str, as_str) -> Option<UserLink>;
+    /// The Slack users (one per Slack connection) linked to a Confluence
+    /// user of a Confluence connection, newest link first.
+    fn slack_links_of(&self, confluence_connection: &str => owned_str, as_str, user_key: &str => owned_str, as_str) -> Vec<UserLink>;
+    /// Removes one Slack user's link; the link it was, if there was one.
+    fn remove_user_link(&self, slack_connection: &str => owned_str, as_str, slack_user: &str => owned_str, as_str) -> Option<UserLink>;
+    /// Forgets link requests that expired before `before` (ms); how many.
+    fn purge_link_tokens(&self, before: i64 => copied, copied) -> usize;
 }
 
 /// Milliseconds since the Unix epoch: this process's clock. Claims and

@@ -9,7 +9,7 @@ use crate::secret::SecretSource;
 use crate::store::{ConnectionKind, ConnectionRecord, StoreError, StoreResult, TokenExpiry};
 
 const COLUMNS: &str = "name, kind, url, username, secret, hook_secret, dry_run, created_at, health_error, \
-     token_name, token_expires_at, token_checked_at";
+     token_name, token_expires_at, token_checked_at, confluence";
 
 fn source(s: Option<String>) -> Result<Option<SecretSource>, StoreError> {
     s.map(|s| {
@@ -43,6 +43,7 @@ fn decode(r: &Row) -> PgResult<ConnectionRecord> {
         created_at: r.try_get(7)?,
         health: r.try_get(8)?,
         token,
+        confluence: r.try_get(12)?,
     })
 }
 
@@ -59,11 +60,12 @@ impl PgStore {
                     .await?
                     .execute(
                         &format!(
-                            "INSERT INTO connections ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NULL, NULL, NULL, NULL)
+                            "INSERT INTO connections ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NULL, NULL, NULL, NULL, $9)
                              ON CONFLICT (name) DO UPDATE SET kind = excluded.kind, url = excluded.url,
                                username = excluded.username, secret = excluded.secret, hook_secret = excluded.hook_secret,
                                dry_run = excluded.dry_run, created_at = excluded.created_at, health_error = NULL,
-                               token_name = NULL, token_expires_at = NULL, token_checked_at = NULL
+                               token_name = NULL, token_expires_at = NULL, token_checked_at = NULL,
+                               confluence = excluded.confluence
                              WHERE connections.kind = excluded.kind"
                         ),
                         &[
@@ -75,6 +77,7 @@ impl PgStore {
                             &c.hook_secret.as_ref().map(SecretSource::to_spec),
                             &c.dry_run,
                             &c.created_at,
+                            &c.confluence,
                         ],
                     )
                     .await?)
@@ -195,6 +198,33 @@ impl PgStore {
         if n == 0 {
             return Err(StoreError::NotFound(format!(
                 "no connection named `{name}`"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Names the Confluence connection a Slack connection's chat uses
+    /// (`None`: the only one with a token).
+    pub async fn set_slack_confluence(
+        &self,
+        name: &str,
+        confluence: Option<&str>,
+    ) -> StoreResult<()> {
+        let n = self
+            .run(async {
+                Ok(self
+                    .client()
+                    .await?
+                    .execute(
+                        "UPDATE connections SET confluence = $2 WHERE name = $1 AND kind = 'slack'",
+                        &[&name, &confluence],
+                    )
+                    .await?)
+            })
+            .await?;
+        if n == 0 {
+            return Err(StoreError::NotFound(format!(
+                "no Slack connection named `{name}`"
             )));
         }
         Ok(())

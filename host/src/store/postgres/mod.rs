@@ -37,6 +37,7 @@ mod outbox;
 mod plugins;
 mod search;
 mod send_slots;
+mod user_links;
 
 use std::future::Future;
 use std::str::FromStr;
@@ -58,6 +59,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("schema_1.sql"),
     include_str!("schema_2.sql"),
     include_str!("schema_3.sql"),
+    include_str!("schema_4.sql"),
 ];
 
 /// The advisory lock migrations run under, so that replicas starting

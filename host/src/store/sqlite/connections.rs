@@ -6,7 +6,7 @@ use super::SqliteStore;
 use crate::store::{ConnectionKind, ConnectionRecord, StoreError, StoreResult, TokenExpiry};
 
 const COLUMNS: &str = "name, kind, url, username, secret, hook_secret, dry_run, created_at, health_error, \
-     token_name, token_expires_at, token_checked_at";
+     token_name, token_expires_at, token_checked_at, confluence";
 
 fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(ConnectionRecordRaw, String)> {
     Ok((
@@ -22,6 +22,7 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(ConnectionRecordRaw, String)>
             token_name: r.get(9)?,
             token_expires_at: r.get(10)?,
             token_checked_at: r.get(11)?,
+            confluence: r.get(12)?,
         },
         r.get(1)?,
     ))
@@ -39,6 +40,7 @@ struct ConnectionRecordRaw {
     token_name: Option<String>,
     token_expires_at: Option<i64>,
     token_checked_at: Option<i64>,
+    confluence: Option<String>,
 }
 
 fn decode((raw, kind): (ConnectionRecordRaw, String)) -> StoreResult<ConnectionRecord> {
@@ -70,6 +72,7 @@ fn decode((raw, kind): (ConnectionRecordRaw, String)) -> StoreResult<ConnectionR
         dry_run: raw.dry_run,
         created_at: raw.created_at,
         health: raw.health,
+        confluence: raw.confluence,
     })
 }
 
@@ -88,7 +91,7 @@ impl SqliteStore {
         }
         self.with(|conn| {
             conn.execute(
-                &format!("INSERT OR REPLACE INTO connections ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, NULL, NULL, NULL, NULL)"),
+                &format!("INSERT OR REPLACE INTO connections ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, NULL, NULL, NULL, NULL, ?9)"),
                 params![
                     c.name,
                     c.kind.as_str(),
@@ -97,7 +100,8 @@ impl SqliteStore {
                     c.secret.as_ref().map(SecretSource::to_spec),
                     c.hook_secret.as_ref().map(SecretSource::to_spec),
                     c.dry_run,
-                    c.created_at
+                    c.created_at,
+                    c.confluence
                 ],
             )
         })?;
@@ -174,6 +178,23 @@ impl SqliteStore {
         if n == 0 {
             return Err(StoreError::NotFound(format!(
                 "no connection named `{name}`"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Names the Confluence connection a Slack connection's chat uses
+    /// (`None`: the only one with a token).
+    pub fn set_slack_confluence(&self, name: &str, confluence: Option<&str>) -> StoreResult<()> {
+        let n = self.with(|conn| {
+            conn.execute(
+                "UPDATE connections SET confluence = ?2 WHERE name = ?1 AND kind = 'slack'",
+                params![name, confluence],
+            )
+        })?;
+        if n == 0 {
+            return Err(StoreError::NotFound(format!(
+                "no Slack connection named `{name}`"
             )));
         }
         Ok(())

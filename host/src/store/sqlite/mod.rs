@@ -23,6 +23,7 @@ pub mod ingest;
 mod outbox;
 mod plugins;
 mod search;
+mod user_links;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -41,6 +42,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("schema_6.sql"),
     include_str!("schema_7.sql"),
     include_str!("schema_8.sql"),
+    include_str!("schema_9.sql"),
 ];
 
 /// A handle on one SQLite file; cheap to clone.
