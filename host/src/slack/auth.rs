@@ -1,7 +1,8 @@
 //! `auth.test`: which workspace and bot user a token belongs to.
 //!
-//! Used by `pagehook connection test` and by `connect slack --notify` to
-//! name the workspace in its greeting. Never shows the token.
+//! Used by `pagehook connection test`, by `connect slack --notify` to
+//! name the workspace in its greeting, and by `pagehook doctor` (with the
+//! token's scopes). Never shows the token.
 
 use serde_json::Value;
 
@@ -23,9 +24,21 @@ pub struct Workspace {
 
 /// Asks Slack who the token is.
 pub async fn auth_test(client: &SlackClient<'_>) -> Result<Workspace, SlackError> {
-    let answer = client.read(AUTH_TEST, &[]).await?;
+    Ok(workspace(&client.read(AUTH_TEST, &[]).await?))
+}
+
+/// Asks Slack who the token is and which scopes it has (the
+/// `x-oauth-scopes` header; `None` when Slack sent none): `pagehook doctor`.
+pub async fn auth_test_with_scopes(
+    client: &SlackClient<'_>,
+) -> Result<(Workspace, Option<Vec<String>>), SlackError> {
+    let (answer, scopes) = client.read_with_scopes(AUTH_TEST, &[]).await?;
+    Ok((workspace(&answer), scopes))
+}
+
+fn workspace(answer: &Value) -> Workspace {
     let field = |name: &str| answer[name].as_str().unwrap_or("?").to_owned();
-    Ok(Workspace {
+    Workspace {
         team: field("team"),
         team_id: field("team_id"),
         user: field("user"),
@@ -34,7 +47,7 @@ pub async fn auth_test(client: &SlackClient<'_>) -> Result<Workspace, SlackError
             .and_then(Value::as_str)
             .unwrap_or("?")
             .to_owned(),
-    })
+    }
 }
 
 /// What an admin should do about a refused token, for Slack's error code.

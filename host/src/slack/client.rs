@@ -106,6 +106,29 @@ impl<'a> SlackClient<'a> {
         self.send(method, request).await
     }
 
+    /// Calls a read method as [`Self::read`] does, and also returns the
+    /// scopes Slack says the token has: the `x-oauth-scopes` response header
+    /// (comma-separated; Slack's own Node SDK reads it into
+    /// `response_metadata.scopes`). `None` when Slack sent no such header.
+    ///
+    /// # Panics
+    /// As [`Self::read`].
+    pub async fn read_with_scopes(
+        &self,
+        method: Method,
+        args: &[(&str, String)],
+    ) -> Result<(Value, Option<Vec<String>>), SlackError> {
+        assert_eq!(
+            method.encoding,
+            Encoding::Query,
+            "{} is a JSON method",
+            method.name
+        );
+        check_arguments(method, args.iter().map(|(k, _)| *k));
+        let request = self.http.get(self.url(method)).query(args);
+        self.send_reading_scopes(method, request).await
+    }
+
     /// Calls a write method with a JSON body (an object).
     ///
     /// # Panics
@@ -156,6 +179,14 @@ impl<'a> SlackClient<'a> {
         method: Method,
         request: reqwest::RequestBuilder,
     ) -> Result<Value, SlackError> {
+        Ok(self.send_reading_scopes(method, request).await?.0)
+    }
+
+    async fn send_reading_scopes(
+        &self,
+        method: Method,
+        request: reqwest::RequestBuilder,
+    ) -> Result<(Value, Option<Vec<String>>), SlackError> {
         let name = method.name;
         let answer = request
             .bearer_auth(self.token.expose())
@@ -179,6 +210,7 @@ impl<'a> SlackClient<'a> {
                 status,
             });
         }
+        let scopes = granted_scopes(answer.headers());
         let value: Value = answer.json().await.map_err(|e| {
             if e.is_timeout() {
                 SlackError::Transport {
@@ -194,7 +226,7 @@ impl<'a> SlackClient<'a> {
             }
         })?;
         if value["ok"] == true {
-            return Ok(value);
+            return Ok((value, scopes));
         }
         Err(SlackError::Api {
             method: name,
@@ -206,6 +238,19 @@ impl<'a> SlackClient<'a> {
     }
 }
 
+/// The scopes in an `x-oauth-scopes` header (`chat:write,links:read`, maybe
+/// with spaces after the commas).
+fn granted_scopes(headers: &reqwest::header::HeaderMap) -> Option<Vec<String>> {
+    let text = headers.get("x-oauth-scopes")?.to_str().ok()?;
+    Some(
+        text.split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect(),
+    )
+}
+
 fn check_arguments<'k>(method: Method, names: impl Iterator<Item = &'k str>) {
     for name in names {
         assert!(
@@ -213,5 +258,23 @@ fn check_arguments<'k>(method: Method, names: impl Iterator<Item = &'k str>) {
             "{}: `{name}` is not in the method table",
             method.name
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scopes_come_from_the_x_oauth_scopes_header() {
+        let mut h = reqwest::header::HeaderMap::new();
+        assert_eq!(granted_scopes(&h), None);
+        h.insert("x-oauth-scopes", "chat:write, links:read,commands".parse().unwrap());
+        assert_eq!(
+            granted_scopes(&h).unwrap(),
+            ["chat:write", "links:read", "commands"]
+        );
+        h.insert("x-oauth-scopes", "".parse().unwrap());
+        assert_eq!(granted_scopes(&h), Some(vec![]));
     }
 }

@@ -662,6 +662,56 @@ pub fn person(v: &Value, fallback_key: Option<&str>) -> Person {
     }
 }
 
+// --- `pagehook doctor`'s probes (see `crate::doctor::probes`) ---
+
+/// What one `GET` answered, status and all: `pagehook doctor` must tell a
+/// refusal (403) from a resource this version lacks (404) from a server
+/// error (500), which the methods above fold into `None` or an error.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Probed {
+    /// The HTTP status.
+    pub status: u16,
+    /// The body, when it is JSON.
+    pub body: Option<Value>,
+}
+
+impl ConfluenceClient {
+    /// One authenticated `GET path` (relative to the base URL, already
+    /// encoded), sent once and never retried, answered with its status and
+    /// JSON body whatever the status; `Err` only when no answer came
+    /// (network, timeout, TLS). Never carries the credentials.
+    pub async fn probe(&self, path: &str) -> Result<Probed, ClientError> {
+        let req = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .header("Accept", "application/json");
+        let req = match &self.auth {
+            ConfluenceAuth::Bearer(token) => req.bearer_auth(token.expose()),
+            ConfluenceAuth::Basic { username, password } => {
+                req.basic_auth(username, Some(password.expose()))
+            }
+        };
+        let answer = req
+            .send()
+            .await
+            .map_err(|e| ClientError::Network(e.without_url().to_string()))?;
+        let status = answer.status().as_u16();
+        let text = answer
+            .text()
+            .await
+            .map_err(|e| ClientError::Network(e.without_url().to_string()))?;
+        Ok(Probed {
+            status,
+            body: serde_json::from_str(&text).ok(),
+        })
+    }
+}
+
+/// `s` encoded for a path segment or a query value.
+pub fn encoded(s: &str) -> String {
+    form_urlencoded(s)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
