@@ -15,6 +15,7 @@ pub mod config;
 pub mod deliver;
 pub mod destination;
 pub mod dispatch;
+pub mod doctor;
 #[doc(hidden)]
 pub mod fuzz_targets;
 pub mod heartbeat;
