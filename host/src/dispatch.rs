@@ -498,7 +498,8 @@ impl Dispatcher {
                 client,
                 Duration::from_secs(self.config.enrichment.cache_ttl_secs),
             )
-            .with_linked_emails(self.linked_emails.clone()),
+            .with_linked_emails(self.linked_emails.clone())
+            .with_metrics(self.metrics.clone()),
         );
         sources.insert(source.to_owned(), (conn, enricher.clone()));
         Ok(Some(enricher))

@@ -4,7 +4,10 @@
 //! failures by plugin, a histogram of plugin call duration, and a gauge of
 //! the seconds left before each Confluence connection's personal access
 //! token expires (negative once it has; computed at scrape time from the
-//! expiry `pagehook serve` last read). Label values come from a closed set
+//! expiry `pagehook serve` last read), and counters of the people whose
+//! email was found for personal notifications (by connection and the way it
+//! was found) and of those left out (by connection and reason, see
+//! `source::emails`). Label values come from a closed set
 //! (results, error codes) or from names the admin chose (sources, plugins,
 //! connections), so cardinality stays bounded.
 
@@ -45,6 +48,18 @@ struct ConnectionLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PeopleLabels {
+    connection: String,
+    reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct EmailFoundLabels {
+    connection: String,
+    via: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct FailureLabels {
     plugin: String,
     code: String,
@@ -67,6 +82,8 @@ pub struct Metrics {
     failures: Family<FailureLabels, Counter>,
     call_seconds: Family<PluginLabels, Histogram, fn() -> Histogram>,
     token_expiry: Family<ConnectionLabels, Gauge>,
+    people_unresolved: Family<PeopleLabels, Counter>,
+    people_emails: Family<EmailFoundLabels, Counter>,
     /// Connection → when its token expires (ms since the epoch).
     token_expires_at: Mutex<BTreeMap<String, i64>>,
 }
@@ -91,6 +108,8 @@ impl Metrics {
             failures: Family::default(),
             call_seconds: Family::new_with_constructor(call_histogram),
             token_expiry: Family::default(),
+            people_unresolved: Family::default(),
+            people_emails: Family::default(),
             token_expires_at: Mutex::new(BTreeMap::new()),
         };
         registry.register(
@@ -132,6 +151,16 @@ impl Metrics {
             "confluence_token_expiry_seconds",
             "Seconds until the personal access token of a Confluence connection expires (negative once expired)",
             m.token_expiry.clone(),
+        );
+        registry.register(
+            "people_unresolved",
+            "People an event concerns who were left out of personal notifications because no email could be found, by Confluence connection and reason (email_hidden, no_profile, not_permitted, lookup_failed)",
+            m.people_unresolved.clone(),
+        );
+        registry.register(
+            "people_emails",
+            "Emails found for people an event concerns, by Confluence connection and where from (link, mobile_profile, admin_list)",
+            m.people_emails.clone(),
         );
         *m.registry.lock().unwrap_or_else(|p| p.into_inner()) = registry;
         m
@@ -191,6 +220,27 @@ impl Metrics {
             .inc();
     }
 
+    /// A person was left out of `event.people` for want of an email
+    /// (`reason`: `email_hidden`, `no_profile`, `not_permitted`, `lookup_failed`).
+    pub fn person_unresolved(&self, connection: &str, reason: &str) {
+        self.people_unresolved
+            .get_or_create(&PeopleLabels {
+                connection: connection.to_owned(),
+                reason: reason.to_owned(),
+            })
+            .inc();
+    }
+
+    /// A person's email was found (`via`: `link`, `mobile_profile`, `admin_list`).
+    pub fn person_email_found(&self, connection: &str, via: &str) {
+        self.people_emails
+            .get_or_create(&EmailFoundLabels {
+                connection: connection.to_owned(),
+                via: via.to_owned(),
+            })
+            .inc();
+    }
+
     /// Replaces the known token expiries: `(connection, expires at in ms)`;
     /// a connection without an expiry (never expires, or not read yet) has
     /// no series.
@@ -245,6 +295,9 @@ mod tests {
         m.dispatched();
         m.call("slack-poster", 0.002, None);
         m.call("slack-poster", 0.2, Some("out-of-fuel"));
+        m.person_unresolved("prod", "email_hidden");
+        m.person_unresolved("prod", "email_hidden");
+        m.person_email_found("prod", "mobile_profile");
         let text = m.encode();
         for line in [
             "pagehook_events_received_total{source=\"prod\"} 1",
@@ -254,6 +307,8 @@ mod tests {
             "pagehook_plugin_calls_total{plugin=\"slack-poster\",outcome=\"error\"} 1",
             "pagehook_plugin_failures_total{plugin=\"slack-poster\",code=\"out-of-fuel\"} 1",
             "pagehook_plugin_call_seconds_count{plugin=\"slack-poster\"} 2",
+            "pagehook_people_unresolved_total{connection=\"prod\",reason=\"email_hidden\"} 2",
+            "pagehook_people_emails_total{connection=\"prod\",via=\"mobile_profile\"} 1",
         ] {
             assert!(text.contains(line), "missing {line} in\n{text}");
         }

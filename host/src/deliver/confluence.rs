@@ -48,6 +48,15 @@
 //! recorded. Comments name their container with its real type (`page` or
 //! `blogpost`, read from Confluence first), as Confluence refuses a blog post
 //! named as a page.
+//!
+//! # Refusals
+//!
+//! 401 means the credentials: the connection is marked "re-authorise" and
+//! the delivery waits for new ones. 403 means the account is known and
+//! lacks a permission in that space (adding pages, comments, labels, or
+//! viewing it): re-entering the token would not help, so the delivery
+//! becomes a dead letter that names the account, the space and the
+//! permission to grant, and the connection stays healthy.
 
 use std::time::Duration;
 
@@ -109,15 +118,17 @@ pub(super) async fn deliver(
                 "a page titled \"{title}\" already exists in space {space_key} (id {id}) and Pagehook did not create it for this action (its body has no anchor `{marker}`); page titles are unique per space: rename or move that page, or change the plugin's title, then `pagehook retry`"
             ));
         }
-        Err(e) => return verdict(conn, e),
+        Err(e) => return judge(conn, &client, e, &Step::Look(&d.action)).await,
     }
     let mut request = request;
+    let mut comment_space = None;
     if let Action::AddComment { page_id, .. } = &d.action {
-        match client.content_type(*page_id).await {
-            Ok(Some(kind)) if kind == "page" || kind == "blogpost" => {
+        match client.content_type_and_space(*page_id).await {
+            Ok(Some((kind, space))) if kind == "page" || kind == "blogpost" => {
                 request["container"]["type"] = json!(kind);
+                comment_space = space;
             }
-            Ok(Some(kind)) => {
+            Ok(Some((kind, _))) => {
                 return Attempt::Dead(format!(
                     "content {page_id} is a {kind}: comments go on pages and blog posts"
                 ));
@@ -127,7 +138,7 @@ pub(super) async fn deliver(
                     "no page or blog post {page_id} in Confluence (deleted, or the connection's account may not see it)"
                 ));
             }
-            Err(e) => return verdict(conn, e),
+            Err(e) => return judge(conn, &client, e, &Step::Look(&d.action)).await,
         }
     }
     match client.create(&request).await {
@@ -138,7 +149,16 @@ pub(super) async fn deliver(
                 .unwrap_or(0);
             finish(w, conn, &client, &d.action, once_key, id).await
         }
-        Err(e) => verdict(conn, e),
+        Err(e) => {
+            let step = match &d.action {
+                Action::AddComment { page_id, .. } => Step::Comment {
+                    page_id: *page_id,
+                    space: comment_space.as_deref(),
+                },
+                action => Step::Create(action),
+            };
+            judge(conn, &client, e, &step).await
+        }
     }
 }
 
@@ -151,13 +171,19 @@ async fn finish(
     once_key: Option<&str>,
     id: u64,
 ) -> Attempt {
-    if let Action::CreatePage { labels, .. } = action
+    if let Action::CreatePage {
+        labels, space_key, ..
+    } = action
         && !labels.is_empty()
         && let Err(e) = client.add_labels(id, labels).await
     {
         // The page exists and carries its marker: the retry finds it and
         // labels it then.
-        return match verdict(conn, e) {
+        let step = Step::Labels {
+            page_id: id,
+            space: space_key,
+        };
+        return match judge(conn, client, e, &step).await {
             Attempt::Retry {
                 error, retry_after, ..
             } => Attempt::Retry {
@@ -311,6 +337,79 @@ async fn existing(
     }
 }
 
+/// What a delivery was doing when Confluence answered: which permission a
+/// 403 is about.
+enum Step<'a> {
+    /// Looking for what an earlier attempt created (reads).
+    Look(&'a Action),
+    /// Creating the page.
+    Create(&'a Action),
+    /// Adding the comment on `page_id` (in `space`, when read).
+    Comment {
+        page_id: u64,
+        space: Option<&'a str>,
+    },
+    /// Labelling page `page_id`, created already.
+    Labels { page_id: u64, space: &'a str },
+}
+
+/// The attempt for a failure at `step`: a 403 is a dead letter naming the
+/// permission the account lacks (see the module doc), the rest as
+/// [`verdict`] says.
+async fn judge(
+    conn: &ConnectionRecord,
+    client: &ConfluenceClient,
+    e: ClientError,
+    step: &Step<'_>,
+) -> Attempt {
+    if !e.is_forbidden() {
+        return verdict(conn, e);
+    }
+    let account = match &conn.username {
+        Some(name) => format!("`{name}`"),
+        None => match client.current_user().await {
+            Ok(me) => format!("`{}`", me.username.unwrap_or(me.key)),
+            Err(_) => "of this connection".to_owned(),
+        },
+    };
+    Attempt::Dead(forbidden(&conn.name, &account, step))
+}
+
+/// The dead letter for a 403 at `step`, for the account named `account`.
+fn forbidden(connection: &str, account: &str, step: &Step<'_>) -> String {
+    const WHERE: &str = "in the space's permissions (Space tools > Permissions)";
+    let space_of = |s: Option<&str>| s.map_or("its space".to_owned(), |s| format!("space {s}"));
+    let what = match step {
+        Step::Create(Action::CreatePage {
+            space_key,
+            parent_id,
+            ..
+        }) => format!(
+            "may not add pages in space {space_key}: grant it 'Add' under Pages {WHERE}{}",
+            parent_id.map_or(String::new(), |p| format!(
+                ", and check that the parent page {p} has no edit restriction that leaves it out"
+            ))
+        ),
+        Step::Comment { page_id, space } => format!(
+            "may not add comments on page {page_id} in {}: grant it 'Add' under Comments {WHERE}",
+            space_of(*space)
+        ),
+        Step::Labels { page_id, space } => format!(
+            "may not add labels to page {page_id} in space {space} (it created the page; labels need the right to edit it): grant it 'Add' under Pages {WHERE}, and check the page's edit restrictions"
+        ),
+        Step::Look(Action::CreatePage { space_key, .. }) => {
+            format!("may not read pages in space {space_key}: grant it 'View' {WHERE}")
+        }
+        Step::Look(Action::AddComment { page_id, .. }) => format!(
+            "may not read page {page_id} or its comments: grant it 'View' {WHERE}, and check the page's view restrictions"
+        ),
+        Step::Create(_) | Step::Look(_) => "may not do this".to_owned(),
+    };
+    format!(
+        "Confluence refused it (HTTP 403): the service account {account} (connection `{connection}`) {what}; the token is fine. Then `pagehook retry`"
+    )
+}
+
 fn verdict(conn: &ConnectionRecord, e: ClientError) -> Attempt {
     match e {
         ClientError::Unauthorized(status) => {
@@ -409,6 +508,57 @@ mod tests {
         assert_eq!(plain, marker(&prod, &claimed(1, 10, comment(None))));
         assert_ne!(plain, marker(&prod, &claimed(1, 11, comment(None))));
         assert_ne!(plain, keyed);
+    }
+
+    #[test]
+    fn a_403_names_the_account_the_space_and_the_permission() {
+        let page = Action::CreatePage {
+            space_key: "ENG".into(),
+            parent_id: Some(5),
+            title: "T".into(),
+            body: "<p/>".into(),
+            labels: vec![],
+            once_key: None,
+        };
+        let m = forbidden("prod", "`svc`", &Step::Create(&page));
+        assert!(m.contains("HTTP 403"), "{m}");
+        assert!(
+            m.contains("the service account `svc` (connection `prod`) may not add pages in space ENG: grant it 'Add' under Pages in the space's permissions"),
+            "{m}"
+        );
+        assert!(m.contains("parent page 5"), "{m}");
+        let m = forbidden(
+            "prod",
+            "`svc`",
+            &Step::Comment {
+                page_id: 7,
+                space: Some("OPS"),
+            },
+        );
+        assert!(
+            m.contains(
+                "may not add comments on page 7 in space OPS: grant it 'Add' under Comments"
+            ),
+            "{m}"
+        );
+        let m = forbidden(
+            "prod",
+            "`svc`",
+            &Step::Labels {
+                page_id: 9,
+                space: "ENG",
+            },
+        );
+        assert!(
+            m.contains("may not add labels to page 9 in space ENG"),
+            "{m}"
+        );
+        let m = forbidden("prod", "`svc`", &Step::Look(&comment(None)));
+        assert!(m.contains("may not read page 7"), "{m}");
+        assert!(
+            !m.contains("re-author") && !m.contains("pagehook connect"),
+            "{m}"
+        );
     }
 
     #[test]

@@ -88,8 +88,11 @@ impl Default for ClientOptions {
 /// Why a REST call failed.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ClientError {
-    /// 401/403: the token or password is wrong, expired or lacks permission.
-    #[error("Confluence refused the credentials (HTTP {0}): check the connection's token")]
+    /// 401: the token or password is wrong or expired. 403: the account
+    /// is known but lacks a permission for this request (a write in a space
+    /// where it may not add content, an admin-only resource): not a token
+    /// problem, see [`ClientError::is_forbidden`].
+    #[error("{}", unauthorized_message(*.0))]
     Unauthorized(u16),
     /// 429 beyond what one call waits for.
     #[error("Confluence is rate limiting; retry after {} s", .retry_after.as_secs())]
@@ -125,6 +128,12 @@ impl ClientError {
         )
     }
 
+    /// HTTP 403: the credentials were accepted, the account lacks a
+    /// permission (re-entering the token would not help).
+    pub fn is_forbidden(&self) -> bool {
+        matches!(self, ClientError::Unauthorized(403))
+    }
+
     /// How long the caller should wait before trying again, when Confluence said.
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
@@ -146,6 +155,14 @@ pub const CONTENT_EXPAND: &str = "space,version,history,metadata.labels,ancestor
 /// who may view it (its own and its ancestors' restrictions) and to
 /// summarise it (`body.view` for an excerpt), without storage bodies.
 pub const SEARCH_EXPAND: &str = "space,version,ancestors,restrictions.read.restrictions.user,restrictions.read.restrictions.group,ancestors.restrictions.read.restrictions.user,ancestors.restrictions.read.restrictions.group,body.view";
+
+/// [`SEARCH_EXPAND`] without the nested `ancestors.restrictions...`
+/// expansion: what [`ConfluenceClient::search`] asks for again when the
+/// nested one answers 404 (reported when one result's ancestor is in the
+/// trash). Each result's ancestors then come back without restrictions and
+/// [`super::viewers::Viewers::restrictions`] reads each one by itself
+/// (cached), as it does for any unexpanded ancestor.
+pub const SEARCH_EXPAND_FLAT: &str = "space,version,ancestors,restrictions.read.restrictions.user,restrictions.read.restrictions.group,body.view";
 
 /// What [`ConfluenceClient::own_restrictions`] asks for: the view restrictions
 /// set on the content itself (Confluence lists no inherited ones there).
@@ -256,19 +273,52 @@ impl ConfluenceClient {
     }
 
     /// `GET /rest/api/space/{key}/permissions` (Confluence 9.1 and later):
-    /// who holds which permission in the space. `None` when the caller may
-    /// not read them (Confluence answers only the space's admins) or the
-    /// space is gone.
+    /// who holds which permission in the space, when Confluence lists them
+    /// (see [`SpaceGrants`]); `None` in every other case.
     pub async fn space_permissions(&self, key: &str) -> Result<Option<Vec<Value>>, ClientError> {
+        Ok(self.space_grants(key).await?.listed())
+    }
+
+    /// `GET /rest/api/space/{key}/permissions`, and what its answer means.
+    ///
+    /// Confluence lists a space's permissions only to the space's (and
+    /// Confluence) administrators; to others it answers 403, or, as reported
+    /// in CONFSERVER-99908, 500. A 5xx is therefore asked once more and then
+    /// taken as [`SpaceGrants::NotKnown`], never retried again and again.
+    /// 401 (credentials refused) and 429 beyond the inline wait stay errors.
+    pub async fn space_grants(&self, key: &str) -> Result<SpaceGrants, ClientError> {
         let path = format!("/rest/api/space/{}/permissions", form_urlencoded(key));
-        match self.get(&path).await {
-            Ok(Some(Value::Array(grants))) => Ok(Some(grants)),
+        match self.send(reqwest::Method::GET, &path, None, 2).await {
+            Ok(Some(Value::Array(grants))) => Ok(SpaceGrants::Listed(grants)),
             Ok(Some(_)) => Err(ClientError::BadAnswer(
                 "space permissions are not a list".into(),
             )),
-            Ok(None) | Err(ClientError::Unauthorized(_)) => Ok(None),
+            Ok(None) => Ok(SpaceGrants::Missing),
+            Err(ClientError::Unauthorized(403)) => Ok(SpaceGrants::Refused),
+            Err(ClientError::Server(status)) => {
+                tracing::info!(
+                    space = key,
+                    status,
+                    "space permissions answered a server error twice (CONFSERVER-99908: Confluence answers 500 to callers who do not administer the space): not known"
+                );
+                Ok(SpaceGrants::NotKnown(status))
+            }
             Err(e) => Err(e),
         }
+    }
+
+    /// Whether space `key` exists and the account may view it
+    /// (`GET /rest/api/space?spaceKey=`, filtered here as well).
+    pub async fn space_exists(&self, key: &str) -> Result<bool, ClientError> {
+        let path = format!(
+            "/rest/api/space?spaceKey={}&limit=100",
+            form_urlencoded(key)
+        );
+        Ok(self
+            .every_page(path)
+            .await?
+            .iter()
+            .any(|s| s.get("key").and_then(Value::as_str) == Some(key)))
     }
 
     /// The names of the groups `username` belongs to
@@ -335,16 +385,54 @@ impl ConfluenceClient {
     /// `GET /rest/api/content/search?cql=...&limit=&expand=`: content the
     /// service account may view that matches `cql` (one page of at most
     /// `limit`), each expanded as [`SEARCH_EXPAND`].
+    ///
+    /// Confluence has been reported to answer the whole search 404 when the
+    /// nested `ancestors.restrictions` expansion meets an ancestor in the
+    /// trash. A 404 is therefore not "no results": the search is made again
+    /// with [`SEARCH_EXPAND_FLAT`], whose results carry their ancestors
+    /// without restrictions, for the caller to read one by one. Only a
+    /// second 404 gives no results (logged).
     pub async fn search(&self, cql: &str, limit: usize) -> Result<Vec<Value>, ClientError> {
-        let path = format!(
-            "/rest/api/content/search?cql={}&limit={limit}&expand={SEARCH_EXPAND}",
-            form_urlencoded(cql)
+        let path = |expand: &str| {
+            format!(
+                "/rest/api/content/search?cql={}&limit={limit}&expand={expand}",
+                form_urlencoded(cql)
+            )
+        };
+        let results = |v: Value| {
+            v.get("results")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default()
+        };
+        if let Some(found) = self.get(&path(SEARCH_EXPAND)).await? {
+            return Ok(results(found));
+        }
+        tracing::info!(
+            "CQL search with ancestors' restrictions expanded answered 404 (an ancestor in the trash?): searching again without that expansion"
         );
-        Ok(self
-            .get(&path)
-            .await?
-            .and_then(|v| v.get("results").and_then(Value::as_array).cloned())
-            .unwrap_or_default())
+        match self.get(&path(SEARCH_EXPAND_FLAT)).await? {
+            Some(found) => Ok(results(found)),
+            None => {
+                tracing::warn!(
+                    "CQL search answered 404 with and without the nested expansion: no results"
+                );
+                Ok(Vec::new())
+            }
+        }
+    }
+
+    /// `GET /rest/mobile/1.0/profile/{username}`: the user's profile as
+    /// Confluence's mobile app reads it (`userName`, `fullName`, `email`,
+    /// `unknownUser`, ...; any field may be missing, and `email` obeys the
+    /// instance's email-visibility setting). `None` when Confluence answers
+    /// 404 (no such user, or no such resource on this instance).
+    pub async fn mobile_profile(&self, username: &str) -> Result<Option<Value>, ClientError> {
+        self.get(&format!(
+            "/rest/mobile/1.0/profile/{}",
+            form_urlencoded(username)
+        ))
+        .await
     }
 
     /// `GET /rest/api/admin/users/list/active` (Data Center 9.4 and later,
@@ -414,10 +502,26 @@ impl ConfluenceClient {
     /// The type of content `id` (`page`, `blogpost`, `comment`, ...); `None`
     /// when it does not exist or the account may not see it.
     pub async fn content_type(&self, id: u64) -> Result<Option<String>, ClientError> {
+        Ok(self.content_type_and_space(id).await?.map(|(kind, _)| kind))
+    }
+
+    /// The type of content `id` and the key of its space (when Confluence
+    /// says); `None` when it does not exist or the account may not see it.
+    pub async fn content_type_and_space(
+        &self,
+        id: u64,
+    ) -> Result<Option<(String, Option<String>)>, ClientError> {
         Ok(self
-            .get(&format!("/rest/api/content/{id}"))
+            .get(&format!("/rest/api/content/{id}?expand=space"))
             .await?
-            .and_then(|v| v.get("type").and_then(Value::as_str).map(str::to_owned)))
+            .and_then(|v| {
+                let kind = v.get("type").and_then(Value::as_str)?.to_owned();
+                let space = v
+                    .pointer("/space/key")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned);
+                Some((kind, space))
+            }))
     }
 
     /// `POST /rest/api/content`: creates a page or comment; sent once (the
@@ -567,6 +671,39 @@ impl ConfluenceClient {
                 }
             }
         }
+    }
+}
+
+/// What `GET /rest/api/space/{key}/permissions` said.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SpaceGrants {
+    /// The space's permission grants.
+    Listed(Vec<Value>),
+    /// 403: the account does not administer the space.
+    Refused,
+    /// 404: no such space, or no such resource (before Data Center 9.1).
+    Missing,
+    /// A server error, asked twice (CONFSERVER-99908: what non-admins get).
+    NotKnown(u16),
+}
+
+impl SpaceGrants {
+    /// The grants, when Confluence listed them.
+    pub fn listed(self) -> Option<Vec<Value>> {
+        match self {
+            SpaceGrants::Listed(grants) => Some(grants),
+            _ => None,
+        }
+    }
+}
+
+/// [`ClientError::Unauthorized`] in words: 401 is the credentials, 403 a
+/// permission the account lacks.
+fn unauthorized_message(status: u16) -> String {
+    if status == 403 {
+        "Confluence refused the request (HTTP 403): the connection's account lacks a permission it needs".to_owned()
+    } else {
+        format!("Confluence refused the credentials (HTTP {status}): check the connection's token")
     }
 }
 
@@ -776,8 +913,11 @@ mod tests {
     #[test]
     fn errors_never_carry_the_token() {
         let e = ClientError::Unauthorized(401);
-        assert!(!e.is_transient());
+        assert!(!e.is_transient() && !e.is_forbidden());
         assert!(e.to_string().contains("check the connection's token"));
+        let e = ClientError::Unauthorized(403);
+        assert!(!e.is_transient() && e.is_forbidden());
+        assert!(e.to_string().contains("lacks a permission"), "{e}");
         assert_eq!(form_urlencoded("a b/ü"), "a%20b%2F%C3%BC");
     }
 }

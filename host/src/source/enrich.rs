@@ -3,10 +3,10 @@
 //! The content itself is always read fresh (an update right after a create
 //! must show the new version); what changes rarely is cached for a short
 //! TTL: users by key, the container page of a comment, ancestors' view
-//! restrictions read one by one, and the account Pagehook itself acts as (to
-//! mark `by-pagehook`). Content that is gone or hidden from that account
-//! (404) still gives an event, with `enriched = false` and what the webhook
-//! said.
+//! restrictions read one by one, people's emails ([`super::emails`]), and
+//! the account Pagehook itself acts as (to mark `by-pagehook`). Content that
+//! is gone or hidden from that account (404) still gives an event, with
+//! `enriched = false` and what the webhook said.
 //!
 //! # View restrictions
 //!
@@ -50,9 +50,11 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::client::{ClientError, ConfluenceClient};
+use super::emails::{EmailLookup, LinkedEmails, PeopleReport, PersonEmails};
 use super::people::{self, Gathered, Mention};
 use super::viewers::{Access, Viewers};
 use super::webhook::Webhook;
@@ -144,6 +146,8 @@ pub struct Enricher {
     pub(super) chat: super::chat::ChatCaches,
     /// Page templates named by bindings (see [`super::templates`]).
     templates: super::templates::Templates,
+    /// People's emails (see [`super::emails`]).
+    emails: PersonEmails,
 }
 
 impl Enricher {
@@ -161,8 +165,38 @@ impl Enricher {
             watchers_refused: TtlCache::new(ttl),
             chat: super::chat::ChatCaches::new(ttl),
             templates: super::templates::Templates::new(ttl),
+            emails: PersonEmails::new(source, client.clone(), ttl),
             client,
         }
+    }
+
+    /// Counts people left out for want of an email (and emails found) in
+    /// `metrics` as well as in [`Enricher::people_report`].
+    pub fn with_metrics(mut self, metrics: Arc<crate::metrics::Metrics>) -> Enricher {
+        self.emails.set_metrics(metrics);
+        self
+    }
+
+    /// Asks `linked` for a person's email before Confluence (see
+    /// [`super::emails::LinkedEmails`]): the seam through which people's own
+    /// links reach `event.people`.
+    pub fn with_linked_emails(mut self, linked: Arc<dyn LinkedEmails>) -> Enricher {
+        self.emails.set_linked(linked);
+        self
+    }
+
+    /// How this connection's email lookups went: emails found by each way,
+    /// people left out for each reason, and the latest people left out (for
+    /// `doctor` and the console).
+    pub fn people_report(&self) -> PeopleReport {
+        self.emails.tally().report()
+    }
+
+    /// `person`'s email as [`super::emails`] finds it (link, mobile profile,
+    /// admin user list), cached, not counted in the tally. `Err` when the
+    /// event must wait (links unreadable, rate limited).
+    pub async fn email_of(&self, person: &Person) -> Result<EmailLookup, EnrichError> {
+        self.emails.resolve(person).await
     }
 
     /// Contract 0.2.0: fills in what the host reads from Confluence for a
@@ -357,21 +391,32 @@ impl Enricher {
         let mut gathered = Gathered::default();
         let restrictions = self.viewers.restrictions(page).await?;
         let space = str_at(page, "/space/key").unwrap_or("");
-        let mut judged: HashMap<String, bool> = HashMap::new();
-        for (person, concern) in candidates {
-            let allowed = match judged.get(&person.key) {
-                Some(a) => *a,
+        // Per person, once per event: may they view it, and their email
+        // (looked for only when they may; counted when none is found).
+        let mut judged: HashMap<String, Option<String>> = HashMap::new();
+        for (mut person, concern) in candidates {
+            let email = match judged.get(&person.key) {
+                Some(email) => email.clone(),
                 None => {
-                    let a = self
+                    let allowed = self
                         .viewers
                         .access(&person, space, restrictions.as_ref())
                         .await?
                         == Access::Allowed;
-                    judged.insert(person.key.clone(), a);
-                    a
+                    let email = if allowed {
+                        match self.emails.resolve_and_count(&person).await? {
+                            EmailLookup::Found { email, .. } => Some(email),
+                            EmailLookup::Unresolved(_) => None,
+                        }
+                    } else {
+                        None
+                    };
+                    judged.insert(person.key.clone(), email.clone());
+                    email
                 }
             };
-            if allowed {
+            if let Some(email) = email {
+                person.email = Some(email);
                 gathered.add(person, concern);
             }
         }

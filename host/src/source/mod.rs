@@ -3,14 +3,15 @@
 //! webhook becomes the full event plugins see ([`enrich`]). Slack is the
 //! other source: its Events API and slash commands ([`slack_events`]).
 //! For contract 0.2.0 the host also reads who may view what ([`viewers`]),
-//! whom a page event concerns ([`people`]) and what chat events need from
-//! Confluence ([`chat`], from the Confluence connection a Slack connection
-//! uses: [`chat_confluence`]), and the page templates bindings name
-//! ([`templates`]).
+//! whom a page event concerns ([`people`]) and their emails ([`emails`]),
+//! what chat events need from Confluence ([`chat`], from the Confluence
+//! connection a Slack connection uses: [`chat_confluence`]), and the page
+//! templates bindings name ([`templates`]).
 
 pub mod chat;
 pub mod chat_confluence;
 pub mod client;
+pub mod emails;
 pub mod enrich;
 pub mod people;
 pub mod slack_events;

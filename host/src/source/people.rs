@@ -4,11 +4,13 @@
 //! Who: the content's creator (`history.createdBy`), the users the new
 //! version's storage body mentions (`<ri:user ri:userkey=".."/>` or
 //! `ri:username`), and the watchers (for a comment: its page's). Each is
-//! read back as a user (`GET /rest/api/user?key=`, cached) for an email;
-//! people without one are left out. Each person is listed once, with every
-//! reason, never the actor and never Pagehook's own account, and only when
+//! read back as a user (`GET /rest/api/user?key=`, cached), which on Data
+//! Center carries no email. Each person is listed once, with every reason,
+//! never the actor and never Pagehook's own account, only when
 //! [`super::viewers`] says they may view the content (for a comment: its
-//! page).
+//! page), and only with an email found by [`super::emails`] (their own
+//! link, the mobile profile, the admin user list); people without one are
+//! left out and counted there, with the reason.
 //!
 //! Watchers: Data Center 9 lists a content's watchers at
 //! `GET /rest/api/content/{id}/watchers`, answered only to Confluence and
@@ -229,16 +231,11 @@ impl Gathered {
     }
 }
 
-/// Whether a person may be listed at all: has an email, is not the actor
-/// nor Pagehook's own account.
+/// Whether a person may be listed at all: has a user key, is not the actor
+/// nor Pagehook's own account (their email is looked for afterwards, see
+/// [`super::emails`]).
 pub fn listable(person: &Person, actor: Option<&str>, service: &str) -> bool {
-    person
-        .email
-        .as_deref()
-        .is_some_and(|e| !e.trim().is_empty())
-        && !person.key.is_empty()
-        && Some(person.key.as_str()) != actor
-        && person.key != service
+    !person.key.is_empty() && Some(person.key.as_str()) != actor && person.key != service
 }
 
 #[cfg(test)]
@@ -306,6 +303,10 @@ mod tests {
             email: None,
             ..p("c")
         };
-        assert!(!listable(&no_email, None, "svc"));
+        assert!(
+            listable(&no_email, None, "svc"),
+            "the email is looked for later"
+        );
+        assert!(!listable(&p(""), None, "svc"), "no key");
     }
 }

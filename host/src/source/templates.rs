@@ -28,6 +28,15 @@
 //!   known the call fails with [`TemplateError::Unavailable`], and when the
 //!   template was deleted, with [`TemplateError::NotFound`].
 //!
+//! `/rest/experimental/template/page` is not in Data Center's REST
+//! reference (its shape is known from code that runs against Data Center),
+//! so an instance may not serve it. When it answers 404 and the space is
+//! there (`GET /rest/api/space?spaceKey=`), the instance does not serve
+//! page templates: [`TemplateError::NotServed`], which refuses the binding
+//! when it is saved and fails the binding's call at dispatch with that
+//! message (recorded as a `template` failure) instead of waiting for
+//! something that will not come.
+//!
 //! What it must never do: hand a plugin anything but the body of the
 //! template the binding names, or put credentials in an error.
 
@@ -54,6 +63,9 @@ pub enum TemplateError {
     /// The space has no template by that name (or the space is not there).
     #[error("{0}")]
     NotFound(String),
+    /// This Confluence does not serve page templates at all.
+    #[error("{0}")]
+    NotServed(String),
     /// Confluence cannot be asked now and no body is known.
     #[error("{message}")]
     Unavailable {
@@ -103,9 +115,18 @@ pub async fn check(
     let templates = match client.page_templates(space).await {
         Ok(Some(t)) => t,
         Ok(None) => {
-            return Err(TemplateError::NotFound(format!(
-                "Confluence space `{space}` does not exist (or Pagehook's account may not see it), so it has no template `{name}`"
-            )));
+            return Err(match client.space_exists(space).await {
+                Ok(true) => TemplateError::NotServed(not_served(space)),
+                Ok(false) => TemplateError::NotFound(format!(
+                    "Confluence space `{space}` does not exist (or Pagehook's account may not see it), so it has no template `{name}`"
+                )),
+                Err(e) => TemplateError::Unavailable {
+                    retry_after: e.retry_after(),
+                    message: format!(
+                        "reading the templates of space `{space}` answered 404, and whether the space exists cannot be told: {e}"
+                    ),
+                },
+            });
         }
         Err(e) => {
             return Err(TemplateError::Unavailable {
@@ -150,6 +171,13 @@ pub async fn check(
             ),
             retry_after: None,
         })
+}
+
+/// What the admin reads when the instance has no template resource.
+fn not_served(space: &str) -> String {
+    format!(
+        "this Confluence does not serve page templates (GET /rest/experimental/template/page answered 404 for space `{space}`, which exists; that resource is not part of Data Center's REST reference and is missing on this instance): clear the setting so the plugin uses its own template"
+    )
 }
 
 /// Template bodies of one Confluence source, cached for a TTL.
@@ -244,6 +272,9 @@ pub async fn fill(
             .map_err(|e| match e {
                 TemplateError::NotFound(m) => {
                     TemplateError::NotFound(format!("setting `{name}`: {m}"))
+                }
+                TemplateError::NotServed(m) => {
+                    TemplateError::NotServed(format!("setting `{name}`: {m}"))
                 }
                 TemplateError::Unavailable {
                     message,

@@ -34,13 +34,17 @@
 //!   service account is a space administrator of every space whose pages
 //!   are shown to people personally (DMs, link previews, search results);
 //!   where Confluence refuses the list (403/404, or a version before 9.1),
-//!   the space counts as not known and nothing from it is shown to anyone.
+//!   or answers a server error twice (CONFSERVER-99908: Confluence has been
+//!   reported to answer 500, not 403, to callers who do not administer the
+//!   space; see [`ConfluenceClient::space_grants`]), the space counts as
+//!   not known and nothing from it is shown to anyone. A 500 is therefore
+//!   never a reason to defer an event again and again.
 //!   Grants to anonymous users are not counted (they do not say who the
 //!   person is). The list is cached per space for the TTL.
 //!
-//! Failures worth retrying (network, 5xx, 429) are returned as
-//! [`EnrichError::Transient`] so the caller defers; refusals and 404s are
-//! "not known".
+//! Failures worth retrying (network, 5xx other than the space permissions
+//! above, 429) are returned as [`EnrichError::Transient`] so the caller
+//! defers; refusals and 404s are "not known".
 
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -48,7 +52,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use super::client::{ClientError, ConfluenceClient};
+use super::client::{ClientError, ConfluenceClient, SpaceGrants};
 use super::enrich::{EnrichError, TtlCache};
 use crate::model::Person;
 
@@ -238,13 +242,18 @@ impl Viewers {
         if let Some(g) = self.spaces.get(&space.to_owned()) {
             return Ok(g);
         }
-        let grants = match self.client.space_permissions(space).await {
-            Ok(g) => g,
-            Err(ClientError::BadAnswer(_)) | Err(ClientError::Rejected { .. }) => None,
+        let (grants, why) = match self.client.space_grants(space).await {
+            Ok(SpaceGrants::Listed(g)) => (Some(g), ""),
+            Ok(SpaceGrants::Refused) => (None, "refused (403)"),
+            Ok(SpaceGrants::Missing) => (None, "no such space or resource (404)"),
+            Ok(SpaceGrants::NotKnown(_)) => (None, "a server error twice (CONFSERVER-99908)"),
+            Err(ClientError::BadAnswer(_)) | Err(ClientError::Rejected { .. }) => {
+                (None, "an answer that is not a list")
+            }
             Err(e) => return Err(e.into()),
         };
         if grants.is_none() && !self.warned_space.swap(true, Ordering::Relaxed) {
-            tracing::warn!(source = %self.source, space, "Confluence would not list the space's permissions (the service account must administer the space, Confluence 9.1+): its pages are shown to nobody personally");
+            tracing::warn!(source = %self.source, space, answer = why, "Confluence would not list the space's permissions (the service account must administer the space, Confluence 9.1+): its pages are shown to nobody personally");
         }
         self.spaces.put(space.to_owned(), grants.clone());
         Ok(grants)
