@@ -33,7 +33,7 @@ use std::time::{Duration, Instant};
 use pagehook_fakes::FakeSlack;
 use pagehook_fakes::postgres::TestPostgres;
 
-#[path = "../tests/common/mod.rs"]
+#[path = "../tests/it/common/mod.rs"]
 mod common;
 
 use common::sidecar::{HOOK_SECRET, Sidecar, sign};

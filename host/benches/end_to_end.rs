@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use pagehook_fakes::FakeSlack;
 
-#[path = "../tests/common/mod.rs"]
+#[path = "../tests/it/common/mod.rs"]
 mod common;
 
 use common::sidecar::{HOOK_SECRET, Sidecar, sign};

@@ -553,7 +553,7 @@ async fn slack_connection_test(
     timeout: std::time::Duration,
 ) -> ConnectionTest {
     use crate::slack::{SlackClient, SlackError, auth};
-    let http = match reqwest::Client::builder().timeout(timeout).build() {
+    let http = match crate::http::client_builder().timeout(timeout).build() {
         Ok(c) => c,
         Err(e) => {
             return ConnectionTest {
@@ -579,7 +579,12 @@ async fn slack_connection_test(
         },
         Err(e) => ConnectionTest {
             ok: false,
-            message: format!("Slack at {base_url} could not be reached or answered oddly: {e}"),
+            message: match crate::http::tls::check(base_url).await {
+                Err(certificate) => format!("Slack at {base_url}: {certificate}"),
+                Ok(()) => {
+                    format!("Slack at {base_url} could not be reached or answered oddly: {e}")
+                }
+            },
         },
     }
 }
@@ -640,7 +645,10 @@ pub async fn test_connection(
                 },
                 Err(e) => ConnectionTest {
                     ok: false,
-                    message: format!("Confluence at {}: {e}", conn.url),
+                    message: match crate::http::tls::check(&conn.url).await {
+                        Err(certificate) => format!("Confluence at {}: {certificate}", conn.url),
+                        Ok(()) => format!("Confluence at {}: {e}", conn.url),
+                    },
                 },
             }
         }

@@ -36,6 +36,11 @@ pub struct Config {
     pub dispatch: DispatchConfig,
     /// Carrying out deliveries.
     pub delivery: DeliveryConfig,
+    /// Which certificate authorities outbound HTTPS trusts besides the
+    /// machine's store.
+    pub tls: crate::http::tls::TlsConfig,
+    /// The egress proxy outbound requests go through.
+    pub network: crate::http::proxy::NetworkConfig,
 }
 
 /// `[server]`
@@ -54,6 +59,12 @@ pub struct ServerConfig {
     /// Longest a client may take to send a request's body once its headers
     /// are in; then it is answered 408 and the connection is closed.
     pub body_timeout_ms: u64,
+    /// The address people's browsers reach this Pagehook at, e.g.
+    /// `https://pagehook.example.com` (with a path prefix if a proxy adds
+    /// one): the one-time links `/confluence link` hands out start with it.
+    /// Unset: the address each request came to (`X-Forwarded-Proto` and
+    /// `X-Forwarded-Host` from a proxy, else `Host`).
+    pub public_url: Option<String>,
 }
 
 impl Default for ServerConfig {
@@ -64,6 +75,7 @@ impl Default for ServerConfig {
             admin_token: None,
             header_timeout_ms: 10_000,
             body_timeout_ms: 30_000,
+            public_url: None,
         }
     }
 }
@@ -300,6 +312,15 @@ impl Config {
         if let Some(SecretSource::File(p)) = config.server.admin_token.as_mut() {
             rebase(p);
         }
+        for ca in config.tls.extra_ca_files.iter_mut() {
+            rebase(ca);
+        }
+        if let Some(SecretSource::File(p)) = config.network.proxy_credentials.as_mut() {
+            rebase(p);
+        }
+        if let Some(url) = &config.server.public_url {
+            check_public_url(url).map_err(|e| anyhow::anyhow!("config {}: {e}", path.display()))?;
+        }
         config.runtime_config()?;
         Ok(config)
     }
@@ -347,6 +368,28 @@ impl Config {
     pub fn enrichment_timeout(&self) -> Duration {
         Duration::from_secs(self.enrichment.timeout_secs.max(1))
     }
+}
+
+
+/// Checks `[server] public-url`: an http(s) URL with a host and nothing
+/// after its path, since links are made by appending to it.
+pub fn check_public_url(url: &str) -> Result<(), String> {
+    let parsed = reqwest::Url::parse(url).map_err(|e| {
+        format!("[server] public-url is not a URL ({e}); give it as https://pagehook.example.com")
+    })?;
+    if !matches!(parsed.scheme(), "http" | "https")
+        || parsed.host_str().is_none()
+        || parsed.query().is_some()
+        || parsed.fragment().is_some()
+        || !parsed.username().is_empty()
+        || parsed.password().is_some()
+    {
+        return Err(
+            "[server] public-url must be an http(s) URL with a host and no user, password, query or fragment, e.g. https://pagehook.example.com"
+                .to_owned(),
+        );
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -104,7 +104,7 @@ impl Dispatcher {
         config: Config,
         outbox: Arc<Notify>,
     ) -> Dispatcher {
-        let http = reqwest::Client::builder()
+        let http = crate::http::client_builder()
             .timeout(config.enrichment_timeout())
             .build()
             .unwrap_or_default();

@@ -1,7 +1,7 @@
 //! Fuzz target bodies: every parser of untrusted input, as plain functions.
 //!
 //! `fuzz/fuzz_targets/*.rs` (cargo-fuzz, libFuzzer, nightly) call these, and
-//! `host/tests/fuzz_corpus.rs` replays the committed corpus through them on
+//! `host/tests/it/fuzz_corpus.rs` replays the committed corpus through them on
 //! stable Rust, so a crash once found can never come back. Each function
 //! must return normally for every input: a panic is a finding. Besides "does
 //! not panic", some check properties the rest of the host relies on (a

@@ -244,7 +244,13 @@ fn closed_pipe(e: &anyhow::Error) -> bool {
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    let config = || Config::load(cli.config.as_deref());
+    // Every command that reads the config may reach Confluence or Slack:
+    // the trust roots and proxy it names apply before any client is built.
+    let config = || {
+        let config = Config::load(cli.config.as_deref())?;
+        crate::http::install(&config)?;
+        anyhow::Ok(config)
+    };
     match cli.command {
         Command::Plugin(PluginCommand::Run(args)) => plugin_run::run(args, cli.config.as_deref()),
         Command::Plugin(PluginCommand::Audit(args)) => plugin_audit::run(args),

@@ -173,12 +173,12 @@ pub struct Deliverer {
 impl Deliverer {
     /// A worker over `store`.
     pub fn new(store: Arc<Store>, config: DeliveryConfig, lease_ms: u64) -> Deliverer {
-        let http = reqwest::Client::builder()
+        let http = crate::http::client_builder()
             .timeout(Duration::from_millis(config.timeout_ms.max(100)))
             .user_agent(concat!("pagehook/", env!("CARGO_PKG_VERSION")))
             .build()
             .expect("a TLS backend is compiled in");
-        let hooks = reqwest::Client::builder()
+        let hooks = crate::http::client_builder()
             .timeout(Duration::from_millis(config.timeout_ms.max(100)))
             .user_agent(concat!("pagehook/", env!("CARGO_PKG_VERSION")))
             .redirect(reqwest::redirect::Policy::none())
@@ -553,7 +553,7 @@ fn jitter_fraction(id: i64, attempt: u32) -> f64 {
 fn request_error(e: reqwest::Error) -> Attempt {
     let uncertain = !e.is_connect();
     Attempt::Retry {
-        error: format!("request failed: {}", e.without_url()),
+        error: format!("request failed: {}", crate::http::describe(e)),
         retry_after: None,
         uncertain,
     }

@@ -1,6 +1,89 @@
-//! Small HTTP facts every outbound client shares.
+//! What every outbound HTTP client shares: whom it trusts ([`tls`]), how
+//! it is built ([`client_builder`]) and how it reads `Retry-After`.
+//!
+//! Every request Pagehook sends (Confluence, Slack, Teams, webhooks) goes
+//! through a client from [`client_builder`], so a CA or a proxy an admin
+//! configures applies to all of them. Nothing here may build a client that
+//! skips certificate verification.
 
+pub mod proxy;
+pub mod tls;
+
+use std::sync::OnceLock;
 use std::time::Duration;
+
+/// How the process reaches out: whom it trusts and through what proxy.
+#[derive(Debug)]
+pub struct Outbound {
+    /// The trust roots of every client.
+    pub trust: tls::Trust,
+    /// `[network] proxy`; `None`: the environment's proxy variables apply.
+    pub proxy: Option<proxy::ProxySetting>,
+}
+
+static OUTBOUND: OnceLock<Outbound> = OnceLock::new();
+
+/// Makes `config`'s `[tls]` and `[network]` the process's, before any
+/// client is built (the CLI does this right after reading `pagehook.toml`).
+/// A second call keeps what the first set.
+pub fn install(config: &crate::config::Config) -> anyhow::Result<&'static Outbound> {
+    if let Some(o) = OUTBOUND.get() {
+        return Ok(o);
+    }
+    let outbound = Outbound {
+        trust: tls::Trust::load(&config.tls)?,
+        proxy: proxy::ProxySetting::from_config(&config.network)?,
+    };
+    Ok(OUTBOUND.get_or_init(|| outbound))
+}
+
+/// The process's outbound settings: what [`install`] set, else the
+/// machine's trust store and the environment's proxy variables.
+pub fn current() -> &'static Outbound {
+    OUTBOUND.get_or_init(|| Outbound {
+        trust: tls::Trust::load_or_refuse_all(&tls::TlsConfig::default()),
+        proxy: None,
+    })
+}
+
+/// A client builder with the process's trust roots and proxy; add
+/// timeouts and the like, then `build()`.
+pub fn client_builder() -> reqwest::ClientBuilder {
+    client_builder_with(current().trust.client_config())
+}
+
+/// As [`client_builder`] with another TLS configuration (same proxy).
+pub(crate) fn client_builder_with(tls: rustls::ClientConfig) -> reqwest::ClientBuilder {
+    let builder = reqwest::Client::builder().use_preconfigured_tls(tls);
+    match &current().proxy {
+        Some(p) => builder.proxy(p.to_reqwest()),
+        None => builder,
+    }
+}
+
+/// A failed request in words: reqwest's message without the URL (which may
+/// carry a token or a response URL) and each cause below it, so "error
+/// sending request" says why; a refused certificate adds where to look.
+pub fn describe(e: reqwest::Error) -> String {
+    use std::error::Error as _;
+    let e = e.without_url();
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let part = c.to_string();
+        if !text.contains(&part) {
+            text.push_str(": ");
+            text.push_str(&part);
+        }
+        cause = c.source();
+    }
+    if tls::certificate_error(&e).is_some() {
+        text.push_str(
+            " (the server's certificate is not trusted here: `pagehook connection test NAME` names it and the fix)",
+        );
+    }
+    text
+}
 
 /// `Retry-After` in seconds from a response, if present and readable.
 /// Absurd values (Confluence has sent 2^63-1) are kept whole; callers clamp.

@@ -195,7 +195,7 @@ impl<'a> SlackClient<'a> {
             .map_err(|e| SlackError::Transport {
                 method: name,
                 maybe_processed: !e.is_connect() && !e.is_builder(),
-                message: e.without_url().to_string(),
+                message: crate::http::describe(e),
             })?;
         let status = answer.status().as_u16();
         if status == 429 {

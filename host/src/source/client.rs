@@ -181,7 +181,7 @@ pub struct ConfluenceClient {
 impl ConfluenceClient {
     /// A client for the instance at `base_url` (with its context path).
     pub fn new(base_url: &str, auth: ConfluenceAuth, options: ClientOptions) -> ConfluenceClient {
-        let http = reqwest::Client::builder()
+        let http = crate::http::client_builder()
             .timeout(options.timeout)
             .user_agent(concat!("pagehook/", env!("CARGO_PKG_VERSION")))
             .build()
@@ -620,7 +620,7 @@ impl ConfluenceClient {
                     tokio::time::sleep(backoff(attempt)).await;
                     continue;
                 }
-                Err(e) => return Err(ClientError::Network(e.without_url().to_string())),
+                Err(e) => return Err(ClientError::Network(crate::http::describe(e))),
             };
             let status = answer.status();
             match status {

@@ -13,7 +13,7 @@
 //! keeps its own SQL and migrations; what crosses this boundary are the
 //! named records of the submodules here and [`StoreError`], which carries
 //! no driver type. Nothing outside this module knows which backend it talks
-//! to, and the store test suite (`host/tests/store_suite.rs`) runs the same
+//! to, and the store test suite (`host/tests/it/store_suite.rs`) runs the same
 //! tests against both.
 
 mod bindings;

@@ -6,8 +6,7 @@
 //! preview of a binding (the exact Slack request a dry run records), and
 //! retrying a destination's dead letters.
 
-#[path = "api_support/mod.rs"]
-mod api_support;
+use crate::api_support;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -4,8 +4,7 @@
 //! every documented operation is served and answers a status it documents,
 //! and errors are `{"error": ...}` JSON that never carries a file path.
 
-#[path = "api_support/mod.rs"]
-mod api_support;
+use crate::api_support;
 
 use api_support::{App, Auth};
 use axum::http::StatusCode;

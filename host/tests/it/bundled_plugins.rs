@@ -8,7 +8,7 @@
 //! `PAGEHOOK_BLESS=1 cargo test -p pagehook --test bundled_plugins` and
 //! review the diff.
 
-mod common;
+use crate::common;
 
 use std::io::Write;
 use std::path::PathBuf;

@@ -13,7 +13,7 @@
 //! runs it all under `pagehook serve`: a signed `/confluence` command in,
 //! slack-poster's answer out at the command's response URL.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

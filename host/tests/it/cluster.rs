@@ -8,7 +8,7 @@
 //! Every check of the database goes through `psql`, so a failure shows what
 //! PostgreSQL holds, not what a replica believes.
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};

@@ -3,7 +3,7 @@
 //! (as Confluence does), refuses a blog post named as a page, and lists the
 //! service account's personal access tokens with their expiry.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant, SystemTime};
 

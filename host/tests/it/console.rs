@@ -11,7 +11,7 @@
 //! `target/console/` (docs/console.md shows them) and checked for inputs
 //! without a label.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

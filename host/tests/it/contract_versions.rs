@@ -3,7 +3,7 @@
 //! rebuilt) keep working, byte for byte the same answers, beside plugins
 //! built against 0.2.0, in `plugin run`, `plugin audit` and one sidecar.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

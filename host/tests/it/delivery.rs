@@ -3,7 +3,7 @@
 //! every accepted event reaches each destination exactly once, in order,
 //! within the rate limits — also across a SIGKILL.
 
-mod common;
+use crate::common;
 
 use std::collections::HashSet;
 use std::time::Duration;

@@ -2,7 +2,7 @@
 //! working: after every failure, a good plugin's next call succeeds in the
 //! same runtime.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

@@ -1,7 +1,7 @@
 //! What an operator meets around the sidecar: a closed pipe, JSON logs,
 //! half-sent requests, a full disk.
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::Path;

@@ -1,7 +1,7 @@
 //! `pagehook plugin run` and `plugin audit` as a plugin author and a security
 //! reviewer use them: the real binary, its stdout, stderr and exit status.
 
-mod common;
+use crate::common;
 
 use std::process::{Command, Output};
 

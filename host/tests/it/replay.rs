@@ -2,7 +2,7 @@
 //! event's time, so two calls on one event agree, in the runtime and through
 //! `pagehook plugin run`.
 
-mod common;
+use crate::common;
 
 use std::process::{Command, Output};
 use std::time::Duration;

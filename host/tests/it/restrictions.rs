@@ -5,7 +5,7 @@
 //! default. Every test also sends an event for an open page afterwards and
 //! waits for its post, so "not posted" is checked after the pipeline ran.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

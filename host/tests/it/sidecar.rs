@@ -2,7 +2,7 @@
 //! payloads, enrichment from a fake Confluence on loopback, dispatch to
 //! bound plugins, and what the admin sees through the CLI and the API.
 
-mod common;
+use crate::common;
 
 use common::sidecar::{HOOK_SECRET, PAT, Sidecar};
 use pagehook_fakes::{

@@ -4,7 +4,7 @@
 //! a tier limit, metadata comes back only when asked. Each test starts a
 //! real `pagehook serve` and checks what arrived in the fake workspace.
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};

@@ -9,7 +9,7 @@
 //! clock fixed at that time; everything else runs against a real
 //! `pagehook serve` on loopback, signed at the current time.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -7,7 +7,7 @@
 //! people the restrictions do not name, and the person who made a change is
 //! never told about it.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

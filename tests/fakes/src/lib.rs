@@ -21,14 +21,20 @@
 //! [`RecordedRequest`] log with the `Authorization` value redacted, so tests can assert that
 //! a secret meant for one service never shows up anywhere else.
 //!
+//! - [`proxy::ForwardProxy`]: a forward proxy (CONNECT and absolute-form) that records every
+//!   connection it carries, for the egress-proxy tests.
+//! - [`tls`]: a CA made per test and a TLS front that serves any fake over HTTPS with a
+//!   certificate it issued, for the trust-store tests.
 //! - [`postgres::TestPostgres`]: not a fake but a real, throwaway PostgreSQL server on
 //!   loopback for the PostgreSQL store backend's tests (`make postgres` installs it).
 
 mod confluence;
 pub mod postgres;
+pub mod proxy;
 mod server;
 mod slack;
 mod teams;
+pub mod tls;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};

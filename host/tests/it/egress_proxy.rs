@@ -1,0 +1,153 @@
+//! Every outbound request through the egress proxy: a real forward proxy
+//! on loopback (`pagehook_fakes::proxy`) that records what it carries,
+//! HTTPS through `CONNECT` to a fake behind real TLS, plain HTTP in
+//! absolute form; `no-proxy` hosts go direct; the environment's
+//! `HTTP_PROXY` applies when the config names no proxy.
+
+use crate::common;
+
+use std::process::Command;
+use std::time::Duration;
+
+use common::sidecar::{HOOK_SECRET, PAT, Sidecar};
+use pagehook_fakes::proxy::ForwardProxy;
+use pagehook_fakes::tls::{TestCa, TlsFront};
+use pagehook_fakes::{ConfluenceAuth, ContentBuilder, FakeConfluence, FakeSlack};
+
+const BOT: &str = "xoxb-proxy-tests";
+
+fn add_to_config(side: &Sidecar, toml: &str) {
+    let path = side.config();
+    let mut text = std::fs::read_to_string(&path).unwrap();
+    text.push_str(toml);
+    std::fs::write(&path, text).unwrap();
+}
+
+fn page(confluence: &FakeConfluence, id: u64, title: &str) {
+    confluence.put_content(id, ContentBuilder::page(id, "ENG", title).ancestors(&[]).build());
+}
+
+fn page_created(id: u64, ts: u64) -> Vec<u8> {
+    format!(r#"{{"timestamp":{ts},"event":"page_created","userKey":"8a7f80839e460b0f019e460ba6440001","page":{{"id":{id}}}}}"#)
+        .into_bytes()
+}
+
+#[test]
+fn confluence_over_https_and_slack_go_only_through_the_proxy_with_its_credentials() {
+    let ca = TestCa::new("Corp Root CA");
+    let confluence = FakeConfluence::start(ConfluenceAuth::Bearer(PAT.into()));
+    page(&confluence, 4243, "Egress runbook");
+    let wiki = TlsFront::start(&ca.issue(&["127.0.0.1"]), confluence.addr());
+    let slack = FakeSlack::start(BOT);
+    slack.add_channel("eng", "C0ENG00001", true);
+    let proxy = ForwardProxy::with_credentials("svc-pagehook", "proxy-pass-9");
+
+    let mut side = Sidecar::new();
+    ca.write_pem(&side.dir.path().join("corp-root-ca.pem"));
+    std::fs::write(side.dir.path().join("proxy-auth"), "svc-pagehook:proxy-pass-9").unwrap();
+    add_to_config(
+        &side,
+        &format!(
+            "[tls]\nextra-ca-files = [\"corp-root-ca.pem\"]\n\
+             [network]\nproxy = \"{}\"\nproxy-credentials = {{ file = \"proxy-auth\" }}\n",
+            proxy.url()
+        ),
+    );
+    side.connect_confluence("prod", &wiki.url());
+    side.connect_slack("acme", &slack.base_url(), BOT);
+    side.bind_slack_poster("eng", &["--scope", "space:ENG"]);
+    let tested = side.cli(&["connection", "test", "prod"]);
+    assert!(tested.contains("accepts the credentials"), "{tested}");
+    side.start();
+
+    let (status, answer) = side.hook("prod", &page_created(4243, 1768241299101), Some(HOOK_SECRET));
+    assert_eq!(status, 202, "{answer}");
+    let posts = slack.wait_for_posts(1, Duration::from_secs(30));
+    assert!(
+        posts[0].text.as_deref().is_some_and(|t| t.contains("Egress runbook")),
+        "{:?}",
+        posts[0].text
+    );
+
+    let carried = proxy.requests();
+    assert!(carried.iter().all(|r| r.authorized && r.carried), "{carried:?}");
+    let wiki_target = wiki.addr().to_string();
+    let slack_target = slack.addr().to_string();
+    let tunnels = carried
+        .iter()
+        .filter(|r| r.method == "CONNECT" && r.target == wiki_target)
+        .count();
+    // Every TLS session Confluence's front completed came through a tunnel.
+    assert!(tunnels >= 1, "{carried:?}");
+    assert_eq!(wiki.handshakes(), tunnels, "no TLS session to Confluence went direct");
+    // Plain HTTP through a proxy is one request per connection here: every
+    // request the fake Slack saw was carried by the proxy.
+    let to_slack = carried.iter().filter(|r| r.target == slack_target).count();
+    assert!(to_slack >= 2, "users/channel lookups and the post: {carried:?}");
+    assert_eq!(
+        slack.requests().len(),
+        to_slack,
+        "every request Slack saw came through the proxy"
+    );
+    assert_eq!(
+        proxy.targets().len(),
+        2,
+        "only Confluence and Slack: {:?}",
+        proxy.targets()
+    );
+}
+
+#[test]
+fn no_proxy_hosts_are_reached_directly() {
+    let confluence = FakeConfluence::start(ConfluenceAuth::Bearer(PAT.into()));
+    page(&confluence, 4244, "Direct page");
+    let slack = FakeSlack::start(BOT);
+    slack.add_channel("eng", "C0ENG00001", true);
+    let proxy = ForwardProxy::start();
+
+    let mut side = Sidecar::new();
+    add_to_config(
+        &side,
+        &format!(
+            "[network]\nproxy = \"{}\"\nno-proxy = [\"localhost\"]\n",
+            proxy.url()
+        ),
+    );
+    let wiki = format!("http://localhost:{}", confluence.addr().port());
+    side.connect_confluence("prod", &wiki);
+    side.connect_slack("acme", &slack.base_url(), BOT);
+    side.bind_slack_poster("eng", &["--scope", "space:ENG"]);
+    side.start();
+    let (status, answer) = side.hook("prod", &page_created(4244, 1768241299102), Some(HOOK_SECRET));
+    assert_eq!(status, 202, "{answer}");
+    let posts = slack.wait_for_posts(1, Duration::from_secs(30));
+    assert!(posts[0].text.as_deref().is_some_and(|t| t.contains("Direct page")));
+    let targets = proxy.targets();
+    assert_eq!(targets, vec![slack.addr().to_string()], "Confluence went direct");
+    assert!(confluence.calls(pagehook_fakes::endpoints::GET_CONTENT) >= 1);
+}
+
+#[test]
+fn the_environments_http_proxy_applies_when_the_config_names_none() {
+    let confluence = FakeConfluence::start(ConfluenceAuth::Bearer(PAT.into()));
+    let proxy = ForwardProxy::start();
+    let side = Sidecar::new();
+    side.connect_confluence("prod", &confluence.base_url());
+    let out = Command::new(env!("CARGO_BIN_EXE_pagehook"))
+        .arg("--config")
+        .arg(side.config())
+        .args(["connection", "test", "prod"])
+        .env("PAGEHOOK_TEST_PAT", PAT)
+        .env("HTTP_PROXY", proxy.url())
+        .env_remove("NO_PROXY")
+        .env_remove("no_proxy")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(proxy.targets(), vec![confluence.addr().to_string()]);
+}

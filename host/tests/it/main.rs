@@ -1,0 +1,36 @@
+//! Pagehook's integration tests, compiled and linked once (wasmtime's
+//! `tests/all` shape): a module per area, the shared harnesses in
+//! [`common`] (plugins, events, `pagehook serve`, headless Chromium) and
+//! [`api_support`] (the admin API in process through `Router::oneshot`).
+//!
+//! Run one area with `cargo test -p pagehook --test it -- <module>::`.
+
+mod api_support;
+mod common;
+
+mod api_access;
+mod api_openapi;
+mod bundled_plugins;
+mod chat_delivery;
+mod cluster;
+mod confluence_delivery;
+mod confluence_lookups;
+mod console;
+mod console_pages;
+mod console_sign_in;
+mod console_speed;
+mod contract_versions;
+mod delivery;
+mod egress_proxy;
+mod fuzz_corpus;
+mod hostile_plugins;
+mod operations;
+mod outbound_tls;
+mod plugin_cli;
+mod replay;
+mod restrictions;
+mod sidecar;
+mod slack_contract;
+mod slack_inbound;
+mod store_suite;
+mod two_way_slack;
