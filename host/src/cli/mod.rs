@@ -36,6 +36,7 @@ macro_rules! err {
 }
 
 mod admin;
+mod doctor;
 mod plugin_audit;
 mod plugin_run;
 mod progress;
@@ -104,6 +105,8 @@ enum Command {
     /// Work with the store itself.
     #[command(subcommand)]
     Store(StoreCommand),
+    /// Check what works with each Confluence and Slack connection, measured now; exits 1 when something a binding uses cannot work.
+    Doctor(doctor::Args),
 }
 
 #[derive(Debug, Subcommand)]
@@ -292,6 +295,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Changes(args) => block_on(admin::changes(&config()?, args)),
         Command::Retry { id } => block_on(admin::retry(&config()?, id)),
         Command::Store(StoreCommand::Copy(args)) => block_on(store::copy(&config()?, args)),
+        Command::Doctor(args) => block_on(doctor::run(&config()?, args)),
     }
 }
 

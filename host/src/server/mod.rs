@@ -51,6 +51,8 @@ pub struct AppState {
     pub sources: hooks::SourceCache,
     /// The host's "now" for signature windows (Slack's); fixed only by tests.
     pub clock: crate::clock::Clock,
+    /// The last `doctor` report, for the console's overview.
+    pub doctor: crate::doctor::Latest,
 }
 
 impl AppState {
@@ -69,6 +71,7 @@ impl AppState {
             store,
             sources: hooks::SourceCache::default(),
             clock: crate::clock::Clock::System,
+            doctor: crate::doctor::Latest::default(),
         }))
     }
 }
@@ -275,6 +278,7 @@ pub async fn serve(config: Config, listen: Option<String>) -> anyhow::Result<()>
         admin_token,
         sources: hooks::SourceCache::default(),
         clock: crate::clock::Clock::System,
+        doctor: crate::doctor::Latest::default(),
     });
     {
         use std::io::Write as _;

@@ -23,9 +23,11 @@ mod bindings;
 mod changes;
 mod connections;
 mod deliveries;
+mod doctor;
 pub mod error;
 mod events;
 mod extract;
+mod links;
 pub mod openapi;
 mod plugins;
 
@@ -76,6 +78,9 @@ fn build() -> OpenApiRouter<Arc<AppState>> {
         .routes(routes!(deliveries::retry_dead))
         .routes(routes!(deliveries::attempts))
         .routes(routes!(changes::list))
+        .routes(routes!(links::list))
+        .routes(routes!(links::remove))
+        .routes(routes!(doctor::check))
 }
 
 /// The router nested at `/api`.

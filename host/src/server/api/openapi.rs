@@ -27,7 +27,7 @@ use crate::server::session::SESSION_COOKIE;
     info(
         title = "Pagehook admin API",
         description = "The admin's powers over HTTP: plugins, connections, bindings, events and deliveries, \
-            and the change log. Authenticate with `Authorization: Bearer <server.admin-token>`, or with a \
+            the change log, and what works with each connection (the doctor). Authenticate with `Authorization: Bearer <server.admin-token>`, or with a \
             console session's cookie (changes also send its `X-CSRF-Token`). A Confluence space admin's \
             session reads plugins and connections and manages bindings, events and deliveries of their \
             spaces only (403 elsewhere). Errors are `{\"error\": \"...\"}`.",
@@ -41,6 +41,8 @@ use crate::server::session::SESSION_COOKIE;
         (name = "events", description = "Events from Confluence, the audit log and failed plugin calls"),
         (name = "deliveries", description = "The outbox: deliveries, their attempts, retries"),
         (name = "changes", description = "Who changed what, through the API or the console"),
+        (name = "people", description = "Links between Slack users and Confluence users (/confluence link)"),
+        (name = "doctor", description = "Which features work with each Confluence and Slack connection, measured now"),
         (name = "meta", description = "This document"),
     ),
     modifiers(&Security),

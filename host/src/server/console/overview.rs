@@ -1,8 +1,11 @@
-//! The overview: is Pagehook well, and what needs an admin now — events
-//! waiting, dead letters, connections whose token is refused or expiring,
-//! plugins whose breaker is open, recent plugin failures. A space admin
-//! sees their spaces' bindings, dead letters and latest events instead.
-//! The lists refresh themselves when something new happens.
+//! The overview: is Pagehook well, and what needs an admin now — what
+//! works with each connection (the last `doctor` report, and a button that
+//! checks again through `GET /api/doctor`), events waiting, dead letters,
+//! connections whose token is refused or expiring, plugins whose breaker is
+//! open, recent plugin failures. A space admin sees their spaces' bindings,
+//! dead letters and latest events instead. The lists refresh themselves
+//! when something new happens; the doctor's report only when asked (it
+//! sends requests to Confluence and Slack).
 
 use std::sync::Arc;
 
@@ -11,8 +14,9 @@ use axum::extract::State;
 use axum::routing::get;
 use maud::{Markup, html};
 
-use super::{PageResult, Section, Viewer, page, when};
+use super::{PageResult, Section, Viewer, api_form, page, when};
 use crate::admin::token_status;
+use crate::doctor::{FeatureCheck, Report, State as Verdict};
 use crate::server::AppState;
 use crate::store::{
     DeliveryQuery, DeliveryRecord, DeliveryStatus, EventQuery, EventStatus, EventSummary, Scope,
@@ -79,7 +83,9 @@ async fn overview(State(state): State<Arc<AppState>>, viewer: Viewer) -> PageRes
             .iter()
             .filter(|p| p.breaker_until.is_some_and(|u| u > now))
             .collect();
+        let doctor = state.doctor.get();
         html! {
+            (doctor_section(doctor.as_ref()))
             div id="overview-live" data-live {
                 div class="cards" {
                     (card("Health", html! { span class="state state-ok" { "serving" } }, "The database answers."))
@@ -147,6 +153,93 @@ async fn overview(State(state): State<Arc<AppState>>, viewer: Viewer) -> PageRes
         }
     };
     Ok(page(&viewer, Section::Overview, "Overview", body))
+}
+
+/// What works with each connection: the last report, and a button that
+/// makes a new one.
+fn doctor_section(report: Option<&Report>) -> Markup {
+    let check = api_form(
+        "GET",
+        "/api/doctor",
+        "reload",
+        "inline",
+        html! { button type="submit" { "Check now" } },
+    );
+    html! {
+        section id="doctor" aria-labelledby="doctor-title" {
+            h2 id="doctor-title" { "What works" }
+            @match report {
+                None => p { "Not checked since Pagehook started. Checking asks each Confluence and Slack connection what this service account may do there (read-only requests). " (check) }
+                Some(r) => {
+                    p {
+                        "Checked " (when(r.checked_at)) " UTC. "
+                        @if r.ok {
+                            span class="state state-ok" { "everything used works" }
+                        } @else {
+                            span class="state state-bad" { (r.blocking.len()) " used feature" @if r.blocking.len() != 1 { "s" } " cannot work" }
+                        }
+                        " " (check)
+                    }
+                    @if !r.blocking.is_empty() {
+                        ul class="blocking" { @for b in &r.blocking { li { (b) } } }
+                    }
+                    @for n in &r.notes { p class="muted" { (n) } }
+                    @for c in &r.confluence {
+                        details open[!r.ok] {
+                            summary {
+                                "Confluence " code { (c.connection) } " — "
+                                @match &c.version {
+                                    Some(v) => { (v.version) " (" (v.line) ")" }
+                                    None => "version not reported",
+                                }
+                                @if let Some(a) = &c.account {
+                                    ", account " (a.username) ", Confluence administrator: " (c.confluence_admin.state)
+                                    ", user emails: " (c.emails.visibility)
+                                }
+                            }
+                            @if let Some(e) = &c.error { p class="state state-bad" { (e) } }
+                            @if let Some(m) = &c.token.message { p class="state state-warn" { (m) } }
+                            (feature_table(&c.features))
+                        }
+                    }
+                    @for s in &r.slack {
+                        details open[!r.ok] {
+                            summary {
+                                "Slack " code { (s.connection) }
+                                @if let Some(w) = &s.workspace { " — " (w.team) " (" (w.team_id) ")" }
+                                @if !s.signing_secret { ", no signing secret" }
+                            }
+                            @if let Some(e) = &s.error { p class="state state-bad" { (e) } }
+                            (feature_table(&s.features))
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn feature_table(features: &[FeatureCheck]) -> Markup {
+    html! {
+        table class="doctor" {
+            thead { tr { th scope="col" { "Feature" } th scope="col" { "State" } th scope="col" { "Used by" } th scope="col" { "Why, and the fix" } } }
+            tbody { @for f in features {
+                tr data-feature=(serde_json::to_value(f.feature).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()) {
+                    td { (f.title) }
+                    td { span class={ "state " (match f.state {
+                        Verdict::Works => "state-ok",
+                        Verdict::Unknown | Verdict::Degraded => "state-warn",
+                        Verdict::Unavailable => "state-bad",
+                    }) } { (f.state.as_str()) } }
+                    td { @if f.bound_by.is_empty() { span class="muted" { "not used" } } @else { (f.bound_by.join(", ")) } }
+                    td {
+                        @for w in &f.why { div { (w) } }
+                        @for x in &f.fix { div { strong { "Fix: " } (x) } }
+                    }
+                }
+            } }
+        }
+    }
 }
 
 fn card(title: &str, value: Markup, help: &str) -> Markup {
