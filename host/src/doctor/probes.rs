@@ -465,11 +465,19 @@ async fn admin(
                 .and_then(Value::as_array)
                 .cloned()
                 .unwrap_or_default();
+            // An entry helps only when it names its user (by key or
+            // username, documented from 10.2) and carries a usable email.
             let emails = users.iter().any(|u| {
-                u.get("email")
-                    .and_then(Value::as_str)
-                    .and_then(crate::source::emails::usable_email)
-                    .is_some()
+                let names = ["userKey", "username"].iter().any(|k| {
+                    u.get(*k)
+                        .and_then(Value::as_str)
+                        .is_some_and(|v| !v.is_empty())
+                });
+                names
+                    && u.get("email")
+                        .and_then(Value::as_str)
+                        .and_then(crate::source::emails::usable_email)
+                        .is_some()
             });
             let names = users
                 .iter()
@@ -516,17 +524,21 @@ async fn admin(
     }
 }
 
-/// What a profile shows of its user's email.
-fn seen(body: Option<&Value>) -> EmailSeen {
-    match body
-        .and_then(|b| b.get("email"))
-        .and_then(Value::as_str)
-        .map(str::trim)
-    {
-        Some(e) if crate::source::emails::usable_email(e).is_some() => EmailSeen::Shown,
-        Some(e) if !e.is_empty() => EmailSeen::Masked,
-        _ => EmailSeen::Missing,
+/// What the profile of `username` shows of its email; `None` when it is
+/// no profile of that user (`unknownUser`, `anonymous`, another name).
+fn seen(body: Option<&Value>, username: &str) -> Option<EmailSeen> {
+    use crate::source::emails::ProfileAnswer;
+    let body = body?;
+    if ProfileAnswer::from_profile(body, username) == ProfileAnswer::NoProfile {
+        return None;
     }
+    Some(
+        match body.get("email").and_then(Value::as_str).map(str::trim) {
+            Some(e) if crate::source::emails::usable_email(e).is_some() => EmailSeen::Shown,
+            Some(e) if !e.is_empty() => EmailSeen::Masked,
+            _ => EmailSeen::Missing,
+        },
+    )
 }
 
 async fn emails(client: &ConfluenceClient, own: &str, other: Option<&str>) -> EmailFacts {
@@ -540,7 +552,7 @@ async fn emails(client: &ConfluenceClient, own: &str, other: Option<&str>) -> Em
     match client.probe(&profile(own)).await {
         Ok(p) if p.status == 200 => {
             facts.reach = Reach::Yes;
-            facts.own = Some(seen(p.body.as_ref()));
+            facts.own = seen(p.body.as_ref(), own);
         }
         Ok(p) => {
             facts.reach = reach_of(p.status, "the account's own profile");
@@ -554,8 +566,9 @@ async fn emails(client: &ConfluenceClient, own: &str, other: Option<&str>) -> Em
     if let Some(other) = other
         && let Ok(p) = client.probe(&profile(other)).await
         && p.status == 200
+        && let Some(shown) = seen(p.body.as_ref(), other)
     {
-        facts.others = Some(seen(p.body.as_ref()));
+        facts.others = Some(shown);
         facts.other_user = Some(other.to_owned());
     }
     facts

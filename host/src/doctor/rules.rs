@@ -785,7 +785,7 @@ fn confluence_features(
         Reach::Yes if f.admin_list_emails == Some(true) => {}
         Reach::Yes => by_email.worsen(
             State::Unavailable,
-            "the admin user list carries no emails for the users it listed (Confluence includes `email` only for some user types)",
+            "the admin user list names no user with an email (Data Center documents `userKey`, `username` and `email` on its entries from 10.2, and `email` only for some user types)",
             Some("people link themselves with /confluence link".into()),
         ),
         Reach::Refused(s) => by_email.worsen(
@@ -1222,7 +1222,8 @@ mod tests {
             } else {
                 Reach::Refused(403)
             },
-            admin_list_emails: (admin && at_least(9, 4)).then_some(true),
+            // Entries name their user and carry email from 10.2.
+            admin_list_emails: (admin && at_least(9, 4)).then_some(at_least(10, 2)),
             templates: BTreeMap::from([(
                 "OPS".to_owned(),
                 SpaceTemplates {
@@ -1401,8 +1402,27 @@ mod tests {
     }
 
     #[test]
-    fn a_confluence_admin_on_9_4_and_10_links_by_email_even_when_profiles_hide_them() {
-        for version in ["9.4.1", "10.0.2"] {
+    fn a_confluence_admin_on_9_4_reads_emails_from_profiles_but_links_nobody_by_email() {
+        let r = confluence_report(
+            &facts("9.4.1", Rights::ConfluenceAdmin, false),
+            &everything_bound(),
+            NOW,
+        );
+        assert_eq!(r.emails.visibility, "public-or-admins-only");
+        assert_eq!(state(&r, Feature::PersonalNotifications), State::Works);
+        assert_eq!(state(&r, Feature::LinkingByEmail), State::Unavailable);
+        let linking = r
+            .features
+            .iter()
+            .find(|c| c.feature == Feature::LinkingByEmail)
+            .unwrap();
+        assert!(linking.why[0].contains("from 10.2"), "{linking:?}");
+        assert!(blocking(&r).is_empty(), "self-linking takes its place");
+    }
+
+    #[test]
+    fn a_confluence_admin_on_10_2_links_by_email_even_when_profiles_hide_them() {
+        for version in ["10.2.1"] {
             let mut f = facts(version, Rights::ConfluenceAdmin, false);
             f.emails.others = Some(EmailSeen::Missing);
             let r = confluence_report(&f, &everything_bound(), NOW);
