@@ -200,6 +200,9 @@ pub struct ConnectRequest {
     pub dry_run: bool,
     /// Slack: the admin's email, sent a DM once the connection works.
     pub notify: Option<String>,
+    /// Slack: the Confluence connection its chat lookups and self-links use
+    /// (`None`: the only Confluence connection with a token).
+    pub confluence: Option<String>,
 }
 
 /// What `connect` did.
@@ -285,6 +288,14 @@ pub async fn connect(store: &Store, req: ConnectRequest) -> AdminResult<Connecte
             "--notify `{email}`: give the email of a Slack user to greet (Slack connections only)"
         )));
     }
+    if let Some(confluence) = &req.confluence {
+        if req.kind != ConnectionKind::Slack {
+            return Err(AdminError::Invalid(format!(
+                "--confluence `{confluence}`: only a Slack connection names the Confluence connection its chat uses"
+            )));
+        }
+        check_chat_confluence(store, confluence).await?;
+    }
     let other_workspaces: Vec<String> = store
         .connections()
         .await?
@@ -297,6 +308,7 @@ pub async fn connect(store: &Store, req: ConnectRequest) -> AdminResult<Connecte
     record.secret = req.secret;
     record.hook_secret = req.hook_secret;
     record.dry_run = req.dry_run;
+    record.confluence = req.confluence;
     store.add_connection(&record).await?;
     // A second workspace: bindings written for the first keep meaning it.
     let qualified_bindings = match other_workspaces.as_slice() {
@@ -329,6 +341,55 @@ pub async fn connect(store: &Store, req: ConnectRequest) -> AdminResult<Connecte
         qualified_bindings,
         notice_delivery,
     })
+}
+
+/// Refuses a name that is not a Confluence connection, naming the ones
+/// there are.
+async fn check_chat_confluence(store: &Store, name: &str) -> AdminResult<()> {
+    let all = store.connections().await?;
+    if all
+        .iter()
+        .any(|c| c.name == name && c.kind == ConnectionKind::Confluence)
+    {
+        return Ok(());
+    }
+    let known: Vec<String> = all
+        .into_iter()
+        .filter(|c| c.kind == ConnectionKind::Confluence)
+        .map(|c| c.name)
+        .collect();
+    Err(AdminError::NotFound(format!(
+        "no Confluence connection named `{name}` (Confluence connections: {})",
+        list_or_none(&known)
+    )))
+}
+
+/// Names the Confluence connection Slack connection `slack`'s chat lookups
+/// and self-links use; `None` (or an empty name) goes back to the only
+/// Confluence connection with a token. Links made with another Confluence
+/// connection stay stored but no longer count for this workspace's chat.
+pub async fn set_chat_confluence(
+    store: &Store,
+    slack: &str,
+    confluence: Option<&str>,
+) -> AdminResult<ConnectionRecord> {
+    let confluence = confluence.map(str::trim).filter(|c| !c.is_empty());
+    match store.connection(slack).await? {
+        Some(c) if c.kind == ConnectionKind::Slack => {}
+        _ => {
+            return Err(AdminError::NotFound(format!(
+                "no Slack connection named `{slack}`"
+            )));
+        }
+    }
+    if let Some(name) = confluence {
+        check_chat_confluence(store, name).await?;
+    }
+    store.set_slack_confluence(slack, confluence).await?;
+    store
+        .connection(slack)
+        .await?
+        .ok_or_else(|| AdminError::NotFound(format!("no Slack connection named `{slack}`")))
 }
 
 /// A delivery Pagehook itself asks for, in workspace `workspace`.

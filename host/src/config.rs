@@ -370,7 +370,6 @@ impl Config {
     }
 }
 
-
 /// Checks `[server] public-url`: an http(s) URL with a host and nothing
 /// after its path, since links are made by appending to it.
 pub fn check_public_url(url: &str) -> Result<(), String> {

@@ -34,10 +34,10 @@ use crate::heartbeat::Heartbeat;
 use crate::metrics::Metrics;
 use crate::model::{Action, ChatEvent, Event};
 use crate::runtime::{LoadedPlugin, PluginPackage, Runtime};
-use crate::source::client::{ClientOptions, ConfluenceAuth, ConfluenceClient};
-use crate::source::enrich::{EnrichError, Enricher, from_webhook_only};
 use crate::source::chat::ChatIdentity;
 use crate::source::chat_confluence::chat_confluence;
+use crate::source::client::{ClientOptions, ConfluenceAuth, ConfluenceClient};
+use crate::source::enrich::{EnrichError, Enricher, from_webhook_only};
 use crate::source::slack_events::{self, ChatInbound};
 use crate::source::webhook::{self, Payload};
 use crate::store::{

@@ -25,20 +25,20 @@ use crate::store::{ConnectionKind, DeliveryStatus, EventStatus, Store, redacted_
 pub struct Output {
     /// Print JSON instead of a table.
     #[arg(long)]
-    json: bool,
+    pub(super) json: bool,
 }
 
-async fn open(config: &Config) -> anyhow::Result<Store> {
+pub(super) async fn open(config: &Config) -> anyhow::Result<Store> {
     let database = config.store.location().map_err(|e| anyhow::anyhow!(e))?;
     Ok(Store::open(&database).await?)
 }
 
-fn print_json<T: Serialize>(value: &T) -> anyhow::Result<ExitCode> {
+pub(super) fn print_json<T: Serialize>(value: &T) -> anyhow::Result<ExitCode> {
     outln!("{}", serde_json::to_string_pretty(value)?)?;
     Ok(ExitCode::SUCCESS)
 }
 
-fn table(header: &[&str], rows: Vec<Vec<String>>) -> std::io::Result<()> {
+pub(super) fn table(header: &[&str], rows: Vec<Vec<String>>) -> std::io::Result<()> {
     let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
     for row in &rows {
         for (i, cell) in row.iter().enumerate() {
@@ -63,7 +63,7 @@ fn table(header: &[&str], rows: Vec<Vec<String>>) -> std::io::Result<()> {
     Ok(())
 }
 
-fn time(ms: i64) -> String {
+pub(super) fn time(ms: i64) -> String {
     crate::clock::utc_seconds(ms)
 }
 
@@ -296,6 +296,11 @@ pub enum ConnectCommand {
         /// Send this Slack user (by email) a DM once the connection works.
         #[arg(long, value_name = "EMAIL")]
         notify: Option<String>,
+        /// The Confluence connection this workspace's chat uses: who a Slack user is, what
+        /// their shared links and searches may show, where /confluence link signs them in.
+        /// Needed when several Confluence connections have tokens [default: the only one].
+        #[arg(long, value_name = "NAME")]
+        confluence: Option<String>,
         /// The Slack app's signing secret (Basic Information), which verifies the events and
         /// slash commands Slack sends to /hooks/slack/<name> (visible in shell history: prefer
         /// the -env or -file form). Without it that URL refuses every request.
@@ -355,6 +360,7 @@ pub async fn connect(config: &Config, cmd: ConnectCommand) -> anyhow::Result<Exi
             token,
             dry_run,
             notify,
+            confluence,
             signing_secret,
             signing_secret_env,
             signing_secret_file,
@@ -367,6 +373,7 @@ pub async fn connect(config: &Config, cmd: ConnectCommand) -> anyhow::Result<Exi
             hook_secret: source(&signing_secret, &signing_secret_env, &signing_secret_file),
             dry_run,
             notify,
+            confluence,
         },
         ConnectCommand::Teams { name, url, dry_run } => ConnectRequest {
             name,
@@ -377,6 +384,7 @@ pub async fn connect(config: &Config, cmd: ConnectCommand) -> anyhow::Result<Exi
             hook_secret: None,
             dry_run,
             notify: None,
+            confluence: None,
         },
         ConnectCommand::Confluence {
             name,
@@ -396,6 +404,7 @@ pub async fn connect(config: &Config, cmd: ConnectCommand) -> anyhow::Result<Exi
             hook_secret: source(&webhook_secret, &webhook_secret_env, &webhook_secret_file),
             dry_run,
             notify: None,
+            confluence: None,
         },
     };
     let store = open(config).await?;
@@ -404,8 +413,7 @@ pub async fn connect(config: &Config, cmd: ConnectCommand) -> anyhow::Result<Exi
         qualified_bindings,
         notice_delivery,
     } = admin::connect(&store, req).await?;
-    let detail =
-        json!({ "kind": c.kind.as_str(), "url": redacted_url(&c.url), "dry_run": c.dry_run });
+    let detail = json!({ "kind": c.kind.as_str(), "url": redacted_url(&c.url), "dry_run": c.dry_run, "confluence": c.confluence });
     admin::log_change(
         &store,
         &admin::cli_actor(),
@@ -436,6 +444,17 @@ pub async fn connect(config: &Config, cmd: ConnectCommand) -> anyhow::Result<Exi
             "point Confluence's webhook at http://<this host>:<port>/hooks/confluence/{} with the same secret",
             c.name
         )?;
+    }
+    // Chat needs inbound requests (the signing secret) and a Confluence.
+    if c.kind == ConnectionKind::Slack && c.hook_secret.is_some() {
+        let all = store.connections().await?;
+        match crate::source::chat_confluence::chat_confluence(&c, &all) {
+            Ok(conf) => outln!(
+                "its chat (link previews, /confluence search, /confluence link) uses Confluence `{}`",
+                conf.name
+            )?,
+            Err(why) => outln!("warning: {why}")?,
+        }
     }
     if c.kind == ConnectionKind::Slack && c.hook_secret.is_some() {
         outln!(
@@ -469,6 +488,7 @@ pub async fn connections(config: &Config, out: Output) -> anyhow::Result<ExitCod
     if out.json {
         return print_json(&conns);
     }
+    let all = conns.clone();
     let now = crate::store::now_ms();
     table(
         &[
@@ -511,6 +531,25 @@ pub async fn connections(config: &Config, out: Output) -> anyhow::Result<ExitCod
     for t in tokens.iter().filter(|t| t.state == "expiring") {
         if let Some(message) = &t.message {
             outln!("warning: {message}")?;
+        }
+    }
+    // Which Confluence each Slack connection's chat uses, or why none.
+    for slack in all
+        .iter()
+        .filter(|c| c.kind == ConnectionKind::Slack && c.hook_secret.is_some())
+    {
+        match crate::source::chat_confluence::chat_confluence(slack, &all) {
+            Ok(conf) => outln!(
+                "slack `{}`: chat uses Confluence `{}`{}",
+                slack.name,
+                conf.name,
+                if slack.confluence.is_some() {
+                    ""
+                } else {
+                    " (the only one with a token)"
+                }
+            )?,
+            Err(why) => outln!("warning: {why}")?,
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -37,6 +37,7 @@ macro_rules! err {
 
 mod admin;
 mod doctor;
+mod links;
 mod plugin_audit;
 mod plugin_run;
 mod progress;
@@ -102,6 +103,10 @@ enum Command {
         /// The delivery's id (see `pagehook deliveries --status dead`).
         id: i64,
     },
+    /// List which Slack users linked themselves to which Confluence users (/confluence link).
+    Links(admin::Output),
+    /// Remove a Slack user's link to their Confluence user.
+    Unlink(links::UnlinkArgs),
     /// Work with the store itself.
     #[command(subcommand)]
     Store(StoreCommand),
@@ -294,6 +299,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Failures(args) => block_on(admin::failures(&config()?, args)),
         Command::Changes(args) => block_on(admin::changes(&config()?, args)),
         Command::Retry { id } => block_on(admin::retry(&config()?, id)),
+        Command::Links(out) => block_on(links::list(&config()?, out)),
+        Command::Unlink(args) => block_on(links::unlink(&config()?, args)),
         Command::Store(StoreCommand::Copy(args)) => block_on(store::copy(&config()?, args)),
         Command::Doctor(args) => block_on(doctor::run(&config()?, args)),
     }

@@ -1,7 +1,8 @@
 //! `pagehook serve`: the HTTP side of the sidecar.
 //!
 //! Routes: `POST /hooks/confluence/{source}` and `POST /hooks/slack/{connection}`
-//! (webhooks, see [`hooks`] and [`slack_hooks`]),
+//! (webhooks, see [`hooks`] and [`slack_hooks`]; the host's own
+//! `/confluence link` and `unlink` in [`slack_link`]),
 //! `/api/...` (the admin API, see [`api`]), `GET /healthz` and
 //! `GET /metrics`. The dispatcher runs in the same process and is woken by
 //! every newly stored event.
@@ -10,8 +11,10 @@ mod api;
 mod conn;
 mod console;
 mod hooks;
+pub mod public_url;
 pub mod session;
 mod slack_hooks;
+mod slack_link;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

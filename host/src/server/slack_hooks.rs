@@ -12,8 +12,10 @@
 //! answered within 3 s, and the retry is recognised by its `event_id`); a
 //! slash command is answered 200 with an empty body once committed, so
 //! Slack shows nothing yet and the plugin's answer follows through the
-//! command's `response_url`. Event types Pagehook does not use are answered
-//! 200 and dropped.
+//! command's `response_url`. `/confluence link` and `/confluence unlink`
+//! are the host's own commands: answered at once, only to the person, and
+//! not stored (see [`super::slack_link`]). Event types Pagehook does not
+//! use are answered 200 and dropped.
 //!
 //! Never answers or logs the signing secret, the bot token, Slack's
 //! verification token or a response URL.
@@ -28,6 +30,7 @@ use axum::response::{IntoResponse, Json, Response};
 use serde_json::json;
 
 use super::hooks::{HookSecret, body_refused, hook_secret};
+use super::slack_link;
 use super::{AppState, error};
 use crate::secret::Secret;
 use crate::source::slack_events::{self, Inbound};
@@ -113,6 +116,11 @@ pub(super) async fn receive(
         }
         Inbound::Store(stored) => stored,
     };
+    if stored.name == slack_events::SLASH_COMMAND
+        && let Some(command) = slack_link::host_command(&stored.payload)
+    {
+        return slack_link::answer(&state, &connection, &headers, &stored.payload, command).await;
+    }
     let name = stored.name;
     let event = NewEvent {
         key: stored.key,

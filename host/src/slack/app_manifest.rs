@@ -34,8 +34,8 @@ features:
   slash_commands:
     - command: /confluence
       url: https://pagehook.example.com/hooks/slack/CONNECTION
-      description: Search Confluence pages you may see
-      usage_hint: \"[search words]\"
+      description: Search Confluence pages you may see; link your Confluence account
+      usage_hint: \"search <words> | link | unlink\"
       should_escape: false
 oauth_config:
   scopes:

@@ -73,6 +73,31 @@ impl UserEmails {
     }
 }
 
+/// The name Slack shows for `user` (`profile.display_name`, else
+/// `real_name`, else `name`), read with `users.info`, not cached: for the
+/// self-link page, which shows a person which Slack account they link.
+/// `None` when Slack does not know the user.
+pub async fn user_name(client: &SlackClient<'_>, user: &str) -> Result<Option<String>, SlackError> {
+    match client.read(USERS_INFO, &[("user", user.to_owned())]).await {
+        Ok(answer) => Ok(name_of(&answer)),
+        Err(e) if e.code() == Some("user_not_found") => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+fn name_of(answer: &Value) -> Option<String> {
+    [
+        "/user/profile/display_name",
+        "/user/real_name",
+        "/user/name",
+    ]
+    .iter()
+    .filter_map(|p| answer.pointer(p).and_then(Value::as_str))
+    .map(str::trim)
+    .find(|n| !n.is_empty())
+    .map(str::to_owned)
+}
+
 /// `user.profile.email` of a `users.info` answer, if it is there and not empty.
 fn email_of(answer: &Value) -> Option<String> {
     answer
@@ -96,5 +121,23 @@ mod tests {
         assert_eq!(email_of(&hidden), None);
         let empty = serde_json::json!({"ok": true, "user": {"profile": {"email": ""}}});
         assert_eq!(email_of(&empty), None);
+    }
+
+    #[test]
+    fn the_shown_name_is_the_display_name_then_the_real_name() {
+        let answer = |v: Value| serde_json::json!({"ok": true, "user": v});
+        assert_eq!(
+            name_of(&answer(serde_json::json!({"name": "ada", "real_name": "Ada L", "profile": {"display_name": "Ada"}}))).as_deref(),
+            Some("Ada")
+        );
+        assert_eq!(
+            name_of(&answer(serde_json::json!({"name": "ada", "real_name": "Ada L", "profile": {"display_name": ""}}))).as_deref(),
+            Some("Ada L")
+        );
+        assert_eq!(
+            name_of(&answer(serde_json::json!({"name": "ada"}))).as_deref(),
+            Some("ada")
+        );
+        assert_eq!(name_of(&answer(serde_json::json!({}))), None);
     }
 }

@@ -102,7 +102,8 @@ mod tests {
     use crate::secret::SecretSource;
 
     fn confluence(name: &str, token: bool) -> ConnectionRecord {
-        let mut c = ConnectionRecord::new(name, ConnectionKind::Confluence, "https://wiki.example.com");
+        let mut c =
+            ConnectionRecord::new(name, ConnectionKind::Confluence, "https://wiki.example.com");
         if token {
             c.secret = Some(SecretSource::Value("pat".into()));
         }
@@ -121,7 +122,10 @@ mod tests {
         assert_eq!(chat_confluence(&slack(None), &all).unwrap().name, "wiki");
         let err = chat_confluence(&slack(None), &[confluence("hooks-only", false)]).unwrap_err();
         assert!(!err.needs_admin(), "waits for a Confluence connection");
-        assert!(err.to_string().contains("pagehook connect confluence"), "{err}");
+        assert!(
+            err.to_string().contains("pagehook connect confluence"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -132,14 +136,21 @@ mod tests {
         let text = err.to_string();
         assert!(text.contains("wiki, docs"), "{text}");
         assert!(text.contains("--confluence NAME"), "{text}");
-        assert_eq!(chat_confluence(&slack(Some("docs")), &all).unwrap().name, "docs");
+        assert_eq!(
+            chat_confluence(&slack(Some("docs")), &all).unwrap().name,
+            "docs"
+        );
     }
 
     #[test]
     fn a_named_connection_must_exist_be_confluence_and_have_a_token() {
         let mut teams = ConnectionRecord::new("ops", ConnectionKind::Teams, "https://x");
         teams.secret = None;
-        let all = vec![confluence("wiki", true), confluence("hooks-only", false), teams];
+        let all = vec![
+            confluence("wiki", true),
+            confluence("hooks-only", false),
+            teams,
+        ];
         for (named, why) in [
             ("gone", "no longer exists"),
             ("ops", "is not a Confluence connection"),

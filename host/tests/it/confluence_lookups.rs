@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use pagehook::model::{ChatEvent, ChatUser, Concern, Event, PageSummary, Person, SharedLink};
 use pagehook::secret::Secret;
+use pagehook::source::chat::ChatIdentity;
 use pagehook::source::client::{ClientOptions, ConfluenceAuth, ConfluenceClient};
 use pagehook::source::enrich::{EnrichError, Enricher};
 use pagehook::source::viewers::{Access, Viewers};
@@ -360,7 +361,7 @@ async fn shared_links_show_only_pages_the_linked_user_may_view() {
     ];
     let e = enricher(&fake);
     let mut chat = link_event(&links);
-    e.resolve_chat(Some("Bob@Example.com"), &mut chat)
+    e.resolve_chat(ChatIdentity::Email(Some("Bob@Example.com")), &mut chat)
         .await
         .unwrap();
     assert_eq!(
@@ -393,7 +394,7 @@ async fn shared_links_show_only_pages_the_linked_user_may_view() {
     fake.add_to_group("dave", "hr");
     let mut chat = link_event(&links[1..2]);
     enricher(&fake)
-        .resolve_chat(Some("dave@example.com"), &mut chat)
+        .resolve_chat(ChatIdentity::Email(Some("dave@example.com")), &mut chat)
         .await
         .unwrap();
     let ChatEvent::LinkShared { links: got, .. } = &chat else {
@@ -404,7 +405,9 @@ async fn shared_links_show_only_pages_the_linked_user_may_view() {
     // Nobody with that email, or no email: not linked, no pages.
     for email in [Some("stranger@example.com"), None, Some("  ")] {
         let mut chat = link_event(&links);
-        e.resolve_chat(email, &mut chat).await.unwrap();
+        e.resolve_chat(ChatIdentity::Email(email), &mut chat)
+            .await
+            .unwrap();
         let (user, found) = pages(&chat);
         assert_eq!(user, None, "{email:?}");
         assert!(found.iter().all(Option::is_none));
@@ -414,7 +417,7 @@ async fn shared_links_show_only_pages_the_linked_user_may_view() {
     let fake = self::fake();
     let mut chat = link_event(&[format!("{}/x/vAI", fake.base_url())]);
     enricher(&fake)
-        .resolve_chat(Some("bob@example.com"), &mut chat)
+        .resolve_chat(ChatIdentity::Email(Some("bob@example.com")), &mut chat)
         .await
         .unwrap();
     assert_eq!(pages(&chat), (None, vec![None]));
@@ -467,13 +470,13 @@ async fn search_finds_only_what_the_user_may_view_at_most_ten() {
     }
     let e = enricher(&fake);
     let mut chat = slash("SEARCH launch");
-    e.resolve_chat(Some("bob@example.com"), &mut chat)
+    e.resolve_chat(ChatIdentity::Email(Some("bob@example.com")), &mut chat)
         .await
         .unwrap();
     assert_eq!(results(&chat), vec![PAGE], "not the hr-only page");
 
     let mut chat = slash("search Rollout PLAN");
-    e.resolve_chat(Some("bob@example.com"), &mut chat)
+    e.resolve_chat(ChatIdentity::Email(Some("bob@example.com")), &mut chat)
         .await
         .unwrap();
     let found = results(&chat);
@@ -490,7 +493,7 @@ async fn search_finds_only_what_the_user_may_view_at_most_ten() {
             .build(),
     );
     let mut chat = slash(r#"search rollout" or space = "HR\"#);
-    e.resolve_chat(Some("bob@example.com"), &mut chat)
+    e.resolve_chat(ChatIdentity::Email(Some("bob@example.com")), &mut chat)
         .await
         .unwrap();
     assert_eq!(results(&chat), vec![1100]);
@@ -514,7 +517,9 @@ async fn search_finds_only_what_the_user_may_view_at_most_ten() {
         ("search launch", None),
     ] {
         let mut chat = slash(text);
-        e.resolve_chat(email, &mut chat).await.unwrap();
+        e.resolve_chat(ChatIdentity::Email(email), &mut chat)
+            .await
+            .unwrap();
         assert!(results(&chat).is_empty(), "{text}");
     }
     assert_eq!(fake.calls(endpoints::CQL_SEARCH), before);
@@ -591,6 +596,7 @@ fn confluence_connection(fake: &FakeConfluence, name: &str) -> pagehook::store::
         created_at: 0,
         health: None,
         token: None,
+        confluence: None,
     }
 }
 

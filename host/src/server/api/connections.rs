@@ -94,14 +94,24 @@ pub struct ConnectBody {
     pub dry_run: bool,
     /// Slack: greet this email by DM once the connection works.
     pub notify: Option<String>,
+    /// Slack: the Confluence connection its chat lookups (who a Slack user
+    /// is, what they may see) and self-links use. Leave it out when there is
+    /// one Confluence connection with a token; with several, name one, or
+    /// chat events fail saying so.
+    #[schema(example = "wiki")]
+    pub confluence: Option<String>,
 }
 
-/// `PATCH /api/connections/{name}`: what to change.
+/// `PATCH /api/connections/{name}`: what to change (at least one).
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ConnectionChange {
     /// Record deliveries through it, never send them.
-    pub dry_run: bool,
+    pub dry_run: Option<bool>,
+    /// Slack: the Confluence connection its chat lookups and self-links
+    /// use; `""` goes back to the only Confluence connection with a token.
+    #[schema(example = "wiki")]
+    pub confluence: Option<String>,
 }
 
 /// The answer to removing a connection.
@@ -169,6 +179,7 @@ pub async fn connect(
         hook_secret,
         dry_run: body.dry_run,
         notify: body.notify,
+        confluence: body.confluence,
     };
     let connected = admin::connect(&state.store, req).await?;
     let c = &connected.connection;
@@ -176,6 +187,7 @@ pub async fn connect(
         "kind": c.kind.as_str(),
         "url": redacted_url(&c.url),
         "dry_run": c.dry_run,
+        "confluence": c.confluence,
         "qualified_bindings": connected.qualified_bindings,
     });
     record(&state, &caller, "connection.add", &c.name, detail).await;
@@ -230,12 +242,14 @@ pub async fn test(
     Ok(Json(tested))
 }
 
-/// Turns a connection's dry run on or off.
+/// Turns a connection's dry run on or off, or names the Confluence
+/// connection a Slack connection's chat uses.
 #[utoipa::path(patch, path = "/connections/{name}", tag = "connections", request_body = ConnectionChange,
     params(("name" = String, Path, description = "The connection's name", example = "acme")),
     responses(
         (status = 200, description = "Changed", body = ConnectionRecord),
-        (status = 404, description = "No such connection", body = ErrorBody),
+        (status = 400, description = "Nothing to change", body = ErrorBody),
+        (status = 404, description = "No such connection (or no such Confluence connection to use)", body = ErrorBody),
     ))]
 pub async fn update(
     State(state): State<Arc<AppState>>,
@@ -244,18 +258,33 @@ pub async fn update(
     Body(body): Body<ConnectionChange>,
 ) -> ApiResult<Json<ConnectionRecord>> {
     require_admin(&caller, "change connections")?;
-    state
-        .store
-        .set_connection_dry_run(&name, body.dry_run)
-        .await?;
-    record(
-        &state,
-        &caller,
-        "connection.dry-run",
-        &name,
-        json!({ "dry_run": body.dry_run }),
-    )
-    .await;
+    if body.dry_run.is_none() && body.confluence.is_none() {
+        return Err(ApiError::BadRequest(
+            "nothing to change: give `dry_run` or (for a Slack connection) `confluence`".into(),
+        ));
+    }
+    if let Some(confluence) = &body.confluence {
+        let c = admin::set_chat_confluence(&state.store, &name, Some(confluence)).await?;
+        record(
+            &state,
+            &caller,
+            "connection.confluence",
+            &name,
+            json!({ "confluence": c.confluence }),
+        )
+        .await;
+    }
+    if let Some(dry_run) = body.dry_run {
+        state.store.set_connection_dry_run(&name, dry_run).await?;
+        record(
+            &state,
+            &caller,
+            "connection.dry-run",
+            &name,
+            json!({ "dry_run": dry_run }),
+        )
+        .await;
+    }
     let connection = state
         .store
         .connection(&name)

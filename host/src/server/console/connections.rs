@@ -26,7 +26,7 @@ async fn connections(
 ) -> PageResult {
     let list = state.store.connections().await?;
     let admin = viewer.is_admin();
-    let manifest = app_manifest(&headers, &list);
+    let manifest = app_manifest(state.config.server.public_url.as_deref(), &headers, &list);
     let body = html! {
         @if !admin {
             p class="notice" { "Only the Pagehook admin changes connections; you can see which exist to use them in your bindings." }
@@ -54,6 +54,14 @@ async fn connections(
                 }))
                 (field("slack-notify", "Greet this email", Some("Optional: a Slack user's email; Pagehook DMs them once the connection works."), html! {
                     input id="slack-notify" name="notify" type="text" aria-describedby="slack-notify-help";
+                }))
+                (field("slack-confluence", "Confluence for chat", Some("Where this workspace's link previews, /confluence search and /confluence link look people and pages up. With several Confluence connections, choose one (People page changes it later)."), html! {
+                    select id="slack-confluence" name="confluence" aria-describedby="slack-confluence-help" {
+                        option value="" { "the only one with a token" }
+                        @for c in list.iter().filter(|c| c.kind == crate::store::ConnectionKind::Confluence) {
+                            option value=(c.name) { (c.name) }
+                        }
+                    }
                 }))
                 label class="check" { input type="checkbox" name="dry_run" id="slack-dry-run"; "Dry run" }
                 button type="submit" { "Connect Slack" }
@@ -158,23 +166,16 @@ fn health(c: &ConnectionRecord, now: i64) -> Markup {
     }
 }
 
-/// The Slack app manifest with this server's address as the browser
-/// reached it (behind a TLS proxy: `X-Forwarded-Proto`) and the first
-/// Confluence connection's host, so it can be pasted as it is.
-fn app_manifest(headers: &axum::http::HeaderMap, list: &[ConnectionRecord]) -> String {
-    let value = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    let host = value("x-forwarded-host")
-        .or_else(|| value("host"))
-        .filter(|h| {
-            h.chars()
-                .all(|c| c.is_ascii_alphanumeric() || ".-:[]".contains(c))
-        })
-        .unwrap_or("pagehook.example.com");
-    let scheme = match value("x-forwarded-proto") {
-        Some("https") => "https",
-        _ if host.starts_with("127.") || host.starts_with("localhost") => "http",
-        _ => "https",
-    };
+/// The Slack app manifest with this server's address (`[server]
+/// public-url`, else as the browser reached it: see
+/// [`crate::server::public_url`]) and the first Confluence connection's
+/// host, so it can be pasted as it is.
+fn app_manifest(
+    configured: Option<&str>,
+    headers: &axum::http::HeaderMap,
+    list: &[ConnectionRecord],
+) -> String {
+    let base = crate::server::public_url::public_base(configured, headers);
     let confluence = list
         .iter()
         .filter(|c| c.kind == crate::store::ConnectionKind::Confluence)
@@ -185,5 +186,5 @@ fn app_manifest(headers: &axum::http::HeaderMap, list: &[ConnectionRecord]) -> S
                 .map(str::to_owned)
         })
         .unwrap_or_else(|| "confluence.example.com".to_owned());
-    slack_app_manifest(&format!("{scheme}://{host}"), "NAME", &confluence)
+    slack_app_manifest(&base, "NAME", &confluence)
 }

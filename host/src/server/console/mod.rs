@@ -6,8 +6,9 @@
 //! is a form that `console.js` sends to the JSON admin API (`/api/...`) with
 //! the session's CSRF token in `X-CSRF-Token`, so the API's checks (who may
 //! change what, in which space) and its change log apply to the console
-//! exactly as to any other client. Only signing in and out are the
-//! console's own form posts.
+//! exactly as to any other client. Only signing in and out, and the pages
+//! behind `/confluence link`'s one-time links ([`link`]), are the console's
+//! own form posts.
 //!
 //! What it must never do: show a secret (connections show names and
 //! health, never tokens), render text unescaped (maud escapes everything
@@ -21,8 +22,10 @@ mod changes;
 mod connections;
 mod deliveries;
 mod events;
+mod link;
 mod live;
 mod overview;
+mod people;
 mod plugins;
 mod sign_in;
 
@@ -48,6 +51,8 @@ pub(super) fn routes() -> Router<Arc<AppState>> {
         .merge(sign_in::routes())
         .merge(overview::routes())
         .merge(connections::routes())
+        .merge(people::routes())
+        .merge(link::routes())
         .merge(plugins::routes())
         .merge(bindings::routes())
         .merge(events::routes())
@@ -235,6 +240,7 @@ pub type PageResult = Result<Markup, PageError>;
 pub enum Section {
     Overview,
     Connections,
+    People,
     Plugins,
     Bindings,
     Events,
@@ -243,9 +249,10 @@ pub enum Section {
 }
 
 impl Section {
-    const ALL: [Section; 7] = [
+    const ALL: [Section; 8] = [
         Section::Overview,
         Section::Connections,
+        Section::People,
         Section::Plugins,
         Section::Bindings,
         Section::Events,
@@ -257,6 +264,7 @@ impl Section {
         match self {
             Section::Overview => "Overview",
             Section::Connections => "Connections",
+            Section::People => "People",
             Section::Plugins => "Plugins",
             Section::Bindings => "Bindings",
             Section::Events => "Events",
@@ -269,6 +277,7 @@ impl Section {
         match self {
             Section::Overview => "/console/overview",
             Section::Connections => "/console/connections",
+            Section::People => "/console/people",
             Section::Plugins => "/console/plugins",
             Section::Bindings => "/console/bindings",
             Section::Events => "/console/events",

@@ -50,8 +50,9 @@ const FAILURE_WINDOW: Duration = Duration::from_secs(60);
 static FAILURES: std::sync::Mutex<std::collections::VecDeque<Instant>> =
     std::sync::Mutex::new(std::collections::VecDeque::new());
 
-/// Whether sign-in is paused after too many failures.
-fn throttled() -> bool {
+/// Whether sign-in is paused after too many failures (also the self-link
+/// page's sign-in, which counts in the same window).
+pub(super) fn throttled() -> bool {
     let mut failures = FAILURES.lock().unwrap_or_else(|p| p.into_inner());
     while failures
         .front()
@@ -62,7 +63,8 @@ fn throttled() -> bool {
     failures.len() >= MAX_FAILURES
 }
 
-fn failed() {
+/// Counts a failed sign-in.
+pub(super) fn failed() {
     FAILURES
         .lock()
         .unwrap_or_else(|p| p.into_inner())
@@ -282,20 +284,7 @@ async fn sign_in_confluence(
         )
         .await;
     }
-    let auth = if form.username.trim().is_empty() {
-        ConfluenceAuth::Bearer(Secret::new(form.password))
-    } else {
-        ConfluenceAuth::Basic {
-            username: form.username.trim().to_owned(),
-            password: Secret::new(form.password),
-        }
-    };
-    let options = ClientOptions {
-        timeout: CONFLUENCE_TIMEOUT,
-        attempts: 1,
-        ..ClientOptions::default()
-    };
-    let client = ConfluenceClient::new(&conn.url, auth, options);
+    let client = personal_client(&conn.url, &form.username, form.password);
     let check = match crate::source::space_admin::check(&client).await {
         Ok(c) => c,
         Err(ClientError::Unauthorized(_)) => {
@@ -345,6 +334,27 @@ async fn sign_in_confluence(
     });
     let actor = format!("{username} (Confluence user on `{}`)", conn.name);
     signed_in(&state, &headers, &principal, &actor).await
+}
+
+/// A client that asks the Confluence at `url` as the person whose
+/// credentials these are: a personal access token when `username` is
+/// empty, else username and password; one attempt, a short timeout. The
+/// credentials live only as long as the client.
+pub(super) fn personal_client(url: &str, username: &str, password: String) -> ConfluenceClient {
+    let auth = if username.trim().is_empty() {
+        ConfluenceAuth::Bearer(Secret::new(password))
+    } else {
+        ConfluenceAuth::Basic {
+            username: username.trim().to_owned(),
+            password: Secret::new(password),
+        }
+    };
+    let options = ClientOptions {
+        timeout: CONFLUENCE_TIMEOUT,
+        attempts: 1,
+        ..ClientOptions::default()
+    };
+    ConfluenceClient::new(url, auth, options)
 }
 
 /// Starts the session, records the sign-in, and goes to the overview.

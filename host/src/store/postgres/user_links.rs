@@ -6,9 +6,7 @@
 use tokio_postgres::Row;
 
 use super::{PgResult, PgStore};
-use crate::store::user_links::{
-    LinkMethod, LinkToken, NewLinkToken, UserLink, VerifiedPerson,
-};
+use crate::store::user_links::{LinkMethod, LinkToken, NewLinkToken, UserLink, VerifiedPerson};
 use crate::store::{StoreResult, now_ms};
 
 const LINK_COLUMNS: &str = "slack_connection, slack_team, slack_user, confluence_connection, \

@@ -6,9 +6,7 @@
 use rusqlite::{OptionalExtension, params};
 
 use super::SqliteStore;
-use crate::store::user_links::{
-    LinkMethod, LinkToken, NewLinkToken, UserLink, VerifiedPerson,
-};
+use crate::store::user_links::{LinkMethod, LinkToken, NewLinkToken, UserLink, VerifiedPerson};
 use crate::store::{StoreResult, now_ms};
 
 const LINK_COLUMNS: &str = "slack_connection, slack_team, slack_user, confluence_connection, \
@@ -195,7 +193,11 @@ impl SqliteStore {
     }
 
     /// The link of one Slack user of a Slack connection.
-    pub fn user_link(&self, slack_connection: &str, slack_user: &str) -> StoreResult<Option<UserLink>> {
+    pub fn user_link(
+        &self,
+        slack_connection: &str,
+        slack_user: &str,
+    ) -> StoreResult<Option<UserLink>> {
         self.with(|conn| {
             conn.prepare_cached(&format!(
                 "SELECT {LINK_COLUMNS} FROM user_links WHERE slack_connection = ?1 AND slack_user = ?2"
