@@ -40,8 +40,9 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 pub use confluence::{
-    ConfluenceAuth, ConfluenceCreated, ContentBuilder, FakeConfluence, LabelsAdded,
-    SERVICE_DISPLAY_NAME, SERVICE_EMAIL, SERVICE_USER_KEY, SERVICE_USERNAME, endpoints,
+    ConfluenceAuth, ConfluenceCreated, ContentBuilder, DcVersion, EmailVisibility, FakeConfluence,
+    LabelsAdded, SERVICE_DISPLAY_NAME, SERVICE_EMAIL, SERVICE_USER_KEY, SERVICE_USERNAME,
+    SpacePermissionsRefusal, endpoints,
 };
 pub use slack::{
     FakeSlack, RESPONSE_URL_ENDPOINT, RESPONSE_URL_TTL, RESPONSE_URL_USES, SlackPost,

@@ -78,7 +78,32 @@ pub(super) fn cql_search(st: &ConfState, parts: &Parts) -> Response {
         })
         .cloned()
         .collect();
+    if let Some(trashed) = trashed_ancestor_refusal(st, parts, &items) {
+        return not_found(&trashed.to_string());
+    }
     paged(st, parts, items)
+}
+
+/// The trashed ancestor a search must fail on, when the fake answers as reported: with
+/// [`FakeConfluence::set_search_404_on_trashed_ancestor`] on, nested expansion on and an
+/// `expand` reaching into the ancestors (`ancestors.<something>`), one trashed ancestor of
+/// any result fails the whole batch.
+fn trashed_ancestor_refusal(st: &ConfState, parts: &Parts, items: &[Value]) -> Option<u64> {
+    if !st.search_404_on_trashed_ancestor || !st.nested_ancestor_expansion {
+        return None;
+    }
+    let expand = query_param(parts, "expand").unwrap_or_default();
+    if !expand
+        .split(',')
+        .any(|e| e.trim().starts_with("ancestors."))
+    {
+        return None;
+    }
+    items
+        .iter()
+        .flat_map(|c| c["ancestors"].as_array().cloned().unwrap_or_default())
+        .filter_map(|a| a.get("id").and_then(content_id))
+        .find(|id| st.content.get(id).is_some_and(|c| c["status"] == "trashed"))
 }
 
 /// Top-level fields Confluence leaves out unless `expand` asks for them.

@@ -21,30 +21,60 @@
 //! ([`FakeConfluence::remove_content`]) answers 404 and is left unexpanded among the
 //! ancestors of content that still names it.
 //!
+//! It answers as Atlassian's Data Center REST reference documents, for the release it
+//! emulates ([`FakeConfluence::emulate`], [`DcVersion`]); `REFERENCE.md` beside this file
+//! holds, for every endpoint, the reference page and version followed and the excerpt relied
+//! on. What differs from what a client might wish for:
+//!
+//! - **No `email` on user objects.** `/rest/api/user`, `/rest/api/user/current`, watchers,
+//!   restriction lists, `version.by` and `history.createdBy` carry `type`, `username`,
+//!   `userKey`, `profilePicture`, `displayName`, `_links` (where Data Center has them) and
+//!   never `email`; `expand=details.personal` is ignored. A person's email comes only from
+//!   `GET /rest/mobile/1.0/profile/{username}`, as the instance's email visibility
+//!   ([`EmailVisibility`], [`FakeConfluence::set_email_visibility`]) lets the caller see it,
+//!   and (10.2+) from the admin user list.
+//! - **Endpoints by release.** Content watchers (9.0+), space permissions and
+//!   `/rest/api/server-information` (9.1+), the admin user list (9.4+; entries identify the
+//!   person only from 10.2) answer 404 as an unknown path on a release without them. The
+//!   AppLinks manifest (`/rest/applinks/1.0/manifest`) gives version and build on every
+//!   release, without sign-in.
+//! - **Permissions.** Watchers only to a Confluence administrator
+//!   ([`FakeConfluence::set_service_confluence_admin`], or an added user in
+//!   `confluence-administrators`) or the space's administrators; the admin user list only to
+//!   Confluence administrators; a space's permissions only to its administrators, 403 to one
+//!   who may only view it, or 500 as CONFSERVER-99908 reports
+//!   ([`FakeConfluence::set_space_permissions_refusal`]). Creating a page, blog post or
+//!   comment, or adding a label, needs the space's "add" permission for that type: 403 with
+//!   Data Center's `PermissionException` body otherwise
+//!   ([`FakeConfluence::set_service_space_permissions`] takes it from the service account).
+//! - **Switches for what is reported, not documented**: a CQL search expanding the ancestors'
+//!   fields fails with 404 when one ancestor is trashed
+//!   ([`FakeConfluence::set_search_404_on_trashed_ancestor`]); the experimental template
+//!   resource and the mobile profile can be absent
+//!   ([`FakeConfluence::set_page_templates_available`],
+//!   [`FakeConfluence::set_mobile_profile_available`]).
+//!
 //! People other than the service account can sign in too, as the console's space admins do:
 //! [`FakeConfluence::add_user`] registers a user with a password and groups,
 //! [`FakeConfluence::add_pat`] gives them personal access tokens and
 //! [`FakeConfluence::grant_space`] gives a user or group space permissions. With those the fake
 //! answers who the caller is (`GET /rest/api/user/current`), the spaces they may view
-//! (`GET /rest/api/space`), a space's permissions to those who administer it
-//! (`GET /rest/api/space/{spaceKey}/permissions`, Confluence 9.1+) and a user's groups
-//! (`GET /rest/api/user/memberof`), in Data Center's shapes. The service account may view every
-//! space the fake knows and administers none unless granted.
+//! (`GET /rest/api/space`), a space's permissions to those who administer it and a user's
+//! groups (`GET /rest/api/user/memberof`), in Data Center's shapes. The service account may
+//! view every space the fake knows and add content to it, and administers none unless granted.
 //!
-//! For contract 0.2.0's lookups it also answers, as Data Center documents them:
-//! - `GET /rest/api/content/{id}/watchers` (Data Center 9): the users watching content
-//!   ([`FakeConfluence::watch`]), paged, only to a Confluence administrator
-//!   ([`FakeConfluence::set_service_confluence_admin`]) or an administrator of the content's
-//!   space; 403 to anyone else.
+//! For contract 0.2.0's lookups it also answers:
+//! - `GET /rest/api/content/{id}/watchers`: the users watching content
+//!   ([`FakeConfluence::watch`]), paged.
 //! - `GET /rest/api/content/search?cql=`: CQL search over current content, for the subset of
 //!   CQL Pagehook writes (`text ~ "..."`, `siteSearch ~`, `title ~`, `type = x`,
 //!   `type in (a, b)`, `space = "KEY"`, joined by `and`). Anything else, a string left open or
 //!   an unknown field, is refused with 400 as Confluence refuses CQL it cannot parse.
-//! - `GET /rest/api/admin/users/list/active` (Data Center 9.4+): every active user with
-//!   `email`, paged, only to a Confluence administrator (403 otherwise).
+//! - `GET /rest/api/admin/users/list/active`: the active users, paged.
 //! - `GET /rest/experimental/template/page?spaceKey=&expand=body`: a space's page templates
 //!   ([`FakeConfluence::put_template`]), with `body.storage` only when `expand` names `body`;
-//!   404 for a space the fake does not know.
+//!   404 for a space the fake does not know. Not in the reference: its shape comes from
+//!   public code (see `REFERENCE.md`).
 //!
 //! Read restrictions name users by username and by their real user key when the fake knows
 //! the user (as Confluence does).
@@ -75,14 +105,21 @@ mod content;
 mod cql;
 mod people;
 mod storage;
+mod users;
+mod version;
 mod writes;
 
 pub use builder::ContentBuilder;
 use builder::*;
 use content::*;
 use cql::*;
+pub use people::SpacePermissionsRefusal;
 use people::*;
 use storage::*;
+pub use users::EmailVisibility;
+use users::*;
+pub use version::DcVersion;
+use version::*;
 use writes::*;
 
 const DAY: Duration = Duration::from_secs(86_400);
@@ -94,7 +131,8 @@ pub const SERVICE_USERNAME: &str = "pagehook";
 pub const SERVICE_USER_KEY: &str = "8a7f80839e460b0f019e460bfa1e0001";
 /// Display name of the service account.
 pub const SERVICE_DISPLAY_NAME: &str = "Pagehook";
-/// E-mail of the service account.
+/// E-mail of the service account: shown only where Data Center shows one (the mobile profile,
+/// the admin user list), never in a user object.
 pub const SERVICE_EMAIL: &str = "pagehook@example.com";
 
 /// Endpoint names for [`FakeConfluence::inject`] and [`FakeConfluence::calls`].
@@ -133,6 +171,14 @@ pub mod endpoints {
     pub const ACTIVE_USERS: &str = "GET /rest/api/admin/users/list/active";
     /// `GET /rest/experimental/template/page?spaceKey=`: a space's page templates.
     pub const PAGE_TEMPLATES: &str = "GET /rest/experimental/template/page";
+    /// `GET /rest/mobile/1.0/profile/{username}`: a person's mobile profile (with `email`
+    /// as the instance's email visibility allows).
+    pub const MOBILE_PROFILE: &str = "GET /rest/mobile/1.0/profile/{username}";
+    /// `GET /rest/api/server-information` (Data Center 9.1+): version and build.
+    pub const SERVER_INFORMATION: &str = "GET /rest/api/server-information";
+    /// `GET /rest/applinks/1.0/manifest`: the AppLinks manifest (version and build on every
+    /// release, no sign-in needed).
+    pub const APPLINKS_MANIFEST: &str = "GET /rest/applinks/1.0/manifest";
     /// All of the above.
     pub const ALL: &[&str] = &[
         GET_CONTENT,
@@ -150,6 +196,9 @@ pub mod endpoints {
         CQL_SEARCH,
         ACTIVE_USERS,
         PAGE_TEMPLATES,
+        MOBILE_PROFILE,
+        SERVER_INFORMATION,
+        APPLINKS_MANIFEST,
     ];
 }
 
@@ -213,8 +262,8 @@ struct ConfState {
     content: BTreeMap<u64, Value>,
     /// key → (id, name)
     spaces: BTreeMap<String, (u64, String)>,
-    /// user key → user JSON
-    users: BTreeMap<String, Value>,
+    /// user key → the person
+    users: BTreeMap<String, UserRecord>,
     created: Vec<ConfluenceCreated>,
     labels_added: Vec<LabelsAdded>,
     next_id: u64,
@@ -238,6 +287,22 @@ struct ConfState {
     service_admin: bool,
     /// Page templates: (space key, id, name, storage body), in the order added.
     templates: Vec<(String, u64, String, String)>,
+    /// The release the fake answers as.
+    version: DcVersion,
+    /// Who sees email addresses in mobile profiles.
+    email_visibility: EmailVisibility,
+    /// What a space's permissions answer to a caller who may view but not administer it.
+    space_permissions_refusal: SpacePermissionsRefusal,
+    /// Whether a CQL search expanding the ancestors' own fields answers 404 for the whole
+    /// batch when one result has a trashed ancestor.
+    search_404_on_trashed_ancestor: bool,
+    /// Whether `/rest/experimental/template/page` exists.
+    templates_available: bool,
+    /// Whether `/rest/mobile/1.0/profile/{username}` exists.
+    mobile_profile_available: bool,
+    /// Spaces where the service account's permissions were set explicitly, with exactly
+    /// those operations; elsewhere it may view and add content.
+    service_limits: BTreeMap<String, Vec<Operation>>,
 }
 
 /// Someone added with [`FakeConfluence::add_user`].
@@ -327,6 +392,13 @@ impl FakeConfluence {
                 watchers: BTreeMap::new(),
                 service_admin: false,
                 templates: Vec::new(),
+                version: DcVersion::default(),
+                email_visibility: EmailVisibility::default(),
+                space_permissions_refusal: SpacePermissionsRefusal::default(),
+                search_404_on_trashed_ancestor: false,
+                templates_available: true,
+                mobile_profile_available: true,
+                service_limits: BTreeMap::new(),
             }),
         });
         let router = Router::new().fallback(handle).with_state(app.clone());
@@ -401,12 +473,7 @@ impl FakeConfluence {
         let known: Vec<(String, String)> = st
             .users
             .values()
-            .filter_map(|u| {
-                Some((
-                    u["username"].as_str()?.to_string(),
-                    u["userKey"].as_str()?.to_string(),
-                ))
-            })
+            .map(|u| (u.username.clone(), u.key.clone()))
             .collect();
         let content = st.content.get_mut(&id).expect("checked above");
         if let Some(listed) = content
@@ -430,7 +497,7 @@ impl FakeConfluence {
     pub fn watch(&self, id: u64, username: &str) {
         let mut st = lock(&self.app.state);
         assert!(
-            st.users.values().any(|u| u["username"] == username),
+            user_named(&st, username).is_some(),
             "watch: no user {username}"
         );
         let list = st.watchers.entry(id).or_default();
@@ -440,9 +507,77 @@ impl FakeConfluence {
     }
 
     /// With `true`, the service account is a Confluence administrator: it may list any
-    /// content's watchers and the active users. Off by default.
+    /// content's watchers and the active users, and sees email addresses in mobile profiles
+    /// under [`EmailVisibility::AdminsOnly`]. Off by default. (An added user is a Confluence
+    /// administrator while in the `confluence-administrators` group.)
     pub fn set_service_confluence_admin(&self, on: bool) {
         lock(&self.app.state).service_admin = on;
+    }
+
+    /// Answers as this Confluence Data Center release does from now on: REST resources the
+    /// release does not have answer 404 as an unknown path does, and the version and build
+    /// are reported at `/rest/api/server-information` (9.1+) and `/rest/applinks/1.0/manifest`.
+    /// [`DcVersion::V10_2`] by default.
+    pub fn emulate(&self, version: DcVersion) {
+        lock(&self.app.state).version = version;
+    }
+
+    /// The release the fake answers as.
+    pub fn version(&self) -> DcVersion {
+        lock(&self.app.state).version
+    }
+
+    /// Sets the instance's email visibility, which the mobile profile obeys
+    /// ([`EmailVisibility::Public`] by default).
+    pub fn set_email_visibility(&self, visibility: EmailVisibility) {
+        lock(&self.app.state).email_visibility = visibility;
+    }
+
+    /// What `GET /rest/api/space/{key}/permissions` answers a caller who may view the space
+    /// but not administer it: 403 as the reference documents
+    /// ([`SpacePermissionsRefusal::Forbidden`], the default) or 500 as reported in
+    /// CONFSERVER-99908 ([`SpacePermissionsRefusal::InternalError`]).
+    pub fn set_space_permissions_refusal(&self, refusal: SpacePermissionsRefusal) {
+        lock(&self.app.state).space_permissions_refusal = refusal;
+    }
+
+    /// With `true`, a CQL search that expands the ancestors' own fields
+    /// (`expand=ancestors.<something>`) answers 404 for the whole batch when one result has a
+    /// trashed ancestor, as reported against Confluence (on Cloud); the same search without
+    /// that expansion, or while [`FakeConfluence::set_nested_ancestor_expansion`] is off,
+    /// still answers. Off by default.
+    pub fn set_search_404_on_trashed_ancestor(&self, on: bool) {
+        lock(&self.app.state).search_404_on_trashed_ancestor = on;
+    }
+
+    /// With `false`, `/rest/experimental/template/page` does not exist (404 as an unknown
+    /// path): an instance without the experimental template resource. On by default.
+    pub fn set_page_templates_available(&self, on: bool) {
+        lock(&self.app.state).templates_available = on;
+    }
+
+    /// With `false`, `/rest/mobile/1.0/profile/{username}` does not exist (404 as an unknown
+    /// path): an instance whose mobile plugin is disabled. On by default.
+    pub fn set_mobile_profile_available(&self, on: bool) {
+        lock(&self.app.state).mobile_profile_available = on;
+    }
+
+    /// Sets the service account's permissions in `space` (made known if it was not) to exactly
+    /// `operations` (as in [`FakeConfluence::grant_space`]: `"read"`, `"create:page"`,
+    /// `"create:blogpost"`, `"create:comment"`, `"administer"`, ...; any operation brings
+    /// `read`; an empty list: not even view). Without this the service account may view
+    /// every space and add pages, blog posts, comments and attachments (and so labels) in
+    /// it, and administers none unless granted.
+    pub fn set_service_space_permissions(&self, space: &str, operations: &[&str]) {
+        let mut st = lock(&self.app.state);
+        if !st.spaces.contains_key(space) {
+            st.spaces.insert(
+                space.to_string(),
+                (space_id(space), default_space_name(space)),
+            );
+        }
+        st.service_limits
+            .insert(space.to_string(), operations_with_read(operations));
     }
 
     /// Adds a page template named `name` to `space` (made known if it was not), or replaces
@@ -505,21 +640,20 @@ impl FakeConfluence {
             .insert(key.to_string(), (space_id(key), name.to_string()));
     }
 
-    /// Registers a user for `GET /rest/api/user?key=` (or `?username=`), in user.json's shape.
+    /// Registers (or replaces) a user for `GET /rest/api/user?key=` (or `?username=`), served
+    /// in Data Center's user shape: `type`, `username`, `userKey`, `profilePicture`,
+    /// `displayName`, `_links`, and no `email`. The email (empty: none) shows only in the
+    /// mobile profile, as the email visibility allows, and in the admin user list (10.2+).
     pub fn put_user(&self, key: &str, username: &str, display_name: &str, email: &str) {
-        let mut st = lock(&self.app.state);
-        let mut user = fixture("confluence/rest/user.json");
-        user["userKey"] = json!(key);
-        user["username"] = json!(username);
-        user["displayName"] = json!(display_name);
-        user["email"] = json!(email);
-        let base = st.base_url.clone();
-        user["_links"] = json!({
-            "base": base,
-            "context": "",
-            "self": format!("{base}/rest/api/user?key={key}"),
-        });
-        st.users.insert(key.to_string(), user);
+        lock(&self.app.state).users.insert(
+            key.to_string(),
+            UserRecord {
+                key: key.to_string(),
+                username: username.to_string(),
+                display_name: display_name.to_string(),
+                email: email.to_string(),
+            },
+        );
     }
 
     /// Replaces the service account's personal access tokens served at
@@ -635,20 +769,7 @@ impl FakeConfluence {
                 (space_id(space), default_space_name(space)),
             );
         }
-        let mut wanted: Vec<Operation> = Vec::new();
-        if !operations.is_empty() {
-            wanted.push(Operation {
-                key: "read".into(),
-                target: "space".into(),
-            });
-        }
-        for op in operations {
-            let (key, target) = op.split_once(':').unwrap_or((op, "space"));
-            wanted.push(Operation {
-                key: key.to_string(),
-                target: target.to_string(),
-            });
-        }
+        let wanted = operations_with_read(operations);
         for op in wanted {
             let grant = (space.to_string(), subject.clone(), op);
             if !st.grants.contains(&grant) {
@@ -795,6 +916,49 @@ enum Route {
     CqlSearch,
     ActiveUsers,
     PageTemplates,
+    MobileProfile(String),
+    ServerInformation,
+    Manifest,
+}
+
+impl Route {
+    /// Whether the resource exists on the instance as the fake is set up: the emulated
+    /// release has it and no switch took it away.
+    fn available(&self, st: &ConfState) -> bool {
+        match self {
+            Route::Watchers(_) => st.version.has_watchers(),
+            Route::SpacePermissions(_) => st.version.has_space_permissions(),
+            Route::ServerInformation => st.version.has_server_information(),
+            Route::ActiveUsers => st.version.has_admin_user_list(),
+            Route::PageTemplates => st.templates_available,
+            Route::MobileProfile(_) => st.mobile_profile_available,
+            _ => true,
+        }
+    }
+}
+
+/// A path segment with its `%XX` escapes decoded (lossily, as UTF-8).
+fn percent_decoded(segment: &str) -> String {
+    let bytes = segment.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (bytes[i], hex) {
+            (b'%', Some(b)) => {
+                out.push(b);
+                i += 3;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Maps a request to its route and endpoint name; `Err(true)` means a known path with the
@@ -803,6 +967,27 @@ fn route_of(method: &Method, path: &str) -> Result<(Route, &'static str), bool> 
     if path.trim_end_matches('/') == "/rest/pat/latest/tokens" {
         return if *method == Method::GET {
             Ok((Route::Tokens, endpoints::PAT_TOKENS))
+        } else {
+            Err(true)
+        };
+    }
+    if path.trim_end_matches('/') == "/rest/applinks/1.0/manifest" {
+        return if *method == Method::GET {
+            Ok((Route::Manifest, endpoints::APPLINKS_MANIFEST))
+        } else {
+            Err(true)
+        };
+    }
+    if let Some(username) = path.strip_prefix("/rest/mobile/1.0/profile/") {
+        let username = username.trim_end_matches('/');
+        if username.is_empty() || username.contains('/') {
+            return Err(false);
+        }
+        return if *method == Method::GET {
+            Ok((
+                Route::MobileProfile(percent_decoded(username)),
+                endpoints::MOBILE_PROFILE,
+            ))
         } else {
             Err(true)
         };
@@ -827,6 +1012,11 @@ fn route_of(method: &Method, path: &str) -> Result<(Route, &'static str), bool> 
         ["content", id, "watchers"] => (
             Route::Watchers(id.to_string()),
             endpoints::WATCHERS,
+            Method::GET,
+        ),
+        ["server-information"] => (
+            Route::ServerInformation,
+            endpoints::SERVER_INFORMATION,
             Method::GET,
         ),
         ["admin", "users", "list", "active"] => {
@@ -894,16 +1084,22 @@ async fn handle(State(app): State<Arc<App>>, req: Request<Body>) -> Response {
     let fault = app
         .journal
         .record(&parts, &body, routed.as_ref().ok().map(|(_, e)| *e));
+    let unknown = || {
+        conf_error(
+            StatusCode::NOT_FOUND,
+            &format!("null for uri: {}", parts.uri),
+        )
+    };
     let route = match routed {
         Ok((route, _)) => route,
         Err(true) => return conf_error(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed"),
-        Err(false) => {
-            return conf_error(
-                StatusCode::NOT_FOUND,
-                &format!("null for uri: {}", parts.uri),
-            );
-        }
+        Err(false) => return unknown(),
     };
+    // A resource the instance does not have answers as a path it does not know (any fault
+    // queued for it is used up without effect).
+    if !route.available(&lock(&app.state)) {
+        return unknown();
+    }
     let delay = match apply_fault(fault, &parts, fault_response).await {
         Next::Respond(r) => return r,
         Next::Proceed { delay } => delay,
@@ -923,6 +1119,10 @@ fn dispatch(app: &App, parts: &Parts, body: &Bytes, route: Route) -> Response {
     } else {
         user_by_credentials(&lock(&app.state), parts).map(Caller::User)
     };
+    if let Route::Manifest = route {
+        // The AppLinks manifest is public: no sign-in needed.
+        return applinks_manifest(&lock(&app.state), parts);
+    }
     let Some(caller) = caller else {
         return with_header(
             conf_error(
@@ -941,17 +1141,11 @@ fn dispatch(app: &App, parts: &Parts, body: &Bytes, route: Route) -> Response {
         },
         Route::Get(id) => get_content(&st, &id, parts),
         Route::Search => search(&st, parts),
-        Route::Create => create(&mut st, body),
+        Route::Create => create(&mut st, &caller, body),
         Route::Comments(id) => list_comments(&st, &id, parts),
-        Route::Labels(id) => add_labels(&mut st, &id, body),
+        Route::Labels(id) => add_labels(&mut st, &caller, &id, body),
         Route::User => get_user(&st, parts),
-        Route::CurrentUser => {
-            let key = match &caller {
-                Caller::Service => SERVICE_USER_KEY.to_string(),
-                Caller::User(name) => st.accounts[name].user_key.clone(),
-            };
-            json_response(StatusCode::OK, &st.users[&key].clone())
-        }
+        Route::CurrentUser => current_user(&st, &caller, parts),
         Route::Spaces => list_spaces(&st, &caller, parts),
         Route::SpacePermissions(key) => space_permissions(&st, &caller, &key),
         Route::MemberOf => member_of(&st, parts),
@@ -959,6 +1153,9 @@ fn dispatch(app: &App, parts: &Parts, body: &Bytes, route: Route) -> Response {
         Route::CqlSearch => cql_search(&st, parts),
         Route::ActiveUsers => active_users(&st, &caller, parts),
         Route::PageTemplates => page_templates(&st, parts),
+        Route::MobileProfile(username) => mobile_profile(&st, &caller, &username),
+        Route::ServerInformation => server_information(&st),
+        Route::Manifest => unreachable!("answered before sign-in"),
     }
 }
 

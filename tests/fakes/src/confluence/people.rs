@@ -1,15 +1,66 @@
-//! Who the caller is and what they may do: users, groups, spaces, space permissions,
-//! watchers, the admin user list and personal access tokens, in Data Center's shapes.
-//! A user object here must never carry `email` (Data Center's does not).
+//! What a caller may do and see: space permissions (granted and checked), the spaces they
+//! may view, a user's groups, content watchers and personal access tokens, in Data Center's
+//! shapes. It must never let a caller see what Confluence would refuse them.
 
 use super::*;
-/// Whether the caller holds `operation` (on target `space`) in `space`, directly or through
-/// one of their groups. The service account may view every space and holds nothing else
-/// unless granted.
+
+/// What `GET /rest/api/space/{key}/permissions` answers a caller who may view the space but
+/// not administer it ([`FakeConfluence::set_space_permissions_refusal`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SpacePermissionsRefusal {
+    /// 403, as the reference documents for a caller without the permission.
+    #[default]
+    Forbidden,
+    /// 500, as reported against Data Center 9.x (CONFSERVER-99908).
+    InternalError,
+}
+
+/// Operations as [`FakeConfluence::grant_space`] takes them (`"read"`, `"create:page"`, ...),
+/// with `read` first whenever any is given: every space permission comes with "view".
+pub(super) fn operations_with_read(operations: &[&str]) -> Vec<Operation> {
+    let mut wanted: Vec<Operation> = Vec::new();
+    if !operations.is_empty() {
+        wanted.push(Operation {
+            key: "read".into(),
+            target: "space".into(),
+        });
+    }
+    for op in operations {
+        let (key, target) = op.split_once(':').unwrap_or((op, "space"));
+        let op = Operation {
+            key: key.to_string(),
+            target: target.to_string(),
+        };
+        if !wanted.contains(&op) {
+            wanted.push(op);
+        }
+    }
+    wanted
+}
+
+/// What the service account may do in a space it was given no explicit permissions in: view
+/// it and add content to it.
+const SERVICE_DEFAULTS: &[(&str, &str)] = &[
+    ("read", "space"),
+    ("create", "page"),
+    ("create", "blogpost"),
+    ("create", "comment"),
+    ("create", "attachment"),
+];
+
+/// Whether the caller holds `operation` (`key` or `key:target`, target `space` when left out)
+/// in `space`, directly or through one of their groups. The service account holds
+/// [`SERVICE_DEFAULTS`] in every space the fake knows, or exactly what
+/// [`FakeConfluence::set_service_space_permissions`] set there, plus what was granted.
 pub(super) fn holds(st: &ConfState, caller: &Caller, space: &str, operation: &str) -> bool {
+    let (key, target) = operation.split_once(':').unwrap_or((operation, "space"));
     let (username, groups): (&str, &[String]) = match caller {
         Caller::Service => {
-            if operation == "read" && st.spaces.contains_key(space) {
+            let own = match st.service_limits.get(space) {
+                Some(ops) => ops.iter().any(|op| op.key == key && op.target == target),
+                None => st.spaces.contains_key(space) && SERVICE_DEFAULTS.contains(&(key, target)),
+            };
+            if own {
                 return true;
             }
             (SERVICE_USERNAME, &[])
@@ -18,8 +69,8 @@ pub(super) fn holds(st: &ConfState, caller: &Caller, space: &str, operation: &st
     };
     st.grants.iter().any(|(s, who, op)| {
         s == space
-            && op.key == operation
-            && op.target == "space"
+            && op.key == key
+            && op.target == target
             && match who {
                 Subject::User(u) => u == username,
                 Subject::Group(g) => groups.contains(g),
@@ -85,6 +136,20 @@ pub(super) fn list_page(
     default_limit: usize,
     max_limit: usize,
 ) -> Response {
+    json_response(
+        StatusCode::OK,
+        &list_page_value(st, parts, items, default_limit, max_limit),
+    )
+}
+
+/// The page [`list_page`] answers with, for answers that add to it.
+pub(super) fn list_page_value(
+    st: &ConfState,
+    parts: &Parts,
+    items: Vec<Value>,
+    default_limit: usize,
+    max_limit: usize,
+) -> Value {
     let start: usize = query_param(parts, "start")
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
@@ -114,17 +179,15 @@ pub(super) fn list_page(
         links["next"] = json!(format!("{}?{qs}", parts.uri.path()));
     }
     let size = results.len();
-    json_response(
-        StatusCode::OK,
-        &json!({"results": results, "start": start, "limit": limit, "size": size, "_links": links}),
-    )
+    json!({"results": results, "start": start, "limit": limit, "size": size, "_links": links})
 }
 
 /// `GET /rest/api/space/{spaceKey}/permissions` (Confluence 9.1+): a bare array of every
 /// permission granted in the space, one entry per subject and operation. A user subject
 /// carries only its `userKey` and a group its `name`, as Data Center answers
 /// (CONFSERVER-100505 asks for usernames to be added). Only the space's admins get it: a
-/// caller who may view the space but not administer it gets 403, one who may not view it (or
+/// caller who may view the space but not administer it gets 403 (or 500, as
+/// CONFSERVER-99908 reports, see [`SpacePermissionsRefusal`]), one who may not view it (or
 /// an unknown space) 404, as Confluence hides spaces one cannot see.
 pub(super) fn space_permissions(st: &ConfState, caller: &Caller, key: &str) -> Response {
     let Some((space_id, _)) = st.spaces.get(key) else {
@@ -134,10 +197,16 @@ pub(super) fn space_permissions(st: &ConfState, caller: &Caller, key: &str) -> R
         return conf_error(StatusCode::NOT_FOUND, &format!("No space with key : {key}"));
     }
     if !holds(st, caller, key, "administer") {
-        return conf_error(
-            StatusCode::FORBIDDEN,
-            &format!("User is not permitted to view the permissions of space {key}"),
-        );
+        return match st.space_permissions_refusal {
+            SpacePermissionsRefusal::Forbidden => conf_error(
+                StatusCode::FORBIDDEN,
+                &format!("User is not permitted to view the permissions of space {key}"),
+            ),
+            SpacePermissionsRefusal::InternalError => conf_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "java.lang.NullPointerException",
+            ),
+        };
     }
     let permissions: Vec<Value> = st
         .grants
@@ -174,8 +243,8 @@ pub(super) fn member_of(st: &ConfState, parts: &Parts) -> Response {
     let username = if let Some(name) = query_param(parts, "username") {
         name
     } else if let Some(key) = query_param(parts, "key") {
-        match st.users.get(&key).and_then(|u| u["username"].as_str()) {
-            Some(name) => name.to_string(),
+        match st.users.get(&key) {
+            Some(user) => user.username.clone(),
             None => {
                 return conf_error(
                     StatusCode::NOT_FOUND,
@@ -188,11 +257,7 @@ pub(super) fn member_of(st: &ConfState, parts: &Parts) -> Response {
     };
     let groups: Vec<String> = if let Some(account) = st.accounts.get(&username) {
         account.groups.clone()
-    } else if st
-        .users
-        .values()
-        .any(|u| u["username"] == username.as_str())
-    {
+    } else if user_named(st, &username).is_some() {
         Vec::new()
     } else {
         return conf_error(
@@ -213,37 +278,19 @@ pub(super) fn member_of(st: &ConfState, parts: &Parts) -> Response {
     list_page(st, parts, items, GROUP_LIMIT_MAX, GROUP_LIMIT_MAX)
 }
 
-/// Whether the caller is a Confluence administrator (only the service account can be).
-pub(super) fn confluence_admin(st: &ConfState, caller: &Caller) -> bool {
-    matches!(caller, Caller::Service) && st.service_admin
-}
-
-/// A user as Data Center lists one among others (watchers, active users).
-pub(super) fn listed_user(st: &ConfState, user: &Value, with_email: bool) -> Value {
-    let mut out = json!({
-        "type": "known",
-        "username": user["username"],
-        "userKey": user["userKey"],
-        "displayName": user["displayName"],
-        "profilePicture": {
-            "path": "/images/icons/profilepics/default.svg",
-            "width": 48, "height": 48, "isDefault": true,
-        },
-        "_links": {"self": format!("{}/rest/api/user?key={}", st.base_url, user["userKey"].as_str().unwrap_or_default())},
-    });
-    if with_email {
-        out["email"] = user["email"].clone();
-    }
-    out
-}
-
-/// `GET /rest/api/content/{id}/watchers` (Data Center 9): who watches the content, paged
-/// (25 by default), only to a Confluence administrator or an administrator of the content's
-/// space; 403 to anyone else, 404 for unknown content.
+/// `GET /rest/api/content/{id}/watchers` (Data Center 9.0+): the users watching a page or
+/// blog post, paged (25 by default), as user objects (never `email`), only to a Confluence
+/// administrator or an administrator of the content's space; 403 to anyone else, 404 for
+/// unknown content, 400 for content that is neither a page nor a blog post.
 pub(super) fn list_watchers(st: &ConfState, caller: &Caller, id: &str, parts: &Parts) -> Response {
     let Some(content) = id.parse::<u64>().ok().and_then(|n| resolve(st, n)) else {
         return not_found(id);
     };
+    if !matches!(content["type"].as_str(), Some("page" | "blogpost")) {
+        return bad_request(&format!(
+            "Content {id} is not a page or a blog post; only those have watchers here"
+        ));
+    }
     let space = content["space"]["key"].as_str().unwrap_or_default();
     if !confluence_admin(st, caller) && !holds(st, caller, space, "administer") {
         return conf_error(
@@ -256,25 +303,8 @@ pub(super) fn list_watchers(st: &ConfState, caller: &Caller, id: &str, parts: &P
         .get(&id.parse::<u64>().unwrap_or_default())
         .into_iter()
         .flatten()
-        .filter_map(|name| st.users.values().find(|u| u["username"] == name.as_str()))
-        .map(|u| listed_user(st, u, false))
-        .collect();
-    list_page(st, parts, items, 25, 200)
-}
-
-/// `GET /rest/api/admin/users/list/active` (Data Center 9.4+): every active user with their
-/// email, paged (25 by default, 200 at most), only to a Confluence administrator.
-pub(super) fn active_users(st: &ConfState, caller: &Caller, parts: &Parts) -> Response {
-    if !confluence_admin(st, caller) {
-        return conf_error(
-            StatusCode::FORBIDDEN,
-            "Only Confluence administrators may list users",
-        );
-    }
-    let items = st
-        .users
-        .values()
-        .map(|u| listed_user(st, u, true))
+        .filter_map(|name| user_named(st, name))
+        .map(|u| user_json(st, u, ""))
         .collect();
     list_page(st, parts, items, 25, 200)
 }
@@ -289,25 +319,6 @@ pub(super) fn list_user_tokens(st: &ConfState, username: &str) -> Response {
         .map(|(i, _)| json!({"id": 8001 + i as u64, "name": format!("token-{}", i + 1), "createdAt": created}))
         .collect();
     json_response(StatusCode::OK, &Value::Array(tokens))
-}
-
-pub(super) fn get_user(st: &ConfState, parts: &Parts) -> Response {
-    let user = if let Some(key) = query_param(parts, "key") {
-        st.users
-            .get(&key)
-            .ok_or(format!("No user found with key : {key}"))
-    } else if let Some(name) = query_param(parts, "username") {
-        st.users
-            .values()
-            .find(|u| u["username"] == name.as_str())
-            .ok_or(format!("No user found with username : {name}"))
-    } else {
-        return bad_request("Either a username or a key must be provided");
-    };
-    match user {
-        Ok(u) => json_response(StatusCode::OK, u),
-        Err(message) => conf_error(StatusCode::NOT_FOUND, &message),
-    }
 }
 
 /// `GET /rest/pat/latest/tokens`: a bare JSON array of the account's tokens, newest last,

@@ -58,7 +58,22 @@ pub(super) fn add_label_values(st: &mut ConfState, content_id: u64, names: &[Str
     labels
 }
 
-pub(super) fn add_labels(st: &mut ConfState, id: &str, body: &Bytes) -> Response {
+/// The 403 Data Center answers a create the caller may not make in that space, with the
+/// message it was seen to carry.
+fn create_refused(kind: &str) -> Response {
+    conf_error(
+        StatusCode::FORBIDDEN,
+        &format!(
+            "com.atlassian.confluence.api.service.exceptions.PermissionException: Could not create content with type {kind}"
+        ),
+    )
+}
+
+/// `POST /rest/api/content/{id}/label`: adds labels (lower-cased) to content the caller may
+/// edit, which in Confluence is the space's "add" permission for that type of content
+/// (`create:page` for a page); 404 for content they cannot see, 403 for content they may
+/// only view.
+pub(super) fn add_labels(st: &mut ConfState, caller: &Caller, id: &str, body: &Bytes) -> Response {
     let Some(content_id) = id
         .parse::<u64>()
         .ok()
@@ -66,6 +81,23 @@ pub(super) fn add_labels(st: &mut ConfState, id: &str, body: &Bytes) -> Response
     else {
         return not_found(id);
     };
+    let content = &st.content[&content_id];
+    let space = content["space"]["key"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let kind = content["type"].as_str().unwrap_or("page").to_string();
+    if !holds(st, caller, &space, "read") {
+        return not_found(id);
+    }
+    if !holds(st, caller, &space, &format!("create:{kind}")) {
+        return conf_error(
+            StatusCode::FORBIDDEN,
+            &format!(
+                "com.atlassian.confluence.api.service.exceptions.PermissionException: User not permitted to add labels to content ContentId{{id={content_id}}}"
+            ),
+        );
+    }
     let names = match serde_json::from_slice::<Value>(body)
         .map_err(|e| format!("Could not parse the request body: {e}"))
         .and_then(|v| label_names(&v))
@@ -83,7 +115,12 @@ pub(super) fn add_labels(st: &mut ConfState, id: &str, body: &Bytes) -> Response
     json_response(StatusCode::OK, &labels)
 }
 
-pub(super) fn create(st: &mut ConfState, body: &Bytes) -> Response {
+/// `POST /rest/api/content`: creates a page, blog post or comment as Confluence validates
+/// it. The caller must be able to view the space (404 otherwise, as for content they cannot
+/// see) and hold its "add" permission for that type (`create:page`, `create:blogpost`,
+/// `create:comment`); without it, 403 in Data Center's error shape
+/// (`PermissionException: Could not create content with type page`).
+pub(super) fn create(st: &mut ConfState, caller: &Caller, body: &Bytes) -> Response {
     let request: Value = match serde_json::from_slice(body) {
         Ok(v @ Value::Object(_)) => v,
         Ok(_) => return bad_request("The request body must be a JSON object"),
@@ -152,6 +189,13 @@ pub(super) fn create(st: &mut ConfState, body: &Bytes) -> Response {
             .as_str()
             .unwrap_or_default()
             .to_string();
+        if !holds(st, caller, &space_key, "read") {
+            return not_found(&container_id.to_string());
+        }
+        if !holds(st, caller, &space_key, "create:comment") {
+            return create_refused("comment");
+        }
+        let container = &st.content[&container_id];
         let page_title = container["title"].as_str().unwrap_or_default().to_string();
         let container_type = container["type"].clone();
         if !matches!(container_type.as_str(), Some("page" | "blogpost")) {
@@ -193,12 +237,20 @@ pub(super) fn create(st: &mut ConfState, body: &Bytes) -> Response {
         let Some(space_key) = request.pointer("/space/key").and_then(Value::as_str) else {
             return bad_request("A page needs space.key");
         };
-        let Some((_, space_name)) = st.spaces.get(space_key).cloned() else {
+        let Some((_, space_name)) = st
+            .spaces
+            .get(space_key)
+            .cloned()
+            .filter(|_| holds(st, caller, space_key, "read"))
+        else {
             return conf_error(
                 StatusCode::NOT_FOUND,
                 &format!("No space with key : {space_key}"),
             );
         };
+        if !holds(st, caller, space_key, &format!("create:{kind}")) {
+            return create_refused(&kind);
+        }
         let title = request["title"]
             .as_str()
             .unwrap_or_default()

@@ -3,8 +3,8 @@ use std::time::Duration;
 use std::time::SystemTime;
 
 use pagehook_fakes::{
-    ConfluenceAuth, ContentBuilder, FakeConfluence, Fault, SERVICE_USER_KEY, SERVICE_USERNAME,
-    endpoints, fixture,
+    ConfluenceAuth, ContentBuilder, DcVersion, EmailVisibility, FakeConfluence, Fault,
+    SERVICE_EMAIL, SERVICE_USER_KEY, SERVICE_USERNAME, SpacePermissionsRefusal, endpoints, fixture,
 };
 use reqwest::StatusCode;
 use reqwest::blocking::{RequestBuilder, Response};
@@ -224,7 +224,7 @@ fn users_by_key_and_username() {
         .json()
         .unwrap();
     let want = fixture("confluence/rest/user.json");
-    for key in ["type", "username", "userKey", "displayName", "email"] {
+    for key in ["type", "username", "userKey", "displayName"] {
         assert_eq!(ada[key], want[key], "field {key}");
     }
     let by_name: Value = get(&c, "/rest/api/user?username=ada").json().unwrap();
@@ -887,4 +887,599 @@ fn inherited_restrictions_show_only_through_the_ancestors() {
     let got: Value = get(&c, &path).json().unwrap();
     assert_eq!(got["ancestors"][1]["id"], "41");
     assert!(got["ancestors"][1].get("restrictions").is_none());
+}
+
+// ---- Data Center's documented contract (issue 22): see tests/fakes/src/confluence/REFERENCE.md
+
+const ADA_KEY: &str = "8a7f80839e460b0f019e460ba6440001";
+const ADA_PAT: &str = "ada-personal-token";
+const ROOT_PAT: &str = "root-personal-token";
+
+/// The fake with Ada (a plain user, views ENG), Root (in `confluence-administrators`) and
+/// Sam (administers ENG), each signing in with a personal access token.
+fn people() -> FakeConfluence {
+    let c = confluence();
+    c.add_user(
+        "ada",
+        ADA_KEY,
+        "Ada Lovelace",
+        "ada@example.com",
+        "",
+        &["confluence-users"],
+    );
+    c.add_pat("ada", ADA_PAT);
+    c.add_user(
+        "root",
+        "key-root",
+        "Root Admin",
+        "root@example.com",
+        "",
+        &["confluence-administrators"],
+    );
+    c.add_pat("root", ROOT_PAT);
+    c.add_user("sam", "key-sam", "Sam Spade", "sam@example.com", "", &[]);
+    c.add_pat("sam", "sam-token");
+    c.grant_space("ENG", "group:confluence-users", &["read"]);
+    c.grant_space("ENG", "user:sam", &["administer"]);
+    c
+}
+
+fn get_as(c: &FakeConfluence, path: &str, token: &str) -> (StatusCode, Value) {
+    let r = client()
+        .get(format!("{}{path}", c.base_url()))
+        .bearer_auth(token)
+        .send()
+        .expect("request");
+    let status = r.status();
+    (status, r.json().unwrap_or(Value::Null))
+}
+
+/// Every user object anywhere in `v` (anything with a `userKey` or `username`), asserting
+/// none carries `email`.
+fn assert_no_email_anywhere(v: &Value, at: &str) {
+    match v {
+        Value::Object(map) => {
+            assert!(
+                !map.contains_key("email"),
+                "{at}: a user object carries email: {v}"
+            );
+            for (k, inner) in map {
+                assert_no_email_anywhere(inner, &format!("{at}/{k}"));
+            }
+        }
+        Value::Array(items) => {
+            for (i, inner) in items.iter().enumerate() {
+                assert_no_email_anywhere(inner, &format!("{at}/{i}"));
+            }
+        }
+        _ => {}
+    }
+}
+
+#[test]
+fn user_objects_carry_only_documented_fields_and_never_email() {
+    let c = people();
+    c.set_service_confluence_admin(true);
+    c.watch(2818051, "ada");
+    c.put_content(
+        7,
+        ContentBuilder::page(7, "ENG", "Restricted")
+            .author("ada", ADA_KEY, "Ada Lovelace")
+            .read_restricted_to(&["ada"], &["eng"])
+            .build(),
+    );
+    // details.personal is Cloud's: Data Center ignores it without a word.
+    for path in [
+        format!("/rest/api/user?key={ADA_KEY}&expand=details.personal"),
+        "/rest/api/user?username=ada&expand=details.personal,status".to_string(),
+    ] {
+        let user: Value = get(&c, &path).json().unwrap();
+        let mut keys: Vec<&str> = user.as_object().unwrap().keys().map(|k| &**k).collect();
+        keys.sort_unstable();
+        let mut documented = vec![
+            "_links",
+            "displayName",
+            "profilePicture",
+            "type",
+            "userKey",
+            "username",
+        ];
+        documented.push(if path.contains("status") {
+            "status"
+        } else {
+            "_expandable"
+        });
+        documented.sort_unstable();
+        assert_eq!(keys, documented, "{path}: {user}");
+        assert_eq!(user["type"], "known");
+        assert_eq!(user["profilePicture"]["isDefault"], true);
+    }
+    let with_status: Value = get(&c, "/rest/api/user?username=ada&expand=status")
+        .json()
+        .unwrap();
+    assert_eq!(with_status["status"], "current");
+    for (path, token) in [
+        ("/rest/api/user/current".to_string(), PAT),
+        ("/rest/api/user/current".to_string(), ADA_PAT),
+        ("/rest/api/content/2818051/watchers".to_string(), PAT),
+        (
+            "/rest/api/content/7?expand=version,history,restrictions.read.restrictions.user"
+                .to_string(),
+            PAT,
+        ),
+        (
+            "/rest/api/content/search?cql=type%3Dpage&expand=version,history".to_string(),
+            PAT,
+        ),
+    ] {
+        let (status, body) = get_as(&c, &path, token);
+        assert_eq!(status, StatusCode::OK, "{path}");
+        assert_no_email_anywhere(&body, &path);
+    }
+    let (_, watchers) = get_as(&c, "/rest/api/content/2818051/watchers", PAT);
+    assert_eq!(watchers["results"][0]["username"], "ada");
+    assert_eq!(watchers["results"][0]["userKey"], ADA_KEY);
+}
+
+#[test]
+fn mobile_profile_shows_email_as_the_visibility_setting_allows() {
+    let c = people();
+    let profile = |token: &str| get_as(&c, "/rest/mobile/1.0/profile/ada", token);
+
+    // Public: everyone who may see the profile sees the address.
+    let (status, p) = profile(ADA_PAT);
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(p["userName"], "ada");
+    assert_eq!(p["fullName"], "Ada Lovelace");
+    assert_eq!(p["email"], "ada@example.com");
+    assert_eq!(p["url"], "/display/~ada");
+    assert_eq!(
+        (p["anonymous"].clone(), p["unknownUser"].clone()),
+        (json!(false), json!(false))
+    );
+    assert!(p["avatarUrl"].as_str().unwrap().starts_with('/'));
+    assert_eq!(profile(PAT).1["email"], "ada@example.com");
+
+    // Masked: shown, but not an address.
+    c.set_email_visibility(EmailVisibility::Masked);
+    assert_eq!(profile(PAT).1["email"], "ada at example dot com");
+
+    // Only visible to site administrators: the profile comes without it to everyone else,
+    // the person themselves included.
+    c.set_email_visibility(EmailVisibility::AdminsOnly);
+    for token in [PAT, ADA_PAT, "sam-token"] {
+        let (status, p) = profile(token);
+        assert_eq!(status, StatusCode::OK, "{token}");
+        assert!(p.get("email").is_none(), "{token} sees {p}");
+        assert_eq!(p["fullName"], "Ada Lovelace");
+    }
+    assert_eq!(profile(ROOT_PAT).1["email"], "ada@example.com");
+    c.set_service_confluence_admin(true);
+    assert_eq!(profile(PAT).1["email"], "ada@example.com");
+    let (_, own) = get_as(&c, "/rest/mobile/1.0/profile/pagehook", PAT);
+    assert_eq!(own["email"], SERVICE_EMAIL);
+
+    // Hidden: nobody, administrators included.
+    c.set_email_visibility(EmailVisibility::Hidden);
+    for token in [PAT, ROOT_PAT, ADA_PAT] {
+        assert!(profile(token).1.get("email").is_none(), "{token}");
+    }
+    assert_eq!(c.calls(endpoints::MOBILE_PROFILE), 12);
+}
+
+#[test]
+fn mobile_profile_of_an_unknown_user_without_sign_in_or_plugin() {
+    let c = people();
+    // A username Confluence does not know: flagged, never an address.
+    let (status, p) = get_as(&c, "/rest/mobile/1.0/profile/nobody", ADA_PAT);
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(p["unknownUser"], true);
+    assert_eq!(p["userName"], "nobody");
+    assert!(p.get("email").is_none());
+    // Escaped usernames are decoded.
+    c.put_user("key-jd", "j.doe@corp", "J Doe", "jd@example.com");
+    let (_, jd) = get_as(&c, "/rest/mobile/1.0/profile/j.doe%40corp", PAT);
+    assert_eq!(jd["email"], "jd@example.com");
+    // Not signed in: 401 as everywhere else.
+    let anonymous = client()
+        .get(format!("{}/rest/mobile/1.0/profile/ada", c.base_url()))
+        .send()
+        .unwrap();
+    assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
+    // An instance without the mobile plugin: an unknown path.
+    c.set_mobile_profile_available(false);
+    let (status, body) = get_as(&c, "/rest/mobile/1.0/profile/ada", PAT);
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("null for uri")
+    );
+}
+
+#[test]
+fn admin_user_list_only_for_confluence_admins_with_the_fields_each_release_documents() {
+    let c = people();
+    let list = |token: &str| get_as(&c, "/rest/api/admin/users/list/active", token);
+
+    // 10.2 (default): known users with username, userKey and email.
+    let (status, body) = list(PAT);
+    assert_eq!(
+        status,
+        StatusCode::FORBIDDEN,
+        "the service account is no admin"
+    );
+    assert_eq!(body["statusCode"], 403);
+    assert_eq!(list(ADA_PAT).0, StatusCode::FORBIDDEN);
+    assert_eq!(
+        list("sam-token").0,
+        StatusCode::FORBIDDEN,
+        "a space admin is no Confluence admin"
+    );
+    let (status, page) = list(ROOT_PAT);
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(page["totalCount"], 4);
+    let ada = page["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["username"] == "ada")
+        .expect("ada listed")
+        .clone();
+    assert_eq!(ada["userKey"], ADA_KEY);
+    assert_eq!(ada["email"], "ada@example.com");
+    assert_eq!(ada["type"], "known");
+    assert_eq!(ada["displayName"], "Ada Lovelace");
+    c.set_service_confluence_admin(true);
+    let (status, paged) = get_as(&c, "/rest/api/admin/users/list/active?limit=1", PAT);
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(paged["size"], 1);
+    assert!(
+        paged["_links"]["next"]
+            .as_str()
+            .unwrap()
+            .contains("start=1")
+    );
+    c.set_email_visibility(EmailVisibility::Hidden);
+    let (_, hidden) = list(PAT);
+    assert!(
+        hidden["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|u| u.get("email").is_none())
+    );
+    c.set_email_visibility(EmailVisibility::Public);
+
+    // 9.4: only type, displayName and profilePicture are documented.
+    c.emulate(DcVersion::V9_4);
+    let (status, page) = list(PAT);
+    assert_eq!(status, StatusCode::OK);
+    for u in page["results"].as_array().unwrap() {
+        let mut keys: Vec<&str> = u.as_object().unwrap().keys().map(|k| &**k).collect();
+        keys.sort_unstable();
+        assert_eq!(keys, ["displayName", "profilePicture", "type"], "{u}");
+    }
+
+    // Before 9.4 there is no such resource.
+    for version in [DcVersion::V9_2, DcVersion::V8_5] {
+        c.emulate(version);
+        assert_eq!(list(PAT).0, StatusCode::NOT_FOUND, "{version:?}");
+    }
+}
+
+#[test]
+fn watchers_only_to_confluence_or_space_admins_and_only_from_9_0() {
+    let c = people();
+    c.watch(2818051, "ada");
+    c.put_content(
+        9,
+        ContentBuilder::comment(9, 2818051, "Q3 launch checklist", "ENG").build(),
+    );
+    let path = "/rest/api/content/2818051/watchers";
+    let (status, refused) = get_as(&c, path, PAT);
+    assert_eq!(status, StatusCode::FORBIDDEN, "service account, no admin");
+    assert_eq!(refused["statusCode"], 403);
+    assert_eq!(
+        get_as(&c, path, ADA_PAT).0,
+        StatusCode::FORBIDDEN,
+        "may only view"
+    );
+    assert_eq!(
+        get_as(&c, path, "sam-token").0,
+        StatusCode::OK,
+        "space admin"
+    );
+    assert_eq!(
+        get_as(&c, path, ROOT_PAT).0,
+        StatusCode::OK,
+        "Confluence admin"
+    );
+    c.set_service_confluence_admin(true);
+    let (status, page) = get_as(&c, path, PAT);
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(page["size"], 1);
+    // Documented: 400 for content that is not a page or blog post, 404 for none.
+    assert_eq!(
+        get_as(&c, "/rest/api/content/9/watchers", PAT).0,
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(
+        get_as(&c, "/rest/api/content/404404/watchers", PAT).0,
+        StatusCode::NOT_FOUND
+    );
+    for (version, want) in [
+        (DcVersion::V8_5, StatusCode::NOT_FOUND),
+        (DcVersion::V9_2, StatusCode::OK),
+        (DcVersion::V9_4, StatusCode::OK),
+        (DcVersion::V10_2, StatusCode::OK),
+    ] {
+        c.emulate(version);
+        assert_eq!(get_as(&c, path, PAT).0, want, "{version:?}");
+    }
+    assert_eq!(
+        c.calls(endpoints::WATCHERS),
+        11,
+        "the 8.5 answer is counted too"
+    );
+}
+
+#[test]
+fn space_permissions_refuse_non_admins_with_403_or_500() {
+    let c = people();
+    let path = "/rest/api/space/ENG/permissions";
+    assert_eq!(get_as(&c, path, "sam-token").0, StatusCode::OK);
+    let (status, body) = get_as(&c, path, ADA_PAT);
+    assert_eq!(status, StatusCode::FORBIDDEN, "documented");
+    assert_eq!(body["statusCode"], 403);
+    assert_eq!(get_as(&c, path, PAT).0, StatusCode::FORBIDDEN);
+
+    c.set_space_permissions_refusal(SpacePermissionsRefusal::InternalError);
+    let (status, body) = get_as(&c, path, ADA_PAT);
+    assert_eq!(
+        status,
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "CONFSERVER-99908"
+    );
+    assert_eq!(body["statusCode"], 500);
+    assert_eq!(get_as(&c, path, PAT).0, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(
+        get_as(&c, path, "sam-token").0,
+        StatusCode::OK,
+        "admins unaffected"
+    );
+    assert_eq!(
+        get_as(&c, "/rest/api/space/NOPE/permissions", ADA_PAT).0,
+        StatusCode::NOT_FOUND
+    );
+    c.set_space_permissions_refusal(SpacePermissionsRefusal::Forbidden);
+    assert_eq!(get_as(&c, path, ADA_PAT).0, StatusCode::FORBIDDEN);
+
+    c.emulate(DcVersion::V9_2);
+    assert_eq!(get_as(&c, path, "sam-token").0, StatusCode::OK);
+    c.emulate(DcVersion::V8_5);
+    assert_eq!(get_as(&c, path, "sam-token").0, StatusCode::NOT_FOUND);
+}
+
+fn manifest(c: &FakeConfluence, accept: Option<&str>) -> (StatusCode, String) {
+    let mut r = client().get(format!("{}/rest/applinks/1.0/manifest", c.base_url()));
+    if let Some(accept) = accept {
+        r = r.header("accept", accept);
+    }
+    let r = r.send().unwrap();
+    (r.status(), r.text().unwrap())
+}
+
+#[test]
+fn version_and_build_as_each_release_reports_them() {
+    let c = confluence();
+    assert_eq!(c.version(), DcVersion::V10_2, "the default");
+    for version in DcVersion::ALL {
+        c.emulate(version);
+        // The AppLinks manifest: every release, no sign-in, XML unless JSON is asked for.
+        let (status, xml) = manifest(&c, None);
+        assert_eq!(status, StatusCode::OK);
+        assert!(xml.contains("<typeId>confluence</typeId>"), "{xml}");
+        assert!(
+            xml.contains(&format!("<version>{}</version>", version.version())),
+            "{xml}"
+        );
+        assert!(
+            xml.contains(&format!(
+                "<buildNumber>{}</buildNumber>",
+                version.build_number()
+            )),
+            "{xml}"
+        );
+        let (_, text) = manifest(&c, Some("application/json"));
+        let json: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(json["version"], version.version());
+        assert_eq!(json["buildNumber"], version.build_number());
+        assert_eq!(json["url"], c.base_url().as_str());
+        // Server information: 9.1 on, signed in.
+        let info = get(&c, "/rest/api/server-information");
+        if version >= DcVersion::V9_2 {
+            assert_eq!(info.status(), StatusCode::OK, "{version:?}");
+            let info: Value = info.json().unwrap();
+            assert_eq!(info["version"], version.version());
+            assert_eq!(info["buildNumber"], version.build_number());
+            assert_eq!(info["baseUrl"], c.base_url().as_str());
+            assert!(info["buildDate"].is_string() && info["marketplaceBuildNumber"].is_u64());
+        } else {
+            assert_eq!(info.status(), StatusCode::NOT_FOUND, "{version:?}");
+        }
+        // Personal access tokens are listed on every release.
+        assert_eq!(
+            get(&c, "/rest/pat/latest/tokens").status(),
+            StatusCode::OK,
+            "{version:?}"
+        );
+    }
+    let anonymous = client()
+        .get(format!("{}/rest/api/server-information", c.base_url()))
+        .send()
+        .unwrap();
+    assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(c.calls(endpoints::APPLINKS_MANIFEST), 8);
+}
+
+#[test]
+fn search_expanding_ancestors_fails_on_a_trashed_ancestor_when_switched_on() {
+    let c = confluence();
+    c.put_content(
+        41,
+        ContentBuilder::page(41, "ENG", "Old parent")
+            .status("trashed")
+            .build(),
+    );
+    c.put_content(
+        42,
+        ContentBuilder::page(42, "ENG", "Orphan runbook")
+            .ancestors(&[(41, "Old parent")])
+            .build(),
+    );
+    let nested = format!(
+        "/rest/api/content/search?cql=title~%22runbook%22&expand=ancestors,{ANCESTOR_RESTRICTIONS}"
+    );
+    let plain = "/rest/api/content/search?cql=title~%22runbook%22&expand=ancestors";
+    // Off (default): the trashed ancestor is expanded like any other.
+    let found: Value = get(&c, &nested).json().unwrap();
+    assert_eq!(found["size"], 1);
+    assert_eq!(found["results"][0]["ancestors"][0]["status"], "trashed");
+
+    c.set_search_404_on_trashed_ancestor(true);
+    let failed = get(&c, &nested);
+    assert_eq!(failed.status(), StatusCode::NOT_FOUND);
+    let body: Value = failed.json().unwrap();
+    assert_eq!(body["statusCode"], 404);
+    assert!(body["message"].as_str().unwrap().contains("41"), "{body}");
+    // Without the nested expansion the same search answers.
+    let ok: Value = get(&c, plain).json().unwrap();
+    assert_eq!(ok["size"], 1);
+    assert_eq!(ok["results"][0]["id"], "42");
+    // A server that does not expand nested fields never gets that far.
+    c.set_nested_ancestor_expansion(false);
+    assert_eq!(get(&c, &nested).status(), StatusCode::OK);
+    c.set_nested_ancestor_expansion(true);
+    // Restored from the trash: the batch answers again.
+    c.put_content(41, ContentBuilder::page(41, "ENG", "Old parent").build());
+    assert_eq!(get(&c, &nested).status(), StatusCode::OK);
+}
+
+#[test]
+fn writes_without_the_space_permission_answer_403_in_data_centers_shape() {
+    let c = confluence();
+    c.put_content(
+        2818052,
+        ContentBuilder::page(2818052, "OPS", "Ops page").build(),
+    );
+    c.set_service_space_permissions("ENG", &["read"]);
+    let page = post(&c, "/rest/api/content", page_body("Refused", "<p>x</p>"));
+    assert_eq!(page.status(), StatusCode::FORBIDDEN);
+    let body: Value = page.json().unwrap();
+    assert_eq!(body["statusCode"], 403);
+    assert_eq!(body["data"]["authorized"], false);
+    assert_eq!(body["reason"], "Forbidden");
+    assert_eq!(
+        body["message"],
+        "com.atlassian.confluence.api.service.exceptions.PermissionException: Could not create content with type page"
+    );
+    let comment = json!({
+        "type": "comment",
+        "container": {"id": "2818051", "type": "page"},
+        "body": {"storage": {"value": "<p>hi</p>", "representation": "storage"}},
+    });
+    let refused = post(&c, "/rest/api/content", comment.clone());
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    assert!(
+        refused.json::<Value>().unwrap()["message"]
+            .as_str()
+            .unwrap()
+            .ends_with("Could not create content with type comment")
+    );
+    let label = post(
+        &c,
+        "/rest/api/content/2818051/label",
+        json!([{"prefix": "global", "name": "release"}]),
+    );
+    assert_eq!(label.status(), StatusCode::FORBIDDEN);
+    assert_eq!(label.json::<Value>().unwrap()["statusCode"], 403);
+    assert!(c.created().is_empty() && c.labels_added().is_empty());
+    // Another space is untouched.
+    let ok = post(
+        &c,
+        "/rest/api/content/2818052/label",
+        json!([{"prefix": "global", "name": "ops"}]),
+    );
+    assert_eq!(ok.status(), StatusCode::OK);
+
+    // Comments allowed, pages still not.
+    c.set_service_space_permissions("ENG", &["create:comment"]);
+    assert_eq!(
+        post(&c, "/rest/api/content", comment).status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        post(
+            &c,
+            "/rest/api/content",
+            page_body("Still refused", "<p>x</p>")
+        )
+        .status(),
+        StatusCode::FORBIDDEN
+    );
+    // Not even view: the space is as good as absent.
+    c.set_service_space_permissions("ENG", &[]);
+    let hidden = post(&c, "/rest/api/content", page_body("Hidden", "<p>x</p>"));
+    assert_eq!(hidden.status(), StatusCode::NOT_FOUND);
+    // Granting the permission back lets it through.
+    c.grant_space("ENG", "user:pagehook", &["create:page"]);
+    assert_eq!(
+        post(&c, "/rest/api/content", page_body("Allowed", "<p>x</p>")).status(),
+        StatusCode::OK
+    );
+}
+
+#[test]
+fn added_users_write_only_where_granted() {
+    let c = people();
+    let as_ada = |body: Value| {
+        client()
+            .post(format!("{}/rest/api/content", c.base_url()))
+            .bearer_auth(ADA_PAT)
+            .json(&body)
+            .send()
+            .unwrap()
+    };
+    assert_eq!(
+        as_ada(page_body("Ada's", "<p>x</p>")).status(),
+        StatusCode::FORBIDDEN,
+        "may view ENG, not add to it"
+    );
+    c.grant_space("ENG", "user:ada", &["create:page"]);
+    assert_eq!(
+        as_ada(page_body("Ada's", "<p>x</p>")).status(),
+        StatusCode::OK
+    );
+}
+
+#[test]
+fn page_templates_can_be_absent() {
+    let c = confluence();
+    c.put_template("ENG", "Retro", "<p>retro</p>");
+    let path = "/rest/experimental/template/page?spaceKey=ENG&expand=body";
+    let page: Value = get(&c, path).json().unwrap();
+    assert_eq!(page["results"][0]["name"], "Retro");
+    c.set_page_templates_available(false);
+    let gone = get(&c, path);
+    assert_eq!(gone.status(), StatusCode::NOT_FOUND);
+    assert!(
+        gone.json::<Value>().unwrap()["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("null for uri")
+    );
+    c.set_page_templates_available(true);
+    assert_eq!(get(&c, path).status(), StatusCode::OK);
 }
