@@ -910,6 +910,88 @@ mod tests {
         assert_eq!(listed.last_accessed_at, None);
     }
 
+    mod against_the_fake {
+        use pagehook_fakes::{
+            ConfluenceAuth as FakeAuth, ContentBuilder, FakeConfluence, Fault, SERVICE_USERNAME,
+            endpoints,
+        };
+
+        use super::super::*;
+
+        const PAT: &str = "client-pat";
+
+        fn client(fake: &FakeConfluence) -> ConfluenceClient {
+            ConfluenceClient::new(
+                &fake.base_url(),
+                ConfluenceAuth::Bearer(Secret::new(PAT)),
+                ClientOptions {
+                    attempts: 1,
+                    ..ClientOptions::default()
+                },
+            )
+        }
+
+        #[tokio::test]
+        async fn space_permissions_answering_500_are_not_known_after_one_retry() {
+            let fake = FakeConfluence::start(FakeAuth::Bearer(PAT.into()));
+            fake.add_space("ENG", "Engineering");
+            fake.grant_space("ENG", SERVICE_USERNAME, &["administer"]);
+            let c = client(&fake);
+            fake.inject(endpoints::SPACE_PERMISSIONS, Fault::Status(500));
+            assert!(
+                matches!(c.space_grants("ENG").await, Ok(SpaceGrants::Listed(_))),
+                "one 500, then the list"
+            );
+            fake.inject(endpoints::SPACE_PERMISSIONS, Fault::Status(500));
+            fake.inject(endpoints::SPACE_PERMISSIONS, Fault::Status(500));
+            assert_eq!(c.space_grants("ENG").await, Ok(SpaceGrants::NotKnown(500)));
+            assert_eq!(
+                fake.calls(endpoints::SPACE_PERMISSIONS),
+                4,
+                "two requests for two 500s, never more"
+            );
+            fake.inject(endpoints::SPACE_PERMISSIONS, Fault::Status(500));
+            fake.inject(endpoints::SPACE_PERMISSIONS, Fault::Status(500));
+            assert_eq!(c.space_permissions("ENG").await, Ok(None));
+            fake.inject(endpoints::SPACE_PERMISSIONS, Fault::Status(403));
+            assert_eq!(c.space_grants("ENG").await, Ok(SpaceGrants::Refused));
+            fake.inject(endpoints::SPACE_PERMISSIONS, Fault::Status(401));
+            assert_eq!(
+                c.space_grants("ENG").await,
+                Err(ClientError::Unauthorized(401)),
+                "the credentials stay an error"
+            );
+        }
+
+        #[tokio::test]
+        async fn a_search_that_404s_with_the_nested_expansion_is_made_again_without_it() {
+            let fake = FakeConfluence::start(FakeAuth::Bearer(PAT.into()));
+            fake.put_content(
+                1,
+                ContentBuilder::page(1, "ENG", "Launch plan")
+                    .body_storage("<p>launch</p>")
+                    .build(),
+            );
+            let c = client(&fake);
+            let cql = "text ~ \"launch\" and type in (page, blogpost)";
+            fake.inject(endpoints::CQL_SEARCH, Fault::Status(404));
+            let found = c.search(cql, 10).await.unwrap();
+            assert_eq!(found.len(), 1, "{found:?}");
+            let asked: Vec<String> = fake
+                .requests()
+                .iter()
+                .filter(|r| r.endpoint.as_deref() == Some(endpoints::CQL_SEARCH))
+                .map(|r| r.path.clone())
+                .collect();
+            assert_eq!(asked.len(), 2);
+            assert!(asked[0].contains("ancestors.restrictions"), "{asked:?}");
+            assert!(!asked[1].contains("ancestors.restrictions"), "{asked:?}");
+            fake.inject(endpoints::CQL_SEARCH, Fault::Status(404));
+            fake.inject(endpoints::CQL_SEARCH, Fault::Status(404));
+            assert_eq!(c.search(cql, 10).await, Ok(vec![]), "404 twice: nothing");
+        }
+    }
+
     #[test]
     fn errors_never_carry_the_token() {
         let e = ClientError::Unauthorized(401);

@@ -523,6 +523,244 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    mod against_the_fake {
+        use pagehook_fakes::{
+            ConfluenceAuth as FakeAuth, DcVersion, EmailVisibility, FakeConfluence, Fault,
+            endpoints,
+        };
+
+        use super::super::*;
+        use super::person;
+        use crate::secret::Secret;
+        use crate::source::client::{ClientOptions, ConfluenceAuth};
+
+        const PAT: &str = "emails-pat";
+
+        fn fake() -> FakeConfluence {
+            let fake = FakeConfluence::start(FakeAuth::Bearer(PAT.into()));
+            fake.put_user("k-ada", "ada", "Ada", "ada@example.com");
+            fake.put_user("k-nomail", "nomail", "No Mail", "");
+            fake
+        }
+
+        fn emails(fake: &FakeConfluence) -> PersonEmails {
+            let client = ConfluenceClient::new(
+                &fake.base_url(),
+                ConfluenceAuth::Bearer(Secret::new(PAT)),
+                ClientOptions {
+                    attempts: 1,
+                    ..ClientOptions::default()
+                },
+            );
+            PersonEmails::new("prod", client, Duration::from_secs(60))
+        }
+
+        fn ada() -> Person {
+            person("k-ada", Some("ada"))
+        }
+
+        async fn lookup(e: &PersonEmails, p: &Person) -> EmailLookup {
+            e.resolve_and_count(p).await.unwrap()
+        }
+
+        fn found(email: &str, via: EmailSource) -> EmailLookup {
+            EmailLookup::Found {
+                email: email.into(),
+                via,
+            }
+        }
+
+        #[tokio::test]
+        async fn a_public_profile_gives_the_email_once_per_ttl() {
+            let fake = fake();
+            let e = emails(&fake);
+            let want = found("ada@example.com", EmailSource::MobileProfile);
+            assert_eq!(lookup(&e, &ada()).await, want);
+            assert_eq!(lookup(&e, &ada()).await, want);
+            assert_eq!(fake.calls(endpoints::MOBILE_PROFILE), 1, "cached");
+            assert_eq!(fake.calls(endpoints::ACTIVE_USERS), 0, "not needed");
+            assert_eq!(e.tally().report().found.get("mobile_profile"), Some(&2));
+        }
+
+        #[tokio::test]
+        async fn emails_for_admins_only_reach_an_admin_service_account() {
+            let fake = fake();
+            fake.set_email_visibility(EmailVisibility::AdminsOnly);
+            let e = emails(&fake);
+            assert_eq!(
+                lookup(&e, &ada()).await,
+                EmailLookup::Unresolved(Unresolved::EmailHidden)
+            );
+            assert_eq!(fake.calls(endpoints::ACTIVE_USERS), 1, "refused: 403");
+            assert_eq!(
+                lookup(&e, &ada()).await,
+                EmailLookup::Unresolved(Unresolved::EmailHidden)
+            );
+            assert_eq!(
+                fake.calls(endpoints::ACTIVE_USERS),
+                1,
+                "the refusal is cached"
+            );
+            let report = e.tally().report();
+            assert_eq!(report.unresolved.get("email_hidden"), Some(&2));
+            assert_eq!(report.left_out[0].user_key, "k-ada");
+
+            fake.set_service_confluence_admin(true);
+            let admin = emails(&fake);
+            assert_eq!(
+                lookup(&admin, &ada()).await,
+                found("ada@example.com", EmailSource::MobileProfile)
+            );
+        }
+
+        #[tokio::test]
+        async fn masked_and_hidden_emails_are_never_used() {
+            let fake = fake();
+            fake.set_email_visibility(EmailVisibility::Masked);
+            assert_eq!(
+                lookup(&emails(&fake), &ada()).await,
+                EmailLookup::Unresolved(Unresolved::EmailHidden),
+                "`ada at example dot com` is not unmasked"
+            );
+            fake.set_service_confluence_admin(true);
+            assert_eq!(
+                lookup(&emails(&fake), &ada()).await,
+                found("ada@example.com", EmailSource::AdminList),
+                "masked in the profile, listed whole to an administrator"
+            );
+            fake.set_email_visibility(EmailVisibility::Hidden);
+            assert_eq!(
+                lookup(&emails(&fake), &ada()).await,
+                EmailLookup::Unresolved(Unresolved::EmailHidden),
+                "hidden even from an administrator"
+            );
+            fake.set_email_visibility(EmailVisibility::Public);
+            assert_eq!(
+                lookup(&emails(&fake), &person("k-nomail", Some("nomail"))).await,
+                EmailLookup::Unresolved(Unresolved::EmailHidden),
+                "a person without an address"
+            );
+        }
+
+        #[tokio::test]
+        async fn the_admin_list_answers_where_it_names_people() {
+            let fake = fake();
+            fake.set_mobile_profile_available(false);
+            fake.set_service_confluence_admin(true);
+            assert_eq!(
+                lookup(&emails(&fake), &ada()).await,
+                found("ada@example.com", EmailSource::AdminList),
+                "10.2 lists userKey, username and email"
+            );
+            fake.emulate(DcVersion::V9_4);
+            assert_eq!(
+                lookup(&emails(&fake), &ada()).await,
+                EmailLookup::Unresolved(Unresolved::NoProfile),
+                "9.4 lists display names only: matched to nobody"
+            );
+            fake.emulate(DcVersion::V8_5);
+            assert_eq!(
+                lookup(&emails(&fake), &ada()).await,
+                EmailLookup::Unresolved(Unresolved::NoProfile),
+                "8.5: no admin list"
+            );
+        }
+
+        #[tokio::test]
+        async fn unknown_people_have_no_profile() {
+            let fake = fake();
+            let e = emails(&fake);
+            assert_eq!(
+                lookup(&e, &person("k-gone", Some("gone"))).await,
+                EmailLookup::Unresolved(Unresolved::NoProfile),
+                "unknownUser"
+            );
+            assert_eq!(
+                lookup(&e, &person("k-gone", None)).await,
+                EmailLookup::Unresolved(Unresolved::NoProfile),
+                "no username"
+            );
+        }
+
+        #[tokio::test]
+        async fn refusals_and_failures_are_told_apart_and_failures_asked_again() {
+            let fake = fake();
+            fake.inject(endpoints::MOBILE_PROFILE, Fault::Status(403));
+            assert_eq!(
+                lookup(&emails(&fake), &ada()).await,
+                EmailLookup::Unresolved(Unresolved::NotPermitted)
+            );
+            let e = emails(&fake);
+            fake.inject(endpoints::MOBILE_PROFILE, Fault::Status(502));
+            fake.inject(endpoints::ACTIVE_USERS, Fault::Status(502));
+            assert_eq!(
+                lookup(&e, &ada()).await,
+                EmailLookup::Unresolved(Unresolved::LookupFailed)
+            );
+            assert_eq!(
+                lookup(&e, &ada()).await,
+                found("ada@example.com", EmailSource::MobileProfile),
+                "a failure is not cached"
+            );
+            fake.inject(
+                endpoints::MOBILE_PROFILE,
+                Fault::RateLimited {
+                    retry_after_secs: 30,
+                },
+            );
+            let err = emails(&fake).resolve(&ada()).await.unwrap_err();
+            assert!(
+                matches!(
+                    err,
+                    EnrichError::Transient {
+                        retry_after: Some(_),
+                        ..
+                    }
+                ),
+                "rate limited: the event waits ({err:?})"
+            );
+        }
+
+        struct Links(Result<Option<String>, String>);
+
+        impl LinkedEmails for Links {
+            fn linked_email<'a>(
+                &'a self,
+                connection: &'a str,
+                user_key: &'a str,
+            ) -> BoxFuture<'a, Result<Option<String>, String>> {
+                assert_eq!((connection, user_key), ("prod", "k-ada"));
+                Box::pin(async move { self.0.clone() })
+            }
+        }
+
+        #[tokio::test]
+        async fn a_link_beats_confluence_and_works_when_emails_are_hidden() {
+            let fake = fake();
+            fake.set_email_visibility(EmailVisibility::Hidden);
+            let mut e = emails(&fake);
+            e.set_linked(Arc::new(Links(Ok(Some("ada@slack.example".into())))));
+            assert_eq!(
+                lookup(&e, &ada()).await,
+                found("ada@slack.example", EmailSource::Link)
+            );
+            assert_eq!(fake.calls(endpoints::MOBILE_PROFILE), 0);
+
+            let mut unlinked = emails(&fake);
+            unlinked.set_linked(Arc::new(Links(Ok(None))));
+            assert_eq!(
+                lookup(&unlinked, &ada()).await,
+                EmailLookup::Unresolved(Unresolved::EmailHidden)
+            );
+            let mut broken = emails(&fake);
+            broken.set_linked(Arc::new(Links(Err("store down".into()))));
+            assert!(matches!(
+                broken.resolve(&ada()).await,
+                Err(EnrichError::Transient { .. })
+            ));
+        }
+    }
+
     fn person(key: &str, username: Option<&str>) -> Person {
         Person {
             key: key.into(),

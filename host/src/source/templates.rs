@@ -358,6 +358,33 @@ pub async fn check_settings(
 mod tests {
     use super::*;
 
+    #[tokio::test]
+    async fn an_instance_without_the_template_resource_says_so() {
+        use pagehook_fakes::{ConfluenceAuth as FakeAuth, FakeConfluence};
+        let fake = FakeConfluence::start(FakeAuth::Bearer("tpl-pat".into()));
+        fake.put_template("ENG", "Retro", "<p>retro</p>");
+        let client = ConfluenceClient::new(
+            &fake.base_url(),
+            ConfluenceAuth::Bearer(crate::secret::Secret::new("tpl-pat")),
+            ClientOptions::default(),
+        );
+        assert_eq!(
+            check(&client, "ENG", "Retro").await,
+            Ok("<p>retro</p>".into())
+        );
+        fake.set_page_templates_available(false);
+        let err = check(&client, "ENG", "Retro").await.unwrap_err();
+        assert!(
+            matches!(&err, TemplateError::NotServed(m) if m.starts_with("this Confluence does not serve page templates")),
+            "{err:?}"
+        );
+        let err = check(&client, "NOPE", "Retro").await.unwrap_err();
+        assert!(
+            matches!(&err, TemplateError::NotFound(m) if m.contains("`NOPE` does not exist")),
+            "{err:?}"
+        );
+    }
+
     #[test]
     fn a_template_setting_names_its_space_or_takes_the_bindings() {
         assert_eq!(
