@@ -21,7 +21,10 @@
 //! - the scopes (`security`): each method names the scopes any one of which lets a token call
 //!   it (`chat.unfurl`: `links:write`). A fake token has every scope until a test narrows it
 //!   with [`FakeSlack::set_scopes`]; then a call its scopes do not cover answers
-//!   `missing_scope` with `needed` and `provided`, as Slack does.
+//!   `missing_scope` with `needed` and `provided`, as Slack does, and every answer to a call
+//!   made with the token carries the scopes in an `x-oauth-scopes` header (comma-separated,
+//!   as Slack sends it and its SDKs read it). A token with every scope has no list to give:
+//!   its answers carry no such header.
 //!
 //! Rate limits follow Slack's tiers (<https://api.slack.com/apis/rate-limits>), per method per
 //! workspace, with a sliding one-minute window; see [`FakeSlack::set_tier_limit`].
@@ -1031,6 +1034,15 @@ fn dispatch(app: &App, parts: &Parts, body: &Bytes, method: &str) -> Response {
     if let Err(code) = authenticate(app, parts, args.form_token.as_deref()) {
         return err(code);
     }
+    let answer = answer_authenticated(app, spec, &args, method);
+    match lock(&app.state).scopes.clone() {
+        Some(scopes) => with_header(answer, "x-oauth-scopes", &scopes.join(",")),
+        None => answer,
+    }
+}
+
+/// A call whose token checked out: its scopes, its arguments, the method.
+fn answer_authenticated(app: &App, spec: &MethodSpec, args: &Args, method: &str) -> Response {
     if let Some(provided) = lock(&app.state).scopes.clone()
         && !spec.scopes.is_empty()
         && !spec

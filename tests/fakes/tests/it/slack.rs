@@ -1393,6 +1393,33 @@ fn scopes_come_from_the_spec_and_a_narrowed_token_gets_missing_scope() {
     assert_eq!(unfurled["ok"], true, "{unfurled}");
 }
 
+#[test]
+fn a_narrowed_token_hears_its_scopes_in_x_oauth_scopes() {
+    let s = slack();
+    let header = |r: &Response| {
+        r.headers()
+            .get("x-oauth-scopes")
+            .map(|v| v.to_str().unwrap().to_owned())
+    };
+    let everything = call_raw(&s, "auth.test", json!({}));
+    assert_eq!(header(&everything), None, "every scope: no list to give");
+    s.set_scopes(&["chat:write", "links:read"]);
+    let narrowed = call_raw(&s, "auth.test", json!({}));
+    assert_eq!(header(&narrowed).as_deref(), Some("chat:write,links:read"));
+    let refused = call_raw(&s, "chat.unfurl", json!({"channel": "C0123", "ts": "1.2"}));
+    assert_eq!(
+        header(&refused).as_deref(),
+        Some("chat:write,links:read"),
+        "a missing_scope answer carries it too"
+    );
+    let stranger = client()
+        .post(format!("{}auth.test", s.base_url()))
+        .bearer_auth("xoxb-someone-else")
+        .send()
+        .unwrap();
+    assert_eq!(header(&stranger), None, "not for a token that did not check out");
+}
+
 fn answer(url: &str, body: Value) -> (StatusCode, Value) {
     let r = client().post(url).json(&body).send().unwrap();
     (r.status(), r.json().unwrap())
