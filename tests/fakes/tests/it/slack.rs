@@ -1417,7 +1417,11 @@ fn a_narrowed_token_hears_its_scopes_in_x_oauth_scopes() {
         .bearer_auth("xoxb-someone-else")
         .send()
         .unwrap();
-    assert_eq!(header(&stranger), None, "not for a token that did not check out");
+    assert_eq!(
+        header(&stranger),
+        None,
+        "not for a token that did not check out"
+    );
 }
 
 fn answer(url: &str, body: Value) -> (StatusCode, Value) {
