@@ -130,6 +130,12 @@ impl Trust {
         }
     }
 
+    /// The trusted roots (for clients that verify in their own way, such
+    /// as the PostgreSQL connector).
+    pub fn roots(&self) -> Arc<RootCertStore> {
+        self.roots.clone()
+    }
+
     /// The rustls configuration for a client (cheap to clone).
     pub fn client_config(&self) -> ClientConfig {
         (*self.config).clone()

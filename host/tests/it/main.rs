@@ -34,3 +34,4 @@ mod slack_contract;
 mod slack_inbound;
 mod store_suite;
 mod two_way_slack;
+mod postgres_tls;

@@ -136,7 +136,7 @@ fn events_are_enriched_and_posted_over_https_with_the_company_ca() {
     ca.write_pem(&side.dir.path().join("corp-root-ca.pem"));
     add_to_config(&side, "[tls]\nextra-ca-files = [\"corp-root-ca.pem\"]\n");
     side.connect_confluence("prod", &wiki.url());
-    side.connect_slack("acme", &slack_front.url(), BOT);
+    side.connect_slack("acme", &format!("{}/api/", slack_front.url()), BOT);
     side.bind_slack_poster("eng", &["--scope", "space:ENG"]);
     side.start();
 

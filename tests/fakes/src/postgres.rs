@@ -65,6 +65,8 @@ pub struct TestPostgres {
     as_postgres: bool,
     /// The `sh` loop that stops the server once the test process is gone.
     watchdog: Mutex<Option<Child>>,
+    /// `-c` options for TLS, when [`TestPostgres::start_tls`] started it.
+    tls_options: String,
 }
 
 impl TestPostgres {
@@ -85,6 +87,20 @@ impl TestPostgres {
     /// If PostgreSQL is not installed (`make postgres`) or does not start; the message holds
     /// the tail of the server log.
     pub fn start() -> TestPostgres {
+        TestPostgres::start_with(None)
+    }
+
+    /// A private server that accepts only TLS over TCP (`ssl = on`, `hostssl`-only
+    /// `pg_hba.conf`, plain TCP rejected), presenting `cert`; the unix socket (which
+    /// [`TestPostgres::psql`] uses) stays open to the test.
+    ///
+    /// # Panics
+    /// As [`TestPostgres::start`].
+    pub fn start_tls(cert: &crate::tls::IssuedCert) -> TestPostgres {
+        TestPostgres::start_with(Some(cert))
+    }
+
+    fn start_with(cert: Option<&crate::tls::IssuedCert>) -> TestPostgres {
         let bin = find_bin_dir();
         let psql = Some(bin.join("psql"))
             .filter(|p| p.is_file())
@@ -101,10 +117,14 @@ impl TestPostgres {
             psql,
             as_postgres,
             watchdog: Mutex::new(None),
+            tls_options: String::new(),
         };
         // From here on a panic drops `server`, which stops whatever runs and removes the
         // directory.
         server.init_cluster();
+        if let Some(cert) = cert {
+            server.require_tls(cert);
+        }
         server.start_server();
         server.spawn_watchdog();
         server
@@ -252,6 +272,42 @@ impl TestPostgres {
         }
     }
 
+    /// Writes the server's certificate and key into the data directory and
+    /// `pg_hba.conf` rules that take TCP clients only over TLS.
+    fn require_tls(&mut self, cert: &crate::tls::IssuedCert) {
+        let crt = self.data.join("server.crt");
+        let key = self.data.join("server.key");
+        let hba = self.data.join("pg_hba.conf");
+        for (path, text) in [
+            (&crt, cert.chain_pem.as_str()),
+            (&key, cert.key_pem.as_str()),
+            (
+                &hba,
+                "local all all trust\n\
+                 hostssl all all 127.0.0.1/32 scram-sha-256\n\
+                 hostnossl all all 0.0.0.0/0 reject\n",
+            ),
+        ] {
+            std::fs::write(path, text)
+                .unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
+        }
+        set_mode(&key, 0o600);
+        if self.as_postgres {
+            let output = run(Command::new("chown")
+                .args(["postgres:postgres"])
+                .arg(&crt)
+                .arg(&key)
+                .arg(&hba));
+            assert!(
+                output.status.success(),
+                "chown of the TLS files failed: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        self.tls_options =
+            " -c ssl=on -c ssl_cert_file=server.crt -c ssl_key_file=server.key".into();
+    }
+
     /// Starts the server on a free loopback port, trying again with another port when the one
     /// picked was taken meanwhile.
     fn start_server(&mut self) {
@@ -260,9 +316,10 @@ impl TestPostgres {
             self.port = free_port();
             let options = format!(
                 "-c listen_addresses=127.0.0.1 -p {} -k {} -c fsync=on -c max_connections=200 \
-                 -c shared_buffers=32MB",
+                 -c shared_buffers=32MB{}",
                 self.port,
-                shell_quote(&self.socket_dir)
+                shell_quote(&self.socket_dir),
+                self.tls_options
             );
             let mut pg_ctl = self.server_command("pg_ctl");
             pg_ctl

@@ -17,7 +17,8 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use tokio::sync::Notify;
-use tokio_postgres::{AsyncMessage, NoTls};
+use tokio_postgres::AsyncMessage;
+use tokio_postgres_rustls::MakeRustlsConnect;
 
 use super::{Inner, PgStore, pg_message};
 
@@ -44,9 +45,13 @@ async fn run(store: Weak<Inner>, events: Arc<Notify>, deliveries: Arc<Notify>) {
     // Logged once per outage.
     let mut down = false;
     loop {
-        let Some((config, described)) = store
-            .upgrade()
-            .map(|inner| (inner.config.clone(), inner.described.clone()))
+        let Some((config, tls, described)) = store.upgrade().map(|inner| {
+            (
+                inner.config.clone(),
+                inner.tls.clone(),
+                inner.described.clone(),
+            )
+        })
         else {
             return;
         };
@@ -58,7 +63,15 @@ async fn run(store: Weak<Inner>, events: Arc<Notify>, deliveries: Arc<Notify>) {
             events.notify_one();
             deliveries.notify_one();
         };
-        let error = listen_once(&config, &store, &events, &deliveries, &mut on_listening).await;
+        let error = listen_once(
+            &config,
+            tls,
+            &store,
+            &events,
+            &deliveries,
+            &mut on_listening,
+        )
+        .await;
         let Some(error) = error else {
             return;
         };
@@ -79,12 +92,13 @@ async fn run(store: Weak<Inner>, events: Arc<Notify>, deliveries: Arc<Notify>) {
 /// (returns why) or the store is gone (returns `None`).
 async fn listen_once(
     config: &tokio_postgres::Config,
+    tls: MakeRustlsConnect,
     store: &Weak<Inner>,
     events: &Notify,
     deliveries: &Notify,
     on_listening: &mut impl FnMut(),
 ) -> Option<String> {
-    let (client, mut connection) = match config.connect(NoTls).await {
+    let (client, mut connection) = match config.connect(tls).await {
         Ok(c) => c,
         Err(e) => return Some(pg_message(&e)),
     };

@@ -16,9 +16,9 @@
 //! idle-in-transaction timeout (a replica cut off mid-transaction does not
 //! keep its locks).
 //!
-//! No TLS yet: the database is reached with `NoTls`, meant for loopback or a
-//! private network next to Confluence. A remote database needs a TLS
-//! connector added here first.
+//! TLS follows libpq's `sslmode` (default `prefer`; `verify-full` for a
+//! database across a network), for the pool and the LISTEN connection
+//! alike: see [`tls`].
 //!
 //! What this module must never do: hand a driver type to its callers
 //! (errors become [`StoreError`]), put a password into an error, a log line
@@ -37,6 +37,7 @@ mod outbox;
 mod plugins;
 mod search;
 mod send_slots;
+pub mod tls;
 mod user_links;
 
 use std::future::Future;
@@ -48,7 +49,7 @@ use deadpool_postgres::{
     Hook, HookError, Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod, Runtime,
 };
 use serde_json::{Map, Value};
-use tokio_postgres::NoTls;
+use tokio_postgres_rustls::MakeRustlsConnect;
 
 use crate::config::PostgresConfig;
 use crate::store::{COPIED_TABLES, StoreError, StoreResult};
@@ -127,6 +128,9 @@ struct Inner {
     pool: Pool,
     /// How to connect (with the password), for the LISTEN connection.
     config: tokio_postgres::Config,
+    /// The TLS connector of every connection, and the settings it came from.
+    tls: MakeRustlsConnect,
+    tls_settings: tls::PgTls,
     /// The URL without any password, for messages.
     described: String,
 }
@@ -181,8 +185,11 @@ impl PgStore {
             database: described.clone(),
             message,
         };
-        let mut pg = tokio_postgres::Config::from_str(&config.url)
+        let (url, tls_settings) = tls::PgTls::from_url(&config.url).map_err(&fail)?;
+        let connector = tls_settings.connector().map_err(&fail)?;
+        let mut pg = tokio_postgres::Config::from_str(&url)
             .map_err(|e| fail(format!("not a PostgreSQL connection URL: {e}")))?;
+        pg.ssl_mode(tls_settings.pg_mode());
         if let Some(source) = &config.password {
             let secret = source
                 .resolve()
@@ -197,7 +204,7 @@ impl PgStore {
         pg.keepalives_idle(Duration::from_secs(30));
         let manager = Manager::from_config(
             pg.clone(),
-            NoTls,
+            connector.clone(),
             ManagerConfig {
                 // A connection whose socket is closed is replaced before
                 // use; one that sat idle is also queried first (see
@@ -234,6 +241,8 @@ impl PgStore {
             inner: Arc::new(Inner {
                 pool,
                 config: pg,
+                tls: connector,
+                tls_settings,
                 described,
             }),
         };
@@ -266,6 +275,10 @@ impl PgStore {
             Fail::Store(e) => return e,
             Fail::Pg(e) => pg_message(&e),
             Fail::Pool(e) => pool_message(&e),
+        };
+        let message = match tls::explain(&message, &self.inner.tls_settings) {
+            Some(words) => format!("{message}: {words}"),
+            None => message,
         };
         StoreError::Database {
             database: self.describe(),
@@ -447,7 +460,18 @@ fn pg_message(e: &tokio_postgres::Error) -> String {
         }
         return message;
     }
-    e.to_string()
+    // "error performing TLS handshake" says why only in its causes.
+    let mut message = e.to_string();
+    let mut cause = std::error::Error::source(e);
+    while let Some(c) = cause {
+        let part = c.to_string();
+        if !message.contains(&part) {
+            message.push_str(": ");
+            message.push_str(&part);
+        }
+        cause = c.source();
+    }
+    message
 }
 
 fn pool_message(e: &PoolError) -> String {
