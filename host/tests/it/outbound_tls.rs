@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use common::sidecar::{HOOK_SECRET, PAT, Sidecar};
 use pagehook_fakes::tls::{TestCa, TlsFront};
-use pagehook_fakes::{ConfluenceAuth, ContentBuilder, FakeConfluence, FakeSlack};
+use pagehook_fakes::{ConfluenceAuth, ContentBuilder, FakeConfluence, FakeSlack, FakeTeams};
 
 const BOT: &str = "xoxb-tls-tests";
 
@@ -114,8 +114,9 @@ fn a_ca_file_that_cannot_be_read_stops_the_command_with_its_name() {
     assert!(text.contains("missing-ca.pem"), "{text}");
 }
 
-/// Confluence and Slack both behind TLS with the company's CA (Slack as a
-/// TLS-inspecting proxy would present it): an event is enriched and posted.
+/// Confluence, Slack and Teams all behind TLS with the company's CA (Slack
+/// and Teams as a TLS-inspecting proxy would present them): an event is
+/// enriched, posted to Slack and carded to Teams.
 #[test]
 fn events_are_enriched_and_posted_over_https_with_the_company_ca() {
     let ca = TestCa::new("Corp Root CA");
@@ -131,6 +132,11 @@ fn events_are_enriched_and_posted_over_https_with_the_company_ca() {
     let cert = ca.issue(&["127.0.0.1"]);
     let wiki = TlsFront::start(&cert, confluence.addr());
     let slack_front = TlsFront::start(&cert, slack.addr());
+    let teams = FakeTeams::start();
+    let workflow = teams.add_workflow("eng-news");
+    let teams_front = TlsFront::start(&cert, teams.addr());
+    let workflow = workflow.replace(&format!("http://{}", teams.addr()), &teams_front.url());
+    assert!(workflow.starts_with("https://"), "{workflow}");
 
     let mut side = Sidecar::new();
     ca.write_pem(&side.dir.path().join("corp-root-ca.pem"));
@@ -138,6 +144,16 @@ fn events_are_enriched_and_posted_over_https_with_the_company_ca() {
     side.connect_confluence("prod", &wiki.url());
     side.connect_slack("acme", &format!("{}/api/", slack_front.url()), BOT);
     side.bind_slack_poster("eng", &["--scope", "space:ENG"]);
+    side.cli(&["connect", "teams", "eng-news", "--url", &workflow]);
+    side.install("teams-poster", &["post-teams"]);
+    side.cli(&[
+        "bind",
+        "teams-poster",
+        "--to",
+        "teams:eng-news",
+        "--set",
+        "channel=eng-news",
+    ]);
     side.start();
 
     let body = br#"{"timestamp":1768241299001,"event":"page_created","userKey":"8a7f80839e460b0f019e460ba6440001","page":{"id":4242}}"#;
@@ -152,5 +168,12 @@ fn events_are_enriched_and_posted_over_https_with_the_company_ca() {
         "the post carries what was read from Confluence over HTTPS: {:?}",
         posts[0].text
     );
-    assert!(wiki.handshakes() > 0 && slack_front.handshakes() > 0);
+    let cards = teams.wait_for_posts(1, Duration::from_secs(30));
+    assert_eq!(cards[0].workflow, "eng-news");
+    assert!(
+        cards[0].card.to_string().contains("Runbook behind the firewall"),
+        "{}",
+        cards[0].card
+    );
+    assert!(wiki.handshakes() > 0 && slack_front.handshakes() > 0 && teams_front.handshakes() > 0);
 }
