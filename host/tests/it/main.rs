@@ -21,6 +21,7 @@ mod console_sign_in;
 mod console_speed;
 mod contract_versions;
 mod delivery;
+mod doctor;
 mod egress_proxy;
 mod fuzz_corpus;
 mod hostile_plugins;
