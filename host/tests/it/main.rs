@@ -13,6 +13,7 @@ mod api_openapi;
 mod bundled_plugins;
 mod chat_delivery;
 mod cluster;
+mod confluence_dc;
 mod confluence_delivery;
 mod confluence_lookups;
 mod console;
