@@ -39,6 +39,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/audit"),
     ("get", "/api/failures"),
     ("get", "/api/changes"),
+    ("get", "/api/doctor"),
 ];
 
 fn operations(doc: &Value) -> Vec<(String, String)> {
