@@ -531,3 +531,131 @@ async fn a_search_that_404s_with_the_nested_expansion_is_answered_checking_each_
         );
     }
 }
+
+#[test]
+fn an_instance_without_page_templates_says_so_at_bind_and_at_dispatch_never_waits() {
+    const INCIDENT: u64 = 6200;
+    let conf = FakeConfluence::start(ConfluenceAuth::Bearer(PAT.into()));
+    conf.put_user(ADA, "ada", "Ada Lovelace", "ada@example.com");
+    conf.put_content(
+        INCIDENT,
+        ContentBuilder::page(INCIDENT, "OPS", "Checkout down")
+            .labels(&["incident"])
+            .build(),
+    );
+    conf.put_template(
+        "OPS",
+        "Incident retro",
+        "<p>Retro of {{ incident.title }}</p>",
+    );
+    let mut side = Sidecar::new();
+    side.connect_confluence("prod", &conf.base_url());
+    side.install("retro-writer", &["create-page", "add-comment"]);
+    let bind = |side: &Sidecar| {
+        side.cli_output(&[
+            "bind",
+            "retro-writer",
+            "--to",
+            "confluence:*",
+            "--set",
+            "space-template=OPS:Incident retro",
+            "--set",
+            "comment=false",
+        ])
+    };
+    conf.set_page_templates_available(false);
+    let refused = bind(&side);
+    assert!(!refused.status.success());
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        said.contains("this Confluence does not serve page templates"),
+        "{said}"
+    );
+    assert_eq!(
+        side.cli(&["bindings", "--json"]).trim(),
+        "[]",
+        "nothing saved"
+    );
+
+    // Bound while the instance served them; gone by the time the event comes.
+    conf.set_page_templates_available(true);
+    assert!(bind(&side).status.success());
+    conf.set_page_templates_available(false);
+    side.start();
+    let event = format!(
+        r#"{{"timestamp":9,"event":"page_created","userKey":"{ADA}","page":{{"id":{INCIDENT}}}}}"#
+    );
+    side.hook("prod", event.as_bytes(), Some(HOOK_SECRET));
+    let stored = dispatched(&side);
+    assert_eq!(stored[0]["status"], "dispatched", "not waiting: {stored:#}");
+    assert_eq!(stored[0]["attempts"], 1, "{stored:#}");
+    let failures = side.wait_json(&["failures"], "the binding's failure", |v| {
+        !v.as_array().unwrap().is_empty()
+    });
+    assert_eq!(failures[0]["code"], "template", "{failures:#}");
+    let message = failures[0]["message"].as_str().unwrap();
+    assert!(
+        message.contains("setting `space-template`: this Confluence does not serve page templates"),
+        "{message}"
+    );
+    assert!(conf.created().is_empty());
+}
+
+/// `event.people` for PLAN updated by eve on each emulated release, and why
+/// people are missing where they are.
+#[tokio::test]
+async fn people_on_each_data_center_release() {
+    for version in DcVersion::ALL {
+        let conf = confluence();
+        conf.emulate(version);
+        conf.grant_space("ENG", SERVICE_USERNAME, &["administer"]);
+        let e = Enricher::new(
+            "prod",
+            client(&conf, Auth::Bearer(Secret::new(PAT))),
+            Duration::from_secs(60),
+        );
+        let hook = match pagehook::source::webhook::parse(&page_updated(PLAN, EVE)).unwrap() {
+            pagehook::source::webhook::Payload::Event(hook) => *hook,
+            pagehook::source::webhook::Payload::Test => unreachable!(),
+        };
+        let event = e.enrich("e1", &hook).await.unwrap();
+        let keys: Vec<&str> = event.people.iter().map(|p| p.person.key.as_str()).collect();
+        let report = e.people_report();
+        if version == DcVersion::V8_5 {
+            // No space permissions REST: who may view ENG is not known, so
+            // nobody is told personally (logged; doctor says why).
+            assert!(keys.is_empty(), "{version:?}: {keys:?}");
+            assert!(report.found.is_empty(), "no email lookups: {report:?}");
+        } else {
+            assert_eq!(keys, [CAROL, BOB, ADA, DAVE], "{version:?}");
+            assert_eq!(report.found.get("mobile_profile"), Some(&4), "{version:?}");
+        }
+
+        // Without the mobile profile, only 10.2's admin list names people
+        // with their emails (to a Confluence administrator).
+        conf.set_mobile_profile_available(false);
+        conf.set_service_confluence_admin(true);
+        let e = Enricher::new(
+            "prod",
+            client(&conf, Auth::Bearer(Secret::new(PAT))),
+            Duration::from_secs(60),
+        );
+        let event = e.enrich("e2", &hook).await.unwrap();
+        let report = e.people_report();
+        match version {
+            DcVersion::V8_5 => assert!(event.people.is_empty()),
+            DcVersion::V10_2 => {
+                assert_eq!(event.people.len(), 4, "{version:?}");
+                assert_eq!(report.found.get("admin_list"), Some(&4));
+            }
+            _ => {
+                assert!(event.people.is_empty(), "{version:?}");
+                assert_eq!(
+                    report.unresolved.get("no_profile"),
+                    Some(&4),
+                    "{version:?}: {report:?}"
+                );
+            }
+        }
+    }
+}
