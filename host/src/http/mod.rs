@@ -8,6 +8,7 @@
 
 pub mod proxy;
 pub mod tls;
+pub mod tunnel;
 
 use std::sync::OnceLock;
 use std::time::Duration;

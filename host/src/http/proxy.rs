@@ -60,7 +60,12 @@ impl ProxySetting {
     /// The setting `config` asks for; `None` when it names no proxy (the
     /// environment's variables then apply).
     pub fn from_config(config: &NetworkConfig) -> Result<Option<ProxySetting>, ProxyError> {
-        let Some(raw) = config.proxy.as_deref().map(str::trim).filter(|p| !p.is_empty()) else {
+        let Some(raw) = config
+            .proxy
+            .as_deref()
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+        else {
             if config.proxy_credentials.is_some() {
                 return Err(ProxyError::Credentials(
                     "given without [network] proxy".into(),
@@ -77,7 +82,8 @@ impl ProxySetting {
         }
         if !url.username().is_empty() || url.password().is_some() {
             return Err(ProxyError::Url(
-                "credentials inside the URL are refused: use proxy-credentials = { env = \"...\" }".into(),
+                "credentials inside the URL are refused: use proxy-credentials = { env = \"...\" }"
+                    .into(),
             ));
         }
         let credentials = match &config.proxy_credentials {
@@ -85,9 +91,7 @@ impl ProxySetting {
             Some(source) => {
                 let secret = source.resolve().map_err(ProxyError::Credentials)?;
                 let Some((user, _)) = secret.expose().split_once(':') else {
-                    return Err(ProxyError::Credentials(
-                        "expected user:password".into(),
-                    ));
+                    return Err(ProxyError::Credentials("expected user:password".into()));
                 };
                 Some((user.to_owned(), secret))
             }
@@ -112,6 +116,18 @@ impl ProxySetting {
     /// The hosts reached directly.
     pub fn no_proxy(&self) -> &[String] {
         &self.no_proxy
+    }
+
+    /// `Proxy-Authorization` for a tunnel made by hand
+    /// ([`super::tunnel`]): `Basic` over the credentials, if any.
+    pub(crate) fn authorization(&self) -> Option<String> {
+        use base64::Engine as _;
+        self.credentials.as_ref().map(|(_, secret)| {
+            format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode(secret.expose())
+            )
+        })
     }
 
     /// The setting as reqwest applies it to every scheme.
@@ -150,11 +166,10 @@ mod tests {
 
     #[test]
     fn a_proxy_with_credentials_in_the_url_is_refused_without_echoing_them() {
-        let err = ProxySetting::from_config(&config(
-            "proxy = \"http://svc:hunter2@proxy.corp:3128\"",
-        ))
-        .unwrap_err()
-        .to_string();
+        let err =
+            ProxySetting::from_config(&config("proxy = \"http://svc:hunter2@proxy.corp:3128\""))
+                .unwrap_err()
+                .to_string();
         assert!(err.contains("proxy-credentials"), "{err}");
         assert!(!err.contains("hunter2"), "{err}");
     }

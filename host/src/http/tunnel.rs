@@ -105,13 +105,12 @@ async fn open(target: &str, route: Option<&Route>) -> Result<TcpStream, TunnelEr
                 why: e.to_string(),
             });
     };
-    let mut stream =
-        TcpStream::connect(&route.proxy)
-            .await
-            .map_err(|e| TunnelError::Connect {
-                what: format!("the proxy {}", route.proxy),
-                why: e.to_string(),
-            })?;
+    let mut stream = TcpStream::connect(&route.proxy)
+        .await
+        .map_err(|e| TunnelError::Connect {
+            what: format!("the proxy {}", route.proxy),
+            why: e.to_string(),
+        })?;
     let mut request = format!("CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n");
     if let Some(auth) = &route.authorization {
         request.push_str("Proxy-Authorization: ");
@@ -198,9 +197,11 @@ pub fn route_for(
         }));
     }
     let var = |names: &[&str]| {
-        names
-            .iter()
-            .find_map(|n| env(n).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty()))
+        names.iter().find_map(|n| {
+            env(n)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        })
     };
     let Some(raw) = var(&["HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"]) else {
         return Ok(None);
@@ -215,9 +216,8 @@ pub fn route_for(
     } else {
         format!("http://{raw}")
     };
-    let url = reqwest::Url::parse(&with_scheme).map_err(|_| {
-        TunnelError::Unusable("from HTTPS_PROXY/ALL_PROXY is not a URL".to_owned())
-    })?;
+    let url = reqwest::Url::parse(&with_scheme)
+        .map_err(|_| TunnelError::Unusable("from HTTPS_PROXY/ALL_PROXY is not a URL".to_owned()))?;
     let authorization = (!url.username().is_empty()).then(|| {
         let pair = format!(
             "{}:{}",
@@ -246,7 +246,10 @@ fn address(url: &reqwest::Url) -> Result<String, TunnelError> {
             url.scheme()
         )));
     }
-    Ok(format!("{host}:{}", url.port_or_known_default().unwrap_or(80)))
+    Ok(format!(
+        "{host}:{}",
+        url.port_or_known_default().unwrap_or(80)
+    ))
 }
 
 fn percent_decode(s: &str) -> String {
@@ -276,34 +279,45 @@ fn percent_decode(s: &str) -> String {
 pub fn bypassed<'a>(host: &str, list: impl IntoIterator<Item = &'a str>) -> bool {
     let host = host.trim_end_matches('.').to_ascii_lowercase();
     let ip = host.parse::<IpAddr>().ok();
-    list.into_iter().map(str::trim).filter(|e| !e.is_empty()).any(|entry| {
-        if entry == "*" {
-            return true;
-        }
-        let entry = entry.to_ascii_lowercase();
-        if let Some((net, bits)) = entry.split_once('/') {
-            return match (ip, net.parse::<IpAddr>(), bits.parse::<u8>()) {
-                (Some(ip), Ok(net), Ok(bits)) => in_range(ip, net, bits),
-                _ => false,
-            };
-        }
-        let entry = entry.trim_start_matches('[').trim_end_matches(']');
-        if let Ok(addr) = entry.parse::<IpAddr>() {
-            return ip == Some(addr);
-        }
-        let name = entry.trim_start_matches("*.").trim_start_matches('.');
-        host == name || host.ends_with(&format!(".{name}"))
-    })
+    list.into_iter()
+        .map(str::trim)
+        .filter(|e| !e.is_empty())
+        .any(|entry| {
+            if entry == "*" {
+                return true;
+            }
+            let entry = entry.to_ascii_lowercase();
+            if let Some((net, bits)) = entry.split_once('/') {
+                return match (ip, net.parse::<IpAddr>(), bits.parse::<u8>()) {
+                    (Some(ip), Ok(net), Ok(bits)) => in_range(ip, net, bits),
+                    _ => false,
+                };
+            }
+            let entry = entry.trim_start_matches('[').trim_end_matches(']');
+            if let Ok(addr) = entry.parse::<IpAddr>() {
+                return ip == Some(addr);
+            }
+            let name = entry.trim_start_matches("*.").trim_start_matches('.');
+            host == name || host.ends_with(&format!(".{name}"))
+        })
 }
 
 fn in_range(ip: IpAddr, net: IpAddr, bits: u8) -> bool {
     match (ip, net) {
         (IpAddr::V4(ip), IpAddr::V4(net)) if bits <= 32 => {
-            let mask = if bits == 0 { 0 } else { u32::MAX << (32 - bits) };
+            let mask = if bits == 0 {
+                0
+            } else {
+                u32::MAX << (32 - bits)
+            };
             u32::from(ip) & mask == u32::from(net) & mask
         }
         (IpAddr::V6(ip), IpAddr::V6(net)) if bits <= 128 => {
-            let mask = if bits == 0 { 0 } else { u128::MAX << (128 - bits) };
+            let mask = if bits == 0 {
+                0
+            } else {
+                u128::MAX << (128 - bits)
+            };
             u128::from(ip) & mask == u128::from(net) & mask
         }
         _ => false,
@@ -337,7 +351,13 @@ mod tests {
         ] {
             assert!(bypassed(host, list), "{host}");
         }
-        for host in ["notwiki.corp", "internal2", "11.0.0.1", "192.168.1.8", "slack.com"] {
+        for host in [
+            "notwiki.corp",
+            "internal2",
+            "11.0.0.1",
+            "192.168.1.8",
+            "slack.com",
+        ] {
             assert!(!bypassed(host, list), "{host}");
         }
         assert!(bypassed("anything", ["*"]));
@@ -414,7 +434,10 @@ mod tests {
         assert!(err.contains("proxy-credentials"), "{err}");
         assert!(!err.contains("c3Zj"), "{err}");
         let asked = server.await.unwrap();
-        assert!(asked.starts_with("CONNECT wss.example:443 HTTP/1.1\r\n"), "{asked}");
+        assert!(
+            asked.starts_with("CONNECT wss.example:443 HTTP/1.1\r\n"),
+            "{asked}"
+        );
         assert!(asked.contains("Proxy-Authorization: Basic c3ZjOmh1bnRlcjI=\r\n"));
     }
 }

@@ -10,6 +10,8 @@
 //!   bounded, cached with expiry.
 //! - [`auth`]: `auth.test`, for connection tests and greetings.
 //! - [`users`]: a Slack user's email (`users.info`), for chat events.
+//! - [`socket_mode`]: `apps.connections.open`, a Socket Mode WebSocket URL
+//!   for the app-level token.
 //!
 //! Nothing here decides retries or dead letters (that is `deliver`), and
 //! nothing here ever logs or returns a token.
@@ -19,6 +21,7 @@ pub mod auth;
 pub mod client;
 pub mod directory;
 pub mod methods;
+pub mod socket_mode;
 pub mod users;
 
 pub use client::{SlackClient, SlackError};

@@ -1,4 +1,6 @@
-//! Slack as an event source: what arrives at `POST /hooks/slack/{connection}`.
+//! Slack as an event source: what arrives at `POST /hooks/slack/{connection}`,
+//! or over Socket Mode as an envelope's payload ([`parse_envelope`]; the
+//! socket is authenticated by the app-level token, so there is no signature).
 //!
 //! Slack signs every request with the app's signing secret (`v0`):
 //! `X-Slack-Signature: v0=<hex HMAC-SHA256(secret, "v0:{timestamp}:{body}")>`
@@ -175,6 +177,47 @@ pub fn parse(
 fn parse_json(connection: &str, body: &[u8]) -> Result<Inbound, InboundError> {
     let value: Value =
         serde_json::from_slice(body).map_err(|e| InboundError::Json(e.to_string()))?;
+    parse_events_api(connection, value)
+}
+
+/// What a Socket Mode envelope asks of Pagehook: its `payload` read as the
+/// same request would be read at `/hooks/slack/{connection}`, so it is
+/// stored, deduplicated and dispatched the same way. `events_api` carries
+/// the Events API body, `slash_commands` a command's fields as a JSON
+/// object; `received_at_secs` (the host's clock) stands in for the request
+/// timestamp Slack puts on HTTP requests only. Interactivity and envelope
+/// types Pagehook does not use are [`Inbound::Ignored`].
+pub fn parse_envelope(
+    connection: &str,
+    envelope_type: &str,
+    payload: Value,
+    received_at_secs: i64,
+) -> Result<Inbound, InboundError> {
+    match envelope_type {
+        "events_api" => parse_events_api(connection, payload),
+        "slash_commands" => {
+            let Value::Object(fields) = payload else {
+                return Err(InboundError::Shape(
+                    "a slash_commands envelope whose payload is not an object".into(),
+                ));
+            };
+            let fields = fields
+                .into_iter()
+                .filter(|(k, _)| k != "token")
+                .map(|(k, v)| match v {
+                    Value::String(s) => (k, Value::String(s)),
+                    other => (k, Value::String(other.to_string())),
+                })
+                .collect();
+            slash_command_fields(connection, &received_at_secs.to_string(), fields)
+        }
+        other => Ok(Inbound::Ignored {
+            what: format!("Socket Mode envelope {other}"),
+        }),
+    }
+}
+
+fn parse_events_api(connection: &str, value: Value) -> Result<Inbound, InboundError> {
     let Value::Object(mut obj) = value else {
         return Err(InboundError::Shape("the body is not a JSON object".into()));
     };
@@ -245,6 +288,16 @@ fn parse_form(connection: &str, timestamp: &str, body: &[u8]) -> Result<Inbound,
             obj.insert(k, Value::String(v));
         }
     }
+    slash_command_fields(connection, timestamp, obj)
+}
+
+/// A command's fields (without Slack's verification token), however they
+/// arrived: a form at the HTTP endpoint, a JSON object over Socket Mode.
+fn slash_command_fields(
+    connection: &str,
+    timestamp: &str,
+    mut obj: Map<String, Value>,
+) -> Result<Inbound, InboundError> {
     if obj.get("ssl_check").and_then(Value::as_str) == Some("1") {
         return Ok(Inbound::Ignored {
             what: "ssl_check".into(),
@@ -470,6 +523,7 @@ fn slash_command(obj: &Map<String, Value>) -> Result<ChatInbound, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     struct Vector {
         secret: String,
@@ -744,6 +798,65 @@ mod tests {
                 .to_string()
                 .contains("trigger_id")
         );
+    }
+
+    /// Slack's documented Socket Mode slash command envelope
+    /// (api.slack.com/apis/socket-mode#command).
+    const SOCKET_COMMAND: &str = r#"{"payload":{"token":"bHKJ2n9AW6Ju3MjciOHfbA1b","team_id":"T123ABC456",
+        "team_domain":"maria","channel_id":"C123ABC456","channel_name":"general","user_id":"U123ABC456",
+        "user_name":"rainer","command":"/randorilke","text":"","response_url":"https://rilke.slack.com/commands/T0SNL8S4S/37053613554/YMB2ZESDLNjNLqSFZ1quhNAh",
+        "trigger_id":"37053613634.26768298162.440952c06ef4de2653466a48fe495f93"},
+        "envelope_id":"dbdd0ef3-1543-4f94-bfb4-133d0e6c1545","type":"slash_commands","accepts_response_payload":true}"#;
+
+    #[test]
+    fn socket_mode_envelopes_are_stored_as_their_http_twins() {
+        let envelope: Value = serde_json::from_str(SOCKET_COMMAND).unwrap();
+        let Inbound::Store(command) = parse_envelope(
+            "acme",
+            "slash_commands",
+            envelope["payload"].clone(),
+            1700000000,
+        )
+        .unwrap() else {
+            panic!("a slash command is stored")
+        };
+        assert_eq!(
+            command.key,
+            "acme:slash-command:37053613634.26768298162.440952c06ef4de2653466a48fe495f93"
+        );
+        assert!(command.payload.get("token").is_none(), "token dropped");
+        assert_eq!(command.payload["request_timestamp"], "1700000000");
+        let read = from_stored(&command.payload).unwrap().unwrap();
+        assert_eq!(read.kind, EventKind::SlashCommand);
+        assert_eq!(read.occurred_at_ms, 1_700_000_000_000);
+
+        // events_api carries the Events API body: the same key as over HTTP.
+        let body: Value = serde_json::from_str(LINK_SHARED_BODY).unwrap();
+        let Inbound::Store(event) = parse_envelope("acme", "events_api", body, 1).unwrap() else {
+            panic!("link_shared is stored")
+        };
+        let Inbound::Store(http) = parse("acme", None, "1", LINK_SHARED_BODY.as_bytes()).unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!((event.key, event.payload), (http.key, http.payload));
+
+        assert!(matches!(
+            parse_envelope("acme", "interactive", json!({"type": "block_actions"}), 1),
+            Ok(Inbound::Ignored { .. })
+        ));
+        assert!(
+            parse_envelope(
+                "acme",
+                "slash_commands",
+                json!({"command": "/x", "user_id": "U1"}),
+                1
+            )
+            .unwrap_err()
+            .to_string()
+            .contains("trigger_id")
+        );
+        assert!(parse_envelope("acme", "slash_commands", json!("text"), 1).is_err());
     }
 
     #[test]

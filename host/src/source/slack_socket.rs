@@ -208,17 +208,16 @@ async fn open(
         "ws" => false,
         other => return Err(OpenError::Url(format!("scheme {other}"))),
     };
-    let port = parsed
-        .port()
-        .unwrap_or(if tls { 443 } else { 80 });
+    let port = parsed.port().unwrap_or(if tls { 443 } else { 80 });
     let tcp = crate::http::tunnel::connect(&host, port, settings.timeout).await?;
     let handshake = |why: String| OpenError::Handshake {
         host: host.clone(),
         why,
     };
     let stream: Box<dyn Io> = if tls {
-        let name = rustls::pki_types::ServerName::try_from(host.trim_matches(['[', ']']).to_owned())
-            .map_err(|e| handshake(e.to_string()))?;
+        let name =
+            rustls::pki_types::ServerName::try_from(host.trim_matches(['[', ']']).to_owned())
+                .map_err(|e| handshake(e.to_string()))?;
         let config = Arc::new(crate::http::current().trust.client_config());
         let tls = tokio::time::timeout(
             settings.timeout,
@@ -258,9 +257,8 @@ async fn open(
                 Some("hello") => {
                     return Ok(Hello {
                         num_connections: value["num_connections"].as_u64().unwrap_or(1),
-                        approximate_connection_time: value["debug_info"]
-                            ["approximate_connection_time"]
-                            .as_u64(),
+                        approximate_connection_time:
+                            value["debug_info"]["approximate_connection_time"].as_u64(),
                     });
                 }
                 Some("disconnect") => {
@@ -568,8 +566,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(envelope(&retried).unwrap().retry_attempt, 2);
-        let hello: Value =
-            serde_json::from_str(r#"{"type":"hello","num_connections":1}"#).unwrap();
+        let hello: Value = serde_json::from_str(r#"{"type":"hello","num_connections":1}"#).unwrap();
         assert!(envelope(&hello).is_none());
     }
 
