@@ -510,10 +510,12 @@ fn assert_order(posts: &[SlackPost], sent: &[Vec<i64>], explain: impl Fn(i64, i6
 /// any second, and the k-th post after any post (k up to [`GAP_SPAN`]) at
 /// least k gaps after it (less [`GAP_TOLERANCE`], once), by the time Slack
 /// read each post's request
-/// (`arrived`, from [`arrivals`]). A failure shows every breach with how far
-/// apart the two sends started (`started`: the start of each event's
-/// successful attempt, ms, from the database), and for the first ones what
-/// `explain` says about the two events.
+/// (`arrived`, from [`arrivals`]), unless the two sends started at least k
+/// gaps apart (`started`: the start of each event's successful attempt, ms,
+/// from the database): then the request was held up on its way, which the
+/// replicas do not control, and it is reported but not failed. A failure
+/// shows every breach with how far apart the two sends started, and for the
+/// first ones what `explain` says about the two events.
 fn assert_rate(
     posts: &[SlackPost],
     channels: usize,
@@ -553,7 +555,7 @@ fn assert_rate(
                     .checked_duration_since(at(pair[0]))
                     .unwrap_or(Duration::ZERO);
                 if span + GAP_TOLERANCE < gap * k as u32 {
-                    breaches.push((c, i, event_id(pair[0]), event_id(in_channel[i + k]), span));
+                    breaches.push((c, i, k, event_id(pair[0]), event_id(in_channel[i + k]), span));
                     break;
                 }
             }
@@ -564,27 +566,42 @@ fn assert_rate(
         return;
     }
     let start_gap = |a: &i64, b: &i64| Some(started.get(b)? - started.get(a)?);
+    // What the replicas control is when each send starts: a pair whose sends
+    // started k gaps apart (or more) and still arrived closer was bunched on
+    // its way (a request stalled in a loaded machine's network stack, seen in
+    // CI at 38 ms and 78 ms); the per-second count above still holds at
+    // arrival. Such pairs are reported, not failed.
+    let spaced = |k: usize, a: &i64, b: &i64| {
+        start_gap(a, b).is_some_and(|ms| ms >= (gap * k as u32).as_millis() as i64)
+    };
+    let (jitter, breaches): (Vec<_>, Vec<_>) = breaches
+        .into_iter()
+        .partition(|(_, _, k, a, b, _)| spaced(*k, a, b));
+    for (c, i, k, a, b, d) in &jitter {
+        eprintln!(
+            "#cl-{c} from post {i}: events {a} and {b} ({k} apart) arrived {d:?} apart although their sends started {:?} ms apart",
+            start_gap(a, b)
+        );
+    }
+    if breaches.is_empty() {
+        return;
+    }
     let all: Vec<String> = breaches
         .iter()
-        .map(|(c, i, a, b, d)| {
+        .map(|(c, i, _, a, b, d)| {
             format!(
                 "#cl-{c} from post {i} (events {a}, {b}): arrived {d:?} apart, sends started {:?} ms apart",
                 start_gap(a, b)
             )
         })
         .collect();
-    let early = breaches
-        .iter()
-        .filter(|(_, _, a, b, _)| start_gap(a, b).is_some_and(|ms| ms < gap.as_millis() as i64))
-        .count();
     let evidence: String = breaches
         .iter()
         .take(3)
-        .map(|(_, _, a, b, _)| explain(*a, *b))
+        .map(|(_, _, _, a, b, _)| explain(*a, *b))
         .collect();
     panic!(
-        "{} times a post arrived earlier after an earlier post in its channel than the gaps between them allow ({gap:?} each, less {GAP_TOLERANCE:?}) \
-         ({early} of them had their sends start less than {gap:?} apart):\n{}\n{evidence}",
+        "{} times a post's send started, and it arrived, earlier after an earlier post in its channel than the gaps between them allow ({gap:?} each, less {GAP_TOLERANCE:?}):\n{}\n{evidence}",
         breaches.len(),
         all.join("\n")
     );
