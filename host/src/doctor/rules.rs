@@ -140,8 +140,9 @@ fn missing_on(version: Option<&ServerVersion>, what: &str, since: (u32, u32)) ->
 }
 
 fn upgrade_to(since: (u32, u32)) -> String {
+    let lts = if since <= (9, 2) { "9.2" } else { "10.2" };
     format!(
-        "upgrade Confluence to {}.{} or later (the 9.2 LTS or newer)",
+        "upgrade Confluence to {}.{} or later (the {lts} LTS or newer)",
         since.0, since.1
     )
 }

@@ -659,3 +659,49 @@ async fn the_overview_shows_the_report_get_api_doctor_made() {
     let (status, _) = get("/api/doctor", (header::COOKIE, space_admin)).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
 }
+
+#[test]
+fn check_now_on_the_overview_in_a_real_browser() {
+    use crate::common::browser::Browser;
+    use crate::common::sidecar::ADMIN_TOKEN;
+    use std::time::Duration;
+    const WAIT: Duration = Duration::from_secs(15);
+
+    let wiki = confluence();
+    wiki.emulate(DcVersion::V8_5);
+    let mut side = Sidecar::new();
+    side.connect_confluence("wiki", &wiki.base_url());
+    side.start();
+    let mut b = Browser::start();
+    b.set_base(&side.base);
+    b.goto("/console/sign-in");
+    b.form("Sign in as admin")
+        .fill("Admin token", ADMIN_TOKEN)
+        .submit();
+    b.wait_for_h1("Overview", WAIT);
+    b.wait_for_text("Not checked since Pagehook started.", WAIT);
+    b.assert_inputs_labelled("overview");
+    b.click_button("Check now");
+    b.wait_for_text("everything used works", WAIT);
+    let text = b.text();
+    assert!(text.contains("8.5.20 (8.5 LTS)"), "{text}");
+    // All is well, so the connection's details are folded: open them as a
+    // person would, by their summary.
+    b.js(
+        "document.querySelector('#doctor details summary').click();",
+        vec![],
+    );
+    let sign_in = b.texts("table.doctor tr[data-feature=space-admin-sign-in] td");
+    assert_eq!(sign_in[0], "space-admin sign-in", "{sign_in:?}");
+    assert_eq!(sign_in[1], "unavailable", "{sign_in:?}");
+    assert_eq!(sign_in[2], "not used", "{sign_in:?}");
+    assert!(
+        sign_in[3].contains("(8.5 LTS) has no space permissions REST"),
+        "{sign_in:?}"
+    );
+    assert!(
+        sign_in[3].contains("Fix: upgrade Confluence to 9.1"),
+        "{sign_in:?}"
+    );
+    b.screenshot("overview-doctor");
+}
