@@ -203,6 +203,9 @@ pub struct ConnectRequest {
     /// Slack: the Confluence connection its chat lookups and self-links use
     /// (`None`: the only Confluence connection with a token).
     pub confluence: Option<String>,
+    /// Slack: the app-level token (`xapp-`, scope `connections:write`);
+    /// with it, `serve` takes events and commands over Socket Mode.
+    pub app_token: Option<SecretSource>,
 }
 
 /// What `connect` did.
@@ -263,6 +266,21 @@ pub async fn connect(store: &Store, req: ConnectRequest) -> AdminResult<Connecte
                 .map_err(|m| AdminError::Invalid(format!("{what}: {m}")))?;
         }
     }
+    if let Some(app_token) = &req.app_token {
+        if req.kind != ConnectionKind::Slack {
+            return Err(AdminError::Invalid(
+                "an app-level token is for Slack connections (Socket Mode) only".into(),
+            ));
+        }
+        let token = app_token
+            .resolve()
+            .map_err(|m| AdminError::Invalid(format!("app-level token: {m}")))?;
+        if !token.expose().trim().starts_with("xapp-") {
+            return Err(AdminError::Invalid(
+                "the app-level token starts with xapp- (Slack app settings, Basic Information, App-Level Tokens, with the scope connections:write); the bot token (xoxb-) goes to --token".into(),
+            ));
+        }
+    }
     match req.kind {
         ConnectionKind::Slack if req.secret.is_none() => {
             return Err(AdminError::Invalid(
@@ -309,6 +327,7 @@ pub async fn connect(store: &Store, req: ConnectRequest) -> AdminResult<Connecte
     record.hook_secret = req.hook_secret;
     record.dry_run = req.dry_run;
     record.confluence = req.confluence;
+    record.app_token = req.app_token;
     store.add_connection(&record).await?;
     // A second workspace: bindings written for the first keep meaning it.
     let qualified_bindings = match other_workspaces.as_slice() {
@@ -650,6 +669,43 @@ async fn slack_connection_test(
     }
 }
 
+/// `apps.connections.open` with the app-level token: whether Socket Mode
+/// can connect (the URL Slack gives is not used, nor shown).
+async fn socket_mode_test(
+    base_url: &str,
+    app_token: &crate::secret::Secret,
+    timeout: std::time::Duration,
+) -> ConnectionTest {
+    use crate::slack::{SlackClient, SlackError, socket_mode};
+    let http = match crate::http::client_builder().timeout(timeout).build() {
+        Ok(c) => c,
+        Err(e) => {
+            return ConnectionTest {
+                ok: false,
+                message: format!("cannot make an HTTP client: {e}"),
+            };
+        }
+    };
+    match socket_mode::open_connection(&SlackClient::new(&http, base_url, app_token)).await {
+        Ok(_) => ConnectionTest {
+            ok: true,
+            message: "Socket Mode: Slack accepts the app-level token (apps.connections.open)"
+                .into(),
+        },
+        Err(SlackError::Api { code, .. }) => ConnectionTest {
+            ok: false,
+            message: format!(
+                "Socket Mode: Slack refused the app-level token: {code}{}",
+                socket_mode::refusal_hint(&code)
+            ),
+        },
+        Err(e) => ConnectionTest {
+            ok: false,
+            message: format!("Socket Mode: {e}"),
+        },
+    }
+}
+
 /// Checks a connection's credentials against the service.
 pub async fn test_connection(
     store: &Store,
@@ -674,7 +730,21 @@ pub async fn test_connection(
         },
         ConnectionKind::Slack => {
             let token = secret.ok_or_else(|| AdminError::Invalid("the connection has no token".into()))?;
-            slack_connection_test(&conn.url, &token, config.enrichment_timeout()).await
+            let bot = slack_connection_test(&conn.url, &token, config.enrichment_timeout()).await;
+            match &conn.app_token {
+                None => bot,
+                Some(app_token) => {
+                    let app_token = app_token
+                        .resolve()
+                        .map_err(|m| AdminError::Invalid(format!("app-level token: {m}")))?;
+                    let socket =
+                        socket_mode_test(&conn.url, &app_token, config.enrichment_timeout()).await;
+                    ConnectionTest {
+                        ok: bot.ok && socket.ok,
+                        message: format!("{}; {}", bot.message, socket.message),
+                    }
+                }
+            }
         }
         ConnectionKind::Confluence => {
             use crate::source::client::{ClientOptions, ConfluenceAuth, ConfluenceClient};

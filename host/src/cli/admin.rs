@@ -312,6 +312,18 @@ pub enum ConnectCommand {
         /// File holding the signing secret, read when it is used.
         #[arg(long, value_name = "PATH")]
         signing_secret_file: Option<PathBuf>,
+        /// The Slack app's app-level token (xapp-..., scope connections:write; Basic
+        /// Information, App-Level Tokens). With it `pagehook serve` receives events and
+        /// slash commands over Socket Mode, an outbound WebSocket: nothing inbound is needed
+        /// (visible in shell history: prefer the -env or -file form).
+        #[arg(long, value_name = "TOKEN", conflicts_with_all = ["app_token_env", "app_token_file"])]
+        app_token: Option<String>,
+        /// Environment variable holding the app-level token, read when it is used.
+        #[arg(long, value_name = "VAR", conflicts_with = "app_token_file")]
+        app_token_env: Option<String>,
+        /// File holding the app-level token, read when it is used.
+        #[arg(long, value_name = "PATH")]
+        app_token_file: Option<PathBuf>,
     },
     /// A Teams channel, by its Workflows webhook URL; `teams:<name>` destinations use it.
     Teams {
@@ -364,6 +376,9 @@ pub async fn connect(config: &Config, cmd: ConnectCommand) -> anyhow::Result<Exi
             signing_secret,
             signing_secret_env,
             signing_secret_file,
+            app_token,
+            app_token_env,
+            app_token_file,
         } => ConnectRequest {
             name,
             kind: ConnectionKind::Slack,
@@ -374,6 +389,7 @@ pub async fn connect(config: &Config, cmd: ConnectCommand) -> anyhow::Result<Exi
             dry_run,
             notify,
             confluence,
+            app_token: source(&app_token, &app_token_env, &app_token_file),
         },
         ConnectCommand::Teams { name, url, dry_run } => ConnectRequest {
             name,
@@ -385,6 +401,7 @@ pub async fn connect(config: &Config, cmd: ConnectCommand) -> anyhow::Result<Exi
             dry_run,
             notify: None,
             confluence: None,
+            app_token: None,
         },
         ConnectCommand::Confluence {
             name,
@@ -405,6 +422,7 @@ pub async fn connect(config: &Config, cmd: ConnectCommand) -> anyhow::Result<Exi
             dry_run,
             notify: None,
             confluence: None,
+            app_token: None,
         },
     };
     let store = open(config).await?;
@@ -413,7 +431,7 @@ pub async fn connect(config: &Config, cmd: ConnectCommand) -> anyhow::Result<Exi
         qualified_bindings,
         notice_delivery,
     } = admin::connect(&store, req).await?;
-    let detail = json!({ "kind": c.kind.as_str(), "url": redacted_url(&c.url), "dry_run": c.dry_run, "confluence": c.confluence });
+    let detail = json!({ "kind": c.kind.as_str(), "url": redacted_url(&c.url), "dry_run": c.dry_run, "confluence": c.confluence, "socket_mode": c.app_token.is_some() });
     admin::log_change(
         &store,
         &admin::cli_actor(),
@@ -445,8 +463,8 @@ pub async fn connect(config: &Config, cmd: ConnectCommand) -> anyhow::Result<Exi
             c.name
         )?;
     }
-    // Chat needs inbound requests (the signing secret) and a Confluence.
-    if c.kind == ConnectionKind::Slack && c.hook_secret.is_some() {
+    // Chat needs inbound requests (Socket Mode or the signing secret) and a Confluence.
+    if c.kind == ConnectionKind::Slack && (c.hook_secret.is_some() || c.app_token.is_some()) {
         let all = store.connections().await?;
         match crate::source::chat_confluence::chat_confluence(&c, &all) {
             Ok(conf) => outln!(
@@ -456,7 +474,17 @@ pub async fn connect(config: &Config, cmd: ConnectCommand) -> anyhow::Result<Exi
             Err(why) => outln!("warning: {why}")?,
         }
     }
-    if c.kind == ConnectionKind::Slack && c.hook_secret.is_some() {
+    if c.kind == ConnectionKind::Slack && c.app_token.is_some() {
+        outln!(
+            "Socket Mode: `pagehook serve` opens an outbound WebSocket to Slack for `{}`'s events and slash commands (turn Socket Mode on in the Slack app's settings; nothing inbound is needed{})",
+            c.name,
+            if c.hook_secret.is_some() {
+                "; /hooks/slack/".to_owned() + &c.name + " also takes signed requests"
+            } else {
+                String::new()
+            }
+        )?;
+    } else if c.kind == ConnectionKind::Slack && c.hook_secret.is_some() {
         outln!(
             "set the Slack app's Event Subscriptions and slash commands Request URL to https://<this host>/hooks/slack/{}",
             c.name

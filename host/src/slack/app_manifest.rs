@@ -9,7 +9,9 @@
 //!
 //! Field names follow Slack's app manifest reference: `features.unfurl_domains`,
 //! `features.slash_commands[].{command, url, description, usage_hint,
-//! should_escape}`, `settings.event_subscriptions.{request_url, bot_events}`.
+//! should_escape}`, `settings.event_subscriptions.{request_url, bot_events}`,
+//! `settings.socket_mode_enabled` ([`slack_app_manifest_socket_mode`]: the
+//! same app receiving over Socket Mode, with no request URLs).
 
 /// Stands for Pagehook's public base URL in [`SLACK_APP_MANIFEST`].
 pub const BASE_PLACEHOLDER: &str = "https://pagehook.example.com";
@@ -75,6 +77,29 @@ pub fn slack_app_manifest(base_url: &str, connection: &str, confluence_host: &st
             ),
         )
         .replace(CONFLUENCE_PLACEHOLDER, confluence_host)
+}
+
+/// The manifest for an app that receives over Socket Mode: the same
+/// features and scopes, `settings.socket_mode_enabled: true`, and no
+/// request URLs (Slack's manifest reference: with Socket Mode on, events and
+/// commands go to the app's WebSocket, so neither `request_url` nor a
+/// command's `url` is needed). The app also needs an app-level token with
+/// `connections:write`, which a manifest cannot create.
+pub fn slack_app_manifest_socket_mode(confluence_host: &str) -> String {
+    SLACK_APP_MANIFEST
+        .lines()
+        .filter(|l| !l.contains(&format!("{BASE_PLACEHOLDER}/hooks/slack/")))
+        .map(|l| {
+            if l.trim() == "socket_mode_enabled: false" {
+                l.replace("false", "true")
+            } else {
+                l.to_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+        .replace(CONFLUENCE_PLACEHOLDER, confluence_host)
+        + "\n"
 }
 
 #[cfg(test)]
@@ -202,5 +227,28 @@ mod tests {
         ] {
             assert!(m.contains(key), "{key:?} in\n{m}");
         }
+    }
+
+    #[test]
+    fn the_socket_mode_manifest_has_no_request_urls_and_turns_socket_mode_on() {
+        let m = slack_app_manifest_socket_mode("wiki.corp.example");
+        assert!(m.contains("  socket_mode_enabled: true\n"), "{m}");
+        assert!(!m.contains("socket_mode_enabled: false"), "{m}");
+        assert!(!m.contains(" url: "), "no request URL:\n{m}");
+        assert!(!m.contains("request_url"), "{m}");
+        assert!(m.contains("    bot_events:\n      - link_shared\n"), "{m}");
+        assert!(
+            m.contains("    - command: /confluence\n      description: "),
+            "{m}"
+        );
+        assert!(
+            m.contains("  unfurl_domains:\n    - wiki.corp.example\n"),
+            "{m}"
+        );
+        assert!(
+            m.contains("settings:\n  event_subscriptions:\n    bot_events:"),
+            "{m}"
+        );
+        assert!(!m.contains("example.com"), "no placeholder left:\n{m}");
     }
 }

@@ -62,6 +62,11 @@ pub struct ConnectionRecord {
     #[serde(serialize_with = "redact")]
     #[schema(value_type = Option<String>, example = "[redacted]")]
     pub hook_secret: Option<SecretSource>,
+    /// Slack: the app-level token (`xapp-`, scope `connections:write`);
+    /// with it, events and slash commands arrive over Socket Mode.
+    #[serde(serialize_with = "redact", skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, example = "env:SLACK_APP_TOKEN")]
+    pub app_token: Option<SecretSource>,
     /// Deliveries through it are recorded, never sent.
     pub dry_run: bool,
     /// When it was added (ms since the epoch).
@@ -125,6 +130,7 @@ impl ConnectionRecord {
             username: None,
             secret: None,
             hook_secret: None,
+            app_token: None,
             dry_run: false,
             created_at: now_ms(),
             health: None,

@@ -592,6 +592,7 @@ fn confluence_connection(fake: &FakeConfluence, name: &str) -> pagehook::store::
         username: None,
         secret: Some(pagehook::secret::SecretSource::Value(PAT.into())),
         hook_secret: None,
+        app_token: None,
         dry_run: false,
         created_at: 0,
         health: None,

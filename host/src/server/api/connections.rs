@@ -89,6 +89,11 @@ pub struct ConnectBody {
     /// `/hooks/slack/{name}`; never returned.
     #[schema(value_type = Option<SecretSourceDoc>)]
     pub signing_secret: Option<SecretSource>,
+    /// Slack: the app-level token (`xapp-`, scope `connections:write`);
+    /// with it, events and slash commands arrive over Socket Mode (an
+    /// outbound WebSocket) instead of at `/hooks/slack/{name}`; never returned.
+    #[schema(value_type = Option<SecretSourceDoc>)]
+    pub app_token: Option<SecretSource>,
     /// Record deliveries through it, never send them.
     #[serde(default)]
     pub dry_run: bool,
@@ -180,6 +185,7 @@ pub async fn connect(
         dry_run: body.dry_run,
         notify: body.notify,
         confluence: body.confluence,
+        app_token: body.app_token,
     };
     let connected = admin::connect(&state.store, req).await?;
     let c = &connected.connection;
@@ -188,6 +194,7 @@ pub async fn connect(
         "url": redacted_url(&c.url),
         "dry_run": c.dry_run,
         "confluence": c.confluence,
+        "socket_mode": c.app_token.is_some(),
         "qualified_bindings": connected.qualified_bindings,
     });
     record(&state, &caller, "connection.add", &c.name, detail).await;

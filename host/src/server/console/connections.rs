@@ -12,7 +12,7 @@ use maud::{Markup, html};
 use super::{PageResult, Section, Viewer, api_form, field, page, when};
 use crate::admin::token_status;
 use crate::server::AppState;
-use crate::slack::app_manifest::slack_app_manifest;
+use crate::slack::app_manifest::{slack_app_manifest, slack_app_manifest_socket_mode};
 use crate::store::{ConnectionRecord, now_ms, redacted_url};
 
 pub(super) fn routes() -> Router<Arc<AppState>> {
@@ -27,6 +27,7 @@ async fn connections(
     let list = state.store.connections().await?;
     let admin = viewer.is_admin();
     let manifest = app_manifest(state.config.server.public_url.as_deref(), &headers, &list);
+    let socket_manifest = slack_app_manifest_socket_mode(&confluence_host(&list));
     let body = html! {
         @if !admin {
             p class="notice" { "Only the Pagehook admin changes connections; you can see which exist to use them in your bindings." }
@@ -38,6 +39,10 @@ async fn connections(
             (field("slack-manifest", "Slack app manifest", None, html! {
                 textarea id="slack-manifest" readonly rows="18" cols="80" { (manifest) }
             }))
+            p { "No inbound path from the internet? Use Socket Mode: create the app from the manifest below instead (it turns Socket Mode on and needs no request URL), then under Basic Information, App-Level Tokens, generate a token with the scope connections:write and paste it (xapp-…) as the app-level token. Pagehook then opens an outbound WebSocket to Slack (through the egress proxy, if one is set) and nothing reaches it from outside." }
+            (field("slack-socket-manifest", "Slack app manifest for Socket Mode", None, html! {
+                textarea id="slack-socket-manifest" readonly rows="18" cols="80" { (socket_manifest) }
+            }))
             (api_form("POST", "/api/connections", "reload", "", html! {
                 input type="hidden" name="kind" value="slack";
                 (field("slack-name", "Name", Some("Letters, digits, - and _; destinations name it: slack:NAME/#channel."), html! {
@@ -45,6 +50,9 @@ async fn connections(
                 }))
                 (field("slack-token", "Bot token", None, html! {
                     input id="slack-token" name="token.value" type="password" required autocomplete="off";
+                }))
+                (field("slack-app-token", "App-level token (Socket Mode)", Some("xapp-…, scope connections:write: events and commands then arrive over an outbound WebSocket, and the signing secret is not needed."), html! {
+                    input id="slack-app-token" name="app_token.value" type="password" autocomplete="off" aria-describedby="slack-app-token-help";
                 }))
                 (field("slack-signing-secret", "Signing secret", Some("The Slack app's Basic Information, Signing Secret: verifies the shared links and commands Slack sends to /hooks/slack/NAME. Without it that URL refuses them."), html! {
                     input id="slack-signing-secret" name="signing_secret.value" type="password" autocomplete="off" aria-describedby="slack-signing-secret-help";
@@ -116,7 +124,7 @@ fn table(list: &[ConnectionRecord], admin: bool) -> Markup {
                     @for c in list {
                         tr {
                             th scope="row" { (c.name) }
-                            td { (c.kind.as_str()) }
+                            td { (c.kind.as_str()) @if c.app_token.is_some() { " " span class="muted" { "(Socket Mode)" } } }
                             td { code { (redacted_url(&c.url)) } }
                             td { (health(c, now)) }
                             td { @if c.dry_run { span class="state state-warn" { "dry run" } } @else { "live" } }
@@ -176,8 +184,12 @@ fn app_manifest(
     list: &[ConnectionRecord],
 ) -> String {
     let base = crate::server::public_url::public_base(configured, headers);
-    let confluence = list
-        .iter()
+    slack_app_manifest(&base, "NAME", &confluence_host(list))
+}
+
+/// The first Confluence connection's host, whose links are previewed.
+fn confluence_host(list: &[ConnectionRecord]) -> String {
+    list.iter()
         .filter(|c| c.kind == crate::store::ConnectionKind::Confluence)
         .find_map(|c| {
             reqwest::Url::parse(&c.url)
@@ -185,6 +197,5 @@ fn app_manifest(
                 .host_str()
                 .map(str::to_owned)
         })
-        .unwrap_or_else(|| "confluence.example.com".to_owned());
-    slack_app_manifest(&base, "NAME", &confluence)
+        .unwrap_or_else(|| "confluence.example.com".to_owned())
 }

@@ -9,7 +9,7 @@ use crate::secret::SecretSource;
 use crate::store::{ConnectionKind, ConnectionRecord, StoreError, StoreResult, TokenExpiry};
 
 const COLUMNS: &str = "name, kind, url, username, secret, hook_secret, dry_run, created_at, health_error, \
-     token_name, token_expires_at, token_checked_at, confluence";
+     token_name, token_expires_at, token_checked_at, confluence, app_token";
 
 fn source(s: Option<String>) -> Result<Option<SecretSource>, StoreError> {
     s.map(|s| {
@@ -44,6 +44,7 @@ fn decode(r: &Row) -> PgResult<ConnectionRecord> {
         health: r.try_get(8)?,
         token,
         confluence: r.try_get(12)?,
+        app_token: source(r.try_get(13)?)?,
     })
 }
 
@@ -60,12 +61,12 @@ impl PgStore {
                     .await?
                     .execute(
                         &format!(
-                            "INSERT INTO connections ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NULL, NULL, NULL, NULL, $9)
+                            "INSERT INTO connections ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NULL, NULL, NULL, NULL, $9, $10)
                              ON CONFLICT (name) DO UPDATE SET kind = excluded.kind, url = excluded.url,
                                username = excluded.username, secret = excluded.secret, hook_secret = excluded.hook_secret,
                                dry_run = excluded.dry_run, created_at = excluded.created_at, health_error = NULL,
                                token_name = NULL, token_expires_at = NULL, token_checked_at = NULL,
-                               confluence = excluded.confluence
+                               confluence = excluded.confluence, app_token = excluded.app_token
                              WHERE connections.kind = excluded.kind"
                         ),
                         &[
@@ -78,6 +79,7 @@ impl PgStore {
                             &c.dry_run,
                             &c.created_at,
                             &c.confluence,
+                            &c.app_token.as_ref().map(SecretSource::to_spec),
                         ],
                     )
                     .await?)

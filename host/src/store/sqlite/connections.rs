@@ -6,7 +6,7 @@ use super::SqliteStore;
 use crate::store::{ConnectionKind, ConnectionRecord, StoreError, StoreResult, TokenExpiry};
 
 const COLUMNS: &str = "name, kind, url, username, secret, hook_secret, dry_run, created_at, health_error, \
-     token_name, token_expires_at, token_checked_at, confluence";
+     token_name, token_expires_at, token_checked_at, confluence, app_token";
 
 fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(ConnectionRecordRaw, String)> {
     Ok((
@@ -23,6 +23,7 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(ConnectionRecordRaw, String)>
             token_expires_at: r.get(10)?,
             token_checked_at: r.get(11)?,
             confluence: r.get(12)?,
+            app_token: r.get(13)?,
         },
         r.get(1)?,
     ))
@@ -41,6 +42,7 @@ struct ConnectionRecordRaw {
     token_expires_at: Option<i64>,
     token_checked_at: Option<i64>,
     confluence: Option<String>,
+    app_token: Option<String>,
 }
 
 fn decode((raw, kind): (ConnectionRecordRaw, String)) -> StoreResult<ConnectionRecord> {
@@ -66,6 +68,7 @@ fn decode((raw, kind): (ConnectionRecordRaw, String)) -> StoreResult<ConnectionR
         kind: ConnectionKind::parse(&kind)?,
         secret: source(raw.secret)?,
         hook_secret: source(raw.hook_secret)?,
+        app_token: source(raw.app_token)?,
         name: raw.name,
         url: raw.url,
         username: raw.username,
@@ -91,7 +94,7 @@ impl SqliteStore {
         }
         self.with(|conn| {
             conn.execute(
-                &format!("INSERT OR REPLACE INTO connections ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, NULL, NULL, NULL, NULL, ?9)"),
+                &format!("INSERT OR REPLACE INTO connections ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, NULL, NULL, NULL, NULL, ?9, ?10)"),
                 params![
                     c.name,
                     c.kind.as_str(),
@@ -101,7 +104,8 @@ impl SqliteStore {
                     c.hook_secret.as_ref().map(SecretSource::to_spec),
                     c.dry_run,
                     c.created_at,
-                    c.confluence
+                    c.confluence,
+                    c.app_token.as_ref().map(SecretSource::to_spec)
                 ],
             )
         })?;
@@ -211,11 +215,13 @@ mod tests {
         let store = SqliteStore::open(&dir.path().join("p.db")).unwrap();
         let mut c = ConnectionRecord::new("acme", ConnectionKind::Slack, "https://slack.com/api/");
         c.secret = Some(SecretSource::Value("xoxb-123-secret".into()));
+        c.app_token = Some(SecretSource::Value("xapp-1-A1-secret".into()));
         store.add_connection(&c).unwrap();
         let back = store.connection("acme").unwrap().unwrap();
         assert_eq!(back, c);
         let shown = serde_json::to_string(&back).unwrap();
         assert!(!shown.contains("xoxb-123-secret"), "{shown}");
+        assert!(!shown.contains("xapp-1-A1-secret"), "{shown}");
         assert!(shown.contains("[redacted]"), "{shown}");
 
         let teams = ConnectionRecord::new("eng", ConnectionKind::Teams, "https://x/wf?sig=abc");

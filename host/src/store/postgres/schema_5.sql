@@ -1,0 +1,7 @@
+-- Version 5: Slack Socket Mode.
+--
+-- A Slack connection's app-level token (`xapp-`, scope `connections:write`),
+-- stored as its source (env:, file:, value:) like the bot token. With one,
+-- every replica of `pagehook serve` receives the connection's events and
+-- slash commands over Socket Mode's outbound WebSocket.
+ALTER TABLE connections ADD COLUMN app_token TEXT;
