@@ -14,7 +14,7 @@ mod hooks;
 pub mod public_url;
 pub mod session;
 mod slack_hooks;
-mod slack_link;
+pub(crate) mod slack_link;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

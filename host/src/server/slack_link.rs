@@ -1,10 +1,11 @@
 //! `/confluence link` and `/confluence unlink`: slash commands the host
 //! answers itself, before (and instead of) any plugin.
 //!
-//! Both are answered in the HTTP response to Slack's signed request, which
-//! Slack shows only to the person who typed the command (`response_type`
-//! `ephemeral`, Slack's default for an immediate answer): nothing leaves
-//! Pagehook for it, and nothing is stored as an event. `link` answers a
+//! Both are answered in the HTTP response to Slack's signed request (or,
+//! over Socket Mode, in the envelope's acknowledgement: [`answer_payload`]),
+//! which Slack shows only to the person who typed the command
+//! (`response_type` `ephemeral`): nothing leaves Pagehook for it, and
+//! nothing is stored as an event. `link` answers a
 //! one-time link to the console (see [`crate::self_link`]) on the address
 //! people reach this Pagehook at ([`super::public_url`]); `unlink` removes
 //! the person's link and says which it was.
@@ -50,8 +51,8 @@ pub fn host_command(payload: &Value) -> Option<HostCommand> {
 }
 
 /// An answer Slack shows only to the person who typed the command.
-fn ephemeral(text: String) -> Response {
-    Json(json!({ "response_type": "ephemeral", "text": text })).into_response()
+fn ephemeral(text: String) -> Value {
+    json!({ "response_type": "ephemeral", "text": text })
 }
 
 /// Escapes text for Slack's mrkdwn (`&`, `<`, `>`), so names never become
@@ -62,8 +63,10 @@ fn escaped(text: &str) -> String {
         .replace('>', "&gt;")
 }
 
-/// Answers `command`, typed in Slack connection `connection`; `payload` is
-/// the verified slash command's form as stored.
+/// Answers `command`, typed in Slack connection `connection` and sent to
+/// `/hooks/slack/{connection}`; `payload` is the verified slash command's
+/// form as stored. Links start with the address the request came to,
+/// unless `[server] public-url` says otherwise.
 pub(super) async fn answer(
     state: &Arc<AppState>,
     connection: &str,
@@ -71,6 +74,22 @@ pub(super) async fn answer(
     payload: &Value,
     command: HostCommand,
 ) -> Response {
+    let base = public_base(state.config.server.public_url.as_deref(), headers);
+    Json(answer_payload(state, connection, Some(&base), payload, command).await).into_response()
+}
+
+/// The immediate answer (`{"response_type": "ephemeral", "text": ...}`) to
+/// `command`, typed in Slack connection `connection`, whose verified fields
+/// are `payload`; links start with `base`. For a transport without a
+/// request address (Socket Mode) `base` is `[server] public-url`, and
+/// without one `link` says that the admin must set it.
+pub async fn answer_payload(
+    state: &AppState,
+    connection: &str,
+    base: Option<&str>,
+    payload: &Value,
+    command: HostCommand,
+) -> Value {
     let field = |k: &str| {
         payload
             .get(k)
@@ -85,19 +104,22 @@ pub(super) async fn answer(
         );
     }
     match command {
-        HostCommand::Link => link(state, connection, headers, user, team, trigger).await,
+        HostCommand::Link => match base {
+            Some(base) => link(state, connection, base, user, team, trigger).await,
+            None => ephemeral("Pagehook cannot give you a link yet: its admin has not said where people reach it (`[server] public-url` in pagehook.toml).".into()),
+        },
         HostCommand::Unlink => unlink(state, connection, user).await,
     }
 }
 
 async fn link(
-    state: &Arc<AppState>,
+    state: &AppState,
     connection: &str,
-    headers: &HeaderMap,
+    base: &str,
     user: &str,
     team: &str,
     trigger: &str,
-) -> Response {
+) -> Value {
     let unavailable = || {
         ephemeral("Pagehook cannot read its database right now, so it cannot link you. Try again in a moment.".into())
     };
@@ -144,8 +166,7 @@ async fn link(
             return unavailable();
         }
     };
-    let base = public_base(state.config.server.public_url.as_deref(), headers);
-    let url = format!("{base}/console/link/{token}");
+    let url = format!("{}/console/link/{token}", base.trim_end_matches('/'));
     let now = match state.store.user_link(connection, user).await {
         Ok(Some(l)) if l.confluence_connection == confluence.name => format!(
             " You are linked to *{}* now; linking again replaces that.",
@@ -161,7 +182,7 @@ async fn link(
     ))
 }
 
-async fn unlink(state: &Arc<AppState>, connection: &str, user: &str) -> Response {
+async fn unlink(state: &AppState, connection: &str, user: &str) -> Value {
     match state.store.remove_user_link(connection, user).await {
         Ok(Some(link)) => {
             let actor = format!("Slack user {user} of `{connection}` (/confluence unlink)");

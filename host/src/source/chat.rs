@@ -157,7 +157,7 @@ async fn user_by_email(e: &Enricher, email: &str) -> Result<Option<Person>, Enri
                 Err(err) => return Err(err.into()),
             };
             if index.is_none() && !e.chat.warned.swap(true, Ordering::Relaxed) {
-                tracing::warn!(source = %e.source(), "Confluence would not list its users (GET /rest/api/admin/users/list/active needs a Confluence administrator, Data Center 9.4+): chat users are not linked");
+                tracing::warn!(source = %e.source(), "Confluence would not list its users (GET /rest/api/admin/users/list/active needs a Confluence administrator, Data Center 9.4+): chat users are not matched by email (they can link themselves with /confluence link)");
             }
             e.chat.emails.put((), index.clone());
             index

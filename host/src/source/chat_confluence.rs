@@ -26,7 +26,7 @@ pub enum NoChatConfluence {
     },
     /// Several have tokens and the Slack connection names none of them.
     #[error(
-        "Slack connection `{slack}` names no Confluence connection, and {} all have tokens: name the one its users' links, previews and searches use with `pagehook connect slack {slack} ... --confluence NAME` (or on the console's Connections page)",
+        "Slack connection `{slack}` names no Confluence connection, and {} all have tokens: name the one its users' links, previews and searches use with `pagehook connect slack {slack} ... --confluence NAME` (or on the console's People page)",
         .candidates.join(", ")
     )]
     Ambiguous {

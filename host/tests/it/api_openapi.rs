@@ -40,6 +40,8 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/api/failures"),
     ("get", "/api/changes"),
     ("get", "/api/doctor"),
+    ("get", "/api/links"),
+    ("delete", "/api/links/{slack_connection}/{slack_user}"),
 ];
 
 fn operations(doc: &Value) -> Vec<(String, String)> {
@@ -88,7 +90,9 @@ async fn the_document_lists_every_route_and_every_route_is_served() {
         let op = &doc["paths"][&path][&method];
         let uri = path
             .replace("{name}", "no-such-thing")
-            .replace("{id}", "424242");
+            .replace("{id}", "424242")
+            .replace("{slack_connection}", "no-such-thing")
+            .replace("{slack_user}", "U0NOBODY");
         let method = method.to_uppercase();
         let content_type = op["requestBody"]["content"]
             .as_object()

@@ -657,7 +657,7 @@ fn a_slash_command_becomes_an_event_with_its_response_url() {
 }
 
 #[test]
-fn chat_events_wait_while_several_confluence_connections_could_answer() {
+fn chat_events_fail_naming_the_setting_while_several_confluence_connections_could_answer() {
     let (conf, slack) = fakes();
     let side = side(&conf, &slack);
     side.connect_confluence("staging", &conf.base_url());
@@ -682,17 +682,19 @@ fn chat_events_wait_while_several_confluence_connections_could_answer() {
         None,
     );
     assert_eq!(status, 200, "{answer}");
-    let all = wait_events(&side, "the event deferred", |all| {
+    // Not a wait for an admin to remove one: the event fails at once, saying
+    // which setting picks the Confluence connection.
+    let all = wait_events(&side, "the event failed", |all| {
         all.iter().any(|e| e["error"].is_string())
     });
     let record = &all[0];
-    assert_eq!(record["status"], "pending", "{record:#}");
+    assert_eq!(record["status"], "failed", "{record:#}");
     let error = record["error"].as_str().unwrap();
     assert!(
-        error.contains("prod, staging") && error.contains("exactly one"),
+        error.contains("prod, staging") && error.contains("--confluence NAME"),
         "{error}"
     );
-    // Meanwhile a preview runs the binding on the event as Slack sent it.
+    // A preview still runs the binding on the event as Slack sent it.
     let bindings: Value = serde_json::from_str(&side.cli(&["bindings", "--json"])).unwrap();
     let preview: Value = reqwest::blocking::Client::new()
         .post(format!(
@@ -718,9 +720,25 @@ fn chat_events_wait_while_several_confluence_connections_could_answer() {
             .contains("as Slack sent it"),
         "{preview:#}"
     );
-    // The admin removes the second one: the event goes through on its next try.
-    side.cli(&["connection", "remove", "staging"]);
-    wait_events(&side, "the event dispatched", |all| {
+    // The admin names the one the workspace uses, keeping both: the next event goes through.
+    let named = reqwest::blocking::Client::new()
+        .patch(format!("{}/api/connections/acme", side.base))
+        .bearer_auth(common::sidecar::ADMIN_TOKEN)
+        .json(&json!({"confluence": "prod"}))
+        .send()
+        .unwrap();
+    assert_eq!(named.status().as_u16(), 200);
+    let body = link_shared("Ev0NAMED0002");
+    let (status, answer) = post(
+        &side,
+        "application/json",
+        &body,
+        SIGNING_SECRET,
+        now_secs(),
+        None,
+    );
+    assert_eq!(status, 200, "{answer}");
+    wait_events(&side, "the next event dispatched", |all| {
         all.iter().any(|e| e["status"] == "dispatched")
     });
 }

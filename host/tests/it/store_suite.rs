@@ -18,6 +18,7 @@ use pagehook::store::{
     RateKeys, RatePolicy, Scope, SendSlot, Store, StoreError,
 };
 use pagehook::store::{ChangeQuery, DeliveryQuery, EventQuery, NewChange, NewSession};
+use pagehook::store::{LinkMethod, NewLinkToken, VerifiedPerson};
 use pagehook_fakes::postgres::TestPostgres;
 use tokio::sync::Notify;
 
@@ -691,6 +692,122 @@ suite! {
         assert!(store.session("h1").await.unwrap().is_none());
     }
 
+    async fn a_slack_connection_names_the_confluence_its_chat_uses(store: &Store) {
+        let mut slack = ConnectionRecord::new("acme", ConnectionKind::Slack, "http://127.0.0.1:1");
+        slack.confluence = Some("wiki".into());
+        store.add_connection(&slack).await.unwrap();
+        assert_eq!(store.connection("acme").await.unwrap().unwrap().confluence.as_deref(), Some("wiki"));
+        store.set_slack_confluence("acme", Some("docs")).await.unwrap();
+        assert_eq!(store.connection("acme").await.unwrap().unwrap().confluence.as_deref(), Some("docs"));
+        store.set_slack_confluence("acme", None).await.unwrap();
+        assert_eq!(store.connection("acme").await.unwrap().unwrap().confluence, None);
+        let wiki = ConnectionRecord::new("wiki", ConnectionKind::Confluence, "http://127.0.0.1:2");
+        store.add_connection(&wiki).await.unwrap();
+        let only_slack = store.set_slack_confluence("wiki", Some("docs")).await.unwrap_err();
+        assert!(matches!(only_slack, StoreError::NotFound(_)), "{only_slack}");
+        assert!(matches!(store.set_slack_confluence("nope", None).await, Err(StoreError::NotFound(_))));
+    }
+
+    async fn a_link_token_makes_one_link_only_when_live_and_confirmed(store: &Store) {
+        let now = pagehook::store::now_ms();
+        let token = |hash: &str, trigger: &str, user: &str, expires_at: i64| NewLinkToken {
+            token_hash: hash.into(),
+            request_key: format!("acme:{trigger}"),
+            slack_connection: "acme".into(),
+            slack_team: "T0ACME".into(),
+            slack_user: user.into(),
+            confluence_connection: "wiki".into(),
+            created_at: now,
+            expires_at,
+        };
+        assert!(store.create_link_token(&token("t1", "trig1", "U0ADA", now + 600_000)).await.unwrap());
+        assert!(
+            !store.create_link_token(&token("t1b", "trig1", "U0ADA", now + 600_000)).await.unwrap(),
+            "the same command gets one token"
+        );
+        assert!(store.link_token("t1b").await.unwrap().is_none());
+        let stored = store.link_token("t1").await.unwrap().unwrap();
+        assert!(stored.is_live(now) && stored.verified.is_none() && stored.used_at.is_none());
+        assert_eq!((stored.slack_user.as_str(), stored.confluence_connection.as_str()), ("U0ADA", "wiki"));
+
+        // Not signed in yet: nothing to confirm.
+        assert!(store.complete_link("t1", "c1").await.unwrap().is_none());
+        let ada = VerifiedPerson { user_key: "key-ada".into(), username: Some("ada".into()), display_name: Some("Ada".into()) };
+        let eve = VerifiedPerson { user_key: "key-eve".into(), username: Some("eve".into()), display_name: None };
+        assert!(store.verify_link_token("t1", &ada, "c1").await.unwrap());
+        // A second sign-in with the same link replaces the first one's confirmation.
+        assert!(store.verify_link_token("t1", &eve, "c2").await.unwrap());
+        assert!(store.complete_link("t1", "c1").await.unwrap().is_none(), "the first browser's confirmation no longer counts");
+        assert!(store.user_links().await.unwrap().is_empty());
+        assert!(store.verify_link_token("t1", &ada, "c3").await.unwrap());
+        let link = store.complete_link("t1", "c3").await.unwrap().unwrap();
+        assert_eq!(link.slack_user, "U0ADA");
+        assert_eq!(link.slack_team, "T0ACME");
+        assert_eq!(link.confluence_user_key, "key-ada");
+        assert_eq!(link.method, LinkMethod::SelfLink);
+        assert_eq!(link.confluence_label(), "Ada (ada)");
+        // Used: it makes no other link, and cannot be signed in with again.
+        assert!(store.complete_link("t1", "c3").await.unwrap().is_none());
+        assert!(!store.verify_link_token("t1", &eve, "c4").await.unwrap());
+        let used = store.link_token("t1").await.unwrap().unwrap();
+        assert!(used.used_at.is_some() && !used.is_live(now));
+        assert_eq!(used.verified.unwrap().user_key, "key-ada");
+
+        // Expired: neither signed in with nor confirmed.
+        assert!(store.create_link_token(&token("t2", "trig2", "U0BOB", now - 1)).await.unwrap());
+        assert!(!store.verify_link_token("t2", &eve, "c5").await.unwrap());
+        assert!(store.complete_link("t2", "c5").await.unwrap().is_none());
+        assert!(!store.link_token("t2").await.unwrap().unwrap().is_live(now));
+        assert_eq!(store.purge_link_tokens(now).await.unwrap(), 1, "only the expired one");
+        assert!(store.link_token("t2").await.unwrap().is_none());
+        assert!(store.link_token("t1").await.unwrap().is_some());
+        assert_eq!(store.user_links().await.unwrap(), vec![link]);
+    }
+
+    async fn links_are_found_both_ways_replaced_and_removed(store: &Store) {
+        let now = pagehook::store::now_ms();
+        let link = |n: &'static str, slack: &'static str, user: &'static str, key: &'static str| async move {
+            let hash = format!("t-{n}");
+            assert!(store.create_link_token(&NewLinkToken {
+                token_hash: hash.clone(),
+                request_key: format!("{slack}:{n}"),
+                slack_connection: slack.into(),
+                slack_team: "T0".into(),
+                slack_user: user.into(),
+                confluence_connection: "wiki".into(),
+                created_at: now,
+                expires_at: now + 600_000,
+            }).await.unwrap());
+            let person = VerifiedPerson { user_key: key.into(), username: None, display_name: None };
+            assert!(store.verify_link_token(&hash, &person, "c").await.unwrap());
+            store.complete_link(&hash, "c").await.unwrap().unwrap()
+        };
+        link("1", "acme", "U0ADA", "key-ada").await;
+        link("2", "beta", "U9ADA", "key-ada").await;
+        link("3", "acme", "U0BOB", "key-bob").await;
+        assert_eq!(store.user_link("acme", "U0ADA").await.unwrap().unwrap().confluence_user_key, "key-ada");
+        assert!(store.user_link("acme", "U0NOBODY").await.unwrap().is_none());
+        let ada: Vec<String> = store.slack_links_of("wiki", "key-ada").await.unwrap().into_iter().map(|l| format!("{}/{}", l.slack_connection, l.slack_user)).collect();
+        assert_eq!(ada.len(), 2);
+        assert!(ada.contains(&"acme/U0ADA".to_owned()) && ada.contains(&"beta/U9ADA".to_owned()), "{ada:?}");
+        assert!(store.slack_links_of("other", "key-ada").await.unwrap().is_empty());
+        // The same Slack user links again, to someone else: replaced.
+        link("4", "acme", "U0ADA", "key-carol").await;
+        assert_eq!(store.user_link("acme", "U0ADA").await.unwrap().unwrap().confluence_user_key, "key-carol");
+        assert_eq!(store.slack_links_of("wiki", "key-ada").await.unwrap().len(), 1, "only beta's");
+        // Another Slack user of acme links as bob: bob's earlier link in acme goes.
+        link("5", "acme", "U0BOB2", "key-bob").await;
+        let bob = store.slack_links_of("wiki", "key-bob").await.unwrap();
+        assert_eq!(bob.iter().map(|l| l.slack_user.as_str()).collect::<Vec<_>>(), vec!["U0BOB2"]);
+        assert!(store.user_link("acme", "U0BOB").await.unwrap().is_none());
+        assert_eq!(store.user_links().await.unwrap().len(), 3);
+        let removed = store.remove_user_link("acme", "U0ADA").await.unwrap().unwrap();
+        assert_eq!(removed.confluence_user_key, "key-carol");
+        assert!(store.remove_user_link("acme", "U0ADA").await.unwrap().is_none());
+        assert!(store.user_link("acme", "U0ADA").await.unwrap().is_none());
+        assert_eq!(store.user_links().await.unwrap().len(), 2);
+    }
+
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -732,6 +849,11 @@ async fn a_sqlite_store_copies_into_postgres_with_nothing_lost() {
         to.attempts(1).await.unwrap(),
         from.store.attempts(1).await.unwrap()
     );
+    assert_eq!(count("user_links"), 1);
+    assert_eq!(
+        to.user_links().await.unwrap(),
+        from.store.user_links().await.unwrap()
+    );
     // Ids go on after the copied ones.
     let next = ingest(&to, &["after-copy"]).await;
     assert!(next[0] > 3, "{next:?}");
@@ -745,7 +867,30 @@ async fn store_some(store: &Store) {
     store.install_plugin(&plugin("poster")).await.unwrap();
     let mut c = ConnectionRecord::new("acme", ConnectionKind::Slack, "http://127.0.0.1:1");
     c.secret = Some(SecretSource::Env("SLACK".into()));
+    c.confluence = Some("wiki".into());
     store.add_connection(&c).await.unwrap();
+    // A self-link (its token is not copied: it belongs to the old store).
+    let now = pagehook::store::now_ms();
+    store
+        .create_link_token(&NewLinkToken {
+            token_hash: "t".into(),
+            request_key: "acme:trigger".into(),
+            slack_connection: "acme".into(),
+            slack_team: "T0".into(),
+            slack_user: "U0ADA".into(),
+            confluence_connection: "wiki".into(),
+            created_at: now,
+            expires_at: now + 600_000,
+        })
+        .await
+        .unwrap();
+    let ada = VerifiedPerson {
+        user_key: "key-ada".into(),
+        username: Some("ada".into()),
+        display_name: None,
+    };
+    assert!(store.verify_link_token("t", &ada, "c").await.unwrap());
+    store.complete_link("t", "c").await.unwrap().unwrap();
     outbox(
         store,
         vec![
