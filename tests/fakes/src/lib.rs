@@ -33,6 +33,7 @@ pub mod postgres;
 pub mod proxy;
 mod server;
 mod slack;
+mod slack_socket;
 mod teams;
 pub mod tls;
 
@@ -47,6 +48,10 @@ pub use confluence::{
 pub use slack::{
     FakeSlack, RESPONSE_URL_ENDPOINT, RESPONSE_URL_TTL, RESPONSE_URL_USES, SlackPost,
     SlackResponse, SlackUnfurl,
+};
+pub use slack_socket::{
+    APP_ID as SLACK_APP_ID, DEFAULT_APP_TOKEN as SLACK_APP_TOKEN, FakeSocketMode, SocketAck,
+    SocketDelivery,
 };
 pub use teams::{FakeTeams, MAX_PAYLOAD as TEAMS_MAX_PAYLOAD, TeamsPost};
 

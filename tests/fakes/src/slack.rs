@@ -54,6 +54,7 @@ use crate::server::{
     Journal, Next, Server, SlidingWindows, answer_late, apply_fault, form_pairs, json_response,
     lock, read_body, retry_after_secs, text_response, wait_async, wait_blocking, with_header,
 };
+use crate::slack_socket::FakeSocketMode;
 use crate::{Fault, RecordedRequest};
 
 /// Slack's documented rate-limit tiers, in calls per minute.
@@ -529,6 +530,16 @@ struct App {
     journal: Journal,
     limits: SlidingWindows,
     state: Mutex<SlackState>,
+    /// Socket Mode (`slack_socket.rs`), started when first used.
+    socket_mode: OnceLock<FakeSocketMode>,
+    bot_token: String,
+}
+
+impl App {
+    fn socket_mode(&self) -> &FakeSocketMode {
+        self.socket_mode
+            .get_or_init(|| FakeSocketMode::start(&self.bot_token))
+    }
 }
 
 /// A fake Slack workspace's Web API at `http://127.0.0.1:PORT/api/`.
@@ -583,6 +594,8 @@ impl FakeSlack {
             journal: Journal::default(),
             limits: SlidingWindows::default(),
             state: Mutex::new(SlackState::new(token, team_id, team_name)),
+            socket_mode: OnceLock::new(),
+            bot_token: token.to_owned(),
         });
         for (method, tier) in METHODS {
             if let Some(n) = tier.per_minute() {
@@ -592,6 +605,12 @@ impl FakeSlack {
         let router = Router::new().fallback(handle).with_state(app.clone());
         let server = Server::spawn("slack", router);
         FakeSlack { app, server }
+    }
+
+    /// The app's Socket Mode: `apps.connections.open` with its app-level token, the
+    /// WebSocket server, envelopes and acknowledgements (see `slack_socket.rs`).
+    pub fn socket_mode(&self) -> &FakeSocketMode {
+        self.app.socket_mode()
     }
 
     /// The Web API base URL, ending in `/api/`: append a method name to call it.
@@ -989,6 +1008,10 @@ async fn handle(State(app): State<Arc<App>>, req: Request<Body>) -> Response {
         Ok(p) => p,
         Err(r) => return r,
     };
+    if parts.uri.path() == "/api/apps.connections.open" {
+        // Socket Mode's app-level token, not the bot's (slack_socket.rs).
+        return app.socket_mode().open_connection(&parts, &body);
+    }
     if parts.uri.path().starts_with("/commands/") {
         let fault = app
             .journal

@@ -5,6 +5,7 @@
 mod confluence;
 mod lifecycle;
 mod slack;
+mod slack_socket;
 mod teams;
 
 use std::time::Duration;
