@@ -458,6 +458,7 @@ async fn without_a_session_every_page_sends_the_browser_to_sign_in() {
         "/console/events/1",
         "/console/deliveries",
         "/console/changes",
+        "/console/people",
         "/console/live",
     ] {
         for cookie in [None, Some("pagehook_session=forged")] {
@@ -893,6 +894,9 @@ async fn a_space_admin_sees_only_their_spaces() {
     let changes = s.app.get("/console/changes", Some(&eng)).await;
     assert_eq!(changes.status, StatusCode::FORBIDDEN);
     assert!(changes.body.contains("Only the Pagehook admin"));
+    let people = s.app.get("/console/people", Some(&eng)).await;
+    assert_eq!(people.status, StatusCode::FORBIDDEN);
+    assert!(people.body.contains("Only the Pagehook admin may see people's links"));
     let ops = s
         .app
         .get(&format!("/console/events/{}", s.ops[0]), Some(&eng))
