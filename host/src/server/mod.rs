@@ -14,6 +14,7 @@ mod hooks;
 pub mod public_url;
 pub mod session;
 mod slack_hooks;
+mod slack_socket;
 pub(crate) mod slack_link;
 
 use std::net::SocketAddr;
@@ -270,6 +271,7 @@ pub async fn serve(config: Config, listen: Option<String>) -> anyhow::Result<()>
         stopped.clone(),
     ));
     let dispatch_task = tokio::spawn(dispatcher.run(wake.clone(), stopped.clone()));
+    let sockets_stopped = stopped.clone();
     let delivery_task = tokio::spawn(deliverer.run(outbox, stopped));
 
     let state = Arc::new(AppState {
@@ -290,9 +292,12 @@ pub async fn serve(config: Config, listen: Option<String>) -> anyhow::Result<()>
         let _ = writeln!(out, "pagehook listening on http://{local}").and_then(|_| out.flush());
     }
     tracing::info!(%local, "listening");
+    // Slack connections with an app-level token: events over Socket Mode.
+    let socket_task = tokio::spawn(slack_socket::run(state.clone(), sockets_stopped));
     let header_timeout = state.config.header_timeout();
     conn::serve(listener, router(state), header_timeout, shutdown_signal()).await;
     let _ = stop.send(true);
+    let _ = socket_task.await;
     let _ = dispatch_task.await;
     let _ = delivery_task.await;
     let _ = token_task.await;

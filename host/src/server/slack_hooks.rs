@@ -17,6 +17,9 @@
 //! not stored (see [`super::slack_link`]). Event types Pagehook does not
 //! use are answered 200 and dropped.
 //!
+//! Socket Mode's envelopes ([`super::slack_socket`]) are stored by the same
+//! [`store`], so a request that arrives both ways is one event.
+//!
 //! Never answers or logs the signing secret, the bot token, Slack's
 //! verification token or a response URL.
 
@@ -33,7 +36,8 @@ use super::hooks::{HookSecret, body_refused, hook_secret};
 use super::slack_link;
 use super::{AppState, error};
 use crate::secret::Secret;
-use crate::source::slack_events::{self, Inbound};
+use crate::source::slack_events::{self, Inbound, StoredSlack};
+use crate::store::ingest::Inserted;
 use crate::store::{ConnectionKind, NewEvent};
 
 /// The connection's signing secret; `Err` with the answer to give when it
@@ -122,23 +126,9 @@ pub(super) async fn receive(
         return slack_link::answer(&state, &connection, &headers, &stored.payload, command).await;
     }
     let name = stored.name;
-    let event = NewEvent {
-        key: stored.key,
-        source: connection.clone(),
-        name: name.to_owned(),
-        payload: stored.payload.to_string(),
-        dispatchable: true,
-    };
-    match state.ingest.insert(event).await {
+    let retry = text(&headers, "x-slack-retry-num").unwrap_or("0");
+    match store(&state, &connection, *stored, retry).await {
         Ok(inserted) => {
-            state.metrics.received(&connection, inserted.duplicate);
-            tracing::debug!(
-                event = inserted.id,
-                %connection,
-                duplicate = inserted.duplicate,
-                retry = text(&headers, "x-slack-retry-num").unwrap_or("0"),
-                "Slack {name} stored"
-            );
             if name == slack_events::SLASH_COMMAND {
                 // Anything in the body would be shown to the user as the answer.
                 StatusCode::OK.into_response()
@@ -149,4 +139,34 @@ pub(super) async fn receive(
         }
         Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, e),
     }
+}
+
+/// Stores a Slack event or command, however it arrived (signed at
+/// `/hooks/slack/{connection}` or over Socket Mode), deduplicated on
+/// Slack's own id; returns once it is committed. `retry` is Slack's count
+/// of earlier attempts, for the log.
+pub(super) async fn store(
+    state: &AppState,
+    connection: &str,
+    stored: StoredSlack,
+    retry: &str,
+) -> Result<Inserted, String> {
+    let name = stored.name;
+    let event = NewEvent {
+        key: stored.key,
+        source: connection.to_owned(),
+        name: name.to_owned(),
+        payload: stored.payload.to_string(),
+        dispatchable: true,
+    };
+    let inserted = state.ingest.insert(event).await?;
+    state.metrics.received(connection, inserted.duplicate);
+    tracing::debug!(
+        event = inserted.id,
+        %connection,
+        duplicate = inserted.duplicate,
+        retry,
+        "Slack {name} stored"
+    );
+    Ok(inserted)
 }
