@@ -201,7 +201,8 @@ pub struct ConnectRequest {
     /// Slack: the admin's email, sent a DM once the connection works.
     pub notify: Option<String>,
     /// Slack: the Confluence connection its chat lookups and self-links use
-    /// (`None`: the only Confluence connection with a token).
+    /// (`None`: the one named before, if the connection existed, else the
+    /// only Confluence connection with a token).
     pub confluence: Option<String>,
     /// Slack: the app-level token (`xapp-`, scope `connections:write`);
     /// with it, `serve` takes events and commands over Socket Mode.
@@ -326,7 +327,17 @@ pub async fn connect(store: &Store, req: ConnectRequest) -> AdminResult<Connecte
     record.secret = req.secret;
     record.hook_secret = req.hook_secret;
     record.dry_run = req.dry_run;
-    record.confluence = req.confluence;
+    // Connecting again (a new token) keeps the Confluence its chat uses
+    // unless another is named: forgetting it would break chat.
+    record.confluence = match req.confluence {
+        Some(named) => Some(named),
+        None if req.kind == ConnectionKind::Slack => store
+            .connection(&req.name)
+            .await?
+            .filter(|c| c.kind == ConnectionKind::Slack)
+            .and_then(|c| c.confluence),
+        None => None,
+    };
     record.app_token = req.app_token;
     store.add_connection(&record).await?;
     // A second workspace: bindings written for the first keep meaning it.

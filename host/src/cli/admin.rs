@@ -298,7 +298,8 @@ pub enum ConnectCommand {
         notify: Option<String>,
         /// The Confluence connection this workspace's chat uses: who a Slack user is, what
         /// their shared links and searches may show, where /confluence link signs them in.
-        /// Needed when several Confluence connections have tokens [default: the only one].
+        /// Needed when several Confluence connections have tokens [default: the one named
+        /// before when connecting again, else the only one with a token].
         #[arg(long, value_name = "NAME")]
         confluence: Option<String>,
         /// The Slack app's signing secret (Basic Information), which verifies the events and

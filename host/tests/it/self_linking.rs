@@ -859,6 +859,9 @@ fn with_two_confluence_connections_chat_says_which_to_choose_instead_of_waiting(
     // The admin names wiki: chat works again, and links are made there.
     let said = connect_acme(&w.side, &w.slack, &["--confluence", "wiki"]);
     assert!(said.contains("uses Confluence `wiki`"), "{said}");
+    // Connecting again (say, a new bot token) keeps it.
+    let said = connect_acme(&w.side, &w.slack, &[]);
+    assert!(said.contains("uses Confluence `wiki`"), "{said}");
     let link = link_in(&host_command(&w, ADA_SLACK, "link", "3.link"));
     assert_eq!(link_over_http(&link, "ada", "ada-pw", true)[2].0, 200);
     let text = search(&w, ADA_SLACK, "4.named");

@@ -100,9 +100,9 @@ pub struct ConnectBody {
     /// Slack: greet this email by DM once the connection works.
     pub notify: Option<String>,
     /// Slack: the Confluence connection its chat lookups (who a Slack user
-    /// is, what they may see) and self-links use. Leave it out when there is
-    /// one Confluence connection with a token; with several, name one, or
-    /// chat events fail saying so.
+    /// is, what they may see) and self-links use. Left out: the one named
+    /// before (when replacing), else the only Confluence connection with a
+    /// token; with several, name one, or chat events fail saying so.
     #[schema(example = "wiki")]
     pub confluence: Option<String>,
 }
