@@ -28,7 +28,7 @@ pub async fn run(config: &Config, args: Args) -> anyhow::Result<ExitCode> {
     let timeout = config
         .enrichment_timeout()
         .min(std::time::Duration::from_secs(10));
-    let report = doctor::run(&store, timeout).await?;
+    let report = doctor::run(&store, timeout, None).await?;
     if args.json {
         outln!("{}", serde_json::to_string_pretty(&report)?)?;
     } else {

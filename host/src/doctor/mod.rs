@@ -31,6 +31,7 @@ pub mod probes;
 pub mod rules;
 pub mod usage;
 
+use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -236,6 +237,18 @@ pub struct TokenReport {
     pub message: Option<String>,
 }
 
+/// What `pagehook serve` counted of people's emails since it started: the
+/// `pagehook_people_emails_total` and `pagehook_people_unresolved_total`
+/// metrics of one connection.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, ToSchema)]
+pub struct PeopleCounts {
+    /// Emails found, by where from (`link`, `mobile_profile`, `admin_list`).
+    pub found: BTreeMap<String, u64>,
+    /// People left out of personal notifications, by why (`email_hidden`,
+    /// `no_profile`, `not_permitted`, `lookup_failed`).
+    pub left_out: BTreeMap<String, u64>,
+}
+
 /// One Confluence connection.
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct ConfluenceReport {
@@ -261,6 +274,9 @@ pub struct ConfluenceReport {
     pub token: TokenReport,
     /// What was measured.
     pub capabilities: Vec<Capability>,
+    /// People's emails found and people left out since `pagehook serve`
+    /// started (`GET /api/doctor` only; the CLI runs apart from the server).
+    pub people: Option<PeopleCounts>,
     /// The verdicts.
     pub features: Vec<FeatureCheck>,
 }
@@ -320,8 +336,14 @@ pub struct Report {
 const RECENT_EVENTS: usize = 1000;
 
 /// Measures every Confluence and Slack connection (concurrently, each
-/// request within `timeout`) and judges what the bindings use.
-pub async fn run(store: &Store, timeout: Duration) -> StoreResult<Report> {
+/// request within `timeout`) and judges what the bindings use; with the
+/// server's `metrics`, each Confluence connection also says whom personal
+/// notifications left out since it started.
+pub async fn run(
+    store: &Store,
+    timeout: Duration,
+    metrics: Option<&crate::metrics::Metrics>,
+) -> StoreResult<Report> {
     let connections = store.connections().await?;
     let plugins = store.plugins().await?;
     let bindings = store.bindings(None).await?;
@@ -352,17 +374,24 @@ pub async fn run(store: &Store, timeout: Duration) -> StoreResult<Report> {
         futures::future::join_all(slack)
     );
     let now = now_ms();
+    let people = metrics.map(|m| people_counts(&m.encode()));
     let confluence: Vec<ConfluenceReport> = confluence
         .iter()
         .map(|f| {
-            rules::confluence_report(
+            let mut r = rules::confluence_report(
                 f,
                 usage
                     .confluence
                     .get(&f.connection)
                     .unwrap_or(&Default::default()),
                 now,
-            )
+            );
+            if let Some(people) = &people {
+                let counts = people.get(&f.connection).cloned().unwrap_or_default();
+                rules::note_left_out(&mut r, &counts);
+                r.people = Some(counts);
+            }
+            r
         })
         .collect();
     let slack: Vec<SlackReport> = slack
@@ -403,6 +432,48 @@ pub async fn run(store: &Store, timeout: Duration) -> StoreResult<Report> {
     })
 }
 
+/// The people counters of each Confluence connection, read from the
+/// metrics' exposition text (`pagehook_people_emails_total{connection,via}`,
+/// `pagehook_people_unresolved_total{connection,reason}`).
+pub fn people_counts(exposition: &str) -> BTreeMap<String, PeopleCounts> {
+    let mut out: BTreeMap<String, PeopleCounts> = BTreeMap::new();
+    for line in exposition.lines() {
+        let (found, rest) = if let Some(rest) = line.strip_prefix("pagehook_people_emails_total{") {
+            (true, rest)
+        } else if let Some(rest) = line.strip_prefix("pagehook_people_unresolved_total{") {
+            (false, rest)
+        } else {
+            continue;
+        };
+        let Some((labels, value)) = rest.split_once('}') else {
+            continue;
+        };
+        let Ok(value) = value.trim().parse::<f64>() else {
+            continue;
+        };
+        let label = |name: &str| {
+            labels.split(',').find_map(|pair| {
+                let (k, v) = pair.split_once('=')?;
+                (k.trim() == name).then(|| v.trim().trim_matches('"').to_owned())
+            })
+        };
+        let (Some(connection), Some(what)) = (
+            label("connection"),
+            label(if found { "via" } else { "reason" }),
+        ) else {
+            continue;
+        };
+        let counts = out.entry(connection).or_default();
+        let map = if found {
+            &mut counts.found
+        } else {
+            &mut counts.left_out
+        };
+        *map.entry(what).or_default() += value as u64;
+    }
+    out
+}
+
 /// The last report `pagehook serve` made (the console's overview shows it;
 /// `GET /api/doctor` makes a new one).
 #[derive(Debug, Default)]
@@ -417,5 +488,25 @@ impl Latest {
     /// Keeps `report` as the last one.
     pub fn set(&self, report: Report) {
         *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(report);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn people_counts_come_from_the_metrics() {
+        let m = crate::metrics::Metrics::new();
+        m.person_unresolved("prod", "email_hidden");
+        m.person_unresolved("prod", "email_hidden");
+        m.person_unresolved("docs", "no_profile");
+        m.person_email_found("prod", "link");
+        let counts = people_counts(&m.encode());
+        assert_eq!(counts["prod"].left_out["email_hidden"], 2);
+        assert_eq!(counts["prod"].found["link"], 1);
+        assert_eq!(counts["docs"].left_out["no_profile"], 1);
+        assert!(counts["docs"].found.is_empty());
+        assert!(people_counts("# nothing\nother_total{connection=\"x\"} 3").is_empty());
     }
 }

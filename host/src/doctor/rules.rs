@@ -659,8 +659,35 @@ pub fn confluence_report(f: &ConfluenceFacts, u: &ConfluenceUsage, now: i64) -> 
         } else {
             Vec::new()
         },
+        people: None,
         features,
     }
+}
+
+/// Adds to the personal notifications' verdict how many people were left
+/// out since the server started, and why (what was counted, not measured:
+/// the state stays as measured).
+pub fn note_left_out(r: &mut ConfluenceReport, counts: &super::PeopleCounts) {
+    let total: u64 = counts.left_out.values().sum();
+    if total == 0 {
+        return;
+    }
+    let Some(check) = r
+        .features
+        .iter_mut()
+        .find(|c| c.feature == Feature::PersonalNotifications)
+    else {
+        return;
+    };
+    check.why.push(format!(
+        "since the server started, {total} {} left out for want of an email ({})",
+        if total == 1 {
+            "person was"
+        } else {
+            "people were"
+        },
+        list(counts.left_out.iter().map(|(why, n)| format!("{why}: {n}")))
+    ));
 }
 
 fn confluence_features(
@@ -1559,6 +1586,30 @@ mod tests {
             &no,
         );
         assert_eq!((absent.visibility, absent.usable), ("unknown", Some(false)));
+    }
+
+    #[test]
+    fn people_left_out_are_noted_without_changing_the_verdict() {
+        let mut r = confluence_report(
+            &facts("10.2.1", Rights::ConfluenceAdmin, true),
+            &everything_bound(),
+            NOW,
+        );
+        let mut counts = crate::doctor::PeopleCounts::default();
+        note_left_out(&mut r, &counts);
+        assert!(r.features[2].why.is_empty());
+        counts.left_out.insert("email_hidden".into(), 2);
+        counts.left_out.insert("no_profile".into(), 1);
+        note_left_out(&mut r, &counts);
+        let pn = &r.features[2];
+        assert_eq!(pn.feature, Feature::PersonalNotifications);
+        assert_eq!(pn.state, State::Works);
+        assert_eq!(
+            pn.why,
+            [
+                "since the server started, 3 people were left out for want of an email (email_hidden: 2, no_profile: 1)"
+            ]
+        );
     }
 
     #[test]

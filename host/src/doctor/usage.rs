@@ -427,19 +427,16 @@ mod tests {
         ];
         let u = usage(&conns, &plugins, &bindings);
         let wiki = &u.confluence["wiki"];
-        let b1 = "binding #1 (slack-poster)".to_owned();
-        let b2 = "binding #2 (slack-poster)".to_owned();
-        assert_eq!(wiki.by(Feature::ChannelPosts), [b1.clone()]);
-        assert_eq!(wiki.by(Feature::PersonalNotifications), [b1.clone()]);
-        assert_eq!(wiki.by(Feature::Search), [b2.clone()]);
-        assert_eq!(wiki.by(Feature::LinkingByEmail), [b2.clone()]);
-        assert_eq!(wiki.by(Feature::SelfLinking), [b2.clone()]);
-        assert_eq!(
-            wiki.by(Feature::RestrictedFiltering),
-            [b1.clone(), b2.clone()]
-        );
+        const B1: &str = "binding #1 (slack-poster)";
+        const B2: &str = "binding #2 (slack-poster)";
+        assert_eq!(wiki.by(Feature::ChannelPosts), [B1]);
+        assert_eq!(wiki.by(Feature::PersonalNotifications), [B1]);
+        assert_eq!(wiki.by(Feature::Search), [B2]);
+        assert_eq!(wiki.by(Feature::LinkingByEmail), [B2]);
+        assert_eq!(wiki.by(Feature::SelfLinking), [B2]);
+        assert_eq!(wiki.by(Feature::RestrictedFiltering), [B1, B2]);
         assert!(wiki.by(Feature::SpaceAdminSignIn).is_empty());
-        assert_eq!(wiki.watchers_by, [b1.clone()]);
+        assert_eq!(wiki.watchers_by, [B1]);
         assert_eq!(wiki.spaces, BTreeSet::from(["ENG".to_owned()]));
         assert_eq!(wiki.person_spaces, BTreeSet::from(["ENG".to_owned()]));
         assert!(wiki.person_everywhere, "chat answers are about any page");
@@ -452,10 +449,10 @@ mod tests {
             }]
         );
         let acme = &u.slack["acme"];
-        assert_eq!(acme.by(Feature::ChannelPosts), [b1.clone()]);
-        assert_eq!(acme.by(Feature::PersonalNotifications), [b1]);
-        assert_eq!(acme.by(Feature::LinkPreviews), [b2.clone()]);
-        assert_eq!(acme.by(Feature::SlashCommands), [b2]);
+        assert_eq!(acme.by(Feature::ChannelPosts), [B1]);
+        assert_eq!(acme.by(Feature::PersonalNotifications), [B1]);
+        assert_eq!(acme.by(Feature::LinkPreviews), [B2]);
+        assert_eq!(acme.by(Feature::SlashCommands), [B2]);
         assert!(u.notes.is_empty(), "{:?}", u.notes);
     }
 

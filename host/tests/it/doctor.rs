@@ -261,6 +261,10 @@ fn each_release_with_a_plain_and_an_admin_account() {
         );
         assert_eq!(c["account"]["username"], SERVICE_USERNAME, "{what}");
         assert!(
+            c["people"].is_null(),
+            "the CLI runs apart from the server's counters"
+        );
+        assert!(
             c["spaces"].as_array().unwrap().contains(&"ENG".into()),
             "{what}: {c:#}"
         );
@@ -616,6 +620,11 @@ async fn the_overview_shows_the_report_get_api_doctor_made() {
     let report: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(report["ok"], true, "nothing is bound: {report:#}");
     assert_eq!(report["confluence"][0]["version"]["line"], "8.5 LTS");
+    assert_eq!(
+        report["confluence"][0]["people"],
+        serde_json::json!({"found": {}, "left_out": {}}),
+        "the server says whom it left out so far: nobody"
+    );
 
     let (_, page) = get("/console/overview", (header::COOKIE, cookie)).await;
     assert!(!page.contains("Not checked since"), "{page}");

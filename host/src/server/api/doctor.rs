@@ -24,7 +24,7 @@ const MAX_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 pub async fn check(State(state): State<Arc<AppState>>, caller: Caller) -> ApiResult<Json<Report>> {
     require_admin(&caller, "run the doctor")?;
     let timeout = state.config.enrichment_timeout().min(MAX_TIMEOUT);
-    let report = crate::doctor::run(&state.store, timeout).await?;
+    let report = crate::doctor::run(&state.store, timeout, Some(&state.metrics)).await?;
     state.doctor.set(report.clone());
     Ok(Json(report))
 }
