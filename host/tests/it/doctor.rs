@@ -358,6 +358,33 @@ fn each_release_with_a_plain_and_an_admin_account() {
             "unknown"
         );
     }
+    // A Confluence administrator that administers no space: watchers and the
+    // admin user list answer, space permissions do not, so nothing is shown
+    // to one person. Measured, not assumed from "admin".
+    wiki.revoke_space("ENG", SERVICE_USERNAME);
+    let (code, report) = doctor(&side);
+    assert_eq!(code, 1, "{report:#}");
+    let caps = report["confluence"][0]["capabilities"].as_array().unwrap();
+    let cap = |name: &str| {
+        caps.iter()
+            .find(|c| c["name"] == name)
+            .unwrap_or_else(|| panic!("no capability {name}: {caps:#?}"))["state"]
+            .clone()
+    };
+    assert_eq!(cap("watchers"), "yes");
+    assert_eq!(cap("admin-user-list"), "yes");
+    assert_eq!(cap("space-permissions"), "refused");
+    assert_eq!(
+        feature(&report, "confluence", "wiki", "personal-notifications")["state"],
+        "unavailable"
+    );
+    assert_eq!(
+        feature(&report, "confluence", "wiki", "linking-by-email")["state"],
+        "unavailable",
+        "a user found by email would be shown nothing: {report:#}"
+    );
+    wiki.grant_space("ENG", SERVICE_USERNAME, &["administer"]);
+
     // Text for people, and the same exit status.
     let out = side.cli_output(&["doctor"]);
     let text = String::from_utf8_lossy(&out.stdout);
