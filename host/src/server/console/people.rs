@@ -1,8 +1,8 @@
 //! `/console/people`: who is who across Slack and Confluence. Which
 //! Confluence connection each Slack workspace's chat uses (and choosing
 //! one), and the links Slack users made to their Confluence users with
-//! `/confluence link`, each with how and when it was made; an admin can
-//! remove one.
+//! `/confluence link`, each with how and when it was made, a page of
+//! [`PAGE_SIZE`] at a time and searchable by who; an admin can remove one.
 //!
 //! Only the Pagehook admin sees it: links say who people are across
 //! systems. Every change goes through the admin API (`PATCH
@@ -13,23 +13,65 @@
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::State;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
 use axum::routing::get;
 use maud::{Markup, html};
+use serde::Deserialize;
 
-use super::{PageResult, Section, Viewer, api_form, field, page, when};
+use super::events::{given, params, query_string};
+use super::{PageError, PageResult, Section, Viewer, api_form, field, page, when};
 use crate::server::AppState;
 use crate::source::chat_confluence::chat_confluence;
 use crate::store::{ConnectionKind, ConnectionRecord, UserLink};
+
+/// Links shown per page (10,000 links on one page are 6 MB of HTML).
+const PAGE_SIZE: usize = 100;
 
 pub(super) fn routes() -> Router<Arc<AppState>> {
     Router::new().route("/people", get(people))
 }
 
-async fn people(viewer: Viewer, State(state): State<Arc<AppState>>) -> PageResult {
+#[derive(Debug, Default, Deserialize)]
+struct PeopleParams {
+    /// Part of a Slack user id, or of a Confluence username, display name or key.
+    q: Option<String>,
+    /// Which page of links, from 1.
+    page: Option<String>,
+}
+
+async fn people(
+    viewer: Viewer,
+    State(state): State<Arc<AppState>>,
+    query: Result<Query<PeopleParams>, QueryRejection>,
+) -> PageResult {
     viewer.require_admin("people's links")?;
+    let p = params(query)?;
+    let q = given(&p.q);
+    let number = match given(&p.page) {
+        None => 1,
+        Some(n) => match n.parse::<usize>() {
+            Ok(n) if n >= 1 => n,
+            _ => {
+                return Err(PageError::Invalid(format!(
+                    "`page={n}` is not a page number: it must be 1 or more."
+                )));
+            }
+        },
+    };
     let connections = state.store.connections().await?;
-    let links = state.store.user_links().await?;
+    let all = state.store.user_links().await?;
+    let total = all.len();
+    let matching: Vec<UserLink> = match q {
+        Some(q) => all.into_iter().filter(|l| matches(l, q)).collect(),
+        None => all,
+    };
+    let found = matching.len();
+    let links: Vec<UserLink> = matching
+        .into_iter()
+        .skip((number - 1) * PAGE_SIZE)
+        .take(PAGE_SIZE)
+        .collect();
     let slack: Vec<&ConnectionRecord> = connections
         .iter()
         .filter(|c| c.kind == ConnectionKind::Slack)
@@ -61,10 +103,29 @@ async fn people(viewer: Viewer, State(state): State<Arc<AppState>>) -> PageResul
             }
         }
         h2 id="links" { "Links" }
-        @if links.is_empty() {
+        @if total == 0 {
             p class="muted" { "Nobody has linked themselves yet." }
         } @else {
-            (links_table(&links, &connections))
+            form class="filters" method="get" action="/console/people" role="search" aria-label="Search links" {
+                (field("q", "Who", Some("Part of a Slack user id, or of a Confluence username, name or user key."), html! {
+                    input id="q" name="q" type="search" value=[q] aria-describedby="q-help";
+                }))
+                button type="submit" { "Search" }
+            }
+            p class="muted" {
+                @if found == 0 {
+                    "No link matches."
+                } @else {
+                    "Links " ((number - 1) * PAGE_SIZE + 1) "–" ((number - 1) * PAGE_SIZE + links.len())
+                    " of " (found)
+                    @if q.is_some() { " matching (" (total) " in all)" }
+                    ", by Slack workspace and user."
+                }
+            }
+            @if !links.is_empty() {
+                (links_table(&links, &connections, found))
+            }
+            (pager(q, number, found))
         }
     };
     Ok(page(&viewer, Section::People, "People", body))
@@ -112,10 +173,48 @@ fn choose(s: &ConnectionRecord, confluence: &[&str]) -> Markup {
     )
 }
 
-fn links_table(links: &[UserLink], all: &[ConnectionRecord]) -> Markup {
+/// Whether a link is someone `q` names: part of their Slack user id, or of
+/// their Confluence username, display name or user key (any case).
+fn matches(l: &UserLink, q: &str) -> bool {
+    let q = q.to_lowercase();
+    [
+        Some(&l.slack_user),
+        l.confluence_username.as_ref(),
+        l.confluence_display_name.as_ref(),
+        Some(&l.confluence_user_key),
+    ]
+    .into_iter()
+    .flatten()
+    .any(|v| v.to_lowercase().contains(&q))
+}
+
+/// Links to the previous and next page of links.
+fn pager(q: Option<&str>, number: usize, found: usize) -> Markup {
+    let link = |n: usize| {
+        let mut pairs: Vec<(&str, String)> = Vec::new();
+        if let Some(q) = q {
+            pairs.push(("q", q.to_owned()));
+        }
+        if n > 1 {
+            pairs.push(("page", n.to_string()));
+        }
+        format!("/console/people{}", query_string(&pairs))
+    };
+    let more = found > number * PAGE_SIZE;
+    html! {
+        @if number > 1 || more {
+            nav class="pager" aria-label="Pages of links" {
+                @if number > 1 { a href=(link(number - 1)) { "Previous" } " " }
+                @if more { a href=(link(number + 1)) { "Next" } }
+            }
+        }
+    }
+}
+
+fn links_table(links: &[UserLink], all: &[ConnectionRecord], found: usize) -> Markup {
     html! {
         table id="links-table" {
-            caption class="muted" { (links.len()) " linked " @if links.len() == 1 { "person" } @else { "people" } }
+            caption class="muted" { (found) " linked " @if found == 1 { "person" } @else { "people" } }
             thead { tr {
                 th scope="col" { "Slack user" } th scope="col" { "Slack workspace" }
                 th scope="col" { "Confluence user" } th scope="col" { "Confluence" }
