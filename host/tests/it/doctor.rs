@@ -741,3 +741,101 @@ fn check_now_on_the_overview_in_a_real_browser() {
     );
     b.screenshot("overview-doctor");
 }
+
+#[test]
+fn what_the_instance_answers_on_the_way_is_named() {
+    use pagehook_fakes::SpacePermissionsRefusal;
+    use std::time::{Duration, SystemTime};
+    let wiki = confluence();
+    // A page under a parent that is in the trash: the search with the
+    // ancestors' restrictions expanded answers 404 for the whole batch.
+    wiki.put_content(
+        PAGE + 1,
+        ContentBuilder::page(PAGE + 1, "ENG", "Old home")
+            .status("trashed")
+            .build(),
+    );
+    wiki.put_content(
+        PAGE + 2,
+        ContentBuilder::page(PAGE + 2, "ENG", "Orphan notes")
+            .ancestors(&[(PAGE + 1, "Old home")])
+            .author("ada", ADA_KEY, "Ada Lovelace")
+            .build(),
+    );
+    wiki.set_search_404_on_trashed_ancestor(true);
+    wiki.set_space_permissions_refusal(SpacePermissionsRefusal::InternalError);
+    wiki.set_tokens(&[(
+        "pagehook",
+        Some(SystemTime::now() + Duration::from_secs(3 * 86_400)),
+    )]);
+    let slack = FakeSlack::start(SLACK_TOKEN);
+    slack.set_scopes(&manifest_scopes());
+    let side = sidecar(&wiki, &slack, true);
+
+    // A plain account on 10.2: Confluence answers 500 where it means "not
+    // yours" (CONFSERVER-99908).
+    let (code, report) = doctor(&side);
+    assert_eq!(code, 1, "{report:#}");
+    let personal = feature(&report, "confluence", "wiki", "personal-notifications");
+    assert!(
+        personal["why"].to_string().contains("HTTP 500"),
+        "{personal:#}"
+    );
+    assert!(
+        personal["why"].to_string().contains("CONFSERVER-99908"),
+        "{personal:#}"
+    );
+    let sign_in = feature(&report, "confluence", "wiki", "space-admin-sign-in");
+    assert_eq!(sign_in["state"], "works");
+    assert!(
+        sign_in["why"].to_string().contains("CONFSERVER-99908"),
+        "{sign_in:#}"
+    );
+    // The nested expansion's 404 is recovered from, and said.
+    let search = feature(&report, "confluence", "wiki", "search");
+    assert!(
+        search["why"]
+            .to_string()
+            .contains("searches again without it"),
+        "{search:#}"
+    );
+    // The token expires in 3 days.
+    let token = &report["confluence"][0]["token"];
+    assert_eq!(token["state"], "expiring", "{token:#}");
+    assert!(
+        token["message"]
+            .as_str()
+            .unwrap()
+            .contains("`pagehook` expires on"),
+        "{token:#}"
+    );
+
+    // As a space admin the search is degraded, not broken; without the
+    // template resource, the binding that names a template cannot work.
+    wiki.grant_space("ENG", SERVICE_USERNAME, &["administer"]);
+    let (code, report) = doctor(&side);
+    assert_eq!(code, 0, "{report:#}");
+    let search = feature(&report, "confluence", "wiki", "search");
+    assert_eq!(search["state"], "degraded", "{search:#}");
+    assert_eq!(search["blocking"], false);
+    wiki.set_page_templates_available(false);
+    let (code, report) = doctor(&side);
+    assert_eq!(code, 1, "{report:#}");
+    let templates = feature(&report, "confluence", "wiki", "templates");
+    assert_eq!(templates["state"], "unavailable");
+    assert_eq!(
+        templates["bound_by"],
+        serde_json::json!(["binding #3 (retro-writer)"])
+    );
+    assert!(
+        templates["why"][0]
+            .as_str()
+            .unwrap()
+            .contains("/rest/experimental/template/page"),
+        "{templates:#}"
+    );
+    assert!(
+        templates["fix"][0].as_str().unwrap().contains("`template`"),
+        "{templates:#}"
+    );
+}
