@@ -24,7 +24,12 @@ fn add_to_config(side: &Sidecar, toml: &str) {
 }
 
 fn page(confluence: &FakeConfluence, id: u64, title: &str) {
-    confluence.put_content(id, ContentBuilder::page(id, "ENG", title).ancestors(&[]).build());
+    confluence.put_content(
+        id,
+        ContentBuilder::page(id, "ENG", title)
+            .ancestors(&[])
+            .build(),
+    );
 }
 
 fn page_created(id: u64, ts: u64) -> Vec<u8> {
@@ -44,7 +49,11 @@ fn confluence_over_https_and_slack_go_only_through_the_proxy_with_its_credential
 
     let mut side = Sidecar::new();
     ca.write_pem(&side.dir.path().join("corp-root-ca.pem"));
-    std::fs::write(side.dir.path().join("proxy-auth"), "svc-pagehook:proxy-pass-9").unwrap();
+    std::fs::write(
+        side.dir.path().join("proxy-auth"),
+        "svc-pagehook:proxy-pass-9",
+    )
+    .unwrap();
     add_to_config(
         &side,
         &format!(
@@ -60,17 +69,27 @@ fn confluence_over_https_and_slack_go_only_through_the_proxy_with_its_credential
     assert!(tested.contains("accepts the credentials"), "{tested}");
     side.start();
 
-    let (status, answer) = side.hook("prod", &page_created(4243, 1768241299101), Some(HOOK_SECRET));
+    let (status, answer) = side.hook(
+        "prod",
+        &page_created(4243, 1768241299101),
+        Some(HOOK_SECRET),
+    );
     assert_eq!(status, 202, "{answer}");
     let posts = slack.wait_for_posts(1, Duration::from_secs(30));
     assert!(
-        posts[0].text.as_deref().is_some_and(|t| t.contains("Egress runbook")),
+        posts[0]
+            .text
+            .as_deref()
+            .is_some_and(|t| t.contains("Egress runbook")),
         "{:?}",
         posts[0].text
     );
 
     let carried = proxy.requests();
-    assert!(carried.iter().all(|r| r.authorized && r.carried), "{carried:?}");
+    assert!(
+        carried.iter().all(|r| r.authorized && r.carried),
+        "{carried:?}"
+    );
     let wiki_target = wiki.addr().to_string();
     let slack_target = slack.addr().to_string();
     let tunnels = carried
@@ -79,11 +98,18 @@ fn confluence_over_https_and_slack_go_only_through_the_proxy_with_its_credential
         .count();
     // Every TLS session Confluence's front completed came through a tunnel.
     assert!(tunnels >= 1, "{carried:?}");
-    assert_eq!(wiki.handshakes(), tunnels, "no TLS session to Confluence went direct");
+    assert_eq!(
+        wiki.handshakes(),
+        tunnels,
+        "no TLS session to Confluence went direct"
+    );
     // Plain HTTP through a proxy is one request per connection here: every
     // request the fake Slack saw was carried by the proxy.
     let to_slack = carried.iter().filter(|r| r.target == slack_target).count();
-    assert!(to_slack >= 2, "users/channel lookups and the post: {carried:?}");
+    assert!(
+        to_slack >= 2,
+        "users/channel lookups and the post: {carried:?}"
+    );
     assert_eq!(
         slack.requests().len(),
         to_slack,
@@ -118,12 +144,25 @@ fn no_proxy_hosts_are_reached_directly() {
     side.connect_slack("acme", &slack.base_url(), BOT);
     side.bind_slack_poster("eng", &["--scope", "space:ENG"]);
     side.start();
-    let (status, answer) = side.hook("prod", &page_created(4244, 1768241299102), Some(HOOK_SECRET));
+    let (status, answer) = side.hook(
+        "prod",
+        &page_created(4244, 1768241299102),
+        Some(HOOK_SECRET),
+    );
     assert_eq!(status, 202, "{answer}");
     let posts = slack.wait_for_posts(1, Duration::from_secs(30));
-    assert!(posts[0].text.as_deref().is_some_and(|t| t.contains("Direct page")));
+    assert!(
+        posts[0]
+            .text
+            .as_deref()
+            .is_some_and(|t| t.contains("Direct page"))
+    );
     let targets = proxy.targets();
-    assert_eq!(targets, vec![slack.addr().to_string()], "Confluence went direct");
+    assert_eq!(
+        targets,
+        vec![slack.addr().to_string()],
+        "Confluence went direct"
+    );
     assert!(confluence.calls(pagehook_fakes::endpoints::GET_CONTENT) >= 1);
 }
 

@@ -69,14 +69,22 @@ fn a_company_ca_is_trusted_from_the_machines_store_or_extra_ca_files_and_named_w
     );
     assert!(text.contains("[tls] extra-ca-files"), "{text}");
     assert!(text.contains("update-ca-certificates"), "{text}");
-    assert_eq!(confluence.calls(pagehook_fakes::endpoints::CURRENT_USER), 0, "nothing reached Confluence");
+    assert_eq!(
+        confluence.calls(pagehook_fakes::endpoints::CURRENT_USER),
+        0,
+        "nothing reached Confluence"
+    );
 
     // In the machine's store: trusted.
     let corp = side.dir.path().join("corp-root-ca.pem");
     ca.write_pem(&corp);
     let out = connection_test(&side, "prod", &[("SSL_CERT_FILE", &corp)]);
     assert!(out.status.success(), "{}", said(&out));
-    assert!(said(&out).contains("accepts the credentials"), "{}", said(&out));
+    assert!(
+        said(&out).contains("accepts the credentials"),
+        "{}",
+        said(&out)
+    );
 
     // Only in extra-ca-files (relative to the config file): trusted too.
     add_to_config(&side, "[tls]\nextra-ca-files = [\"corp-root-ca.pem\"]\n");
@@ -171,7 +179,10 @@ fn events_are_enriched_and_posted_over_https_with_the_company_ca() {
     let cards = teams.wait_for_posts(1, Duration::from_secs(30));
     assert_eq!(cards[0].workflow, "eng-news");
     assert!(
-        cards[0].card.to_string().contains("Runbook behind the firewall"),
+        cards[0]
+            .card
+            .to_string()
+            .contains("Runbook behind the firewall"),
         "{}",
         cards[0].card
     );

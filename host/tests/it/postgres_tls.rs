@@ -38,11 +38,11 @@ fn verify_full_reaches_a_tls_only_postgres_and_every_connection_is_encrypted() {
     let confluence = FakeConfluence::start(ConfluenceAuth::Bearer(common::sidecar::PAT.into()));
     side.connect_confluence("prod", &confluence.base_url());
     side.start();
-    let body = br#"{"timestamp":1768241299201,"event":"page_created","userKey":"k","page":{"id":77}}"#;
+    let body =
+        br#"{"timestamp":1768241299201,"event":"page_created","userKey":"k","page":{"id":77}}"#;
     let (status, answer) = side.hook("prod", body, Some(HOOK_SECRET));
     assert_eq!(status, 202, "{answer}");
-    let events: serde_json::Value =
-        serde_json::from_str(&side.cli(&["events", "--json"])).unwrap();
+    let events: serde_json::Value = serde_json::from_str(&side.cli(&["events", "--json"])).unwrap();
     assert_eq!(events.as_array().map(Vec::len), Some(1), "{events}");
 
     // Every connection of Pagehook's (the pool and LISTEN) is over TLS.
@@ -91,9 +91,16 @@ fn plain_a_wrong_ca_and_a_wrong_host_name_are_refused_with_the_reason() {
 
     let out = try_with("sslmode=disable");
     assert!(!out.status.success(), "{}", said(&out));
-    assert!(said(&out).contains("no encryption"), "pg_hba's refusal: {}", said(&out));
+    assert!(
+        said(&out).contains("no encryption"),
+        "pg_hba's refusal: {}",
+        said(&out)
+    );
 
-    let out = try_with(&format!("sslmode=verify-full&sslrootcert={}", other_file.display()));
+    let out = try_with(&format!(
+        "sslmode=verify-full&sslrootcert={}",
+        other_file.display()
+    ));
     assert!(!out.status.success(), "{}", said(&out));
     assert!(
         said(&out).contains("not signed by a CA in sslrootcert"),
@@ -101,7 +108,10 @@ fn plain_a_wrong_ca_and_a_wrong_host_name_are_refused_with_the_reason() {
         said(&out)
     );
 
-    let out = try_with(&format!("sslmode=verify-full&sslrootcert={}", ca_file.display()));
+    let out = try_with(&format!(
+        "sslmode=verify-full&sslrootcert={}",
+        ca_file.display()
+    ));
     assert!(!out.status.success(), "{}", said(&out));
     assert!(
         said(&out).contains("not issued to the host name in the URL"),
@@ -110,7 +120,10 @@ fn plain_a_wrong_ca_and_a_wrong_host_name_are_refused_with_the_reason() {
     );
 
     // verify-ca checks the chain only; require encrypts without checking.
-    let out = try_with(&format!("sslmode=verify-ca&sslrootcert={}", ca_file.display()));
+    let out = try_with(&format!(
+        "sslmode=verify-ca&sslrootcert={}",
+        ca_file.display()
+    ));
     assert!(out.status.success(), "{}", said(&out));
     let out = try_with("sslmode=require");
     assert!(out.status.success(), "{}", said(&out));

@@ -51,8 +51,7 @@ async fn run(store: Weak<Inner>, events: Arc<Notify>, deliveries: Arc<Notify>) {
                 inner.tls.clone(),
                 inner.described.clone(),
             )
-        })
-        else {
+        }) else {
             return;
         };
         let mut on_listening = || {

@@ -174,9 +174,9 @@ impl PgTls {
                 let chain = read_certs(cert, "sslcert")?;
                 let key = PrivateKeyDer::from_pem_file(key)
                     .map_err(|e| format!("sslkey {}: {e}", key.display()))?;
-                builder
-                    .with_client_auth_cert(chain, key)
-                    .map_err(|e| format!("sslcert and sslkey do not make a client certificate: {e}"))?
+                builder.with_client_auth_cert(chain, key).map_err(|e| {
+                    format!("sslcert and sslkey do not make a client certificate: {e}")
+                })?
             }
             _ => builder.with_no_client_auth(),
         };
@@ -343,7 +343,10 @@ mod tests {
             "postgres://pagehook@db.corp:5432/pagehook?sslmode=verify-full&sslrootcert=/etc/ca.pem&application_name=ph",
         )
         .unwrap();
-        assert_eq!(url, "postgres://pagehook@db.corp:5432/pagehook?application_name=ph");
+        assert_eq!(
+            url,
+            "postgres://pagehook@db.corp:5432/pagehook?application_name=ph"
+        );
         assert_eq!(tls.mode, SslMode::VerifyFull);
         assert_eq!(tls.root_cert.as_deref(), Some(Path::new("/etc/ca.pem")));
         let (url, tls) = PgTls::from_url("postgres://pagehook@db/pagehook").unwrap();
@@ -368,9 +371,10 @@ mod tests {
 
     #[test]
     fn a_missing_root_certificate_file_is_named() {
-        let (_, tls) =
-            PgTls::from_url("postgres://u@db/x?sslmode=verify-full&sslrootcert=/nonexistent/ca.pem")
-                .unwrap();
+        let (_, tls) = PgTls::from_url(
+            "postgres://u@db/x?sslmode=verify-full&sslrootcert=/nonexistent/ca.pem",
+        )
+        .unwrap();
         let err = tls.connector().err().expect("refused");
         assert!(err.contains("/nonexistent/ca.pem"), "{err}");
     }
