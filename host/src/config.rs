@@ -396,6 +396,33 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_public_url_is_an_http_url_to_append_links_to() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.toml");
+        std::fs::write(
+            &path,
+            "[server]\npublic-url = \"https://ph.example.com/pagehook\"\n",
+        )
+        .unwrap();
+        let config = Config::load(Some(&path)).unwrap();
+        assert_eq!(
+            config.server.public_url.as_deref(),
+            Some("https://ph.example.com/pagehook")
+        );
+        for bad in [
+            "ph.example.com",
+            "ftp://ph.example.com",
+            "https://ph.example.com/?x=1",
+            "https://u:s3cret@ph.example.com",
+        ] {
+            std::fs::write(&path, format!("[server]\npublic-url = \"{bad}\"\n")).unwrap();
+            let err = Config::load(Some(&path)).unwrap_err().to_string();
+            assert!(err.contains("public-url"), "{bad}: {err}");
+            assert!(!err.contains("s3cret"), "{err}");
+        }
+    }
+
+    #[test]
     fn the_example_config_parses_and_paths_are_relative_to_it() {
         let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/pagehook.toml");
         let config = Config::load(Some(&example)).unwrap();
