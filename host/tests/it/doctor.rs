@@ -839,3 +839,64 @@ fn what_the_instance_answers_on_the_way_is_named() {
         "{templates:#}"
     );
 }
+
+#[test]
+fn a_request_from_slack_shows_inbound_events_set_up() {
+    use hmac::{Hmac, Mac};
+    use sha2::Sha256;
+    let wiki = confluence();
+    wiki.grant_space("ENG", SERVICE_USERNAME, &["administer"]);
+    let slack = FakeSlack::start(SLACK_TOKEN);
+    slack.set_scopes(&manifest_scopes());
+    let mut side = sidecar(&wiki, &slack, true);
+    let (_, before) = doctor(&side);
+    assert_eq!(
+        feature(&before, "slack", "acme", "slash-commands")["state"],
+        "unknown"
+    );
+    assert!(before["slack"][0]["last_request_at"].is_null());
+
+    side.start();
+    let url = slack.mint_response_url("C0ENG");
+    let body = format!(
+        "token=legacy&team_id=T1&team_domain=acme&channel_id=C0ENG&channel_name=eng\
+         &user_id=U0ADA&user_name=ada&command=%2Fconfluence&text=search+launch\
+         &api_app_id=A0PAGEHOOK&response_url={}&trigger_id=1.2.doctor",
+        url.replace(':', "%3A").replace('/', "%2F")
+    );
+    let ts = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        .to_string();
+    let mut mac = Hmac::<Sha256>::new_from_slice(b"doctor-signing-secret").unwrap();
+    mac.update(format!("v0:{ts}:{body}").as_bytes());
+    let answer = reqwest::blocking::Client::new()
+        .post(format!("{}/hooks/slack/acme", side.base))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("x-slack-request-timestamp", &ts)
+        .header(
+            "x-slack-signature",
+            format!("v0={}", hex::encode(mac.finalize().into_bytes())),
+        )
+        .body(body)
+        .send()
+        .unwrap();
+    assert_eq!(answer.status().as_u16(), 200);
+
+    let (code, after) = doctor(&side);
+    assert_eq!(code, 0, "{after:#}");
+    assert!(after["slack"][0]["last_request_at"].is_i64(), "{after:#}");
+    for f in ["link-previews", "slash-commands"] {
+        assert_eq!(
+            feature(&after, "slack", "acme", f)["state"],
+            "works",
+            "{f}: {after:#}"
+        );
+    }
+    // The server's own report, through the API.
+    let (status, report) = side.api("/api/doctor");
+    assert_eq!(status, 200, "{report:#}");
+    assert_eq!(report["ok"], true, "{report:#}");
+    assert!(report["confluence"][0]["people"].is_object(), "{report:#}");
+}
