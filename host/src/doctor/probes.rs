@@ -307,10 +307,18 @@ async fn version(client: &ConfluenceClient) -> Option<ServerVersion> {
 }
 
 async fn account(client: &ConfluenceClient) -> Result<Account, AccountFailure> {
-    let answer = client
-        .probe("/rest/api/user/current")
-        .await
-        .map_err(|e| AccountFailure::Unreachable(e.to_string()))?;
+    let answer = match client.probe("/rest/api/user/current").await {
+        Ok(a) => a,
+        // A refused certificate is named in words, with the fix.
+        Err(e) => {
+            return Err(AccountFailure::Unreachable(
+                match crate::http::tls::check(client.base_url()).await {
+                    Err(certificate) => certificate,
+                    Ok(()) => e.to_string(),
+                },
+            ));
+        }
+    };
     match answer.status {
         200 => {}
         401 | 403 => return Err(AccountFailure::Refused(answer.status)),

@@ -74,6 +74,21 @@ fn a_company_ca_is_trusted_from_the_machines_store_or_extra_ca_files_and_named_w
         0,
         "nothing reached Confluence"
     );
+    // The doctor says the same for the connection.
+    let mut doctor = Command::new(env!("CARGO_BIN_EXE_pagehook"));
+    doctor
+        .arg("--config")
+        .arg(side.config())
+        .args(["doctor", "--json"])
+        .env("PAGEHOOK_TEST_PAT", PAT)
+        .env("SSL_CERT_FILE", &machine_store)
+        .env_remove("SSL_CERT_DIR");
+    let out = doctor.output().unwrap();
+    let text = said(&out);
+    assert!(
+        text.contains("signed by 'Corp Root CA', which this server does not trust"),
+        "{text}"
+    );
 
     // In the machine's store: trusted.
     let corp = side.dir.path().join("corp-root-ca.pem");
