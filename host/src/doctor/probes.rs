@@ -283,12 +283,14 @@ async fn version(client: &ConfluenceClient) -> Option<ServerVersion> {
         "/rest/api/server-information",
         "/rest/applinks/1.0/manifest",
     ] {
-        let Ok(Probed {
-            status: 200,
-            body: Some(body),
-        }) = client.probe(from).await
-        else {
-            continue;
+        let body = match client.probe(from).await {
+            Ok(Probed {
+                status: 200,
+                body: Some(body),
+            }) => body,
+            Ok(_) => continue,
+            // Unreachable: the account probe says so; no second timeout.
+            Err(_) => return None,
         };
         let Some(version) = body.get("version").and_then(Value::as_str) else {
             continue;
