@@ -36,5 +36,6 @@ mod self_linking;
 mod sidecar;
 mod slack_contract;
 mod slack_inbound;
+mod socket_mode;
 mod store_suite;
 mod two_way_slack;
