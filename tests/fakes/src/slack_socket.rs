@@ -453,6 +453,8 @@ impl FakeSocketMode {
 /// `apps.connections.open`, used once) and serves it.
 async fn accept(shared: Arc<Shared>, stream: tokio::net::TcpStream) {
     let checked = shared.clone();
+    // The error type is tungstenite's handshake answer, not ours to shrink.
+    #[allow(clippy::result_large_err)]
     let callback = move |req: &WsRequest, resp| {
         let query = req.uri().query().unwrap_or("");
         let ticket = form_urlencoded::parse(query.as_bytes())
