@@ -322,10 +322,11 @@ pub fn explain(message: &str, tls: &PgTls) -> Option<String> {
             tls.mode.name()
         ))
     } else if message.contains("NotValidForName") || message.contains("not valid for name") {
-        Some(format!(
+        Some(
             "the database server's certificate is not issued to the host name in the URL \
              (sslmode=verify-full): connect by the name the certificate names, or use sslmode=verify-ca"
-        ))
+                .to_owned(),
+        )
     } else if message.contains("Expired") || message.contains("certificate expired") {
         Some("the database server's certificate has expired".to_owned())
     } else {
