@@ -508,3 +508,63 @@ fn the_websocket_goes_through_the_egress_proxy_over_tls_with_the_company_ca() {
         "nothing reaches the socket server but through TLS: {requests:?}"
     );
 }
+
+#[test]
+fn the_app_level_token_is_checked_tested_and_never_shown() {
+    let (_conf, slack) = fakes();
+    let side = Sidecar::new();
+    let app_token = slack.socket_mode().app_token();
+    // The bot token given as the app-level token: refused, nothing stored.
+    let wrong = side.cli_output(&[
+        "connect",
+        "slack",
+        "acme",
+        "--url",
+        &slack.base_url(),
+        "--token",
+        BOT,
+        "--app-token",
+        BOT,
+    ]);
+    assert!(!wrong.status.success());
+    let said = String::from_utf8_lossy(&wrong.stderr);
+    assert!(said.contains("xapp-"), "{said}");
+    assert!(!said.contains(BOT), "{said}");
+    assert_eq!(side.cli(&["connections", "--json"]).trim(), "[]");
+
+    side.cli(&[
+        "connect",
+        "slack",
+        "acme",
+        "--url",
+        &slack.base_url(),
+        "--token",
+        BOT,
+        "--app-token",
+        &app_token,
+    ]);
+    let listed = side.cli(&["connections", "--json"]);
+    assert!(!listed.contains(&app_token), "{listed}");
+    assert!(listed.contains("\"app_token\""), "{listed}");
+    let tested = side.cli(&["connection", "test", "acme"]);
+    assert!(
+        tested.contains("Socket Mode: Slack accepts the app-level token"),
+        "{tested}"
+    );
+    assert!(!tested.contains(&app_token), "{tested}");
+
+    // Without connections:write Slack refuses, and the test says how to fix it.
+    slack
+        .socket_mode()
+        .set_app_token_scopes(&["authorizations:read"]);
+    let refused = side.cli_output(&["connection", "test", "acme"]);
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&refused.stdout),
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    assert!(
+        said.contains("missing_scope") && said.contains("connections:write"),
+        "{said}"
+    );
+}
