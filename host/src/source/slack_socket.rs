@@ -581,4 +581,86 @@ mod tests {
             );
         }
     }
+
+    struct Collect {
+        seen: std::sync::Mutex<Vec<Envelope>>,
+    }
+
+    impl EnvelopeHandler for Collect {
+        async fn handle(&self, envelope: Envelope) -> Acknowledge {
+            let refuse = envelope.payload["event_id"] == "refuse";
+            self.seen.lock().unwrap().push(envelope);
+            if refuse {
+                Acknowledge::Not
+            } else {
+                Acknowledge::Now {
+                    payload: Some(json!({ "text": "answered" })),
+                }
+            }
+        }
+    }
+
+    async fn until(what: &str, done: impl Fn() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !done() {
+            assert!(Instant::now() < deadline, "timed out: {what}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn only_what_the_handler_takes_is_acknowledged_and_a_silent_socket_is_replaced() {
+        let slack = pagehook_fakes::FakeSlack::start("xoxb-unit-tests");
+        let sm = slack.socket_mode();
+        sm.set_redelivery_after(Duration::from_secs(60));
+        let mut settings = SocketSettings::new(
+            "acme",
+            &slack.base_url(),
+            SecretSource::Value(sm.app_token()),
+        );
+        settings.ping_after = Duration::from_millis(200);
+        settings.dead_after = Duration::from_millis(700);
+        let handler = Arc::new(Collect {
+            seen: std::sync::Mutex::new(Vec::new()),
+        });
+        let (stop, stopped) = watch::channel(false);
+        let task = tokio::spawn(run(settings, handler.clone(), stopped));
+        until("a socket", || sm.sockets() == 1).await;
+
+        let kept = sm.send_event(json!({ "event_id": "keep" }));
+        let refused = sm.send_event(json!({ "event_id": "refuse" }));
+        let command = sm.send_slash_command(json!({ "trigger_id": "t1" }));
+        until("three envelopes handled", || {
+            handler.seen.lock().unwrap().len() == 3
+        })
+        .await;
+        until("two acknowledgements", || sm.acks().len() == 2).await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let acks = sm.acks();
+        assert_eq!(acks.len(), 2, "{acks:?}");
+        let ack = |id: &str| acks.iter().find(|a| a.envelope_id == id);
+        assert!(
+            ack(&refused).is_none(),
+            "an envelope the handler kept is not acknowledged"
+        );
+        assert_eq!(
+            ack(&kept).unwrap().payload,
+            None,
+            "events_api takes no answer"
+        );
+        assert_eq!(
+            ack(&command).unwrap().payload,
+            Some(json!({ "text": "answered" })),
+            "a slash command's answer rides on its acknowledgement"
+        );
+
+        // The socket goes silent: the ping goes unanswered, another socket opens.
+        assert_eq!(sm.freeze_sockets(), 1);
+        until("a second socket", || sm.sockets_opened() == 2).await;
+        stop.send(true).unwrap();
+        tokio::time::timeout(Duration::from_secs(5), task)
+            .await
+            .expect("run stops when asked")
+            .unwrap();
+    }
 }

@@ -98,6 +98,7 @@ enum Outgoing {
     Text(String),
     Close,
     Drop,
+    Freeze,
 }
 
 struct Socket {
@@ -343,6 +344,21 @@ impl FakeSocketMode {
         senders.len()
     }
 
+    /// Makes every open socket go silent without closing: no envelopes, no pongs to the
+    /// client's pings (a connection a middlebox stopped carrying). Frozen sockets still count
+    /// as open.
+    pub fn freeze_sockets(&self) -> usize {
+        let senders: Vec<_> = lock(&self.shared.state)
+            .sockets
+            .values()
+            .map(|s| s.tx.clone())
+            .collect();
+        for tx in &senders {
+            let _ = tx.send(Outgoing::Freeze);
+        }
+        senders.len()
+    }
+
     /// Drops every open socket without a close frame (a network failure).
     pub fn drop_sockets(&self) -> usize {
         let senders: Vec<_> = lock(&self.shared.state)
@@ -533,6 +549,10 @@ async fn accept(shared: Arc<Shared>, stream: tokio::net::TcpStream) {
                     Some(Outgoing::Close) => {
                         let _ = sink.send(Message::Close(None)).await;
                         break;
+                    }
+                    Some(Outgoing::Freeze) => {
+                        // Half-dead: open, but neither reading nor writing (no pongs).
+                        std::future::pending::<()>().await;
                     }
                     Some(Outgoing::Drop) | None => break,
                 },
