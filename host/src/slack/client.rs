@@ -269,7 +269,10 @@ mod tests {
     fn scopes_come_from_the_x_oauth_scopes_header() {
         let mut h = reqwest::header::HeaderMap::new();
         assert_eq!(granted_scopes(&h), None);
-        h.insert("x-oauth-scopes", "chat:write, links:read,commands".parse().unwrap());
+        h.insert(
+            "x-oauth-scopes",
+            "chat:write, links:read,commands".parse().unwrap(),
+        );
         assert_eq!(
             granted_scopes(&h).unwrap(),
             ["chat:write", "links:read", "commands"]
