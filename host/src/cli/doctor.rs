@@ -178,10 +178,11 @@ fn slack(out: &mut String, s: &SlackReport) {
     let _ = writeln!(
         out,
         "  inbound: {}; {}",
-        if s.signing_secret {
-            "signing secret set"
-        } else {
-            "no signing secret"
+        match (s.socket_mode, s.signing_secret) {
+            (true, true) => "Socket Mode, and a signing secret for /hooks/slack",
+            (true, false) => "Socket Mode (nothing inbound)",
+            (false, true) => "signing secret set (requests to /hooks/slack)",
+            (false, false) => "no Socket Mode and no signing secret",
         },
         s.last_request_at
             .map(|at| format!("last request {}", crate::clock::utc_minutes(at)))
@@ -247,6 +248,7 @@ mod tests {
                 error: None,
                 scopes: Some(vec!["chat:write".into()]),
                 signing_secret: false,
+                socket_mode: false,
                 last_request_at: None,
                 features: vec![FeatureCheck {
                     feature: Feature::LinkPreviews,

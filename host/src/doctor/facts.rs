@@ -283,6 +283,9 @@ pub struct SlackFacts {
     pub scopes: Option<Vec<String>>,
     /// A signing secret is configured (Slack's requests can be verified).
     pub signing_secret: bool,
+    /// Socket Mode: `None` without an app-level token; else whether
+    /// `apps.connections.open` accepted it (why not, in words).
+    pub socket_mode: Option<Result<(), String>>,
     /// When the last request from Slack was stored (among the newest
     /// events), if any.
     pub last_request_at: Option<i64>,

@@ -307,6 +307,9 @@ pub struct SlackReport {
     pub scopes: Option<Vec<String>>,
     /// A signing secret is configured.
     pub signing_secret: bool,
+    /// An app-level token is configured and Slack accepted it for Socket
+    /// Mode (`apps.connections.open`).
+    pub socket_mode: bool,
     /// When the last request from Slack arrived (ms since the epoch), among
     /// the newest events.
     pub last_request_at: Option<i64>,

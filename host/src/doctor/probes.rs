@@ -639,6 +639,7 @@ pub async fn slack(
             .hook_secret
             .as_ref()
             .is_some_and(|s| s.resolve().is_ok()),
+        socket_mode: None,
         last_request_at,
     };
     let token = match conn.secret.as_ref().map(|s| s.resolve()) {
@@ -669,6 +670,26 @@ pub async fn slack(
         }
         Err(SlackError::Api { code, .. }) => Err(SlackFailure::Refused(code)),
         Err(e) => Err(SlackFailure::Unreachable(e.to_string())),
+    };
+    f.socket_mode = match conn.app_token.as_ref().map(|s| s.resolve()) {
+        None => None,
+        Some(Err(message)) => Some(Err(format!(
+            "the app-level token cannot be read: {message}"
+        ))),
+        Some(Ok(app_token)) => Some(
+            match crate::slack::socket_mode::open_connection(&SlackClient::new(
+                &http, &conn.url, &app_token,
+            ))
+            .await
+            {
+                Ok(_) => Ok(()),
+                Err(SlackError::Api { code, .. }) => Err(format!(
+                    "Slack refused the app-level token: {code}{}",
+                    crate::slack::socket_mode::refusal_hint(&code)
+                )),
+                Err(e) => Err(e.to_string()),
+            },
+        ),
     };
     f
 }

@@ -1099,6 +1099,7 @@ pub fn slack_report(f: &SlackFacts, u: &SlackUsage) -> SlackReport {
         error: failure.and_then(|v| v.why.first().cloned()),
         scopes: f.scopes.clone(),
         signing_secret: f.signing_secret,
+        socket_mode: matches!(f.socket_mode, Some(Ok(()))),
         last_request_at: f.last_request_at,
         features,
     }
@@ -1135,26 +1136,46 @@ fn slack_feature(f: &SlackFacts, need: &ScopeNeed) -> Verdict {
         }
     }
     if need.inbound {
-        if !f.signing_secret {
+        let socket = match &f.socket_mode {
+            Some(Ok(())) => true,
+            Some(Err(why)) => {
+                v.worsen(
+                    State::Unavailable,
+                    format!("Socket Mode cannot connect: {why}"),
+                    Some(format!(
+                        "give an app-level token (xapp-, scope connections:write; the Slack app's Basic Information > App-Level Tokens) with pagehook connect slack {} --token-env VAR --app-token-env VAR",
+                        f.connection
+                    )),
+                );
+                true
+            }
+            None => false,
+        };
+        if !socket && !f.signing_secret {
             v.worsen(
                 State::Unavailable,
                 format!(
-                    "no signing secret: every request Slack sends to /hooks/slack/{} is refused (401)",
+                    "no app-level token for Socket Mode and no signing secret: Slack's events and commands cannot reach Pagehook (requests to /hooks/slack/{} are refused, 401)",
                     f.connection
                 ),
                 Some(format!(
-                    "pagehook connect slack {} --token-env VAR --signing-secret-env VAR (the Slack app's Basic Information > Signing Secret)",
-                    f.connection
+                    "pagehook connect slack {} --token-env VAR --app-token-env VAR (Socket Mode: nothing inbound; the Slack app's Basic Information > App-Level Tokens, scope connections:write), or --signing-secret-env VAR for requests to /hooks/slack/{} (Basic Information > Signing Secret)",
+                    f.connection, f.connection
                 )),
             );
-        } else if f.last_request_at.is_none() {
+        } else if f.last_request_at.is_none() && !matches!(f.socket_mode, Some(Err(_))) {
+            let fix = if socket {
+                "check that the Slack app has Socket Mode on, and Event Subscriptions (link_shared) and the /confluence command enabled: they then arrive over the socket".to_owned()
+            } else {
+                format!(
+                    "check that the Slack app's Event Subscriptions (link_shared) and its /confluence command send to <pagehook>/hooks/slack/{}",
+                    f.connection
+                )
+            };
             v.worsen(
                 State::Unknown,
                 "no request from Slack has arrived yet",
-                Some(format!(
-                    "check that the Slack app's Event Subscriptions (link_shared) and its /confluence command send to <pagehook>/hooks/slack/{}",
-                    f.connection
-                )),
+                Some(fix),
             );
         }
     }
@@ -1626,6 +1647,29 @@ mod tests {
         assert_eq!(token_report(&f, NOW).state, "password");
     }
 
+    #[test]
+    fn socket_mode_lets_slack_in_without_a_signing_secret_and_a_refused_app_token_is_named() {
+        let need = ScopeNeed {
+            feature: Feature::SlashCommands,
+            required: &[],
+            helpful: &[],
+            inbound: true,
+        };
+        let mut f = slack(Some(&[]), false, true);
+        assert_eq!(slack_feature(&f, &need).state, State::Unavailable);
+        f.socket_mode = Some(Ok(()));
+        assert_eq!(slack_feature(&f, &need).state, State::Works);
+        f.socket_mode = Some(Err("Slack refused the app-level token: invalid_auth".into()));
+        let v = slack_feature(&f, &need);
+        assert_eq!(v.state, State::Unavailable);
+        assert!(v.why[0].contains("invalid_auth"), "{:?}", v.why);
+        assert!(
+            v.fix.iter().any(|fix| fix.contains("--app-token-env")),
+            "{:?}",
+            v.fix
+        );
+    }
+
     fn slack(scopes: Option<&[&str]>, signing: bool, seen: bool) -> SlackFacts {
         SlackFacts {
             connection: "acme".into(),
@@ -1637,6 +1681,7 @@ mod tests {
             }),
             scopes: scopes.map(|s| s.iter().map(|x| (*x).to_owned()).collect()),
             signing_secret: signing,
+            socket_mode: None,
             last_request_at: seen.then_some(NOW),
         }
     }

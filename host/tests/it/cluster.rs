@@ -555,7 +555,14 @@ fn assert_rate(
                     .checked_duration_since(at(pair[0]))
                     .unwrap_or(Duration::ZERO);
                 if span + GAP_TOLERANCE < gap * k as u32 {
-                    breaches.push((c, i, k, event_id(pair[0]), event_id(in_channel[i + k]), span));
+                    breaches.push((
+                        c,
+                        i,
+                        k,
+                        event_id(pair[0]),
+                        event_id(in_channel[i + k]),
+                        span,
+                    ));
                     break;
                 }
             }

@@ -552,6 +552,12 @@ fn the_app_level_token_is_checked_tested_and_never_shown() {
         "{tested}"
     );
     assert!(!tested.contains(&app_token), "{tested}");
+    // The doctor sees Socket Mode as the way Slack comes in.
+    let doctor = side.cli_output(&["doctor", "--json"]);
+    let report: Value = serde_json::from_slice(&doctor.stdout).unwrap();
+    assert_eq!(report["slack"][0]["socket_mode"], true, "{report:#}");
+    assert_eq!(report["slack"][0]["signing_secret"], false, "{report:#}");
+    assert!(!report.to_string().contains(&app_token));
 
     // Without connections:write Slack refuses, and the test says how to fix it.
     slack
@@ -567,4 +573,7 @@ fn the_app_level_token_is_checked_tested_and_never_shown() {
         said.contains("missing_scope") && said.contains("connections:write"),
         "{said}"
     );
+    let doctor = side.cli_output(&["doctor", "--json"]);
+    let report: Value = serde_json::from_slice(&doctor.stdout).unwrap();
+    assert_eq!(report["slack"][0]["socket_mode"], false, "{report:#}");
 }

@@ -207,7 +207,8 @@ fn doctor_section(report: Option<&Report>) -> Markup {
                             summary {
                                 "Slack " code { (s.connection) }
                                 @if let Some(w) = &s.workspace { " — " (w.team) " (" (w.team_id) ")" }
-                                @if !s.signing_secret { ", no signing secret" }
+                                @if s.socket_mode { ", Socket Mode" }
+                                @else if !s.signing_secret { ", no signing secret" }
                             }
                             @if let Some(e) = &s.error { p class="state state-bad" { (e) } }
                             (feature_table(&s.features))
