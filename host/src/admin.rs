@@ -207,6 +207,37 @@ pub struct ConnectRequest {
     /// Slack: the app-level token (`xapp-`, scope `connections:write`);
     /// with it, `serve` takes events and commands over Socket Mode.
     pub app_token: Option<SecretSource>,
+    /// Its own egress proxy as given: `direct` or `http(s)://host:port`
+    /// (`None`: the global `[network] proxy`); checked by [`connect`].
+    pub proxy: Option<String>,
+}
+
+/// A connection's proxy override as an admin gives it, checked: `direct`
+/// or an `http(s)://host:port` without credentials.
+pub fn proxy_override(raw: &str) -> AdminResult<crate::http::proxy::ProxyOverride> {
+    crate::http::proxy::ProxyOverride::parse(raw)
+        .map_err(|m| AdminError::Invalid(format!("--proxy: {m}")))
+}
+
+/// Gives connection `name` its own proxy (`Some("direct")` or a URL) or,
+/// with `None` or `""`, puts it back on the global one; nothing changes
+/// when the value is refused.
+pub async fn set_connection_proxy(
+    store: &Store,
+    name: &str,
+    raw: Option<&str>,
+) -> AdminResult<ConnectionRecord> {
+    let proxy = match raw.map(str::trim).filter(|r| !r.is_empty()) {
+        Some(raw) => Some(proxy_override(raw)?),
+        None => None,
+    };
+    store
+        .set_connection_proxy(name, proxy.as_ref().map(|p| p.as_str()))
+        .await?;
+    store
+        .connection(name)
+        .await?
+        .ok_or_else(|| AdminError::NotFound(format!("no connection named `{name}`")))
 }
 
 /// What `connect` did.
@@ -267,6 +298,7 @@ pub async fn connect(store: &Store, req: ConnectRequest) -> AdminResult<Connecte
                 .map_err(|m| AdminError::Invalid(format!("{what}: {m}")))?;
         }
     }
+    let proxy = req.proxy.as_deref().map(proxy_override).transpose()?;
     if let Some(app_token) = &req.app_token {
         if req.kind != ConnectionKind::Slack {
             return Err(AdminError::Invalid(
@@ -339,6 +371,7 @@ pub async fn connect(store: &Store, req: ConnectRequest) -> AdminResult<Connecte
         None => None,
     };
     record.app_token = req.app_token;
+    record.proxy = proxy;
     store.add_connection(&record).await?;
     // A second workspace: bindings written for the first keep meaning it.
     let qualified_bindings = match other_workspaces.as_slice() {
@@ -642,9 +675,13 @@ async fn slack_connection_test(
     base_url: &str,
     token: &crate::secret::Secret,
     timeout: std::time::Duration,
+    proxy: Option<&crate::http::proxy::ProxyOverride>,
 ) -> ConnectionTest {
     use crate::slack::{SlackClient, SlackError, auth};
-    let http = match crate::http::client_builder().timeout(timeout).build() {
+    let http = match crate::http::client_builder_for(proxy)
+        .timeout(timeout)
+        .build()
+    {
         Ok(c) => c,
         Err(e) => {
             return ConnectionTest {
@@ -670,7 +707,7 @@ async fn slack_connection_test(
         },
         Err(e) => ConnectionTest {
             ok: false,
-            message: match crate::http::tls::check(base_url).await {
+            message: match crate::http::tls::check_via(base_url, proxy).await {
                 Err(certificate) => format!("Slack at {base_url}: {certificate}"),
                 Ok(()) => {
                     format!("Slack at {base_url} could not be reached or answered oddly: {e}")
@@ -686,9 +723,13 @@ async fn socket_mode_test(
     base_url: &str,
     app_token: &crate::secret::Secret,
     timeout: std::time::Duration,
+    proxy: Option<&crate::http::proxy::ProxyOverride>,
 ) -> ConnectionTest {
     use crate::slack::{SlackClient, SlackError, socket_mode};
-    let http = match crate::http::client_builder().timeout(timeout).build() {
+    let http = match crate::http::client_builder_for(proxy)
+        .timeout(timeout)
+        .build()
+    {
         Ok(c) => c,
         Err(e) => {
             return ConnectionTest {
@@ -741,7 +782,13 @@ pub async fn test_connection(
         },
         ConnectionKind::Slack => {
             let token = secret.ok_or_else(|| AdminError::Invalid("the connection has no token".into()))?;
-            let bot = slack_connection_test(&conn.url, &token, config.enrichment_timeout()).await;
+            let bot = slack_connection_test(
+                &conn.url,
+                &token,
+                config.enrichment_timeout(),
+                conn.proxy.as_ref(),
+            )
+            .await;
             match &conn.app_token {
                 None => bot,
                 Some(app_token) => {
@@ -749,7 +796,13 @@ pub async fn test_connection(
                         .resolve()
                         .map_err(|m| AdminError::Invalid(format!("app-level token: {m}")))?;
                     let socket =
-                        socket_mode_test(&conn.url, &app_token, config.enrichment_timeout()).await;
+                        socket_mode_test(
+                            &conn.url,
+                            &app_token,
+                            config.enrichment_timeout(),
+                            conn.proxy.as_ref(),
+                        )
+                        .await;
                     ConnectionTest {
                         ok: bot.ok && socket.ok,
                         message: format!("{}; {}", bot.message, socket.message),
@@ -772,6 +825,7 @@ pub async fn test_connection(
                 auth,
                 ClientOptions {
                     timeout: config.enrichment_timeout(),
+                    proxy: conn.proxy.clone(),
                     ..ClientOptions::default()
                 },
             );
@@ -787,7 +841,7 @@ pub async fn test_connection(
                 },
                 Err(e) => ConnectionTest {
                     ok: false,
-                    message: match crate::http::tls::check(&conn.url).await {
+                    message: match crate::http::tls::check_via(&conn.url, conn.proxy.as_ref()).await {
                         Err(certificate) => format!("Confluence at {}: {certificate}", conn.url),
                         Ok(()) => format!("Confluence at {}: {e}", conn.url),
                     },
@@ -941,6 +995,7 @@ async fn check_token(store: &Store, conn: &ConnectionRecord, timeout: std::time:
             max_retry_after: timeout,
             max_inline_wait: std::time::Duration::ZERO,
             attempts: 1,
+            proxy: conn.proxy.clone(),
         },
     );
     let now = now_ms();

@@ -86,8 +86,9 @@ pub struct Dispatcher {
     plugins: Mutex<HashMap<String, LoadedPlugin>>,
     outbox: Arc<Notify>,
     sources: Mutex<HashMap<String, (ConnectionRecord, Arc<Enricher>)>>,
-    /// For Slack's Web API (`users.info` for chat events).
-    http: reqwest::Client,
+    /// For Slack's Web API (`users.info` for chat events), one client per
+    /// proxy a Slack connection names.
+    http: Arc<crate::http::clients::ClientsByProxy>,
     /// Slack users' emails, cached.
     slack_emails: Arc<crate::slack::users::UserEmails>,
     /// Linked people's emails, for `event.people` (see [`crate::self_link::emails`]).
@@ -104,10 +105,10 @@ impl Dispatcher {
         config: Config,
         outbox: Arc<Notify>,
     ) -> Dispatcher {
-        let http = crate::http::client_builder()
-            .timeout(config.enrichment_timeout())
-            .build()
-            .unwrap_or_default();
+        let timeout = config.enrichment_timeout();
+        let http = Arc::new(crate::http::clients::ClientsByProxy::new(move |b| {
+            b.timeout(timeout)
+        }));
         let slack_emails = Arc::new(crate::slack::users::UserEmails::new(Duration::from_secs(
             config.enrichment.cache_ttl_secs,
         )));
@@ -448,7 +449,8 @@ impl Dispatcher {
                     .map_err(|m| format!("the bot token of Slack connection `{name}`: {m}"))
             })
             .map_err(ChatNotReady::wait)?;
-        let client = crate::slack::SlackClient::new(&self.http, &slack.url, &token);
+        let http = self.http.get(slack.proxy.as_ref());
+        let client = crate::slack::SlackClient::new(&http, &slack.url, &token);
         self.slack_emails
             .email(name, &client, user)
             .await
@@ -489,6 +491,7 @@ impl Dispatcher {
         let options = ClientOptions {
             timeout: self.config.enrichment_timeout(),
             max_retry_after: Duration::from_secs(self.config.enrichment.max_retry_after_secs),
+            proxy: conn.proxy.clone(),
             ..ClientOptions::default()
         };
         let client = ConfluenceClient::new(&conn.url, auth, options);

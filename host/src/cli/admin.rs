@@ -325,6 +325,12 @@ pub enum ConnectCommand {
         /// File holding the app-level token, read when it is used.
         #[arg(long, value_name = "PATH")]
         app_token_file: Option<PathBuf>,
+        /// This connection's own egress proxy: `direct` (never through a proxy, not even the
+        /// environment's) or http://host:port (every request of this connection goes through it;
+        /// [network] proxy-credentials apply only when it is the same proxy as [network] proxy).
+        /// Without it: the global [network] proxy, else HTTPS_PROXY/NO_PROXY.
+        #[arg(long, value_name = "URL|direct")]
+        proxy: Option<String>,
     },
     /// A Teams channel, by its Workflows webhook URL; `teams:<name>` destinations use it.
     Teams {
@@ -336,6 +342,12 @@ pub enum ConnectCommand {
         /// Record deliveries instead of sending them.
         #[arg(long)]
         dry_run: bool,
+        /// This connection's own egress proxy: `direct` (never through a proxy, not even the
+        /// environment's) or http://host:port (every request of this connection goes through it;
+        /// [network] proxy-credentials apply only when it is the same proxy as [network] proxy).
+        /// Without it: the global [network] proxy, else HTTPS_PROXY/NO_PROXY.
+        #[arg(long, value_name = "URL|direct")]
+        proxy: Option<String>,
     },
     /// A Confluence Data Center instance: webhooks arrive at /hooks/confluence/<name>.
     Confluence {
@@ -362,6 +374,12 @@ pub enum ConnectCommand {
         /// Record deliveries instead of sending them.
         #[arg(long)]
         dry_run: bool,
+        /// This connection's own egress proxy: `direct` (never through a proxy, not even the
+        /// environment's) or http://host:port (every request of this connection goes through it;
+        /// [network] proxy-credentials apply only when it is the same proxy as [network] proxy).
+        /// Without it: the global [network] proxy, else HTTPS_PROXY/NO_PROXY.
+        #[arg(long, value_name = "URL|direct")]
+        proxy: Option<String>,
     },
 }
 
@@ -380,6 +398,7 @@ pub async fn connect(config: &Config, cmd: ConnectCommand) -> anyhow::Result<Exi
             app_token,
             app_token_env,
             app_token_file,
+            proxy,
         } => ConnectRequest {
             name,
             kind: ConnectionKind::Slack,
@@ -391,8 +410,14 @@ pub async fn connect(config: &Config, cmd: ConnectCommand) -> anyhow::Result<Exi
             notify,
             confluence,
             app_token: source(&app_token, &app_token_env, &app_token_file),
+            proxy,
         },
-        ConnectCommand::Teams { name, url, dry_run } => ConnectRequest {
+        ConnectCommand::Teams {
+            name,
+            url,
+            dry_run,
+            proxy,
+        } => ConnectRequest {
             name,
             kind: ConnectionKind::Teams,
             url: Some(url),
@@ -403,6 +428,7 @@ pub async fn connect(config: &Config, cmd: ConnectCommand) -> anyhow::Result<Exi
             notify: None,
             confluence: None,
             app_token: None,
+            proxy,
         },
         ConnectCommand::Confluence {
             name,
@@ -413,6 +439,7 @@ pub async fn connect(config: &Config, cmd: ConnectCommand) -> anyhow::Result<Exi
             webhook_secret_env,
             webhook_secret_file,
             dry_run,
+            proxy,
         } => ConnectRequest {
             name,
             kind: ConnectionKind::Confluence,
@@ -424,6 +451,7 @@ pub async fn connect(config: &Config, cmd: ConnectCommand) -> anyhow::Result<Exi
             notify: None,
             confluence: None,
             app_token: None,
+            proxy,
         },
     };
     let store = open(config).await?;
@@ -432,7 +460,7 @@ pub async fn connect(config: &Config, cmd: ConnectCommand) -> anyhow::Result<Exi
         qualified_bindings,
         notice_delivery,
     } = admin::connect(&store, req).await?;
-    let detail = json!({ "kind": c.kind.as_str(), "url": redacted_url(&c.url), "dry_run": c.dry_run, "confluence": c.confluence, "socket_mode": c.app_token.is_some() });
+    let detail = json!({ "kind": c.kind.as_str(), "url": redacted_url(&c.url), "dry_run": c.dry_run, "confluence": c.confluence, "socket_mode": c.app_token.is_some(), "proxy": c.proxy });
     admin::log_change(
         &store,
         &admin::cli_actor(),
@@ -452,6 +480,26 @@ pub async fn connect(config: &Config, cmd: ConnectCommand) -> anyhow::Result<Exi
             ""
         }
     )?;
+    match &c.proxy {
+        Some(crate::http::proxy::ProxyOverride::Direct) => outln!(
+            "proxy: `{}` is reached directly, never through a proxy",
+            c.name
+        )?,
+        Some(crate::http::proxy::ProxyOverride::Via(url)) => outln!(
+            "proxy: `{}` goes through {url}{}",
+            c.name,
+            if crate::http::current()
+                .proxy
+                .as_ref()
+                .is_some_and(|g| g.url() == url.as_str())
+            {
+                " (with [network] proxy-credentials, if set)"
+            } else {
+                " (without credentials: [network] proxy-credentials are for [network] proxy)"
+            }
+        )?,
+        None => {}
+    }
     if c.kind == ConnectionKind::Confluence && c.secret.is_none() {
         outln!(
             "no token: events from `{}` are not read back from Confluence (enriched = false); rich (Confluence 7/8) webhooks still carry title, space and URL",
@@ -527,6 +575,7 @@ pub async fn connections(config: &Config, out: Output) -> anyhow::Result<ExitCod
             "TOKEN",
             "TOKEN EXPIRES",
             "DRY-RUN",
+            "PROXY",
             "HEALTH",
         ],
         conns
@@ -552,6 +601,9 @@ pub async fn connections(config: &Config, out: Output) -> anyhow::Result<ExitCod
                     c.secret.map(|s| s.redacted()).unwrap_or_else(|| "-".into()),
                     expires,
                     if c.dry_run { "yes" } else { "no" }.into(),
+                    c.proxy
+                        .map(|p| p.as_str().to_owned())
+                        .unwrap_or_else(|| "global".into()),
                     c.health.unwrap_or_else(|| "ok".into()),
                 ]
             })

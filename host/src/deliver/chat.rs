@@ -176,7 +176,7 @@ pub(super) async fn deliver(
     }
     match &d.action {
         Action::Unfurl { .. } => unfurl(w, conn, d).await,
-        _ => respond(w, d).await,
+        _ => respond(w, conn, d).await,
     }
 }
 
@@ -186,7 +186,8 @@ async fn unfurl(w: &Deliverer, conn: &ConnectionRecord, d: &Claimed) -> Attempt 
         Some(Err(m)) => return Attempt::retry(format!("Slack token of `{}`: {m}", conn.name)),
         None => return Attempt::Dead(format!("Slack connection `{}` has no token", conn.name)),
     };
-    let client = SlackClient::new(&w.http, &conn.url, &token);
+    let http = w.http(conn);
+    let client = SlackClient::new(&http, &conn.url, &token);
     match client.post_form(CHAT_UNFURL, &unfurl_args(d)).await {
         Ok(_) => Attempt::sent("unfurled"),
         Err(e) => match e.code() {
@@ -235,9 +236,10 @@ fn classify_unfurl(connection: &str, code: &str) -> Attempt {
 }
 
 /// Posts the answer to the command's response URL, with no token.
-async fn respond(w: &Deliverer, d: &Claimed) -> Attempt {
+async fn respond(w: &Deliverer, conn: &ConnectionRecord, d: &Claimed) -> Attempt {
     let answer = match w
         .hooks
+        .get(conn.proxy.as_ref())
         .post(response_url(d))
         .json(&response_body(d))
         .send()

@@ -221,6 +221,7 @@ fn client(w: &Deliverer, conn: &ConnectionRecord) -> Result<ConfluenceClient, At
             max_retry_after: Duration::from_secs(w.config.max_retry_after_secs),
             max_inline_wait: Duration::ZERO,
             attempts: 1,
+            proxy: conn.proxy.clone(),
         },
     ))
 }

@@ -160,10 +160,12 @@ pub(crate) struct Turn<'a> {
 pub struct Deliverer {
     store: Arc<Store>,
     config: DeliveryConfig,
-    http: reqwest::Client,
+    /// Slack's Web API, Teams' webhooks: one client per proxy a connection
+    /// names (see [`crate::http::clients`]); get it with [`Deliverer::http`].
+    http: crate::http::clients::ClientsByProxy,
     /// For Slack's response URLs: follows no redirect, so an answer can
     /// only ever reach the URL that was checked.
-    hooks: reqwest::Client,
+    hooks: crate::http::clients::ClientsByProxy,
     slack: Directory,
     rates: RatePolicy,
     replica: String,
@@ -173,17 +175,16 @@ pub struct Deliverer {
 impl Deliverer {
     /// A worker over `store`.
     pub fn new(store: Arc<Store>, config: DeliveryConfig, lease_ms: u64) -> Deliverer {
-        let http = crate::http::client_builder()
-            .timeout(Duration::from_millis(config.timeout_ms.max(100)))
-            .user_agent(concat!("pagehook/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .expect("a TLS backend is compiled in");
-        let hooks = crate::http::client_builder()
-            .timeout(Duration::from_millis(config.timeout_ms.max(100)))
-            .user_agent(concat!("pagehook/", env!("CARGO_PKG_VERSION")))
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .expect("a TLS backend is compiled in");
+        let timeout = Duration::from_millis(config.timeout_ms.max(100));
+        let user_agent = concat!("pagehook/", env!("CARGO_PKG_VERSION"));
+        let http = crate::http::clients::ClientsByProxy::new(move |b| {
+            b.timeout(timeout).user_agent(user_agent)
+        });
+        let hooks = crate::http::clients::ClientsByProxy::new(move |b| {
+            b.timeout(timeout)
+                .user_agent(user_agent)
+                .redirect(reqwest::redirect::Policy::none())
+        });
         let rates = RatePolicy::per_second(config.slack_channel_rate, config.slack_workspace_rate);
         let slack = Directory::new(DirectoryOptions {
             ttl: Duration::from_secs(config.slack_directory_ttl_secs.max(1)),
@@ -199,6 +200,11 @@ impl Deliverer {
             replica: crate::store::claims::replica_name(),
             lease_ms: lease_ms as i64,
         }
+    }
+
+    /// The client for requests through `conn` (its own proxy, if it names one).
+    pub(crate) fn http(&self, conn: &ConnectionRecord) -> reqwest::Client {
+        self.http.get(conn.proxy.as_ref())
     }
 
     /// Delivers until `shutdown`; woken by `wake` when dispatch wrote deliveries.

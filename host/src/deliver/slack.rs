@@ -99,6 +99,7 @@ pub(super) async fn deliver(
     };
     let send = Send {
         w,
+        http: w.http(conn),
         conn,
         d,
         token: &token,
@@ -162,6 +163,8 @@ enum Failure {
 /// One delivery's work against its workspace.
 struct Send<'a> {
     w: &'a Deliverer,
+    /// The connection's client (its own proxy, if it names one).
+    http: reqwest::Client,
     conn: &'a ConnectionRecord,
     d: &'a Claimed,
     token: &'a Secret,
@@ -172,7 +175,7 @@ struct Send<'a> {
 
 impl Send<'_> {
     fn client(&self) -> SlackClient<'_> {
-        SlackClient::new(&self.w.http, &self.conn.url, self.token)
+        SlackClient::new(&self.http, &self.conn.url, self.token)
     }
 
     /// The channel id to post to: an id as given, a name through the

@@ -55,7 +55,7 @@ pub(super) async fn deliver(
         Err(a) => return a,
     };
     let answer = match w
-        .http
+        .http(conn)
         .post(&conn.url)
         .header("content-type", "application/json")
         .body(body)

@@ -128,6 +128,7 @@ pub async fn confluence(
             max_retry_after: timeout,
             max_inline_wait: Duration::ZERO,
             attempts: 1,
+            proxy: conn.proxy.clone(),
         },
     );
     f.version = version(&client).await;
@@ -650,7 +651,10 @@ pub async fn slack(
         }
         None => return f,
     };
-    let http = match crate::http::client_builder().timeout(timeout).build() {
+    let http = match crate::http::client_builder_for(conn.proxy.as_ref())
+        .timeout(timeout)
+        .build()
+    {
         Ok(c) => c,
         Err(e) => {
             f.auth = Err(SlackFailure::Unreachable(format!(

@@ -6,6 +6,7 @@
 //! configures applies to all of them. Nothing here may build a client that
 //! skips certificate verification.
 
+pub mod clients;
 pub mod proxy;
 pub mod tls;
 pub mod tunnel;
@@ -53,12 +54,34 @@ pub fn client_builder() -> reqwest::ClientBuilder {
     client_builder_with(current().trust.client_config())
 }
 
+/// A client builder for one connection: its own proxy when it has one
+/// (`direct`: none at all, not even the environment's), else as
+/// [`client_builder`].
+pub fn client_builder_for(proxy: Option<&proxy::ProxyOverride>) -> reqwest::ClientBuilder {
+    client_builder_with_for(current().trust.client_config(), proxy)
+}
+
 /// As [`client_builder`] with another TLS configuration (same proxy).
 pub(crate) fn client_builder_with(tls: rustls::ClientConfig) -> reqwest::ClientBuilder {
+    client_builder_with_for(tls, None)
+}
+
+/// As [`client_builder_for`] with another TLS configuration.
+pub(crate) fn client_builder_with_for(
+    tls: rustls::ClientConfig,
+    own: Option<&proxy::ProxyOverride>,
+) -> reqwest::ClientBuilder {
     let builder = reqwest::Client::builder().use_preconfigured_tls(tls);
-    match &current().proxy {
-        Some(p) => builder.proxy(p.to_reqwest()),
-        None => builder,
+    let global = current().proxy.as_ref();
+    match own {
+        None => match global {
+            Some(p) => builder.proxy(p.to_reqwest()),
+            None => builder,
+        },
+        Some(own) => match own.setting(global) {
+            Some(setting) => builder.proxy(setting.to_reqwest()),
+            None => builder.no_proxy(),
+        },
     }
 }
 

@@ -147,6 +147,87 @@ impl ProxySetting {
     }
 }
 
+/// A connection's own proxy, instead of the global one (`connect ...
+/// --proxy`): `direct` (never a proxy, not even the environment's) or an
+/// `http(s)://host:port` proxy that carries every request of that
+/// connection (the global `no-proxy` list does not apply to it). Stored and
+/// shown as that text; it never holds credentials.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum ProxyOverride {
+    /// Reached directly.
+    Direct,
+    /// Through this proxy (a URL without credentials, normalised).
+    Via(String),
+}
+
+impl ProxyOverride {
+    /// `direct`, or an `http(s)://host:port` URL without credentials; the
+    /// error says what is wrong and never echoes a password.
+    pub fn parse(raw: &str) -> Result<ProxyOverride, String> {
+        let raw = raw.trim();
+        if raw.eq_ignore_ascii_case("direct") {
+            return Ok(ProxyOverride::Direct);
+        }
+        let url = reqwest::Url::parse(raw).map_err(|_| {
+            "expected `direct` or a proxy URL such as http://proxy.corp:3128".to_owned()
+        })?;
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(
+                "credentials inside the proxy URL are refused: give http://host:port; [network] proxy-credentials apply when it is the same proxy as [network] proxy"
+                    .into(),
+            );
+        }
+        if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+            return Err(format!(
+                "`{}://...` is not an HTTP proxy: expected `direct` or http://host:port (or https://host:port)",
+                url.scheme()
+            ));
+        }
+        if !matches!(url.path(), "" | "/") || url.query().is_some() || url.fragment().is_some() {
+            return Err("a proxy URL is http://host:port, with no path or query".into());
+        }
+        Ok(ProxyOverride::Via(url.as_str().to_owned()))
+    }
+
+    /// As stored and shown: `direct` or the proxy's URL.
+    pub fn as_str(&self) -> &str {
+        match self {
+            ProxyOverride::Direct => "direct",
+            ProxyOverride::Via(url) => url,
+        }
+    }
+
+    /// The setting clients apply for this override; `None` for `direct`.
+    /// The global `proxy-credentials` go with it only when it names the same
+    /// proxy as `[network] proxy` (they are that proxy's, not another's).
+    pub fn setting(&self, global: Option<&ProxySetting>) -> Option<ProxySetting> {
+        let ProxyOverride::Via(raw) = self else {
+            return None;
+        };
+        let url = reqwest::Url::parse(raw).expect("checked in ProxyOverride::parse");
+        let credentials = global
+            .filter(|g| g.url == url)
+            .and_then(|g| g.credentials.clone());
+        Some(ProxySetting {
+            url,
+            no_proxy: Vec::new(),
+            credentials,
+        })
+    }
+}
+
+impl std::fmt::Display for ProxyOverride {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl serde::Serialize for ProxyOverride {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -198,5 +279,50 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("expected http://host:port"), "{err}");
+    }
+
+    #[test]
+    fn a_connection_override_is_direct_or_an_http_url_without_credentials() {
+        assert_eq!(
+            ProxyOverride::parse(" Direct ").unwrap(),
+            ProxyOverride::Direct
+        );
+        let via = ProxyOverride::parse("http://proxy.eu.corp:3128").unwrap();
+        assert_eq!(via.as_str(), "http://proxy.eu.corp:3128/");
+        assert_eq!(ProxyOverride::parse(via.as_str()).unwrap(), via);
+        for (bad, says) in [
+            ("proxy.corp:3128", "not an HTTP proxy"),
+            ("socks5://proxy.corp:1080", "not an HTTP proxy"),
+            ("nonsense", "expected `direct`"),
+            ("", "expected `direct`"),
+            ("http://proxy.corp:3128/path", "no path"),
+            ("http://svc:hunter2@proxy.corp:3128", "credentials inside"),
+        ] {
+            let err = ProxyOverride::parse(bad).unwrap_err();
+            assert!(err.contains(says), "{bad}: {err}");
+            assert!(!err.contains("hunter2"), "{err}");
+        }
+    }
+
+    #[test]
+    fn an_override_takes_the_global_credentials_only_for_the_same_proxy() {
+        let global = ProxySetting::from_config(&config(
+            "proxy = \"http://proxy.corp:3128\"\nno-proxy = [\"wiki.corp\"]\nproxy-credentials = { value = \"svc:hunter2\" }",
+        ))
+        .unwrap()
+        .unwrap();
+        let same = ProxyOverride::parse("http://proxy.corp:3128").unwrap();
+        let same = same.setting(Some(&global)).unwrap();
+        assert!(same.authorization().is_some());
+        assert!(same.no_proxy().is_empty());
+        let other = ProxyOverride::parse("http://proxy.eu.corp:3128").unwrap();
+        assert!(
+            other
+                .setting(Some(&global))
+                .unwrap()
+                .authorization()
+                .is_none()
+        );
+        assert!(ProxyOverride::Direct.setting(Some(&global)).is_none());
     }
 }

@@ -216,13 +216,21 @@ pub fn certificate_error<'a>(
 /// refused one is never sent a request. Other failures are left to the real
 /// request.
 pub async fn check(url: &str) -> Result<(), String> {
+    check_via(url, None).await
+}
+
+/// As [`check`] for a connection with its own proxy (`None`: the global one).
+pub async fn check_via(
+    url: &str,
+    proxy: Option<&super::proxy::ProxyOverride>,
+) -> Result<(), String> {
     if !url.starts_with("https://") {
         return Ok(());
     }
     let Some((config, recorder)) = super::current().trust.recording_config() else {
         return Ok(());
     };
-    let client = match super::client_builder_with(config)
+    let client = match super::client_builder_with_for(config, proxy)
         .timeout(Duration::from_secs(10))
         .redirect(reqwest::redirect::Policy::none())
         .build()

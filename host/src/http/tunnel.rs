@@ -18,7 +18,7 @@ use base64::Engine as _;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use super::proxy::ProxySetting;
+use super::proxy::{ProxyOverride, ProxySetting};
 
 /// Largest proxy answer to a `CONNECT` read before the tunnel is refused.
 const MAX_ANSWER: usize = 16 * 1024;
@@ -81,10 +81,23 @@ impl std::fmt::Debug for Route {
 
 /// Opens a stream to `host:port` (the name the TLS inside will check),
 /// through the proxy that applies to it, within `timeout`.
-pub async fn connect(host: &str, port: u16, timeout: Duration) -> Result<TcpStream, TunnelError> {
-    let route = route_for(host, super::current().proxy.as_ref(), &|name| {
-        std::env::var(name).ok()
-    })?;
+/// `own` is the connection's proxy override, if it has one: `direct`
+/// opens the stream directly, a proxy of its own carries it whatever the
+/// global `no-proxy` says.
+pub async fn connect(
+    host: &str,
+    port: u16,
+    timeout: Duration,
+    own: Option<&ProxyOverride>,
+) -> Result<TcpStream, TunnelError> {
+    let global = super::current().proxy.as_ref();
+    let route = match own {
+        None => route_for(host, global, &|name| std::env::var(name).ok())?,
+        Some(own) => match own.setting(global) {
+            None => None,
+            Some(setting) => route_for(host, Some(&setting), &|_| None)?,
+        },
+    };
     let target = format!("{}:{port}", bracketed(host));
     tokio::time::timeout(timeout, open(&target, route.as_ref()))
         .await

@@ -26,7 +26,7 @@ use crate::store::{ConnectionKind, Store};
 /// Linked people's emails, read through their Slack users.
 pub struct SlackLinkedEmails {
     store: Arc<Store>,
-    http: reqwest::Client,
+    http: Arc<crate::http::clients::ClientsByProxy>,
     slack_emails: Arc<UserEmails>,
 }
 
@@ -35,7 +35,7 @@ impl SlackLinkedEmails {
     /// through the `slack_emails` cache (shared with chat events).
     pub fn new(
         store: Arc<Store>,
-        http: reqwest::Client,
+        http: Arc<crate::http::clients::ClientsByProxy>,
         slack_emails: Arc<UserEmails>,
     ) -> SlackLinkedEmails {
         SlackLinkedEmails {
@@ -62,7 +62,8 @@ impl SlackLinkedEmails {
                 tracing::warn!(slack = %slack.name, "a linked person's Slack email cannot be read: the Slack connection's bot token cannot be read");
                 continue;
             };
-            let client = SlackClient::new(&self.http, &slack.url, &token);
+            let http = self.http.get(slack.proxy.as_ref());
+            let client = SlackClient::new(&http, &slack.url, &token);
             match self
                 .slack_emails
                 .email(&slack.name, &client, &link.slack_user)

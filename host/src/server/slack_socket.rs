@@ -30,6 +30,7 @@ use tokio::task::JoinHandle;
 use super::AppState;
 use super::slack_hooks;
 use super::slack_link;
+use crate::http::proxy::ProxyOverride;
 use crate::source::slack_events::{self, Inbound};
 use crate::source::slack_socket::{
     Acknowledge, Envelope, EnvelopeHandler, SocketSettings, run as run_sockets,
@@ -99,11 +100,14 @@ impl EnvelopeHandler for Inbox {
 
 /// One running connection's sockets.
 struct Running {
-    /// What they were started with: the API URL and the token's source.
-    started_with: (String, String),
+    /// What they were started with: the API URL, the token's source and
+    /// the connection's own proxy (a change restarts them).
+    started_with: Started,
     stop: watch::Sender<bool>,
     task: JoinHandle<()>,
 }
+
+type Started = (String, String, Option<ProxyOverride>);
 
 /// Keeps a socket open for every Slack connection with an app-level token
 /// until `stopped` turns true.
@@ -113,14 +117,15 @@ pub async fn run(state: Arc<AppState>, mut stopped: watch::Receiver<bool>) {
     loop {
         match state.store.connections().await {
             Ok(all) => {
-                let wanted: HashMap<String, (String, crate::secret::SecretSource)> = all
+                type Wanted = (String, crate::secret::SecretSource, Option<ProxyOverride>);
+                let wanted: HashMap<String, Wanted> = all
                     .into_iter()
                     .filter(|c| c.kind == ConnectionKind::Slack)
-                    .filter_map(|c| Some((c.name, (c.url, c.app_token?))))
+                    .filter_map(|c| Some((c.name, (c.url, c.app_token?, c.proxy))))
                     .collect();
                 running.retain(|name, r| {
-                    let keep = wanted.get(name).is_some_and(|(url, token)| {
-                        r.started_with == (url.clone(), token.to_spec())
+                    let keep = wanted.get(name).is_some_and(|(url, token, proxy)| {
+                        r.started_with == (url.clone(), token.to_spec(), proxy.clone())
                     });
                     if !keep {
                         tracing::info!(connection = %name, "Socket Mode: stopping (the connection changed or was removed)");
@@ -128,7 +133,7 @@ pub async fn run(state: Arc<AppState>, mut stopped: watch::Receiver<bool>) {
                     }
                     keep
                 });
-                for (name, (url, token)) in wanted {
+                for (name, (url, token, proxy)) in wanted {
                     if running.contains_key(&name) {
                         continue;
                     }
@@ -137,8 +142,9 @@ pub async fn run(state: Arc<AppState>, mut stopped: watch::Receiver<bool>) {
                         tracing::warn!(connection = %name, "Socket Mode: no [server] public-url, so /confluence link cannot hand out links (nothing tells Pagehook the address people reach it at)");
                     }
                     let (stop, stop_rx) = watch::channel(false);
-                    let started_with = (url.clone(), token.to_spec());
-                    let settings = SocketSettings::new(&name, &url, token);
+                    let started_with = (url.clone(), token.to_spec(), proxy.clone());
+                    let mut settings = SocketSettings::new(&name, &url, token);
+                    settings.proxy = proxy;
                     let inbox = Arc::new(Inbox {
                         state: state.clone(),
                         connection: name.clone(),

@@ -72,6 +72,8 @@ pub struct ClientOptions {
     pub max_inline_wait: Duration,
     /// Requests per call, including retries after 429 and 5xx.
     pub attempts: u32,
+    /// The connection's own proxy (`None`: the global `[network] proxy`).
+    pub proxy: Option<crate::http::proxy::ProxyOverride>,
 }
 
 impl Default for ClientOptions {
@@ -81,6 +83,7 @@ impl Default for ClientOptions {
             max_retry_after: Duration::from_secs(600),
             max_inline_wait: Duration::from_secs(5),
             attempts: 3,
+            proxy: None,
         }
     }
 }
@@ -181,7 +184,7 @@ pub struct ConfluenceClient {
 impl ConfluenceClient {
     /// A client for the instance at `base_url` (with its context path).
     pub fn new(base_url: &str, auth: ConfluenceAuth, options: ClientOptions) -> ConfluenceClient {
-        let http = crate::http::client_builder()
+        let http = crate::http::client_builder_for(options.proxy.as_ref())
             .timeout(options.timeout)
             .user_agent(concat!("pagehook/", env!("CARGO_PKG_VERSION")))
             .build()

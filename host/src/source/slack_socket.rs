@@ -97,6 +97,9 @@ pub struct SocketSettings {
     pub dead_after: Duration,
     /// The longest wait between failed attempts to open a socket.
     pub max_backoff: Duration,
+    /// The connection's own proxy, for `apps.connections.open` and the
+    /// WebSocket's tunnel alike (`None`: the global one).
+    pub proxy: Option<crate::http::proxy::ProxyOverride>,
 }
 
 impl SocketSettings {
@@ -110,6 +113,7 @@ impl SocketSettings {
             ping_after: Duration::from_secs(15),
             dead_after: Duration::from_secs(35),
             max_backoff: Duration::from_secs(60),
+            proxy: None,
         }
     }
 }
@@ -209,7 +213,8 @@ async fn open(
         other => return Err(OpenError::Url(format!("scheme {other}"))),
     };
     let port = parsed.port().unwrap_or(if tls { 443 } else { 80 });
-    let tcp = crate::http::tunnel::connect(&host, port, settings.timeout).await?;
+    let tcp = crate::http::tunnel::connect(&host, port, settings.timeout, settings.proxy.as_ref())
+        .await?;
     let handshake = |why: String| OpenError::Handshake {
         host: host.clone(),
         why,
@@ -298,7 +303,7 @@ pub async fn run<H: EnvelopeHandler>(
     mut stop: watch::Receiver<bool>,
 ) {
     let connection = settings.connection.clone();
-    let http = match crate::http::client_builder()
+    let http = match crate::http::client_builder_for(settings.proxy.as_ref())
         .timeout(settings.timeout)
         .build()
     {

@@ -344,7 +344,14 @@ pub async fn check_settings(
         }
     };
     let auth = ConfluenceAuth::of(conn)?.ok_or("the connection has no token")?;
-    let client = ConfluenceClient::new(&conn.url, auth, ClientOptions::default());
+    let client = ConfluenceClient::new(
+        &conn.url,
+        auth,
+        ClientOptions {
+            proxy: conn.proxy.clone(),
+            ..ClientOptions::default()
+        },
+    );
     for (name, value) in named {
         let (space, template) = template_ref(value, scope_space)?;
         check(&client, &space, &template)

@@ -4,6 +4,7 @@
 use serde::Serialize;
 
 use super::{StoreError, StoreResult, now_ms};
+use crate::http::proxy::ProxyOverride;
 use crate::secret::SecretSource;
 
 /// What a connection talks to.
@@ -84,6 +85,12 @@ pub struct ConnectionRecord {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(example = "wiki")]
     pub confluence: Option<String>,
+    /// Its own egress proxy: `direct` (never through a proxy) or the
+    /// proxy's `http(s)://host:port`; `None`: the global `[network] proxy`
+    /// (or the environment's) applies.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, example = "direct")]
+    pub proxy: Option<ProxyOverride>,
 }
 
 /// A Confluence personal access token's expiry, as last read from
@@ -136,6 +143,7 @@ impl ConnectionRecord {
             health: None,
             token: None,
             confluence: None,
+            proxy: None,
         }
     }
 }

@@ -348,6 +348,8 @@ forward! {
     fn set_connection_health(&self, name: &str => owned_str, as_str, error: Option<&str> => owned_opt_str, as_opt_str) -> ();
     /// Turns a connection's dry run on or off.
     fn set_connection_dry_run(&self, name: &str => owned_str, as_str, dry_run: bool => copied, copied) -> ();
+    /// Sets a connection's own proxy (`direct` or a URL, as `ProxyOverride::as_str`; `None`: the global one).
+    fn set_connection_proxy(&self, name: &str => owned_str, as_str, proxy: Option<&str> => owned_opt_str, as_opt_str) -> ();
     /// Names the Confluence connection a Slack connection's chat uses (`None`: the only one with a token).
     fn set_slack_confluence(&self, name: &str => owned_str, as_str, confluence: Option<&str> => owned_opt_str, as_opt_str) -> ();
 

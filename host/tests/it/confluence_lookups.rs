@@ -598,6 +598,7 @@ fn confluence_connection(fake: &FakeConfluence, name: &str) -> pagehook::store::
         health: None,
         token: None,
         confluence: None,
+        proxy: None,
     }
 }
 

@@ -190,3 +190,185 @@ fn the_environments_http_proxy_applies_when_the_config_names_none() {
     );
     assert_eq!(proxy.targets(), vec![confluence.addr().to_string()]);
 }
+
+fn connect_confluence_with(side: &Sidecar, name: &str, url: &str, proxy: &str) -> String {
+    side.cli(&[
+        "connect",
+        "confluence",
+        name,
+        "--url",
+        url,
+        "--token-env",
+        "PAGEHOOK_TEST_PAT",
+        "--webhook-secret-env",
+        "PAGEHOOK_TEST_HOOK_SECRET",
+        "--proxy",
+        proxy,
+    ])
+}
+
+#[test]
+fn a_confluence_connection_with_proxy_direct_is_reached_directly_while_slack_uses_the_global_proxy()
+{
+    let confluence = FakeConfluence::start(ConfluenceAuth::Bearer(PAT.into()));
+    page(&confluence, 4245, "Straight to the wiki");
+    let slack = FakeSlack::start(BOT);
+    slack.add_channel("eng", "C0ENG00001", true);
+    let proxy = ForwardProxy::start();
+
+    let mut side = Sidecar::new();
+    add_to_config(&side, &format!("[network]\nproxy = \"{}\"\n", proxy.url()));
+    let said = connect_confluence_with(&side, "prod", &confluence.base_url(), "direct");
+    assert!(said.contains("reached directly"), "{said}");
+    side.connect_slack("acme", &slack.base_url(), BOT);
+    side.bind_slack_poster("eng", &["--scope", "space:ENG"]);
+    let listed = side.cli(&["connections"]);
+    assert!(listed.contains("PROXY"), "{listed}");
+    let prod_row = listed.lines().find(|l| l.starts_with("prod")).unwrap();
+    assert!(prod_row.contains("direct"), "{listed}");
+    let acme_row = listed.lines().find(|l| l.starts_with("acme")).unwrap();
+    assert!(acme_row.contains("global"), "{listed}");
+    let json = side.cli(&["connections", "--json"]);
+    let json: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let prod = json
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "prod")
+        .unwrap();
+    assert_eq!(prod["proxy"], "direct");
+
+    let tested = side.cli(&["connection", "test", "prod"]);
+    assert!(tested.contains("accepts the credentials"), "{tested}");
+    assert!(proxy.targets().is_empty(), "connection test went direct");
+    side.start();
+    let (status, answer) = side.hook(
+        "prod",
+        &page_created(4245, 1768241299103),
+        Some(HOOK_SECRET),
+    );
+    assert_eq!(status, 202, "{answer}");
+    let posts = slack.wait_for_posts(1, Duration::from_secs(30));
+    assert!(
+        posts[0]
+            .text
+            .as_deref()
+            .is_some_and(|t| t.contains("Straight to the wiki")),
+        "{:?}",
+        posts[0].text
+    );
+    assert!(confluence.calls(pagehook_fakes::endpoints::GET_CONTENT) >= 1);
+    assert_eq!(
+        proxy.targets(),
+        vec![slack.addr().to_string()],
+        "Slack through the global proxy, Confluence never"
+    );
+}
+
+#[test]
+fn a_slack_connection_with_its_own_proxy_goes_through_it_and_not_the_global_one() {
+    let confluence = FakeConfluence::start(ConfluenceAuth::Bearer(PAT.into()));
+    page(&confluence, 4246, "Through the EU proxy");
+    let slack = FakeSlack::start(BOT);
+    slack.add_channel("eng", "C0ENG00001", true);
+    let global = ForwardProxy::with_credentials("svc-pagehook", "proxy-pass-9");
+    let eu = ForwardProxy::start();
+
+    let mut side = Sidecar::new();
+    std::fs::write(
+        side.dir.path().join("proxy-auth"),
+        "svc-pagehook:proxy-pass-9",
+    )
+    .unwrap();
+    add_to_config(
+        &side,
+        &format!(
+            "[network]\nproxy = \"{}\"\nproxy-credentials = {{ file = \"proxy-auth\" }}\n",
+            global.url()
+        ),
+    );
+    side.connect_confluence("prod", &confluence.base_url());
+    let said = side.cli(&[
+        "connect",
+        "slack",
+        "acme",
+        "--url",
+        &slack.base_url(),
+        "--token",
+        BOT,
+        "--proxy",
+        &eu.url(),
+    ]);
+    assert!(said.contains("without credentials"), "{said}");
+    side.bind_slack_poster("eng", &["--scope", "space:ENG"]);
+    let tested = side.cli(&["connection", "test", "acme"]);
+    assert!(tested.contains("Slack accepts the token"), "{tested}");
+    assert_eq!(eu.targets(), vec![slack.addr().to_string()]);
+    side.start();
+    let (status, answer) = side.hook(
+        "prod",
+        &page_created(4246, 1768241299104),
+        Some(HOOK_SECRET),
+    );
+    assert_eq!(status, 202, "{answer}");
+    let posts = slack.wait_for_posts(1, Duration::from_secs(30));
+    assert!(
+        posts[0]
+            .text
+            .as_deref()
+            .is_some_and(|t| t.contains("Through the EU proxy")),
+        "{:?}",
+        posts[0].text
+    );
+    let slack_target = slack.addr().to_string();
+    assert_eq!(
+        global.targets(),
+        vec![confluence.addr().to_string()],
+        "the global proxy carried Confluence only"
+    );
+    let via_eu = eu.requests();
+    assert_eq!(eu.targets(), vec![slack_target.clone()]);
+    assert_eq!(
+        slack.requests().len(),
+        via_eu.len(),
+        "every request Slack saw came through the connection's proxy"
+    );
+    assert!(
+        via_eu.iter().all(|r| r.carried && !r.authorized),
+        "the global proxy's credentials never go to another proxy: {via_eu:?}"
+    );
+}
+
+#[test]
+fn a_bad_proxy_value_is_refused_and_nothing_is_stored() {
+    let side = Sidecar::new();
+    for (bad, says) in [
+        ("socks5://proxy.corp:1080", "not an HTTP proxy"),
+        ("proxy.corp:3128", "not an HTTP proxy"),
+        ("sometimes", "expected `direct`"),
+        ("http://svc:hunter2@proxy.corp:3128", "credentials inside"),
+    ] {
+        let out = side.cli_output(&[
+            "connect",
+            "slack",
+            "acme",
+            "--url",
+            "http://127.0.0.1:9/api/",
+            "--token",
+            BOT,
+            "--proxy",
+            bad,
+        ]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(!out.status.success(), "{bad}: {stdout}");
+        assert!(
+            stderr.contains("--proxy") && stderr.contains(says),
+            "{bad}: {stderr}"
+        );
+        assert!(!stderr.contains("hunter2") && !stdout.contains("hunter2"));
+    }
+    let listed = side.cli(&["connections", "--json"]);
+    let listed: serde_json::Value = serde_json::from_str(&listed).unwrap();
+    assert_eq!(listed, serde_json::json!([]), "nothing was stored");
+}

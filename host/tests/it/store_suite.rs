@@ -301,6 +301,33 @@ suite! {
         assert!(!store.remove_connection("acme").await.unwrap());
     }
 
+    async fn a_connections_own_proxy_round_trips_and_is_changed_alone(store: &Store) {
+        use pagehook::http::proxy::ProxyOverride;
+        let mut wiki = ConnectionRecord::new("wiki", ConnectionKind::Confluence, "http://127.0.0.1:3");
+        wiki.proxy = Some(ProxyOverride::Direct);
+        store.add_connection(&wiki).await.unwrap();
+        let mut acme = ConnectionRecord::new("acme", ConnectionKind::Slack, "http://127.0.0.1:1");
+        acme.proxy = Some(ProxyOverride::parse("http://proxy.eu.corp:3128").unwrap());
+        store.add_connection(&acme).await.unwrap();
+        let plain = ConnectionRecord::new("ops", ConnectionKind::Teams, "http://127.0.0.1:2");
+        store.add_connection(&plain).await.unwrap();
+        assert_eq!(store.connection("wiki").await.unwrap().unwrap(), wiki);
+        assert_eq!(store.connection("acme").await.unwrap().unwrap(), acme);
+        assert_eq!(store.connection("ops").await.unwrap().unwrap().proxy, None);
+        store.set_connection_proxy("acme", Some("direct")).await.unwrap();
+        assert_eq!(store.connection("acme").await.unwrap().unwrap().proxy, Some(ProxyOverride::Direct));
+        store.set_connection_proxy("wiki", None).await.unwrap();
+        let back = store.connection("wiki").await.unwrap().unwrap();
+        assert_eq!(back.proxy, None);
+        assert_eq!(back.secret, wiki.secret, "nothing else changed");
+        assert!(matches!(
+            store.set_connection_proxy("nope", Some("direct")).await,
+            Err(StoreError::NotFound(_))
+        ));
+        let shown = serde_json::to_value(store.connection("acme").await.unwrap().unwrap()).unwrap();
+        assert_eq!(shown["proxy"], "direct");
+    }
+
     async fn bindings_are_qualified_with_the_first_workspace(store: &Store) {
         store.install_plugin(&plugin("poster")).await.unwrap();
         let b = store

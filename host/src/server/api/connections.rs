@@ -105,6 +105,14 @@ pub struct ConnectBody {
     /// token; with several, name one, or chat events fail saying so.
     #[schema(example = "wiki")]
     pub confluence: Option<String>,
+    /// Its own egress proxy: `direct` (never through a proxy, not even the
+    /// environment's) or `http(s)://host:port` without credentials (every
+    /// request of this connection goes through it; `[network]
+    /// proxy-credentials` only when it is the same proxy as `[network]
+    /// proxy`). Left out: the global `[network] proxy`. Anything else is
+    /// refused with 400 and nothing is stored.
+    #[schema(example = "http://proxy.eu.corp:3128")]
+    pub proxy: Option<String>,
 }
 
 /// `PATCH /api/connections/{name}`: what to change (at least one).
@@ -117,6 +125,11 @@ pub struct ConnectionChange {
     /// use; `""` goes back to the only Confluence connection with a token.
     #[schema(example = "wiki")]
     pub confluence: Option<String>,
+    /// Its own egress proxy: `direct` or `http(s)://host:port`; `""` goes
+    /// back to the global `[network] proxy`. A bad value is refused with
+    /// 400 and nothing is changed.
+    #[schema(example = "direct")]
+    pub proxy: Option<String>,
 }
 
 /// The answer to removing a connection.
@@ -186,6 +199,7 @@ pub async fn connect(
         notify: body.notify,
         confluence: body.confluence,
         app_token: body.app_token,
+        proxy: body.proxy,
     };
     let connected = admin::connect(&state.store, req).await?;
     let c = &connected.connection;
@@ -195,6 +209,7 @@ pub async fn connect(
         "dry_run": c.dry_run,
         "confluence": c.confluence,
         "socket_mode": c.app_token.is_some(),
+        "proxy": c.proxy,
         "qualified_bindings": connected.qualified_bindings,
     });
     record(&state, &caller, "connection.add", &c.name, detail).await;
@@ -249,8 +264,8 @@ pub async fn test(
     Ok(Json(tested))
 }
 
-/// Turns a connection's dry run on or off, or names the Confluence
-/// connection a Slack connection's chat uses.
+/// Turns a connection's dry run on or off, sets or clears its own egress
+/// proxy, or names the Confluence connection a Slack connection's chat uses.
 #[utoipa::path(patch, path = "/connections/{name}", tag = "connections", request_body = ConnectionChange,
     params(("name" = String, Path, description = "The connection's name", example = "acme")),
     responses(
@@ -265,10 +280,20 @@ pub async fn update(
     Body(body): Body<ConnectionChange>,
 ) -> ApiResult<Json<ConnectionRecord>> {
     require_admin(&caller, "change connections")?;
-    if body.dry_run.is_none() && body.confluence.is_none() {
+    if body.dry_run.is_none() && body.confluence.is_none() && body.proxy.is_none() {
         return Err(ApiError::BadRequest(
-            "nothing to change: give `dry_run` or (for a Slack connection) `confluence`".into(),
+            "nothing to change: give `dry_run`, `proxy` or (for a Slack connection) `confluence`"
+                .into(),
         ));
+    }
+    // Checked before anything changes, so a bad value changes nothing.
+    if let Some(raw) = body
+        .proxy
+        .as_deref()
+        .map(str::trim)
+        .filter(|r| !r.is_empty())
+    {
+        admin::proxy_override(raw)?;
     }
     if let Some(confluence) = &body.confluence {
         let c = admin::set_chat_confluence(&state.store, &name, Some(confluence)).await?;
@@ -278,6 +303,17 @@ pub async fn update(
             "connection.confluence",
             &name,
             json!({ "confluence": c.confluence }),
+        )
+        .await;
+    }
+    if let Some(proxy) = &body.proxy {
+        let c = admin::set_connection_proxy(&state.store, &name, Some(proxy)).await?;
+        record(
+            &state,
+            &caller,
+            "connection.proxy",
+            &name,
+            json!({ "proxy": c.proxy }),
         )
         .await;
     }

@@ -15,6 +15,9 @@ use crate::server::AppState;
 use crate::slack::app_manifest::{slack_app_manifest, slack_app_manifest_socket_mode};
 use crate::store::{ConnectionRecord, now_ms, redacted_url};
 
+/// What the connect forms say of their Proxy field.
+const PROXY_HELP: &str = "Optional: `direct` (this connection never goes through a proxy) or http://host:port (its own proxy, without credentials in it). Empty: the global [network] proxy.";
+
 pub(super) fn routes() -> Router<Arc<AppState>> {
     Router::new().route("/connections", get(connections))
 }
@@ -71,6 +74,9 @@ async fn connections(
                         }
                     }
                 }))
+                (field("slack-proxy", "Proxy", Some(PROXY_HELP), html! {
+                    input id="slack-proxy" name="proxy" type="text" placeholder="the global [network] proxy" autocomplete="off" aria-describedby="slack-proxy-help";
+                }))
                 label class="check" { input type="checkbox" name="dry_run" id="slack-dry-run"; "Dry run" }
                 button type="submit" { "Connect Slack" }
             }))
@@ -80,6 +86,9 @@ async fn connections(
                 input type="hidden" name="kind" value="teams";
                 (field("teams-name", "Name", None, html! { input id="teams-name" name="name" type="text" required; }))
                 (field("teams-url", "Workflow URL", None, html! { input id="teams-url" name="url" type="url" required autocomplete="off"; }))
+                (field("teams-proxy", "Proxy", Some(PROXY_HELP), html! {
+                    input id="teams-proxy" name="proxy" type="text" placeholder="the global [network] proxy" autocomplete="off" aria-describedby="teams-proxy-help";
+                }))
                 label class="check" { input type="checkbox" name="dry_run" id="teams-dry-run"; "Dry run" }
                 button type="submit" { "Connect Teams" }
             }))
@@ -100,6 +109,9 @@ async fn connections(
                 (field("confluence-secret", "Webhook secret", None, html! {
                     input id="confluence-secret" name="webhook_secret.value" type="password" required autocomplete="off";
                 }))
+                (field("confluence-proxy", "Proxy", Some(PROXY_HELP), html! {
+                    input id="confluence-proxy" name="proxy" type="text" placeholder="the global [network] proxy" autocomplete="off" aria-describedby="confluence-proxy-help";
+                }))
                 button type="submit" { "Connect Confluence" }
             }))
         }
@@ -117,7 +129,7 @@ fn table(list: &[ConnectionRecord], admin: bool) -> Markup {
                 caption class="muted" { "Connections" }
                 thead { tr {
                     th scope="col" { "Name" } th scope="col" { "Kind" } th scope="col" { "URL" }
-                    th scope="col" { "Health" } th scope="col" { "Mode" } th scope="col" { "Since" }
+                    th scope="col" { "Health" } th scope="col" { "Mode" } th scope="col" { "Proxy" } th scope="col" { "Since" }
                     @if admin { th scope="col" { "Actions" } }
                 } }
                 tbody {
@@ -128,6 +140,10 @@ fn table(list: &[ConnectionRecord], admin: bool) -> Markup {
                             td { code { (redacted_url(&c.url)) } }
                             td { (health(c, now)) }
                             td { @if c.dry_run { span class="state state-warn" { "dry run" } } @else { "live" } }
+                            td { @match &c.proxy {
+                                Some(p) => code { (p.as_str()) },
+                                None => span class="muted" { "global" },
+                            } }
                             td { (when(c.created_at)) }
                             @if admin {
                                 td class="row-actions" {

@@ -188,7 +188,7 @@ async fn shown(state: &AppState, token: LinkToken) -> Shown {
 
 async fn slack_name(slack: &ConnectionRecord, user: &str) -> Option<String> {
     let token = slack.secret.as_ref()?.resolve().ok()?;
-    let http = crate::http::client_builder()
+    let http = crate::http::client_builder_for(slack.proxy.as_ref())
         .timeout(SLACK_TIMEOUT)
         .build()
         .ok()?;

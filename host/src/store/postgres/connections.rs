@@ -9,7 +9,7 @@ use crate::secret::SecretSource;
 use crate::store::{ConnectionKind, ConnectionRecord, StoreError, StoreResult, TokenExpiry};
 
 const COLUMNS: &str = "name, kind, url, username, secret, hook_secret, dry_run, created_at, health_error, \
-     token_name, token_expires_at, token_checked_at, confluence, app_token";
+     token_name, token_expires_at, token_checked_at, confluence, app_token, proxy";
 
 fn source(s: Option<String>) -> Result<Option<SecretSource>, StoreError> {
     s.map(|s| {
@@ -45,6 +45,17 @@ fn decode(r: &Row) -> PgResult<ConnectionRecord> {
         token,
         confluence: r.try_get(12)?,
         app_token: source(r.try_get(13)?)?,
+        proxy: r
+            .try_get::<_, Option<String>>(14)?
+            .map(|p| {
+                crate::http::proxy::ProxyOverride::parse(&p).map_err(|message| {
+                    StoreError::Corrupt {
+                        what: "connection proxy",
+                        message,
+                    }
+                })
+            })
+            .transpose()?,
     })
 }
 
@@ -61,12 +72,13 @@ impl PgStore {
                     .await?
                     .execute(
                         &format!(
-                            "INSERT INTO connections ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NULL, NULL, NULL, NULL, $9, $10)
+                            "INSERT INTO connections ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NULL, NULL, NULL, NULL, $9, $10, $11)
                              ON CONFLICT (name) DO UPDATE SET kind = excluded.kind, url = excluded.url,
                                username = excluded.username, secret = excluded.secret, hook_secret = excluded.hook_secret,
                                dry_run = excluded.dry_run, created_at = excluded.created_at, health_error = NULL,
                                token_name = NULL, token_expires_at = NULL, token_checked_at = NULL,
-                               confluence = excluded.confluence, app_token = excluded.app_token
+                               confluence = excluded.confluence, app_token = excluded.app_token,
+                               proxy = excluded.proxy
                              WHERE connections.kind = excluded.kind"
                         ),
                         &[
@@ -80,6 +92,7 @@ impl PgStore {
                             &c.created_at,
                             &c.confluence,
                             &c.app_token.as_ref().map(SecretSource::to_spec),
+                            &c.proxy.as_ref().map(|p| p.as_str()),
                         ],
                     )
                     .await?)
@@ -193,6 +206,29 @@ impl PgStore {
                     .execute(
                         "UPDATE connections SET dry_run = $2 WHERE name = $1",
                         &[&name, &dry_run],
+                    )
+                    .await?)
+            })
+            .await?;
+        if n == 0 {
+            return Err(StoreError::NotFound(format!(
+                "no connection named `{name}`"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Sets a connection's own proxy (`ProxyOverride::as_str`, checked by
+    /// the caller) or, with `None`, puts it back on the global one.
+    pub async fn set_connection_proxy(&self, name: &str, proxy: Option<&str>) -> StoreResult<()> {
+        let n = self
+            .run(async {
+                Ok(self
+                    .client()
+                    .await?
+                    .execute(
+                        "UPDATE connections SET proxy = $2 WHERE name = $1",
+                        &[&name, &proxy],
                     )
                     .await?)
             })

@@ -6,7 +6,7 @@ use super::SqliteStore;
 use crate::store::{ConnectionKind, ConnectionRecord, StoreError, StoreResult, TokenExpiry};
 
 const COLUMNS: &str = "name, kind, url, username, secret, hook_secret, dry_run, created_at, health_error, \
-     token_name, token_expires_at, token_checked_at, confluence, app_token";
+     token_name, token_expires_at, token_checked_at, confluence, app_token, proxy";
 
 fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(ConnectionRecordRaw, String)> {
     Ok((
@@ -24,6 +24,7 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(ConnectionRecordRaw, String)>
             token_checked_at: r.get(11)?,
             confluence: r.get(12)?,
             app_token: r.get(13)?,
+            proxy: r.get(14)?,
         },
         r.get(1)?,
     ))
@@ -43,6 +44,7 @@ struct ConnectionRecordRaw {
     token_checked_at: Option<i64>,
     confluence: Option<String>,
     app_token: Option<String>,
+    proxy: Option<String>,
 }
 
 fn decode((raw, kind): (ConnectionRecordRaw, String)) -> StoreResult<ConnectionRecord> {
@@ -76,6 +78,17 @@ fn decode((raw, kind): (ConnectionRecordRaw, String)) -> StoreResult<ConnectionR
         created_at: raw.created_at,
         health: raw.health,
         confluence: raw.confluence,
+        proxy: raw
+            .proxy
+            .map(|p| {
+                crate::http::proxy::ProxyOverride::parse(&p).map_err(|message| {
+                    StoreError::Corrupt {
+                        what: "connection proxy",
+                        message,
+                    }
+                })
+            })
+            .transpose()?,
     })
 }
 
@@ -94,7 +107,7 @@ impl SqliteStore {
         }
         self.with(|conn| {
             conn.execute(
-                &format!("INSERT OR REPLACE INTO connections ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, NULL, NULL, NULL, NULL, ?9, ?10)"),
+                &format!("INSERT OR REPLACE INTO connections ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, NULL, NULL, NULL, NULL, ?9, ?10, ?11)"),
                 params![
                     c.name,
                     c.kind.as_str(),
@@ -105,7 +118,8 @@ impl SqliteStore {
                     c.dry_run,
                     c.created_at,
                     c.confluence,
-                    c.app_token.as_ref().map(SecretSource::to_spec)
+                    c.app_token.as_ref().map(SecretSource::to_spec),
+                    c.proxy.as_ref().map(|p| p.as_str())
                 ],
             )
         })?;
@@ -177,6 +191,23 @@ impl SqliteStore {
             conn.execute(
                 "UPDATE connections SET dry_run = ?2 WHERE name = ?1",
                 params![name, dry_run],
+            )
+        })?;
+        if n == 0 {
+            return Err(StoreError::NotFound(format!(
+                "no connection named `{name}`"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Sets a connection's own proxy (`ProxyOverride::as_str`, checked by
+    /// the caller) or, with `None`, puts it back on the global one.
+    pub fn set_connection_proxy(&self, name: &str, proxy: Option<&str>) -> StoreResult<()> {
+        let n = self.with(|conn| {
+            conn.execute(
+                "UPDATE connections SET proxy = ?2 WHERE name = ?1",
+                params![name, proxy],
             )
         })?;
         if n == 0 {
