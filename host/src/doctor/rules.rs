@@ -276,9 +276,15 @@ fn person_view(f: &ConfluenceFacts, u: &ConfluenceUsage, me: &Account) -> Verdic
                 }
             ),
             Some(format!(
-                "make `{}` a space admin of {} (Space tools > Permissions), or a Confluence administrator",
+                "make `{}` a space admin of {} (Space tools > Permissions){}",
                 me.username,
-                list(&refused)
+                list(&refused),
+                // Measured: being one did not make Confluence list them.
+                if f.admin.is_yes() {
+                    ""
+                } else {
+                    ", or a Confluence administrator"
+                }
             )),
         );
     }

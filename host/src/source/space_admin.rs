@@ -5,16 +5,19 @@
 //! Confluence Data Center (9.1 and later) lists a space's permissions only
 //! to those who administer it, and each grant names a user (by key) or a
 //! group. A person administers a space when a grant of `administer` on it
-//! names them or one of their groups. What it must never do: keep the
-//! credentials (they are used for these requests and dropped), or count a
-//! space whose permissions Confluence would not show.
+//! names them or one of their groups. Before 9.1 the resource does not
+//! exist: every space the person may view answers 404, and the check says
+//! so ([`SpaceAdminCheck::permissions_unlisted`]) rather than "administers
+//! no space". What it must never do: keep the credentials (they are used
+//! for these requests and dropped), or count a space whose permissions
+//! Confluence would not show.
 
 use std::collections::BTreeSet;
 
 use futures::StreamExt as _;
 use serde_json::Value;
 
-use super::client::{ClientError, ConfluenceClient};
+use super::client::{ClientError, ConfluenceClient, SpaceGrants};
 use crate::model::Person;
 
 /// Most spaces asked about at once.
@@ -25,6 +28,10 @@ const CONCURRENT: usize = 8;
 pub struct SpaceAdminCheck {
     pub person: Person,
     pub spaces: BTreeSet<String>,
+    /// Every space the person may view answered 404 for its permissions:
+    /// this Confluence has no space permissions REST (Data Center before
+    /// 9.1), so which spaces they administer cannot be told.
+    pub permissions_unlisted: bool,
 }
 
 /// Asks Confluence, as the person `client` authenticates, who they are and
@@ -37,20 +44,30 @@ pub async fn check(client: &ConfluenceClient) -> Result<SpaceAdminCheck, ClientE
     };
     let keys = client.spaces().await?;
     let mut spaces = BTreeSet::new();
+    let (mut asked, mut missing) = (0usize, 0usize);
     let mut answers = futures::stream::iter(keys)
         .map(|key| async move {
-            let grants = client.space_permissions(&key).await;
+            let grants = client.space_grants(&key).await;
             (key, grants)
         })
         .buffer_unordered(CONCURRENT);
     while let Some((key, grants)) = answers.next().await {
-        if let Some(grants) = grants?
-            && grants.iter().any(|g| administers(g, &person.key, &groups))
-        {
-            spaces.insert(key);
+        asked += 1;
+        match grants? {
+            SpaceGrants::Listed(grants)
+                if grants.iter().any(|g| administers(g, &person.key, &groups)) =>
+            {
+                spaces.insert(key);
+            }
+            SpaceGrants::Missing => missing += 1,
+            _ => {}
         }
     }
-    Ok(SpaceAdminCheck { person, spaces })
+    Ok(SpaceAdminCheck {
+        person,
+        spaces,
+        permissions_unlisted: asked > 0 && missing == asked,
+    })
 }
 
 /// Whether one permission grant gives `administer` on the space to the

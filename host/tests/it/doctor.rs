@@ -28,27 +28,12 @@ use pagehook_fakes::{
 use serde_json::Value;
 use tower::ServiceExt;
 
+use crate::common::doctor::{doctor, feature, manifest_scopes};
 use crate::common::sidecar::{PAT, Sidecar};
 
 const ADA_KEY: &str = "key-ada-doctor-0001";
 const SLACK_TOKEN: &str = "xoxb-doctor-token";
 const PAGE: u64 = 4100;
-
-/// The bot scopes of Pagehook's Slack app manifest.
-fn manifest_scopes() -> Vec<&'static str> {
-    pagehook::slack::app_manifest::SLACK_APP_MANIFEST
-        .lines()
-        .skip_while(|l| !l.contains("bot:"))
-        .skip(1)
-        .take_while(|l| l.trim_start().starts_with("- "))
-        .filter_map(|l| {
-            l.trim_start()
-                .trim_start_matches("- ")
-                .split_whitespace()
-                .next()
-        })
-        .collect()
-}
 
 /// A Confluence with space ENG, a page Ada wrote there and a page template.
 fn confluence() -> FakeConfluence {
@@ -157,34 +142,6 @@ fn sidecar(confluence: &FakeConfluence, slack: &FakeSlack, signing_secret: bool)
         "space-template=Retro",
     ]);
     side
-}
-
-/// `pagehook doctor --json`: its exit code and report.
-fn doctor(side: &Sidecar) -> (i32, Value) {
-    let out = side.cli_output(&["doctor", "--json"]);
-    let report: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "doctor --json printed no JSON ({e}):\n{}\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        )
-    });
-    (out.status.code().unwrap(), report)
-}
-
-/// The verdict on `feature` of connection `name` (`confluence` or `slack`).
-fn feature<'a>(report: &'a Value, kind: &str, name: &str, feature: &str) -> &'a Value {
-    report[kind]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["connection"] == name)
-        .unwrap_or_else(|| panic!("no {kind} connection {name} in {report:#}"))["features"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|f| f["feature"] == feature)
-        .unwrap_or_else(|| panic!("no feature {feature} in {report:#}"))
 }
 
 fn states(report: &Value) -> Vec<(String, String)> {

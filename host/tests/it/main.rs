@@ -21,6 +21,7 @@ mod console_pages;
 mod console_sign_in;
 mod console_speed;
 mod contract_versions;
+mod dc_versions;
 mod delivery;
 mod doctor;
 mod egress_proxy;

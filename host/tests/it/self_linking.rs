@@ -19,13 +19,13 @@ use crate::common;
 use std::time::{Duration, Instant};
 
 use common::browser::Browser;
+use common::self_link::{hidden, link_over_http};
 use common::sidecar::{ADMIN_TOKEN, HOOK_SECRET, Sidecar};
-use hmac::{Hmac, Mac};
+use common::slack_hook::{self, link_in};
 use pagehook_fakes::{
     ConfluenceAuth, ContentBuilder, EmailVisibility, FakeConfluence, FakeSlack, SERVICE_USERNAME,
 };
 use serde_json::{Value, json};
-use sha2::Sha256;
 
 const BOT: &str = "xoxb-self-linking-tests";
 const SIGNING_SECRET: &str = "self-linking-signing-secret";
@@ -170,41 +170,15 @@ fn connect_acme(side: &Sidecar, slack: &FakeSlack, extra: &[&str]) -> String {
     side.cli(&args)
 }
 
-fn now_secs() -> String {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-        .to_string()
-}
-
 /// POSTs a request to `/hooks/slack/acme`, signed as Slack signs; the answer.
 fn from_slack(w: &World, content_type: &str, body: &str) -> reqwest::blocking::Response {
-    let ts = now_secs();
-    let mut mac = Hmac::<Sha256>::new_from_slice(SIGNING_SECRET.as_bytes()).unwrap();
-    mac.update(format!("v0:{ts}:{body}").as_bytes());
-    let signature = format!("v0={}", hex::encode(mac.finalize().into_bytes()));
-    let answer = reqwest::blocking::Client::new()
-        .post(format!("{}/hooks/slack/acme", w.side.base))
-        .header("content-type", content_type)
-        .header("x-slack-request-timestamp", &ts)
-        .header("x-slack-signature", signature)
-        .body(body.to_owned())
-        .send()
-        .unwrap();
-    assert_eq!(answer.status().as_u16(), 200);
-    answer
+    let url = format!("{}/hooks/slack/acme", w.side.base);
+    slack_hook::post_signed(&url, SIGNING_SECRET, content_type, body)
 }
 
 /// The form body of `/confluence <text>` typed by `user`.
 fn command_body(user: &str, text: &str, trigger: &str, response_url: &str) -> String {
-    format!(
-        "token=legacy&team_id={TEAM}&team_domain=acme&channel_id={CHANNEL}&channel_name=eng\
-         &user_id={user}&user_name=someone&command=%2Fconfluence&text={}\
-         &api_app_id=A0PAGEHOOK&response_url={}&trigger_id={trigger}",
-        text.replace(' ', "+"),
-        response_url.replace(':', "%3A").replace('/', "%2F")
-    )
+    slack_hook::slash_command_body(TEAM, CHANNEL, user, text, trigger, response_url)
 }
 
 /// `user` runs `/confluence <text>` answered by a plugin; returns the response URL.
@@ -230,17 +204,6 @@ fn host_command(w: &World, user: &str, text: &str, trigger: &str) -> Value {
     let body = command_body(user, text, trigger, &url);
     let answer = from_slack(w, "application/x-www-form-urlencoded", &body);
     answer.json().unwrap()
-}
-
-/// The one-time link in a `/confluence link` answer.
-fn link_in(answer: &Value) -> String {
-    let text = answer["text"].as_str().unwrap_or_default();
-    let start = text
-        .find('<')
-        .unwrap_or_else(|| panic!("no link in {answer}"))
-        + 1;
-    let end = start + text[start..].find('|').unwrap();
-    text[start..end].to_owned()
 }
 
 fn wait_until<T>(w: &World, what: &str, found: impl Fn() -> Option<T>) -> T {
@@ -295,79 +258,6 @@ fn dispatched(w: &World, tail: &str) -> Value {
             })
             .map(|e| e["event"].clone())
     })
-}
-
-/// The value of hidden input `name` in an HTML page.
-fn hidden(html: &str, name: &str) -> String {
-    let at = html
-        .find(&format!("name=\"{name}\" value=\""))
-        .unwrap_or_else(|| panic!("no hidden {name} in {html}"));
-    let rest = &html[at + name.len() + 15..];
-    rest[..rest.find('"').unwrap()].to_owned()
-}
-
-/// The `pagehook_link` cookie a page set.
-fn link_cookie(answer: &reqwest::blocking::Response) -> String {
-    answer
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find_map(|c| c.strip_prefix("pagehook_link="))
-        .map(|c| c.split(';').next().unwrap().to_owned())
-        .expect("the page sets its double-submit cookie")
-}
-
-/// What a browser without JavaScript does with a link: open it, sign in,
-/// and (with `confirm`) confirm. Returns each page's status and body.
-fn link_over_http(link: &str, username: &str, password: &str, confirm: bool) -> Vec<(u16, String)> {
-    let client = reqwest::blocking::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    let mut pages = Vec::new();
-    let start = client.get(link).send().unwrap();
-    let status = start.status().as_u16();
-    if status != 200 {
-        pages.push((status, start.text().unwrap()));
-        return pages;
-    }
-    let cookie = link_cookie(&start);
-    let html = start.text().unwrap();
-    let csrf = hidden(&html, "csrf");
-    pages.push((status, html));
-    let signed = client
-        .post(format!("{link}/sign-in"))
-        .header("cookie", format!("pagehook_link={cookie}"))
-        .form(&[
-            ("csrf", csrf.as_str()),
-            ("username", username),
-            ("password", password),
-        ])
-        .send()
-        .unwrap();
-    let status = signed.status().as_u16();
-    let cookie = if status == 200 {
-        link_cookie(&signed)
-    } else {
-        cookie
-    };
-    let html = signed.text().unwrap();
-    pages.push((status, html.clone()));
-    if status != 200 || !confirm {
-        return pages;
-    }
-    let done = client
-        .post(format!("{link}/confirm"))
-        .header("cookie", format!("pagehook_link={cookie}"))
-        .form(&[
-            ("csrf", hidden(&html, "csrf").as_str()),
-            ("confirm", hidden(&html, "confirm").as_str()),
-        ])
-        .send()
-        .unwrap();
-    pages.push((done.status().as_u16(), done.text().unwrap()));
-    pages
 }
 
 fn share(w: &World, user: &str, event_id: &str) -> String {

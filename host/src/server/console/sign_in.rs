@@ -312,6 +312,16 @@ async fn sign_in_confluence(
         .username
         .clone()
         .unwrap_or_else(|| check.person.key.clone());
+    if check.spaces.is_empty() && check.permissions_unlisted {
+        return refuse(
+            StatusCode::FORBIDDEN,
+            format!(
+                "Confluence `{}` does not list space permissions (GET /rest/api/space/{{key}}/permissions answered 404: Data Center has it from 9.1), so Pagehook cannot tell which spaces {username} administers. Space admins can sign in here once Confluence is 9.1 or later; until then ask the Pagehook admin.",
+                conn.name
+            ),
+        )
+        .await;
+    }
     if check.spaces.is_empty() {
         return refuse(
             StatusCode::FORBIDDEN,

@@ -6,7 +6,10 @@
 #![allow(dead_code)]
 
 pub mod browser;
+pub mod doctor;
+pub mod self_link;
 pub mod sidecar;
+pub mod slack_hook;
 
 use std::path::PathBuf;
 
