@@ -347,7 +347,7 @@ async fn sign_in(
             "Enter your password or personal access token.",
         );
     }
-    let client = personal_client(&conn.url, &form.username, form.password);
+    let client = personal_client(&conn, &form.username, form.password);
     let person = match client.current_user().await {
         Ok(p) => p,
         Err(ClientError::Unauthorized(_)) => {

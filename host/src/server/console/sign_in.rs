@@ -34,7 +34,7 @@ use crate::server::session::{
     same_secret, set_cookie,
 };
 use crate::source::client::{ClientError, ClientOptions, ConfluenceAuth, ConfluenceClient};
-use crate::store::ConnectionKind;
+use crate::store::{ConnectionKind, ConnectionRecord};
 
 /// The double-submit cookie of the sign-in forms.
 const SIGN_IN_COOKIE: &str = "pagehook_sign_in";
@@ -284,7 +284,7 @@ async fn sign_in_confluence(
         )
         .await;
     }
-    let client = personal_client(&conn.url, &form.username, form.password);
+    let client = personal_client(&conn, &form.username, form.password);
     let check = match crate::source::space_admin::check(&client).await {
         Ok(c) => c,
         Err(ClientError::Unauthorized(_)) => {
@@ -346,11 +346,16 @@ async fn sign_in_confluence(
     signed_in(&state, &headers, &principal, &actor).await
 }
 
-/// A client that asks the Confluence at `url` as the person whose
+/// A client that asks the Confluence of `conn` (at its URL, through its
+/// proxy) as the person whose
 /// credentials these are: a personal access token when `username` is
 /// empty, else username and password; one attempt, a short timeout. The
 /// credentials live only as long as the client.
-pub(super) fn personal_client(url: &str, username: &str, password: String) -> ConfluenceClient {
+pub(super) fn personal_client(
+    conn: &ConnectionRecord,
+    username: &str,
+    password: String,
+) -> ConfluenceClient {
     let auth = if username.trim().is_empty() {
         ConfluenceAuth::Bearer(Secret::new(password))
     } else {
@@ -362,9 +367,10 @@ pub(super) fn personal_client(url: &str, username: &str, password: String) -> Co
     let options = ClientOptions {
         timeout: CONFLUENCE_TIMEOUT,
         attempts: 1,
+        proxy: conn.proxy.clone(),
         ..ClientOptions::default()
     };
-    ConfluenceClient::new(url, auth, options)
+    ConfluenceClient::new(&conn.url, auth, options)
 }
 
 /// Starts the session, records the sign-in, and goes to the overview.
