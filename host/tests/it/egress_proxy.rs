@@ -372,3 +372,68 @@ fn a_bad_proxy_value_is_refused_and_nothing_is_stored() {
     let listed: serde_json::Value = serde_json::from_str(&listed).unwrap();
     assert_eq!(listed, serde_json::json!([]), "nothing was stored");
 }
+
+#[test]
+fn the_api_sets_checks_and_clears_a_connections_proxy_and_a_bad_one_changes_nothing() {
+    let mut side = Sidecar::new();
+    side.start();
+    let http = reqwest::blocking::Client::new();
+    let send = |method: reqwest::Method, path: &str, body: serde_json::Value| {
+        let answer = http
+            .request(method, format!("{}{path}", side.base))
+            .bearer_auth(common::sidecar::ADMIN_TOKEN)
+            .json(&body)
+            .send()
+            .unwrap();
+        (
+            answer.status().as_u16(),
+            answer.json::<serde_json::Value>().unwrap_or_default(),
+        )
+    };
+    let slack = |proxy: &str| {
+        serde_json::json!({
+            "name": "acme", "kind": "slack", "url": "http://127.0.0.1:9/api/",
+            "token": { "value": BOT }, "proxy": proxy,
+        })
+    };
+    let (status, answer) = send(
+        reqwest::Method::POST,
+        "/api/connections",
+        slack("socks5://p:1080"),
+    );
+    assert_eq!(status, 400, "{answer}");
+    assert!(answer.to_string().contains("not an HTTP proxy"), "{answer}");
+    assert_eq!(side.api("/api/connections").1, serde_json::json!([]));
+
+    let (status, answer) = send(reqwest::Method::POST, "/api/connections", slack("direct"));
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["proxy"], "direct");
+    let (status, answer) = send(
+        reqwest::Method::PATCH,
+        "/api/connections/acme",
+        serde_json::json!({ "proxy": "http://svc:hunter2@proxy.corp:3128", "dry_run": true }),
+    );
+    assert_eq!(status, 400, "{answer}");
+    assert!(!answer.to_string().contains("hunter2"), "{answer}");
+    let (_, listed) = side.api("/api/connections");
+    assert_eq!(listed[0]["proxy"], "direct", "nothing changed: {listed}");
+    assert_eq!(listed[0]["dry_run"], false, "nothing changed: {listed}");
+
+    let (status, answer) = send(
+        reqwest::Method::PATCH,
+        "/api/connections/acme",
+        serde_json::json!({ "proxy": "http://proxy.eu.corp:3128" }),
+    );
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["proxy"], "http://proxy.eu.corp:3128/");
+    let (status, answer) = send(
+        reqwest::Method::PATCH,
+        "/api/connections/acme",
+        serde_json::json!({ "proxy": "" }),
+    );
+    assert_eq!(status, 200, "{answer}");
+    assert!(
+        answer.get("proxy").is_none(),
+        "back on the global: {answer}"
+    );
+}
