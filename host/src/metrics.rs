@@ -154,7 +154,7 @@ impl Metrics {
         );
         registry.register(
             "people_unresolved",
-            "People an event concerns who were left out of personal notifications because no email could be found, by Confluence connection and reason (email_hidden, no_profile, not_permitted, lookup_failed)",
+            "People an event concerns who were left out of personal notifications because no email could be found or whether they may view the content could not be told, by Confluence connection and reason (email_hidden, no_profile, not_permitted, lookup_failed, view_not_known)",
             m.people_unresolved.clone(),
         );
         registry.register(
@@ -221,7 +221,9 @@ impl Metrics {
     }
 
     /// A person was left out of `event.people` for want of an email
-    /// (`reason`: `email_hidden`, `no_profile`, `not_permitted`, `lookup_failed`).
+    /// (`reason`: `email_hidden`, `no_profile`, `not_permitted`, `lookup_failed`)
+    /// or because whether they may view the content cannot be told
+    /// (`view_not_known`).
     pub fn person_unresolved(&self, connection: &str, reason: &str) {
         self.people_unresolved
             .get_or_create(&PeopleLabels {

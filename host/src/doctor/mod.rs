@@ -245,7 +245,7 @@ pub struct PeopleCounts {
     /// Emails found, by where from (`link`, `mobile_profile`, `admin_list`).
     pub found: BTreeMap<String, u64>,
     /// People left out of personal notifications, by why (`email_hidden`,
-    /// `no_profile`, `not_permitted`, `lookup_failed`).
+    /// `no_profile`, `not_permitted`, `lookup_failed`, `view_not_known`).
     pub left_out: BTreeMap<String, u64>,
 }
 

@@ -686,7 +686,7 @@ pub fn note_left_out(r: &mut ConfluenceReport, counts: &super::PeopleCounts) {
         return;
     };
     check.why.push(format!(
-        "since the server started, {total} {} left out for want of an email ({})",
+        "since the server started, {total} {} left out ({})",
         if total == 1 {
             "person was"
         } else {
@@ -1633,9 +1633,7 @@ mod tests {
         assert_eq!(pn.state, State::Works);
         assert_eq!(
             pn.why,
-            [
-                "since the server started, 3 people were left out for want of an email (email_hidden: 2, no_profile: 1)"
-            ]
+            ["since the server started, 3 people were left out (email_hidden: 2, no_profile: 1)"]
         );
     }
 

@@ -103,6 +103,11 @@ pub enum Unresolved {
     /// The lookups failed (network, server errors, answers that are not
     /// what Confluence documents).
     LookupFailed,
+    /// Not an email question: Pagehook cannot tell whether they may view
+    /// the content (the space's permissions or their groups cannot be
+    /// read, as on 8.5 or in a space the service account does not
+    /// administer), so they are left out before any email is looked for.
+    ViewNotKnown,
 }
 
 impl Unresolved {
@@ -113,6 +118,7 @@ impl Unresolved {
             Unresolved::NoProfile => "no_profile",
             Unresolved::NotPermitted => "not_permitted",
             Unresolved::LookupFailed => "lookup_failed",
+            Unresolved::ViewNotKnown => "view_not_known",
         }
     }
 
@@ -130,6 +136,9 @@ impl Unresolved {
             }
             Unresolved::LookupFailed => {
                 "Confluence could not be asked (network or server errors): see the log; the next event asks again"
+            }
+            Unresolved::ViewNotKnown => {
+                "Pagehook cannot tell whether they may view the content: make the service account a space admin of that space (space permissions are readable from Data Center 9.1) so their access can be checked"
             }
         }
     }
@@ -402,9 +411,20 @@ impl PersonEmails {
         self.tally.clone()
     }
 
+    /// Counts `person` as left out for `reason` without looking for an
+    /// email (tally, metric and an info line), as [`Self::resolve_and_count`]
+    /// counts an unresolved lookup.
+    pub fn count_left_out(&self, person: &Person, reason: Unresolved) {
+        self.record(person, EmailLookup::Unresolved(reason));
+    }
+
     /// Looks for `person`'s email and counts the outcome (tally and metric).
     pub async fn resolve_and_count(&self, person: &Person) -> Result<EmailLookup, EnrichError> {
         let lookup = self.resolve(person).await?;
+        Ok(self.record(person, lookup))
+    }
+
+    fn record(&self, person: &Person, lookup: EmailLookup) -> EmailLookup {
         self.tally.record(person, &lookup);
         if let Some(m) = &self.metrics {
             match &lookup {
@@ -421,10 +441,10 @@ impl PersonEmails {
                 connection = %self.connection,
                 user_key = %person.key,
                 reason = reason.as_str(),
-                "no email for a person the event concerns: left out of event.people"
+                "a person the event concerns is left out of event.people"
             );
         }
-        Ok(lookup)
+        lookup
     }
 
     /// Looks for `person`'s email, in the module doc's order, without

@@ -54,7 +54,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::client::{ClientError, ConfluenceClient};
-use super::emails::{EmailLookup, LinkedEmails, PeopleReport, PersonEmails};
+use super::emails::{EmailLookup, LinkedEmails, PeopleReport, PersonEmails, Unresolved};
 use super::people::{self, Gathered, Mention};
 use super::viewers::{Access, Viewers};
 use super::webhook::Webhook;
@@ -398,18 +398,23 @@ impl Enricher {
             let email = match judged.get(&person.key) {
                 Some(email) => email.clone(),
                 None => {
-                    let allowed = self
+                    let access = self
                         .viewers
                         .access(&person, space, restrictions.as_ref())
-                        .await?
-                        == Access::Allowed;
-                    let email = if allowed {
-                        match self.emails.resolve_and_count(&person).await? {
+                        .await?;
+                    let email = match access {
+                        Access::Allowed => match self.emails.resolve_and_count(&person).await? {
                             EmailLookup::Found { email, .. } => Some(email),
                             EmailLookup::Unresolved(_) => None,
+                        },
+                        // Left out silently: they may not view it.
+                        Access::Denied => None,
+                        // Left out, and counted: nobody could tell.
+                        Access::NotKnown => {
+                            self.emails
+                                .count_left_out(&person, Unresolved::ViewNotKnown);
+                            None
                         }
-                    } else {
-                        None
                     };
                     judged.insert(person.key.clone(), email.clone());
                     email

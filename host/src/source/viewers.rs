@@ -61,7 +61,10 @@ use crate::model::Person;
 pub enum Access {
     /// Confluence's answers show that they may.
     Allowed,
-    /// They may not, or Pagehook cannot tell: leave the content out.
+    /// Confluence's answers show that they may not: leave the content out.
+    Denied,
+    /// Pagehook cannot tell (the restrictions, the space's permissions or
+    /// the person's groups could not be read): leave the content out.
     NotKnown,
 }
 
@@ -219,7 +222,7 @@ impl Viewers {
         if space_ok && restrictions.iter().all(|r| r.lets_in(user, &groups)) {
             Ok(Access::Allowed)
         } else {
-            Ok(Access::NotKnown)
+            Ok(Access::Denied)
         }
     }
 

@@ -1222,6 +1222,25 @@ fn run(version: DcVersion) {
         (count("link"), count("mobile_profile")),
         "{version:?}: the metric says the same"
     );
+    // Nobody left out silently: where Pagehook cannot tell who may view the
+    // page (8.5 has no space-permissions resource), the people are counted.
+    let left_out = &api_report["confluence"][0]["people"]["left_out"];
+    let not_known = left_out
+        .get("view_not_known")
+        .and_then(Value::as_u64)
+        .unwrap_or(0);
+    assert_eq!(
+        not_known,
+        w.metric("pagehook_people_unresolved_total{connection=\"wiki\",reason=\"view_not_known\"}")
+            .unwrap_or(0.0) as u64,
+        "{version:?}: the metric says the same: {left_out:#}"
+    );
+    if version == DcVersion::V8_5 {
+        assert!(
+            not_known > 0 && told.is_empty(),
+            "{version:?}: on 8.5 nobody is told and everyone concerned is counted: {left_out:#}"
+        );
+    }
 
     // Never an endless defer: every event dispatched on its first attempt,
     // within the bound.
