@@ -298,7 +298,14 @@ pub async fn connect(store: &Store, req: ConnectRequest) -> AdminResult<Connecte
                 .map_err(|m| AdminError::Invalid(format!("{what}: {m}")))?;
         }
     }
-    let proxy = req.proxy.as_deref().map(proxy_override).transpose()?;
+    // `global` goes back to the global setting; without a value the
+    // connection keeps its own (a new token must not change its way out).
+    let proxy: Option<Option<crate::http::proxy::ProxyOverride>> =
+        match req.proxy.as_deref().map(str::trim) {
+            None => None,
+            Some(raw) if raw.eq_ignore_ascii_case("global") => Some(None),
+            Some(raw) => Some(Some(proxy_override(raw)?)),
+        };
     if let Some(app_token) = &req.app_token {
         if req.kind != ConnectionKind::Slack {
             return Err(AdminError::Invalid(
@@ -371,7 +378,14 @@ pub async fn connect(store: &Store, req: ConnectRequest) -> AdminResult<Connecte
         None => None,
     };
     record.app_token = req.app_token;
-    record.proxy = proxy;
+    record.proxy = match proxy {
+        Some(given) => given,
+        None => store
+            .connection(&req.name)
+            .await?
+            .filter(|c| c.kind == req.kind)
+            .and_then(|c| c.proxy),
+    };
     store.add_connection(&record).await?;
     // A second workspace: bindings written for the first keep meaning it.
     let qualified_bindings = match other_workspaces.as_slice() {

@@ -327,9 +327,10 @@ pub enum ConnectCommand {
         app_token_file: Option<PathBuf>,
         /// This connection's own egress proxy: `direct` (never through a proxy, not even the
         /// environment's) or http://host:port (every request of this connection goes through it;
-        /// [network] proxy-credentials apply only when it is the same proxy as [network] proxy).
-        /// Without it: the global [network] proxy, else HTTPS_PROXY/NO_PROXY.
-        #[arg(long, value_name = "URL|direct")]
+        /// [network] proxy-credentials apply only when it is the same proxy as [network] proxy),
+        /// or `global` (back to the global [network] proxy, else HTTPS_PROXY/NO_PROXY).
+        /// Without it: a new connection uses the global setting; connecting again keeps its own.
+        #[arg(long, value_name = "URL|direct|global")]
         proxy: Option<String>,
     },
     /// A Teams channel, by its Workflows webhook URL; `teams:<name>` destinations use it.
@@ -344,9 +345,10 @@ pub enum ConnectCommand {
         dry_run: bool,
         /// This connection's own egress proxy: `direct` (never through a proxy, not even the
         /// environment's) or http://host:port (every request of this connection goes through it;
-        /// [network] proxy-credentials apply only when it is the same proxy as [network] proxy).
-        /// Without it: the global [network] proxy, else HTTPS_PROXY/NO_PROXY.
-        #[arg(long, value_name = "URL|direct")]
+        /// [network] proxy-credentials apply only when it is the same proxy as [network] proxy),
+        /// or `global` (back to the global [network] proxy, else HTTPS_PROXY/NO_PROXY).
+        /// Without it: a new connection uses the global setting; connecting again keeps its own.
+        #[arg(long, value_name = "URL|direct|global")]
         proxy: Option<String>,
     },
     /// A Confluence Data Center instance: webhooks arrive at /hooks/confluence/<name>.
@@ -376,9 +378,10 @@ pub enum ConnectCommand {
         dry_run: bool,
         /// This connection's own egress proxy: `direct` (never through a proxy, not even the
         /// environment's) or http://host:port (every request of this connection goes through it;
-        /// [network] proxy-credentials apply only when it is the same proxy as [network] proxy).
-        /// Without it: the global [network] proxy, else HTTPS_PROXY/NO_PROXY.
-        #[arg(long, value_name = "URL|direct")]
+        /// [network] proxy-credentials apply only when it is the same proxy as [network] proxy),
+        /// or `global` (back to the global [network] proxy, else HTTPS_PROXY/NO_PROXY).
+        /// Without it: a new connection uses the global setting; connecting again keeps its own.
+        #[arg(long, value_name = "URL|direct|global")]
         proxy: Option<String>,
     },
 }

@@ -14,8 +14,8 @@ mod hooks;
 pub mod public_url;
 pub mod session;
 mod slack_hooks;
-mod slack_socket;
 pub(crate) mod slack_link;
+mod slack_socket;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -258,7 +258,11 @@ async fn a_space_admin_is_kept_to_their_spaces() {
         ("GET", "/api/changes", Value::Null),
         ("GET", "/api/links", Value::Null),
         ("DELETE", "/api/links/acme/U0ADA00001", Value::Null),
-        ("PATCH", "/api/connections/acme", json!({"confluence": "wiki"})),
+        (
+            "PATCH",
+            "/api/connections/acme",
+            json!({"confluence": "wiki"}),
+        ),
     ] {
         let body = (!body.is_null()).then_some(&body);
         let a = app.call(method, path, body, &jdoe).await;

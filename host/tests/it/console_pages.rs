@@ -896,7 +896,11 @@ async fn a_space_admin_sees_only_their_spaces() {
     assert!(changes.body.contains("Only the Pagehook admin"));
     let people = s.app.get("/console/people", Some(&eng)).await;
     assert_eq!(people.status, StatusCode::FORBIDDEN);
-    assert!(people.body.contains("Only the Pagehook admin may see people's links"));
+    assert!(
+        people
+            .body
+            .contains("Only the Pagehook admin may see people's links")
+    );
     let ops = s
         .app
         .get(&format!("/console/events/{}", s.ops[0]), Some(&eng))

@@ -437,3 +437,20 @@ fn the_api_sets_checks_and_clears_a_connections_proxy_and_a_bad_one_changes_noth
         "back on the global: {answer}"
     );
 }
+
+#[test]
+fn connecting_again_keeps_a_connections_own_proxy_until_it_is_set_back_to_global() {
+    let side = Sidecar::new();
+    let proxy_of = |side: &Sidecar| {
+        let json: serde_json::Value =
+            serde_json::from_str(&side.cli(&["connections", "--json"])).unwrap();
+        json[0]["proxy"].clone()
+    };
+    connect_confluence_with(&side, "prod", "http://127.0.0.1:9", "direct");
+    assert_eq!(proxy_of(&side), "direct");
+    // A new token: the way out stays.
+    side.connect_confluence("prod", "http://127.0.0.1:9");
+    assert_eq!(proxy_of(&side), "direct");
+    connect_confluence_with(&side, "prod", "http://127.0.0.1:9", "global");
+    assert_eq!(proxy_of(&side), serde_json::Value::Null);
+}
