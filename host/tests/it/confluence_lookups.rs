@@ -267,27 +267,27 @@ async fn viewing_needs_the_space_and_every_restricted_level() {
         }
     };
     assert_eq!(check(BOB, "bob").await, Access::Allowed);
-    assert_eq!(check(ERIN, "erin").await, Access::NotKnown, "no space read");
+    assert_eq!(check(ERIN, "erin").await, Access::Denied, "no space read");
     fake.grant_space("ENG", "erin", &["read"]);
     assert_eq!(check(ERIN, "erin").await, Access::Allowed, "a direct grant");
 
     fake.set_read_restrictions(ROOT, &["erin"], &["leads"]);
     assert_eq!(check(ERIN, "erin").await, Access::Allowed, "listed by name");
     assert_eq!(check(BOB, "bob").await, Access::Allowed, "through leads");
-    assert_eq!(check(CAROL, "carol").await, Access::NotKnown);
+    assert_eq!(check(CAROL, "carol").await, Access::Denied);
     fake.set_read_restrictions(PAGE, &["carol"], &[]);
     assert_eq!(
         check(CAROL, "carol").await,
-        Access::NotKnown,
+        Access::Denied,
         "listed on the page but not on the root"
     );
-    assert_eq!(check(BOB, "bob").await, Access::NotKnown, "not on the page");
+    assert_eq!(check(BOB, "bob").await, Access::Denied, "not on the page");
 
     // Ancestors that come back unexpanded are read one by one.
     fake.set_read_restrictions(PAGE, &[], &[]);
     fake.set_nested_ancestor_expansion(false);
     assert_eq!(check(BOB, "bob").await, Access::Allowed);
-    assert_eq!(check(CAROL, "carol").await, Access::NotKnown);
+    assert_eq!(check(CAROL, "carol").await, Access::Denied);
     fake.remove_content(PARENT);
     assert_eq!(check(BOB, "bob").await, Access::NotKnown, "cannot tell");
 
