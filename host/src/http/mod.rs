@@ -33,7 +33,13 @@ pub fn install(config: &crate::config::Config) -> anyhow::Result<&'static Outbou
         return Ok(o);
     }
     let outbound = Outbound {
-        trust: tls::Trust::load(&config.tls)?,
+        // A CA file the admin named that cannot be used stops the command;
+        // a machine without any trusted CA only cannot reach HTTPS (every
+        // refusal then says so), so commands that need none still work.
+        trust: match tls::Trust::load(&config.tls) {
+            Err(tls::TrustError::Empty(_)) => tls::Trust::load_or_refuse_all(&config.tls),
+            other => other?,
+        },
         proxy: proxy::ProxySetting::from_config(&config.network)?,
     };
     Ok(OUTBOUND.get_or_init(|| outbound))

@@ -228,7 +228,10 @@ pub async fn check_via(
         return Ok(());
     }
     let Some((config, recorder)) = super::current().trust.recording_config() else {
-        return Ok(());
+        return Err(
+            "this server trusts no certificate authority at all (the machine's trust store is empty or unreadable), so no HTTPS server can be reached: install Debian's ca-certificates, or name CA files in [tls] extra-ca-files"
+                .to_owned(),
+        );
     };
     let client = match super::client_builder_with_for(config, proxy)
         .timeout(Duration::from_secs(10))

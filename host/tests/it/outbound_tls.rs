@@ -203,3 +203,32 @@ fn events_are_enriched_and_posted_over_https_with_the_company_ca() {
     );
     assert!(wiki.handshakes() > 0 && slack_front.handshakes() > 0 && teams_front.handshakes() > 0);
 }
+
+/// A machine that trusts no CA at all (no ca-certificates): commands that
+/// need no HTTPS still work, and reaching an HTTPS server says why not.
+#[test]
+fn a_machine_without_any_trusted_ca_still_runs_and_says_why_https_fails() {
+    let ca = TestCa::new("Corp Root CA");
+    let confluence = FakeConfluence::start(ConfluenceAuth::Bearer(PAT.into()));
+    let front = TlsFront::start(&ca.issue(&["127.0.0.1"]), confluence.addr());
+    let side = Sidecar::new();
+    let empty = side.dir.path().join("empty-store.pem");
+    std::fs::write(&empty, "").unwrap();
+    side.connect_confluence("prod", &front.url());
+    let out = connection_test(&side, "prod", &[("SSL_CERT_FILE", &empty)]);
+    let text = said(&out);
+    assert!(!out.status.success(), "{text}");
+    assert!(
+        text.contains("trusts no certificate authority at all") && text.contains("ca-certificates"),
+        "{text}"
+    );
+    let mut list = Command::new(env!("CARGO_BIN_EXE_pagehook"));
+    list.arg("--config")
+        .arg(side.config())
+        .arg("connections")
+        .env("SSL_CERT_FILE", &empty)
+        .env_remove("SSL_CERT_DIR");
+    let out = list.output().unwrap();
+    assert!(out.status.success(), "{}", said(&out));
+    assert!(said(&out).contains("prod"), "{}", said(&out));
+}
