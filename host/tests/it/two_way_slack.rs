@@ -368,7 +368,7 @@ fn search_answers_each_person_with_only_what_they_may_view() {
         "{text}"
     );
     assert!(
-        text.to_lowercase().contains("email"),
+        text.contains("/confluence link"),
         "says how to link: {text}"
     );
 

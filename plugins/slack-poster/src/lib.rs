@@ -164,10 +164,12 @@ fn answer(command: &SlashCommand) -> SlackResponse {
         "search" if words.is_empty() => usage(command, Some("Say what to search for.")),
         "search" if !command.user.is_linked() => SlackResponse::ephemeral(
             command,
-            "I can't search Confluence for you yet: your Slack email does not match a \
-             Confluence account, so I can't tell which pages you may see. Link your Slack \
-             email to Confluence (use the same email in both, or ask your Confluence admin), \
-             then try again.",
+            mrkdwn!(
+                "I can't search Confluence for you yet: I don't know which Confluence account is \
+                 yours, so I can't tell which pages you may see. Type `{} link` to link your \
+                 Slack and Confluence accounts (you sign in to Confluence once), then try again.",
+                command.command.as_str()
+            ),
         ),
         "search" if command.results.is_empty() => SlackResponse::ephemeral(
             command,
@@ -218,7 +220,10 @@ fn usage(command: &SlashCommand, problem: Option<&str>) -> SlackResponse {
     text.push(mrkdwn!(
         "Usage: `{} search &lt;words&gt;` finds the Confluence pages you may view that match \
          your words (only you see the answer). Paste a link to a Confluence page in a channel \
-         and it gets a preview.",
+         and it gets a preview. `{} link` links your Slack and Confluence accounts; `{} unlink` \
+         undoes it.",
+        command.command.as_str(),
+        command.command.as_str(),
         command.command.as_str()
     ));
     SlackResponse::ephemeral(command, text)
@@ -800,7 +805,8 @@ mod tests {
             c.user.confluence = None;
         });
         assert!(
-            r.text.contains("Link your Slack email to Confluence"),
+            r.text
+                .contains("Type `/confluence link` to link your Slack and Confluence accounts"),
             "{}",
             r.text
         );
