@@ -37,7 +37,7 @@ pub fn install(config: &crate::config::Config) -> anyhow::Result<&'static Outbou
         // a machine without any trusted CA only cannot reach HTTPS (every
         // refusal then says so), so commands that need none still work.
         trust: match tls::Trust::load(&config.tls) {
-            Err(tls::TrustError::Empty(_)) => tls::Trust::load_or_refuse_all(&config.tls),
+            Err(tls::TrustError::Empty(why)) => tls::Trust::refusing_all(&why),
             other => other?,
         },
         proxy: proxy::ProxySetting::from_config(&config.network)?,

@@ -75,10 +75,13 @@ impl Trust {
     /// store cannot be read either, a trust that refuses every certificate
     /// (and says why in the log), so plain-HTTP targets still work.
     pub fn load_or_refuse_all(config: &TlsConfig) -> Trust {
-        Trust::load(config).unwrap_or_else(|e| {
-            tracing::error!("{e}");
-            Trust::from_roots(RootCertStore::empty(), 0, 0)
-        })
+        Trust::load(config).unwrap_or_else(|e| Trust::refusing_all(&e.to_string()))
+    }
+
+    /// A trust with no roots (every certificate is refused), logging `why`.
+    pub fn refusing_all(why: &str) -> Trust {
+        tracing::error!("no trusted certificate authorities: {why}");
+        Trust::from_roots(RootCertStore::empty(), 0, 0)
     }
 
     /// The machine's store plus `config.extra_ca_files`.
