@@ -474,7 +474,7 @@ fn notice(workspace: &str, action: Action, binding_id: i64, destination: &str) -
     NewDelivery {
         binding_id,
         plugin: "pagehook".into(),
-        lane: crate::dispatch::lane(&action, "", Some(workspace)),
+        lane: crate::destination::lane(&action, "", Some(workspace)),
         destination: destination.to_owned(),
         source: String::new(),
         connection: Some(workspace.to_owned()),

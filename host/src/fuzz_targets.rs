@@ -17,7 +17,7 @@ use sha2::Sha256;
 
 use crate::config::{Config, DeliveryConfig};
 use crate::destination::{Destination, first_allowing, slack_workspace, split_workspace};
-use crate::dispatch::lane;
+use crate::destination::lane;
 use crate::manifest::Manifest;
 use crate::model::{Action, Event, EventKind};
 use crate::runtime::Limits;

@@ -1,0 +1,139 @@
+//! Chat events: the event plugins see for a stored Slack request, with the
+//! Slack user resolved to a Confluence user (their self-link, else their
+//! email) and what that person may see. Never sends anything to Slack but
+//! `users.info`, and never decides for a plugin.
+
+use std::time::Duration;
+
+use crate::model::Event;
+use crate::source::chat::ChatIdentity;
+use crate::source::chat_confluence::chat_confluence;
+use crate::source::enrich::EnrichError;
+use crate::source::slack_events::ChatInbound;
+use crate::store::{ConnectionKind, ConnectionRecord, EventRecord};
+
+use super::{Dispatcher, Snapshot};
+
+impl Dispatcher {
+    /// The event plugins see for a stored Slack request: the chat part as
+    /// Slack sent it, resolved by the Confluence connection the Slack
+    /// connection uses ([`Enricher::resolve_chat`]) for the Confluence user
+    /// the Slack user linked themselves to, else the one their email (read
+    /// with `users.info`) matches. [`ChatNotReady`] when it cannot run now.
+    pub(super) async fn chat_event(
+        &self,
+        record: &EventRecord,
+        mut inbound: ChatInbound,
+        snapshot: &Snapshot,
+    ) -> Result<Event, ChatNotReady> {
+        let source = record.source.as_str();
+        let slack = snapshot
+            .connections
+            .iter()
+            .find(|c| c.name == source && c.kind == ConnectionKind::Slack)
+            .ok_or_else(|| {
+                ChatNotReady::wait(format!("Slack connection `{source}` no longer exists"))
+            })?;
+        let confluence = match chat_confluence(slack, &snapshot.connections) {
+            Ok(c) => c,
+            Err(why) if why.needs_admin() => return Err(ChatNotReady::Fail(why.to_string())),
+            Err(why) => return Err(ChatNotReady::wait(why.to_string())),
+        };
+        let enricher = self
+            .enricher(&confluence.name, &snapshot.connections)
+            .map_err(ChatNotReady::wait)?
+            .ok_or_else(|| {
+                ChatNotReady::wait(format!(
+                    "Confluence connection `{}` has no token to read pages with",
+                    confluence.name
+                ))
+            })?;
+        let link = self
+            .store
+            .user_link(source, &inbound.user_id)
+            .await
+            .map_err(|e| ChatNotReady::wait(format!("reading the Slack user's link: {e}")))?
+            // A link to another Confluence than the one this workspace uses
+            // now says nothing about who they are there.
+            .filter(|l| l.confluence_connection == confluence.name);
+        let email = match &link {
+            Some(_) => None,
+            None => self.slack_email(slack, &inbound.user_id).await?,
+        };
+        let who = match &link {
+            Some(link) => ChatIdentity::Linked(&link.confluence_user_key),
+            None => ChatIdentity::Email(email.as_deref()),
+        };
+        enricher
+            .resolve_chat(who, &mut inbound.chat)
+            .await
+            .map_err(|e| {
+                let retry_after = match &e {
+                    EnrichError::Transient { retry_after, .. } => *retry_after,
+                    EnrichError::Permanent(_) => None,
+                };
+                ChatNotReady::Wait {
+                    message: format!("reading what the Slack user may see in Confluence: {e}"),
+                    retry_after,
+                }
+            })?;
+        Ok(inbound.into_event(source, &record.key, true))
+    }
+
+    /// The email of Slack user `user` of connection `slack` (`users.info`,
+    /// cached); `None` when Slack shows none.
+    pub(super) async fn slack_email(
+        &self,
+        slack: &ConnectionRecord,
+        user: &str,
+    ) -> Result<Option<String>, ChatNotReady> {
+        let name = slack.name.as_str();
+        let token = slack
+            .secret
+            .as_ref()
+            .ok_or_else(|| format!("Slack connection `{name}` has no bot token"))
+            .and_then(|s| {
+                s.resolve()
+                    .map_err(|m| format!("the bot token of Slack connection `{name}`: {m}"))
+            })
+            .map_err(ChatNotReady::wait)?;
+        let http = self.http.get(slack.proxy.as_ref());
+        let client = crate::slack::SlackClient::new(&http, &slack.url, &token);
+        self.slack_emails
+            .email(name, &client, user)
+            .await
+            .map_err(|e| {
+                let retry_after = match &e {
+                    crate::slack::SlackError::RateLimited { retry_after, .. } => *retry_after,
+                    _ => None,
+                };
+                let hint = e.code().map_or("", crate::slack::auth::refusal_hint);
+                ChatNotReady::Wait {
+                    message: format!("reading the Slack user's email (users.info): {e}{hint}"),
+                    retry_after,
+                }
+            })
+    }
+}
+
+/// Why a chat event does not run now.
+pub(super) enum ChatNotReady {
+    /// It waits for a later round: something transient, or a Confluence
+    /// connection that is not made yet.
+    Wait {
+        message: String,
+        retry_after: Option<Duration>,
+    },
+    /// It fails with this reason: an admin must choose the Confluence
+    /// connection the Slack connection uses, and waiting would not do it.
+    Fail(String),
+}
+
+impl ChatNotReady {
+    pub(super) fn wait(message: String) -> ChatNotReady {
+        ChatNotReady::Wait {
+            message,
+            retry_after: None,
+        }
+    }
+}

@@ -1,0 +1,384 @@
+//! Dispatch: turn each stored event into outbox deliveries.
+//!
+//! For every pending event, oldest first: enrich it from its Confluence
+//! source, find the enabled bindings that want it, run each binding's plugin
+//! in the sandbox (in parallel, off the async threads), check every action
+//! against the two-party rule (declared in the manifest, granted at install,
+//! destination named by the binding) and write the accepted ones as
+//! deliveries, the verdicts as audit lines and failed calls as failures, in
+//! the one transaction that marks the event dispatched. A plugin failure is
+//! recorded and never blocks other bindings or events; enrichment that fails
+//! for now leaves the event pending with a growing delay. Nothing is lost on
+//! a crash: an event is pending until that transaction commits, and plugins
+//! are pure, so running them again gives the same actions.
+//!
+//! A stored Slack request (a shared link, a slash command) becomes a chat
+//! event instead: its Slack user is who they linked themselves to, else
+//! whoever their email (read with `users.info`) matches, and the Confluence
+//! connection the Slack connection uses
+//! ([`crate::source::chat_confluence`]) resolves what that person may see
+//! ([`Enricher::resolve_chat`]); failures defer it the same way, and a
+//! Slack connection whose Confluence an admin must choose fails it with
+//! that reason instead of waiting.
+//!
+//! The loop and the round are here; [`run`] runs one event's bindings,
+//! [`chat`] resolves a chat event's person, [`judge`] holds the two-party
+//! rule (pure, shared with the console's preview). Lanes are named beside
+//! the destinations ([`crate::destination::lane`]).
+
+mod chat;
+mod judge;
+mod run;
+
+pub use judge::judge;
+pub use run::load_pinned;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::{Notify, watch};
+
+use crate::config::Config;
+use crate::heartbeat::Heartbeat;
+use crate::metrics::Metrics;
+use crate::model::Event;
+use crate::runtime::{LoadedPlugin, Runtime};
+use crate::source::enrich::{EnrichError, Enricher, from_webhook_only};
+use crate::source::slack_events;
+use crate::source::webhook::{self, Payload};
+use crate::store::{
+    Binding, BreakerPolicy, Claim, ConnectionKind, ConnectionRecord, Dispatched, EventRecord,
+    EventStatus, PluginRecord, Store, now_ms,
+};
+
+use chat::ChatNotReady;
+
+/// Events taken from the store per round.
+const BATCH: usize = 64;
+/// Least time from the start of one round to the start of the next unless
+/// the last one was full: an event waits at most this long for its round.
+const PACE: Duration = Duration::from_millis(5);
+/// Events enriched and run at the same time.
+const CONCURRENCY: usize = 8;
+/// Longest wait between retries of an event whose source could not be read.
+const MAX_RETRY: Duration = Duration::from_secs(300);
+
+/// What a round reads once for all its events: bindings, installed plugins
+/// and connections as they stood when the round began, so a burst of events
+/// costs one read of them instead of one per event.
+struct Snapshot {
+    bindings: Vec<Binding>,
+    plugins: HashMap<String, PluginRecord>,
+    connections: Vec<ConnectionRecord>,
+}
+
+impl Snapshot {
+    /// The names of the Slack connections (workspaces).
+    fn slack_workspaces(&self) -> Vec<&str> {
+        self.connections
+            .iter()
+            .filter(|c| c.kind == ConnectionKind::Slack)
+            .map(|c| c.name.as_str())
+            .collect()
+    }
+}
+
+/// Runs plugins over stored events; one per process, any number of
+/// processes per shared store (each round claims its events).
+pub struct Dispatcher {
+    store: Arc<Store>,
+    replica: String,
+    runtime: Arc<Runtime>,
+    metrics: Arc<Metrics>,
+    config: Config,
+    plugins: Mutex<HashMap<String, LoadedPlugin>>,
+    outbox: Arc<Notify>,
+    sources: Mutex<HashMap<String, (ConnectionRecord, Arc<Enricher>)>>,
+    /// For Slack's Web API (`users.info` for chat events), one client per
+    /// proxy a Slack connection names.
+    http: Arc<crate::http::clients::ClientsByProxy>,
+    /// Slack users' emails, cached.
+    slack_emails: Arc<crate::slack::users::UserEmails>,
+    /// Linked people's emails, for `event.people` (see [`crate::self_link::emails`]).
+    linked_emails: Arc<crate::self_link::emails::SlackLinkedEmails>,
+}
+
+impl Dispatcher {
+    /// A dispatcher over `store`, loading plugins with `runtime`; `outbox`
+    /// is notified whenever deliveries were written.
+    pub fn new(
+        store: Arc<Store>,
+        runtime: Arc<Runtime>,
+        metrics: Arc<Metrics>,
+        config: Config,
+        outbox: Arc<Notify>,
+    ) -> Dispatcher {
+        let timeout = config.enrichment_timeout();
+        let http = Arc::new(crate::http::clients::ClientsByProxy::new(move |b| {
+            b.timeout(timeout)
+        }));
+        let slack_emails = Arc::new(crate::slack::users::UserEmails::new(Duration::from_secs(
+            config.enrichment.cache_ttl_secs,
+        )));
+        let linked_emails = Arc::new(crate::self_link::emails::SlackLinkedEmails::new(
+            store.clone(),
+            http.clone(),
+            slack_emails.clone(),
+        ));
+        Dispatcher {
+            store,
+            replica: crate::store::claims::replica_name(),
+            runtime,
+            metrics,
+            outbox,
+            plugins: Mutex::new(HashMap::new()),
+            sources: Mutex::new(HashMap::new()),
+            http,
+            slack_emails,
+            linked_emails,
+            config,
+        }
+    }
+
+    /// Dispatches until `shutdown` turns true: whenever `wake` is notified
+    /// (a new event was stored), and at least once a second for deferred ones.
+    pub async fn run(self: Arc<Self>, wake: Arc<Notify>, mut shutdown: watch::Receiver<bool>) {
+        loop {
+            if *shutdown.borrow() {
+                return;
+            }
+            let started = tokio::time::Instant::now();
+            match self.round().await {
+                Ok(n) if n == BATCH => continue,
+                Ok(_) => {}
+                Err(e) => tracing::error!(error = %e, "dispatch round failed"),
+            }
+            tokio::select! {
+                _ = wake.notified() => {}
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                _ = shutdown.changed() => {}
+            }
+            // Under a stream of webhooks every commit wakes us: gather what
+            // arrives for a moment so rounds are few and full rather than one
+            // per commit, each paying its reads and its own commit.
+            tokio::time::sleep_until(started + PACE).await;
+        }
+    }
+
+    /// Dispatches the events that are due now; returns how many it took.
+    ///
+    /// The batch is enriched and run concurrently (at most [`CONCURRENCY`]
+    /// events at a time, so Confluence is not flooded), and everything it
+    /// decided is committed in one transaction, in event order, so a burst
+    /// costs one commit rather than one per event.
+    pub async fn round(&self) -> anyhow::Result<usize> {
+        let claim = Claim::new(&self.replica, self.config.store.lease_ms as i64);
+        let taken_at = tokio::time::Instant::now();
+        let due = self.store.claim_events(&claim, BATCH).await?;
+        if due.is_empty() {
+            return Ok(0);
+        }
+        let heartbeat = Heartbeat::start((*self.store).clone(), claim.clone(), taken_at);
+        let result = self.run_claimed(&claim, due).await;
+        drop(heartbeat);
+        if result.is_err() {
+            // Let the events go now rather than at the end of the lease.
+            let _ = self.store.release(&claim).await;
+        }
+        result
+    }
+
+    /// Runs a round's claimed events and writes what they came to.
+    async fn run_claimed(&self, claim: &Claim, due: Vec<EventRecord>) -> anyhow::Result<usize> {
+        let snapshot = Snapshot {
+            bindings: self.store.bindings(None).await?,
+            plugins: self
+                .store
+                .plugins()
+                .await?
+                .into_iter()
+                .map(|p| (p.name.clone(), p))
+                .collect(),
+            connections: self.store.connections().await?,
+        };
+        let n = due.len();
+        let limit = tokio::sync::Semaphore::new(CONCURRENCY);
+        let snapshot = &snapshot;
+        let results = futures::future::join_all(due.into_iter().map(|record| async {
+            let _permit = limit.acquire().await;
+            let span = tracing::info_span!("dispatch", event = record.id);
+            tracing::Instrument::instrument(self.dispatch(record, snapshot, claim), span).await
+        }))
+        .await;
+        let mut done = Vec::with_capacity(n);
+        for result in results {
+            if let Some(d) = result? {
+                done.push(d);
+            }
+        }
+        if done.is_empty() {
+            return Ok(n);
+        }
+        let policy = BreakerPolicy {
+            threshold: self.config.dispatch.breaker_threshold.max(1),
+            cooldown_ms: self.config.dispatch.breaker_cooldown_secs as i64 * 1000,
+        };
+        let wrote = done.iter().any(|d| !d.deliveries.is_empty());
+        let count = done.len();
+        let written = self.store.finish_dispatch(claim, &done, policy).await?;
+        if written < count {
+            tracing::warn!(
+                lost = count - written,
+                "events were taken over by another replica before this one finished them; their results were not written"
+            );
+        }
+        for _ in 0..written {
+            self.metrics.dispatched();
+        }
+        if wrote {
+            self.outbox.notify_one();
+        }
+        Ok(n)
+    }
+
+    /// Enriches one event and runs its bindings; `None` when it was
+    /// deferred or closed instead.
+    async fn dispatch(
+        &self,
+        record: EventRecord,
+        snapshot: &Snapshot,
+        claim: &Claim,
+    ) -> anyhow::Result<Option<Dispatched>> {
+        if let Some(inbound) = slack_events::from_stored(&record.payload) {
+            let inbound = match inbound {
+                Ok(inbound) => inbound,
+                Err(e) => {
+                    let msg = format!("stored Slack payload does not parse: {e}");
+                    self.store
+                        .close_event(claim, record.id, EventStatus::Failed, Some(&msg))
+                        .await?;
+                    return Ok(None);
+                }
+            };
+            return match self.chat_event(&record, inbound, snapshot).await {
+                Ok(event) => self.run_or_defer(claim, &record, event, snapshot).await,
+                Err(ChatNotReady::Wait {
+                    message,
+                    retry_after,
+                }) => {
+                    self.defer(claim, &record, &message, retry_after).await?;
+                    Ok(None)
+                }
+                Err(ChatNotReady::Fail(message)) => {
+                    tracing::warn!(event = record.id, "{message}");
+                    self.store
+                        .close_event(claim, record.id, EventStatus::Failed, Some(&message))
+                        .await?;
+                    Ok(None)
+                }
+            };
+        }
+        let hook = match webhook::from_value(&record.payload) {
+            Ok(Payload::Event(hook)) => hook,
+            Ok(Payload::Test) => {
+                self.store
+                    .close_event(
+                        claim,
+                        record.id,
+                        EventStatus::Ignored,
+                        Some("test connection"),
+                    )
+                    .await?;
+                return Ok(None);
+            }
+            Err(e) => {
+                let msg = format!("stored payload does not parse: {e}");
+                self.store
+                    .close_event(claim, record.id, EventStatus::Failed, Some(&msg))
+                    .await?;
+                return Ok(None);
+            }
+        };
+        let event = match self.enricher(&record.source, &snapshot.connections) {
+            Err(message) => {
+                // The source was removed or misconfigured after the event was
+                // accepted: keep the event until an admin fixes it.
+                self.defer(claim, &record, &message, None).await?;
+                return Ok(None);
+            }
+            Ok(None) => from_webhook_only(&record.source, &record.key, &hook),
+            Ok(Some(enricher)) => match enricher.enrich(&record.key, &hook).await {
+                Ok(event) => event,
+                Err(e) => {
+                    let retry_after = match &e {
+                        EnrichError::Transient { retry_after, .. } => *retry_after,
+                        EnrichError::Permanent(_) => None,
+                    };
+                    self.defer(
+                        claim,
+                        &record,
+                        &format!("reading the event from Confluence: {e}"),
+                        retry_after,
+                    )
+                    .await?;
+                    return Ok(None);
+                }
+            },
+        };
+        self.run_or_defer(claim, &record, event, snapshot).await
+    }
+
+    /// Runs the bindings on `event`, or leaves it pending when one of them
+    /// needs something Confluence cannot give right now (a template).
+    async fn run_or_defer(
+        &self,
+        claim: &Claim,
+        record: &EventRecord,
+        event: Event,
+        snapshot: &Snapshot,
+    ) -> anyhow::Result<Option<Dispatched>> {
+        match self.run_bindings(record.id, event, snapshot).await? {
+            Ok(dispatched) => Ok(Some(dispatched)),
+            Err(Wait {
+                message,
+                retry_after,
+            }) => {
+                self.defer(claim, record, &message, retry_after).await?;
+                Ok(None)
+            }
+        }
+    }
+
+    /// Leaves an event pending for a later round: after Confluence's
+    /// `Retry-After` if it gave one, else with a doubling delay.
+    async fn defer(
+        &self,
+        claim: &Claim,
+        record: &EventRecord,
+        message: &str,
+        retry_after: Option<Duration>,
+    ) -> anyhow::Result<()> {
+        let first = Duration::from_secs(self.config.dispatch.retry_secs.max(1));
+        let backoff = first
+            .saturating_mul(1 << record.attempts.min(16))
+            .min(MAX_RETRY);
+        let wait = retry_after.map_or(backoff, |r| r.max(first));
+        tracing::warn!(event = record.id, retry_in = ?wait, "{message}");
+        self.store
+            .defer_event(
+                claim,
+                record.id,
+                message,
+                now_ms() + wait.as_millis() as i64,
+            )
+            .await?;
+        Ok(())
+    }
+}
+
+/// Why an event waits for a later round instead of running now.
+pub(super) struct Wait {
+    message: String,
+    retry_after: Option<Duration>,
+}
