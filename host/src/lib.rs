@@ -14,6 +14,7 @@ pub mod clock;
 pub mod config;
 pub mod deliver;
 pub mod destination;
+pub mod digest;
 pub mod dispatch;
 pub mod doctor;
 #[doc(hidden)]

@@ -21,6 +21,7 @@ pub mod changes;
 pub mod claims;
 mod connections;
 mod delivery;
+mod digests;
 mod events;
 pub mod ingest;
 mod outbox;
@@ -40,6 +41,7 @@ pub use bindings::{Binding, NewBinding, Scope};
 pub use changes::{ChangeQuery, ChangeRecord, NewChange};
 pub use claims::{Claim, DeliveryRound, RateKeys, RatePolicy, SendSlot};
 pub use connections::{ConnectionKind, ConnectionRecord, TokenExpiry, redacted_url};
+pub use digests::{ClaimedHeld, DigestSettings, HeldEvent, NewHeld, Released};
 pub use delivery::{AttemptRecord, AttemptResult, Claimed, HealthChange, Outcome, SlackThread};
 pub use events::{EventCount, EventRecord, EventStatus, NewEvent};
 pub use outbox::{
@@ -102,7 +104,9 @@ pub const COPIED_TABLES: &[&str] = &[
     "connections",
     "plugins",
     "bindings",
+    "binding_digests",
     "events",
+    "held_events",
     "deliveries",
     "attempts",
     "audit",

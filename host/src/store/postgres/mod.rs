@@ -30,6 +30,7 @@ mod changes;
 mod claims;
 mod connections;
 mod delivery;
+mod digests;
 mod events;
 pub mod ingest;
 mod listen;
@@ -63,6 +64,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("schema_4.sql"),
     include_str!("schema_5.sql"),
     include_str!("schema_6.sql"),
+    include_str!("schema_7.sql"),
 ];
 
 /// The advisory lock migrations run under, so that replicas starting
@@ -110,6 +112,7 @@ pub(super) const DB_NOW: &str = "(extract(epoch from clock_timestamp()) * 1000):
 const ID_TABLES: &[&str] = &[
     "bindings",
     "events",
+    "held_events",
     "deliveries",
     "attempts",
     "audit",

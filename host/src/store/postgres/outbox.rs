@@ -15,7 +15,7 @@ use super::{ASYNC_COMMIT, PgResult, PgStore, count, sql_limit};
 use crate::store::search::{DeliveryQuery, Dialect};
 use crate::store::{
     AuditRecord, BreakerPolicy, Claim, DeliveryRecord, DeliveryStatus, Dispatched, FailureRecord,
-    NewDelivery, PluginCall, StoreError, StoreResult, from_json, json, now_ms,
+    NewDelivery, NewHeld, PluginCall, StoreError, StoreResult, from_json, json, now_ms,
 };
 
 /// Inserts deliveries from arrays, keeping their order in the ids (a lane
@@ -227,6 +227,19 @@ impl PgStore {
         batch: &[Dispatched],
         breaker: BreakerPolicy,
     ) -> StoreResult<usize> {
+        self.finish_dispatch_holding(claim, batch, &[], breaker)
+            .await
+    }
+
+    /// [`Self::finish_dispatch`], holding `held` for their bindings in the
+    /// same transaction (each only if its event was still the claim's).
+    pub async fn finish_dispatch_holding(
+        &self,
+        claim: &Claim,
+        batch: &[Dispatched],
+        held: &[NewHeld],
+        breaker: BreakerPolicy,
+    ) -> StoreResult<usize> {
         if batch.is_empty() {
             return Ok(0);
         }
@@ -246,109 +259,27 @@ impl PgStore {
                      RETURNING events.id",
                 )
                 .await?;
-            let held: HashSet<i64> = tx
+            let still_ours: HashSet<i64> = tx
                 .query(&mark, &[&ids, &events, &now, &claim.token])
                 .await?
                 .iter()
                 .map(|r| r.try_get(0))
                 .collect::<Result<_, _>>()?;
             let written: Vec<&Dispatched> =
-                batch.iter().filter(|d| held.contains(&d.event_id)).collect();
+                batch.iter().filter(|d| still_ours.contains(&d.event_id)).collect();
             if written.is_empty() {
                 tx.commit().await?;
                 return Ok(0);
             }
 
-            let mut deliveries = DeliveryArrays::default();
-            for d in &written {
-                for del in &d.deliveries {
-                    deliveries.push(d.event_id, del);
-                }
-            }
-            if !deliveries.event_id.is_empty() {
-                deliveries.insert(&tx, now).await?;
-            }
-
-            let audit: Vec<(i64, &AuditRecord)> = written
-                .iter()
-                .flat_map(|d| d.audit.iter().map(|a| (d.event_id, a)))
-                .collect();
-            if !audit.is_empty() {
-                let stmt = tx
-                    .prepare_cached(
-                        "INSERT INTO audit (at, event_id, binding_id, plugin, sha256, kind, destination, verdict, reason)
-                         SELECT $1, event_id, binding_id, plugin, sha256, kind, destination, verdict, reason
-                         FROM unnest($2::bigint[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[])
-                           WITH ORDINALITY AS u(event_id, binding_id, plugin, sha256, kind, destination, verdict, reason, ord)
-                         ORDER BY ord",
-                    )
-                    .await?;
-                let col = |f: fn(&AuditRecord) -> &str| audit.iter().map(|(_, a)| f(a)).collect::<Vec<&str>>();
-                tx.execute(
-                    &stmt,
-                    &[
-                        &now,
-                        &audit.iter().map(|(e, _)| *e).collect::<Vec<i64>>(),
-                        &audit.iter().map(|(_, a)| a.binding_id).collect::<Vec<i64>>(),
-                        &col(|a| &a.plugin),
-                        &col(|a| &a.sha256),
-                        &col(|a| &a.kind),
-                        &col(|a| &a.destination),
-                        &col(|a| &a.verdict),
-                        &audit.iter().map(|(_, a)| a.reason.as_deref()).collect::<Vec<Option<&str>>>(),
-                    ],
-                )
-                .await?;
-            }
-
-            let failures: Vec<(i64, &FailureRecord)> = written
-                .iter()
-                .flat_map(|d| d.failures.iter().map(|f| (d.event_id, f)))
-                .collect();
-            if !failures.is_empty() {
-                let stmt = tx
-                    .prepare_cached(
-                        "INSERT INTO failures (at, event_id, binding_id, plugin, code, message, log)
-                         SELECT $1, event_id, binding_id, plugin, code, message, log
-                         FROM unnest($2::bigint[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[])
-                           WITH ORDINALITY AS u(event_id, binding_id, plugin, code, message, log, ord)
-                         ORDER BY ord",
-                    )
-                    .await?;
-                let col = |f: fn(&FailureRecord) -> &str| failures.iter().map(|(_, x)| f(x)).collect::<Vec<&str>>();
-                tx.execute(
-                    &stmt,
-                    &[
-                        &now,
-                        &failures.iter().map(|(e, _)| *e).collect::<Vec<i64>>(),
-                        &failures.iter().map(|(_, f)| f.binding_id).collect::<Vec<i64>>(),
-                        &col(|f| &f.plugin),
-                        &col(|f| &f.code),
-                        &col(|f| &f.message),
-                        &col(|f| &f.log),
-                    ],
-                )
-                .await?;
-            }
-
-            let steps = breaker_steps(written.iter().flat_map(|d| d.calls.iter()));
-            if !steps.is_empty() {
-                let stmt = tx.prepare_cached(APPLY_BREAKERS).await?;
-                tx.execute(
-                    &stmt,
-                    &[
-                        &steps.iter().map(|s| s.plugin.as_str()).collect::<Vec<_>>(),
-                        &steps.iter().map(|s| s.reset).collect::<Vec<_>>(),
-                        &steps.iter().map(|s| s.failed).collect::<Vec<_>>(),
-                        &steps.iter().map(|s| s.error.as_deref()).collect::<Vec<_>>(),
-                        &i64::from(breaker.threshold),
-                        &(now + breaker.cooldown_ms),
-                    ],
-                )
-                .await?;
-            }
-
-            if !deliveries.event_id.is_empty() {
+            let notify = write_results(&tx, &written, now, breaker).await?;
+            super::digests::hold(
+                &tx,
+                held.iter().filter(|h| still_ours.contains(&h.event_id)),
+                now,
+            )
+            .await?;
+            if notify {
                 tx.execute("SELECT pg_notify('pagehook_deliveries', '')", &[])
                     .await?;
             }
@@ -477,6 +408,120 @@ impl PgStore {
         })
         .await
     }
+}
+
+/// Writes what dispatch (or a digest's release) decided for some events:
+/// their deliveries, the audit line of every action, failed calls, and what
+/// the calls do to their plugins' breakers. Returns whether it wrote a
+/// delivery (the caller wakes the senders after its commit).
+pub(super) async fn write_results(
+    tx: &deadpool_postgres::Transaction<'_>,
+    written: &[&Dispatched],
+    now: i64,
+    breaker: BreakerPolicy,
+) -> PgResult<bool> {
+    let mut deliveries = DeliveryArrays::default();
+    for d in written {
+        for del in &d.deliveries {
+            deliveries.push(d.event_id, del);
+        }
+    }
+    if !deliveries.event_id.is_empty() {
+        deliveries.insert(tx, now).await?;
+    }
+
+    let audit: Vec<(i64, &AuditRecord)> = written
+        .iter()
+        .flat_map(|d| d.audit.iter().map(|a| (d.event_id, a)))
+        .collect();
+    if !audit.is_empty() {
+        let stmt = tx
+            .prepare_cached(
+                "INSERT INTO audit (at, event_id, binding_id, plugin, sha256, kind, destination, verdict, reason)
+                 SELECT $1, event_id, binding_id, plugin, sha256, kind, destination, verdict, reason
+                 FROM unnest($2::bigint[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[])
+                   WITH ORDINALITY AS u(event_id, binding_id, plugin, sha256, kind, destination, verdict, reason, ord)
+                 ORDER BY ord",
+            )
+            .await?;
+        let col =
+            |f: fn(&AuditRecord) -> &str| audit.iter().map(|(_, a)| f(a)).collect::<Vec<&str>>();
+        tx.execute(
+            &stmt,
+            &[
+                &now,
+                &audit.iter().map(|(e, _)| *e).collect::<Vec<i64>>(),
+                &audit
+                    .iter()
+                    .map(|(_, a)| a.binding_id)
+                    .collect::<Vec<i64>>(),
+                &col(|a| &a.plugin),
+                &col(|a| &a.sha256),
+                &col(|a| &a.kind),
+                &col(|a| &a.destination),
+                &col(|a| &a.verdict),
+                &audit
+                    .iter()
+                    .map(|(_, a)| a.reason.as_deref())
+                    .collect::<Vec<Option<&str>>>(),
+            ],
+        )
+        .await?;
+    }
+
+    let failures: Vec<(i64, &FailureRecord)> = written
+        .iter()
+        .flat_map(|d| d.failures.iter().map(|f| (d.event_id, f)))
+        .collect();
+    if !failures.is_empty() {
+        let stmt = tx
+            .prepare_cached(
+                "INSERT INTO failures (at, event_id, binding_id, plugin, code, message, log)
+                 SELECT $1, event_id, binding_id, plugin, code, message, log
+                 FROM unnest($2::bigint[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[])
+                   WITH ORDINALITY AS u(event_id, binding_id, plugin, code, message, log, ord)
+                 ORDER BY ord",
+            )
+            .await?;
+        let col = |f: fn(&FailureRecord) -> &str| {
+            failures.iter().map(|(_, x)| f(x)).collect::<Vec<&str>>()
+        };
+        tx.execute(
+            &stmt,
+            &[
+                &now,
+                &failures.iter().map(|(e, _)| *e).collect::<Vec<i64>>(),
+                &failures
+                    .iter()
+                    .map(|(_, f)| f.binding_id)
+                    .collect::<Vec<i64>>(),
+                &col(|f| &f.plugin),
+                &col(|f| &f.code),
+                &col(|f| &f.message),
+                &col(|f| &f.log),
+            ],
+        )
+        .await?;
+    }
+
+    let steps = breaker_steps(written.iter().flat_map(|d| d.calls.iter()));
+    if !steps.is_empty() {
+        let stmt = tx.prepare_cached(APPLY_BREAKERS).await?;
+        tx.execute(
+            &stmt,
+            &[
+                &steps.iter().map(|s| s.plugin.as_str()).collect::<Vec<_>>(),
+                &steps.iter().map(|s| s.reset).collect::<Vec<_>>(),
+                &steps.iter().map(|s| s.failed).collect::<Vec<_>>(),
+                &steps.iter().map(|s| s.error.as_deref()).collect::<Vec<_>>(),
+                &i64::from(breaker.threshold),
+                &(now + breaker.cooldown_ms),
+            ],
+        )
+        .await?;
+    }
+
+    Ok(!deliveries.event_id.is_empty())
 }
 
 #[cfg(test)]

@@ -18,6 +18,7 @@ mod changes;
 mod claims;
 mod connections;
 mod delivery;
+mod digests;
 mod events;
 pub mod ingest;
 mod outbox;
@@ -45,6 +46,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("schema_9.sql"),
     include_str!("schema_10.sql"),
     include_str!("schema_11.sql"),
+    include_str!("schema_12.sql"),
 ];
 
 /// A handle on one SQLite file; cheap to clone.

@@ -5,7 +5,7 @@ use crate::model::Action;
 use crate::store::search::{DeliveryQuery, Dialect};
 use crate::store::{
     AuditRecord, BreakerPolicy, Claim, DeliveryRecord, DeliveryStatus, Dispatched, FailureRecord,
-    NewDelivery, StoreError, StoreResult, from_json, json, now_ms,
+    NewDelivery, NewHeld, StoreError, StoreResult, from_json, json, now_ms,
 };
 
 impl SqliteStore {
@@ -62,6 +62,18 @@ impl SqliteStore {
         batch: &[Dispatched],
         breaker: BreakerPolicy,
     ) -> StoreResult<usize> {
+        self.finish_dispatch_holding(claim, batch, &[], breaker)
+    }
+
+    /// [`Self::finish_dispatch`], holding `held` for their bindings in the
+    /// same transaction (each only if its event was still the claim's).
+    pub fn finish_dispatch_holding(
+        &self,
+        claim: &Claim,
+        batch: &[Dispatched],
+        held: &[NewHeld],
+        breaker: BreakerPolicy,
+    ) -> StoreResult<usize> {
         self.with_unsynced(|conn| {
             let tx = conn.transaction()?;
             let now = now_ms();
@@ -69,67 +81,18 @@ impl SqliteStore {
             for d in batch {
                 // Only an event still held by this claim: a claim that ran
                 // past its lease has lost it to another round.
-                let held = tx
+                let still_ours = tx
                     .prepare_cached(
                         "UPDATE events SET status = 'dispatched', event = ?2, error = NULL, attempts = attempts + 1, dispatched_at = ?3, claim_token = NULL, claim_until = NULL
                          WHERE id = ?1 AND claim_token = ?4 AND status = 'pending'",
                     )?
                     .execute(params![d.event_id, json(&d.event), now, claim.token])?;
-                if held == 0 {
+                if still_ours == 0 {
                     continue;
                 }
                 written += 1;
-                let mut ins = tx.prepare_cached(
-                    "INSERT INTO deliveries (event_id, binding_id, plugin, kind, destination, action, dry_run, created_at, lane, source, connection)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-                )?;
-                for del in &d.deliveries {
-                    ins.execute(params![
-                        d.event_id,
-                        del.binding_id,
-                        del.plugin,
-                        del.action.kind(),
-                        del.destination,
-                        json(&del.action),
-                        del.dry_run,
-                        now,
-                        del.lane,
-                        del.source,
-                        del.connection
-                    ])?;
-                }
-                let mut audit = tx.prepare_cached(
-                    "INSERT INTO audit (at, event_id, binding_id, plugin, sha256, kind, destination, verdict, reason)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-                )?;
-                for a in &d.audit {
-                    audit.execute(params![
-                        now, d.event_id, a.binding_id, a.plugin, a.sha256, a.kind, a.destination, a.verdict, a.reason
-                    ])?;
-                }
-                let mut fail = tx.prepare_cached(
-                    "INSERT INTO failures (at, event_id, binding_id, plugin, code, message, log)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                )?;
-                for f in &d.failures {
-                    fail.execute(params![now, d.event_id, f.binding_id, f.plugin, f.code, f.message, f.log])?;
-                }
-                let mut ok = tx.prepare_cached(
-                    "UPDATE plugins SET failures = 0, breaker_until = NULL, breaker_error = NULL WHERE name = ?1",
-                )?;
-                let mut bad = tx.prepare_cached(
-                    "UPDATE plugins SET failures = failures + 1,
-                       breaker_until = CASE WHEN failures + 1 >= ?2 THEN ?3 ELSE breaker_until END,
-                       breaker_error = CASE WHEN failures + 1 >= ?2 THEN ?4 ELSE breaker_error END
-                     WHERE name = ?1",
-                )?;
-                for call in &d.calls {
-                    if call.succeeded {
-                        ok.execute([&call.plugin])?;
-                    } else {
-                        bad.execute(params![call.plugin, breaker.threshold, now + breaker.cooldown_ms, call.error])?;
-                    }
-                }
+                write_results(&tx, d, now, breaker)?;
+                super::digests::hold(&tx, held.iter().filter(|h| h.event_id == d.event_id), now)?;
             }
             tx.commit()?;
             Ok(written)
@@ -278,4 +241,88 @@ impl SqliteStore {
             .collect()
         })
     }
+}
+
+/// Writes what dispatch (or a digest's release) decided for one event: its
+/// deliveries, the audit line of every action, failed calls, and what the
+/// calls do to their plugins' breakers.
+pub(super) fn write_results(
+    tx: &rusqlite::Transaction<'_>,
+    d: &Dispatched,
+    now: i64,
+    breaker: BreakerPolicy,
+) -> rusqlite::Result<()> {
+    let mut ins = tx.prepare_cached(
+        "INSERT INTO deliveries (event_id, binding_id, plugin, kind, destination, action, dry_run, created_at, lane, source, connection)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+    )?;
+    for del in &d.deliveries {
+        ins.execute(params![
+            d.event_id,
+            del.binding_id,
+            del.plugin,
+            del.action.kind(),
+            del.destination,
+            json(&del.action),
+            del.dry_run,
+            now,
+            del.lane,
+            del.source,
+            del.connection
+        ])?;
+    }
+    let mut audit = tx.prepare_cached(
+        "INSERT INTO audit (at, event_id, binding_id, plugin, sha256, kind, destination, verdict, reason)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+    )?;
+    for a in &d.audit {
+        audit.execute(params![
+            now,
+            d.event_id,
+            a.binding_id,
+            a.plugin,
+            a.sha256,
+            a.kind,
+            a.destination,
+            a.verdict,
+            a.reason
+        ])?;
+    }
+    let mut fail = tx.prepare_cached(
+        "INSERT INTO failures (at, event_id, binding_id, plugin, code, message, log)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?;
+    for f in &d.failures {
+        fail.execute(params![
+            now,
+            d.event_id,
+            f.binding_id,
+            f.plugin,
+            f.code,
+            f.message,
+            f.log
+        ])?;
+    }
+    let mut ok = tx.prepare_cached(
+        "UPDATE plugins SET failures = 0, breaker_until = NULL, breaker_error = NULL WHERE name = ?1",
+    )?;
+    let mut bad = tx.prepare_cached(
+        "UPDATE plugins SET failures = failures + 1,
+           breaker_until = CASE WHEN failures + 1 >= ?2 THEN ?3 ELSE breaker_until END,
+           breaker_error = CASE WHEN failures + 1 >= ?2 THEN ?4 ELSE breaker_error END
+         WHERE name = ?1",
+    )?;
+    for call in &d.calls {
+        if call.succeeded {
+            ok.execute([&call.plugin])?;
+        } else {
+            bad.execute(params![
+                call.plugin,
+                breaker.threshold,
+                now + breaker.cooldown_ms,
+                call.error
+            ])?;
+        }
+    }
+    Ok(())
 }

@@ -1,0 +1,319 @@
+//! Digests on PostgreSQL: binding digest settings and held events (see
+//! [`crate::store::digests`]). Replicas release held events under claims
+//! (a token and a lease on the database's clock, rows taken with `SKIP
+//! LOCKED`), so one held event is released by one replica, once; this
+//! module must never release a row whose claim token is not the caller's.
+
+use tokio_postgres::Row;
+
+use super::outbox::write_results;
+use super::{DB_NOW, PgResult, PgStore};
+use crate::store::{
+    BreakerPolicy, Claim, ClaimedHeld, DigestSettings, Dispatched, HeldEvent, NewHeld, Released,
+    StoreError, StoreResult, from_json, now_ms,
+};
+
+const HELD_COLUMNS: &str =
+    "id, binding_id, event_id, space_key, page_update, held_at, released_at, released_with";
+
+fn held(row: &Row) -> PgResult<HeldEvent> {
+    Ok(HeldEvent {
+        id: row.try_get("id")?,
+        binding_id: row.try_get("binding_id")?,
+        event_id: row.try_get("event_id")?,
+        space_key: row.try_get("space_key")?,
+        page_update: row
+            .try_get::<_, Option<i64>>("page_update")?
+            .map(|p| p as u64),
+        held_at: row.try_get("held_at")?,
+        released_at: row.try_get("released_at")?,
+        released_with: row.try_get("released_with")?,
+    })
+}
+
+fn setting(value: i64) -> u32 {
+    value.clamp(0, i64::from(u32::MAX)) as u32
+}
+
+/// Holds events for their bindings inside a dispatch transaction.
+pub(super) async fn hold<'a>(
+    tx: &deadpool_postgres::Transaction<'_>,
+    held: impl Iterator<Item = &'a NewHeld>,
+    now: i64,
+) -> PgResult<()> {
+    let held: Vec<&NewHeld> = held.collect();
+    if held.is_empty() {
+        return Ok(());
+    }
+    let stmt = tx
+        .prepare_cached(
+            "INSERT INTO held_events (binding_id, event_id, space_key, page_update, held_at)
+             SELECT binding_id, event_id, space_key, page_update, $5
+             FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::bigint[])
+               WITH ORDINALITY AS u(binding_id, event_id, space_key, page_update, ord)
+             ORDER BY ord
+             ON CONFLICT (binding_id, event_id) DO NOTHING",
+        )
+        .await?;
+    tx.execute(
+        &stmt,
+        &[
+            &held.iter().map(|h| h.binding_id).collect::<Vec<i64>>(),
+            &held.iter().map(|h| h.event_id).collect::<Vec<i64>>(),
+            &held
+                .iter()
+                .map(|h| h.space_key.as_str())
+                .collect::<Vec<&str>>(),
+            &held
+                .iter()
+                .map(|h| h.page_update.map(|p| p as i64))
+                .collect::<Vec<Option<i64>>>(),
+            &now,
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+impl PgStore {
+    /// See `Store::digest_settings`.
+    pub async fn digest_settings(&self) -> StoreResult<Vec<(i64, DigestSettings)>> {
+        self.run(async {
+            let client = self.client().await?;
+            let rows = client
+                .query(
+                    "SELECT binding_id, enabled, threshold, window_secs FROM binding_digests ORDER BY binding_id",
+                    &[],
+                )
+                .await?;
+            rows.iter()
+                .map(|r| {
+                    Ok((
+                        r.try_get("binding_id")?,
+                        DigestSettings {
+                            enabled: r.try_get("enabled")?,
+                            threshold: setting(r.try_get("threshold")?),
+                            window_secs: setting(r.try_get("window_secs")?),
+                        },
+                    ))
+                })
+                .collect()
+        })
+        .await
+    }
+
+    /// See `Store::set_digest_settings`.
+    pub async fn set_digest_settings(
+        &self,
+        binding_id: i64,
+        settings: Option<DigestSettings>,
+    ) -> StoreResult<()> {
+        self.run(async {
+            let mut client = self.client().await?;
+            let tx = client.transaction().await?;
+            let found = tx
+                .query_opt(
+                    "SELECT 1 FROM bindings WHERE id = $1 FOR UPDATE",
+                    &[&binding_id],
+                )
+                .await?
+                .is_some();
+            if !found {
+                return Err(StoreError::NotFound(format!(
+                    "no binding with id {binding_id} (see `pagehook bindings`)"
+                ))
+                .into());
+            }
+            match settings {
+                Some(s) => {
+                    tx.execute(
+                        "INSERT INTO binding_digests (binding_id, enabled, threshold, window_secs)
+                         VALUES ($1, $2, $3, $4)
+                         ON CONFLICT (binding_id) DO UPDATE SET enabled = excluded.enabled,
+                           threshold = excluded.threshold, window_secs = excluded.window_secs",
+                        &[
+                            &binding_id,
+                            &s.enabled,
+                            &i64::from(s.threshold),
+                            &i64::from(s.window_secs),
+                        ],
+                    )
+                    .await?
+                }
+                None => {
+                    tx.execute(
+                        "DELETE FROM binding_digests WHERE binding_id = $1",
+                        &[&binding_id],
+                    )
+                    .await?
+                }
+            };
+            tx.commit().await?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// See `Store::held_events`.
+    pub async fn held_events(&self, since: i64) -> StoreResult<Vec<HeldEvent>> {
+        self.run(async {
+            let client = self.client().await?;
+            let stmt = client
+                .prepare_cached(&format!(
+                    "SELECT {HELD_COLUMNS} FROM held_events
+                     WHERE released_at IS NULL OR held_at >= $1 ORDER BY id"
+                ))
+                .await?;
+            let rows = client.query(&stmt, &[&since]).await?;
+            rows.iter().map(held).collect()
+        })
+        .await
+    }
+
+    /// See `Store::event_held`.
+    pub async fn event_held(&self, event_id: i64) -> StoreResult<Vec<HeldEvent>> {
+        self.run(async {
+            let client = self.client().await?;
+            let rows = client
+                .query(
+                    &format!(
+                        "SELECT {HELD_COLUMNS} FROM held_events WHERE event_id = $1 ORDER BY id"
+                    ),
+                    &[&event_id],
+                )
+                .await?;
+            rows.iter().map(held).collect()
+        })
+        .await
+    }
+
+    /// See `Store::claim_held`.
+    pub async fn claim_held(&self, claim: &Claim, ids: &[i64]) -> StoreResult<Vec<ClaimedHeld>> {
+        let rows = self
+            .run(async {
+                let client = self.client().await?;
+                let stmt = client
+                    .prepare_cached(&format!(
+                        "WITH now AS MATERIALIZED (SELECT {DB_NOW} AS ms),
+                         due AS (
+                             SELECT h.id FROM held_events h
+                             WHERE h.id = ANY($1) AND h.released_at IS NULL
+                               AND (h.claim_until IS NULL OR h.claim_until <= (SELECT ms FROM now))
+                             FOR UPDATE OF h SKIP LOCKED
+                         ),
+                         taken AS (
+                             UPDATE held_events SET claim_token = $2, claimed_by = $3,
+                               claim_until = (SELECT ms FROM now) + $4
+                             FROM due WHERE held_events.id = due.id
+                             RETURNING {}
+                         )
+                         SELECT taken.*, e.event AS event FROM taken JOIN events e ON e.id = taken.event_id",
+                        HELD_COLUMNS
+                            .split(", ")
+                            .map(|c| format!("held_events.{c}"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ))
+                    .await?;
+                let rows = client
+                    .query(&stmt, &[&ids, &claim.token, &claim.replica, &claim.lease_ms])
+                    .await?;
+                rows.iter()
+                    .map(|r| Ok((held(r)?, r.try_get::<_, Option<String>>("event")?)))
+                    .collect::<PgResult<Vec<_>>>()
+            })
+            .await?;
+        let mut claimed = rows
+            .into_iter()
+            .map(|(held, event)| {
+                let event = event.ok_or_else(|| StoreError::Corrupt {
+                    what: "held event",
+                    message: format!("event {} was held before it was enriched", held.event_id),
+                })?;
+                Ok(ClaimedHeld {
+                    event: from_json("held event", &event)?,
+                    held,
+                })
+            })
+            .collect::<StoreResult<Vec<_>>>()?;
+        claimed.sort_by_key(|c| (c.held.event_id, c.held.id));
+        Ok(claimed)
+    }
+
+    /// See `Store::finish_held`.
+    pub async fn finish_held(
+        &self,
+        claim: &Claim,
+        released: &[Released],
+        results: &[Dispatched],
+        breaker: BreakerPolicy,
+    ) -> StoreResult<bool> {
+        let now = now_ms();
+        let ids: Vec<i64> = released.iter().map(|r| r.held_id).collect();
+        let with: Vec<i64> = released.iter().map(|r| r.with_event).collect();
+        self.run(async {
+            let mut client = self.client().await?;
+            let tx = client.transaction().await?;
+            let ours = tx
+                .query(
+                    "SELECT id FROM held_events WHERE id = ANY($1) AND claim_token = $2 AND released_at IS NULL
+                     FOR UPDATE",
+                    &[&ids, &claim.token],
+                )
+                .await?
+                .len();
+            if ours != ids.len() {
+                return Ok(false);
+            }
+            let written: Vec<&Dispatched> = results.iter().collect();
+            let notify = write_results(&tx, &written, now, breaker).await?;
+            tx.execute(
+                "UPDATE held_events SET released_at = $3, released_with = u.with_event,
+                   claim_token = NULL, claim_until = NULL, claimed_by = NULL
+                 FROM unnest($1::bigint[], $2::bigint[]) AS u(id, with_event)
+                 WHERE held_events.id = u.id",
+                &[&ids, &with, &now],
+            )
+            .await?;
+            if notify {
+                tx.execute("SELECT pg_notify('pagehook_deliveries', '')", &[])
+                    .await?;
+            }
+            tx.commit().await?;
+            Ok(true)
+        })
+        .await
+    }
+
+    /// See `Store::release_held_claim`.
+    pub async fn release_held_claim(&self, claim: &Claim) -> StoreResult<()> {
+        self.run(async {
+            self.client()
+                .await?
+                .execute(
+                    "UPDATE held_events SET claim_token = NULL, claim_until = NULL, claimed_by = NULL
+                     WHERE claim_token = $1",
+                    &[&claim.token],
+                )
+                .await?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// See `Store::purge_released_held`.
+    pub async fn purge_released_held(&self, before: i64) -> StoreResult<usize> {
+        self.run(async {
+            let n = self
+                .client()
+                .await?
+                .execute(
+                    "DELETE FROM held_events WHERE released_at IS NOT NULL AND held_at < $1",
+                    &[&before],
+                )
+                .await?;
+            Ok(n as usize)
+        })
+        .await
+    }
+}
