@@ -605,7 +605,7 @@ pub async fn bind(store: &Store, req: BindRequest) -> AdminResult<Bound> {
         .resolve_settings(&req.settings)
         .map_err(AdminError::Invalid)?;
     // Settings naming a Confluence page template must name one that exists.
-    crate::source::templates::check_settings(
+    crate::confluence::templates::check_settings(
         manifest,
         match &scope {
             Scope::Space(key) => Some(key.as_str()),
@@ -825,7 +825,7 @@ pub async fn test_connection(
             }
         }
         ConnectionKind::Confluence => {
-            use crate::source::client::{ClientOptions, ConfluenceAuth, ConfluenceClient};
+            use crate::confluence::client::{ClientOptions, ConfluenceAuth, ConfluenceClient};
             let secret = secret.ok_or_else(|| AdminError::Invalid("the connection has no token".into()))?;
             let auth = match &conn.username {
                 Some(u) => ConfluenceAuth::Basic {
@@ -990,7 +990,7 @@ pub async fn check_tokens(
 }
 
 async fn check_token(store: &Store, conn: &ConnectionRecord, timeout: std::time::Duration) {
-    use crate::source::client::{
+    use crate::confluence::client::{
         ClientError, ClientOptions, ConfluenceAuth, ConfluenceClient, token_in_use,
     };
     let auth = match ConfluenceAuth::of(conn) {

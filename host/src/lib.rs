@@ -12,11 +12,13 @@ pub mod admin;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod confluence;
 pub mod deliver;
 pub mod destination;
 pub mod digest;
 pub mod dispatch;
 pub mod doctor;
+pub mod enrich;
 #[doc(hidden)]
 pub mod fuzz_targets;
 pub mod heartbeat;

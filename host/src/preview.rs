@@ -23,9 +23,9 @@ use utoipa::ToSchema;
 
 use crate::admin::{AdminError, AdminResult};
 use crate::dispatch::{judge, load_pinned};
+use crate::enrich::from_webhook_only;
 use crate::model::{Action, Event};
 use crate::runtime::Runtime;
-use crate::source::enrich::from_webhook_only;
 use crate::source::slack_events;
 use crate::source::webhook::{self, Payload};
 use crate::store::{Claimed, ConnectionKind, Dispatched, Store, now_ms};

@@ -518,7 +518,7 @@ pub async fn connect(config: &Config, cmd: ConnectCommand) -> anyhow::Result<Exi
     // Chat needs inbound requests (Socket Mode or the signing secret) and a Confluence.
     if c.kind == ConnectionKind::Slack && (c.hook_secret.is_some() || c.app_token.is_some()) {
         let all = store.connections().await?;
-        match crate::source::chat_confluence::chat_confluence(&c, &all) {
+        match crate::enrich::chat_confluence::chat_confluence(&c, &all) {
             Ok(conf) => outln!(
                 "its chat (link previews, /confluence search, /confluence link) uses Confluence `{}`",
                 conf.name
@@ -622,7 +622,7 @@ pub async fn connections(config: &Config, out: Output) -> anyhow::Result<ExitCod
         .iter()
         .filter(|c| c.kind == ConnectionKind::Slack && c.hook_secret.is_some())
     {
-        match crate::source::chat_confluence::chat_confluence(slack, &all) {
+        match crate::enrich::chat_confluence::chat_confluence(slack, &all) {
             Ok(conf) => outln!(
                 "slack `{}`: chat uses Confluence `{}`{}",
                 slack.name,

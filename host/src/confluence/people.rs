@@ -8,7 +8,7 @@
 //! Center carries no email. Each person is listed once, with every reason,
 //! never the actor and never Pagehook's own account, only when
 //! [`super::viewers`] says they may view the content (for a comment: its
-//! page), and only with an email found by [`super::emails`] (their own
+//! page), and only with an email found by [`crate::enrich::emails`] (their own
 //! link, the mobile profile, the admin user list); people without one are
 //! left out and counted there, with the reason.
 //!
@@ -233,7 +233,7 @@ impl Gathered {
 
 /// Whether a person may be listed at all: has a user key, is not the actor
 /// nor Pagehook's own account (their email is looked for afterwards, see
-/// [`super::emails`]).
+/// [`crate::enrich::emails`]).
 pub fn listable(person: &Person, actor: Option<&str>, service: &str) -> bool {
     !person.key.is_empty() && Some(person.key.as_str()) != actor && person.key != service
 }

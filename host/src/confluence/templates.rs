@@ -47,7 +47,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use super::client::{ClientOptions, ConfluenceAuth, ConfluenceClient};
-use super::enrich::Enricher;
+use crate::enrich::Enricher;
 use crate::manifest::Manifest;
 use crate::store::{ConnectionKind, ConnectionRecord};
 

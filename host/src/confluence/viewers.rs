@@ -17,7 +17,7 @@
 //! 2. at the content itself and at **every ancestor** that has view
 //!    restrictions of its own (Confluence applies a page's view restrictions
 //!    to every page below it; its answers list only a content's own, see
-//!    [`super::enrich`]), the user is listed (by user key or username) or
+//!    [`crate::enrich`]), the user is listed (by user key or username) or
 //!    one of their groups is. A comment or attachment is judged by its page.
 //!
 //! # What is read, and the assumption made
@@ -53,7 +53,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use super::client::{ClientError, ConfluenceClient, SpaceGrants};
-use super::enrich::{EnrichError, TtlCache};
+use crate::enrich::{EnrichError, TtlCache};
 use crate::model::Person;
 
 /// The answer to "may this person view it?".
@@ -264,7 +264,7 @@ impl Viewers {
 
     /// An ancestor's own view restriction, read by itself (cached); `None`
     /// when it cannot be told (403, 404, an answer missing a list).
-    pub(super) async fn ancestor(
+    pub(crate) async fn ancestor(
         &self,
         id: u64,
     ) -> Result<Option<Option<ReadRestriction>>, EnrichError> {

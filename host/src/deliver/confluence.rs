@@ -64,8 +64,8 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use super::{Attempt, Deliverer};
+use crate::confluence::client::{ClientError, ClientOptions, ConfluenceAuth, ConfluenceClient};
 use crate::model::Action;
-use crate::source::client::{ClientError, ClientOptions, ConfluenceAuth, ConfluenceClient};
 use crate::store::{Claimed, ConnectionRecord, now_ms};
 
 /// The request a dry run records instead of creating the page or comment.

@@ -5,10 +5,10 @@
 
 use std::time::Duration;
 
+use crate::enrich::EnrichError;
+use crate::enrich::chat::ChatIdentity;
+use crate::enrich::chat_confluence::chat_confluence;
 use crate::model::Event;
-use crate::source::chat::ChatIdentity;
-use crate::source::chat_confluence::chat_confluence;
-use crate::source::enrich::EnrichError;
 use crate::source::slack_events::ChatInbound;
 use crate::store::{ConnectionKind, ConnectionRecord, EventRecord};
 

@@ -16,7 +16,7 @@
 //! event instead: its Slack user is who they linked themselves to, else
 //! whoever their email (read with `users.info`) matches, and the Confluence
 //! connection the Slack connection uses
-//! ([`crate::source::chat_confluence`]) resolves what that person may see
+//! ([`crate::enrich::chat_confluence`]) resolves what that person may see
 //! ([`Enricher::resolve_chat`]); failures defer it the same way, and a
 //! Slack connection whose Confluence an admin must choose fails it with
 //! that reason instead of waiting.
@@ -40,11 +40,11 @@ use std::time::Duration;
 use tokio::sync::{Notify, watch};
 
 use crate::config::Config;
+use crate::enrich::{EnrichError, Enricher, from_webhook_only};
 use crate::heartbeat::Heartbeat;
 use crate::metrics::Metrics;
 use crate::model::Event;
 use crate::runtime::{LoadedPlugin, Runtime};
-use crate::source::enrich::{EnrichError, Enricher, from_webhook_only};
 use crate::source::slack_events;
 use crate::source::webhook::{self, Payload};
 use crate::store::{

@@ -6,10 +6,10 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::confluence::client::{ClientOptions, ConfluenceAuth, ConfluenceClient};
+use crate::enrich::Enricher;
 use crate::model::Event;
 use crate::runtime::{LoadedPlugin, PluginPackage, Runtime};
-use crate::source::client::{ClientOptions, ConfluenceAuth, ConfluenceClient};
-use crate::source::enrich::Enricher;
 use crate::store::{
     Binding, ConnectionKind, ConnectionRecord, Dispatched, FailureRecord, PluginCall, PluginRecord,
     now_ms,
@@ -145,7 +145,7 @@ impl Dispatcher {
                     crate::store::Scope::Space(key) => Some(key.as_str()),
                     _ => None,
                 };
-                match crate::source::templates::fill(
+                match crate::confluence::templates::fill(
                     &plugin.manifest,
                     space,
                     settings,
@@ -157,7 +157,7 @@ impl Dispatcher {
                     // Confluence cannot be read and no body is known yet:
                     // running without the template would lose the event
                     // for this binding, so the whole event waits.
-                    Err(crate::source::templates::TemplateError::Unavailable {
+                    Err(crate::confluence::templates::TemplateError::Unavailable {
                         message,
                         retry_after,
                     }) => {

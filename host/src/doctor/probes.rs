@@ -37,7 +37,7 @@ use super::facts::{
     TokenFacts,
 };
 use super::usage::Usage;
-use crate::source::client::{
+use crate::confluence::client::{
     ClientError, ClientOptions, ConfluenceAuth, ConfluenceClient, Probed, SEARCH_EXPAND,
     SEARCH_EXPAND_FLAT, encoded, token_in_use,
 };
@@ -487,7 +487,7 @@ async fn admin(
                 names
                     && u.get("email")
                         .and_then(Value::as_str)
-                        .and_then(crate::source::emails::usable_email)
+                        .and_then(crate::enrich::emails::usable_email)
                         .is_some()
             });
             let names = users
@@ -538,14 +538,14 @@ async fn admin(
 /// What the profile of `username` shows of its email; `None` when it is
 /// no profile of that user (`unknownUser`, `anonymous`, another name).
 fn seen(body: Option<&Value>, username: &str) -> Option<EmailSeen> {
-    use crate::source::emails::ProfileAnswer;
+    use crate::enrich::emails::ProfileAnswer;
     let body = body?;
     if ProfileAnswer::from_profile(body, username) == ProfileAnswer::NoProfile {
         return None;
     }
     Some(
         match body.get("email").and_then(Value::as_str).map(str::trim) {
-            Some(e) if crate::source::emails::usable_email(e).is_some() => EmailSeen::Shown,
+            Some(e) if crate::enrich::emails::usable_email(e).is_some() => EmailSeen::Shown,
             Some(e) if !e.is_empty() => EmailSeen::Masked,
             _ => EmailSeen::Missing,
         },

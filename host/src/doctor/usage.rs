@@ -293,7 +293,7 @@ pub fn usage(
                 continue;
             };
             let Ok((space, template)) =
-                crate::source::templates::template_ref(value, space.as_deref())
+                crate::confluence::templates::template_ref(value, space.as_deref())
             else {
                 continue;
             };

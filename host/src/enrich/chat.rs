@@ -4,7 +4,7 @@
 //! network, so this is the only way they learn about Confluence pages from
 //! chat.
 //!
-//! What it must never do: show a person a page that [`super::viewers`] does
+//! What it must never do: show a person a page that [`crate::confluence::viewers`] does
 //! not say they may view. Everything is read with the service account's
 //! credentials and filtered per person; when the Slack user cannot be
 //! matched to a Confluence user, links get no pages and searches find
@@ -60,9 +60,9 @@ use std::time::Duration;
 use base64::Engine as _;
 use serde_json::Value;
 
-use super::client::{ClientError, person, timestamp_ms};
-use super::enrich::{EnrichError, Enricher, TtlCache, excerpt};
-use super::viewers::Access;
+use super::{EnrichError, Enricher, TtlCache, excerpt};
+use crate::confluence::client::{ClientError, person, timestamp_ms};
+use crate::confluence::viewers::Access;
 use crate::model::{ChatEvent, PageSummary, Person};
 
 /// Most search results shown.
@@ -325,8 +325,8 @@ async fn page_for_link(
     summary_if_allowed(e, person, &json).await
 }
 
-/// `json` (read with [`super::client::CONTENT_EXPAND`] or
-/// [`super::client::SEARCH_EXPAND`]) as a summary, when
+/// `json` (read with [`crate::confluence::client::CONTENT_EXPAND`] or
+/// [`crate::confluence::client::SEARCH_EXPAND`]) as a summary, when
 /// it is a current page or blog post `person` may view.
 async fn summary_if_allowed(
     e: &Enricher,
@@ -353,7 +353,7 @@ async fn summary_if_allowed(
     {
         return Ok(None);
     }
-    let content = super::enrich::content_from_rest(json);
+    let content = super::content_from_rest(json);
     Ok(Some(PageSummary {
         id: content.id,
         content_type: content.content_type,

@@ -10,7 +10,7 @@
 //! instead, so chat events fail with that reason (and the console shows it)
 //! rather than wait for an admin to remove a connection.
 
-use crate::source::client::ConfluenceAuth;
+use crate::confluence::client::ConfluenceAuth;
 use crate::store::{ConnectionKind, ConnectionRecord};
 
 /// Why a Slack connection's chat has no Confluence connection to use.

@@ -39,8 +39,8 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use serde_json::Value;
 
-use super::client::{ClientError, ConfluenceClient};
-use super::enrich::{EnrichError, TtlCache};
+use super::{EnrichError, TtlCache};
+use crate::confluence::client::{ClientError, ConfluenceClient};
 use crate::metrics::Metrics;
 use crate::model::Person;
 
@@ -53,7 +53,7 @@ const LEFT_OUT_CAP: usize = 200;
 /// to Confluence), or `None` when they have not.
 ///
 /// Implemented over the store by the self-linking feature and handed to
-/// [`super::enrich::Enricher::with_linked_emails`]. A link beats every other
+/// [`super::Enricher::with_linked_emails`]. A link beats every other
 /// answer. `Err` is a failure to read the links (the event is deferred and
 /// tried again, like any enrichment failure); its message must not carry
 /// secrets.
@@ -551,8 +551,8 @@ mod tests {
 
         use super::super::*;
         use super::person;
+        use crate::confluence::client::{ClientOptions, ConfluenceAuth};
         use crate::secret::Secret;
-        use crate::source::client::{ClientOptions, ConfluenceAuth};
 
         const PAT: &str = "emails-pat";
 

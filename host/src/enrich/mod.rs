@@ -3,7 +3,7 @@
 //! The content itself is always read fresh (an update right after a create
 //! must show the new version); what changes rarely is cached for a short
 //! TTL: users by key, the container page of a comment, ancestors' view
-//! restrictions read one by one, people's emails ([`super::emails`]), and
+//! restrictions read one by one, people's emails ([`self::emails`]), and
 //! the account Pagehook itself acts as (to mark `by-pagehook`). Content that
 //! is gone or hidden from that account (404) still gives an event, with
 //! `enriched = false` and what the webhook said.
@@ -21,7 +21,7 @@
 //! reference (9.2, 10.0) documents no resource for it, and its
 //! `ContentRestrictionResource` serves only `byOperation`, `byOperation/{op}`
 //! and updates; so Pagehook guesses no URL. One request still answers it: the
-//! content read enrichment makes anyway ([`super::client::CONTENT_EXPAND`])
+//! content read enrichment makes anyway ([`crate::confluence::client::CONTENT_EXPAND`])
 //! expands `ancestors.restrictions.read.restrictions.user` and `.group`, and
 //! each ancestor comes back with its own restrictions, root first.
 //!
@@ -43,6 +43,10 @@
 //! restricted. A webhook-only source (no token) never asks Confluence: its
 //! events carry `restricted = false`, which the admin guide states.
 
+pub mod chat;
+pub mod chat_confluence;
+pub mod emails;
+
 use std::collections::HashMap;
 use std::hash::Hash;
 use std::sync::Mutex;
@@ -53,14 +57,14 @@ use serde_json::Value;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use super::client::{ClientError, ConfluenceClient};
-use super::emails::{EmailLookup, LinkedEmails, PeopleReport, PersonEmails, Unresolved};
-use super::people::{self, Gathered, Mention};
-use super::viewers::{Access, Viewers};
-use super::webhook::Webhook;
+use self::emails::{EmailLookup, LinkedEmails, PeopleReport, PersonEmails, Unresolved};
+use crate::confluence::client::{ClientError, ConfluenceClient};
+use crate::confluence::people::{self, Gathered, Mention};
+use crate::confluence::viewers::{Access, Viewers};
 use crate::model::{
     Ancestor, ChatEvent, Concern, ConcernedPerson, Content, Event, EventKind, Person,
 };
+use crate::source::webhook::Webhook;
 
 /// Most entries a cache holds before it is emptied (it refills from Confluence).
 const CACHE_CAP: usize = 10_000;
@@ -136,17 +140,17 @@ pub struct Enricher {
     service_key: TtlCache<(), String>,
     /// Users by username (mentions in older content name them so).
     usernames: TtlCache<String, Option<Person>>,
-    /// Who may view what (see [`super::viewers`]).
+    /// Who may view what (see [`crate::confluence::viewers`]).
     viewers: Viewers,
     /// Whether "watchers unknown" was logged already.
     watchers_logged: AtomicBool,
     /// Set while Confluence refuses to list watchers: not asked again for the TTL.
     watchers_refused: TtlCache<(), ()>,
-    /// What chat lookups keep (see [`super::chat`]).
-    pub(super) chat: super::chat::ChatCaches,
-    /// Page templates named by bindings (see [`super::templates`]).
-    templates: super::templates::Templates,
-    /// People's emails (see [`super::emails`]).
+    /// What chat lookups keep (see [`self::chat`]).
+    chat: self::chat::ChatCaches,
+    /// Page templates named by bindings (see [`crate::confluence::templates`]).
+    templates: crate::confluence::templates::Templates,
+    /// People's emails (see [`self::emails`]).
     emails: PersonEmails,
 }
 
@@ -163,8 +167,8 @@ impl Enricher {
             viewers: Viewers::new(source, client.clone(), ttl),
             watchers_logged: AtomicBool::new(false),
             watchers_refused: TtlCache::new(ttl),
-            chat: super::chat::ChatCaches::new(ttl),
-            templates: super::templates::Templates::new(ttl),
+            chat: self::chat::ChatCaches::new(ttl),
+            templates: crate::confluence::templates::Templates::new(ttl),
             emails: PersonEmails::new(source, client.clone(), ttl),
             client,
         }
@@ -178,7 +182,7 @@ impl Enricher {
     }
 
     /// Asks `linked` for a person's email before Confluence (see
-    /// [`super::emails::LinkedEmails`]): the seam through which people's own
+    /// [`self::emails::LinkedEmails`]): the seam through which people's own
     /// links reach `event.people`.
     pub fn with_linked_emails(mut self, linked: Arc<dyn LinkedEmails>) -> Enricher {
         self.emails.set_linked(linked);
@@ -192,7 +196,7 @@ impl Enricher {
         self.emails.tally().report()
     }
 
-    /// `person`'s email as [`super::emails`] finds it (link, mobile profile,
+    /// `person`'s email as [`self::emails`] finds it (link, mobile profile,
     /// admin user list), cached, not counted in the tally. `Err` when the
     /// event must wait (links unreadable, rate limited).
     pub async fn email_of(&self, person: &Person) -> Result<EmailLookup, EnrichError> {
@@ -203,22 +207,22 @@ impl Enricher {
     /// chat event: the Confluence user the Slack user is (`who`: their own
     /// link, else their email), the pages behind shared links, a slash
     /// command's search results; all of it only what that user may view
-    /// (see [`super::chat`]).
+    /// (see [`self::chat`]).
     pub async fn resolve_chat(
         &self,
-        who: super::chat::ChatIdentity<'_>,
+        who: self::chat::ChatIdentity<'_>,
         chat: &mut ChatEvent,
     ) -> Result<(), EnrichError> {
-        super::chat::resolve(self, who, chat).await
+        self::chat::resolve(self, who, chat).await
     }
 
     /// The storage body of page template `name` in `space`, cached for the
-    /// TTL (see [`super::templates`]).
+    /// TTL (see [`crate::confluence::templates`]).
     pub async fn template(
         &self,
         space: &str,
         name: &str,
-    ) -> Result<String, super::templates::TemplateError> {
+    ) -> Result<String, crate::confluence::templates::TemplateError> {
         self.templates.body(&self.client, space, name).await
     }
 
@@ -292,7 +296,7 @@ impl Enricher {
         Ok(event)
     }
 
-    /// Whether content read with [`super::client::CONTENT_EXPAND`] may be
+    /// Whether content read with [`crate::confluence::client::CONTENT_EXPAND`] may be
     /// viewed only by some: restrictions of its own or of any ancestor, or it
     /// cannot be told.
     async fn restricted(&self, json: &Value) -> Result<bool, EnrichError> {
@@ -333,9 +337,9 @@ impl Enricher {
     }
 
     /// The people the content (`json`, read with
-    /// [`super::client::CONTENT_EXPAND`]) concerns, judged by `page` (the
+    /// [`crate::confluence::client::CONTENT_EXPAND`]) concerns, judged by `page` (the
     /// content itself, or a comment's page; `None`: it could not be read,
-    /// so nobody is listed). See [`super::people`].
+    /// so nobody is listed). See [`crate::confluence::people`].
     async fn people(
         &self,
         actor: Option<&str>,
@@ -429,22 +433,22 @@ impl Enricher {
     }
 
     /// The view checks this source answers.
-    pub(super) fn viewers(&self) -> &Viewers {
+    fn viewers(&self) -> &Viewers {
         &self.viewers
     }
 
     /// The REST client of this source.
-    pub(super) fn client(&self) -> &ConfluenceClient {
+    fn client(&self) -> &ConfluenceClient {
         &self.client
     }
 
     /// The source's name.
-    pub(super) fn source(&self) -> &str {
+    fn source(&self) -> &str {
         &self.source
     }
 
     /// A user by username (cached); `None` when Confluence does not know them.
-    pub(super) async fn user_named(&self, username: &str) -> Result<Option<Person>, EnrichError> {
+    async fn user_named(&self, username: &str) -> Result<Option<Person>, EnrichError> {
         if let Some(u) = self.usernames.get(&username.to_owned()) {
             return Ok(u);
         }
@@ -454,7 +458,7 @@ impl Enricher {
     }
 
     /// A user by key (cached); unknown users come back with the key alone.
-    pub(super) async fn user(&self, key: &str) -> Result<Person, EnrichError> {
+    async fn user(&self, key: &str) -> Result<Person, EnrichError> {
         let user = match self.users.get(&key.to_owned()) {
             Some(u) => u,
             None => {
@@ -565,7 +569,7 @@ pub fn own_restriction(v: &Value) -> Option<bool> {
     }
 }
 
-/// Maps a REST content object (expanded as [`super::client::CONTENT_EXPAND`]) to [`Content`].
+/// Maps a REST content object (expanded as [`crate::confluence::client::CONTENT_EXPAND`]) to [`Content`].
 ///
 /// `restricted` reflects the content's own view restrictions only (true when
 /// the answer does not tell); [`Enricher`] adds the inherited ones.
@@ -637,7 +641,7 @@ pub fn content_from_rest(v: &Value) -> Content {
 
 /// Plain text from rendered HTML: tags dropped, common entities decoded,
 /// whitespace collapsed, cut at `max` characters with an ellipsis.
-pub(super) fn excerpt(html: &str, max: usize) -> String {
+fn excerpt(html: &str, max: usize) -> String {
     let mut text = String::with_capacity(html.len());
     let mut in_tag = false;
     for c in html.chars() {
@@ -734,8 +738,8 @@ mod tests {
         };
 
         use super::super::*;
+        use crate::confluence::client::{ClientOptions, ConfluenceAuth};
         use crate::secret::Secret;
-        use crate::source::client::{ClientOptions, ConfluenceAuth};
         use crate::source::webhook::{self, Payload};
 
         const PAT: &str = "unit-test-pat";

@@ -18,9 +18,9 @@ use std::sync::Arc;
 
 use futures::future::BoxFuture;
 
+use crate::enrich::emails::LinkedEmails;
 use crate::slack::SlackClient;
 use crate::slack::users::UserEmails;
-use crate::source::emails::LinkedEmails;
 use crate::store::{ConnectionKind, Store};
 
 /// Linked people's emails, read through their Slack users.

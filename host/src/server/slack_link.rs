@@ -24,8 +24,8 @@ use serde_json::{Value, json};
 use super::AppState;
 use super::public_url::public_base;
 use crate::admin::log_change;
+use crate::enrich::chat_confluence::chat_confluence;
 use crate::self_link::{self, LinkRequest, TOKEN_TTL};
-use crate::source::chat_confluence::chat_confluence;
 use crate::store::ConnectionKind;
 
 /// A slash command the host answers itself.

@@ -58,26 +58,69 @@ fn random_token() -> i64 {
     (h.finish() >> 1) as i64
 }
 
-/// The name of this process among the replicas: host, pid and a random part.
+/// The name of this process among the replicas: host, pid and a random part,
+/// drawn once, so dispatch and delivery claim under the same name and a
+/// stopping server can let go of everything it holds by that name
+/// (`Store::release_replica`).
 pub fn replica_name() -> String {
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_owned())
-        .unwrap_or_else(|_| "host".into());
-    format!(
-        "{host}:{}:{:04x}",
-        std::process::id(),
-        random_token() & 0xffff
-    )
+    static NAME: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    NAME.get_or_init(|| {
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_owned())
+            .unwrap_or_else(|_| "host".into());
+        format!(
+            "{host}:{}:{:04x}",
+            std::process::id(),
+            random_token() & 0xffff
+        )
+    })
+    .clone()
 }
 
 /// What one delivery round claimed.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct DeliveryRound {
-    /// Deliveries now `sending` under the round's claim, at most one per lane.
+    /// Deliveries now `sending` under the round's claim: for each lane taken,
+    /// its head and what follows it that the round may send, consecutive and
+    /// in the lane's order (send them one after the other).
     pub claimed: Vec<Claimed>,
     /// A delivery was due but held back by a rate or a retry time: how long
     /// until the next one may go (ms).
     pub wait_ms: Option<i64>,
+    /// The round looked at [`LANES_LOOKED_AT`] lanes and there may be more:
+    /// the next round should come soon; it starts where this one stopped.
+    pub more_lanes: bool,
+}
+
+impl DeliveryRound {
+    /// The claimed deliveries lane by lane, each lane's in its order.
+    pub fn lanes(&self) -> Vec<&[Claimed]> {
+        self.claimed.chunk_by(|a, b| a.lane == b.lane).collect()
+    }
+}
+
+/// Lanes whose heads one round looks at, at most (see [`LaneScan`]).
+pub const LANES_LOOKED_AT: usize = 2048;
+
+/// How far ahead of its rate slot a Slack message may be claimed (ms): a
+/// channel allowed 1,000 messages a second gives a round up to 250 of them,
+/// one allowed one a second gives it one, taken a little before its slot.
+pub const CLAIM_AHEAD_MS: i64 = 250;
+
+/// How many deliveries of one lane a round may take: a Slack lane as many as
+/// its rate admits up to 32 (a message that may have been sent is looked for
+/// before it is sent again, see `deliver::slack`); a Confluence lane 8 (its
+/// pages and comments carry a marker looked for likewise); any other lane one
+/// at a time (a Teams webhook keeps no trace to look for, so a crash must not
+/// leave more than one of a lane's cards in doubt).
+pub fn lane_batch(lane: &str) -> usize {
+    if lane.starts_with("slack:") || lane.starts_with("slack-dm:") {
+        32
+    } else if lane.starts_with("confluence:") {
+        8
+    } else {
+        1
+    }
 }
 
 /// Slack's rates, as theoretical-arrival-time spacings (ms).

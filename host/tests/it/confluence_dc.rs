@@ -12,11 +12,11 @@ use crate::common;
 use std::time::{Duration, Instant};
 
 use common::sidecar::{HOOK_SECRET, PAT, Sidecar};
+use pagehook::confluence::client::{ClientOptions, ConfluenceAuth as Auth, ConfluenceClient};
+use pagehook::enrich::Enricher;
+use pagehook::enrich::chat::ChatIdentity;
 use pagehook::model::{ChatEvent, ChatUser, Person};
 use pagehook::secret::Secret;
-use pagehook::source::chat::ChatIdentity;
-use pagehook::source::client::{ClientOptions, ConfluenceAuth as Auth, ConfluenceClient};
-use pagehook::source::enrich::Enricher;
 use pagehook_fakes::{
     ConfluenceAuth, ContentBuilder, DcVersion, EmailVisibility, FakeConfluence, FakeSlack,
     SERVICE_USERNAME, SpacePermissionsRefusal, endpoints,
@@ -425,7 +425,7 @@ async fn space_admin_sign_in_counts_the_spaces_it_can_tell_when_another_answers_
             password: Secret::new("pw"),
         },
     );
-    let check = pagehook::source::space_admin::check(&ada)
+    let check = pagehook::confluence::space_admin::check(&ada)
         .await
         .expect("a 500 for ENG does not fail the sign-in");
     assert_eq!(check.person.key, ADA);

@@ -7,12 +7,12 @@
 
 use std::time::Duration;
 
+use pagehook::confluence::client::{ClientOptions, ConfluenceAuth, ConfluenceClient};
+use pagehook::confluence::viewers::{Access, Viewers};
+use pagehook::enrich::chat::ChatIdentity;
+use pagehook::enrich::{EnrichError, Enricher};
 use pagehook::model::{ChatEvent, ChatUser, Concern, Event, PageSummary, Person, SharedLink};
 use pagehook::secret::Secret;
-use pagehook::source::chat::ChatIdentity;
-use pagehook::source::client::{ClientOptions, ConfluenceAuth, ConfluenceClient};
-use pagehook::source::enrich::{EnrichError, Enricher};
-use pagehook::source::viewers::{Access, Viewers};
 use pagehook::source::webhook::{self, Payload, Webhook};
 use pagehook_fakes::{
     ConfluenceAuth as FakeAuth, ContentBuilder, FakeConfluence, Fault, SERVICE_USERNAME, endpoints,
@@ -604,7 +604,7 @@ fn confluence_connection(fake: &FakeConfluence, name: &str) -> pagehook::store::
 
 #[tokio::test]
 async fn a_template_setting_reaches_the_plugin_as_the_templates_current_body() {
-    use pagehook::source::templates::{TemplateError, fill};
+    use pagehook::confluence::templates::{TemplateError, fill};
     let fake = fake();
     fake.put_template("ENG", "Retrospective", RETRO);
     fake.put_template("ENG", "Other", "<p>other</p>");
@@ -685,7 +685,7 @@ async fn a_template_setting_reaches_the_plugin_as_the_templates_current_body() {
 
 #[tokio::test]
 async fn binding_to_a_template_that_does_not_exist_is_refused() {
-    use pagehook::source::templates::check_settings;
+    use pagehook::confluence::templates::check_settings;
     let fake = fake();
     fake.put_template("ENG", "Retrospective", RETRO);
     let manifest = retro_manifest();

@@ -35,10 +35,10 @@ use serde::Deserialize;
 use super::field;
 use super::sign_in::{failed, personal_client, throttled};
 use crate::admin::log_change;
+use crate::confluence::client::ClientError;
 use crate::self_link::{self, secret_hash};
 use crate::server::AppState;
 use crate::server::session::{cookie, over_tls, random_token, same_secret, set_cookie};
-use crate::source::client::ClientError;
 use crate::store::{ConnectionKind, ConnectionRecord, LinkToken, VerifiedPerson, now_ms};
 
 /// The double-submit cookie of the link forms.

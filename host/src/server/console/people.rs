@@ -21,8 +21,8 @@ use serde::Deserialize;
 
 use super::events::{given, params, query_string};
 use super::{PageError, PageResult, Section, Viewer, api_form, field, page, when};
+use crate::enrich::chat_confluence::chat_confluence;
 use crate::server::AppState;
-use crate::source::chat_confluence::chat_confluence;
 use crate::store::{ConnectionKind, ConnectionRecord, UserLink};
 
 /// Links shown per page (10,000 links on one page are 6 MB of HTML).

@@ -27,13 +27,13 @@ use serde::Deserialize;
 
 use super::field;
 use crate::admin::log_change;
+use crate::confluence::client::{ClientError, ClientOptions, ConfluenceAuth, ConfluenceClient};
 use crate::secret::Secret;
 use crate::server::AppState;
 use crate::server::session::{
     self, Principal, SESSION_COOKIE, SpaceAdmin, cookie, id_hash, over_tls, random_token,
     same_secret, set_cookie,
 };
-use crate::source::client::{ClientError, ClientOptions, ConfluenceAuth, ConfluenceClient};
 use crate::store::{ConnectionKind, ConnectionRecord};
 
 /// The double-submit cookie of the sign-in forms.
@@ -285,7 +285,7 @@ async fn sign_in_confluence(
         .await;
     }
     let client = personal_client(&conn, &form.username, form.password);
-    let check = match crate::source::space_admin::check(&client).await {
+    let check = match crate::confluence::space_admin::check(&client).await {
         Ok(c) => c,
         Err(ClientError::Unauthorized(_)) => {
             failed();

@@ -448,108 +448,47 @@ impl PgStore {
         .await
     }
 
+    /// See `Store::release_replica`. The other replicas are told at once
+    /// (`NOTIFY`), so they take the work within their next round.
+    pub async fn release_replica(&self, replica: &str) -> StoreResult<usize> {
+        self.run(async {
+            let mut client = self.client().await?;
+            let tx = client.transaction().await?;
+            // Leases first, as in `finish_attempts`: the order a round
+            // taking a lane over locks them in.
+            let mut n = tx
+                .execute("DELETE FROM lane_leases WHERE replica = $1", &[&replica])
+                .await?;
+            n += tx
+                .execute(
+                    "UPDATE deliveries SET status = 'pending', uncertain = true, claim_token = NULL, claimed_by = NULL
+                     WHERE claimed_by = $1 AND status = 'sending'",
+                    &[&replica],
+                )
+                .await?;
+            n += tx
+                .execute(
+                    "UPDATE events SET claim_token = NULL, claim_until = NULL
+                     WHERE claimed_by = $1 AND claim_token IS NOT NULL",
+                    &[&replica],
+                )
+                .await?;
+            if n > 0 {
+                tx.batch_execute("NOTIFY pagehook_events; NOTIFY pagehook_deliveries")
+                    .await?;
+            }
+            tx.commit().await?;
+            Ok(n as usize)
+        })
+        .await
+    }
+
     /// Nothing to do on PostgreSQL: the claims in the database may be other
     /// live replicas'; a dead replica's leases end by themselves and its
     /// work is taken over then.
     pub async fn release_stale_claims(&self) -> StoreResult<usize> {
         Ok(0)
     }
-}
-
-/// Records one attempt if the delivery still carries the claim's token;
-/// whether it did.
-async fn record_attempt(
-    tx: &deadpool_postgres::Transaction<'_>,
-    claim: &Claim,
-    a: &AttemptResult,
-) -> PgResult<bool> {
-    let id = a.delivery_id;
-    let token = claim.token;
-    let (label, error, matched) = match &a.outcome {
-        Outcome::Sent { result, thread } => {
-            let stmt = tx
-                .prepare_cached(
-                    "UPDATE deliveries SET status = 'sent', result = $2, sent_at = $3, attempts = attempts + 1, last_error = NULL,
-                       uncertain = false, claim_token = NULL, claimed_by = NULL
-                     WHERE id = $1 AND claim_token = $4",
-                )
-                .await?;
-            let n = tx.execute(&stmt, &[&id, result, &now_ms(), &token]).await?;
-            if let (1, Some(t)) = (n, thread) {
-                // The first one wins: a retried root must not move its thread.
-                let stmt = tx
-                    .prepare_cached(
-                        "INSERT INTO slack_threads (connection, channel, thread_key, ts) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
-                    )
-                    .await?;
-                tx.execute(&stmt, &[&t.connection, &t.channel, &t.key, &t.ts])
-                    .await?;
-            }
-            ("sent", None, n)
-        }
-        Outcome::WouldSend { request } => {
-            let stmt = tx
-                .prepare_cached(
-                    "UPDATE deliveries SET status = 'would-send', result = $2, sent_at = $3, attempts = attempts + 1,
-                       claim_token = NULL, claimed_by = NULL
-                     WHERE id = $1 AND claim_token = $4",
-                )
-                .await?;
-            let n = tx
-                .execute(&stmt, &[&id, request, &now_ms(), &token])
-                .await?;
-            ("would-send", None, n)
-        }
-        Outcome::Retry {
-            error,
-            at,
-            uncertain,
-        } => {
-            let stmt = tx
-                .prepare_cached(
-                    "UPDATE deliveries SET status = 'pending', next_try_at = $2, last_error = $3, attempts = attempts + 1,
-                       uncertain = (uncertain OR $4), claim_token = NULL, claimed_by = NULL
-                     WHERE id = $1 AND claim_token = $5",
-                )
-                .await?;
-            let n = tx
-                .execute(&stmt, &[&id, at, error, uncertain, &token])
-                .await?;
-            ("retry", Some(error.as_str()), n)
-        }
-        Outcome::Dead { error } => {
-            let stmt = tx
-                .prepare_cached(
-                    "UPDATE deliveries SET status = 'dead', last_error = $2, attempts = attempts + 1,
-                       claim_token = NULL, claimed_by = NULL
-                     WHERE id = $1 AND claim_token = $3",
-                )
-                .await?;
-            let n = tx.execute(&stmt, &[&id, error, &token]).await?;
-            ("dead", Some(error.as_str()), n)
-        }
-    };
-    if matched == 0 {
-        return Ok(false);
-    }
-    let stmt = tx
-        .prepare_cached(
-            "INSERT INTO attempts (delivery_id, at, outcome, error, latency_ms, sent_at) VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .await?;
-    tx.execute(
-        &stmt,
-        &[
-            &id,
-            &a.started_at,
-            &label,
-            &error,
-            &a.latency_ms,
-            &a.sent_at,
-        ],
-    )
-    .await?;
-    Ok(true)
 }
 
 #[cfg(test)]

@@ -139,6 +139,25 @@ impl SqliteStore {
         })
     }
 
+    /// See `Store::release_replica`.
+    pub fn release_replica(&self, replica: &str) -> StoreResult<usize> {
+        self.with(|conn| {
+            let tx = conn.transaction()?;
+            let mut n = tx.execute(
+                "UPDATE deliveries SET status = 'pending', uncertain = 1, claim_token = NULL, claimed_by = NULL
+                 WHERE claimed_by = ?1 AND status = 'sending'",
+                [replica],
+            )?;
+            n += tx.execute("DELETE FROM lane_leases WHERE replica = ?1", [replica])?;
+            n += tx.execute(
+                "UPDATE events SET claim_token = NULL, claim_until = NULL WHERE claimed_by = ?1 AND claim_token IS NOT NULL",
+                [replica],
+            )?;
+            tx.commit()?;
+            Ok(n)
+        })
+    }
+
     /// See `Store::release_stale_claims`: the server holds the file's lock,
     /// so every claim in it is its own previous run's.
     pub fn release_stale_claims(&self) -> StoreResult<usize> {
