@@ -413,6 +413,13 @@ forward! {
     fn renew(&self, claim: &Claim => owned_ref, by_ref) -> usize;
     /// Lets go of everything `claim` holds (a clean stop).
     fn release(&self, claim: &Claim => owned_ref, by_ref) -> ();
+    /// Lets go of everything the replica named `replica` holds, whatever
+    /// round took it (a stopping server whose rounds did not finish within
+    /// its grace): its lanes, its events, and its deliveries in flight, which
+    /// go back to pending as uncertain (they may have been sent). Wakes the
+    /// other replicas, so they take the work now rather than after the
+    /// lease. Returns how many rows it let go.
+    fn release_replica(&self, replica: &str => owned_str, as_str) -> usize;
     /// After a restart of the only server (SQLite): claims left by the
     /// previous run end now and their deliveries become uncertain; returns
     /// how many deliveries were in flight. PostgreSQL leaves them to expire.
