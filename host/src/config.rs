@@ -41,6 +41,9 @@ pub struct Config {
     pub tls: crate::http::tls::TlsConfig,
     /// The egress proxy outbound requests go through.
     pub network: crate::http::proxy::NetworkConfig,
+    /// Plugin signatures: the publisher keys this site trusts, the keys it
+    /// revoked, and whether install demands a signature.
+    pub plugins: crate::plugin_trust::TrustConfig,
 }
 
 /// `[server]`
@@ -65,6 +68,12 @@ pub struct ServerConfig {
     /// Unset: the address each request came to (`X-Forwarded-Proto` and
     /// `X-Forwarded-Host` from a proxy, else `Host`).
     pub public_url: Option<String>,
+    /// On SIGTERM: how long requests in progress, running plugin calls and
+    /// sends may take to finish; then this replica lets go of what it still
+    /// holds (another replica, or the next start, takes it over) and exits.
+    /// Keep it below systemd's `TimeoutStopSec=` and Kubernetes'
+    /// `terminationGracePeriodSeconds`.
+    pub shutdown_grace_ms: u64,
 }
 
 impl Default for ServerConfig {
@@ -76,6 +85,7 @@ impl Default for ServerConfig {
             header_timeout_ms: 10_000,
             body_timeout_ms: 30_000,
             public_url: None,
+            shutdown_grace_ms: 20_000,
         }
     }
 }
@@ -318,6 +328,11 @@ impl Config {
         if let Some(SecretSource::File(p)) = config.network.proxy_credentials.as_mut() {
             rebase(p);
         }
+        config.plugins.rebase(&base);
+        config
+            .plugins
+            .keyring()
+            .map_err(|e| anyhow::anyhow!("config {}: {e}", path.display()))?;
         if let Some(url) = &config.server.public_url {
             check_public_url(url).map_err(|e| anyhow::anyhow!("config {}: {e}", path.display()))?;
         }
@@ -362,6 +377,11 @@ impl Config {
     /// How long a client may take to send a request's body.
     pub fn body_timeout(&self) -> Duration {
         Duration::from_millis(self.server.body_timeout_ms.max(1))
+    }
+
+    /// How long a stop waits for work in progress (`[server] shutdown-grace-ms`).
+    pub fn shutdown_grace(&self) -> Duration {
+        Duration::from_millis(self.server.shutdown_grace_ms)
     }
 
     /// The enrichment request timeout.

@@ -80,18 +80,20 @@ pub(super) async fn body_deadline(
     response
 }
 
-/// Serves `app` on `listener` until `shutdown` completes, then lets the
-/// requests in progress finish (idle connections close at once).
+/// Serves `app` on `listener` until `shutdown` completes, then stops
+/// accepting and lets the requests in progress finish (idle connections
+/// close at once) until the deadline `shutdown` gave; connections still
+/// open then are dropped. Returns that deadline.
 pub(super) async fn serve(
     listener: TcpListener,
     app: Router,
     header_timeout: Duration,
-    shutdown: impl std::future::Future<Output = ()>,
-) {
+    shutdown: impl std::future::Future<Output = tokio::time::Instant>,
+) -> tokio::time::Instant {
     let (closing, closed) = watch::channel(false);
     let mut connections = tokio::task::JoinSet::new();
     let mut shutdown = std::pin::pin!(shutdown);
-    loop {
+    let deadline = loop {
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
@@ -102,7 +104,7 @@ pub(super) async fn serve(
                     continue;
                 }
             },
-            _ = &mut shutdown => break,
+            deadline = &mut shutdown => break deadline,
         };
         let _ = stream.set_nodelay(true);
         let service = TowerToHyperService::new(app.clone());
@@ -126,8 +128,19 @@ pub(super) async fn serve(
             }
         });
         while connections.try_join_next().is_some() {}
-    }
+    };
     drop(listener);
     let _ = closing.send(true);
-    while connections.join_next().await.is_some() {}
+    let drained = tokio::time::timeout_at(deadline, async {
+        while connections.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!(
+            open = connections.len(),
+            "requests still in progress at the end of the shutdown grace are dropped"
+        );
+        connections.shutdown().await;
+    }
+    deadline
 }

@@ -3,14 +3,16 @@
 //! Routes: `POST /hooks/confluence/{source}` and `POST /hooks/slack/{connection}`
 //! (webhooks, see [`hooks`] and [`slack_hooks`]; the host's own
 //! `/confluence link` and `unlink` in [`slack_link`]),
-//! `/api/...` (the admin API, see [`api`]), `GET /healthz` and
-//! `GET /metrics`. The dispatcher runs in the same process and is woken by
-//! every newly stored event.
+//! `/api/...` (the admin API, see [`api`]), `GET /healthz` (alive),
+//! `GET /readyz` (ready for traffic, see [`lifecycle`]) and `GET /metrics`.
+//! The dispatcher runs in the same process and is woken by every newly
+//! stored event.
 
 mod api;
 mod conn;
 mod console;
 mod hooks;
+pub mod lifecycle;
 pub mod public_url;
 pub mod session;
 mod slack_hooks;
@@ -36,6 +38,7 @@ use crate::runtime::Runtime;
 use crate::secret::Secret;
 use crate::store::Store;
 use crate::store::ingest::Ingest;
+use lifecycle::Lifecycle;
 
 /// What every request handler shares.
 pub struct AppState {
@@ -57,6 +60,8 @@ pub struct AppState {
     pub clock: crate::clock::Clock,
     /// The last `doctor` report, for the console's overview.
     pub doctor: crate::doctor::Latest,
+    /// Whether the server is stopping (`/readyz`), and its supervisor.
+    pub lifecycle: Arc<Lifecycle>,
 }
 
 impl AppState {
@@ -76,6 +81,7 @@ impl AppState {
             sources: hooks::SourceCache::default(),
             clock: crate::clock::Clock::System,
             doctor: crate::doctor::Latest::default(),
+            lifecycle: Arc::new(Lifecycle::new()),
         }))
     }
 }
@@ -94,6 +100,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .nest("/api", api::routes())
         .nest("/console", console::routes())
         .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .with_state(state)
         .layer(axum::middleware::from_fn_with_state(
@@ -119,9 +126,9 @@ async fn healthz(State(state): State<Arc<AppState>>) -> Response {
                 .map(|c| (c.status.as_str().to_owned(), c.count.into()))
                 .collect();
             let now = crate::store::now_ms();
-            let tokens: Vec<crate::admin::TokenStatus> = connections
+            let tokens: Vec<crate::ops::tokens::TokenStatus> = connections
                 .iter()
-                .filter_map(|c| crate::admin::token_status(c, now))
+                .filter_map(|c| crate::ops::tokens::token_status(c, now))
                 .collect();
             let status = if tokens.iter().any(|t| t.state == "expired") {
                 "degraded"
@@ -155,6 +162,49 @@ async fn healthz(State(state): State<Arc<AppState>>) -> Response {
         ),
     }
 }
+
+/// `GET /readyz`: whether this replica should be sent traffic. 200
+/// `{"status":"ready"}` while the database answers within
+/// [`READY_TIMEOUT`]; 503 `{"status":"stopping"}` from the moment SIGTERM
+/// arrived, and 503 `{"status":"database-unreachable"}` while the database
+/// does not answer. `/healthz` says whether the process is alive and what
+/// it holds; this says only whether to route to it, so it is cheap enough
+/// for a probe every second.
+async fn readyz(State(state): State<Arc<AppState>>) -> Response {
+    let not_ready = |status: &str, message: String| {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({ "status": status, "error": message })),
+        )
+            .into_response()
+    };
+    if state.lifecycle.is_stopping() {
+        return not_ready(
+            "stopping",
+            "this replica is stopping: it finishes what it holds and takes no new work".into(),
+        );
+    }
+    match tokio::time::timeout(READY_TIMEOUT, state.store.ping()).await {
+        Ok(Ok(())) => Json(json!({ "status": "ready" })).into_response(),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "readiness: the database cannot be reached");
+            not_ready(
+                "database-unreachable",
+                "the database cannot be reached (the log has the details)".into(),
+            )
+        }
+        Err(_) => not_ready(
+            "database-unreachable",
+            format!(
+                "the database did not answer within {} ms",
+                READY_TIMEOUT.as_millis()
+            ),
+        ),
+    }
+}
+
+/// How long `/readyz` waits for the database.
+const READY_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(1000);
 
 /// How long `/healthz` waits for the database.
 const HEALTH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
@@ -217,7 +267,20 @@ fn claim_database(database: &std::path::Path) -> anyhow::Result<std::fs::File> {
 
 /// Opens the store, starts ingest and the dispatcher, and serves until
 /// SIGTERM or Ctrl-C; prints the bound address on stdout first.
+///
+/// Stopping: `/readyz` turns 503 and systemd hears `STOPPING=1`; the
+/// listener closes and the requests in flight are answered (a webhook
+/// answered 202 is stored); dispatch and delivery take no new round, and
+/// the rounds running (plugin calls, sends) get `[server]
+/// shutdown-grace-ms` to finish and record what they did. Whatever is
+/// still running then is dropped, and everything this replica holds is let
+/// go ([`Store::release_replica`]): its events go back to the queue, its
+/// lanes are free, and a delivery whose send was cut short is marked
+/// uncertain so whoever takes it looks before sending again.
 pub async fn serve(config: Config, listen: Option<String>) -> anyhow::Result<()> {
+    let life = Arc::new(Lifecycle::new());
+    let watchdog = life.start_watchdog();
+    life.status("opening the store (applying migrations)");
     let database = config.store.location().map_err(|e| anyhow::anyhow!(e))?;
     let _only_server = match &database {
         Database::Sqlite(path) => Some(claim_database(path)?),
@@ -236,6 +299,7 @@ pub async fn serve(config: Config, listen: Option<String>) -> anyhow::Result<()>
         );
     }
     let addr = listen.unwrap_or_else(|| config.server.listen.clone());
+    life.status(&format!("binding {addr}"));
     let listener = tokio::net::TcpListener::bind(&addr)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
@@ -264,7 +328,7 @@ pub async fn serve(config: Config, listen: Option<String>) -> anyhow::Result<()>
         config.store.lease_ms,
     ));
     let (stop, stopped) = watch::channel(false);
-    let token_task = tokio::spawn(crate::admin::watch_tokens(
+    let token_task = tokio::spawn(crate::ops::tokens::watch_tokens(
         store.clone(),
         metrics.clone(),
         config.enrichment_timeout(),
@@ -274,8 +338,9 @@ pub async fn serve(config: Config, listen: Option<String>) -> anyhow::Result<()>
     let sockets_stopped = stopped.clone();
     let delivery_task = tokio::spawn(deliverer.run(outbox, stopped));
 
+    let grace = config.shutdown_grace();
     let state = Arc::new(AppState {
-        store,
+        store: store.clone(),
         ingest,
         metrics,
         runtime,
@@ -284,6 +349,7 @@ pub async fn serve(config: Config, listen: Option<String>) -> anyhow::Result<()>
         sources: hooks::SourceCache::default(),
         clock: crate::clock::Clock::System,
         doctor: crate::doctor::Latest::default(),
+        lifecycle: life.clone(),
     });
     {
         use std::io::Write as _;
@@ -294,34 +360,59 @@ pub async fn serve(config: Config, listen: Option<String>) -> anyhow::Result<()>
     tracing::info!(%local, "listening");
     // Slack connections with an app-level token: events over Socket Mode.
     let socket_task = tokio::spawn(slack_socket::run(state.clone(), sockets_stopped));
+    life.ready(&format!(
+        "serving on http://{local}, store {}",
+        store.describe()
+    ));
     let header_timeout = state.config.header_timeout();
-    conn::serve(listener, router(state), header_timeout, shutdown_signal()).await;
-    let _ = stop.send(true);
-    let _ = socket_task.await;
-    let _ = dispatch_task.await;
-    let _ = delivery_task.await;
-    let _ = token_task.await;
-    Ok(())
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
+    let stopping = life.clone();
+    let stop_signal = async move {
+        lifecycle::stop_requested().await;
+        let deadline = tokio::time::Instant::now() + grace;
+        stopping.stopping(&format!(
+            "stopping: answering requests in flight and finishing plugin calls and sends (at most {} ms)",
+            grace.as_millis()
+        ));
+        tracing::info!(
+            grace_ms = grace.as_millis() as u64,
+            "shutting down: no new requests; finishing the current dispatch and delivery"
+        );
+        // Dispatch and delivery take no new round from now on.
+        let _ = stop.send(true);
+        deadline
     };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
+    let deadline = conn::serve(listener, router(state), header_timeout, stop_signal).await;
+    let mut workers = [socket_task, dispatch_task, delivery_task, token_task];
+    let finished = tokio::time::timeout_at(deadline, async {
+        for worker in workers.iter_mut() {
+            let _ = worker.await;
         }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {}
-        _ = term => {}
+    })
+    .await;
+    if finished.is_err() {
+        life.status("stopping: the grace is over; letting go of unfinished work");
+        tracing::warn!(
+            "plugin calls or sends still running at the end of the shutdown grace are dropped; their claims are released"
+        );
+        for worker in &workers {
+            worker.abort();
+        }
+        for worker in workers {
+            let _ = worker.await;
+        }
     }
-    tracing::info!("shutting down: no new requests; finishing the current dispatch and delivery");
+    // Whatever this replica still holds goes back now, not after its lease.
+    let replica = crate::store::claims::replica_name();
+    match store.release_replica(&replica).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(n, %replica, "released this replica's claims and lane leases"),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot release this replica's claims; they end with their lease")
+        }
+    }
+    life.status("stopped");
+    if let Some(watchdog) = watchdog {
+        watchdog.abort();
+    }
+    Ok(())
 }
