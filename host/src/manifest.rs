@@ -57,7 +57,23 @@ pub struct Manifest {
 }
 
 /// One setting a plugin understands.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+///
+/// ```toml
+/// [settings.channel]
+/// description = "Slack channel to post to"
+/// type = "destination"       # its value is where the plugin's post-slack actions go
+/// action = "post-slack"
+/// [settings.skip-minor-edits]
+/// description = "Skip minor edits"
+/// type = "bool"
+/// default = "true"
+/// [settings.events]
+/// description = "Event kinds to post"
+/// type = "event-kinds"
+/// choices = ["page-created", "page-updated"]
+/// default = "page-created"
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SettingSpec {
     /// What it does, for admins.
@@ -78,6 +94,164 @@ pub struct SettingSpec {
         skip_serializing_if = "std::ops::Not::not"
     )]
     pub confluence_template: bool,
+    /// What kind of value it takes (`type = "bool"`); the console shows a
+    /// control to match and `bind` refuses a value of another kind.
+    /// Left out: free text.
+    #[serde(default, rename = "type", skip_serializing_if = "SettingType::is_text")]
+    pub kind: SettingType,
+    /// `choice`: the values it takes; `event-kinds`: the kinds it
+    /// understands (left out: every kind the plugin wants).
+    /// `choices = ["compact", "full"]`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub choices: Vec<String>,
+    /// `destination`: the action kind whose destination the value names
+    /// (`post-slack`: a channel such as `#eng`; `post-teams`: a Teams
+    /// connection; `create-page`: a space key; `dm-slack`: an email;
+    /// `add-comment`: a page id). `bind` refuses a value the binding's
+    /// destinations do not allow, and fills it from the one destination of
+    /// that kind when it is not given. `action = "post-slack"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action: Option<String>,
+}
+
+/// What kind of value a setting takes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum SettingType {
+    /// Any text (the default).
+    #[default]
+    Text,
+    /// `true` or `false` (a checkbox in the console).
+    Bool,
+    /// Comma-separated items (chips in the console).
+    List,
+    /// One of `choices` (a select in the console).
+    Choice,
+    /// A Confluence page id, a number (a page picker in the console).
+    PageId,
+    /// Comma-separated event kinds, kept equal to the binding's own event
+    /// kinds (the console shows them once, as the binding's events).
+    EventKinds,
+    /// Where the plugin's `action` actions go: kept equal to the binding's
+    /// destination of that kind (the console's "where to post" picker fills both).
+    Destination,
+}
+
+impl SettingType {
+    /// Its name in `plugin.toml` (`page-id`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SettingType::Text => "text",
+            SettingType::Bool => "bool",
+            SettingType::List => "list",
+            SettingType::Choice => "choice",
+            SettingType::PageId => "page-id",
+            SettingType::EventKinds => "event-kinds",
+            SettingType::Destination => "destination",
+        }
+    }
+
+    fn is_text(&self) -> bool {
+        *self == SettingType::Text
+    }
+}
+
+/// Action kinds whose destination a `destination` setting may name.
+const DESTINATION_ACTIONS: [&str; 5] = [
+    "post-slack",
+    "dm-slack",
+    "post-teams",
+    "create-page",
+    "add-comment",
+];
+
+/// A boolean as plugins read it (the guest SDK's `bool_or`).
+pub fn parse_bool(value: &str) -> Option<bool> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "true" | "yes" | "on" | "1" => Some(true),
+        "false" | "no" | "off" | "0" => Some(false),
+        _ => None,
+    }
+}
+
+/// A comma-separated list as plugins read it: items trimmed, empty ones dropped.
+pub fn parse_list(value: &str) -> Vec<String> {
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+impl SettingSpec {
+    /// Whether `value` is what the setting holds anyway when a binding
+    /// does not set it (compared as the plugin reads it: `yes` is `true`,
+    /// lists in any order): such a value need not be stored.
+    pub fn is_default(&self, value: &str) -> bool {
+        let Some(default) = &self.default else {
+            return false;
+        };
+        match self.kind {
+            SettingType::Bool => {
+                parse_bool(value).is_some() && parse_bool(value) == parse_bool(default)
+            }
+            SettingType::List | SettingType::EventKinds => {
+                let mut a = parse_list(value);
+                let mut b = parse_list(default);
+                a.sort();
+                a.dedup();
+                b.sort();
+                b.dedup();
+                a == b
+            }
+            _ => value.trim() == default.trim(),
+        }
+    }
+
+    /// Refuses a value of the wrong kind, in words for the admin; `name`
+    /// is the setting's, `known_kinds` the kinds an `event-kinds` setting
+    /// takes.
+    pub fn check_value(
+        &self,
+        name: &str,
+        value: &str,
+        known_kinds: &[String],
+    ) -> Result<(), String> {
+        match self.kind {
+            SettingType::Text | SettingType::List | SettingType::Destination => Ok(()),
+            SettingType::Bool => parse_bool(value)
+                .map(|_| ())
+                .ok_or_else(|| format!("setting `{name}` is true or false, not `{value}`")),
+            SettingType::Choice => {
+                if self.choices.iter().any(|c| c == value.trim()) {
+                    Ok(())
+                } else {
+                    Err(format!(
+                        "setting `{name}` is one of {}, not `{value}`",
+                        self.choices.join(", ")
+                    ))
+                }
+            }
+            SettingType::PageId => match value.trim().parse::<u64>() {
+                Ok(_) => Ok(()),
+                Err(_) => Err(format!(
+                    "setting `{name}` is a Confluence page id (a number such as 2818051), not `{value}`"
+                )),
+            },
+            SettingType::EventKinds => {
+                for kind in parse_list(value) {
+                    if !known_kinds.contains(&kind) {
+                        return Err(format!(
+                            "setting `{name}` takes the event kinds {}, not `{kind}`",
+                            known_kinds.join(", ")
+                        ));
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
 }
 
 /// Limits a plugin requests; unset fields take the host defaults.
@@ -218,8 +392,149 @@ impl Manifest {
                     "setting `{name}` is required and has a default: choose one"
                 ));
             }
+            self.validate_typed(name, spec)?;
+        }
+        let event_settings: Vec<&String> = self
+            .settings
+            .iter()
+            .filter(|(_, s)| s.kind == SettingType::EventKinds)
+            .map(|(n, _)| n)
+            .collect();
+        if event_settings.len() > 1 {
+            return Err(format!(
+                "settings {} are all `type = \"event-kinds\"`: a plugin has one place for event kinds",
+                event_settings
+                    .iter()
+                    .map(|n| format!("`{n}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+        for action in DESTINATION_ACTIONS {
+            let naming: Vec<&String> = self
+                .settings
+                .iter()
+                .filter(|(_, s)| s.action.as_deref() == Some(action))
+                .map(|(n, _)| n)
+                .collect();
+            if naming.len() > 1 {
+                return Err(format!(
+                    "settings {} all name the destination of `{action}`: one setting per action kind",
+                    naming
+                        .iter()
+                        .map(|n| format!("`{n}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ));
+            }
         }
         Ok(())
+    }
+
+    /// The checks that depend on a setting's `type`.
+    fn validate_typed(&self, name: &str, spec: &SettingSpec) -> Result<(), String> {
+        let kind = spec.kind.as_str();
+        if !spec.choices.is_empty()
+            && !matches!(spec.kind, SettingType::Choice | SettingType::EventKinds)
+        {
+            return Err(format!(
+                "setting `{name}` has `choices`, which only `type = \"choice\"` and `type = \"event-kinds\"` take"
+            ));
+        }
+        if spec.action.is_some() && spec.kind != SettingType::Destination {
+            return Err(format!(
+                "setting `{name}` has `action`, which only `type = \"destination\"` takes"
+            ));
+        }
+        if spec.confluence_template && spec.kind != SettingType::Text {
+            return Err(format!(
+                "setting `{name}` names a Confluence template, so it is text, not `{kind}`"
+            ));
+        }
+        match spec.kind {
+            SettingType::Choice if spec.choices.is_empty() => {
+                return Err(format!(
+                    "setting `{name}` is `type = \"choice\"`: list its values in `choices`"
+                ));
+            }
+            SettingType::EventKinds => {
+                for choice in &spec.choices {
+                    match EventKind::from_name(choice) {
+                        Some(k) if self.wants(k) => {}
+                        _ => {
+                            return Err(format!(
+                                "setting `{name}`: `choices` names `{choice}`, which is not an event kind this plugin wants (`events`: {})",
+                                self.events.join(", ")
+                            ));
+                        }
+                    }
+                }
+            }
+            SettingType::Destination => match spec.action.as_deref() {
+                None => {
+                    return Err(format!(
+                        "setting `{name}` is `type = \"destination\"`: say whose destination with `action` ({})",
+                        DESTINATION_ACTIONS.join(", ")
+                    ));
+                }
+                Some(action) if !DESTINATION_ACTIONS.contains(&action) => {
+                    return Err(format!(
+                        "setting `{name}`: `action = \"{action}\"` has no destination a setting can name ({})",
+                        DESTINATION_ACTIONS.join(", ")
+                    ));
+                }
+                Some(action) if !self.actions.iter().any(|a| a == action) => {
+                    return Err(format!(
+                        "setting `{name}` names the destination of `{action}`, which `actions` does not declare"
+                    ));
+                }
+                Some(_) => {}
+            },
+            _ => {}
+        }
+        if let Some(default) = &spec.default {
+            spec.check_value(name, default, &self.event_kinds(spec))
+                .map_err(|m| format!("`default` of {m}"))?;
+        }
+        Ok(())
+    }
+
+    /// The event kinds this plugin wants, by name (`"*"` spelled out as
+    /// every kind of its contract).
+    pub fn wanted_kinds(&self) -> Vec<String> {
+        EventKind::ALL
+            .into_iter()
+            .filter(|k| self.wants(*k))
+            .map(|k| k.name().to_owned())
+            .collect()
+    }
+
+    /// The event kinds an `event-kinds` setting takes: its `choices`, or
+    /// every kind the plugin wants.
+    pub fn event_kinds(&self, spec: &SettingSpec) -> Vec<String> {
+        if spec.choices.is_empty() {
+            self.wanted_kinds()
+        } else {
+            spec.choices.clone()
+        }
+    }
+
+    /// The setting that holds the binding's event kinds, if any.
+    pub fn event_kinds_setting(&self) -> Option<(&str, &SettingSpec)> {
+        self.settings
+            .iter()
+            .find(|(_, s)| s.kind == SettingType::EventKinds)
+            .map(|(n, s)| (n.as_str(), s))
+    }
+
+    /// The setting that names where `action` actions go, if any.
+    pub fn destination_setting(&self, action: &str) -> Option<(&str, &SettingSpec)> {
+        self.settings
+            .iter()
+            .find(|(_, s)| {
+                s.kind == SettingType::Destination && s.action.as_deref() == Some(action)
+            })
+            .map(|(n, s)| (n.as_str(), s))
     }
 
     /// Whether the plugin wants events of this kind.
@@ -392,5 +707,168 @@ memory-mib = 64
             .resolve_settings(&[("chanel".into(), "#eng".into())])
             .unwrap_err();
         assert!(err.contains("no setting `chanel`"), "{err}");
+    }
+
+    const TYPED: &str = r#"
+name = "typed"
+version = "0.1.0"
+description = "d"
+wit = "0.2.0"
+component = "typed.wasm"
+events = ["page-created", "page-updated", "link-shared"]
+actions = ["post-slack", "unfurl"]
+[settings.channel]
+description = "where"
+type = "destination"
+action = "post-slack"
+[settings.events]
+description = "which"
+type = "event-kinds"
+choices = ["page-created", "page-updated"]
+default = "page-created, page-updated"
+[settings.quiet]
+description = "no"
+type = "bool"
+default = "false"
+[settings.style]
+description = "how"
+type = "choice"
+choices = ["compact", "full"]
+default = "full"
+[settings.labels]
+description = "which labels"
+type = "list"
+[settings.under-page]
+description = "below"
+type = "page-id"
+"#;
+
+    #[test]
+    fn typed_settings_parse_and_find_their_roles() {
+        let m = Manifest::parse(TYPED).unwrap();
+        assert_eq!(m.settings["quiet"].kind, SettingType::Bool);
+        assert_eq!(m.destination_setting("post-slack").unwrap().0, "channel");
+        assert!(m.destination_setting("post-teams").is_none());
+        let (name, spec) = m.event_kinds_setting().unwrap();
+        assert_eq!(name, "events");
+        assert_eq!(m.event_kinds(spec), ["page-created", "page-updated"]);
+        assert_eq!(
+            m.wanted_kinds(),
+            ["page-created", "page-updated", "link-shared"]
+        );
+        // A manifest without types reads as before: every setting is text.
+        let plain = Manifest::parse(GOOD).unwrap();
+        assert!(plain.settings.values().all(|s| s.kind == SettingType::Text));
+        // Serialized (stored with the plugin) and read back unchanged.
+        let json = serde_json::to_string(&m).unwrap();
+        assert_eq!(serde_json::from_str::<Manifest>(&json).unwrap(), m);
+        let json = serde_json::to_string(&plain).unwrap();
+        assert!(!json.contains("\"type\""), "{json}");
+    }
+
+    #[test]
+    fn typed_values_are_checked_and_defaults_compared_as_read() {
+        let m = Manifest::parse(TYPED).unwrap();
+        let kinds = m.event_kinds(&m.settings["events"]);
+        let check = |name: &str, value: &str| m.settings[name].check_value(name, value, &kinds);
+        assert!(check("quiet", "yes").is_ok());
+        assert!(
+            check("quiet", "maybe")
+                .unwrap_err()
+                .contains("true or false")
+        );
+        assert!(check("style", "compact").is_ok());
+        assert!(
+            check("style", "tiny")
+                .unwrap_err()
+                .contains("compact, full")
+        );
+        assert!(check("under-page", "2818051").is_ok());
+        assert!(
+            check("under-page", "Q3 plan")
+                .unwrap_err()
+                .contains("page id")
+        );
+        assert!(check("events", "page-updated").is_ok());
+        let err = check("events", "page-created, link-shared").unwrap_err();
+        assert!(err.contains("not `link-shared`"), "{err}");
+        assert!(m.settings["quiet"].is_default("no"));
+        assert!(!m.settings["quiet"].is_default("true"));
+        assert!(m.settings["events"].is_default("page-updated,page-created"));
+        assert!(!m.settings["events"].is_default("page-created"));
+        assert!(m.settings["style"].is_default(" full"));
+        assert!(
+            !m.settings["labels"].is_default(""),
+            "no default: always stored"
+        );
+    }
+
+    #[test]
+    fn typed_settings_that_cannot_work_are_refused_by_name() {
+        for (from, to, expected) in [
+            ("action = \"post-slack\"", "", "say whose destination"),
+            (
+                "action = \"post-slack\"",
+                "action = \"post-teams\"",
+                "`actions` does not declare",
+            ),
+            (
+                "action = \"post-slack\"",
+                "action = \"unfurl\"",
+                "no destination a setting can name",
+            ),
+            (
+                "choices = [\"compact\", \"full\"]\n",
+                "",
+                "list its values in `choices`",
+            ),
+            (
+                "default = \"full\"",
+                "default = \"tiny\"",
+                "`default` of setting `style`",
+            ),
+            (
+                "default = \"false\"",
+                "default = \"nope\"",
+                "`default` of setting `quiet`",
+            ),
+            (
+                "type = \"page-id\"",
+                "type = \"page-id\"\ndefault = \"home\"",
+                "page id",
+            ),
+            (
+                "choices = [\"page-created\", \"page-updated\"]",
+                "choices = [\"blog-created\"]",
+                "not an event kind this plugin wants",
+            ),
+            (
+                "type = \"list\"",
+                "type = \"list\"\nchoices = [\"a\"]",
+                "only `type = \"choice\"`",
+            ),
+            (
+                "type = \"list\"",
+                "type = \"list\"\naction = \"post-slack\"",
+                "only `type = \"destination\"`",
+            ),
+            ("type = \"list\"", "type = \"lists\"", "lists"),
+            (
+                "type = \"list\"",
+                "type = \"event-kinds\"",
+                "one place for event kinds",
+            ),
+            (
+                "type = \"page-id\"",
+                "type = \"destination\"\naction = \"post-slack\"",
+                "one setting per action kind",
+            ),
+        ] {
+            assert!(TYPED.contains(from), "{from}");
+            let err = Manifest::parse(&TYPED.replacen(from, to, 1))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(expected), "{from} -> {to}: {err}");
+        }
     }
 }

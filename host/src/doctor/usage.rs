@@ -336,6 +336,7 @@ mod tests {
                     required: false,
                     default: None,
                     confluence_template: true,
+                    ..SettingSpec::default()
                 },
             );
         }

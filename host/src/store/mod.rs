@@ -29,6 +29,7 @@ mod plugins;
 pub mod postgres;
 pub mod search;
 pub mod sessions;
+pub mod sql;
 pub mod sqlite;
 pub mod user_links;
 

@@ -85,12 +85,7 @@ pub struct LatestIds {
     pub pending_deliveries: i64,
 }
 
-/// The SQL of one backend, as far as a search's filters differ.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Dialect {
-    Sqlite,
-    Postgres,
-}
+pub(crate) use super::sql::Dialect;
 
 /// One filter's value.
 #[derive(Debug, Clone, PartialEq)]

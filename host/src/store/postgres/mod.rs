@@ -38,6 +38,7 @@ mod outbox;
 mod plugins;
 mod search;
 mod send_slots;
+mod sql;
 pub mod tls;
 mod user_links;
 

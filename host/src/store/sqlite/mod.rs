@@ -24,6 +24,7 @@ pub mod ingest;
 mod outbox;
 mod plugins;
 mod search;
+mod sql;
 mod user_links;
 
 use std::path::{Path, PathBuf};
