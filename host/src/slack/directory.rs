@@ -67,6 +67,16 @@ pub struct Directory {
     workspaces: Mutex<HashMap<String, Arc<Workspace>>>,
 }
 
+/// How a scan ended.
+enum ScanEnd {
+    /// The wanted name's id.
+    Found(String),
+    /// Every page was read.
+    Complete,
+    /// The page budget ran out; the cursor is kept.
+    Incomplete { seen: usize },
+}
+
 #[derive(Default)]
 struct Workspace {
     /// What is known; held only between calls, never across one.
@@ -77,10 +87,47 @@ struct Workspace {
     users: Mutex<HashMap<String, (String, Instant)>>,
 }
 
+/// A channel as a scan saw it.
+#[derive(Debug, Clone)]
+struct Seen {
+    id: String,
+    /// Its name as Slack spells it.
+    name: String,
+    private: bool,
+    member: bool,
+    at: Instant,
+}
+
+/// A channel the bot can post to, as the console's picker lists it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+pub struct ChannelEntry {
+    /// Its name with `#` (`#eng`).
+    pub name: String,
+    /// Slack's id (`C0ENG00001`).
+    pub id: String,
+    /// A private channel (listed only because the bot is in it).
+    pub private: bool,
+    /// The bot is a member (it may post; a public channel it is not in
+    /// needs the `chat:write.public` scope or an invitation).
+    pub member: bool,
+}
+
+/// Channels whose name contains a query, from the directory.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+pub struct ChannelList {
+    /// Matching channels, by name.
+    pub channels: Vec<ChannelEntry>,
+    /// Whether every channel of the workspace was read; `false` when the
+    /// scan stopped at its page budget (the next look goes on).
+    pub complete: bool,
+    /// Matches beyond `channels` (the list is cut at its limit).
+    pub more: usize,
+}
+
 #[derive(Default)]
 struct Channels {
-    /// Lower-case name → (id, when seen).
-    by_name: HashMap<String, (String, Instant)>,
+    /// Lower-case name → what was seen.
+    by_name: HashMap<String, Seen>,
     /// The unfinished scan's next cursor.
     cursor: Option<String>,
     /// Channels seen by the unfinished scan.
@@ -127,6 +174,23 @@ impl Directory {
         if let Some(known) = self.known(&ws, &wanted) {
             return known;
         }
+        match self.scan(&ws, client, Some(&wanted)).await? {
+            ScanEnd::Found(id) => Ok(id),
+            ScanEnd::Complete => Err(LookupError::NotFound),
+            ScanEnd::Incomplete { seen } => Err(LookupError::Incomplete { seen }),
+        }
+    }
+
+    /// Reads `conversations.list` pages from where the unfinished scan
+    /// stopped (or from the start), at most `pages_per_attempt` of them,
+    /// recording every channel; stops early at `wanted`. The caller holds
+    /// the workspace's scan lock.
+    async fn scan(
+        &self,
+        ws: &Workspace,
+        client: &SlackClient<'_>,
+        wanted: Option<&str>,
+    ) -> Result<ScanEnd, LookupError> {
         let mut cursor = {
             let mut channels = lock(&ws.channels);
             let cursor = channels.cursor.take().unwrap_or_default();
@@ -160,11 +224,18 @@ impl Directory {
                 let (Some(n), Some(id)) = (c["name"].as_str(), c["id"].as_str()) else {
                     continue;
                 };
-                let n = n.to_lowercase();
-                if n == wanted {
+                let key = n.to_lowercase();
+                if wanted == Some(key.as_str()) {
                     found = Some(id.to_owned());
                 }
-                channels.by_name.insert(n, (id.to_owned(), seen_at));
+                let seen = Seen {
+                    id: id.to_owned(),
+                    name: n.to_owned(),
+                    private: c["is_private"].as_bool().unwrap_or(false),
+                    member: c["is_member"].as_bool().unwrap_or(false),
+                    at: seen_at,
+                };
+                channels.by_name.insert(key, seen);
                 channels.seen += 1;
             }
             cursor = page
@@ -176,20 +247,77 @@ impl Directory {
                 channels.completed = Some(seen_at);
                 // Names a complete scan did not see are gone (renamed, archived).
                 let started = channels.started.unwrap_or(seen_at);
-                channels.by_name.retain(|_, (_, at)| *at >= started);
+                channels.by_name.retain(|_, seen| seen.at >= started);
             }
             if let Some(id) = found {
                 // Found mid-scan: later pages stay unread for now.
-                return Ok(id);
+                return Ok(ScanEnd::Found(id));
             }
             if cursor.is_empty() {
-                return Err(LookupError::NotFound);
+                return Ok(ScanEnd::Complete);
             }
         }
         let mut channels = lock(&ws.channels);
         channels.cursor = Some(cursor);
-        Err(LookupError::Incomplete {
+        Ok(ScanEnd::Incomplete {
             seen: channels.seen,
+        })
+    }
+
+    /// The channels of `workspace` whose name contains `query` (any case,
+    /// `#` ignored), at most `limit`, by name: what the directory knows if
+    /// a scan completed within the entries' lifetime, else after reading
+    /// on (within the page budget of one attempt, so a workspace of many
+    /// thousand channels answers `complete: false` at first). The same
+    /// cache delivery resolves names with: listing costs Slack nothing
+    /// while it is fresh.
+    pub async fn channels(
+        &self,
+        workspace: &str,
+        client: &SlackClient<'_>,
+        query: &str,
+        limit: usize,
+    ) -> Result<ChannelList, LookupError> {
+        let ws = self.workspace(workspace);
+        let fresh = |c: &Channels| {
+            c.cursor.is_none()
+                && c.completed
+                    .is_some_and(|at| at.elapsed() < self.options.ttl)
+        };
+        if !fresh(&lock(&ws.channels)) {
+            let _scan = ws.scan.lock().await;
+            if !fresh(&lock(&ws.channels)) {
+                self.scan(&ws, client, None).await?;
+            }
+        }
+        let channels = lock(&ws.channels);
+        let complete = fresh(&channels);
+        let wanted = query.trim().trim_start_matches('#').to_lowercase();
+        let mut matching: Vec<&Seen> = channels
+            .by_name
+            .iter()
+            .filter(|(key, _)| key.contains(&wanted))
+            .map(|(_, seen)| seen)
+            .collect();
+        // Names that start with the query first, then by name.
+        matching.sort_by(|a, b| {
+            let starts = |s: &Seen| !s.name.to_lowercase().starts_with(&wanted);
+            (starts(a), a.name.to_lowercase()).cmp(&(starts(b), b.name.to_lowercase()))
+        });
+        let more = matching.len().saturating_sub(limit);
+        Ok(ChannelList {
+            channels: matching
+                .into_iter()
+                .take(limit)
+                .map(|s| ChannelEntry {
+                    name: format!("#{}", s.name),
+                    id: s.id.clone(),
+                    private: s.private,
+                    member: s.member,
+                })
+                .collect(),
+            complete,
+            more,
         })
     }
 
@@ -198,10 +326,10 @@ impl Directory {
     fn known(&self, ws: &Workspace, wanted: &str) -> Option<Result<String, LookupError>> {
         let channels = lock(&ws.channels);
         let now = Instant::now();
-        if let Some((id, seen)) = channels.by_name.get(wanted)
-            && now.duration_since(*seen) < self.options.ttl
+        if let Some(seen) = channels.by_name.get(wanted)
+            && now.duration_since(seen.at) < self.options.ttl
         {
-            return Some(Ok(id.clone()));
+            return Some(Ok(seen.id.clone()));
         }
         let recently_complete = channels.cursor.is_none()
             && channels

@@ -48,7 +48,8 @@
         continue;
       }
       if (el.type === "checkbox") {
-        put(out, name, el.checked);
+        // data-type="text": a setting that holds the words true/false.
+        put(out, name, el.dataset.type === "text" ? String(el.checked) : el.checked);
       } else if (el.value === "" && !el.required) {
         continue;
       } else if (el.dataset.prefix !== undefined) {
@@ -98,6 +99,18 @@
       say(`Refused (HTTP ${answer.status}): ${why}`, true);
       return;
     }
+    // forms.js: words that name what happened, places that keep them.
+    const forms = window.PagehookForms;
+    if (forms && then.startsWith("call:") && forms.handlers[then.slice(5)]) {
+      say(forms.handlers[then.slice(5)](form, json), false);
+      return;
+    }
+    const described = forms ? forms.describe(form, json) : null;
+    if (described) {
+      say(described.text, false);
+      if (then === "reload") forms.keepAndReload(described.text, described.anchor);
+      return;
+    }
     if (then.startsWith("show:")) {
       const target = document.getElementById(then.slice(5));
       if (target) {
@@ -107,8 +120,12 @@
       say(form.dataset.done || "Done.", false);
       return;
     }
-    say((form.dataset.done || "Done.") + (json && json.message ? " " + json.message : ""), false);
-    if (then === "reload") setTimeout(() => window.location.reload(), 400);
+    const said = (form.dataset.done || "Done.") + (json && json.message ? " " + json.message : "");
+    say(said, false);
+    if (then === "reload") {
+      if (forms) forms.keepAndReload(said);
+      else setTimeout(() => window.location.reload(), 400);
+    }
   }
 
   document.addEventListener("submit", (ev) => {
