@@ -320,24 +320,6 @@ fn as_opt_slice<T>(v: &Option<Vec<T>>) -> Option<&[T]> {
 }
 
 forward! {
-    // Plugins.
-    /// Installs or upgrades a plugin.
-    fn install_plugin(&self, p: &PluginRecord => owned_ref, by_ref) -> ();
-    /// One plugin by name.
-    fn plugin(&self, name: &str => owned_str, as_str) -> Option<PluginRecord>;
-    /// One plugin by name, or a NotFound naming it.
-    fn require_plugin(&self, name: &str => owned_str, as_str) -> PluginRecord;
-    /// Every installed plugin.
-    fn plugins(&self) -> Vec<PluginRecord>;
-    /// Enables or disables a plugin.
-    fn set_plugin_enabled(&self, name: &str => owned_str, as_str, enabled: bool => copied, copied) -> ();
-    /// Closes a plugin's breaker.
-    fn reset_breaker(&self, name: &str => owned_str, as_str) -> ();
-    /// Sets the action kinds a plugin is granted (checked by the caller).
-    fn set_plugin_grants(&self, name: &str => owned_str, as_str, grants: &[String] => owned_slice, as_slice) -> ();
-    /// Removes a plugin and its bindings; returns how many bindings went.
-    fn remove_plugin(&self, name: &str => owned_str, as_str) -> usize;
-
     // Connections.
     /// Stores a new connection.
     fn add_connection(&self, c: &ConnectionRecord => owned_ref, by_ref) -> ();

@@ -1,8 +1,11 @@
 //! Installed plugins: the pinned component hash, the admin's grants, the
-//! enabled flag and the failure breaker.
+//! enabled flag and the failure breaker; how they are stored (the same SQL
+//! on both backends).
 
 use serde::Serialize;
 
+use super::sql::{FromRow, Param, Row};
+use super::{Store, StoreError, StoreResult, json};
 use crate::manifest::Manifest;
 
 /// An installed plugin.
@@ -32,4 +35,131 @@ pub struct PluginRecord {
     pub breaker_error: Option<String>,
     /// When it was (last) installed.
     pub installed_at: i64,
+}
+
+impl FromRow for PluginRecord {
+    const COLUMNS: &'static str = "name, version, description, sha256, dir, manifest, grants, enabled, failures, breaker_until, breaker_error, installed_at";
+
+    fn from_row(r: &dyn Row) -> StoreResult<PluginRecord> {
+        Ok(PluginRecord {
+            name: r.get("name")?,
+            version: r.get("version")?,
+            description: r.get("description")?,
+            sha256: r.get("sha256")?,
+            dir: r.get("dir")?,
+            manifest: r.json("manifest", "plugin manifest")?,
+            grants: r.json("grants", "plugin grants")?,
+            enabled: r.get("enabled")?,
+            failures: r.get("failures")?,
+            breaker_until: r.get("breaker_until")?,
+            breaker_error: r.get("breaker_error")?,
+            installed_at: r.get("installed_at")?,
+        })
+    }
+}
+
+fn not_installed(name: &str) -> StoreError {
+    StoreError::NotFound(format!("no plugin named `{name}` is installed"))
+}
+
+impl Store {
+    /// Installs a plugin or upgrades the installed one of the same name,
+    /// keeping its bindings and resetting its breaker.
+    pub async fn install_plugin(&self, p: &PluginRecord) -> StoreResult<()> {
+        self.execute(
+            &format!(
+                "INSERT INTO plugins ({}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 0, NULL, NULL, ?9)
+                 ON CONFLICT (name) DO UPDATE SET version = ?2, description = ?3, sha256 = ?4,
+                   dir = ?5, manifest = ?6, grants = ?7, enabled = ?8, failures = 0,
+                   breaker_until = NULL, breaker_error = NULL, installed_at = ?9",
+                PluginRecord::COLUMNS
+            ),
+            vec![
+                (&p.name).into(),
+                (&p.version).into(),
+                (&p.description).into(),
+                (&p.sha256).into(),
+                (&p.dir).into(),
+                json(&p.manifest).into(),
+                json(&p.grants).into(),
+                p.enabled.into(),
+                p.installed_at.into(),
+            ],
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// The installed plugin called `name`.
+    pub async fn plugin(&self, name: &str) -> StoreResult<Option<PluginRecord>> {
+        self.select_opt("FROM plugins WHERE name = ?1", vec![name.into()])
+            .await
+    }
+
+    /// The installed plugin called `name`, or a not-found error naming it.
+    pub async fn require_plugin(&self, name: &str) -> StoreResult<PluginRecord> {
+        self.plugin(name).await?.ok_or_else(|| {
+            StoreError::NotFound(format!(
+                "no plugin named `{name}` is installed (see `pagehook plugin list`)"
+            ))
+        })
+    }
+
+    /// Every installed plugin, by name.
+    pub async fn plugins(&self) -> StoreResult<Vec<PluginRecord>> {
+        self.select("FROM plugins ORDER BY name", vec![]).await
+    }
+
+    /// Sets the action kinds a plugin is granted (checked by the caller).
+    pub async fn set_plugin_grants(&self, name: &str, grants: &[String]) -> StoreResult<()> {
+        self.update_plugin(
+            name,
+            "UPDATE plugins SET grants = ?2 WHERE name = ?1",
+            vec![name.into(), json(&grants).into()],
+        )
+        .await
+    }
+
+    /// Enables or disables a plugin.
+    pub async fn set_plugin_enabled(&self, name: &str, enabled: bool) -> StoreResult<()> {
+        self.update_plugin(
+            name,
+            "UPDATE plugins SET enabled = ?2 WHERE name = ?1",
+            vec![name.into(), enabled.into()],
+        )
+        .await
+    }
+
+    /// Closes a plugin's breaker and forgets its failure count.
+    pub async fn reset_breaker(&self, name: &str) -> StoreResult<()> {
+        self.update_plugin(
+            name,
+            "UPDATE plugins SET failures = 0, breaker_until = NULL, breaker_error = NULL WHERE name = ?1",
+            vec![name.into()],
+        )
+        .await
+    }
+
+    /// Runs `sql` (an `UPDATE` of plugin `name`); refuses a plugin that is
+    /// not installed.
+    async fn update_plugin(&self, name: &str, sql: &str, params: Vec<Param>) -> StoreResult<()> {
+        if self.execute(sql, params).await? == 0 {
+            return Err(not_installed(name));
+        }
+        Ok(())
+    }
+
+    /// Removes a plugin and its bindings; returns how many bindings went with it.
+    pub async fn remove_plugin(&self, name: &str) -> StoreResult<usize> {
+        let changed = self
+            .execute_all(vec![
+                ("DELETE FROM bindings WHERE plugin = ?1", vec![name.into()]),
+                ("DELETE FROM plugins WHERE name = ?1", vec![name.into()]),
+            ])
+            .await?;
+        if changed[1] == 0 {
+            return Err(not_installed(name));
+        }
+        Ok(changed[0] as usize)
+    }
 }

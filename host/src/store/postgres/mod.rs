@@ -35,7 +35,6 @@ mod events;
 pub mod ingest;
 mod listen;
 mod outbox;
-mod plugins;
 mod search;
 mod send_slots;
 mod sql;
@@ -555,6 +554,7 @@ pub(super) mod testing {
     use super::PgStore;
     use crate::config::PostgresConfig;
     use crate::secret::SecretSource;
+    use crate::store::{Backend, Store};
 
     /// The configuration for `database` on the shared test server.
     pub fn config(pg: &TestPostgres, database: &str) -> PostgresConfig {
@@ -562,6 +562,13 @@ pub(super) mod testing {
             url: pg.url(database),
             password: Some(SecretSource::Value(pg.password().to_owned())),
             max_connections: 4,
+        }
+    }
+
+    /// The [`Store`] over `store`, for what only the boundary offers.
+    pub fn boundary(store: &PgStore) -> Store {
+        Store {
+            backend: Backend::Postgres(store.clone()),
         }
     }
 
@@ -576,7 +583,7 @@ pub(super) mod testing {
 
 #[cfg(test)]
 mod tests {
-    use super::testing::{config, fresh};
+    use super::testing::{boundary, config, fresh};
     use super::*;
     use pagehook_fakes::postgres::TestPostgres;
 
@@ -702,14 +709,15 @@ mod tests {
         let store = PgStore::connect(&config(&pg, &db)).await.unwrap();
         // Several connections in the pool, all of them killed while idle
         // (longer than VERIFY_AFTER_IDLE): the next calls get new ones.
-        let (a, b, c) = tokio::join!(store.ping(), store.ping(), store.plugins());
+        let boundary = boundary(&store);
+        let (a, b, c) = tokio::join!(store.ping(), store.ping(), boundary.plugins());
         a.unwrap();
         b.unwrap();
         c.unwrap();
         tokio::time::sleep(VERIFY_AFTER_IDLE).await;
         assert!(pg.terminate_connections(&db, "pagehook") >= 1);
         store.ping().await.unwrap();
-        assert!(store.plugins().await.unwrap().is_empty());
+        assert!(boundary.plugins().await.unwrap().is_empty());
         tokio::time::sleep(VERIFY_AFTER_IDLE).await;
         assert!(pg.terminate_connections(&db, "pagehook") >= 1);
         assert!(store.is_empty().await.unwrap());

@@ -22,7 +22,6 @@ mod digests;
 mod events;
 pub mod ingest;
 mod outbox;
-mod plugins;
 mod search;
 mod sql;
 mod user_links;
