@@ -8,7 +8,6 @@
 //! [`runtime::contract`], used only at the sandbox boundary) and [`cli`] (the
 //! admin's and plugin author's commands).
 
-pub mod admin;
 pub mod cli;
 pub mod clock;
 pub mod config;
@@ -26,6 +25,8 @@ pub mod http;
 pub mod manifest;
 pub mod metrics;
 pub mod model;
+pub mod ops;
+pub mod plugin_trust;
 pub mod preview;
 pub mod runtime;
 pub mod secret;

@@ -10,12 +10,15 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use serde::Serialize;
-use serde_json::{Value, json};
 
 use super::parse_setting;
 use super::progress::{self, Progress};
-use crate::admin::{self, BindRequest, ConnectRequest};
 use crate::config::Config;
+use crate::ops;
+use crate::ops::bindings::BindRequest;
+use crate::ops::changes::cli_actor;
+use crate::ops::connections::ConnectRequest;
+use crate::ops::plugins::Install;
 use crate::runtime::Runtime;
 use crate::secret::SecretSource;
 use crate::store::{ConnectionKind, DeliveryStatus, EventStatus, Store, redacted_url};
@@ -111,16 +114,13 @@ pub async fn install(config: &Config, args: InstallArgs) -> anyhow::Result<ExitC
         ))),
         _ => None,
     };
-    let p = admin::install_plugin(&store, &runtime, config, &args.dir, &args.grants).await?;
-    let detail = json!({ "version": p.version, "sha256": p.sha256, "grants": p.grants });
-    admin::log_change(
-        &store,
-        &admin::cli_actor(),
-        "plugin.install",
-        &p.name,
-        detail,
-    )
-    .await;
+    let install = Install {
+        dir: &args.dir,
+        grants: &args.grants,
+        actor: &cli_actor(),
+        via: "cli",
+    };
+    let p = ops::plugins::install_plugin(&store, &runtime, config, install).await?;
     if let Some(progress) = progress {
         let took = progress::human(progress.elapsed());
         progress.finish(format!(
@@ -165,9 +165,7 @@ fn grants_said(p: &crate::store::PluginRecord) -> String {
 /// `plugin grant`: replaces an installed plugin's grants.
 pub async fn grant(config: &Config, name: &str, grants: &[String]) -> anyhow::Result<ExitCode> {
     let store = open(config).await?;
-    let p = admin::set_grants(&store, name, grants).await?;
-    let detail = json!({ "grants": p.grants });
-    admin::log_change(&store, &admin::cli_actor(), "plugin.grant", name, detail).await;
+    let p = ops::plugins::set_grants(&store, &cli_actor(), name, grants).await?;
     outln!("{} {}", p.name, grants_said(&p))?;
     Ok(ExitCode::SUCCESS)
 }
@@ -208,37 +206,21 @@ pub async fn list(config: &Config, out: Output) -> anyhow::Result<ExitCode> {
 
 pub async fn set_enabled(config: &Config, name: &str, enabled: bool) -> anyhow::Result<ExitCode> {
     let store = open(config).await?;
-    store.set_plugin_enabled(name, enabled).await?;
-    let action = if enabled {
-        "plugin.enable"
-    } else {
-        "plugin.disable"
-    };
-    admin::log_change(&store, &admin::cli_actor(), action, name, Value::Null).await;
+    ops::plugins::set_enabled(&store, &cli_actor(), name, enabled).await?;
     outln!("{} {name}", if enabled { "enabled" } else { "disabled" })?;
     Ok(ExitCode::SUCCESS)
 }
 
 pub async fn reset(config: &Config, name: &str) -> anyhow::Result<ExitCode> {
     let store = open(config).await?;
-    store.reset_breaker(name).await?;
-    admin::log_change(
-        &store,
-        &admin::cli_actor(),
-        "plugin.reset",
-        name,
-        Value::Null,
-    )
-    .await;
+    ops::plugins::reset(&store, &cli_actor(), name).await?;
     outln!("breaker of {name} closed")?;
     Ok(ExitCode::SUCCESS)
 }
 
 pub async fn remove(config: &Config, name: &str) -> anyhow::Result<ExitCode> {
     let store = open(config).await?;
-    let bindings = store.remove_plugin(name).await?;
-    let detail = json!({ "bindings_removed": bindings });
-    admin::log_change(&store, &admin::cli_actor(), "plugin.remove", name, detail).await;
+    let bindings = ops::plugins::remove(&store, &cli_actor(), name).await?;
     outln!("removed {name} and its {bindings} binding(s)")?;
     Ok(ExitCode::SUCCESS)
 }
@@ -458,20 +440,11 @@ pub async fn connect(config: &Config, cmd: ConnectCommand) -> anyhow::Result<Exi
         },
     };
     let store = open(config).await?;
-    let admin::Connected {
+    let ops::connections::Connected {
         connection: c,
         qualified_bindings,
         notice_delivery,
-    } = admin::connect(&store, req).await?;
-    let detail = json!({ "kind": c.kind.as_str(), "url": redacted_url(&c.url), "dry_run": c.dry_run, "confluence": c.confluence, "socket_mode": c.app_token.is_some(), "proxy": c.proxy });
-    admin::log_change(
-        &store,
-        &admin::cli_actor(),
-        "connection.add",
-        &c.name,
-        detail,
-    )
-    .await;
+    } = ops::connections::connect(&store, &cli_actor(), req).await?;
     outln!(
         "connected {} `{}` at {}{}",
         c.kind.as_str(),
@@ -563,7 +536,7 @@ pub async fn connections(config: &Config, out: Output) -> anyhow::Result<ExitCod
     let timeout = config
         .enrichment_timeout()
         .min(std::time::Duration::from_secs(5));
-    let tokens = admin::check_tokens(&store, timeout).await?;
+    let tokens = ops::tokens::check_tokens(&store, timeout).await?;
     let conns = store.connections().await?;
     if out.json {
         return print_json(&conns);
@@ -584,7 +557,7 @@ pub async fn connections(config: &Config, out: Output) -> anyhow::Result<ExitCod
         conns
             .into_iter()
             .map(|c| {
-                let expires = match admin::token_status(&c, now) {
+                let expires = match ops::tokens::token_status(&c, now) {
                     None => "-".to_owned(),
                     Some(t) => match (t.state, t.expires_at, t.days_left) {
                         ("never-expires", ..) => "never".to_owned(),
@@ -641,24 +614,14 @@ pub async fn connections(config: &Config, out: Output) -> anyhow::Result<ExitCod
 
 pub async fn disconnect(config: &Config, name: &str) -> anyhow::Result<ExitCode> {
     let store = open(config).await?;
-    if !store.remove_connection(name).await? {
-        anyhow::bail!("no connection named `{name}`");
-    }
-    admin::log_change(
-        &store,
-        &admin::cli_actor(),
-        "connection.remove",
-        name,
-        Value::Null,
-    )
-    .await;
+    ops::connections::disconnect(&store, &cli_actor(), name).await?;
     outln!("removed connection {name}")?;
     Ok(ExitCode::SUCCESS)
 }
 
 pub async fn test_connection(config: &Config, name: &str) -> anyhow::Result<ExitCode> {
     let store = open(config).await?;
-    let result = admin::test_connection(&store, name, config).await?;
+    let result = ops::connections::test_connection(&store, &cli_actor(), name, config).await?;
     outln!("{}", result.message)?;
     Ok(if result.ok {
         ExitCode::SUCCESS
@@ -697,8 +660,9 @@ pub struct BindArgs {
 
 pub async fn bind(config: &Config, args: BindArgs) -> anyhow::Result<ExitCode> {
     let store = open(config).await?;
-    let b = admin::bind(
+    let b = ops::bindings::bind(
         &store,
+        &cli_actor(),
         BindRequest {
             plugin: args.plugin,
             scope: args.scope,
@@ -711,19 +675,10 @@ pub async fn bind(config: &Config, args: BindArgs) -> anyhow::Result<ExitCode> {
         },
     )
     .await?;
-    let admin::Bound {
+    let ops::bindings::Bound {
         binding: b,
         announcements,
     } = b;
-    let detail = json!({ "plugin": b.plugin, "scope": b.scope.to_string(), "events": b.events, "to": b.destinations });
-    admin::log_change(
-        &store,
-        &admin::cli_actor(),
-        "binding.add",
-        &b.id.to_string(),
-        detail,
-    )
-    .await;
     outln!(
         "binding {}: {} on {} in {} -> {}",
         b.id,
@@ -747,15 +702,7 @@ pub async fn bind(config: &Config, args: BindArgs) -> anyhow::Result<ExitCode> {
 
 pub async fn unbind(config: &Config, id: i64) -> anyhow::Result<ExitCode> {
     let store = open(config).await?;
-    store.remove_binding(id).await?;
-    admin::log_change(
-        &store,
-        &admin::cli_actor(),
-        "binding.remove",
-        &id.to_string(),
-        Value::Null,
-    )
-    .await;
+    ops::bindings::unbind(&store, &cli_actor(), id).await?;
     outln!("removed binding {id}")?;
     Ok(ExitCode::SUCCESS)
 }
@@ -898,15 +845,7 @@ pub async fn deliveries(config: &Config, args: ListArgs) -> anyhow::Result<ExitC
 
 pub async fn retry(config: &Config, id: i64) -> anyhow::Result<ExitCode> {
     let store = open(config).await?;
-    store.retry_delivery(id).await?;
-    admin::log_change(
-        &store,
-        &admin::cli_actor(),
-        "delivery.retry",
-        &id.to_string(),
-        Value::Null,
-    )
-    .await;
+    ops::deliveries::retry(&store, &cli_actor(), id).await?;
     outln!("delivery {id} is queued again; a running `pagehook serve` sends it within a second")?;
     Ok(ExitCode::SUCCESS)
 }

@@ -6,7 +6,7 @@
 use std::process::ExitCode;
 
 use super::admin::{Output, open, print_json, table, time};
-use crate::admin::cli_actor;
+use crate::ops::changes::cli_actor;
 use crate::config::Config;
 
 /// `unlink`

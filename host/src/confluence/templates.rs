@@ -15,7 +15,7 @@
 //! Center's content template resource: a space's page templates, paged,
 //! each with `name` and, expanded, `body.storage`).
 //!
-//! - **When a binding is saved** ([`check_settings`], from `admin::bind`,
+//! - **When a binding is saved** ([`check_settings`], from `ops::bindings::bind`,
 //!   so on every bind of the plugin, and a changed binding is saved by
 //!   binding again): the template is read fresh; one
 //!   that does not exist is an error that names the space's templates, and

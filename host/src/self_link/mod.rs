@@ -30,7 +30,8 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
-use crate::admin::{AdminError, AdminResult, log_change};
+use crate::ops::changes::{ChangeAction, log_change};
+use crate::ops::{AdminError, AdminResult};
 use crate::store::{NewLinkToken, Store, StoreResult, UserLink, now_ms};
 
 /// How long a one-time link may be used, from `/confluence link`: long
@@ -41,11 +42,6 @@ pub const TOKEN_TTL: Duration = Duration::from_secs(10 * 60);
 /// How long a used or expired link request is kept, so that opening it
 /// again says "used" or "expired" rather than "unknown".
 const KEPT_AFTER_EXPIRY: Duration = Duration::from_secs(24 * 3600);
-
-/// The change log's action for a link made.
-pub const LINK_ADDED: &str = "link.add";
-/// The change log's action for a link removed.
-pub const LINK_REMOVED: &str = "link.remove";
 
 /// SHA-256 of a token or confirmation secret, hex: what the store keeps.
 pub fn secret_hash(secret: &str) -> String {
@@ -124,7 +120,14 @@ pub async fn remove(
             "Slack user `{slack_user}` of Slack connection `{slack_connection}` is not linked to a Confluence user (see `pagehook links`)"
         )));
     };
-    log_change(store, actor, LINK_REMOVED, &target(&link), detail(&link)).await;
+    log_change(
+        store,
+        actor,
+        ChangeAction::LinkRemove,
+        &target(&link),
+        detail(&link),
+    )
+    .await;
     Ok(link)
 }
 

@@ -23,8 +23,8 @@ use serde_json::{Value, json};
 
 use super::AppState;
 use super::public_url::public_base;
-use crate::admin::log_change;
 use crate::enrich::chat_confluence::chat_confluence;
+use crate::ops::changes::{ChangeAction, log_change};
 use crate::self_link::{self, LinkRequest, TOKEN_TTL};
 use crate::store::ConnectionKind;
 
@@ -189,7 +189,7 @@ async fn unlink(state: &AppState, connection: &str, user: &str) -> Value {
             log_change(
                 &state.store,
                 &actor,
-                self_link::LINK_REMOVED,
+                ChangeAction::LinkRemove,
                 &self_link::target(&link),
                 self_link::detail(&link),
             )

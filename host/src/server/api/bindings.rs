@@ -10,13 +10,13 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Json;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use utoipa::{IntoParams, ToSchema};
 
 use super::error::{ApiError, ApiResult, ErrorBody};
 use super::extract::{Body, Params, PathParam};
-use super::{record, require_scope, require_space};
-use crate::admin::{self, BindRequest, Bound};
+use super::{require_scope, require_space};
+use crate::ops;
+use crate::ops::bindings::{BindRequest, Bound};
 use crate::preview::Preview;
 use crate::server::AppState;
 use crate::server::session::Caller;
@@ -142,16 +142,7 @@ pub async fn bind(
         dry_run: body.dry_run,
         quiet: body.quiet,
     };
-    let bound = admin::bind(&state.store, req).await?;
-    let b = &bound.binding;
-    let detail = json!({
-        "plugin": b.plugin,
-        "scope": b.scope.to_string(),
-        "events": b.events,
-        "destinations": b.destinations,
-        "dry_run": b.dry_run,
-    });
-    record(&state, &caller, "binding.add", b.id.to_string(), detail).await;
+    let bound = ops::bindings::bind(&state.store, &caller.actor(), req).await?;
     Ok((StatusCode::CREATED, Json(bound)))
 }
 
@@ -178,10 +169,8 @@ pub async fn remove(
     caller: Caller,
     PathParam(id): PathParam<i64>,
 ) -> ApiResult<Json<BindingRemoved>> {
-    let binding = owned(&state, &caller, id).await?;
-    state.store.remove_binding(id).await?;
-    let detail = json!({ "plugin": binding.plugin, "scope": binding.scope.to_string() });
-    record(&state, &caller, "binding.remove", id.to_string(), detail).await;
+    owned(&state, &caller, id).await?;
+    ops::bindings::unbind(&state.store, &caller.actor(), id).await?;
     Ok(Json(BindingRemoved { removed: id }))
 }
 

@@ -10,16 +10,15 @@ use axum::response::Json;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use serde_json::json;
-
 use super::error::{ApiError, ApiResult, ErrorBody};
 use super::extract::{Body, PathParam};
-use super::{record, require_admin};
-use crate::admin::{self, ConnectRequest, Connected, ConnectionTest};
+use super::require_admin;
+use crate::ops;
+use crate::ops::connections::{ConnectRequest, Connected, ConnectionTest};
 use crate::secret::SecretSource;
 use crate::server::AppState;
 use crate::server::session::Caller;
-use crate::store::{ConnectionKind, ConnectionRecord, redacted_url};
+use crate::store::{ConnectionKind, ConnectionRecord};
 
 /// Where a secret comes from: exactly one of `value`, `env` (an environment
 /// variable of the server) or `file` (a file on the server). The schema of
@@ -201,18 +200,7 @@ pub async fn connect(
         app_token: body.app_token,
         proxy: body.proxy,
     };
-    let connected = admin::connect(&state.store, req).await?;
-    let c = &connected.connection;
-    let detail = json!({
-        "kind": c.kind.as_str(),
-        "url": redacted_url(&c.url),
-        "dry_run": c.dry_run,
-        "confluence": c.confluence,
-        "socket_mode": c.app_token.is_some(),
-        "proxy": c.proxy,
-        "qualified_bindings": connected.qualified_bindings,
-    });
-    record(&state, &caller, "connection.add", &c.name, detail).await;
+    let connected = ops::connections::connect(&state.store, &caller.actor(), req).await?;
     Ok(Json(connected))
 }
 
@@ -230,12 +218,8 @@ pub async fn remove(
     PathParam(name): PathParam<String>,
 ) -> ApiResult<Json<ConnectionRemoved>> {
     require_admin(&caller, "remove connections")?;
-    if state.store.remove_connection(&name).await? {
-        record(&state, &caller, "connection.remove", &name, json!({})).await;
-        Ok(Json(ConnectionRemoved { removed: name }))
-    } else {
-        Err(ApiError::NotFound(format!("no connection named `{name}`")))
-    }
+    ops::connections::disconnect(&state.store, &caller.actor(), &name).await?;
+    Ok(Json(ConnectionRemoved { removed: name }))
 }
 
 /// Checks a connection's credentials against the service.
@@ -252,15 +236,9 @@ pub async fn test(
     PathParam(name): PathParam<String>,
 ) -> ApiResult<Json<ConnectionTest>> {
     require_admin(&caller, "test connections")?;
-    let tested = admin::test_connection(&state.store, &name, &state.config).await?;
-    record(
-        &state,
-        &caller,
-        "connection.test",
-        &name,
-        json!({ "ok": tested.ok }),
-    )
-    .await;
+    let tested =
+        ops::connections::test_connection(&state.store, &caller.actor(), &name, &state.config)
+            .await?;
     Ok(Json(tested))
 }
 
@@ -293,40 +271,18 @@ pub async fn update(
         .map(str::trim)
         .filter(|r| !r.is_empty())
     {
-        admin::proxy_override(raw)?;
+        ops::connections::proxy_override(raw)?;
     }
+    let actor = caller.actor();
     if let Some(confluence) = &body.confluence {
-        let c = admin::set_chat_confluence(&state.store, &name, Some(confluence)).await?;
-        record(
-            &state,
-            &caller,
-            "connection.confluence",
-            &name,
-            json!({ "confluence": c.confluence }),
-        )
-        .await;
+        ops::connections::set_chat_confluence(&state.store, &actor, &name, Some(confluence))
+            .await?;
     }
     if let Some(proxy) = &body.proxy {
-        let c = admin::set_connection_proxy(&state.store, &name, Some(proxy)).await?;
-        record(
-            &state,
-            &caller,
-            "connection.proxy",
-            &name,
-            json!({ "proxy": c.proxy }),
-        )
-        .await;
+        ops::connections::set_connection_proxy(&state.store, &actor, &name, Some(proxy)).await?;
     }
     if let Some(dry_run) = body.dry_run {
-        state.store.set_connection_dry_run(&name, dry_run).await?;
-        record(
-            &state,
-            &caller,
-            "connection.dry-run",
-            &name,
-            json!({ "dry_run": dry_run }),
-        )
-        .await;
+        ops::connections::set_dry_run(&state.store, &actor, &name, dry_run).await?;
     }
     let connection = state
         .store

@@ -7,12 +7,12 @@ use std::sync::Arc;
 use axum::extract::State;
 use axum::response::Json;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use utoipa::{IntoParams, ToSchema};
 
 use super::error::{ApiError, ApiResult, ErrorBody};
 use super::extract::{Body, Params, PathParam};
-use super::{limit, record};
+use super::limit;
+use crate::ops;
 use crate::server::AppState;
 use crate::server::session::Caller;
 use crate::store::{AttemptRecord, DeliveryQuery, DeliveryRecord, DeliveryStatus};
@@ -129,8 +129,7 @@ pub async fn retry(
     PathParam(id): PathParam<i64>,
 ) -> ApiResult<Json<Queued>> {
     require_delivery_space(&state, &caller, id).await?;
-    state.store.retry_delivery(id).await?;
-    record(&state, &caller, "delivery.retry", id.to_string(), json!({})).await;
+    ops::deliveries::retry(&state.store, &caller.actor(), id).await?;
     Ok(Json(Queued { queued: id }))
 }
 
@@ -144,18 +143,13 @@ pub async fn retry_dead(
     Body(body): Body<RetryDeadBody>,
 ) -> ApiResult<Json<QueuedDead>> {
     let spaces = caller.principal.space_filter();
-    let queued = state
-        .store
-        .retry_dead_letters(&body.destination, spaces.as_deref())
-        .await?;
-    record(
-        &state,
-        &caller,
-        "delivery.retry-dead",
+    let queued = ops::deliveries::retry_dead(
+        &state.store,
+        &caller.actor(),
         &body.destination,
-        json!({ "queued": queued }),
+        spaces.as_deref(),
     )
-    .await;
+    .await?;
     Ok(Json(QueuedDead {
         destination: body.destination,
         queued,

@@ -14,7 +14,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Json, Response};
 use serde::Serialize;
 
-use crate::admin::AdminError;
+use crate::ops::AdminError;
 use crate::server::session::Refusal;
 use crate::store::StoreError;
 

@@ -137,19 +137,6 @@ fn your_spaces(principal: &Principal) -> String {
     }
 }
 
-/// Records a change that succeeded, with the caller as its actor (see
-/// [`crate::admin::log_change`]: a failure to record it is logged).
-async fn record(
-    state: &AppState,
-    caller: &Caller,
-    action: &str,
-    target: impl Into<String>,
-    detail: serde_json::Value,
-) {
-    let target = target.into();
-    crate::admin::log_change(&state.store, &caller.actor(), action, &target, detail).await;
-}
-
 /// A listing's `limit`: 100 unless given, never above 10,000.
 fn limit(given: Option<usize>) -> usize {
     given.unwrap_or(100).min(10_000)

@@ -9,14 +9,14 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Json;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use utoipa::ToSchema;
 
 use super::error::{ApiError, ApiResult, ErrorBody};
 use super::extract::{Body, Form, PathParam};
-use super::{record, require_admin};
-use crate::admin;
+use super::require_admin;
 use crate::manifest::Manifest;
+use crate::ops;
+use crate::ops::plugins::Install;
 use crate::server::AppState;
 use crate::server::session::Caller;
 use crate::store::PluginRecord;
@@ -178,7 +178,7 @@ impl Drop for Upload {
     }
 }
 
-/// Installs (or upgrades) the package in `dir` and records which it was.
+/// Installs (or upgrades) the package in `dir` (the change log says which).
 async fn install_from(
     state: &AppState,
     caller: &Caller,
@@ -186,34 +186,13 @@ async fn install_from(
     grants: &[String],
     via: &str,
 ) -> ApiResult<PluginRecord> {
-    let before: Vec<String> = state
-        .store
-        .plugins()
-        .await?
-        .into_iter()
-        .map(|p| p.name)
-        .collect();
-    let record =
-        admin::install_plugin(&state.store, &state.runtime, &state.config, dir, grants).await?;
-    let action = if before.contains(&record.name) {
-        "plugin.upgrade"
-    } else {
-        "plugin.install"
+    let install = Install {
+        dir,
+        grants,
+        actor: &caller.actor(),
+        via,
     };
-    record_plugin(state, caller, action, &record, via).await;
-    Ok(record)
-}
-
-async fn record_plugin(
-    state: &AppState,
-    caller: &Caller,
-    action: &str,
-    p: &PluginRecord,
-    via: &str,
-) {
-    let detail =
-        json!({ "version": p.version, "sha256": p.sha256, "grants": p.grants, "via": via });
-    record(state, caller, action, &p.name, detail).await;
+    Ok(ops::plugins::install_plugin(&state.store, &state.runtime, &state.config, install).await?)
 }
 
 /// Sets the action kinds a plugin may use (a subset of what it declares).
@@ -231,15 +210,8 @@ pub async fn grants(
     Body(body): Body<GrantsBody>,
 ) -> ApiResult<Json<PluginRecord>> {
     require_admin(&caller, "grant actions")?;
-    let plugin = admin::set_grants(&state.store, &name, &body.grants).await?;
-    record(
-        &state,
-        &caller,
-        "plugin.grant",
-        &name,
-        json!({ "grants": plugin.grants }),
-    )
-    .await;
+    let plugin =
+        ops::plugins::set_grants(&state.store, &caller.actor(), &name, &body.grants).await?;
     Ok(Json(plugin))
 }
 
@@ -256,15 +228,7 @@ pub async fn remove(
     PathParam(name): PathParam<String>,
 ) -> ApiResult<Json<PluginRemoved>> {
     require_admin(&caller, "remove plugins")?;
-    let bindings_removed = state.store.remove_plugin(&name).await?;
-    record(
-        &state,
-        &caller,
-        "plugin.remove",
-        &name,
-        json!({ "bindings_removed": bindings_removed }),
-    )
-    .await;
+    let bindings_removed = ops::plugins::remove(&state.store, &caller.actor(), &name).await?;
     Ok(Json(PluginRemoved {
         removed: name,
         bindings_removed,
@@ -284,9 +248,8 @@ pub async fn enable(
     PathParam(name): PathParam<String>,
 ) -> ApiResult<Json<PluginRecord>> {
     require_admin(&caller, "enable plugins")?;
-    state.store.set_plugin_enabled(&name, true).await?;
-    record(&state, &caller, "plugin.enable", &name, json!({})).await;
-    Ok(Json(state.store.require_plugin(&name).await?))
+    let plugin = ops::plugins::set_enabled(&state.store, &caller.actor(), &name, true).await?;
+    Ok(Json(plugin))
 }
 
 /// Stops calling a plugin; its bindings stay.
@@ -302,9 +265,8 @@ pub async fn disable(
     PathParam(name): PathParam<String>,
 ) -> ApiResult<Json<PluginRecord>> {
     require_admin(&caller, "disable plugins")?;
-    state.store.set_plugin_enabled(&name, false).await?;
-    record(&state, &caller, "plugin.disable", &name, json!({})).await;
-    Ok(Json(state.store.require_plugin(&name).await?))
+    let plugin = ops::plugins::set_enabled(&state.store, &caller.actor(), &name, false).await?;
+    Ok(Json(plugin))
 }
 
 /// Closes a plugin's failure breaker.
@@ -320,7 +282,6 @@ pub async fn reset(
     PathParam(name): PathParam<String>,
 ) -> ApiResult<Json<PluginRecord>> {
     require_admin(&caller, "reset breakers")?;
-    state.store.reset_breaker(&name).await?;
-    record(&state, &caller, "plugin.reset", &name, json!({})).await;
-    Ok(Json(state.store.require_plugin(&name).await?))
+    let plugin = ops::plugins::reset(&state.store, &caller.actor(), &name).await?;
+    Ok(Json(plugin))
 }

@@ -10,7 +10,7 @@ use axum::routing::get;
 use maud::{Markup, html};
 
 use super::{PageResult, Section, Viewer, api_form, field, page, when};
-use crate::admin::token_status;
+use crate::ops::tokens::token_status;
 use crate::server::AppState;
 use crate::slack::app_manifest::{slack_app_manifest, slack_app_manifest_socket_mode};
 use crate::store::{ConnectionRecord, now_ms, redacted_url};

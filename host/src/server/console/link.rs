@@ -34,8 +34,8 @@ use serde::Deserialize;
 
 use super::field;
 use super::sign_in::{failed, personal_client, throttled};
-use crate::admin::log_change;
 use crate::confluence::client::ClientError;
+use crate::ops::changes::{ChangeAction, log_change};
 use crate::self_link::{self, secret_hash};
 use crate::server::AppState;
 use crate::server::session::{cookie, over_tls, random_token, same_secret, set_cookie};
@@ -472,7 +472,7 @@ async fn confirm(
     log_change(
         &state.store,
         &actor,
-        self_link::LINK_ADDED,
+        ChangeAction::LinkAdd,
         &self_link::target(&link),
         self_link::detail(&link),
     )

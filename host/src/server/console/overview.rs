@@ -15,7 +15,7 @@ use axum::routing::get;
 use maud::{Markup, html};
 
 use super::{PageResult, Section, Viewer, api_form, page, when};
-use crate::admin::token_status;
+use crate::ops::tokens::token_status;
 use crate::doctor::{FeatureCheck, Report, State as Verdict};
 use crate::server::AppState;
 use crate::store::{

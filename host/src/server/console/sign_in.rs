@@ -26,8 +26,8 @@ use maud::{DOCTYPE, Markup, html};
 use serde::Deserialize;
 
 use super::field;
-use crate::admin::log_change;
 use crate::confluence::client::{ClientError, ClientOptions, ConfluenceAuth, ConfluenceClient};
+use crate::ops::changes::{ChangeAction, log_change};
 use crate::secret::Secret;
 use crate::server::AppState;
 use crate::server::session::{
@@ -401,7 +401,7 @@ async fn signed_in(
     log_change(
         &state.store,
         actor,
-        "session.sign-in",
+        ChangeAction::SessionSignIn,
         actor,
         serde_json::json!({ "spaces": spaces }),
     )
@@ -443,7 +443,7 @@ async fn sign_out(
         log_change(
             &state.store,
             &actor,
-            "session.sign-out",
+            ChangeAction::SessionSignOut,
             &actor,
             serde_json::Value::Null,
         )

@@ -1,0 +1,569 @@
+//! Connections to Confluence, Slack and Teams: adding, testing, choosing
+//! a proxy or the Confluence a Slack workspace uses, removing. A test
+//! reports what the service said and never shows a secret.
+
+use serde::Serialize;
+use serde_json::json;
+
+use crate::config::Config;
+use crate::model::Action;
+use crate::secret::SecretSource;
+use crate::store::{ConnectionKind, ConnectionRecord, Store, redacted_url};
+
+use super::changes::{ChangeAction, log_change};
+use super::{AdminError, AdminResult};
+use super::{list_or_none, notice, slack_escape};
+
+/// What an admin gives to create a connection.
+#[derive(Debug, Clone)]
+pub struct ConnectRequest {
+    /// Its name.
+    pub name: String,
+    /// What it talks to.
+    pub kind: ConnectionKind,
+    /// Base URL (Slack, Confluence) or workflow URL (Teams).
+    pub url: Option<String>,
+    /// Confluence Basic-auth user; without it the token is a PAT.
+    pub username: Option<String>,
+    /// Token (Slack bot token, Confluence PAT or password).
+    pub secret: Option<SecretSource>,
+    /// Confluence webhook signing secret, or a Slack app's signing secret
+    /// (verifies what Slack sends to `/hooks/slack/{name}`).
+    pub hook_secret: Option<SecretSource>,
+    /// Record deliveries, never send.
+    pub dry_run: bool,
+    /// Slack: the admin's email, sent a DM once the connection works.
+    pub notify: Option<String>,
+    /// Slack: the Confluence connection its chat lookups and self-links use
+    /// (`None`: the one named before, if the connection existed, else the
+    /// only Confluence connection with a token).
+    pub confluence: Option<String>,
+    /// Slack: the app-level token (`xapp-`, scope `connections:write`);
+    /// with it, `serve` takes events and commands over Socket Mode.
+    pub app_token: Option<SecretSource>,
+    /// Its own egress proxy as given: `direct` or `http(s)://host:port`
+    /// (`None`: the global `[network] proxy`); checked by [`connect`].
+    pub proxy: Option<String>,
+}
+
+/// A connection's proxy override as an admin gives it, checked: `direct`
+/// or an `http(s)://host:port` without credentials.
+pub fn proxy_override(raw: &str) -> AdminResult<crate::http::proxy::ProxyOverride> {
+    crate::http::proxy::ProxyOverride::parse(raw)
+        .map_err(|m| AdminError::Invalid(format!("--proxy: {m}")))
+}
+
+/// Gives connection `name` its own proxy (`Some("direct")` or a URL) or,
+/// with `None` or `""`, puts it back on the global one; nothing changes
+/// when the value is refused.
+pub async fn set_connection_proxy(
+    store: &Store,
+    actor: &str,
+    name: &str,
+    raw: Option<&str>,
+) -> AdminResult<ConnectionRecord> {
+    let proxy = match raw.map(str::trim).filter(|r| !r.is_empty()) {
+        Some(raw) => Some(proxy_override(raw)?),
+        None => None,
+    };
+    store
+        .set_connection_proxy(name, proxy.as_ref().map(|p| p.as_str()))
+        .await?;
+    let c = connection(store, name).await?;
+    let detail = json!({ "proxy": c.proxy });
+    log_change(store, actor, ChangeAction::ConnectionProxy, name, detail).await;
+    Ok(c)
+}
+
+/// What `connect` did.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Connected {
+    /// The stored connection (secrets redacted when shown).
+    #[serde(flatten)]
+    pub connection: ConnectionRecord,
+    /// Bindings whose Slack destinations now name the workspace that was
+    /// the only one until this connection (they keep meaning it).
+    pub qualified_bindings: usize,
+    /// The delivery that greets `notify`, if asked.
+    pub notice_delivery: Option<i64>,
+}
+
+/// Creates or replaces a connection after checking it is complete.
+pub async fn connect(store: &Store, actor: &str, req: ConnectRequest) -> AdminResult<Connected> {
+    if req.name.is_empty()
+        || req.name.len() > 64
+        || !req
+            .name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        return Err(AdminError::Invalid(format!(
+            "`{}`: a connection name is 1-64 letters, digits, - or _",
+            req.name
+        )));
+    }
+    let url = match (req.kind, req.url) {
+        (ConnectionKind::Slack, None) => "https://slack.com/api/".to_owned(),
+        (_, Some(url)) => url,
+        (kind, None) => {
+            return Err(AdminError::Invalid(format!(
+                "a {} connection needs --url ({})",
+                kind.as_str(),
+                match kind {
+                    ConnectionKind::Teams => "the workflow's webhook URL",
+                    _ => "Confluence's base URL, e.g. https://wiki.example.com",
+                }
+            )));
+        }
+    };
+    if !(url.starts_with("https://") || url.starts_with("http://")) {
+        return Err(AdminError::Invalid(format!(
+            "`{}`: the URL must start with https:// (or http:// for a local test server)",
+            crate::store::redacted_url(&url)
+        )));
+    }
+    let hook_secret_name = match req.kind {
+        ConnectionKind::Slack => "signing secret",
+        _ => "webhook secret",
+    };
+    for (what, source) in [("token", &req.secret), (hook_secret_name, &req.hook_secret)] {
+        if let Some(source) = source {
+            source
+                .resolve()
+                .map_err(|m| AdminError::Invalid(format!("{what}: {m}")))?;
+        }
+    }
+    // `global` goes back to the global setting; without a value the
+    // connection keeps its own (a new token must not change its way out).
+    let proxy: Option<Option<crate::http::proxy::ProxyOverride>> =
+        match req.proxy.as_deref().map(str::trim) {
+            None => None,
+            Some(raw) if raw.eq_ignore_ascii_case("global") => Some(None),
+            Some(raw) => Some(Some(proxy_override(raw)?)),
+        };
+    if let Some(app_token) = &req.app_token {
+        if req.kind != ConnectionKind::Slack {
+            return Err(AdminError::Invalid(
+                "an app-level token is for Slack connections (Socket Mode) only".into(),
+            ));
+        }
+        let token = app_token
+            .resolve()
+            .map_err(|m| AdminError::Invalid(format!("app-level token: {m}")))?;
+        if !token.expose().trim().starts_with("xapp-") {
+            return Err(AdminError::Invalid(
+                "the app-level token starts with xapp- (Slack app settings, Basic Information, App-Level Tokens, with the scope connections:write); the bot token (xoxb-) goes to --token".into(),
+            ));
+        }
+    }
+    match req.kind {
+        ConnectionKind::Slack if req.secret.is_none() => {
+            return Err(AdminError::Invalid(
+                "a Slack connection needs the bot token (xoxb-...): --token-env, --token-file or --token".into(),
+            ));
+        }
+        ConnectionKind::Teams if req.hook_secret.is_some() => {
+            return Err(AdminError::Invalid(
+                "a Teams connection takes no webhook or signing secret (its URL carries its signature)".into(),
+            ));
+        }
+        ConnectionKind::Confluence if req.hook_secret.is_none() => {
+            return Err(AdminError::Invalid(
+                "a Confluence connection needs the webhook secret set in Confluence's webhook screen: --webhook-secret-env, --webhook-secret-file or --webhook-secret".into(),
+            ));
+        }
+        _ => {}
+    }
+    if let Some(email) = &req.notify
+        && (req.kind != ConnectionKind::Slack || !email.contains('@') || email.contains('/'))
+    {
+        return Err(AdminError::Invalid(format!(
+            "--notify `{email}`: give the email of a Slack user to greet (Slack connections only)"
+        )));
+    }
+    if let Some(confluence) = &req.confluence {
+        if req.kind != ConnectionKind::Slack {
+            return Err(AdminError::Invalid(format!(
+                "--confluence `{confluence}`: only a Slack connection names the Confluence connection its chat uses"
+            )));
+        }
+        check_chat_confluence(store, confluence).await?;
+    }
+    let other_workspaces: Vec<String> = store
+        .connections()
+        .await?
+        .into_iter()
+        .filter(|c| c.kind == ConnectionKind::Slack && c.name != req.name)
+        .map(|c| c.name)
+        .collect();
+    let mut record = ConnectionRecord::new(&req.name, req.kind, url.trim_end_matches(' '));
+    record.username = req.username;
+    record.secret = req.secret;
+    record.hook_secret = req.hook_secret;
+    record.dry_run = req.dry_run;
+    // Connecting again (a new token) keeps the Confluence its chat uses
+    // unless another is named: forgetting it would break chat.
+    record.confluence = match req.confluence {
+        Some(named) => Some(named),
+        None if req.kind == ConnectionKind::Slack => store
+            .connection(&req.name)
+            .await?
+            .filter(|c| c.kind == ConnectionKind::Slack)
+            .and_then(|c| c.confluence),
+        None => None,
+    };
+    record.app_token = req.app_token;
+    record.proxy = match proxy {
+        Some(given) => given,
+        None => store
+            .connection(&req.name)
+            .await?
+            .filter(|c| c.kind == req.kind)
+            .and_then(|c| c.proxy),
+    };
+    store.add_connection(&record).await?;
+    // A second workspace: bindings written for the first keep meaning it.
+    let qualified_bindings = match other_workspaces.as_slice() {
+        [only] if req.kind == ConnectionKind::Slack => {
+            store.qualify_slack_destinations(only).await?
+        }
+        _ => 0,
+    };
+    let notice_delivery = match &req.notify {
+        Some(email) => Some(store.enqueue_notice(
+            "connected",
+            &notice(
+                &record.name,
+                Action::DmSlack {
+                    email: email.clone(),
+                    text: format!(
+                        "Pagehook is connected to this Slack workspace (connection `{}`). Confluence events bound to its channels will appear there.",
+                        slack_escape(&record.name)
+                    ),
+                    blocks: None,
+                },
+                0,
+                &format!("slack-dm:{}/{email}", record.name),
+            ),
+        ).await?),
+        None => None,
+    };
+    let detail = json!({
+        "kind": record.kind.as_str(),
+        "url": redacted_url(&record.url),
+        "dry_run": record.dry_run,
+        "confluence": record.confluence,
+        "socket_mode": record.app_token.is_some(),
+        "proxy": record.proxy,
+        "qualified_bindings": qualified_bindings,
+    });
+    log_change(
+        store,
+        actor,
+        ChangeAction::ConnectionAdd,
+        &record.name,
+        detail,
+    )
+    .await;
+    Ok(Connected {
+        connection: record,
+        qualified_bindings,
+        notice_delivery,
+    })
+}
+
+/// Removes connection `name`.
+pub async fn disconnect(store: &Store, actor: &str, name: &str) -> AdminResult<()> {
+    if !store.remove_connection(name).await? {
+        return Err(AdminError::NotFound(format!(
+            "no connection named `{name}`"
+        )));
+    }
+    log_change(
+        store,
+        actor,
+        ChangeAction::ConnectionRemove,
+        name,
+        json!({}),
+    )
+    .await;
+    Ok(())
+}
+
+/// Turns connection `name`'s dry run on or off.
+pub async fn set_dry_run(
+    store: &Store,
+    actor: &str,
+    name: &str,
+    dry_run: bool,
+) -> AdminResult<ConnectionRecord> {
+    store.set_connection_dry_run(name, dry_run).await?;
+    let detail = json!({ "dry_run": dry_run });
+    log_change(store, actor, ChangeAction::ConnectionDryRun, name, detail).await;
+    connection(store, name).await
+}
+
+/// Connection `name`, or why not.
+async fn connection(store: &Store, name: &str) -> AdminResult<ConnectionRecord> {
+    store
+        .connection(name)
+        .await?
+        .ok_or_else(|| AdminError::NotFound(format!("no connection named `{name}`")))
+}
+
+/// Refuses a name that is not a Confluence connection, naming the ones
+/// there are.
+async fn check_chat_confluence(store: &Store, name: &str) -> AdminResult<()> {
+    let all = store.connections().await?;
+    if all
+        .iter()
+        .any(|c| c.name == name && c.kind == ConnectionKind::Confluence)
+    {
+        return Ok(());
+    }
+    let known: Vec<String> = all
+        .into_iter()
+        .filter(|c| c.kind == ConnectionKind::Confluence)
+        .map(|c| c.name)
+        .collect();
+    Err(AdminError::NotFound(format!(
+        "no Confluence connection named `{name}` (Confluence connections: {})",
+        list_or_none(&known)
+    )))
+}
+
+/// Names the Confluence connection Slack connection `slack`'s chat lookups
+/// and self-links use; `None` (or an empty name) goes back to the only
+/// Confluence connection with a token. Links made with another Confluence
+/// connection stay stored but no longer count for this workspace's chat.
+pub async fn set_chat_confluence(
+    store: &Store,
+    actor: &str,
+    slack: &str,
+    confluence: Option<&str>,
+) -> AdminResult<ConnectionRecord> {
+    let confluence = confluence.map(str::trim).filter(|c| !c.is_empty());
+    match store.connection(slack).await? {
+        Some(c) if c.kind == ConnectionKind::Slack => {}
+        _ => {
+            return Err(AdminError::NotFound(format!(
+                "no Slack connection named `{slack}`"
+            )));
+        }
+    }
+    if let Some(name) = confluence {
+        check_chat_confluence(store, name).await?;
+    }
+    store.set_slack_confluence(slack, confluence).await?;
+    let c = connection(store, slack).await?;
+    let detail = json!({ "confluence": c.confluence });
+    log_change(
+        store,
+        actor,
+        ChangeAction::ConnectionConfluence,
+        slack,
+        detail,
+    )
+    .await;
+    Ok(c)
+}
+
+/// The answer to `connection test`.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct ConnectionTest {
+    /// Whether the service accepted the credentials.
+    pub ok: bool,
+    /// What was checked and what it said.
+    pub message: String,
+}
+
+/// `auth.test` against a workspace, in words an admin can act on.
+async fn slack_connection_test(
+    base_url: &str,
+    token: &crate::secret::Secret,
+    timeout: std::time::Duration,
+    proxy: Option<&crate::http::proxy::ProxyOverride>,
+) -> ConnectionTest {
+    use crate::slack::{SlackClient, SlackError, auth};
+    let http = match crate::http::client_builder_for(proxy)
+        .timeout(timeout)
+        .build()
+    {
+        Ok(c) => c,
+        Err(e) => {
+            return ConnectionTest {
+                ok: false,
+                message: format!("cannot make an HTTP client: {e}"),
+            };
+        }
+    };
+    match auth::auth_test(&SlackClient::new(&http, base_url, token)).await {
+        Ok(ws) => ConnectionTest {
+            ok: true,
+            message: format!(
+                "Slack accepts the token: bot user {} in workspace {} ({})",
+                ws.user, ws.team, ws.url
+            ),
+        },
+        Err(SlackError::Api { code, .. }) => ConnectionTest {
+            ok: false,
+            message: format!(
+                "Slack refused the token: {code}{}",
+                auth::refusal_hint(&code)
+            ),
+        },
+        Err(e) => ConnectionTest {
+            ok: false,
+            message: match crate::http::tls::check_via(base_url, proxy).await {
+                Err(certificate) => format!("Slack at {base_url}: {certificate}"),
+                Ok(()) => {
+                    format!("Slack at {base_url} could not be reached or answered oddly: {e}")
+                }
+            },
+        },
+    }
+}
+
+/// `apps.connections.open` with the app-level token: whether Socket Mode
+/// can connect (the URL Slack gives is not used, nor shown).
+async fn socket_mode_test(
+    base_url: &str,
+    app_token: &crate::secret::Secret,
+    timeout: std::time::Duration,
+    proxy: Option<&crate::http::proxy::ProxyOverride>,
+) -> ConnectionTest {
+    use crate::slack::{SlackClient, SlackError, socket_mode};
+    let http = match crate::http::client_builder_for(proxy)
+        .timeout(timeout)
+        .build()
+    {
+        Ok(c) => c,
+        Err(e) => {
+            return ConnectionTest {
+                ok: false,
+                message: format!("cannot make an HTTP client: {e}"),
+            };
+        }
+    };
+    match socket_mode::open_connection(&SlackClient::new(&http, base_url, app_token)).await {
+        Ok(_) => ConnectionTest {
+            ok: true,
+            message: "Socket Mode: Slack accepts the app-level token (apps.connections.open)"
+                .into(),
+        },
+        Err(SlackError::Api { code, .. }) => ConnectionTest {
+            ok: false,
+            message: format!(
+                "Socket Mode: Slack refused the app-level token: {code}{}",
+                socket_mode::refusal_hint(&code)
+            ),
+        },
+        Err(e) => ConnectionTest {
+            ok: false,
+            message: format!("Socket Mode: {e}"),
+        },
+    }
+}
+
+/// Checks a connection's credentials against the service, and logs that
+/// it was tested and whether the service accepted them.
+pub async fn test_connection(
+    store: &Store,
+    actor: &str,
+    name: &str,
+    config: &Config,
+) -> AdminResult<ConnectionTest> {
+    let tested = probe(store, name, config).await?;
+    let detail = json!({ "ok": tested.ok });
+    log_change(store, actor, ChangeAction::ConnectionTest, name, detail).await;
+    Ok(tested)
+}
+
+/// What the service says of connection `name`'s credentials.
+async fn probe(store: &Store, name: &str, config: &Config) -> AdminResult<ConnectionTest> {
+    let conn = store
+        .connection(name)
+        .await?
+        .ok_or_else(|| AdminError::NotFound(format!("no connection named `{name}`")))?;
+    let secret = match &conn.secret {
+        Some(s) => Some(
+            s.resolve()
+                .map_err(|m| AdminError::Invalid(format!("token: {m}")))?,
+        ),
+        None => None,
+    };
+    Ok(match conn.kind {
+        ConnectionKind::Teams => ConnectionTest {
+            ok: true,
+            message: "Teams workflow webhooks have no test endpoint; nothing was sent. The URL is checked by the first delivery (mark the connection or a binding dry-run to preview cards first).".into(),
+        },
+        ConnectionKind::Slack => {
+            let token = secret.ok_or_else(|| AdminError::Invalid("the connection has no token".into()))?;
+            let bot = slack_connection_test(
+                &conn.url,
+                &token,
+                config.enrichment_timeout(),
+                conn.proxy.as_ref(),
+            )
+            .await;
+            match &conn.app_token {
+                None => bot,
+                Some(app_token) => {
+                    let app_token = app_token
+                        .resolve()
+                        .map_err(|m| AdminError::Invalid(format!("app-level token: {m}")))?;
+                    let socket =
+                        socket_mode_test(
+                            &conn.url,
+                            &app_token,
+                            config.enrichment_timeout(),
+                            conn.proxy.as_ref(),
+                        )
+                        .await;
+                    ConnectionTest {
+                        ok: bot.ok && socket.ok,
+                        message: format!("{}; {}", bot.message, socket.message),
+                    }
+                }
+            }
+        }
+        ConnectionKind::Confluence => {
+            use crate::confluence::client::{ClientOptions, ConfluenceAuth, ConfluenceClient};
+            let secret = secret.ok_or_else(|| AdminError::Invalid("the connection has no token".into()))?;
+            let auth = match &conn.username {
+                Some(u) => ConfluenceAuth::Basic {
+                    username: u.clone(),
+                    password: secret,
+                },
+                None => ConfluenceAuth::Bearer(secret),
+            };
+            let client = ConfluenceClient::new(
+                &conn.url,
+                auth,
+                ClientOptions {
+                    timeout: config.enrichment_timeout(),
+                    proxy: conn.proxy.clone(),
+                    ..ClientOptions::default()
+                },
+            );
+            match client.current_user().await {
+                Ok(user) => ConnectionTest {
+                    ok: true,
+                    message: format!(
+                        "Confluence at {} accepts the credentials of {} ({}); events this account causes are marked by-pagehook",
+                        conn.url,
+                        user.display_name.as_deref().or(user.username.as_deref()).unwrap_or(&user.key),
+                        user.key
+                    ),
+                },
+                Err(e) => ConnectionTest {
+                    ok: false,
+                    message: match crate::http::tls::check_via(&conn.url, conn.proxy.as_ref()).await {
+                        Err(certificate) => format!("Confluence at {}: {certificate}", conn.url),
+                        Ok(()) => format!("Confluence at {}: {e}", conn.url),
+                    },
+                },
+            }
+        }
+    })
+}
