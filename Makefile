@@ -86,6 +86,26 @@ fuzz:
 		(cd fuzz && $(CARGO) +nightly fuzz run $$t -- -max_total_time=$(FUZZ_SECONDS)) || exit 1; \
 	done
 
+## dist: the release bundle dist/pagehook-<version>-<target>.tar.gz (release binary built with cargo auditable, so it carries its dependency list; the bundled plugins, an example config, the systemd unit, the licences of what is linked in, a CycloneDX SBOM), its .sha256 and the SBOM beside it
+dist: setup plugins
+	@command -v cargo-auditable >/dev/null || $(CARGO) install --locked cargo-auditable
+	@command -v cargo-cyclonedx >/dev/null || $(CARGO) install --locked cargo-cyclonedx
+	$(CARGO) auditable build --release --locked -p pagehook
+	packaging/dist.sh target/release/pagehook dist
+
+## deb: the Debian package target/debian/pagehook_<version>-1_<arch>.deb (release binary built with cargo auditable; the unit, config and scripts are in packaging/)
+deb: setup plugins
+	@command -v cargo-auditable >/dev/null || $(CARGO) install --locked cargo-auditable
+	@command -v cargo-deb >/dev/null || $(CARGO) install --locked cargo-deb
+	$(CARGO) auditable build --release --locked -p pagehook
+	$(CARGO) deb -p pagehook --no-build --locked
+
+## package-test: as root on Debian, the .deb (built by cargo-deb from the test build's binary) installed, run as the unit runs it, stopped mid-burst, upgraded and removed with dpkg; plugin calls under the unit's system-call filter (packaging/package-test.sh; CI runs it after make test)
+package-test: setup postgres plugins
+	packaging/package-test.sh
+
+.PHONY: dist deb package-test
+
 ## lint: formatting and clippy, warnings are errors
 lint:
 	$(CARGO) fmt --all -- --check
