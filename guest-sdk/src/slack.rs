@@ -176,14 +176,31 @@ macro_rules! mrkdwn {
 /// text is escaped and newlines flattened; in the URL, characters that would
 /// end or split the link (`<`, `>`, `|`, spaces, controls) are
 /// percent-encoded and `&` is escaped. With empty text it is `<url>`.
+/// Only `http(s)` URLs (see [`crate::text::web_url`]) and `mailto:` links
+/// are made: for any other URL (`javascript:`...) it is the text alone.
 pub fn link(url: &str, text: &str) -> Mrkdwn {
-    let url = escape_url(url);
     let text = mrkdwn_escape(&text.replace(['\r', '\n'], " "));
+    if !is_linkable(url) {
+        // `javascript:` and the like: the label alone, never a link.
+        return Mrkdwn(text);
+    }
+    let url = escape_url(url);
     Mrkdwn(if text.trim().is_empty() {
         format!("<{url}>")
     } else {
         format!("<{url}|{text}>")
     })
+}
+
+/// An http(s) URL, or a `mailto:` link (Slack opens those in a mail client).
+fn is_linkable(url: &str) -> bool {
+    let url = url.trim();
+    crate::text::web_url(url).is_some()
+        || url
+            .get(..7)
+            .is_some_and(|s| s.eq_ignore_ascii_case("mailto:"))
+            && url.len() > 7
+            && !url.chars().any(char::is_control)
 }
 
 fn escape_url(url: &str) -> String {
@@ -324,7 +341,10 @@ impl Block {
 }
 
 impl From<Value> for Block {
-    fn from(block: Value) -> Block {
+    /// A block written as JSON; buttons (and overflow options) in it whose
+    /// `url` is not http(s) are taken out, as the builders leave them out.
+    fn from(mut block: Value) -> Block {
+        drop_unsafe_links(&mut block);
         let empty = ["elements", "fields"].iter().any(|key| {
             block
                 .get(key)
@@ -335,6 +355,32 @@ impl From<Value> for Block {
             json: block.to_string(),
             empty,
         }
+    }
+}
+
+/// Whether `v` is something that opens its `url` (a button, an overflow
+/// option) with a URL that is not http(s).
+fn opens_unsafe_url(v: &Value) -> bool {
+    v.get("url")
+        .and_then(Value::as_str)
+        .is_some_and(|url| crate::text::web_url(url).is_none())
+}
+
+/// Takes out of a JSON block every element, accessory or option whose
+/// `url` is not http(s): Slack would show it as a button that runs it.
+fn drop_unsafe_links(v: &mut Value) {
+    match v {
+        Value::Array(items) => {
+            items.retain(|item| !opens_unsafe_url(item));
+            items.iter_mut().for_each(drop_unsafe_links);
+        }
+        Value::Object(map) => {
+            if map.get("accessory").is_some_and(opens_unsafe_url) {
+                map.remove("accessory");
+            }
+            map.values_mut().for_each(drop_unsafe_links);
+        }
+        _ => {}
     }
 }
 
@@ -396,8 +442,9 @@ pub fn divider() -> Block {
 pub struct LinkButton {
     /// Label, shortened to 75 characters.
     pub text: String,
-    /// Target URL; a button whose URL is over 3000 characters is left out,
-    /// since a cut URL would lead somewhere wrong.
+    /// Target URL; a button whose URL is not `http(s)` (a `javascript:`
+    /// content URL, say) or is over 3000 characters is left out, since it
+    /// would run something or lead somewhere wrong.
     pub url: String,
     /// Green (`primary`) styling.
     pub primary: bool,
@@ -420,8 +467,8 @@ impl LinkButton {
     }
 }
 
-/// An actions block of link buttons: at most 25, buttons with over-long or
-/// empty URLs left out, labels shortened to 75 characters. Each button gets
+/// An actions block of link buttons: at most 25, buttons with over-long,
+/// empty or non-http(s) URLs left out, labels shortened to 75 characters. Each button gets
 /// an `action_id` unique within the block, as Slack requires.
 pub fn actions(buttons: impl IntoIterator<Item = LinkButton>) -> Block {
     let elements = buttons
@@ -436,8 +483,8 @@ pub fn actions(buttons: impl IntoIterator<Item = LinkButton>) -> Block {
 
 /// A section of mrkdwn text (as in [`section`]) with a link button on its
 /// right (Block Kit's `accessory`), the usual shape of one item in a list.
-/// A button whose URL is empty or over 3000 characters is left out.
-/// `action_id` names the button (Slack wants it unique in the message,
+/// A button whose URL is empty, not http(s) or over 3000 characters is
+/// left out. `action_id` names the button (Slack wants it unique in the message,
 /// e.g. `open-<page id>`).
 pub fn section_with_button(
     text: impl Into<Mrkdwn>,
@@ -455,8 +502,7 @@ pub fn section_with_button(
 
 impl LinkButton {
     fn has_usable_url(&self) -> bool {
-        let url = self.url.trim();
-        !url.is_empty() && url.chars().count() <= MAX_URL_CHARS
+        crate::text::web_url(&self.url).is_some_and(|url| url.chars().count() <= MAX_URL_CHARS)
     }
 
     fn to_button(&self, action_id: String) -> Button {
@@ -797,6 +843,48 @@ mod tests {
                 "<!here> <@U123> <https://evil|click>"
             ),
             "<https://x/a%3E%7C%3C!channel|&lt;!here&gt; &lt;@U123&gt; &lt;https://evil|click&gt;>"
+        );
+    }
+
+    /// What Confluence (or a webhook) may give as a content URL, that no
+    /// button may open.
+    const UNSAFE_URLS: [&str; 5] = [
+        "javascript:alert(document.cookie)",
+        " JavaScript:alert(1)",
+        "data:text/html,<script>alert(1)</script>",
+        "vbscript:msgbox(1)",
+        "/pages/viewpage.action?pageId=1",
+    ];
+
+    #[test]
+    fn buttons_and_links_never_open_a_url_that_is_not_http() {
+        for url in UNSAFE_URLS {
+            let b = actions([LinkButton::new("Open page", url).primary()]);
+            assert!(b.empty, "{url}: {}", b.as_json());
+            let mut blocks = Blocks::new();
+            assert!(!blocks.push(b), "an actions block without buttons is left out");
+            let s = section_with_button("x", "open-1", LinkButton::new("Open", url)).to_value();
+            assert!(s.get("accessory").is_none(), "{s}");
+            assert_eq!(link(url, "Title <b>"), "Title &lt;b&gt;", "{url}");
+            assert_eq!(crate::mrkdwn!("*{}*", Mrkdwn::link(url, "T")), "*T*");
+            // Blocks written as JSON lose such buttons too.
+            let raw = serde_json::json!({"type": "actions", "elements": [
+                {"type": "button", "text": {"type": "plain_text", "text": "bad"}, "url": url},
+                {"type": "button", "text": {"type": "plain_text", "text": "good"}, "url": "https://x/1"},
+                {"type": "overflow", "options": [{"text": {"type": "plain_text", "text": "o"}, "value": "v", "url": url}]}
+            ]});
+            let b = Block::from(raw).to_value();
+            assert!(!b.to_string().contains(url.trim()), "{b}");
+            assert_eq!(b["elements"][0]["url"], "https://x/1");
+            let raw = serde_json::json!({"type": "section", "text": {"type": "mrkdwn", "text": "x"},
+                "accessory": {"type": "button", "text": {"type": "plain_text", "text": "o"}, "url": url}});
+            assert!(Block::from(raw).to_value().get("accessory").is_none());
+        }
+        // Web and mail links still work.
+        assert_eq!(link("mailto:ada@example.com", "Ada"), "<mailto:ada@example.com|Ada>");
+        assert_eq!(
+            actions([LinkButton::new("Open", "HTTPS://x.example/1")]).to_value()["elements"][0]["url"],
+            "HTTPS://x.example/1"
         );
     }
 

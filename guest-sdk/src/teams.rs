@@ -126,7 +126,13 @@ crate::text::safe_text! {
         /// A link `[label](url)`: the label is escaped (newlines flattened) and
         /// characters that would end the URL early (`(`, `)`, `<`, `>`, spaces,
         /// controls) are percent-encoded. With an empty label the URL is shown.
+        /// A URL that is not http(s) ([`crate::text::web_url`]) makes no link:
+        /// the label alone.
         pub fn link(url: &str, label: &str) -> Self {
+            if crate::text::web_url(url).is_none() {
+                // `javascript:` and the like: the label alone, never a link.
+                return Markdown(markdown_escape(&label.replace(['\r', '\n'], " ")));
+            }
             let url = escape_url(url);
             let label = label.replace(['\r', '\n'], " ");
             let label = if label.trim().is_empty() {
@@ -206,14 +212,20 @@ impl Card {
     }
 
     /// Append a body element ([`text_block`], [`heading`], [`fact_set`], ...).
-    pub fn push(mut self, element: Value) -> Self {
+    /// `Action.OpenUrl`s inside it (an `ActionSet`, a `selectAction`) whose
+    /// URL is not http(s) are taken out.
+    pub fn push(mut self, mut element: Value) -> Self {
+        drop_unsafe_actions(&mut element);
         self.body.push(element);
         self
     }
 
-    /// Append a card-level action (an [`open_url`] button).
+    /// Append a card-level action (an [`open_url`] button); one whose URL
+    /// is not http(s) (a `javascript:` content URL, say) is left out.
     pub fn action(mut self, action: Value) -> Self {
-        self.actions.push(action);
+        if !opens_unsafe_url(&action) {
+            self.actions.push(action);
+        }
         self
     }
 
@@ -296,9 +308,37 @@ pub fn column_set(columns: impl IntoIterator<Item = Vec<Value>>) -> Value {
 
 /// A button that opens `url`; the only action kind a plugin can use,
 /// since nothing can call a plugin back. Its title is plain text in Teams
-/// (no markdown, no mentions), so it is not escaped.
+/// (no markdown, no mentions), so it is not escaped. [`Card::action`] and
+/// [`Card::push`] leave it out when `url` is not http(s).
 pub fn open_url(title: &str, url: &str) -> Value {
     json!({ "type": "Action.OpenUrl", "title": title, "url": url })
+}
+
+/// Whether `v` is an `Action.OpenUrl` whose URL is not http(s).
+fn opens_unsafe_url(v: &Value) -> bool {
+    v.get("type").and_then(Value::as_str) == Some("Action.OpenUrl")
+        && v
+            .get("url")
+            .and_then(Value::as_str)
+            .is_none_or(|url| crate::text::web_url(url).is_none())
+}
+
+/// Takes every `Action.OpenUrl` whose URL is not http(s) out of an element
+/// tree: from lists of actions, and as a `selectAction`.
+fn drop_unsafe_actions(v: &mut Value) {
+    match v {
+        Value::Array(items) => {
+            items.retain(|item| !opens_unsafe_url(item));
+            items.iter_mut().for_each(drop_unsafe_actions);
+        }
+        Value::Object(map) => {
+            if map.get("selectAction").is_some_and(opens_unsafe_url) {
+                map.remove("selectAction");
+            }
+            map.values_mut().for_each(drop_unsafe_actions);
+        }
+        _ => {}
+    }
 }
 
 /// The message a Workflows webhook receives for `card`; what the host sends
@@ -464,6 +504,32 @@ mod tests {
             ]))
             .push(text_block(excerpt))
             .action(open_url("Open page", "https://wiki.example.com/pages/1"))
+    }
+
+    #[test]
+    fn actions_never_open_a_url_that_is_not_http() {
+        for url in [
+            "javascript:alert(document.cookie)",
+            " JavaScript:alert(1)",
+            "data:text/html,<script>alert(1)</script>",
+            "/pages/viewpage.action?pageId=1",
+        ] {
+            let card = Card::new()
+                .push(text_block("x"))
+                .push(json!({ "type": "ActionSet", "actions": [open_url("bad", url), open_url("good", "https://x/1")] }))
+                .push(json!({ "type": "Container", "items": [text_block("c")], "selectAction": open_url("bad", url) }))
+                .action(open_url("Open page", url))
+                .action(open_url("View changes", "https://x/2"));
+            let json = card.to_json();
+            assert!(!json.contains(url.trim()), "{url}: {json}");
+            let value: Value = serde_json::from_str(&json).unwrap();
+            assert_eq!(value["actions"].as_array().unwrap().len(), 1, "{json}");
+            assert_eq!(value["actions"][0]["url"], "https://x/2");
+            assert_eq!(value["body"][1]["actions"][0]["url"], "https://x/1");
+            assert!(value["body"][2].get("selectAction").is_none(), "{json}");
+            assert_eq!(Markdown::link(url, "Q3 <plan>"), "Q3 &lt;plan&gt;");
+            assert_valid(&value);
+        }
     }
 
     #[test]

@@ -270,6 +270,35 @@ macro_rules! __safe_text_format {
     }};
 }
 
+/// `url` trimmed when it is an absolute `http://` or `https://` URL with a
+/// host, the only kind a Slack button or a Teams `Action.OpenUrl` may open;
+/// `None` for anything else (`javascript:`, `data:`, `file:`, a relative
+/// path). Content URLs come from Confluence and from webhooks; a link
+/// builder that is given one of the others leaves the link out.
+///
+/// ```
+/// use pagehook_guest::text::web_url;
+/// assert_eq!(web_url(" https://wiki.example.com/x "), Some("https://wiki.example.com/x"));
+/// assert_eq!(web_url("javascript:alert(1)"), None);
+/// assert_eq!(web_url("/pages/1"), None);
+/// ```
+pub fn web_url(url: &str) -> Option<&str> {
+    let url = url.trim();
+    let lower = |n: usize| url.get(..n).map(str::to_ascii_lowercase);
+    let rest = if lower(8).as_deref() == Some("https://") {
+        &url[8..]
+    } else if lower(7).as_deref() == Some("http://") {
+        &url[7..]
+    } else {
+        return None;
+    };
+    let host = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];
+    let usable = !host.is_empty()
+        && !host.starts_with('@')
+        && !url.chars().any(|c| c.is_control());
+    usable.then_some(url)
+}
+
 /// `url` trimmed, with every character `escape` maps replaced by what it
 /// maps to and other control characters percent-encoded: how each
 /// destination's link builder keeps a URL from ending or splitting its link.
@@ -293,6 +322,31 @@ pub(crate) fn escape_url(url: &str, escape: impl Fn(char) -> Option<&'static str
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_http_and_https_urls_with_a_host_are_web_urls() {
+        for ok in ["https://wiki.example.com/x", "HTTP://127.0.0.1:8090/p?a=1", " https://x "] {
+            assert!(web_url(ok).is_some(), "{ok}");
+        }
+        for bad in [
+            "javascript:alert(1)",
+            "JavaScript:alert(1)",
+            " javascript:alert(1)",
+            "java\tscript:alert(1)",
+            "data:text/html,<script>alert(1)</script>",
+            "vbscript:msgbox(1)",
+            "file:///etc/passwd",
+            "mailto:a@example.com",
+            "/pages/viewpage.action?pageId=1",
+            "//evil.example/x",
+            "https://",
+            "https:///x",
+            "http://\u{0}x",
+            "",
+        ] {
+            assert_eq!(web_url(bad), None, "{bad:?}");
+        }
+    }
 
     #[test]
     fn short_text_is_untouched() {

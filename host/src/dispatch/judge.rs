@@ -1,6 +1,7 @@
 //! The two-party rule: an action runs only when the plugin's manifest declares
 //! it, the install granted it and the binding names its destination; chat
-//! answers also answer their own event. Pure: it reads no store and sends
+//! answers also answer their own event, and no button or card action opens
+//! a URL that is not http(s) ([`super::links`]). Pure: it reads no store and sends
 //! nothing, so dispatch and the console's preview judge alike.
 
 use crate::destination::{first_allowing_from, lane, slack_workspace};
@@ -63,6 +64,8 @@ pub fn judge(
         ))
     } else if let Some(foreign) = not_its_own_event(&action, out.event.chat.as_ref()) {
         Some(foreign)
+    } else if let Some(link) = super::links::unsafe_link(&action) {
+        Some(link)
     } else if let Err(ambiguous) = &workspace {
         Some(ambiguous.clone())
     } else {

@@ -28,6 +28,7 @@
 
 mod chat;
 mod judge;
+pub mod links;
 mod run;
 
 pub use judge::judge;

@@ -40,3 +40,4 @@ mod slack_inbound;
 mod socket_mode;
 mod store_suite;
 mod two_way_slack;
+mod unsafe_links;

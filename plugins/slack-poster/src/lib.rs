@@ -11,6 +11,12 @@
 //! `notify-mentioned`, `notify-watchers`), as the host listed them: never
 //! the actor, only people who may view the page.
 //!
+//! Digests (contract 0.3.0, see [`digest`]): a burst of events the host
+//! held (600 pages imported, a page saved seven times) becomes a few
+//! messages: who created how many pages, the first titles and a search for
+//! the rest; "edited 7 times" in the page's thread; one direct message per
+//! person concerned. A single event is told as it always was.
+//!
 //! Slack events (contract 0.2.0): a Confluence link posted in Slack gets a
 //! preview (`unfurl`) of each page the poster may view, and
 //! `/confluence search <words>` answers (`respond`, only to the user who
@@ -19,8 +25,10 @@
 use pagehook_guest::chat::UnfurlBuilder;
 use pagehook_guest::filters::{self, Filters};
 use pagehook_guest::slack::{self, Blocks, LinkButton, Mrkdwn};
+mod digest;
+
 use pagehook_guest::{
-    Action, ChatEvent, Concern, Event, EventKind, LinkShared, Plugin, SettingError, Settings,
+    Action, ChatEvent, Concern, Digest, Event, EventKind, LinkShared, Plugin, SettingError, Settings,
     SlackDirectMessage, SlackMessage, SlackResponse, SlackUnfurl, SlashCommand, log, mrkdwn, text,
 };
 
@@ -49,6 +57,10 @@ impl Plugin for SlackPoster {
             Some(ChatEvent::SlashCommand(command)) => Ok(vec![Action::Respond(answer(command))]),
             None => page_event(&event, &settings),
         }
+    }
+
+    fn handle_digest(digest: Digest, settings: Settings) -> Result<Vec<Action>, String> {
+        digest::handle(&digest, &settings)
     }
 }
 
@@ -263,10 +275,16 @@ impl Message {
         // their way into mrkdwn (the fallback text included), so a title
         // `<!channel>` pings nobody. Markup goes through `mrkdwn!`.
         // An event that could not be enriched may not know its space.
+        // The URL only when it is one a reader may follow: a `javascript:`
+        // content URL appears nowhere in the message (the SDK's link and
+        // button builders leave it out of the blocks).
+        let url = text::web_url(&content.url)
+            .map(|u| format!(": {u}"))
+            .unwrap_or_default();
         let mut text = Mrkdwn::text(&if space.is_empty() {
-            format!("{actor} {what} \"{title}\": {}", content.url)
+            format!("{actor} {what} \"{title}\"{url}")
         } else {
-            format!("{actor} {what} \"{title}\" in {space}: {}", content.url)
+            format!("{actor} {what} \"{title}\" in {space}{url}")
         });
 
         let mut blocks = Blocks::new();
@@ -374,6 +392,31 @@ mod tests {
             .unwrap()
             .clone();
         assert_eq!(buttons.len(), 1, "no View changes on a first version");
+    }
+
+    #[test]
+    fn a_content_url_that_is_not_http_reaches_no_button_link_or_text() {
+        for url in [
+            "javascript:alert(document.cookie)//x/pages/viewpage.action?pageId=123456",
+            " JavaScript:alert(1)",
+            "data:text/html,<script>alert(1)</script>",
+        ] {
+            for kind in [EventKind::PageCreated, EventKind::PageUpdated] {
+                let mut e = testing::event(kind);
+                e.content.as_mut().unwrap().url = url.into();
+                let actions = run(e, &[("dm-emails", "boss@example.com")]);
+                assert_eq!(actions.len(), 2, "{actions:?}");
+                let (m, blocks) = post(&actions);
+                let all = format!("{} {blocks} {actions:?}", m.text).to_ascii_lowercase();
+                for bad in ["javascript", "data:text"] {
+                    assert!(!all.contains(bad), "{url}: {all}");
+                }
+                // The message is still there, without a way to open the page.
+                assert_eq!(blocks[0]["type"], "header");
+                assert!(!blocks.to_string().contains("\"button\""), "{blocks}");
+                assert!(m.text.ends_with("in Engineering"), "{}", m.text);
+            }
+        }
     }
 
     #[test]

@@ -139,6 +139,25 @@ mod tests {
     }
 
     #[test]
+    fn a_content_url_that_is_not_http_reaches_no_action() {
+        for url in [
+            "javascript:alert(document.cookie)//x/pages/viewpage.action?pageId=123456",
+            " JavaScript:alert(1)",
+            "data:text/html,<script>alert(1)</script>",
+        ] {
+            for kind in [EventKind::PageCreated, EventKind::PageUpdated] {
+                let mut e = testing::event(kind);
+                e.content.as_mut().unwrap().url = url.into();
+                let card = card_of(e, &[("events", "page-created, page-updated")]);
+                let text = card.to_string().to_ascii_lowercase();
+                assert!(!text.contains("javascript"), "{url}: {card:#}");
+                assert!(!text.contains("data:text"), "{url}: {card:#}");
+                assert!(card.get("actions").is_none(), "{card:#}");
+            }
+        }
+    }
+
+    #[test]
     fn update_card_has_facts_excerpt_and_two_buttons() {
         let mut e = testing::event(EventKind::PageUpdated);
         e.content.as_mut().unwrap().version_message = Some("Added rollback steps".into());
