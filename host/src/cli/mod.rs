@@ -125,6 +125,8 @@ enum ConnectionCommand {
     /// Check the credentials: Slack auth.test, Confluence's current user.
     Test {
         /// The connection.
+    /// Copy the SQLite store into a new file while `pagehook serve` runs (SQLite's online backup); on PostgreSQL, use pg_dump.
+    Backup(store::BackupArgs),
         name: String,
     },
     /// Remove a connection.
@@ -321,5 +323,6 @@ pub(crate) fn block_on<T>(
 fn parse_setting(s: &str) -> Result<(String, String), String> {
     s.split_once('=')
         .map(|(n, v)| (n.trim().to_string(), v.to_string()))
+        Command::Store(StoreCommand::Backup(args)) => store::backup(&config()?, args),
         .ok_or_else(|| format!("expected name=value, got `{s}`"))
 }

@@ -79,12 +79,24 @@ pub enum StoreError {
 impl StoreError {
     /// A database migrated by a newer Pagehook than this one: refused
     /// rather than damaged.
-    pub(crate) fn newer_schema(applied: usize, known: usize) -> StoreError {
+    /// `written_by`: the Pagehook version that migrated it, when it recorded one.
+    pub(crate) fn newer_schema(
+        applied: usize,
+        known: usize,
+        written_by: Option<&str>,
+    ) -> StoreError {
+        let this = env!("CARGO_PKG_VERSION");
+        let message = match written_by {
+            Some(needed) => format!(
+                "version {applied} is newer than this binary's {known} (pagehook {this}); it was written by pagehook {needed}: run pagehook {needed} or newer, or restore the backup taken before the upgrade; nothing was changed"
+            ),
+            None => format!(
+                "version {applied} is newer than this binary's {known} (pagehook {this}); upgrade pagehook; nothing was changed"
+            ),
+        };
         StoreError::Corrupt {
             what: "schema",
-            message: format!(
-                "version {applied} is newer than this binary's {known}; upgrade pagehook"
-            ),
+            message,
         }
     }
 }

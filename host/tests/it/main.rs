@@ -36,6 +36,7 @@ mod restrictions;
 mod self_linking;
 mod sidecar;
 mod slack_contract;
+mod schema_upgrades;
 mod slack_inbound;
 mod socket_mode;
 mod store_suite;

@@ -34,6 +34,7 @@ mod digests;
 mod events;
 pub mod ingest;
 mod listen;
+mod repairs;
 mod outbox;
 mod search;
 mod send_slots;
@@ -307,19 +308,48 @@ impl PgStore {
                 .and_then(|r| r.get(0));
             let applied = applied.unwrap_or(0).max(0) as usize;
             if applied > MIGRATIONS.len() {
-                return Err(StoreError::newer_schema(applied, MIGRATIONS.len()).into());
+                // Which Pagehook migrated it, when that one recorded itself.
+                let recorded: bool = tx
+                    .query_one(
+                        "SELECT EXISTS (SELECT 1 FROM information_schema.columns \
+                         WHERE table_schema = current_schema() \
+                         AND table_name = 'pagehook_schema' AND column_name = 'pagehook')",
+                        &[],
+                    )
+                    .await?
+                    .get(0);
+                let written_by: Option<String> = if recorded {
+                    tx.query_opt("SELECT pagehook FROM pagehook_schema LIMIT 1", &[])
+                        .await?
+                        .and_then(|r| r.get(0))
+                } else {
+                    None
+                };
+                return Err(StoreError::newer_schema(
+                    applied,
+                    MIGRATIONS.len(),
+                    written_by.as_deref(),
+                )
+                .into());
             }
             if applied == MIGRATIONS.len() {
+                if repairs::repair(&tx, applied).await? {
+                    tx.commit().await?;
+                }
                 return Ok(());
             }
             for sql in &MIGRATIONS[applied..] {
                 tx.batch_execute(sql).await?;
             }
+            repairs::repair(&tx, MIGRATIONS.len()).await?;
             let version = MIGRATIONS.len() as i32;
             tx.execute("DELETE FROM pagehook_schema", &[]).await?;
+            // The binary that migrated, for an older one's refusal to name.
+            tx.batch_execute("ALTER TABLE pagehook_schema ADD COLUMN IF NOT EXISTS pagehook TEXT")
+                .await?;
             tx.execute(
-                "INSERT INTO pagehook_schema (version) VALUES ($1)",
-                &[&version],
+                "INSERT INTO pagehook_schema (version, pagehook) VALUES ($1, $2)",
+                &[&version, &env!("CARGO_PKG_VERSION")],
             )
             .await?;
             tx.commit().await?;
@@ -616,8 +646,9 @@ mod tests {
         assert_eq!(
             err.to_string(),
             format!(
-                "database holds an unreadable schema: version 99 is newer than this binary's {}; upgrade pagehook",
-                MIGRATIONS.len()
+                "database holds an unreadable schema: version 99 is newer than this binary's {} (pagehook {v}); it was written by pagehook {v}: run pagehook {v} or newer, or restore the backup taken before the upgrade; nothing was changed",
+                MIGRATIONS.len(),
+                v = env!("CARGO_PKG_VERSION")
             )
         );
     }

@@ -13,6 +13,7 @@
 //! webhook path batches concurrent inserts into one transaction (see
 //! [`ingest`]) to pay for one fsync per batch instead of one per event.
 
+pub mod backup;
 mod bindings;
 mod changes;
 mod claims;
@@ -21,6 +22,8 @@ mod delivery;
 mod digests;
 mod events;
 pub mod ingest;
+mod repairs;
+mod schema_writer;
 mod outbox;
 mod search;
 mod sql;
@@ -114,7 +117,12 @@ impl SqliteStore {
         })
         .and_then(|applied| {
             if applied > MIGRATIONS.len() {
-                return Err(StoreError::newer_schema(applied, MIGRATIONS.len()));
+                let written_by = self.with(|conn| schema_writer::read(conn)).ok().flatten();
+                return Err(StoreError::newer_schema(
+                    applied,
+                    MIGRATIONS.len(),
+                    written_by.as_deref(),
+                ));
             }
             self.with(|conn| {
                 for (i, sql) in MIGRATIONS.iter().enumerate().skip(applied) {
@@ -123,7 +131,8 @@ impl SqliteStore {
                     tx.pragma_update(None, "user_version", i + 1)?;
                     tx.commit()?;
                 }
-                Ok(())
+                repairs::repair(conn, MIGRATIONS.len())?;
+                schema_writer::record(conn, applied < MIGRATIONS.len())
             })
         })
     }
