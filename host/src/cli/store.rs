@@ -1,10 +1,16 @@
 //! `pagehook store`: moving an installation from its SQLite file to the
-//! PostgreSQL database that several replicas share.
+//! PostgreSQL database that several replicas share, and backing a SQLite
+//! store up while it serves.
 //!
 //! The copy reads every row of the configured store and writes it, ids
 //! included, into an empty database, then says what it copied; it never
 //! writes into a database that already holds data, and it prints no
 //! password (the target's comes from a secret reference).
+//!
+//! The backup copies the SQLite file with SQLite's online backup
+//! ([`crate::store::sqlite::backup`]); it never opens the store as a server
+//! would, so it migrates nothing. A PostgreSQL store is PostgreSQL's to back
+//! up: the command says how (pg_dump) and changes nothing.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -12,6 +18,7 @@ use std::process::ExitCode;
 use crate::config::{Config, Database, StoreConfig};
 use crate::secret::SecretSource;
 use crate::store::Store;
+use crate::store::sqlite::backup::BackupReport;
 
 /// `store copy`
 #[derive(Debug, clap::Args)]
@@ -63,5 +70,50 @@ pub async fn copy(config: &Config, args: CopyArgs) -> anyhow::Result<ExitCode> {
         source.describe(),
         target.describe()
     )?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `store backup`
+#[derive(Debug, clap::Args)]
+pub struct BackupArgs {
+    /// The new file to write the copy to; an existing file is never overwritten.
+    #[arg(value_name = "FILE")]
+    file: PathBuf,
+    /// Print what was copied as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Copies the configured SQLite store into a new file and says what it holds.
+pub fn backup(config: &Config, args: BackupArgs) -> anyhow::Result<ExitCode> {
+    let database = match config.store.location().map_err(|e| anyhow::anyhow!(e))? {
+        Database::Sqlite(path) => path,
+        Database::Postgres(pg) => anyhow::bail!(
+            "the store is PostgreSQL: back it up with PostgreSQL's own tools, e.g. \
+             pg_dump --format=custom --file={} --dbname='{}' (restore with pg_restore into an empty database; see docs/admin.md, Backups); nothing was written",
+            args.file.display(),
+            crate::store::redacted_url(&pg.url)
+        ),
+    };
+    let report: BackupReport = crate::store::sqlite::backup::backup(&database, &args.file)?;
+    if args.json {
+        outln!("{}", serde_json::to_string_pretty(&report)?)?;
+    } else {
+        outln!(
+            "backed up {} to {}: schema {}, {} events, {} deliveries, {} bytes, integrity ok",
+            database.display(),
+            args.file.display(),
+            report.schema_version,
+            report.events,
+            report.deliveries,
+            report.bytes
+        )?;
+        outln!(
+            "to restore: stop pagehook, put the file in place of {} (and remove {}-wal, {}-shm), start pagehook",
+            database.display(),
+            database.display(),
+            database.display()
+        )?;
+    }
     Ok(ExitCode::SUCCESS)
 }
