@@ -13,7 +13,7 @@ RUST_PLUGINS   := examples/hello plugins/slack-poster plugins/teams-poster plugi
 # Plugins in other languages; each build.sh installs its pinned tool project-locally.
 POLYGLOT       := examples/python-filter examples/js-filter
 
-.PHONY: run test bench build setup postgres chromium plugins polyglot lint fmt clean fuzz schemathesis
+.PHONY: run test bench build setup postgres chromium plugins polyglot lint fmt clean fuzz schemathesis adaptivecards
 
 ## run: build everything and run the sidecar with the bundled plugins on SQLite (target/demo/)
 run: build
@@ -68,6 +68,10 @@ plugins: setup
 ## schemathesis: fuzz the admin API from its own OpenAPI document against a real server (schemathesis from PyPI in .venv-schemathesis/): no 5xx, every answer as documented
 schemathesis: plugins
 	scripts/schemathesis.sh
+
+## adaptivecards: check that the vendored Adaptive Cards renderer (console Teams previews) is npm's adaptivecards build, byte for byte (needs npm)
+adaptivecards:
+	scripts/adaptivecards.sh
 
 ## polyglot: build the Python and JavaScript example plugins into target/plugins/
 polyglot:

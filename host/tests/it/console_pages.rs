@@ -780,10 +780,15 @@ async fn an_event_page_shows_what_happened_to_it() {
             .contains(r#"<span class="state state-ok">would-send</span>"#)
     );
     assert!(a.body.contains("<summary>Attempts (1)</summary>"));
-    assert!(a.body.contains(&format!(
+    // A dry-run binding's would-send row is not retried (it would only be recorded again).
+    assert!(!a.body.contains(&format!(
         r#"data-path="/api/deliveries/{}/retry""#,
         s.would_send
     )));
+    assert!(
+        a.body
+            .contains("Dry-run binding: recorded, never sent; nothing to retry.")
+    );
 
     // An event not dispatched yet has no enriched form and no deliveries.
     let p = s
@@ -813,13 +818,27 @@ async fn the_deliveries_page_offers_attempts_and_retries() {
         a.body
             .contains(r#"<span class="state state-bad">dead</span>"#)
     );
-    // Dead letters and dry runs can be retried through the API.
     let retry = format!(
         r#"<form class="inline" data-method="POST" data-path="/api/deliveries/{}/retry" data-then="reload"><button type="submit" class="secondary">Retry</button></form>"#,
         s.dead
     );
     assert!(a.body.contains(&retry), "{}", a.body);
-    assert_eq!(a.body.matches(">Retry</button>").count(), 4);
+    // Dead letters can be retried; a dry-run binding's would-send rows say why not.
+    assert_eq!(a.body.matches(">Retry</button>").count(), 2);
+    assert_eq!(
+        a.body
+            .matches("Dry-run binding: recorded, never sent; nothing to retry.")
+            .count(),
+        2
+    );
+    // Each message is folded under its row, its request behind a closed toggle.
+    assert_eq!(
+        a.body
+            .matches(r#"<details class="delivery-message"><summary>Show message"#)
+            .count(),
+        4
+    );
+    assert!(!a.body.contains("<details open"));
     // Every attempt, with its outcome, latency and error.
     assert_eq!(a.body.matches("<summary>Attempts (1)</summary>").count(), 4);
     assert!(a.body.contains("<td>dead</td><td class=\"num\">7 ms</td>"));

@@ -18,6 +18,7 @@ mod confluence_delivery;
 mod confluence_lookups;
 mod console;
 mod console_pages;
+mod console_previews;
 mod console_sign_in;
 mod console_speed;
 mod contract_versions;

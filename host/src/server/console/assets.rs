@@ -12,6 +12,26 @@ use crate::server::AppState;
 
 const CSS: &str = include_str!("assets/console.css");
 const JS: &str = include_str!("assets/console.js");
+/// Rendered previews: Slack, Teams and Confluence looks (render/), and the
+/// script that starts the Adaptive Cards renderer.
+const PREVIEW_CSS: &str = include_str!("assets/preview.css");
+const PREVIEW_JS: &str = include_str!("assets/preview.js");
+/// Microsoft's Adaptive Cards renderer, npm `adaptivecards` 3.0.6 as
+/// published (assets/vendor/README.md): loaded only where a Teams card shows.
+const ADAPTIVECARDS_JS: &str = include_str!("assets/vendor/adaptivecards.min.js");
+const ADAPTIVECARDS_CSS: &str = include_str!("assets/vendor/adaptivecards.css");
+/// The sha256 of the two vendored files, as the vendor README records them.
+#[cfg(test)]
+const ADAPTIVECARDS_SHA256: [(&str, &str); 2] = [
+    (
+        ADAPTIVECARDS_JS,
+        "5e7c13f3300ae7b89b34703501e08d709fbb6635f1c6755b92495577a77344f2",
+    ),
+    (
+        ADAPTIVECARDS_CSS,
+        "bcf97b20804a64d79e1f7bc121fc727a177e72fe093bc5b8f0df2e7338ab27ac",
+    ),
+];
 
 pub(super) fn routes() -> Router<Arc<AppState>> {
     Router::new()
@@ -22,6 +42,22 @@ pub(super) fn routes() -> Router<Arc<AppState>> {
         .route(
             "/assets/console.js",
             get(|| async { asset("text/javascript; charset=utf-8", JS) }),
+        )
+        .route(
+            "/assets/preview.css",
+            get(|| async { asset("text/css; charset=utf-8", PREVIEW_CSS) }),
+        )
+        .route(
+            "/assets/preview.js",
+            get(|| async { asset("text/javascript; charset=utf-8", PREVIEW_JS) }),
+        )
+        .route(
+            "/assets/adaptivecards.min.js",
+            get(|| async { asset("text/javascript; charset=utf-8", ADAPTIVECARDS_JS) }),
+        )
+        .route(
+            "/assets/adaptivecards.css",
+            get(|| async { asset("text/css; charset=utf-8", ADAPTIVECARDS_CSS) }),
         )
 }
 
@@ -34,4 +70,24 @@ fn asset(content_type: &'static str, body: &'static str) -> impl IntoResponse {
         ],
         body,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use sha2::{Digest, Sha256};
+
+    #[test]
+    fn the_vendored_adaptive_cards_renderer_is_the_published_build() {
+        for (file, sha) in super::ADAPTIVECARDS_SHA256 {
+            assert_eq!(
+                hex::encode(Sha256::digest(file.as_bytes())),
+                sha,
+                "a vendored Adaptive Cards file changed: run scripts/adaptivecards.sh"
+            );
+        }
+        // What the Content-Security-Policy forbids is not in it.
+        assert!(!super::ADAPTIVECARDS_JS.contains("eval("));
+        assert!(!super::ADAPTIVECARDS_JS.contains("new Function"));
+        assert!(!super::ADAPTIVECARDS_JS.contains("createElement(\"style\")"));
+    }
 }

@@ -118,7 +118,7 @@ async fn bindings(
                             }
                             tr {
                                 td colspan="8" {
-                                    pre id={ "preview-" (b.id) } hidden aria-live="polite" aria-label={ "Preview of binding " (b.id) } {}
+                                    div id={ "preview-" (b.id) } class="preview-slot" hidden aria-live="polite" aria-label={ "Preview of binding " (b.id) } {}
                                 }
                             }
                         }
@@ -238,17 +238,16 @@ fn add_form(viewer: &Viewer, p: &PluginRecord, space: Option<&str>) -> Markup {
     )
 }
 
+/// The binding's Preview: a GET form to its preview page, which
+/// `preview.js` loads into the row (`#preview-<id>`; see `preview.rs`).
 fn preview_form(b: &Binding, events: &[crate::store::EventSummary]) -> Markup {
     let id = format!("preview-event-{}", b.id);
-    api_form(
-        "POST",
-        &format!("/api/bindings/{}/preview", b.id),
-        &format!("show:preview-{}", b.id),
-        "inline",
-        html! {
+    html! {
+        form class="inline" method="get" action={ "/console/bindings/" (b.id) "/preview" }
+            data-preview-into={ "preview-" (b.id) } {
             label for=(id) { "Event" }
             " "
-            select id=(id) name="event_id" data-type="number" required {
+            select id=(id) name="event_id" required {
                 @if events.is_empty() { option value="" { "no dispatched event yet" } }
                 @for e in events {
                     option value=(e.id) {
@@ -259,8 +258,8 @@ fn preview_form(b: &Binding, events: &[crate::store::EventSummary]) -> Markup {
             }
             " "
             button type="submit" class="secondary" aria-label={ "Preview binding " (b.id) } { "Preview" }
-        },
-    )
+        }
+    }
 }
 
 fn scope_title(scope: &str) -> String {

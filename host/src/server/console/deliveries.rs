@@ -1,5 +1,6 @@
 //! `/console/deliveries`: the outbox, a page at a time, with every attempt,
-//! the exact request of a dry run, and retries.
+//! each message drawn as it lands (folded under its row, with the exact
+//! request of a dry run behind "Show request"), and retries.
 //!
 //! Filters by status, destination, plugin and event, newest first, keyset
 //! paged like the events (`before=<the last id shown>`). The attempts of the
@@ -8,7 +9,10 @@
 //! admin API's job (`POST /api/deliveries/{id}/retry`,
 //! `POST /api/deliveries/retry-dead`): the buttons here are forms that
 //! `console.js` sends there, so the API's space check and change log apply.
-//! A space admin sees only deliveries of events in their spaces.
+//! A space admin sees only deliveries of events in their spaces. A dry
+//! run's would-send row offers no Retry (retrying would only record it
+//! again) and says so; one recorded because its connection was in dry run
+//! offers "Send now".
 
 use std::sync::Arc;
 
@@ -20,6 +24,7 @@ use maud::{Markup, html};
 use serde::Deserialize;
 
 use super::events::{PAGE_SIZE, Paging, caption, given, pager, params, push};
+use super::render;
 use super::{PageError, PageResult, Section, Viewer, api_form, field, page, when};
 use crate::server::AppState;
 use crate::store::{AttemptRecord, DeliveryQuery, DeliveryRecord, DeliveryStatus};
@@ -131,7 +136,7 @@ async fn list(
                     }
                     tbody {
                         @for (d, tries) in rows.iter().zip(&attempts) {
-                            tr {
+                            tr class="delivery-main" {
                                 td class="num" { (d.id) }
                                 td { a href={ "/console/events/" (d.event_id) } { "Event " (d.event_id) } }
                                 td { (d.plugin) }
@@ -143,11 +148,14 @@ async fn list(
                                 td class="num" { (d.attempts) }
                                 td { @if let Some(e) = &d.last_error { (e) } }
                                 td { (when(d.created_at)) }
-                                td { (request_block(d)) }
+                                td { (result_summary(d)) }
                                 td class="row-actions" {
                                     (retry_button(d))
                                     (attempts_details(tries))
                                 }
+                            }
+                            tr class="delivery-detail" {
+                                td colspan="10" { (message_details(d)) }
                             }
                         }
                     }
@@ -180,40 +188,80 @@ pub(super) fn delivery_state(s: DeliveryStatus) -> &'static str {
     }
 }
 
-/// A delivery's "Retry" button, for dead letters and dry runs (the API
-/// queues them again).
+/// A delivery's retry: "Retry" for a dead letter; for a would-send row,
+/// "Send now" when it was recorded only because its connection was in dry
+/// run (the API queues it again and delivery sends it if the connection is
+/// live now), and a word instead of a button when its binding was a dry
+/// run (a retry would only record it again).
 pub(super) fn retry_button(d: &DeliveryRecord) -> Markup {
-    if !matches!(d.status, DeliveryStatus::Dead | DeliveryStatus::WouldSend) {
-        return html! {};
+    let form = |label: &str| {
+        api_form(
+            "POST",
+            &format!("/api/deliveries/{}/retry", d.id),
+            "reload",
+            "inline",
+            html! { button type="submit" class="secondary" { (label) } },
+        )
+    };
+    match d.status {
+        DeliveryStatus::Dead => form("Retry"),
+        DeliveryStatus::WouldSend if d.dry_run => html! {
+            small class="muted" { "Dry-run binding: recorded, never sent; nothing to retry." }
+        },
+        DeliveryStatus::WouldSend => html! {
+            (form("Send now"))
+            small class="muted" { "Recorded while its connection was in dry run; sends it if the connection is live now." }
+        },
+        _ => html! {},
     }
-    api_form(
-        "POST",
-        &format!("/api/deliveries/{}/retry", d.id),
-        "reload",
-        "inline",
-        html! { button type="submit" class="secondary" { "Retry" } },
-    )
 }
 
-/// What delivery made of it: the exact request of a dry run (in
-/// `#would-send-<id>`), or what the destination answered.
-pub(super) fn request_block(d: &DeliveryRecord) -> Markup {
-    let Some(result) = &d.result else {
-        return html! {};
-    };
-    if d.status == DeliveryStatus::WouldSend {
-        let text = serde_json::from_str::<serde_json::Value>(result)
-            .ok()
-            .and_then(|v| serde_json::to_string_pretty(&v).ok())
-            .unwrap_or_else(|| result.clone());
-        html! {
-            details open {
-                summary { "Request that would be sent" }
-                pre id={ "would-send-" (d.id) } { (text) }
+/// What delivery made of it, in a word: the destination's answer (Slack
+/// `ts`, the created content's id, `HTTP 202`), or "recorded" for a dry run.
+pub(super) fn result_summary(d: &DeliveryRecord) -> Markup {
+    match (&d.result, d.status) {
+        (Some(_), DeliveryStatus::WouldSend) => {
+            html! { span class="muted" { "recorded (dry run)" } }
+        }
+        (Some(result), _) => html! { code { (result) } },
+        (None, _) => html! {},
+    }
+}
+
+/// The message, drawn as it lands, folded (closed) under its row, with
+/// the exact request of a dry run (`#would-send-<id>`) or the plugin's
+/// action behind its own closed toggle.
+pub(super) fn message_details(d: &DeliveryRecord) -> Markup {
+    let request = d
+        .result
+        .as_deref()
+        .filter(|_| d.status == DeliveryStatus::WouldSend)
+        .map(|r| {
+            serde_json::from_str::<serde_json::Value>(r)
+                .unwrap_or_else(|_| serde_json::Value::String(r.to_owned()))
+        });
+    html! {
+        details class="delivery-message" {
+            summary { "Show message" span class="gist" { " — " (render::gist(&d.action)) } }
+            (render::message(&d.action))
+            @match &request {
+                Some(request) => (render::request("Show request", request, Some(&format!("would-send-{}", d.id)))),
+                None => (render::request(
+                    "Show the plugin's action",
+                    &serde_json::to_value(&d.action).unwrap_or_default(),
+                    None,
+                )),
             }
         }
-    } else {
-        html! { code { (result) } }
+    }
+}
+
+/// What delivery made of it and the message, for a table cell (the event
+/// page): [`result_summary`] above [`message_details`].
+pub(super) fn request_block(d: &DeliveryRecord) -> Markup {
+    html! {
+        (result_summary(d))
+        (message_details(d))
     }
 }
 

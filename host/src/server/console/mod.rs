@@ -27,6 +27,8 @@ mod live;
 mod overview;
 mod people;
 mod plugins;
+mod preview;
+mod render;
 mod sign_in;
 
 use std::sync::Arc;
@@ -55,6 +57,7 @@ pub(super) fn routes() -> Router<Arc<AppState>> {
         .merge(link::routes())
         .merge(plugins::routes())
         .merge(bindings::routes())
+        .merge(preview::routes())
         .merge(events::routes())
         .merge(deliveries::routes())
         .merge(changes::routes())
@@ -299,7 +302,9 @@ pub fn page(viewer: &Viewer, section: Section, title: &str, body: Markup) -> Mar
                 meta name="csrf-token" content=(viewer.csrf());
                 title { (title) " · Pagehook" }
                 link rel="stylesheet" href="/console/assets/console.css";
+                link rel="stylesheet" href="/console/assets/preview.css";
                 script src="/console/assets/console.js" defer {}
+                script src="/console/assets/preview.js" defer {}
             }
             body {
                 a class="skip" href="#main" { "Skip to content" }

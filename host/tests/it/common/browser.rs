@@ -180,6 +180,8 @@ impl Browser {
         let data_dir = browser.profile.path().join("chromium");
         let caps = json!({
             "browserName": "chrome",
+            // The page's console (CSP violations among it), read by console_log().
+            "goog:loggingPrefs": {"browser": "ALL"},
             "goog:chromeOptions": {
                 "binary": CHROMIUM,
                 "args": [
@@ -688,6 +690,41 @@ return {target: String(window.__testTarget)};
         );
     }
 
+    /// What the pages logged to the browser's console since the last call
+    /// (`LEVEL message`), through chromedriver's log endpoint: script
+    /// errors, and each request or inline script the Content-Security-Policy
+    /// refused.
+    pub fn console_log(&self) -> Vec<String> {
+        let answer = self.run(
+            "reading the browser's console",
+            self.client().issue_cmd(BrowserLog),
+        );
+        answer
+            .as_array()
+            .map(|entries| {
+                entries
+                    .iter()
+                    .map(|e| {
+                        format!(
+                            "{} {}",
+                            e["level"].as_str().unwrap_or_default(),
+                            e["message"].as_str().unwrap_or_default()
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// The console lines since the last call that say the
+    /// Content-Security-Policy refused something.
+    pub fn csp_violations(&self) -> Vec<String> {
+        self.console_log()
+            .into_iter()
+            .filter(|l| l.contains("Content Security Policy") || l.contains("Refused to"))
+            .collect()
+    }
+
     /// Saves the whole page (up to 4000 px tall) as `target/console/<name>.png`.
     pub fn screenshot(&self, name: &str) -> PathBuf {
         let height = self
@@ -711,6 +748,29 @@ return {target: String(window.__testTarget)};
         std::fs::write(&path, png).unwrap();
         path
     }
+}
+
+/// chromedriver's (legacy, still served) log endpoint for the browser's console.
+#[derive(Debug)]
+struct BrowserLog;
+
+impl fantoccini::wd::WebDriverCompatibleCommand for BrowserLog {
+    fn endpoint(
+        &self,
+        base_url: &reqwest::Url,
+        session_id: Option<&str>,
+    ) -> Result<reqwest::Url, url_parse::ParseError> {
+        base_url.join(&format!("session/{}/se/log", session_id.unwrap_or_default()))
+    }
+
+    fn method_and_body(&self, _: &reqwest::Url) -> (axum::http::Method, Option<String>) {
+        (axum::http::Method::POST, Some(r#"{"type":"browser"}"#.into()))
+    }
+}
+
+/// `url::ParseError`, named through reqwest (the same `url` crate).
+mod url_parse {
+    pub type ParseError = <reqwest::Url as std::str::FromStr>::Err;
 }
 
 impl Form<'_> {
