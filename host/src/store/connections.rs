@@ -1,9 +1,12 @@
 //! Connections: the Slack workspaces, Teams workflow webhooks and Confluence
-//! instances Pagehook talks to. Only the host ever sees their secrets.
+//! instances Pagehook talks to, and how they are stored (the same SQL on
+//! both backends). Only the host ever sees their secrets; they are stored as
+//! their source (`env:`, `file:`, `value:`) and never logged from here.
 
 use serde::Serialize;
 
-use super::{StoreError, StoreResult, now_ms};
+use super::sql::{Column, FromRow, Param, Row, parsed};
+use super::{Store, StoreError, StoreResult, now_ms};
 use crate::http::proxy::ProxyOverride;
 use crate::secret::SecretSource;
 
@@ -145,5 +148,315 @@ impl ConnectionRecord {
             confluence: None,
             proxy: None,
         }
+    }
+}
+
+impl Column for ConnectionKind {
+    fn read(row: &dyn Row, column: &'static str) -> StoreResult<Option<ConnectionKind>> {
+        row.text(column)?
+            .map(|s| ConnectionKind::parse(&s))
+            .transpose()
+    }
+}
+
+impl Column for SecretSource {
+    /// A secret's source (`env:`, `file:`, `value:`), never its value.
+    fn read(row: &dyn Row, column: &'static str) -> StoreResult<Option<SecretSource>> {
+        parsed(row, column, "secret", SecretSource::from_spec)
+    }
+}
+
+impl Column for ProxyOverride {
+    fn read(row: &dyn Row, column: &'static str) -> StoreResult<Option<ProxyOverride>> {
+        parsed(row, column, "connection proxy", ProxyOverride::parse)
+    }
+}
+
+impl FromRow for ConnectionRecord {
+    const COLUMNS: &'static str = "name, kind, url, username, secret, hook_secret, dry_run, created_at, health_error, \
+         token_name, token_expires_at, token_checked_at, confluence, app_token, proxy";
+
+    fn from_row(r: &dyn Row) -> StoreResult<ConnectionRecord> {
+        let token = match (r.get("token_name")?, r.get("token_checked_at")?) {
+            (Some(name), Some(checked_at)) => Some(TokenExpiry {
+                name,
+                expires_at: r.get("token_expires_at")?,
+                checked_at,
+            }),
+            _ => None,
+        };
+        Ok(ConnectionRecord {
+            name: r.get("name")?,
+            kind: r.get("kind")?,
+            url: r.get("url")?,
+            username: r.get("username")?,
+            secret: r.get("secret")?,
+            hook_secret: r.get("hook_secret")?,
+            app_token: r.get("app_token")?,
+            dry_run: r.get("dry_run")?,
+            created_at: r.get("created_at")?,
+            health: r.get("health_error")?,
+            token,
+            confluence: r.get("confluence")?,
+            proxy: r.get("proxy")?,
+        })
+    }
+}
+
+impl Store {
+    /// Adds a connection, or replaces the one with the same name and kind
+    /// (how an admin rotates a token); a name taken by another kind is refused.
+    pub async fn add_connection(&self, c: &ConnectionRecord) -> StoreResult<()> {
+        let spec = |s: &Option<SecretSource>| Param::from(s.as_ref().map(SecretSource::to_spec));
+        // A name taken by another kind changes nothing: decided in the
+        // statement, so two replicas adding the same name at once cannot
+        // both win. Replacing forgets the health and the token check.
+        let add = format!(
+            "INSERT INTO connections ({}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, NULL, NULL, NULL, NULL, ?9, ?10, ?11)
+             ON CONFLICT (name) DO UPDATE SET kind = excluded.kind, url = excluded.url,
+               username = excluded.username, secret = excluded.secret, hook_secret = excluded.hook_secret,
+               dry_run = excluded.dry_run, created_at = excluded.created_at, health_error = NULL,
+               token_name = NULL, token_expires_at = NULL, token_checked_at = NULL,
+               confluence = excluded.confluence, app_token = excluded.app_token, proxy = excluded.proxy
+             WHERE connections.kind = excluded.kind",
+            ConnectionRecord::COLUMNS
+        );
+        let written = self
+            .execute(
+                &add,
+                vec![
+                    (&c.name).into(),
+                    c.kind.as_str().into(),
+                    (&c.url).into(),
+                    (&c.username).into(),
+                    spec(&c.secret),
+                    spec(&c.hook_secret),
+                    c.dry_run.into(),
+                    c.created_at.into(),
+                    (&c.confluence).into(),
+                    spec(&c.app_token),
+                    c.proxy.as_ref().map(ProxyOverride::as_str).into(),
+                ],
+            )
+            .await?;
+        if written == 0 {
+            let existing = self
+                .connection(&c.name)
+                .await?
+                .map_or("another", |e| e.kind.as_str());
+            return Err(StoreError::Conflict(format!(
+                "connection `{}` already exists as a {existing} connection",
+                c.name
+            )));
+        }
+        Ok(())
+    }
+
+    /// The connection called `name`, if any.
+    pub async fn connection(&self, name: &str) -> StoreResult<Option<ConnectionRecord>> {
+        self.select_opt("FROM connections WHERE name = ?1", vec![name.into()])
+            .await
+    }
+
+    /// Every connection, by name.
+    pub async fn connections(&self) -> StoreResult<Vec<ConnectionRecord>> {
+        self.select("FROM connections ORDER BY name", vec![]).await
+    }
+
+    /// Removes a connection; true if it existed.
+    pub async fn remove_connection(&self, name: &str) -> StoreResult<bool> {
+        let n = self
+            .execute("DELETE FROM connections WHERE name = ?1", vec![name.into()])
+            .await?;
+        Ok(n > 0)
+    }
+
+    /// Records what a check of a Confluence connection's personal access token
+    /// found (`None` forgets it). A connection that no longer exists is ignored.
+    pub async fn set_token_expiry(
+        &self,
+        name: &str,
+        token: Option<&TokenExpiry>,
+    ) -> StoreResult<()> {
+        self.execute(
+            "UPDATE connections SET token_name = ?2, token_expires_at = ?3, token_checked_at = ?4 WHERE name = ?1",
+            vec![
+                name.into(),
+                token.map(|t| t.name.as_str()).into(),
+                token.and_then(|t| t.expires_at).into(),
+                token.map(|t| t.checked_at).into(),
+            ],
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Marks a connection unhealthy with `error`, or healthy with `None`
+    /// (what `pagehook connections` shows under HEALTH).
+    pub async fn set_connection_health(&self, name: &str, error: Option<&str>) -> StoreResult<()> {
+        self.execute(
+            "UPDATE connections SET health_error = ?2 WHERE name = ?1",
+            vec![name.into(), error.into()],
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Marks a connection dry-run (deliveries recorded, never sent) or live.
+    pub async fn set_connection_dry_run(&self, name: &str, dry_run: bool) -> StoreResult<()> {
+        self.update_connection(
+            "UPDATE connections SET dry_run = ?2 WHERE name = ?1",
+            vec![name.into(), dry_run.into()],
+            || format!("no connection named `{name}`"),
+        )
+        .await
+    }
+
+    /// Sets a connection's own proxy (`direct` or a URL, as
+    /// `ProxyOverride::as_str`, checked by the caller) or, with `None`, puts
+    /// it back on the global one.
+    pub async fn set_connection_proxy(&self, name: &str, proxy: Option<&str>) -> StoreResult<()> {
+        self.update_connection(
+            "UPDATE connections SET proxy = ?2 WHERE name = ?1",
+            vec![name.into(), proxy.into()],
+            || format!("no connection named `{name}`"),
+        )
+        .await
+    }
+
+    /// Names the Confluence connection a Slack connection's chat uses
+    /// (`None`: the only one with a token).
+    pub async fn set_slack_confluence(
+        &self,
+        name: &str,
+        confluence: Option<&str>,
+    ) -> StoreResult<()> {
+        self.update_connection(
+            "UPDATE connections SET confluence = ?2 WHERE name = ?1 AND kind = 'slack'",
+            vec![name.into(), confluence.into()],
+            || format!("no Slack connection named `{name}`"),
+        )
+        .await
+    }
+
+    /// Runs `sql` (an `UPDATE` of one connection); `missing` says what was
+    /// not found when it changed nothing.
+    async fn update_connection(
+        &self,
+        sql: &str,
+        params: Vec<Param>,
+        missing: impl FnOnce() -> String,
+    ) -> StoreResult<()> {
+        if self.execute(sql, params).await? == 0 {
+            return Err(StoreError::NotFound(missing()));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn secrets_round_trip_but_never_serialize() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open_sqlite(&dir.path().join("p.db")).unwrap();
+        let mut c = ConnectionRecord::new("acme", ConnectionKind::Slack, "https://slack.com/api/");
+        c.secret = Some(SecretSource::Value("xoxb-123-secret".into()));
+        c.app_token = Some(SecretSource::Value("xapp-1-A1-secret".into()));
+        store.add_connection(&c).await.unwrap();
+        let back = store.connection("acme").await.unwrap().unwrap();
+        assert_eq!(back, c);
+        let shown = serde_json::to_string(&back).unwrap();
+        assert!(!shown.contains("xoxb-123-secret"), "{shown}");
+        assert!(!shown.contains("xapp-1-A1-secret"), "{shown}");
+        assert!(shown.contains("[redacted]"), "{shown}");
+
+        let teams = ConnectionRecord::new("eng", ConnectionKind::Teams, "https://x/wf?sig=abc");
+        store.add_connection(&teams).await.unwrap();
+        let shown = serde_json::to_string(&store.connection("eng").await.unwrap()).unwrap();
+        assert!(!shown.contains("sig=abc"), "{shown}");
+
+        let clash = ConnectionRecord::new("acme", ConnectionKind::Teams, "https://y");
+        assert!(matches!(
+            store.add_connection(&clash).await,
+            Err(StoreError::Conflict(_))
+        ));
+        assert!(store.remove_connection("acme").await.unwrap());
+        assert!(!store.remove_connection("acme").await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn token_expiry_is_kept_until_the_connection_is_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open_sqlite(&dir.path().join("p.db")).unwrap();
+        let mut c = ConnectionRecord::new("prod", ConnectionKind::Confluence, "https://wiki");
+        c.secret = Some(SecretSource::Env("PAT".into()));
+        store.add_connection(&c).await.unwrap();
+        assert_eq!(store.connection("prod").await.unwrap().unwrap().token, None);
+        let token = TokenExpiry {
+            name: "sidecar".into(),
+            expires_at: Some(1_000),
+            checked_at: 500,
+        };
+        store.set_token_expiry("prod", Some(&token)).await.unwrap();
+        store
+            .set_connection_health("prod", Some("token expired"))
+            .await
+            .unwrap();
+        let back = store.connection("prod").await.unwrap().unwrap();
+        assert_eq!(back.token, Some(token));
+        assert_eq!(back.health.as_deref(), Some("token expired"));
+        let shown = serde_json::to_value(&back).unwrap();
+        assert_eq!(shown["token"]["expires_at"], 1_000);
+        store.add_connection(&c).await.unwrap();
+        let fresh = store.connection("prod").await.unwrap().unwrap();
+        assert_eq!(
+            (fresh.token, fresh.health),
+            (None, None),
+            "connect again resets"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_name_of_another_kind_is_a_conflict_and_connect_again_resets() {
+        let (store, _db) = crate::store::postgres::testing::fresh().await;
+        let store = crate::store::postgres::testing::boundary(&store);
+        let mut c = ConnectionRecord::new("acme", ConnectionKind::Slack, "https://slack.com/api/");
+        c.secret = Some(SecretSource::Value("xoxb-123-secret".into()));
+        store.add_connection(&c).await.unwrap();
+        assert_eq!(store.connection("acme").await.unwrap().unwrap(), c);
+        store
+            .set_connection_health("acme", Some("refused"))
+            .await
+            .unwrap();
+        let token = TokenExpiry {
+            name: "t".into(),
+            expires_at: None,
+            checked_at: 1,
+        };
+        store.set_token_expiry("acme", Some(&token)).await.unwrap();
+        assert_eq!(
+            store.connection("acme").await.unwrap().unwrap().token,
+            Some(token)
+        );
+        store.add_connection(&c).await.unwrap();
+        let fresh = store.connection("acme").await.unwrap().unwrap();
+        assert_eq!((fresh.health, fresh.token), (None, None));
+
+        let clash = ConnectionRecord::new("acme", ConnectionKind::Teams, "https://y");
+        match store.add_connection(&clash).await {
+            Err(StoreError::Conflict(m)) => {
+                assert_eq!(m, "connection `acme` already exists as a slack connection")
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            store.set_connection_dry_run("nope", true).await,
+            Err(StoreError::NotFound(_))
+        ));
+        assert!(store.remove_connection("acme").await.unwrap());
+        assert!(!store.remove_connection("acme").await.unwrap());
     }
 }

@@ -332,26 +332,6 @@ fn as_opt_slice<T>(v: &Option<Vec<T>>) -> Option<&[T]> {
 }
 
 forward! {
-    // Connections.
-    /// Stores a new connection.
-    fn add_connection(&self, c: &ConnectionRecord => owned_ref, by_ref) -> ();
-    /// One connection by name.
-    fn connection(&self, name: &str => owned_str, as_str) -> Option<ConnectionRecord>;
-    /// Every connection.
-    fn connections(&self) -> Vec<ConnectionRecord>;
-    /// Removes a connection; whether it existed.
-    fn remove_connection(&self, name: &str => owned_str, as_str) -> bool;
-    /// Records when a connection's token expires (or that it does not).
-    fn set_token_expiry(&self, name: &str => owned_str, as_str, token: Option<&TokenExpiry> => owned_opt_ref, as_opt_ref) -> ();
-    /// Marks a connection unhealthy with the refusal, or healthy.
-    fn set_connection_health(&self, name: &str => owned_str, as_str, error: Option<&str> => owned_opt_str, as_opt_str) -> ();
-    /// Turns a connection's dry run on or off.
-    fn set_connection_dry_run(&self, name: &str => owned_str, as_str, dry_run: bool => copied, copied) -> ();
-    /// Sets a connection's own proxy (`direct` or a URL, as `ProxyOverride::as_str`; `None`: the global one).
-    fn set_connection_proxy(&self, name: &str => owned_str, as_str, proxy: Option<&str> => owned_opt_str, as_opt_str) -> ();
-    /// Names the Confluence connection a Slack connection's chat uses (`None`: the only one with a token).
-    fn set_slack_confluence(&self, name: &str => owned_str, as_str, confluence: Option<&str> => owned_opt_str, as_opt_str) -> ();
-
     // Bindings.
     /// Stores a validated binding.
     fn add_binding(&self, b: &NewBinding => owned_ref, by_ref) -> Binding;

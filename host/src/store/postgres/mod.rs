@@ -28,7 +28,6 @@
 mod bindings;
 mod changes;
 mod claims;
-mod connections;
 mod delivery;
 mod digests;
 mod events;
@@ -599,6 +598,32 @@ pub(super) mod testing {
     pub fn boundary(store: &PgStore) -> Store {
         Store {
             backend: Backend::Postgres(store.clone()),
+        }
+    }
+
+    /// The shared methods the backend's own tests (claims, outbox) call on
+    /// a [`PgStore`]; they live on [`Store`].
+    impl PgStore {
+        pub async fn connection(
+            &self,
+            name: &str,
+        ) -> crate::store::StoreResult<Option<crate::store::ConnectionRecord>> {
+            boundary(self).connection(name).await
+        }
+
+        pub async fn add_connection(
+            &self,
+            c: &crate::store::ConnectionRecord,
+        ) -> crate::store::StoreResult<()> {
+            boundary(self).add_connection(c).await
+        }
+
+        pub async fn set_connection_health(
+            &self,
+            name: &str,
+            error: Option<&str>,
+        ) -> crate::store::StoreResult<()> {
+            boundary(self).set_connection_health(name, error).await
         }
     }
 

@@ -17,7 +17,6 @@ pub mod backup;
 mod bindings;
 mod changes;
 mod claims;
-mod connections;
 mod delivery;
 mod digests;
 mod events;
@@ -343,22 +342,25 @@ mod tests {
         }
     }
 
-    #[test]
-    fn opening_twice_keeps_the_schema_and_data() {
+    #[tokio::test]
+    async fn opening_twice_keeps_the_schema_and_data() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("sub/pagehook.db");
-        let store = SqliteStore::open(&path).unwrap();
+        let store = crate::store::Store::open_sqlite(&path).unwrap();
         store
             .add_connection(&ConnectionRecord::new(
                 "acme",
                 ConnectionKind::Teams,
                 "https://x",
             ))
+            .await
             .unwrap();
         drop(store);
-        let store = SqliteStore::open(&path).unwrap();
-        assert_eq!(store.connections().unwrap().len(), 1);
+        let store = crate::store::Store::open_sqlite(&path).unwrap();
+        assert_eq!(store.connections().await.unwrap().len(), 1);
         let mode: String = store
+            .as_sqlite()
+            .unwrap()
             .with(|c| c.query_row("PRAGMA journal_mode", [], |r| r.get(0)))
             .unwrap();
         assert_eq!(mode, "wal");
