@@ -23,7 +23,8 @@ use axum::response::{IntoResponse, Json, Response};
 use axum::routing::post;
 use serde_json::json;
 
-use super::{AppState, error};
+use super::AppState;
+use super::hook_error::HookError;
 use crate::model::EventKind;
 use crate::secret::Secret;
 use crate::source::webhook::{self, Payload};
@@ -61,13 +62,13 @@ pub(super) fn routes(body_limit: usize) -> Router<Arc<AppState>> {
         .layer(DefaultBodyLimit::max(body_limit))
 }
 
-/// The hook secret of connection `name` of `kind`; `Err` (503) with the
-/// answer to give when it cannot be read now.
+/// The hook secret of connection `name` of `kind`; `Err` (503) when it
+/// cannot be read now.
 pub(super) async fn hook_secret(
     state: &Arc<AppState>,
     kind: ConnectionKind,
     name: &str,
-) -> Result<HookSecret, Response> {
+) -> Result<HookSecret, HookError> {
     let key = (kind, name.to_owned());
     if let Some((at, known)) = state
         .sources
@@ -81,9 +82,8 @@ pub(super) async fn hook_secret(
     }
     let conn = state.store.connection(name).await.map_err(|e| {
         tracing::error!(error = %e, connection = name, "cannot read the connection");
-        error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "the database cannot be reached; send the request again later",
+        HookError::Unavailable(
+            "the database cannot be reached; send the request again later".into(),
         )
     })?;
     let known = match conn.filter(|c| c.kind == kind) {
@@ -93,10 +93,9 @@ pub(super) async fn hook_secret(
             Some(Ok(secret)) => HookSecret::Known(secret),
             Some(Err(m)) => {
                 tracing::error!(connection = name, "hook secret unavailable: {m}");
-                return Err(error(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    format!("the secret of connection `{name}` is unavailable on this server"),
-                ));
+                return Err(HookError::Unavailable(format!(
+                    "the secret of connection `{name}` is unavailable on this server"
+                )));
             }
         },
     };
@@ -109,35 +108,37 @@ pub(super) async fn hook_secret(
     Ok(known)
 }
 
-/// The answer to a body that could not be taken: over the limit (413) or
-/// unreadable.
-pub(super) fn body_refused(state: &AppState, rejection: BytesRejection) -> Response {
+/// Why a body could not be taken: over the limit (413) or unreadable.
+pub(super) fn body_refused(state: &AppState, rejection: BytesRejection) -> HookError {
     if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-        state.metrics.rejected("too-large");
-        error(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!(
-                "body larger than the limit of {} bytes (server.body-limit-bytes)",
-                state.config.server.body_limit_bytes
-            ),
-        )
+        HookError::TooLarge(state.config.server.body_limit_bytes)
     } else {
-        state.metrics.rejected("malformed");
-        error(rejection.status(), rejection.body_text())
+        HookError::Unreadable {
+            status: rejection.status(),
+            message: rejection.body_text(),
+        }
     }
 }
 
-/// The Confluence source's webhook secret; `Err` with the answer to give
-/// when the source cannot take webhooks.
-async fn source_secret(state: &Arc<AppState>, source: &str) -> Result<Secret, Response> {
+/// The answer to a hook: what the handler made of it, or its refusal,
+/// counted in the rejected-webhooks metric.
+pub(super) fn answer(state: &AppState, result: Result<Response, HookError>) -> Response {
+    result.unwrap_or_else(|refused| {
+        if let Some(reason) = refused.metric_reason() {
+            state.metrics.rejected(reason);
+        }
+        refused.into_response()
+    })
+}
+
+/// The Confluence source's webhook secret; `Err` when the source cannot
+/// take webhooks.
+async fn source_secret(state: &Arc<AppState>, source: &str) -> Result<Secret, HookError> {
     match hook_secret(state, ConnectionKind::Confluence, source).await? {
         HookSecret::Known(secret) => Ok(secret),
-        HookSecret::Unknown | HookSecret::Missing => Err(error(
-            StatusCode::NOT_FOUND,
-            format!(
-                "no Confluence connection named `{source}`; create it with `pagehook connect confluence {source} ...`"
-            ),
-        )),
+        HookSecret::Unknown | HookSecret::Missing => Err(HookError::UnknownConnection(format!(
+            "no Confluence connection named `{source}`; create it with `pagehook connect confluence {source} ...`"
+        ))),
     }
 }
 
@@ -147,56 +148,52 @@ async fn receive(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let secret = match source_secret(&state, &source).await {
-        Ok(s) => s,
-        Err(answer) => {
-            state.metrics.rejected("unknown-source");
-            return answer;
-        }
-    };
-    let body = match body {
-        Ok(b) => b,
-        Err(rejection) => return body_refused(&state, rejection),
-    };
+    let result = take(&state, &source, &headers, body).await;
+    answer(&state, result)
+}
+
+/// Verifies, parses and stores one Confluence webhook.
+async fn take(
+    state: &Arc<AppState>,
+    source: &str,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, HookError> {
+    let secret = source_secret(state, source).await?;
+    let body = body.map_err(|rejection| body_refused(state, rejection))?;
     let signature = headers
         .get("x-hub-signature")
         .map(|v| v.to_str().unwrap_or("\u{fffd}"));
-    if let Err(e) = webhook::verify_signature(secret.expose().as_bytes(), &body, signature) {
-        state.metrics.rejected("signature");
-        return error(StatusCode::UNAUTHORIZED, e.to_string());
-    }
-    let hook = match webhook::parse(&body) {
-        Ok(Payload::Test) => {
-            return (StatusCode::OK, Json(json!({ "ok": true, "test": true }))).into_response();
+    webhook::verify_signature(secret.expose().as_bytes(), &body, signature)
+        .map_err(|e| HookError::Signature(e.to_string()))?;
+    let hook = match webhook::parse(&body).map_err(|e| HookError::Malformed(e.to_string()))? {
+        Payload::Test => {
+            return Ok((StatusCode::OK, Json(json!({ "ok": true, "test": true }))).into_response());
         }
-        Ok(Payload::Event(hook)) => hook,
-        Err(e) => {
-            state.metrics.rejected("malformed");
-            return error(StatusCode::BAD_REQUEST, e.to_string());
-        }
+        Payload::Event(hook) => hook,
     };
     let event = NewEvent {
-        key: hook.dedupe_key(&source),
-        source: source.clone(),
+        key: hook.dedupe_key(source),
+        source: source.to_owned(),
         name: hook.name.clone(),
         payload: String::from_utf8_lossy(&body).into_owned(),
         dispatchable: hook.kind != EventKind::Other,
     };
-    match state.ingest.insert(event).await {
-        Ok(inserted) => {
-            state.metrics.received(&source, inserted.duplicate);
-            tracing::debug!(
-                event = inserted.id,
-                %source,
-                duplicate = inserted.duplicate,
-                "webhook stored"
-            );
-            (
-                StatusCode::ACCEPTED,
-                Json(json!({ "id": inserted.id, "duplicate": inserted.duplicate })),
-            )
-                .into_response()
-        }
-        Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, e),
-    }
+    let inserted = state
+        .ingest
+        .insert(event)
+        .await
+        .map_err(|e| HookError::Unavailable(e.to_string()))?;
+    state.metrics.received(source, inserted.duplicate);
+    tracing::debug!(
+        event = inserted.id,
+        %source,
+        duplicate = inserted.duplicate,
+        "webhook stored"
+    );
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({ "id": inserted.id, "duplicate": inserted.duplicate })),
+    )
+        .into_response())
 }

@@ -11,6 +11,8 @@
 mod api;
 mod conn;
 mod console;
+pub(crate) mod form_errors;
+mod hook_error;
 mod hooks;
 pub mod lifecycle;
 pub mod public_url;

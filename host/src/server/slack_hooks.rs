@@ -32,37 +32,26 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Json, Response};
 use serde_json::json;
 
-use super::hooks::{HookSecret, body_refused, hook_secret};
+use super::AppState;
+use super::hook_error::HookError;
+use super::hooks::{HookSecret, answer, body_refused, hook_secret};
 use super::slack_link;
-use super::{AppState, error};
 use crate::secret::Secret;
 use crate::source::slack_events::{self, Inbound, StoredSlack};
 use crate::store::ingest::Inserted;
 use crate::store::{ConnectionKind, NewEvent};
 
-/// The connection's signing secret; `Err` with the answer to give when it
-/// cannot take Slack's requests.
-async fn signing_secret(state: &Arc<AppState>, name: &str) -> Result<Secret, Response> {
+/// The connection's signing secret; `Err` when it cannot take Slack's
+/// requests.
+async fn signing_secret(state: &Arc<AppState>, name: &str) -> Result<Secret, HookError> {
     match hook_secret(state, ConnectionKind::Slack, name).await? {
         HookSecret::Known(secret) => Ok(secret),
-        HookSecret::Unknown => {
-            state.metrics.rejected("unknown-source");
-            Err(error(
-                StatusCode::NOT_FOUND,
-                format!(
-                    "no Slack connection named `{name}`; create it with `pagehook connect slack {name} --token-env VAR --signing-secret-env VAR`"
-                ),
-            ))
-        }
-        HookSecret::Missing => {
-            state.metrics.rejected("signature");
-            Err(error(
-                StatusCode::UNAUTHORIZED,
-                format!(
-                    "Slack connection `{name}` has no signing secret, so no request can be verified; set it with `pagehook connect slack {name} ... --signing-secret-env VAR` (the Slack app's Basic Information, Signing Secret)"
-                ),
-            ))
-        }
+        HookSecret::Unknown => Err(HookError::UnknownConnection(format!(
+            "no Slack connection named `{name}`; create it with `pagehook connect slack {name} --token-env VAR --signing-secret-env VAR`"
+        ))),
+        HookSecret::Missing => Err(HookError::NoSecret(format!(
+            "Slack connection `{name}` has no signing secret, so no request can be verified; set it with `pagehook connect slack {name} ... --signing-secret-env VAR` (the Slack app's Basic Information, Signing Secret)"
+        ))),
     }
 }
 
@@ -78,67 +67,65 @@ pub(super) async fn receive(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let secret = match signing_secret(&state, &connection).await {
-        Ok(s) => s,
-        Err(answer) => return answer,
-    };
-    let body = match body {
-        Ok(b) => b,
-        Err(rejection) => return body_refused(&state, rejection),
-    };
-    let timestamp = text(&headers, "x-slack-request-timestamp");
-    if let Err(e) = slack_events::verify_signature(
+    let result = take(&state, &connection, &headers, body).await;
+    answer(&state, result)
+}
+
+/// Verifies, parses and stores (or answers) one Slack request.
+async fn take(
+    state: &Arc<AppState>,
+    connection: &str,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, HookError> {
+    let secret = signing_secret(state, connection).await?;
+    let body = body.map_err(|rejection| body_refused(state, rejection))?;
+    let timestamp = text(headers, "x-slack-request-timestamp");
+    slack_events::verify_signature(
         secret.expose().as_bytes(),
         timestamp,
-        text(&headers, "x-slack-signature"),
+        text(headers, "x-slack-signature"),
         &body,
         state.clock.now_secs(),
-    ) {
-        state.metrics.rejected("signature");
+    )
+    .map_err(|e| {
         tracing::warn!(%connection, "Slack request refused: {e}");
-        return error(StatusCode::UNAUTHORIZED, e.to_string());
-    }
-    let inbound = match slack_events::parse(
-        &connection,
-        text(&headers, header::CONTENT_TYPE.as_str()),
+        HookError::Signature(e.to_string())
+    })?;
+    let inbound = slack_events::parse(
+        connection,
+        text(headers, header::CONTENT_TYPE.as_str()),
         timestamp.unwrap_or_default(),
         &body,
-    ) {
-        Ok(inbound) => inbound,
-        Err(e) => {
-            state.metrics.rejected("malformed");
-            return error(StatusCode::BAD_REQUEST, e.to_string());
-        }
-    };
+    )
+    .map_err(|e| HookError::Malformed(e.to_string()))?;
     let stored = match inbound {
         Inbound::UrlVerification { challenge } => {
-            return Json(json!({ "challenge": challenge })).into_response();
+            return Ok(Json(json!({ "challenge": challenge })).into_response());
         }
         Inbound::Ignored { what } => {
             tracing::debug!(%connection, "Slack {what} acknowledged and dropped");
-            return StatusCode::OK.into_response();
+            return Ok(StatusCode::OK.into_response());
         }
         Inbound::Store(stored) => stored,
     };
     if stored.name == slack_events::SLASH_COMMAND
         && let Some(command) = slack_link::host_command(&stored.payload)
     {
-        return slack_link::answer(&state, &connection, &headers, &stored.payload, command).await;
+        return Ok(slack_link::answer(state, connection, headers, &stored.payload, command).await);
     }
     let name = stored.name;
-    let retry = text(&headers, "x-slack-retry-num").unwrap_or("0");
-    match store(&state, &connection, *stored, retry).await {
-        Ok(inserted) => {
-            if name == slack_events::SLASH_COMMAND {
-                // Anything in the body would be shown to the user as the answer.
-                StatusCode::OK.into_response()
-            } else {
-                Json(json!({ "ok": true, "id": inserted.id, "duplicate": inserted.duplicate }))
-                    .into_response()
-            }
-        }
-        Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, e),
-    }
+    let retry = text(headers, "x-slack-retry-num").unwrap_or("0");
+    let inserted = store(state, connection, *stored, retry)
+        .await
+        .map_err(|e| HookError::Unavailable(e.to_string()))?;
+    Ok(if name == slack_events::SLASH_COMMAND {
+        // Anything in the body would be shown to the user as the answer.
+        StatusCode::OK.into_response()
+    } else {
+        Json(json!({ "ok": true, "id": inserted.id, "duplicate": inserted.duplicate }))
+            .into_response()
+    })
 }
 
 /// Stores a Slack event or command, however it arrived (signed at
