@@ -2,11 +2,30 @@
 //! WebAssembly plugins over page, blog and comment events and carries out the
 //! delivery actions they return.
 //!
-//! Modules by role: [`manifest`] (what a plugin declares), [`model`] (events
-//! and actions as the host stores and prints them), [`runtime`] (the
-//! sandbox, with the generated bindings of each contract version in
-//! [`runtime::contract`], used only at the sandbox boundary) and [`cli`] (the
-//! admin's and plugin author's commands).
+//! The modules follow the data flow:
+//!
+//! 1. **ingest**: [`server`] takes webhooks (`/hooks/confluence`, `/hooks/slack`)
+//!    and Slack's Socket Mode; [`source`] verifies and parses what each
+//!    source sends. Nothing is answered before it is stored.
+//! 2. **store**: [`store`], on SQLite or PostgreSQL (cluster mode): events,
+//!    deliveries, the outbox, the change log.
+//! 3. **enrich**: [`enrich`] turns an id-only webhook into the event plugins
+//!    see, reading Confluence through [`confluence`] (the REST client, who a
+//!    page concerns, who may view it) and Slack through [`slack`].
+//! 4. **dispatch**: [`dispatch`] runs each binding's plugin and holds every
+//!    action to the two-party rule ([`dispatch::judge`]); lanes are named
+//!    beside the [`destination`]s.
+//! 5. **runtime**: [`runtime`] is the sandbox (wasmtime), with the generated
+//!    bindings of each contract version in [`runtime::contract`], used only at
+//!    the sandbox boundary; [`manifest`] is what a plugin declares.
+//! 6. **outbox → deliver**: [`deliver`] sends what was accepted, lane by lane,
+//!    true to each service's contract.
+//!
+//! Around it: [`ops`] (every admin change and its change-log line, shared by
+//! [`cli`] and the admin API and console in [`server`]), [`doctor`] (what is
+//! wrong and how to fix it), [`http`] (trust store and egress proxy for every
+//! outbound connection), [`model`] (events and actions as the host stores and
+//! prints them).
 
 pub mod cli;
 pub mod clock;
