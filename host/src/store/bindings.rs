@@ -1,11 +1,14 @@
 //! Bindings: which plugin runs on which events, where its actions may go,
-//! and with which settings.
+//! and with which settings; how they are stored (the same SQL on both
+//! backends). Bindings arrive validated; nothing here judges them.
 
 use std::fmt;
 use std::str::FromStr;
 
 use serde::{Serialize, Serializer};
 
+use super::sql::{Column, FromRow, Row, parsed};
+use super::{Store, StoreError, StoreResult, json, now_ms};
 use crate::model::Event;
 
 /// Where in Confluence a binding applies.
@@ -123,6 +126,131 @@ impl Binding {
                 .iter()
                 .any(|e| e == "*" || e == event.kind.name())
             && self.scope.matches(event)
+    }
+}
+
+impl Column for Scope {
+    fn read(row: &dyn Row, column: &'static str) -> StoreResult<Option<Scope>> {
+        parsed(row, column, "binding scope", str::parse)
+    }
+}
+
+impl FromRow for Binding {
+    const COLUMNS: &'static str =
+        "id, plugin, source, scope, events, destinations, settings, dry_run, created_at";
+
+    fn from_row(r: &dyn Row) -> StoreResult<Binding> {
+        Ok(Binding {
+            id: r.get("id")?,
+            plugin: r.get("plugin")?,
+            source: r.get("source")?,
+            scope: r.get("scope")?,
+            events: r.json("events", "binding events")?,
+            destinations: r.json("destinations", "binding destinations")?,
+            settings: r.json("settings", "binding settings")?,
+            dry_run: r.get("dry_run")?,
+            created_at: r.get("created_at")?,
+        })
+    }
+}
+
+impl Store {
+    /// Stores a binding (already validated by the caller) and returns it.
+    pub async fn add_binding(&self, b: &NewBinding) -> StoreResult<Binding> {
+        let created_at = now_ms();
+        let id = self
+            .query(
+                "INSERT INTO bindings (plugin, source, scope, events, destinations, settings, dry_run, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) RETURNING id",
+                vec![
+                    (&b.plugin).into(),
+                    (&b.source).into(),
+                    b.scope.to_string().into(),
+                    json(&b.events).into(),
+                    json(&b.destinations).into(),
+                    json(&b.settings).into(),
+                    b.dry_run.into(),
+                    created_at.into(),
+                ],
+                |r| r.get::<i64>("id"),
+            )
+            .await?
+            .into_iter()
+            .next()
+            .ok_or_else(|| StoreError::Corrupt {
+                what: "binding id",
+                message: "the insert returned no id".into(),
+            })?;
+        Ok(Binding {
+            id,
+            plugin: b.plugin.clone(),
+            source: b.source.clone(),
+            scope: b.scope.clone(),
+            events: b.events.clone(),
+            destinations: b.destinations.clone(),
+            settings: b.settings.clone(),
+            dry_run: b.dry_run,
+            created_at,
+        })
+    }
+
+    /// Every binding, oldest first; `plugin` narrows to one plugin's.
+    pub async fn bindings(&self, plugin: Option<&str>) -> StoreResult<Vec<Binding>> {
+        self.select(
+            "FROM bindings WHERE CAST(?1 AS TEXT) IS NULL OR plugin = ?1 ORDER BY id",
+            vec![plugin.into()],
+        )
+        .await
+    }
+
+    /// The binding with this id.
+    pub async fn binding(&self, id: i64) -> StoreResult<Option<Binding>> {
+        self.select_opt("FROM bindings WHERE id = ?1", vec![id.into()])
+            .await
+    }
+
+    /// Names `workspace` in every Slack destination that names none, so
+    /// bindings made while there was one Slack workspace keep meaning it
+    /// once a second is connected. Returns how many bindings changed. Each
+    /// is rewritten only if its destinations are still those read, so a
+    /// change made meanwhile (by another replica) is never overwritten.
+    pub async fn qualify_slack_destinations(&self, workspace: &str) -> StoreResult<usize> {
+        let mut rewrites = Vec::new();
+        for b in self.bindings(None).await? {
+            let qualified: Vec<String> = b
+                .destinations
+                .iter()
+                .map(|d| match d.parse::<crate::destination::Destination>() {
+                    Ok(dest) => dest.in_workspace(workspace).to_string(),
+                    Err(_) => d.clone(),
+                })
+                .collect();
+            if qualified != b.destinations {
+                rewrites.push((
+                    "UPDATE bindings SET destinations = ?2 WHERE id = ?1 AND destinations = ?3",
+                    vec![
+                        b.id.into(),
+                        json(&qualified).into(),
+                        json(&b.destinations).into(),
+                    ],
+                ));
+            }
+        }
+        let changed = self.execute_all(rewrites).await?;
+        Ok(changed.into_iter().filter(|&n| n > 0).count())
+    }
+
+    /// Deletes a binding.
+    pub async fn remove_binding(&self, id: i64) -> StoreResult<()> {
+        let n = self
+            .execute("DELETE FROM bindings WHERE id = ?1", vec![id.into()])
+            .await?;
+        if n == 0 {
+            return Err(StoreError::NotFound(format!(
+                "no binding with id {id} (see `pagehook bindings`)"
+            )));
+        }
+        Ok(())
     }
 }
 

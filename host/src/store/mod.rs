@@ -332,18 +332,6 @@ fn as_opt_slice<T>(v: &Option<Vec<T>>) -> Option<&[T]> {
 }
 
 forward! {
-    // Bindings.
-    /// Stores a validated binding.
-    fn add_binding(&self, b: &NewBinding => owned_ref, by_ref) -> Binding;
-    /// Bindings, optionally of one plugin.
-    fn bindings(&self, plugin: Option<&str> => owned_opt_str, as_opt_str) -> Vec<Binding>;
-    /// One binding.
-    fn binding(&self, id: i64 => copied, copied) -> Option<Binding>;
-    /// Names `workspace` in every Slack destination that names none; how many bindings changed.
-    fn qualify_slack_destinations(&self, workspace: &str => owned_str, as_str) -> usize;
-    /// Removes a binding.
-    fn remove_binding(&self, id: i64 => copied, copied) -> ();
-
     // Events.
     /// One event.
     fn event(&self, id: i64 => copied, copied) -> Option<EventRecord>;
