@@ -22,7 +22,7 @@ run: build
 	examples/demo/run.sh
 
 ## test: build the plugins and run the whole test suite (what CI runs)
-test: setup postgres chromium plugins polyglot lint schemathesis
+test: setup postgres chromium container-engine k8s-tools plugins polyglot lint schemathesis
 	$(CARGO) test --workspace --locked
 	@for d in $(POLYGLOT); do $$d/test.sh || exit 1; done
 
@@ -109,6 +109,26 @@ package-test: setup postgres plugins
 	packaging/package-test.sh
 
 .PHONY: dist deb package-test
+
+## image: the container image $(IMAGE) from the Dockerfile (build stage: rust:1.95; runtime: distroless cc-debian12, no shell, user 65532, volumes /var/lib/pagehook and /var/cache/pagehook) with podman, buildah or docker; RUST_IMAGE=/RUNTIME_IMAGE= build from a mirror
+IMAGE          ?= pagehook:$(shell sed -n '/^\[workspace.package\]/,/^\[/s/^version *= *"\(.*\)"/\1/p' Cargo.toml)
+ENGINE         ?= $(firstword $(foreach e,podman buildah docker,$(shell command -v $(e))))
+image:
+	@test -n "$(ENGINE)" || { echo "make image needs podman, buildah or docker (make container-engine installs Debian's podman)"; exit 1; }
+	$(ENGINE) build -t $(IMAGE) $(if $(RUST_IMAGE),--build-arg RUST_IMAGE=$(RUST_IMAGE)) $(if $(RUNTIME_IMAGE),--build-arg RUNTIME_IMAGE=$(RUNTIME_IMAGE)) -f Dockerfile .
+
+## container-engine: install Debian's podman and runc when missing (idempotent); the container image test builds and runs the image with them
+container-engine:
+	@command -v podman >/dev/null && command -v runc >/dev/null || { \
+		if [ "$$(id -u)" != 0 ] && command -v sudo >/dev/null; then SUDO=sudo; else SUDO=; fi; \
+		$$SUDO apt-get update -qq && \
+		$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq podman runc; }
+
+## k8s-tools: Helm's SDK (helm-python-sdk) and kubernetes-validate from PyPI in .venv-k8s/ (idempotent); the deployment tests render and check the charts with them
+k8s-tools:
+	scripts/k8s-tools.sh
+
+.PHONY: image container-engine k8s-tools
 
 ## lint: formatting and clippy, warnings are errors
 lint:
