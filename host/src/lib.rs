@@ -54,3 +54,5 @@ pub mod server;
 pub mod slack;
 pub mod source;
 pub mod store;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
