@@ -42,6 +42,7 @@ mod plugin_audit;
 mod plugin_run;
 mod progress;
 mod store;
+mod version;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -53,7 +54,12 @@ use crate::runtime::{ComponentCache, RuntimeConfig};
 
 /// Pagehook: run sandboxed WebAssembly plugins over Confluence events.
 #[derive(Debug, Parser)]
-#[command(name = "pagehook", version, about)]
+#[command(
+    name = "pagehook",
+    version,
+    about,
+    after_help = "`pagehook --version --json`: the version, the plugin contracts and the crates this binary was built from, as JSON."
+)]
 pub struct Cli {
     /// Configuration file [default: ./pagehook.toml if present, else built-in defaults].
     #[arg(long, global = true, env = "PAGEHOOK_CONFIG", value_name = "FILE")]
@@ -202,7 +208,13 @@ impl CacheArgs {
 
 /// Parses arguments, runs the command and turns its error into exit code 1.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if version::wanted(&args) {
+        // A closed stdout is no failure here either.
+        let _ = outln!("{:#}", version::report());
+        return ExitCode::SUCCESS;
+    }
+    let cli = Cli::parse_from(args);
     init_logging();
     let result = run(cli);
     match result {
