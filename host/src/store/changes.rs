@@ -7,6 +7,10 @@
 
 use serde::Serialize;
 
+use super::search::MAX_PAGE;
+use super::sql::{FromRow, Row};
+use super::{Store, StoreError, StoreResult, now_ms};
+
 /// One change to record.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewChange {
@@ -37,4 +41,50 @@ pub struct ChangeQuery {
     /// Only changes older than this id (the next page).
     pub before: Option<i64>,
     pub limit: usize,
+}
+
+impl FromRow for ChangeRecord {
+    const COLUMNS: &'static str = "id, at, actor, action, target, detail";
+
+    fn from_row(r: &dyn Row) -> StoreResult<ChangeRecord> {
+        Ok(ChangeRecord {
+            id: r.get("id")?,
+            at: r.get("at")?,
+            actor: r.get("actor")?,
+            action: r.get("action")?,
+            target: r.get("target")?,
+            detail: r.json("detail", "change detail")?,
+        })
+    }
+}
+
+impl Store {
+    /// Records who changed what; returns the change's id.
+    pub async fn record_change(&self, c: &NewChange) -> StoreResult<i64> {
+        self.query_opt(
+            "INSERT INTO changes (at, actor, action, target, detail) VALUES (?1, ?2, ?3, ?4, ?5) RETURNING id",
+            vec![
+                now_ms().into(),
+                (&c.actor).into(),
+                (&c.action).into(),
+                (&c.target).into(),
+                c.detail.to_string().into(),
+            ],
+            |r| r.get("id"),
+        )
+        .await?
+        .ok_or_else(|| StoreError::Corrupt {
+            what: "change id",
+            message: "the insert returned no id".into(),
+        })
+    }
+
+    /// The change log, newest first.
+    pub async fn changes(&self, q: &ChangeQuery) -> StoreResult<Vec<ChangeRecord>> {
+        self.select(
+            "FROM changes WHERE CAST(?1 AS BIGINT) IS NULL OR id < ?1 ORDER BY id DESC LIMIT ?2",
+            vec![q.before.into(), q.limit.clamp(1, MAX_PAGE).into()],
+        )
+        .await
+    }
 }

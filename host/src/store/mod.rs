@@ -417,18 +417,6 @@ forward! {
     /// Queues every dead delivery to `destination` again (only of events in
     /// `spaces` when set); returns how many.
     fn retry_dead_letters(&self, destination: &str => owned_str, as_str, spaces: Option<&[String]> => owned_opt_slice, as_opt_slice) -> usize;
-    /// Records who changed what; returns the change's id.
-    fn record_change(&self, c: &NewChange => owned_ref, by_ref) -> i64;
-    /// The change log, newest first.
-    fn changes(&self, q: &ChangeQuery => owned_ref, by_ref) -> Vec<ChangeRecord>;
-    /// Stores a console session.
-    fn create_session(&self, s: &NewSession => owned_ref, by_ref) -> ();
-    /// The live (unexpired) session with this id hash.
-    fn session(&self, id_hash: &str => owned_str, as_str) -> Option<SessionRecord>;
-    /// Ends a session; true when there was one.
-    fn delete_session(&self, id_hash: &str => owned_str, as_str) -> bool;
-    /// Forgets expired sessions; returns how many.
-    fn purge_sessions(&self) -> usize;
 
     // --- chat-user links (self-linking) ---
 

@@ -25,7 +25,6 @@
 //! or [`PgStore::describe`], or let a replica record a result for work it no
 //! longer holds (every finishing statement checks the claim's token).
 
-mod changes;
 mod claims;
 mod delivery;
 mod digests;

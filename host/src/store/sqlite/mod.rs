@@ -14,7 +14,6 @@
 //! [`ingest`]) to pay for one fsync per batch instead of one per event.
 
 pub mod backup;
-mod changes;
 mod claims;
 mod delivery;
 mod digests;
