@@ -24,7 +24,9 @@ use rusqlite::Connection;
 use crate::common;
 
 fn fixtures(backend: &str) -> Vec<PathBuf> {
-    let dir = common::root().join("host/tests/fixtures/schemas").join(backend);
+    let dir = common::root()
+        .join("host/tests/fixtures/schemas")
+        .join(backend);
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
         .map(|e| e.unwrap().path())
@@ -103,7 +105,11 @@ fn reads_back(config: &Path, version: usize, since: (usize, usize), what: &str) 
         BTreeSet::from(["pending".to_owned(), "sent".to_owned()]),
         "{what}: the sent one and the one still to send"
     );
-    assert_eq!(json(config, &["failures"]).as_array().unwrap().len(), 1, "{what}");
+    assert_eq!(
+        json(config, &["failures"]).as_array().unwrap().len(),
+        1,
+        "{what}"
+    );
     let changes = json(config, &["changes"]).as_array().unwrap().len();
     assert_eq!(changes, usize::from(version >= since.0), "{what}: changes");
     let links = json(config, &["links"]).as_array().unwrap().len();
@@ -151,7 +157,10 @@ fn sqlite_schema(path: &Path) -> BTreeSet<String> {
                 .unwrap()
                 .map(Result::unwrap)
                 .collect();
-            out.insert(format!("{kind} {name} on {table}({})", described.join(", ")));
+            out.insert(format!(
+                "{kind} {name} on {table}({})",
+                described.join(", ")
+            ));
         }
     }
     out
@@ -238,8 +247,10 @@ fn a_sqlite_store_from_a_newer_pagehook_is_refused_with_the_version_it_needs() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains(&format!("version {} is newer than this binary's {today}", today + 1))
-            && err.contains("written by pagehook 9.4.0: run pagehook 9.4.0 or newer")
+        err.contains(&format!(
+            "version {} is newer than this binary's {today}",
+            today + 1
+        )) && err.contains("written by pagehook 9.4.0: run pagehook 9.4.0 or newer")
             && err.contains("nothing was changed"),
         "{err}"
     );
@@ -329,7 +340,10 @@ fn every_shipped_postgres_schema_migrates_to_todays_and_reads_back() {
         "PostgreSQL schema version(s) {missing:?} have no fixture: commit the migration, then run scripts/schema-fixtures.py"
     );
     for fixture in fixtures {
-        let what = format!("postgres {}", fixture.file_name().unwrap().to_str().unwrap());
+        let what = format!(
+            "postgres {}",
+            fixture.file_name().unwrap().to_str().unwrap()
+        );
         let db = pg.fresh_database();
         psql_file(pg, &db, &fixture);
         let version = fixture_version(&fixture);
@@ -339,7 +353,12 @@ fn every_shipped_postgres_schema_migrates_to_todays_and_reads_back() {
             "{what}: as shipped"
         );
 
-        reads_back(&postgres_config(dir.path(), pg, &db), version, (3, 4), &what);
+        reads_back(
+            &postgres_config(dir.path(), pg, &db),
+            version,
+            (3, 4),
+            &what,
+        );
 
         assert_eq!(
             pg.psql(&db, "SELECT max(version) FROM pagehook_schema"),
@@ -355,7 +374,10 @@ fn every_shipped_postgres_schema_migrates_to_todays_and_reads_back() {
         );
         // Ids go on after the restored ones (pg_dump kept the identities).
         let next: i64 = pg
-            .psql(&db, "SELECT nextval(pg_get_serial_sequence('events', 'id'))")
+            .psql(
+                &db,
+                "SELECT nextval(pg_get_serial_sequence('events', 'id'))",
+            )
             .parse()
             .unwrap();
         assert!(next > 2, "{what}: next event id {next}");
@@ -385,13 +407,18 @@ fn a_postgres_store_from_a_newer_pagehook_is_refused_with_the_version_it_needs()
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains(&format!("version {} is newer than this binary's {today}", today + 1))
-            && err.contains("written by pagehook 9.4.0: run pagehook 9.4.0 or newer"),
+        err.contains(&format!(
+            "version {} is newer than this binary's {today}",
+            today + 1
+        )) && err.contains("written by pagehook 9.4.0: run pagehook 9.4.0 or newer"),
         "{err}"
     );
     assert_eq!(postgres_schema(pg, &db), before, "nothing was changed");
     assert_eq!(
-        pg.psql(&db, "SELECT version || ' ' || pagehook FROM pagehook_schema"),
+        pg.psql(
+            &db,
+            "SELECT version || ' ' || pagehook FROM pagehook_schema"
+        ),
         format!("{} 9.4.0", today + 1)
     );
 }
