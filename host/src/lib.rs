@@ -45,6 +45,7 @@ pub mod manifest;
 pub mod metrics;
 pub mod model;
 pub mod ops;
+pub mod pickers;
 pub mod plugin_trust;
 pub mod preview;
 pub mod runtime;

@@ -86,6 +86,17 @@ impl Pickers {
         }
     }
 
+    /// Pickers with a directory of their own, sized as `config`'s delivery
+    /// directory, asking services within the enrichment timeout.
+    pub fn for_config(config: &crate::config::Config) -> Pickers {
+        let d = &config.delivery;
+        let directory = Directory::new(crate::slack::directory::DirectoryOptions {
+            ttl: Duration::from_secs(d.slack_directory_ttl_secs.max(1)),
+            pages_per_attempt: d.slack_list_pages_per_attempt.max(1),
+        });
+        Pickers::new(Arc::new(directory), config.enrichment_timeout())
+    }
+
     /// The channels of Slack connection `conn` whose name contains `query`.
     pub async fn channels(
         &self,

@@ -275,6 +275,24 @@ impl ConfluenceClient {
             .collect())
     }
 
+    /// Every global space the credentials may view as (key, name), by key
+    /// (`GET /rest/api/space`, page by page; at most 5,000): what the
+    /// console's space picker offers.
+    pub async fn space_list(&self) -> Result<Vec<(String, Option<String>)>, ClientError> {
+        let mut spaces: Vec<(String, Option<String>)> = self
+            .every_page("/rest/api/space?type=global&limit=100".to_owned())
+            .await?
+            .iter()
+            .filter_map(|s| {
+                let key = s.get("key").and_then(Value::as_str)?.to_owned();
+                let name = s.get("name").and_then(Value::as_str).map(str::to_owned);
+                Some((key, name))
+            })
+            .collect();
+        spaces.sort();
+        Ok(spaces)
+    }
+
     /// `GET /rest/api/space/{key}/permissions` (Confluence 9.1 and later):
     /// who holds which permission in the space, when Confluence lists them
     /// (see [`SpaceGrants`]); `None` in every other case.

@@ -38,6 +38,71 @@ pub(super) fn would_send(conn: &ConnectionRecord, d: &Claimed) -> Result<Value, 
     Ok(json!({"url": redacted_url(&conn.url), "body": envelope}))
 }
 
+/// Posts a small card saying Pagehook is connected to `conn`'s workflow,
+/// once (the console's "Send test card", asked by `actor`). `Ok` with
+/// what Teams said on 200/202; `Err` in words otherwise, with the fix when
+/// the workflow is gone ([`super::gone::teams`]). Never the URL: it
+/// carries the workflow's signature.
+pub async fn test_card(
+    conn: &ConnectionRecord,
+    actor: &str,
+    timeout: std::time::Duration,
+) -> Result<String, String> {
+    let card = json!({
+        "type": "AdaptiveCard",
+        "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
+        "version": "1.5",
+        "body": [
+            {"type": "TextBlock", "text": "Pagehook is connected", "weight": "Bolder", "size": "Medium", "wrap": true},
+            {"type": "TextBlock", "wrap": true, "isSubtle": true, "text": format!(
+                "A test card from Pagehook (connection {}), sent by {}. Confluence news bound to this channel will appear here.",
+                conn.name, actor
+            )},
+        ],
+    });
+    let envelope = json!({
+        "type": "message",
+        "attachments": [{"contentType": "application/vnd.microsoft.card.adaptive", "content": card}],
+    });
+    let http = crate::http::client_builder_for(conn.proxy.as_ref())
+        .timeout(timeout)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .map_err(|e| format!("cannot make an HTTP client: {e}"))?;
+    let answer = http
+        .post(&conn.url)
+        .header("content-type", "application/json")
+        .body(envelope.to_string())
+        .send()
+        .await
+        .map_err(|e| {
+            format!(
+                "Teams workflow of `{}` ({}) could not be reached: {}",
+                conn.name,
+                redacted_url(&conn.url),
+                crate::http::describe(e)
+            )
+        })?;
+    let status = answer.status().as_u16();
+    if matches!(status, 200 | 202) {
+        return Ok(format!(
+            "Teams accepted the test card (HTTP {status}): look for “Pagehook is connected” in the channel of `{}`",
+            conn.name
+        ));
+    }
+    let body = answer.text().await.unwrap_or_default();
+    let code = super::gone::teams_code(&body);
+    Err(
+        super::gone::teams(&conn.name, status, code.as_deref()).unwrap_or_else(|| {
+            format!(
+                "Teams refused the test card (HTTP {status}{}); check the workflow URL of `{}`",
+                code.map(|c| format!(" {c}")).unwrap_or_default(),
+                conn.name
+            )
+        }),
+    )
+}
+
 pub(super) async fn deliver(
     w: &Deliverer,
     conn: &ConnectionRecord,

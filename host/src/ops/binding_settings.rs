@@ -103,7 +103,10 @@ fn destination_in_step(
                     "set {name}={} (what the binding allows), or allow `{value}` with --to",
                     target(only)
                 ),
-                _ => format!("allow it with --to (e.g. {}), or leave `{name}` out", example(action, value)),
+                _ => format!(
+                    "allow it with --to (e.g. {}), or leave `{name}` out",
+                    example(action, value)
+                ),
             };
             Err(AdminError::Invalid(format!(
                 "plugin `{plugin}`: setting `{name}` = `{value}` names {} this binding does not allow (its {action} destinations: {listed}), so every such post would be refused: {hint}",
@@ -307,9 +310,17 @@ default = "false"
         let err = run(&[], &["teams:ops"], &[("team", "eng-news")])
             .unwrap_err()
             .to_string();
-        assert!(err.contains("a Teams connection") && err.contains("teams:ops"), "{err}");
-        let err = run(&[], &[], &[("channel", "#eng")]).unwrap_err().to_string();
-        assert!(err.contains("destinations: none") && err.contains("slack:#eng"), "{err}");
+        assert!(
+            err.contains("a Teams connection") && err.contains("teams:ops"),
+            "{err}"
+        );
+        let err = run(&[], &[], &[("channel", "#eng")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("destinations: none") && err.contains("slack:#eng"),
+            "{err}"
+        );
         // Allowed: the same channel in any case, with or without #, or a wildcard.
         assert!(run(&[], &["slack:acme/#eng"], &[("channel", "ENG")]).is_ok());
         assert!(run(&[], &["slack:acme/*"], &[("channel", "#random")]).is_ok());
@@ -322,7 +333,10 @@ default = "false"
             pairs(&[("channel", "#eng"), ("team", "eng-news")])
         );
         // Several, or only a wildcard: left out (the plugin says what it needs).
-        assert_eq!(run(&[], &["slack:acme/#eng", "slack:acme/#ops"], &[]).unwrap(), vec![]);
+        assert_eq!(
+            run(&[], &["slack:acme/#eng", "slack:acme/#ops"], &[]).unwrap(),
+            vec![]
+        );
         assert_eq!(run(&[], &["slack:acme/*"], &[]).unwrap(), vec![]);
     }
 
@@ -333,18 +347,29 @@ default = "false"
             pairs(&[("events", "page-updated")])
         );
         // The default, as a set: not stored.
-        assert_eq!(run(&["blog-created", "page-created"], &[], &[]).unwrap(), vec![]);
-        assert_eq!(run(&[], &[], &[("events", "page-updated")]).unwrap(), pairs(&[("events", "page-updated")]));
+        assert_eq!(
+            run(&["blog-created", "page-created"], &[], &[]).unwrap(),
+            vec![]
+        );
+        assert_eq!(
+            run(&[], &[], &[("events", "page-updated")]).unwrap(),
+            pairs(&[("events", "page-updated")])
+        );
         let err = run(&["page-created"], &[], &[("events", "page-updated")])
             .unwrap_err()
             .to_string();
-        assert!(err.contains("disagree") && err.contains("--events"), "{err}");
+        assert!(
+            err.contains("disagree") && err.contains("--events"),
+            "{err}"
+        );
         assert!(run(&["page-created"], &[], &[("events", "page-created")]).is_ok());
     }
 
     #[test]
     fn typed_values_are_checked_and_defaults_dropped() {
-        let err = run(&[], &[], &[("quiet", "maybe")]).unwrap_err().to_string();
+        let err = run(&[], &[], &[("quiet", "maybe")])
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("true or false"), "{err}");
         assert_eq!(run(&[], &[], &[("quiet", "no")]).unwrap(), vec![]);
         assert_eq!(
@@ -352,7 +377,9 @@ default = "false"
             pairs(&[("quiet", "true")]),
             "the last value given wins"
         );
-        let err = run(&[], &[], &[("chanel", "#eng")]).unwrap_err().to_string();
+        let err = run(&[], &[], &[("chanel", "#eng")])
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("no setting `chanel`"), "{err}");
     }
 }

@@ -123,8 +123,17 @@ pub async fn bind(store: &Store, actor: &str, req: BindRequest) -> AdminResult<B
             )));
         }
     }
+    // Settings in step with the binding: a channel setting the destinations
+    // allow (or filled from them), event kinds once, defaults not stored.
+    let settings = super::binding_settings::in_step(
+        &plugin.name,
+        manifest,
+        &req.events,
+        &destinations,
+        &req.settings,
+    )?;
     let resolved = manifest
-        .resolve_settings(&req.settings)
+        .resolve_settings(&settings)
         .map_err(AdminError::Invalid)?;
     // Settings naming a Confluence page template must name one that exists.
     crate::confluence::templates::check_settings(
@@ -146,7 +155,7 @@ pub async fn bind(store: &Store, actor: &str, req: BindRequest) -> AdminResult<B
             scope,
             events,
             destinations: destinations.iter().map(ToString::to_string).collect(),
-            settings: req.settings,
+            settings,
             dry_run: req.dry_run,
         })
         .await?;

@@ -371,10 +371,27 @@ pub async fn set_chat_confluence(
 /// The answer to `connection test`.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ConnectionTest {
-    /// Whether the service accepted the credentials.
+    /// Whether the service accepted the credentials (and, for Teams, the
+    /// test card).
     pub ok: bool,
+    /// `works`, `failed`, or `untested` (a Teams workflow without a test
+    /// card: it has no other way to be tested). A test that works clears
+    /// the connection's health mark; one that fails sets it.
+    pub state: TestState,
     /// What was checked and what it said.
     pub message: String,
+}
+
+/// What a connection test found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum TestState {
+    /// The service accepted it.
+    Works,
+    /// The service refused it, or could not be reached.
+    Failed,
+    /// Nothing could be tested without sending something visible.
+    Untested,
 }
 
 /// `auth.test` against a workspace, in words an admin can act on.
@@ -393,6 +410,7 @@ async fn slack_connection_test(
         Err(e) => {
             return ConnectionTest {
                 ok: false,
+                state: TestState::Failed,
                 message: format!("cannot make an HTTP client: {e}"),
             };
         }
@@ -400,6 +418,7 @@ async fn slack_connection_test(
     match auth::auth_test(&SlackClient::new(&http, base_url, token)).await {
         Ok(ws) => ConnectionTest {
             ok: true,
+            state: TestState::Works,
             message: format!(
                 "Slack accepts the token: bot user {} in workspace {} ({})",
                 ws.user, ws.team, ws.url
@@ -407,6 +426,7 @@ async fn slack_connection_test(
         },
         Err(SlackError::Api { code, .. }) => ConnectionTest {
             ok: false,
+            state: TestState::Failed,
             message: format!(
                 "Slack refused the token: {code}{}",
                 auth::refusal_hint(&code)
@@ -414,6 +434,7 @@ async fn slack_connection_test(
         },
         Err(e) => ConnectionTest {
             ok: false,
+            state: TestState::Failed,
             message: match crate::http::tls::check_via(base_url, proxy).await {
                 Err(certificate) => format!("Slack at {base_url}: {certificate}"),
                 Ok(()) => {
@@ -441,6 +462,7 @@ async fn socket_mode_test(
         Err(e) => {
             return ConnectionTest {
                 ok: false,
+                state: TestState::Failed,
                 message: format!("cannot make an HTTP client: {e}"),
             };
         }
@@ -448,11 +470,13 @@ async fn socket_mode_test(
     match socket_mode::open_connection(&SlackClient::new(&http, base_url, app_token)).await {
         Ok(_) => ConnectionTest {
             ok: true,
+            state: TestState::Works,
             message: "Socket Mode: Slack accepts the app-level token (apps.connections.open)"
                 .into(),
         },
         Err(SlackError::Api { code, .. }) => ConnectionTest {
             ok: false,
+            state: TestState::Failed,
             message: format!(
                 "Socket Mode: Slack refused the app-level token: {code}{}",
                 socket_mode::refusal_hint(&code)
@@ -460,6 +484,7 @@ async fn socket_mode_test(
         },
         Err(e) => ConnectionTest {
             ok: false,
+            state: TestState::Failed,
             message: format!("Socket Mode: {e}"),
         },
     }
@@ -474,9 +499,62 @@ pub async fn test_connection(
     config: &Config,
 ) -> AdminResult<ConnectionTest> {
     let tested = probe(store, name, config).await?;
-    let detail = json!({ "ok": tested.ok });
-    log_change(store, actor, ChangeAction::ConnectionTest, name, detail).await;
+    record_test(store, actor, name, &tested, false).await;
     Ok(tested)
+}
+
+/// Posts a test card to Teams connection `name`'s workflow (a real card
+/// people in the channel see: the console asks first), and tells whether
+/// Teams took it; logged and recorded as the connection's health like a
+/// test. Dry run or not, the card is sent: that is what was asked.
+pub async fn send_test_card(
+    store: &Store,
+    actor: &str,
+    name: &str,
+    config: &Config,
+) -> AdminResult<ConnectionTest> {
+    let conn = store
+        .connection(name)
+        .await?
+        .ok_or_else(|| AdminError::NotFound(format!("no connection named `{name}`")))?;
+    if conn.kind != ConnectionKind::Teams {
+        return Err(AdminError::Invalid(format!(
+            "`{name}` is a {} connection; test cards are for Teams connections (`pagehook connection test {name}` tests it)",
+            conn.kind.as_str()
+        )));
+    }
+    let tested =
+        match crate::deliver::teams::test_card(&conn, actor, config.enrichment_timeout()).await {
+            Ok(said) => ConnectionTest {
+                ok: true,
+                state: TestState::Works,
+                message: said,
+            },
+            Err(why) => ConnectionTest {
+                ok: false,
+                state: TestState::Failed,
+                message: why,
+            },
+        };
+    record_test(store, actor, name, &tested, true).await;
+    Ok(tested)
+}
+
+/// A test's result as the connection's health (a failure marks it, a
+/// success clears the mark; untested changes nothing) and a change-log line.
+async fn record_test(store: &Store, actor: &str, name: &str, tested: &ConnectionTest, card: bool) {
+    let health = match tested.state {
+        TestState::Works => Some(None),
+        TestState::Failed => Some(Some(tested.message.as_str())),
+        TestState::Untested => None,
+    };
+    if let Some(health) = health
+        && let Err(e) = store.set_connection_health(name, health).await
+    {
+        tracing::error!(connection = name, error = %e, "cannot record the connection's health");
+    }
+    let detail = json!({ "ok": tested.ok, "state": tested.state, "test_card": card });
+    log_change(store, actor, ChangeAction::ConnectionTest, name, detail).await;
 }
 
 /// What the service says of connection `name`'s credentials.
@@ -494,8 +572,9 @@ async fn probe(store: &Store, name: &str, config: &Config) -> AdminResult<Connec
     };
     Ok(match conn.kind {
         ConnectionKind::Teams => ConnectionTest {
-            ok: true,
-            message: "Teams workflow webhooks have no test endpoint; nothing was sent. The URL is checked by the first delivery (mark the connection or a binding dry-run to preview cards first).".into(),
+            ok: false,
+            state: TestState::Untested,
+            message: "not tested: a Teams workflow has no test endpoint, so nothing was sent. Send a test card to test it (a small card saying Pagehook is connected, which people in the channel see).".into(),
         },
         ConnectionKind::Slack => {
             let token = secret.ok_or_else(|| AdminError::Invalid("the connection has no token".into()))?;
@@ -522,6 +601,11 @@ async fn probe(store: &Store, name: &str, config: &Config) -> AdminResult<Connec
                         .await;
                     ConnectionTest {
                         ok: bot.ok && socket.ok,
+                        state: if bot.ok && socket.ok {
+                            TestState::Works
+                        } else {
+                            TestState::Failed
+                        },
                         message: format!("{}; {}", bot.message, socket.message),
                     }
                 }
@@ -549,6 +633,7 @@ async fn probe(store: &Store, name: &str, config: &Config) -> AdminResult<Connec
             match client.current_user().await {
                 Ok(user) => ConnectionTest {
                     ok: true,
+                    state: TestState::Works,
                     message: format!(
                         "Confluence at {} accepts the credentials of {} ({}); events this account causes are marked by-pagehook",
                         conn.url,
@@ -558,6 +643,7 @@ async fn probe(store: &Store, name: &str, config: &Config) -> AdminResult<Connec
                 },
                 Err(e) => ConnectionTest {
                     ok: false,
+                    state: TestState::Failed,
                     message: match crate::http::tls::check_via(&conn.url, conn.proxy.as_ref()).await {
                         Err(certificate) => format!("Confluence at {}: {certificate}", conn.url),
                         Ok(()) => format!("Confluence at {}: {e}", conn.url),

@@ -9,8 +9,10 @@
 //! checks who may do it (the adapters do, each for its own callers), and
 //! nothing here ever writes a secret into the change log.
 
+pub mod binding_settings;
 pub mod bindings;
 pub mod changes;
+pub mod connection_edit;
 pub mod connections;
 pub mod deliveries;
 pub mod plugins;

@@ -12,6 +12,7 @@ mod api;
 mod conn;
 mod console;
 pub(crate) mod form_errors;
+pub(crate) mod form_errors;
 mod hook_error;
 mod hooks;
 pub mod lifecycle;
@@ -64,6 +65,8 @@ pub struct AppState {
     pub doctor: crate::doctor::Latest,
     /// Whether the server is stopping (`/readyz`), and its supervisor.
     pub lifecycle: Arc<Lifecycle>,
+    /// What the console's pickers offer (Slack channels, Confluence spaces and pages).
+    pub pickers: Arc<crate::pickers::Pickers>,
 }
 
 impl AppState {
@@ -73,6 +76,7 @@ impl AppState {
     pub fn standalone(config: Config) -> anyhow::Result<Arc<AppState>> {
         let store = Arc::new(Store::open_sqlite(&config.store.database)?);
         let ingest = Ingest::start(&store, Arc::new(Notify::new()))?;
+        let pickers = Arc::new(crate::pickers::Pickers::for_config(&config));
         Ok(Arc::new(AppState {
             ingest,
             metrics: Arc::new(Metrics::new()),
@@ -84,6 +88,7 @@ impl AppState {
             clock: crate::clock::Clock::System,
             doctor: crate::doctor::Latest::default(),
             lifecycle: Arc::new(Lifecycle::new()),
+            pickers,
         }))
     }
 }
@@ -101,6 +106,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(hooks::routes(body_limit))
         .nest("/api", api::routes())
         .nest("/console", console::routes())
+        // The address alone leads to the console (its sign-in page when signed out).
+        .route("/", get(|| async { axum::response::Redirect::to("/console/") }))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
@@ -341,6 +348,7 @@ pub async fn serve(config: Config, listen: Option<String>) -> anyhow::Result<()>
     let delivery_task = tokio::spawn(deliverer.run(outbox, stopped));
 
     let grace = config.shutdown_grace();
+    let pickers = Arc::new(crate::pickers::Pickers::for_config(&config));
     let state = Arc::new(AppState {
         store: store.clone(),
         ingest,
@@ -352,6 +360,7 @@ pub async fn serve(config: Config, listen: Option<String>) -> anyhow::Result<()>
         clock: crate::clock::Clock::System,
         doctor: crate::doctor::Latest::default(),
         lifecycle: life.clone(),
+        pickers,
     });
     {
         use std::io::Write as _;

@@ -8,16 +8,18 @@ use std::sync::Arc;
 use axum::extract::State;
 use axum::response::Json;
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 
 use super::error::{ApiError, ApiResult, ErrorBody};
-use super::extract::{Body, PathParam};
+use super::extract::{Body, Params, PathParam};
 use super::require_admin;
 use crate::ops;
 use crate::ops::connections::{ConnectRequest, Connected, ConnectionTest};
+use crate::pickers::{PageEntry, PickerError, SpaceEntry};
 use crate::secret::SecretSource;
 use crate::server::AppState;
 use crate::server::session::Caller;
+use crate::slack::directory::ChannelList;
 use crate::store::{ConnectionKind, ConnectionRecord};
 
 /// Where a secret comes from: exactly one of `value`, `env` (an environment
@@ -114,12 +116,32 @@ pub struct ConnectBody {
     pub proxy: Option<String>,
 }
 
-/// `PATCH /api/connections/{name}`: what to change (at least one).
+/// `PATCH /api/connections/{name}`: what to change (at least one). Every
+/// value is checked before anything changes; secrets are never returned.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ConnectionChange {
     /// Record deliveries through it, never send them.
     pub dry_run: Option<bool>,
+    /// A new URL: Slack's API base, the Teams workflow's URL (a workflow
+    /// made again), Confluence's base URL. Clears the health mark.
+    #[schema(example = "https://prod-12.westeurope.logic.azure.com/workflows/.../invoke?sig=...")]
+    pub url: Option<String>,
+    /// Confluence: the Basic-auth user; `""` goes back to a personal access token.
+    pub username: Option<String>,
+    /// A new token (Slack bot token, Confluence personal access token or
+    /// password). Clears the health mark.
+    #[schema(value_type = Option<SecretSourceDoc>)]
+    pub token: Option<SecretSource>,
+    /// Confluence: a new webhook secret.
+    #[schema(value_type = Option<SecretSourceDoc>)]
+    pub webhook_secret: Option<SecretSource>,
+    /// Slack: a new signing secret.
+    #[schema(value_type = Option<SecretSourceDoc>)]
+    pub signing_secret: Option<SecretSource>,
+    /// Slack: a new app-level token (Socket Mode).
+    #[schema(value_type = Option<SecretSourceDoc>)]
+    pub app_token: Option<SecretSource>,
     /// Slack: the Confluence connection its chat lookups and self-links
     /// use; `""` goes back to the only Confluence connection with a token.
     #[schema(example = "wiki")]
@@ -129,6 +151,17 @@ pub struct ConnectionChange {
     /// 400 and nothing is changed.
     #[schema(example = "direct")]
     pub proxy: Option<String>,
+}
+
+/// The answer to a change: the connection as it is now, and what changed.
+#[derive(Serialize, ToSchema)]
+pub struct ConnectionChanged {
+    /// The connection (secrets redacted).
+    #[serde(flatten)]
+    pub connection: ConnectionRecord,
+    /// What changed: `url`, `username`, `token`, `webhook_secret`,
+    /// `signing_secret`, `app_token`, `confluence`, `proxy`, `dry_run`.
+    pub changed: Vec<String>,
 }
 
 /// The answer to removing a connection.
@@ -242,13 +275,15 @@ pub async fn test(
     Ok(Json(tested))
 }
 
-/// Turns a connection's dry run on or off, sets or clears its own egress
-/// proxy, or names the Confluence connection a Slack connection's chat uses.
+/// Changes a connection: its URL, credentials or secrets (edited in
+/// place, the change logged without values), its dry run, its own egress
+/// proxy, or the Confluence connection a Slack connection's chat uses.
+/// Everything is checked first: a refused value changes nothing.
 #[utoipa::path(patch, path = "/connections/{name}", tag = "connections", request_body = ConnectionChange,
     params(("name" = String, Path, description = "The connection's name", example = "acme")),
     responses(
-        (status = 200, description = "Changed", body = ConnectionRecord),
-        (status = 400, description = "Nothing to change", body = ErrorBody),
+        (status = 200, description = "Changed", body = ConnectionChanged),
+        (status = 400, description = "Nothing to change, or a value refused (nothing changed)", body = ErrorBody),
         (status = 404, description = "No such connection (or no such Confluence connection to use)", body = ErrorBody),
     ))]
 pub async fn update(
@@ -256,15 +291,48 @@ pub async fn update(
     caller: Caller,
     PathParam(name): PathParam<String>,
     Body(body): Body<ConnectionChange>,
-) -> ApiResult<Json<ConnectionRecord>> {
+) -> ApiResult<Json<ConnectionChanged>> {
     require_admin(&caller, "change connections")?;
-    if body.dry_run.is_none() && body.confluence.is_none() && body.proxy.is_none() {
+    let current = state
+        .store
+        .connection(&name)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no connection named `{name}`")))?;
+    let hook_secret = match (current.kind, body.webhook_secret, body.signing_secret) {
+        (ConnectionKind::Slack, Some(_), _) => {
+            return Err(ApiError::BadRequest(
+                "a Slack connection takes `signing_secret` (the Slack app's), not `webhook_secret`"
+                    .into(),
+            ));
+        }
+        (ConnectionKind::Slack, None, signing) => signing,
+        (_, _, Some(_)) => {
+            return Err(ApiError::BadRequest(
+                "`signing_secret` is for Slack connections; Confluence takes `webhook_secret`"
+                    .into(),
+            ));
+        }
+        (_, webhook, None) => webhook,
+    };
+    let edit = ops::connection_edit::ConnectionEdit {
+        url: body.url.filter(|u| !u.trim().is_empty()),
+        username: body.username,
+        token: body.token,
+        hook_secret,
+        app_token: body.app_token,
+    };
+    if edit.is_empty()
+        && body.dry_run.is_none()
+        && body.confluence.is_none()
+        && body.proxy.is_none()
+    {
         return Err(ApiError::BadRequest(
-            "nothing to change: give `dry_run`, `proxy` or (for a Slack connection) `confluence`"
+            "nothing to change: give `url`, a secret, `dry_run`, `proxy` or (for a Slack connection) `confluence`"
                 .into(),
         ));
     }
     // Checked before anything changes, so a bad value changes nothing.
+    ops::connection_edit::check(&state.store, &name, &edit).await?;
     if let Some(raw) = body
         .proxy
         .as_deref()
@@ -274,14 +342,24 @@ pub async fn update(
         ops::connections::proxy_override(raw)?;
     }
     let actor = caller.actor();
+    let mut changed: Vec<String> = Vec::new();
     if let Some(confluence) = &body.confluence {
         ops::connections::set_chat_confluence(&state.store, &actor, &name, Some(confluence))
             .await?;
+        changed.push("confluence".into());
+    }
+    if !edit.is_empty() {
+        let (_, edited) = ops::connection_edit::edit(&state.store, &actor, &name, &edit).await?;
+        changed.extend(edited.iter().map(|c| (*c).to_owned()));
     }
     if let Some(proxy) = &body.proxy {
         ops::connections::set_connection_proxy(&state.store, &actor, &name, Some(proxy)).await?;
+        changed.push("proxy".into());
     }
     if let Some(dry_run) = body.dry_run {
+        if dry_run != current.dry_run {
+            changed.push("dry_run".into());
+        }
         ops::connections::set_dry_run(&state.store, &actor, &name, dry_run).await?;
     }
     let connection = state
@@ -289,5 +367,139 @@ pub async fn update(
         .connection(&name)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no connection named `{name}`")))?;
-    Ok(Json(connection))
+    Ok(Json(ConnectionChanged {
+        connection,
+        changed,
+    }))
+}
+
+/// Posts a real test card to a Teams connection's workflow (people in the
+/// channel see it), and records the result as the connection's health.
+#[utoipa::path(post, path = "/connections/{name}/test-card", tag = "connections",
+    params(("name" = String, Path, description = "The Teams connection's name", example = "eng-news")),
+    responses(
+        (status = 200, description = "What Teams said (`ok` false when it refused)", body = ConnectionTest),
+        (status = 400, description = "Not a Teams connection", body = ErrorBody),
+        (status = 404, description = "No such connection", body = ErrorBody),
+    ))]
+pub async fn test_card(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    PathParam(name): PathParam<String>,
+) -> ApiResult<Json<ConnectionTest>> {
+    require_admin(&caller, "test connections")?;
+    let tested =
+        ops::connections::send_test_card(&state.store, &caller.actor(), &name, &state.config)
+            .await?;
+    Ok(Json(tested))
+}
+
+/// `?q=` of a picker.
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct PickerQuery {
+    /// Part of the name (any case); empty: the first ones.
+    #[serde(default)]
+    pub q: String,
+    /// Pages: only in this space.
+    pub space: Option<String>,
+}
+
+async fn picker_connection(state: &AppState, name: &str) -> ApiResult<ConnectionRecord> {
+    state
+        .store
+        .connection(name)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no connection named `{name}`")))
+}
+
+fn picker_error(e: PickerError) -> ApiError {
+    match e {
+        PickerError::WrongKind(m) => ApiError::BadRequest(m),
+        PickerError::Service(m) => ApiError::Upstream(m),
+    }
+}
+
+/// The channels of a Slack connection the bot can post to, whose name
+/// contains `q`: from the directory delivery uses (cached; Slack is asked
+/// only when it is stale). Private channels are listed only when the bot
+/// is in them, and marked.
+#[utoipa::path(get, path = "/connections/{name}/channels", tag = "connections", params(
+        ("name" = String, Path, description = "The Slack connection's name", example = "acme"),
+        PickerQuery),
+    responses(
+        (status = 200, description = "Matching channels", body = ChannelList),
+        (status = 400, description = "Not a Slack connection", body = ErrorBody),
+        (status = 404, description = "No such connection", body = ErrorBody),
+        (status = 502, description = "Slack refused or failed (the message says why)", body = ErrorBody),
+    ))]
+pub async fn channels(
+    State(state): State<Arc<AppState>>,
+    _caller: Caller,
+    PathParam(name): PathParam<String>,
+    Params(q): Params<PickerQuery>,
+) -> ApiResult<Json<ChannelList>> {
+    let conn = picker_connection(&state, &name).await?;
+    let list = state
+        .pickers
+        .channels(&conn, &q.q)
+        .await
+        .map_err(picker_error)?;
+    Ok(Json(list))
+}
+
+/// The global spaces of a Confluence connection whose key or name contains
+/// `q` (a space admin's own spaces only), as its service account sees them.
+#[utoipa::path(get, path = "/connections/{name}/spaces", tag = "connections", params(
+        ("name" = String, Path, description = "The Confluence connection's name", example = "wiki"),
+        PickerQuery),
+    responses(
+        (status = 200, description = "Matching spaces", body = [SpaceEntry]),
+        (status = 400, description = "Not a Confluence connection", body = ErrorBody),
+        (status = 404, description = "No such connection", body = ErrorBody),
+        (status = 502, description = "Confluence refused or failed (the message says why)", body = ErrorBody),
+    ))]
+pub async fn spaces(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    PathParam(name): PathParam<String>,
+    Params(q): Params<PickerQuery>,
+) -> ApiResult<Json<Vec<SpaceEntry>>> {
+    let conn = picker_connection(&state, &name).await?;
+    let allowed = caller.principal.space_filter();
+    let list = state
+        .pickers
+        .spaces(&conn, &q.q, allowed.as_deref())
+        .await
+        .map_err(picker_error)?;
+    Ok(Json(list))
+}
+
+/// Pages of a Confluence connection whose title contains `q` (in `space`
+/// when given), for a page-id setting. A space admin gets only pages of
+/// their spaces that no view restriction hides.
+#[utoipa::path(get, path = "/connections/{name}/pages", tag = "connections", params(
+        ("name" = String, Path, description = "The Confluence connection's name", example = "wiki"),
+        PickerQuery),
+    responses(
+        (status = 200, description = "Matching pages (at most 10)", body = [PageEntry]),
+        (status = 400, description = "Not a Confluence connection", body = ErrorBody),
+        (status = 404, description = "No such connection", body = ErrorBody),
+        (status = 502, description = "Confluence refused or failed (the message says why)", body = ErrorBody),
+    ))]
+pub async fn pages(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    PathParam(name): PathParam<String>,
+    Params(q): Params<PickerQuery>,
+) -> ApiResult<Json<Vec<PageEntry>>> {
+    let conn = picker_connection(&state, &name).await?;
+    let allowed = caller.principal.space_filter();
+    let list = state
+        .pickers
+        .pages(&conn, &q.q, q.space.as_deref(), allowed.as_deref())
+        .await
+        .map_err(picker_error)?;
+    Ok(Json(list))
 }

@@ -52,6 +52,10 @@ pub enum ApiError {
     /// 422: the body is well-formed JSON of the wrong shape.
     #[error("{0}")]
     Unprocessable(String),
+    /// 502: a service Pagehook asked for the caller (Slack, Confluence)
+    /// refused or failed; the message says which and why.
+    #[error("{0}")]
+    Upstream(String),
     /// 503: the database cannot be reached. The detail is logged, never answered.
     #[error("database unavailable: {0}")]
     Unavailable(String),
@@ -79,6 +83,7 @@ impl ApiError {
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Upstream(_) => StatusCode::BAD_GATEWAY,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -128,7 +133,8 @@ impl IntoResponse for ApiError {
             | ApiError::Conflict(m)
             | ApiError::PayloadTooLarge(m)
             | ApiError::UnsupportedMediaType(m)
-            | ApiError::Unprocessable(m) => m,
+            | ApiError::Unprocessable(m)
+            | ApiError::Upstream(m) => m,
         };
         (status, Json(ErrorBody { error: message })).into_response()
     }
@@ -182,7 +188,8 @@ impl From<JsonRejection> for ApiError {
             JsonRejection::MissingJsonContentType(_) => {
                 "send the body as JSON with `Content-Type: application/json`".to_owned()
             }
-            _ => r.body_text(),
+            // serde's text as a sentence, without positions or values.
+            _ => crate::server::form_errors::api_sentence(&r.body_text()),
         };
         ApiError::rejected(r.status(), message)
     }
