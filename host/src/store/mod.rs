@@ -418,30 +418,6 @@ forward! {
     /// `spaces` when set); returns how many.
     fn retry_dead_letters(&self, destination: &str => owned_str, as_str, spaces: Option<&[String]> => owned_opt_slice, as_opt_slice) -> usize;
 
-    // --- chat-user links (self-linking) ---
-
-    /// Stores a link request; false when its request was answered already.
-    fn create_link_token(&self, t: &NewLinkToken => owned_ref, by_ref) -> bool;
-    /// The link request with this token hash, used and expired ones too.
-    fn link_token(&self, token_hash: &str => owned_str, as_str) -> Option<LinkToken>;
-    /// Records who signed in with a live token and the hash of the secret
-    /// their confirmation must carry; false when the token is not live.
-    fn verify_link_token(&self, token_hash: &str => owned_str, as_str, person: &VerifiedPerson => owned_ref, by_ref, confirm_hash: &str => owned_str, as_str) -> bool;
-    /// Uses a live token signed in with and confirmed with the secret whose
-    /// hash is `confirm_hash`, making (or replacing) its link in the same
-    /// transaction; `None` when the token is used, expired or not so confirmed.
-    fn complete_link(&self, token_hash: &str => owned_str, as_str, confirm_hash: &str => owned_str, as_str) -> Option<UserLink>;
-    /// Every link, by Slack connection and user.
-    fn user_links(&self) -> Vec<UserLink>;
-    /// The link of one Slack user of a Slack connection.
-    fn user_link(&self, slack_connection: &str => owned_str, as_str, slack_user: &str => owned_str, as_str) -> Option<UserLink>;
-    /// The Slack users (one per Slack connection) linked to a Confluence
-    /// user of a Confluence connection, newest link first.
-    fn slack_links_of(&self, confluence_connection: &str => owned_str, as_str, user_key: &str => owned_str, as_str) -> Vec<UserLink>;
-    /// Removes one Slack user's link; the link it was, if there was one.
-    fn remove_user_link(&self, slack_connection: &str => owned_str, as_str, slack_user: &str => owned_str, as_str) -> Option<UserLink>;
-    /// Forgets link requests that expired before `before` (ms); how many.
-    fn purge_link_tokens(&self, before: i64 => copied, copied) -> usize;
 }
 
 /// Milliseconds since the Unix epoch: this process's clock. Claims and

@@ -336,6 +336,25 @@ impl Store {
         }
     }
 
+    /// Runs a shared query, then the statements `then` makes of its rows,
+    /// in one transaction (a read and the writes it decides); the rows.
+    pub(crate) async fn query_then<T: Send + 'static>(
+        &self,
+        sql: &str,
+        params: Vec<Param>,
+        decode: fn(&dyn Row) -> StoreResult<T>,
+        then: impl FnOnce(&[T]) -> Vec<(&'static str, Vec<Param>)> + Send + 'static,
+    ) -> StoreResult<Vec<T>> {
+        match &self.backend {
+            super::Backend::Sqlite(s) => {
+                let sql = sql.to_owned();
+                s.run(move |s| s.query_then(&sql, &params, decode, then))
+                    .await
+            }
+            super::Backend::Postgres(p) => p.query_then(sql, &params, decode, then).await,
+        }
+    }
+
     /// Runs shared statements in order in one transaction; how many rows
     /// each changed.
     pub(crate) async fn execute_all(

@@ -37,7 +37,6 @@ mod search;
 mod send_slots;
 mod sql;
 pub mod tls;
-mod user_links;
 
 use std::future::Future;
 use std::str::FromStr;

@@ -102,6 +102,28 @@ impl PgStore {
             .await
     }
 
+    /// Runs a shared query, then the statements `then` makes of its rows,
+    /// in one transaction; the rows.
+    pub(crate) async fn query_then<T>(
+        &self,
+        sql: &str,
+        params: &[Param],
+        decode: fn(&dyn Row) -> StoreResult<T>,
+        then: impl FnOnce(&[T]) -> Vec<(&'static str, Vec<Param>)>,
+    ) -> StoreResult<Vec<T>> {
+        self.run(async {
+            let mut client = self.client().await?;
+            let tx = client.transaction().await?;
+            let rows = query_in(&tx, sql, params, decode).await?;
+            for (sql, params) in then(&rows) {
+                execute_in(&tx, sql, &params).await?;
+            }
+            tx.commit().await?;
+            Ok(rows)
+        })
+        .await
+    }
+
     /// Runs shared statements in order in one transaction; how many rows
     /// each changed.
     pub(crate) async fn execute_all(

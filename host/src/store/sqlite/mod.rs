@@ -24,7 +24,6 @@ mod repairs;
 mod schema_writer;
 mod search;
 mod sql;
-mod user_links;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};

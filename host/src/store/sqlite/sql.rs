@@ -135,6 +135,24 @@ impl SqliteStore {
         execute_in(&self.lock(), sql, params).map_err(|e| self.fail(e))
     }
 
+    /// Runs a shared query, then the statements `then` makes of its rows,
+    /// in one transaction; the rows.
+    pub(crate) fn query_then<T>(
+        &self,
+        sql: &str,
+        params: &[Param],
+        decode: fn(&dyn Row) -> StoreResult<T>,
+        then: impl FnOnce(&[T]) -> Vec<(&'static str, Vec<Param>)>,
+    ) -> StoreResult<Vec<T>> {
+        self.transaction(|tx| {
+            let rows = query_in(tx, sql, params, decode)?;
+            for (sql, params) in then(&rows) {
+                execute_in(tx, sql, &params)?;
+            }
+            Ok(rows)
+        })
+    }
+
     /// Runs shared statements in order in one transaction; how many rows
     /// each changed.
     pub(crate) fn execute_all(
