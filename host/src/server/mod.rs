@@ -12,7 +12,6 @@ mod api;
 mod conn;
 mod console;
 pub(crate) mod form_errors;
-pub(crate) mod form_errors;
 mod hook_error;
 mod hooks;
 pub mod lifecycle;
@@ -393,10 +392,14 @@ pub async fn serve(config: Config, listen: Option<String>) -> anyhow::Result<()>
         deadline
     };
     let deadline = conn::serve(listener, router(state), header_timeout, stop_signal).await;
-    let mut workers = [socket_task, dispatch_task, delivery_task, token_task];
+    // Each worker is awaited once: a finished one is taken out of the list.
+    let mut workers = [socket_task, dispatch_task, delivery_task, token_task].map(Some);
     let finished = tokio::time::timeout_at(deadline, async {
         for worker in workers.iter_mut() {
-            let _ = worker.await;
+            if let Some(handle) = worker {
+                let _ = handle.await;
+                *worker = None;
+            }
         }
     })
     .await;
@@ -405,10 +408,10 @@ pub async fn serve(config: Config, listen: Option<String>) -> anyhow::Result<()>
         tracing::warn!(
             "plugin calls or sends still running at the end of the shutdown grace are dropped; their claims are released"
         );
-        for worker in &workers {
+        for worker in workers.iter().flatten() {
             worker.abort();
         }
-        for worker in workers {
+        for worker in workers.into_iter().flatten() {
             let _ = worker.await;
         }
     }

@@ -159,7 +159,7 @@ fn the_release_bundle_runs_in_a_clean_directory_with_its_plugins_and_no_toolchai
         String::from_utf8_lossy(&version.stdout).contains(env!("CARGO_PKG_VERSION")),
         "{version:?}"
     );
-    let conf = confluence(1);
+    let conf = confluence(1, 1);
     let fake_slack = slack(1);
     set_up(
         &|args| {
@@ -359,7 +359,7 @@ fn the_debian_package_installs_serves_stops_mid_burst_upgrades_and_removes() {
 
     const CHANNELS: usize = 4;
     const PER_CHANNEL: usize = 10;
-    let conf = confluence(CHANNELS);
+    let conf = confluence(CHANNELS, PER_CHANNEL);
     let fake_slack = slack(CHANNELS);
     set_up(
         &|args| {
