@@ -1,8 +1,12 @@
 //! Accepted events: their raw payload (as Confluence sent it), the enriched
-//! event plugins saw, and where dispatch stands.
+//! event plugins saw, and where dispatch stands; reading them and closing
+//! or deferring a claimed one (the same SQL on both backends). Claiming
+//! differs per backend (`sqlite/events.rs`, `postgres/events.rs`).
 
 use serde::Serialize;
 
+use super::sql::{Column, FromRow, Row, parsed};
+use super::{Claim, Store, StoreResult, now_ms};
 use crate::model::Event;
 
 /// Where an event stands.
@@ -93,4 +97,122 @@ pub struct EventCount {
     pub status: EventStatus,
     /// How many.
     pub count: i64,
+}
+
+impl Column for EventStatus {
+    fn read(row: &dyn Row, column: &'static str) -> StoreResult<Option<EventStatus>> {
+        parsed(row, column, "event status", EventStatus::parse)
+    }
+}
+
+impl FromRow for EventRecord {
+    const COLUMNS: &'static str =
+        "id, key, source, name, received_at, payload, event, status, attempts, error, dispatched_at";
+
+    fn from_row(r: &dyn Row) -> StoreResult<EventRecord> {
+        Ok(EventRecord {
+            id: r.get("id")?,
+            key: r.get("key")?,
+            source: r.get("source")?,
+            name: r.get("name")?,
+            received_at: r.get("received_at")?,
+            payload: r.json("payload", "event payload")?,
+            event: r.json_opt("event", "enriched event")?,
+            status: r.get("status")?,
+            attempts: r.get("attempts")?,
+            error: r.get("error")?,
+            dispatched_at: r.get("dispatched_at")?,
+        })
+    }
+}
+
+impl Store {
+    /// One event.
+    pub async fn event(&self, id: i64) -> StoreResult<Option<EventRecord>> {
+        self.select_opt("FROM events WHERE id = ?1", vec![id.into()])
+            .await
+    }
+
+    /// Events, newest first, optionally in one status.
+    pub async fn events(
+        &self,
+        status: Option<EventStatus>,
+        limit: usize,
+    ) -> StoreResult<Vec<EventRecord>> {
+        self.select(
+            "FROM events WHERE CAST(?1 AS TEXT) IS NULL OR status = ?1 ORDER BY id DESC LIMIT ?2",
+            vec![status.map(EventStatus::as_str).into(), limit.into()],
+        )
+        .await
+    }
+
+    /// How many events are in each status.
+    pub async fn event_counts(&self) -> StoreResult<Vec<EventCount>> {
+        self.query(
+            "SELECT status, COUNT(*) AS n FROM events GROUP BY status ORDER BY status",
+            vec![],
+            |r| {
+                Ok(EventCount {
+                    status: r.get("status")?,
+                    count: r.get("n")?,
+                })
+            },
+        )
+        .await
+    }
+
+    /// Claims the oldest due events no live claim holds, at most `limit`,
+    /// in id order.
+    pub async fn claim_events(&self, claim: &Claim, limit: usize) -> StoreResult<Vec<EventRecord>> {
+        match &self.backend {
+            super::Backend::Sqlite(s) => {
+                let claim = claim.clone();
+                s.run(move |s| s.claim_events(&claim, limit)).await
+            }
+            super::Backend::Postgres(p) => p.claim_events(claim, limit).await,
+        }
+    }
+
+    /// Puts a claimed event back to wait until `next_try_at` (ms); false if
+    /// the claim was lost.
+    pub async fn defer_event(
+        &self,
+        claim: &Claim,
+        id: i64,
+        error: &str,
+        next_try_at: i64,
+    ) -> StoreResult<bool> {
+        let n = self
+            .execute(
+                "UPDATE events SET attempts = attempts + 1, error = ?2, next_try_at = ?3, claim_token = NULL, claim_until = NULL
+                 WHERE id = ?1 AND claim_token = ?4 AND status = 'pending'",
+                vec![id.into(), error.into(), next_try_at.into(), claim.token.into()],
+            )
+            .await?;
+        Ok(n == 1)
+    }
+
+    /// Closes a claimed event without dispatching it; false if the claim was lost.
+    pub async fn close_event(
+        &self,
+        claim: &Claim,
+        id: i64,
+        status: EventStatus,
+        error: Option<&str>,
+    ) -> StoreResult<bool> {
+        let n = self
+            .execute(
+                "UPDATE events SET status = ?2, error = ?3, attempts = attempts + 1, dispatched_at = ?4, claim_token = NULL, claim_until = NULL
+                 WHERE id = ?1 AND claim_token = ?5 AND status = 'pending'",
+                vec![
+                    id.into(),
+                    status.as_str().into(),
+                    error.into(),
+                    now_ms().into(),
+                    claim.token.into(),
+                ],
+            )
+            .await?;
+        Ok(n == 1)
+    }
 }

@@ -332,20 +332,6 @@ fn as_opt_slice<T>(v: &Option<Vec<T>>) -> Option<&[T]> {
 }
 
 forward! {
-    // Events.
-    /// One event.
-    fn event(&self, id: i64 => copied, copied) -> Option<EventRecord>;
-    /// Events, newest first, optionally in one status.
-    fn events(&self, status: Option<EventStatus> => copied, copied, limit: usize => copied, copied) -> Vec<EventRecord>;
-    /// How many events are in each status.
-    fn event_counts(&self) -> Vec<EventCount>;
-    /// Claims the oldest due events no live claim holds, at most `limit`.
-    fn claim_events(&self, claim: &Claim => owned_ref, by_ref, limit: usize => copied, copied) -> Vec<EventRecord>;
-    /// Puts a claimed event back to wait until `next_try_at` (ms); false if the claim was lost.
-    fn defer_event(&self, claim: &Claim => owned_ref, by_ref, id: i64 => copied, copied, error: &str => owned_str, as_str, next_try_at: i64 => copied, copied) -> bool;
-    /// Closes a claimed event without dispatching it; false if the claim was lost.
-    fn close_event(&self, claim: &Claim => owned_ref, by_ref, id: i64 => copied, copied, status: EventStatus => copied, copied, error: Option<&str> => owned_opt_str, as_opt_str) -> bool;
-
     // Dispatch's results.
     /// Writes dispatch's results for events still held by `claim`, in one
     /// transaction; returns how many events were still held and written.

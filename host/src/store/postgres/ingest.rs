@@ -202,7 +202,7 @@ async fn commit(store: &PgStore, events: &[&NewEvent]) -> PgResult<Vec<Inserted>
 
 #[cfg(test)]
 mod tests {
-    use super::super::testing::fresh;
+    use super::super::testing::{boundary, fresh};
     use super::*;
     use crate::store::{Claim, EventStatus};
     use pagehook_fakes::postgres::TestPostgres;
@@ -247,14 +247,14 @@ mod tests {
         ids.sort();
         ids.dedup();
         assert_eq!(ids.len(), 100, "duplicates report the first event's id");
-        assert_eq!(store.events(None, 1000).await.unwrap().len(), 100);
+        assert_eq!(boundary(&store).events(None, 1000).await.unwrap().len(), 100);
         tokio::time::timeout(std::time::Duration::from_secs(1), notify.notified())
             .await
             .expect("the stored batch was announced");
 
         let ignored = ingests[0].insert(event("unknown", false)).await.unwrap();
         assert_eq!(
-            store.event(ignored.id).await.unwrap().unwrap().status,
+            boundary(&store).event(ignored.id).await.unwrap().unwrap().status,
             EventStatus::Ignored
         );
         assert!(
@@ -290,6 +290,6 @@ mod tests {
         pg.terminate_connections(&db, "pagehook");
         let b = ingest.insert(event("b", true)).await.unwrap();
         assert!(!b.duplicate);
-        assert_eq!(store.events(None, 10).await.unwrap().len(), 2);
+        assert_eq!(boundary(&store).events(None, 10).await.unwrap().len(), 2);
     }
 }

@@ -615,6 +615,35 @@ pub(super) mod testing {
             boundary(self).add_connection(c).await
         }
 
+        pub async fn event(
+            &self,
+            id: i64,
+        ) -> crate::store::StoreResult<Option<crate::store::EventRecord>> {
+            boundary(self).event(id).await
+        }
+
+        pub async fn defer_event(
+            &self,
+            claim: &crate::store::Claim,
+            id: i64,
+            error: &str,
+            next_try_at: i64,
+        ) -> crate::store::StoreResult<bool> {
+            boundary(self)
+                .defer_event(claim, id, error, next_try_at)
+                .await
+        }
+
+        pub async fn close_event(
+            &self,
+            claim: &crate::store::Claim,
+            id: i64,
+            status: crate::store::EventStatus,
+            error: Option<&str>,
+        ) -> crate::store::StoreResult<bool> {
+            boundary(self).close_event(claim, id, status, error).await
+        }
+
         pub async fn set_connection_health(
             &self,
             name: &str,
@@ -791,7 +820,14 @@ mod tests {
         let back = store.export_table("connections").await.unwrap();
         assert_eq!(back[0]["dry_run"], Value::Bool(true));
         assert_eq!(back[0]["created_at"], Value::from(5));
-        assert!(store.connection("acme").await.unwrap().unwrap().dry_run);
+        assert!(
+            boundary(&store)
+                .connection("acme")
+                .await
+                .unwrap()
+                .unwrap()
+                .dry_run
+        );
 
         let events: Vec<Map<String, Value>> = (1..=3)
             .map(|i| {
@@ -829,7 +865,7 @@ mod tests {
             connection: None,
         };
         store.enqueue_notice("hello", &d).await.unwrap();
-        let newest = store.events(None, 1).await.unwrap();
+        let newest = boundary(&store).events(None, 1).await.unwrap();
         assert_eq!(newest[0].id, 31);
         assert!(store.export_table("lane_leases").await.is_err());
     }

@@ -93,6 +93,15 @@ impl SqliteStore {
             })?
     }
 
+    /// The [`crate::store::Store`] over this file, for what only the
+    /// boundary offers (tests).
+    #[cfg(test)]
+    pub(crate) fn boundary(&self) -> crate::store::Store {
+        crate::store::Store {
+            backend: crate::store::Backend::Sqlite(self.clone()),
+        }
+    }
+
     /// Where the database file is.
     pub fn path(&self) -> &Path {
         &self.inner.path
@@ -151,10 +160,10 @@ impl SqliteStore {
     /// (a webhook, or claiming deliveries, which comes before anything
     /// leaves) makes all of it durable; a crash of the process alone loses
     /// nothing.
-    fn with_unsynced<T>(
+    fn with_unsynced<T, E: From<rusqlite::Error>>(
         &self,
-        f: impl FnOnce(&mut Connection) -> rusqlite::Result<T>,
-    ) -> Result<T, rusqlite::Error> {
+        f: impl FnOnce(&mut Connection) -> Result<T, E>,
+    ) -> Result<T, E> {
         let mut conn = self.lock();
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         let result = f(&mut conn);
