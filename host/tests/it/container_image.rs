@@ -158,9 +158,12 @@ fn runtime_base(dir: &Path) -> PathBuf {
     }
     for link in ["lib", "lib64", "bin", "sbin"] {
         let host = Path::new("/").join(link);
-        if std::fs::symlink_metadata(&host).is_ok_and(|m| m.file_type().is_symlink()) {
+        let here = root.join(link);
+        if std::fs::symlink_metadata(&here).is_err()
+            && std::fs::symlink_metadata(&host).is_ok_and(|m| m.file_type().is_symlink())
+        {
             let target = std::fs::read_link(&host).unwrap();
-            std::os::unix::fs::symlink(target, root.join(link)).unwrap();
+            std::os::unix::fs::symlink(target, here).unwrap();
         }
     }
     let etc = root.join("etc");
