@@ -40,6 +40,7 @@ mod doctor;
 mod links;
 mod plugin_audit;
 mod plugin_run;
+mod plugin_sign;
 mod progress;
 mod store;
 mod version;
@@ -146,8 +147,12 @@ enum ConnectionCommand {
 enum PluginCommand {
     /// Run a plugin in the real sandbox on one event and print its actions.
     Run(plugin_run::Args),
-    /// Show what a plugin is and may do: hash, manifest, imports, limits.
+    /// Show what a plugin is and may do: hash, signature, producers, manifest, imports, limits.
     Audit(plugin_audit::Args),
+    /// Sign a plugin directory with a minisign key (writes plugin.statement and its signature).
+    Sign(plugin_sign::SignArgs),
+    /// Make a minisign key pair for signing plugins.
+    Keygen(plugin_sign::KeygenArgs),
     /// Install (or upgrade) a plugin, granting the actions it may use; pins its sha256.
     Install(admin::InstallArgs),
     /// List installed plugins.
@@ -159,6 +164,9 @@ enum PluginCommand {
         /// An action kind it declares (repeat; none: it may do nothing).
         #[arg(long = "grant", value_name = "ACTION")]
         grants: Vec<String>,
+        /// Grant the limits its manifest requests (alone: its actions stay as they are).
+        #[arg(long)]
+        limits: bool,
     },
     /// Let an installed plugin run again.
     Enable {
@@ -275,12 +283,18 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     };
     match cli.command {
         Command::Plugin(PluginCommand::Run(args)) => plugin_run::run(args, cli.config.as_deref()),
-        Command::Plugin(PluginCommand::Audit(args)) => plugin_audit::run(args),
+        Command::Plugin(PluginCommand::Audit(args)) => {
+            plugin_audit::run(args, cli.config.as_deref())
+        }
+        Command::Plugin(PluginCommand::Sign(args)) => plugin_sign::sign(args),
+        Command::Plugin(PluginCommand::Keygen(args)) => plugin_sign::keygen(args),
         Command::Plugin(PluginCommand::Install(args)) => block_on(admin::install(&config()?, args)),
         Command::Plugin(PluginCommand::List(out)) => block_on(admin::list(&config()?, out)),
-        Command::Plugin(PluginCommand::Grant { name, grants }) => {
-            block_on(admin::grant(&config()?, &name, &grants))
-        }
+        Command::Plugin(PluginCommand::Grant {
+            name,
+            grants,
+            limits,
+        }) => block_on(admin::grant(&config()?, &name, &grants, limits)),
         Command::Plugin(PluginCommand::Enable { name }) => {
             block_on(admin::set_enabled(&config()?, &name, true))
         }

@@ -1,9 +1,13 @@
 //! The delivery side of the outbox: claiming due deliveries in order,
 //! recording every attempt and its outcome, and the small maps delivery
-//! needs to be idempotent (Slack thread keys, Confluence once-keys).
+//! needs to be idempotent (Slack thread keys, Confluence once-keys). The
+//! small reads and writes here are the same SQL on both backends; claiming
+//! and recording attempts are in `claims.rs` and the backends.
 
 use serde::Serialize;
 
+use super::sql::{FromRow, Param, Row};
+use super::{Store, StoreError, StoreResult};
 use crate::model::Action;
 
 /// A pending delivery taken up by the delivery worker.
@@ -122,4 +126,126 @@ pub struct HealthChange {
     pub connection: String,
     /// The refusal, `None` when healthy.
     pub error: Option<String>,
+}
+
+impl FromRow for AttemptRecord {
+    const COLUMNS: &'static str = "at, outcome, error, latency_ms, sent_at";
+
+    fn from_row(r: &dyn Row) -> StoreResult<AttemptRecord> {
+        Ok(AttemptRecord {
+            at: r.get("at")?,
+            outcome: r.get("outcome")?,
+            error: r.get("error")?,
+            latency_ms: r.get("latency_ms")?,
+            sent_at: r.get("sent_at")?,
+        })
+    }
+}
+
+impl Store {
+    /// Every attempt of one delivery, oldest first.
+    pub async fn attempts(&self, delivery_id: i64) -> StoreResult<Vec<AttemptRecord>> {
+        self.select(
+            "FROM attempts WHERE delivery_id = ?1 ORDER BY id",
+            vec![delivery_id.into()],
+        )
+        .await
+    }
+
+    /// When the delivery's first attempt started (ms), if it had one: a
+    /// message it posted cannot be older.
+    pub async fn first_attempt_at(&self, delivery_id: i64) -> StoreResult<Option<i64>> {
+        let first = self
+            .query_opt(
+                "SELECT MIN(at) AS first FROM attempts WHERE delivery_id = ?1",
+                vec![delivery_id.into()],
+                |r| r.get("first"),
+            )
+            .await?;
+        Ok(first.flatten())
+    }
+
+    /// Puts a dead (or dry-run) delivery back in the queue, due now.
+    pub async fn retry_delivery(&self, id: i64) -> StoreResult<()> {
+        let mut writes = vec![(
+            "UPDATE deliveries SET status = 'pending', attempts = 0, next_try_at = 0 WHERE id = ?1 AND status IN ('dead', 'would-send')",
+            vec![id.into()],
+        )];
+        writes.extend(self.wake_deliveries());
+        if self.execute_all(writes).await?[0] == 0 {
+            return Err(StoreError::NotFound(format!(
+                "no dead or dry-run delivery with id {id} (see `pagehook deliveries --status dead`)"
+            )));
+        }
+        Ok(())
+    }
+
+    /// The statement that wakes every replica's delivery worker when its
+    /// transaction commits (PostgreSQL's NOTIFY); none on SQLite, whose one
+    /// server wakes its own. A wake-up that finds nothing new costs a round.
+    pub(crate) fn wake_deliveries(&self) -> Option<(&'static str, Vec<Param>)> {
+        self.is_shared()
+            .then(|| ("SELECT pg_notify('pagehook_deliveries', '')", vec![]))
+    }
+
+    /// The Slack `ts` of the first message posted under a thread key.
+    pub async fn thread_ts(
+        &self,
+        connection: &str,
+        channel: &str,
+        key: &str,
+    ) -> StoreResult<Option<String>> {
+        self.query_opt(
+            "SELECT ts FROM slack_threads WHERE connection = ?1 AND channel = ?2 AND thread_key = ?3",
+            vec![connection.into(), channel.into(), key.into()],
+            |r| r.get("ts"),
+        )
+        .await
+    }
+
+    /// What a once-key created, if anything.
+    pub async fn once_key(&self, source: &str, key: &str) -> StoreResult<Option<u64>> {
+        self.query_opt(
+            "SELECT content_id FROM once_keys WHERE source = ?1 AND once_key = ?2",
+            vec![source.into(), key.into()],
+            |r| r.get("content_id"),
+        )
+        .await
+    }
+
+    /// Records what a once-key created (the first record wins).
+    pub async fn set_once_key(&self, source: &str, key: &str, content_id: u64) -> StoreResult<()> {
+        let content_id = i64::try_from(content_id).map_err(|_| StoreError::Database {
+            database: self.describe(),
+            message: format!("content id {content_id} is too large to store"),
+        })?;
+        self.execute(
+            "INSERT INTO once_keys (source, once_key, content_id) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
+            vec![source.into(), key.into(), content_id.into()],
+        )
+        .await?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::store::postgres::testing::{boundary, fresh};
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn once_keys_keep_the_first_and_threads_are_read_back() {
+        let (store, _db) = fresh().await;
+        let store = boundary(&store);
+        assert_eq!(store.once_key("prod", "k").await.unwrap(), None);
+        store.set_once_key("prod", "k", 42).await.unwrap();
+        store.set_once_key("prod", "k", 43).await.unwrap();
+        assert_eq!(store.once_key("prod", "k").await.unwrap(), Some(42));
+        assert_eq!(store.thread_ts("acme", "C1", "t").await.unwrap(), None);
+        assert_eq!(store.first_attempt_at(1).await.unwrap(), None);
+        assert!(store.attempts(1).await.unwrap().is_empty());
+        assert!(matches!(
+            store.retry_delivery(1).await,
+            Err(crate::store::StoreError::NotFound(_))
+        ));
+    }
 }

@@ -377,18 +377,6 @@ forward! {
     /// (see `claims::send_keys`) if it is due; otherwise takes nothing and
     /// says how long until it is.
     fn take_send_slot(&self, keys: &RateKeys => owned_ref, by_ref, rates: RatePolicy => copied, copied) -> SendSlot;
-    /// Every attempt of one delivery, oldest first.
-    fn attempts(&self, delivery_id: i64 => copied, copied) -> Vec<AttemptRecord>;
-    /// When a delivery's first attempt started (ms).
-    fn first_attempt_at(&self, delivery_id: i64 => copied, copied) -> Option<i64>;
-    /// Puts a dead or dry-run delivery back in the queue.
-    fn retry_delivery(&self, id: i64 => copied, copied) -> ();
-    /// The ts of the first message posted under a thread key.
-    fn thread_ts(&self, connection: &str => owned_str, as_str, channel: &str => owned_str, as_str, key: &str => owned_str, as_str) -> Option<String>;
-    /// What a once-key created, if anything.
-    fn once_key(&self, source: &str => owned_str, as_str, key: &str => owned_str, as_str) -> Option<u64>;
-    /// Records what a once-key created.
-    fn set_once_key(&self, source: &str => owned_str, as_str, key: &str => owned_str, as_str, content_id: u64 => copied, copied) -> ();
 
     // --- the console: searches, counts, change log, sessions ---
 

@@ -26,7 +26,6 @@
 //! longer holds (every finishing statement checks the claim's token).
 
 mod claims;
-mod delivery;
 mod digests;
 mod events;
 pub mod ingest;
@@ -642,6 +641,20 @@ pub(super) mod testing {
             error: Option<&str>,
         ) -> crate::store::StoreResult<bool> {
             boundary(self).close_event(claim, id, status, error).await
+        }
+
+        pub async fn attempts(
+            &self,
+            delivery_id: i64,
+        ) -> crate::store::StoreResult<Vec<crate::store::AttemptRecord>> {
+            boundary(self).attempts(delivery_id).await
+        }
+
+        pub async fn first_attempt_at(
+            &self,
+            delivery_id: i64,
+        ) -> crate::store::StoreResult<Option<i64>> {
+            boundary(self).first_attempt_at(delivery_id).await
         }
 
         pub async fn set_connection_health(

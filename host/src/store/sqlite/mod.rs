@@ -15,7 +15,6 @@
 
 pub mod backup;
 mod claims;
-mod delivery;
 mod digests;
 mod events;
 pub mod ingest;
@@ -390,8 +389,8 @@ mod tests {
         );
     }
 
-    #[test]
-    fn a_version_3_database_keeps_its_pending_deliveries_and_threads() {
+    #[tokio::test]
+    async fn a_version_3_database_keeps_its_pending_deliveries_and_threads() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("p.db");
         {
@@ -426,7 +425,11 @@ mod tests {
             "routed to the only workspace at delivery"
         );
         assert_eq!(
-            store.thread_ts("acme", "C0ENG00001", "page-1").unwrap(),
+            store
+                .boundary()
+                .thread_ts("acme", "C0ENG00001", "page-1")
+                .await
+                .unwrap(),
             Some("1.000100".into())
         );
     }
