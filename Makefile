@@ -13,7 +13,15 @@ RUST_PLUGINS   := examples/hello plugins/slack-poster plugins/teams-poster plugi
 # Plugins in other languages; each build.sh installs its pinned tool project-locally.
 POLYGLOT       := examples/python-filter examples/js-filter
 
-.PHONY: run test bench build setup postgres chromium plugins polyglot lint fmt clean fuzz schemathesis adaptivecards
+# The plugins this project signs (docs/security.md), with the development key
+# in keys/ unless PAGEHOOK_SIGNING_KEY names another (the release key, kept
+# off this repository; an encrypted key's password comes from
+# PAGEHOOK_SIGNING_KEY_PASSWORD). PAGEHOOK is the binary that signs.
+SIGNING_KEY    ?= $(or $(PAGEHOOK_SIGNING_KEY),keys/pagehook-dev.key)
+SIGNED_PLUGINS := hello slack-poster teams-poster retro-writer python-filter js-filter
+PAGEHOOK       ?= target/release/pagehook
+
+.PHONY: run test bench build setup postgres chromium plugins sign-plugins polyglot lint fmt clean fuzz schemathesis adaptivecards
 
 ## run: build everything and run the sidecar with the bundled plugins on SQLite (target/demo/)
 run: build
@@ -23,6 +31,8 @@ run: build
 
 ## test: build the plugins and run the whole test suite (what CI runs)
 test: setup postgres chromium container-engine k8s-tools plugins polyglot lint schemathesis
+	$(CARGO) test --workspace --locked --no-run
+	$(MAKE) --no-print-directory sign-plugins PAGEHOOK=target/debug/pagehook
 	$(CARGO) test --workspace --locked
 	@for d in $(POLYGLOT); do $$d/test.sh || exit 1; done
 
@@ -33,6 +43,7 @@ bench: setup postgres plugins polyglot
 ## build: release binary target/release/pagehook and every plugin under target/plugins/
 build: setup plugins
 	$(CARGO) build --release --locked -p pagehook
+	$(MAKE) --no-print-directory sign-plugins PAGEHOOK=target/release/pagehook
 
 ## setup: install the wasm32-wasip2 target (idempotent)
 setup:
@@ -52,9 +63,10 @@ chromium:
 		$$SUDO apt-get update -qq && \
 		$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; }
 
-## plugins: compile every Rust plugin to a component and package it as target/plugins/<name>/
+## plugins: compile every Rust plugin to a component (with cargo auditable, so it embeds its crate list) and package it as target/plugins/<name>/ (unsigned: make build and make test sign)
 plugins: setup
-	$(CARGO) build --profile plugin --locked --target $(WASM_TARGET) --target-dir $(WASM_DIR) \
+	@command -v cargo-auditable >/dev/null || $(CARGO) install --locked cargo-auditable
+	$(CARGO) auditable build --profile plugin --locked --target $(WASM_TARGET) --target-dir $(WASM_DIR) \
 		$(foreach d,$(RUST_PLUGINS),-p $(shell sed -n 's/^name *= *"\(.*\)"/\1/p' $(d)/Cargo.toml | head -1))
 	@for d in $(RUST_PLUGINS); do \
 		name=$$(sed -n 's/^name *= *"\(.*\)"/\1/p' $$d/plugin.toml | head -1); \
@@ -62,7 +74,16 @@ plugins: setup
 		mkdir -p $(PLUGIN_OUT)/$$name; \
 		cp $$d/plugin.toml $(PLUGIN_OUT)/$$name/plugin.toml; \
 		cp $(WASM_DIR)/$(WASM_TARGET)/plugin/$$comp $(PLUGIN_OUT)/$$name/$$comp; \
+		rm -f $(PLUGIN_OUT)/$$name/plugin.statement $(PLUGIN_OUT)/$$name/plugin.statement.minisig; \
 		echo "packaged $(PLUGIN_OUT)/$$name"; \
+	done
+
+## sign-plugins: sign the project's plugins under target/plugins/ with SIGNING_KEY, using PAGEHOOK (make build and make test do this)
+sign-plugins:
+	@for p in $(SIGNED_PLUGINS); do \
+		test -f $(PLUGIN_OUT)/$$p/plugin.toml || continue; \
+		$(PAGEHOOK) plugin sign $(PLUGIN_OUT)/$$p --key $(SIGNING_KEY) >/dev/null || exit 1; \
+		echo "signed $(PLUGIN_OUT)/$$p with $(SIGNING_KEY)"; \
 	done
 
 ## schemathesis: fuzz the admin API from its own OpenAPI document against a real server (schemathesis from PyPI in .venv-schemathesis/): no 5xx, every answer as documented
@@ -95,6 +116,7 @@ dist: setup plugins
 	@command -v cargo-auditable >/dev/null || $(CARGO) install --locked cargo-auditable
 	@command -v cargo-cyclonedx >/dev/null || $(CARGO) install --locked cargo-cyclonedx
 	$(CARGO) auditable build --release --locked -p pagehook
+	$(MAKE) --no-print-directory sign-plugins PAGEHOOK=target/release/pagehook
 	packaging/dist.sh target/release/pagehook dist
 
 ## deb: the Debian package target/debian/pagehook_<version>-1_<arch>.deb (release binary built with cargo auditable; the unit, config and scripts are in packaging/)
@@ -102,6 +124,7 @@ deb: setup plugins
 	@command -v cargo-auditable >/dev/null || $(CARGO) install --locked cargo-auditable
 	@command -v cargo-deb >/dev/null || $(CARGO) install --locked cargo-deb
 	$(CARGO) auditable build --release --locked -p pagehook
+	$(MAKE) --no-print-directory sign-plugins PAGEHOOK=target/release/pagehook
 	$(CARGO) deb -p pagehook --no-build --locked
 
 ## package-test: as root on Debian, the .deb (built by cargo-deb from the test build's binary) installed, run as the unit runs it, stopped mid-burst, upgraded and removed with dpkg; plugin calls under the unit's system-call filter (packaging/package-test.sh; CI runs it after make test)

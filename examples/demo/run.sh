@@ -25,6 +25,12 @@ listen = "$LISTEN"
 admin-token = { file = "admin-token" }
 [sandbox]
 cache-dir = "$ROOT/target/pagehook-cache"
+# make build signs the bundled plugins with the development key: the demo
+# trusts it (a production site trusts its publishers' release keys only).
+[plugins]
+require-signature = true
+[plugins.trusted-keys]
+pagehook-dev = { file = "$ROOT/keys/pagehook-dev.pub" }
 TOML
 ph() { "$PAGEHOOK" --config "$DEMO/pagehook.toml" "$@"; }
 

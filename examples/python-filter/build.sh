@@ -83,6 +83,12 @@ VIRTUAL_ENV="$EMPTY_VENV" "$VENV/bin/componentize-py" --quiet \
     componentize --python-path "$SRC" app \
     --output "$STAGE/$COMPONENT"
 end=$(date +%s.%N)
+# componentize-py records only the tools it used inside (wit-component,
+# component-init-transform): name the language and the tool too, so
+# `pagehook plugin audit` can say how this component was made.
+"$VENV/bin/python" "$ROOT/scripts/add-producers.py" "$STAGE/$COMPONENT" \
+    "processed-by=componentize-py=$COMPONENTIZE_PY_VERSION" "language=Python=" ||
+    die "could not record the producers in $COMPONENT"
 
 cp "$HERE/plugin.toml" "$STAGE/plugin.toml"
 rm -rf "$OUT"

@@ -77,8 +77,18 @@ pub struct InstallArgs {
     dir: PathBuf,
     /// An action kind the plugin may use (post-slack, dm-slack, post-teams,
     /// create-page, add-comment); only kinds its manifest declares, and any of them.
+    ///
+    /// An upgrade without --grant keeps the grants it has (those the new version
+    /// still declares): it grants nothing new by itself.
     #[arg(long = "grant", value_name = "ACTION")]
     grants: Vec<String>,
+    /// Install a lower version than the installed one.
+    #[arg(long)]
+    allow_downgrade: bool,
+    /// Grant an upgrade the limits its manifest requests (otherwise a larger
+    /// request runs at the limits granted before).
+    #[arg(long)]
+    grant_limits: bool,
 }
 
 pub async fn install(config: &Config, args: InstallArgs) -> anyhow::Result<ExitCode> {
@@ -116,11 +126,14 @@ pub async fn install(config: &Config, args: InstallArgs) -> anyhow::Result<ExitC
     };
     let install = Install {
         dir: &args.dir,
-        grants: &args.grants,
+        grants: (!args.grants.is_empty()).then_some(args.grants.as_slice()),
         actor: &cli_actor(),
         via: "cli",
+        allow_downgrade: args.allow_downgrade,
+        grant_limits: args.grant_limits,
     };
-    let p = ops::plugins::install_plugin(&store, &runtime, config, install).await?;
+    let installed = ops::plugins::install_plugin(&store, &runtime, config, install).await?;
+    let p = &installed.plugin;
     if let Some(progress) = progress {
         let took = progress::human(progress.elapsed());
         progress.finish(format!(
@@ -128,13 +141,26 @@ pub async fn install(config: &Config, args: InstallArgs) -> anyhow::Result<ExitC
             p.name
         ));
     }
+    if let Some(upgrade) = &installed.upgrade {
+        for line in upgrade.lines(&p.grants) {
+            outln!("{line}")?;
+        }
+    }
     outln!(
         "installed {} {} (sha256 {}), {}",
         p.name,
         p.version,
         p.sha256,
-        grants_said(&p)
+        grants_said(p)
     )?;
+    outln!("signature: {}", installed.signature)?;
+    if installed.upgrade.is_some() && !installed.not_granted.is_empty() {
+        outln!(
+            "not granted by this upgrade: {} (`pagehook plugin grant {} --grant ACTION` / `--limits`)",
+            installed.not_granted.join("; "),
+            p.name
+        )?;
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -162,10 +188,28 @@ fn grants_said(p: &crate::store::PluginRecord) -> String {
     }
 }
 
-/// `plugin grant`: replaces an installed plugin's grants.
-pub async fn grant(config: &Config, name: &str, grants: &[String]) -> anyhow::Result<ExitCode> {
+/// `plugin grant`: replaces an installed plugin's grants; with `limits`,
+/// grants the limits its manifest requests (and, without `grants`, leaves
+/// its actions as they are).
+pub async fn grant(
+    config: &Config,
+    name: &str,
+    grants: &[String],
+    limits: bool,
+) -> anyhow::Result<ExitCode> {
     let store = open(config).await?;
-    let p = ops::plugins::set_grants(&store, &cli_actor(), name, grants).await?;
+    let mut p = store.require_plugin(name).await?;
+    if limits {
+        p = ops::plugins::grant_limits(&store, &cli_actor(), name).await?;
+        outln!(
+            "{} granted the limits it requests: {}",
+            p.name,
+            serde_json::to_string(&p.limit_grants)?
+        )?;
+    }
+    if !limits || !grants.is_empty() {
+        p = ops::plugins::set_grants(&store, &cli_actor(), name, grants).await?;
+    }
     outln!("{} {}", p.name, grants_said(&p))?;
     Ok(ExitCode::SUCCESS)
 }
@@ -656,10 +700,46 @@ pub struct BindArgs {
     /// Do not post a message in each Slack channel saying what it will receive.
     #[arg(long)]
     quiet: bool,
+    /// Digests (plugins that take them): `on` (the default) holds a burst
+    /// of events and hands it to the plugin as one digest; `off` runs every
+    /// event on its own. See also `pagehook digest`.
+    #[arg(long, value_name = "on|off", value_parser = parse_on_off)]
+    digest: Option<bool>,
+    /// More than this many events of one space within the digest window
+    /// make a burst [default: 20].
+    #[arg(long, value_name = "EVENTS")]
+    digest_threshold: Option<u32>,
+    /// The digest window in seconds [default: 300].
+    #[arg(long, value_name = "SECONDS")]
+    digest_window: Option<u32>,
+}
+
+fn parse_on_off(s: &str) -> Result<bool, String> {
+    match s {
+        "on" => Ok(true),
+        "off" => Ok(false),
+        other => Err(format!("`{other}` is neither `on` nor `off`")),
+    }
 }
 
 pub async fn bind(config: &Config, args: BindArgs) -> anyhow::Result<ExitCode> {
     let store = open(config).await?;
+    // Digest settings are checked before anything is stored: a bad value
+    // refuses the whole binding.
+    let digest = ops::digests::DigestChange {
+        enabled: args.digest,
+        threshold: args.digest_threshold,
+        window_secs: args.digest_window,
+        defaults: false,
+    };
+    let defaults = crate::store::DigestSettings::default();
+    crate::store::DigestSettings {
+        enabled: digest.enabled.unwrap_or(defaults.enabled),
+        threshold: digest.threshold.unwrap_or(defaults.threshold),
+        window_secs: digest.window_secs.unwrap_or(defaults.window_secs),
+    }
+    .check()
+    .map_err(|e| anyhow::anyhow!(e))?;
     let b = ops::bindings::bind(
         &store,
         &cli_actor(),
@@ -679,6 +759,9 @@ pub async fn bind(config: &Config, args: BindArgs) -> anyhow::Result<ExitCode> {
         binding: b,
         announcements,
     } = b;
+    if digest != ops::digests::DigestChange::default() {
+        ops::digests::set(&store, &cli_actor(), b.id, &digest).await?;
+    }
     outln!(
         "binding {}: {} on {} in {} -> {}",
         b.id,

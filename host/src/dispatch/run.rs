@@ -229,6 +229,7 @@ impl Dispatcher {
         let mut plugins = self.plugins.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(l) = plugins.get(&plugin.name)
             && l.sha256() == plugin.sha256
+            && l.manifest().limits == limits_in_force(&self.runtime, plugin)
         {
             return Ok(l.clone());
         }
@@ -238,10 +239,22 @@ impl Dispatcher {
     }
 }
 
+/// The limit requests an installed plugin runs with: its manifest's, held
+/// to what the admin granted (an upgrade that asks for more does not get it
+/// by itself; see `plugin_trust::grants`).
+fn limits_in_force(runtime: &Runtime, plugin: &PluginRecord) -> crate::manifest::LimitRequest {
+    crate::plugin_trust::grants::in_force(
+        &plugin.manifest.limits,
+        &plugin.limit_grants,
+        &runtime.config().defaults,
+    )
+}
+
 /// Loads an installed plugin from its copy, refusing it if the component's
-/// hash is no longer the one pinned at install.
+/// hash is no longer the one pinned at install, under the limits granted.
 pub fn load_pinned(runtime: &Runtime, plugin: &PluginRecord) -> Result<LoadedPlugin, String> {
-    let package = PluginPackage::open(Path::new(&plugin.dir)).map_err(|e| e.to_string())?;
+    let mut package = PluginPackage::open(Path::new(&plugin.dir)).map_err(|e| e.to_string())?;
+    package.manifest.limits = limits_in_force(runtime, plugin);
     if package.sha256 != plugin.sha256 {
         return Err(format!(
             "plugin `{}` at {} is sha256 {}, not the {} pinned at install; reinstall it",

@@ -358,6 +358,7 @@ mod tests {
                 limits: Default::default(),
             },
             grants: grants.iter().map(|g| (*g).to_owned()).collect(),
+            limit_grants: Default::default(),
             enabled: true,
             failures: 0,
             breaker_until: None,

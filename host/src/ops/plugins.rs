@@ -4,11 +4,15 @@
 
 use std::path::{Path, PathBuf};
 
+use serde::Serialize;
 use serde_json::json;
 
 use crate::config::Config;
 use crate::manifest::Manifest;
 use crate::model::ACTION_KINDS;
+use crate::plugin_trust::diff::{self, Side, UpgradeDiff, VersionOrder};
+use crate::plugin_trust::signature::{self, SignedFiles};
+use crate::plugin_trust::{grants, report};
 use crate::runtime::{PluginPackage, Runtime};
 use crate::store::{PluginRecord, Store, now_ms};
 
@@ -92,38 +96,106 @@ pub async fn remove(store: &Store, actor: &str, name: &str) -> AdminResult<usize
     Ok(bindings_removed)
 }
 
-/// Installs (or upgrades) the plugin in `dir`, granting `grants`.
+/// Installs (or upgrades) the plugin in `dir`.
 ///
-/// The component is compiled and checked exactly as dispatch will load it
-/// (imports, exports, limits), then the package is copied into the
-/// configured plugins directory under its hash, so later changes to `dir`
-/// cannot change what runs. `via` says how it came (`cli`, `upload`,
-/// `path`) for the change log.
+/// Its signature is checked first (offline, against `[plugins]` keys: see
+/// [`crate::plugin_trust::signature`]), then the component is compiled and
+/// checked exactly as dispatch will load it (imports, exports, limits), then
+/// the checked bytes are copied into the configured plugins directory under
+/// the component's hash, so later changes to `dir` cannot change what runs.
+///
+/// An upgrade grants nothing new by itself: without explicit `grants` it
+/// keeps the granted actions the new version still declares, and it keeps
+/// the limit grant unless `grant_limits` (see
+/// [`crate::plugin_trust::grants`]). A lower version than the installed one
+/// is refused unless `allow_downgrade`. `via` says how it came (`cli`,
+/// `upload`, `path`) for the change log, which keeps the upgrade's diff.
 pub async fn install_plugin(
     store: &Store,
     runtime: &Runtime,
     config: &Config,
     install: Install<'_>,
-) -> AdminResult<PluginRecord> {
+) -> AdminResult<Installed> {
     let Install {
         dir,
         grants,
         actor,
         via,
+        allow_downgrade,
+        grant_limits,
     } = install;
     let package = PluginPackage::open(dir).map_err(|e| AdminError::Invalid(e.to_string()))?;
     let manifest = &package.manifest;
-    let upgrade = store.plugin(&manifest.name).await?.is_some();
-    let granted = checked_grants(manifest, grants)?;
-    runtime
-        .load(&package)
+    let files = SignedFiles::read(dir).map_err(|e| {
+        AdminError::Invalid(format!(
+            "cannot read the plugin's files in {}: {e}",
+            dir.display()
+        ))
+    })?;
+    if std::str::from_utf8(&files.manifest)
+        .ok()
+        .and_then(|text| Manifest::parse(text).ok())
+        .as_ref()
+        != Some(manifest)
+    {
+        return Err(AdminError::Invalid(format!(
+            "{}/plugin.toml changed while it was being installed; try again",
+            dir.display()
+        )));
+    }
+    let keyring = config.plugins.keyring().map_err(AdminError::Invalid)?;
+    let signature = signature::check(&package, &files, &keyring);
+    if let Some(refusal) = signature.refusal(&manifest.name, keyring.require_signature) {
+        return Err(AdminError::Invalid(refusal));
+    }
+    let old = store.plugin(&manifest.name).await?;
+    if let Some(old) = &old
+        && diff::order(&old.version, &manifest.version) == VersionOrder::Downgrade
+        && !allow_downgrade
+    {
+        return Err(AdminError::Invalid(format!(
+            "plugin `{}` {} is installed and {} is older: a downgrade is refused unless you mean it (`--allow-downgrade`, or `allow_downgrade` in the API)",
+            manifest.name, old.version, manifest.version
+        )));
+    }
+    let granted = match (grants, &old) {
+        (Some(grants), _) => checked_grants(manifest, grants)?,
+        (None, Some(old)) => old
+            .grants
+            .iter()
+            .filter(|g| manifest.actions.contains(g))
+            .cloned()
+            .collect(),
+        (None, None) => Vec::new(),
+    };
+    let limit_grants = match &old {
+        Some(old) if !grant_limits => old.limit_grants.clone(),
+        _ => manifest.limits.clone(),
+    };
+    let compiled = runtime
+        .compile(&package)
         .map_err(|e| AdminError::Invalid(e.to_string()))?;
+    let imports = compiled.surface.imports.clone();
+    runtime
+        .prepare(&package, compiled)
+        .map_err(|e| AdminError::Invalid(e.to_string()))?;
+    let upgrade = old.as_ref().map(|old| {
+        upgrade_diff(
+            runtime,
+            &keyring,
+            old,
+            &package,
+            &imports,
+            &signature,
+            &limit_grants,
+        )
+    });
     let dest =
         config
             .store
             .plugins_dir
             .join(format!("{}-{}", manifest.name, &package.sha256[..16]));
-    copy_package(&package, &dest).map_err(|e| {
+    copy_package(&package, &files, &dest).map_err(|e| {
         AdminError::Internal(format!("cannot copy the plugin to {}: {e}", dest.display()))
     })?;
     let record = PluginRecord {
@@ -134,6 +206,7 @@ pub async fn install_plugin(
         dir: absolute(&dest).display().to_string(),
         manifest: manifest.clone(),
         grants: granted,
+        limit_grants,
         enabled: true,
         failures: 0,
         breaker_until: None,
@@ -141,14 +214,125 @@ pub async fn install_plugin(
         installed_at: now_ms(),
     };
     store.install_plugin(&record).await?;
-    let action = if upgrade {
+    let not_granted = not_granted(&record, upgrade.as_ref(), runtime);
+    let action = if upgrade.is_some() {
         ChangeAction::PluginUpgrade
     } else {
         ChangeAction::PluginInstall
     };
-    let detail = json!({ "version": record.version, "sha256": record.sha256, "grants": record.grants, "via": via });
+    let detail = json!({
+        "version": record.version,
+        "sha256": record.sha256,
+        "grants": record.grants,
+        "via": via,
+        "signature": signature.summary(),
+        "signer": signature.signer,
+        "not_granted": not_granted,
+        "upgrade": upgrade,
+    });
     log_change(store, actor, action, &record.name, detail).await;
-    Ok(record)
+    Ok(Installed {
+        plugin: record,
+        signature: signature.summary(),
+        upgrade,
+        not_granted,
+    })
+}
+
+/// What an install did.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Installed {
+    /// The installed plugin.
+    #[serde(flatten)]
+    pub plugin: PluginRecord,
+    /// The signature's verdict, in words (`unsigned`, `verified: signed by ...`).
+    pub signature: String,
+    /// What the upgrade changed; null for a first install.
+    #[schema(value_type = Option<Object>)]
+    pub upgrade: Option<UpgradeDiff>,
+    /// What the plugin declares or requests that it is not granted, in words.
+    pub not_granted: Vec<String>,
+}
+
+/// The capabilities `record` declares or requests without holding them.
+fn not_granted(
+    record: &PluginRecord,
+    upgrade: Option<&UpgradeDiff>,
+    runtime: &Runtime,
+) -> Vec<String> {
+    let mut out: Vec<String> = record
+        .manifest
+        .actions
+        .iter()
+        .filter(|a| !record.grants.contains(a))
+        .map(|a| format!("action {a}"))
+        .collect();
+    for held in grants::held(
+        &record.manifest.limits,
+        &record.limit_grants,
+        &runtime.config().defaults,
+    ) {
+        out.push(format!(
+            "{} {} (runs with {})",
+            held.limit, held.requested, held.in_force
+        ));
+    }
+    if let Some(upgrade) = upgrade {
+        for s in upgrade.settings.iter().filter(|s| s.change == "added") {
+            out.push(format!("setting {} (no binding sets it)", s.name));
+        }
+    }
+    out
+}
+
+/// The diff between the installed `old` and the new package (the installed
+/// copy is read, and its component compiled from the cache, for its imports
+/// and signature; what cannot be read is shown as unknown).
+fn upgrade_diff(
+    runtime: &Runtime,
+    keyring: &crate::plugin_trust::Keyring,
+    old: &PluginRecord,
+    new: &PluginPackage,
+    new_imports: &[String],
+    new_signature: &crate::plugin_trust::SignatureCheck,
+    limit_grants: &crate::manifest::LimitRequest,
+) -> UpgradeDiff {
+    let old_package = PluginPackage::open(Path::new(&old.dir)).ok();
+    let old_imports = old_package
+        .as_ref()
+        .and_then(|p| runtime.compile(p).ok())
+        .map(|c| c.surface.imports);
+    let old_signature = match &old_package {
+        Some(p) => report::examine(p, keyring).signature.summary(),
+        None => "unknown (the installed copy cannot be read)".into(),
+    };
+    diff::diff(
+        &Side {
+            manifest: &old.manifest,
+            imports: old_imports.as_deref(),
+            signature: old_signature,
+            sha256: &old.sha256,
+        },
+        &Side {
+            manifest: &new.manifest,
+            imports: Some(new_imports),
+            signature: new_signature.summary(),
+            sha256: &new.sha256,
+        },
+        limit_grants,
+        &runtime.config().defaults,
+    )
+}
+
+/// Grants `name` the limits its installed manifest requests.
+pub async fn grant_limits(store: &Store, actor: &str, name: &str) -> AdminResult<PluginRecord> {
+    let plugin = store.require_plugin(name).await?;
+    store
+        .set_plugin_limit_grants(name, &plugin.manifest.limits)
+        .await?;
+    let detail = json!({ "limits": plugin.manifest.limits });
+    log_change(store, actor, ChangeAction::PluginGrant, name, detail).await;
+    Ok(store.require_plugin(name).await?)
 }
 
 /// What an admin gives to install a plugin.
@@ -156,22 +340,29 @@ pub async fn install_plugin(
 pub struct Install<'a> {
     /// The plugin's directory (plugin.toml and its component).
     pub dir: &'a Path,
-    /// The action kinds granted.
-    pub grants: &'a [String],
+    /// The action kinds granted; `None` keeps an upgraded plugin's grants
+    /// (those the new version still declares) and grants a new one nothing.
+    pub grants: Option<&'a [String]>,
     /// Who installs it, for the change log.
     pub actor: &'a str,
     /// How it came: `cli`, `upload` or `path`.
     pub via: &'a str,
+    /// Install a lower version than the installed one.
+    pub allow_downgrade: bool,
+    /// Grant an upgrade the limits it requests (a new install always is).
+    pub grant_limits: bool,
 }
 
-fn copy_package(package: &PluginPackage, dest: &Path) -> std::io::Result<()> {
+/// Copies the checked files (the very bytes whose signature was checked)
+/// and the component into `dest`.
+fn copy_package(package: &PluginPackage, files: &SignedFiles, dest: &Path) -> std::io::Result<()> {
     std::fs::create_dir_all(dest)?;
-    std::fs::copy(package.dir.join("plugin.toml"), dest.join("plugin.toml"))?;
+    std::fs::write(dest.join("plugin.toml"), &files.manifest)?;
     std::fs::write(
         dest.join(&package.manifest.component),
         package.wasm.as_slice(),
     )?;
-    Ok(())
+    files.write_signature(dest)
 }
 
 fn absolute(p: &Path) -> PathBuf {

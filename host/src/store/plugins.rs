@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use super::sql::{FromRow, Param, Row};
 use super::{Store, StoreError, StoreResult, json};
-use crate::manifest::Manifest;
+use crate::manifest::{LimitRequest, Manifest};
 
 /// An installed plugin.
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
@@ -25,6 +25,10 @@ pub struct PluginRecord {
     pub manifest: Manifest,
     /// Action kinds the admin granted (a subset of the manifest's).
     pub grants: Vec<String>,
+    /// The limit requests the admin granted: installing grants what that
+    /// version requests; an upgrade keeps this, so a larger request runs
+    /// held to it until granted (see `plugin_trust::grants`).
+    pub limit_grants: LimitRequest,
     /// Disabled plugins keep their bindings but are not called.
     pub enabled: bool,
     /// Consecutive failed calls; reset by a success.
@@ -38,17 +42,24 @@ pub struct PluginRecord {
 }
 
 impl FromRow for PluginRecord {
-    const COLUMNS: &'static str = "name, version, description, sha256, dir, manifest, grants, enabled, failures, breaker_until, breaker_error, installed_at";
+    const COLUMNS: &'static str = "name, version, description, sha256, dir, manifest, grants, enabled, failures, breaker_until, breaker_error, installed_at, limit_grants";
 
     fn from_row(r: &dyn Row) -> StoreResult<PluginRecord> {
+        let manifest: Manifest = r.json("manifest", "plugin manifest")?;
+        // Rows from before limit grants were stored: what the manifest
+        // requests was in force, so it stays granted.
+        let limit_grants = r
+            .json_opt("limit_grants", "plugin limit grants")?
+            .unwrap_or_else(|| manifest.limits.clone());
         Ok(PluginRecord {
             name: r.get("name")?,
             version: r.get("version")?,
             description: r.get("description")?,
             sha256: r.get("sha256")?,
             dir: r.get("dir")?,
-            manifest: r.json("manifest", "plugin manifest")?,
+            manifest,
             grants: r.json("grants", "plugin grants")?,
+            limit_grants,
             enabled: r.get("enabled")?,
             failures: r.get("failures")?,
             breaker_until: r.get("breaker_until")?,
@@ -68,10 +79,11 @@ impl Store {
     pub async fn install_plugin(&self, p: &PluginRecord) -> StoreResult<()> {
         self.execute(
             &format!(
-                "INSERT INTO plugins ({}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 0, NULL, NULL, ?9)
+                "INSERT INTO plugins ({}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 0, NULL, NULL, ?9, ?10)
                  ON CONFLICT (name) DO UPDATE SET version = ?2, description = ?3, sha256 = ?4,
                    dir = ?5, manifest = ?6, grants = ?7, enabled = ?8, failures = 0,
-                   breaker_until = NULL, breaker_error = NULL, installed_at = ?9",
+                   breaker_until = NULL, breaker_error = NULL, installed_at = ?9,
+                   limit_grants = ?10",
                 PluginRecord::COLUMNS
             ),
             vec![
@@ -84,6 +96,7 @@ impl Store {
                 json(&p.grants).into(),
                 p.enabled.into(),
                 p.installed_at.into(),
+                json(&p.limit_grants).into(),
             ],
         )
         .await?;
@@ -116,6 +129,20 @@ impl Store {
             name,
             "UPDATE plugins SET grants = ?2 WHERE name = ?1",
             vec![name.into(), json(&grants).into()],
+        )
+        .await
+    }
+
+    /// Sets the limit requests a plugin is granted (see `plugin_trust::grants`).
+    pub async fn set_plugin_limit_grants(
+        &self,
+        name: &str,
+        granted: &LimitRequest,
+    ) -> StoreResult<()> {
+        self.update_plugin(
+            name,
+            "UPDATE plugins SET limit_grants = ?2 WHERE name = ?1",
+            vec![name.into(), json(granted).into()],
         )
         .await
     }

@@ -188,6 +188,7 @@ actions = ["unfurl", "respond"]
         dir: "/nowhere".into(),
         manifest,
         grants: vec!["unfurl".into(), "respond".into()],
+        limit_grants: Default::default(),
         enabled: true,
         failures: 0,
         breaker_until: None,

@@ -97,6 +97,7 @@ fn plugin(name: &str) -> PluginRecord {
         dir: "/nowhere".into(),
         manifest,
         grants: vec!["post-slack".into()],
+        limit_grants: Default::default(),
         enabled: true,
         failures: 0,
         breaker_until: None,

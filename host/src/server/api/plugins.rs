@@ -16,7 +16,8 @@ use super::extract::{Body, Form, PathParam};
 use super::require_admin;
 use crate::manifest::Manifest;
 use crate::ops;
-use crate::ops::plugins::Install;
+use crate::ops::plugins::{Install, Installed};
+use crate::plugin_trust::signature::SignedFiles;
 use crate::server::AppState;
 use crate::server::session::Caller;
 use crate::store::PluginRecord;
@@ -29,9 +30,17 @@ pub struct InstallBody {
     #[schema(value_type = String, example = "/opt/pagehook/plugins/slack-poster")]
     pub dir: PathBuf,
     /// Action kinds to grant: any of those the manifest declares.
+    /// An upgrade given none keeps the grants it has (those the new version still declares).
     #[serde(default)]
     #[schema(example = json!(["post-slack"]))]
     pub grants: Vec<String>,
+    /// Install a lower version than the installed one.
+    #[serde(default)]
+    pub allow_downgrade: bool,
+    /// Grant an upgrade the limits its manifest requests (otherwise a larger
+    /// request runs at the limits granted before).
+    #[serde(default)]
+    pub grant_limits: bool,
 }
 
 /// `POST /api/plugins/upload`: a plugin's files, as `multipart/form-data`.
@@ -44,8 +53,19 @@ pub struct UploadForm {
     /// The WebAssembly component the manifest names.
     #[schema(format = Binary, content_media_type = "application/octet-stream")]
     component: String,
-    /// An action kind to grant (repeat the part for several).
+    /// An action kind to grant (repeat the part for several); an upgrade
+    /// sent without any keeps the grants it has.
     grant: Option<Vec<String>>,
+    /// The signed statement (`plugin.statement`), when the plugin is signed.
+    #[schema(format = Binary, content_media_type = "application/octet-stream")]
+    statement: Option<String>,
+    /// Its minisign signature (`plugin.statement.minisig`).
+    #[schema(format = Binary, content_media_type = "application/octet-stream")]
+    signature: Option<String>,
+    /// `true`: install a lower version than the installed one.
+    allow_downgrade: Option<bool>,
+    /// `true`: grant an upgrade the limits its manifest requests.
+    grant_limits: Option<bool>,
 }
 
 /// `PUT /api/plugins/{name}/grants`: the action kinds the plugin may use.
@@ -79,14 +99,14 @@ pub async fn list(
 /// Installs or upgrades the plugin in a directory on the server.
 #[utoipa::path(post, path = "/plugins", tag = "plugins", request_body = InstallBody,
     responses(
-        (status = 201, description = "Installed", body = PluginRecord),
-        (status = 400, description = "No plugin there, or it is refused (the message says why)", body = ErrorBody),
+        (status = 201, description = "Installed, with the signature's verdict and an upgrade's diff", body = Installed),
+        (status = 400, description = "No plugin there, or it is refused (the message says why: a bad or missing signature, a downgrade, ...)", body = ErrorBody),
     ))]
 pub async fn install(
     State(state): State<Arc<AppState>>,
     caller: Caller,
     Body(body): Body<InstallBody>,
-) -> ApiResult<(StatusCode, Json<PluginRecord>)> {
+) -> ApiResult<(StatusCode, Json<Installed>)> {
     require_admin(&caller, "install plugins")?;
     if !body.dir.is_dir() {
         return Err(ApiError::BadRequest(format!(
@@ -94,8 +114,13 @@ pub async fn install(
             body.dir.display()
         )));
     }
-    let record = install_from(&state, &caller, &body.dir, &body.grants, "directory").await?;
-    Ok((StatusCode::CREATED, Json(record)))
+    let options = InstallOptions {
+        grants: (!body.grants.is_empty()).then_some(body.grants.as_slice()),
+        allow_downgrade: body.allow_downgrade,
+        grant_limits: body.grant_limits,
+    };
+    let installed = install_from(&state, &caller, &body.dir, options, "directory").await?;
+    Ok((StatusCode::CREATED, Json(installed)))
 }
 
 /// Installs or upgrades an uploaded plugin: parts `manifest` (plugin.toml),
@@ -103,24 +128,41 @@ pub async fn install(
 #[utoipa::path(post, path = "/plugins/upload", tag = "plugins",
     request_body(content = UploadForm, content_type = "multipart/form-data"),
     responses(
-        (status = 201, description = "Installed", body = PluginRecord),
-        (status = 400, description = "A part is missing, or the plugin is refused (the message says why)", body = ErrorBody),
+        (status = 201, description = "Installed, with the signature's verdict and an upgrade's diff", body = Installed),
+        (status = 400, description = "A part is missing, or the plugin is refused (the message says why: a bad or missing signature, a downgrade, ...)", body = ErrorBody),
     ))]
 pub async fn upload(
     State(state): State<Arc<AppState>>,
     caller: Caller,
     Form(mut form): Form,
-) -> ApiResult<(StatusCode, Json<PluginRecord>)> {
+) -> ApiResult<(StatusCode, Json<Installed>)> {
     require_admin(&caller, "install plugins")?;
     let (mut manifest, mut component, mut grants) = (None, None, Vec::new());
+    let (mut statement, mut signature) = (None, None);
+    let (mut allow_downgrade, mut grant_limits) = (false, false);
+    let flag = |name: &str, text: &str| match text.trim() {
+        "true" | "on" | "1" => Ok(true),
+        "false" | "off" | "0" | "" => Ok(false),
+        other => Err(ApiError::BadRequest(format!(
+            "part `{name}` is `{other}`: send true or false"
+        ))),
+    };
     while let Some(part) = form.next_field().await? {
         match part.name().unwrap_or_default() {
             "manifest" => manifest = Some(part.bytes().await?),
             "component" => component = Some(part.bytes().await?),
+            // An empty file input (the console's optional signature fields).
+            "statement" | "signature" if part.file_name() == Some("") => {
+                part.bytes().await?;
+            }
+            "statement" => statement = Some(part.bytes().await?),
+            "signature" => signature = Some(part.bytes().await?),
             "grant" | "grants" | "grants[]" => grants.push(part.text().await?),
+            "allow_downgrade" => allow_downgrade = flag("allow_downgrade", &part.text().await?)?,
+            "grant_limits" => grant_limits = flag("grant_limits", &part.text().await?)?,
             other => {
                 return Err(ApiError::BadRequest(format!(
-                    "unexpected part `{other}`: send `manifest` (plugin.toml), `component` (the .wasm) and any `grant`"
+                    "unexpected part `{other}`: send `manifest` (plugin.toml), `component` (the .wasm), any `grant`, and for a signed plugin `statement` and `signature`"
                 )));
             }
         }
@@ -133,23 +175,30 @@ pub async fn upload(
     let text = std::str::from_utf8(&manifest)
         .map_err(|_| ApiError::BadRequest("the manifest is not UTF-8 text".into()))?;
     let parsed = Manifest::parse(text).map_err(|e| ApiError::BadRequest(e.to_string()))?;
-    // An upgrade sent without grants keeps the ones it has (those the new
-    // version still declares), as the console's upload form promises.
-    if grants.is_empty()
-        && let Some(old) = state.store.plugin(&parsed.name).await?
-    {
-        grants = old
-            .grants
-            .into_iter()
-            .filter(|g| parsed.actions.contains(g))
-            .collect();
+    if statement.is_some() != signature.is_some() {
+        return Err(ApiError::BadRequest(
+            "a signed plugin needs both parts: `statement` (plugin.statement) and `signature` (plugin.statement.minisig)".into(),
+        ));
     }
     let dir = Upload::new(&state)?;
-    std::fs::write(dir.path().join("plugin.toml"), &manifest)
+    let files = SignedFiles {
+        manifest: manifest.to_vec(),
+        statement: statement.map(|b| b.to_vec()),
+        signature: signature.map(|b| b.to_vec()),
+    };
+    std::fs::write(dir.path().join("plugin.toml"), &files.manifest)
         .and_then(|()| std::fs::write(dir.path().join(&parsed.component), &component))
+        .and_then(|()| files.write_signature(dir.path()))
         .map_err(|e| ApiError::Internal(format!("cannot write the uploaded plugin: {e}")))?;
-    let record = install_from(&state, &caller, dir.path(), &grants, "upload").await?;
-    Ok((StatusCode::CREATED, Json(record)))
+    // An upgrade sent without grants keeps the ones it has (those the new
+    // version still declares), as the console's upload form promises.
+    let options = InstallOptions {
+        grants: (!grants.is_empty()).then_some(grants.as_slice()),
+        allow_downgrade,
+        grant_limits,
+    };
+    let installed = install_from(&state, &caller, dir.path(), options, "upload").await?;
+    Ok((StatusCode::CREATED, Json(installed)))
 }
 
 /// A scratch directory for an upload, removed when dropped.
@@ -178,19 +227,28 @@ impl Drop for Upload {
     }
 }
 
+/// What an install request asks beyond the files.
+struct InstallOptions<'a> {
+    grants: Option<&'a [String]>,
+    allow_downgrade: bool,
+    grant_limits: bool,
+}
+
 /// Installs (or upgrades) the package in `dir` (the change log says which).
 async fn install_from(
     state: &AppState,
     caller: &Caller,
     dir: &Path,
-    grants: &[String],
+    options: InstallOptions<'_>,
     via: &str,
-) -> ApiResult<PluginRecord> {
+) -> ApiResult<Installed> {
     let install = Install {
         dir,
-        grants,
+        grants: options.grants,
         actor: &caller.actor(),
         via,
+        allow_downgrade: options.allow_downgrade,
+        grant_limits: options.grant_limits,
     };
     Ok(ops::plugins::install_plugin(&state.store, &state.runtime, &state.config, install).await?)
 }
@@ -212,6 +270,24 @@ pub async fn grants(
     require_admin(&caller, "grant actions")?;
     let plugin =
         ops::plugins::set_grants(&state.store, &caller.actor(), &name, &body.grants).await?;
+    Ok(Json(plugin))
+}
+
+/// Grants a plugin the limits its installed manifest requests (an upgrade
+/// that asks for more runs held to the earlier grant until this is done).
+#[utoipa::path(post, path = "/plugins/{name}/grant-limits", tag = "plugins",
+    params(("name" = String, Path, description = "The plugin's name", example = "slack-poster")),
+    responses(
+        (status = 200, description = "Granted: `limit_grants` is now what the manifest requests", body = PluginRecord),
+        (status = 404, description = "No such plugin", body = ErrorBody),
+    ))]
+pub async fn grant_limits(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    PathParam(name): PathParam<String>,
+) -> ApiResult<Json<PluginRecord>> {
+    require_admin(&caller, "grant limits")?;
+    let plugin = ops::plugins::grant_limits(&state.store, &caller.actor(), &name).await?;
     Ok(Json(plugin))
 }
 
