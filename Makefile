@@ -29,12 +29,9 @@ run: build
 		{ apt-get update -qq && apt-get install -y -qq curl openssl; }
 	examples/demo/run.sh
 
-## test: build the plugins and run the whole test suite (what CI runs)
-test: setup postgres chromium container-engine k8s-tools plugins polyglot lint schemathesis
-	$(CARGO) test --workspace --locked --no-run
-	$(MAKE) --no-print-directory sign-plugins PAGEHOOK=target/debug/pagehook
-	$(CARGO) test --workspace --locked
-	@for d in $(POLYGLOT); do $$d/test.sh || exit 1; done
+## test: build the plugins and run the whole test suite (what CI runs): scripts/test.sh runs fmt, clippy beside the test build, then signs the plugins, schemathesis, cargo test and the polyglot plugins' tests
+test: setup postgres chromium container-engine k8s-tools plugins polyglot
+	CARGO="$(CARGO)" scripts/test.sh $(MAKE) --no-print-directory sign-plugins PAGEHOOK=target/debug/pagehook
 
 ## bench: the five benches (component load, dispatch sandbox vs native, ingest vs bare axum with memory, end to end to a fake Slack, cluster: 1-3 PostgreSQL replicas beside SQLite); see docs/benchmarks.md
 bench: setup postgres plugins polyglot
