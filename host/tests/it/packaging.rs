@@ -387,9 +387,16 @@ fn the_debian_package_installs_serves_stops_mid_burst_upgrades_and_removes() {
     notify
         .set_read_timeout(Some(Duration::from_millis(100)))
         .unwrap();
-    let mut a_command = Command::new("runuser");
+    // setpriv execs (runuser would stay as the parent and SIGKILL the
+    // server 2 s after passing SIGTERM on, as su does).
+    let mut a_command = Command::new("setpriv");
     a_command
-        .args(["-u", "pagehook", "--"])
+        .args([
+            "--reuid=pagehook",
+            "--regid=pagehook",
+            "--init-groups",
+            "--",
+        ])
         .arg(&script)
         .args([UNIT, "--", "/usr/bin/pagehook", "--config", CONFIG, "serve"])
         .current_dir("/var/lib/pagehook")
