@@ -243,16 +243,22 @@ pub fn page_id(event: &Event) -> Option<u64> {
 /// Confluence's "View changes" URL between the previous and this version,
 /// on the same server as the content's own URL; `None` for a first version.
 pub fn diff_url(event: &Event) -> Option<String> {
+    let version = event.content.as_ref()?.version;
+    diff_url_since(event, version.checked_sub(1)?)
+}
+
+/// Confluence's "View changes" URL between version `since` and the event's
+/// version (several edits at once, e.g. in a digest); `None` when `since`
+/// is not an earlier version.
+pub fn diff_url_since(event: &Event, since: u32) -> Option<String> {
     let content = event.content.as_ref()?;
-    if content.version < 2 || content.url.is_empty() {
+    if since < 1 || since >= content.version || content.url.is_empty() {
         return None;
     }
     let base = server_base(&content.url)?;
     Some(format!(
         "{base}/pages/diffpagesbyversion.action?pageId={}&selectedPageVersions={}&selectedPageVersions={}",
-        content.id,
-        content.version - 1,
-        content.version
+        content.id, since, content.version
     ))
 }
 

@@ -2,7 +2,7 @@
 //!
 //! A Pagehook plugin is a pure function from one Confluence event and one
 //! binding's settings to a list of delivery actions (see `wit/plugin.wit`,
-//! package `pagehook:plugin@0.2.0`). This crate is everything a Rust author
+//! package `pagehook:plugin@0.3.0`). This crate is everything a Rust author
 //! needs to write one and nothing more:
 //!
 //! - the contract's types, re-exported by hand ([`Event`], [`Action`], ...),
@@ -24,7 +24,10 @@
 //! - [`chat`]: answering Slack (link previews with [`SlackUnfurl::builder`],
 //!   slash commands with [`SlackResponse::ephemeral`]), with Block Kit for a
 //!   page in [`slack::page_preview`] and [`slack::page_result`],
-//! - [`testing`], sample events for a plugin's own unit tests.
+//! - [`digest`]: bursts of events handed over together (contract 0.3.0):
+//!   implement [`Plugin::handle_digest`] and set `digests = true` in the
+//!   manifest; [`digest::Summary`] groups a digest into what a message says,
+//! - [`testing`], sample events (and digests) for a plugin's own unit tests.
 //!
 //! ```
 //! use pagehook_guest::{Action, Event, EventKind, Plugin, Settings, SlackMessage};
@@ -52,6 +55,7 @@
 //! it is compiled for a wasm target.
 
 pub mod chat;
+pub mod digest;
 pub mod filters;
 pub mod log;
 mod model;
@@ -62,7 +66,10 @@ pub mod teams;
 pub mod testing;
 pub mod text;
 
-/// The bindings generated from `wit/plugin.wit`.
+/// The bindings generated from `wit/plugin.wit`, world `digest-plugin`
+/// (`plugin` plus `handle-digest`): every plugin built with this crate
+/// exports both, and the host calls `handle-digest` only for plugins whose
+/// manifest says `digests = true`.
 ///
 /// Public only so that [`export_plugin!`], expanded in a plugin crate, can
 /// reach the generated export glue. Not part of the supported API: use the
@@ -72,7 +79,7 @@ pub mod wit {
     #![allow(missing_docs, clippy::all)]
     wit_bindgen::generate!({
         path: "../wit",
-        world: "pagehook:plugin/plugin@0.2.0",
+        world: "pagehook:plugin/digest-plugin@0.3.0",
         pub_export_macro: true,
         default_bindings_module: "pagehook_guest::wit",
         additional_derives: [PartialEq, Eq],
@@ -82,8 +89,8 @@ pub mod wit {
 pub use model::Recipient;
 pub use settings::{SettingError, Settings};
 pub use wit::pagehook::plugin::types::{
-    Action, Ancestor, ChatEvent, ChatUser, Concern, ConcernedPerson, Content, Event, EventKind,
-    LinkShared, LogLevel, NewComment, NewPage, PageSummary, Person, SharedLink, SlackDirectMessage,
+    Action, Ancestor, ChatEvent, ChatUser, Concern, ConcernedPerson, Content, Digest, Event,
+    EventKind, LinkShared, LogLevel, NewComment, NewPage, PageSummary, Person, SharedLink, SlackDirectMessage,
     SlackMessage, SlackResponse, SlackUnfurl, SlashCommand, TeamsMessage,
 };
 
@@ -100,9 +107,27 @@ pub use wit::pagehook::plugin::types::{
 pub trait Plugin {
     /// Handle one event under one binding's settings.
     fn handle(event: Event, settings: Settings) -> Result<Vec<Action>, String>;
+
+    /// Handle a digest: two or more events of one space that the host held
+    /// because they came in a burst (see [`digest`]). Called only when the
+    /// plugin's manifest says `digests = true`; the events in it never reach
+    /// [`Plugin::handle`].
+    ///
+    /// The default hands each event to [`Plugin::handle`] and returns all
+    /// their actions, so a plugin that sets `digests = true` without
+    /// writing this still posts every event (within the host's action
+    /// limit). Override it to say many things in one message.
+    fn handle_digest(digest: Digest, settings: Settings) -> Result<Vec<Action>, String> {
+        let mut actions = Vec::new();
+        for event in digest.events {
+            actions.extend(Self::handle(event, settings.clone())?);
+        }
+        Ok(actions)
+    }
 }
 
-/// Export a [`Plugin`] as the component's `handle` function.
+/// Export a [`Plugin`] as the component's `handle` and `handle-digest`
+/// functions.
 ///
 /// Call it once, at the top level of the plugin crate (built as a `cdylib`
 /// for `wasm32-wasip2`):
@@ -126,6 +151,17 @@ macro_rules! export_plugin {
                 ) -> ::std::result::Result<::std::vec::Vec<$crate::Action>, ::std::string::String>
                 {
                     <$plugin as $crate::Plugin>::handle(event, $crate::Settings::from(settings))
+                }
+
+                fn handle_digest(
+                    digest: $crate::Digest,
+                    settings: ::std::vec::Vec<(::std::string::String, ::std::string::String)>,
+                ) -> ::std::result::Result<::std::vec::Vec<$crate::Action>, ::std::string::String>
+                {
+                    <$plugin as $crate::Plugin>::handle_digest(
+                        digest,
+                        $crate::Settings::from(settings),
+                    )
                 }
             }
 

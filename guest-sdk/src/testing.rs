@@ -17,10 +17,12 @@
 //!
 //! Chat events (contract 0.2.0) have their own builders, [`link_shared`]
 //! and [`slash_command`], and [`concerned`] makes an entry of `event.people`.
+//! Digests (contract 0.3.0): [`digest`] wraps events, [`created_page`] makes
+//! many distinct ones.
 
 use crate::{
-    Ancestor, ChatEvent, ChatUser, Concern, ConcernedPerson, Content, Event, EventKind, LinkShared,
-    PageSummary, Person, SharedLink, SlashCommand,
+    Ancestor, ChatEvent, ChatUser, Concern, ConcernedPerson, Content, Digest, Event, EventKind,
+    LinkShared, PageSummary, Person, SharedLink, SlashCommand,
 };
 
 /// Ada Lovelace, with every optional field filled.
@@ -223,6 +225,37 @@ pub fn slash_command(text: &str) -> Event {
             },
         }),
     )
+}
+
+/// A page created by [`person`] in `ENG`: [`event`]`(PageCreated)` with
+/// this title and content id (its URL follows the id), a second apart per id.
+pub fn created_page(title: &str, id: u64) -> Event {
+    let mut e = event(EventKind::PageCreated);
+    e.id = format!("evt-page_created-{id}");
+    e.occurred_at_ms += id * 1_000;
+    let c = e.content.as_mut().expect("a page event has content");
+    c.id = id;
+    c.title = title.into();
+    c.url = format!("https://wiki.example.com/pages/viewpage.action?pageId={id}");
+    e
+}
+
+/// A digest of `events` in their space (the first event's), with a search
+/// URL, as the host would hand it to `handle-digest` (contract 0.3.0).
+pub fn digest(events: impl IntoIterator<Item = Event>) -> Digest {
+    let events: Vec<Event> = events.into_iter().collect();
+    let content = events.first().and_then(|e| e.content.clone());
+    let space_key = content
+        .as_ref()
+        .map_or_else(|| "ENG".to_owned(), |c| c.space_key.clone());
+    Digest {
+        search_url: Some(format!(
+            "https://wiki.example.com/dosearchsite.action?cql=space+%3D+%22{space_key}%22"
+        )),
+        space_name: content.and_then(|c| c.space_name),
+        space_key,
+        events,
+    }
 }
 
 #[cfg(test)]

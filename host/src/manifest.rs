@@ -54,6 +54,18 @@ pub struct Manifest {
     /// Limits it asks for above the defaults (an admin may cap them).
     #[serde(default)]
     pub limits: LimitRequest,
+    /// The plugin takes digests (contract 0.3.0 and later): its component
+    /// exports `handle-digest` (world `digest-plugin`), and a burst of a
+    /// binding's events reaches it as one digest instead of one call per
+    /// event (unless the binding turns digests off). `false` (the default):
+    /// every event is its own call, whatever the component exports.
+    ///
+    /// ```toml
+    /// wit = "0.3.0"
+    /// digests = true
+    /// ```
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub digests: bool,
 }
 
 /// One setting a plugin understands.
@@ -366,6 +378,13 @@ impl Manifest {
                 ));
             }
         }
+        if self.digests && !contract.has_digests() {
+            return Err(format!(
+                "`digests = true` needs contract 0.3.0 or later, and contract {} does not have digests: set `wit = \"{}\"` and rebuild against it",
+                self.wit,
+                Contract::LATEST.version()
+            ));
+        }
         for action in &self.actions {
             if !ACTION_KINDS.contains(&action.as_str()) {
                 return Err(format!(
@@ -655,6 +674,25 @@ memory-mib = 64
         assert!(every("0.1.0").wants(EventKind::PageMoved));
         assert!(!every("0.1.0").wants(EventKind::LinkShared));
         assert!(every("0.2.0").wants(EventKind::LinkShared));
+    }
+
+    #[test]
+    fn digests_need_contract_0_3_0() {
+        let digests = GOOD.replace("wit = \"0.1.0\"", "wit = \"0.3.0\"\ndigests = true");
+        assert!(Manifest::parse(&digests).unwrap().digests);
+        assert!(!Manifest::parse(GOOD).unwrap().digests, "off unless asked for");
+        for old in ["0.1.0", "0.2.0"] {
+            let err = Manifest::parse(
+                &GOOD.replace("wit = \"0.1.0\"", &format!("wit = \"{old}\"\ndigests = true")),
+            )
+            .unwrap_err()
+            .to_string();
+            assert!(
+                err.contains("`digests = true` needs contract 0.3.0")
+                    && err.contains(&format!("contract {old} does not have digests")),
+                "{err}"
+            );
+        }
     }
 
     #[test]

@@ -36,6 +36,7 @@ macro_rules! err {
 }
 
 mod admin;
+mod digests;
 mod doctor;
 mod links;
 mod plugin_audit;
@@ -97,6 +98,8 @@ enum Command {
     },
     /// List bindings.
     Bindings(admin::Output),
+    /// Show or change a binding's digests (on/off, threshold, window) and what it is collecting.
+    Digest(digests::DigestArgs),
     /// List stored events, newest first.
     Events(admin::ListArgs),
     /// List deliveries (the outbox), newest first.
@@ -328,6 +331,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Changes(args) => block_on(admin::changes(&config()?, args)),
         Command::Retry { id } => block_on(admin::retry(&config()?, id)),
         Command::Links(out) => block_on(links::list(&config()?, out)),
+        Command::Digest(args) => block_on(digests::run(&config()?, args)),
         Command::Unlink(args) => block_on(links::unlink(&config()?, args)),
         Command::Store(StoreCommand::Copy(args)) => block_on(store::copy(&config()?, args)),
         Command::Doctor(args) => block_on(doctor::run(&config()?, args)),

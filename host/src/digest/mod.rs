@@ -16,9 +16,33 @@ pub mod hold;
 pub mod rules;
 pub mod search;
 
+use std::collections::HashMap;
+
 use serde::Serialize;
 
 use crate::model::Event;
+use crate::store::{DigestSettings, Store, StoreResult};
+
+/// The bursts being collected now, per binding and space (what the console
+/// and `pagehook digests` show as "collecting a digest"), by the rules
+/// dispatch applies, with each binding's settings.
+pub async fn collecting(store: &Store) -> StoreResult<Vec<rules::Collecting>> {
+    let now = crate::store::now_ms();
+    let rows = store
+        .held_events(now - i64::from(DigestSettings::WINDOW_SECS.1) * 1000)
+        .await?;
+    if rows.iter().all(|r| r.released_at.is_some()) {
+        return Ok(vec![]);
+    }
+    let settings: HashMap<i64, DigestSettings> =
+        store.digest_settings().await?.into_iter().collect();
+    Ok(rules::plan(
+        &rows,
+        |b| Some(settings.get(&b).copied().unwrap_or_default()),
+        now,
+    )
+    .collecting)
+}
 
 /// Events of one binding and space, handed to the plugin together.
 #[derive(Debug, Clone, PartialEq, Serialize)]

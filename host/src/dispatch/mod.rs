@@ -21,12 +21,19 @@
 //! Slack connection whose Confluence an admin must choose fails it with
 //! that reason instead of waiting.
 //!
+//! A binding whose plugin takes digests (and that has them on) holds the
+//! event instead of running it: the row that holds it is written in that
+//! same transaction, and [`digests`] releases it later, into one digest
+//! call or its own call (see [`crate::digest`]).
+//!
 //! The loop and the round are here; [`run`] runs one event's bindings,
-//! [`chat`] resolves a chat event's person, [`judge`] holds the two-party
-//! rule (pure, shared with the console's preview). Lanes are named beside
-//! the destinations ([`crate::destination::lane`]).
+//! [`chat`] resolves a chat event's person, [`digests`] releases held
+//! events, [`judge`] holds the two-party rule (pure, shared with the
+//! console's preview). Lanes are named beside the destinations
+//! ([`crate::destination::lane`]).
 
 mod chat;
+mod digests;
 mod judge;
 pub mod links;
 mod run;
@@ -49,8 +56,8 @@ use crate::runtime::{LoadedPlugin, Runtime};
 use crate::source::slack_events;
 use crate::source::webhook::{self, Payload};
 use crate::store::{
-    Binding, BreakerPolicy, Claim, ConnectionKind, ConnectionRecord, Dispatched, EventRecord,
-    EventStatus, PluginRecord, Store, now_ms,
+    Binding, BreakerPolicy, Claim, ConnectionKind, ConnectionRecord, DigestSettings, Dispatched,
+    EventRecord, EventStatus, NewHeld, PluginRecord, Store, now_ms,
 };
 
 use chat::ChatNotReady;
@@ -72,9 +79,31 @@ struct Snapshot {
     bindings: Vec<Binding>,
     plugins: HashMap<String, PluginRecord>,
     connections: Vec<ConnectionRecord>,
+    /// Digest settings of the bindings that changed the defaults.
+    digests: HashMap<i64, DigestSettings>,
 }
 
 impl Snapshot {
+    /// Reads what a round needs from the store.
+    async fn read(store: &Store) -> anyhow::Result<Snapshot> {
+        Ok(Snapshot {
+            bindings: store.bindings(None).await?,
+            plugins: store
+                .plugins()
+                .await?
+                .into_iter()
+                .map(|p| (p.name.clone(), p))
+                .collect(),
+            connections: store.connections().await?,
+            digests: store.digest_settings().await?.into_iter().collect(),
+        })
+    }
+
+    /// A binding's digest settings (the defaults unless changed).
+    fn digest_settings(&self, binding_id: i64) -> DigestSettings {
+        self.digests.get(&binding_id).copied().unwrap_or_default()
+    }
+
     /// The names of the Slack connections (workspaces).
     fn slack_workspaces(&self) -> Vec<&str> {
         self.connections
@@ -103,6 +132,8 @@ pub struct Dispatcher {
     slack_emails: Arc<crate::slack::users::UserEmails>,
     /// Linked people's emails, for `event.people` (see [`crate::self_link::emails`]).
     linked_emails: Arc<crate::self_link::emails::SlackLinkedEmails>,
+    /// When released held events were last purged (ms).
+    last_purge: Mutex<i64>,
 }
 
 impl Dispatcher {
@@ -139,25 +170,43 @@ impl Dispatcher {
             slack_emails,
             linked_emails,
             config,
+            last_purge: Mutex::new(0),
         }
     }
 
     /// Dispatches until `shutdown` turns true: whenever `wake` is notified
     /// (a new event was stored), and at least once a second for deferred ones.
+    ///
+    /// Between rounds it releases the events held for digests whose time
+    /// has come ([`digests`]), and wakes when the next is due.
     pub async fn run(self: Arc<Self>, wake: Arc<Notify>, mut shutdown: watch::Receiver<bool>) {
+        if let Err(e) = self.store.release_stale_held_claims().await {
+            tracing::error!(error = %e, "could not release the held events' claims of the previous run");
+        }
         loop {
             if *shutdown.borrow() {
                 return;
             }
             let started = tokio::time::Instant::now();
-            match self.round().await {
+            let round = self.round().await;
+            let next_held = match self.release_held().await {
+                Ok(next) => next,
+                Err(e) => {
+                    tracing::error!(error = %e, "releasing held events failed");
+                    None
+                }
+            };
+            match round {
                 Ok(n) if n == BATCH => continue,
                 Ok(_) => {}
                 Err(e) => tracing::error!(error = %e, "dispatch round failed"),
             }
+            let idle = next_held
+                .map(|at| Duration::from_millis((at - now_ms()).clamp(0, 1_000) as u64))
+                .unwrap_or(Duration::from_secs(1));
             tokio::select! {
                 _ = wake.notified() => {}
-                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                _ = tokio::time::sleep(idle) => {}
                 _ = shutdown.changed() => {}
             }
             // Under a stream of webhooks every commit wakes us: gather what
@@ -192,17 +241,7 @@ impl Dispatcher {
 
     /// Runs a round's claimed events and writes what they came to.
     async fn run_claimed(&self, claim: &Claim, due: Vec<EventRecord>) -> anyhow::Result<usize> {
-        let snapshot = Snapshot {
-            bindings: self.store.bindings(None).await?,
-            plugins: self
-                .store
-                .plugins()
-                .await?
-                .into_iter()
-                .map(|p| (p.name.clone(), p))
-                .collect(),
-            connections: self.store.connections().await?,
-        };
+        let snapshot = Snapshot::read(&self.store).await?;
         let n = due.len();
         let limit = tokio::sync::Semaphore::new(CONCURRENCY);
         let snapshot = &snapshot;
@@ -213,21 +252,22 @@ impl Dispatcher {
         }))
         .await;
         let mut done = Vec::with_capacity(n);
+        let mut held = Vec::new();
         for result in results {
-            if let Some(d) = result? {
+            if let Some((d, h)) = result? {
                 done.push(d);
+                held.extend(h);
             }
         }
         if done.is_empty() {
             return Ok(n);
         }
-        let policy = BreakerPolicy {
-            threshold: self.config.dispatch.breaker_threshold.max(1),
-            cooldown_ms: self.config.dispatch.breaker_cooldown_secs as i64 * 1000,
-        };
         let wrote = done.iter().any(|d| !d.deliveries.is_empty());
         let count = done.len();
-        let written = self.store.finish_dispatch(claim, &done, policy).await?;
+        let written = self
+            .store
+            .finish_dispatch_holding(claim, &done, &held, self.breaker_policy())
+            .await?;
         if written < count {
             tracing::warn!(
                 lost = count - written,
@@ -250,7 +290,7 @@ impl Dispatcher {
         record: EventRecord,
         snapshot: &Snapshot,
         claim: &Claim,
-    ) -> anyhow::Result<Option<Dispatched>> {
+    ) -> anyhow::Result<Option<(Dispatched, Vec<NewHeld>)>> {
         if let Some(inbound) = slack_events::from_stored(&record.payload) {
             let inbound = match inbound {
                 Ok(inbound) => inbound,
@@ -338,9 +378,9 @@ impl Dispatcher {
         record: &EventRecord,
         event: Event,
         snapshot: &Snapshot,
-    ) -> anyhow::Result<Option<Dispatched>> {
+    ) -> anyhow::Result<Option<(Dispatched, Vec<NewHeld>)>> {
         match self.run_bindings(record.id, event, snapshot).await? {
-            Ok(dispatched) => Ok(Some(dispatched)),
+            Ok(ran) => Ok(Some(ran)),
             Err(Wait {
                 message,
                 retry_after,
@@ -348,6 +388,14 @@ impl Dispatcher {
                 self.defer(claim, record, &message, retry_after).await?;
                 Ok(None)
             }
+        }
+    }
+
+    /// How the breaker reacts to failed calls, from the configuration.
+    fn breaker_policy(&self) -> BreakerPolicy {
+        BreakerPolicy {
+            threshold: self.config.dispatch.breaker_threshold.max(1),
+            cooldown_ms: self.config.dispatch.breaker_cooldown_secs as i64 * 1000,
         }
     }
 

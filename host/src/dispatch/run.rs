@@ -9,10 +9,10 @@ use std::time::Duration;
 use crate::confluence::client::{ClientOptions, ConfluenceAuth, ConfluenceClient};
 use crate::enrich::Enricher;
 use crate::model::Event;
-use crate::runtime::{LoadedPlugin, PluginPackage, Runtime};
+use crate::runtime::{CallReport, LoadedPlugin, PluginPackage, Runtime};
 use crate::store::{
-    Binding, ConnectionKind, ConnectionRecord, Dispatched, FailureRecord, PluginCall, PluginRecord,
-    now_ms,
+    Binding, ConnectionKind, ConnectionRecord, Dispatched, FailureRecord, NewHeld, PluginCall,
+    PluginRecord, now_ms,
 };
 
 use super::{Dispatcher, Snapshot, Wait, judge};
@@ -59,15 +59,16 @@ impl Dispatcher {
         Ok(Some(enricher))
     }
 
-    /// Runs every binding that wants `event` and collects what they decided;
-    /// [`Wait`] when the event must wait instead (no binding's result is
-    /// kept then: it runs again, whole, on a later round).
+    /// Runs every binding that wants `event` and collects what they decided,
+    /// and which bindings hold it for a digest instead (see
+    /// [`crate::digest`]); [`Wait`] when the event must wait instead (no
+    /// binding's result is kept then: it runs again, whole, on a later round).
     pub(super) async fn run_bindings(
         &self,
         event_id: i64,
         event: Event,
         snapshot: &Snapshot,
-    ) -> anyhow::Result<Result<Dispatched, Wait>> {
+    ) -> anyhow::Result<Result<(Dispatched, Vec<NewHeld>), Wait>> {
         let plugins = &snapshot.plugins;
         let mut out = Dispatched {
             event_id,
@@ -77,6 +78,7 @@ impl Dispatcher {
             failures: vec![],
             calls: vec![],
         };
+        let mut held = Vec::new();
         let event = Arc::new(event);
         let mut calls = Vec::new();
         for binding in snapshot.bindings.iter().filter(|b| b.wants(&event)) {
@@ -86,141 +88,203 @@ impl Dispatcher {
             if !plugin.enabled || !plugin.manifest.wants(event.kind) {
                 continue;
             }
-            if let Some(until) = plugin.breaker_until
-                && until > now_ms()
-            {
-                self.metrics.failure(&plugin.name, "breaker-open");
-                out.failures.push(failure(
-                    event_id,
-                    binding,
-                    "breaker-open",
-                    format!(
-                        "plugin `{}` skipped: its breaker is open after repeated failures ({}); `pagehook plugin reset {}` closes it",
-                        plugin.name,
-                        plugin.breaker_error.as_deref().unwrap_or("unknown error"),
-                        plugin.name
-                    ),
-                    String::new(),
-                ));
+            if let Some(h) = self.holds(event_id, &event, binding, plugin, snapshot) {
+                held.push(h);
                 continue;
             }
-            let loaded = match self.loaded(plugin) {
-                Ok(l) => l,
-                Err(message) => {
-                    self.metrics.failure(&plugin.name, "load");
-                    out.calls.push(PluginCall {
-                        plugin: plugin.name.clone(),
-                        succeeded: false,
-                        error: Some(message.clone()),
-                    });
-                    out.failures
-                        .push(failure(event_id, binding, "load", message, String::new()));
-                    continue;
-                }
-            };
-            let settings = match plugin.manifest.resolve_settings(&binding.settings) {
-                Ok(s) => s,
-                Err(message) => {
-                    out.failures.push(failure(
-                        event_id,
-                        binding,
-                        "settings",
-                        message,
-                        String::new(),
-                    ));
-                    continue;
-                }
-            };
-            // A setting naming a Confluence page template reaches the plugin
-            // as the template's current body (source::templates).
-            let settings = if plugin
-                .manifest
-                .settings
-                .values()
-                .any(|s| s.confluence_template)
-            {
-                let source = binding.source.as_deref().unwrap_or(&event.source);
-                let enricher = self.enricher(source, &snapshot.connections).ok().flatten();
-                let space = match &binding.scope {
-                    crate::store::Scope::Space(key) => Some(key.as_str()),
-                    _ => None,
-                };
-                match crate::confluence::templates::fill(
-                    &plugin.manifest,
-                    space,
-                    settings,
-                    enricher.as_deref(),
-                )
+            let source = binding.source.as_deref().unwrap_or(&event.source);
+            let Some((loaded, settings)) = (match self
+                .prepare_call(event_id, binding, plugin, source, snapshot, &mut out)
                 .await
-                {
-                    Ok(s) => s,
-                    // Confluence cannot be read and no body is known yet:
-                    // running without the template would lose the event
-                    // for this binding, so the whole event waits.
-                    Err(crate::confluence::templates::TemplateError::Unavailable {
-                        message,
-                        retry_after,
-                    }) => {
-                        return Ok(Err(Wait {
-                            message: format!(
-                                "binding {} needs its page template: {message}",
-                                binding.id
-                            ),
-                            retry_after,
-                        }));
-                    }
-                    Err(e) => {
-                        out.failures.push(failure(
-                            event_id,
-                            binding,
-                            "template",
-                            e.to_string(),
-                            String::new(),
-                        ));
-                        continue;
-                    }
-                }
-            } else {
-                settings
+            {
+                Ok(ready) => ready,
+                Err(wait) => return Ok(Err(wait)),
+            }) else {
+                continue;
             };
             let event = event.clone();
             let call = tokio::task::spawn_blocking(move || loaded.call(&event, &settings));
             calls.push((binding, plugin.clone(), call));
         }
+        let workspaces = snapshot.slack_workspaces();
         for (binding, plugin, call) in calls {
             let report = call.await?;
-            let seconds = report.elapsed.as_secs_f64();
-            match report.outcome {
-                Ok(actions) => {
-                    self.metrics.call(&plugin.name, seconds, None);
-                    out.calls.push(PluginCall {
-                        plugin: plugin.name.clone(),
-                        succeeded: true,
-                        error: None,
-                    });
-                    let workspaces = snapshot.slack_workspaces();
-                    for action in actions {
-                        judge(&mut out, binding, &plugin, &workspaces, action);
-                    }
-                }
-                Err(e) => {
-                    self.metrics.call(&plugin.name, seconds, Some(e.code()));
-                    out.calls.push(PluginCall {
-                        plugin: plugin.name.clone(),
-                        succeeded: false,
-                        error: Some(e.to_string()),
-                    });
-                    out.failures.push(failure(
-                        event_id,
-                        binding,
-                        e.code(),
-                        e.to_string(),
-                        report.log,
-                    ));
-                }
+            self.record_call(&mut out, binding, &plugin, &workspaces, report);
+        }
+        Ok(Ok((out, held)))
+    }
+
+    /// The row that holds `event` for `binding` instead of running it now:
+    /// when the binding has digests on, its plugin takes them, and the
+    /// event is one that is held (see [`crate::digest::hold`]).
+    fn holds(
+        &self,
+        event_id: i64,
+        event: &Event,
+        binding: &Binding,
+        plugin: &PluginRecord,
+        snapshot: &Snapshot,
+    ) -> Option<NewHeld> {
+        if !snapshot.digest_settings(binding.id).enabled || !plugin.manifest.digests {
+            return None;
+        }
+        // A plugin that cannot load runs (and fails) on its own.
+        let loaded = self.loaded(plugin).ok()?;
+        if !loaded.takes_digests() {
+            return None;
+        }
+        crate::digest::hold::held(event_id, event, binding.id)
+    }
+
+    /// What `binding`'s plugin is to be called with: the loaded plugin and
+    /// the binding's settings (templates filled in); `None`, with the reason
+    /// recorded in `out`, when it is not to be called (its breaker is open,
+    /// it does not load, its settings are wrong); [`Wait`] when a template
+    /// it needs cannot be read now.
+    pub(super) async fn prepare_call(
+        &self,
+        event_id: i64,
+        binding: &Binding,
+        plugin: &PluginRecord,
+        source: &str,
+        snapshot: &Snapshot,
+        out: &mut Dispatched,
+    ) -> Result<Option<(LoadedPlugin, Vec<(String, String)>)>, Wait> {
+        if let Some(until) = plugin.breaker_until
+            && until > now_ms()
+        {
+            self.metrics.failure(&plugin.name, "breaker-open");
+            out.failures.push(failure(
+                event_id,
+                binding,
+                "breaker-open",
+                format!(
+                    "plugin `{}` skipped: its breaker is open after repeated failures ({}); `pagehook plugin reset {}` closes it",
+                    plugin.name,
+                    plugin.breaker_error.as_deref().unwrap_or("unknown error"),
+                    plugin.name
+                ),
+                String::new(),
+            ));
+            return Ok(None);
+        }
+        let loaded = match self.loaded(plugin) {
+            Ok(l) => l,
+            Err(message) => {
+                self.metrics.failure(&plugin.name, "load");
+                out.calls.push(PluginCall {
+                    plugin: plugin.name.clone(),
+                    succeeded: false,
+                    error: Some(message.clone()),
+                });
+                out.failures
+                    .push(failure(event_id, binding, "load", message, String::new()));
+                return Ok(None);
+            }
+        };
+        let settings = match plugin.manifest.resolve_settings(&binding.settings) {
+            Ok(s) => s,
+            Err(message) => {
+                out.failures.push(failure(
+                    event_id,
+                    binding,
+                    "settings",
+                    message,
+                    String::new(),
+                ));
+                return Ok(None);
+            }
+        };
+        // A setting naming a Confluence page template reaches the plugin
+        // as the template's current body (confluence::templates).
+        if !plugin
+            .manifest
+            .settings
+            .values()
+            .any(|s| s.confluence_template)
+        {
+            return Ok(Some((loaded, settings)));
+        }
+        let enricher = self.enricher(source, &snapshot.connections).ok().flatten();
+        let space = match &binding.scope {
+            crate::store::Scope::Space(key) => Some(key.as_str()),
+            _ => None,
+        };
+        match crate::confluence::templates::fill(
+            &plugin.manifest,
+            space,
+            settings,
+            enricher.as_deref(),
+        )
+        .await
+        {
+            Ok(s) => Ok(Some((loaded, s))),
+            // Confluence cannot be read and no body is known yet: running
+            // without the template would lose the event for this binding,
+            // so the whole event waits.
+            Err(crate::confluence::templates::TemplateError::Unavailable {
+                message,
+                retry_after,
+            }) => Err(Wait {
+                message: format!(
+                    "binding {} needs its page template: {message}",
+                    binding.id
+                ),
+                retry_after,
+            }),
+            Err(e) => {
+                out.failures.push(failure(
+                    event_id,
+                    binding,
+                    "template",
+                    e.to_string(),
+                    String::new(),
+                ));
+                Ok(None)
             }
         }
-        Ok(Ok(out))
+    }
+
+    /// Records what one call came to in `out`: its actions judged (see
+    /// [`judge`]), or its failure.
+    pub(super) fn record_call(
+        &self,
+        out: &mut Dispatched,
+        binding: &Binding,
+        plugin: &PluginRecord,
+        workspaces: &[&str],
+        report: CallReport,
+    ) {
+        let seconds = report.elapsed.as_secs_f64();
+        match report.outcome {
+            Ok(actions) => {
+                self.metrics.call(&plugin.name, seconds, None);
+                out.calls.push(PluginCall {
+                    plugin: plugin.name.clone(),
+                    succeeded: true,
+                    error: None,
+                });
+                for action in actions {
+                    judge(out, binding, plugin, workspaces, action);
+                }
+            }
+            Err(e) => {
+                self.metrics.call(&plugin.name, seconds, Some(e.code()));
+                out.calls.push(PluginCall {
+                    plugin: plugin.name.clone(),
+                    succeeded: false,
+                    error: Some(e.to_string()),
+                });
+                let event_id = out.event_id;
+                out.failures.push(failure(
+                    event_id,
+                    binding,
+                    e.code(),
+                    e.to_string(),
+                    report.log,
+                ));
+            }
+        }
     }
 
     /// The loaded plugin for an installed record, loading it (from the

@@ -356,6 +356,7 @@ mod tests {
                 actions: grants.iter().map(|g| (*g).to_owned()).collect(),
                 settings,
                 limits: Default::default(),
+                digests: false,
             },
             grants: grants.iter().map(|g| (*g).to_owned()).collect(),
             limit_grants: Default::default(),

@@ -15,6 +15,7 @@ pub mod changes;
 pub mod connection_edit;
 pub mod connections;
 pub mod deliveries;
+pub mod digests;
 pub mod plugins;
 pub mod tokens;
 

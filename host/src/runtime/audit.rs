@@ -28,6 +28,9 @@ pub struct PluginAudit {
     pub exports: Vec<String>,
     /// Whether the sandbox would load it.
     pub loadable: bool,
+    /// Whether bursts reach it as digests (contract 0.3.0): its manifest
+    /// says `digests = true` and its component exports `handle-digest`.
+    pub takes_digests: bool,
     /// Why not.
     pub problem: Option<String>,
     /// The limits it would run under (once it compiles).
@@ -57,6 +60,7 @@ pub fn audit(runtime: &Runtime, package: &PluginPackage) -> PluginAudit {
         imports: Vec::new(),
         exports: Vec::new(),
         loadable: false,
+        takes_digests: false,
         problem: None,
         limits: None,
         load: None,
@@ -76,7 +80,10 @@ pub fn audit(runtime: &Runtime, package: &PluginPackage) -> PluginAudit {
             report.exports = exports;
             report.limits = Some(compiled.limits);
             match runtime.prepare(package, compiled) {
-                Ok(_) => report.loadable = true,
+                Ok(loaded) => {
+                    report.loadable = true;
+                    report.takes_digests = loaded.takes_digests();
+                }
                 Err(e) => report.problem = Some(e.to_string()),
             }
         }

@@ -70,6 +70,7 @@ mod tests {
             "log",
             "pagehook:plugin/types@0.1.0",
             "pagehook:plugin/types@0.2.0",
+            "pagehook:plugin/types@0.3.0",
             "wasi:cli/stdout@0.2.6",
             "wasi:io/streams@0.2.0",
             "wasi:filesystem/preopens@0.2.3",
@@ -86,7 +87,7 @@ mod tests {
             "wasi:http/outgoing-handler@0.2.0",
             "wasi:cli/stdout@0.3.0",
             "wasi:cli/stdout",
-            "pagehook:plugin/types@0.3.0",
+            "pagehook:plugin/types@0.4.0",
             "pagehook:plugin/other@0.2.0",
             "logger",
         ] {

@@ -35,10 +35,15 @@ pub use error::{LoadError, PluginError};
 pub use imports::{Surface, allowed as import_allowed};
 pub use limits::Limits;
 
+use crate::digest::Digest as EventDigest;
 use crate::manifest::Manifest;
 use crate::model::{Action, Event};
 use contract::{Linkers, Prepared};
 use sandbox::{CallState, LimitHit};
+
+/// Most calls' worth of fuel and deadline one digest call gets (see
+/// [`LoadedPlugin::call_digest`]).
+pub const DIGEST_BUDGET_CALLS: usize = 10;
 
 /// A plugin directory read from disk: manifest, component bytes and hash.
 #[derive(Debug, Clone)]
@@ -244,6 +249,16 @@ impl Runtime {
                 message: format!("{e:#}"),
             }
         })?;
+        if package.manifest.digests && !pre.exports_digests() {
+            return Err(LoadError::WrongExports {
+                plugin: name,
+                contract,
+                message: "its manifest says `digests = true`, but the component does not export \
+                          `handle-digest`: build it against the `digest-plugin` world (the Rust \
+                          SDK does), or remove `digests = true`"
+                    .into(),
+            });
+        }
         Ok(LoadedPlugin {
             inner: Arc::new(Loaded {
                 name,
@@ -342,28 +357,57 @@ impl LoadedPlugin {
         (self.inner.cache, self.inner.load_time)
     }
 
+    /// Whether bursts reach this plugin as digests: its manifest says
+    /// `digests = true` and its component exports `handle-digest` (checked
+    /// at load).
+    pub fn takes_digests(&self) -> bool {
+        self.inner.manifest.digests && self.inner.pre.exports_digests()
+    }
+
+    /// Runs `handle-digest(digest, settings)` in a fresh instance under the
+    /// limits, with the fuel and deadline of one call per event in it (at
+    /// most [`DIGEST_BUDGET_CALLS`] calls' worth): a digest does the work of
+    /// many calls, and must not fail where those calls would not.
+    ///
+    /// The plugin's clocks read the digest's last event's time.
+    pub fn call_digest(&self, digest: &EventDigest, settings: &[(String, String)]) -> CallReport {
+        let calls = digest.events.len().clamp(1, DIGEST_BUDGET_CALLS) as u64;
+        let at = digest.events.last().map_or(0, |e| e.occurred_at_ms);
+        self.run(at, calls, |pre, store| pre.call_digest(store, digest, settings))
+    }
+
     /// Runs `handle(event, settings)` in a fresh instance under the limits.
     ///
     /// The plugin's clocks read the event's time, not the host's, so calling
     /// again with the same event and settings gives the same answer.
     pub fn call(&self, event: &Event, settings: &[(String, String)]) -> CallReport {
+        self.run(event.occurred_at_ms, 1, |pre, store| {
+            pre.call(store, event, settings)
+        })
+    }
+
+    /// One call in a fresh store whose clocks read `at`, with `calls` times
+    /// the per-call fuel and deadline (the other limits as they are).
+    fn run(
+        &self,
+        at: u64,
+        calls: u64,
+        call: impl FnOnce(&Prepared, &mut Store<CallState>) -> wasmtime::Result<contract::Returned>,
+    ) -> CallReport {
         let start = Instant::now();
         let p = &*self.inner;
         let mut store = Store::new(
             &p.engine,
-            CallState::new(
-                p.limits.memory_bytes,
-                p.limits.log_bytes,
-                event.occurred_at_ms,
-            ),
+            CallState::new(p.limits.memory_bytes, p.limits.log_bytes, at),
         );
         store.limiter(|s| &mut s.limiter);
-        let fuel_set = store.set_fuel(p.limits.fuel);
-        store.set_epoch_deadline(engine::ticks(p.limits.deadline()));
+        let fuel = p.limits.fuel.saturating_mul(calls);
+        let fuel_set = store.set_fuel(fuel);
+        store.set_epoch_deadline(engine::ticks(p.limits.deadline().saturating_mul(calls as u32)));
         store.epoch_deadline_trap();
 
-        let result = fuel_set.and_then(|()| p.pre.call(&mut store, event, settings));
-        let fuel_used = p.limits.fuel - store.get_fuel().unwrap_or(0);
+        let result = fuel_set.and_then(|()| call(&p.pre, &mut store));
+        let fuel_used = fuel - store.get_fuel().unwrap_or(0);
         let log = store.data().log.text();
         let outcome = match result {
             Ok(Ok(actions)) => self.check_actions(actions),
@@ -371,7 +415,7 @@ impl LoadedPlugin {
                 plugin: p.name.clone(),
                 message,
             }),
-            Err(e) => Err(self.classify(&e, &log)),
+            Err(e) => Err(self.classify(&e, &log, calls)),
         };
         CallReport {
             outcome,
@@ -423,7 +467,7 @@ impl LoadedPlugin {
         Ok(out)
     }
 
-    fn classify(&self, e: &wasmtime::Error, log: &str) -> PluginError {
+    fn classify(&self, e: &wasmtime::Error, log: &str, calls: u64) -> PluginError {
         let plugin = self.inner.name.clone();
         let limits = &self.inner.limits;
         if let Some(hit) = e.downcast_ref::<LimitHit>() {
@@ -441,11 +485,11 @@ impl LoadedPlugin {
         match e.downcast_ref::<Trap>() {
             Some(Trap::OutOfFuel) => PluginError::OutOfFuel {
                 plugin,
-                fuel: limits.fuel,
+                fuel: limits.fuel.saturating_mul(calls),
             },
             Some(Trap::Interrupt) => PluginError::Deadline {
                 plugin,
-                ms: limits.deadline_ms,
+                ms: limits.deadline_ms.saturating_mul(calls),
             },
             Some(Trap::StackOverflow) => PluginError::StackOverflow {
                 plugin,

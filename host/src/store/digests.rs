@@ -168,8 +168,9 @@ impl Store {
         )
     }
 
-    /// Every unreleased held event, and those released that were held at
-    /// or after `since` (ms), in hold order.
+    /// Every unreleased held event, and, of each binding and space that
+    /// still holds one, those released that were held at or after `since`
+    /// (ms), in hold order: what the digest rules look at.
     pub async fn held_events(&self, since: i64) -> StoreResult<Vec<HeldEvent>> {
         on_backend!(self, |s| s.held_events(since), |p| p.held_events(since))
     }

@@ -245,12 +245,18 @@ fn audit_json_shows_hash_surface_and_limits() {
     assert!(
         imports
             .iter()
-            .any(|i| i["name"] == "pagehook:plugin/types@0.2.0"),
+            .any(|i| i["name"] == "pagehook:plugin/types@0.3.0"),
         "{audit}"
     );
-    assert_eq!(audit["built_against"], "0.2.0", "{audit}");
+    assert_eq!(audit["built_against"], "0.3.0", "{audit}");
     assert!(imports.iter().all(|i| i["allowed"] == true), "{audit}");
-    assert_eq!(audit["exports"], serde_json::json!(["handle"]));
+    // Built with the SDK (world `digest-plugin`), but its manifest does not
+    // ask for digests: every event is its own call.
+    assert_eq!(
+        audit["exports"],
+        serde_json::json!(["handle", "handle-digest"])
+    );
+    assert_eq!(audit["takes_digests"], false, "{audit}");
     assert_eq!(audit["limits"]["fuel"], 10_000_000);
 }
 

@@ -11,6 +11,12 @@
 //! `notify-mentioned`, `notify-watchers`), as the host listed them: never
 //! the actor, only people who may view the page.
 //!
+//! Digests (contract 0.3.0, see [`digest`]): a burst of events the host
+//! held (600 pages imported, a page saved seven times) becomes a few
+//! messages: who created how many pages, the first titles and a search for
+//! the rest; "edited 7 times" in the page's thread; one direct message per
+//! person concerned. A single event is told as it always was.
+//!
 //! Slack events (contract 0.2.0): a Confluence link posted in Slack gets a
 //! preview (`unfurl`) of each page the poster may view, and
 //! `/confluence search <words>` answers (`respond`, only to the user who
@@ -19,8 +25,10 @@
 use pagehook_guest::chat::UnfurlBuilder;
 use pagehook_guest::filters::{self, Filters};
 use pagehook_guest::slack::{self, Blocks, LinkButton, Mrkdwn};
+mod digest;
+
 use pagehook_guest::{
-    Action, ChatEvent, Concern, Event, EventKind, LinkShared, Plugin, SettingError, Settings,
+    Action, ChatEvent, Concern, Digest, Event, EventKind, LinkShared, Plugin, SettingError, Settings,
     SlackDirectMessage, SlackMessage, SlackResponse, SlackUnfurl, SlashCommand, log, mrkdwn, text,
 };
 
@@ -49,6 +57,10 @@ impl Plugin for SlackPoster {
             Some(ChatEvent::SlashCommand(command)) => Ok(vec![Action::Respond(answer(command))]),
             None => page_event(&event, &settings),
         }
+    }
+
+    fn handle_digest(digest: Digest, settings: Settings) -> Result<Vec<Action>, String> {
+        digest::handle(&digest, &settings)
     }
 }
 

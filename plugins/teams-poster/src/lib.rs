@@ -9,13 +9,19 @@
 //! SDK's `Card::to_json` keeps the whole message under Teams' 28 KB limit
 //! by shortening the longest texts first.
 //!
+//! Digests (contract 0.3.0, see [`digest`]): a burst of events the host
+//! held becomes a few cards (pages created, "edited 7 times", the rest);
+//! a single event gets its card as it always did.
+//!
 //! Every text here is Confluence content given to the SDK's builders as a
 //! string, so it is escaped on the way in: a title with `<at>…</at>` or
 //! `[label](url)` shows as written and neither mentions nor links.
 
+mod digest;
+
 use pagehook_guest::filters::{self, Filters};
 use pagehook_guest::teams::{self, Card};
-use pagehook_guest::{Action, Event, EventKind, Plugin, Settings, TeamsMessage, log, text};
+use pagehook_guest::{Action, Digest, Event, EventKind, Plugin, Settings, TeamsMessage, log, text};
 
 /// Longest excerpt shown before the size limit is even considered.
 const EXCERPT_CHARS: usize = 1000;
@@ -35,6 +41,10 @@ impl Plugin for TeamsPoster {
             channel,
             card(&event).to_json(),
         ))])
+    }
+
+    fn handle_digest(digest: Digest, settings: Settings) -> Result<Vec<Action>, String> {
+        digest::handle(&digest, &settings)
     }
 }
 

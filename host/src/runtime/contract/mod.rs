@@ -1,13 +1,19 @@
 //! The plugin contracts this host runs, one binding module per released
 //! version, and the one place that adapts between them and the host's model.
 //!
-//! Each released WIT package stays frozen (`wit/since_v0.1.0/` is 0.1.0 byte
-//! for byte; `wit/` is 0.2.0), and a component built against any of them is
-//! linked with that version's bindings: a plugin installed under 0.1.0 runs
-//! unchanged beside 0.2.0 plugins. The host itself thinks only in
+//! Each released WIT package stays frozen (`wit/since_v0.1.0/` and
+//! `wit/since_v0.2.0/` are 0.1.0 and 0.2.0 byte for byte; `wit/` is 0.3.0),
+//! and a component built against any of them is linked with that version's
+//! bindings: a plugin installed under 0.1.0 runs unchanged beside 0.2.0 and
+//! 0.3.0 plugins. Only 0.3.0 components may export `handle-digest` (its
+//! `digest-plugin` world); every other plugin is called once per event. The host itself thinks only in
 //! [`crate::model`]; each version module converts the model's event into its
 //! own records (an older version simply never sees what it cannot express)
-//! and its actions back into the model.
+//! and its actions back into the model. The conversions a version shares
+//! with its predecessors are written once, as macros each version expands
+//! for its own generated types ([`shared_conversions`] since 0.1.0,
+//! [`since_0_2_conversions`] since 0.2.0), so the next version adds only
+//! what it adds.
 //!
 //! Which version a component speaks is read from what it imports (its
 //! world's `types` interface names the package version) and must agree with
@@ -21,6 +27,7 @@
 
 pub(crate) mod v0_1;
 pub(crate) mod v0_2;
+pub(crate) mod v0_3;
 
 use std::fmt;
 
@@ -28,6 +35,7 @@ use wasmtime::Store;
 use wasmtime::component::{Component, Linker};
 
 use super::sandbox::CallState;
+use crate::digest::Digest;
 use crate::model::{Action, Event};
 
 /// A released contract version.
@@ -36,23 +44,27 @@ pub enum Contract {
     /// `pagehook:plugin@0.1.0`, frozen in `wit/since_v0.1.0/`.
     #[serde(rename = "0.1.0")]
     V0_1,
-    /// `pagehook:plugin@0.2.0`, in `wit/`.
+    /// `pagehook:plugin@0.2.0`, frozen in `wit/since_v0.2.0/`.
     #[serde(rename = "0.2.0")]
     V0_2,
+    /// `pagehook:plugin@0.3.0`, in `wit/`: adds digests.
+    #[serde(rename = "0.3.0")]
+    V0_3,
 }
 
 impl Contract {
     /// Every version this host runs, oldest first.
-    pub const ALL: [Contract; 2] = [Contract::V0_1, Contract::V0_2];
+    pub const ALL: [Contract; 3] = [Contract::V0_1, Contract::V0_2, Contract::V0_3];
 
     /// The newest: what new plugins, the SDK and the examples build against.
-    pub const LATEST: Contract = Contract::V0_2;
+    pub const LATEST: Contract = Contract::V0_3;
 
     /// The version as written in manifests, e.g. `0.2.0`.
     pub fn version(self) -> &'static str {
         match self {
             Contract::V0_1 => "0.1.0",
             Contract::V0_2 => "0.2.0",
+            Contract::V0_3 => "0.3.0",
         }
     }
 
@@ -85,6 +97,11 @@ impl Contract {
     pub fn has_action(self, kind: &str) -> bool {
         self != Contract::V0_1 || !crate::model::ACTION_KINDS_SINCE_0_2.contains(&kind)
     }
+
+    /// Whether a plugin of this version can take digests (`handle-digest`).
+    pub fn has_digests(self) -> bool {
+        !matches!(self, Contract::V0_1 | Contract::V0_2)
+    }
 }
 
 impl fmt::Display for Contract {
@@ -99,6 +116,7 @@ impl fmt::Display for Contract {
 pub(super) struct Linkers {
     v0_1: Linker<CallState>,
     v0_2: Linker<CallState>,
+    v0_3: Linker<CallState>,
 }
 
 impl Linkers {
@@ -110,7 +128,10 @@ impl Linkers {
         let mut v0_2 = Linker::new(engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut v0_2)?;
         v0_2::add_to_linker(&mut v0_2)?;
-        Ok(Linkers { v0_1, v0_2 })
+        let mut v0_3 = Linker::new(engine);
+        wasmtime_wasi::p2::add_to_linker_sync(&mut v0_3)?;
+        v0_3::add_to_linker(&mut v0_3)?;
+        Ok(Linkers { v0_1, v0_2, v0_3 })
     }
 }
 
@@ -118,6 +139,7 @@ impl Linkers {
 pub(super) enum Prepared {
     V0_1(v0_1::Pre),
     V0_2(v0_2::Pre),
+    V0_3(v0_3::Prepared),
 }
 
 /// What `handle` returned: each action converted to the model (or why it
@@ -134,7 +156,14 @@ impl Prepared {
         Ok(match contract {
             Contract::V0_1 => Prepared::V0_1(v0_1::prepare(&linkers.v0_1, component)?),
             Contract::V0_2 => Prepared::V0_2(v0_2::prepare(&linkers.v0_2, component)?),
+            Contract::V0_3 => Prepared::V0_3(v0_3::Prepared::new(&linkers.v0_3, component)?),
         })
+    }
+
+    /// Whether the component exports `handle-digest` (0.3.0's
+    /// `digest-plugin` world).
+    pub(super) fn exports_digests(&self) -> bool {
+        matches!(self, Prepared::V0_3(p) if p.exports_digests())
     }
 
     /// Instantiates the component in `store` and calls `handle`.
@@ -147,6 +176,23 @@ impl Prepared {
         match self {
             Prepared::V0_1(pre) => v0_1::call(pre, store, event, settings),
             Prepared::V0_2(pre) => v0_2::call(pre, store, event, settings),
+            Prepared::V0_3(pre) => pre.call(store, event, settings),
+        }
+    }
+
+    /// Instantiates the component in `store` and calls `handle-digest`;
+    /// an error when the component does not export it.
+    pub(super) fn call_digest(
+        &self,
+        store: &mut Store<CallState>,
+        digest: &Digest,
+        settings: &[(String, String)],
+    ) -> wasmtime::Result<Returned> {
+        match self {
+            Prepared::V0_3(pre) => pre.call_digest(store, digest, settings),
+            Prepared::V0_1(_) | Prepared::V0_2(_) => Err(wasmtime::Error::msg(
+                "contracts before 0.3.0 have no `handle-digest`",
+            )),
         }
     }
 }
@@ -351,6 +397,141 @@ macro_rules! shared_conversions {
 }
 use shared_conversions;
 
+/// The conversions every version since 0.2.0 shares, written once: the
+/// people a page event concerns, the Slack side of chat events, and the
+/// Slack answers (`unfurl`, `respond`), for each version's own types.
+macro_rules! since_0_2_conversions {
+    () => {
+        fn page_summary(p: &crate::model::PageSummary) -> types::PageSummary {
+            types::PageSummary {
+                id: p.id,
+                content_type: p.content_type.clone(),
+                title: p.title.clone(),
+                space_key: p.space_key.clone(),
+                space_name: p.space_name.clone(),
+                url: p.url.clone(),
+                excerpt: p.excerpt.clone(),
+                last_editor: p.last_editor.as_ref().map(person),
+                last_edited_at_ms: p.last_edited_at_ms,
+                restricted: p.restricted,
+            }
+        }
+
+        fn chat_user(u: &crate::model::ChatUser) -> types::ChatUser {
+            types::ChatUser {
+                id: u.id.clone(),
+                team_id: u.team_id.clone(),
+                confluence: u.confluence.as_ref().map(person),
+            }
+        }
+
+        fn concerned(c: &crate::model::ConcernedPerson) -> types::ConcernedPerson {
+            use crate::model::Concern;
+            types::ConcernedPerson {
+                person: person(&c.person),
+                concerns: c
+                    .concerns
+                    .iter()
+                    .map(|c| match c {
+                        Concern::Creator => types::Concern::Creator,
+                        Concern::Mentioned => types::Concern::Mentioned,
+                        Concern::Watcher => types::Concern::Watcher,
+                    })
+                    .collect(),
+            }
+        }
+
+        /// A chat event from Slack, as every version since 0.2.0 has it.
+        fn slack_chat(c: &crate::model::ChatEvent) -> types::ChatEvent {
+            use crate::model::ChatEvent;
+            match c {
+                ChatEvent::LinkShared {
+                    channel,
+                    message_ts,
+                    user,
+                    links,
+                } => types::ChatEvent::LinkShared(types::LinkShared {
+                    channel: channel.clone(),
+                    message_ts: message_ts.clone(),
+                    user: chat_user(user),
+                    links: links
+                        .iter()
+                        .map(|l| types::SharedLink {
+                            url: l.url.clone(),
+                            page: l.page.as_ref().map(page_summary),
+                        })
+                        .collect(),
+                }),
+                ChatEvent::SlashCommand {
+                    command,
+                    text,
+                    user,
+                    channel,
+                    response_url,
+                    results,
+                } => types::ChatEvent::SlashCommand(types::SlashCommand {
+                    command: command.clone(),
+                    text: text.clone(),
+                    user: chat_user(user),
+                    channel: channel.clone(),
+                    response_url: response_url.clone(),
+                    results: results.iter().map(page_summary).collect(),
+                }),
+            }
+        }
+
+        /// The event kinds every version since 0.2.0 has; `None` for
+        /// newer ones.
+        fn since_0_2_event_kind(kind: crate::model::EventKind) -> Option<types::EventKind> {
+            use crate::model::EventKind;
+            common_event_kind(kind).or(match kind {
+                EventKind::LinkShared => Some(types::EventKind::LinkShared),
+                EventKind::SlashCommand => Some(types::EventKind::SlashCommand),
+                _ => None,
+            })
+        }
+
+        /// The actions every version since 0.2.0 has, with their kind,
+        /// converted (or why not); `Err(action)` hands back one that only a
+        /// newer version has.
+        fn since_0_2_action(
+            action: types::Action,
+        ) -> Result<(&'static str, Result<Action, String>), Box<types::Action>> {
+            use super::json;
+            let kind = common_kind(&action).unwrap_or("unknown");
+            let newer = match common_action(action) {
+                Ok(converted) => return Ok((kind, converted)),
+                Err(newer) => *newer,
+            };
+            Ok(match newer {
+                types::Action::Unfurl(u) => (
+                    "unfurl",
+                    json("unfurls", &u.unfurls, false).map(|unfurls| Action::Unfurl {
+                        channel: u.channel,
+                        message_ts: u.message_ts,
+                        unfurls,
+                    }),
+                ),
+                types::Action::Respond(r) => (
+                    "respond",
+                    r.blocks
+                        .map(|b| json("blocks", &b, true))
+                        .transpose()
+                        .map(|blocks| Action::Respond {
+                            response_url: r.response_url,
+                            text: r.text,
+                            blocks,
+                            in_channel: r.in_channel,
+                        }),
+                ),
+                #[allow(unreachable_patterns)]
+                newer => return Err(Box::new(newer)),
+            })
+        }
+    };
+}
+use since_0_2_conversions;
+
 /// A version's `event` record: the fields every version has, `kind`
 /// already mapped, then the version's own fields.
 macro_rules! common_event {
@@ -387,13 +568,56 @@ mod tests {
             Contract::of_imports(["pagehook:plugin/types@0.2.0"]),
             Some(Contract::V0_2)
         );
-        assert_eq!(Contract::of_imports(["pagehook:plugin/types@0.3.0"]), None);
+        assert_eq!(
+            Contract::of_imports(["pagehook:plugin/types@0.3.0"]),
+            Some(Contract::V0_3)
+        );
+        assert_eq!(Contract::of_imports(["pagehook:plugin/types@0.4.0"]), None);
         assert_eq!(Contract::of_imports(["log"]), None);
         for c in Contract::ALL {
             assert_eq!(Contract::from_version(c.version()), Some(c));
             assert_eq!(c.to_string(), format!("pagehook:plugin@{}", c.version()));
         }
-        assert_eq!(Contract::LATEST, Contract::V0_2);
+        assert_eq!(Contract::LATEST, Contract::V0_3);
+        assert!(Contract::V0_3.has_digests());
+        assert!(!Contract::V0_2.has_digests() && !Contract::V0_1.has_digests());
+    }
+
+    #[test]
+    fn a_digest_reaches_0_3_0_whole_and_in_order() {
+        let event = |id: &str, kind: &str| -> Event {
+            serde_json::from_value(serde_json::json!({
+                "id": id, "kind": kind, "name": kind.replace('-', "_"), "source": "acme",
+                "content": {"id": 1, "content_type": "page", "title": id, "space_key": "ENG",
+                            "url": "https://wiki/x", "version": 2}
+            }))
+            .unwrap()
+        };
+        let d = Digest {
+            space_key: "ENG".into(),
+            space_name: Some("Engineering".into()),
+            events: vec![
+                event("acme:1", "page-created"),
+                event("acme:2", "page-updated"),
+                event("acme:3", "comment-created"),
+            ],
+            search_url: Some("https://wiki/dosearchsite.action?cql=x".into()),
+        };
+        let wit = v0_3::digest(&d);
+        assert_eq!(wit.space_key, "ENG");
+        assert_eq!(wit.space_name.as_deref(), Some("Engineering"));
+        assert_eq!(wit.search_url, d.search_url);
+        let ids: Vec<&str> = wit.events.iter().map(|e| e.id.as_str()).collect();
+        assert_eq!(ids, ["acme:1", "acme:2", "acme:3"]);
+        // Each event is the one `handle` would get, as in 0.2.0.
+        assert_eq!(
+            format!("{:?}", wit.events[1]),
+            format!("{:?}", v0_3::event(&d.events[1]))
+        );
+        assert_eq!(
+            format!("{:?}", v0_3::event(&d.events[1])),
+            format!("{:?}", v0_2::event(&d.events[1])).replace("v0_2", "v0_3")
+        );
     }
 
     #[test]

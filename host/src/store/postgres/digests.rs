@@ -161,7 +161,11 @@ impl PgStore {
             let stmt = client
                 .prepare_cached(&format!(
                     "SELECT {HELD_COLUMNS} FROM held_events
-                     WHERE released_at IS NULL OR held_at >= $1 ORDER BY id"
+                     WHERE released_at IS NULL
+                        OR (held_at >= $1 AND EXISTS (
+                            SELECT 1 FROM held_events u WHERE u.released_at IS NULL
+                              AND u.binding_id = held_events.binding_id AND u.space_key = held_events.space_key))
+                     ORDER BY id"
                 ))
                 .await?;
             let rows = client.query(&stmt, &[&since]).await?;

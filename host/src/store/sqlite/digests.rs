@@ -116,7 +116,11 @@ impl SqliteStore {
         self.with(|conn| {
             conn.prepare_cached(&format!(
                 "SELECT {HELD_COLUMNS} FROM held_events
-                 WHERE released_at IS NULL OR held_at >= ?1 ORDER BY id"
+                 WHERE released_at IS NULL
+                    OR (held_at >= ?1 AND EXISTS (
+                        SELECT 1 FROM held_events u WHERE u.released_at IS NULL
+                          AND u.binding_id = held_events.binding_id AND u.space_key = held_events.space_key))
+                 ORDER BY id"
             ))?
             .query_map([since], held)?
             .collect()
