@@ -185,7 +185,7 @@ def seed_rows(commit: str) -> dict[str, list[dict]]:
         "user_links": [
             {"slack_connection": "acme", "slack_user": "U0ADA00001", "slack_team": "T0ACME0001",
              "confluence_connection": "wiki", "confluence_user_key": "8a7f80839e460b0f019e460ba6440001",
-             "confluence_username": "ada", "confluence_display_name": "Ada Lovelace", "method": "sign-in",
+             "confluence_username": "ada", "confluence_display_name": "Ada Lovelace", "method": "self-link",
              "linked_at": T0 + 40},
         ],
         "binding_digests": [{"binding_id": 1, "enabled": 1, "threshold": 20, "window_secs": 300}],
@@ -248,6 +248,8 @@ def sqlite_fixture(commit: str, migrations: list[str]) -> str:
         raise SeedError(f"foreign keys: {problems}")
     lines = [f"-- Pagehook SQLite store, schema version {len(migrations)}, as commit {commit} shipped it.",
              "-- Made by scripts/schema-fixtures.py; do not edit.",
+             # As sqlite3's .dump: rows go in before the tables they refer to exist.
+             "PRAGMA foreign_keys = OFF;",
              f"PRAGMA user_version = {len(migrations)};"]
     lines += list(conn.iterdump())
     return "\n".join(lines) + "\n"
@@ -294,7 +296,7 @@ def literal(value) -> str:
 
 
 def postgres_fixture(pg: Postgres, commit: str, migrations: list[str], n: int) -> str:
-    db = f"fixture_{n}_{commit}"
+    db = f"fixture_{n}_{commit}".lower()
     pg.psql("postgres", f"CREATE DATABASE {db}")
     # As that commit's migrate() did: the migrations, then its one bookkeeping row.
     pg.psql(db, "CREATE TABLE IF NOT EXISTS pagehook_schema (version INTEGER NOT NULL);\n"
