@@ -663,14 +663,23 @@ pub async fn disconnect(config: &Config, name: &str) -> anyhow::Result<ExitCode>
     Ok(ExitCode::SUCCESS)
 }
 
-pub async fn test_connection(config: &Config, name: &str) -> anyhow::Result<ExitCode> {
+/// `connection test NAME [--send-card]`: exit 1 when the service refused
+/// (not when a Teams workflow is left untested).
+pub async fn test_connection(
+    config: &Config,
+    name: &str,
+    send_card: bool,
+) -> anyhow::Result<ExitCode> {
     let store = open(config).await?;
-    let result = ops::connections::test_connection(&store, &cli_actor(), name, config).await?;
-    outln!("{}", result.message)?;
-    Ok(if result.ok {
-        ExitCode::SUCCESS
+    let result = if send_card {
+        ops::connections::send_test_card(&store, &cli_actor(), name, config).await?
     } else {
-        ExitCode::FAILURE
+        ops::connections::test_connection(&store, &cli_actor(), name, config).await?
+    };
+    outln!("{}", result.message)?;
+    Ok(match result.state {
+        ops::connections::TestState::Failed => ExitCode::FAILURE,
+        _ => ExitCode::SUCCESS,
     })
 }
 

@@ -132,12 +132,18 @@ enum StoreCommand {
 
 #[derive(Debug, Subcommand)]
 enum ConnectionCommand {
-    /// Check the credentials: Slack auth.test, Confluence's current user.
+    /// Check the credentials: Slack auth.test, Confluence's current user;
+    /// a Teams workflow only with --send-card. A failure marks the
+    /// connection's health, a success clears the mark.
     Test {
         /// The connection.
     /// Copy the SQLite store into a new file while `pagehook serve` runs (SQLite's online backup); on PostgreSQL, use pg_dump.
     Backup(store::BackupArgs),
         name: String,
+        /// Teams: post a real test card to the workflow's channel (people
+        /// there see it); the only way to test a Teams workflow.
+        #[arg(long)]
+        send_card: bool,
     },
     /// Remove a connection.
     Remove {
@@ -316,8 +322,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Connect(cmd) => block_on(admin::connect(&config()?, cmd)),
         Command::Connections(out) => block_on(admin::connections(&config()?, out)),
-        Command::Connection(ConnectionCommand::Test { name }) => {
-            block_on(admin::test_connection(&config()?, &name))
+        Command::Connection(ConnectionCommand::Test { name, send_card }) => {
+            block_on(admin::test_connection(&config()?, &name, send_card))
         }
         Command::Connection(ConnectionCommand::Remove { name }) => {
             block_on(admin::disconnect(&config()?, &name))

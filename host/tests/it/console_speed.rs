@@ -29,7 +29,7 @@ use pagehook::store::{
 };
 use tower::ServiceExt;
 
-const EVENTS: usize = 100_000;
+pub(crate) const EVENTS: usize = 100_000;
 const SPACES: usize = 20;
 /// Events with a delivery: 6 in 10.
 const WITH_DELIVERY: usize = 6;
@@ -37,6 +37,8 @@ const WITH_DELIVERY: usize = 6;
 const PLAYED: usize = 3_000;
 /// What every page must beat.
 const BUDGET: Duration = Duration::from_millis(200);
+/// The admin token of the store (console_walkthrough signs in with it).
+pub(crate) const ADMIN_TOKEN: &str = "console-speed-token";
 
 const NAMES: [&str; 6] = [
     "page_created",
@@ -127,24 +129,24 @@ fn delivery_of(id: i64, i: usize, played: bool) -> NewDelivery {
     }
 }
 
-struct App {
+pub(crate) struct App {
     _dir: tempfile::TempDir,
-    state: Arc<AppState>,
+    pub(crate) state: Arc<AppState>,
 }
 
 impl App {
-    fn new() -> App {
+    pub(crate) fn new() -> App {
         let dir = tempfile::tempdir().unwrap();
         let mut config = Config::default();
         config.store.database = dir.path().join("pagehook.db");
         config.store.plugins_dir = dir.path().join("plugins");
-        config.server.admin_token = Some(SecretSource::Value("console-speed-token".into()));
+        config.server.admin_token = Some(SecretSource::Value(ADMIN_TOKEN.into()));
         let state = AppState::standalone(config).unwrap();
         App { _dir: dir, state }
     }
 
     /// Stores the events, dispatches them and plays the oldest deliveries out.
-    async fn fill(&self) {
+    pub(crate) async fn fill(&self) {
         let store = &self.state.store;
         let ingest = &self.state.ingest;
         // Many inserts in flight, so group commit writes them 512 at a time.

@@ -21,6 +21,7 @@ mod console_pages;
 mod console_previews;
 mod console_sign_in;
 mod console_speed;
+mod console_walkthrough;
 mod container_image;
 mod contract_versions;
 mod dc_versions;

@@ -12,6 +12,9 @@ use crate::server::AppState;
 
 const CSS: &str = include_str!("assets/console.css");
 const JS: &str = include_str!("assets/console.js");
+/// Pickers, typed settings and feedback that stays (binding_form.rs).
+const FORMS_CSS: &str = include_str!("assets/forms.css");
+const FORMS_JS: &str = include_str!("assets/forms.js");
 /// Rendered previews: Slack, Teams and Confluence looks (render/), and the
 /// script that starts the Adaptive Cards renderer.
 const PREVIEW_CSS: &str = include_str!("assets/preview.css");
@@ -42,6 +45,14 @@ pub(super) fn routes() -> Router<Arc<AppState>> {
         .route(
             "/assets/console.js",
             get(|| async { asset("text/javascript; charset=utf-8", JS) }),
+        )
+        .route(
+            "/assets/forms.css",
+            get(|| async { asset("text/css; charset=utf-8", FORMS_CSS) }),
+        )
+        .route(
+            "/assets/forms.js",
+            get(|| async { asset("text/javascript; charset=utf-8", FORMS_JS) }),
         )
         .route(
             "/assets/preview.css",

@@ -21,7 +21,7 @@
 
 use maud::{Markup, html};
 
-use super::{Viewer, api_form, field};
+use super::{Viewer, field};
 use crate::manifest::{Manifest, SettingSpec, SettingType, parse_bool, parse_list};
 use crate::server::session::Principal;
 use crate::store::{ConnectionKind, ConnectionRecord, PluginRecord};
@@ -44,12 +44,9 @@ pub(super) fn add_form(
     let pickable = (granted("post-slack") && !slack.is_empty())
         || (granted("post-teams") && !teams.is_empty())
         || granted("create-page");
-    api_form(
-        "POST",
-        "/api/bindings",
-        "reload",
-        "binding-form",
-        html! {
+    html! {
+        form class="binding-form" data-method="POST" data-path="/api/bindings" data-then="reload"
+            data-describe="binding-added" {
             input type="hidden" name="plugin" value=(p.name);
             p { "Plugin " strong { (p.name) } " — " (m.description) }
             (space_field(viewer.principal(), space, "binding-space", "scope", true))
@@ -81,8 +78,8 @@ pub(super) fn add_form(
             (settings_fieldset(m, connections, space))
             label class="check" { input type="checkbox" name="dry_run" id="binding-dry-run"; "Dry run" }
             button type="submit" { "Add binding" }
-        },
-    )
+        }
+    }
 }
 
 /// The "Space key" field: a select of a space admin's spaces, free text for

@@ -16,11 +16,10 @@ use axum::routing::get;
 use maud::{Markup, html};
 use serde::Deserialize;
 
-use super::{PageResult, Section, Viewer, api_form, field, page, when};
-use crate::model::EventKind;
+use super::binding_form::{add_form, space_field};
+use super::{PageResult, Section, Viewer, field, page, when};
 use crate::server::AppState;
-use crate::server::session::Principal;
-use crate::store::{Binding, EventQuery, EventStatus, PluginRecord, Scope};
+use crate::store::{Binding, EventQuery, EventStatus, Scope};
 
 pub(super) fn routes() -> Router<Arc<AppState>> {
     Router::new().route("/bindings", get(bindings))
@@ -42,18 +41,25 @@ async fn bindings(
     viewer: Viewer,
     Query(filter): Query<Filter>,
 ) -> PageResult {
-    let space = filter.space.filter(|s| !s.trim().is_empty());
+    // Space keys in any case: `eng` finds ENG's bindings.
+    let space = filter
+        .space
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+        .map(|s| super::events::canonical_space(&viewer, &s));
     if let Some(space) = &space {
         viewer.require_space(space)?;
     }
     let plugins = state.store.plugins().await?;
     let all = state.store.bindings(None).await?;
+    let connections = state.store.connections().await?;
     // What the viewer may see, grouped by scope ("global", "space:ENG", ...).
     let mut groups: BTreeMap<String, Vec<&Binding>> = BTreeMap::new();
     for b in &all {
         let visible = match &b.scope {
             Scope::Space(key) => {
-                viewer.principal().may_administer(key) && space.as_ref().is_none_or(|s| s == key)
+                viewer.principal().may_administer(key)
+                    && space.as_ref().is_none_or(|s| s.eq_ignore_ascii_case(key))
             }
             _ => viewer.is_admin() && space.is_none(),
         };
@@ -100,7 +106,7 @@ async fn bindings(
                     } }
                     tbody {
                         @for b in list {
-                            tr {
+                            tr id={ "binding-" (b.id) } {
                                 th scope="row" { (b.id) }
                                 td { a href={ "/console/plugins/" (b.plugin) } { (b.plugin) } }
                                 td { @if b.events.is_empty() { "all it subscribes to" } @else { (b.events.join(", ")) } }
@@ -111,7 +117,7 @@ async fn bindings(
                                 td class="row-actions" {
                                     (preview_form(b, previews.get(scope).map(Vec::as_slice).unwrap_or_default()))
                                     form class="inline" data-method="DELETE" data-path={ "/api/bindings/" (b.id) } data-then="reload"
-                                        data-confirm={ "Remove binding " (b.id) " (" (b.plugin) ")?" } {
+                                        data-describe="binding-removed" data-confirm={ "Remove binding " (b.id) " (" (b.plugin) ")?" } {
                                         button type="submit" class="danger" aria-label={ "Remove binding " (b.id) } { "Remove" }
                                     }
                                 }
@@ -141,101 +147,10 @@ async fn bindings(
                 }))
                 button type="submit" class="secondary" { "Choose plugin" }
             }
-            @if let Some(p) = chosen { (add_form(&viewer, p, space.as_deref())) }
+            @if let Some(p) = chosen { (add_form(&viewer, p, space.as_deref(), &connections)) }
         }
     };
     Ok(page(&viewer, Section::Bindings, "Bindings", body))
-}
-
-/// The "Space key" field: a select of a space admin's spaces, free text for
-/// the admin (empty: every space).
-fn space_field(
-    who: &Principal,
-    current: Option<&str>,
-    id: &str,
-    name: &str,
-    for_add: bool,
-) -> Markup {
-    let prefix = if for_add { Some("space:") } else { None };
-    let label = if for_add { "Space key" } else { "Space" };
-    match who {
-        Principal::SpaceAdmin(s) => field(
-            id,
-            label,
-            None,
-            html! {
-                select id=(id) name=(name) data-prefix=[prefix] {
-                    @if !for_add { option value="" { "All my spaces" } }
-                    @for key in &s.spaces {
-                        option value=(key) selected[current == Some(key.as_str())] { (key) }
-                    }
-                }
-            },
-        ),
-        Principal::Admin => {
-            let help = if for_add {
-                "A space key such as ENG. Empty binds it to every space (global)."
-            } else {
-                "Empty shows every binding."
-            };
-            field(
-                id,
-                label,
-                Some(help),
-                html! {
-                    input id=(id) name=(name) type="text" value=[current] data-prefix=[prefix]
-                        aria-describedby={ (id) "-help" } autocapitalize="characters";
-                },
-            )
-        }
-    }
-}
-
-fn add_form(viewer: &Viewer, p: &PluginRecord, space: Option<&str>) -> Markup {
-    let m = &p.manifest;
-    let kinds: Vec<&str> = if m.events.iter().any(|e| e == "*") {
-        EventKind::ALL.iter().map(|k| k.name()).collect()
-    } else {
-        m.events.iter().map(String::as_str).collect()
-    };
-    api_form(
-        "POST",
-        "/api/bindings",
-        "reload",
-        "",
-        html! {
-            input type="hidden" name="plugin" value=(p.name);
-            p { "Plugin " strong { (p.name) } " — " (m.description) }
-            (space_field(viewer.principal(), space, "binding-space", "scope", true))
-            fieldset {
-                legend { "Events" }
-                p class="muted" { "None ticked: every event it subscribes to." }
-                @for kind in &kinds {
-                    label class="check" {
-                        input type="checkbox" name="events[]" value=(kind) id={ "event-" (kind) };
-                        (kind)
-                    }
-                }
-            }
-            (field("destinations", "Destinations", Some("Comma separated, e.g. slack:acme/#eng, teams:eng-news, confluence:wiki/ENG. The plugin may deliver only there."), html! {
-                input id="destinations" name="to[]" type="text" aria-describedby="destinations-help";
-            }))
-            @if !m.settings.is_empty() {
-                fieldset {
-                    legend { "Settings" }
-                    @for (name, s) in &m.settings {
-                        @let id = format!("setting-{name}");
-                        (field(&id, name, Some(&s.description), html! {
-                            input id=(id) name={ "settings." (name) } type="text" value=[s.default.as_deref()]
-                                required[s.required] aria-describedby={ (id) "-help" };
-                        }))
-                    }
-                }
-            }
-            label class="check" { input type="checkbox" name="dry_run" id="binding-dry-run"; "Dry run" }
-            button type="submit" { "Add binding" }
-        },
-    )
 }
 
 /// The binding's Preview: a GET form to its preview page, which

@@ -9,17 +9,28 @@ use axum::Router;
 use axum::routing::get;
 use maud::{Markup, html};
 
-use super::{PageResult, Section, Viewer, api_form, field, page, when};
+use super::{PageError, PageResult, Section, Viewer, field, page, when};
 use crate::ops::tokens::token_status;
 use crate::server::AppState;
 use crate::slack::app_manifest::{slack_app_manifest, slack_app_manifest_socket_mode};
-use crate::store::{ConnectionRecord, now_ms, redacted_url};
+use crate::store::{ConnectionKind, ConnectionRecord, now_ms, redacted_url};
 
 /// What the connect forms say of their Proxy field.
 const PROXY_HELP: &str = "Optional: `direct` (this connection never goes through a proxy) or http://host:port (its own proxy, without credentials in it). Empty: the global [network] proxy.";
 
 pub(super) fn routes() -> Router<Arc<AppState>> {
-    Router::new().route("/connections", get(connections))
+    Router::new()
+        .route("/connections", get(connections))
+        .route("/connections/{name}", get(edit_page))
+}
+
+/// A connect form (`POST /api/connections`), its answer described.
+fn said_block(describe: &str, fields: Markup) -> Markup {
+    html! {
+        form data-method="POST" data-path="/api/connections" data-then="reload" data-describe=(describe) {
+            (fields)
+        }
+    }
 }
 
 async fn connections(
@@ -46,7 +57,7 @@ async fn connections(
             (field("slack-socket-manifest", "Slack app manifest for Socket Mode", None, html! {
                 textarea id="slack-socket-manifest" readonly rows="18" cols="80" { (socket_manifest) }
             }))
-            (api_form("POST", "/api/connections", "reload", "", html! {
+            (said_block("connection-added", html! {
                 input type="hidden" name="kind" value="slack";
                 (field("slack-name", "Name", Some("Letters, digits, - and _; destinations name it: slack:NAME/#channel."), html! {
                     input id="slack-name" name="name" type="text" required pattern="[A-Za-z0-9_-]{1,64}" aria-describedby="slack-name-help";
@@ -82,7 +93,7 @@ async fn connections(
             }))
             h2 id="connect-teams" { "Connect Teams" }
             p { "In Teams, add the workflow “Post to a channel when a webhook request is received” and paste its URL. Teams answers 202 when it accepts a message." }
-            (api_form("POST", "/api/connections", "reload", "", html! {
+            (said_block("connection-added", html! {
                 input type="hidden" name="kind" value="teams";
                 (field("teams-name", "Name", None, html! { input id="teams-name" name="name" type="text" required; }))
                 (field("teams-url", "Workflow URL", None, html! { input id="teams-url" name="url" type="url" required autocomplete="off"; }))
@@ -94,7 +105,7 @@ async fn connections(
             }))
             h2 id="connect-confluence" { "Connect Confluence" }
             p { "The source of events: its base URL, a service account (personal access token, or username and password) that can read the spaces you bind, and the secret set in Confluence's webhook screen. Confluence then posts to /hooks/confluence/NAME." }
-            (api_form("POST", "/api/connections", "reload", "", html! {
+            (said_block("connection-added", html! {
                 input type="hidden" name="kind" value="confluence";
                 (field("confluence-name", "Name", None, html! { input id="confluence-name" name="name" type="text" required; }))
                 (field("confluence-url", "Base URL", Some("With the context path, e.g. https://wiki.example.com/confluence"), html! {
@@ -134,12 +145,15 @@ fn table(list: &[ConnectionRecord], admin: bool) -> Markup {
                 } }
                 tbody {
                     @for c in list {
-                        tr {
-                            th scope="row" { (c.name) }
+                        tr id={ "connection-" (c.name) } {
+                            th scope="row" { a href={ "/console/connections/" (c.name) } { (c.name) } }
                             td { (c.kind.as_str()) @if c.app_token.is_some() { " " span class="muted" { "(Socket Mode)" } } }
                             td { code { (redacted_url(&c.url)) } }
-                            td { (health(c, now)) }
-                            td { @if c.dry_run { span class="state state-warn" { "dry run" } } @else { "live" } }
+                            td {
+                                span data-health { (health(c, now)) }
+                                div data-test-result hidden aria-live="polite" {}
+                            }
+                            td { (mode(c.dry_run)) }
                             td { @match &c.proxy {
                                 Some(p) => code { (p.as_str()) },
                                 None => span class="muted" { "global" },
@@ -147,30 +161,78 @@ fn table(list: &[ConnectionRecord], admin: bool) -> Markup {
                             td { (when(c.created_at)) }
                             @if admin {
                                 td class="row-actions" {
-                                    (api_form("POST", &format!("/api/connections/{}/test", c.name), "show:test-result", "inline", html! {
-                                        button type="submit" class="secondary" aria-label={ "Test " (c.name) } { "Test" }
-                                    }))
-                                    (api_form("PATCH", &format!("/api/connections/{}", c.name), "reload", "inline", html! {
-                                        @if c.dry_run {
-                                            input type="hidden" name="dry_run" value="false" data-type="bool";
-                                            button type="submit" class="secondary" aria-label={ "Dry run off for " (c.name) } { "Dry run off" }
-                                        } @else {
-                                            input type="hidden" name="dry_run" value="true" data-type="bool";
-                                            button type="submit" class="secondary" aria-label={ "Dry run on for " (c.name) } { "Dry run on" }
-                                        }
-                                    }))
-                                    form class="inline" data-method="DELETE" data-path={ "/api/connections/" (c.name) } data-then="reload"
-                                        data-confirm={ "Remove connection " (c.name) "? Bindings that deliver through it will fail until it is back." } {
-                                        button type="submit" class="danger" aria-label={ "Remove " (c.name) } { "Remove" }
-                                    }
+                                    (row_actions(c))
                                 }
                             }
                         }
                     }
                 }
             }
-            pre id="test-result" hidden aria-live="polite" {}
         }
+    }
+}
+
+/// A connection's buttons: Test (its result stays on the row), for Teams
+/// "Send test card" (asked first: people see it), Edit, the dry-run switch
+/// saying what it does, Remove.
+fn row_actions(c: &ConnectionRecord) -> Markup {
+    let name = &c.name;
+    html! {
+        (said_form("POST", &format!("/api/connections/{name}/test"), "call:row-test", None, html! {
+            button type="submit" class="secondary" aria-label={ "Test " (name) } { "Test" }
+        }))
+        @if c.kind == ConnectionKind::Teams {
+            form class="inline" data-method="POST" data-path={ "/api/connections/" (name) "/test-card" }
+                data-then="call:row-test"
+                data-confirm={ "Post a test card to the Teams channel of " (name) "? People in the channel will see “Pagehook is connected”." } {
+                button type="submit" class="secondary" aria-label={ "Send a test card to " (name) } { "Send test card" }
+            }
+        }
+        a class="button secondary" href={ "/console/connections/" (name) } aria-label={ "Edit " (name) } { "Edit" }
+        (said_form("PATCH", &format!("/api/connections/{name}"), "reload", Some("connection-changed"), html! {
+            @if c.dry_run {
+                input type="hidden" name="dry_run" value="false" data-type="bool";
+                button type="submit" class="secondary" title="Deliveries through it are sent from now on"
+                    aria-label={ "Start sending through " (name) } { "Start sending" }
+            } @else {
+                input type="hidden" name="dry_run" value="true" data-type="bool";
+                button type="submit" class="secondary" title="Deliveries through it are recorded, not sent"
+                    aria-label={ "Switch " (name) " to dry run" } { "Switch to dry run" }
+            }
+        }))
+        form class="inline" data-method="DELETE" data-path={ "/api/connections/" (name) } data-then="reload"
+            data-confirm={ "Remove connection " (name) "? Bindings that deliver through it will fail until it is back." } {
+            button type="submit" class="danger" aria-label={ "Remove " (name) } { "Remove" }
+        }
+    }
+}
+
+/// A form sent to the API whose answer `forms.js` describes (`describe`).
+fn said_form(method: &str, path: &str, then: &str, describe: Option<&str>, fields: Markup) -> Markup {
+    html! {
+        form class="inline" data-method=(method) data-path=(path) data-then=(then) data-describe=[describe] {
+            (fields)
+        }
+    }
+}
+
+/// The mode in words that say what it does.
+fn mode(dry_run: bool) -> Markup {
+    html! {
+        @if dry_run {
+            span class="state state-warn" { "dry run" } " " span class="muted" { "records, sends nothing" }
+        } @else {
+            "live" " " span class="muted" { "sends" }
+        }
+    }
+}
+
+/// A health mark: what happened, and the fix on its own line.
+fn mark(problem: &str) -> Markup {
+    let (what, fix) = crate::deliver::gone::split_fix(problem);
+    html! {
+        span { (what) }
+        @if let Some(fix) = fix { p class="fix" { strong { "Fix: " } (fix) } }
     }
 }
 
@@ -179,7 +241,7 @@ fn health(c: &ConnectionRecord, now: i64) -> Markup {
     let token = token_status(c, now);
     html! {
         @if let Some(problem) = &c.health {
-            span class="state state-bad" { "failing" } " " span { (problem) }
+            span class="state state-bad" { "failing" } " " (mark(problem))
         } @else if let Some(t) = token.as_ref().filter(|t| t.state == "expired") {
             span class="state state-bad" { "token expired" } " " (t.message.clone().unwrap_or_default())
         } @else if let Some(t) = token.as_ref().filter(|t| t.state == "expiring") {
@@ -214,4 +276,107 @@ fn confluence_host(list: &[ConnectionRecord]) -> String {
                 .map(str::to_owned)
         })
         .unwrap_or_else(|| "confluence.example.com".to_owned())
+}
+
+/// `/console/connections/{name}`: one connection, its health with the fix,
+/// and the form that edits it in place (URL, secrets, dry run, proxy):
+/// `PATCH /api/connections/{name}`, checked whole before anything changes,
+/// logged as `connection.edit` without values. Secrets are never shown:
+/// an empty field keeps what is there.
+async fn edit_page(
+    axum::extract::State(state): axum::extract::State<Arc<AppState>>,
+    axum::extract::Path(name): axum::extract::Path<String>,
+    viewer: Viewer,
+) -> PageResult {
+    viewer.require_admin("connection details")?;
+    let c = state
+        .store
+        .connection(&name)
+        .await?
+        .ok_or_else(|| PageError::NotFound(format!("There is no connection named `{name}`.")))?;
+    let now = now_ms();
+    let all = state.store.connections().await?;
+    let dead = state
+        .store
+        .search_deliveries(&crate::store::DeliveryQuery {
+            status: Some(crate::store::DeliveryStatus::Dead),
+            limit: super::overview::DEAD_SCAN,
+            ..crate::store::DeliveryQuery::default()
+        })
+        .await?
+        .iter()
+        .filter(|d| super::overview::connection_of(d, &all) == Some(c.name.as_str()))
+        .count();
+    let (url_label, url_help) = match c.kind {
+        ConnectionKind::Teams => (
+            "Workflow URL",
+            "The URL Teams shows for the workflow “Post to a channel when a webhook request is received”, with its signature. Empty keeps the current one.",
+        ),
+        ConnectionKind::Confluence => (
+            "Base URL",
+            "With the context path, e.g. https://wiki.example.com/confluence. Empty keeps the current one.",
+        ),
+        ConnectionKind::Slack => (
+            "Slack API URL",
+            "Empty keeps the current one (https://slack.com/api/ unless it was set).",
+        ),
+    };
+    let title = format!("Connection {}", c.name);
+    let body = html! {
+        p { a href="/console/connections" { "All connections" } }
+        dl class="facts" {
+            dt { "Kind" } dd { (c.kind.as_str()) @if c.app_token.is_some() { " (Socket Mode)" } }
+            dt { "URL" } dd { code { (redacted_url(&c.url)) } }
+            dt { "Health" } dd { (health(&c, now)) }
+            dt { "Mode" } dd { (mode(c.dry_run)) }
+            dt { "Dead letters" } dd {
+                (dead)
+                @if dead > 0 { " — " a href="/console/overview#attention" { "retry them from the Overview" } " once it is repaired" }
+            }
+            dt { "Since" } dd { (when(c.created_at)) }
+        }
+        h2 { "Edit" }
+        form class="edit-connection" data-method="PATCH" data-path={ "/api/connections/" (c.name) }
+            data-then="reload" data-describe="connection-edited" {
+            (field("edit-url", url_label, Some(url_help), html! {
+                input id="edit-url" name="url" type="url" autocomplete="off"
+                    placeholder=(redacted_url(&c.url)) aria-describedby="edit-url-help";
+            }))
+            @match c.kind {
+                ConnectionKind::Slack => {
+                    (field("edit-token", "Bot token", Some("xoxb-…; empty keeps the current one."), html! {
+                        input id="edit-token" name="token.value" type="password" autocomplete="off" aria-describedby="edit-token-help";
+                    }))
+                    (field("edit-signing-secret", "Signing secret", Some("Empty keeps the current one."), html! {
+                        input id="edit-signing-secret" name="signing_secret.value" type="password" autocomplete="off" aria-describedby="edit-signing-secret-help";
+                    }))
+                    (field("edit-app-token", "App-level token (Socket Mode)", Some("xapp-…; empty keeps the current one."), html! {
+                        input id="edit-app-token" name="app_token.value" type="password" autocomplete="off" aria-describedby="edit-app-token-help";
+                    }))
+                }
+                ConnectionKind::Confluence => {
+                    (field("edit-username", "Username", Some("Empty for a personal access token."), html! {
+                        input id="edit-username" name="username" type="text" value=[c.username.as_deref()] aria-describedby="edit-username-help";
+                    }))
+                    (field("edit-token", "Password or personal access token", Some("Empty keeps the current one."), html! {
+                        input id="edit-token" name="token.value" type="password" autocomplete="off" aria-describedby="edit-token-help";
+                    }))
+                    (field("edit-webhook-secret", "Webhook secret", Some("Empty keeps the current one."), html! {
+                        input id="edit-webhook-secret" name="webhook_secret.value" type="password" autocomplete="off" aria-describedby="edit-webhook-secret-help";
+                    }))
+                }
+                ConnectionKind::Teams => {}
+            }
+            (field("edit-proxy", "Proxy", Some(PROXY_HELP), html! {
+                input id="edit-proxy" name="proxy" type="text" value=[c.proxy.as_ref().map(|p| p.as_str())]
+                    placeholder="the global [network] proxy" autocomplete="off" aria-describedby="edit-proxy-help";
+            }))
+            label class="check" {
+                input type="checkbox" name="dry_run" id="edit-dry-run" checked[c.dry_run];
+                "Dry run (record what it would send, send nothing)"
+            }
+            button type="submit" { "Save changes" }
+        }
+    };
+    Ok(page(&viewer, Section::Connections, &title, body))
 }

@@ -198,7 +198,8 @@ pub(super) fn retry_button(d: &DeliveryRecord) -> Markup {
         api_form(
             "POST",
             &format!("/api/deliveries/{}/retry", d.id),
-            "reload",
+            // forms.js: the row says it was queued; the live update shows the outcome.
+            "call:row-retry",
             "inline",
             html! { button type="submit" class="secondary" { (label) } },
         )

@@ -69,7 +69,9 @@ async fn list(
     query: Result<Query<ListParams>, QueryRejection>,
 ) -> PageResult {
     let p = params(query)?;
-    let space = given(&p.space);
+    // Space keys in any case: `eng` is ENG.
+    let space = given(&p.space).map(|s| canonical_space(&viewer, s));
+    let space = space.as_deref();
     if let Some(space) = space {
         viewer.require_space(space)?;
     }
@@ -92,6 +94,7 @@ async fn list(
             limit: paging.limit,
         })
         .await?;
+    let collecting = super::digests::collecting(&state.store, &viewer).await?;
 
     let mut filters = Vec::new();
     push(&mut filters, "space", space);
@@ -111,7 +114,7 @@ async fn list(
                         }
                     }
                 } @else {
-                    input id="space" name="space" type="text" size="10" value=[space] placeholder="ENG";
+                    input id="space" name="space" type="text" size="10" value=[space] placeholder="ENG" data-upper;
                 }
             }))
             (field("page", "Page", None, html! {
@@ -142,6 +145,7 @@ async fn list(
             button type="submit" { "Search" }
         }
         div id="events-live" data-live {
+            (super::digests::notices(&collecting))
             (caption(rows.len(), ("event", "events"), paging.before))
             @if rows.is_empty() {
                 p class="muted" { "No events match." }
@@ -222,6 +226,7 @@ async fn detail(
     let failures = store.event_failures(id).await?;
     let audit = store.audit(Some(id), 1000).await?;
     let deliveries = store.event_deliveries(id).await?;
+    let held = store.event_held(id).await?;
     let mut attempts = Vec::with_capacity(deliveries.len());
     for d in &deliveries {
         attempts.push(if d.attempts > 0 {
@@ -266,6 +271,8 @@ async fn detail(
             }
             dt { "Deduplication key" } dd { code { (event.key) } }
         }
+
+        (super::digests::held(&held, id))
 
         h2 { "Enriched event" }
         @if let Some(e) = &event.event {
@@ -362,6 +369,22 @@ async fn detail(
         p { a href={ "/console/deliveries" (query_string(&[("event", id.to_string())])) } { "These deliveries on the Deliveries page" } }
     };
     Ok(page(&viewer, Section::Events, &title, body))
+}
+
+/// A space key as typed, in the case the viewer's spaces spell it (a
+/// space admin's), else in capitals as Confluence writes global space
+/// keys; a personal space (`~jdoe`) as typed.
+pub(super) fn canonical_space(viewer: &Viewer, typed: &str) -> String {
+    if let Some(spaces) = viewer.principal().space_filter()
+        && let Some(key) = spaces.iter().find(|k| k.eq_ignore_ascii_case(typed))
+    {
+        return key.clone();
+    }
+    if typed.starts_with('~') {
+        typed.to_owned()
+    } else {
+        typed.to_ascii_uppercase()
+    }
 }
 
 /// The space an event belongs to, once enriched.

@@ -25,7 +25,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{Form, Path, State};
+use axum::extract::{Path, State};
+use crate::server::form_errors::PageForm;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -313,7 +314,7 @@ async fn sign_in(
     State(state): State<Arc<AppState>>,
     Path(token): Path<String>,
     headers: HeaderMap,
-    Form(form): Form<SignInForm>,
+    PageForm(form): PageForm<SignInForm>,
 ) -> Response {
     if !csrf_ok(&headers, &form.csrf) {
         return form_expired();
@@ -430,7 +431,7 @@ async fn confirm(
     State(state): State<Arc<AppState>>,
     Path(token): Path<String>,
     headers: HeaderMap,
-    Form(form): Form<ConfirmForm>,
+    PageForm(form): PageForm<ConfirmForm>,
 ) -> Response {
     if !csrf_ok(&headers, &form.csrf) {
         return form_expired();

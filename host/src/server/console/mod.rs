@@ -17,6 +17,7 @@
 //! a space admin anything outside their spaces.
 
 mod assets;
+mod binding_form;
 mod bindings;
 mod changes;
 mod connections;
@@ -306,6 +307,8 @@ pub fn page(viewer: &Viewer, section: Section, title: &str, body: Markup) -> Mar
                 script src="/console/assets/console.js" defer {}
                 script src="/console/assets/preview.js" defer {}
             }
+                link rel="stylesheet" href="/console/assets/forms.css";
+                script src="/console/assets/forms.js" defer {}
             body {
                 a class="skip" href="#main" { "Skip to content" }
                 header {

@@ -63,22 +63,14 @@ async fn overview(State(state): State<Arc<AppState>>, viewer: Viewer) -> PageRes
                 .find(|c| c.status == s)
                 .map_or(0, |c| c.count)
         };
-        let unhealthy: Vec<(String, String, &'static str)> = connections
-            .iter()
-            .filter_map(|c| {
-                if let Some(h) = &c.health {
-                    return Some((c.name.clone(), h.clone(), "state-bad"));
-                }
-                let t = token_status(c, now)?;
-                match t.state {
-                    "expired" => Some((c.name.clone(), t.message.unwrap_or_default(), "state-bad")),
-                    "expiring" => {
-                        Some((c.name.clone(), t.message.unwrap_or_default(), "state-warn"))
-                    }
-                    _ => None,
-                }
+        let dead_all = store
+            .search_deliveries(&DeliveryQuery {
+                status: Some(DeliveryStatus::Dead),
+                limit: DEAD_SCAN,
+                ..DeliveryQuery::default()
             })
-            .collect();
+            .await?;
+        let attention = attention(&connections, &dead_all, now);
         let open: Vec<_> = plugins
             .iter()
             .filter(|p| p.breaker_until.is_some_and(|u| u > now))
@@ -94,15 +86,10 @@ async fn overview(State(state): State<Arc<AppState>>, viewer: Viewer) -> PageRes
                     (card("Deliveries waiting", html! { (count_delivery(DeliveryStatus::Pending) + count_delivery(DeliveryStatus::Sending)) }, "Queued or being sent."))
                     (card("Dead letters", html! { (count_delivery(DeliveryStatus::Dead)) }, "Given up; retry them under Deliveries."))
                     (card("Sent", html! { (count_delivery(DeliveryStatus::Sent)) }, "Delivered."))
+                    (card("Would send (dry run)", html! { (count_delivery(DeliveryStatus::WouldSend)) }, "Recorded by dry-run connections and bindings, not sent: see them under Deliveries."))
                 }
-                h2 { "Connections needing attention" }
-                @if unhealthy.is_empty() {
-                    p { span class="state state-ok" { "none" } " Every connection works and no Confluence token is expiring." }
-                } @else {
-                    ul { @for (name, why, class) in &unhealthy {
-                        li { a href="/console/connections" { (name) } ": " span class={ "state " (class) } { @if *class == "state-bad" { "failing" } @else { "expiring" } } " " (why) }
-                    } }
-                }
+                h2 id="attention-title" { "Connections needing attention" }
+                (attention_list(&attention))
                 h2 { "Open breakers" }
                 @if open.is_empty() {
                     p { span class="state state-ok" { "none" } " Every enabled plugin is being called." }
@@ -293,6 +280,125 @@ fn recent_events(events: &[EventSummary]) -> Markup {
                     }
                 } }
             }
+        }
+    }
+}
+
+/// Dead letters read to group by connection (the newest; more are
+/// counted as "at least").
+pub(super) const DEAD_SCAN: usize = 500;
+
+/// A connection that needs the admin: its mark (what, the fix) or its
+/// token's state, and its dead letters by destination.
+struct Attention<'a> {
+    name: &'a str,
+    /// `state-bad` (failing, expired) or `state-warn` (expiring).
+    class: &'static str,
+    state: &'static str,
+    what: Option<String>,
+    fix: Option<String>,
+    /// Dead letters through it, by destination.
+    dead: Vec<(String, usize)>,
+}
+
+/// The Slack, Teams or Confluence connection a delivery goes through, as
+/// far as its destination says (`teams:NAME`, `slack:NAME/#channel`, or
+/// the only Slack workspace).
+pub(super) fn connection_of<'a>(
+    d: &crate::store::DeliveryRecord,
+    connections: &'a [crate::store::ConnectionRecord],
+) -> Option<&'a str> {
+    let (kind, target) = d.destination.split_once(':')?;
+    let named = |k: crate::store::ConnectionKind, name: &str| {
+        connections
+            .iter()
+            .find(|c| c.kind == k && c.name == name)
+            .map(|c| c.name.as_str())
+    };
+    match kind {
+        "teams" => named(crate::store::ConnectionKind::Teams, target),
+        "slack" | "slack-dm" => match crate::destination::split_workspace(target).0 {
+            Some(ws) => named(crate::store::ConnectionKind::Slack, ws),
+            None => {
+                let mut slack = connections
+                    .iter()
+                    .filter(|c| c.kind == crate::store::ConnectionKind::Slack);
+                match (slack.next(), slack.next()) {
+                    (Some(only), None) => Some(only.name.as_str()),
+                    _ => None,
+                }
+            }
+        },
+        _ => None,
+    }
+}
+
+/// Every connection with a mark, a token to renew or dead letters.
+fn attention<'a>(
+    connections: &'a [crate::store::ConnectionRecord],
+    dead: &[DeliveryRecord],
+    now: i64,
+) -> Vec<Attention<'a>> {
+    let mut out = Vec::new();
+    for c in connections {
+        let mut by_destination: Vec<(String, usize)> = Vec::new();
+        for d in dead.iter().filter(|d| connection_of(d, connections) == Some(c.name.as_str())) {
+            match by_destination.iter_mut().find(|(dest, _)| *dest == d.destination) {
+                Some((_, n)) => *n += 1,
+                None => by_destination.push((d.destination.clone(), 1)),
+            }
+        }
+        let token = token_status(c, now);
+        let (class, state, what, fix) = if let Some(h) = &c.health {
+            let (what, fix) = crate::deliver::gone::split_fix(h);
+            ("state-bad", "failing", Some(what.to_owned()), fix.map(str::to_owned))
+        } else if let Some(t) = token.as_ref().filter(|t| t.state == "expired") {
+            ("state-bad", "token expired", t.message.clone(), None)
+        } else if let Some(t) = token.as_ref().filter(|t| t.state == "expiring") {
+            ("state-warn", "token expiring", t.message.clone(), None)
+        } else if !by_destination.is_empty() {
+            ("state-warn", "dead letters", None, None)
+        } else {
+            continue;
+        };
+        out.push(Attention {
+            name: &c.name,
+            class,
+            state,
+            what,
+            fix,
+            dead: by_destination,
+        });
+    }
+    out
+}
+
+/// The list: which connection, what happened, the fix, and a retry per
+/// destination of its dead letters (for once it is repaired).
+fn attention_list(list: &[Attention<'_>]) -> Markup {
+    html! {
+        @if list.is_empty() {
+            p id="attention" { span class="state state-ok" { "none" } " Every connection works and no Confluence token is expiring." }
+        } @else {
+            ul id="attention" class="attention" aria-labelledby="attention-title" { @for a in list {
+                li {
+                    a href={ "/console/connections/" (a.name) } { (a.name) } ": "
+                    span class={ "state " (a.class) } { (a.state) }
+                    @if let Some(what) = &a.what { " " (what) }
+                    @if let Some(fix) = &a.fix { p class="fix" { strong { "Fix: " } (fix) " " a href={ "/console/connections/" (a.name) } { "Edit " (a.name) } } }
+                    @for (destination, n) in &a.dead {
+                        div class="dead-group" {
+                            (n) " dead letter" @if *n != 1 { "s" } " to " code { (destination) }
+                            form class="inline" data-method="POST" data-path="/api/deliveries/retry-dead" data-then="reload" data-describe="retried-dead" {
+                                input type="hidden" name="destination" value=(destination);
+                                button type="submit" class="secondary" aria-label={ "Retry the dead letters to " (destination) } {
+                                    "Retry " (n) " dead letter" @if *n != 1 { "s" }
+                                }
+                            }
+                        }
+                    }
+                }
+            } }
         }
     }
 }

@@ -18,7 +18,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::extract::{Form, State};
+use axum::extract::State;
+use crate::server::form_errors::PageForm;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{AppendHeaders, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
@@ -135,7 +136,9 @@ async fn form_page(
     let sources: Vec<String> = match state.store.connections().await {
         Ok(c) => c
             .into_iter()
-            .filter(|c| c.kind == ConnectionKind::Confluence && !c.url.is_empty())
+            // Only connections Pagehook reads Confluence through: a
+            // webhook-only one (no token) may point nowhere reachable.
+            .filter(|c| offers_sign_in(c))
             .map(|c| c.name)
             .collect(),
         Err(e) => {
@@ -209,6 +212,13 @@ fn sign_in_markup(
     }
 }
 
+/// Whether space admins may sign in through connection `c`: a Confluence
+/// connection with a base URL that Pagehook itself reads with a token (a
+/// webhook-only one only receives, and its URL may lead nowhere).
+fn offers_sign_in(c: &ConnectionRecord) -> bool {
+    c.kind == ConnectionKind::Confluence && !c.url.is_empty() && c.secret.is_some()
+}
+
 /// Whether the form's token matches the sign-in cookie.
 fn sign_in_token_ok(headers: &HeaderMap, given: &str) -> bool {
     cookie(headers, SIGN_IN_COOKIE).is_some_and(|c| !c.is_empty() && same_secret(c, given))
@@ -217,7 +227,7 @@ fn sign_in_token_ok(headers: &HeaderMap, given: &str) -> bool {
 async fn sign_in_admin(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
-    Form(form): Form<AdminForm>,
+    PageForm(form): PageForm<AdminForm>,
 ) -> Response {
     if !sign_in_token_ok(&headers, &form.csrf) {
         return expired(&state, &headers).await;
@@ -246,7 +256,7 @@ async fn sign_in_admin(
 async fn sign_in_confluence(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
-    Form(form): Form<ConfluenceForm>,
+    PageForm(form): PageForm<ConfluenceForm>,
 ) -> Response {
     if !sign_in_token_ok(&headers, &form.csrf) {
         return expired(&state, &headers).await;
@@ -260,7 +270,7 @@ async fn sign_in_confluence(
         async move { form_page(&state, &headers, status, Some(&message)).await }
     };
     let conn = match state.store.connection(&form.source).await {
-        Ok(Some(c)) if c.kind == ConnectionKind::Confluence && !c.url.is_empty() => c,
+        Ok(Some(c)) if offers_sign_in(&c) => c,
         Ok(_) => {
             return refuse(
                 StatusCode::BAD_REQUEST,
@@ -423,7 +433,7 @@ async fn signed_in(
 async fn sign_out(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
-    Form(form): Form<SignOutForm>,
+    PageForm(form): PageForm<SignOutForm>,
 ) -> Response {
     let secure = over_tls(&headers);
     if let Some(id) = cookie(&headers, SESSION_COOKIE)

@@ -47,6 +47,7 @@
     const list = box.querySelector("[data-pick-channel]");
     const status = box.querySelector("[data-pick-status]");
     let asked = 0;
+    let loaded = false;
     async function load() {
       const ws = workspace.value;
       const mine = ++asked;
@@ -80,7 +81,7 @@
       const name = list.value;
       picked(box, name ? `slack:${workspace.value}/${name}` : "", name, "Posts nowhere yet.");
     };
-    workspace.addEventListener("change", () => { list.value = ""; choose(); load(); });
+    workspace.addEventListener("change", () => { list.value = ""; choose(); loaded = true; load(); });
     search.addEventListener("input", debounce(load, 200));
     // Enter in the search box picks the first match instead of sending the form.
     search.addEventListener("keydown", (ev) => {
@@ -90,7 +91,10 @@
       }
     });
     list.addEventListener("change", choose);
-    load();
+    // Slack is asked only once someone looks for a channel, not on every page view.
+    const first = () => { if (!loaded) { loaded = true; load(); } };
+    search.addEventListener("focus", first);
+    list.addEventListener("focus", first);
   }
 
   function teamsPicker(box) {
@@ -123,7 +127,7 @@
     };
     input.addEventListener("input", () => { choose(); load(); });
     input.addEventListener("change", choose);
-    load();
+    input.addEventListener("focus", load, { once: true });
   }
 
   // --- typed settings ---
@@ -240,7 +244,21 @@
       text: `Connection ${j.name} changed: ${j.dry_run ? "dry run (records what it would send)" : "live (sends)"}.`,
       anchor: `connection-${j.name}`,
     }),
-    "retried": (j) => ({ text: j.message || "Queued again." }),
+    "connection-edited": (j) => {
+      const changed = j.changed || [];
+      if (!changed.length) return { text: `Nothing changed in connection ${j.name}.` };
+      const secret = (c) => ["token", "signing_secret", "webhook_secret", "app_token"].includes(c);
+      const words = changed.map((c) => (c === "dry_run" ? (j.dry_run ? "dry run on" : "dry run off") : c.replace("_", " ")));
+      let text = `Connection ${j.name} changed: ${words.join(", ")}.`;
+      if (changed.some((c) => c === "url" || c === "username" || secret(c))) {
+        text += " Its health mark is cleared; its next delivery or a Test says whether it works, and its dead letters can be retried from the Overview.";
+      }
+      return { text };
+    },
+    "retried": (j) => ({ text: `Delivery ${j.queued} queued again: its row shows the outcome once it is sent.` }),
+    "retried-dead": (j) => ({
+      text: `${j.queued} dead letter${j.queued === 1 ? "" : "s"} to ${j.destination} queued again: they go out now, and the lists below follow.`,
+    }),
   };
 
   // The text for a form's answer, or null for console.js's own words.
@@ -288,6 +306,7 @@
       return ok ? "Test passed." : state === "untested" ? "Not tested." : "Test failed: the row says why.";
     },
     "row-retry": (form, answer) => {
+      const id = answer && answer.queued;
       const row = form.closest("tr");
       if (row) {
         row.classList.add("retried");
@@ -296,7 +315,7 @@
         note.textContent = "queued again: this row shows the outcome once it is sent";
         form.replaceWith(note);
       }
-      return (answer && answer.message) || "Queued again.";
+      return id ? `Delivery ${id} queued again: its row shows the outcome once it is sent.` : "Queued again.";
     },
   };
 
