@@ -234,6 +234,9 @@ fn previews_draw_slack_teams_and_confluence_as_they_land() {
     assert!(text.contains("Dry-run binding: recorded, never sent; nothing to retry."), "{text}");
     let height = b.js("return document.documentElement.scrollHeight;", vec![]).as_u64().unwrap();
     assert!(height < 1600, "four deliveries fit on a screen or so: {height} px");
+    let wide = b.js("return document.documentElement.scrollWidth;", vec![]).as_u64().unwrap();
+    assert!(wide <= 1280, "the table fits the window: {wide} px");
+    b.screenshot("deliveries-folded");
     b.js(
         "for (const d of document.querySelectorAll('details.delivery-message')) d.open = true;",
         vec![],

@@ -207,11 +207,11 @@ pub(super) fn retry_button(d: &DeliveryRecord) -> Markup {
     match d.status {
         DeliveryStatus::Dead => form("Retry"),
         DeliveryStatus::WouldSend if d.dry_run => html! {
-            small class="muted" { "Dry-run binding: recorded, never sent; nothing to retry." }
+            small class="muted retry-note" { "Dry-run binding: recorded, never sent; nothing to retry." }
         },
         DeliveryStatus::WouldSend => html! {
             (form("Send now"))
-            small class="muted" { "Recorded while its connection was in dry run; sends it if the connection is live now." }
+            small class="muted retry-note" { "Recorded while its connection was in dry run; sends it if the connection is live now." }
         },
         _ => html! {},
     }
