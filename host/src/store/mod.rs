@@ -380,17 +380,8 @@ forward! {
 
     // --- the console: searches, counts, change log, sessions ---
 
-    /// Events matching `q`, newest first, a page at a time.
-    fn search_events(&self, q: &EventQuery => owned_ref, by_ref) -> Vec<EventSummary>;
     /// Deliveries matching `q`, newest first, a page at a time.
     fn search_deliveries(&self, q: &DeliveryQuery => owned_ref, by_ref) -> Vec<DeliveryRecord>;
-    /// How many deliveries are in each status.
-    fn delivery_counts(&self) -> Vec<DeliveryCount>;
-    /// What is newest (for live updates).
-    fn latest_ids(&self) -> LatestIds;
-    /// Queues every dead delivery to `destination` again (only of events in
-    /// `spaces` when set); returns how many.
-    fn retry_dead_letters(&self, destination: &str => owned_str, as_str, spaces: Option<&[String]> => owned_opt_slice, as_opt_slice) -> usize;
 
 }
 

@@ -9,7 +9,8 @@
 
 use serde::Serialize;
 
-use super::{DeliveryStatus, EventStatus};
+use super::sql::{Column, FromRow, Param, Row, parsed};
+use super::{DeliveryStatus, EventStatus, Store, StoreResult};
 
 /// Which events to list.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -87,15 +88,6 @@ pub struct LatestIds {
 
 pub(crate) use super::sql::Dialect;
 
-/// One filter's value.
-#[derive(Debug, Clone, PartialEq)]
-pub(super) enum Param {
-    Text(String),
-    Int(i64),
-    /// A list (of space keys).
-    Texts(Vec<String>),
-}
-
 /// The `WHERE` of a search, built from the filters that are set (a
 /// condition per filter, so each can use its index; no `? IS NULL OR`).
 #[derive(Debug, Default)]
@@ -113,6 +105,7 @@ impl Filter {
             (Dialect::Postgres, Param::Texts(_)) => format!("ANY(${n}::text[])"),
             (Dialect::Postgres, Param::Text(_)) => format!("${n}::text"),
             (Dialect::Postgres, Param::Int(_)) => format!("${n}::bigint"),
+            (Dialect::Postgres, Param::Flag(_)) => format!("${n}::boolean"),
         }
     }
 
@@ -143,7 +136,7 @@ impl Filter {
 
     /// The placeholder of the next parameter (the `LIMIT`).
     pub fn next_placeholder(&self, dialect: Dialect) -> String {
-        self.placeholder(dialect, &Param::Int(0))
+        self.placeholder(dialect, &Param::Int(None))
     }
 }
 
@@ -157,19 +150,19 @@ impl EventQuery {
             f.add_in(dialect, "space_key", spaces);
         }
         if let Some(space) = &self.space {
-            f.add(dialect, "space_key", "=", Param::Text(space.clone()));
+            f.add(dialect, "space_key", "=", space.into());
         }
         if let Some(id) = &self.content_id {
-            f.add(dialect, "content_id", "=", Param::Text(id.clone()));
+            f.add(dialect, "content_id", "=", id.into());
         }
         if let Some(name) = &self.name {
-            f.add(dialect, "name", "=", Param::Text(name.clone()));
+            f.add(dialect, "name", "=", name.into());
         }
         if let Some(status) = self.status {
-            f.add(dialect, "status", "=", Param::Text(status.as_str().into()));
+            f.add(dialect, "status", "=", status.as_str().into());
         }
         if let Some(before) = self.before {
-            f.add(dialect, "id", "<", Param::Int(before));
+            f.add(dialect, "id", "<", before.into());
         }
         f
     }
@@ -184,16 +177,16 @@ impl DeliveryQuery {
     pub(super) fn filter(&self, dialect: Dialect) -> Filter {
         let mut f = Filter::default();
         if let Some(status) = self.status {
-            f.add(dialect, "status", "=", Param::Text(status.as_str().into()));
+            f.add(dialect, "status", "=", status.as_str().into());
         }
         if let Some(d) = &self.destination {
-            f.add(dialect, "destination", "=", Param::Text(d.clone()));
+            f.add(dialect, "destination", "=", d.into());
         }
         if let Some(p) = &self.plugin {
-            f.add(dialect, "plugin", "=", Param::Text(p.clone()));
+            f.add(dialect, "plugin", "=", p.into());
         }
         if let Some(e) = self.event_id {
-            f.add(dialect, "event_id", "=", Param::Int(e));
+            f.add(dialect, "event_id", "=", e.into());
         }
         if let Some(spaces) = &self.spaces {
             let list = f.placeholder(dialect, &Param::Texts(Vec::new()));
@@ -208,12 +201,114 @@ impl DeliveryQuery {
             f.params.push(Param::Texts(spaces.clone()));
         }
         if let Some(before) = self.before {
-            f.add(dialect, "id", "<", Param::Int(before));
+            f.add(dialect, "id", "<", before.into());
         }
         f
     }
 
     pub(super) fn page(&self) -> i64 {
         self.limit.clamp(1, MAX_PAGE) as i64
+    }
+}
+
+impl FromRow for EventSummary {
+    const COLUMNS: &'static str =
+        "id, source, name, received_at, status, attempts, error, space_key, content_id, title";
+
+    fn from_row(r: &dyn Row) -> StoreResult<EventSummary> {
+        Ok(EventSummary {
+            id: r.get("id")?,
+            source: r.get("source")?,
+            name: r.get("name")?,
+            received_at: r.get("received_at")?,
+            status: r.get("status")?,
+            attempts: r.get("attempts")?,
+            error: r.get("error")?,
+            space_key: r.get("space_key")?,
+            content_id: r.get("content_id")?,
+            title: r.get("title")?,
+        })
+    }
+}
+
+impl Column for DeliveryStatus {
+    fn read(row: &dyn Row, column: &'static str) -> StoreResult<Option<DeliveryStatus>> {
+        parsed(row, column, "delivery status", DeliveryStatus::parse)
+    }
+}
+
+impl Store {
+    /// Events matching `q`, newest first, a page at a time.
+    pub async fn search_events(&self, q: &EventQuery) -> StoreResult<Vec<EventSummary>> {
+        let dialect = self.dialect();
+        let filter = q.filter(dialect);
+        let from = format!(
+            "FROM events{} ORDER BY id DESC LIMIT {}",
+            filter.where_sql(),
+            filter.next_placeholder(dialect)
+        );
+        let mut params = filter.params;
+        params.push(q.page().into());
+        self.select(&from, params).await
+    }
+
+    /// How many deliveries are in each status.
+    pub async fn delivery_counts(&self) -> StoreResult<Vec<DeliveryCount>> {
+        self.query(
+            "SELECT status, COUNT(*) AS n FROM deliveries GROUP BY status ORDER BY status",
+            vec![],
+            |r| {
+                Ok(DeliveryCount {
+                    status: r.get("status")?,
+                    count: r.get("n")?,
+                })
+            },
+        )
+        .await
+    }
+
+    /// What is newest (for live updates), to tell a console page its lists changed.
+    pub async fn latest_ids(&self) -> StoreResult<LatestIds> {
+        let latest = self
+            .query_opt(
+                "SELECT (SELECT COALESCE(MAX(id), 0) FROM events) AS event,
+                        (SELECT COALESCE(MAX(id), 0) FROM deliveries) AS delivery,
+                        (SELECT COALESCE(MAX(id), 0) FROM attempts) AS attempt,
+                        (SELECT COUNT(*) FROM events WHERE status = 'pending') AS pending_events,
+                        (SELECT COUNT(*) FROM deliveries WHERE status = 'pending') AS pending_deliveries",
+                vec![],
+                |r| {
+                    Ok(LatestIds {
+                        event: r.get("event")?,
+                        delivery: r.get("delivery")?,
+                        attempt: r.get("attempt")?,
+                        pending_events: r.get("pending_events")?,
+                        pending_deliveries: r.get("pending_deliveries")?,
+                    })
+                },
+            )
+            .await?;
+        Ok(latest.unwrap_or_default())
+    }
+
+    /// Queues every dead delivery to `destination` again (only of events in
+    /// `spaces` when set); returns how many.
+    pub async fn retry_dead_letters(
+        &self,
+        destination: &str,
+        spaces: Option<&[String]>,
+    ) -> StoreResult<usize> {
+        let mut sql = "UPDATE deliveries SET status = 'pending', attempts = 0, next_try_at = 0
+             WHERE status = 'dead' AND destination = ?1"
+            .to_owned();
+        let mut params = vec![destination.into()];
+        if let Some(spaces) = spaces {
+            sql.push_str(&format!(
+                " AND event_id IN (SELECT id FROM events WHERE space_key {})",
+                self.dialect().in_list(2)
+            ));
+            params.push(Param::Texts(spaces.to_vec()));
+        }
+        Ok(self.execute(&sql, params).await? as usize)
     }
 }
