@@ -35,6 +35,7 @@ mod operations;
 mod outbound_tls;
 mod packaging;
 mod plugin_cli;
+mod plugin_signing;
 mod postgres_tls;
 mod replay;
 mod restrictions;

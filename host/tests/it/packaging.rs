@@ -197,6 +197,9 @@ struct Purge;
 impl Drop for Purge {
     fn drop(&mut self) {
         let _ = run("dpkg", &["--purge", "pagehook"]);
+        // The test's own file there, which dpkg rightly leaves.
+        let _ = std::fs::remove_file("/etc/pagehook/database-password");
+        let _ = std::fs::remove_dir("/etc/pagehook");
     }
 }
 
