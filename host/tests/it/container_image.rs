@@ -95,6 +95,15 @@ impl Podman {
     }
 }
 
+impl Drop for Podman {
+    /// Whatever happened, the container this storage ran stops and goes
+    /// (only this storage's: `--root` is the temporary directory).
+    fn drop(&mut self) {
+        let _ = self.run(&["rm", "--force", "--all"]);
+        let _ = self.run(&["volume", "rm", "--force", "--all"]);
+    }
+}
+
 /// Limits the container may have: no higher than this process's.
 fn ulimits() -> Vec<String> {
     let limits = std::fs::read_to_string("/proc/self/limits").unwrap();
