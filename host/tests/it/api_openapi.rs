@@ -20,6 +20,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("post", "/api/plugins/{name}/disable"),
     ("post", "/api/plugins/{name}/reset"),
     ("put", "/api/plugins/{name}/grants"),
+    ("post", "/api/plugins/{name}/grant-limits"),
     ("post", "/api/plugins/upload"),
     ("get", "/api/connections"),
     ("post", "/api/connections"),
