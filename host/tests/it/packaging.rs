@@ -180,7 +180,10 @@ fn the_release_bundle_runs_in_a_clean_directory_with_its_plugins_and_no_toolchai
     let mut served = Served::start(serve);
     assert_eq!(served.hook(&event_body(0, 0)), 202);
     wait_posts(&fake_slack, 1);
-    assert!(dir.join("pagehook.db").is_file(), "the store is beside the config");
+    assert!(
+        dir.join("pagehook.db").is_file(),
+        "the store is beside the config"
+    );
     served.sigterm();
     assert!(served.wait(Duration::from_secs(20)).success());
 }
@@ -206,12 +209,19 @@ impl Drop for Purge {
 /// `pagehook` of the installed package run as its user with its config.
 fn as_pagehook(args: &[&str]) -> Command {
     let mut c = Command::new("runuser");
-    c.args(["-u", "pagehook", "--", "/usr/bin/pagehook", "--config", CONFIG])
-        .args(args)
-        .current_dir("/var/lib/pagehook")
-        .env("PAGEHOOK_TEST_PAT", PAT)
-        .env("PAGEHOOK_TEST_HOOK_SECRET", HOOK_SECRET)
-        .env("PAGEHOOK_CACHE_DIR", "/var/cache/pagehook");
+    c.args([
+        "-u",
+        "pagehook",
+        "--",
+        "/usr/bin/pagehook",
+        "--config",
+        CONFIG,
+    ])
+    .args(args)
+    .current_dir("/var/lib/pagehook")
+    .env("PAGEHOOK_TEST_PAT", PAT)
+    .env("PAGEHOOK_TEST_HOOK_SECRET", HOOK_SECRET)
+    .env("PAGEHOOK_CACHE_DIR", "/var/cache/pagehook");
     c
 }
 
@@ -299,7 +309,10 @@ fn the_debian_package_installs_serves_stops_mid_burst_upgrades_and_removes() {
         "a system user without a login: {user}"
     );
     assert_eq!(owner_and_mode("/var/lib/pagehook"), "pagehook:pagehook 750");
-    assert_eq!(owner_and_mode("/var/cache/pagehook"), "pagehook:pagehook 750");
+    assert_eq!(
+        owner_and_mode("/var/cache/pagehook"),
+        "pagehook:pagehook 750"
+    );
     assert_eq!(owner_and_mode(CONFIG), "root:pagehook 640");
     assert_eq!(
         owner_and_mode("/etc/pagehook/admin-token"),
@@ -324,18 +337,27 @@ fn the_debian_package_installs_serves_stops_mid_burst_upgrades_and_removes() {
     );
     let exposure: f64 = security
         .lines()
-        .find_map(|l| l.split("Overall exposure level for pagehook.service: ").nth(1))
+        .find_map(|l| {
+            l.split("Overall exposure level for pagehook.service: ")
+                .nth(1)
+        })
         .and_then(|rest| rest.split_whitespace().next())
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("no exposure level in:\n{security}"));
-    assert!(exposure <= 2.0, "exposure {exposure} (OK is below 2.0)\n{security}");
+    assert!(
+        exposure <= 2.0,
+        "exposure {exposure} (OK is below 2.0)\n{security}"
+    );
 
     // Configured as an admin would: PostgreSQL, a quick delivery schedule,
     // a fixed port.
     let pg = TestPostgres::shared();
     let db = pg.fresh_database();
     std::fs::write("/etc/pagehook/database-password", pg.password()).unwrap();
-    ok("chown", &["root:pagehook", "/etc/pagehook/database-password"]);
+    ok(
+        "chown",
+        &["root:pagehook", "/etc/pagehook/database-password"],
+    );
     ok("chmod", &["0640", "/etc/pagehook/database-password"]);
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -426,10 +448,11 @@ fn the_debian_package_installs_serves_stops_mid_burst_upgrades_and_removes() {
     let read_notifications = || {
         let mut buf = [0u8; 4096];
         while let Ok(n) = notify.recv(&mut buf) {
-            notifications
-                .lock()
-                .unwrap()
-                .extend(String::from_utf8_lossy(&buf[..n]).lines().map(str::to_owned));
+            notifications.lock().unwrap().extend(
+                String::from_utf8_lossy(&buf[..n])
+                    .lines()
+                    .map(str::to_owned),
+            );
         }
     };
     read_notifications();
@@ -504,7 +527,10 @@ fn the_debian_package_installs_serves_stops_mid_burst_upgrades_and_removes() {
         let seen = notifications.lock().unwrap();
         let stopping = seen.iter().position(|l| l == "STOPPING=1");
         assert!(stopping.is_some(), "{seen:?}");
-        assert!(seen.last().map(String::as_str) == Some("STATUS=stopped"), "{seen:?}");
+        assert!(
+            seen.last().map(String::as_str) == Some("STATUS=stopped"),
+            "{seen:?}"
+        );
     }
 
     let events = (CHANNELS * PER_CHANNEL) as i64;

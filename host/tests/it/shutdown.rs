@@ -410,10 +410,7 @@ fn serve_tells_systemd_ready_once_bound_its_status_watchdog_and_stopping() {
     let status = served.wait(Duration::from_secs(10));
     assert!(status.success(), "a clean stop exits 0: {status:?}");
     let after = notifications_until(&socket, "STATUS=stopped", Duration::from_secs(1));
-    assert!(
-        !after.iter().flatten().any(|l| l == "READY=1"),
-        "{after:?}"
-    );
+    assert!(!after.iter().flatten().any(|l| l == "READY=1"), "{after:?}");
 }
 
 #[test]
@@ -441,9 +438,11 @@ fn sigterm_past_the_grace_hands_an_unfinished_send_to_another_replica_at_once() 
         1,
     );
     // Both replicas give a stop 300 ms.
-    let config = std::fs::read_to_string(admin.config())
-        .unwrap()
-        .replacen("[server]\n", "[server]\nshutdown-grace-ms = 300\n", 1);
+    let config = std::fs::read_to_string(admin.config()).unwrap().replacen(
+        "[server]\n",
+        "[server]\nshutdown-grace-ms = 300\n",
+        1,
+    );
     std::fs::write(admin.config(), config).unwrap();
     let (a_side, b_side) = (admin.replica(), admin.replica());
     let serve = |side: &Sidecar| {
