@@ -862,7 +862,10 @@ mod tests {
             let b = actions([LinkButton::new("Open page", url).primary()]);
             assert!(b.empty, "{url}: {}", b.as_json());
             let mut blocks = Blocks::new();
-            assert!(!blocks.push(b), "an actions block without buttons is left out");
+            assert!(
+                !blocks.push(b),
+                "an actions block without buttons is left out"
+            );
             let s = section_with_button("x", "open-1", LinkButton::new("Open", url)).to_value();
             assert!(s.get("accessory").is_none(), "{s}");
             assert_eq!(link(url, "Title <b>"), "Title &lt;b&gt;", "{url}");
@@ -881,7 +884,10 @@ mod tests {
             assert!(Block::from(raw).to_value().get("accessory").is_none());
         }
         // Web and mail links still work.
-        assert_eq!(link("mailto:ada@example.com", "Ada"), "<mailto:ada@example.com|Ada>");
+        assert_eq!(
+            link("mailto:ada@example.com", "Ada"),
+            "<mailto:ada@example.com|Ada>"
+        );
         assert_eq!(
             actions([LinkButton::new("Open", "HTTPS://x.example/1")]).to_value()["elements"][0]["url"],
             "HTTPS://x.example/1"

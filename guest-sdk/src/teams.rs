@@ -317,8 +317,7 @@ pub fn open_url(title: &str, url: &str) -> Value {
 /// Whether `v` is an `Action.OpenUrl` whose URL is not http(s).
 fn opens_unsafe_url(v: &Value) -> bool {
     v.get("type").and_then(Value::as_str) == Some("Action.OpenUrl")
-        && v
-            .get("url")
+        && v.get("url")
             .and_then(Value::as_str)
             .is_none_or(|url| crate::text::web_url(url).is_none())
 }

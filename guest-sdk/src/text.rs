@@ -293,9 +293,7 @@ pub fn web_url(url: &str) -> Option<&str> {
         return None;
     };
     let host = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];
-    let usable = !host.is_empty()
-        && !host.starts_with('@')
-        && !url.chars().any(|c| c.is_control());
+    let usable = !host.is_empty() && !host.starts_with('@') && !url.chars().any(|c| c.is_control());
     usable.then_some(url)
 }
 
@@ -325,7 +323,11 @@ mod tests {
 
     #[test]
     fn only_http_and_https_urls_with_a_host_are_web_urls() {
-        for ok in ["https://wiki.example.com/x", "HTTP://127.0.0.1:8090/p?a=1", " https://x "] {
+        for ok in [
+            "https://wiki.example.com/x",
+            "HTTP://127.0.0.1:8090/p?a=1",
+            " https://x ",
+        ] {
             assert!(web_url(ok).is_some(), "{ok}");
         }
         for bad in [

@@ -150,7 +150,10 @@ mod tests {
             ]}]);
             let why = unsafe_link(&slack(button.clone())).expect(url);
             assert!(why.starts_with("a Slack button would open `"), "{why}");
-            assert!(why.contains(&url.trim().chars().take(20).collect::<String>()), "{why}");
+            assert!(
+                why.contains(&url.trim().chars().take(20).collect::<String>()),
+                "{why}"
+            );
             // Blocks carried as a JSON string are read the same.
             assert!(unsafe_link(&slack(Value::String(button.to_string()))).is_some());
             let accessory = json!([{"type": "section", "text": {"type": "mrkdwn", "text": "x"},
@@ -173,7 +176,10 @@ mod tests {
             let card = json!({"type": "AdaptiveCard", "version": "1.5", "body": [],
                 "actions": [{"type": "Action.OpenUrl", "title": "Open page", "url": url}]});
             let why = unsafe_link(&teams(card.clone())).expect(url);
-            assert!(why.starts_with("a Teams card action (Action.OpenUrl) would open"), "{why}");
+            assert!(
+                why.starts_with("a Teams card action (Action.OpenUrl) would open"),
+                "{why}"
+            );
             assert!(unsafe_link(&teams(Value::String(card.to_string()))).is_some());
             let select = json!({"type": "AdaptiveCard", "body": [{"type": "Container", "items": [],
                 "selectAction": {"type": "Action.OpenUrl", "url": url}}]});
@@ -189,7 +195,8 @@ mod tests {
         let ok = json!([{"type": "actions", "elements": [{"type": "button", "url": "https://wiki.example.com/x?a=1"}]},
             {"type": "section", "text": {"type": "mrkdwn", "text": "see javascript:alert(1)"}}]);
         assert_eq!(unsafe_link(&slack(ok)), None);
-        let card = json!({"actions": [{"type": "Action.OpenUrl", "url": "HTTP://127.0.0.1:8090/p"}]});
+        let card =
+            json!({"actions": [{"type": "Action.OpenUrl", "url": "HTTP://127.0.0.1:8090/p"}]});
         assert_eq!(unsafe_link(&teams(card)), None);
         let page = Action::CreatePage {
             space_key: "OPS".into(),
@@ -199,10 +206,20 @@ mod tests {
             labels: vec![],
             once_key: None,
         };
-        assert_eq!(unsafe_link(&page), None, "Confluence sanitises bodies itself");
         assert_eq!(
-            unsafe_link(&slack(json!([{"type": "button", "url": format!("javascript:{}", "a".repeat(100))}]))).unwrap(),
-            format!("a Slack button would open `javascript:{}…`: only http and https URLs may be opened from a message", "a".repeat(49))
+            unsafe_link(&page),
+            None,
+            "Confluence sanitises bodies itself"
+        );
+        assert_eq!(
+            unsafe_link(&slack(
+                json!([{"type": "button", "url": format!("javascript:{}", "a".repeat(100))}])
+            ))
+            .unwrap(),
+            format!(
+                "a Slack button would open `javascript:{}…`: only http and https URLs may be opened from a message",
+                "a".repeat(49)
+            )
         );
     }
 }

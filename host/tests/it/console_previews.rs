@@ -117,9 +117,31 @@ fn previews_draw_slack_teams_and_confluence_as_they_land() {
     side.install("retro-writer", &["create-page", "add-comment"]);
     let eng = ["--scope", "space:ENG", "--dry-run"];
     for args in [
-        &["bind", "slack-poster", "--quiet", "--to", "slack:#eng", "--set", "channel=#eng"][..],
-        &["bind", "teams-poster", "--to", "teams:eng-news", "--set", "channel=eng-news"][..],
-        &["bind", "retro-writer", "--to", "confluence:*", "--to", "comment:*"][..],
+        &[
+            "bind",
+            "slack-poster",
+            "--quiet",
+            "--to",
+            "slack:#eng",
+            "--set",
+            "channel=#eng",
+        ][..],
+        &[
+            "bind",
+            "teams-poster",
+            "--to",
+            "teams:eng-news",
+            "--set",
+            "channel=eng-news",
+        ][..],
+        &[
+            "bind",
+            "retro-writer",
+            "--to",
+            "confluence:*",
+            "--to",
+            "comment:*",
+        ][..],
     ] {
         let mut all = args.to_vec();
         all.extend_from_slice(&eng);
@@ -157,15 +179,25 @@ fn previews_draw_slack_teams_and_confluence_as_they_land() {
     preview_in_row(&b, s, event);
     let message = drawn(&b, &format!("#preview-{s} .sk-message"));
     let slack_ms = started.elapsed();
-    assert!(message.contains("Q3 launch <script>window.__pwned=1</script>"), "{message}");
+    assert!(
+        message.contains("Q3 launch <script>window.__pwned=1</script>"),
+        "{message}"
+    );
     assert!(message.contains("Open page"), "{message}");
     let header = b.texts(&format!("#preview-{s} .sk-header"));
-    assert_eq!(header, [TITLE], "the header is plain text, shown as written");
+    assert_eq!(
+        header,
+        [TITLE],
+        "the header is plain text, shown as written"
+    );
     let started = Instant::now();
     preview_in_row(&b, t, event);
     let card = drawn(&b, &format!("#preview-{t} .teams-card .ac-adaptiveCard"));
     let teams_ms = started.elapsed();
-    assert!(card.contains("Q3 launch <script>window.__pwned=1</script>"), "{card}");
+    assert!(
+        card.contains("Q3 launch <script>window.__pwned=1</script>"),
+        "{card}"
+    );
     preview_in_row(&b, r, event);
     let page = drawn(&b, &format!("#preview-{r} .cf-page"));
     assert!(page.contains("Retrospective"), "{page}");
@@ -179,16 +211,27 @@ fn previews_draw_slack_teams_and_confluence_as_they_land() {
             vec![json!(slot)],
         );
         let closed = closed.as_array().unwrap();
-        assert!(!closed.is_empty() && closed.iter().all(|o| o == false), "{slot}: {closed:?}");
+        assert!(
+            !closed.is_empty() && closed.iter().all(|o| o == false),
+            "{slot}: {closed:?}"
+        );
     }
     let request = b.js(
         "return document.querySelector(arguments[0] + ' details.raw-request pre').textContent;",
         vec![json!(format!("#preview-{s}"))],
     );
-    assert!(request.as_str().unwrap().contains("\"method\": \"chat.postMessage\""), "{request}");
+    assert!(
+        request
+            .as_str()
+            .unwrap()
+            .contains("\"method\": \"chat.postMessage\""),
+        "{request}"
+    );
     assert_no_csp_violation(&b, "previews in the bindings' rows");
     b.screenshot("binding-previews");
-    eprintln!("in-row previews drawn: Slack in {slack_ms:?}, Teams (renderer loaded) in {teams_ms:?}");
+    eprintln!(
+        "in-row previews drawn: Slack in {slack_ms:?}, Teams (renderer loaded) in {teams_ms:?}"
+    );
 
     // --- Each on its own page.
     for (id, css, shot) in [
@@ -225,16 +268,31 @@ fn previews_draw_slack_teams_and_confluence_as_they_land() {
     );
     assert_eq!(open, 0, "nothing is open by default");
     let text = b.text();
-    assert!(!text.contains("\"method\""), "no request shown until asked:\n{text}");
+    assert!(
+        !text.contains("\"method\""),
+        "no request shown until asked:\n{text}"
+    );
     assert_eq!(
         b.texts("button").iter().filter(|t| *t == "Retry").count(),
         0,
         "no Retry on a dry run's would-send rows"
     );
-    assert!(text.contains("Dry-run binding: recorded, never sent; nothing to retry."), "{text}");
-    let height = b.js("return document.documentElement.scrollHeight;", vec![]).as_u64().unwrap();
-    assert!(height < 1600, "four deliveries fit on a screen or so: {height} px");
-    let wide = b.js("return document.documentElement.scrollWidth;", vec![]).as_u64().unwrap();
+    assert!(
+        text.contains("Dry-run binding: recorded, never sent; nothing to retry."),
+        "{text}"
+    );
+    let height = b
+        .js("return document.documentElement.scrollHeight;", vec![])
+        .as_u64()
+        .unwrap();
+    assert!(
+        height < 1600,
+        "four deliveries fit on a screen or so: {height} px"
+    );
+    let wide = b
+        .js("return document.documentElement.scrollWidth;", vec![])
+        .as_u64()
+        .unwrap();
     assert!(wide <= 1280, "the table fits the window: {wide} px");
     b.screenshot("deliveries-folded");
     b.js(

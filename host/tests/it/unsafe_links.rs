@@ -99,12 +99,21 @@ fn a_javascript_content_url_never_reaches_a_slack_button_or_teams_action() {
         all.len() == 2 && all.iter().all(|d| d["status"] == "sent")
     });
     std::thread::sleep(Duration::from_millis(300));
-    assert_eq!(slack.posts().len(), 1, "only the bundled slack-poster's message");
-    assert_eq!(teams.posts().len(), 1, "only the bundled teams-poster's card");
+    assert_eq!(
+        slack.posts().len(),
+        1,
+        "only the bundled slack-poster's message"
+    );
+    assert_eq!(
+        teams.posts().len(),
+        1,
+        "only the bundled teams-poster's card"
+    );
 
     // What reached Slack and Teams: the message, without the URL anywhere.
     let post = &posts[0];
-    let sent = format!("{} {}", post.text.as_deref().unwrap_or(""), post.params).to_ascii_lowercase();
+    let sent =
+        format!("{} {}", post.text.as_deref().unwrap_or(""), post.params).to_ascii_lowercase();
     assert!(sent.contains("q3 plan"), "{sent}");
     assert!(!sent.contains("javascript"), "{sent}");
     assert!(!sent.contains("evil.example"), "{sent}");
@@ -117,7 +126,10 @@ fn a_javascript_content_url_never_reaches_a_slack_button_or_teams_action() {
     let (_, detail) = side.api(&format!("/api/events/{}", stored["id"]));
     let audit = detail["audit"].as_array().unwrap();
     for (plugin, element) in [
-        ("legacy-slack-poster", "a Slack button would open `javascript:"),
+        (
+            "legacy-slack-poster",
+            "a Slack button would open `javascript:",
+        ),
         (
             "legacy-teams-poster",
             "a Teams card action (Action.OpenUrl) would open `javascript:",
@@ -142,9 +154,10 @@ fn a_javascript_content_url_never_reaches_a_slack_button_or_teams_action() {
     }
     let deliveries: Vec<&Value> = detail["deliveries"].as_array().unwrap().iter().collect();
     assert!(
-        deliveries
-            .iter()
-            .all(|d| !d["plugin"].as_str().unwrap_or_default().starts_with("legacy-")),
+        deliveries.iter().all(|d| !d["plugin"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("legacy-")),
         "{deliveries:#?}"
     );
 }

@@ -210,14 +210,67 @@ pub(super) mod tests {
     /// tag the renderer wrote: each is checked.
     pub fn assert_only_safe_markup(html: &str) {
         const TAGS: [&str; 45] = [
-            "a", "article", "b", "blockquote", "br", "caption", "code", "dd", "del", "details",
-            "div", "dl", "dt", "em", "figcaption", "figure", "h1", "h2", "h3", "h4", "h5", "h6",
-            "hr", "i", "li", "mark", "ol", "p", "pre", "s", "small", "span", "strong", "sub",
-            "summary", "sup", "table", "tbody", "td", "tfoot", "th", "thead", "tr", "u", "ul",
+            "a",
+            "article",
+            "b",
+            "blockquote",
+            "br",
+            "caption",
+            "code",
+            "dd",
+            "del",
+            "details",
+            "div",
+            "dl",
+            "dt",
+            "em",
+            "figcaption",
+            "figure",
+            "h1",
+            "h2",
+            "h3",
+            "h4",
+            "h5",
+            "h6",
+            "hr",
+            "i",
+            "li",
+            "mark",
+            "ol",
+            "p",
+            "pre",
+            "s",
+            "small",
+            "span",
+            "strong",
+            "sub",
+            "summary",
+            "sup",
+            "table",
+            "tbody",
+            "td",
+            "tfoot",
+            "th",
+            "thead",
+            "tr",
+            "u",
+            "ul",
         ];
         const ATTRIBUTES: [&str; 14] = [
-            "class", "title", "href", "target", "rel", "colspan", "rowspan", "aria-hidden",
-            "aria-label", "role", "id", "data-adaptive-card", "open", "hidden",
+            "class",
+            "title",
+            "href",
+            "target",
+            "rel",
+            "colspan",
+            "rowspan",
+            "aria-hidden",
+            "aria-label",
+            "role",
+            "id",
+            "data-adaptive-card",
+            "open",
+            "hidden",
         ];
         for tag in html.split('<').skip(1) {
             let tag = tag.split('>').next().unwrap_or_default();
@@ -231,14 +284,20 @@ pub(super) mod tests {
             while !rest.is_empty() {
                 let end = rest.find(['=', ' ']).unwrap_or(rest.len());
                 let attr = &rest[..end];
-                assert!(ATTRIBUTES.contains(&attr), "attribute {attr:?} of <{name}> in {html}");
+                assert!(
+                    ATTRIBUTES.contains(&attr),
+                    "attribute {attr:?} of <{name}> in {html}"
+                );
                 rest = &rest[end..];
                 if let Some(value) = rest.strip_prefix("=\"") {
                     let close = value.find('"').expect("a quoted value");
                     if attr == "href" {
                         let url = &value[..close];
                         assert!(
-                            url.starts_with("http://") || url.starts_with("https://") || url.starts_with("HTTP") || url.starts_with("mailto:"),
+                            url.starts_with("http://")
+                                || url.starts_with("https://")
+                                || url.starts_with("HTTP")
+                                || url.starts_with("mailto:"),
                             "href {url:?} in {html}"
                         );
                     }

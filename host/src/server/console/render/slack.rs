@@ -285,7 +285,9 @@ mod tests {
         );
         assert!(out.contains(r#"<hr class="sk-divider">"#), "{out}");
         assert!(
-            out.contains(r#"<div class="sk-field"><span class="sk-lines"><b>Space</b><br>ENG</span></div>"#),
+            out.contains(
+                r#"<div class="sk-field"><span class="sk-lines"><b>Space</b><br>ENG</span></div>"#
+            ),
             "{out}"
         );
         assert!(
