@@ -182,7 +182,6 @@ fn shown(value: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::manifest::Manifest;
     use crate::model::{ChatUser, Event, EventKind, SharedLink};
     use crate::store::Scope;
 
@@ -190,8 +189,9 @@ mod tests {
     const RESPONSE_URL: &str = "https://hooks.slack.com/commands/T1/1234/s3cr3t";
 
     fn plugin() -> PluginRecord {
-        let manifest = Manifest::parse(
-            r#"
+        crate::testing::plugin(
+            crate::testing::manifest(
+                r#"
 name = "chat"
 version = "0.1.0"
 description = "answers chat"
@@ -200,23 +200,9 @@ component = "chat.wasm"
 events = ["link-shared", "slash-command", "page-created"]
 actions = ["unfurl", "respond"]
 "#,
+            ),
+            &["unfurl", "respond"],
         )
-        .unwrap();
-        PluginRecord {
-            name: "chat".into(),
-            version: "0.1.0".into(),
-            description: "d".into(),
-            sha256: "ab".repeat(32),
-            dir: "/nowhere".into(),
-            manifest,
-            grants: vec!["unfurl".into(), "respond".into()],
-            limit_grants: Default::default(),
-            enabled: true,
-            failures: 0,
-            breaker_until: None,
-            breaker_error: None,
-            installed_at: 1,
-        }
     }
 
     fn binding(destinations: &[&str]) -> Binding {

@@ -340,13 +340,8 @@ mod tests {
                 },
             );
         }
-        PluginRecord {
-            name: name.into(),
-            version: "0.2.0".into(),
-            description: String::new(),
-            sha256: String::new(),
-            dir: String::new(),
-            manifest: Manifest {
+        crate::testing::plugin(
+            Manifest {
                 name: name.into(),
                 version: "0.2.0".into(),
                 description: String::new(),
@@ -358,14 +353,8 @@ mod tests {
                 limits: Default::default(),
                 digests: false,
             },
-            grants: grants.iter().map(|g| (*g).to_owned()).collect(),
-            limit_grants: Default::default(),
-            enabled: true,
-            failures: 0,
-            breaker_until: None,
-            breaker_error: None,
-            installed_at: 0,
-        }
+            grants,
+        )
     }
 
     fn binding(
