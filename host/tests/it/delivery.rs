@@ -52,6 +52,10 @@ fn slack_side(side: Sidecar, conf: &FakeConfluence, slack: &FakeSlack) -> Sideca
             "space:ENG",
             "--set",
             "events=page-created, page-updated, comment-created",
+            // One message per event, whatever comes how fast: these tests
+            // count deliveries (digests have their own, tests/it/digests.rs).
+            "--digest",
+            "off",
         ],
     );
     side

@@ -27,6 +27,7 @@ mod contract_versions;
 mod dc_versions;
 mod delivery;
 mod deploy_manifests;
+mod digests;
 mod doctor;
 mod egress_proxy;
 mod fuzz_corpus;

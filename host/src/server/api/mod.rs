@@ -23,6 +23,7 @@ mod bindings;
 mod changes;
 mod connections;
 mod deliveries;
+mod digests;
 mod doctor;
 pub mod error;
 mod events;
@@ -74,6 +75,9 @@ fn build() -> OpenApiRouter<Arc<AppState>> {
         .routes(routes!(bindings::list, bindings::bind))
         .routes(routes!(bindings::remove))
         .routes(routes!(bindings::preview))
+        .routes(routes!(digests::list))
+        .routes(routes!(digests::show, digests::change))
+        .routes(routes!(digests::held))
         .routes(routes!(events::list))
         .routes(routes!(events::detail))
         .routes(routes!(events::audit))

@@ -67,6 +67,7 @@ async fn bindings(
             groups.entry(b.scope.to_string()).or_default().push(b);
         }
     }
+    let collecting = super::digests::collecting(&state.store, &viewer).await?;
     let mut previews = BTreeMap::new();
     for scope in groups.keys() {
         let key = scope.strip_prefix("space:").map(str::to_owned);
@@ -112,7 +113,10 @@ async fn bindings(
                                 td { @if b.events.is_empty() { "all it subscribes to" } @else { (b.events.join(", ")) } }
                                 td { @for d in &b.destinations { code { (d) } " " } }
                                 td { @for (k, v) in &b.settings { code { (k) "=" (v) } " " } }
-                                td { @if b.dry_run { span class="state state-warn" { "dry run" } } @else { "live" } }
+                                td {
+                                    @if b.dry_run { span class="state state-warn" { "dry run" } } @else { "live" }
+                                    (super::digests::binding_state(collecting.get(&b.id)))
+                                }
                                 td { (when(b.created_at)) }
                                 td class="row-actions" {
                                     (preview_form(b, previews.get(scope).map(Vec::as_slice).unwrap_or_default()))

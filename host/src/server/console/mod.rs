@@ -22,6 +22,7 @@ mod bindings;
 mod changes;
 mod connections;
 mod deliveries;
+mod digests;
 mod events;
 mod link;
 mod live;
