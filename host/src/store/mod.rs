@@ -16,6 +16,19 @@
 //! to, and the store test suite (`host/tests/it/store_suite.rs`) runs the same
 //! tests against both.
 
+/// Runs one call on whichever backend holds the store: SQLite's on the
+/// blocking pool (the closure owns what it uses), PostgreSQL's directly.
+/// For the calls each backend answers in its own SQL (`per_backend.rs`);
+/// the rest is written once (`sql.rs`).
+macro_rules! on_backend {
+    ($self:ident, |$s:ident| $sqlite:expr, |$p:ident| $pg:expr) => {
+        match &$self.backend {
+            $crate::store::Backend::Sqlite($s) => $s.run(move |$s| $sqlite).await,
+            $crate::store::Backend::Postgres($p) => $pg.await,
+        }
+    };
+}
+
 mod bindings;
 pub mod changes;
 pub mod claims;
@@ -23,8 +36,10 @@ mod connections;
 mod delivery;
 mod digests;
 mod events;
+mod history;
 pub mod ingest;
 mod outbox;
+mod per_backend;
 mod plugins;
 pub mod postgres;
 pub mod search;
@@ -263,126 +278,6 @@ impl Store {
             Backend::Postgres(p) => p.import_table(table, &rows).await,
         }
     }
-}
-
-/// Forwards each listed call to the backend: SQLite on the blocking pool
-/// (arguments are made owned first), PostgreSQL directly.
-macro_rules! forward {
-    ($(
-        $(#[$doc:meta])*
-        fn $name:ident(&self $(, $arg:ident: $ty:ty => $owned:expr, $borrow:expr)* $(,)?) -> $ret:ty;
-    )*) => {
-        impl Store {
-            $(
-                $(#[$doc])*
-                pub async fn $name(&self $(, $arg: $ty)*) -> StoreResult<$ret> {
-                    match &self.backend {
-                        Backend::Sqlite(s) => {
-                            $(let $arg = $owned(&$arg);)*
-                            s.run(move |s| s.$name($($borrow(&$arg)),*)).await
-                        }
-                        Backend::Postgres(p) => p.$name($($arg),*).await,
-                    }
-                }
-            )*
-        }
-    };
-}
-
-/// Conversions for [`forward!`]: how an argument crosses to the blocking
-/// pool and back.
-fn copied<T: Copy>(v: &T) -> T {
-    *v
-}
-fn owned_str(v: &&str) -> String {
-    (*v).to_owned()
-}
-fn as_str(v: &String) -> &str {
-    v
-}
-fn owned_opt_str(v: &Option<&str>) -> Option<String> {
-    v.map(str::to_owned)
-}
-fn as_opt_str(v: &Option<String>) -> Option<&str> {
-    v.as_deref()
-}
-fn owned_ref<T: Clone>(v: &&T) -> T {
-    (*v).clone()
-}
-fn owned_opt_ref<T: Clone>(v: &Option<&T>) -> Option<T> {
-    v.cloned()
-}
-fn as_opt_ref<T>(v: &Option<T>) -> Option<&T> {
-    v.as_ref()
-}
-fn owned_slice<T: Clone>(v: &&[T]) -> Vec<T> {
-    v.to_vec()
-}
-fn as_slice<T>(v: &Vec<T>) -> &[T] {
-    v
-}
-fn by_ref<T>(v: &T) -> &T {
-    v
-}
-fn owned_opt_slice<T: Clone>(v: &Option<&[T]>) -> Option<Vec<T>> {
-    v.map(<[T]>::to_vec)
-}
-fn as_opt_slice<T>(v: &Option<Vec<T>>) -> Option<&[T]> {
-    v.as_deref()
-}
-
-forward! {
-    // Dispatch's results.
-    /// Writes dispatch's results for events still held by `claim`, in one
-    /// transaction; returns how many events were still held and written.
-    fn finish_dispatch(&self, claim: &Claim => owned_ref, by_ref, batch: &[Dispatched] => owned_slice, as_slice, breaker: BreakerPolicy => copied, copied) -> usize;
-    /// Queues a message Pagehook itself sends; returns the delivery's id.
-    fn enqueue_notice(&self, what: &str => owned_str, as_str, d: &NewDelivery => owned_ref, by_ref) -> i64;
-    /// Deliveries, newest first, optionally in one status.
-    fn deliveries(&self, status: Option<DeliveryStatus> => copied, copied, limit: usize => copied, copied) -> Vec<DeliveryRecord>;
-    /// The deliveries one event produced.
-    fn event_deliveries(&self, event_id: i64 => copied, copied) -> Vec<DeliveryRecord>;
-    /// The audit log, newest first, optionally for one event.
-    fn audit(&self, event_id: Option<i64> => copied, copied, limit: usize => copied, copied) -> Vec<AuditRecord>;
-    /// Failed plugin calls, newest first, optionally of one plugin.
-    fn failures(&self, plugin: Option<&str> => owned_opt_str, as_opt_str, limit: usize => copied, copied) -> Vec<FailureRecord>;
-    /// The failed calls of one event.
-    fn event_failures(&self, event_id: i64 => copied, copied) -> Vec<FailureRecord>;
-
-    // Delivery.
-    /// Claims the head of up to `max` lanes: due, not leased by a live
-    /// claim, allowed by Slack's rates (taking their slots), and only of
-    /// events whose predecessors are all dispatched. Marks them `sending`.
-    fn claim_deliveries(&self, claim: &Claim => owned_ref, by_ref, rates: RatePolicy => copied, copied, max: usize => copied, copied) -> DeliveryRound;
-    /// Records attempts of deliveries still held by `claim` and the health
-    /// they showed, in one transaction, and releases the claim's lanes;
-    /// returns how many attempts were recorded.
-    fn finish_attempts(&self, claim: &Claim => owned_ref, by_ref, attempts: &[AttemptResult] => owned_slice, as_slice, health: &[HealthChange] => owned_slice, as_slice) -> usize;
-    /// Extends the lease of everything `claim` holds; returns how many rows it still holds.
-    fn renew(&self, claim: &Claim => owned_ref, by_ref) -> usize;
-    /// Lets go of everything `claim` holds (a clean stop).
-    fn release(&self, claim: &Claim => owned_ref, by_ref) -> ();
-    /// Lets go of everything the replica named `replica` holds, whatever
-    /// round took it (a stopping server whose rounds did not finish within
-    /// its grace): its lanes, its events, and its deliveries in flight, which
-    /// go back to pending as uncertain (they may have been sent). Wakes the
-    /// other replicas, so they take the work now rather than after the
-    /// lease. Returns how many rows it let go.
-    fn release_replica(&self, replica: &str => owned_str, as_str) -> usize;
-    /// After a restart of the only server (SQLite): claims left by the
-    /// previous run end now and their deliveries become uncertain; returns
-    /// how many deliveries were in flight. PostgreSQL leaves them to expire.
-    fn release_stale_claims(&self) -> usize;
-    /// Takes the next send-time slot of a message's channel and workspace
-    /// (see `claims::send_keys`) if it is due; otherwise takes nothing and
-    /// says how long until it is.
-    fn take_send_slot(&self, keys: &RateKeys => owned_ref, by_ref, rates: RatePolicy => copied, copied) -> SendSlot;
-
-    // --- the console: searches, counts, change log, sessions ---
-
-    /// Deliveries matching `q`, newest first, a page at a time.
-    fn search_deliveries(&self, q: &DeliveryQuery => owned_ref, by_ref) -> Vec<DeliveryRecord>;
-
 }
 
 /// Milliseconds since the Unix epoch: this process's clock. Claims and
