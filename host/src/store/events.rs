@@ -106,8 +106,7 @@ impl Column for EventStatus {
 }
 
 impl FromRow for EventRecord {
-    const COLUMNS: &'static str =
-        "id, key, source, name, received_at, payload, event, status, attempts, error, dispatched_at";
+    const COLUMNS: &'static str = "id, key, source, name, received_at, payload, event, status, attempts, error, dispatched_at";
 
     fn from_row(r: &dyn Row) -> StoreResult<EventRecord> {
         Ok(EventRecord {

@@ -71,7 +71,10 @@ impl Store {
     /// Ends a session (sign-out); true when there was one.
     pub async fn delete_session(&self, id_hash: &str) -> StoreResult<bool> {
         let n = self
-            .execute("DELETE FROM sessions WHERE id_hash = ?1", vec![id_hash.into()])
+            .execute(
+                "DELETE FROM sessions WHERE id_hash = ?1",
+                vec![id_hash.into()],
+            )
             .await?;
         Ok(n > 0)
     }
@@ -79,7 +82,10 @@ impl Store {
     /// Forgets expired sessions; returns how many.
     pub async fn purge_sessions(&self) -> StoreResult<usize> {
         let n = self
-            .execute("DELETE FROM sessions WHERE expires_at <= ?1", vec![now_ms().into()])
+            .execute(
+                "DELETE FROM sessions WHERE expires_at <= ?1",
+                vec![now_ms().into()],
+            )
             .await?;
         Ok(n as usize)
     }

@@ -247,14 +247,22 @@ mod tests {
         ids.sort();
         ids.dedup();
         assert_eq!(ids.len(), 100, "duplicates report the first event's id");
-        assert_eq!(boundary(&store).events(None, 1000).await.unwrap().len(), 100);
+        assert_eq!(
+            boundary(&store).events(None, 1000).await.unwrap().len(),
+            100
+        );
         tokio::time::timeout(std::time::Duration::from_secs(1), notify.notified())
             .await
             .expect("the stored batch was announced");
 
         let ignored = ingests[0].insert(event("unknown", false)).await.unwrap();
         assert_eq!(
-            boundary(&store).event(ignored.id).await.unwrap().unwrap().status,
+            boundary(&store)
+                .event(ignored.id)
+                .await
+                .unwrap()
+                .unwrap()
+                .status,
             EventStatus::Ignored
         );
         assert!(

@@ -298,7 +298,10 @@ mod tests {
         ids.sort();
         ids.dedup();
         assert_eq!(ids.len(), 100, "duplicates report the first event's id");
-        assert_eq!(store.boundary().events(None, 1000).await.unwrap().len(), 100);
+        assert_eq!(
+            store.boundary().events(None, 1000).await.unwrap().len(),
+            100
+        );
 
         let ignored = ingest.insert(event("unknown", false)).await.unwrap();
         let rec = store.boundary().event(ignored.id).await.unwrap().unwrap();
