@@ -107,14 +107,31 @@ mod tests {
     fn a_deleted_workflow_is_named_with_the_fix_and_no_url() {
         let mark = teams("eng-news", 404, Some("WorkflowNotFound")).unwrap();
         let (what, fix) = split_fix(&mark);
-        assert!(what.contains("`eng-news` no longer exists (HTTP 404 WorkflowNotFound)"), "{what}");
-        assert!(fix.unwrap().contains("Connections › eng-news › Edit"), "{fix:?}");
+        assert!(
+            what.contains("`eng-news` no longer exists (HTTP 404 WorkflowNotFound)"),
+            "{what}"
+        );
+        assert!(
+            fix.unwrap().contains("Connections › eng-news › Edit"),
+            "{fix:?}"
+        );
         assert!(!mark.contains("sig="));
         assert!(teams("x", 200, None).is_none());
         assert!(teams("x", 500, Some("InternalServerError")).is_none());
-        assert!(teams("x", 400, Some("InvalidRequestContent")).is_none(), "a bad card is the plugin's");
-        assert!(teams("x", 409, Some("WorkflowTriggerIsNotEnabled")).unwrap().contains("turned off"));
-        assert!(teams("x", 401, Some("DirectApiInvalidAuthorizationSignature")).unwrap().contains("signature"));
+        assert!(
+            teams("x", 400, Some("InvalidRequestContent")).is_none(),
+            "a bad card is the plugin's"
+        );
+        assert!(
+            teams("x", 409, Some("WorkflowTriggerIsNotEnabled"))
+                .unwrap()
+                .contains("turned off")
+        );
+        assert!(
+            teams("x", 401, Some("DirectApiInvalidAuthorizationSignature"))
+                .unwrap()
+                .contains("signature")
+        );
         assert_eq!(
             teams_code(r#"{"error":{"code":"WorkflowNotFound","message":"The workflow 'x' could not be found."}}"#).as_deref(),
             Some("WorkflowNotFound")
@@ -125,10 +142,16 @@ mod tests {
     #[test]
     fn a_channel_mark_is_cleared_only_by_its_own_destination() {
         let mark = slack_channel("slack:acme/#eng", "eng", "is_archived");
-        assert!(mark.starts_with("Slack channel #eng (slack:acme/#eng) is archived"), "{mark}");
+        assert!(
+            mark.starts_with("Slack channel #eng (slack:acme/#eng) is archived"),
+            "{mark}"
+        );
         assert!(clears(Some(&mark), "slack:acme/#eng"));
         assert!(!clears(Some(&mark), "slack:acme/#ops"));
-        assert!(clears(Some("Slack refused the token of `acme` (token_revoked)"), "slack:acme/#ops"));
+        assert!(clears(
+            Some("Slack refused the token of `acme` (token_revoked)"),
+            "slack:acme/#ops"
+        ));
         assert!(clears(None, "teams:x"));
     }
 }

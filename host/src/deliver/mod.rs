@@ -26,8 +26,9 @@
 
 pub mod chat;
 mod confluence;
+pub mod gone;
 mod slack;
-mod teams;
+pub(crate) mod teams;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -70,6 +71,10 @@ enum Attempt {
     Reauth { connection: String, error: String },
     /// Give up on this destination.
     Dead(String),
+    /// The destination is gone (a deleted Teams workflow, an archived
+    /// Slack channel): a dead letter, and `connection` is marked with
+    /// `error`, which says what to do ([`gone`]).
+    Gone { connection: String, error: String },
 }
 
 impl Attempt {
@@ -91,9 +96,10 @@ impl Attempt {
     /// Why it did not go out (empty for a sent or recorded one).
     fn error(self) -> String {
         match self {
-            Attempt::Retry { error, .. } | Attempt::Reauth { error, .. } | Attempt::Dead(error) => {
-                error
-            }
+            Attempt::Retry { error, .. }
+            | Attempt::Reauth { error, .. }
+            | Attempt::Gone { error, .. }
+            | Attempt::Dead(error) => error,
             Attempt::Sent { .. } | Attempt::WouldSend(_) => String::new(),
         }
     }
@@ -359,13 +365,19 @@ impl Deliverer {
             _ => Attempt::Dead(cannot_carry(&conn, d)),
         };
         let health = match &attempt {
-            Attempt::Reauth { connection, error } => Some(HealthChange {
-                connection: connection.clone(),
-                error: Some(error.clone()),
-            }),
+            Attempt::Reauth { connection, error } | Attempt::Gone { connection, error } => {
+                Some(HealthChange {
+                    connection: connection.clone(),
+                    error: Some(error.clone()),
+                })
+            }
             // A response URL takes no token: its success says nothing of
-            // the connection's.
-            Attempt::Sent { .. } if !matches!(d.action, Action::Respond { .. }) => {
+            // the connection's. A mark about one Slack channel is cleared
+            // only by a success to that channel.
+            Attempt::Sent { .. }
+                if !matches!(d.action, Action::Respond { .. })
+                    && gone::clears(conn.health.as_deref(), &d.destination) =>
+            {
                 Some(HealthChange {
                     connection: conn.name.clone(),
                     error: None,
@@ -418,7 +430,7 @@ impl Deliverer {
                     request: request.to_string(),
                 };
             }
-            Attempt::Dead(error) => return Outcome::Dead { error },
+            Attempt::Dead(error) | Attempt::Gone { error, .. } => return Outcome::Dead { error },
             Attempt::Reauth { error, .. } => (error, None, false),
             Attempt::Retry {
                 error,

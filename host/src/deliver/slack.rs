@@ -88,6 +88,45 @@ pub(super) async fn deliver(
     dry_run: bool,
     turn: &Turn<'_>,
 ) -> Attempt {
+    let attempt = deliver_once(w, conn, d, dry_run, turn).await;
+    // A channel archived or gone marks its workspace with the fix (until a
+    // post to that channel works again).
+    let Action::PostSlack { channel, .. } = &d.action else {
+        return attempt;
+    };
+    match attempt {
+        Attempt::Dead(error) => match channel_gone(&error) {
+            Some(code) => Attempt::Gone {
+                connection: conn.name.clone(),
+                error: super::gone::slack_channel(&d.destination, channel, code),
+            },
+            None => Attempt::Dead(error),
+        },
+        other => other,
+    }
+}
+
+/// The Slack error a dead letter's words come from, when they say the
+/// channel itself is gone (this file's own words, below).
+fn channel_gone(error: &str) -> Option<&'static str> {
+    if error.starts_with("is_archived:") {
+        Some("is_archived")
+    } else if error.starts_with("channel_not_found:")
+        || (error.starts_with("Slack channel #") && error.contains(" not found in workspace "))
+    {
+        Some("channel_not_found")
+    } else {
+        None
+    }
+}
+
+async fn deliver_once(
+    w: &Deliverer,
+    conn: &ConnectionRecord,
+    d: &Claimed,
+    dry_run: bool,
+    turn: &Turn<'_>,
+) -> Attempt {
     if dry_run {
         return Attempt::WouldSend(would_send(conn, d));
     }
@@ -455,6 +494,29 @@ pub(super) fn classify(connection: &str, method: &str, error: &str) -> Attempt {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dead_letters_that_say_the_channel_is_gone_are_told_from_others() {
+        let words = |code| match classify("acme", "chat.postMessage", code) {
+            Attempt::Dead(e) => e,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(channel_gone(&words("is_archived")), Some("is_archived"));
+        assert_eq!(
+            channel_gone(&words("channel_not_found")),
+            Some("channel_not_found")
+        );
+        assert_eq!(
+            channel_gone("Slack channel #eng not found in workspace `acme`: create it, ..."),
+            Some("channel_not_found")
+        );
+        assert_eq!(
+            channel_gone(&words("not_in_channel")),
+            None,
+            "the bot can be invited"
+        );
+        assert_eq!(channel_gone(&words("msg_too_long")), None);
+    }
 
     #[test]
     fn slack_timestamps_keep_microseconds() {

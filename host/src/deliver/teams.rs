@@ -151,10 +151,19 @@ pub(super) async fn deliver(
                 .chars()
                 .take(300)
                 .collect();
-            Attempt::Dead(format!(
-                "Teams refused the card (HTTP {s}): {text}; check the workflow URL of `{}`",
-                conn.name
-            ))
+            // A deleted or turned-off workflow, a refused signature: the
+            // connection is marked with the fix.
+            let code = super::gone::teams_code(&text);
+            match super::gone::teams(&conn.name, s, code.as_deref()) {
+                Some(mark) => Attempt::Gone {
+                    connection: conn.name.clone(),
+                    error: mark,
+                },
+                None => Attempt::Dead(format!(
+                    "Teams refused the card (HTTP {s}): {text}; check the workflow URL of `{}`",
+                    conn.name
+                )),
+            }
         }
     }
 }

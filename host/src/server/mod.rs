@@ -106,7 +106,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .nest("/api", api::routes())
         .nest("/console", console::routes())
         // The address alone leads to the console (its sign-in page when signed out).
-        .route("/", get(|| async { axum::response::Redirect::to("/console/") }))
+        .route(
+            "/",
+            get(|| async { axum::response::Redirect::to("/console") }),
+        )
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
