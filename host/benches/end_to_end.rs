@@ -1,22 +1,37 @@
 //! End to end: events per second from signed webhook to a post at a fake
 //! Slack on loopback, and the latency from sending the webhook to Slack
-//! receiving the message (p50/p99), at a fixed offered rate.
+//! receiving the message (p50/p99), at fixed offered rates, on SQLite and on
+//! PostgreSQL (one replica), in two setups:
 //!
-//! The release `pagehook serve` runs slack-poster bound to one channel with
-//! the per-channel rate limit raised out of the way (standing in for "many
-//! channels"), a webhook-only source (no enrichment round trip) and the
-//! default durability (each webhook answered once its event is synced).
-//! The channel is given by name and is the last of 5,000 in a fake Slack
-//! that follows Slack's spec (query-only reads, 1,000 a page, tier limits),
-//! so the name is resolved by paging as in a large workspace.
+//! - **one channel, its rate raised** (standing in for many channels): the
+//!   channel is given by name and is the last of 5,000 in the fake Slack, so
+//!   the name is resolved by paging as in a large workspace. 100 and 1,000
+//!   events/s, then higher rates to find the knee (the most it delivers a
+//!   second), then twice the knee: delivered/s must stay at the knee, not
+//!   fall (a backlog must not make delivery slower);
+//! - **100 channels at Slack's rate** (one message a second per channel;
+//!   the fake refuses posts beyond three in any two seconds per channel, as
+//!   Slack refuses bursts): event `n` goes to space `S<n mod 100>`, each
+//!   space bound to its channel, so the knee is 100 a second; offered at
+//!   100, 200 (twice the knee) and 1,000 a second.
+//!
+//! The release `pagehook serve` runs slack-poster, a webhook-only source (no
+//! enrichment round trip) and the default durability (each webhook answered
+//! once its event is synced). One warm-up event is posted before each
+//! measured run (it resolves the channel names and loads the plugin).
+//! Delivered/s counts the posts that arrived while events were offered,
+//! over that time; latencies are over every event posted.
 //!
 //! `cargo bench -p pagehook --bench end_to_end` (or `make bench`) after
-//! `make plugins`. Figures go to docs/benchmarks.md.
+//! `make plugins` and `make postgres`; `PAGEHOOK_BENCH_SECONDS` (default 5;
+//! 1 with only the first run of each setup under `cargo test --benches`)
+//! sets the length of each run. Figures go to docs/benchmarks.md.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use pagehook_fakes::FakeSlack;
+use pagehook_fakes::postgres::TestPostgres;
+use pagehook_fakes::{FakeSlack, SlackPost};
 
 #[path = "../tests/it/common/mod.rs"]
 mod common;
@@ -24,11 +39,73 @@ mod common;
 use common::sidecar::{HOOK_SECRET, Sidecar, sign};
 
 const TOKEN: &str = "xoxb-bench";
+/// Channels of the second setup.
+const CHANNELS: usize = 100;
+/// How long to wait for the last posts of a run below the knee once nothing
+/// new arrives.
+const QUIET: Duration = Duration::from_secs(10);
 
-/// A distinct, signed, rich `page_created` webhook.
-fn signed(n: u64) -> (Vec<u8>, String) {
+/// Seconds of each run: `PAGEHOOK_BENCH_SECONDS`, default 5; 1 when run
+/// without `--bench` (by `cargo test --benches`: a smoke test).
+fn seconds() -> u64 {
+    std::env::var("PAGEHOOK_BENCH_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .filter(|&s| s > 0)
+        .unwrap_or(if full() { 5 } else { 1 })
+}
+
+/// A real bench run (`cargo bench`), not the smoke test.
+fn full() -> bool {
+    std::env::args().any(|a| a == "--bench")
+}
+
+/// Where events go and how fast Slack lets them.
+#[derive(Clone, Copy)]
+struct Setup {
+    postgres: bool,
+    channels: usize,
+}
+
+impl Setup {
+    fn store(&self) -> &'static str {
+        if self.postgres {
+            "PostgreSQL"
+        } else {
+            "SQLite"
+        }
+    }
+
+    fn name(&self) -> String {
+        match self.channels {
+            1 => "1 channel, rate raised".into(),
+            n => format!("{n} channels, 1/s each"),
+        }
+    }
+
+    fn delivery(&self) -> &'static str {
+        if self.channels == 1 {
+            "slack-channel-rate = 100000.0\nslack-workspace-rate = 100000.0\n"
+        } else {
+            "slack-channel-rate = 1.0\nslack-workspace-rate = 100000.0\n"
+        }
+    }
+
+    /// The channel of event `n`, by name, and its space.
+    fn target(&self, n: u64) -> (String, String) {
+        if self.channels == 1 {
+            ("eng".into(), "ENG".into())
+        } else {
+            let c = n % self.channels as u64;
+            (format!("c{c:02}"), format!("S{c:02}"))
+        }
+    }
+}
+
+/// A distinct, signed, rich `page_created` webhook in `space`.
+fn signed(n: u64, space: &str) -> (Vec<u8>, String) {
     let body = format!(
-        r#"{{"timestamp":{},"event":"page_created","userKey":"8a7f80839e460b0f019e460ba6440001","page":{{"id":{},"title":"Bench page {n}","spaceKey":"ENG","self":"https://wiki.example.com/pages/{n}","version":1}}}}"#,
+        r#"{{"timestamp":{},"event":"page_created","userKey":"8a7f80839e460b0f019e460ba6440001","page":{{"id":{},"title":"Bench page {n}","spaceKey":"{space}","self":"https://wiki.example.com/pages/{n}","version":1}}}}"#,
         1_768_000_000_000u64 + n,
         3_000_000 + n
     )
@@ -37,17 +114,37 @@ fn signed(n: u64) -> (Vec<u8>, String) {
     (body, sig)
 }
 
-/// Offers `rate` events/s for `seconds` after one warm-up event; returns
-/// (delivered/s, p50, p99, lost, the warm-up's latency). The warm-up's post
-/// is the one that resolves `#eng` (five `conversations.list` pages); the
-/// measured events find the name in the directory's cache, as every event
-/// after the first does in a running sidecar.
-fn run(rate: u64, seconds: u64) -> (f64, Duration, Duration, usize, Duration) {
+/// What one run measured.
+struct Run {
+    offered: u64,
+    /// Webhooks answered 202.
+    accepted: usize,
+    /// Posts that arrived while events were offered, per second of it.
+    delivered_per_s: f64,
+    p50: Duration,
+    p99: Duration,
+    /// Accepted events not posted when the run ended (a run above the knee
+    /// ends without waiting for its backlog).
+    not_posted: usize,
+    /// Posts the fake refused for the per-channel rate.
+    refused_429: usize,
+    /// The warm-up's post: names resolved, plugin loaded.
+    cold: Duration,
+}
+
+/// The sidecar of `setup` with slack-poster bound, started, and warmed up
+/// with one event; its fake Slack.
+fn start(setup: Setup, pg: Option<&TestPostgres>) -> (Sidecar, FakeSlack, String, Duration) {
     let slack = FakeSlack::start(TOKEN);
-    slack.add_numbered_channels("team", 4_999);
-    slack.add_channel("eng", "C0ENG00001", true);
-    let mut side =
-        Sidecar::with_delivery("slack-channel-rate = 100000.0\nslack-workspace-rate = 100000.0\n");
+    let mut side = match pg {
+        Some(pg) => Sidecar::on_postgres(
+            &pg.url(&pg.fresh_database()),
+            pg.password(),
+            "",
+            setup.delivery(),
+        ),
+        None => Sidecar::with_delivery(setup.delivery()),
+    };
     side.cli(&[
         "connect",
         "confluence",
@@ -57,48 +154,64 @@ fn run(rate: u64, seconds: u64) -> (f64, Duration, Duration, usize, Duration) {
         "--webhook-secret-env",
         "PAGEHOOK_TEST_HOOK_SECRET",
     ]);
-    side.cli(&[
-        "connect",
-        "slack",
-        "bench-slack",
-        "--url",
-        &slack.base_url(),
-        "--token",
-        TOKEN,
-    ]);
+    side.connect_slack("bench-slack", &slack.base_url(), TOKEN);
     side.install("slack-poster", &["post-slack", "dm-slack"]);
-    side.cli(&[
-        "bind",
-        "slack-poster",
-        "--quiet",
-        "--to",
-        "slack:#eng",
-        "--set",
-        "channel=#eng",
-    ]);
+    if setup.channels == 1 {
+        slack.add_numbered_channels("team", 4_999);
+        slack.add_channel("eng", "C0ENG00001", true);
+    } else {
+        slack.limit_posts_per_channel(3, Duration::from_secs(2));
+    }
+    for c in 0..setup.channels as u64 {
+        let (channel, space) = setup.target(c);
+        if setup.channels > 1 {
+            slack.add_channel(&channel, &format!("C0CH{c:06}"), true);
+        }
+        side.cli(&[
+            "bind",
+            "slack-poster",
+            "--quiet",
+            "--to",
+            &format!("slack:#{channel}"),
+            "--set",
+            &format!("channel=#{channel}"),
+            "--scope",
+            &format!("space:{space}"),
+            // One post per event, as without digests (issue 25's digest half).
+            "--digest",
+            "off",
+        ]);
+    }
     side.start();
     let url = format!("{}/hooks/confluence/bench", side.base);
-    let cold = {
-        let (body, sig) = signed(u64::from(u32::MAX));
-        let at = Instant::now();
-        let answer = reqwest::blocking::Client::new()
-            .post(&url)
-            .header("X-Hub-Signature", sig)
-            .body(body)
-            .send()
-            .unwrap();
-        assert_eq!(answer.status().as_u16(), 202);
-        slack.wait_for_posts(1, Duration::from_secs(30))[0]
-            .received_at
-            .saturating_duration_since(at)
-    };
+    let (body, sig) = signed(u64::from(u32::MAX), &setup.target(0).1);
+    let at = Instant::now();
+    let answer = reqwest::blocking::Client::new()
+        .post(&url)
+        .header("X-Hub-Signature", sig)
+        .body(body)
+        .send()
+        .unwrap();
+    assert_eq!(answer.status().as_u16(), 202);
+    let cold = slack.wait_for_posts(1, Duration::from_secs(30))[0]
+        .received_at
+        .saturating_duration_since(at);
+    // The warm-up took channel 0's slot: let it pass.
+    std::thread::sleep(Duration::from_millis(1_100));
+    (side, slack, url, cold)
+}
 
+/// Offers `rate` events/s for `seconds` to a fresh sidecar of `setup`. Below
+/// the knee it waits for every post; above (`overload`) it stops once the
+/// offered time is over.
+fn run(setup: Setup, pg: Option<&TestPostgres>, rate: u64, seconds: u64, overload: bool) -> Run {
+    let (mut side, slack, url, cold) = start(setup, pg);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .unwrap();
     let total = rate * seconds;
-    let sent: HashMap<i64, Instant> = rt.block_on(async {
+    let (sent, window) = rt.block_on(async {
         let client = reqwest::Client::new();
         let start = Instant::now();
         let mut tasks = Vec::new();
@@ -106,62 +219,197 @@ fn run(rate: u64, seconds: u64) -> (f64, Duration, Duration, usize, Duration) {
             let due = start + Duration::from_secs_f64(n as f64 / rate as f64);
             tokio::time::sleep_until(due.into()).await;
             let (client, url) = (client.clone(), url.clone());
+            let space = setup.target(n).1;
             tasks.push(tokio::spawn(async move {
-                let (body, sig) = signed(n);
+                let (body, sig) = signed(n, &space);
                 let at = Instant::now();
-                let r = client
+                let answer = client
                     .post(&url)
                     .header("X-Hub-Signature", sig)
                     .body(body)
                     .send()
                     .await
-                    .unwrap();
-                let v: serde_json::Value = r.json().await.unwrap();
-                (v["id"].as_i64().unwrap(), at)
+                    .ok()?;
+                if answer.status().as_u16() != 202 {
+                    return None;
+                }
+                let v: serde_json::Value = answer.json().await.ok()?;
+                Some((v["id"].as_i64()?, at))
             }));
         }
+        let end = Instant::now();
         let mut sent = HashMap::new();
         for t in tasks {
-            let (id, at) = t.await.unwrap();
-            sent.insert(id, at);
+            if let Some((id, at)) = t.await.unwrap() {
+                sent.insert(id, at);
+            }
         }
-        sent
+        (sent, (start, end))
     });
-    let posts = slack.wait_for_posts(total as usize + 1, Duration::from_secs(120));
-    let posts: Vec<_> = posts.into_iter().skip(1).collect();
+    let posts: Vec<SlackPost> = if overload {
+        slack.posts()
+    } else {
+        let (mut seen, mut since) = (0, Instant::now());
+        loop {
+            let posts = slack.posts();
+            if posts.len() > sent.len() || since.elapsed() > QUIET {
+                break posts;
+            }
+            if posts.len() > seen {
+                (seen, since) = (posts.len(), Instant::now());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
     side.kill();
-    let mut latencies: Vec<Duration> = posts
+    let mut first: HashMap<i64, Instant> = HashMap::new();
+    for p in posts.iter().skip(1) {
+        if let Some(id) = p
+            .metadata
+            .as_ref()
+            .and_then(|m| m["event_payload"]["event_id"].as_i64())
+            && sent.contains_key(&id)
+        {
+            first.entry(id).or_insert(p.received_at);
+        }
+    }
+    let mut latencies: Vec<Duration> = first
         .iter()
-        .filter_map(|p| {
-            let event = p.metadata.as_ref()?["event_payload"]["event_id"].as_i64()?;
-            Some(p.received_at.saturating_duration_since(*sent.get(&event)?))
-        })
+        .map(|(id, at)| at.saturating_duration_since(sent[id]))
         .collect();
     latencies.sort();
-    let first = sent.values().min().copied().unwrap();
-    let last = posts.iter().map(|p| p.received_at).max().unwrap();
-    let rate = posts.len() as f64 / (last - first).as_secs_f64();
-    (
-        rate,
-        latencies[latencies.len() / 2],
-        latencies[latencies.len() * 99 / 100],
-        total as usize - posts.len(),
+    let (from, to) = window;
+    let in_window = first
+        .values()
+        .filter(|at| **at >= from && **at <= to)
+        .count();
+    let quantile = |q: f64| {
+        latencies
+            .get(((latencies.len() as f64 * q) as usize).min(latencies.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or_default()
+    };
+    Run {
+        offered: rate,
+        accepted: sent.len(),
+        delivered_per_s: in_window as f64 / (to - from).as_secs_f64(),
+        p50: quantile(0.5),
+        p99: quantile(0.99),
+        not_posted: sent.len() - first.len(),
+        refused_429: slack.rate_limited_posts(),
         cold,
-    )
+    }
+}
+
+fn ms(d: Duration) -> String {
+    if d >= Duration::from_secs(10) {
+        format!("{:.1} s", d.as_secs_f64())
+    } else {
+        format!("{:.1} ms", d.as_secs_f64() * 1e3)
+    }
+}
+
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
+}
+
+/// Runs one setup: its fixed rates, then (one channel) rates above them to
+/// find the knee, then twice the knee; returns the runs and the knee.
+fn setup_runs(setup: Setup, pg: Option<&TestPostgres>, seconds: u64) -> (Vec<Run>, f64) {
+    let mut runs: Vec<Run> = Vec::new();
+    let measure = |rate: u64, overload: bool, runs: &mut Vec<Run>| {
+        let r = run(setup, pg, rate, seconds, overload);
+        eprintln!(
+            "{} {}: offered {rate}/s, delivered {:.0}/s, p99 {}, not posted {} (load {})",
+            setup.store(),
+            setup.name(),
+            r.delivered_per_s,
+            ms(r.p99),
+            r.not_posted,
+            load_average()
+        );
+        runs.push(r);
+    };
+    if !full() {
+        measure(100, false, &mut runs);
+        return (runs, 0.0);
+    }
+    if setup.channels == 1 {
+        measure(100, false, &mut runs);
+        measure(1_000, false, &mut runs);
+        // Up until it falls behind what is offered.
+        for rate in [2_000, 3_000, 4_000, 6_000] {
+            measure(rate, true, &mut runs);
+            if runs
+                .last()
+                .is_some_and(|r| r.delivered_per_s < 0.9 * rate as f64)
+            {
+                break;
+            }
+        }
+    } else {
+        measure(100, false, &mut runs);
+    }
+    let knee = if setup.channels == 1 {
+        runs.iter().map(|r| r.delivered_per_s).fold(0.0, f64::max)
+    } else {
+        CHANNELS as f64
+    };
+    let twice = ((2.0 * knee / 100.0).round() as u64).max(1) * 100;
+    measure(twice, true, &mut runs);
+    if setup.channels > 1 {
+        measure(1_000, true, &mut runs);
+    }
+    (runs, knee)
 }
 
 fn main() {
-    println!(
-        "| offered events/s | delivered/s | p50 webhook → Slack | p99 | not delivered | first message (resolves #eng) |"
-    );
-    println!("| --- | --- | --- | --- | --- | --- |");
-    for (rate, seconds) in [(100, 10), (1000, 5)] {
-        let (delivered, p50, p99, lost, cold) = run(rate, seconds);
-        println!(
-            "| {rate} | {delivered:.0} | {:.1} ms | {:.1} ms | {lost} | {:.1} ms |",
-            p50.as_secs_f64() * 1e3,
-            p99.as_secs_f64() * 1e3,
-            cold.as_secs_f64() * 1e3
-        );
+    let seconds = seconds();
+    let began = Instant::now();
+    eprintln!("load average at start: {}", load_average());
+    let pg = TestPostgres::start();
+    let mut all = Vec::new();
+    for postgres in [false, true] {
+        for channels in [1, CHANNELS] {
+            let setup = Setup { postgres, channels };
+            let (runs, knee) = setup_runs(setup, postgres.then_some(&pg), seconds);
+            all.push((setup, runs, knee));
+        }
     }
+    drop(pg);
+    println!(
+        "\n{seconds} s per run; delivered/s counts posts that arrived while events were offered\n"
+    );
+    println!(
+        "| store | setup | offered/s | delivered/s | p50 webhook → Slack | p99 | not posted at the end | 429s | first message |"
+    );
+    println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- |");
+    for (setup, runs, _) in &all {
+        for r in runs {
+            println!(
+                "| {} | {} | {} | {:.0} | {} | {} | {} of {} | {} | {} |",
+                setup.store(),
+                setup.name(),
+                r.offered,
+                r.delivered_per_s,
+                ms(r.p50),
+                ms(r.p99),
+                r.not_posted,
+                r.accepted,
+                r.refused_429,
+                ms(r.cold)
+            );
+        }
+    }
+    println!();
+    for (setup, _, knee) in &all {
+        println!("knee, {} {}: {knee:.0}/s", setup.store(), setup.name());
+    }
+    println!(
+        "\nwhole run {:.0} s; load average at the end: {}",
+        began.elapsed().as_secs_f64(),
+        load_average()
+    );
 }

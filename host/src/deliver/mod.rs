@@ -1,12 +1,16 @@
 //! Delivery: carrying out the outbox.
 //!
-//! One worker inside each `pagehook serve` claims the head of each lane (a
-//! Slack thread, channel or DM, a Teams channel, a Confluence space or
-//! page) from the store, so a lane stays in order while different lanes are
-//! sent at once, by this replica and by others; keeps Slack's per-channel
-//! and per-workspace rates (kept in the store, for the whole cluster); sends;
-//! and records every attempt under the claim it was made with. It never
-//! starts a request once its claim may have ended. Failures are classified the way
+//! One worker inside each `pagehook serve` claims work lane by lane (a Slack
+//! thread, channel or DM, a Teams channel, a Confluence space or page) from
+//! the store: each lane's head and, as far as its rate allows, what follows
+//! it (see [`crate::store::claims`]). A lane's deliveries are sent one after
+//! the other, in order, while different lanes are sent at once, by this
+//! replica and by others; each lane is recorded and let go as soon as it is
+//! done, and a new round claims more whenever lanes are free, so a busy lane
+//! never waits for a slow one and a lane with a backlog keeps sending. It
+//! keeps Slack's per-channel and per-workspace rates (kept in the store, for
+//! the whole cluster), and records every attempt under the claim it was made
+//! with. It never starts a request once its claim may have ended. Failures are classified the way
 //! each service documents them: retry (429 with its `Retry-After`, 5xx,
 //! timeouts), give up on this destination with a message an admin can act
 //! on (a dead letter, replayable with `pagehook retry`), or re-authorise
@@ -32,10 +36,13 @@ pub(crate) mod teams;
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
 use tokio::sync::{Notify, watch};
+use tokio::task::JoinSet;
 
 use crate::config::DeliveryConfig;
 use crate::heartbeat::Heartbeat;
@@ -47,8 +54,21 @@ use crate::store::{
     RatePolicy, SendSlot, SlackThread, Store, now_ms,
 };
 
-/// Deliveries sent at the same time (each from a different lane).
-const IN_FLIGHT: usize = 32;
+/// Lanes in flight at once in one replica: each sends its deliveries one
+/// after the other, so at most this many requests are open at a time.
+const LANES_IN_FLIGHT: usize = 64;
+
+/// How long a round's finished lanes wait for more of its lanes to finish,
+/// so that lanes done together are recorded in one commit.
+const RECORD_WAIT: Duration = Duration::from_millis(2);
+
+/// The least time between two rounds started because lanes were let go
+/// (new work and timers start one at once).
+const ROUND_GAP: Duration = Duration::from_millis(2);
+
+/// The longest wait before the next round when the last one could not look
+/// at every lane (see `DeliveryRound::more_lanes`).
+const MORE_LANES_GAP: Duration = Duration::from_millis(50);
 
 /// What one attempt came to, before the retry schedule is applied.
 #[derive(Debug)]
@@ -176,6 +196,10 @@ pub struct Deliverer {
     rates: RatePolicy,
     replica: String,
     lease_ms: i64,
+    /// Lanes claimed and not yet recorded.
+    in_flight: AtomicUsize,
+    /// Told whenever lanes are recorded and let go.
+    freed: Notify,
 }
 
 impl Deliverer {
@@ -205,6 +229,8 @@ impl Deliverer {
             rates,
             replica: crate::store::claims::replica_name(),
             lease_ms: lease_ms as i64,
+            in_flight: AtomicUsize::new(0),
+            freed: Notify::new(),
         }
     }
 
@@ -213,49 +239,68 @@ impl Deliverer {
         self.http.get(conn.proxy.as_ref())
     }
 
-    /// Delivers until `shutdown`; woken by `wake` when dispatch wrote deliveries.
+    /// Delivers until `shutdown`; woken by `wake` when dispatch wrote
+    /// deliveries. On `shutdown` it claims nothing more and returns once the
+    /// lanes it holds are recorded (each stops after the delivery it is on).
     pub async fn run(self: Arc<Self>, wake: Arc<Notify>, mut shutdown: watch::Receiver<bool>) {
+        let mut rounds: JoinSet<()> = JoinSet::new();
+        let mut due = tokio::time::Instant::now();
         loop {
             if *shutdown.borrow() {
-                return;
+                break;
             }
-            let wait = match self.round(&shutdown).await {
-                Ok(wait) => wait,
-                Err(e) => {
-                    tracing::error!(error = %e, "delivery round failed");
-                    Duration::from_secs(1)
-                }
-            };
-            if wait.is_zero() {
+            let free = LANES_IN_FLIGHT.saturating_sub(self.in_flight.load(Ordering::Acquire));
+            if free > 0 && tokio::time::Instant::now() >= due {
+                let wait = match self.round(free, &mut rounds, &shutdown).await {
+                    Ok(wait) => wait,
+                    Err(e) => {
+                        tracing::error!(error = %e, "delivery round failed");
+                        Duration::from_secs(1)
+                    }
+                };
+                due = tokio::time::Instant::now() + wait;
                 continue;
             }
             tokio::select! {
-                _ = wake.notified() => {}
-                _ = tokio::time::sleep(wait) => {}
+                _ = wake.notified() => due = tokio::time::Instant::now(),
+                _ = self.freed.notified() => {
+                    due = due.min(tokio::time::Instant::now() + ROUND_GAP);
+                }
+                _ = tokio::time::sleep_until(due), if free > 0 => {}
+                Some(_) = rounds.join_next(), if !rounds.is_empty() => {}
                 _ = shutdown.changed() => {}
             }
         }
+        while rounds.join_next().await.is_some() {}
     }
 
-    /// Sends what is due; returns how long to wait before the next round.
+    /// Claims what is due for up to `free` lanes and starts sending it;
+    /// returns how long to wait before the next round (unless lanes are let
+    /// go or new work comes first).
     ///
-    /// Each round takes the oldest pending delivery of each lane (a later one
-    /// never overtakes it), keeps those Slack's rates allow, marks them all
-    /// `sending` in one transaction, sends them concurrently and records all
-    /// outcomes in one more: two commits per round, not per delivery.
-    async fn round(&self, shutdown: &watch::Receiver<bool>) -> anyhow::Result<Duration> {
-        if *shutdown.borrow() {
-            return Ok(Duration::from_secs(1));
-        }
+    /// A round takes each lane's head and what may follow it, marks them all
+    /// `sending` in one transaction, and hands them to a task that sends
+    /// each lane's deliveries in order, lanes at the same time, and records
+    /// lanes as they finish (those finishing together in one commit).
+    async fn round(
+        self: &Arc<Self>,
+        free: usize,
+        rounds: &mut JoinSet<()>,
+        shutdown: &watch::Receiver<bool>,
+    ) -> anyhow::Result<Duration> {
         let claim = Claim::new(&self.replica, self.lease_ms);
         let taken_at = tokio::time::Instant::now();
         let round = self
             .store
-            .claim_deliveries(&claim, self.rates, IN_FLIGHT)
+            .claim_deliveries(&claim, self.rates, free)
             .await?;
-        let next = round.wait_ms.map_or(Duration::from_secs(1), |ms| {
+        let mut next = round.wait_ms.map_or(Duration::from_secs(1), |ms| {
             Duration::from_millis(ms.clamp(1, 1000) as u64)
         });
+        if round.more_lanes {
+            // More lanes than a round looks at: the next goes on from here.
+            next = next.min(MORE_LANES_GAP);
+        }
         if round.claimed.is_empty() {
             return Ok(next);
         }
@@ -269,27 +314,137 @@ impl Deliverer {
                 return Err(e.into());
             }
         };
-        let connections = &connections;
-        let heartbeat_ref = &heartbeat;
-        let results = futures::future::join_all(round.claimed.iter().map(|d| {
-            let span = tracing::info_span!("delivery", delivery = d.id, event = d.event_id);
-            tracing::Instrument::instrument(self.attempt_one(d, connections, heartbeat_ref), span)
-        }))
-        .await;
-        let (results, health): (Vec<_>, Vec<_>) = results.into_iter().flatten().unzip();
-        let health = health_changes(connections, health.into_iter().flatten());
-        let recorded = self
-            .store
-            .finish_attempts(&claim, &results, &health)
-            .await?;
-        drop(heartbeat);
-        if recorded < results.len() {
-            tracing::warn!(
-                lost = results.len() - recorded,
-                "deliveries were taken over by another replica before their results were recorded; it checks before sending again"
-            );
+        let lanes: Vec<Vec<Claimed>> = round.lanes().into_iter().map(<[_]>::to_vec).collect();
+        self.in_flight.fetch_add(lanes.len(), Ordering::AcqRel);
+        let me = self.clone();
+        let stop = shutdown.clone();
+        rounds.spawn(async move {
+            me.send_round(claim, heartbeat, connections, lanes, stop)
+                .await
+        });
+        Ok(next)
+    }
+
+    /// Sends a round's lanes at the same time and records each as it
+    /// finishes; lanes finishing within [`RECORD_WAIT`] of each other share
+    /// a commit. A lane none of whose deliveries could be attempted (its
+    /// claim may have ended) is let go with the claim at the end.
+    async fn send_round(
+        &self,
+        claim: Claim,
+        heartbeat: Heartbeat,
+        connections: Vec<ConnectionRecord>,
+        lanes: Vec<Vec<Claimed>>,
+        stop: watch::Receiver<bool>,
+    ) {
+        let mut sending: FuturesUnordered<_> = lanes
+            .iter()
+            .map(|lane| self.send_lane(lane, &connections, &heartbeat, &stop))
+            .collect();
+        let mut done: Vec<(AttemptResult, Option<HealthChange>)> = Vec::new();
+        let mut lanes_done = 0;
+        let mut flush_at: Option<tokio::time::Instant> = None;
+        let mut unfinished = false;
+        loop {
+            let finished = tokio::select! {
+                lane = sending.next() => match lane {
+                    Some(results) => {
+                        unfinished |= results.is_empty();
+                        done.extend(results);
+                        lanes_done += 1;
+                        flush_at.get_or_insert(tokio::time::Instant::now() + RECORD_WAIT);
+                        false
+                    }
+                    None => true,
+                },
+                _ = async { tokio::time::sleep_until(flush_at.unwrap_or_else(tokio::time::Instant::now)).await }, if flush_at.is_some() => false,
+            };
+            let due = flush_at.is_some_and(|at| at <= tokio::time::Instant::now());
+            if (finished || due) && lanes_done > 0 {
+                unfinished |= !self
+                    .record(&claim, &connections, std::mem::take(&mut done))
+                    .await;
+                self.in_flight.fetch_sub(lanes_done, Ordering::AcqRel);
+                self.freed.notify_one();
+                lanes_done = 0;
+                flush_at = None;
+            }
+            if finished {
+                break;
+            }
         }
-        Ok(Duration::ZERO)
+        drop(sending);
+        drop(heartbeat);
+        if unfinished {
+            // Whatever the claim still holds goes back now, as uncertain.
+            if let Err(e) = self.store.release(&claim).await {
+                tracing::warn!(error = %e, "cannot let go of a round's lanes; they end with the lease");
+            }
+        }
+    }
+
+    /// Records attempts and the health they showed; false if they could not
+    /// be recorded.
+    async fn record(
+        &self,
+        claim: &Claim,
+        connections: &[ConnectionRecord],
+        results: Vec<(AttemptResult, Option<HealthChange>)>,
+    ) -> bool {
+        let (results, health): (Vec<_>, Vec<_>) = results.into_iter().unzip();
+        let health = health_changes(connections, health.into_iter().flatten());
+        match self.store.finish_attempts(claim, &results, &health).await {
+            Ok(recorded) => {
+                if recorded < results.len() {
+                    tracing::warn!(
+                        lost = results.len() - recorded,
+                        "deliveries were taken over by another replica before their results were recorded; it checks before sending again"
+                    );
+                }
+                true
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot record delivery attempts; the deliveries are looked for before they are sent again");
+                false
+            }
+        }
+    }
+
+    /// Sends one lane's deliveries in order until one does not go through
+    /// (a retry keeps its place at the head), one starts a Slack thread (its
+    /// replies wait until the thread is recorded), or delivery stops; the
+    /// rest go back to the queue when the lane is recorded.
+    async fn send_lane(
+        &self,
+        lane: &[Claimed],
+        connections: &[ConnectionRecord],
+        heartbeat: &Heartbeat,
+        stop: &watch::Receiver<bool>,
+    ) -> Vec<(AttemptResult, Option<HealthChange>)> {
+        let mut results = Vec::with_capacity(lane.len());
+        for d in lane {
+            if !results.is_empty() && *stop.borrow() {
+                break;
+            }
+            let span = tracing::info_span!("delivery", delivery = d.id, event = d.event_id);
+            let attempt =
+                tracing::Instrument::instrument(self.attempt_one(d, connections, heartbeat), span)
+                    .await;
+            let Some((result, health)) = attempt else {
+                break;
+            };
+            let go_on = matches!(
+                result.outcome,
+                Outcome::Sent { thread: None, .. }
+                    | Outcome::WouldSend { .. }
+                    | Outcome::Dead { .. }
+            );
+            results.push((result, health));
+            if !go_on {
+                break;
+            }
+        }
+        results
     }
 
     /// One attempt at one delivery, logged; its result and connection

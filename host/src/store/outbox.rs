@@ -1,9 +1,15 @@
 //! What dispatch writes: the delivery outbox, the audit log of every action
 //! a plugin asked for, and plugin failures — all in the one transaction that
 //! marks the event dispatched, so a crash leaves either all of it or none.
+//!
+//! The breaker rule is here, once for both backends: how a run of plugin
+//! calls changes a plugin's breaker ([`breaker_steps`]) and the statement
+//! that applies it ([`apply_breakers_sql`]). This module computes and writes
+//! statements; it must never reach the database itself.
 
 use serde::Serialize;
 
+use super::sql::Dialect;
 use crate::model::{Action, Event};
 
 /// An accepted action to deliver.
@@ -188,4 +194,130 @@ pub struct DeliveryRecord {
     pub result: Option<String>,
     /// When it was written.
     pub created_at: i64,
+}
+
+/// The net effect of a run of plugin calls on one plugin's breaker: calls
+/// after the last success count as failures (the breaker opens if the count
+/// reaches the threshold, with the last error), a success resets the count
+/// and closes the breaker. The same as applying the calls one by one.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct BreakerStep {
+    /// The plugin.
+    pub plugin: String,
+    /// A call succeeded: the stored count starts again from zero.
+    pub reset: bool,
+    /// Failed calls after the last success.
+    pub failed: i64,
+    /// The last failed call's error.
+    pub error: Option<String>,
+}
+
+/// Folds dispatch's plugin calls into one [`BreakerStep`] per plugin, in the
+/// order the plugins were first called.
+pub(crate) fn breaker_steps<'a>(
+    calls: impl IntoIterator<Item = &'a PluginCall>,
+) -> Vec<BreakerStep> {
+    let mut steps: Vec<BreakerStep> = Vec::new();
+    let mut index: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    for call in calls {
+        let i = *index.entry(call.plugin.as_str()).or_insert_with(|| {
+            steps.push(BreakerStep {
+                plugin: call.plugin.clone(),
+                reset: false,
+                failed: 0,
+                error: None,
+            });
+            steps.len() - 1
+        });
+        let step = &mut steps[i];
+        if call.succeeded {
+            step.reset = true;
+            step.failed = 0;
+            step.error = None;
+        } else {
+            step.failed += 1;
+            step.error = call.error.clone();
+        }
+    }
+    steps
+}
+
+/// How a [`BreakerStep`] changes its plugin's row, the same on both
+/// backends: `u` is the step (`name`, `reset`, `failed`, `error`), `?5` the
+/// threshold and `?6` when an opened breaker lets a trial call through.
+const BREAKER_SET: &str = "failures = (CASE WHEN u.reset THEN 0 ELSE plugins.failures END) + u.failed,
+       breaker_until = CASE
+         WHEN u.failed > 0 AND (CASE WHEN u.reset THEN 0 ELSE plugins.failures END) + u.failed >= ?5 THEN ?6
+         WHEN u.reset THEN NULL ELSE plugins.breaker_until END,
+       breaker_error = CASE
+         WHEN u.failed > 0 AND (CASE WHEN u.reset THEN 0 ELSE plugins.failures END) + u.failed >= ?5 THEN u.error
+         WHEN u.reset THEN NULL ELSE plugins.breaker_error END";
+
+/// The statement applying [`BreakerStep`]s, with SQLite's placeholders (see
+/// `Dialect::text`). On SQLite one step (`?1` plugin, `?2` reset, `?3`
+/// failed, `?4` error); on PostgreSQL all of them at once (the same as
+/// arrays), where only plugins whose row changes are locked, in name order:
+/// dispatch rounds of several replicas touch the same plugin rows and must
+/// not lock them in opposite orders (a deadlock), and the common case, a
+/// success on a healthy plugin, locks and writes nothing.
+pub(crate) fn apply_breakers_sql(dialect: Dialect) -> String {
+    match dialect {
+        Dialect::Sqlite => format!(
+            "WITH u (name, reset, failed, error) AS (VALUES (?1, ?2, ?3, ?4))
+             UPDATE plugins SET {BREAKER_SET}
+             FROM u WHERE plugins.name = u.name"
+        ),
+        Dialect::Postgres => format!(
+            "WITH u AS (
+               SELECT * FROM unnest(?1::text[], ?2::bool[], ?3::bigint[], ?4::text[]) AS u(name, reset, failed, error)
+             ),
+             locked AS (
+               SELECT p.name FROM plugins p JOIN u ON p.name = u.name
+               WHERE u.failed > 0 OR p.failures <> 0 OR p.breaker_until IS NOT NULL OR p.breaker_error IS NOT NULL
+               ORDER BY p.name
+               FOR UPDATE OF p
+             )
+             UPDATE plugins SET {BREAKER_SET}
+             FROM u, locked
+             WHERE plugins.name = u.name AND plugins.name = locked.name"
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn breaker_steps_fold_a_run_of_calls_per_plugin() {
+        let call = |plugin: &str, succeeded: bool, error: Option<&str>| PluginCall {
+            plugin: plugin.into(),
+            succeeded,
+            error: error.map(str::to_owned),
+        };
+        let steps = breaker_steps(&[
+            call("a", false, Some("x")),
+            call("b", true, None),
+            call("a", true, None),
+            call("a", false, Some("y")),
+            call("a", false, Some("z")),
+        ]);
+        assert_eq!(
+            steps,
+            [
+                BreakerStep {
+                    plugin: "a".into(),
+                    reset: true,
+                    failed: 2,
+                    error: Some("z".into())
+                },
+                BreakerStep {
+                    plugin: "b".into(),
+                    reset: true,
+                    failed: 0,
+                    error: None
+                },
+            ]
+        );
+    }
 }

@@ -30,6 +30,7 @@ mod deploy_manifests;
 mod digests;
 mod doctor;
 mod egress_proxy;
+mod fair_claiming;
 mod fuzz_corpus;
 mod hostile_plugins;
 mod operations;

@@ -529,6 +529,11 @@ impl SlackState {
 struct App {
     journal: Journal,
     limits: SlidingWindows,
+    /// `chat.postMessage` per channel, off unless a test sets it (see
+    /// [`FakeSlack::limit_posts_per_channel`]): one window per channel.
+    channel_posts: Mutex<Option<(usize, Duration)>>,
+    channel_windows: SlidingWindows,
+    channel_posts_refused: std::sync::atomic::AtomicUsize,
     state: Mutex<SlackState>,
     /// Socket Mode (`slack_socket.rs`), started when first used.
     socket_mode: OnceLock<FakeSocketMode>,
@@ -593,6 +598,9 @@ impl FakeSlack {
         let app = Arc::new(App {
             journal: Journal::default(),
             limits: SlidingWindows::default(),
+            channel_posts: Mutex::new(None),
+            channel_windows: SlidingWindows::default(),
+            channel_posts_refused: std::sync::atomic::AtomicUsize::new(0),
             state: Mutex::new(SlackState::new(token, team_id, team_name)),
             socket_mode: OnceLock::new(),
             bot_token: token.to_owned(),
@@ -917,6 +925,25 @@ impl FakeSlack {
         self.app.limits.set(method, calls, per);
     }
 
+    /// Limits `chat.postMessage` to `calls` posts into any one channel (or DM) in any sliding
+    /// window of length `per`; over it a post is answered HTTP 429 `ratelimited` with
+    /// `Retry-After`, as Slack answers. Slack's rate-limit page: "chat.postMessage generally
+    /// allows posting one message per second per channel, while also maintaining a
+    /// workspace-wide limit" and "Posting messages: 1 per second. Short bursts >1 allowed."
+    /// (so `limit_posts_per_channel(2, Duration::from_secs(2))` is one a second with a burst
+    /// of two). Off by default; [`FakeSlack::rate_limited_posts`] counts the refusals.
+    pub fn limit_posts_per_channel(&self, calls: usize, per: Duration) {
+        *lock(&self.app.channel_posts) = Some((calls, per));
+        self.app.channel_windows.clear();
+    }
+
+    /// How many posts the per-channel limit answered with HTTP 429.
+    pub fn rate_limited_posts(&self) -> usize {
+        self.app
+            .channel_posts_refused
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// Turns every tier rate limit off (limits set later with `set_tier_limit` apply again).
     pub fn disable_tier_limits(&self) {
         self.app.limits.clear();
@@ -1087,6 +1114,11 @@ fn answer_authenticated(app: &App, spec: &MethodSpec, args: &Args, method: &str)
         return err(code);
     }
     let p = &args.params;
+    if method == CHAT_POST_MESSAGE
+        && let Some(wait) = channel_post_wait(app, p)
+    {
+        return ratelimited(retry_after_secs(wait));
+    }
     let mut st = lock(&app.state);
     let response = match method {
         "auth.test" => auth_test(&st),
@@ -1590,6 +1622,27 @@ fn has_blocks(blocks: Option<&Value>) -> bool {
     blocks
         .and_then(Value::as_array)
         .is_some_and(|a| !a.is_empty())
+}
+
+/// `chat.postMessage`, by name.
+const CHAT_POST_MESSAGE: &str = "chat.postMessage";
+
+/// With a per-channel limit set: `Some(wait)` if this post's channel is over it (the post is
+/// counted as refused), `None` if it may go (it is counted in its channel's window).
+fn channel_post_wait(app: &App, p: &Params) -> Option<Duration> {
+    let (calls, per) = (*lock(&app.channel_posts))?;
+    let target = get_text(p, "channel").unwrap_or_default();
+    let channel = lock(&app.state)
+        .find_channel(&target)
+        .map_or(target, |c| c.id.clone());
+    let key = format!("{CHAT_POST_MESSAGE} {channel}");
+    if app.channel_windows.get(&key).is_none() {
+        app.channel_windows.set(&key, calls, per);
+    }
+    let wait = app.channel_windows.admit(&key).err()?;
+    app.channel_posts_refused
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    Some(wait)
 }
 
 fn post_message(st: &mut SlackState, p: &Params) -> Result<Value, &'static str> {

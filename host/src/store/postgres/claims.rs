@@ -1,6 +1,8 @@
 //! Delivery claims on PostgreSQL: how replicas share the outbox without
-//! sending anything twice or out of order (the rules are in
-//! [`crate::store::claims`]; `sqlite/claims.rs` is the same on one server).
+//! sending anything twice or out of order. The rules, and the statements the
+//! two backends share, are in [`crate::store::claims`]; this module runs
+//! them with PostgreSQL's own where the dialects differ (arrays, `LATERAL`,
+//! row locks).
 //!
 //! A delivery round, in one transaction:
 //! 1. takes its turn (`pg_advisory_xact_lock`, waiting at most 10 s): rounds
@@ -9,13 +11,15 @@
 //!    from the same rate slots;
 //! 2. reads the database's clock once, the watermark (the oldest event not
 //!    yet dispatched: deliveries of later events wait, so a lane keeps the
-//!    events' order) and the oldest deliveries still to send;
-//! 3. keeps the head of each lane that no live lease of another round
-//!    holds, that is due, and that Slack's rates admit; the rate rows are
-//!    locked in key order and advanced in memory as heads are admitted;
-//! 4. leases those lanes (an upsert that only takes an expired lease or its
-//!    own), redoing the walk without any lane it could not take, writes the
-//!    new arrival times back and marks the deliveries `sending`.
+//!    events' order), the live leases, and the head of every lane (a
+//!    recursive walk of `deliveries_head_order`, one lane a step);
+//! 3. locks the rate rows of those heads in key order and walks them
+//!    ([`Plan::heads`]);
+//! 4. leases the lanes taken (an upsert that only takes an expired lease or
+//!    its own), walking again without any lane it could not take, then takes
+//!    what follows each lane's head as far as its rate allows
+//!    ([`Plan::extend`]), writes the new arrival times back and marks the
+//!    deliveries `sending`.
 //!
 //! A result is recorded ([`PgStore::finish_attempts`]) only for a delivery
 //! that still carries the round's token: once another round has taken the
@@ -24,27 +28,60 @@
 //! This module must never record a result without the token check, nor
 //! advance a rate for a delivery it did not claim.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
-use tokio_postgres::Row;
-
-use super::{ASYNC_COMMIT, DB_NOW, DELIVERY_ROUND_LOCK, PgResult, PgStore, count};
-use crate::model::Action;
-use crate::store::claims::{RateKeys, admit, rate_keys};
+use super::sql::{execute_in, query_in};
+use super::{ASYNC_COMMIT, DB_NOW, DELIVERY_ROUND_LOCK, Fail, PgResult, PgStore};
+use crate::store::claims::{
+    CLAIMED_COLUMNS, HELD_BY_CLAIM, LaneScan, Plan, Queued, attempt_writes, claimed_from_row,
+    lanes_of, rate_rows, release_lanes_sql,
+};
+use crate::store::sql::{Dialect, Param, Row};
 use crate::store::{
-    AttemptResult, Claim, Claimed, DeliveryRound, HealthChange, Outcome, RatePolicy, StoreResult,
-    from_json, now_ms,
+    AttemptResult, Claim, Claimed, DeliveryRound, HealthChange, RatePolicy, StoreResult, now_ms,
 };
 
-/// Deliveries looked at per round (as on SQLite).
-const WINDOW: i64 = 500;
+/// The heads of lanes after `$1` by name, up to and including `$2` (none
+/// when null), at most `$3`: a recursive walk, one index probe per lane.
+const HEADS_AFTER: &str = "WITH RECURSIVE heads AS (
+       (SELECT id, event_id, lane, next_try_at, status, 1::bigint AS n FROM deliveries
+        WHERE status IN ('pending', 'sending') AND lane > $1
+        ORDER BY lane, event_id, id LIMIT 1)
+       UNION ALL
+       SELECT d.id, d.event_id, d.lane, d.next_try_at, d.status, h.n + 1
+       FROM heads h CROSS JOIN LATERAL (
+         SELECT id, event_id, lane, next_try_at, status FROM deliveries
+         WHERE status IN ('pending', 'sending') AND lane > h.lane
+         ORDER BY lane, event_id, id LIMIT 1) d
+       WHERE h.n < $3::bigint AND ($2::text IS NULL OR h.lane < $2::text)
+     )
+     SELECT id, event_id, lane, next_try_at, status FROM heads WHERE $2::text IS NULL OR lane <= $2::text";
 
-/// The oldest deliveries still to send, by event then id, of events older
-/// than the watermark.
-const CANDIDATES: &str = "SELECT id, event_id, destination, action, dry_run, lane, source, attempts, uncertain, next_try_at, created_at, connection, status
-     FROM deliveries
-     WHERE status IN ('pending', 'sending') AND event_id < $1
-     ORDER BY event_id, id LIMIT $2";
+/// [`HEADS_AFTER`] from the first lane: up to and including `$1` (none when
+/// null), at most `$2`.
+const HEADS_FROM_FIRST: &str = "WITH RECURSIVE heads AS (
+       (SELECT id, event_id, lane, next_try_at, status, 1::bigint AS n FROM deliveries
+        WHERE status IN ('pending', 'sending')
+        ORDER BY lane, event_id, id LIMIT 1)
+       UNION ALL
+       SELECT d.id, d.event_id, d.lane, d.next_try_at, d.status, h.n + 1
+       FROM heads h CROSS JOIN LATERAL (
+         SELECT id, event_id, lane, next_try_at, status FROM deliveries
+         WHERE status IN ('pending', 'sending') AND lane > h.lane
+         ORDER BY lane, event_id, id LIMIT 1) d
+       WHERE h.n < $2::bigint AND ($1::text IS NULL OR h.lane < $1::text)
+     )
+     SELECT id, event_id, lane, next_try_at, status FROM heads WHERE $1::text IS NULL OR lane <= $1::text";
+
+/// What follows given places in lanes (`$1` lanes, `$2` events, `$3` ids,
+/// `$4` how many at most), of events older than the watermark `$5`.
+const FOLLOWERS: &str = "SELECT d.id, d.event_id, d.lane, d.next_try_at, d.status
+     FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::bigint[]) WITH ORDINALITY AS l(lane, event_id, id, room, ord)
+     CROSS JOIN LATERAL (
+       SELECT id, event_id, lane, next_try_at, status FROM deliveries
+       WHERE status IN ('pending', 'sending') AND lane = l.lane AND (event_id, id) > (l.event_id, l.id) AND event_id < $5
+       ORDER BY event_id, id LIMIT l.room) d
+     ORDER BY l.ord, d.event_id, d.id";
 
 /// Takes a lane for the round: a new lease, an expired one, or its own.
 const LEASE: &str = "INSERT INTO lane_leases (lane, replica, token, until_ms)
@@ -68,114 +105,36 @@ const SET_HEALTH: &str =
      UPDATE connections SET health_error = u.error FROM u, locked
      WHERE connections.name = u.name AND connections.name = locked.name";
 
-/// One candidate delivery.
-struct Candidate {
-    claimed: Claimed,
-    /// The action as stored (decoded when claimed).
-    action: String,
-    /// Its rate keys, if its action decodes and is a Slack message.
-    keys: Option<RateKeys>,
-    next_try_at: i64,
-    /// It was `sending`: a round that ended without recording it may have sent it.
-    in_flight: bool,
+/// `(id, lane)` of a row of [`HELD_BY_CLAIM`].
+fn held_row(row: &dyn Row) -> StoreResult<(i64, String)> {
+    Ok((row.get("id")?, row.get("lane")?))
 }
 
-fn candidate(r: &Row) -> PgResult<Candidate> {
-    let action: String = r.try_get(3)?;
-    let status: String = r.try_get(12)?;
-    let mut claimed = Claimed {
-        id: r.try_get(0)?,
-        event_id: r.try_get(1)?,
-        destination: r.try_get(2)?,
-        action: Action::DmSlack {
-            email: String::new(),
-            text: String::new(),
-            blocks: None,
-        },
-        dry_run: r.try_get(4)?,
-        lane: r.try_get(5)?,
-        source: r.try_get(6)?,
-        attempts: count(r.try_get(7)?),
-        uncertain: r.try_get(8)?,
-        due: true,
-        created_at: r.try_get(10)?,
-        connection: r.try_get(11)?,
+/// The heads of lanes in name order: of lanes after `after` (all when
+/// `None`), up to and including `up_to`, at most `limit`.
+async fn lane_heads(
+    tx: &deadpool_postgres::Transaction<'_>,
+    after: Option<&str>,
+    up_to: Option<&str>,
+    limit: usize,
+) -> PgResult<Vec<Queued>> {
+    if limit == 0 {
+        return Ok(Vec::new());
+    }
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let rows = match after {
+        Some(after) => {
+            let stmt = tx.prepare_cached(HEADS_AFTER).await?;
+            tx.query(&stmt, &[&after, &up_to, &limit]).await?
+        }
+        None => {
+            let stmt = tx.prepare_cached(HEADS_FROM_FIRST).await?;
+            tx.query(&stmt, &[&up_to, &limit]).await?
+        }
     };
-    // The rate is checked on the decoded action; a row that does not decode
-    // has no rate (claiming it then reports the corrupt row, as on SQLite).
-    let keys = from_json::<Action>("delivery action", &action)
-        .ok()
-        .and_then(|a| {
-            claimed.action = a;
-            rate_keys(&claimed)
-        });
-    Ok(Candidate {
-        claimed,
-        action,
-        keys,
-        next_try_at: r.try_get(9)?,
-        in_flight: status == "sending",
-    })
-}
-
-/// What a walk over the candidates chose.
-struct Plan {
-    /// Indexes of the heads to claim, in candidate order.
-    picks: Vec<usize>,
-    /// Arrival times after admitting the picks.
-    tats: HashMap<String, i64>,
-    /// How long until a held-back head may go.
-    wait_ms: Option<i64>,
-}
-
-/// Walks the candidates keeping the head of each lane that is free, due and
-/// admitted by the rates, at most `max`.
-fn walk(
-    candidates: &[Candidate],
-    unavailable: &HashSet<String>,
-    stored_tats: &HashMap<String, i64>,
-    rates: &RatePolicy,
-    now: i64,
-    max: usize,
-) -> Plan {
-    let mut seen: HashSet<&str> = HashSet::new();
-    let mut tats = stored_tats.clone();
-    let mut wait: Option<i64> = None;
-    let mut hold = |ms: i64| wait = Some(wait.map_or(ms, |w: i64| w.min(ms)));
-    let mut picks = Vec::new();
-    for (i, c) in candidates.iter().enumerate() {
-        if picks.len() >= max {
-            break;
-        }
-        let lane = c.claimed.lane.as_str();
-        if !seen.insert(lane) || unavailable.contains(lane) {
-            continue;
-        }
-        if c.next_try_at > now {
-            hold(c.next_try_at - now);
-            continue;
-        }
-        if let Some(keys) = &c.keys {
-            let channel = tats.get(&keys.channel).copied().unwrap_or(0);
-            let workspace = tats.get(&keys.workspace).copied().unwrap_or(0);
-            match admit(rates, channel, workspace, now) {
-                Ok((channel, workspace)) => {
-                    tats.insert(keys.channel.clone(), channel);
-                    tats.insert(keys.workspace.clone(), workspace);
-                }
-                Err(ms) => {
-                    hold(ms);
-                    continue;
-                }
-            }
-        }
-        picks.push(i);
-    }
-    Plan {
-        picks,
-        tats,
-        wait_ms: wait,
-    }
+    rows.iter()
+        .map(|r| Queued::from_row(r).map_err(Fail::Store))
+        .collect()
 }
 
 impl PgStore {
@@ -199,13 +158,14 @@ impl PgStore {
                 .query_one(&format!("SELECT {DB_NOW}"), &[])
                 .await?
                 .try_get(0)?;
-            let watermark: Option<i64> = tx
+            let watermark: i64 = tx
                 .query_one(
                     "SELECT min(id) FROM events WHERE status = 'pending' AND attempts = 0",
                     &[],
                 )
                 .await?
-                .try_get(0)?;
+                .try_get::<_, Option<i64>>(0)?
+                .unwrap_or(i64::MAX);
             let leased = tx
                 .prepare_cached("SELECT lane FROM lane_leases WHERE until_ms > $1 AND token <> $2")
                 .await?;
@@ -215,30 +175,21 @@ impl PgStore {
                 .iter()
                 .map(|r| r.try_get(0))
                 .collect::<Result<_, _>>()?;
-            let select = tx.prepare_cached(CANDIDATES).await?;
-            let candidates = tx
-                .query(&select, &[&watermark.unwrap_or(i64::MAX), &WINDOW])
-                .await?
-                .iter()
-                .map(candidate)
-                .collect::<PgResult<Vec<_>>>()?;
+
+            let scan = LaneScan::start(&self.describe());
+            let mut seen =
+                lane_heads(&tx, scan.after.as_deref(), None, LaneScan::room_after(0)).await?;
+            if let Some(after) = scan.after.as_deref() {
+                let room = LaneScan::room_after(seen.len());
+                seen.extend(lane_heads(&tx, None, Some(after), room).await?);
+            }
+            let more_lanes = scan.finish(&seen);
+            let heads: Vec<Queued> = seen.into_iter().filter(|h| h.event_id < watermark).collect();
 
             // The rate rows every possible head counts against, locked in
             // key order (and created at 0 when new).
-            let mut keys: BTreeSet<&str> = BTreeSet::new();
-            let mut heads: HashSet<&str> = HashSet::new();
-            for c in &candidates {
-                if heads.insert(c.claimed.lane.as_str())
-                    && !unavailable.contains(&c.claimed.lane)
-                    && c.next_try_at <= now
-                    && let Some(k) = &c.keys
-                {
-                    keys.insert(&k.channel);
-                    keys.insert(&k.workspace);
-                }
-            }
-            let keys: Vec<&str> = keys.into_iter().collect();
-            let mut stored_tats: HashMap<String, i64> = HashMap::new();
+            let keys = rate_rows(&heads, &unavailable, now);
+            let mut stored: HashMap<String, i64> = HashMap::new();
             if !keys.is_empty() {
                 let create = tx
                     .prepare_cached(
@@ -252,7 +203,7 @@ impl PgStore {
                     )
                     .await?;
                 for r in tx.query(&lock, &[&keys]).await? {
-                    stored_tats.insert(r.try_get(0)?, r.try_get(1)?);
+                    stored.insert(r.try_get(0)?, r.try_get(1)?);
                 }
             }
 
@@ -260,13 +211,9 @@ impl PgStore {
             // took meanwhile (rare: a lease renewed after it had ended).
             let lease = tx.prepare_cached(LEASE).await?;
             let until = now + claim.lease_ms;
-            let plan = loop {
-                let plan = walk(&candidates, &unavailable, &stored_tats, &rates, now, max);
-                let lanes: Vec<&str> = plan
-                    .picks
-                    .iter()
-                    .map(|&i| candidates[i].claimed.lane.as_str())
-                    .collect();
+            let mut plan = loop {
+                let plan = Plan::heads(&heads, &unavailable, &stored, rates, now, max);
+                let lanes: Vec<&str> = plan.lanes.iter().map(|l| l.lane.as_str()).collect();
                 if lanes.is_empty() {
                     break plan;
                 }
@@ -283,11 +230,26 @@ impl PgStore {
                 unavailable.extend(lost.into_iter().map(str::to_owned));
             };
 
-            let changed: Vec<(&String, &i64)> = plan
-                .tats
-                .iter()
-                .filter(|(k, v)| stored_tats.get(*k) != Some(*v))
-                .collect();
+            let more = plan.wanting_more();
+            if !more.is_empty() {
+                let stmt = tx.prepare_cached(FOLLOWERS).await?;
+                let lanes: Vec<&str> = more.iter().map(|m| m.0).collect();
+                let events: Vec<i64> = more.iter().map(|m| m.1.0).collect();
+                let ids: Vec<i64> = more.iter().map(|m| m.1.1).collect();
+                let rooms: Vec<i64> = more
+                    .iter()
+                    .map(|m| i64::try_from(m.2).unwrap_or(i64::MAX))
+                    .collect();
+                let followers = tx
+                    .query(&stmt, &[&lanes, &events, &ids, &rooms, &watermark])
+                    .await?
+                    .iter()
+                    .map(|r| Queued::from_row(r).map_err(Fail::Store))
+                    .collect::<PgResult<Vec<_>>>()?;
+                plan.extend(&followers);
+            }
+
+            let changed = plan.changed_tats();
             if !changed.is_empty() {
                 let put = tx
                     .prepare_cached(
@@ -298,44 +260,32 @@ impl PgStore {
                     &put,
                     &[
                         &changed.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(),
-                        &changed.iter().map(|(_, v)| **v).collect::<Vec<_>>(),
+                        &changed.iter().map(|(_, v)| *v).collect::<Vec<_>>(),
                     ],
                 )
                 .await?;
             }
 
-            let mut claimed = Vec::with_capacity(plan.picks.len());
-            if !plan.picks.is_empty() {
-                let ids: Vec<i64> = plan.picks.iter().map(|&i| candidates[i].claimed.id).collect();
+            let mut marked: Vec<Claimed> = Vec::new();
+            let ids = plan.ids();
+            if !ids.is_empty() {
                 let mark = tx
-                    .prepare_cached(
+                    .prepare_cached(&format!(
                         "UPDATE deliveries SET status = 'sending', uncertain = (uncertain OR status = 'sending'),
                            claim_token = $2, claimed_by = $3
                          WHERE id = ANY($1) AND status IN ('pending', 'sending')
-                         RETURNING id",
-                    )
+                         RETURNING {CLAIMED_COLUMNS}"
+                    ))
                     .await?;
-                let marked: HashSet<i64> = tx
+                marked = tx
                     .query(&mark, &[&ids, &claim.token, &claim.replica])
                     .await?
                     .iter()
-                    .map(|r| r.try_get(0))
-                    .collect::<Result<_, _>>()?;
-                let mut idle = Vec::new();
-                for &i in &plan.picks {
-                    let c = &candidates[i];
-                    if !marked.contains(&c.claimed.id) {
-                        // Finished by its previous holder after this round
-                        // read it: nothing to send in this lane now.
-                        idle.push(c.claimed.lane.as_str());
-                        continue;
-                    }
-                    let mut d = c.claimed.clone();
-                    d.action = from_json("delivery action", &c.action)?;
-                    d.uncertain |= c.in_flight;
-                    d.due = true;
-                    claimed.push(d);
-                }
+                    .map(|r| claimed_from_row(r).map_err(Fail::Store))
+                    .collect::<PgResult<_>>()?;
+                // A lane none of whose deliveries could be marked: finished
+                // by its previous holder after this round read it.
+                let idle = plan.idle_lanes(&marked);
                 if !idle.is_empty() {
                     tx.execute(
                         "DELETE FROM lane_leases WHERE token = $1 AND lane = ANY($2)",
@@ -346,16 +296,18 @@ impl PgStore {
             }
             tx.commit().await?;
             Ok(DeliveryRound {
-                claimed,
+                claimed: plan.in_order(marked),
                 wait_ms: plan.wait_ms,
+                more_lanes,
             })
         })
         .await
     }
 
     /// Records the attempts of deliveries `claim` still holds and the
-    /// health they showed, in one transaction, and lets go of the claim's
-    /// lanes; returns how many attempts were recorded.
+    /// health they showed, in one transaction, and lets go of their lanes
+    /// (see [`crate::store::claims`]); returns how many attempts were
+    /// recorded.
     pub async fn finish_attempts(
         &self,
         claim: &Claim,
@@ -366,13 +318,33 @@ impl PgStore {
             let mut client = self.client().await?;
             let tx = client.transaction().await?;
             tx.batch_execute(ASYNC_COMMIT).await?;
+            let token = Param::from(claim.token);
+            let held: HashMap<i64, String> =
+                query_in(&tx, HELD_BY_CLAIM, std::slice::from_ref(&token), held_row)
+                    .await?
+                    .into_iter()
+                    .collect();
+            let lanes = lanes_of(attempts, &held);
+            let [leases, back] = release_lanes_sql(Dialect::Postgres);
+            let on_lanes = [token, Param::Texts(lanes.clone())];
             // Leases first: a round taking a lane over locks its lease, then
             // its delivery; the same order here cannot deadlock with it.
-            tx.execute("DELETE FROM lane_leases WHERE token = $1", &[&claim.token])
-                .await?;
+            if !lanes.is_empty() {
+                execute_in(&tx, &leases, &on_lanes).await?;
+            }
+            let now = now_ms();
             let mut recorded = 0;
             for a in attempts {
-                recorded += record_attempt(&tx, claim, a).await? as usize;
+                let w = attempt_writes(claim, a, now);
+                if execute_in(&tx, w.update.0, &w.update.1).await? == 1 {
+                    recorded += 1;
+                    for (sql, params) in &w.then {
+                        execute_in(&tx, sql, params).await?;
+                    }
+                }
+            }
+            if !lanes.is_empty() {
+                execute_in(&tx, &back, &on_lanes).await?;
             }
             if !health.is_empty() {
                 // The last word per connection, applied in one statement.
@@ -500,7 +472,7 @@ mod tests {
     use super::super::outbox::tests::{BREAKER, dispatched, slack};
     use super::super::testing::fresh;
     use super::*;
-    use crate::store::{DeliveryStatus, EventStatus, NewDelivery};
+    use crate::store::{DeliveryStatus, EventStatus, NewDelivery, Outcome};
     use pagehook_fakes::postgres::TestPostgres;
 
     /// No rate holds anything back.
@@ -576,22 +548,21 @@ mod tests {
         let held = store.claim_deliveries(&b, unlimited(), 10).await.unwrap();
         assert!(held.claimed.is_empty(), "both lanes are a's: {held:?}");
 
-        // a records one attempt and drops its lanes; the other delivery it
-        // held stays `sending`, so b takes it up as uncertain.
+        // a records one attempt and lets go of its lane; the other lane
+        // stays a's until a lets go of everything, and its delivery, still
+        // `sending`, is then taken up by b as uncertain.
         assert_eq!(
             store.finish_attempts(&a, &[sent(d0)], &[]).await.unwrap(),
             1
         );
         let round = store.claim_deliveries(&b, unlimited(), 10).await.unwrap();
-        assert_eq!(ids(&round), [d1, d2]);
-        assert_eq!(
-            round
-                .claimed
-                .iter()
-                .map(|c| c.uncertain)
-                .collect::<Vec<_>>(),
-            [false, true]
-        );
+        assert_eq!(ids(&round), [d1], "lane y is still a's");
+        assert!(!round.claimed[0].uncertain);
+        store.release(&a).await.unwrap();
+        let b2 = Claim::new("b", 60_000);
+        let round = store.claim_deliveries(&b2, unlimited(), 10).await.unwrap();
+        assert_eq!(ids(&round), [d2]);
+        assert!(round.claimed[0].uncertain, "a may have sent it");
         // a is too late for it now: nothing is recorded.
         assert_eq!(
             store.finish_attempts(&a, &[sent(d2)], &[]).await.unwrap(),
@@ -599,22 +570,19 @@ mod tests {
         );
         assert!(store.attempts(d2).await.unwrap().is_empty());
 
-        // b stalls past its lease: c takes the lanes over, b records nothing.
+        // b's rounds stall past their leases: c takes the lanes over, b
+        // records nothing.
         TestPostgres::shared().psql(&db, "UPDATE lane_leases SET until_ms = 0");
         let c = Claim::new("c", 60_000);
         let round = store.claim_deliveries(&c, unlimited(), 10).await.unwrap();
         assert_eq!(ids(&round), [d1, d2]);
         assert!(round.claimed.iter().all(|d| d.uncertain));
+        for b in [&b, &b2] {
+            assert_eq!(store.renew(b).await.unwrap(), 0, "b holds nothing any more");
+        }
         assert_eq!(
-            store.renew(&b).await.unwrap(),
-            0,
-            "b holds nothing any more"
-        );
-        assert_eq!(
-            store
-                .finish_attempts(&b, &[sent(d1), sent(d2)], &[])
-                .await
-                .unwrap(),
+            store.finish_attempts(&b, &[sent(d1)], &[]).await.unwrap()
+                + store.finish_attempts(&b2, &[sent(d2)], &[]).await.unwrap(),
             0
         );
         let acme = crate::store::ConnectionRecord::new(
@@ -711,15 +679,16 @@ mod tests {
         outbox(
             &store,
             vec![Some(vec![
-                slack("#eng", "eng/t1"),
-                slack("#eng", "eng/t2"),
-                slack("#ops", "ops"),
+                slack("#eng", "slack:acme/eng:t1"),
+                slack("#eng", "slack:acme/eng:t2"),
+                slack("#ops", "slack:acme/ops"),
             ])],
         )
         .await;
         let all = store.deliveries(None, 10).await.unwrap();
         let (t1, t2, ops) = (all[2].id, all[1].id, all[0].id);
-        let rates = RatePolicy::per_second(4.0, 100.0);
+        // Two a second: #eng's next slot is 500 ms on, claimable 250 ms early.
+        let rates = RatePolicy::per_second(2.0, 100.0);
 
         let a = Claim::new("a", 60_000);
         let round = store.claim_deliveries(&a, rates, 1).await.unwrap();

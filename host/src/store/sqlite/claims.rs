@@ -1,77 +1,123 @@
-//! Claims on SQLite: the same rules as on PostgreSQL (see
-//! [`crate::store::claims`]), in one immediate transaction each. One server
-//! runs per file, so nothing races here but the server's own rounds and its
+//! Claims on SQLite: the rules of [`crate::store::claims`] (written there
+//! once, with the statements both backends share), in one immediate
+//! transaction per round. One server runs per file, so nothing races here
+//! but the server's own rounds (one at a time on the connection) and its
 //! restarts; the rules still hold a stalled round to its token.
+//!
+//! What this module must never do: record a result without the token check,
+//! or advance a rate for a delivery it did not claim.
 
 use std::collections::{HashMap, HashSet};
 
 use rusqlite::{OptionalExtension, Transaction, TransactionBehavior, params};
 
 use super::SqliteStore;
-use crate::store::claims::{admit, rate_keys};
+use super::sql::{Fail, execute_in, query_in};
+use crate::store::claims::{
+    CLAIMED_COLUMNS, HELD_BY_CLAIM, LaneScan, Plan, Queued, admit, attempt_writes,
+    claimed_from_row, lanes_of, rate_rows, release_lanes_sql,
+};
+use crate::store::sql::{Dialect, Param, Row};
 use crate::store::{
-    AttemptResult, Claim, Claimed, DeliveryRound, HealthChange, Outcome, RateKeys, RatePolicy,
-    SendSlot, StoreResult, from_json, now_ms,
+    AttemptResult, Claim, DeliveryRound, HealthChange, RateKeys, RatePolicy, SendSlot, StoreResult,
+    now_ms,
 };
 
-/// Candidates per round: the oldest deliveries still to send, by event then
-/// id, of events older than every event not yet dispatched.
-pub(super) const CANDIDATES: &str = "SELECT id, event_id, destination, action, dry_run, lane, source, attempts, uncertain, next_try_at, created_at, connection, status
-     FROM deliveries INDEXED BY deliveries_lane_order
-     WHERE status IN ('pending', 'sending') AND event_id < ?1
-     ORDER BY event_id, id LIMIT ?2";
+/// The head of the first lane after `?1` by name (what a round reads of it).
+pub(super) const NEXT_HEAD: &str = "SELECT id, event_id, lane, next_try_at, status
+     FROM deliveries INDEXED BY deliveries_head_order
+     WHERE status IN ('pending', 'sending') AND lane > ?1
+     ORDER BY lane, event_id, id LIMIT 1";
 
-/// Deliveries looked at per round.
-const WINDOW: i64 = 500;
+/// The head of the first lane by name.
+const FIRST_HEAD: &str = "SELECT id, event_id, lane, next_try_at, status
+     FROM deliveries INDEXED BY deliveries_head_order
+     WHERE status IN ('pending', 'sending')
+     ORDER BY lane, event_id, id LIMIT 1";
 
-type Candidate = (Claimed, i64, bool);
+/// What follows a place in a lane (`?2`, `?3`: event, id), of events older
+/// than the watermark `?4`, at most `?5`.
+const FOLLOWERS: &str = "SELECT id, event_id, lane, next_try_at, status
+     FROM deliveries INDEXED BY deliveries_head_order
+     WHERE status IN ('pending', 'sending') AND lane = ?1 AND (event_id, id) > (?2, ?3) AND event_id < ?4
+     ORDER BY event_id, id LIMIT ?5";
+
+/// Marks a delivery taken (uncertain if it was `sending`: its last holder
+/// may have sent it) and reads it.
+fn mark_sql() -> String {
+    format!(
+        "UPDATE deliveries SET status = 'sending', uncertain = (uncertain OR status = 'sending'),
+           claim_token = ?2, claimed_by = ?3
+         WHERE id = ?1 AND status IN ('pending', 'sending')
+         RETURNING {CLAIMED_COLUMNS}"
+    )
+}
+
+/// Takes a lane for the round: a new lease, an expired one, or its own.
+const LEASE: &str = "INSERT INTO lane_leases (lane, replica, token, until_ms) VALUES (?1, ?2, ?3, ?4)
+     ON CONFLICT (lane) DO UPDATE SET replica = excluded.replica, token = excluded.token, until_ms = excluded.until_ms
+     WHERE lane_leases.until_ms <= ?5 OR lane_leases.token = excluded.token
+     RETURNING lane";
 
 impl SqliteStore {
-    /// See `Store::claim_deliveries`.
+    /// See `Store::claim_deliveries` and [`crate::store::claims`].
     pub fn claim_deliveries(
         &self,
         claim: &Claim,
         rates: RatePolicy,
         max: usize,
     ) -> StoreResult<DeliveryRound> {
-        let candidates = self.with(|conn| {
-            let tx = Transaction::new(conn, TransactionBehavior::Immediate)?;
-            let now = now_ms();
-            let round = claim_in(&tx, claim, rates, max, now)?;
+        let mut conn = self.lock();
+        let round = (|| -> Result<DeliveryRound, Fail> {
+            let tx = Transaction::new(&mut conn, TransactionBehavior::Immediate)?;
+            let database = self.path().display().to_string();
+            let round = claim_in(&tx, &database, claim, rates, max, now_ms())?;
             tx.commit()?;
             Ok(round)
-        })?;
-        let (rows, wait_ms) = candidates;
-        let mut claimed = Vec::with_capacity(rows.len());
-        for (raw, action) in rows {
-            let mut d = raw;
-            d.action = from_json("delivery action", &action)?;
-            claimed.push(d);
-        }
-        Ok(DeliveryRound { claimed, wait_ms })
+        })();
+        round.map_err(|e| self.fail(e))
     }
 
-    /// See `Store::finish_attempts`.
+    /// See `Store::finish_attempts` and [`crate::store::claims`].
     pub fn finish_attempts(
         &self,
         claim: &Claim,
         attempts: &[AttemptResult],
         health: &[HealthChange],
     ) -> StoreResult<usize> {
-        self.with(|conn| {
-            let tx = conn.transaction()?;
+        self.transaction(|tx| {
+            let token = Param::from(claim.token);
+            let held: HashMap<i64, String> =
+                query_in(tx, HELD_BY_CLAIM, std::slice::from_ref(&token), held_row)?
+                    .into_iter()
+                    .collect();
+            let lanes = lanes_of(attempts, &held);
+            let [leases, back] = release_lanes_sql(Dialect::Sqlite);
+            let on_lanes = [token.clone(), Param::Texts(lanes.clone())];
+            if !lanes.is_empty() {
+                execute_in(tx, &leases, &on_lanes)?;
+            }
+            let now = now_ms();
             let mut recorded = 0;
             for a in attempts {
-                recorded += record_attempt(&tx, claim, a)? as usize;
+                let w = attempt_writes(claim, a, now);
+                if execute_in(tx, w.update.0, &w.update.1)? == 1 {
+                    recorded += 1;
+                    for (sql, params) in &w.then {
+                        execute_in(tx, sql, params)?;
+                    }
+                }
+            }
+            if !lanes.is_empty() {
+                execute_in(tx, &back, &on_lanes)?;
             }
             for h in health {
-                tx.execute(
+                execute_in(
+                    tx,
                     "UPDATE connections SET health_error = ?2 WHERE name = ?1",
-                    params![h.connection, h.error],
+                    &[(&h.connection).into(), (&h.error).into()],
                 )?;
             }
-            tx.execute("DELETE FROM lane_leases WHERE token = ?1", [claim.token])?;
-            tx.commit()?;
             Ok(recorded)
         })
     }
@@ -178,130 +224,145 @@ impl SqliteStore {
     }
 }
 
-/// The claiming round itself; returns the claimed rows (action still JSON)
-/// and how long until a held-back head may go.
-#[allow(clippy::type_complexity)]
+/// `(id, lane)` of a row of [`HELD_BY_CLAIM`].
+fn held_row(row: &dyn Row) -> StoreResult<(i64, String)> {
+    Ok((row.get("id")?, row.get("lane")?))
+}
+
+/// The round itself (see [`crate::store::claims`]).
 fn claim_in(
     tx: &Transaction<'_>,
+    database: &str,
     claim: &Claim,
     rates: RatePolicy,
     max: usize,
     now: i64,
-) -> rusqlite::Result<(Vec<(Claimed, String)>, Option<i64>)> {
+) -> Result<DeliveryRound, Fail> {
     let watermark: i64 = tx
         .prepare_cached(
             "SELECT MIN(id) FROM events INDEXED BY events_undispatched WHERE status = 'pending' AND attempts = 0",
         )?
         .query_row([], |r| r.get::<_, Option<i64>>(0))?
         .unwrap_or(i64::MAX);
-    let leased: HashSet<String> = tx
+    let mut unavailable: HashSet<String> = tx
         .prepare_cached("SELECT lane FROM lane_leases WHERE until_ms > ?1 AND token != ?2")?
         .query_map(params![now, claim.token], |r| r.get(0))?
         .collect::<rusqlite::Result<_>>()?;
-    let rows: Vec<(Candidate, String)> = tx
-        .prepare_cached(CANDIDATES)?
-        .query_map(params![watermark, WINDOW], |r| {
-            let status: String = r.get(12)?;
-            Ok((
-                (
-                    Claimed {
-                        id: r.get(0)?,
-                        event_id: r.get(1)?,
-                        destination: r.get(2)?,
-                        action: crate::model::Action::DmSlack {
-                            email: String::new(),
-                            text: String::new(),
-                            blocks: None,
-                        },
-                        dry_run: r.get(4)?,
-                        lane: r.get(5)?,
-                        source: r.get(6)?,
-                        attempts: r.get(7)?,
-                        uncertain: r.get(8)?,
-                        due: true,
-                        created_at: r.get(10)?,
-                        connection: r.get(11)?,
-                    },
-                    r.get::<_, i64>(9)?,
-                    status == "sending",
-                ),
-                r.get::<_, String>(3)?,
-            ))
-        })?
-        .collect::<rusqlite::Result<_>>()?;
 
-    let mut seen: HashSet<String> = HashSet::new();
-    let mut tats: HashMap<String, i64> = HashMap::new();
-    let mut wait: Option<i64> = None;
-    let mut out = Vec::new();
-    let mut hold = |ms: i64| wait = Some(wait.map_or(ms, |w| w.min(ms)));
-    for ((mut d, next_try_at, in_flight), action) in rows {
-        if out.len() >= max {
-            break;
-        }
-        if !seen.insert(d.lane.clone()) || leased.contains(&d.lane) {
-            continue;
-        }
-        if next_try_at > now {
-            hold(next_try_at - now);
-            continue;
-        }
-        // The rate is checked on the decoded action; a row that does not
-        // decode goes through so delivery can report it.
-        let keys = from_json::<crate::model::Action>("delivery action", &action)
-            .ok()
-            .and_then(|a| {
-                let probe = Claimed {
-                    action: a,
-                    ..d.clone()
-                };
-                rate_keys(&probe)
-            });
-        let mut slots = None;
-        if let Some(keys) = &keys {
-            let channel = tat(tx, &mut tats, &keys.channel)?;
-            let workspace = tat(tx, &mut tats, &keys.workspace)?;
-            match admit(&rates, channel, workspace, now) {
-                Ok(next) => slots = Some(next),
-                Err(ms) => {
-                    hold(ms);
-                    continue;
-                }
+    let scan = LaneScan::start(database);
+    let mut seen = lane_heads(tx, scan.after.as_deref(), None, LaneScan::room_after(0))?;
+    if let Some(after) = scan.after.as_deref() {
+        let room = LaneScan::room_after(seen.len());
+        seen.extend(lane_heads(tx, None, Some(after), room)?);
+    }
+    let more_lanes = scan.finish(&seen);
+    let heads: Vec<Queued> = seen
+        .into_iter()
+        .filter(|h| h.event_id < watermark)
+        .collect();
+
+    let mut stored = HashMap::new();
+    for key in rate_rows(&heads, &unavailable, now) {
+        let tat: Option<i64> = tx
+            .prepare_cached("SELECT tat_ms FROM rate_limits WHERE key = ?1")?
+            .query_row([&key], |r| r.get(0))
+            .optional()?;
+        stored.insert(key, tat.unwrap_or(0));
+    }
+
+    // Lease the lanes of the heads taken; walk again without any that
+    // another claim holds after all (it cannot on one server, but the rule
+    // is the same as on PostgreSQL).
+    let until = now + claim.lease_ms;
+    let mut plan = loop {
+        let plan = Plan::heads(&heads, &unavailable, &stored, rates, now, max);
+        let mut lost = Vec::new();
+        for l in &plan.lanes {
+            let ours = tx
+                .prepare_cached(LEASE)?
+                .query_row(
+                    params![l.lane, claim.replica, claim.token, until, now],
+                    |r| r.get::<_, String>(0),
+                )
+                .optional()?;
+            if ours.is_none() {
+                lost.push(l.lane.clone());
             }
         }
-        let ours = tx
-            .prepare_cached(
-                "INSERT INTO lane_leases (lane, replica, token, until_ms) VALUES (?1, ?2, ?3, ?4)
-                 ON CONFLICT (lane) DO UPDATE SET replica = excluded.replica, token = excluded.token, until_ms = excluded.until_ms
-                 WHERE lane_leases.until_ms <= ?5 OR lane_leases.token = excluded.token
-                 RETURNING lane",
-            )?
-            .query_row(
-                params![d.lane, claim.replica, claim.token, now + claim.lease_ms, now],
-                |r| r.get::<_, String>(0),
-            )
-            .optional()?;
-        if ours.is_none() {
-            continue;
+        if lost.is_empty() {
+            break plan;
         }
-        if let (Some(keys), Some((channel, workspace))) = (&keys, slots) {
-            tats.insert(keys.channel.clone(), channel);
-            tats.insert(keys.workspace.clone(), workspace);
-            let mut put = tx.prepare_cached(
-                "INSERT INTO rate_limits (key, tat_ms) VALUES (?1, ?2)
-                 ON CONFLICT (key) DO UPDATE SET tat_ms = excluded.tat_ms",
-            )?;
-            put.execute(params![keys.channel, channel])?;
-            put.execute(params![keys.workspace, workspace])?;
-        }
-        d.uncertain |= in_flight;
-        tx.prepare_cached(
-            "UPDATE deliveries SET status = 'sending', uncertain = ?2, claim_token = ?3, claimed_by = ?4 WHERE id = ?1",
-        )?
-        .execute(params![d.id, d.uncertain, claim.token, claim.replica])?;
-        out.push((d, action));
+        unavailable.extend(lost);
+    };
+
+    let mut followers = Vec::new();
+    for (lane, (event_id, id), room) in plan.wanting_more() {
+        followers.extend(query_in(
+            tx,
+            FOLLOWERS,
+            &[
+                lane.into(),
+                event_id.into(),
+                id.into(),
+                watermark.into(),
+                room.into(),
+            ],
+            Queued::from_row,
+        )?);
     }
-    Ok((out, wait))
+    plan.extend(&followers);
+
+    for (key, tat) in plan.changed_tats() {
+        tx.prepare_cached(
+            "INSERT INTO rate_limits (key, tat_ms) VALUES (?1, ?2)
+             ON CONFLICT (key) DO UPDATE SET tat_ms = excluded.tat_ms",
+        )?
+        .execute(params![key, tat])?;
+    }
+
+    let mark = mark_sql();
+    let mut marked = Vec::new();
+    for id in plan.ids() {
+        marked.extend(query_in(
+            tx,
+            &mark,
+            &[id.into(), claim.token.into(), (&claim.replica).into()],
+            claimed_from_row,
+        )?);
+    }
+    for lane in plan.idle_lanes(&marked) {
+        tx.execute(
+            "DELETE FROM lane_leases WHERE token = ?1 AND lane = ?2",
+            params![claim.token, lane],
+        )?;
+    }
+    Ok(DeliveryRound {
+        claimed: plan.in_order(marked),
+        wait_ms: plan.wait_ms,
+        more_lanes,
+    })
+}
+
+/// The heads of lanes in name order: of lanes after `after` (all when
+/// `None`), up to and including `up_to`, at most `limit`.
+fn lane_heads(
+    tx: &Transaction<'_>,
+    after: Option<&str>,
+    up_to: Option<&str>,
+    limit: usize,
+) -> Result<Vec<Queued>, Fail> {
+    let mut heads: Vec<Queued> = Vec::new();
+    while heads.len() < limit {
+        let next = match heads.last().map(|h| h.lane.as_str()).or(after) {
+            Some(after) => query_in(tx, NEXT_HEAD, &[after.into()], Queued::from_row)?,
+            None => query_in(tx, FIRST_HEAD, &[], Queued::from_row)?,
+        };
+        match next.into_iter().next() {
+            Some(h) if up_to.is_none_or(|last| h.lane.as_str() <= last) => heads.push(h),
+            _ => break,
+        }
+    }
+    Ok(heads)
 }
 
 /// The stored arrival time of a rate key (0 if never used), read once per round.
@@ -316,72 +377,4 @@ fn tat(tx: &Transaction<'_>, tats: &mut HashMap<String, i64>, key: &str) -> rusq
         .unwrap_or(0);
     tats.insert(key.to_owned(), t);
     Ok(t)
-}
-
-/// Records one attempt if the delivery still carries the claim's token;
-/// whether it did.
-fn record_attempt(
-    tx: &Transaction<'_>,
-    claim: &Claim,
-    a: &AttemptResult,
-) -> rusqlite::Result<bool> {
-    let id = a.delivery_id;
-    let token = claim.token;
-    let (label, error, matched) = match &a.outcome {
-        Outcome::Sent { result, thread } => {
-            let n = tx
-                .prepare_cached(
-                    "UPDATE deliveries SET status = 'sent', result = ?2, sent_at = ?3, attempts = attempts + 1, last_error = NULL, uncertain = 0, claim_token = NULL, claimed_by = NULL
-                     WHERE id = ?1 AND claim_token = ?4",
-                )?
-                .execute(params![id, result, now_ms(), token])?;
-            if let (1, Some(t)) = (n, thread) {
-                // The first one wins: a retried root must not move its thread.
-                tx.prepare_cached(
-                    "INSERT OR IGNORE INTO slack_threads (connection, channel, thread_key, ts) VALUES (?1, ?2, ?3, ?4)",
-                )?
-                .execute(params![t.connection, t.channel, t.key, t.ts])?;
-            }
-            ("sent", None, n)
-        }
-        Outcome::WouldSend { request } => {
-            let n = tx
-                .prepare_cached(
-                    "UPDATE deliveries SET status = 'would-send', result = ?2, sent_at = ?3, attempts = attempts + 1, claim_token = NULL, claimed_by = NULL
-                     WHERE id = ?1 AND claim_token = ?4",
-                )?
-                .execute(params![id, request, now_ms(), token])?;
-            ("would-send", None, n)
-        }
-        Outcome::Retry {
-            error,
-            at,
-            uncertain,
-        } => {
-            let n = tx
-                .prepare_cached(
-                    "UPDATE deliveries SET status = 'pending', next_try_at = ?2, last_error = ?3, attempts = attempts + 1, uncertain = uncertain OR ?4, claim_token = NULL, claimed_by = NULL
-                     WHERE id = ?1 AND claim_token = ?5",
-                )?
-                .execute(params![id, at, error, uncertain, token])?;
-            ("retry", Some(error.as_str()), n)
-        }
-        Outcome::Dead { error } => {
-            let n = tx
-                .prepare_cached(
-                    "UPDATE deliveries SET status = 'dead', last_error = ?2, attempts = attempts + 1, claim_token = NULL, claimed_by = NULL
-                     WHERE id = ?1 AND claim_token = ?3",
-                )?
-                .execute(params![id, error, token])?;
-            ("dead", Some(error.as_str()), n)
-        }
-    };
-    if matched == 0 {
-        return Ok(false);
-    }
-    tx.prepare_cached(
-        "INSERT INTO attempts (delivery_id, at, outcome, error, latency_ms, sent_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-    )?
-    .execute(params![id, a.started_at, label, error, a.latency_ms, a.sent_at])?;
-    Ok(true)
 }

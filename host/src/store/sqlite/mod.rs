@@ -45,6 +45,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("schema_10.sql"),
     include_str!("schema_11.sql"),
     include_str!("schema_12.sql"),
+    include_str!("schema_13.sql"),
 ];
 
 /// A handle on one SQLite file; cheap to clone.
@@ -331,7 +332,7 @@ mod tests {
         let store = SqliteStore::open(&dir.path().join("p.db")).unwrap();
         for query in [
             format!("SELECT id {}", events::DUE_EVENTS),
-            claims::CANDIDATES.to_owned(),
+            claims::NEXT_HEAD.to_owned(),
         ] {
             let plan: Vec<String> = store
                 .with(|conn| {

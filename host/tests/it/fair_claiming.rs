@@ -1,0 +1,403 @@
+//! Fair claiming and no collapse under backlog (issue 25), on both backends
+//! and end to end.
+//!
+//! A delivery round looks at the head of every lane, not at a window of the
+//! oldest rows, so one lane's backlog never hides another lane's head; and a
+//! lane with a backlog takes several of its next deliveries per round, in
+//! its order, as far as its rate allows. The store tests run on the embedded
+//! SQLite file and on a real PostgreSQL server (the store suite's harness);
+//! the import test runs `pagehook serve` against a fake Slack that keeps
+//! Slack's per-channel posting rate.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use pagehook::model::{Action, Event, EventKind};
+use pagehook::store::ingest::Ingest;
+use pagehook::store::{
+    AttemptResult, BreakerPolicy, Claim, Claimed, DeliveryRound, Dispatched, NewDelivery, NewEvent,
+    Outcome, RatePolicy, Store,
+};
+use tokio::sync::Notify;
+
+use crate::common::sidecar::{HOOK_SECRET, Sidecar};
+use pagehook_fakes::FakeSlack;
+
+/// Defines each test once per backend, as the store suite does.
+macro_rules! both_backends {
+    ($( async fn $name:ident($store:ident: &Store) $body:block )*) => {
+        $( async fn $name($store: &Store) $body )*
+        mod on_sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let fresh = crate::store_suite::sqlite().await;
+                    super::$name(&fresh.store).await;
+                }
+            )*
+        }
+        mod on_postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let fresh = crate::store_suite::postgres().await;
+                    super::$name(&fresh.store).await;
+                }
+            )*
+        }
+    };
+}
+
+const BREAKER: BreakerPolicy = BreakerPolicy {
+    threshold: 3,
+    cooldown_ms: 60_000,
+};
+
+/// A Slack post to `channel` (no thread: the channel is the lane) whose text
+/// names its place: `<lane>:<n>`.
+fn post(channel: &str, n: usize) -> NewDelivery {
+    let lane = format!("slack:acme/{channel}");
+    NewDelivery {
+        binding_id: 1,
+        plugin: "poster".into(),
+        destination: format!("slack:acme/#{channel}"),
+        action: Action::PostSlack {
+            channel: format!("#{channel}"),
+            text: format!("{lane}:{n}"),
+            blocks: None,
+            thread_key: None,
+        },
+        dry_run: false,
+        lane,
+        source: "prod".into(),
+        connection: Some("acme".into()),
+    }
+}
+
+/// A Teams card for the channel `channel` (its own lane).
+fn card(channel: &str, n: usize) -> NewDelivery {
+    NewDelivery {
+        binding_id: 1,
+        plugin: "poster".into(),
+        destination: format!("teams:{channel}"),
+        action: Action::PostTeams {
+            channel: channel.into(),
+            card: serde_json::json!({"n": n}),
+        },
+        dry_run: false,
+        lane: format!("teams:{channel}"),
+        source: "prod".into(),
+        connection: None,
+    }
+}
+
+/// Stores one event per entry and dispatches it into its deliveries (ids
+/// follow the order given); returns the events' ids.
+async fn queue(store: &Store, per_event: Vec<Vec<NewDelivery>>) -> Vec<i64> {
+    let ingest = Ingest::start(store, Arc::new(Notify::new())).unwrap();
+    let mut ids = Vec::new();
+    for i in 0..per_event.len() {
+        let event = NewEvent {
+            key: format!("fair-{i}"),
+            source: "prod".into(),
+            name: "page_created".into(),
+            payload: r#"{"event":"page_created"}"#.into(),
+            dispatchable: true,
+        };
+        ids.push(ingest.insert(event).await.unwrap().id);
+    }
+    let claim = Claim::new("dispatcher", 60_000);
+    assert_eq!(
+        store.claim_events(&claim, 10_000).await.unwrap().len(),
+        ids.len()
+    );
+    let batch: Vec<Dispatched> = ids
+        .iter()
+        .zip(per_event)
+        .map(|(&id, deliveries)| Dispatched {
+            event_id: id,
+            event: Event {
+                id: format!("e{id}"),
+                kind: EventKind::PageCreated,
+                name: "page_created".into(),
+                occurred_at_ms: 0,
+                source: "prod".into(),
+                actor: None,
+                by_pagehook: false,
+                content: None,
+                update_trigger: None,
+                label: None,
+                enriched: true,
+                people: vec![],
+                chat: None,
+            },
+            deliveries,
+            audit: vec![],
+            failures: vec![],
+            calls: vec![],
+        })
+        .collect();
+    assert_eq!(
+        store
+            .finish_dispatch(&claim, &batch, BREAKER)
+            .await
+            .unwrap(),
+        ids.len()
+    );
+    ids
+}
+
+/// What a claimed delivery says its place is (`<lane>:<n>`), Slack or Teams.
+fn place(d: &Claimed) -> String {
+    match &d.action {
+        Action::PostSlack { text, .. } => text.clone(),
+        Action::PostTeams { card, .. } => format!("{}:{}", d.lane, card["n"]),
+        other => panic!("{other:?}"),
+    }
+}
+
+/// Each lane of a round and the places it took, in order.
+fn by_lane(round: &DeliveryRound) -> BTreeMap<String, Vec<String>> {
+    round
+        .lanes()
+        .into_iter()
+        .map(|lane| (lane[0].lane.clone(), lane.iter().map(place).collect()))
+        .collect()
+}
+
+fn sent(d: &Claimed) -> AttemptResult {
+    AttemptResult {
+        delivery_id: d.id,
+        started_at: 1,
+        outcome: Outcome::Sent {
+            result: "1.0001".into(),
+            thread: None,
+        },
+        latency_ms: 1,
+        sent_at: None,
+    }
+}
+
+/// No rate worth the name.
+fn fast() -> RatePolicy {
+    RatePolicy::per_second(1_000_000.0, 1_000_000.0)
+}
+
+both_backends! {
+    async fn every_lanes_head_goes_in_its_next_round_with_100000_queued(store: &Store) {
+        // 99,000 deliveries for #c0..#c9 first, then 1,000 for #c10..#c49:
+        // the oldest 500 rows are all in the first ten lanes.
+        let mut events = Vec::new();
+        let mut next = vec![0usize; 50];
+        let mut add = |lane: usize, into: &mut Vec<NewDelivery>| {
+            into.push(post(&format!("c{lane}"), next[lane]));
+            next[lane] += 1;
+        };
+        for _ in 0..20 {
+            let mut deliveries = Vec::new();
+            for i in 0..4_950 {
+                add(i % 10, &mut deliveries);
+            }
+            events.push(deliveries);
+        }
+        for _ in 0..2 {
+            let mut deliveries = Vec::new();
+            for i in 0..500 {
+                add(10 + i % 40, &mut deliveries);
+            }
+            events.push(deliveries);
+        }
+        assert_eq!(next.iter().sum::<usize>(), 100_000);
+        queue(store, events).await;
+
+        // Slack's own rate: one message a second per channel.
+        let slack = RatePolicy::per_second(1.0, 100_000.0);
+        let claim = Claim::new("r", 60_000);
+        let started = Instant::now();
+        let round = store.claim_deliveries(&claim, slack, 64).await.unwrap();
+        let took = started.elapsed();
+        let heads = by_lane(&round);
+        assert_eq!(heads.len(), 50, "every lane's head: {:?}", heads.keys());
+        for (lane, places) in &heads {
+            assert_eq!(places, &[format!("{lane}:0")], "the lane's head, alone (one a second)");
+        }
+        assert!(!round.more_lanes);
+        assert!(took < Duration::from_secs(2), "a round over 100,000 queued took {took:?}");
+        let wait = round.wait_ms.expect("the next messages are a second away");
+        assert!((1..=750).contains(&wait), "{wait}");
+
+        let results: Vec<AttemptResult> = round.claimed.iter().map(sent).collect();
+        assert_eq!(store.finish_attempts(&claim, &results, &[]).await.unwrap(), 50);
+        tokio::time::sleep(Duration::from_millis(wait as u64 + 20)).await;
+        let claim = Claim::new("r", 60_000);
+        let round = store.claim_deliveries(&claim, slack, 64).await.unwrap();
+        let heads = by_lane(&round);
+        assert_eq!(heads.len(), 50, "every lane again: {:?}", heads.keys());
+        for (lane, places) in &heads {
+            assert_eq!(places, &[format!("{lane}:1")]);
+        }
+    }
+
+    async fn a_lane_with_a_backlog_sends_several_per_round_in_its_order(store: &Store) {
+        let eng: Vec<NewDelivery> = (0..100).map(|n| post("eng", n)).collect();
+        let news: Vec<NewDelivery> = (0..3).map(|n| card("news", n)).collect();
+        queue(store, vec![eng, news]).await;
+        for round_no in 0..2 {
+            let claim = Claim::new("r", 60_000);
+            let round = store.claim_deliveries(&claim, fast(), 64).await.unwrap();
+            let lanes = by_lane(&round);
+            let from = round_no * 32;
+            let eng: Vec<String> = (from..from + 32).map(|n| format!("slack:acme/eng:{n}")).collect();
+            assert_eq!(lanes["slack:acme/eng"], eng, "a Slack lane: up to 32, in order");
+            assert_eq!(
+                lanes["teams:news"],
+                [format!("teams:news:{round_no}")],
+                "a Teams lane: one at a time"
+            );
+            let results: Vec<AttemptResult> = round.claimed.iter().map(sent).collect();
+            assert_eq!(store.finish_attempts(&claim, &results, &[]).await.unwrap(), 33);
+        }
+    }
+
+    async fn a_finished_lane_gives_back_what_it_did_not_attempt(store: &Store) {
+        queue(store, vec![(0..5).map(|n| post("eng", n)).collect()]).await;
+        let claim = Claim::new("r", 60_000);
+        let round = store.claim_deliveries(&claim, fast(), 64).await.unwrap();
+        assert_eq!(round.claimed.len(), 5);
+        // The first goes, the second must be tried again shortly: the lane
+        // stops there and the last three were never attempted.
+        let soon = pagehook::store::now_ms() + 300;
+        let results = [
+            sent(&round.claimed[0]),
+            AttemptResult {
+                outcome: Outcome::Retry { error: "HTTP 503".into(), at: soon, uncertain: false },
+                ..sent(&round.claimed[1])
+            },
+        ];
+        assert_eq!(store.finish_attempts(&claim, &results, &[]).await.unwrap(), 2);
+        let other = Claim::new("other", 60_000);
+        let waiting = store.claim_deliveries(&other, fast(), 64).await.unwrap();
+        assert!(waiting.claimed.is_empty(), "the lane waits for its head's retry: {waiting:?}");
+        assert!(waiting.wait_ms.is_some_and(|w| w <= 300), "{waiting:?}");
+        tokio::time::sleep(Duration::from_millis(320)).await;
+        let round = store.claim_deliveries(&other, fast(), 64).await.unwrap();
+        let places: Vec<String> = round.claimed.iter().map(place).collect();
+        assert_eq!(places, (1..5).map(|n| format!("slack:acme/eng:{n}")).collect::<Vec<_>>());
+        assert!(
+            round.claimed.iter().all(|d| !d.uncertain),
+            "never sent, so nothing to look for: {round:?}"
+        );
+        assert_eq!(store.attempts(round.claimed[0].id).await.unwrap().len(), 1);
+        assert!(store.attempts(round.claimed[1].id).await.unwrap().is_empty());
+    }
+
+    async fn a_round_looks_at_a_bounded_number_of_lanes_and_the_next_goes_on(store: &Store) {
+        let lanes = pagehook::store::claims::LANES_LOOKED_AT + 100;
+        queue(store, vec![(0..lanes).map(|n| card(&format!("t{n:05}"), 0)).collect()]).await;
+        let first = Claim::new("r", 60_000);
+        let round = store.claim_deliveries(&first, fast(), 100_000).await.unwrap();
+        assert_eq!(round.claimed.len(), pagehook::store::claims::LANES_LOOKED_AT);
+        assert!(round.more_lanes);
+        let mut taken: HashSet<String> = round.claimed.iter().map(|d| d.lane.clone()).collect();
+        let second = Claim::new("r", 60_000);
+        let round = store.claim_deliveries(&second, fast(), 100_000).await.unwrap();
+        assert_eq!(round.claimed.len(), 100, "the lanes the first round did not look at");
+        for d in &round.claimed {
+            assert!(taken.insert(d.lane.clone()), "{} taken twice", d.lane);
+        }
+        assert_eq!(taken.len(), lanes);
+    }
+}
+
+/// A rich `page_created` webhook for page `n` in `space` (a webhook-only
+/// source: no enrichment round trip).
+fn page_created(n: u64, space: &str) -> Vec<u8> {
+    format!(
+        r#"{{"timestamp":{},"event":"page_created","userKey":"8a7f80839e460b0f019e460ba6440001","page":{{"id":{},"title":"Imported page {n}","spaceKey":"{space}","self":"https://wiki.example.com/pages/{n}","version":1}}}}"#,
+        1_768_000_000_000u64 + n,
+        4_000_000 + n
+    )
+    .into_bytes()
+}
+
+/// The scenario of issue 25: someone imports 600 pages into ENG (bound to
+/// #eng), then a page is created in OPS (bound to #ops). Slack lets #eng
+/// drain at about a message a second (the fake refuses faster posting per
+/// channel, as Slack does); #ops's post must not wait behind #eng's queue.
+#[test]
+fn an_import_into_one_channel_does_not_hold_back_another() {
+    const BOT: &str = "xoxb-import";
+    let slack = FakeSlack::start(BOT);
+    slack.add_channel("eng", "C0ENG00001", true);
+    slack.add_channel("ops", "C0OPS00001", true);
+    // About one a second per channel; Slack allows short bursts, the fake
+    // three posts in any two seconds.
+    slack.limit_posts_per_channel(3, Duration::from_secs(2));
+    let mut side = Sidecar::with_delivery("");
+    side.cli(&[
+        "connect",
+        "confluence",
+        "wiki",
+        "--url",
+        "http://127.0.0.1:9",
+        "--webhook-secret-env",
+        "PAGEHOOK_TEST_HOOK_SECRET",
+    ]);
+    side.connect_slack("acme", &slack.base_url(), BOT);
+    side.install("slack-poster", &["post-slack", "dm-slack"]);
+    for (space, channel) in [("ENG", "eng"), ("OPS", "ops")] {
+        side.cli(&[
+            "bind",
+            "slack-poster",
+            "--quiet",
+            "--to",
+            &format!("slack:#{channel}"),
+            "--set",
+            &format!("channel=#{channel}"),
+            "--scope",
+            &format!("space:{space}"),
+            // One post per event, as without digests (issue 25's digest half).
+            "--digest",
+            "off",
+        ]);
+    }
+    side.start();
+    for n in 0..600 {
+        let (status, _) = side.hook("wiki", &page_created(n, "ENG"), Some(HOOK_SECRET));
+        assert_eq!(status, 202);
+    }
+    let sent = Instant::now();
+    let (status, _) = side.hook("wiki", &page_created(600, "OPS"), Some(HOOK_SECRET));
+    assert_eq!(status, 202);
+    let deadline = sent + Duration::from_secs(10);
+    let ops = loop {
+        if let Some(p) = slack
+            .posts()
+            .into_iter()
+            .find(|p| p.channel == "C0OPS00001")
+        {
+            break p;
+        }
+        assert!(Instant::now() < deadline, "#ops got nothing within 10 s");
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let waited = ops.received_at.saturating_duration_since(sent);
+    let eng = slack
+        .posts()
+        .iter()
+        .filter(|p| p.channel == "C0ENG00001")
+        .count();
+    side.kill();
+    eprintln!("#ops posted {waited:?} after its event; #eng had {eng} of its 600 then");
+    assert!(
+        waited <= Duration::from_secs(2),
+        "#ops posted {waited:?} after its event, with {eng} of #eng's 600 posted"
+    );
+    assert!(eng < 600, "#eng is still draining at Slack's pace: {eng}");
+    assert_eq!(
+        slack.rate_limited_posts(),
+        0,
+        "Pagehook keeps Slack's per-channel rate"
+    );
+}
