@@ -760,11 +760,17 @@ impl fantoccini::wd::WebDriverCompatibleCommand for BrowserLog {
         base_url: &reqwest::Url,
         session_id: Option<&str>,
     ) -> Result<reqwest::Url, url_parse::ParseError> {
-        base_url.join(&format!("session/{}/se/log", session_id.unwrap_or_default()))
+        base_url.join(&format!(
+            "session/{}/se/log",
+            session_id.unwrap_or_default()
+        ))
     }
 
     fn method_and_body(&self, _: &reqwest::Url) -> (axum::http::Method, Option<String>) {
-        (axum::http::Method::POST, Some(r#"{"type":"browser"}"#.into()))
+        (
+            axum::http::Method::POST,
+            Some(r#"{"type":"browser"}"#.into()),
+        )
     }
 }
 
