@@ -907,3 +907,47 @@ async fn console_page(app: &App, path: &str, cookie: &str) -> String {
         .unwrap();
     String::from_utf8(bytes.to_vec()).unwrap()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn limit_grants_are_kept_by_upgrades_on_both_backends() {
+    for fresh in [
+        crate::store_suite::sqlite().await,
+        crate::store_suite::postgres().await,
+    ] {
+        let store = &fresh.store;
+        let mut record = pagehook::testing::plugin(
+            pagehook::testing::manifest(
+                "name = \"hello\"\nversion = \"1.0.0\"\ndescription = \"d\"\nwit = \"0.1.0\"\n\
+                 component = \"hello.wasm\"\nevents = [\"page-created\"]\nactions = [\"post-slack\"]\n\
+                 [limits]\nmemory-mib = 48\n",
+            ),
+            &["post-slack"],
+        );
+        store.install_plugin(&record).await.unwrap();
+        let read = store.require_plugin("hello").await.unwrap();
+        assert_eq!(read.limit_grants.memory_mib, Some(48));
+        assert_eq!(read, record);
+
+        // An upgrade written with the old grant keeps it; granting replaces it.
+        record.version = "1.1.0".into();
+        record.manifest.limits.memory_mib = Some(96);
+        store.install_plugin(&record).await.unwrap();
+        let read = store.require_plugin("hello").await.unwrap();
+        assert_eq!(read.manifest.limits.memory_mib, Some(96));
+        assert_eq!(read.limit_grants.memory_mib, Some(48));
+        store
+            .set_plugin_limit_grants("hello", &read.manifest.limits)
+            .await
+            .unwrap();
+        let read = store.require_plugin("hello").await.unwrap();
+        assert_eq!(read.limit_grants.memory_mib, Some(96));
+        let err = store
+            .set_plugin_limit_grants("nobody", &read.manifest.limits)
+            .await
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("no plugin named `nobody`"),
+            "{err}"
+        );
+    }
+}
