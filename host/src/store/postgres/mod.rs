@@ -32,7 +32,6 @@ pub mod ingest;
 mod listen;
 mod outbox;
 mod repairs;
-mod search;
 mod send_slots;
 mod sql;
 pub mod tls;
@@ -562,11 +561,6 @@ fn describe_url(url: &str) -> String {
     out
 }
 
-/// A row limit as SQL takes it (`LIMIT` is a bigint; a negative one is an error).
-pub(super) fn sql_limit(n: usize) -> i64 {
-    i64::try_from(n).unwrap_or(i64::MAX)
-}
-
 /// Reads an `i64` counter as the `u32` the records carry.
 pub(super) fn count(n: i64) -> u32 {
     u32::try_from(n.max(0)).unwrap_or(u32::MAX)
@@ -657,6 +651,44 @@ pub(super) mod testing {
             delivery_id: i64,
         ) -> crate::store::StoreResult<Option<i64>> {
             boundary(self).first_attempt_at(delivery_id).await
+        }
+
+        pub async fn deliveries(
+            &self,
+            status: Option<crate::store::DeliveryStatus>,
+            limit: usize,
+        ) -> crate::store::StoreResult<Vec<crate::store::DeliveryRecord>> {
+            boundary(self).deliveries(status, limit).await
+        }
+
+        pub async fn event_deliveries(
+            &self,
+            event_id: i64,
+        ) -> crate::store::StoreResult<Vec<crate::store::DeliveryRecord>> {
+            boundary(self).event_deliveries(event_id).await
+        }
+
+        pub async fn audit(
+            &self,
+            event_id: Option<i64>,
+            limit: usize,
+        ) -> crate::store::StoreResult<Vec<crate::store::AuditRecord>> {
+            boundary(self).audit(event_id, limit).await
+        }
+
+        pub async fn failures(
+            &self,
+            plugin: Option<&str>,
+            limit: usize,
+        ) -> crate::store::StoreResult<Vec<crate::store::FailureRecord>> {
+            boundary(self).failures(plugin, limit).await
+        }
+
+        pub async fn event_failures(
+            &self,
+            event_id: i64,
+        ) -> crate::store::StoreResult<Vec<crate::store::FailureRecord>> {
+            boundary(self).event_failures(event_id).await
         }
 
         pub async fn set_connection_health(

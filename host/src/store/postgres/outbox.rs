@@ -7,16 +7,12 @@
 //! of row, not one per row. This module must never write the results of an
 //! event whose claim token is no longer the round's: another replica has it.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
-use tokio_postgres::Row;
-
-use super::{ASYNC_COMMIT, PgResult, PgStore, count, sql_limit};
-use crate::store::outbox::{apply_breakers_sql, breaker_steps};
-use crate::store::search::{DeliveryQuery, Dialect};
+use super::{ASYNC_COMMIT, PgResult, PgStore};
 use crate::store::{
-    AuditRecord, BreakerPolicy, Claim, DeliveryRecord, DeliveryStatus, Dispatched, FailureRecord,
-    NewDelivery, NewHeld, StoreError, StoreResult, from_json, json, now_ms,
+    AuditRecord, BreakerPolicy, Claim, Dispatched, FailureRecord, NewDelivery, NewHeld, PluginCall,
+    StoreResult, json, now_ms,
 };
 
 /// Inserts deliveries from arrays, keeping their order in the ids (a lane
@@ -28,40 +24,70 @@ const INSERT_DELIVERIES: &str = "INSERT INTO deliveries (event_id, binding_id, p
      ORDER BY ord
      RETURNING id";
 
-fn delivery(r: &Row) -> PgResult<DeliveryRecord> {
-    let action: String = r.try_get(6)?;
-    let status: String = r.try_get(8)?;
-    Ok(DeliveryRecord {
-        id: r.try_get(0)?,
-        event_id: r.try_get(1)?,
-        binding_id: r.try_get(2)?,
-        plugin: r.try_get(3)?,
-        kind: r.try_get(4)?,
-        destination: r.try_get(5)?,
-        action: from_json("delivery action", &action)?,
-        dry_run: r.try_get(7)?,
-        status: DeliveryStatus::parse(&status).map_err(|message| StoreError::Corrupt {
-            what: "delivery status",
-            message,
-        })?,
-        attempts: count(r.try_get(9)?),
-        last_error: r.try_get(10)?,
-        created_at: r.try_get(11)?,
-        result: r.try_get(12)?,
-    })
+/// The net effect of a run of plugin calls on one plugin's breaker, applied
+/// in one statement: calls after the last success count as failures (the
+/// breaker opens if the count reaches the threshold, with the last error),
+/// a success resets the count and closes the breaker.
+#[derive(Debug, Clone, PartialEq)]
+struct BreakerStep {
+    plugin: String,
+    /// A call succeeded: the stored count starts again from zero.
+    reset: bool,
+    /// Failed calls after the last success.
+    failed: i64,
+    /// The last failed call's error.
+    error: Option<String>,
 }
 
-fn failure(r: &Row) -> PgResult<FailureRecord> {
-    Ok(FailureRecord {
-        at: r.try_get(0)?,
-        event_id: r.try_get(1)?,
-        binding_id: r.try_get(2)?,
-        plugin: r.try_get(3)?,
-        code: r.try_get(4)?,
-        message: r.try_get(5)?,
-        log: r.try_get(6)?,
-    })
+fn breaker_steps<'a>(calls: impl IntoIterator<Item = &'a PluginCall>) -> Vec<BreakerStep> {
+    let mut steps: Vec<BreakerStep> = Vec::new();
+    let mut index: HashMap<&str, usize> = HashMap::new();
+    for call in calls {
+        let i = *index.entry(call.plugin.as_str()).or_insert_with(|| {
+            steps.push(BreakerStep {
+                plugin: call.plugin.clone(),
+                reset: false,
+                failed: 0,
+                error: None,
+            });
+            steps.len() - 1
+        });
+        let step = &mut steps[i];
+        if call.succeeded {
+            step.reset = true;
+            step.failed = 0;
+            step.error = None;
+        } else {
+            step.failed += 1;
+            step.error = call.error.clone();
+        }
+    }
+    steps
 }
+
+/// Applies [`BreakerStep`]s. Only plugins whose row changes are locked, in
+/// name order: dispatch rounds of several replicas touch the same plugin
+/// rows and must not lock them in opposite orders (a deadlock); the common
+/// case, a success on a healthy plugin, locks and writes nothing.
+const APPLY_BREAKERS: &str = "WITH u AS (
+       SELECT * FROM unnest($1::text[], $2::bool[], $3::bigint[], $4::text[]) AS u(name, reset, failed, error)
+     ),
+     locked AS (
+       SELECT p.name FROM plugins p JOIN u ON p.name = u.name
+       WHERE u.failed > 0 OR p.failures <> 0 OR p.breaker_until IS NOT NULL OR p.breaker_error IS NOT NULL
+       ORDER BY p.name
+       FOR UPDATE OF p
+     )
+     UPDATE plugins SET
+       failures = (CASE WHEN u.reset THEN 0 ELSE plugins.failures END) + u.failed,
+       breaker_until = CASE
+         WHEN u.failed > 0 AND (CASE WHEN u.reset THEN 0 ELSE plugins.failures END) + u.failed >= $5 THEN $6
+         WHEN u.reset THEN NULL ELSE plugins.breaker_until END,
+       breaker_error = CASE
+         WHEN u.failed > 0 AND (CASE WHEN u.reset THEN 0 ELSE plugins.failures END) + u.failed >= $5 THEN u.error
+         WHEN u.reset THEN NULL ELSE plugins.breaker_error END
+     FROM u, locked
+     WHERE plugins.name = u.name AND plugins.name = locked.name";
 
 /// Columns of [`INSERT_DELIVERIES`]' arrays.
 #[derive(Default)]
@@ -224,126 +250,6 @@ impl PgStore {
         })
         .await
     }
-
-    /// Deliveries, newest first, optionally in one status.
-    pub async fn deliveries(
-        &self,
-        status: Option<DeliveryStatus>,
-        limit: usize,
-    ) -> StoreResult<Vec<DeliveryRecord>> {
-        self.deliveries_where(status, None, limit).await
-    }
-
-    /// The deliveries one event produced.
-    pub async fn event_deliveries(&self, event_id: i64) -> StoreResult<Vec<DeliveryRecord>> {
-        self.deliveries_where(None, Some(event_id), 10_000).await
-    }
-
-    async fn deliveries_where(
-        &self,
-        status: Option<DeliveryStatus>,
-        event_id: Option<i64>,
-        limit: usize,
-    ) -> StoreResult<Vec<DeliveryRecord>> {
-        self.search_deliveries(&DeliveryQuery {
-            status,
-            event_id,
-            limit,
-            ..DeliveryQuery::default()
-        })
-        .await
-    }
-
-    /// Deliveries matching `q`, newest first (see [`DeliveryQuery`]).
-    pub async fn search_deliveries(&self, q: &DeliveryQuery) -> StoreResult<Vec<DeliveryRecord>> {
-        let filter = q.filter(Dialect::Postgres);
-        let sql = format!(
-            "SELECT id, event_id, binding_id, plugin, kind, destination, action, dry_run, status, attempts, last_error, created_at, result
-             FROM deliveries{} ORDER BY id DESC LIMIT {}",
-            filter.where_sql(),
-            filter.next_placeholder(Dialect::Postgres)
-        );
-        let mut values = super::search::values(&filter.params);
-        values.push(Box::new(q.page()));
-        self.run(async {
-            let client = self.client().await?;
-            let stmt = client.prepare_cached(&sql).await?;
-            let rows = client.query(&stmt, &super::search::refs(&values)).await?;
-            rows.iter().map(delivery).collect()
-        })
-        .await
-    }
-
-    /// The audit log, newest first, optionally for one event.
-    pub async fn audit(
-        &self,
-        event_id: Option<i64>,
-        limit: usize,
-    ) -> StoreResult<Vec<AuditRecord>> {
-        self.run(async {
-            let rows = self
-                .client()
-                .await?
-                .query(
-                    "SELECT at, event_id, binding_id, plugin, sha256, kind, destination, verdict, reason
-                     FROM audit WHERE $1::bigint IS NULL OR event_id = $1::bigint ORDER BY id DESC LIMIT $2",
-                    &[&event_id, &sql_limit(limit)],
-                )
-                .await?;
-            rows.iter()
-                .map(|r| {
-                    Ok(AuditRecord {
-                        at: r.try_get(0)?,
-                        event_id: r.try_get(1)?,
-                        binding_id: r.try_get(2)?,
-                        plugin: r.try_get(3)?,
-                        sha256: r.try_get(4)?,
-                        kind: r.try_get(5)?,
-                        destination: r.try_get(6)?,
-                        verdict: r.try_get(7)?,
-                        reason: r.try_get(8)?,
-                    })
-                })
-                .collect()
-        })
-        .await
-    }
-
-    /// Failed plugin calls, newest first, optionally of one plugin.
-    pub async fn failures(
-        &self,
-        plugin: Option<&str>,
-        limit: usize,
-    ) -> StoreResult<Vec<FailureRecord>> {
-        self.failures_where(plugin, None, limit).await
-    }
-
-    /// The failed calls of one event.
-    pub async fn event_failures(&self, event_id: i64) -> StoreResult<Vec<FailureRecord>> {
-        self.failures_where(None, Some(event_id), 10_000).await
-    }
-
-    async fn failures_where(
-        &self,
-        plugin: Option<&str>,
-        event_id: Option<i64>,
-        limit: usize,
-    ) -> StoreResult<Vec<FailureRecord>> {
-        self.run(async {
-            let rows = self
-                .client()
-                .await?
-                .query(
-                    "SELECT at, event_id, binding_id, plugin, code, message, log
-                     FROM failures WHERE ($1::text IS NULL OR plugin = $1::text) AND ($3::bigint IS NULL OR event_id = $3::bigint)
-                     ORDER BY id DESC LIMIT $2",
-                    &[&plugin, &sql_limit(limit), &event_id],
-                )
-                .await?;
-            rows.iter().map(failure).collect()
-        })
-        .await
-    }
 }
 
 /// Writes what dispatch (or a digest's release) decided for some events:
@@ -442,9 +348,7 @@ pub(super) async fn write_results(
 
     let steps = breaker_steps(written.iter().flat_map(|d| d.calls.iter()));
     if !steps.is_empty() {
-        let stmt = tx
-            .prepare_cached(&Dialect::Postgres.text(&apply_breakers_sql(Dialect::Postgres)))
-            .await?;
+        let stmt = tx.prepare_cached(APPLY_BREAKERS).await?;
         tx.execute(
             &stmt,
             &[
@@ -468,7 +372,7 @@ pub(super) mod tests {
     use super::super::testing::fresh;
     use super::*;
     use crate::model::{Action, Event, EventKind};
-    use crate::store::PluginCall;
+    use crate::store::DeliveryStatus;
 
     pub fn slack(channel: &str, lane: &str) -> NewDelivery {
         NewDelivery {
@@ -527,6 +431,39 @@ pub(super) mod tests {
         threshold: 3,
         cooldown_ms: 60_000,
     };
+
+    #[test]
+    fn breaker_steps_fold_a_run_of_calls_per_plugin() {
+        let call = |plugin: &str, succeeded: bool, error: Option<&str>| PluginCall {
+            plugin: plugin.into(),
+            succeeded,
+            error: error.map(str::to_owned),
+        };
+        let steps = breaker_steps(&[
+            call("a", false, Some("x")),
+            call("b", true, None),
+            call("a", true, None),
+            call("a", false, Some("y")),
+            call("a", false, Some("z")),
+        ]);
+        assert_eq!(
+            steps,
+            [
+                BreakerStep {
+                    plugin: "a".into(),
+                    reset: true,
+                    failed: 2,
+                    error: Some("z".into())
+                },
+                BreakerStep {
+                    plugin: "b".into(),
+                    reset: true,
+                    failed: 0,
+                    error: None
+                },
+            ]
+        );
+    }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_stale_token_writes_nothing_and_breakers_count_across_batches() {

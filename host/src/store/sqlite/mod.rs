@@ -21,7 +21,6 @@ pub mod ingest;
 mod outbox;
 mod repairs;
 mod schema_writer;
-mod search;
 mod sql;
 
 use std::path::{Path, PathBuf};

@@ -1,12 +1,8 @@
 use rusqlite::params;
 
 use super::SqliteStore;
-use crate::model::Action;
-use crate::store::outbox::{apply_breakers_sql, breaker_steps};
-use crate::store::search::{DeliveryQuery, Dialect};
 use crate::store::{
-    AuditRecord, BreakerPolicy, Claim, DeliveryRecord, DeliveryStatus, Dispatched, FailureRecord,
-    NewDelivery, NewHeld, StoreError, StoreResult, from_json, json, now_ms,
+    BreakerPolicy, Claim, Dispatched, NewDelivery, NewHeld, StoreResult, json, now_ms,
 };
 
 impl SqliteStore {
@@ -100,148 +96,6 @@ impl SqliteStore {
         })
         .map_err(|e| self.error(e))
     }
-
-    /// Deliveries, newest first, optionally in one status.
-    pub fn deliveries(
-        &self,
-        status: Option<DeliveryStatus>,
-        limit: usize,
-    ) -> StoreResult<Vec<DeliveryRecord>> {
-        self.deliveries_where(status, None, limit)
-    }
-
-    /// The deliveries one event produced.
-    pub fn event_deliveries(&self, event_id: i64) -> StoreResult<Vec<DeliveryRecord>> {
-        self.deliveries_where(None, Some(event_id), 10_000)
-    }
-
-    fn deliveries_where(
-        &self,
-        status: Option<DeliveryStatus>,
-        event_id: Option<i64>,
-        limit: usize,
-    ) -> StoreResult<Vec<DeliveryRecord>> {
-        self.search_deliveries(&DeliveryQuery {
-            status,
-            event_id,
-            limit,
-            ..DeliveryQuery::default()
-        })
-    }
-
-    /// Deliveries matching `q`, newest first (see [`DeliveryQuery`]).
-    pub fn search_deliveries(&self, q: &DeliveryQuery) -> StoreResult<Vec<DeliveryRecord>> {
-        let filter = q.filter(Dialect::Sqlite);
-        let sql = format!(
-            "SELECT id, event_id, binding_id, plugin, kind, destination, action, dry_run, status, attempts, last_error, created_at, result
-             FROM deliveries{} ORDER BY id DESC LIMIT {}",
-            filter.where_sql(),
-            filter.next_placeholder(Dialect::Sqlite)
-        );
-        let mut values = super::search::values(&filter.params);
-        values.push(rusqlite::types::Value::Integer(q.page()));
-        let rows = self.with(|conn| {
-            let mut stmt = conn.prepare_cached(&sql)?;
-            stmt.query_map(rusqlite::params_from_iter(values), |r| {
-                Ok((
-                    DeliveryRecord {
-                        id: r.get(0)?,
-                        event_id: r.get(1)?,
-                        binding_id: r.get(2)?,
-                        plugin: r.get(3)?,
-                        kind: r.get(4)?,
-                        destination: r.get(5)?,
-                        action: Action::DmSlack {
-                            email: String::new(),
-                            text: String::new(),
-                            blocks: None,
-                        },
-                        dry_run: r.get(7)?,
-                        status: DeliveryStatus::Pending,
-                        attempts: r.get(9)?,
-                        last_error: r.get(10)?,
-                        created_at: r.get(11)?,
-                        result: r.get(12)?,
-                    },
-                    r.get::<_, String>(6)?,
-                    r.get::<_, String>(8)?,
-                ))
-            })?
-            .collect::<rusqlite::Result<Vec<_>>>()
-        })?;
-        rows.into_iter()
-            .map(|(mut d, action, status)| {
-                d.action = from_json("delivery action", &action)?;
-                d.status =
-                    DeliveryStatus::parse(&status).map_err(|message| StoreError::Corrupt {
-                        what: "delivery status",
-                        message,
-                    })?;
-                Ok(d)
-            })
-            .collect()
-    }
-
-    /// The audit log, newest first, optionally for one event.
-    pub fn audit(&self, event_id: Option<i64>, limit: usize) -> StoreResult<Vec<AuditRecord>> {
-        self.with(|conn| {
-            let mut stmt = conn.prepare(
-                "SELECT at, event_id, binding_id, plugin, sha256, kind, destination, verdict, reason
-                 FROM audit WHERE ?1 IS NULL OR event_id = ?1 ORDER BY id DESC LIMIT ?2",
-            )?;
-            stmt.query_map(params![event_id, limit as i64], |r| {
-                Ok(AuditRecord {
-                    at: r.get(0)?,
-                    event_id: r.get(1)?,
-                    binding_id: r.get(2)?,
-                    plugin: r.get(3)?,
-                    sha256: r.get(4)?,
-                    kind: r.get(5)?,
-                    destination: r.get(6)?,
-                    verdict: r.get(7)?,
-                    reason: r.get(8)?,
-                })
-            })?
-            .collect()
-        })
-    }
-
-    /// Failed plugin calls, newest first, optionally for one plugin.
-    pub fn failures(&self, plugin: Option<&str>, limit: usize) -> StoreResult<Vec<FailureRecord>> {
-        self.failures_where(plugin, None, limit)
-    }
-
-    /// The failed calls of one event.
-    pub fn event_failures(&self, event_id: i64) -> StoreResult<Vec<FailureRecord>> {
-        self.failures_where(None, Some(event_id), 10_000)
-    }
-
-    fn failures_where(
-        &self,
-        plugin: Option<&str>,
-        event_id: Option<i64>,
-        limit: usize,
-    ) -> StoreResult<Vec<FailureRecord>> {
-        self.with(|conn| {
-            let mut stmt = conn.prepare(
-                "SELECT at, event_id, binding_id, plugin, code, message, log
-                 FROM failures WHERE (?1 IS NULL OR plugin = ?1) AND (?3 IS NULL OR event_id = ?3)
-                 ORDER BY id DESC LIMIT ?2",
-            )?;
-            stmt.query_map(params![plugin, limit as i64, event_id], |r| {
-                Ok(FailureRecord {
-                    at: r.get(0)?,
-                    event_id: r.get(1)?,
-                    binding_id: r.get(2)?,
-                    plugin: r.get(3)?,
-                    code: r.get(4)?,
-                    message: r.get(5)?,
-                    log: r.get(6)?,
-                })
-            })?
-            .collect()
-        })
-    }
 }
 
 /// Writes what dispatch (or a digest's release) decided for one event: its
@@ -304,16 +158,26 @@ pub(super) fn write_results(
             f.log
         ])?;
     }
-    let apply = apply_breakers_sql(Dialect::Sqlite);
-    for step in breaker_steps(&d.calls) {
-        tx.prepare_cached(&apply)?.execute(params![
-            step.plugin,
-            step.reset,
-            step.failed,
-            step.error,
-            breaker.threshold,
-            now + breaker.cooldown_ms
-        ])?;
+    let mut ok = tx.prepare_cached(
+        "UPDATE plugins SET failures = 0, breaker_until = NULL, breaker_error = NULL WHERE name = ?1",
+    )?;
+    let mut bad = tx.prepare_cached(
+        "UPDATE plugins SET failures = failures + 1,
+           breaker_until = CASE WHEN failures + 1 >= ?2 THEN ?3 ELSE breaker_until END,
+           breaker_error = CASE WHEN failures + 1 >= ?2 THEN ?4 ELSE breaker_error END
+         WHERE name = ?1",
+    )?;
+    for call in &d.calls {
+        if call.succeeded {
+            ok.execute([&call.plugin])?;
+        } else {
+            bad.execute(params![
+                call.plugin,
+                breaker.threshold,
+                now + breaker.cooldown_ms,
+                call.error
+            ])?;
+        }
     }
     Ok(())
 }
