@@ -7,11 +7,13 @@
 //! of row, not one per row. This module must never write the results of an
 //! event whose claim token is no longer the round's: another replica has it.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
 use super::{ASYNC_COMMIT, PgResult, PgStore};
+use crate::store::outbox::{apply_breakers_sql, breaker_steps};
+use crate::store::search::Dialect;
 use crate::store::{
-    AuditRecord, BreakerPolicy, Claim, Dispatched, FailureRecord, NewDelivery, NewHeld, PluginCall,
+    AuditRecord, BreakerPolicy, Claim, Dispatched, FailureRecord, NewDelivery, NewHeld,
     StoreResult, json, now_ms,
 };
 
@@ -23,71 +25,6 @@ const INSERT_DELIVERIES: &str = "INSERT INTO deliveries (event_id, binding_id, p
        WITH ORDINALITY AS u(event_id, binding_id, plugin, kind, destination, action, dry_run, lane, source, connection, ord)
      ORDER BY ord
      RETURNING id";
-
-/// The net effect of a run of plugin calls on one plugin's breaker, applied
-/// in one statement: calls after the last success count as failures (the
-/// breaker opens if the count reaches the threshold, with the last error),
-/// a success resets the count and closes the breaker.
-#[derive(Debug, Clone, PartialEq)]
-struct BreakerStep {
-    plugin: String,
-    /// A call succeeded: the stored count starts again from zero.
-    reset: bool,
-    /// Failed calls after the last success.
-    failed: i64,
-    /// The last failed call's error.
-    error: Option<String>,
-}
-
-fn breaker_steps<'a>(calls: impl IntoIterator<Item = &'a PluginCall>) -> Vec<BreakerStep> {
-    let mut steps: Vec<BreakerStep> = Vec::new();
-    let mut index: HashMap<&str, usize> = HashMap::new();
-    for call in calls {
-        let i = *index.entry(call.plugin.as_str()).or_insert_with(|| {
-            steps.push(BreakerStep {
-                plugin: call.plugin.clone(),
-                reset: false,
-                failed: 0,
-                error: None,
-            });
-            steps.len() - 1
-        });
-        let step = &mut steps[i];
-        if call.succeeded {
-            step.reset = true;
-            step.failed = 0;
-            step.error = None;
-        } else {
-            step.failed += 1;
-            step.error = call.error.clone();
-        }
-    }
-    steps
-}
-
-/// Applies [`BreakerStep`]s. Only plugins whose row changes are locked, in
-/// name order: dispatch rounds of several replicas touch the same plugin
-/// rows and must not lock them in opposite orders (a deadlock); the common
-/// case, a success on a healthy plugin, locks and writes nothing.
-const APPLY_BREAKERS: &str = "WITH u AS (
-       SELECT * FROM unnest($1::text[], $2::bool[], $3::bigint[], $4::text[]) AS u(name, reset, failed, error)
-     ),
-     locked AS (
-       SELECT p.name FROM plugins p JOIN u ON p.name = u.name
-       WHERE u.failed > 0 OR p.failures <> 0 OR p.breaker_until IS NOT NULL OR p.breaker_error IS NOT NULL
-       ORDER BY p.name
-       FOR UPDATE OF p
-     )
-     UPDATE plugins SET
-       failures = (CASE WHEN u.reset THEN 0 ELSE plugins.failures END) + u.failed,
-       breaker_until = CASE
-         WHEN u.failed > 0 AND (CASE WHEN u.reset THEN 0 ELSE plugins.failures END) + u.failed >= $5 THEN $6
-         WHEN u.reset THEN NULL ELSE plugins.breaker_until END,
-       breaker_error = CASE
-         WHEN u.failed > 0 AND (CASE WHEN u.reset THEN 0 ELSE plugins.failures END) + u.failed >= $5 THEN u.error
-         WHEN u.reset THEN NULL ELSE plugins.breaker_error END
-     FROM u, locked
-     WHERE plugins.name = u.name AND plugins.name = locked.name";
 
 /// Columns of [`INSERT_DELIVERIES`]' arrays.
 #[derive(Default)]
@@ -348,7 +285,9 @@ pub(super) async fn write_results(
 
     let steps = breaker_steps(written.iter().flat_map(|d| d.calls.iter()));
     if !steps.is_empty() {
-        let stmt = tx.prepare_cached(APPLY_BREAKERS).await?;
+        let stmt = tx
+            .prepare_cached(&Dialect::Postgres.text(&apply_breakers_sql(Dialect::Postgres)))
+            .await?;
         tx.execute(
             &stmt,
             &[
@@ -372,7 +311,7 @@ pub(super) mod tests {
     use super::super::testing::fresh;
     use super::*;
     use crate::model::{Action, Event, EventKind};
-    use crate::store::DeliveryStatus;
+    use crate::store::{DeliveryStatus, PluginCall};
 
     pub fn slack(channel: &str, lane: &str) -> NewDelivery {
         NewDelivery {
@@ -431,39 +370,6 @@ pub(super) mod tests {
         threshold: 3,
         cooldown_ms: 60_000,
     };
-
-    #[test]
-    fn breaker_steps_fold_a_run_of_calls_per_plugin() {
-        let call = |plugin: &str, succeeded: bool, error: Option<&str>| PluginCall {
-            plugin: plugin.into(),
-            succeeded,
-            error: error.map(str::to_owned),
-        };
-        let steps = breaker_steps(&[
-            call("a", false, Some("x")),
-            call("b", true, None),
-            call("a", true, None),
-            call("a", false, Some("y")),
-            call("a", false, Some("z")),
-        ]);
-        assert_eq!(
-            steps,
-            [
-                BreakerStep {
-                    plugin: "a".into(),
-                    reset: true,
-                    failed: 2,
-                    error: Some("z".into())
-                },
-                BreakerStep {
-                    plugin: "b".into(),
-                    reset: true,
-                    failed: 0,
-                    error: None
-                },
-            ]
-        );
-    }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_stale_token_writes_nothing_and_breakers_count_across_batches() {

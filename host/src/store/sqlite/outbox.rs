@@ -1,6 +1,8 @@
 use rusqlite::params;
 
 use super::SqliteStore;
+use crate::store::outbox::{apply_breakers_sql, breaker_steps};
+use crate::store::search::Dialect;
 use crate::store::{
     BreakerPolicy, Claim, Dispatched, NewDelivery, NewHeld, StoreResult, json, now_ms,
 };
@@ -158,26 +160,16 @@ pub(super) fn write_results(
             f.log
         ])?;
     }
-    let mut ok = tx.prepare_cached(
-        "UPDATE plugins SET failures = 0, breaker_until = NULL, breaker_error = NULL WHERE name = ?1",
-    )?;
-    let mut bad = tx.prepare_cached(
-        "UPDATE plugins SET failures = failures + 1,
-           breaker_until = CASE WHEN failures + 1 >= ?2 THEN ?3 ELSE breaker_until END,
-           breaker_error = CASE WHEN failures + 1 >= ?2 THEN ?4 ELSE breaker_error END
-         WHERE name = ?1",
-    )?;
-    for call in &d.calls {
-        if call.succeeded {
-            ok.execute([&call.plugin])?;
-        } else {
-            bad.execute(params![
-                call.plugin,
-                breaker.threshold,
-                now + breaker.cooldown_ms,
-                call.error
-            ])?;
-        }
+    let apply = apply_breakers_sql(Dialect::Sqlite);
+    for step in breaker_steps(&d.calls) {
+        tx.prepare_cached(&apply)?.execute(params![
+            step.plugin,
+            step.reset,
+            step.failed,
+            step.error,
+            breaker.threshold,
+            now + breaker.cooldown_ms
+        ])?;
     }
     Ok(())
 }
