@@ -561,11 +561,6 @@ fn describe_url(url: &str) -> String {
     out
 }
 
-/// Reads an `i64` counter as the `u32` the records carry.
-pub(super) fn count(n: i64) -> u32 {
-    u32::try_from(n.max(0)).unwrap_or(u32::MAX)
-}
-
 #[cfg(test)]
 pub(super) mod testing {
     //! Connecting to the test server (`pagehook_fakes::postgres`).
