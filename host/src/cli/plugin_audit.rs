@@ -26,7 +26,7 @@ use crate::plugin_trust::provenance::Provenance;
 use crate::plugin_trust::report::{self, Guarantee, SANDBOX_GUARANTEES};
 use crate::plugin_trust::signature::SignatureCheck;
 use crate::runtime::audit::{self, PluginAudit};
-use crate::runtime::{Limits, PluginPackage, Runtime, RuntimeConfig};
+use crate::runtime::{Limits, PluginPackage, Runtime};
 use crate::store::{Binding, Store};
 
 /// Arguments of `plugin audit`.
@@ -109,10 +109,11 @@ pub fn run(args: Args, config_path: Option<&Path>) -> anyhow::Result<ExitCode> {
     let config = Config::load(config_path)?;
     let keyring = config.plugins.keyring().map_err(anyhow::Error::msg)?;
     let package = PluginPackage::open(&args.dir)?;
-    let runtime_config = RuntimeConfig {
-        cache_dir: args.cache.runtime_config().cache_dir,
-        ..config.runtime_config()?
-    };
+    // The config's limits; its compile cache unless the command line names one.
+    let mut runtime_config = config.runtime_config()?;
+    if args.cache.no_cache || args.cache.cache_dir.is_some() {
+        runtime_config.cache_dir = args.cache.runtime_config().cache_dir;
+    }
     let defaults = runtime_config.defaults;
     let runtime = Runtime::new(runtime_config);
     let progress = Progress::start(progress::loading(

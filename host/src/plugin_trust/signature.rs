@@ -682,7 +682,7 @@ actions = ["post-slack"]
             .refusal("hello", false)
             .unwrap();
         assert!(
-            message.contains("plugin.toml is not the one `acme` signed"),
+            message.contains("plugin.toml is not the one `acme` (key ID"),
             "{message}"
         );
 
