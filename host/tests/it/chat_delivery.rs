@@ -21,7 +21,6 @@ use std::time::{Duration, Instant};
 use pagehook::config::{Database, DeliveryConfig};
 use pagehook::deliver::Deliverer;
 use pagehook::dispatch::judge;
-use pagehook::manifest::Manifest;
 use pagehook::model::{Action, ChatEvent, ChatUser, Event, EventKind, SharedLink};
 use pagehook::secret::SecretSource;
 use pagehook::store::ingest::Ingest;
@@ -168,8 +167,9 @@ impl Drop for Chat {
 }
 
 fn plugin() -> PluginRecord {
-    let manifest = Manifest::parse(
-        r#"
+    pagehook::testing::plugin(
+        pagehook::testing::manifest(
+            r#"
 name = "chat"
 version = "0.1.0"
 description = "answers chat events"
@@ -178,23 +178,9 @@ component = "chat.wasm"
 events = ["link-shared", "slash-command", "page-created"]
 actions = ["unfurl", "respond"]
 "#,
+        ),
+        &["unfurl", "respond"],
     )
-    .unwrap();
-    PluginRecord {
-        name: "chat".into(),
-        version: "0.1.0".into(),
-        description: "answers chat events".into(),
-        sha256: "cd".repeat(32),
-        dir: "/nowhere".into(),
-        manifest,
-        grants: vec!["unfurl".into(), "respond".into()],
-        limit_grants: Default::default(),
-        enabled: true,
-        failures: 0,
-        breaker_until: None,
-        breaker_error: None,
-        installed_at: 1,
-    }
 }
 
 fn binding(destinations: &[&str], dry_run: bool) -> Binding {
@@ -725,19 +711,7 @@ fn serve_with_slack_poster() -> (
     slack.add_user("bob@example.com", "U0BOB00001");
     let mut side = Sidecar::new();
     side.connect_confluence("prod", &conf.base_url());
-    let secret_file = side.path().join("slack-signing-secret");
-    std::fs::write(&secret_file, SIGNING_SECRET).unwrap();
-    side.cli(&[
-        "connect",
-        "slack",
-        WORKSPACE,
-        "--url",
-        &slack.base_url(),
-        "--token",
-        BOT,
-        "--signing-secret-file",
-        secret_file.to_str().unwrap(),
-    ]);
+    side.connect_slack_signed(WORKSPACE, &slack.base_url(), BOT, SIGNING_SECRET, &[]);
     side.install("slack-poster", &["unfurl", "respond"]);
     side.cli(&[
         "bind",

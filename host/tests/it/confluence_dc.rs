@@ -8,6 +8,9 @@
 //! silent no-op and never an endless defer.
 
 use crate::common;
+use crate::common::people::{
+    ADA, ADA_SLACK, BOB, BOB_SLACK, CAROL, CAROL_SLACK, DAVE, DAVE_SLACK, EVE, EVE_SLACK,
+};
 
 use std::time::{Duration, Instant};
 
@@ -27,22 +30,16 @@ const BOT: &str = "xoxb-confluence-dc-tests";
 const CHANNEL: &str = "C0ENG00001";
 const WAIT: Duration = Duration::from_secs(20);
 
-const ADA: &str = "key-ada-0001";
-const BOB: &str = "key-bob-0002";
-const CAROL: &str = "key-carol-0003";
-const DAVE: &str = "key-dave-0004";
-const EVE: &str = "key-eve-0005";
-
 /// Carol's page: it mentions bob, ada and eve; dave and eve watch it.
 const PLAN: u64 = 5100;
 
 /// (username, key, email, Slack user id)
 const PEOPLE: [(&str, &str, &str, &str); 5] = [
-    ("ada", ADA, "ada@example.com", "U0ADA00001"),
-    ("bob", BOB, "bob@example.com", "U0BOB00002"),
-    ("carol", CAROL, "carol@example.com", "U0CAROL003"),
-    ("dave", DAVE, "dave@example.com", "U0DAVE0004"),
-    ("eve", EVE, "eve@example.com", "U0EVE00005"),
+    ("ada", ADA, "ada@example.com", ADA_SLACK),
+    ("bob", BOB, "bob@example.com", BOB_SLACK),
+    ("carol", CAROL, "carol@example.com", CAROL_SLACK),
+    ("dave", DAVE, "dave@example.com", DAVE_SLACK),
+    ("eve", EVE, "eve@example.com", EVE_SLACK),
 ];
 
 /// A Confluence with ENG viewable by everyone and PLAN in it.

@@ -430,13 +430,7 @@ fn retrospectives_are_written_from_the_space_template_the_binding_names() {
     side.install("retro-writer", &["create-page", "add-comment"]);
     // Confluence answers are reused for one second only, so the edit below
     // is read by the next event.
-    let config = side.config();
-    let text = std::fs::read_to_string(&config).unwrap();
-    std::fs::write(
-        &config,
-        format!("{text}\n[enrichment]\ncache-ttl-secs = 1\n"),
-    )
-    .unwrap();
+    side.add_to_config("\n[enrichment]\ncache-ttl-secs = 1\n");
 
     // A template the space does not have: refused, nothing bound.
     let said = bind_retro_to_template(&side, "OPS:Postmortem").unwrap_err();

@@ -18,6 +18,9 @@
 //! the service account a Confluence admin half-way is seen at once.
 
 use crate::common;
+use crate::common::people::{
+    ADA, ADA_SLACK, BOB, BOB_SLACK, CAROL, CAROL_SLACK, DAVE, DAVE_SLACK, EVE, EVE_SLACK,
+};
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -39,55 +42,33 @@ const TEAM: &str = "T0ACME0001";
 /// The longest any event may take to be dispatched, and deliveries to settle.
 const WAIT: Duration = Duration::from_secs(15);
 
-const ADA: &str = "key-ada-0001";
-const BOB: &str = "key-bob-0002";
-const CAROL: &str = "key-carol-0003";
-const DAVE: &str = "key-dave-0004";
-const EVE: &str = "key-eve-0005";
-
 /// (username, key, display name, Slack user id, groups). Everyone's email
 /// is `<username>@example.com` and password `pw-<username>`; bob is in `hr`.
 const PEOPLE: [(&str, &str, &str, &str, &[&str]); 5] = [
-    (
-        "ada",
-        ADA,
-        "Ada Lovelace",
-        "U0ADA00001",
-        &["confluence-users"],
-    ),
+    ("ada", ADA, "Ada Lovelace", ADA_SLACK, &["confluence-users"]),
     (
         "bob",
         BOB,
         "Bob Hopper",
-        "U0BOB00002",
+        BOB_SLACK,
         &["confluence-users", "hr"],
     ),
     (
         "carol",
         CAROL,
         "Carol Shaw",
-        "U0CAROL003",
+        CAROL_SLACK,
         &["confluence-users"],
     ),
     (
         "dave",
         DAVE,
         "Dave Cutler",
-        "U0DAVE0004",
+        DAVE_SLACK,
         &["confluence-users"],
     ),
-    (
-        "eve",
-        EVE,
-        "Eve Hacker",
-        "U0EVE00005",
-        &["confluence-users"],
-    ),
+    ("eve", EVE, "Eve Hacker", EVE_SLACK, &["confluence-users"]),
 ];
-const ADA_SLACK: &str = "U0ADA00001";
-const BOB_SLACK: &str = "U0BOB00002";
-const CAROL_SLACK: &str = "U0CAROL003";
-const DAVE_SLACK: &str = "U0DAVE0004";
 
 // ENG: the service account administers it.
 /// Carol's page mentioning bob and ada, watched by dave and eve.
@@ -458,31 +439,10 @@ fn world(version: DcVersion) -> World {
     }
 
     let mut side = Sidecar::new();
-    let config = side.config();
-    let text = std::fs::read_to_string(&config).unwrap();
-    std::fs::write(
-        &config,
-        format!("{text}\n[enrichment]\ncache-ttl-secs = 0\n"),
-    )
-    .unwrap();
+    side.add_to_config("\n[enrichment]\ncache-ttl-secs = 0\n");
     side.connect_confluence("wiki", &conf.base_url());
-    let secret_file = side.path().join("slack-signing-secret");
-    std::fs::write(&secret_file, SIGNING_SECRET).unwrap();
-    side.cli(&[
-        "connect",
-        "slack",
-        "acme",
-        "--url",
-        &slack.base_url(),
-        "--token",
-        BOT,
-        "--signing-secret-file",
-        secret_file.to_str().unwrap(),
-    ]);
-    side.install(
-        "slack-poster",
-        &["post-slack", "dm-slack", "unfurl", "respond"],
-    );
+    side.connect_slack_signed("acme", &slack.base_url(), BOT, SIGNING_SECRET, &[]);
+    side.install_slack_poster();
     side.install("retro-writer", &["create-page", "add-comment"]);
     side.cli(&[
         "bind",
@@ -505,17 +465,7 @@ fn world(version: DcVersion) -> World {
         "--set",
         "notify-watchers=true",
     ]);
-    side.cli(&[
-        "bind",
-        "slack-poster",
-        "--quiet",
-        "--source",
-        "acme",
-        "--to",
-        "slack-unfurl:acme",
-        "--to",
-        "slack-respond:acme",
-    ]);
+    side.bind_slack_answers("acme");
     side.start();
     World {
         version,

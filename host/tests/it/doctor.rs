@@ -99,10 +99,7 @@ fn sidecar(confluence: &FakeConfluence, slack: &FakeSlack, signing_secret: bool)
         connect.extend(["--signing-secret", "doctor-signing-secret"]);
     }
     side.cli(&connect);
-    side.install(
-        "slack-poster",
-        &["post-slack", "dm-slack", "unfurl", "respond"],
-    );
+    side.install_slack_poster();
     side.install("retro-writer", &["create-page", "add-comment"]);
     side.cli(&[
         "bind",
@@ -119,17 +116,7 @@ fn sidecar(confluence: &FakeConfluence, slack: &FakeSlack, signing_secret: bool)
         "--set",
         "notify-watchers=true",
     ]);
-    side.cli(&[
-        "bind",
-        "slack-poster",
-        "--quiet",
-        "--source",
-        "acme",
-        "--to",
-        "slack-unfurl:acme",
-        "--to",
-        "slack-respond:acme",
-    ]);
+    side.bind_slack_answers("acme");
     side.cli(&[
         "bind",
         "retro-writer",

@@ -16,13 +16,6 @@ use pagehook_fakes::{ConfluenceAuth, ContentBuilder, FakeConfluence, FakeSlack};
 
 const BOT: &str = "xoxb-proxy-tests";
 
-fn add_to_config(side: &Sidecar, toml: &str) {
-    let path = side.config();
-    let mut text = std::fs::read_to_string(&path).unwrap();
-    text.push_str(toml);
-    std::fs::write(&path, text).unwrap();
-}
-
 fn page(confluence: &FakeConfluence, id: u64, title: &str) {
     confluence.put_content(
         id,
@@ -54,14 +47,11 @@ fn confluence_over_https_and_slack_go_only_through_the_proxy_with_its_credential
         "svc-pagehook:proxy-pass-9",
     )
     .unwrap();
-    add_to_config(
-        &side,
-        &format!(
-            "[tls]\nextra-ca-files = [\"corp-root-ca.pem\"]\n\
+    side.add_to_config(&format!(
+        "[tls]\nextra-ca-files = [\"corp-root-ca.pem\"]\n\
              [network]\nproxy = \"{}\"\nproxy-credentials = {{ file = \"proxy-auth\" }}\n",
-            proxy.url()
-        ),
-    );
+        proxy.url()
+    ));
     side.connect_confluence("prod", &wiki.url());
     side.connect_slack("acme", &slack.base_url(), BOT);
     side.bind_slack_poster("eng", &["--scope", "space:ENG"]);
@@ -132,13 +122,10 @@ fn no_proxy_hosts_are_reached_directly() {
     let proxy = ForwardProxy::start();
 
     let mut side = Sidecar::new();
-    add_to_config(
-        &side,
-        &format!(
-            "[network]\nproxy = \"{}\"\nno-proxy = [\"localhost\"]\n",
-            proxy.url()
-        ),
-    );
+    side.add_to_config(&format!(
+        "[network]\nproxy = \"{}\"\nno-proxy = [\"localhost\"]\n",
+        proxy.url()
+    ));
     let wiki = format!("http://localhost:{}", confluence.addr().port());
     side.connect_confluence("prod", &wiki);
     side.connect_slack("acme", &slack.base_url(), BOT);
@@ -217,7 +204,7 @@ fn a_confluence_connection_with_proxy_direct_is_reached_directly_while_slack_use
     let proxy = ForwardProxy::start();
 
     let mut side = Sidecar::new();
-    add_to_config(&side, &format!("[network]\nproxy = \"{}\"\n", proxy.url()));
+    side.add_to_config(&format!("[network]\nproxy = \"{}\"\n", proxy.url()));
     let said = connect_confluence_with(&side, "prod", &confluence.base_url(), "direct");
     assert!(said.contains("reached directly"), "{said}");
     side.connect_slack("acme", &slack.base_url(), BOT);
@@ -280,13 +267,10 @@ fn a_slack_connection_with_its_own_proxy_goes_through_it_and_not_the_global_one(
         "svc-pagehook:proxy-pass-9",
     )
     .unwrap();
-    add_to_config(
-        &side,
-        &format!(
-            "[network]\nproxy = \"{}\"\nproxy-credentials = {{ file = \"proxy-auth\" }}\n",
-            global.url()
-        ),
-    );
+    side.add_to_config(&format!(
+        "[network]\nproxy = \"{}\"\nproxy-credentials = {{ file = \"proxy-auth\" }}\n",
+        global.url()
+    ));
     side.connect_confluence("prod", &confluence.base_url());
     let said = side.cli(&[
         "connect",

@@ -40,13 +40,6 @@ fn said(out: &Output) -> String {
     )
 }
 
-fn add_to_config(side: &Sidecar, toml: &str) {
-    let path = side.config();
-    let mut text = std::fs::read_to_string(&path).unwrap();
-    text.push_str(toml);
-    std::fs::write(&path, text).unwrap();
-}
-
 #[test]
 fn a_company_ca_is_trusted_from_the_machines_store_or_extra_ca_files_and_named_when_missing() {
     let ca = TestCa::new("Corp Root CA");
@@ -102,7 +95,7 @@ fn a_company_ca_is_trusted_from_the_machines_store_or_extra_ca_files_and_named_w
     );
 
     // Only in extra-ca-files (relative to the config file): trusted too.
-    add_to_config(&side, "[tls]\nextra-ca-files = [\"corp-root-ca.pem\"]\n");
+    side.add_to_config("[tls]\nextra-ca-files = [\"corp-root-ca.pem\"]\n");
     let out = connection_test(&side, "prod", &[("SSL_CERT_FILE", &machine_store)]);
     assert!(out.status.success(), "{}", said(&out));
 }
@@ -115,7 +108,7 @@ fn a_certificate_for_another_name_is_explained_with_the_names_it_is_valid_for() 
     let side = Sidecar::new();
     let corp = side.dir.path().join("corp-root-ca.pem");
     ca.write_pem(&corp);
-    add_to_config(&side, "[tls]\nextra-ca-files = [\"corp-root-ca.pem\"]\n");
+    side.add_to_config("[tls]\nextra-ca-files = [\"corp-root-ca.pem\"]\n");
     side.connect_confluence("prod", &front.url());
     let out = connection_test(&side, "prod", &[]);
     let text = said(&out);
@@ -129,7 +122,7 @@ fn a_certificate_for_another_name_is_explained_with_the_names_it_is_valid_for() 
 #[test]
 fn a_ca_file_that_cannot_be_read_stops_the_command_with_its_name() {
     let side = Sidecar::new();
-    add_to_config(&side, "[tls]\nextra-ca-files = [\"missing-ca.pem\"]\n");
+    side.add_to_config("[tls]\nextra-ca-files = [\"missing-ca.pem\"]\n");
     let out = side.cli_output(&["connections"]);
     let text = said(&out);
     assert!(!out.status.success(), "{text}");
@@ -163,7 +156,7 @@ fn events_are_enriched_and_posted_over_https_with_the_company_ca() {
 
     let mut side = Sidecar::new();
     ca.write_pem(&side.dir.path().join("corp-root-ca.pem"));
-    add_to_config(&side, "[tls]\nextra-ca-files = [\"corp-root-ca.pem\"]\n");
+    side.add_to_config("[tls]\nextra-ca-files = [\"corp-root-ca.pem\"]\n");
     side.connect_confluence("prod", &wiki.url());
     side.connect_slack("acme", &format!("{}/api/", slack_front.url()), BOT);
     side.bind_slack_poster("eng", &["--scope", "space:ENG"]);

@@ -62,10 +62,7 @@ fn confluence() -> FakeConfluence {
 /// default `skip-restricted`, and a one-second enrichment cache.
 fn sidecar(conf: &FakeConfluence, slack: &FakeSlack) -> Sidecar {
     let mut side = Sidecar::new();
-    let config = side.config();
-    let mut toml = std::fs::read_to_string(&config).unwrap();
-    toml.push_str("[enrichment]\ncache-ttl-secs = 1\n");
-    std::fs::write(&config, toml).unwrap();
+    side.add_to_config("[enrichment]\ncache-ttl-secs = 1\n");
     side.connect_confluence("prod", &conf.base_url());
     side.connect_slack("acme", &slack.base_url(), BOT);
     side.bind_slack_poster(

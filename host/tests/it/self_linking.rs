@@ -15,6 +15,7 @@
 //! fail saying which setting to make instead of waiting.
 
 use crate::common;
+use crate::common::people::{ADA, ADA_SLACK, BOB, BOB_SLACK, CAROL};
 
 use std::time::{Duration, Instant};
 
@@ -35,11 +36,6 @@ const PAGE_WAIT: Duration = Duration::from_secs(15);
 const CHANNEL: &str = "C0ENG00001";
 const TEAM: &str = "T0ACME0001";
 
-const ADA: &str = "key-ada-0001";
-const BOB: &str = "key-bob-0002";
-const CAROL: &str = "key-carol-0003";
-const ADA_SLACK: &str = "U0ADA00001";
-const BOB_SLACK: &str = "U0BOB00002";
 /// Bob signs in with a personal access token (a site behind SSO).
 const BOB_PAT: &str = "bob-personal-access-token";
 
@@ -118,21 +114,8 @@ fn world(dms: bool) -> World {
     let mut side = Sidecar::new();
     side.connect_confluence("wiki", &conf.base_url());
     connect_acme(&side, &slack, &[]);
-    side.install(
-        "slack-poster",
-        &["post-slack", "dm-slack", "unfurl", "respond"],
-    );
-    side.cli(&[
-        "bind",
-        "slack-poster",
-        "--quiet",
-        "--source",
-        "acme",
-        "--to",
-        "slack-unfurl:acme",
-        "--to",
-        "slack-respond:acme",
-    ]);
+    side.install_slack_poster();
+    side.bind_slack_answers("acme");
     if dms {
         side.cli(&[
             "bind",
@@ -152,22 +135,7 @@ fn world(dms: bool) -> World {
 
 /// (Re)connects Slack workspace `acme` with the signing secret and `extra` arguments.
 fn connect_acme(side: &Sidecar, slack: &FakeSlack, extra: &[&str]) -> String {
-    let secret_file = side.path().join("slack-signing-secret");
-    std::fs::write(&secret_file, SIGNING_SECRET).unwrap();
-    let url = slack.base_url();
-    let mut args = vec![
-        "connect",
-        "slack",
-        "acme",
-        "--url",
-        &url,
-        "--token",
-        BOT,
-        "--signing-secret-file",
-        secret_file.to_str().unwrap(),
-    ];
-    args.extend_from_slice(extra);
-    side.cli(&args)
+    side.connect_slack_signed("acme", &slack.base_url(), BOT, SIGNING_SECRET, extra)
 }
 
 /// POSTs a request to `/hooks/slack/acme`, signed as Slack signs; the answer.
@@ -207,19 +175,7 @@ fn host_command(w: &World, user: &str, text: &str, trigger: &str) -> Value {
 }
 
 fn wait_until<T>(w: &World, what: &str, found: impl Fn() -> Option<T>) -> T {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        if let Some(v) = found() {
-            return v;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{what}\nevents: {}\ndeliveries: {}",
-            w.side.cli(&["events", "--json"]),
-            w.side.cli(&["deliveries", "--json"])
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    w.side.wait_until(what, WAIT, found)
 }
 
 /// What a person reads in the answer at `url`.
@@ -269,20 +225,7 @@ fn share(w: &World, user: &str, event_id: &str) -> String {
     let ts = w
         .slack
         .add_user_message(CHANNEL, user, &format!("see <{plan}> and <{salaries}>"));
-    let body = json!({
-        "token": "legacy",
-        "team_id": TEAM,
-        "api_app_id": "A0PAGEHOOK",
-        "type": "event_callback",
-        "event_id": event_id,
-        "event_time": 1764633600,
-        "event": {
-            "type": "link_shared", "channel": CHANNEL, "user": user,
-            "message_ts": ts, "event_ts": ts, "source": "conversations_history",
-            "links": [{"domain": "127.0.0.1", "url": plan}, {"domain": "127.0.0.1", "url": salaries}]
-        }
-    })
-    .to_string();
+    let body = slack_hook::link_shared_body(TEAM, CHANNEL, user, &ts, event_id, &[plan, salaries]);
     from_slack(w, "application/json", &body);
     ts
 }

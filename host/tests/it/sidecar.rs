@@ -747,13 +747,7 @@ fn enrichment_honours_429_and_clamps_an_absurd_retry_after() {
     let fake = confluence();
     let mut side = hello_sidecar(&fake);
     // Clamp Retry-After to one second so the absurd value costs the test one second.
-    let config = side.config();
-    let text = std::fs::read_to_string(&config).unwrap();
-    std::fs::write(
-        &config,
-        format!("{text}\n[enrichment]\nmax-retry-after-secs = 1\n"),
-    )
-    .unwrap();
+    side.add_to_config("\n[enrichment]\nmax-retry-after-secs = 1\n");
     fake.inject(
         endpoints::GET_CONTENT,
         Fault::RateLimited {

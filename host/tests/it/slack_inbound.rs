@@ -324,19 +324,7 @@ async fn the_admin_api_sets_a_signing_secret_and_never_shows_it() {
 fn side(conf: &FakeConfluence, slack: &FakeSlack) -> Sidecar {
     let mut side = Sidecar::new();
     side.connect_confluence("prod", &conf.base_url());
-    let secret_file = side.path().join("slack-signing-secret");
-    std::fs::write(&secret_file, SIGNING_SECRET).unwrap();
-    let said = side.cli(&[
-        "connect",
-        "slack",
-        "acme",
-        "--url",
-        &slack.base_url(),
-        "--token",
-        BOT,
-        "--signing-secret-file",
-        secret_file.to_str().unwrap(),
-    ]);
+    let said = side.connect_slack_signed("acme", &slack.base_url(), BOT, SIGNING_SECRET, &[]);
     assert!(said.contains("/hooks/slack/acme"), "{said}");
     let listed = side.cli(&["connections", "--json"]);
     assert!(!listed.contains(SIGNING_SECRET), "{listed}");

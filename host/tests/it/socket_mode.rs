@@ -10,6 +10,7 @@
 //! WebSocket goes through the egress proxy, over TLS with the company CA.
 
 use crate::common;
+use crate::common::people::{ADA as ADA_KEY, ADA_SLACK};
 
 use std::time::{Duration, Instant};
 
@@ -23,8 +24,6 @@ use serde_json::{Value, json};
 const BOT: &str = "xoxb-socket-mode-tests";
 const WAIT: Duration = Duration::from_secs(30);
 const CHANNEL: &str = "C0ENG00001";
-const ADA_KEY: &str = "key-ada-0001";
-const ADA_SLACK: &str = "U0ADA00001";
 /// A page everyone in ENG may view.
 const PLAN: u64 = 4100;
 
@@ -79,21 +78,8 @@ fn prepare(side: &Sidecar, conf: &FakeConfluence, slack: &FakeSlack) {
         app_token.to_str().unwrap(),
     ]);
     assert!(said.contains("Socket Mode"), "{said}");
-    side.install(
-        "slack-poster",
-        &["post-slack", "dm-slack", "unfurl", "respond"],
-    );
-    side.cli(&[
-        "bind",
-        "slack-poster",
-        "--quiet",
-        "--source",
-        "acme",
-        "--to",
-        "slack-unfurl:acme",
-        "--to",
-        "slack-respond:acme",
-    ]);
+    side.install_slack_poster();
+    side.bind_slack_answers("acme");
 }
 
 fn world() -> World {
@@ -102,12 +88,6 @@ fn world() -> World {
     prepare(&side, &conf, &slack);
     side.start();
     World { conf, slack, side }
-}
-
-fn add_to_config(side: &Sidecar, toml: &str) {
-    let mut text = std::fs::read_to_string(side.config()).unwrap();
-    text.push_str(toml);
-    std::fs::write(side.config(), text).unwrap();
 }
 
 fn wait<T>(what: &str, within: Duration, found: impl Fn() -> Option<T>) -> T {
@@ -468,13 +448,10 @@ fn the_websocket_goes_through_the_egress_proxy_over_tls_with_the_company_ca() {
     let proxy = ForwardProxy::start();
     let mut side = Sidecar::new();
     ca.write_pem(&side.path().join("corp-root-ca.pem"));
-    add_to_config(
-        &side,
-        &format!(
-            "[tls]\nextra-ca-files = [\"corp-root-ca.pem\"]\n[network]\nproxy = \"{}\"\n",
-            proxy.url()
-        ),
-    );
+    side.add_to_config(&format!(
+        "[tls]\nextra-ca-files = [\"corp-root-ca.pem\"]\n[network]\nproxy = \"{}\"\n",
+        proxy.url()
+    ));
     prepare(&side, &conf, &slack);
     side.start();
     let sm = slack.socket_mode();

@@ -8,25 +8,21 @@
 //! never told about it.
 
 use crate::common;
+use crate::common::people::{
+    ADA, ADA_SLACK, BOB, BOB_SLACK, CAROL, CAROL_SLACK, DAVE, DAVE_SLACK, EVE, EVE_SLACK,
+};
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::sidecar::{HOOK_SECRET, PAT, Sidecar};
-use hmac::{Hmac, Mac};
+use common::slack_hook;
 use pagehook_fakes::{ConfluenceAuth, ContentBuilder, FakeConfluence, FakeSlack, SERVICE_USERNAME};
 use serde_json::{Value, json};
-use sha2::Sha256;
 
 const BOT: &str = "xoxb-two-way-slack-tests";
 const SIGNING_SECRET: &str = "two-way-slack-signing-secret";
 const WAIT: Duration = Duration::from_secs(20);
 const CHANNEL: &str = "C0ENG00001";
-
-const ADA: &str = "key-ada-0001";
-const BOB: &str = "key-bob-0002";
-const CAROL: &str = "key-carol-0003";
-const DAVE: &str = "key-dave-0004";
-const EVE: &str = "key-eve-0005";
 
 /// Page everyone in ENG may view.
 const PLAN: u64 = 4100;
@@ -39,35 +35,35 @@ const PEOPLE: [(&str, &str, &str, &str, &[&str]); 5] = [
         "ada",
         ADA,
         "ada@example.com",
-        "U0ADA00001",
+        ADA_SLACK,
         &["confluence-users"],
     ),
     (
         "bob",
         BOB,
         "bob@example.com",
-        "U0BOB00002",
+        BOB_SLACK,
         &["confluence-users", "hr"],
     ),
     (
         "carol",
         CAROL,
         "carol@example.com",
-        "U0CAROL003",
+        CAROL_SLACK,
         &["confluence-users"],
     ),
     (
         "dave",
         DAVE,
         "dave@example.com",
-        "U0DAVE0004",
+        DAVE_SLACK,
         &["confluence-users"],
     ),
     (
         "eve",
         EVE,
         "eve@example.com",
-        "U0EVE00005",
+        EVE_SLACK,
         &["confluence-users"],
     ),
 ];
@@ -124,23 +120,8 @@ fn world(bind: &[&str]) -> World {
 
     let mut side = Sidecar::new();
     side.connect_confluence("prod", &conf.base_url());
-    let secret_file = side.path().join("slack-signing-secret");
-    std::fs::write(&secret_file, SIGNING_SECRET).unwrap();
-    side.cli(&[
-        "connect",
-        "slack",
-        "acme",
-        "--url",
-        &slack.base_url(),
-        "--token",
-        BOT,
-        "--signing-secret-file",
-        secret_file.to_str().unwrap(),
-    ]);
-    side.install(
-        "slack-poster",
-        &["post-slack", "dm-slack", "unfurl", "respond"],
-    );
+    side.connect_slack_signed("acme", &slack.base_url(), BOT, SIGNING_SECRET, &[]);
+    side.install_slack_poster();
     let mut args = vec!["bind", "slack-poster", "--quiet"];
     args.extend_from_slice(bind);
     side.cli(&args);
@@ -160,29 +141,11 @@ fn chat_world() -> World {
     ])
 }
 
-fn now_secs() -> String {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-        .to_string()
-}
-
-/// POSTs a request to `/hooks/slack/acme`, signed as Slack signs.
+/// POSTs a request to `/hooks/slack/acme`, signed as Slack signs; fails
+/// the test unless it answers 200.
 fn from_slack(w: &World, content_type: &str, body: &str) {
-    let ts = now_secs();
-    let mut mac = Hmac::<Sha256>::new_from_slice(SIGNING_SECRET.as_bytes()).unwrap();
-    mac.update(format!("v0:{ts}:{body}").as_bytes());
-    let signature = format!("v0={}", hex::encode(mac.finalize().into_bytes()));
-    let answer = reqwest::blocking::Client::new()
-        .post(format!("{}/hooks/slack/acme", w.side.base))
-        .header("content-type", content_type)
-        .header("x-slack-request-timestamp", &ts)
-        .header("x-slack-signature", signature)
-        .body(body.to_owned())
-        .send()
-        .unwrap();
-    assert_eq!(answer.status().as_u16(), 200);
+    let url = format!("{}/hooks/slack/acme", w.side.base);
+    slack_hook::post_signed(&url, SIGNING_SECRET, content_type, body);
 }
 
 fn link(w: &World, page: u64) -> String {
@@ -195,27 +158,14 @@ fn share_both(w: &World, user: &str, event_id: &str) -> String {
     let ts = w
         .slack
         .add_user_message(CHANNEL, user, &format!("see <{plan}> and <{salaries}>"));
-    let body = json!({
-        "token": "legacy",
-        "team_id": "T0ACME0001",
-        "api_app_id": "A0PAGEHOOK",
-        "type": "event_callback",
-        "event_id": event_id,
-        "event_time": 1764633600,
-        "event": {
-            "type": "link_shared",
-            "channel": CHANNEL,
-            "user": user,
-            "message_ts": ts,
-            "event_ts": ts,
-            "source": "conversations_history",
-            "links": [
-                {"domain": "127.0.0.1", "url": plan},
-                {"domain": "127.0.0.1", "url": salaries}
-            ]
-        }
-    })
-    .to_string();
+    let body = slack_hook::link_shared_body(
+        "T0ACME0001",
+        CHANNEL,
+        user,
+        &ts,
+        event_id,
+        &[plan, salaries],
+    );
     from_slack(w, "application/json", &body);
     ts
 }
@@ -223,31 +173,13 @@ fn share_both(w: &World, user: &str, event_id: &str) -> String {
 /// `user` runs `/confluence <text>`; returns the response URL Slack minted.
 fn command(w: &World, user: &str, text: &str, trigger: &str) -> String {
     let url = w.slack.mint_response_url(CHANNEL);
-    let body = format!(
-        "token=legacy&team_id=T0ACME0001&team_domain=acme&channel_id={CHANNEL}&channel_name=eng\
-         &user_id={user}&user_name=someone&command=%2Fconfluence&text={}\
-         &api_app_id=A0PAGEHOOK&response_url={}&trigger_id={trigger}",
-        text.replace(' ', "+"),
-        url.replace(':', "%3A").replace('/', "%2F")
-    );
+    let body = slack_hook::slash_command_body("T0ACME0001", CHANNEL, user, text, trigger, &url);
     from_slack(w, "application/x-www-form-urlencoded", &body);
     url
 }
 
 fn wait_until<T>(w: &World, what: &str, found: impl Fn() -> Option<T>) -> T {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        if let Some(v) = found() {
-            return v;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{what}\nevents: {}\ndeliveries: {}",
-            w.side.cli(&["events", "--json"]),
-            w.side.cli(&["deliveries", "--json"])
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    w.side.wait_until(what, WAIT, found)
 }
 
 /// The stored, enriched event of a Slack event or command, by its key's tail.

@@ -7,6 +7,7 @@
 
 pub mod browser;
 pub mod doctor;
+pub mod people;
 pub mod self_link;
 pub mod sidecar;
 pub mod slack_hook;

@@ -139,6 +139,69 @@ impl Sidecar {
         self.cli(&["connect", "slack", name, "--url", url, "--token", token])
     }
 
+    /// Connects Slack workspace `name` at `url` with bot `token` and a
+    /// signing secret read from a file (`slack-signing-secret` in the config
+    /// directory), with `extra` connect arguments; returns what the CLI said.
+    pub fn connect_slack_signed(
+        &self,
+        name: &str,
+        url: &str,
+        token: &str,
+        signing_secret: &str,
+        extra: &[&str],
+    ) -> String {
+        let secret_file = self.path().join("slack-signing-secret");
+        std::fs::write(&secret_file, signing_secret).unwrap();
+        let mut args = vec![
+            "connect",
+            "slack",
+            name,
+            "--url",
+            url,
+            "--token",
+            token,
+            "--signing-secret-file",
+            secret_file.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        self.cli(&args)
+    }
+
+    /// Installs slack-poster granted all it can do in Slack: channel posts,
+    /// DMs, link previews and answers to commands.
+    pub fn install_slack_poster(&self) -> String {
+        self.install(
+            "slack-poster",
+            &["post-slack", "dm-slack", "unfurl", "respond"],
+        )
+    }
+
+    /// Binds slack-poster quietly to answer chat in Slack workspace
+    /// `workspace`: link previews and slash-command answers.
+    pub fn bind_slack_answers(&self, workspace: &str) -> String {
+        let unfurl = format!("slack-unfurl:{workspace}");
+        let respond = format!("slack-respond:{workspace}");
+        self.cli(&[
+            "bind",
+            "slack-poster",
+            "--quiet",
+            "--source",
+            workspace,
+            "--to",
+            &unfurl,
+            "--to",
+            &respond,
+        ])
+    }
+
+    /// Appends `toml` to the config file as it is.
+    pub fn add_to_config(&self, toml: &str) {
+        let path = self.config();
+        let mut text = std::fs::read_to_string(&path).unwrap();
+        text.push_str(toml);
+        std::fs::write(&path, text).unwrap();
+    }
+
     /// Installs slack-poster and binds it quietly (no announcement) to Slack
     /// `#channel`, with `extra` bind arguments (scope, more settings).
     pub fn bind_slack_poster(&self, channel: &str, extra: &[&str]) -> String {
@@ -316,6 +379,24 @@ impl Sidecar {
             assert!(
                 Instant::now() < deadline,
                 "timed out waiting for {what}; last: {v:#}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Waits up to `within` until `found` finds something; on timeout fails
+    /// the test showing `what` and the stored events and deliveries.
+    pub fn wait_until<T>(&self, what: &str, within: Duration, found: impl Fn() -> Option<T>) -> T {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(v) = found() {
+                return v;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{what}\nevents: {}\ndeliveries: {}",
+                self.cli(&["events", "--json"]),
+                self.cli(&["deliveries", "--json"])
             );
             std::thread::sleep(Duration::from_millis(50));
         }
