@@ -15,22 +15,21 @@
 //! ends after a while (the browser reconnects) so that it never holds up a
 //! shutdown.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::http::{HeaderMap, Request, StatusCode, header};
+use axum::http::{Request, StatusCode, header};
 use futures::StreamExt;
-use pagehook::config::Config;
 use pagehook::model::{Action, Event};
-use pagehook::secret::SecretSource;
-use pagehook::server::session::{self, Principal, SpaceAdmin};
-use pagehook::server::{AppState, router};
+use pagehook::server::router;
+use pagehook::server::session::{Principal, SpaceAdmin};
 use pagehook::store::{
     AttemptResult, AuditRecord, BreakerPolicy, Claim, Dispatched, FailureRecord, NewChange,
     NewDelivery, NewEvent, Outcome, PluginCall, RatePolicy, Store,
 };
 use tower::ServiceExt;
+
+use crate::common::console::{ConsoleApp, Page};
 
 const BREAKER: BreakerPolicy = BreakerPolicy {
     threshold: 3,
@@ -40,78 +39,19 @@ const BREAKER: BreakerPolicy = BreakerPolicy {
 /// A title a page must never render as markup.
 const HOSTILE_TITLE: &str = "Release <script>alert('x')</script> & notes";
 
-struct App {
-    _dir: tempfile::TempDir,
-    state: Arc<AppState>,
-}
+/// The console over a fresh store, with this file's sessions and events.
+struct App(ConsoleApp);
 
-struct Answer {
-    status: StatusCode,
-    headers: HeaderMap,
-    body: String,
-}
-
-impl Answer {
-    fn h1(&self) -> &str {
-        let start = self.body.find("<h1>").expect("a heading") + 4;
-        let end = self.body[start..].find("</h1>").unwrap() + start;
-        &self.body[start..end]
-    }
-
-    /// The ids in links `href="<prefix><id>"`, in page order.
-    fn linked_ids(&self, prefix: &str) -> Vec<i64> {
-        let marker = format!("href=\"{prefix}");
-        self.body
-            .match_indices(&marker)
-            .filter_map(|(i, _)| {
-                let rest = &self.body[i + marker.len()..];
-                let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
-                (rest[digits.len()..].starts_with('"'))
-                    .then(|| digits.parse().ok())
-                    .flatten()
-            })
-            .collect()
-    }
-
-    /// The events listed in `#events-table`.
-    fn events(&self) -> Vec<i64> {
-        let Some(table) = self.body.find("id=\"events-table\"") else {
-            return Vec::new();
-        };
-        let end = self.body[table..].find("</table>").unwrap() + table;
-        let part = Answer {
-            status: self.status,
-            headers: HeaderMap::new(),
-            body: self.body[table..end].to_owned(),
-        };
-        let mut ids = part.linked_ids("/console/events/");
-        ids.dedup();
-        ids
-    }
-
-    /// How many deliveries `#deliveries-table` lists.
-    fn delivery_rows(&self) -> usize {
-        self.body.matches("<summary>Attempts (").count()
-    }
-
-    /// The `href` of the link whose text is `text`.
-    fn link(&self, text: &str) -> Option<String> {
-        let end = self.body.find(&format!(">{text}</a>"))?;
-        let start = self.body[..end].rfind("href=\"")? + 6;
-        let len = self.body[start..].find('"')?;
-        Some(self.body[start..start + len].replace("&amp;", "&"))
+impl std::ops::Deref for App {
+    type Target = ConsoleApp;
+    fn deref(&self) -> &ConsoleApp {
+        &self.0
     }
 }
 
 impl App {
     async fn new() -> App {
-        let dir = tempfile::tempdir().unwrap();
-        let mut config = Config::default();
-        config.store.database = dir.path().join("pagehook.db");
-        config.store.plugins_dir = dir.path().join("plugins");
-        config.server.admin_token = Some(SecretSource::Value("console-pages-token".into()));
-        let state = AppState::standalone(config).unwrap();
-        App { _dir: dir, state }
+        App(ConsoleApp::new("console-pages-token"))
     }
 
     fn store(&self) -> &Store {
@@ -120,10 +60,7 @@ impl App {
 
     /// A session cookie (`pagehook_session=...`) for `principal`.
     async fn session(&self, principal: &Principal) -> String {
-        let set = session::start(self.store(), principal, false)
-            .await
-            .unwrap();
-        set.split(';').next().unwrap().to_owned()
+        self.session_cookie(principal).await
     }
 
     async fn admin(&self) -> String {
@@ -141,29 +78,13 @@ impl App {
         .await
     }
 
-    async fn get(&self, path: &str, cookie: Option<&str>) -> Answer {
-        let mut req = Request::builder().uri(path);
-        if let Some(c) = cookie {
-            req = req.header(header::COOKIE, c);
-        }
-        let response = router(self.state.clone())
-            .oneshot(req.body(Body::empty()).unwrap())
-            .await
-            .unwrap();
-        let status = response.status();
-        let headers = response.headers().clone();
-        let bytes = axum::body::to_bytes(response.into_body(), 1 << 24)
-            .await
-            .unwrap();
-        Answer {
-            status,
-            headers,
-            body: String::from_utf8_lossy(&bytes).into_owned(),
-        }
+    async fn get(&self, path: &str, cookie: Option<&str>) -> Page {
+        let cookies: Vec<&str> = cookie.into_iter().collect();
+        self.request("GET", path, &cookies, None, &[]).await
     }
 
     /// `get` that must answer 200 with heading `h1`.
-    async fn page(&self, path: &str, cookie: &str, h1: &str) -> Answer {
+    async fn page(&self, path: &str, cookie: &str, h1: &str) -> Page {
         let a = self.get(path, Some(cookie)).await;
         assert_eq!(a.status, StatusCode::OK, "{path}: {}", a.body);
         assert_eq!(a.h1(), h1, "{path}");

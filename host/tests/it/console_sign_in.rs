@@ -12,76 +12,36 @@
 //! in the change log; pages carry a Content-Security-Policy and no inline
 //! script; a space admin is refused what is not theirs.
 
-use std::sync::Arc;
-
-use axum::body::Body;
-use axum::http::{HeaderMap, Request, StatusCode, header};
-use pagehook::config::Config;
+use axum::http::{StatusCode, header};
 use pagehook::secret::SecretSource;
-use pagehook::server::{AppState, router};
 use pagehook::store::{ChangeQuery, ConnectionKind, ConnectionRecord};
 use pagehook_fakes::{ConfluenceAuth, FakeConfluence};
-use tower::ServiceExt;
+
+use crate::common::console::{ConsoleApp, Page};
 
 const TOKEN: &str = "console-sign-in-test-token";
 
-struct App {
-    _dir: tempfile::TempDir,
-    state: Arc<AppState>,
-}
+/// The console over a fresh store, with Confluence `wiki` when given one.
+struct App(ConsoleApp);
 
-struct Answer {
-    status: StatusCode,
-    headers: HeaderMap,
-    body: String,
-}
-
-impl Answer {
-    /// The `name=value` of a Set-Cookie for `name`, with its attributes.
-    fn set_cookie(&self, name: &str) -> Option<String> {
-        self.headers
-            .get_all(header::SET_COOKIE)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .find(|v| v.starts_with(&format!("{name}=")))
-            .map(str::to_owned)
-    }
-
-    /// Just `name=value` of that cookie, for a Cookie header.
-    fn cookie(&self, name: &str) -> String {
-        let c = self
-            .set_cookie(name)
-            .unwrap_or_else(|| panic!("no {name} cookie in {:?}", self.headers));
-        c.split(';').next().unwrap().to_owned()
-    }
-
-    /// The value of `<input ... name="csrf" value="...">` or the csrf meta.
-    fn csrf(&self) -> String {
-        for marker in ["name=\"csrf\" value=\"", "name=\"csrf-token\" content=\""] {
-            if let Some(i) = self.body.find(marker) {
-                let rest = &self.body[i + marker.len()..];
-                return rest[..rest.find('"').unwrap()].to_owned();
-            }
-        }
-        panic!("no CSRF token in {}", self.body)
+impl std::ops::Deref for App {
+    type Target = ConsoleApp;
+    fn deref(&self) -> &ConsoleApp {
+        &self.0
     }
 }
 
 impl App {
     async fn new(confluence: Option<&FakeConfluence>) -> App {
-        let dir = tempfile::tempdir().unwrap();
-        let mut config = Config::default();
-        config.store.database = dir.path().join("pagehook.db");
-        config.store.plugins_dir = dir.path().join("plugins");
-        config.server.admin_token = Some(SecretSource::Value(TOKEN.into()));
-        let state = AppState::standalone(config).unwrap();
+        let app = ConsoleApp::new(TOKEN);
+        let state = &app.state;
         if let Some(fake) = confluence {
             let mut c = ConnectionRecord::new("wiki", ConnectionKind::Confluence, &fake.base_url());
             c.secret = Some(SecretSource::Value("service-pat".into()));
             c.hook_secret = Some(SecretSource::Value("hook".into()));
             state.store.add_connection(&c).await.unwrap();
         }
-        App { _dir: dir, state }
+        App(app)
     }
 
     async fn call(
@@ -91,29 +51,8 @@ impl App {
         cookies: &[&str],
         form: Option<&str>,
         extra: &[(&str, &str)],
-    ) -> Answer {
-        let mut req = Request::builder().method(method).uri(path);
-        if !cookies.is_empty() {
-            req = req.header(header::COOKIE, cookies.join("; "));
-        }
-        if form.is_some() {
-            req = req.header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
-        }
-        for (k, v) in extra {
-            req = req.header(*k, *v);
-        }
-        let req = req.body(Body::from(form.unwrap_or("").to_owned())).unwrap();
-        let response = router(self.state.clone()).oneshot(req).await.unwrap();
-        let status = response.status();
-        let headers = response.headers().clone();
-        let bytes = axum::body::to_bytes(response.into_body(), 1 << 24)
-            .await
-            .unwrap();
-        Answer {
-            status,
-            headers,
-            body: String::from_utf8_lossy(&bytes).into_owned(),
-        }
+    ) -> Page {
+        self.request(method, path, cookies, form, extra).await
     }
 
     /// Opens the sign-in page: its double-submit cookie and token.
@@ -123,7 +62,7 @@ impl App {
         (page.cookie("pagehook_sign_in"), page.csrf())
     }
 
-    async fn sign_in_admin(&self, token: &str) -> Answer {
+    async fn sign_in_admin(&self, token: &str) -> Page {
         let (cookie, csrf) = self.sign_in_form().await;
         self.call(
             "POST",
@@ -135,7 +74,7 @@ impl App {
         .await
     }
 
-    async fn sign_in_confluence(&self, username: &str, password: &str) -> Answer {
+    async fn sign_in_confluence(&self, username: &str, password: &str) -> Page {
         let (cookie, csrf) = self.sign_in_form().await;
         self.call(
             "POST",
@@ -164,7 +103,7 @@ impl App {
     }
 }
 
-fn location(a: &Answer) -> &str {
+fn location(a: &Page) -> &str {
     a.headers
         .get(header::LOCATION)
         .and_then(|v| v.to_str().ok())

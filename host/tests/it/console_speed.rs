@@ -12,22 +12,21 @@
 //! page, a space admin's view, the deliveries by status and destination,
 //! one event, the overview. Run with `--nocapture` to see the figures.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use futures::StreamExt;
-use pagehook::config::Config;
 use pagehook::model::{Action, Event};
-use pagehook::secret::SecretSource;
-use pagehook::server::session::{self, Principal, SpaceAdmin};
-use pagehook::server::{AppState, router};
+use pagehook::server::router;
+use pagehook::server::session::{Principal, SpaceAdmin};
 use pagehook::store::{
     AttemptResult, AuditRecord, BreakerPolicy, Claim, Dispatched, FailureRecord, NewDelivery,
     NewEvent, Outcome, PluginCall, RatePolicy,
 };
 use tower::ServiceExt;
+
+use crate::common::console::ConsoleApp;
 
 pub(crate) const EVENTS: usize = 100_000;
 const SPACES: usize = 20;
@@ -129,20 +128,19 @@ fn delivery_of(id: i64, i: usize, played: bool) -> NewDelivery {
     }
 }
 
-pub(crate) struct App {
-    _dir: tempfile::TempDir,
-    pub(crate) state: Arc<AppState>,
+/// The console over a fresh store, filled with [`EVENTS`] events by [`App::fill`].
+pub(crate) struct App(ConsoleApp);
+
+impl std::ops::Deref for App {
+    type Target = ConsoleApp;
+    fn deref(&self) -> &ConsoleApp {
+        &self.0
+    }
 }
 
 impl App {
     pub(crate) fn new() -> App {
-        let dir = tempfile::tempdir().unwrap();
-        let mut config = Config::default();
-        config.store.database = dir.path().join("pagehook.db");
-        config.store.plugins_dir = dir.path().join("plugins");
-        config.server.admin_token = Some(SecretSource::Value(ADMIN_TOKEN.into()));
-        let state = AppState::standalone(config).unwrap();
-        App { _dir: dir, state }
+        App(ConsoleApp::new(ADMIN_TOKEN))
     }
 
     /// Stores the events, dispatches them and plays the oldest deliveries out.
@@ -273,13 +271,6 @@ impl App {
         }
     }
 
-    async fn session(&self, principal: &Principal) -> String {
-        let set = session::start(&self.state.store, principal, false)
-            .await
-            .unwrap();
-        set.split(';').next().unwrap().to_owned()
-    }
-
     /// The median time of 5 requests for `path` (after one to warm up).
     async fn time(&self, path: &str, cookie: &str) -> (Duration, usize) {
         let mut times = Vec::new();
@@ -325,7 +316,7 @@ async fn every_page_answers_in_under_200_ms_with_100k_events() {
         setup.as_secs_f64()
     );
 
-    let admin = app.session(&Principal::Admin).await;
+    let admin = app.session_cookie(&Principal::Admin).await;
     let space_admin = |spaces: &[usize]| {
         Principal::SpaceAdmin(SpaceAdmin {
             source: "wiki".into(),
@@ -335,8 +326,8 @@ async fn every_page_answers_in_under_200_ms_with_100k_events() {
             spaces: spaces.iter().map(|&s| space(s)).collect(),
         })
     };
-    let one_space = app.session(&space_admin(&[3])).await;
-    let three_spaces = app.session(&space_admin(&[3, 7, 11])).await;
+    let one_space = app.session_cookie(&space_admin(&[3])).await;
+    let three_spaces = app.session_cookie(&space_admin(&[3, 7, 11])).await;
     // An event in S03 half way (ids start at 1).
     let detail = (EVENTS / 2 + 3) as i64 + 1;
     let page = page_id(EVENTS / 2);

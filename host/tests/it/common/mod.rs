@@ -6,6 +6,7 @@
 #![allow(dead_code)]
 
 pub mod browser;
+pub mod console;
 pub mod doctor;
 pub mod people;
 pub mod self_link;
