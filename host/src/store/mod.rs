@@ -9,12 +9,20 @@
 //! [`Store`] is the only way in. It is async and never blocks an async
 //! worker: the embedded SQLite backend ([`sqlite`], one process, one file)
 //! runs each call on the blocking pool; the PostgreSQL backend
-//! ([`postgres`], any number of replicas) is async by nature. Each backend
-//! keeps its own SQL and migrations; what crosses this boundary are the
-//! named records of the submodules here and [`StoreError`], which carries
-//! no driver type. Nothing outside this module knows which backend it talks
-//! to, and the store test suite (`host/tests/it/store_suite.rs`) runs the same
-//! tests against both.
+//! ([`postgres`], any number of replicas) is async by nature. What crosses
+//! this boundary are the named records of the submodules here and
+//! [`StoreError`], which carries no driver type. Nothing outside this module
+//! knows which backend it talks to, and the store test suite
+//! (`host/tests/it/store_suite.rs`) runs the same tests against both.
+//!
+//! Beneath the boundary, one layer is shared ([`sql`]): a statement that is
+//! the same on both backends is written once, in the module of its record
+//! (`plugins.rs`, `connections.rs`, `events.rs`, ...), next to that record's
+//! one decoder, which reads columns by name over either driver's row. Only
+//! what really differs stays in a backend: migrations, claiming (the claim
+//! walk's SQL, leases, rate rows), dispatch's batch writes, ingest's group
+//! commit, PostgreSQL's LISTEN/NOTIFY and TLS, SQLite's file handling;
+//! [`Store`] hands those calls over in `per_backend.rs`.
 
 /// Runs one call on whichever backend holds the store: SQLite's on the
 /// blocking pool (the closure owns what it uses), PostgreSQL's directly.
