@@ -9,6 +9,11 @@
 //! make, by the function a dry run records with
 //! ([`crate::deliver::would_send`]).
 //!
+//! An event that went out in a digest (or is being collected into one) is
+//! previewed as that digest: the binding's plugin runs `handle-digest` on
+//! the whole batch, re-formed from the store as dispatch formed it, and the
+//! preview says so (`digest_of`).
+//!
 //! Chat answers are previewed the same way: an `unfurl` as the
 //! `chat.unfurl` form it would send, a `respond` as the JSON it would post,
 //! the response URL (in the request and in the action shown) with its path
@@ -21,10 +26,11 @@
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::admin::{AdminError, AdminResult};
+use crate::digest::Digest;
 use crate::dispatch::{judge, load_pinned};
 use crate::enrich::from_webhook_only;
 use crate::model::{Action, Event};
+use crate::ops::{AdminError, AdminResult};
 use crate::runtime::Runtime;
 use crate::source::slack_events;
 use crate::source::webhook::{self, Payload};
@@ -48,6 +54,10 @@ pub struct Preview {
     pub enriched: bool,
     /// What else is worth knowing about this preview.
     pub notes: Vec<String>,
+    /// When the event went out in a digest (or is being collected into
+    /// one): every event of that digest, oldest first; the plugin ran on
+    /// the digest. Empty when it ran on the event alone.
+    pub digest_of: Vec<i64>,
     /// Every action the plugin returned, with its verdict and request.
     pub actions: Vec<PreviewAction>,
     /// Why the plugin call failed, if it did (then there are no actions).
@@ -224,6 +234,7 @@ pub async fn preview(
         would_run,
         enriched: event.enriched,
         notes,
+        digest_of: Vec::new(),
         actions: Vec::new(),
         failure: None,
         log: String::new(),
@@ -240,10 +251,28 @@ pub async fn preview(
             return Ok(preview);
         }
     };
+    let connections = store.connections().await?;
+    let digest = if loaded.takes_digests() {
+        digest_of(store, binding_id, event_id, &connections).await?
+    } else {
+        None
+    };
     let call_event = event.clone();
-    let report = tokio::task::spawn_blocking(move || loaded.call(&call_event, &settings))
-        .await
-        .map_err(|e| AdminError::Internal(format!("the preview's plugin call stopped: {e}")))?;
+    let report = match digest {
+        Some(digest) => {
+            preview.digest_of = digest.1;
+            preview.notes.push(format!(
+                "event {event_id} {} a digest of {} events of space {} for this binding: the plugin ran on that digest",
+                if digest.2 { "is being collected into" } else { "went out in" },
+                preview.digest_of.len(),
+                digest.0.space_key
+            ));
+            let digest = digest.0;
+            tokio::task::spawn_blocking(move || loaded.call_digest(&digest, &settings)).await
+        }
+        None => tokio::task::spawn_blocking(move || loaded.call(&call_event, &settings)).await,
+    }
+    .map_err(|e| AdminError::Internal(format!("the preview's plugin call stopped: {e}")))?;
     preview.log = report.log;
     preview.fuel_used = report.fuel_used;
     preview.elapsed_ms = report.elapsed.as_millis() as u64;
@@ -257,7 +286,6 @@ pub async fn preview(
             return Ok(preview);
         }
     };
-    let connections = store.connections().await?;
     let workspaces: Vec<&str> = connections
         .iter()
         .filter(|c| c.kind == ConnectionKind::Slack)
@@ -319,4 +347,47 @@ pub async fn preview(
         preview.actions.push(shown);
     }
     Ok(preview)
+}
+
+/// The digest event `event_id` went out in for `binding_id` (or is being
+/// collected into), with its events' ids and whether it is still held;
+/// `None` when the binding ran it on its own.
+async fn digest_of(
+    store: &Store,
+    binding_id: i64,
+    event_id: i64,
+    connections: &[crate::store::ConnectionRecord],
+) -> AdminResult<Option<(Digest, Vec<i64>, bool)>> {
+    let batch = store.held_batch(binding_id, event_id).await?;
+    if batch.len() < 2 {
+        return Ok(None);
+    }
+    let collecting = batch.iter().any(|h| h.released_at.is_none());
+    let mut events = Vec::with_capacity(batch.len());
+    for held in &batch {
+        let Some(event) = store.event(held.event_id).await?.and_then(|r| r.event) else {
+            return Ok(None);
+        };
+        events.push(event);
+    }
+    let space_key = batch[0].space_key.clone();
+    let source = events.last().map(|e| e.source.clone()).unwrap_or_default();
+    let search_url = connections
+        .iter()
+        .find(|c| c.name == source && c.kind == ConnectionKind::Confluence)
+        .and_then(|c| crate::digest::search::search_url(&c.url, &space_key, &events));
+    let ids = batch.iter().map(|h| h.event_id).collect();
+    Ok(Some((
+        Digest {
+            space_name: events
+                .iter()
+                .filter_map(|e| e.content.as_ref()?.space_name.clone())
+                .next(),
+            space_key,
+            events,
+            search_url,
+        },
+        ids,
+        collecting,
+    )))
 }

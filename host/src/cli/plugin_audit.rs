@@ -289,6 +289,14 @@ fn print_text(report: &Report) -> std::io::Result<()> {
     }
     outln!("events      {}", m.events.join(", "))?;
     outln!("actions     {}", list_or_none(&m.actions))?;
+    outln!(
+        "digests     {}",
+        match (m.digests, r.takes_digests) {
+            (_, true) => "takes digests: bursts reach it as one handle-digest call (contract 0.3.0)",
+            (true, false) => "asked for (digests = true), but the component cannot take them",
+            (false, false) => "no: every event is its own call",
+        }
+    )?;
     if m.settings.is_empty() {
         outln!("settings    none")?;
     }

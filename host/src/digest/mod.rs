@@ -45,14 +45,16 @@ pub async fn collecting(store: &Store) -> StoreResult<Vec<rules::Collecting>> {
 }
 
 /// Events of one binding and space, handed to the plugin together.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct Digest {
     /// The space every event is in.
     pub space_key: String,
     /// Its name, when an event knew it.
+    #[serde(default)]
     pub space_name: Option<String>,
     /// The events, oldest first (at least two).
     pub events: Vec<Event>,
     /// A Confluence search that lists what the events are about.
+    #[serde(default)]
     pub search_url: Option<String>,
 }

@@ -12,7 +12,8 @@
 
 use serde::Serialize;
 
-use super::{Backend, BreakerPolicy, Claim, Dispatched, Store, StoreResult};
+use super::sql::{FromRow, Param, Row};
+use super::{Backend, BreakerPolicy, Claim, Dispatched, Store, StoreError, StoreResult};
 use crate::model::Event;
 
 /// A binding's digest settings.
@@ -119,6 +120,24 @@ pub struct ClaimedHeld {
     pub event: Event,
 }
 
+impl FromRow for HeldEvent {
+    const COLUMNS: &'static str =
+        "id, binding_id, event_id, space_key, page_update, held_at, released_at, released_with";
+
+    fn from_row(r: &dyn Row) -> StoreResult<HeldEvent> {
+        Ok(HeldEvent {
+            id: r.get("id")?,
+            binding_id: r.get("binding_id")?,
+            event_id: r.get("event_id")?,
+            space_key: r.get("space_key")?,
+            page_update: r.get("page_update")?,
+            held_at: r.get("held_at")?,
+            released_at: r.get("released_at")?,
+            released_with: r.get("released_with")?,
+        })
+    }
+}
+
 /// Runs one call on the backend: SQLite on the blocking pool, PostgreSQL
 /// directly.
 macro_rules! on_backend {
@@ -136,7 +155,21 @@ macro_rules! on_backend {
 impl Store {
     /// Every binding's digest settings that differ from the defaults.
     pub async fn digest_settings(&self) -> StoreResult<Vec<(i64, DigestSettings)>> {
-        on_backend!(self, |s| s.digest_settings(), |p| p.digest_settings())
+        self.query(
+            "SELECT binding_id, enabled, threshold, window_secs FROM binding_digests ORDER BY binding_id",
+            vec![],
+            |r| {
+                Ok((
+                    r.get("binding_id")?,
+                    DigestSettings {
+                        enabled: r.get("enabled")?,
+                        threshold: r.get("threshold")?,
+                        window_secs: r.get("window_secs")?,
+                    },
+                ))
+            },
+        )
+        .await
     }
 
     /// Sets a binding's digest settings (`None`: back to the defaults); a
@@ -146,8 +179,36 @@ impl Store {
         binding_id: i64,
         settings: Option<DigestSettings>,
     ) -> StoreResult<()> {
-        on_backend!(self, |s| s.set_digest_settings(binding_id, settings), |p| p
-            .set_digest_settings(binding_id, settings))
+        if self.binding(binding_id).await?.is_none() {
+            return Err(StoreError::NotFound(format!(
+                "no binding with id {binding_id} (see `pagehook bindings`)"
+            )));
+        }
+        match settings {
+            Some(s) => {
+                self.execute(
+                    "INSERT INTO binding_digests (binding_id, enabled, threshold, window_secs)
+                     VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT (binding_id) DO UPDATE SET enabled = excluded.enabled,
+                       threshold = excluded.threshold, window_secs = excluded.window_secs",
+                    vec![
+                        binding_id.into(),
+                        Param::Flag(s.enabled),
+                        i64::from(s.threshold).into(),
+                        i64::from(s.window_secs).into(),
+                    ],
+                )
+                .await?
+            }
+            None => {
+                self.execute(
+                    "DELETE FROM binding_digests WHERE binding_id = ?1",
+                    vec![binding_id.into()],
+                )
+                .await?
+            }
+        };
+        Ok(())
     }
 
     /// Writes dispatch's results like [`Store::finish_dispatch`], and holds
@@ -172,12 +233,43 @@ impl Store {
     /// still holds one, those released that were held at or after `since`
     /// (ms), in hold order: what the digest rules look at.
     pub async fn held_events(&self, since: i64) -> StoreResult<Vec<HeldEvent>> {
-        on_backend!(self, |s| s.held_events(since), |p| p.held_events(since))
+        self.select(
+            "FROM held_events h
+             WHERE h.released_at IS NULL
+                OR (h.held_at >= ?1 AND EXISTS (
+                    SELECT 1 FROM held_events u WHERE u.released_at IS NULL
+                      AND u.binding_id = h.binding_id AND u.space_key = h.space_key))
+             ORDER BY h.id",
+            vec![since.into()],
+        )
+        .await
     }
 
     /// Where one event was held, for each binding that held it.
     pub async fn event_held(&self, event_id: i64) -> StoreResult<Vec<HeldEvent>> {
-        on_backend!(self, |s| s.event_held(event_id), |p| p.event_held(event_id))
+        self.select(
+            "FROM held_events WHERE event_id = ?1 ORDER BY id",
+            vec![event_id.into()],
+        )
+        .await
+    }
+
+    /// The batch event `event_id` is in for `binding_id`, in event order:
+    /// the held events released with the same event (its digest), or, while
+    /// it is held, those held with it in its space. Empty when the binding
+    /// did not hold it.
+    pub async fn held_batch(&self, binding_id: i64, event_id: i64) -> StoreResult<Vec<HeldEvent>> {
+        self.select(
+            "FROM held_events h WHERE h.binding_id = ?1 AND (
+                 h.released_with = (SELECT released_with FROM held_events
+                                    WHERE binding_id = ?1 AND event_id = ?2)
+                 OR (h.released_at IS NULL AND EXISTS (
+                     SELECT 1 FROM held_events x WHERE x.binding_id = ?1 AND x.event_id = ?2
+                       AND x.released_at IS NULL AND x.space_key = h.space_key)))
+             ORDER BY h.event_id",
+            vec![binding_id.into(), event_id.into()],
+        )
+        .await
     }
 
     /// Claims those of `ids` that are unreleased and not claimed by a live
@@ -209,9 +301,13 @@ impl Store {
 
     /// Lets go of the held events `claim` holds (its round failed).
     pub async fn release_held_claim(&self, claim: &Claim) -> StoreResult<()> {
-        let claim = claim.clone();
-        on_backend!(self, |s| s.release_held_claim(&claim), |p| p
-            .release_held_claim(&claim))
+        self.execute(
+            "UPDATE held_events SET claim_token = NULL, claim_until = NULL, claimed_by = NULL
+             WHERE claim_token = ?1",
+            vec![claim.token.into()],
+        )
+        .await?;
+        Ok(())
     }
 
     /// After a restart of the only server (SQLite): claims on held events
@@ -224,8 +320,11 @@ impl Store {
     }
 
     /// Forgets released held events held before `before` (ms); how many.
-    pub async fn purge_released_held(&self, before: i64) -> StoreResult<usize> {
-        on_backend!(self, |s| s.purge_released_held(before), |p| p
-            .purge_released_held(before))
+    pub async fn purge_released_held(&self, before: i64) -> StoreResult<u64> {
+        self.execute(
+            "DELETE FROM held_events WHERE released_at IS NOT NULL AND held_at < ?1",
+            vec![before.into()],
+        )
+        .await
     }
 }

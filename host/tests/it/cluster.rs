@@ -1034,6 +1034,8 @@ fn store_copy_moves_a_sqlite_installation_and_a_replica_carries_on_from_it() {
             "space:S0",
             "--set",
             "events=page-created, page-updated",
+            "--digest",
+            "off",
         ],
     );
     old.start();

@@ -464,6 +464,10 @@ fn world(version: DcVersion) -> World {
         "notify-mentioned=true",
         "--set",
         "notify-watchers=true",
+        // Every event posts at once: pages here are updated again and
+        // again, which digests would collect (tests/it/digests.rs).
+        "--digest",
+        "off",
     ]);
     side.bind_slack_answers("acme");
     side.start();

@@ -72,6 +72,10 @@ fn sidecar(conf: &FakeConfluence, slack: &FakeSlack) -> Sidecar {
             "space:ENG",
             "--set",
             "events=page-created, page-updated, comment-created",
+            // Each update posts at once (a page updated twice would
+            // otherwise collect into a digest: tests/it/digests.rs).
+            "--digest",
+            "off",
         ],
     );
     side.start();

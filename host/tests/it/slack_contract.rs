@@ -139,6 +139,9 @@ fn a_thousand_events_reach_a_channel_named_last_of_five_thousand_exactly_once_th
         "channel=#eng",
         "--set",
         "events=page-created, page-updated",
+        // A thousand events, one post each (digests would gather them).
+        "--digest",
+        "off",
     ]);
     // The channel list is rate limited once; then posts meet 429s, 500s
     // before the message lands, 500s after it landed, answers slower than

@@ -1,39 +1,16 @@
-//! Digests on PostgreSQL: binding digest settings and held events (see
-//! [`crate::store::digests`]). Replicas release held events under claims
+//! Digests on PostgreSQL: holding events and releasing them (see
+//! [`crate::store::digests`], where the reads shared with SQLite are). Replicas release held events under claims
 //! (a token and a lease on the database's clock, rows taken with `SKIP
 //! LOCKED`), so one held event is released by one replica, once; this
 //! module must never release a row whose claim token is not the caller's.
 
-use tokio_postgres::Row;
-
 use super::outbox::write_results;
 use super::{DB_NOW, PgResult, PgStore};
+use crate::store::sql::FromRow;
 use crate::store::{
-    BreakerPolicy, Claim, ClaimedHeld, DigestSettings, Dispatched, HeldEvent, NewHeld, Released,
-    StoreError, StoreResult, from_json, now_ms,
+    BreakerPolicy, Claim, ClaimedHeld, Dispatched, HeldEvent, NewHeld, Released, StoreError,
+    StoreResult, from_json, now_ms,
 };
-
-const HELD_COLUMNS: &str =
-    "id, binding_id, event_id, space_key, page_update, held_at, released_at, released_with";
-
-fn held(row: &Row) -> PgResult<HeldEvent> {
-    Ok(HeldEvent {
-        id: row.try_get("id")?,
-        binding_id: row.try_get("binding_id")?,
-        event_id: row.try_get("event_id")?,
-        space_key: row.try_get("space_key")?,
-        page_update: row
-            .try_get::<_, Option<i64>>("page_update")?
-            .map(|p| p as u64),
-        held_at: row.try_get("held_at")?,
-        released_at: row.try_get("released_at")?,
-        released_with: row.try_get("released_with")?,
-    })
-}
-
-fn setting(value: i64) -> u32 {
-    value.clamp(0, i64::from(u32::MAX)) as u32
-}
 
 /// Holds events for their bindings inside a dispatch transaction.
 pub(super) async fn hold<'a>(
@@ -76,121 +53,6 @@ pub(super) async fn hold<'a>(
 }
 
 impl PgStore {
-    /// See `Store::digest_settings`.
-    pub async fn digest_settings(&self) -> StoreResult<Vec<(i64, DigestSettings)>> {
-        self.run(async {
-            let client = self.client().await?;
-            let rows = client
-                .query(
-                    "SELECT binding_id, enabled, threshold, window_secs FROM binding_digests ORDER BY binding_id",
-                    &[],
-                )
-                .await?;
-            rows.iter()
-                .map(|r| {
-                    Ok((
-                        r.try_get("binding_id")?,
-                        DigestSettings {
-                            enabled: r.try_get("enabled")?,
-                            threshold: setting(r.try_get("threshold")?),
-                            window_secs: setting(r.try_get("window_secs")?),
-                        },
-                    ))
-                })
-                .collect()
-        })
-        .await
-    }
-
-    /// See `Store::set_digest_settings`.
-    pub async fn set_digest_settings(
-        &self,
-        binding_id: i64,
-        settings: Option<DigestSettings>,
-    ) -> StoreResult<()> {
-        self.run(async {
-            let mut client = self.client().await?;
-            let tx = client.transaction().await?;
-            let found = tx
-                .query_opt(
-                    "SELECT 1 FROM bindings WHERE id = $1 FOR UPDATE",
-                    &[&binding_id],
-                )
-                .await?
-                .is_some();
-            if !found {
-                return Err(StoreError::NotFound(format!(
-                    "no binding with id {binding_id} (see `pagehook bindings`)"
-                ))
-                .into());
-            }
-            match settings {
-                Some(s) => {
-                    tx.execute(
-                        "INSERT INTO binding_digests (binding_id, enabled, threshold, window_secs)
-                         VALUES ($1, $2, $3, $4)
-                         ON CONFLICT (binding_id) DO UPDATE SET enabled = excluded.enabled,
-                           threshold = excluded.threshold, window_secs = excluded.window_secs",
-                        &[
-                            &binding_id,
-                            &s.enabled,
-                            &i64::from(s.threshold),
-                            &i64::from(s.window_secs),
-                        ],
-                    )
-                    .await?
-                }
-                None => {
-                    tx.execute(
-                        "DELETE FROM binding_digests WHERE binding_id = $1",
-                        &[&binding_id],
-                    )
-                    .await?
-                }
-            };
-            tx.commit().await?;
-            Ok(())
-        })
-        .await
-    }
-
-    /// See `Store::held_events`.
-    pub async fn held_events(&self, since: i64) -> StoreResult<Vec<HeldEvent>> {
-        self.run(async {
-            let client = self.client().await?;
-            let stmt = client
-                .prepare_cached(&format!(
-                    "SELECT {HELD_COLUMNS} FROM held_events
-                     WHERE released_at IS NULL
-                        OR (held_at >= $1 AND EXISTS (
-                            SELECT 1 FROM held_events u WHERE u.released_at IS NULL
-                              AND u.binding_id = held_events.binding_id AND u.space_key = held_events.space_key))
-                     ORDER BY id"
-                ))
-                .await?;
-            let rows = client.query(&stmt, &[&since]).await?;
-            rows.iter().map(held).collect()
-        })
-        .await
-    }
-
-    /// See `Store::event_held`.
-    pub async fn event_held(&self, event_id: i64) -> StoreResult<Vec<HeldEvent>> {
-        self.run(async {
-            let client = self.client().await?;
-            let rows = client
-                .query(
-                    &format!(
-                        "SELECT {HELD_COLUMNS} FROM held_events WHERE event_id = $1 ORDER BY id"
-                    ),
-                    &[&event_id],
-                )
-                .await?;
-            rows.iter().map(held).collect()
-        })
-        .await
-    }
-
     /// See `Store::claim_held`.
     pub async fn claim_held(&self, claim: &Claim, ids: &[i64]) -> StoreResult<Vec<ClaimedHeld>> {
         let rows = self
@@ -212,7 +74,7 @@ impl PgStore {
                              RETURNING {}
                          )
                          SELECT taken.*, e.event AS event FROM taken JOIN events e ON e.id = taken.event_id",
-                        HELD_COLUMNS
+                        HeldEvent::COLUMNS
                             .split(", ")
                             .map(|c| format!("held_events.{c}"))
                             .collect::<Vec<_>>()
@@ -223,7 +85,12 @@ impl PgStore {
                     .query(&stmt, &[&ids, &claim.token, &claim.replica, &claim.lease_ms])
                     .await?;
                 rows.iter()
-                    .map(|r| Ok((held(r)?, r.try_get::<_, Option<String>>("event")?)))
+                    .map(|r| {
+                        Ok((
+                            HeldEvent::from_row(r)?,
+                            r.try_get::<_, Option<String>>("event")?,
+                        ))
+                    })
                     .collect::<PgResult<Vec<_>>>()
             })
             .await?;
@@ -285,38 +152,6 @@ impl PgStore {
             }
             tx.commit().await?;
             Ok(true)
-        })
-        .await
-    }
-
-    /// See `Store::release_held_claim`.
-    pub async fn release_held_claim(&self, claim: &Claim) -> StoreResult<()> {
-        self.run(async {
-            self.client()
-                .await?
-                .execute(
-                    "UPDATE held_events SET claim_token = NULL, claim_until = NULL, claimed_by = NULL
-                     WHERE claim_token = $1",
-                    &[&claim.token],
-                )
-                .await?;
-            Ok(())
-        })
-        .await
-    }
-
-    /// See `Store::purge_released_held`.
-    pub async fn purge_released_held(&self, before: i64) -> StoreResult<usize> {
-        self.run(async {
-            let n = self
-                .client()
-                .await?
-                .execute(
-                    "DELETE FROM held_events WHERE released_at IS NOT NULL AND held_at < $1",
-                    &[&before],
-                )
-                .await?;
-            Ok(n as usize)
         })
         .await
     }

@@ -1,19 +1,17 @@
-//! Digests on SQLite: binding digest settings and held events (see
-//! [`crate::store::digests`]). A held event is written in its event's
+//! Digests on SQLite: holding events and releasing them (see
+//! [`crate::store::digests`], where the reads shared with PostgreSQL are). A held event is written in its event's
 //! dispatch transaction and released in the transaction that writes what
 //! its plugin made of it; nothing here decides when.
 
-use rusqlite::{OptionalExtension, Row, Transaction, params};
+use rusqlite::{Row, Transaction, params};
 
 use super::SqliteStore;
 use super::outbox::write_results;
+use crate::store::sql::FromRow;
 use crate::store::{
-    BreakerPolicy, Claim, ClaimedHeld, DigestSettings, Dispatched, HeldEvent, NewHeld, Released,
-    StoreError, StoreResult, from_json, now_ms,
+    BreakerPolicy, Claim, ClaimedHeld, Dispatched, HeldEvent, NewHeld, Released, StoreError,
+    StoreResult, from_json, now_ms,
 };
-
-const HELD_COLUMNS: &str =
-    "id, binding_id, event_id, space_key, page_update, held_at, released_at, released_with";
 
 fn held(row: &Row<'_>) -> rusqlite::Result<HeldEvent> {
     Ok(HeldEvent {
@@ -51,93 +49,6 @@ pub(super) fn hold<'a>(
 }
 
 impl SqliteStore {
-    /// See `Store::digest_settings`.
-    pub fn digest_settings(&self) -> StoreResult<Vec<(i64, DigestSettings)>> {
-        self.with(|conn| {
-            conn.prepare_cached(
-                "SELECT binding_id, enabled, threshold, window_secs FROM binding_digests ORDER BY binding_id",
-            )?
-            .query_map([], |r| {
-                Ok((
-                    r.get("binding_id")?,
-                    DigestSettings {
-                        enabled: r.get("enabled")?,
-                        threshold: r.get("threshold")?,
-                        window_secs: r.get("window_secs")?,
-                    },
-                ))
-            })?
-            .collect()
-        })
-    }
-
-    /// See `Store::set_digest_settings`.
-    pub fn set_digest_settings(
-        &self,
-        binding_id: i64,
-        settings: Option<DigestSettings>,
-    ) -> StoreResult<()> {
-        let found = self.with(|conn| {
-            let tx = conn.transaction()?;
-            let found = tx
-                .query_row("SELECT 1 FROM bindings WHERE id = ?1", [binding_id], |_| {
-                    Ok(())
-                })
-                .optional()?
-                .is_some();
-            if found {
-                match settings {
-                    Some(s) => tx.execute(
-                        "INSERT INTO binding_digests (binding_id, enabled, threshold, window_secs)
-                         VALUES (?1, ?2, ?3, ?4)
-                         ON CONFLICT (binding_id) DO UPDATE SET enabled = excluded.enabled,
-                           threshold = excluded.threshold, window_secs = excluded.window_secs",
-                        params![binding_id, s.enabled, s.threshold, s.window_secs],
-                    )?,
-                    None => tx.execute(
-                        "DELETE FROM binding_digests WHERE binding_id = ?1",
-                        [binding_id],
-                    )?,
-                };
-            }
-            tx.commit()?;
-            Ok(found)
-        })?;
-        if !found {
-            return Err(StoreError::NotFound(format!(
-                "no binding with id {binding_id} (see `pagehook bindings`)"
-            )));
-        }
-        Ok(())
-    }
-
-    /// See `Store::held_events`.
-    pub fn held_events(&self, since: i64) -> StoreResult<Vec<HeldEvent>> {
-        self.with(|conn| {
-            conn.prepare_cached(&format!(
-                "SELECT {HELD_COLUMNS} FROM held_events
-                 WHERE released_at IS NULL
-                    OR (held_at >= ?1 AND EXISTS (
-                        SELECT 1 FROM held_events u WHERE u.released_at IS NULL
-                          AND u.binding_id = held_events.binding_id AND u.space_key = held_events.space_key))
-                 ORDER BY id"
-            ))?
-            .query_map([since], held)?
-            .collect()
-        })
-    }
-
-    /// See `Store::event_held`.
-    pub fn event_held(&self, event_id: i64) -> StoreResult<Vec<HeldEvent>> {
-        self.with(|conn| {
-            conn.prepare_cached(&format!(
-                "SELECT {HELD_COLUMNS} FROM held_events WHERE event_id = ?1 ORDER BY id"
-            ))?
-            .query_map([event_id], held)?
-            .collect()
-        })
-    }
-
     /// See `Store::claim_held`.
     pub fn claim_held(&self, claim: &Claim, ids: &[i64]) -> StoreResult<Vec<ClaimedHeld>> {
         let rows = self.with(|conn| {
@@ -165,7 +76,7 @@ impl SqliteStore {
             let mut read = tx.prepare_cached(&format!(
                 "SELECT {}, e.event AS event FROM held_events h JOIN events e ON e.id = h.event_id
                  WHERE h.id = ?1",
-                HELD_COLUMNS
+                HeldEvent::COLUMNS
                     .split(", ")
                     .map(|c| format!("h.{c} AS {c}"))
                     .collect::<Vec<_>>()
@@ -238,18 +149,6 @@ impl SqliteStore {
         })
     }
 
-    /// See `Store::release_held_claim`.
-    pub fn release_held_claim(&self, claim: &Claim) -> StoreResult<()> {
-        self.with(|conn| {
-            conn.execute(
-                "UPDATE held_events SET claim_token = NULL, claim_until = NULL, claimed_by = NULL
-                 WHERE claim_token = ?1",
-                [claim.token],
-            )
-        })?;
-        Ok(())
-    }
-
     /// See `Store::release_stale_held_claims`.
     pub fn release_stale_held_claims(&self) -> StoreResult<usize> {
         self.with(|conn| {
@@ -257,16 +156,6 @@ impl SqliteStore {
                 "UPDATE held_events SET claim_token = NULL, claim_until = NULL, claimed_by = NULL
                  WHERE claim_token IS NOT NULL",
                 [],
-            )
-        })
-    }
-
-    /// See `Store::purge_released_held`.
-    pub fn purge_released_held(&self, before: i64) -> StoreResult<usize> {
-        self.with(|conn| {
-            conn.execute(
-                "DELETE FROM held_events WHERE released_at IS NOT NULL AND held_at < ?1",
-                [before],
             )
         })
     }
