@@ -215,7 +215,10 @@ pub fn per_person<'a>(events: &[&'a Event], wanted: &[Concern]) -> Vec<PersonalD
     let mut out: Vec<PersonalDigest<'a>> = Vec::new();
     for event in events {
         for r in event.recipients(wanted) {
-            let i = match out.iter().position(|p| p.email.eq_ignore_ascii_case(r.email)) {
+            let i = match out
+                .iter()
+                .position(|p| p.email.eq_ignore_ascii_case(r.email))
+            {
                 Some(i) => i,
                 None => {
                     out.push(PersonalDigest {
@@ -285,9 +288,15 @@ mod tests {
         let mut blog = testing::created_page("Blog", 3);
         blog.kind = EventKind::BlogCreated;
         assert_eq!(people_phrase(&[&ada, &ada]), "Ada Lovelace");
-        assert_eq!(people_phrase(&[&ada, &grace]), "Ada Lovelace and Grace Hopper");
+        assert_eq!(
+            people_phrase(&[&ada, &grace]),
+            "Ada Lovelace and Grace Hopper"
+        );
         assert_eq!(created_phrase(&[&ada]), "1 page");
-        assert_eq!(created_phrase(&[&ada, &grace, &blog]), "2 pages and 1 blog post");
+        assert_eq!(
+            created_phrase(&[&ada, &grace, &blog]),
+            "2 pages and 1 blog post"
+        );
         let many: Vec<Event> = (0..600).map(|i| testing::created_page("p", i)).collect();
         let refs: Vec<&Event> = many.iter().collect();
         let (shown, more) = first_few(&refs);
@@ -306,7 +315,10 @@ mod tests {
             testing::concerned("linus@example.com", &[Concern::Mentioned]),
         ];
         let mut b = testing::created_page("B", 2);
-        b.people = vec![testing::concerned("GRACE@example.com", &[Concern::Mentioned])];
+        b.people = vec![testing::concerned(
+            "GRACE@example.com",
+            &[Concern::Mentioned],
+        )];
         let people = per_person(&[&a, &b], &[Concern::Mentioned, Concern::Watcher]);
         assert_eq!(people.len(), 2);
         assert_eq!(people[0].email, "grace@example.com");

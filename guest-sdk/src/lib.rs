@@ -90,8 +90,8 @@ pub use model::Recipient;
 pub use settings::{SettingError, Settings};
 pub use wit::pagehook::plugin::types::{
     Action, Ancestor, ChatEvent, ChatUser, Concern, ConcernedPerson, Content, Digest, Event,
-    EventKind, LinkShared, LogLevel, NewComment, NewPage, PageSummary, Person, SharedLink, SlackDirectMessage,
-    SlackMessage, SlackResponse, SlackUnfurl, SlashCommand, TeamsMessage,
+    EventKind, LinkShared, LogLevel, NewComment, NewPage, PageSummary, Person, SharedLink,
+    SlackDirectMessage, SlackMessage, SlackResponse, SlackUnfurl, SlashCommand, TeamsMessage,
 };
 
 /// The one thing a plugin implements: turn an event into actions.

@@ -76,9 +76,9 @@ pub(crate) fn handle(digest: &Digest, settings: &Settings) -> Result<Vec<Action>
         }
         for email in &dm_emails {
             // Nobody needs to be told what only they did.
-            let theirs = events.iter().all(|e| {
-                e.actor.as_ref().and_then(|a| a.email.as_deref()) == Some(email.as_str())
-            });
+            let theirs = events
+                .iter()
+                .all(|e| e.actor.as_ref().and_then(|a| a.email.as_deref()) == Some(email.as_str()));
             if !theirs {
                 actions.push(Action::DmSlack(
                     SlackDirectMessage::new(email, &message.text)
@@ -155,7 +155,10 @@ fn created(events: &[&Event], digest: &Digest) -> Message {
         space
     )));
     blocks.push(slack::section(list(&shown, |e| {
-        Mrkdwn::link(&url(e), &text::truncate(filters::display_title(e), TITLE_CHARS))
+        Mrkdwn::link(
+            &url(e),
+            &text::truncate(filters::display_title(e), TITLE_CHARS),
+        )
     })));
     finish(&mut blocks, digest, more);
     let titles: Vec<&str> = shown
@@ -177,7 +180,10 @@ fn created(events: &[&Event], digest: &Digest) -> Message {
 /// "Ada Lovelace edited "Q3 launch checklist" 7 times", in the page's thread.
 fn edited(page: u64, events: &[&Event], digest: &Digest) -> Message {
     let last = events[events.len() - 1];
-    let content = last.content.as_ref().expect("filters skip events without content");
+    let content = last
+        .content
+        .as_ref()
+        .expect("filters skip events without content");
     let who = digest::people_phrase(events);
     let title = filters::display_title(last);
     let space = digest::space_name(digest);
@@ -303,12 +309,18 @@ fn line(e: &Event) -> Mrkdwn {
         "{} {} {}",
         filters::actor_name(e),
         filters::what_happened(e.kind, "the").as_str(),
-        Mrkdwn::link(&url(e), &text::truncate(filters::display_title(e), TITLE_CHARS))
+        Mrkdwn::link(
+            &url(e),
+            &text::truncate(filters::display_title(e), TITLE_CHARS)
+        )
     )
 }
 
 fn url(e: &Event) -> String {
-    e.content.as_ref().map(|c| c.url.clone()).unwrap_or_default()
+    e.content
+        .as_ref()
+        .map(|c| c.url.clone())
+        .unwrap_or_default()
 }
 
 /// "and 590 more" and the button to the search that lists everything.
@@ -317,9 +329,11 @@ fn finish(blocks: &mut Blocks, digest: &Digest, more: usize) {
         blocks.push(slack::context([more]));
     }
     if let Some(search) = digest.search_url.as_deref() {
-        blocks.push(slack::actions([
-            LinkButton::new("See them in Confluence", search).primary()
-        ]));
+        blocks.push(slack::actions([LinkButton::new(
+            "See them in Confluence",
+            search,
+        )
+        .primary()]));
     }
 }
 
@@ -359,7 +373,9 @@ mod tests {
     }
 
     fn import(n: u64) -> Digest {
-        testing::digest((0..n).map(|i| testing::created_page(&format!("Imported page {i}"), 1_000 + i)))
+        testing::digest(
+            (0..n).map(|i| testing::created_page(&format!("Imported page {i}"), 1_000 + i)),
+        )
     }
 
     #[test]
@@ -377,7 +393,10 @@ mod tests {
         );
         let all = blocks.to_string();
         assert!(all.contains("New in Engineering: 600 pages"), "{all}");
-        assert!(all.contains("Imported page 9") && !all.contains("Imported page 10"), "{all}");
+        assert!(
+            all.contains("Imported page 9") && !all.contains("Imported page 10"),
+            "{all}"
+        );
         assert!(all.contains("and 590 more"), "{all}");
         assert!(all.contains("See them in Confluence"), "{all}");
         assert!(blocks.as_array().unwrap().len() <= 50);
@@ -396,11 +415,22 @@ mod tests {
         assert_eq!(actions.len(), 1, "{actions:?}");
         let (m, blocks) = &posts(&actions)[0];
         assert_eq!(m.thread_key.as_deref(), Some("page-123456"));
-        assert!(m.text.starts_with("Ada Lovelace edited \"Release notes\" 7 times in Engineering"), "{}", m.text);
+        assert!(
+            m.text
+                .starts_with("Ada Lovelace edited \"Release notes\" 7 times in Engineering"),
+            "{}",
+            m.text
+        );
         let all = blocks.to_string();
         assert!(all.contains("versions 1 to 8"), "{all}");
-        assert!(all.contains("selectedPageVersions=1&selectedPageVersions=8"), "{all}");
-        assert!(all.contains("2 earlier notes") && all.contains("note 8") && !all.contains("note 3"), "{all}");
+        assert!(
+            all.contains("selectedPageVersions=1&selectedPageVersions=8"),
+            "{all}"
+        );
+        assert!(
+            all.contains("2 earlier notes") && all.contains("note 8") && !all.contains("note 3"),
+            "{all}"
+        );
     }
 
     #[test]
@@ -420,9 +450,13 @@ mod tests {
     fn each_person_concerned_gets_one_message() {
         let events = (0..30).map(|i| {
             let mut e = testing::created_page(&format!("p{i}"), 100 + i);
-            e.people = vec![testing::concerned("grace@example.com", &[Concern::Mentioned])];
+            e.people = vec![testing::concerned(
+                "grace@example.com",
+                &[Concern::Mentioned],
+            )];
             if i == 0 {
-                e.people.push(testing::concerned("linus@example.com", &[Concern::Watcher]));
+                e.people
+                    .push(testing::concerned("linus@example.com", &[Concern::Watcher]));
             }
             e
         });
@@ -440,12 +474,18 @@ mod tests {
         assert_eq!(actions.len(), 3, "{actions:?}");
         assert_eq!(dms[0].email, "grace@example.com");
         assert!(
-            dms[0].text.starts_with("You are mentioned: 30 updates in Engineering concern you"),
+            dms[0]
+                .text
+                .starts_with("You are mentioned: 30 updates in Engineering concern you"),
             "{}",
             dms[0].text
         );
         assert_eq!(dms[1].email, "linus@example.com");
-        assert!(dms[1].text.starts_with("You watch it: Ada Lovelace created the page \"p0\""));
+        assert!(
+            dms[1]
+                .text
+                .starts_with("You watch it: Ada Lovelace created the page \"p0\"")
+        );
     }
 
     #[test]

@@ -28,8 +28,9 @@ use pagehook_guest::slack::{self, Blocks, LinkButton, Mrkdwn};
 mod digest;
 
 use pagehook_guest::{
-    Action, ChatEvent, Concern, Digest, Event, EventKind, LinkShared, Plugin, SettingError, Settings,
-    SlackDirectMessage, SlackMessage, SlackResponse, SlackUnfurl, SlashCommand, log, mrkdwn, text,
+    Action, ChatEvent, Concern, Digest, Event, EventKind, LinkShared, Plugin, SettingError,
+    Settings, SlackDirectMessage, SlackMessage, SlackResponse, SlackUnfurl, SlashCommand, log,
+    mrkdwn, text,
 };
 
 /// Longest excerpt shown, in characters.

@@ -52,7 +52,10 @@ fn summary(group: &Group<'_>, digest: &Digest) -> Card {
     match group {
         Group::Edited(_, _) => {
             let last = events[events.len() - 1];
-            let content = last.content.as_ref().expect("filters skip events without content");
+            let content = last
+                .content
+                .as_ref()
+                .expect("filters skip events without content");
             let title = filters::display_title(last);
             let span = digest::version_span(&events);
             let mut facts = vec![
@@ -86,7 +89,10 @@ fn summary(group: &Group<'_>, digest: &Digest) -> Card {
                 }
                 _ => {
                     let how_many = digest::count_phrase(events.len(), "update", "updates");
-                    (format!("{how_many} in {space}"), format!("{who}: {how_many} in {space}"))
+                    (
+                        format!("{how_many} in {space}"),
+                        format!("{who}: {how_many} in {space}"),
+                    )
                 }
             };
             let (shown, more) = digest::first_few(&events);
@@ -123,7 +129,10 @@ fn summary(group: &Group<'_>, digest: &Digest) -> Card {
 }
 
 fn url(e: &Event) -> String {
-    e.content.as_ref().map(|c| c.url.clone()).unwrap_or_default()
+    e.content
+        .as_ref()
+        .map(|c| c.url.clone())
+        .unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -152,10 +161,14 @@ mod tests {
         actions
             .iter()
             .map(|a| {
-                let Action::PostTeams(m) = a else { panic!("{a:?}") };
+                let Action::PostTeams(m) = a else {
+                    panic!("{a:?}")
+                };
                 let card: Value = serde_json::from_str(&m.card).unwrap();
-                let errors: Vec<String> =
-                    validator().iter_errors(&card).map(|e| e.to_string()).collect();
+                let errors: Vec<String> = validator()
+                    .iter_errors(&card)
+                    .map(|e| e.to_string())
+                    .collect();
                 assert!(errors.is_empty(), "{errors:?}\n{card:#}");
                 assert!(teams::message_size(&card) <= 28_000);
                 card
@@ -172,7 +185,10 @@ mod tests {
         assert_eq!(cards.len(), 1);
         let all = cards[0].to_string();
         assert!(all.contains("New in Engineering: 600 pages"), "{all}");
-        assert!(all.contains("Ada Lovelace created 600 pages in Engineering"), "{all}");
+        assert!(
+            all.contains("Ada Lovelace created 600 pages in Engineering"),
+            "{all}"
+        );
         assert!(all.contains("Imported page 9") && !all.contains("Imported page 10"));
         assert!(all.contains("and 590 more"));
         assert!(all.contains("See them in Confluence") && all.contains("dosearchsite.action"));
@@ -189,11 +205,15 @@ mod tests {
         assert_eq!(cards.len(), 1);
         let all = cards[0].to_string();
         assert!(all.contains("edited this page 7 times"), "{all}");
-        assert!(all.contains("selectedPageVersions=1&selectedPageVersions=8"), "{all}");
+        assert!(
+            all.contains("selectedPageVersions=1&selectedPageVersions=8"),
+            "{all}"
+        );
 
         let one = testing::event(EventKind::PageCreated);
-        let alone = TeamsPoster::handle(one.clone(), Settings::from_pairs([("channel", "eng-news")]))
-            .unwrap();
+        let alone =
+            TeamsPoster::handle(one.clone(), Settings::from_pairs([("channel", "eng-news")]))
+                .unwrap();
         let mut minor = testing::event(EventKind::PageUpdated);
         minor.content.as_mut().unwrap().minor_edit = true;
         let d = testing::digest([one, minor]);
@@ -212,6 +232,9 @@ mod tests {
             e
         });
         let all = cards(testing::digest(events))[0].to_string();
-        assert!(!all.contains("<at>") && !all.contains("[win](https://evil)"), "{all}");
+        assert!(
+            !all.contains("<at>") && !all.contains("[win](https://evil)"),
+            "{all}"
+        );
     }
 }
