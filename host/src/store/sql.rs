@@ -371,6 +371,89 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::{EventStatus, NewEvent, StoreError};
+
+    /// Stores one event through ingest; its id.
+    async fn one_event(store: &Store, key: &str) -> i64 {
+        let ingest = crate::store::ingest::Ingest::start(
+            store,
+            std::sync::Arc::new(tokio::sync::Notify::new()),
+        )
+        .unwrap();
+        ingest
+            .insert(NewEvent {
+                key: key.into(),
+                source: "prod".into(),
+                name: "page_created".into(),
+                payload: "{}".into(),
+                dispatchable: true,
+            })
+            .await
+            .unwrap()
+            .id
+    }
+
+    /// What reading the event gives after `sql` damaged its row.
+    async fn read_after(store: &Store, id: i64, sql: &str) -> StoreResult<Option<EventStatus>> {
+        store.execute(sql, vec![id.into()]).await.unwrap();
+        Ok(store.event(id).await?.map(|e| e.status))
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_value_that_does_not_decode_names_its_column_on_both_backends() {
+        let dir = tempfile::tempdir().unwrap();
+        let sqlite = Store::open_sqlite(&dir.path().join("p.db")).unwrap();
+        let (pg, _db) = crate::store::postgres::testing::fresh().await;
+        let postgres = crate::store::postgres::testing::boundary(&pg);
+        for store in [&sqlite, &postgres] {
+            let id = one_event(store, "damaged").await;
+            assert_eq!(
+                read_after(
+                    store,
+                    id,
+                    "UPDATE events SET status = 'pending' WHERE id = ?1"
+                )
+                .await
+                .unwrap(),
+                Some(EventStatus::Pending)
+            );
+            match read_after(
+                store,
+                id,
+                "UPDATE events SET status = 'parked' WHERE id = ?1",
+            )
+            .await
+            {
+                Err(StoreError::Corrupt { what, message }) => {
+                    assert_eq!(what, "event status");
+                    assert!(message.contains("parked"), "{message}");
+                }
+                other => panic!("{other:?}"),
+            }
+            match read_after(
+                store,
+                id,
+                "UPDATE events SET status = 'pending', payload = 'not json' WHERE id = ?1",
+            )
+            .await
+            {
+                Err(StoreError::Corrupt { what, .. }) => assert_eq!(what, "event payload"),
+                other => panic!("{other:?}"),
+            }
+        }
+        // SQLite keeps whatever type it is given: a text where a count belongs.
+        let id = one_event(&sqlite, "mistyped").await;
+        match read_after(
+            &sqlite,
+            id,
+            "UPDATE events SET attempts = 'many' WHERE id = ?1",
+        )
+        .await
+        {
+            Err(StoreError::Corrupt { what, .. }) => assert_eq!(what, "attempts"),
+            other => panic!("{other:?}"),
+        }
+    }
 
     #[test]
     fn postgres_numbers_its_placeholders_and_leaves_quoted_text_alone() {
