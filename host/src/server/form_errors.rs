@@ -18,6 +18,13 @@ use serde::de::DeserializeOwned;
 /// as a sentence for an API client. Values (`invalid type: string "x"`)
 /// are left out.
 pub fn api_sentence(raw: &str) -> String {
+    // Not JSON at all: where it stops being JSON helps.
+    if let Some(rest) = raw
+        .trim()
+        .strip_prefix("Failed to parse the request body as JSON: ")
+    {
+        return format!("the body cannot be read as JSON: {rest}");
+    }
     let (path, what) = split(raw);
     let field = |name: &str| match &path {
         Some(p) if !p.is_empty() => format!("`{p}.{name}`"),
@@ -203,7 +210,13 @@ mod tests {
         assert!(!s.contains("s3cret"), "values are never repeated");
         assert_eq!(
             api_sentence(
-                "Failed to parse the request body as JSON: EOF while parsing an object at line 1 column 1"
+                "Failed to parse the request body as JSON: key must be a string at line 1 column 2"
+            ),
+            "the body cannot be read as JSON: key must be a string at line 1 column 2"
+        );
+        assert_eq!(
+            api_sentence(
+                "Failed to deserialize the JSON body into the target type: EOF while parsing an object at line 1 column 1"
             ),
             "the body is not complete JSON"
         );

@@ -740,7 +740,7 @@ async fn the_deliveries_page_offers_attempts_and_retries() {
             .contains(r#"<span class="state state-bad">dead</span>"#)
     );
     let retry = format!(
-        r#"<form class="inline" data-method="POST" data-path="/api/deliveries/{}/retry" data-then="reload"><button type="submit" class="secondary">Retry</button></form>"#,
+        r#"<form class="inline" data-method="POST" data-path="/api/deliveries/{}/retry" data-then="call:row-retry"><button type="submit" class="secondary">Retry</button></form>"#,
         s.dead
     );
     assert!(a.body.contains(&retry), "{}", a.body);

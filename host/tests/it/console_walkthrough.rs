@@ -35,6 +35,8 @@ const WAIT: Duration = Duration::from_secs(20);
 fn confluence() -> FakeConfluence {
     let fake = FakeConfluence::start(ConfluenceAuth::Bearer(PAT.into()));
     fake.put_user(ADA, "ada", "Ada Lovelace", "ada@example.com");
+    fake.add_space("ENG", "Engineering");
+    fake.add_space("OPS", "Operations");
     for (id, title) in [(ENG_PAGE, ENG_TITLE), (SECOND_PAGE, SECOND_TITLE)] {
         fake.put_content(id, ContentBuilder::page(id, "ENG", title).build());
     }
@@ -110,6 +112,13 @@ fn wait_until(what: &str, mut check: impl FnMut() -> bool) {
     }
 }
 
+/// Screenshots the whole page from its top (a reload to `#binding-1`
+/// scrolls to the row), as `target/console/<name>.png`.
+fn shot(b: &Browser, name: &str) {
+    b.js("window.scrollTo(0, 0);", vec![]);
+    b.screenshot(name);
+}
+
 /// Every button and link of the table rows is inside a 1280 px window.
 fn assert_actions_in_view(b: &Browser, page: &str) {
     let outside = b.js(
@@ -173,9 +182,12 @@ fn a_new_admin_connects_binds_by_picking_breaks_teams_and_repairs_it() {
     b.click_button_near("acme", "Test");
     assert!(said(&b).contains("Test passed"), "{}", b.text());
     let row = b.texts("tr#connection-acme").join(" ");
-    assert!(row.contains("works") && row.contains("Slack accepts the token"), "{row}");
+    assert!(
+        row.contains("works") && row.contains("Slack accepts the token"),
+        "{row}"
+    );
     b.assert_inputs_labelled("connections");
-    b.screenshot("walk-1-connect-slack");
+    shot(&b, "walk-1-connect-slack");
 
     // --- 2. Bind slack-poster to ENG by picking #eng from the list.
     b.goto("/console/bindings?plugin=slack-poster");
@@ -184,12 +196,16 @@ fn a_new_admin_connects_binds_by_picking_breaks_teams_and_repairs_it() {
     let form = b.form("Add binding");
     form.fill("Space key", "eng");
     form.fill("Find a channel", "eng");
-    wait_until("the channel list", || {
-        b.options("Channel").iter().any(|o| o.starts_with("#eng"))
+    wait_until("the channels matching “eng”", || {
+        b.texts("[data-pick-status]")
+            .iter()
+            .any(|t| t.contains("matching “eng”"))
     });
     let options = b.options("Channel");
     assert!(
-        options.iter().any(|o| o == "#eng-private 🔒 private"),
+        options
+            .iter()
+            .any(|o| o == "#eng-private (private; the bot is in it)"),
         "a private channel the bot is in is marked: {options:?}"
     );
     assert!(
@@ -199,7 +215,9 @@ fn a_new_admin_connects_binds_by_picking_breaks_teams_and_repairs_it() {
         "{options:?}"
     );
     assert!(
-        !options.iter().any(|o| o.contains("hr-secret") || o.contains("general")),
+        !options
+            .iter()
+            .any(|o| o.contains("hr-secret") || o.contains("general")),
         "private channels without the bot are not listed, and the search narrows: {options:?}"
     );
     form.select("Channel", "#eng");
@@ -210,13 +228,24 @@ fn a_new_admin_connects_binds_by_picking_breaks_teams_and_repairs_it() {
     );
     form.check_only("Events", &["page-created", "page-updated"]);
     form.check("skip-minor-edits", false);
+    // A page-id setting searches pages by title (Pagehook's account reads them).
+    form.fill("under-page", "Postm");
+    wait_until("the page search", || {
+        b.js(
+            "return [...document.querySelectorAll('#setting-under-page-pages option')].map(o => o.value + ' ' + o.label);",
+            vec![],
+        )
+        .to_string()
+        .contains(&format!("{SECOND_PAGE} Postmortem: the billing export of 12 November (ENG)"))
+    });
+    form.fill("under-page", "");
     form.fill("labels", "release");
     b.enter();
     form.fill("labels", "launch,");
     let chips = b.texts(".chip");
     assert_eq!(chips.len(), 2, "{chips:?}");
     b.assert_inputs_labelled("bindings");
-    b.screenshot("walk-2-pick-channel");
+    shot(&b, "walk-2-pick-channel");
     form.submit();
     let words = wait_said(&b, "Binding ");
     assert!(
@@ -247,12 +276,58 @@ fn a_new_admin_connects_binds_by_picking_breaks_teams_and_repairs_it() {
         ],
         "only what differs from the defaults is stored"
     );
-    b.screenshot("walk-3-bound");
+    shot(&b, "walk-3-bound");
 
-    // A page is created in ENG: it reaches #eng.
+    // The same rule from the command line: a channel the binding's
+    // destinations do not allow is refused, saying both; nothing changes.
+    let refused = side.cli_output(&[
+        "bind",
+        "slack-poster",
+        "--scope",
+        "space:ENG",
+        "--to",
+        "slack:acme/#eng",
+        "--set",
+        "channel=#general",
+        "--quiet",
+    ]);
+    assert!(!refused.status.success());
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        err.contains("`channel` = `#general`") && err.contains("slack:acme/#eng"),
+        "{err}"
+    );
+    assert_eq!(cli_json(&side, &["bindings"]).len(), 1, "nothing changed");
+    // The pickers' look-ups, as the API answers them.
+    let (status, spaces) = side.api("/api/connections/wiki/spaces?q=eng");
+    assert_eq!(status, 200, "{spaces}");
+    assert_eq!(spaces, json!([{"key": "ENG", "name": "Engineering"}]));
+    let (status, channels) = side.api("/api/connections/acme/channels?q=ENG-");
+    assert_eq!(status, 200, "{channels}");
+    assert_eq!(
+        channels["channels"],
+        json!([{"name": "#eng-private", "id": "G0ENGP0001", "private": true, "member": true}])
+    );
+    let (status, wrong) = side.api("/api/connections/wiki/channels");
+    assert_eq!(status, 400, "{wrong}");
+
+    // The binding announced itself in #eng; a page created in ENG reaches
+    // #eng too (after the digest's gathering second).
     let first_event = hook(&side, &page_created(ENG_PAGE, 1));
-    let posts = slack.wait_for_posts(1, WAIT);
-    assert_eq!(posts[0].channel, "C0ENG00001");
+    wait_until("the page's post in #eng", || {
+        slack.posts().iter().any(|p| {
+            p.channel == "C0ENG00001"
+                && p.text
+                    .as_deref()
+                    .is_some_and(|t| t.contains("Release checklist"))
+        })
+    });
+    side.wait_json(&["events"], "the event dispatched", |v| {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["id"] == first_event && e["status"] == "dispatched")
+    });
 
     // --- 3. Preview the stored event; the row keeps its buttons in view.
     b.goto("/console/bindings");
@@ -267,7 +342,7 @@ fn a_new_admin_connects_binds_by_picking_breaks_teams_and_repairs_it() {
             .any(|t| t.contains("Release checklist"))
     });
     assert_actions_in_view(&b, "bindings with a preview");
-    b.screenshot("walk-4-preview");
+    shot(&b, "walk-4-preview");
 
     // --- 4. Connect Teams, send a test card (with consent), bind teams-poster.
     b.goto("/console/connections");
@@ -293,7 +368,7 @@ fn a_new_admin_connects_binds_by_picking_breaks_teams_and_repairs_it() {
         "{}",
         cards[0].card
     );
-    b.screenshot("walk-5-teams-test-card");
+    shot(&b, "walk-5-teams-test-card");
 
     b.goto("/console/bindings?plugin=teams-poster");
     b.wait_for_h1("Bindings", WAIT);
@@ -306,7 +381,10 @@ fn a_new_admin_connects_binds_by_picking_breaks_teams_and_repairs_it() {
     let words = wait_said(&b, "Binding 2 added for space ENG");
     assert!(words.contains("teams:eng-news"), "{words}");
     let bindings = cli_json(&side, &["bindings"]);
-    let teams_binding = bindings.iter().find(|x| x["plugin"] == "teams-poster").unwrap();
+    let teams_binding = bindings
+        .iter()
+        .find(|x| x["plugin"] == "teams-poster")
+        .unwrap();
     assert_eq!(teams_binding["destinations"], json!(["teams:eng-news"]));
     assert!(
         teams_binding["settings"]
@@ -320,13 +398,14 @@ fn a_new_admin_connects_binds_by_picking_breaks_teams_and_repairs_it() {
     teams.remove_workflow("eng-news");
     hook(&side, &page_created(SECOND_PAGE, 2));
     side.wait_json(&["deliveries", "--status", "dead"], "a dead letter", |v| {
-        v.as_array().unwrap().iter().any(|d| d["destination"] == "teams:eng-news")
+        v.as_array()
+            .unwrap()
+            .iter()
+            .any(|d| d["destination"] == "teams:eng-news")
     });
     b.goto("/console/overview");
     b.wait_for_h1("Overview", WAIT);
-    wait_until("the mark on the overview", || {
-        b.text().contains("workflow")
-    });
+    wait_until("the mark on the overview", || b.text().contains("workflow"));
     let attention = b.texts("#attention li").join("\n");
     assert!(
         attention.contains("eng-news")
@@ -334,12 +413,8 @@ fn a_new_admin_connects_binds_by_picking_breaks_teams_and_repairs_it() {
             && attention.contains("Fix:"),
         "the overview names the connection and the fix:\n{attention}"
     );
-    assert!(
-        !b.text().contains("Every connection works"),
-        "{}",
-        b.text()
-    );
-    b.screenshot("walk-6-overview-marked");
+    assert!(!b.text().contains("Every connection works"), "{}", b.text());
+    shot(&b, "walk-6-overview-marked");
 
     // --- 6. Repair: a new workflow, its URL in the connection (edited; the
     // change is logged), then retry the dead letters from the Overview.
@@ -351,7 +426,7 @@ fn a_new_admin_connects_binds_by_picking_breaks_teams_and_repairs_it() {
         .submit();
     let words = wait_said(&b, "eng-news");
     assert!(words.contains("URL"), "{words}");
-    b.screenshot("walk-7-edit-connection");
+    shot(&b, "walk-7-edit-connection");
     b.goto("/console/overview");
     b.wait_for_h1("Overview", WAIT);
     let attention = b.texts("#attention li").join("\n");
@@ -360,22 +435,29 @@ fn a_new_admin_connects_binds_by_picking_breaks_teams_and_repairs_it() {
     wait_said(&b, "queued again");
     let cards = teams.wait_for_posts(2, WAIT);
     assert_eq!(cards[1].workflow, "eng-news-2");
-    assert!(cards[1].card.to_string().contains("Postmortem"), "{}", cards[1].card);
+    assert!(
+        cards[1].card.to_string().contains("Postmortem"),
+        "{}",
+        cards[1].card
+    );
     side.wait_json(&["deliveries", "--status", "dead"], "no dead letter", |v| {
         v.as_array().unwrap().is_empty()
     });
     b.goto("/console/overview");
     b.wait_for_h1("Overview", WAIT);
     assert!(b.text().contains("Every connection works"), "{}", b.text());
-    b.screenshot("walk-8-repaired");
+    shot(&b, "walk-8-repaired");
     b.goto("/console/deliveries");
     b.wait_for_h1("Deliveries", WAIT);
-    b.screenshot("walk-9-deliveries-sent");
+    shot(&b, "walk-9-deliveries-sent");
     b.goto("/console/changes");
     b.wait_for_h1("Changes", WAIT);
     let changes = b.text();
     assert!(changes.contains("connection.edit"), "{changes}");
-    assert!(!changes.contains("sig="), "the workflow's signature is never shown");
+    assert!(
+        !changes.contains("sig="),
+        "the workflow's signature is never shown"
+    );
     eprintln!("walkthrough: {:?}", started.elapsed());
 }
 
@@ -394,7 +476,10 @@ fn pages_load_in_the_browser_in_under_200_ms_with_100k_events() {
     let app = crate::console_speed::App::new();
     let filled = Instant::now();
     rt.block_on(app.fill());
-    eprintln!("100,000 events stored in {:.1} s", filled.elapsed().as_secs_f64());
+    eprintln!(
+        "100,000 events stored in {:.1} s",
+        filled.elapsed().as_secs_f64()
+    );
     let listener = rt
         .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
         .unwrap();
@@ -440,6 +525,14 @@ fn pages_load_in_the_browser_in_under_200_ms_with_100k_events() {
                 !t[2].as_str().unwrap_or_default().is_empty(),
                 "{path} showed no heading"
             );
+            if path.contains("space=s07") {
+                let text = b.text();
+                assert!(
+                    text.contains("50 events") && text.contains("of S07"),
+                    "`s07` finds space S07's events:\n{}",
+                    &text[..text.len().min(2000)]
+                );
+            }
             loads.push(t[0].as_f64().unwrap());
             answers.push(t[1].as_f64().unwrap());
         }

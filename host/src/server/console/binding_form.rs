@@ -150,7 +150,7 @@ fn slack_picker(m: &Manifest, slack: &[&ConnectionRecord]) -> Markup {
                     }
                 }
             }))
-            (field("pick-slack-search", "Find a channel", Some("Type part of its name; the list shows the channels the bot can post to. 🔒 marks a private channel the bot is in."), html! {
+            (field("pick-slack-search", "Find a channel", Some("Type part of its name. The list shows public channels, and private ones the bot is in (marked private)."), html! {
                 input id="pick-slack-search" type="search" autocomplete="off" data-pick-search aria-describedby="pick-slack-search-help";
             }))
             (field("pick-slack-channel", "Channel", None, html! {

@@ -68,9 +68,10 @@ pub(super) fn cql_search(st: &ConfState, parts: &Parts) -> Response {
                 }
                 Clause::Title(words) => {
                     let title = c["title"].as_str().unwrap_or_default().to_lowercase();
+                    // CQL's trailing wildcard (`title ~ "plan*"`): a word that starts so.
                     words
                         .split_whitespace()
-                        .all(|w| title.contains(&w.to_lowercase()))
+                        .all(|w| title.contains(&w.trim_end_matches('*').to_lowercase()))
                 }
                 Clause::Types(types) => types.iter().any(|t| c["type"] == t.as_str()),
                 Clause::Space(key) => c["space"]["key"] == key.as_str(),

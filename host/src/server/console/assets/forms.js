@@ -50,10 +50,11 @@
     let loaded = false;
     async function load() {
       const ws = workspace.value;
+      const q = search.value.trim();
       const mine = ++asked;
       status.textContent = "Asking Slack…";
       try {
-        const found = await json(`/api/connections/${enc(ws)}/channels?q=${enc(search.value)}`);
+        const found = await json(`/api/connections/${enc(ws)}/channels?q=${enc(q)}`);
         if (mine !== asked) return;
         const keep = list.value;
         list.replaceChildren();
@@ -61,7 +62,7 @@
         list.add(none);
         for (const c of found.channels) {
           let text = c.name;
-          if (c.private) text += " 🔒 private";
+          if (c.private) text += " (private; the bot is in it)";
           if (!c.member) text += " (the bot is not in it)";
           const o = new Option(text, c.name);
           o.dataset.private = c.private ? "yes" : "no";
@@ -69,7 +70,7 @@
         }
         list.value = [...list.options].some((o) => o.value === keep) ? keep : "";
         let words = `${found.channels.length} channel${found.channels.length === 1 ? "" : "s"}`;
-        if (search.value.trim()) words += ` matching “${search.value.trim()}”`;
+        if (q) words += ` matching “${q}”`;
         if (found.more) words += `, ${found.more} more: type to narrow`;
         if (!found.complete) words += " (Slack's list is still being read: look again in a moment)";
         status.textContent = words + ".";
@@ -248,7 +249,12 @@
       const changed = j.changed || [];
       if (!changed.length) return { text: `Nothing changed in connection ${j.name}.` };
       const secret = (c) => ["token", "signing_secret", "webhook_secret", "app_token"].includes(c);
-      const words = changed.map((c) => (c === "dry_run" ? (j.dry_run ? "dry run on" : "dry run off") : c.replace("_", " ")));
+      const names = {
+        url: "URL", username: "username", token: "token", app_token: "app-level token",
+        signing_secret: "signing secret", webhook_secret: "webhook secret", proxy: "proxy",
+        confluence: "Confluence for chat",
+      };
+      const words = changed.map((c) => (c === "dry_run" ? (j.dry_run ? "dry run on" : "dry run off") : names[c] || c));
       let text = `Connection ${j.name} changed: ${words.join(", ")}.`;
       if (changed.some((c) => c === "url" || c === "username" || secret(c))) {
         text += " Its health mark is cleared; its next delivery or a Test says whether it works, and its dead letters can be retried from the Overview.";
