@@ -63,6 +63,17 @@ pub struct NewEvent {
     pub dispatchable: bool,
 }
 
+impl NewEvent {
+    /// The status it is stored in: unknown event names are kept, ignored.
+    pub(crate) fn status(&self) -> EventStatus {
+        if self.dispatchable {
+            EventStatus::Pending
+        } else {
+            EventStatus::Ignored
+        }
+    }
+}
+
 /// A stored event.
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct EventRecord {

@@ -152,7 +152,7 @@ async fn commit(store: &PgStore, events: &[&NewEvent]) -> PgResult<Vec<Inserted>
                     .collect::<Vec<_>>(),
                 &events
                     .iter()
-                    .map(|e| if e.dispatchable { "pending" } else { "ignored" })
+                    .map(|e| e.status().as_str())
                     .collect::<Vec<_>>(),
             ],
         )

@@ -221,7 +221,7 @@ fn commit(
         let mut existing = tx.prepare_cached("SELECT id FROM events WHERE key = ?1")?;
         let now = now_ms();
         for e in events {
-            let status = if e.dispatchable { "pending" } else { "ignored" };
+            let status = e.status().as_str();
             let n = insert.execute(params![e.key, e.source, e.name, now, e.payload, status])?;
             if n == 1 {
                 out.push(Inserted {
