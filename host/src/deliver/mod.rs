@@ -62,6 +62,11 @@ const LANES_IN_FLIGHT: usize = 64;
 /// so that lanes done together are recorded in one commit.
 const RECORD_WAIT: Duration = Duration::from_millis(2);
 
+/// How many times recording a round's attempts (or letting go of it) is
+/// tried before its lanes are left to their lease (50 ms, then twice as long
+/// each time: about 1.5 s in all).
+const RECORD_TRIES: u32 = 5;
+
 /// The least time between two rounds started because lanes were let go
 /// (new work and timers start one at once).
 const ROUND_GAP: Duration = Duration::from_millis(2);
@@ -192,7 +197,7 @@ pub struct Deliverer {
     /// For Slack's response URLs: follows no redirect, so an answer can
     /// only ever reach the URL that was checked.
     hooks: crate::http::clients::ClientsByProxy,
-    slack: Directory,
+    slack: Arc<Directory>,
     rates: RatePolicy,
     replica: String,
     lease_ms: i64,
@@ -216,10 +221,10 @@ impl Deliverer {
                 .redirect(reqwest::redirect::Policy::none())
         });
         let rates = RatePolicy::per_second(config.slack_channel_rate, config.slack_workspace_rate);
-        let slack = Directory::new(DirectoryOptions {
+        let slack = Arc::new(Directory::new(DirectoryOptions {
             ttl: Duration::from_secs(config.slack_directory_ttl_secs.max(1)),
             pages_per_attempt: config.slack_list_pages_per_attempt.max(1),
-        });
+        }));
         Deliverer {
             store,
             config,
@@ -232,6 +237,13 @@ impl Deliverer {
             in_flight: AtomicUsize::new(0),
             freed: Notify::new(),
         }
+    }
+
+    /// The Slack channel directory it resolves names with, shared with the
+    /// console's channel picker (one cache per workspace, so listing costs
+    /// Slack nothing while it is fresh).
+    pub fn slack_directory(&self) -> Arc<Directory> {
+        self.slack.clone()
     }
 
     /// The client for requests through `conn` (its own proxy, if it names one).
@@ -377,14 +389,15 @@ impl Deliverer {
         drop(heartbeat);
         if unfinished {
             // Whatever the claim still holds goes back now, as uncertain.
-            if let Err(e) = self.store.release(&claim).await {
-                tracing::warn!(error = %e, "cannot let go of a round's lanes; they end with the lease");
-            }
+            self.release(&claim).await;
         }
     }
 
     /// Records attempts and the health they showed; false if they could not
-    /// be recorded.
+    /// be recorded. A failed commit changed nothing and a repeated one
+    /// records nothing twice (only rows still carrying the claim's token are
+    /// written), so it is tried again a few times first: while the database
+    /// blinks, the lanes stay held rather than becoming uncertain.
     async fn record(
         &self,
         claim: &Claim,
@@ -393,19 +406,46 @@ impl Deliverer {
     ) -> bool {
         let (results, health): (Vec<_>, Vec<_>) = results.into_iter().unzip();
         let health = health_changes(connections, health.into_iter().flatten());
-        match self.store.finish_attempts(claim, &results, &health).await {
-            Ok(recorded) => {
-                if recorded < results.len() {
-                    tracing::warn!(
-                        lost = results.len() - recorded,
-                        "deliveries were taken over by another replica before their results were recorded; it checks before sending again"
-                    );
+        let mut pause = Duration::from_millis(50);
+        for tries_left in (0..RECORD_TRIES).rev() {
+            match self.store.finish_attempts(claim, &results, &health).await {
+                Ok(recorded) => {
+                    if recorded < results.len() {
+                        tracing::warn!(
+                            lost = results.len() - recorded,
+                            "deliveries were taken over by another replica before their results were recorded; it checks before sending again"
+                        );
+                    }
+                    return true;
                 }
-                true
+                Err(e) if tries_left > 0 => {
+                    tracing::warn!(error = %e, "cannot record delivery attempts yet; trying again");
+                    tokio::time::sleep(pause).await;
+                    pause *= 2;
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot record delivery attempts; the deliveries are looked for before they are sent again");
+                }
             }
-            Err(e) => {
-                tracing::error!(error = %e, "cannot record delivery attempts; the deliveries are looked for before they are sent again");
-                false
+        }
+        false
+    }
+
+    /// Lets go of whatever `claim` still holds (as uncertain), tried again
+    /// like [`Deliverer::record`].
+    async fn release(&self, claim: &Claim) {
+        let mut pause = Duration::from_millis(50);
+        for tries_left in (0..RECORD_TRIES).rev() {
+            match self.store.release(claim).await {
+                Ok(()) => return,
+                Err(e) if tries_left > 0 => {
+                    tracing::debug!(error = %e, "cannot let go of a round's lanes yet; trying again");
+                    tokio::time::sleep(pause).await;
+                    pause *= 2;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot let go of a round's lanes; they end with the lease");
+                }
             }
         }
     }
