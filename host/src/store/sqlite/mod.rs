@@ -298,8 +298,10 @@ fn open_connection(path: &Path) -> StoreResult<Connection> {
         message: source.to_string(),
     };
     let conn = Connection::open(path).map_err(err)?;
-    // Hot statements are prepared once (`prepare_cached`); room for all of them.
-    conn.set_prepared_statement_cache_capacity(64);
+    // Statements are prepared once (`prepare_cached`, every shared one and
+    // the hot ones of claiming and dispatch); room for all of them, the
+    // search's filter combinations included, so none pushes a hot one out.
+    conn.set_prepared_statement_cache_capacity(256);
     conn.busy_timeout(std::time::Duration::from_secs(10))
         .map_err(err)?;
     conn.pragma_update(None, "journal_mode", "WAL")
