@@ -292,7 +292,8 @@ fn print_text(report: &Report) -> std::io::Result<()> {
     outln!(
         "digests     {}",
         match (m.digests, r.takes_digests) {
-            (_, true) => "takes digests: bursts reach it as one handle-digest call (contract 0.3.0)",
+            (_, true) =>
+                "takes digests: bursts reach it as one handle-digest call (contract 0.3.0)",
             (true, false) => "asked for (digests = true), but the component cannot take them",
             (false, false) => "no: every event is its own call",
         }
