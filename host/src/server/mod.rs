@@ -338,6 +338,8 @@ pub async fn serve(config: Config, listen: Option<String>) -> anyhow::Result<()>
         config.delivery.clone(),
         config.store.lease_ms,
     ));
+    // The console's channel picker reads delivery's own Slack directory.
+    let slack_directory = deliverer.slack_directory();
     let (stop, stopped) = watch::channel(false);
     let token_task = tokio::spawn(crate::ops::tokens::watch_tokens(
         store.clone(),
@@ -350,7 +352,10 @@ pub async fn serve(config: Config, listen: Option<String>) -> anyhow::Result<()>
     let delivery_task = tokio::spawn(deliverer.run(outbox, stopped));
 
     let grace = config.shutdown_grace();
-    let pickers = Arc::new(crate::pickers::Pickers::for_config(&config));
+    let pickers = Arc::new(crate::pickers::Pickers::new(
+        slack_directory,
+        config.enrichment_timeout(),
+    ));
     let state = Arc::new(AppState {
         store: store.clone(),
         ingest,

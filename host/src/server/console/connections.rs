@@ -208,7 +208,13 @@ fn row_actions(c: &ConnectionRecord) -> Markup {
 }
 
 /// A form sent to the API whose answer `forms.js` describes (`describe`).
-fn said_form(method: &str, path: &str, then: &str, describe: Option<&str>, fields: Markup) -> Markup {
+fn said_form(
+    method: &str,
+    path: &str,
+    then: &str,
+    describe: Option<&str>,
+    fields: Markup,
+) -> Markup {
     html! {
         form class="inline" data-method=(method) data-path=(path) data-then=(then) data-describe=[describe] {
             (fields)
@@ -289,11 +295,10 @@ async fn edit_page(
     viewer: Viewer,
 ) -> PageResult {
     viewer.require_admin("connection details")?;
-    let c = state
-        .store
-        .connection(&name)
-        .await?
-        .ok_or_else(|| PageError::NotFound(format!("There is no connection named `{name}`.")))?;
+    let c =
+        state.store.connection(&name).await?.ok_or_else(|| {
+            PageError::NotFound(format!("There is no connection named `{name}`."))
+        })?;
     let now = now_ms();
     let all = state.store.connections().await?;
     let dead = state

@@ -15,8 +15,8 @@ use axum::routing::get;
 use maud::{Markup, html};
 
 use super::{PageResult, Section, Viewer, api_form, page, when};
-use crate::ops::tokens::token_status;
 use crate::doctor::{FeatureCheck, Report, State as Verdict};
+use crate::ops::tokens::token_status;
 use crate::server::AppState;
 use crate::store::{
     DeliveryQuery, DeliveryRecord, DeliveryStatus, EventQuery, EventStatus, EventSummary, Scope,
@@ -342,8 +342,14 @@ fn attention<'a>(
     let mut out = Vec::new();
     for c in connections {
         let mut by_destination: Vec<(String, usize)> = Vec::new();
-        for d in dead.iter().filter(|d| connection_of(d, connections) == Some(c.name.as_str())) {
-            match by_destination.iter_mut().find(|(dest, _)| *dest == d.destination) {
+        for d in dead
+            .iter()
+            .filter(|d| connection_of(d, connections) == Some(c.name.as_str()))
+        {
+            match by_destination
+                .iter_mut()
+                .find(|(dest, _)| *dest == d.destination)
+            {
                 Some((_, n)) => *n += 1,
                 None => by_destination.push((d.destination.clone(), 1)),
             }
@@ -351,7 +357,12 @@ fn attention<'a>(
         let token = token_status(c, now);
         let (class, state, what, fix) = if let Some(h) = &c.health {
             let (what, fix) = crate::deliver::gone::split_fix(h);
-            ("state-bad", "failing", Some(what.to_owned()), fix.map(str::to_owned))
+            (
+                "state-bad",
+                "failing",
+                Some(what.to_owned()),
+                fix.map(str::to_owned),
+            )
         } else if let Some(t) = token.as_ref().filter(|t| t.state == "expired") {
             ("state-bad", "token expired", t.message.clone(), None)
         } else if let Some(t) = token.as_ref().filter(|t| t.state == "expiring") {
