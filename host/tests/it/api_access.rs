@@ -104,15 +104,15 @@ async fn bind(
     // These tests dispatch with single rounds: every event runs at once,
     // none is held for a digest (tests/it/digests.rs has those).
     if a.status == StatusCode::CREATED {
-        let off = app
-            .call(
-                "PUT",
-                &format!("/api/bindings/{}/digest", a.json["id"]),
-                Some(&json!({"enabled": false})),
-                auth,
-            )
-            .await;
-        assert_eq!(off.status, StatusCode::OK, "{}", off.json);
+        let off = pagehook::store::DigestSettings {
+            enabled: false,
+            ..Default::default()
+        };
+        app.state
+            .store
+            .set_digest_settings(a.json["id"].as_i64().unwrap(), Some(off))
+            .await
+            .unwrap();
     }
     (a.status, a.json)
 }
