@@ -2,7 +2,7 @@
 // as an Adaptive Card 1.5.
 //
 // Built into a WebAssembly component with componentize-js against
-// wit/plugin.wit (world `plugin` of `pagehook:plugin@0.2.0`); see build.sh.
+// wit/plugin.wit (world `plugin` of `pagehook:plugin@0.3.0`); see build.sh.
 //
 // How the WIT types look from JavaScript (componentize-js / jco conventions):
 //   - records are objects with camelCase fields (event.byPagehook, content.spaceKey)

@@ -1,7 +1,7 @@
 """Pagehook example plugin in Python: post pages whose title matches a regex to Slack.
 
 Built into a WebAssembly component with componentize-py against wit/plugin.wit
-(world `plugin` of `pagehook:plugin@0.2.0`); see build.sh.
+(world `plugin` of `pagehook:plugin@0.3.0`); see build.sh.
 
 Settings (from the binding):
   title-pattern  required  Python regular expression, searched anywhere in the
