@@ -29,6 +29,7 @@ const ENG_PAGE: u64 = 3_310_001;
 const ENG_TITLE: &str = "Release checklist for the October launch of the new billing pipeline, with the migration plan, the rollback drill and the on-call rota for the first week";
 const SECOND_PAGE: u64 = 3_310_002;
 const SECOND_TITLE: &str = "Postmortem: the billing export of 12 November";
+const THIRD_PAGE: u64 = 3_310_003;
 const ADA: &str = "8a7f80839e460b0f019e460ba6440001";
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -37,7 +38,11 @@ fn confluence() -> FakeConfluence {
     fake.put_user(ADA, "ada", "Ada Lovelace", "ada@example.com");
     fake.add_space("ENG", "Engineering");
     fake.add_space("OPS", "Operations");
-    for (id, title) in [(ENG_PAGE, ENG_TITLE), (SECOND_PAGE, SECOND_TITLE)] {
+    for (id, title) in [
+        (ENG_PAGE, ENG_TITLE),
+        (SECOND_PAGE, SECOND_TITLE),
+        (THIRD_PAGE, "Launch retrospective"),
+    ] {
         fake.put_content(id, ContentBuilder::page(id, "ENG", title).build());
     }
     fake
@@ -151,6 +156,17 @@ fn a_new_admin_connects_binds_by_picking_breaks_teams_and_repairs_it() {
 
     let mut side = Sidecar::new();
     side.connect_confluence("wiki", &conf.base_url());
+    // A connection that only receives webhooks (no token): Pagehook never
+    // reads Confluence through it, so nobody is offered to sign in with it.
+    side.cli(&[
+        "connect",
+        "confluence",
+        "hooks-only",
+        "--url",
+        "http://127.0.0.1:9",
+        "--webhook-secret-env",
+        "PAGEHOOK_TEST_HOOK_SECRET",
+    ]);
     side.install("slack-poster", &["post-slack"]);
     side.install("teams-poster", &["post-teams"]);
     side.start();
@@ -160,6 +176,36 @@ fn a_new_admin_connects_binds_by_picking_breaks_teams_and_repairs_it() {
     // `/` leads to the console (and, signed out, to the sign-in page).
     b.goto("/");
     assert_eq!(b.path(), "/console/sign-in", "{}", b.url());
+    assert_eq!(
+        b.options("Confluence"),
+        ["wiki"],
+        "no sign-in through hooks-only"
+    );
+    // A form without its fields is answered in a sentence, not parser text.
+    let raw = reqwest::blocking::Client::new()
+        .post(format!("{}/console/sign-out", side.base))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("")
+        .send()
+        .unwrap();
+    assert_eq!(raw.status().as_u16(), 400);
+    let page = raw.text().unwrap();
+    assert!(
+        page.contains("The form was sent without its “csrf” field. Reload the page")
+            && !page.contains("missing field"),
+        "{page}"
+    );
+    let raw = reqwest::blocking::Client::new()
+        .post(format!("{}/api/bindings", side.base))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&json!({"scope": "space:ENG"}))
+        .send()
+        .unwrap();
+    let answer: Value = raw.json().unwrap();
+    assert_eq!(
+        answer["error"], "the request has no `plugin` (it is required)",
+        "{answer}"
+    );
     b.form("Sign in as admin")
         .fill("Admin token", ADMIN_TOKEN)
         .submit();
@@ -256,6 +302,14 @@ fn a_new_admin_connects_binds_by_picking_breaks_teams_and_repairs_it() {
     // The page was reloaded: the words stayed and the new row is the target.
     wait_until("the reload", || b.url().contains("#binding-1"));
     wait_said(&b, "Binding 1 added for space ENG");
+    // The Space filter takes any case.
+    b.goto("/console/bindings?space=eng");
+    b.wait_for_h1("Bindings", WAIT);
+    assert!(
+        b.text().contains("Space ENG") && b.text().contains("slack:acme/#eng"),
+        "{}",
+        b.text()
+    );
     let bindings = cli_json(&side, &["bindings"]);
     assert_eq!(bindings.len(), 1, "{bindings:#?}");
     let bound = &bindings[0];
@@ -458,6 +512,21 @@ fn a_new_admin_connects_binds_by_picking_breaks_teams_and_repairs_it() {
         !changes.contains("sig="),
         "the workflow's signature is never shown"
     );
+    b.goto("/console/connections");
+    b.wait_for_h1("Connections", WAIT);
+    assert_actions_in_view(&b, "connections");
+
+    // An archived Slack channel marks its workspace too, naming the channel.
+    slack.archive_channel("eng");
+    hook(&side, &page_created(THIRD_PAGE, 3));
+    side.wait_json(&["connections"], "acme marked", |v| {
+        v.as_array().unwrap().iter().any(|c| {
+            c["name"] == "acme"
+                && c["health"].as_str().is_some_and(|h| {
+                    h.starts_with("Slack channel #eng (slack:acme/#eng) is archived")
+                })
+        })
+    });
     eprintln!("walkthrough: {:?}", started.elapsed());
 }
 
