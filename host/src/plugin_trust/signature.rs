@@ -395,23 +395,41 @@ impl SigningKey {
     /// Reads a minisign secret key file. An encrypted key needs its
     /// password: `password`, or (when `None`) typed at the terminal.
     pub fn from_file(path: &Path, password: Option<String>) -> Result<SigningKey, String> {
+        use base64::Engine as _;
         let text = std::fs::read_to_string(path)
             .map_err(|e| format!("cannot read the key {}: {e}", path.display()))?;
-        let unencrypted = minisign::SecretKey::from_unencrypted_box(
-            minisign::SecretKeyBox::from_string(&text).map_err(|e| e.to_string())?,
-        );
-        let secret = match unencrypted {
-            Ok(secret) => secret,
-            Err(_) => minisign::SecretKey::from_box(
-                minisign::SecretKeyBox::from_string(&text).map_err(|e| e.to_string())?,
-                password,
+        let not_a_key = || {
+            format!(
+                "{} is not a minisign secret key (an `untrusted comment:` line, then the key)",
+                path.display()
             )
-            .map_err(|e| {
+        };
+        let encrypted = text
+            .lines()
+            .nth(1)
+            .and_then(|line| {
+                base64::engine::general_purpose::STANDARD
+                    .decode(line.trim())
+                    .ok()
+            })
+            .and_then(|bytes| minisign::SecretKey::from_bytes(&bytes).ok())
+            .map(|key| key.is_encrypted())
+            .ok_or_else(not_a_key)?;
+        let key_box = minisign::SecretKeyBox::from_string(&text).map_err(|_| not_a_key())?;
+        let secret = if encrypted {
+            minisign::SecretKey::from_box(key_box, password).map_err(|e| {
                 format!(
                     "{} is not a minisign secret key this password opens: {e}",
                     path.display()
                 )
-            })?,
+            })?
+        } else {
+            minisign::SecretKey::from_unencrypted_box(key_box).map_err(|e| {
+                format!(
+                    "cannot read the unencrypted key {} ({e}); keys made by `minisign -G -W` are not read, use `pagehook plugin keygen --unencrypted` or a password-protected key",
+                    path.display()
+                )
+            })?
         };
         let id = KeyId(
             secret
