@@ -128,6 +128,8 @@ enum Command {
 enum StoreCommand {
     /// Copy this installation's SQLite store into an empty PostgreSQL database, ids and all.
     Copy(store::CopyArgs),
+    /// Copy the SQLite store into a new file while `pagehook serve` runs (SQLite's online backup); on PostgreSQL, use pg_dump.
+    Backup(store::BackupArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -137,8 +139,6 @@ enum ConnectionCommand {
     /// connection's health, a success clears the mark.
     Test {
         /// The connection.
-    /// Copy the SQLite store into a new file while `pagehook serve` runs (SQLite's online backup); on PostgreSQL, use pg_dump.
-    Backup(store::BackupArgs),
         name: String,
         /// Teams: post a real test card to the workflow's channel (people
         /// there see it); the only way to test a Teams workflow.
@@ -340,6 +340,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Digest(args) => block_on(digests::run(&config()?, args)),
         Command::Unlink(args) => block_on(links::unlink(&config()?, args)),
         Command::Store(StoreCommand::Copy(args)) => block_on(store::copy(&config()?, args)),
+        Command::Store(StoreCommand::Backup(args)) => store::backup(&config()?, args),
         Command::Doctor(args) => block_on(doctor::run(&config()?, args)),
     }
 }
@@ -359,6 +360,5 @@ pub(crate) fn block_on<T>(
 fn parse_setting(s: &str) -> Result<(String, String), String> {
     s.split_once('=')
         .map(|(n, v)| (n.trim().to_string(), v.to_string()))
-        Command::Store(StoreCommand::Backup(args)) => store::backup(&config()?, args),
         .ok_or_else(|| format!("expected name=value, got `{s}`"))
 }
