@@ -17,9 +17,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::server::form_errors::PageForm;
 use axum::Router;
 use axum::extract::State;
-use crate::server::form_errors::PageForm;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{AppendHeaders, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
@@ -138,7 +138,7 @@ async fn form_page(
             .into_iter()
             // Only connections Pagehook reads Confluence through: a
             // webhook-only one (no token) may point nowhere reachable.
-            .filter(|c| offers_sign_in(c))
+            .filter(offers_sign_in)
             .map(|c| c.name)
             .collect(),
         Err(e) => {
