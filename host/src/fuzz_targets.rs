@@ -16,8 +16,8 @@ use serde_json::Value;
 use sha2::Sha256;
 
 use crate::config::{Config, DeliveryConfig};
-use crate::destination::{Destination, first_allowing, slack_workspace, split_workspace};
 use crate::destination::lane;
+use crate::destination::{Destination, first_allowing, slack_workspace, split_workspace};
 use crate::manifest::Manifest;
 use crate::model::{Action, Event, EventKind};
 use crate::runtime::Limits;

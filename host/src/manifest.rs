@@ -680,11 +680,15 @@ memory-mib = 64
     fn digests_need_contract_0_3_0() {
         let digests = GOOD.replace("wit = \"0.1.0\"", "wit = \"0.3.0\"\ndigests = true");
         assert!(Manifest::parse(&digests).unwrap().digests);
-        assert!(!Manifest::parse(GOOD).unwrap().digests, "off unless asked for");
+        assert!(
+            !Manifest::parse(GOOD).unwrap().digests,
+            "off unless asked for"
+        );
         for old in ["0.1.0", "0.2.0"] {
-            let err = Manifest::parse(
-                &GOOD.replace("wit = \"0.1.0\"", &format!("wit = \"{old}\"\ndigests = true")),
-            )
+            let err = Manifest::parse(&GOOD.replace(
+                "wit = \"0.1.0\"",
+                &format!("wit = \"{old}\"\ndigests = true"),
+            ))
             .unwrap_err()
             .to_string();
             assert!(

@@ -77,7 +77,14 @@ pub async fn run(config: &Config, args: DigestArgs) -> anyhow::Result<ExitCode> 
         return print_json(&all);
     }
     table(
-        &["BINDING", "PLUGIN", "DIGESTS", "THRESHOLD", "WINDOW", "COLLECTING"],
+        &[
+            "BINDING",
+            "PLUGIN",
+            "DIGESTS",
+            "THRESHOLD",
+            "WINDOW",
+            "COLLECTING",
+        ],
         all.iter()
             .map(|d| {
                 vec![

@@ -6,8 +6,8 @@
 use std::process::ExitCode;
 
 use super::admin::{Output, open, print_json, table, time};
-use crate::ops::changes::cli_actor;
 use crate::config::Config;
+use crate::ops::changes::cli_actor;
 
 /// `unlink`
 #[derive(Debug, clap::Args)]

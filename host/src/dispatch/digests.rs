@@ -159,7 +159,14 @@ impl Dispatcher {
             let mut out = dispatched(held);
             let source = binding.source.as_deref().unwrap_or(&held.event.source);
             match self
-                .prepare_call(held.held.event_id, binding, plugin, source, snapshot, &mut out)
+                .prepare_call(
+                    held.held.event_id,
+                    binding,
+                    plugin,
+                    source,
+                    snapshot,
+                    &mut out,
+                )
                 .await
             {
                 Err(_wait) => return Ok(None),
@@ -189,7 +196,14 @@ impl Dispatcher {
         let mut out = dispatched(last);
         let source = binding.source.as_deref().unwrap_or(&last.event.source);
         let (loaded, settings) = match self
-            .prepare_call(last.held.event_id, binding, plugin, source, snapshot, &mut out)
+            .prepare_call(
+                last.held.event_id,
+                binding,
+                plugin,
+                source,
+                snapshot,
+                &mut out,
+            )
             .await
         {
             Err(_wait) => return Ok(None),
@@ -199,7 +213,13 @@ impl Dispatcher {
         let digest = digest_of(space_key, claimed, snapshot);
         let report =
             tokio::task::spawn_blocking(move || loaded.call_digest(&digest, &settings)).await?;
-        self.record_call(&mut out, binding, plugin, &snapshot.slack_workspaces(), report);
+        self.record_call(
+            &mut out,
+            binding,
+            plugin,
+            &snapshot.slack_workspaces(),
+            report,
+        );
         Ok(Some(out))
     }
 }

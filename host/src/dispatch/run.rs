@@ -226,10 +226,7 @@ impl Dispatcher {
                 message,
                 retry_after,
             }) => Err(Wait {
-                message: format!(
-                    "binding {} needs its page template: {message}",
-                    binding.id
-                ),
+                message: format!("binding {} needs its page template: {message}", binding.id),
                 retry_after,
             }),
             Err(e) => {

@@ -449,7 +449,9 @@ fn token_report(f: &ConfluenceFacts, now: i64) -> TokenReport {
         (None, _) => "unknown",
         (Some(_), None) => "never-expires",
         (Some(_), Some(at)) if at <= now => "expired",
-        (Some(_), Some(at)) if at - now <= crate::ops::tokens::TOKEN_WARN_DAYS * DAY_MS => "expiring",
+        (Some(_), Some(at)) if at - now <= crate::ops::tokens::TOKEN_WARN_DAYS * DAY_MS => {
+            "expiring"
+        }
         _ => "ok",
     };
     if let (Some(name), Some(at)) = (&t.name, t.expires_at)

@@ -373,7 +373,9 @@ impl LoadedPlugin {
     pub fn call_digest(&self, digest: &EventDigest, settings: &[(String, String)]) -> CallReport {
         let calls = digest.events.len().clamp(1, DIGEST_BUDGET_CALLS) as u64;
         let at = digest.events.last().map_or(0, |e| e.occurred_at_ms);
-        self.run(at, calls, |pre, store| pre.call_digest(store, digest, settings))
+        self.run(at, calls, |pre, store| {
+            pre.call_digest(store, digest, settings)
+        })
     }
 
     /// Runs `handle(event, settings)` in a fresh instance under the limits.
@@ -403,7 +405,9 @@ impl LoadedPlugin {
         store.limiter(|s| &mut s.limiter);
         let fuel = p.limits.fuel.saturating_mul(calls);
         let fuel_set = store.set_fuel(fuel);
-        store.set_epoch_deadline(engine::ticks(p.limits.deadline().saturating_mul(calls as u32)));
+        store.set_epoch_deadline(engine::ticks(
+            p.limits.deadline().saturating_mul(calls as u32),
+        ));
         store.epoch_deadline_trap();
 
         let result = fuel_set.and_then(|()| call(&p.pre, &mut store));

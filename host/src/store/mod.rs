@@ -65,8 +65,8 @@ pub use bindings::{Binding, NewBinding, Scope};
 pub use changes::{ChangeQuery, ChangeRecord, NewChange};
 pub use claims::{Claim, DeliveryRound, RateKeys, RatePolicy, SendSlot};
 pub use connections::{ConnectionKind, ConnectionRecord, TokenExpiry, redacted_url};
-pub use digests::{ClaimedHeld, DigestSettings, HeldEvent, NewHeld, Released};
 pub use delivery::{AttemptRecord, AttemptResult, Claimed, HealthChange, Outcome, SlackThread};
+pub use digests::{ClaimedHeld, DigestSettings, HeldEvent, NewHeld, Released};
 pub use events::{EventCount, EventRecord, EventStatus, NewEvent};
 pub use outbox::{
     AuditRecord, BreakerPolicy, DeliveryRecord, DeliveryStatus, Dispatched, FailureRecord,

@@ -150,8 +150,8 @@ fn answers_as_it_did(
         stderr.contains(&format!("plugin `{plugin}` (pagehook:plugin@{version})")),
         "plugin run names the contract: {stderr}"
     );
-    let expected = std::fs::read_to_string(expected)
-        .unwrap_or_else(|e| panic!("{}: {e}", expected.display()));
+    let expected =
+        std::fs::read_to_string(expected).unwrap_or_else(|e| panic!("{}: {e}", expected.display()));
     assert_eq!(
         String::from_utf8(out.stdout).unwrap(),
         expected,

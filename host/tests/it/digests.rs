@@ -502,7 +502,9 @@ fn a_dry_run_binding_records_the_digest_and_sends_nothing() {
         "{preview:#}"
     );
     assert!(
-        preview["notes"].to_string().contains("went out in a digest of 30 events"),
+        preview["notes"]
+            .to_string()
+            .contains("went out in a digest of 30 events"),
         "{preview:#}"
     );
     let eng: Vec<&Value> = preview["actions"]
@@ -772,7 +774,10 @@ mod store {
         let ids = held(store, b, 3).await;
         let rows = store.held_events(0).await.unwrap();
         assert_eq!(rows.len(), 3);
-        assert!(rows.iter().all(|r| r.binding_id == b && r.released_at.is_none()));
+        assert!(
+            rows.iter()
+                .all(|r| r.binding_id == b && r.released_at.is_none())
+        );
         assert_eq!(rows.iter().map(|r| r.event_id).collect::<Vec<_>>(), ids);
 
         // One replica claims them; another finds nothing to take.
@@ -784,7 +789,11 @@ mod store {
             ids,
             "in event order"
         );
-        assert_eq!(claimed[1].event, enriched(ids[1]), "as dispatch enriched it");
+        assert_eq!(
+            claimed[1].event,
+            enriched(ids[1]),
+            "as dispatch enriched it"
+        );
         let other = Claim::new("b", 60_000);
         assert!(store.claim_held(&other, &row_ids).await.unwrap().is_empty());
 

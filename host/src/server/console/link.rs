@@ -24,9 +24,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::server::form_errors::PageForm;
 use axum::Router;
 use axum::extract::{Path, State};
-use crate::server::form_errors::PageForm;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
