@@ -473,6 +473,28 @@ fn a_new_admin_connects_binds_by_picking_breaks_teams_and_repairs_it() {
     // --- 6. Repair: a new workflow, its URL in the connection (edited; the
     // change is logged), then retry the dead letters from the Overview.
     let second_workflow = teams.add_workflow("eng-news-2");
+    // A refused value changes nothing, not even the dry run sent beside it.
+    let refused = reqwest::blocking::Client::new()
+        .patch(format!("{}/api/connections/eng-news", side.base))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&json!({"url": "ftp://teams.example/workflow", "dry_run": true}))
+        .send()
+        .unwrap();
+    assert_eq!(refused.status().as_u16(), 400);
+    let said: Value = refused.json().unwrap();
+    assert!(
+        said["error"].as_str().unwrap().contains("https://"),
+        "{said}"
+    );
+    let (_, connections) = side.api("/api/connections");
+    let eng_news = connections
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "eng-news")
+        .unwrap();
+    assert_eq!(eng_news["dry_run"], false, "{eng_news}");
+    assert!(eng_news["health"].is_string(), "still marked: {eng_news}");
     b.goto("/console/connections/eng-news");
     b.wait_for_h1("Connection eng-news", WAIT);
     b.form("Save changes")
