@@ -276,6 +276,50 @@ pub fn first_allowing_from<'a>(
         .map(String::as_str)
 }
 
+/// The lane a delivery is ordered in: one per Slack thread (or channel,
+/// for messages without a thread key), DM, Teams channel, Confluence space
+/// or page, so messages about one page arrive in the order their events
+/// happened while unrelated ones go out side by side. Slack lanes are per
+/// workspace: `#eng` in two workspaces are two channels.
+pub fn lane(action: &Action, source: &str, workspace: Option<&str>) -> String {
+    let ws = workspace.unwrap_or("");
+    match action {
+        Action::PostSlack {
+            channel,
+            thread_key,
+            ..
+        } => {
+            let channel = split_workspace(channel)
+                .1
+                .trim_start_matches('#')
+                .to_lowercase();
+            match thread_key {
+                Some(key) => format!("slack:{ws}/{channel}:{key}"),
+                None => format!("slack:{ws}/{channel}"),
+            }
+        }
+        Action::DmSlack { email, .. } => {
+            format!("slack-dm:{ws}/{}", split_workspace(email).1.to_lowercase())
+        }
+        Action::PostTeams { channel, .. } => format!("teams:{channel}"),
+        Action::CreatePage { space_key, .. } => format!("confluence:{source}:{space_key}"),
+        Action::AddComment { page_id, .. } => format!("confluence:{source}:page-{page_id}"),
+        // Chat answers go back through the connection the event came from
+        // (its source): one lane per message unfurled, one per command.
+        Action::Unfurl {
+            channel,
+            message_ts,
+            ..
+        } => format!("slack-unfurl:{source}/{channel}:{message_ts}"),
+        Action::Respond { response_url, .. } => {
+            use sha2::Digest;
+            // Never the URL itself: lanes are shown to admins and logged.
+            let digest = hex::encode(sha2::Sha256::digest(response_url.as_bytes()));
+            format!("slack-respond:{source}/{}", &digest[..16])
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -484,48 +528,5 @@ mod tests {
             "teams:eng".parse::<Destination>().unwrap().to_string(),
             "teams:eng"
         );
-    }
-}
-/// The lane a delivery is ordered in: one per Slack thread (or channel,
-/// for messages without a thread key), DM, Teams channel, Confluence space
-/// or page, so messages about one page arrive in the order their events
-/// happened while unrelated ones go out side by side. Slack lanes are per
-/// workspace: `#eng` in two workspaces are two channels.
-pub fn lane(action: &Action, source: &str, workspace: Option<&str>) -> String {
-    let ws = workspace.unwrap_or("");
-    match action {
-        Action::PostSlack {
-            channel,
-            thread_key,
-            ..
-        } => {
-            let channel = split_workspace(channel)
-                .1
-                .trim_start_matches('#')
-                .to_lowercase();
-            match thread_key {
-                Some(key) => format!("slack:{ws}/{channel}:{key}"),
-                None => format!("slack:{ws}/{channel}"),
-            }
-        }
-        Action::DmSlack { email, .. } => {
-            format!("slack-dm:{ws}/{}", split_workspace(email).1.to_lowercase())
-        }
-        Action::PostTeams { channel, .. } => format!("teams:{channel}"),
-        Action::CreatePage { space_key, .. } => format!("confluence:{source}:{space_key}"),
-        Action::AddComment { page_id, .. } => format!("confluence:{source}:page-{page_id}"),
-        // Chat answers go back through the connection the event came from
-        // (its source): one lane per message unfurled, one per command.
-        Action::Unfurl {
-            channel,
-            message_ts,
-            ..
-        } => format!("slack-unfurl:{source}/{channel}:{message_ts}"),
-        Action::Respond { response_url, .. } => {
-            use sha2::Digest;
-            // Never the URL itself: lanes are shown to admins and logged.
-            let digest = hex::encode(sha2::Sha256::digest(response_url.as_bytes()));
-            format!("slack-respond:{source}/{}", &digest[..16])
-        }
     }
 }
