@@ -31,12 +31,24 @@ impl Dispatcher {
     /// will be (ms), if any event is still held.
     pub(super) async fn release_held(&self) -> anyhow::Result<Option<i64>> {
         let now = now_ms();
-        let rows = self.store.held_events(now - KEEP_RELEASED_MS).await?;
-        if rows.iter().all(|r| r.released_at.is_some()) {
+        if !self.store.holds_any().await? {
             self.purge_released(now).await;
             return Ok(None);
         }
         let snapshot = Snapshot::read(&self.store).await?;
+        // Bursts are measured over each binding's window: read the released
+        // rows of the longest one.
+        let longest = snapshot
+            .digests
+            .values()
+            .map(|s| s.window_secs)
+            .chain([DigestSettings::default().window_secs])
+            .max()
+            .unwrap_or_default();
+        let rows = self
+            .store
+            .held_events(now - i64::from(longest) * 1000)
+            .await?;
         let plan = rules::plan(&rows, |binding| self.digests_of(binding, &snapshot), now);
         for due in plan.due {
             self.release(due, &snapshot).await?;
@@ -238,7 +250,7 @@ fn dispatched(held: &ClaimedHeld) -> Dispatched {
 
 /// The digest of `claimed` (in event order), with a search link on the
 /// Confluence its last event came from.
-pub(crate) fn digest_of(space_key: &str, claimed: &[ClaimedHeld], snapshot: &Snapshot) -> Digest {
+fn digest_of(space_key: &str, claimed: &[ClaimedHeld], snapshot: &Snapshot) -> Digest {
     let events: Vec<crate::model::Event> = claimed.iter().map(|c| c.event.clone()).collect();
     let source = events.last().map(|e| e.source.as_str()).unwrap_or_default();
     let base = snapshot

@@ -233,16 +233,37 @@ impl Store {
     /// still holds one, those released that were held at or after `since`
     /// (ms), in hold order: what the digest rules look at.
     pub async fn held_events(&self, since: i64) -> StoreResult<Vec<HeldEvent>> {
-        self.select(
-            "FROM held_events h
-             WHERE h.released_at IS NULL
-                OR (h.held_at >= ?1 AND EXISTS (
-                    SELECT 1 FROM held_events u WHERE u.released_at IS NULL
-                      AND u.binding_id = h.binding_id AND u.space_key = h.space_key))
-             ORDER BY h.id",
+        // Two halves, so each walks its own index: the unreleased rows
+        // (a partial index), then the window's released rows of the
+        // bindings and spaces those hold (by time).
+        let columns = HeldEvent::COLUMNS;
+        self.query(
+            &format!(
+                "SELECT {columns} FROM held_events WHERE released_at IS NULL
+                 UNION ALL
+                 SELECT {columns} FROM held_events h
+                 WHERE h.held_at >= ?1 AND h.released_at IS NOT NULL AND EXISTS (
+                     SELECT 1 FROM held_events u WHERE u.released_at IS NULL
+                       AND u.binding_id = h.binding_id AND u.space_key = h.space_key)
+                 ORDER BY id"
+            ),
             vec![since.into()],
+            HeldEvent::from_row,
         )
         .await
+    }
+
+    /// Whether any event is held (unreleased) now: the cheap question
+    /// dispatch asks between rounds before it reads them.
+    pub async fn holds_any(&self) -> StoreResult<bool> {
+        Ok(self
+            .query_opt(
+                "SELECT id FROM held_events WHERE released_at IS NULL LIMIT 1",
+                vec![],
+                |r| r.get::<i64>("id"),
+            )
+            .await?
+            .is_some())
     }
 
     /// Where one event was held, for each binding that held it.

@@ -457,6 +457,16 @@ fn a_new_admin_connects_binds_by_picking_breaks_teams_and_repairs_it() {
             .iter()
             .any(|d| d["destination"] == "teams:eng-news")
     });
+    // The page's Slack post too (slack-poster holds each event a second
+    // for a possible digest): nothing changes under the Overview's buttons
+    // while they are clicked.
+    side.wait_json(&["deliveries"], "the other deliveries settled", |v| {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .all(|d| d["status"] != "pending" && d["status"] != "sending")
+            && v.as_array().unwrap().len() >= 3
+    });
     b.goto("/console/overview");
     b.wait_for_h1("Overview", WAIT);
     wait_until("the mark on the overview", || b.text().contains("workflow"));
