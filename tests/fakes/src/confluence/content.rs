@@ -64,7 +64,7 @@ pub(super) fn cql_search(st: &ConfState, parts: &Parts) -> Response {
                     let text = searchable(c);
                     words
                         .split_whitespace()
-                        .all(|w| text.contains(&w.to_lowercase()))
+                        .all(|w| text.contains(&w.trim_end_matches('*').to_lowercase()))
                 }
                 Clause::Title(words) => {
                     let title = c["title"].as_str().unwrap_or_default().to_lowercase();
