@@ -550,7 +550,7 @@ fn a_new_admin_connects_binds_by_picking_breaks_teams_and_repairs_it() {
 
     // An archived Slack channel marks its workspace too, naming the channel.
     slack.archive_channel("eng");
-    hook(&side, &page_created(THIRD_PAGE, 3));
+    let third = hook(&side, &page_created(THIRD_PAGE, 3));
     side.wait_json(&["connections"], "acme marked", |v| {
         v.as_array().unwrap().iter().any(|c| {
             c["name"] == "acme"
@@ -558,6 +558,43 @@ fn a_new_admin_connects_binds_by_picking_breaks_teams_and_repairs_it() {
                     h.starts_with("Slack channel #eng (slack:acme/#eng) is archived")
                 })
         })
+    });
+    // A new #eng is made; Retry on the dead letter's row: the row says it
+    // was queued, then (without a reload) that it was sent; the mark goes.
+    slack.delete_channel("C0ENG00001");
+    slack.add_channel("eng", "C0ENG00002", true);
+    b.goto("/console/deliveries");
+    b.wait_for_h1("Deliveries", WAIT);
+    let event_cell = format!("Event {third}");
+    let status_of = |cell: &str| {
+        b.js(
+            "const row = [...document.querySelectorAll('tr')].find(r => r.innerText.includes(arguments[0]) && r.innerText.includes('slack:acme/#eng') && r.querySelector('td .state'));
+             return row ? row.querySelector('td .state').textContent : null;",
+            vec![json!(cell)],
+        )
+    };
+    assert_eq!(status_of(&event_cell), json!("dead"));
+    b.click_button_near("slack:acme/#eng", "Retry");
+    wait_said(&b, "queued again");
+    b.js("window.__notReloaded = true;", vec![]);
+    assert!(
+        b.texts("tr.retried").join(" ").contains("queued again"),
+        "{:?}",
+        b.texts("tr")
+    );
+    wait_until("the retried row to say sent", || {
+        status_of(&event_cell) == json!("sent")
+    });
+    assert_eq!(
+        b.js("return window.__notReloaded === true;", vec![]),
+        json!(true),
+        "the row changed without a reload"
+    );
+    side.wait_json(&["connections"], "acme's mark cleared", |v| {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["name"] == "acme" && c["health"].is_null())
     });
     eprintln!("walkthrough: {:?}", started.elapsed());
 }
