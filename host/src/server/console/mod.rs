@@ -307,9 +307,9 @@ pub fn page(viewer: &Viewer, section: Section, title: &str, body: Markup) -> Mar
                 link rel="stylesheet" href="/console/assets/preview.css";
                 script src="/console/assets/console.js" defer {}
                 script src="/console/assets/preview.js" defer {}
-            }
                 link rel="stylesheet" href="/console/assets/forms.css";
                 script src="/console/assets/forms.js" defer {}
+            }
             body {
                 a class="skip" href="#main" { "Skip to content" }
                 header {
