@@ -352,7 +352,9 @@ fn end_to_end(
         let name = format!("ch{c}");
         slack.add_channel(&name, &format!("C0CH{c:06}"), true);
         let scope = format!("space:S{c}");
-        side.bind_slack_poster(&name, &["--scope", &scope]);
+        // One post per event: the bench counts them (a burst in one space
+        // is what digests would gather).
+        side.bind_slack_poster(&name, &["--scope", &scope, "--digest", "off"]);
     }
     let replicas = start_replicas(&side, setup.replicas);
     let urls: Vec<String> = replicas.iter().map(hook_url).collect();

@@ -25,7 +25,8 @@
 //! `cargo bench -p pagehook --bench end_to_end` (or `make bench`) after
 //! `make plugins` and `make postgres`; `PAGEHOOK_BENCH_SECONDS` (default 5;
 //! 1 with only the first run of each setup under `cargo test --benches`)
-//! sets the length of each run. Figures go to docs/benchmarks.md.
+//! sets the length of each run, `PAGEHOOK_BENCH_STORE=sqlite` or `postgres`
+//! runs one store only. Figures go to docs/benchmarks.md.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -134,16 +135,17 @@ struct Run {
 
 /// The sidecar of `setup` with slack-poster bound, started, and warmed up
 /// with one event; its fake Slack.
-fn start(setup: Setup, pg: Option<&TestPostgres>) -> (Sidecar, FakeSlack, String, Duration) {
+fn start(
+    setup: Setup,
+    pg: Option<&TestPostgres>,
+) -> (Sidecar, FakeSlack, String, Duration, Option<String>) {
     let slack = FakeSlack::start(TOKEN);
-    let mut side = match pg {
-        Some(pg) => Sidecar::on_postgres(
-            &pg.url(&pg.fresh_database()),
-            pg.password(),
-            "",
-            setup.delivery(),
-        ),
-        None => Sidecar::with_delivery(setup.delivery()),
+    let db = pg.map(|pg| pg.fresh_database());
+    let mut side = match (pg, &db) {
+        (Some(pg), Some(db)) => {
+            Sidecar::on_postgres(&pg.url(db), pg.password(), "", setup.delivery())
+        }
+        _ => Sidecar::with_delivery(setup.delivery()),
     };
     side.cli(&[
         "connect",
@@ -198,54 +200,82 @@ fn start(setup: Setup, pg: Option<&TestPostgres>) -> (Sidecar, FakeSlack, String
         .saturating_duration_since(at);
     // The warm-up took channel 0's slot: let it pass.
     std::thread::sleep(Duration::from_millis(1_100));
-    (side, slack, url, cold)
+    (side, slack, url, cold, db)
 }
 
 /// Offers `rate` events/s for `seconds` to a fresh sidecar of `setup`. Below
 /// the knee it waits for every post; above (`overload`) it stops once the
 /// offered time is over.
 fn run(setup: Setup, pg: Option<&TestPostgres>, rate: u64, seconds: u64, overload: bool) -> Run {
-    let (mut side, slack, url, cold) = start(setup, pg);
+    let (mut side, slack, url, cold, db) = start(setup, pg);
+    let probing = std::sync::atomic::AtomicBool::new(true);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .unwrap();
     let total = rate * seconds;
-    let (sent, window) = rt.block_on(async {
-        let client = reqwest::Client::new();
-        let start = Instant::now();
-        let mut tasks = Vec::new();
-        for n in 0..total {
-            let due = start + Duration::from_secs_f64(n as f64 / rate as f64);
-            tokio::time::sleep_until(due.into()).await;
-            let (client, url) = (client.clone(), url.clone());
-            let space = setup.target(n).1;
-            tasks.push(tokio::spawn(async move {
-                let (body, sig) = signed(n, &space);
-                let at = Instant::now();
-                let answer = client
-                    .post(&url)
-                    .header("X-Hub-Signature", sig)
-                    .body(body)
-                    .send()
-                    .await
-                    .ok()?;
-                if answer.status().as_u16() != 202 {
-                    return None;
-                }
-                let v: serde_json::Value = answer.json().await.ok()?;
-                Some((v["id"].as_i64()?, at))
-            }));
-        }
-        let end = Instant::now();
-        let mut sent = HashMap::new();
-        for t in tasks {
-            if let Some((id, at)) = t.await.unwrap() {
-                sent.insert(id, at);
+    // `PAGEHOOK_BENCH_PROBE=1` (PostgreSQL): where the backlog sits, twice
+    // a second while events are offered: events not yet dispatched,
+    // deliveries not yet sent.
+    let ((sent, window), samples) = std::thread::scope(|scope| {
+        let sampler = scope.spawn(|| {
+            let mut samples = Vec::new();
+            let (Some(pg), Some(db), Some(_)) =
+                (pg, db.as_ref(), std::env::var_os("PAGEHOOK_BENCH_PROBE"))
+            else {
+                return samples;
+            };
+            while probing.load(std::sync::atomic::Ordering::Relaxed) {
+                samples.push(pg.psql(
+                    db,
+                    "SELECT (SELECT count(*) FROM events WHERE status = 'pending') || '/' || \
+                     (SELECT count(*) FROM deliveries WHERE status IN ('pending', 'sending'))",
+                ));
+                std::thread::sleep(Duration::from_millis(500));
             }
-        }
-        (sent, (start, end))
+            samples
+        });
+        let offered = rt.block_on(async {
+            let client = reqwest::Client::new();
+            let start = Instant::now();
+            let mut tasks = Vec::new();
+            for n in 0..total {
+                let due = start + Duration::from_secs_f64(n as f64 / rate as f64);
+                tokio::time::sleep_until(due.into()).await;
+                let (client, url) = (client.clone(), url.clone());
+                let space = setup.target(n).1;
+                tasks.push(tokio::spawn(async move {
+                    let (body, sig) = signed(n, &space);
+                    let at = Instant::now();
+                    let answer = client
+                        .post(&url)
+                        .header("X-Hub-Signature", sig)
+                        .body(body)
+                        .send()
+                        .await
+                        .ok()?;
+                    if answer.status().as_u16() != 202 {
+                        return None;
+                    }
+                    let v: serde_json::Value = answer.json().await.ok()?;
+                    Some((v["id"].as_i64()?, at))
+                }));
+            }
+            let end = Instant::now();
+            let mut sent = HashMap::new();
+            for t in tasks {
+                if let Some((id, at)) = t.await.unwrap() {
+                    sent.insert(id, at);
+                }
+            }
+            (sent, (start, end))
+        });
+        probing.store(false, std::sync::atomic::Ordering::Relaxed);
+        (offered, sampler.join().unwrap())
     });
+    if !samples.is_empty() {
+        eprintln!("  undispatched/unsent every 0.5 s: {}", samples.join(" "));
+    }
     let posts: Vec<SlackPost> = if overload {
         slack.posts()
     } else {
@@ -371,7 +401,12 @@ fn main() {
     eprintln!("load average at start: {}", load_average());
     let pg = TestPostgres::start();
     let mut all = Vec::new();
+    // `PAGEHOOK_BENCH_STORE=sqlite` or `postgres`: only that store.
+    let only = std::env::var("PAGEHOOK_BENCH_STORE").unwrap_or_default();
     for postgres in [false, true] {
+        if (only == "sqlite" && postgres) || (only == "postgres" && !postgres) {
+            continue;
+        }
         for channels in [1, CHANNELS] {
             let setup = Setup { postgres, channels };
             let (runs, knee) = setup_runs(setup, postgres.then_some(&pg), seconds);

@@ -58,6 +58,12 @@ use crate::store::{
 /// after the other, so at most this many requests are open at a time.
 const LANES_IN_FLIGHT: usize = 64;
 
+/// Store calls the lane tasks of one replica make at once (a thread's ts, a
+/// send-time slot), so that many lanes sending at once never take every
+/// pooled connection (PostgreSQL's pool holds 8 by default) from ingest,
+/// dispatch and the rounds themselves.
+const LANE_STORE_CALLS: usize = 4;
+
 /// How long a round's finished lanes wait for more of its lanes to finish,
 /// so that lanes done together are recorded in one commit.
 const RECORD_WAIT: Duration = Duration::from_millis(2);
@@ -67,9 +73,10 @@ const RECORD_WAIT: Duration = Duration::from_millis(2);
 /// each time: about 1.5 s in all).
 const RECORD_TRIES: u32 = 5;
 
-/// The least time between two rounds started because lanes were let go
+/// How long a round started because lanes were let go waits for more lanes
+/// to be let go, so that rounds (each a commit) are few and full under load
 /// (new work and timers start one at once).
-const ROUND_GAP: Duration = Duration::from_millis(2);
+const ROUND_GAP: Duration = Duration::from_millis(5);
 
 /// The longest wait before the next round when the last one could not look
 /// at every lane (see `DeliveryRound::more_lanes`).
@@ -205,6 +212,8 @@ pub struct Deliverer {
     in_flight: AtomicUsize,
     /// Told whenever lanes are recorded and let go.
     freed: Notify,
+    /// Turns at the store for lane tasks (see [`LANE_STORE_CALLS`]).
+    store_calls: tokio::sync::Semaphore,
 }
 
 impl Deliverer {
@@ -236,7 +245,17 @@ impl Deliverer {
             lease_ms: lease_ms as i64,
             in_flight: AtomicUsize::new(0),
             freed: Notify::new(),
+            store_calls: tokio::sync::Semaphore::new(LANE_STORE_CALLS),
         }
+    }
+
+    /// A turn at the store for a lane task's call (a thread's ts, a
+    /// send-time slot); held for the call only.
+    pub(crate) async fn store_turn(&self) -> tokio::sync::SemaphorePermit<'_> {
+        self.store_calls
+            .acquire()
+            .await
+            .expect("the semaphore is never closed")
     }
 
     /// The Slack channel directory it resolves names with, shared with the
@@ -587,12 +606,24 @@ impl Deliverer {
     /// (taken in the store, so it holds for the whole cluster), right before
     /// the request; `Err` with a retry, and nothing sent, if the slot cannot
     /// be taken or the claim may have ended meanwhile.
+    ///
+    /// With no rate to keep (both raised above 1,000 a second) there is no
+    /// slot to take: the message goes at once and `sent_at` is this
+    /// process's clock.
     async fn send_slot(&self, d: &Claimed, turn: &Turn<'_>) -> Result<(), Attempt> {
         let Some(keys) = crate::store::claims::send_keys(d) else {
             return Ok(());
         };
+        if self.rates.channel_gap_ms == 0 && self.rates.workspace_gap_ms == 0 {
+            turn.sent_at.store(now_ms(), Ordering::Relaxed);
+            return Ok(());
+        }
         loop {
-            match self.store.take_send_slot(&keys, self.rates).await {
+            let slot = {
+                let _turn = self.store_turn().await;
+                self.store.take_send_slot(&keys, self.rates).await
+            };
+            match slot {
                 Ok(SendSlot::Granted { at }) => {
                     turn.sent_at.store(at, Ordering::Relaxed);
                     break;

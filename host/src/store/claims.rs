@@ -136,8 +136,12 @@ impl DeliveryRound {
     }
 }
 
-/// Lanes whose heads one round looks at, at most (see [`LaneScan`]).
-pub const LANES_LOOKED_AT: usize = 2048;
+/// Lanes whose heads one round looks at, at most (see [`LaneScan`]): each
+/// costs a round an index probe, and a round holds SQLite's one connection
+/// (or PostgreSQL's round lock), so the bound keeps a round short however
+/// many lanes wait; a round takes at most 64 lanes anyway (the delivery
+/// loop's room), and the rest are looked at by the next rounds.
+pub const LANES_LOOKED_AT: usize = 256;
 
 /// How far ahead of its rate slot a Slack message may be claimed (ms): a
 /// channel allowed 1,000 messages a second gives a round up to 250 of them,
