@@ -3,7 +3,7 @@
 # `pagehook serve`, generated from its own OpenAPI document
 # (GET /api/openapi.json). Fails on any 5xx, any status the document does not
 # list, and any answer that does not match the document's schema (all of
-# schemathesis's checks).
+# schemathesis's checks, all on by default; the one exception is named below).
 #
 # - schemathesis comes from PyPI, pinned, in a project-local venv
 #   (.venv-schemathesis/, made once).
@@ -65,7 +65,6 @@ PY
     "$VENV/bin/schemathesis" --config-file "$WORK/schemathesis.toml" \
         run "http://$ADDR/api/openapi.json" \
         --header "Authorization: Bearer $(cat "$WORK/admin-token")" \
-        --checks all \
         --max-examples "$EXAMPLES" \
         --workers "$WORKERS" \
         --seed "$SEED" \
@@ -108,9 +107,18 @@ TOML
 # A request the document allows may still be refused for what the document
 # cannot say (a grant the manifest does not declare, a secret that cannot be
 # read, a name already taken): 400 or 409 with the reason, never 422 or 5xx.
+#
+# Listing a Slack connection's channels asks Slack, which the namespace
+# cannot reach: there (and only there) the documented 502 is the right
+# answer, so that operation may give it.
 cat >"$WORK/schemathesis.toml" <<TOML
 [checks.positive_data_acceptance]
 expected-statuses = ["2xx", 400, 401, 403, 404, 409]
+
+[[operations]]
+include-name = "GET /api/connections/{name}/channels"
+checks.not_a_server_error.enabled = false
+checks.positive_data_acceptance.expected-statuses = ["2xx", 400, 401, 403, 404, 409, 502]
 TOML
 ph() { "$ROOT/target/debug/pagehook" --config "$WORK/pagehook.toml" "$@" >/dev/null; }
 ph connect slack acme --token xoxb-schemathesis-not-a-token --dry-run

@@ -36,6 +36,10 @@ pub enum PickerError {
     /// Not a connection of the kind asked for.
     #[error("{0}")]
     WrongKind(String),
+    /// The connection cannot be asked (webhook-only, no token, a token
+    /// that cannot be read): the admin types the value instead.
+    #[error("{0}")]
+    CannotAsk(String),
     /// The service refused or failed; the words say what to do.
     #[error("{0}")]
     Service(String),
@@ -114,10 +118,10 @@ impl Pickers {
             .secret
             .as_ref()
             .ok_or_else(|| {
-                PickerError::Service(format!("Slack connection `{}` has no token", conn.name))
+                PickerError::CannotAsk(format!("Slack connection `{}` has no token", conn.name))
             })?
             .resolve()
-            .map_err(|m| PickerError::Service(format!("the token of `{}`: {m}", conn.name)))?;
+            .map_err(|m| PickerError::CannotAsk(format!("the token of `{}`: {m}", conn.name)))?;
         let http = self.http.get(conn.proxy.as_ref());
         let client = SlackClient::new(&http, &conn.url, &token);
         self.slack
@@ -236,9 +240,9 @@ impl Pickers {
             )));
         }
         let auth = ConfluenceAuth::of(conn)
-            .map_err(PickerError::Service)?
+            .map_err(PickerError::CannotAsk)?
             .ok_or_else(|| {
-                PickerError::Service(format!(
+                PickerError::CannotAsk(format!(
                     "Confluence connection `{}` only receives webhooks (it has no token), so Pagehook cannot list its spaces: type the key",
                     conn.name
                 ))

@@ -89,7 +89,11 @@ pub struct Connected {
 }
 
 /// Creates or replaces a connection after checking it is complete.
-pub async fn connect(store: &Store, actor: &str, req: ConnectRequest) -> AdminResult<Connected> {
+pub async fn connect(
+    store: &Store,
+    actor: &str,
+    mut req: ConnectRequest,
+) -> AdminResult<Connected> {
     if req.name.is_empty()
         || req.name.len() > 64
         || !req
@@ -181,6 +185,11 @@ pub async fn connect(store: &Store, actor: &str, req: ConnectRequest) -> AdminRe
             "--notify `{email}`: give the email of a Slack user to greet (Slack connections only)"
         )));
     }
+    // An empty name is no name (a form's empty field).
+    req.confluence = req
+        .confluence
+        .map(|c| c.trim().to_owned())
+        .filter(|c| !c.is_empty());
     if let Some(confluence) = &req.confluence {
         if req.kind != ConnectionKind::Slack {
             return Err(AdminError::Invalid(format!(
@@ -312,7 +321,8 @@ async fn connection(store: &Store, name: &str) -> AdminResult<ConnectionRecord> 
 }
 
 /// Refuses a name that is not a Confluence connection, naming the ones
-/// there are.
+/// there are: a wrong field of the request (400), not a missing resource of
+/// its path.
 async fn check_chat_confluence(store: &Store, name: &str) -> AdminResult<()> {
     let all = store.connections().await?;
     if all
@@ -326,7 +336,7 @@ async fn check_chat_confluence(store: &Store, name: &str) -> AdminResult<()> {
         .filter(|c| c.kind == ConnectionKind::Confluence)
         .map(|c| c.name)
         .collect();
-    Err(AdminError::NotFound(format!(
+    Err(AdminError::Invalid(format!(
         "no Confluence connection named `{name}` (Confluence connections: {})",
         list_or_none(&known)
     )))

@@ -24,14 +24,36 @@ pub struct DigestChange {
     pub enabled: Option<bool>,
     /// More than this many events of one space within the window are a
     /// burst (1 to 10000).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "whole_number")]
     pub threshold: Option<u32>,
     /// The window, in seconds (1 to 86400).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "whole_number")]
     pub window_secs: Option<u32>,
     /// Start from the defaults (on, 20 events, 300 s).
     #[serde(default)]
     pub defaults: bool,
+}
+
+/// A count that JSON may write as `20` or `20.0` (JSON Schema's `integer`
+/// takes both): anything with a fraction, negative or beyond `u32` is
+/// refused naming the value.
+fn whole_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
+    use serde::Deserialize as _;
+    use serde::de::Error;
+    let Some(n) = Option::<serde_json::Number>::deserialize(d)? else {
+        return Ok(None);
+    };
+    if let Some(v) = n.as_u64() {
+        return u32::try_from(v)
+            .map(Some)
+            .map_err(|_| D::Error::custom(format!("{n} is too large")));
+    }
+    match n.as_f64() {
+        Some(f) if f.fract() == 0.0 && (0.0..=u32::MAX as f64).contains(&f) => Ok(Some(f as u32)),
+        _ => Err(D::Error::custom(format!(
+            "expected a whole number of at least 0, got {n}"
+        ))),
+    }
 }
 
 /// One binding's digest settings and what it is collecting.
@@ -142,4 +164,25 @@ pub async fn list(store: &Store, binding: Option<i64>) -> AdminResult<Vec<Bindin
         )));
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::DigestChange;
+
+    fn parse(body: &str) -> Result<DigestChange, String> {
+        serde_json::from_str(body).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn counts_are_whole_numbers_however_json_writes_them() {
+        let c = parse(r#"{"threshold": 19169.0, "window_secs": 60}"#).unwrap();
+        assert_eq!((c.threshold, c.window_secs), (Some(19169), Some(60)));
+        assert_eq!(parse(r#"{"threshold": null}"#).unwrap().threshold, None);
+        assert_eq!(parse("{}").unwrap(), DigestChange::default());
+        for bad in ["2.5", "-1", "4294967296", "1e20", "\"20\""] {
+            let e = parse(&format!(r#"{{"threshold": {bad}}}"#)).unwrap_err();
+            assert!(!e.is_empty(), "{bad} accepted");
+        }
+    }
 }

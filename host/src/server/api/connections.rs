@@ -417,6 +417,7 @@ async fn picker_connection(state: &AppState, name: &str) -> ApiResult<Connection
 fn picker_error(e: PickerError) -> ApiError {
     match e {
         PickerError::WrongKind(m) => ApiError::BadRequest(m),
+        PickerError::CannotAsk(m) => ApiError::Conflict(m),
         PickerError::Service(m) => ApiError::Upstream(m),
     }
 }
@@ -432,6 +433,7 @@ fn picker_error(e: PickerError) -> ApiError {
         (status = 200, description = "Matching channels", body = ChannelList),
         (status = 400, description = "Not a Slack connection", body = ErrorBody),
         (status = 404, description = "No such connection", body = ErrorBody),
+        (status = 409, description = "The connection cannot be asked (no token, or one that cannot be read): type the channel", body = ErrorBody),
         (status = 502, description = "Slack refused or failed (the message says why)", body = ErrorBody),
     ))]
 pub async fn channels(
@@ -458,6 +460,7 @@ pub async fn channels(
         (status = 200, description = "Matching spaces", body = [SpaceEntry]),
         (status = 400, description = "Not a Confluence connection", body = ErrorBody),
         (status = 404, description = "No such connection", body = ErrorBody),
+        (status = 409, description = "The connection cannot be asked (webhook-only, or a token that cannot be read): type the value", body = ErrorBody),
         (status = 502, description = "Confluence refused or failed (the message says why)", body = ErrorBody),
     ))]
 pub async fn spaces(
@@ -486,6 +489,7 @@ pub async fn spaces(
         (status = 200, description = "Matching pages (at most 10)", body = [PageEntry]),
         (status = 400, description = "Not a Confluence connection", body = ErrorBody),
         (status = 404, description = "No such connection", body = ErrorBody),
+        (status = 409, description = "The connection cannot be asked (webhook-only, or a token that cannot be read): type the value", body = ErrorBody),
         (status = 502, description = "Confluence refused or failed (the message says why)", body = ErrorBody),
     ))]
 pub async fn pages(
