@@ -723,7 +723,7 @@ fn with_two_confluence_connections_chat_says_which_to_choose_instead_of_waiting(
         !text.contains("Q3 launch plan"),
         "her link is to wiki: {text}"
     );
-    assert_eq!(patch(json!({"confluence": "nope"})).status().as_u16(), 404);
+    assert_eq!(patch(json!({"confluence": "nope"})).status().as_u16(), 400);
     assert_eq!(patch(json!({})).status().as_u16(), 400);
     let back: Value = patch(json!({"confluence": ""})).json().unwrap();
     assert!(back.get("confluence").is_none(), "{back}");
