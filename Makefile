@@ -29,7 +29,7 @@ run: build
 		{ apt-get update -qq && apt-get install -y -qq curl openssl; }
 	examples/demo/run.sh
 
-## test: build the plugins and run the whole test suite (what CI runs): scripts/test.sh runs fmt, clippy beside the test build, then signs the plugins, schemathesis, cargo test and the polyglot plugins' tests
+## test: build the plugins and run the whole test suite (what CI runs): scripts/test.sh runs fmt, the test build linted by clippy, then signs the plugins, schemathesis, cargo test and the polyglot plugins' tests
 test: setup postgres chromium container-engine k8s-tools plugins polyglot
 	CARGO="$(CARGO)" scripts/test.sh $(MAKE) --no-print-directory sign-plugins PAGEHOOK=target/debug/pagehook
 
