@@ -29,8 +29,10 @@ if ! command -v cargo-deb >/dev/null; then
     echo "package-test: cargo install cargo-deb took $(( $(date +%s) - start )) s"
 fi
 
-# The test build (a no-op after `make test`): it also makes target/debug/pagehook.
-"$CARGO" test -p pagehook --test it --locked --no-run
+# The test build (a no-op after `make test`, whose build this is): it also
+# makes target/debug/pagehook.
+. scripts/clippy-build-env.sh
+"$CARGO" test --workspace --locked --all-targets --no-run
 out=target/package-test
 rm -rf "$out" && mkdir -p "$out"
 for rev in 1 2; do
@@ -40,4 +42,4 @@ version="$(sed -n '/^\[workspace.package\]/,/^\[/s/^version *= *"\(.*\)"/\1/p' C
 arch="$(dpkg --print-architecture)"
 PAGEHOOK_DEB="$PWD/$out/pagehook_${version}-1_${arch}.deb" \
 PAGEHOOK_DEB_UPGRADE="$PWD/$out/pagehook_${version}-2_${arch}.deb" \
-    "$CARGO" test -p pagehook --test it --locked -- --ignored --test-threads 1 packaging::
+    "$CARGO" test --workspace --locked --test it -- --ignored --test-threads 1 packaging::

@@ -21,14 +21,7 @@ step() { echo "== $1 ($(($(date +%s) - started)) s)"; }
 step "fmt"
 "$CARGO" fmt --all -- --check
 
-CLIPPY_DRIVER="$(rustc --print sysroot)/bin/clippy-driver"
-if [ ! -x "$CLIPPY_DRIVER" ]; then
-    echo "test.sh: no clippy-driver at $CLIPPY_DRIVER (rustup component add clippy)" >&2
-    exit 1
-fi
-export RUSTC_WORKSPACE_WRAPPER="$CLIPPY_DRIVER"
-# `cargo clippy -- -D warnings`, as cargo-clippy hands it to the driver.
-export CLIPPY_ARGS="-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__"
+. scripts/clippy-build-env.sh
 
 step "test build, linted by clippy (warnings are errors)"
 "$CARGO" test --workspace --locked --all-targets --no-run

@@ -360,6 +360,11 @@ impl Deliverer {
     /// finishes; lanes finishing within [`RECORD_WAIT`] of each other share
     /// a commit. A lane none of whose deliveries could be attempted (its
     /// claim may have ended) is let go with the claim at the end.
+    ///
+    /// One record is committed at a time, and the lanes still sending are
+    /// polled meanwhile: a commit that waits (a busy pool, a database that
+    /// blinks and is tried again) never leaves a request's answer unread or
+    /// its timeout running out unseen.
     async fn send_round(
         &self,
         claim: Claim,
@@ -372,35 +377,49 @@ impl Deliverer {
             .iter()
             .map(|lane| self.send_lane(lane, &connections, &heartbeat, &stop))
             .collect();
+        let (claim_ref, connections_ref) = (&claim, &connections[..]);
+        let mut recording: futures::future::OptionFuture<futures::future::BoxFuture<'_, bool>> =
+            None.into();
+        let mut recording_lanes = 0;
         let mut done: Vec<(AttemptResult, Option<HealthChange>)> = Vec::new();
         let mut lanes_done = 0;
         let mut flush_at: Option<tokio::time::Instant> = None;
+        let mut all_sent = false;
         let mut unfinished = false;
         loop {
-            let finished = tokio::select! {
-                lane = sending.next() => match lane {
+            tokio::select! {
+                lane = sending.next(), if !all_sent => match lane {
                     Some(results) => {
                         unfinished |= results.is_empty();
                         done.extend(results);
                         lanes_done += 1;
                         flush_at.get_or_insert(tokio::time::Instant::now() + RECORD_WAIT);
-                        false
                     }
-                    None => true,
+                    None => all_sent = true,
                 },
-                _ = async { tokio::time::sleep_until(flush_at.unwrap_or_else(tokio::time::Instant::now)).await }, if flush_at.is_some() => false,
-            };
+                Some(recorded) = &mut recording, if recording_lanes > 0 => {
+                    unfinished |= !recorded;
+                    self.in_flight.fetch_sub(recording_lanes, Ordering::AcqRel);
+                    self.freed.notify_one();
+                    recording_lanes = 0;
+                    recording = None.into();
+                },
+                _ = async { tokio::time::sleep_until(flush_at.unwrap_or_else(tokio::time::Instant::now)).await }, if flush_at.is_some() && recording_lanes == 0 => {}
+            }
             let due = flush_at.is_some_and(|at| at <= tokio::time::Instant::now());
-            if (finished || due) && lanes_done > 0 {
-                unfinished |= !self
-                    .record(&claim, &connections, std::mem::take(&mut done))
-                    .await;
-                self.in_flight.fetch_sub(lanes_done, Ordering::AcqRel);
-                self.freed.notify_one();
+            if (all_sent || due) && lanes_done > 0 && recording_lanes == 0 {
+                let batch = std::mem::take(&mut done);
+                recording =
+                    Some(Box::pin(
+                        async move { self.record(claim_ref, connections_ref, batch).await },
+                    )
+                        as futures::future::BoxFuture<'_, bool>)
+                    .into();
+                recording_lanes = lanes_done;
                 lanes_done = 0;
                 flush_at = None;
             }
-            if finished {
+            if all_sent && lanes_done == 0 && recording_lanes == 0 {
                 break;
             }
         }

@@ -37,6 +37,9 @@ pub enum HookError {
     /// read; the sender retries.
     #[error("{0}")]
     Unavailable(String),
+    /// The event could not be stored (503); the sender retries.
+    #[error(transparent)]
+    NotStored(#[from] crate::store::ingest::IngestError),
 }
 
 impl HookError {
@@ -48,7 +51,7 @@ impl HookError {
             HookError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             HookError::Unreadable { status, .. } => *status,
             HookError::Malformed(_) => StatusCode::BAD_REQUEST,
-            HookError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            HookError::Unavailable(_) | HookError::NotStored(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -60,7 +63,7 @@ impl HookError {
             HookError::NoSecret(_) | HookError::Signature(_) => Some("signature"),
             HookError::TooLarge(_) => Some("too-large"),
             HookError::Unreadable { .. } | HookError::Malformed(_) => Some("malformed"),
-            HookError::Unavailable(_) => None,
+            HookError::Unavailable(_) | HookError::NotStored(_) => None,
         }
     }
 }

@@ -179,11 +179,7 @@ async fn take(
         payload: String::from_utf8_lossy(&body).into_owned(),
         dispatchable: hook.kind != EventKind::Other,
     };
-    let inserted = state
-        .ingest
-        .insert(event)
-        .await
-        .map_err(|e| HookError::Unavailable(e.to_string()))?;
+    let inserted = state.ingest.insert(event).await?;
     state.metrics.received(source, inserted.duplicate);
     tracing::debug!(
         event = inserted.id,

@@ -38,7 +38,7 @@ use super::hooks::{HookSecret, answer, body_refused, hook_secret};
 use super::slack_link;
 use crate::secret::Secret;
 use crate::source::slack_events::{self, Inbound, StoredSlack};
-use crate::store::ingest::Inserted;
+use crate::store::ingest::{IngestError, Inserted};
 use crate::store::{ConnectionKind, NewEvent};
 
 /// The connection's signing secret; `Err` when it cannot take Slack's
@@ -116,9 +116,7 @@ async fn take(
     }
     let name = stored.name;
     let retry = text(headers, "x-slack-retry-num").unwrap_or("0");
-    let inserted = store(state, connection, *stored, retry)
-        .await
-        .map_err(|e| HookError::Unavailable(e.to_string()))?;
+    let inserted = store(state, connection, *stored, retry).await?;
     Ok(if name == slack_events::SLASH_COMMAND {
         // Anything in the body would be shown to the user as the answer.
         StatusCode::OK.into_response()
@@ -137,7 +135,7 @@ pub(super) async fn store(
     connection: &str,
     stored: StoredSlack,
     retry: &str,
-) -> Result<Inserted, String> {
+) -> Result<Inserted, IngestError> {
     let name = stored.name;
     let event = NewEvent {
         key: stored.key,

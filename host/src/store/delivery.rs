@@ -4,6 +4,8 @@
 //! small reads and writes here are the same SQL on both backends; claiming
 //! and recording attempts are in `claims.rs` and the backends.
 
+use std::collections::HashMap;
+
 use serde::Serialize;
 
 use super::sql::{FromRow, Param, Row};
@@ -150,6 +152,26 @@ impl Store {
             vec![delivery_id.into()],
         )
         .await
+    }
+
+    /// Every attempt of each of `ids`, oldest first, by delivery: one query
+    /// for a page of deliveries (the console's), not one per row.
+    pub async fn attempts_of(&self, ids: &[i64]) -> StoreResult<HashMap<i64, Vec<AttemptRecord>>> {
+        let sql = format!(
+            "SELECT delivery_id, {} FROM attempts WHERE delivery_id {} ORDER BY id",
+            AttemptRecord::COLUMNS,
+            self.dialect().in_list(1)
+        );
+        let rows = self
+            .query(&sql, vec![Param::Ints(ids.to_vec())], |r| {
+                Ok((r.get::<i64>("delivery_id")?, AttemptRecord::from_row(r)?))
+            })
+            .await?;
+        let mut by_delivery: HashMap<i64, Vec<AttemptRecord>> = HashMap::new();
+        for (id, attempt) in rows {
+            by_delivery.entry(id).or_default().push(attempt);
+        }
+        Ok(by_delivery)
     }
 
     /// When the delivery's first attempt started (ms), if it had one: a

@@ -23,6 +23,29 @@ pub struct Inserted {
     pub duplicate: bool,
 }
 
+/// Why an event was not stored. Each is the webhook's answer: it says what
+/// to do and names no file, host or password (the log has those).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IngestError {
+    /// The database refused the batch the event was in, or could not be
+    /// reached: nothing of it was stored, and ingest goes on (each new
+    /// webhook tries again). Says why, in words.
+    #[error(
+        "{0}: the event was not stored; send it again later (pagehook resumes by itself once writes succeed)"
+    )]
+    NotStored(&'static str),
+    /// The event was written but could not be made durable (SQLite's
+    /// sync): nothing written since can be promised, so ingest stops until
+    /// a restart.
+    #[error(
+        "syncing the event to disk failed ({0}): the event was not acknowledged, and webhook storage has stopped; restart pagehook"
+    )]
+    NotDurable(String),
+    /// The writer is gone (after a failed sync, or the process is ending).
+    #[error("webhook storage has stopped (see the log); restart pagehook")]
+    Stopped,
+}
+
 /// Sends events to the backend's writer; cheap to clone.
 #[derive(Clone)]
 pub enum Ingest {
@@ -54,7 +77,7 @@ impl Ingest {
     /// Stores `event` durably; returns once it is committed. The error is
     /// the answer for the webhook: it says what to do and names no file,
     /// host or password.
-    pub async fn insert(&self, event: NewEvent) -> Result<Inserted, String> {
+    pub async fn insert(&self, event: NewEvent) -> Result<Inserted, IngestError> {
         match self {
             Ingest::Sqlite(s) => s.insert(event).await,
             Ingest::Postgres(p) => p.insert(event).await,

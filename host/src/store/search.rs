@@ -100,9 +100,12 @@ impl Filter {
     fn placeholder(&self, dialect: Dialect, param: &Param) -> String {
         let n = self.params.len() + 1;
         match (dialect, param) {
-            (Dialect::Sqlite, Param::Texts(_)) => format!("(SELECT value FROM json_each(?{n}))"),
+            (Dialect::Sqlite, Param::Texts(_) | Param::Ints(_)) => {
+                format!("(SELECT value FROM json_each(?{n}))")
+            }
             (Dialect::Sqlite, _) => format!("?{n}"),
             (Dialect::Postgres, Param::Texts(_)) => format!("ANY(${n}::text[])"),
+            (Dialect::Postgres, Param::Ints(_)) => format!("ANY(${n}::bigint[])"),
             (Dialect::Postgres, Param::Text(_)) => format!("${n}::text"),
             (Dialect::Postgres, Param::Int(_)) => format!("${n}::bigint"),
             (Dialect::Postgres, Param::Flag(_)) => format!("${n}::boolean"),

@@ -55,8 +55,9 @@ impl Dialect {
         Cow::Owned(out)
     }
 
-    /// `IN` a list of texts given as parameter `n` ([`Param::Texts`]):
-    /// SQLite reads it as a JSON array, PostgreSQL as an array.
+    /// `IN` a list given as parameter `n` ([`Param::Texts`],
+    /// [`Param::Ints`]): SQLite reads it as a JSON array, PostgreSQL as an
+    /// array.
     pub fn in_list(self, n: usize) -> String {
         match self {
             Dialect::Sqlite => format!("IN (SELECT value FROM json_each(?{n}))"),
@@ -75,6 +76,8 @@ pub enum Param {
     Flag(bool),
     /// A list of texts (space keys): see [`Dialect::in_list`].
     Texts(Vec<String>),
+    /// A list of ids: see [`Dialect::in_list`].
+    Ints(Vec<i64>),
 }
 
 impl From<i64> for Param {

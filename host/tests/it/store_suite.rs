@@ -465,6 +465,15 @@ suite! {
         let all = store.deliveries(Some(DeliveryStatus::Sent), 10).await.unwrap();
         assert_eq!(all.len(), 3);
         assert_eq!(store.attempts(all[0].id).await.unwrap().len(), 1);
+        // A page's attempts in one query, as each one's own.
+        let mut ids: Vec<i64> = all.iter().map(|d| d.id).collect();
+        ids.push(999_999);
+        let by_delivery = store.attempts_of(&ids).await.unwrap();
+        assert_eq!(by_delivery.len(), 3, "{by_delivery:?}");
+        for d in &all {
+            assert_eq!(by_delivery[&d.id], store.attempts(d.id).await.unwrap());
+        }
+        assert!(store.attempts_of(&[]).await.unwrap().is_empty());
     }
 
     async fn deliveries_of_a_newer_event_wait_until_older_events_are_dispatched(store: &Store) {

@@ -77,10 +77,12 @@ async fn list(
             limit: paging.limit,
         })
         .await?;
-    let mut attempts = Vec::with_capacity(rows.len());
-    for d in &rows {
-        attempts.push(store.attempts(d.id).await?);
-    }
+    let ids: Vec<i64> = rows.iter().map(|d| d.id).collect();
+    let mut by_delivery = store.attempts_of(&ids).await?;
+    let attempts: Vec<Vec<AttemptRecord>> = rows
+        .iter()
+        .map(|d| by_delivery.remove(&d.id).unwrap_or_default())
+        .collect();
 
     let mut filters = Vec::new();
     push(&mut filters, "status", status.map(DeliveryStatus::as_str));

@@ -33,17 +33,15 @@ use std::sync::Arc;
 use tokio::sync::{Notify, mpsc, oneshot};
 
 use super::{PgResult, PgStore};
-use crate::store::ingest::Inserted;
+use crate::store::ingest::{IngestError, Inserted};
 use crate::store::{NewEvent, StoreError, now_ms};
 
 /// Most events stored by one statement.
 const MAX_BATCH: usize = 512;
 
 /// The answer for webhooks whose batch could not be stored.
-const REFUSAL: &str = "storing the event failed: the database is unreachable or refused the write; the event was not stored; send it again later";
-
-/// The answer when the writer task is gone (it only ends with the process).
-const STOPPED: &str = "webhook storage has stopped (see the log); restart pagehook";
+const REFUSAL: IngestError =
+    IngestError::NotStored("the database is unreachable or refused the write");
 
 /// Stores a batch: new rows come back with their ids (and wake the other
 /// replicas at commit); keys already stored do not.
@@ -59,7 +57,7 @@ const INSERT: &str = "WITH ins AS (
      -- Identical notifications in one transaction are delivered once.
      SELECT id, key, pg_notify('pagehook_events', '') FROM ins";
 
-type Job = (NewEvent, oneshot::Sender<Result<Inserted, String>>);
+type Job = (NewEvent, oneshot::Sender<Result<Inserted, IngestError>>);
 
 /// Sends events to the writer task; cheap to clone.
 #[derive(Clone)]
@@ -78,12 +76,12 @@ impl PgIngest {
 
     /// Stores `event`; returns once it is committed. The error is the
     /// webhook's answer: it names no host, URL or password.
-    pub async fn insert(&self, event: NewEvent) -> Result<Inserted, String> {
+    pub async fn insert(&self, event: NewEvent) -> Result<Inserted, IngestError> {
         let (done, wait) = oneshot::channel();
         self.tx
             .send((event, done))
-            .map_err(|_| STOPPED.to_owned())?;
-        wait.await.map_err(|_| STOPPED.to_owned())?
+            .map_err(|_| IngestError::Stopped)?;
+        wait.await.map_err(|_| IngestError::Stopped)?
     }
 }
 
@@ -125,7 +123,7 @@ async fn writer(store: PgStore, mut rx: mpsc::UnboundedReceiver<Job>, stored: Ar
                 }
                 failing = true;
                 for (_, done) in jobs {
-                    let _ = done.send(Err(REFUSAL.to_owned()));
+                    let _ = done.send(Err(REFUSAL));
                 }
             }
         }
@@ -292,7 +290,8 @@ mod tests {
         );
         let err = ingest.insert(event("b", true)).await.unwrap_err();
         assert_eq!(err, REFUSAL);
-        assert!(!err.contains("127.0.0.1") && !err.contains(pg.password()));
+        let said = err.to_string();
+        assert!(!said.contains("127.0.0.1") && !said.contains(pg.password()));
         pg.psql(&db, "ALTER TABLE events DROP CONSTRAINT no_b");
         // A killed connection: the pool replaces it before the next batch.
         pg.terminate_connections(&db, "pagehook");

@@ -20,6 +20,7 @@ impl Param {
             Param::Text(s) => s,
             Param::Flag(b) => b,
             Param::Texts(list) => list,
+            Param::Ints(list) => list,
         }
     }
 }

@@ -36,16 +36,16 @@ use rusqlite::{OptionalExtension, params};
 use tokio::sync::{Notify, oneshot};
 
 use super::SqliteStore;
-use crate::store::ingest::Inserted;
+use crate::store::ingest::{IngestError, Inserted};
 use crate::store::{NewEvent, StoreError, StoreResult, now_ms};
 
 /// Most events committed in one transaction.
 const MAX_BATCH: usize = 512;
 
-type Job = (NewEvent, oneshot::Sender<Result<Inserted, String>>);
+type Job = (NewEvent, oneshot::Sender<Result<Inserted, IngestError>>);
 
 /// A committed batch waiting for the fsync: its callers and their answers.
-type Committed = Vec<(oneshot::Sender<Result<Inserted, String>>, Inserted)>;
+type Committed = Vec<(oneshot::Sender<Result<Inserted, IngestError>>, Inserted)>;
 
 /// Sends events to the writer thread; cheap to clone.
 #[derive(Clone)]
@@ -77,14 +77,12 @@ impl SqliteIngest {
     }
 
     /// Stores `event` durably; returns once it is on disk.
-    pub async fn insert(&self, event: NewEvent) -> Result<Inserted, String> {
+    pub async fn insert(&self, event: NewEvent) -> Result<Inserted, IngestError> {
         let (done, wait) = oneshot::channel();
-        self.tx.send((event, done)).map_err(|_| {
-            "webhook storage has stopped after an error (see the log); restart pagehook".to_owned()
-        })?;
-        wait.await.map_err(|_| {
-            "webhook storage has stopped after an error (see the log); restart pagehook".to_owned()
-        })?
+        self.tx
+            .send((event, done))
+            .map_err(|_| IngestError::Stopped)?;
+        wait.await.map_err(|_| IngestError::Stopped)?
     }
 }
 
@@ -122,7 +120,7 @@ fn writer(store: &SqliteStore, rx: mpsc::Receiver<Job>, synced: mpsc::Sender<Com
                 }
                 failing = true;
                 for (_, done) in batch {
-                    let _ = done.send(Err(reason.clone()));
+                    let _ = done.send(Err(IngestError::NotStored(reason)));
                 }
                 continue;
             }
@@ -132,24 +130,21 @@ fn writer(store: &SqliteStore, rx: mpsc::Receiver<Job>, synced: mpsc::Sender<Com
 
 /// The answer for webhooks whose batch could not be committed: nothing of
 /// it was stored, so it is safe to refuse and to try again later.
-fn refusal(e: &rusqlite::Error) -> String {
+fn refusal(e: &rusqlite::Error) -> &'static str {
     use rusqlite::ErrorCode;
     let code = match e {
         rusqlite::Error::SqliteFailure(failure, _) => Some(failure.code),
         _ => None,
     };
-    let why = match code {
+    // The store error names the database file: it goes to the log, never
+    // into the answer.
+    match code {
         Some(ErrorCode::DiskFull) => "the disk holding the database is full",
         Some(ErrorCode::ReadOnly) => "the database is read-only",
         Some(ErrorCode::CannotOpen) => "the database file cannot be opened for writing",
         Some(ErrorCode::SystemIoFailure) => "writing to the database failed (I/O error)",
         _ => "storing the event failed",
-    };
-    // The store error names the database file: it goes to the log, never
-    // into the answer.
-    format!(
-        "{why}: the event was not stored; send it again later (pagehook resumes by itself once writes succeed)"
-    )
+    }
 }
 
 /// Syncs the write-ahead log once for every batch committed so far, then
@@ -177,7 +172,7 @@ fn syncer(wal: &Path, rx: mpsc::Receiver<Committed>, stored: &Notify) {
                 "syncing webhook events to disk failed; no more webhooks are accepted until pagehook is restarted"
             );
             for (done, _) in batches.into_iter().flatten() {
-                let _ = done.send(Err(format!("syncing the event to disk failed: {e}")));
+                let _ = done.send(Err(IngestError::NotDurable(e.kind().to_string())));
             }
             return;
         }
@@ -266,10 +261,14 @@ mod tests {
         // by the file's name, can no longer reach the log.
         std::fs::remove_file(store.wal_path()).unwrap();
         let err = ingest.insert(event("second", true)).await.unwrap_err();
-        assert!(err.contains("syncing the event to disk failed"), "{err}");
+        assert!(matches!(err, IngestError::NotDurable(_)), "{err}");
+        assert!(
+            err.to_string().contains("syncing the event to disk failed"),
+            "{err}"
+        );
         // Nothing written after a failed sync can be promised: ingest stops.
         let err = ingest.insert(event("third", true)).await.unwrap_err();
-        assert!(err.contains("stopped"), "{err}");
+        assert_eq!(err, IngestError::Stopped);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -45,6 +45,9 @@ impl ToSql for Param {
             Param::Texts(list) => ToSqlOutput::Owned(Value::Text(
                 serde_json::to_string(list).expect("strings serialize"),
             )),
+            Param::Ints(list) => ToSqlOutput::Owned(Value::Text(
+                serde_json::to_string(list).expect("numbers serialize"),
+            )),
         })
     }
 }
