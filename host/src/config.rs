@@ -44,6 +44,27 @@ pub struct Config {
     /// Plugin signatures: the publisher keys this site trusts, the keys it
     /// revoked, and whether install demands a signature.
     pub plugins: crate::plugin_trust::TrustConfig,
+    /// Teams bots: where the Bot Framework's signing keys are published.
+    pub teams_bot: TeamsBotConfig,
+}
+
+/// `[teams-bot]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+pub struct TeamsBotConfig {
+    /// The Bot Framework's OpenID metadata, whose keys sign the activities
+    /// Teams sends to `/hooks/teams/{connection}` (changed only for a
+    /// sovereign cloud, or a test's fake).
+    pub openid_metadata_url: String,
+}
+
+impl Default for TeamsBotConfig {
+    fn default() -> Self {
+        TeamsBotConfig {
+            openid_metadata_url: crate::source::teams_auth::BOT_FRAMEWORK_OPENID_METADATA_URL
+                .to_owned(),
+        }
+    }
 }
 
 /// `[server]`

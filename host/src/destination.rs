@@ -15,6 +15,8 @@
 //! | `comment:123` | `add-comment` on page 123 (`comment:*`: any page) |
 //! | `slack-unfurl:acme` | `unfurl` of links shared in Slack workspace `acme` (`slack-unfurl:*`: any workspace) |
 //! | `slack-respond:acme` | `respond` to slash commands typed in workspace `acme` (`slack-respond:*`: any) |
+//! | `teams-dm:bot` | `dm-teams` through the Teams bot connection `bot`, to anyone (`teams-dm:bot/ada@example.com`: that person only; `teams-dm:*`: any bot) |
+//! | `teams-reply:bot` | `reply-teams` to messages and card actions that came to the Teams bot `bot` (`teams-reply:*`: any) |
 //!
 //! Matching is exact (Slack channel names ignore case and a leading `#`).
 //!
@@ -51,9 +53,11 @@ enum Kind {
     Comment,
     SlackUnfurl,
     SlackRespond,
+    TeamsDm,
+    TeamsReply,
 }
 
-const KINDS: [(Kind, &str, &str); 7] = [
+const KINDS: [(Kind, &str, &str); 9] = [
     (Kind::Slack, "slack", "post-slack"),
     (Kind::SlackDm, "slack-dm", "dm-slack"),
     (Kind::Teams, "teams", "post-teams"),
@@ -61,6 +65,8 @@ const KINDS: [(Kind, &str, &str); 7] = [
     (Kind::Comment, "comment", "add-comment"),
     (Kind::SlackUnfurl, "slack-unfurl", "unfurl"),
     (Kind::SlackRespond, "slack-respond", "respond"),
+    (Kind::TeamsDm, "teams-dm", "dm-teams"),
+    (Kind::TeamsReply, "teams-reply", "reply-teams"),
 ];
 
 impl Destination {
@@ -84,10 +90,26 @@ impl Destination {
         }
     }
 
+    /// The Teams bot connection a `teams-dm:` or `teams-reply:` destination
+    /// names; `None` for `*` and for every other kind.
+    pub fn teams_bot(&self) -> Option<&str> {
+        match self.kind {
+            Kind::TeamsDm => split_workspace(&self.target)
+                .0
+                .or(Some(self.target.as_str())),
+            Kind::TeamsReply => Some(self.target.as_str()),
+            _ => None,
+        }
+        .filter(|t| *t != "*")
+    }
+
     /// Whether this destination answers chat events (`slack-unfurl:`,
     /// `slack-respond:`): its target is a workspace, not a channel.
     pub fn is_chat_answer(&self) -> bool {
-        matches!(self.kind, Kind::SlackUnfurl | Kind::SlackRespond)
+        matches!(
+            self.kind,
+            Kind::SlackUnfurl | Kind::SlackRespond | Kind::TeamsReply
+        )
     }
 
     /// The channel (or email) of a Slack destination, without its workspace.
@@ -128,9 +150,15 @@ impl Destination {
         }
         let wanted = action.destination();
         match self.kind {
-            Kind::SlackUnfurl | Kind::SlackRespond => {
+            Kind::SlackUnfurl | Kind::SlackRespond | Kind::TeamsReply => {
                 self.target == "*" || (!source.is_empty() && self.target == source)
             }
+            // `bot` (anyone), `bot/email` (that person), `*` (anyone, any
+            // bot); which bot carries it is decided at dispatch.
+            Kind::TeamsDm => match split_workspace(&self.target) {
+                (Some(_), person) => person.eq_ignore_ascii_case(wanted.trim()),
+                (None, _) => true,
+            },
             Kind::Slack | Kind::SlackDm => {
                 let (ours_ws, ours) = split_workspace(&self.target);
                 let (theirs_ws, theirs) = split_workspace(&wanted);
@@ -210,7 +238,7 @@ impl FromStr for Destination {
     fn from_str(s: &str) -> Result<Destination, String> {
         let usage = || {
             format!(
-                "`{s}`: a destination is slack:[<workspace>/]<#channel>, slack-dm:[<workspace>/]<email>, teams:<connection>, confluence:<SPACE>, comment:<page id>, slack-unfurl:<workspace> or slack-respond:<workspace> (target * for any)"
+                "`{s}`: a destination is slack:[<workspace>/]<#channel>, slack-dm:[<workspace>/]<email>, teams:<connection>, confluence:<SPACE>, comment:<page id>, slack-unfurl:<workspace>, slack-respond:<workspace>, teams-dm:<bot>[/<email>] or teams-reply:<bot> (target * for any)"
             )
         };
         let (kind, target) = s.split_once(':').ok_or_else(usage)?;
@@ -226,6 +254,14 @@ impl FromStr for Destination {
         if kind == Kind::Comment && target != "*" && target.parse::<u64>().is_err() {
             return Err(format!(
                 "`{s}`: comment destinations take a numeric page id or *"
+            ));
+        }
+        if matches!(kind, Kind::TeamsDm | Kind::TeamsReply)
+            && target != "*"
+            && !is_connection_name(split_workspace(target).0.unwrap_or(target))
+        {
+            return Err(format!(
+                "`{s}`: Teams bot destinations name the Teams bot connection (teams-dm:<bot> or teams-dm:<bot>/<email>, teams-reply:<bot>), or *"
             ));
         }
         if matches!(kind, Kind::SlackUnfurl | Kind::SlackRespond)
@@ -251,6 +287,59 @@ impl fmt::Display for Destination {
             .map(|k| k.1)
             .unwrap_or_default();
         write!(f, "{name}:{}", self.target)
+    }
+}
+
+/// The chat connections that exist, by kind: which Slack workspace or
+/// Teams bot carries an action is chosen among them at dispatch.
+#[derive(Debug, Clone, Default)]
+pub struct ChatConnections<'a> {
+    /// The Slack connections (workspaces).
+    pub slack: Vec<&'a str>,
+    /// The Teams bot connections.
+    pub teams_bots: Vec<&'a str>,
+}
+
+impl<'a> ChatConnections<'a> {
+    /// Sorts `connections` by kind.
+    pub fn of(connections: &'a [crate::store::ConnectionRecord]) -> ChatConnections<'a> {
+        use crate::store::ConnectionKind;
+        let named = |kind| {
+            connections
+                .iter()
+                .filter(|c| c.kind == kind)
+                .map(|c| c.name.as_str())
+                .collect()
+        };
+        ChatConnections {
+            slack: named(ConnectionKind::Slack),
+            teams_bots: named(ConnectionKind::TeamsBot),
+        }
+    }
+}
+
+/// The Teams bot that carries a `dm-teams` allowed by `destination`: the
+/// one it names, else the only bot. `Err` explains why there is none.
+pub fn teams_bot(destination: &str, bots: &[&str]) -> Result<String, String> {
+    let named = destination
+        .parse::<Destination>()
+        .ok()
+        .and_then(|d| d.teams_bot().map(str::to_owned));
+    match (named, bots) {
+        (Some(bot), _) if bots.contains(&bot.as_str()) => Ok(bot),
+        (Some(bot), _) => Err(format!(
+            "`{destination}` names the Teams bot `{bot}`, and there is no Teams bot connection by that name"
+        )),
+        (None, [only]) => Ok((*only).to_owned()),
+        (None, []) => Err(
+            "there is no Teams bot connection: add one with `pagehook connect teams-bot <name> --app-id ...`".to_owned(),
+        ),
+        (None, several) => Err(format!(
+            "`{destination}` does not say which Teams bot to use and Pagehook has {} ({}): name one in the binding (e.g. teams-dm:{})",
+            several.len(),
+            several.join(", "),
+            several[0]
+        )),
     }
 }
 
@@ -316,6 +405,12 @@ pub fn lane(action: &Action, source: &str, workspace: Option<&str>) -> String {
             // Never the URL itself: lanes are shown to admins and logged.
             let digest = hex::encode(sha2::Sha256::digest(response_url.as_bytes()));
             format!("slack-respond:{source}/{}", &digest[..16])
+        }
+        // One lane per person a bot writes to: Teams limits each
+        // conversation's pace, and one person's messages stay in order.
+        Action::DmTeams { email, .. } => format!("teams-dm:{ws}/{}", email.trim().to_lowercase()),
+        Action::ReplyTeams { activity_id, .. } => {
+            format!("teams-reply:{source}/{activity_id}")
         }
     }
 }

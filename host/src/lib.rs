@@ -55,5 +55,6 @@ pub mod server;
 pub mod slack;
 pub mod source;
 pub mod store;
+pub mod teams;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;

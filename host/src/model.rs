@@ -34,12 +34,14 @@ pub enum EventKind {
     AttachmentRemoved,
     LinkShared,
     SlashCommand,
+    TeamsMessage,
+    TeamsCardAction,
     Other,
 }
 
 impl EventKind {
     /// All kinds, in WIT order: manifests and bindings are validated against it.
-    pub const ALL: [EventKind; 22] = [
+    pub const ALL: [EventKind; 24] = [
         EventKind::PageCreated,
         EventKind::PageUpdated,
         EventKind::PageMoved,
@@ -61,6 +63,8 @@ impl EventKind {
         EventKind::AttachmentRemoved,
         EventKind::LinkShared,
         EventKind::SlashCommand,
+        EventKind::TeamsMessage,
+        EventKind::TeamsCardAction,
         EventKind::Other,
     ];
 
@@ -88,14 +92,21 @@ impl EventKind {
             EventKind::AttachmentRemoved => "attachment-removed",
             EventKind::LinkShared => "link-shared",
             EventKind::SlashCommand => "slash-command",
+            EventKind::TeamsMessage => "teams-message",
+            EventKind::TeamsCardAction => "teams-card-action",
             EventKind::Other => "other",
         }
     }
 
-    /// Kinds that come from a chat service (Slack), not from Confluence:
-    /// new in contract 0.2.0.
+    /// Kinds that come from a chat service (Slack, a Teams bot), not from
+    /// Confluence: Slack's new in contract 0.2.0, Teams' in 0.3.0.
     pub fn is_chat(self) -> bool {
-        matches!(self, EventKind::LinkShared | EventKind::SlashCommand)
+        matches!(self, EventKind::LinkShared | EventKind::SlashCommand) || self.is_teams()
+    }
+
+    /// Kinds that come from a Teams bot: new in contract 0.3.0.
+    pub fn is_teams(self) -> bool {
+        matches!(self, EventKind::TeamsMessage | EventKind::TeamsCardAction)
     }
 
     /// Parses a WIT name; `None` for anything the contract does not list.
@@ -227,6 +238,22 @@ pub struct ChatUser {
     pub confluence: Option<Person>,
 }
 
+/// The Teams user behind a chat event from a Teams bot, and the Confluence
+/// user the host matched them to.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TeamsUser {
+    /// The Bot Framework's id (`29:...`).
+    pub id: String,
+    #[serde(default)]
+    pub aad_object_id: Option<String>,
+    pub tenant_id: String,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub confluence: Option<Person>,
+}
+
 /// One link of a `link-shared` event; `page` only when the user may view it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -256,6 +283,25 @@ pub enum ChatEvent {
         response_url: String,
         #[serde(default)]
         results: Vec<PageSummary>,
+    },
+    /// Contract 0.3.0: a message to a Teams bot.
+    TeamsMessage {
+        activity_id: String,
+        conversation_type: String,
+        text: String,
+        user: TeamsUser,
+        #[serde(default)]
+        results: Vec<PageSummary>,
+    },
+    /// Contract 0.3.0: a button pressed on a Teams bot's card.
+    TeamsCardAction {
+        activity_id: String,
+        conversation_type: String,
+        /// The button's `data` (a JSON object).
+        value: serde_json::Value,
+        user: TeamsUser,
+        #[serde(default)]
+        page: Option<Box<PageSummary>>,
     },
 }
 
@@ -340,10 +386,22 @@ pub enum Action {
         blocks: Option<serde_json::Value>,
         in_channel: bool,
     },
+    /// Contract 0.3.0: a personal message from a Teams bot.
+    DmTeams {
+        email: String,
+        text: String,
+        card: Option<serde_json::Value>,
+    },
+    /// Contract 0.3.0: an answer to a Teams chat event.
+    ReplyTeams {
+        activity_id: String,
+        text: String,
+        card: Option<serde_json::Value>,
+    },
 }
 
 /// The kinds of action, as named in manifests and `--grant` flags.
-pub const ACTION_KINDS: [&str; 7] = [
+pub const ACTION_KINDS: [&str; 9] = [
     "post-slack",
     "dm-slack",
     "post-teams",
@@ -351,10 +409,16 @@ pub const ACTION_KINDS: [&str; 7] = [
     "add-comment",
     "unfurl",
     "respond",
+    "dm-teams",
+    "reply-teams",
 ];
 
 /// Action kinds new in contract 0.2.0: a 0.1.0 manifest cannot declare them.
-pub const ACTION_KINDS_SINCE_0_2: [&str; 2] = ["unfurl", "respond"];
+pub const ACTION_KINDS_SINCE_0_2: [&str; 4] = ["unfurl", "respond", "dm-teams", "reply-teams"];
+
+/// Action kinds new in contract 0.3.0: a 0.1.0 or 0.2.0 manifest cannot
+/// declare them.
+pub const ACTION_KINDS_SINCE_0_3: [&str; 2] = ["dm-teams", "reply-teams"];
 
 impl Action {
     /// The kind name (`post-slack`, ...), checked against grants and manifests.
@@ -367,6 +431,8 @@ impl Action {
             Action::AddComment { .. } => "add-comment",
             Action::Unfurl { .. } => "unfurl",
             Action::Respond { .. } => "respond",
+            Action::DmTeams { .. } => "dm-teams",
+            Action::ReplyTeams { .. } => "reply-teams",
         }
     }
 
@@ -377,13 +443,14 @@ impl Action {
             Action::PostSlack { channel, .. } | Action::PostTeams { channel, .. } => {
                 channel.clone()
             }
-            Action::DmSlack { email, .. } => email.clone(),
+            Action::DmSlack { email, .. } | Action::DmTeams { email, .. } => email.clone(),
             Action::CreatePage { space_key, .. } => space_key.clone(),
             Action::AddComment { page_id, .. } => page_id.to_string(),
             Action::Unfurl { channel, .. } => channel.clone(),
             // Never the URL itself: it is a capability, and audit records
             // and logs show destinations.
             Action::Respond { .. } => "response-url".to_owned(),
+            Action::ReplyTeams { activity_id, .. } => activity_id.clone(),
         }
     }
 }

@@ -286,11 +286,7 @@ pub async fn preview(
             return Ok(preview);
         }
     };
-    let workspaces: Vec<&str> = connections
-        .iter()
-        .filter(|c| c.kind == ConnectionKind::Slack)
-        .map(|c| c.name.as_str())
-        .collect();
+    let chats = crate::destination::ChatConnections::of(&connections);
     for action in actions {
         let mut judged = Dispatched {
             event_id,
@@ -300,7 +296,7 @@ pub async fn preview(
             failures: Vec::new(),
             calls: Vec::new(),
         };
-        judge(&mut judged, &binding, &plugin, &workspaces, action.clone());
+        judge(&mut judged, &binding, &plugin, &chats, action.clone());
         let Some(verdict) = judged.audit.pop() else {
             continue;
         };

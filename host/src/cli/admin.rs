@@ -377,6 +377,47 @@ pub enum ConnectCommand {
         #[arg(long, value_name = "URL|direct|global")]
         proxy: Option<String>,
     },
+    /// A Teams bot (an Azure Bot over a single-tenant Microsoft Entra app): personal
+    /// notifications, search and card actions in Teams; activities arrive at
+    /// /hooks/teams/<name>, and `teams-dm:<name>` / `teams-reply:<name>` destinations use it.
+    TeamsBot {
+        /// Name for this bot (the messaging endpoint's last segment).
+        name: String,
+        /// The Azure Bot's Microsoft App ID (the Entra application's client id).
+        #[arg(long, value_name = "GUID")]
+        app_id: String,
+        /// The directory (tenant) id the single-tenant app is registered in.
+        #[arg(long, value_name = "GUID|DOMAIN")]
+        tenant_id: String,
+        /// A client secret of the Entra app (visible in shell history: prefer the -env or
+        /// -file form).
+        #[arg(long, value_name = "SECRET", conflicts_with_all = ["client_secret_env", "client_secret_file"])]
+        client_secret: Option<String>,
+        /// Environment variable holding the client secret, read when it is used.
+        #[arg(long, value_name = "VAR", conflicts_with = "client_secret_file")]
+        client_secret_env: Option<String>,
+        /// File holding the client secret, read when it is used.
+        #[arg(long, value_name = "PATH")]
+        client_secret_file: Option<PathBuf>,
+        /// The Confluence connection the bot's chat uses: who a Teams user is, what their
+        /// searches may show [default: the only one with a token].
+        #[arg(long, value_name = "NAME")]
+        confluence: Option<String>,
+        /// Microsoft Entra ID's sign-in base, where the bot's token comes from.
+        #[arg(
+            long,
+            value_name = "URL",
+            default_value = "https://login.microsoftonline.com/"
+        )]
+        login_url: String,
+        /// Record deliveries instead of sending them.
+        #[arg(long)]
+        dry_run: bool,
+        /// This connection's own egress proxy: `direct`, http://host:port or `global` (as for
+        /// the other connections).
+        #[arg(long, value_name = "URL|direct|global")]
+        proxy: Option<String>,
+    },
     /// A Confluence Data Center instance: webhooks arrive at /hooks/confluence/<name>.
     Confluence {
         /// Name for this instance (the webhook URL's last segment).
@@ -440,6 +481,8 @@ pub async fn connect(config: &Config, cmd: ConnectCommand) -> anyhow::Result<Exi
             confluence,
             app_token: source(&app_token, &app_token_env, &app_token_file),
             proxy,
+            app_id: None,
+            tenant_id: None,
         },
         ConnectCommand::Teams {
             name,
@@ -458,6 +501,34 @@ pub async fn connect(config: &Config, cmd: ConnectCommand) -> anyhow::Result<Exi
             confluence: None,
             app_token: None,
             proxy,
+            app_id: None,
+            tenant_id: None,
+        },
+        ConnectCommand::TeamsBot {
+            name,
+            app_id,
+            tenant_id,
+            client_secret,
+            client_secret_env,
+            client_secret_file,
+            confluence,
+            login_url,
+            dry_run,
+            proxy,
+        } => ConnectRequest {
+            name,
+            kind: ConnectionKind::TeamsBot,
+            url: Some(login_url),
+            username: None,
+            secret: source(&client_secret, &client_secret_env, &client_secret_file),
+            hook_secret: None,
+            dry_run,
+            notify: None,
+            confluence,
+            app_token: None,
+            proxy,
+            app_id: Some(app_id),
+            tenant_id: Some(tenant_id),
         },
         ConnectCommand::Confluence {
             name,
@@ -481,6 +552,8 @@ pub async fn connect(config: &Config, cmd: ConnectCommand) -> anyhow::Result<Exi
             confluence: None,
             app_token: None,
             proxy,
+            app_id: None,
+            tenant_id: None,
         },
     };
     let store = open(config).await?;

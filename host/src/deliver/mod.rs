@@ -33,6 +33,7 @@ mod confluence;
 pub mod gone;
 mod slack;
 pub(crate) mod teams;
+mod teams_bot;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -155,6 +156,9 @@ pub fn would_send(d: &Claimed, connections: &[ConnectionRecord]) -> Result<Would
         (Action::PostTeams { .. }, ConnectionKind::Teams) => {
             teams::would_send(&conn, d).map_err(Attempt::error)?
         }
+        (Action::DmTeams { .. } | Action::ReplyTeams { .. }, ConnectionKind::TeamsBot) => {
+            teams_bot::would_send(&conn, d).map_err(Attempt::error)?
+        }
         (Action::CreatePage { .. } | Action::AddComment { .. }, ConnectionKind::Confluence) => {
             confluence::would_send(&conn, d)
         }
@@ -214,6 +218,8 @@ pub struct Deliverer {
     freed: Notify,
     /// Turns at the store for lane tasks (see [`LANE_STORE_CALLS`]).
     store_calls: tokio::sync::Semaphore,
+    /// The Teams bots' tokens, one cache per bot.
+    teams_bots: crate::teams::bots::TeamsBots,
 }
 
 impl Deliverer {
@@ -246,6 +252,7 @@ impl Deliverer {
             in_flight: AtomicUsize::new(0),
             freed: Notify::new(),
             store_calls: tokio::sync::Semaphore::new(LANE_STORE_CALLS),
+            teams_bots: crate::teams::bots::TeamsBots::default(),
         }
     }
 
@@ -592,6 +599,9 @@ impl Deliverer {
             (Action::PostTeams { .. }, ConnectionKind::Teams) => {
                 teams::deliver(self, &conn, d, dry_run).await
             }
+            (Action::DmTeams { .. } | Action::ReplyTeams { .. }, ConnectionKind::TeamsBot) => {
+                teams_bot::deliver(self, &conn, d, dry_run).await
+            }
             (Action::CreatePage { .. } | Action::AddComment { .. }, ConnectionKind::Confluence) => {
                 confluence::deliver(self, &conn, d, dry_run).await
             }
@@ -765,6 +775,20 @@ fn connection_for(d: &Claimed, all: &[ConnectionRecord]) -> Result<ConnectionRec
                 .ok_or_else(|| {
                     Attempt::Dead(format!(
                         "the Slack connection `{name}` the chat event came from no longer exists: answers go back only through it"
+                    ))
+                })
+        }
+        // Dispatch names the bot a personal message goes through; an answer
+        // goes back through the bot its event came to (its source).
+        Action::DmTeams { .. } | Action::ReplyTeams { .. } => {
+            let name = d.connection.as_deref().unwrap_or(&d.source);
+            all.iter()
+                .find(|c| c.kind == ConnectionKind::TeamsBot && c.name == name)
+                .cloned()
+                .ok_or_else(|| {
+                    Attempt::Dead(format!(
+                        "no Teams bot connection named `{name}`: connect it with `pagehook connect teams-bot {name} --app-id ...`, then `pagehook retry {}`",
+                        d.id
                     ))
                 })
         }

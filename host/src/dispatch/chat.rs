@@ -1,7 +1,9 @@
-//! Chat events: the event plugins see for a stored Slack request, with the
-//! Slack user resolved to a Confluence user (their self-link, else their
-//! email) and what that person may see. Never sends anything to Slack but
-//! `users.info`, and never decides for a plugin.
+//! Chat events: the event plugins see for a stored Slack request or Teams
+//! activity, with the chat user resolved to a Confluence user (a Slack
+//! user's self-link, else their email; a Teams user's email or user
+//! principal name) and what that person may see. Never sends anything to
+//! Slack but `users.info`, nor to Teams but the member lookup, and never
+//! decides for a plugin.
 
 use std::time::Duration;
 
@@ -10,7 +12,10 @@ use crate::enrich::chat::ChatIdentity;
 use crate::enrich::chat_confluence::chat_confluence;
 use crate::model::Event;
 use crate::source::slack_events::ChatInbound;
-use crate::store::{ConnectionKind, ConnectionRecord, EventRecord};
+use crate::source::teams_activity::TeamsInbound;
+use crate::store::teams_conversations::TeamsConversation;
+use crate::store::{ConnectionKind, ConnectionRecord, EventRecord, now_ms};
+use crate::teams::connector::{BotConnector, ConnectorError};
 
 use super::{Dispatcher, Snapshot};
 
@@ -78,6 +83,140 @@ impl Dispatcher {
                 }
             })?;
         Ok(inbound.into_event(source, &record.key, true))
+    }
+
+    /// The event plugins see for a stored Teams activity: the chat part as
+    /// Teams sent it, resolved by the Confluence connection the bot uses
+    /// for the Confluence user whose email (or user principal name) is the
+    /// Teams user's. Who the Teams user is comes from the conversation
+    /// reference the host keeps; when it has no email yet, the Bot
+    /// Connector's member lookup gives it (and it is kept).
+    pub(super) async fn teams_event(
+        &self,
+        record: &EventRecord,
+        mut inbound: TeamsInbound,
+        snapshot: &Snapshot,
+    ) -> Result<Event, ChatNotReady> {
+        let source = record.source.as_str();
+        let bot = snapshot
+            .connections
+            .iter()
+            .find(|c| c.name == source && c.kind == ConnectionKind::TeamsBot)
+            .ok_or_else(|| {
+                ChatNotReady::wait(format!("Teams bot connection `{source}` no longer exists"))
+            })?;
+        let confluence = match chat_confluence(bot, &snapshot.connections) {
+            Ok(c) => c,
+            Err(why) if why.needs_admin() => return Err(ChatNotReady::Fail(why.to_string())),
+            Err(why) => return Err(ChatNotReady::wait(why.to_string())),
+        };
+        let enricher = self
+            .enricher(&confluence.name, &snapshot.connections)
+            .map_err(ChatNotReady::wait)?
+            .ok_or_else(|| {
+                ChatNotReady::wait(format!(
+                    "Confluence connection `{}` has no token to read pages with",
+                    confluence.name
+                ))
+            })?;
+        let email = self.teams_email(bot, &inbound).await?;
+        enricher
+            .resolve_chat(ChatIdentity::Email(email.as_deref()), &mut inbound.chat)
+            .await
+            .map_err(|e| {
+                let retry_after = match &e {
+                    EnrichError::Transient { retry_after, .. } => *retry_after,
+                    EnrichError::Permanent(_) => None,
+                };
+                ChatNotReady::Wait {
+                    message: format!("reading what the Teams user may see in Confluence: {e}"),
+                    retry_after,
+                }
+            })?;
+        Ok(inbound.into_event(source, &record.key, true))
+    }
+
+    /// The email (else the user principal name) of the Teams user who
+    /// sent `inbound` to `bot`: kept with their conversation reference, or
+    /// read with the Bot Connector's member lookup and kept. `None` when
+    /// Teams shows neither.
+    async fn teams_email(
+        &self,
+        bot: &ConnectionRecord,
+        inbound: &TeamsInbound,
+    ) -> Result<Option<String>, ChatNotReady> {
+        let known = self
+            .store
+            .teams_conversation(&bot.name, &inbound.user_id)
+            .await
+            .map_err(|e| ChatNotReady::wait(format!("reading the Teams conversation: {e}")))?;
+        if let Some(found) = known
+            .as_ref()
+            .and_then(|c| c.email.clone().or(c.upn.clone()))
+        {
+            return Ok(Some(found));
+        }
+        let tokens = self
+            .teams_bots
+            .tokens(bot, self.http.get(bot.proxy.as_ref()))
+            .map_err(|e| ChatNotReady::Fail(e.to_string()))?;
+        let connector = BotConnector::new(tokens.http(), &tokens);
+        let member = connector
+            .get_member(
+                &inbound.service_url,
+                &inbound.conversation_id,
+                &inbound.user_id,
+            )
+            .await
+            .map_err(|e| {
+                let retry_after = match &e {
+                    ConnectorError::RateLimited { retry_after } => *retry_after,
+                    _ => None,
+                };
+                ChatNotReady::Wait {
+                    message: format!("reading the Teams user's email (member lookup): {e}"),
+                    retry_after,
+                }
+            })?;
+        let (tenant_id, user, personal) = match &inbound.chat {
+            crate::model::ChatEvent::TeamsMessage {
+                user,
+                conversation_type,
+                ..
+            }
+            | crate::model::ChatEvent::TeamsCardAction {
+                user,
+                conversation_type,
+                ..
+            } => (
+                user.tenant_id.clone(),
+                user,
+                conversation_type == "personal",
+            ),
+            _ => unreachable!("a Teams activity reads back as a Teams chat event"),
+        };
+        if known.is_none() && !personal {
+            // Only a 1:1 conversation can carry personal messages.
+            return Ok(member.email.or(member.user_principal_name));
+        }
+        let reference = TeamsConversation {
+            connection: bot.name.clone(),
+            user_id: inbound.user_id.clone(),
+            aad_object_id: member.aad_object_id.clone().or(user.aad_object_id.clone()),
+            tenant_id,
+            service_url: inbound.service_url.clone(),
+            conversation_id: known
+                .map(|k| k.conversation_id)
+                .unwrap_or_else(|| inbound.conversation_id.clone()),
+            name: member.name.clone().or(user.name.clone()),
+            email: member.email.clone(),
+            upn: member.user_principal_name.clone(),
+            updated_at: now_ms(),
+        };
+        if let Err(e) = self.store.save_teams_conversation(&reference).await {
+            tracing::warn!(error = %e, "cannot keep the Teams user's email");
+        }
+        Ok(member.email.or(member.user_principal_name))
     }
 
     /// The email of Slack user `user` of connection `slack` (`users.info`,

@@ -165,7 +165,7 @@ impl Dispatcher {
                 .await?
                 .map(|d| vec![d]));
         }
-        let workspaces = snapshot.slack_workspaces();
+        let chats = snapshot.chat_connections();
         let mut results = Vec::with_capacity(claimed.len());
         for held in claimed {
             let mut out = dispatched(held);
@@ -187,7 +187,7 @@ impl Dispatcher {
                     let event = held.event.clone();
                     let report =
                         tokio::task::spawn_blocking(move || loaded.call(&event, &settings)).await?;
-                    self.record_call(&mut out, binding, plugin, &workspaces, report);
+                    self.record_call(&mut out, binding, plugin, &chats, report);
                 }
             }
             results.push(out);
@@ -229,7 +229,7 @@ impl Dispatcher {
             &mut out,
             binding,
             plugin,
-            &snapshot.slack_workspaces(),
+            &snapshot.chat_connections(),
             report,
         );
         Ok(Some(out))

@@ -4,7 +4,7 @@
 //! a URL that is not http(s) ([`super::links`]). Pure: it reads no store and sends
 //! nothing, so dispatch and the console's preview judge alike.
 
-use crate::destination::{first_allowing_from, lane, slack_workspace};
+use crate::destination::{ChatConnections, first_allowing_from, lane, slack_workspace, teams_bot};
 use crate::model::{Action, ChatEvent};
 use crate::store::{AuditRecord, Binding, Dispatched, NewDelivery, PluginRecord, now_ms};
 
@@ -21,9 +21,10 @@ pub fn judge(
     out: &mut Dispatched,
     binding: &Binding,
     plugin: &PluginRecord,
-    workspaces: &[&str],
+    chats: &ChatConnections<'_>,
     action: Action,
 ) {
+    let workspaces = chats.slack.as_slice();
     let kind = action.kind();
     let wanted = action.destination();
     let source = out.event.source.clone();
@@ -41,6 +42,18 @@ pub fn judge(
                 ))
             }
         }
+        (Action::DmTeams { .. }, Some(destination)) => {
+            teams_bot(destination, &chats.teams_bots).map(Some)
+        }
+        (Action::ReplyTeams { .. }, Some(_)) => {
+            if chats.teams_bots.contains(&source.as_str()) {
+                Ok(Some(source.clone()))
+            } else {
+                Err(format!(
+                    "`{kind}` answers a chat event through the Teams bot it came from, and `{source}` is not a Teams bot connection"
+                ))
+            }
+        }
         _ => Ok(None),
     };
     let rejected = if !plugin.manifest.actions.iter().any(|a| a == kind) {
@@ -53,6 +66,8 @@ pub fn judge(
             binding.id,
             if matches!(action, Action::Unfurl { .. } | Action::Respond { .. }) {
                 format!(" in Slack workspace `{source}`")
+            } else if matches!(action, Action::ReplyTeams { .. }) {
+                format!(" from Teams bot `{source}`")
             } else {
                 String::new()
             },
@@ -157,6 +172,28 @@ fn not_its_own_event(action: &Action, chat: Option<&ChatEvent>) -> Option<String
             "`respond` answers only a slash-command event, and this is {}",
             what_event(chat)
         )),
+        (
+            Action::ReplyTeams { activity_id, .. },
+            Some(
+                ChatEvent::TeamsMessage {
+                    activity_id: theirs,
+                    ..
+                }
+                | ChatEvent::TeamsCardAction {
+                    activity_id: theirs,
+                    ..
+                },
+            ),
+        ) => (activity_id != theirs).then(|| {
+            format!(
+                "`reply-teams` may only answer the Teams activity it was given ({theirs}), not {}",
+                shown(activity_id)
+            )
+        }),
+        (Action::ReplyTeams { .. }, _) => Some(format!(
+            "`reply-teams` answers only a Teams message or card action, and this is {}",
+            what_event(chat)
+        )),
         _ => None,
     }
 }
@@ -165,6 +202,8 @@ fn what_event(chat: Option<&ChatEvent>) -> &'static str {
     match chat {
         Some(ChatEvent::LinkShared { .. }) => "a link-shared event",
         Some(ChatEvent::SlashCommand { .. }) => "a slash-command event",
+        Some(ChatEvent::TeamsMessage { .. }) => "a Teams message",
+        Some(ChatEvent::TeamsCardAction { .. }) => "a Teams card action",
         None => "not a chat event",
     }
 }
@@ -306,7 +345,11 @@ actions = ["unfurl", "respond"]
             failures: vec![],
             calls: vec![],
         };
-        judge(&mut out, binding, &plugin(), &["acme", "beta"], action);
+        let chats = ChatConnections {
+            slack: vec!["acme", "beta"],
+            teams_bots: vec!["bot"],
+        };
+        judge(&mut out, binding, &plugin(), &chats, action);
         (out.audit.pop().unwrap(), out.deliveries.pop())
     }
 
@@ -439,7 +482,10 @@ actions = ["unfurl", "respond"]
             &mut out,
             &b,
             &p,
-            &["acme"],
+            &ChatConnections {
+                slack: vec!["acme"],
+                ..Default::default()
+            },
             unfurl("C0ENG", "1700000000.000100", LINK),
         );
         assert!(out.deliveries.is_empty());
@@ -460,7 +506,10 @@ actions = ["unfurl", "respond"]
             &mut out,
             &b,
             &plugin(),
-            &["beta"],
+            &ChatConnections {
+                slack: vec!["beta"],
+                ..Default::default()
+            },
             unfurl("C0ENG", "1700000000.000100", LINK),
         );
         assert!(out.deliveries.is_empty());

@@ -37,6 +37,9 @@ pub fn unsafe_link(action: &Action) -> Option<String> {
         | Action::Respond { blocks, .. } => ("Slack", blocks.as_ref().and_then(slack_link)),
         Action::Unfurl { unfurls, .. } => ("Slack", slack_link(unfurls)),
         Action::PostTeams { card, .. } => ("Teams", teams_link(card)),
+        Action::DmTeams { card, .. } | Action::ReplyTeams { card, .. } => {
+            ("Teams", card.as_ref().and_then(teams_link))
+        }
         Action::CreatePage { .. } | Action::AddComment { .. } => return None,
     };
     found.map(|(element, url)| {

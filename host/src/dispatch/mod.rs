@@ -53,11 +53,11 @@ use crate::heartbeat::Heartbeat;
 use crate::metrics::Metrics;
 use crate::model::Event;
 use crate::runtime::{LoadedPlugin, Runtime};
-use crate::source::slack_events;
 use crate::source::webhook::{self, Payload};
+use crate::source::{slack_events, teams_activity};
 use crate::store::{
-    Binding, BreakerPolicy, Claim, ConnectionKind, ConnectionRecord, DigestSettings, Dispatched,
-    EventRecord, EventStatus, NewHeld, PluginRecord, Store, now_ms,
+    Binding, BreakerPolicy, Claim, ConnectionRecord, DigestSettings, Dispatched, EventRecord,
+    EventStatus, NewHeld, PluginRecord, Store, now_ms,
 };
 
 use chat::ChatNotReady;
@@ -104,13 +104,9 @@ impl Snapshot {
         self.digests.get(&binding_id).copied().unwrap_or_default()
     }
 
-    /// The names of the Slack connections (workspaces).
-    fn slack_workspaces(&self) -> Vec<&str> {
-        self.connections
-            .iter()
-            .filter(|c| c.kind == ConnectionKind::Slack)
-            .map(|c| c.name.as_str())
-            .collect()
+    /// The chat connections (Slack workspaces, Teams bots) by kind.
+    fn chat_connections(&self) -> crate::destination::ChatConnections<'_> {
+        crate::destination::ChatConnections::of(&self.connections)
     }
 }
 
@@ -130,6 +126,8 @@ pub struct Dispatcher {
     http: Arc<crate::http::clients::ClientsByProxy>,
     /// Slack users' emails, cached.
     slack_emails: Arc<crate::slack::users::UserEmails>,
+    /// The Teams bots' tokens, for looking up who wrote to a bot.
+    teams_bots: crate::teams::bots::TeamsBots,
     /// Linked people's emails, for `event.people` (see [`crate::self_link::emails`]).
     linked_emails: Arc<crate::self_link::emails::SlackLinkedEmails>,
     /// When released held events were last purged (ms).
@@ -168,6 +166,7 @@ impl Dispatcher {
             sources: Mutex::new(HashMap::new()),
             http,
             slack_emails,
+            teams_bots: crate::teams::bots::TeamsBots::default(),
             linked_emails,
             config,
             last_purge: Mutex::new(0),
@@ -291,6 +290,20 @@ impl Dispatcher {
         snapshot: &Snapshot,
         claim: &Claim,
     ) -> anyhow::Result<Option<(Dispatched, Vec<NewHeld>)>> {
+        if let Some(inbound) = teams_activity::from_stored(&record.payload) {
+            let inbound = match inbound {
+                Ok(inbound) => inbound,
+                Err(e) => {
+                    let msg = format!("stored Teams activity does not parse: {e}");
+                    self.store
+                        .close_event(claim, record.id, EventStatus::Failed, Some(&msg))
+                        .await?;
+                    return Ok(None);
+                }
+            };
+            let event = self.teams_event(&record, inbound, snapshot).await;
+            return self.chat_or_wait(claim, &record, event, snapshot).await;
+        }
         if let Some(inbound) = slack_events::from_stored(&record.payload) {
             let inbound = match inbound {
                 Ok(inbound) => inbound,
@@ -302,24 +315,46 @@ impl Dispatcher {
                     return Ok(None);
                 }
             };
-            return match self.chat_event(&record, inbound, snapshot).await {
-                Ok(event) => self.run_or_defer(claim, &record, event, snapshot).await,
-                Err(ChatNotReady::Wait {
-                    message,
-                    retry_after,
-                }) => {
-                    self.defer(claim, &record, &message, retry_after).await?;
-                    Ok(None)
-                }
-                Err(ChatNotReady::Fail(message)) => {
-                    tracing::warn!(event = record.id, "{message}");
-                    self.store
-                        .close_event(claim, record.id, EventStatus::Failed, Some(&message))
-                        .await?;
-                    Ok(None)
-                }
-            };
+            let event = self.chat_event(&record, inbound, snapshot).await;
+            return self.chat_or_wait(claim, &record, event, snapshot).await;
         }
+        self.confluence_event(record, snapshot, claim).await
+    }
+
+    /// Runs a chat event's bindings, or defers or fails it as `event` says.
+    async fn chat_or_wait(
+        &self,
+        claim: &Claim,
+        record: &EventRecord,
+        event: Result<Event, ChatNotReady>,
+        snapshot: &Snapshot,
+    ) -> anyhow::Result<Option<(Dispatched, Vec<NewHeld>)>> {
+        match event {
+            Ok(event) => self.run_or_defer(claim, record, event, snapshot).await,
+            Err(ChatNotReady::Wait {
+                message,
+                retry_after,
+            }) => {
+                self.defer(claim, record, &message, retry_after).await?;
+                Ok(None)
+            }
+            Err(ChatNotReady::Fail(message)) => {
+                tracing::warn!(event = record.id, "{message}");
+                self.store
+                    .close_event(claim, record.id, EventStatus::Failed, Some(&message))
+                    .await?;
+                Ok(None)
+            }
+        }
+    }
+
+    /// Enriches one Confluence webhook and runs its bindings.
+    async fn confluence_event(
+        &self,
+        record: EventRecord,
+        snapshot: &Snapshot,
+        claim: &Claim,
+    ) -> anyhow::Result<Option<(Dispatched, Vec<NewHeld>)>> {
         let hook = match webhook::from_value(&record.payload) {
             Ok(Payload::Event(hook)) => hook,
             Ok(Payload::Test) => {

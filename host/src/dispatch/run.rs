@@ -106,10 +106,10 @@ impl Dispatcher {
             let call = tokio::task::spawn_blocking(move || loaded.call(&event, &settings));
             calls.push((binding, plugin.clone(), call));
         }
-        let workspaces = snapshot.slack_workspaces();
+        let chats = snapshot.chat_connections();
         for (binding, plugin, call) in calls {
             let report = call.await?;
-            self.record_call(&mut out, binding, &plugin, &workspaces, report);
+            self.record_call(&mut out, binding, &plugin, &chats, report);
         }
         Ok(Ok((out, held)))
     }
@@ -249,7 +249,7 @@ impl Dispatcher {
         out: &mut Dispatched,
         binding: &Binding,
         plugin: &PluginRecord,
-        workspaces: &[&str],
+        chats: &crate::destination::ChatConnections<'_>,
         report: CallReport,
     ) {
         let seconds = report.elapsed.as_secs_f64();
@@ -262,7 +262,7 @@ impl Dispatcher {
                     error: None,
                 });
                 for action in actions {
-                    judge(out, binding, plugin, workspaces, action);
+                    judge(out, binding, plugin, chats, action);
                 }
             }
             Err(e) => {

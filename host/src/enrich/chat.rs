@@ -140,6 +140,37 @@ pub(super) async fn resolve(
                 *results = search(e, person, &words).await?;
             }
         }
+        ChatEvent::TeamsMessage {
+            user,
+            text,
+            results,
+            ..
+        } => {
+            user.confluence = linked.clone();
+            results.clear();
+            if let (Some(person), Some(words)) = (&linked, search_words(text)) {
+                *results = search(e, person, &words).await?;
+            }
+        }
+        ChatEvent::TeamsCardAction {
+            user, value, page, ..
+        } => {
+            user.confluence = linked.clone();
+            *page = None;
+            let id = value.get("page-id").and_then(|v| {
+                v.as_u64()
+                    .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
+            });
+            if let (Some(person), Some(id)) = (&linked, id) {
+                *page = match e.client().content(id).await {
+                    Ok(Some(json)) => summary_if_allowed(e, person, &json).await?.map(Box::new),
+                    Ok(None)
+                    | Err(ClientError::Rejected { .. })
+                    | Err(ClientError::BadAnswer(_)) => None,
+                    Err(err) => return Err(err.into()),
+                };
+            }
+        }
     }
     Ok(())
 }

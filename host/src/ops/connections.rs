@@ -44,6 +44,10 @@ pub struct ConnectRequest {
     /// Its own egress proxy as given: `direct` or `http(s)://host:port`
     /// (`None`: the global `[network] proxy`); checked by [`connect`].
     pub proxy: Option<String>,
+    /// Teams bot: the Microsoft Entra app (client) id.
+    pub app_id: Option<String>,
+    /// Teams bot: the tenant the single-tenant app is registered in.
+    pub tenant_id: Option<String>,
 }
 
 /// A connection's proxy override as an admin gives it, checked: `direct`
@@ -106,8 +110,12 @@ pub async fn connect(
             req.name
         )));
     }
+    if req.kind == ConnectionKind::TeamsBot {
+        check_teams_bot(&req)?;
+    }
     let url = match (req.kind, req.url) {
         (ConnectionKind::Slack, None) => "https://slack.com/api/".to_owned(),
+        (ConnectionKind::TeamsBot, None) => crate::teams::token::DEFAULT_LOGIN_BASE.to_owned(),
         (_, Some(url)) => url,
         (kind, None) => {
             return Err(AdminError::Invalid(format!(
@@ -130,7 +138,14 @@ pub async fn connect(
         ConnectionKind::Slack => "signing secret",
         _ => "webhook secret",
     };
-    for (what, source) in [("token", &req.secret), (hook_secret_name, &req.hook_secret)] {
+    let secret_name = match req.kind {
+        ConnectionKind::TeamsBot => "client secret",
+        _ => "token",
+    };
+    for (what, source) in [
+        (secret_name, &req.secret),
+        (hook_secret_name, &req.hook_secret),
+    ] {
         if let Some(source) = source {
             source
                 .resolve()
@@ -171,6 +186,13 @@ pub async fn connect(
                 "a Teams connection takes no webhook or signing secret (its URL carries its signature)".into(),
             ));
         }
+        ConnectionKind::TeamsBot => {}
+        _ if req.app_id.is_some() || req.tenant_id.is_some() => {
+            return Err(AdminError::Invalid(
+                "an app id and tenant id are for Teams bot connections (`connect teams-bot`) only"
+                    .into(),
+            ));
+        }
         ConnectionKind::Confluence if req.hook_secret.is_none() => {
             return Err(AdminError::Invalid(
                 "a Confluence connection needs the webhook secret set in Confluence's webhook screen: --webhook-secret-env, --webhook-secret-file or --webhook-secret".into(),
@@ -191,9 +213,9 @@ pub async fn connect(
         .map(|c| c.trim().to_owned())
         .filter(|c| !c.is_empty());
     if let Some(confluence) = &req.confluence {
-        if req.kind != ConnectionKind::Slack {
+        if !matches!(req.kind, ConnectionKind::Slack | ConnectionKind::TeamsBot) {
             return Err(AdminError::Invalid(format!(
-                "--confluence `{confluence}`: only a Slack connection names the Confluence connection its chat uses"
+                "--confluence `{confluence}`: only a Slack or Teams bot connection names the Confluence connection its chat uses"
             )));
         }
         check_chat_confluence(store, confluence).await?;
@@ -214,14 +236,16 @@ pub async fn connect(
     // unless another is named: forgetting it would break chat.
     record.confluence = match req.confluence {
         Some(named) => Some(named),
-        None if req.kind == ConnectionKind::Slack => store
+        None if matches!(req.kind, ConnectionKind::Slack | ConnectionKind::TeamsBot) => store
             .connection(&req.name)
             .await?
-            .filter(|c| c.kind == ConnectionKind::Slack)
+            .filter(|c| c.kind == req.kind)
             .and_then(|c| c.confluence),
         None => None,
     };
     record.app_token = req.app_token;
+    record.app_id = req.app_id.map(|a| a.trim().to_owned());
+    record.tenant_id = req.tenant_id.map(|t| t.trim().to_owned());
     record.proxy = match proxy {
         Some(given) => given,
         None => store
@@ -279,6 +303,60 @@ pub async fn connect(
         qualified_bindings,
         notice_delivery,
     })
+}
+
+/// What a Teams bot connection needs: the app id (a GUID, the bot's id),
+/// the tenant (a GUID or a domain: the app is single-tenant, as new bots
+/// are since Microsoft stopped creating multi-tenant ones), a client
+/// secret, and nothing Slack or Confluence take.
+fn check_teams_bot(req: &ConnectRequest) -> AdminResult<()> {
+    let name = &req.name;
+    let app_id = req.app_id.as_deref().map(str::trim).unwrap_or_default();
+    if !is_guid(app_id) {
+        return Err(AdminError::Invalid(format!(
+            "a Teams bot connection needs --app-id, the Microsoft App ID of the Azure Bot (a GUID such as 00000000-0000-0000-0000-000000000000){}",
+            if app_id.is_empty() {
+                String::new()
+            } else {
+                format!("; `{app_id}` is not one")
+            }
+        )));
+    }
+    let tenant = req.tenant_id.as_deref().map(str::trim).unwrap_or_default();
+    let domain = tenant.contains('.')
+        && tenant
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.');
+    if !(is_guid(tenant) || domain) {
+        return Err(AdminError::Invalid(format!(
+            "a Teams bot connection needs --tenant-id, the directory (tenant) id of the single-tenant Entra app (a GUID, or a domain such as contoso.onmicrosoft.com){}",
+            if tenant.is_empty() {
+                String::new()
+            } else {
+                format!("; `{tenant}` is neither")
+            }
+        )));
+    }
+    if req.secret.is_none() {
+        return Err(AdminError::Invalid(format!(
+            "a Teams bot connection needs the Entra app's client secret: `connect teams-bot {name} ... --client-secret-env VAR` (or --client-secret-file)"
+        )));
+    }
+    if req.hook_secret.is_some() || req.username.is_some() || req.notify.is_some() {
+        return Err(AdminError::Invalid(
+            "a Teams bot connection takes an app id, a tenant id and a client secret; Teams signs what it sends with its own keys, so there is no webhook secret".into(),
+        ));
+    }
+    Ok(())
+}
+
+fn is_guid(s: &str) -> bool {
+    let groups: Vec<&str> = s.split('-').collect();
+    groups.len() == 5
+        && groups
+            .iter()
+            .zip([8, 4, 4, 4, 12])
+            .all(|(g, n)| g.len() == n && g.chars().all(|c| c.is_ascii_hexdigit()))
 }
 
 /// Removes connection `name`.
@@ -402,6 +480,40 @@ pub enum TestState {
     Failed,
     /// Nothing could be tested without sending something visible.
     Untested,
+}
+
+/// A Teams bot's credentials, tested the only way that sends nothing
+/// anyone sees: Microsoft Entra ID is asked for the bot's token.
+async fn teams_bot_test(conn: &ConnectionRecord, timeout: std::time::Duration) -> ConnectionTest {
+    let failed = |message: String| ConnectionTest {
+        ok: false,
+        state: TestState::Failed,
+        message,
+    };
+    let http = match crate::http::client_builder_for(conn.proxy.as_ref())
+        .timeout(timeout)
+        .build()
+    {
+        Ok(c) => c,
+        Err(e) => return failed(format!("cannot make an HTTP client: {e}")),
+    };
+    let tokens = match crate::teams::bots::TeamsBots::default().tokens(conn, http) {
+        Ok(t) => t,
+        Err(why) => return failed(why.to_string()),
+    };
+    match tokens.token().await {
+        Ok(_) => ConnectionTest {
+            ok: true,
+            state: TestState::Works,
+            message: format!(
+                "Microsoft Entra ID issues the bot's token (app {}, tenant {}); Teams reaches the bot at /hooks/teams/{} once its messaging endpoint is set",
+                conn.app_id.as_deref().unwrap_or("?"),
+                conn.tenant_id.as_deref().unwrap_or("?"),
+                conn.name
+            ),
+        },
+        Err(e) => failed(e.to_string()),
+    }
 }
 
 /// `auth.test` against a workspace, in words an admin can act on.
@@ -581,6 +693,7 @@ async fn probe(store: &Store, name: &str, config: &Config) -> AdminResult<Connec
         None => None,
     };
     Ok(match conn.kind {
+        ConnectionKind::TeamsBot => teams_bot_test(&conn, config.enrichment_timeout()).await,
         ConnectionKind::Teams => ConnectionTest {
             ok: false,
             state: TestState::Untested,

@@ -59,6 +59,10 @@ pub(super) fn routes(body_limit: usize) -> Router<Arc<AppState>> {
             "/hooks/slack/{connection}",
             post(super::slack_hooks::receive),
         )
+        .route(
+            "/hooks/teams/{connection}",
+            post(super::teams_hooks::receive),
+        )
         .layer(DefaultBodyLimit::max(body_limit))
 }
 

@@ -20,6 +20,7 @@ pub mod session;
 mod slack_hooks;
 pub(crate) mod slack_link;
 mod slack_socket;
+mod teams_hooks;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -66,6 +67,9 @@ pub struct AppState {
     pub lifecycle: Arc<Lifecycle>,
     /// What the console's pickers offer (Slack channels, Confluence spaces and pages).
     pub pickers: Arc<crate::pickers::Pickers>,
+    /// The Bot Framework's signing keys and the bots' tokens, for
+    /// `/hooks/teams/{connection}`.
+    pub teams: Arc<teams_hooks::TeamsState>,
 }
 
 impl AppState {
@@ -76,6 +80,7 @@ impl AppState {
         let store = Arc::new(Store::open_sqlite(&config.store.database)?);
         let ingest = Ingest::start(&store, Arc::new(Notify::new()))?;
         let pickers = Arc::new(crate::pickers::Pickers::for_config(&config));
+        let teams = Arc::new(teams_hooks::TeamsState::new(&config));
         Ok(Arc::new(AppState {
             ingest,
             metrics: Arc::new(Metrics::new()),
@@ -87,6 +92,7 @@ impl AppState {
             clock: crate::clock::Clock::System,
             doctor: crate::doctor::Latest::default(),
             lifecycle: Arc::new(Lifecycle::new()),
+            teams,
             pickers,
         }))
     }
@@ -356,6 +362,7 @@ pub async fn serve(config: Config, listen: Option<String>) -> anyhow::Result<()>
         slack_directory,
         config.enrichment_timeout(),
     ));
+    let teams = Arc::new(teams_hooks::TeamsState::new(&config));
     let state = Arc::new(AppState {
         store: store.clone(),
         ingest,
@@ -367,6 +374,7 @@ pub async fn serve(config: Config, listen: Option<String>) -> anyhow::Result<()>
         clock: crate::clock::Clock::System,
         doctor: crate::doctor::Latest::default(),
         lifecycle: life.clone(),
+        teams,
         pickers,
     });
     {

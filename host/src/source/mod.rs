@@ -7,4 +7,6 @@
 
 pub mod slack_events;
 pub mod slack_socket;
+pub mod teams_activity;
+pub mod teams_auth;
 pub mod webhook;

@@ -18,6 +18,10 @@ pub enum ConnectionKind {
     Slack,
     /// One Teams Workflows webhook (one channel); its URL is the secret.
     Teams,
+    /// A Teams bot (a single-tenant Microsoft Entra app registered as an
+    /// Azure Bot): personal messages and chat through the Bot Connector.
+    #[serde(rename = "teams-bot")]
+    TeamsBot,
     /// A Confluence Data Center instance: a webhook source and a REST API.
     Confluence,
 }
@@ -28,6 +32,7 @@ impl ConnectionKind {
         match self {
             ConnectionKind::Slack => "slack",
             ConnectionKind::Teams => "teams",
+            ConnectionKind::TeamsBot => "teams-bot",
             ConnectionKind::Confluence => "confluence",
         }
     }
@@ -36,6 +41,7 @@ impl ConnectionKind {
         match s {
             "slack" => Ok(ConnectionKind::Slack),
             "teams" => Ok(ConnectionKind::Teams),
+            "teams-bot" => Ok(ConnectionKind::TeamsBot),
             "confluence" => Ok(ConnectionKind::Confluence),
             other => Err(StoreError::Corrupt {
                 what: "connection kind",
@@ -53,7 +59,8 @@ pub struct ConnectionRecord {
     pub name: String,
     /// What it talks to.
     pub kind: ConnectionKind,
-    /// Base URL (Slack API, Confluence) or webhook URL (Teams, a secret itself).
+    /// Base URL (Slack API, Confluence), webhook URL (Teams, a secret
+    /// itself) or Microsoft Entra ID's sign-in base (Teams bot).
     #[serde(serialize_with = "redact_teams_url")]
     pub url: String,
     /// Basic-auth user name for Confluence; `None` means a bearer token (PAT).
@@ -94,6 +101,13 @@ pub struct ConnectionRecord {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<String>, example = "direct")]
     pub proxy: Option<ProxyOverride>,
+    /// Teams bot: the Microsoft Entra app (client) id, also the bot's id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(example = "00000000-0000-0000-0000-000000000000")]
+    pub app_id: Option<String>,
+    /// Teams bot: the Entra tenant the single-tenant app belongs to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tenant_id: Option<String>,
 }
 
 /// A Confluence personal access token's expiry, as last read from
@@ -147,6 +161,8 @@ impl ConnectionRecord {
             token: None,
             confluence: None,
             proxy: None,
+            app_id: None,
+            tenant_id: None,
         }
     }
 }
@@ -174,7 +190,7 @@ impl Column for ProxyOverride {
 
 impl FromRow for ConnectionRecord {
     const COLUMNS: &'static str = "name, kind, url, username, secret, hook_secret, dry_run, created_at, health_error, \
-         token_name, token_expires_at, token_checked_at, confluence, app_token, proxy";
+         token_name, token_expires_at, token_checked_at, confluence, app_token, proxy, app_id, tenant_id";
 
     fn from_row(r: &dyn Row) -> StoreResult<ConnectionRecord> {
         let token = match (r.get("token_name")?, r.get("token_checked_at")?) {
@@ -199,6 +215,8 @@ impl FromRow for ConnectionRecord {
             token,
             confluence: r.get("confluence")?,
             proxy: r.get("proxy")?,
+            app_id: r.get("app_id")?,
+            tenant_id: r.get("tenant_id")?,
         })
     }
 }
@@ -212,12 +230,13 @@ impl Store {
         // statement, so two replicas adding the same name at once cannot
         // both win. Replacing forgets the health and the token check.
         let add = format!(
-            "INSERT INTO connections ({}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, NULL, NULL, NULL, NULL, ?9, ?10, ?11)
+            "INSERT INTO connections ({}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, NULL, NULL, NULL, NULL, ?9, ?10, ?11, ?12, ?13)
              ON CONFLICT (name) DO UPDATE SET kind = excluded.kind, url = excluded.url,
                username = excluded.username, secret = excluded.secret, hook_secret = excluded.hook_secret,
                dry_run = excluded.dry_run, created_at = excluded.created_at, health_error = NULL,
                token_name = NULL, token_expires_at = NULL, token_checked_at = NULL,
-               confluence = excluded.confluence, app_token = excluded.app_token, proxy = excluded.proxy
+               confluence = excluded.confluence, app_token = excluded.app_token, proxy = excluded.proxy,
+               app_id = excluded.app_id, tenant_id = excluded.tenant_id
              WHERE connections.kind = excluded.kind",
             ConnectionRecord::COLUMNS
         );
@@ -236,6 +255,8 @@ impl Store {
                     (&c.confluence).into(),
                     spec(&c.app_token),
                     c.proxy.as_ref().map(ProxyOverride::as_str).into(),
+                    (&c.app_id).into(),
+                    (&c.tenant_id).into(),
                 ],
             )
             .await?;

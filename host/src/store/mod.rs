@@ -54,6 +54,7 @@ pub mod search;
 pub mod sessions;
 pub mod sql;
 pub mod sqlite;
+pub mod teams_conversations;
 pub mod user_links;
 
 use std::path::Path;
@@ -151,6 +152,7 @@ pub const COPIED_TABLES: &[&str] = &[
     "once_keys",
     "changes",
     "user_links",
+    "teams_conversations",
 ];
 
 /// A handle on the database, shared by the server, the workers and the CLI.

@@ -21,6 +21,10 @@
 //! [`RecordedRequest`] log with the `Authorization` value redacted, so tests can assert that
 //! a secret meant for one service never shows up anywhere else.
 //!
+//! - [`FakeTeamsBot`]: a Teams bot's Microsoft side on one port: Entra ID's token endpoint,
+//!   the Bot Framework's OpenID metadata and signing keys (and JWTs minted with them for
+//!   inbound activities), and the Bot Connector REST API driven by Microsoft's Swagger file
+//!   (`shared/specs/teams/botframework-connector-v3.1.json`).
 //! - [`proxy::ForwardProxy`]: a forward proxy (CONNECT and absolute-form) that records every
 //!   connection it carries, for the egress-proxy tests.
 //! - [`tls`]: a CA made per test and a TLS front that serves any fake over HTTPS with a
@@ -35,6 +39,7 @@ mod server;
 mod slack;
 mod slack_socket;
 mod teams;
+mod teams_bot;
 pub mod tls;
 
 use std::path::PathBuf;
@@ -54,6 +59,12 @@ pub use slack_socket::{
     SocketDelivery,
 };
 pub use teams::{FakeTeams, MAX_PAYLOAD as TEAMS_MAX_PAYLOAD, TeamsPost};
+pub use teams_bot::{
+    BOT_FRAMEWORK_ISSUER, BOT_FRAMEWORK_SCOPE, CLOCK_SKEW_SECS, DEFAULT_TOKEN_LIFETIME,
+    FakeTeamsBot, Inbound, InboundResponse, KEYS_ENDPOINT, OPENID_ENDPOINT, Signer,
+    TEAMS_CHANNEL_ID, TOKEN_ENDPOINT, Tamper, TeamsBotMessage, TeamsUser, TokenSpec, post_activity,
+    post_activity_async,
+};
 
 /// A misbehaviour to serve instead of (or before) the normal answer.
 ///

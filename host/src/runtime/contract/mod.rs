@@ -90,12 +90,20 @@ impl Contract {
 
     /// Whether a plugin of this version can receive events of `kind`.
     pub fn has_event(self, kind: crate::model::EventKind) -> bool {
-        self != Contract::V0_1 || !kind.is_chat()
+        match self {
+            Contract::V0_1 => !kind.is_chat(),
+            Contract::V0_2 => !kind.is_teams(),
+            Contract::V0_3 => true,
+        }
     }
 
     /// Whether a plugin of this version can return actions of `kind`.
     pub fn has_action(self, kind: &str) -> bool {
-        self != Contract::V0_1 || !crate::model::ACTION_KINDS_SINCE_0_2.contains(&kind)
+        match self {
+            Contract::V0_1 => !crate::model::ACTION_KINDS_SINCE_0_2.contains(&kind),
+            Contract::V0_2 => !crate::model::ACTION_KINDS_SINCE_0_3.contains(&kind),
+            Contract::V0_3 => true,
+        }
     }
 
     /// Whether a plugin of this version can take digests (`handle-digest`).
@@ -390,7 +398,9 @@ macro_rules! shared_conversions {
                 K::AttachmentUpdated => types::EventKind::AttachmentUpdated,
                 K::AttachmentRemoved => types::EventKind::AttachmentRemoved,
                 K::Other => types::EventKind::Other,
-                K::LinkShared | K::SlashCommand => return None,
+                K::LinkShared | K::SlashCommand | K::TeamsMessage | K::TeamsCardAction => {
+                    return None;
+                }
             })
         }
     };
@@ -441,10 +451,11 @@ macro_rules! since_0_2_conversions {
             }
         }
 
-        /// A chat event from Slack, as every version since 0.2.0 has it.
-        fn slack_chat(c: &crate::model::ChatEvent) -> types::ChatEvent {
+        /// A chat event from Slack, as every version since 0.2.0 has it;
+        /// `None` for one from Teams (see [`teams_chat`] since 0.3.0).
+        fn slack_chat(c: &crate::model::ChatEvent) -> Option<types::ChatEvent> {
             use crate::model::ChatEvent;
-            match c {
+            Some(match c {
                 ChatEvent::LinkShared {
                     channel,
                     message_ts,
@@ -477,7 +488,8 @@ macro_rules! since_0_2_conversions {
                     response_url: response_url.clone(),
                     results: results.iter().map(page_summary).collect(),
                 }),
-            }
+                ChatEvent::TeamsMessage { .. } | ChatEvent::TeamsCardAction { .. } => return None,
+            })
         }
 
         /// The event kinds every version since 0.2.0 has; `None` for
@@ -624,12 +636,19 @@ mod tests {
     fn an_older_version_never_gets_what_it_cannot_express() {
         use crate::model::EventKind;
         for kind in EventKind::ALL {
-            assert!(Contract::V0_2.has_event(kind));
+            assert!(Contract::V0_3.has_event(kind));
+            assert_eq!(Contract::V0_2.has_event(kind), !kind.is_teams(), "{kind:?}");
             assert_eq!(Contract::V0_1.has_event(kind), !kind.is_chat(), "{kind:?}");
         }
         for kind in crate::model::ACTION_KINDS {
-            assert!(Contract::V0_2.has_action(kind));
+            assert!(Contract::V0_3.has_action(kind));
+            assert_eq!(
+                Contract::V0_2.has_action(kind),
+                !crate::model::ACTION_KINDS_SINCE_0_3.contains(&kind)
+            );
         }
+        assert!(!Contract::V0_2.has_action("dm-teams"));
+        assert!(!Contract::V0_2.has_action("reply-teams"));
         assert!(!Contract::V0_1.has_action("unfurl"));
         assert!(!Contract::V0_1.has_action("respond"));
         assert!(Contract::V0_1.has_action("post-slack"));

@@ -23,7 +23,7 @@ pub(crate) fn event(e: &Event) -> types::Event {
         since_0_2_event_kind(e.kind).unwrap_or(types::EventKind::Other),
         {
             people: e.people.iter().map(concerned).collect(),
-            chat: e.chat.as_ref().map(slack_chat),
+            chat: e.chat.as_ref().and_then(slack_chat),
         }
     )
 }

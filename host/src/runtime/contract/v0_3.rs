@@ -96,16 +96,63 @@ impl Prepared {
     }
 }
 
-/// The event as 0.3.0 has it (as 0.2.0 had it).
+/// The event as 0.3.0 has it: as 0.2.0 had it, and chat events from a
+/// Teams bot.
 pub(crate) fn event(e: &Event) -> types::Event {
-    common_event!(
-        e,
-        since_0_2_event_kind(e.kind).unwrap_or(types::EventKind::Other),
-        {
-            people: e.people.iter().map(concerned).collect(),
-            chat: e.chat.as_ref().map(slack_chat),
-        }
-    )
+    use crate::model::EventKind;
+    let kind = since_0_2_event_kind(e.kind).unwrap_or(match e.kind {
+        EventKind::TeamsMessage => types::EventKind::TeamsMessage,
+        EventKind::TeamsCardAction => types::EventKind::TeamsCardAction,
+        _ => types::EventKind::Other,
+    });
+    common_event!(e, kind, {
+        people: e.people.iter().map(concerned).collect(),
+        chat: e.chat.as_ref().and_then(|c| slack_chat(c).or_else(|| teams_chat(c))),
+    })
+}
+
+fn teams_user(u: &crate::model::TeamsUser) -> types::TeamsUser {
+    types::TeamsUser {
+        id: u.id.clone(),
+        aad_object_id: u.aad_object_id.clone(),
+        tenant_id: u.tenant_id.clone(),
+        name: u.name.clone(),
+        confluence: u.confluence.as_ref().map(person),
+    }
+}
+
+/// A chat event from a Teams bot; `None` for one from Slack.
+fn teams_chat(c: &crate::model::ChatEvent) -> Option<types::ChatEvent> {
+    use crate::model::ChatEvent;
+    Some(match c {
+        ChatEvent::TeamsMessage {
+            activity_id,
+            conversation_type,
+            text,
+            user,
+            results,
+        } => types::ChatEvent::TeamsMessage(types::TeamsMessageEvent {
+            activity_id: activity_id.clone(),
+            conversation_type: conversation_type.clone(),
+            text: text.clone(),
+            user: teams_user(user),
+            results: results.iter().map(page_summary).collect(),
+        }),
+        ChatEvent::TeamsCardAction {
+            activity_id,
+            conversation_type,
+            value,
+            user,
+            page,
+        } => types::ChatEvent::TeamsCardAction(types::TeamsCardAction {
+            activity_id: activity_id.clone(),
+            conversation_type: conversation_type.clone(),
+            value: value.to_string(),
+            user: teams_user(user),
+            page: page.as_deref().map(page_summary),
+        }),
+        ChatEvent::LinkShared { .. } | ChatEvent::SlashCommand { .. } => return None,
+    })
 }
 
 /// A digest as 0.3.0 has it.
@@ -120,10 +167,31 @@ pub(crate) fn digest(d: &Digest) -> types::Digest {
 
 /// An action and its kind, converted to the model (or why it cannot be).
 pub(crate) fn convert(action: types::Action) -> (&'static str, Result<Action, String>) {
-    since_0_2_action(action).unwrap_or_else(|newer| {
-        (
+    let newer = match since_0_2_action(action) {
+        Ok(converted) => return converted,
+        Err(newer) => *newer,
+    };
+    let card = |card: Option<String>| card.map(|c| super::json("card", &c, false)).transpose();
+    match newer {
+        types::Action::DmTeams(m) => (
+            "dm-teams",
+            card(m.card).map(|card| Action::DmTeams {
+                email: m.email,
+                text: m.text,
+                card,
+            }),
+        ),
+        types::Action::ReplyTeams(r) => (
+            "reply-teams",
+            card(r.card).map(|card| Action::ReplyTeams {
+                activity_id: r.activity_id,
+                text: r.text,
+                card,
+            }),
+        ),
+        newer => (
             "unknown",
             Err(format!("not an action of contract 0.3.0: {newer:?}")),
-        )
-    })
+        ),
+    }
 }

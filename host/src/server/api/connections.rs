@@ -72,7 +72,7 @@ pub struct ConnectBody {
     /// Its name: 1-64 letters, digits, `-` or `_`.
     #[schema(example = "acme", pattern = "^[A-Za-z0-9_-]{1,64}$")]
     pub name: String,
-    /// What it talks to: `slack`, `teams` or `confluence`.
+    /// What it talks to: `slack`, `teams`, `teams-bot` or `confluence`.
     #[schema(value_type = ConnectionKind)]
     pub kind: String,
     /// Base URL (Slack: defaults to https://slack.com/api/; Confluence) or
@@ -80,7 +80,8 @@ pub struct ConnectBody {
     pub url: Option<String>,
     /// Confluence Basic-auth user; without it the token is a personal access token.
     pub username: Option<String>,
-    /// Slack bot token, Confluence personal access token or password.
+    /// Slack bot token, Confluence personal access token or password, or a
+    /// Teams bot's client secret.
     #[schema(value_type = Option<SecretSourceDoc>)]
     pub token: Option<SecretSource>,
     /// Confluence's webhook signing secret.
@@ -114,6 +115,11 @@ pub struct ConnectBody {
     /// refused with 400 and nothing is stored.
     #[schema(example = "http://proxy.eu.corp:3128")]
     pub proxy: Option<String>,
+    /// Teams bot: the Azure Bot's Microsoft App ID (the Entra app's client id).
+    #[schema(example = "00000000-0000-0000-0000-000000000000")]
+    pub app_id: Option<String>,
+    /// Teams bot: the directory (tenant) id of the single-tenant app.
+    pub tenant_id: Option<String>,
 }
 
 /// `PATCH /api/connections/{name}`: what to change (at least one). Every
@@ -197,10 +203,11 @@ pub async fn connect(
     let kind = match body.kind.as_str() {
         "slack" => ConnectionKind::Slack,
         "teams" => ConnectionKind::Teams,
+        "teams-bot" => ConnectionKind::TeamsBot,
         "confluence" => ConnectionKind::Confluence,
         other => {
             return Err(ApiError::BadRequest(format!(
-                "unknown connection kind `{other}` (slack, teams, confluence)"
+                "unknown connection kind `{other}` (slack, teams, teams-bot, confluence)"
             )));
         }
     };
@@ -232,6 +239,8 @@ pub async fn connect(
         confluence: body.confluence,
         app_token: body.app_token,
         proxy: body.proxy,
+        app_id: body.app_id,
+        tenant_id: body.tenant_id,
     };
     let connected = ops::connections::connect(&state.store, &caller.actor(), req).await?;
     Ok(Json(connected))

@@ -325,6 +325,10 @@ async fn edit_page(
             "Slack API URL",
             "Empty keeps the current one (https://slack.com/api/ unless it was set).",
         ),
+        ConnectionKind::TeamsBot => (
+            "Microsoft Entra sign-in URL",
+            "Where the bot's token comes from; empty keeps the current one (https://login.microsoftonline.com/ unless it was set).",
+        ),
     };
     let title = format!("Connection {}", c.name);
     let body = html! {
@@ -368,6 +372,11 @@ async fn edit_page(
                     }))
                     (field("edit-webhook-secret", "Webhook secret", Some("Empty keeps the current one."), html! {
                         input id="edit-webhook-secret" name="webhook_secret.value" type="password" autocomplete="off" aria-describedby="edit-webhook-secret-help";
+                    }))
+                }
+                ConnectionKind::TeamsBot => {
+                    (field("edit-token", "Client secret", Some("The Entra app's client secret; empty keeps the current one."), html! {
+                        input id="edit-token" name="token.value" type="password" autocomplete="off" aria-describedby="edit-token-help";
                     }))
                 }
                 ConnectionKind::Teams => {}

@@ -7,6 +7,7 @@ mod lifecycle;
 mod slack;
 mod slack_socket;
 mod teams;
+mod teams_bot;
 
 use std::time::Duration;
 

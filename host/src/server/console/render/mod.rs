@@ -90,6 +90,20 @@ pub fn message(action: &Action) -> Markup {
                 }
             }
         },
+        Action::DmTeams { email, text, card } => html! {
+            div class="rendered rendered-teams" {
+                p class="rendered-where" { "Teams personal message to the person with email " strong { (email) } }
+                p { (text) }
+                @if let Some(card) = card { (teams_card(card)) }
+            }
+        },
+        Action::ReplyTeams { text, card, .. } => html! {
+            div class="rendered rendered-teams" {
+                p class="rendered-where" { "Teams answer in the conversation that asked" }
+                p { (text) }
+                @if let Some(card) = card { (teams_card(card)) }
+            }
+        },
         Action::PostTeams { channel, card } => html! {
             div class="rendered rendered-teams" {
                 p class="rendered-where" { "Teams card to " strong { (channel) } }
@@ -164,6 +178,11 @@ pub fn gist(action: &Action) -> String {
         | Action::DmSlack { text, .. }
         | Action::Respond { text, .. } => mrkdwn::node_texts(text),
         Action::PostTeams { card, .. } => card_heading(card),
+        Action::DmTeams { text, card, .. } | Action::ReplyTeams { text, card, .. } => card
+            .as_ref()
+            .map(card_heading)
+            .filter(|h| !h.trim().is_empty())
+            .unwrap_or_else(|| text.clone()),
         Action::CreatePage { title, .. } => title.clone(),
         Action::AddComment { page_id, .. } => format!("comment on page {page_id}"),
         Action::Unfurl { unfurls, .. } => format!(

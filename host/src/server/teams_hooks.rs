@@ -1,0 +1,275 @@
+//! `POST /hooks/teams/{connection}`: the messaging endpoint of a Teams bot
+//! connection, where the Bot Connector sends the bot's activities.
+//!
+//! In order: the connection must be a Teams bot (404); the request must
+//! carry a Bot Framework token (401); the body within the limit (413) and a
+//! JSON activity (400); the token valid for this bot and this activity
+//! (issuer, audience = the app id, signature by a published key endorsed for
+//! the channel, expiry, the `serviceurl` claim: [`crate::source::teams_auth`];
+//! 401, or 503 when the keys cannot be fetched, so Teams tries again). Only
+//! then is anything stored; refusals store nothing.
+//!
+//! Answers: a message or card action is answered 200 once it is committed
+//! (deduplicated on the activity id, so a replay is handled once); an
+//! `invoke` gets the invoke response Teams waits for. An installation is
+//! answered once its conversation reference is committed, and the person is
+//! greeted through the outbox once the Bot Connector says who they are; a
+//! removal forgets the reference. Other activities are answered 200 and
+//! dropped.
+//!
+//! Never answers or logs a token, the client secret, or an activity's text.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Json, Response};
+use serde_json::{Value, json};
+
+use super::AppState;
+use super::hook_error::HookError;
+use super::hooks::{answer, body_refused};
+use crate::config::Config;
+use crate::model::Action;
+use crate::source::teams_activity::{self, ActivityHeader, Inbound};
+use crate::source::teams_auth::BotFrameworkKeys;
+use crate::store::teams_conversations::TeamsConversation;
+use crate::store::{ConnectionKind, ConnectionRecord, NewDelivery, NewEvent, now_ms};
+use crate::teams::bots::TeamsBots;
+use crate::teams::connector::BotConnector;
+
+/// What the Teams endpoint keeps between requests: the Bot Framework's
+/// signing keys (one set for every bot) and the bots' tokens (for the
+/// member lookup that greets a person).
+pub struct TeamsState {
+    keys: BotFrameworkKeys,
+    bots: TeamsBots,
+    http: crate::http::clients::ClientsByProxy,
+}
+
+impl TeamsState {
+    /// The state for `config`'s OpenID metadata URL and timeouts.
+    pub fn new(config: &Config) -> TeamsState {
+        let timeout = config.enrichment_timeout();
+        let keys_http = crate::http::client_builder()
+            .timeout(timeout)
+            .build()
+            .unwrap_or_default();
+        TeamsState {
+            keys: BotFrameworkKeys::new(&config.teams_bot.openid_metadata_url, keys_http),
+            bots: TeamsBots::default(),
+            http: crate::http::clients::ClientsByProxy::new(move |b| b.timeout(timeout)),
+        }
+    }
+}
+
+pub(super) async fn receive(
+    State(state): State<Arc<AppState>>,
+    Path(connection): Path<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let result = take(&state, &connection, &headers, body).await;
+    answer(&state, result)
+}
+
+async fn take(
+    state: &Arc<AppState>,
+    connection: &str,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, HookError> {
+    let bot = match state.store.connection(connection).await {
+        Ok(Some(c)) if c.kind == ConnectionKind::TeamsBot => c,
+        Ok(_) => {
+            return Err(HookError::UnknownConnection(format!(
+                "no Teams bot connection named `{connection}`; create it with `pagehook connect teams-bot {connection} --app-id .. --tenant-id .. --client-secret-env VAR`"
+            )));
+        }
+        Err(e) => {
+            return Err(HookError::Unavailable(format!(
+                "reading the connection: {e}"
+            )));
+        }
+    };
+    let Some(app_id) = bot.app_id.clone() else {
+        return Err(HookError::NoSecret(format!(
+            "Teams bot `{connection}` has no app id, so no token can be checked"
+        )));
+    };
+    let authorization = headers
+        .get(header::AUTHORIZATION)
+        .map(|v| v.to_str().unwrap_or("\u{fffd}"));
+    if authorization.is_none() {
+        return Err(HookError::Signature(
+            "no Authorization header: this URL takes activities from the Bot Connector only".into(),
+        ));
+    }
+    let body = body.map_err(|rejection| body_refused(state, rejection))?;
+    let activity: Value = serde_json::from_slice(&body)
+        .map_err(|_| HookError::Malformed("the body is not a JSON activity".into()))?;
+    let (channel_id, service_url) =
+        teams_activity::routing(&activity).map_err(|e| HookError::Malformed(e.to_string()))?;
+    state
+        .teams
+        .keys
+        .authenticate(authorization, &app_id, channel_id, service_url)
+        .await
+        .map_err(|e| {
+            tracing::warn!(%connection, "Teams activity refused: {e}");
+            if e.is_unavailable() {
+                HookError::Unavailable(e.to_string())
+            } else {
+                HookError::Signature(e.to_string())
+            }
+        })?;
+    let inbound = teams_activity::parse(connection, &activity)
+        .map_err(|e| HookError::Malformed(e.to_string()))?;
+    match inbound {
+        Inbound::Store {
+            key,
+            name,
+            payload,
+            header,
+            invoke,
+        } => {
+            let inserted = state
+                .ingest
+                .insert(NewEvent {
+                    key,
+                    source: connection.to_owned(),
+                    name: name.to_owned(),
+                    payload: payload.to_string(),
+                    dispatchable: true,
+                })
+                .await?;
+            state.metrics.received(connection, inserted.duplicate);
+            tracing::debug!(event = inserted.id, %connection, duplicate = inserted.duplicate, "Teams {name} stored");
+            if header.conversation_type == "personal" {
+                remember(state, &bot, &header, None).await;
+            }
+            Ok(if invoke {
+                // Universal Actions wait for an invoke response; the
+                // plugin's answer follows as a reply.
+                Json(json!({
+                    "statusCode": 200,
+                    "type": "application/vnd.microsoft.activity.message",
+                    "value": "Received."
+                }))
+                .into_response()
+            } else {
+                Json(json!({"ok": true, "id": inserted.id, "duplicate": inserted.duplicate}))
+                    .into_response()
+            })
+        }
+        Inbound::Installed(header) => {
+            remember(state, &bot, &header, None)
+                .await
+                .ok_or_else(|| HookError::Unavailable("cannot keep the conversation now".into()))?;
+            let state = state.clone();
+            tokio::spawn(async move { greet(&state, &bot, &header).await });
+            Ok(StatusCode::OK.into_response())
+        }
+        Inbound::Uninstalled(header) => {
+            state
+                .store
+                .remove_teams_conversation(connection, &header.from_id)
+                .await
+                .map_err(|e| {
+                    HookError::Unavailable(format!("cannot forget the conversation now: {e}"))
+                })?;
+            tracing::info!(%connection, "a person removed the Teams bot; their conversation is forgotten");
+            Ok(StatusCode::OK.into_response())
+        }
+        Inbound::Ignored { what } => {
+            tracing::debug!(%connection, "Teams {what} acknowledged and dropped");
+            Ok(StatusCode::OK.into_response())
+        }
+    }
+}
+
+/// Keeps (or refreshes) the conversation reference an activity carries,
+/// with the member's email when known; `None` when it could not be stored.
+async fn remember(
+    state: &AppState,
+    bot: &ConnectionRecord,
+    h: &ActivityHeader,
+    member: Option<&crate::teams::connector::TeamsMember>,
+) -> Option<()> {
+    let reference = TeamsConversation {
+        connection: bot.name.clone(),
+        user_id: h.from_id.clone(),
+        aad_object_id: member
+            .and_then(|m| m.aad_object_id.clone())
+            .or(h.from_aad_object_id.clone()),
+        tenant_id: h.tenant_id.clone(),
+        service_url: h.service_url.clone(),
+        conversation_id: h.conversation_id.clone(),
+        name: member.and_then(|m| m.name.clone()).or(h.from_name.clone()),
+        email: member.and_then(|m| m.email.clone()),
+        upn: member.and_then(|m| m.user_principal_name.clone()),
+        updated_at: now_ms(),
+    };
+    match state.store.save_teams_conversation(&reference).await {
+        Ok(()) => Some(()),
+        Err(e) => {
+            tracing::warn!(connection = %bot.name, error = %e, "cannot keep a Teams conversation reference");
+            None
+        }
+    }
+}
+
+/// Learns who installed the bot (the Bot Connector's member lookup) and
+/// greets them through the outbox, saying what they will get. Best effort:
+/// the reference is already kept, and the next message to the bot reads
+/// the email again if this fails.
+async fn greet(state: &AppState, bot: &ConnectionRecord, h: &ActivityHeader) {
+    let http = state.teams.http.get(bot.proxy.as_ref());
+    let tokens = match state.teams.bots.tokens(bot, http) {
+        Ok(t) => t,
+        Err(e) => {
+            tracing::warn!(connection = %bot.name, "cannot greet a new Teams user: {e}");
+            return;
+        }
+    };
+    let connector = BotConnector::new(tokens.http(), &tokens);
+    let member = match connector
+        .get_member(&h.service_url, &h.conversation_id, &h.from_id)
+        .await
+    {
+        Ok(m) => m,
+        Err(e) => {
+            tracing::warn!(connection = %bot.name, "cannot read who installed the Teams bot: {e}");
+            return;
+        }
+    };
+    remember(state, bot, h, Some(&member)).await;
+    let Some(email) = member.email.clone().or(member.user_principal_name.clone()) else {
+        tracing::warn!(connection = %bot.name, "Teams shows no email for a person who installed the bot; they cannot be matched to Confluence");
+        return;
+    };
+    let action = Action::DmTeams {
+        email: email.clone(),
+        text: format!(
+            "Pagehook is connected (Teams bot `{}`). You will get a message here about Confluence pages you created, are mentioned in or watch, as the Confluence user with the email {email}. Write `search <words>` to search Confluence.",
+            bot.name
+        ),
+        card: None,
+    };
+    let delivery = NewDelivery {
+        binding_id: 0,
+        plugin: "pagehook".into(),
+        lane: crate::destination::lane(&action, "", Some(&bot.name)),
+        destination: format!("teams-dm:{}/{email}", bot.name),
+        source: String::new(),
+        connection: Some(bot.name.clone()),
+        action,
+        dry_run: false,
+    };
+    let what = format!("teams-installed:{}", h.id);
+    if let Err(e) = state.store.enqueue_notice(&what, &delivery).await {
+        tracing::warn!(connection = %bot.name, error = %e, "cannot queue the Teams greeting");
+    }
+}
