@@ -1,4 +1,5 @@
-//! Answering Slack: link previews (`unfurl`) and slash commands (`respond`).
+//! Answering chat: Slack (link previews with `unfurl`, slash commands with
+//! `respond`) and Teams bots (`reply-teams`).
 //!
 //! Since contract 0.2.0 a plugin may receive two events from Slack, with
 //! what the host read from Confluence for them already in the event
@@ -11,13 +12,27 @@
 //!   `results` holds what the host found. Answer with a [`SlackResponse`]
 //!   ([`SlackResponse::ephemeral`] or [`SlackResponse::in_channel`]).
 //!
+//! Since contract 0.3.0, two from a Teams bot:
+//!
+//! - `teams-message`: someone wrote to the bot, e.g. `search launch plan`
+//!   ([`TeamsMessageEvent::command`] splits it); `results` holds what the
+//!   host found for them.
+//! - `teams-card-action`: someone pressed a [`submit`](crate::teams::submit)
+//!   button on one of the bot's cards; [`TeamsCardAction::data`] is the
+//!   button's data, and `page` the page it names when they may view it.
+//!
+//!   Answer either with a [`TeamsReply`] ([`TeamsReply::to_message`],
+//!   [`TeamsReply::to_card_action`]), in the conversation it came from.
+//!
 //! The host accepts an answer only to its own event (the same channel and
 //! message, previews only of the links that event shared, the command's own
-//! response URL): these builders take the event, so they cannot get that
-//! wrong. Text goes through [`Mrkdwn`], so Confluence content is escaped.
+//! response URL, the Teams activity being handled): these builders take the
+//! event, so they cannot get that wrong. Slack text goes through [`Mrkdwn`],
+//! so Confluence content is escaped; a Teams reply's text is plain text,
+//! and its card escapes content as every [`teams`](crate::teams) builder does.
 //!
 //! ```
-//! use pagehook_guest::{slack, testing, Action, SlackResponse, SlackUnfurl};
+//! use pagehook_guest::{slack, testing, Action, SlackResponse, SlackUnfurl, TeamsReply};
 //!
 //! let event = testing::link_shared();
 //! let shared = event.link_shared().unwrap();
@@ -35,11 +50,22 @@
 //! let answer = SlackResponse::ephemeral(command, "Nothing found for <launch>");
 //! assert_eq!(answer.text, "Nothing found for &lt;launch&gt;");
 //! assert!(!answer.in_channel);
+//!
+//! let event = testing::teams_message("search launch");
+//! let message = event.teams_message().unwrap();
+//! assert_eq!(message.command(), ("search".to_owned(), "launch"));
+//! let answer = TeamsReply::to_message(message, "Nothing found for <launch>");
+//! assert_eq!(answer.activity_id, message.activity_id);
+//! assert_eq!(answer.text, "Nothing found for <launch>"); // plain text
 //! ```
 
+use serde_json::{Map, Value};
+
 use crate::slack::{Blocks, Mrkdwn};
+use crate::teams::Card;
 use crate::{
     Action, ChatEvent, ChatUser, Event, LinkShared, SlackResponse, SlackUnfurl, SlashCommand,
+    TeamsCardAction, TeamsMessageEvent, TeamsReply, TeamsUser,
 };
 
 impl Event {
@@ -58,6 +84,31 @@ impl Event {
             _ => None,
         }
     }
+
+    /// The `teams-message` details, when this is one.
+    pub fn teams_message(&self) -> Option<&TeamsMessageEvent> {
+        match &self.chat {
+            Some(ChatEvent::TeamsMessage(message)) => Some(message),
+            _ => None,
+        }
+    }
+
+    /// The `teams-card-action` details, when this is one.
+    pub fn teams_card_action(&self) -> Option<&TeamsCardAction> {
+        match &self.chat {
+            Some(ChatEvent::TeamsCardAction(action)) => Some(action),
+            _ => None,
+        }
+    }
+}
+
+/// The first word of `text`, lowercased, and the rest trimmed.
+fn first_word(text: &str) -> (String, &str) {
+    let text = text.trim();
+    match text.split_once(char::is_whitespace) {
+        Some((word, rest)) => (word.to_lowercase(), rest.trim()),
+        None => (text.to_lowercase(), ""),
+    }
 }
 
 impl ChatUser {
@@ -75,11 +126,77 @@ impl SlashCommand {
     /// `"Search  launch plan"` is `("search", "launch plan")`, `""` is
     /// `("", "")`.
     pub fn subcommand(&self) -> (String, &str) {
-        let text = self.text.trim();
-        match text.split_once(char::is_whitespace) {
-            Some((word, rest)) => (word.to_lowercase(), rest.trim()),
-            None => (text.to_lowercase(), ""),
+        first_word(&self.text)
+    }
+}
+
+impl TeamsUser {
+    /// True when the host matched the Teams user to a Confluence user (by
+    /// email or user principal name). When false the host cannot tell what
+    /// they may view, so a search has no results and a card action no
+    /// page: tell them so rather than "nothing found".
+    pub fn is_linked(&self) -> bool {
+        self.confluence.is_some()
+    }
+}
+
+impl TeamsMessageEvent {
+    /// The first word of `text`, lowercased, and the rest trimmed, as
+    /// [`SlashCommand::subcommand`]: `"Search  launch plan"` is
+    /// `("search", "launch plan")`.
+    pub fn command(&self) -> (String, &str) {
+        first_word(&self.text)
+    }
+}
+
+impl TeamsCardAction {
+    /// The button's data (`value`) as a JSON object; empty when it is not
+    /// one.
+    pub fn data(&self) -> Map<String, Value> {
+        match serde_json::from_str(&self.value) {
+            Ok(Value::Object(map)) => map,
+            _ => Map::new(),
         }
+    }
+
+    /// The string at `key` in the button's data, when there is one.
+    pub fn data_str(&self, key: &str) -> Option<String> {
+        self.data()
+            .get(key)
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+    }
+}
+
+impl TeamsReply {
+    /// An answer to `message`, in the conversation it came from. `text` is
+    /// plain text (cut at [`MAX_BOT_TEXT_BYTES`](crate::teams::MAX_BOT_TEXT_BYTES)
+    /// as for [`TeamsDirectMessage::new`](crate::TeamsDirectMessage::new)).
+    /// The binding needs `--to teams-reply:<bot>`.
+    pub fn to_message(message: &TeamsMessageEvent, text: impl AsRef<str>) -> Self {
+        TeamsReply::answering(&message.activity_id, text.as_ref())
+    }
+
+    /// An answer to a button pressed on a bot's card, in the conversation
+    /// it came from; `text` as in [`TeamsReply::to_message`].
+    pub fn to_card_action(action: &TeamsCardAction, text: impl AsRef<str>) -> Self {
+        TeamsReply::answering(&action.activity_id, text.as_ref())
+    }
+
+    fn answering(activity_id: &str, text: &str) -> Self {
+        TeamsReply {
+            activity_id: activity_id.to_owned(),
+            text: crate::text::truncate_bytes(text, crate::teams::MAX_BOT_TEXT_BYTES),
+            card: None,
+        }
+    }
+
+    /// Attach an Adaptive Card, fitted beside the text
+    /// ([`Card::to_bot_json`]); it may carry [`submit`](crate::teams::submit)
+    /// buttons.
+    pub fn with_card(mut self, card: &Card) -> Self {
+        self.card = Some(card.to_bot_json(&self.text));
+        self
     }
 }
 
@@ -204,6 +321,65 @@ mod tests {
                 .link_shared()
                 .is_none()
         );
+        let e = testing::teams_message("search x");
+        assert!(e.teams_message().is_some() && e.teams_card_action().is_none());
+        assert!(e.slash_command().is_none());
+        let e = testing::teams_card_action(r#"{"action":"share","page-id":123456}"#);
+        assert!(e.teams_card_action().is_some() && e.teams_message().is_none());
+    }
+
+    #[test]
+    fn teams_answers_go_to_their_own_activity_as_plain_text() {
+        let e = testing::teams_message("  Search   launch <plan> ");
+        let m = e.teams_message().unwrap();
+        assert_eq!(m.command(), ("search".to_owned(), "launch <plan>"));
+        assert!(m.user.is_linked());
+        let card = crate::teams::Card::new().push(crate::teams::text_block("<at>x</at>"));
+        let r = TeamsReply::to_message(m, "Found <at>x</at> & co").with_card(&card);
+        assert_eq!(r.activity_id, m.activity_id);
+        assert_eq!(r.text, "Found <at>x</at> & co");
+        assert!(
+            r.card
+                .as_deref()
+                .unwrap()
+                .contains("&lt;at&gt;x&lt;/at&gt;")
+        );
+
+        let e = testing::teams_card_action(r#"{"action":"share","page-id":123456}"#);
+        let a = e.teams_card_action().unwrap();
+        assert_eq!(a.data_str("action").as_deref(), Some("share"));
+        assert_eq!(a.data()["page-id"], 123_456);
+        assert_eq!(a.data_str("page-id"), None, "a number, not a string");
+        assert_eq!(
+            TeamsReply::to_card_action(a, "ok").activity_id,
+            a.activity_id
+        );
+        let mut broken = a.clone();
+        broken.value = "not json".into();
+        assert!(broken.data().is_empty());
+    }
+
+    #[test]
+    fn a_bot_message_fits_text_and_card_in_one_activity() {
+        use crate::teams::{self, Card};
+        let long = "é\"".repeat(10_000);
+        let card = Card::new()
+            .push(teams::heading("Release notes"))
+            .push(teams::text_block(&long))
+            .action(teams::submit(
+                "Share to channel",
+                serde_json::json!({"action": "share"}),
+            ));
+        let dm = crate::TeamsDirectMessage::new("grace@example.com", &long).with_card(&card);
+        assert!(dm.text.len() <= teams::MAX_BOT_TEXT_BYTES && dm.text.ends_with('…'));
+        let card: Value = serde_json::from_str(dm.card.as_deref().unwrap()).unwrap();
+        let size = teams::bot_message_size(&dm.text, Some(&card));
+        assert!(size <= teams::MAX_MESSAGE_BYTES, "{size}");
+        assert!(
+            size > teams::MAX_MESSAGE_BYTES - 200,
+            "cut only what was needed: {size}"
+        );
+        assert_eq!(card["actions"][0]["type"], "Action.Submit");
     }
 
     #[test]

@@ -23,7 +23,12 @@
 //!   ([`Event::recipients`], [`Event::people_concerned`]),
 //! - [`chat`]: answering Slack (link previews with [`SlackUnfurl::builder`],
 //!   slash commands with [`SlackResponse::ephemeral`]), with Block Kit for a
-//!   page in [`slack::page_preview`] and [`slack::page_result`],
+//!   page in [`slack::page_preview`] and [`slack::page_result`]; and a
+//!   Teams bot (contract 0.3.0: [`TeamsReply::to_message`],
+//!   [`TeamsReply::to_card_action`]), with cards for a page in
+//!   [`teams::page_preview`] and [`teams::page_result`],
+//! - personal messages from a Teams bot ([`TeamsDirectMessage::new`]),
+//!   whose cards may carry buttons the bot receives ([`teams::submit`]),
 //! - [`digest`]: bursts of events handed over together (contract 0.3.0):
 //!   implement [`Plugin::handle_digest`] and set `digests = true` in the
 //!   manifest; [`digest::Summary`] groups a digest into what a message says,
@@ -91,7 +96,8 @@ pub use settings::{SettingError, Settings};
 pub use wit::pagehook::plugin::types::{
     Action, Ancestor, ChatEvent, ChatUser, Concern, ConcernedPerson, Content, Digest, Event,
     EventKind, LinkShared, LogLevel, NewComment, NewPage, PageSummary, Person, SharedLink,
-    SlackDirectMessage, SlackMessage, SlackResponse, SlackUnfurl, SlashCommand, TeamsMessage,
+    SlackDirectMessage, SlackMessage, SlackResponse, SlackUnfurl, SlashCommand, TeamsCardAction,
+    TeamsDirectMessage, TeamsMessage, TeamsMessageEvent, TeamsReply, TeamsUser,
 };
 
 /// The one thing a plugin implements: turn an event into actions.

@@ -7,7 +7,7 @@
 
 use crate::{
     Action, Concern, ConcernedPerson, Event, EventKind, NewComment, NewPage, Person,
-    SlackDirectMessage, SlackMessage, TeamsMessage,
+    SlackDirectMessage, SlackMessage, TeamsDirectMessage, TeamsMessage,
 };
 
 impl Person {
@@ -48,7 +48,7 @@ impl ConcernedPerson {
 /// Someone to notify personally about a page event: see [`Event::recipients`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Recipient<'a> {
-    /// Their email, trimmed: what `dm-slack` needs.
+    /// Their email, trimmed: what `dm-slack` and `dm-teams` need.
     pub email: &'a str,
     /// Who they are.
     pub person: &'a Person,
@@ -138,7 +138,7 @@ impl Event {
 
 impl EventKind {
     /// Every kind, in contract order; lets tests and tables cover them all.
-    pub const ALL: [EventKind; 22] = [
+    pub const ALL: [EventKind; 24] = [
         EventKind::PageCreated,
         EventKind::PageUpdated,
         EventKind::PageMoved,
@@ -160,6 +160,8 @@ impl EventKind {
         EventKind::AttachmentRemoved,
         EventKind::LinkShared,
         EventKind::SlashCommand,
+        EventKind::TeamsMessage,
+        EventKind::TeamsCardAction,
         EventKind::Other,
     ];
 
@@ -188,6 +190,8 @@ impl EventKind {
             EventKind::AttachmentRemoved => "attachment-removed",
             EventKind::LinkShared => "link-shared",
             EventKind::SlashCommand => "slash-command",
+            EventKind::TeamsMessage => "teams-message",
+            EventKind::TeamsCardAction => "teams-card-action",
             EventKind::Other => "other",
         }
     }
@@ -205,6 +209,8 @@ impl Action {
             Action::AddComment(_) => "add-comment",
             Action::Unfurl(_) => "unfurl",
             Action::Respond(_) => "respond",
+            Action::DmTeams(_) => "dm-teams",
+            Action::ReplyTeams(_) => "reply-teams",
         }
     }
 }
@@ -267,6 +273,41 @@ impl TeamsMessage {
             channel: channel.into(),
             card: card.into(),
         }
+    }
+}
+
+impl TeamsDirectMessage {
+    /// A personal message from a Teams bot to the person with this email
+    /// (contract 0.3.0). `text` is plain text (the host sends it as such:
+    /// nothing in it is markup, so it needs no escaping); it is the whole
+    /// message without a card and the notification's preview with one. A
+    /// text over [`MAX_BOT_TEXT_BYTES`](crate::teams::MAX_BOT_TEXT_BYTES)
+    /// is cut, with "…". The binding needs `--to teams-dm:<bot>`.
+    ///
+    /// ```
+    /// use pagehook_guest::teams::{self, Card};
+    /// use pagehook_guest::{Action, TeamsDirectMessage};
+    ///
+    /// let card = Card::new().push(teams::heading("Release notes"));
+    /// let dm = TeamsDirectMessage::new("grace@example.com", "Ada mentioned you in Release notes")
+    ///     .with_card(&card);
+    /// assert!(dm.card.is_some());
+    /// assert_eq!(Action::DmTeams(dm).kind(), "dm-teams");
+    /// ```
+    pub fn new(email: impl Into<String>, text: impl AsRef<str>) -> Self {
+        TeamsDirectMessage {
+            email: email.into(),
+            text: crate::text::truncate_bytes(text.as_ref(), crate::teams::MAX_BOT_TEXT_BYTES),
+            card: None,
+        }
+    }
+
+    /// Attach an Adaptive Card, fitted beside the text
+    /// ([`Card::to_bot_json`](crate::teams::Card::to_bot_json)). It may
+    /// carry [`submit`](crate::teams::submit) buttons: the bot receives them.
+    pub fn with_card(mut self, card: &crate::teams::Card) -> Self {
+        self.card = Some(card.to_bot_json(&self.text));
+        self
     }
 }
 

@@ -3,12 +3,27 @@
 //!
 //! Teams channels are reached through a Workflows webhook that takes an
 //! Adaptive Card (version 1.5) wrapped in a message envelope, and refuses
-//! a payload over about 28 KB; it has no way to call a plugin back, so
-//! `Action.Submit` is useless and only `Action.OpenUrl` is offered. A page
+//! a payload over about 28 KB; it has no way to call a plugin back, so a
+//! channel card (`post-teams`) offers only `Action.OpenUrl`. A page
 //! excerpt or a long list of facts can push a card over the limit, so
 //! [`Card::to_json`] shortens the longest texts (and, as a last resort,
 //! drops trailing elements) until the whole envelope fits: the limit is
 //! measured on the serialized [`envelope`], the bytes the host sends.
+//!
+//! ## Teams bots (contract 0.3.0)
+//!
+//! A Teams bot connection carries personal messages
+//! ([`TeamsDirectMessage`](crate::TeamsDirectMessage), `dm-teams`) and
+//! answers to what people write to the bot
+//! ([`TeamsReply`](crate::TeamsReply), `reply-teams`, see
+//! [`chat`](crate::chat)). A bot's message is plain text with an optional
+//! card, and the bot *does* receive the card's buttons: a [`submit`]
+//! button comes back as a `teams-card-action` event with the button's
+//! data. Never put one on a `post-teams` card: a Workflows webhook drops
+//! it. [`Card::to_bot_json`] fits a card beside the message's text (the
+//! host sends both in one activity, within the same 28 KB);
+//! [`page_preview`] and [`page_result`] show a page the host read for a
+//! Teams user (search results, a page shared from a card).
 //!
 //! ## Escaping is the default
 //!
@@ -220,8 +235,9 @@ impl Card {
         self
     }
 
-    /// Append a card-level action (an [`open_url`] button); one whose URL
-    /// is not http(s) (a `javascript:` content URL, say) is left out.
+    /// Append a card-level action (an [`open_url`] button, or on a bot's
+    /// message a [`submit`] button); an `Action.OpenUrl` whose URL is not
+    /// http(s) (a `javascript:` content URL, say) is left out.
     pub fn action(mut self, action: Value) -> Self {
         if !opens_unsafe_url(&action) {
             self.actions.push(action);
@@ -249,6 +265,36 @@ impl Card {
         let mut card = self.to_value();
         fit(&mut card, MAX_MESSAGE_BYTES);
         card.to_string()
+    }
+
+    /// The card as a JSON string for a Teams bot's message (`dm-teams`,
+    /// `reply-teams`) whose text is `text`, shortened so the whole
+    /// [`bot_activity`] (text and card, what the host sends) is at most
+    /// [`MAX_MESSAGE_BYTES`]. [`TeamsDirectMessage::with_card`](crate::TeamsDirectMessage::with_card)
+    /// and [`TeamsReply::with_card`](crate::TeamsReply::with_card) call it.
+    pub fn to_bot_json(&self, text: &str) -> String {
+        let empty = json!({});
+        let beside =
+            bot_activity(text, Some(&empty)).to_string().len() - envelope(&empty).to_string().len();
+        let mut card = self.to_value();
+        fit(&mut card, MAX_MESSAGE_BYTES.saturating_sub(beside));
+        card.to_string()
+    }
+
+    /// True when the card (body or actions) has an `Action.Submit`, which
+    /// only a bot's message can carry.
+    pub fn has_submit(&self) -> bool {
+        fn walk(v: &Value) -> bool {
+            match v {
+                Value::Object(map) => {
+                    map.get("type").and_then(Value::as_str) == Some(SUBMIT)
+                        || map.values().any(walk)
+                }
+                Value::Array(items) => items.iter().any(walk),
+                _ => false,
+            }
+        }
+        self.body.iter().chain(&self.actions).any(walk)
     }
 }
 
@@ -306,12 +352,39 @@ pub fn column_set(columns: impl IntoIterator<Item = Vec<Value>>) -> Value {
     json!({ "type": "ColumnSet", "columns": columns })
 }
 
-/// A button that opens `url`; the only action kind a plugin can use,
-/// since nothing can call a plugin back. Its title is plain text in Teams
-/// (no markdown, no mentions), so it is not escaped. [`Card::action`] and
-/// [`Card::push`] leave it out when `url` is not http(s).
+/// A button that opens `url`; the only action kind a channel card
+/// (`post-teams`) can use, since a Workflows webhook calls nobody back.
+/// Its title is plain text in Teams (no markdown, no mentions), so it is
+/// not escaped. [`Card::action`] and [`Card::push`] leave it out when
+/// `url` is not http(s).
 pub fn open_url(title: &str, url: &str) -> Value {
     json!({ "type": "Action.OpenUrl", "title": title, "url": url })
+}
+
+const SUBMIT: &str = "Action.Submit";
+
+/// A button that sends `data` (a JSON object) back to the bot: the host
+/// hands it to the plugin as a `teams-card-action` event whose `value` is
+/// `data`, and, when `data` has a `"page-id"`, with that page if the person
+/// who pressed it may view it. Only for a bot's messages (`dm-teams`,
+/// `reply-teams`): a channel card (`post-teams`) goes through a Workflows
+/// webhook, which cannot receive it. The title is plain text, as in
+/// [`open_url`]; `data` that is not an object is sent as `{}` (Teams
+/// merges the button's data into an object).
+///
+/// ```
+/// use pagehook_guest::teams::{self, Card};
+/// use serde_json::json;
+///
+/// let card = Card::new()
+///     .push(teams::text_block("Release notes"))
+///     .action(teams::submit("Share to channel", json!({"action": "share", "page-id": 123456})));
+/// assert!(card.has_submit());
+/// assert_eq!(card.to_value()["actions"][0]["data"]["page-id"], 123456);
+/// ```
+pub fn submit(title: &str, data: Value) -> Value {
+    let data = if data.is_object() { data } else { json!({}) };
+    json!({ "type": SUBMIT, "title": title, "data": data })
 }
 
 /// Whether `v` is an `Action.OpenUrl` whose URL is not http(s).
@@ -355,6 +428,143 @@ pub fn envelope(card: &Value) -> Value {
 /// Bytes of the serialized [`envelope`] of `card`.
 pub fn message_size(card: &Value) -> usize {
     envelope(card).to_string().len()
+}
+
+/// The message activity the host sends for a Teams bot's `dm-teams` or
+/// `reply-teams`: the text (plain, never read as markdown) and, with a
+/// card, the card as an attachment. Teams' 28 KB covers all of it.
+pub fn bot_activity(text: &str, card: Option<&Value>) -> Value {
+    let mut activity = json!({ "type": "message", "text": text, "textFormat": "plain" });
+    if let Some(card) = card {
+        activity["attachments"] = envelope(card)["attachments"].clone();
+    }
+    activity
+}
+
+/// Bytes of the serialized [`bot_activity`].
+pub fn bot_message_size(text: &str, card: Option<&Value>) -> usize {
+    bot_activity(text, card).to_string().len()
+}
+
+/// Most bytes of a bot message's text: the builders cut a longer one
+/// (with "…"), so a card beside it always has room.
+pub const MAX_BOT_TEXT_BYTES: usize = 4_000;
+
+/// Longest excerpt in a [`page_preview`], in characters.
+const PREVIEW_EXCERPT_CHARS: usize = 500;
+/// Longest excerpt in a [`page_result`], in characters.
+const RESULT_EXCERPT_CHARS: usize = 200;
+
+/// A page the host read for a Teams user (a search result, the page of a
+/// card action) as a card: its title as a heading linked to the page, the
+/// space, who last edited it and when, an excerpt, and a button "Open in
+/// Confluence". Every piece of Confluence text is escaped.
+///
+/// ```
+/// use pagehook_guest::{teams, testing};
+///
+/// let mut page = testing::page_summary();
+/// page.title = "<at>Everyone</at> Q3 plan".into();
+/// let json = teams::page_preview(&page).to_json();
+/// assert!(json.contains("&lt;at&gt;Everyone&lt;/at&gt; Q3 plan"));
+/// assert!(json.contains("Open in Confluence"));
+/// ```
+pub fn page_preview(page: &crate::PageSummary) -> Card {
+    let mut card = Card::new().push(heading(page_title_link(page)));
+    let facts = page_facts(page);
+    if !facts.is_empty() {
+        card = card.push(subtle_text(facts));
+    }
+    if let Some(excerpt) = page_excerpt(page, PREVIEW_EXCERPT_CHARS) {
+        card = card.push(text_block(excerpt));
+    }
+    card.action(open_url(OPEN_IN_CONFLUENCE, &page.url))
+}
+
+/// One page as a single `Container`, for a list of several (search
+/// results): the title as a bold link, the facts of [`page_preview`] in
+/// small text, and a short excerpt.
+///
+/// ```
+/// use pagehook_guest::{teams, testing};
+///
+/// let item = teams::page_result(&testing::page_summary());
+/// assert_eq!(item["type"], "Container");
+/// assert!(item.to_string().contains("[Release notes](https://wiki.example.com/"));
+/// ```
+pub fn page_result(page: &crate::PageSummary) -> Value {
+    let mut items = vec![text_block(crate::markdown!(
+        "**{}**",
+        page_title_link(page)
+    ))];
+    let facts = page_facts(page);
+    if !facts.is_empty() {
+        items.push(subtle_text(facts));
+    }
+    if let Some(excerpt) = page_excerpt(page, RESULT_EXCERPT_CHARS) {
+        items.push(text_block(excerpt));
+    }
+    json!({ "type": "Container", "items": items, "separator": true, "spacing": "Medium" })
+}
+
+const OPEN_IN_CONFLUENCE: &str = "Open in Confluence";
+
+/// The title linked to the page (the title alone when its URL is not
+/// http(s)); "Untitled page" when it has none.
+fn page_title_link(page: &crate::PageSummary) -> Markdown {
+    let title = page.title.trim();
+    let title = if title.is_empty() {
+        "Untitled page"
+    } else {
+        title
+    };
+    Markdown::link(&page.url, title)
+}
+
+/// "Engineering · last edited by Grace Hopper on Jan 1, 2026 · restricted".
+fn page_facts(page: &crate::PageSummary) -> Markdown {
+    let mut facts: Vec<Markdown> = Vec::new();
+    let space = page
+        .space_name
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .unwrap_or(&page.space_key);
+    if !space.is_empty() {
+        facts.push(Markdown::text(space));
+    }
+    let date = page.last_edited_at_ms.map(crate::text::utc_date);
+    match (&page.last_editor, date) {
+        (Some(editor), Some(date)) => facts.push(crate::markdown!(
+            "last edited by {} on {}",
+            editor.name(),
+            date.as_str()
+        )),
+        (Some(editor), None) => facts.push(crate::markdown!("last edited by {}", editor.name())),
+        (None, Some(date)) => facts.push(crate::markdown!("last edited on {}", date.as_str())),
+        (None, None) => {}
+    }
+    if page.restricted {
+        facts.push(Markdown::trusted("restricted"));
+    }
+    let mut out = Markdown::new();
+    for (i, fact) in facts.into_iter().enumerate() {
+        if i > 0 {
+            out.push(Markdown::trusted(" · "));
+        }
+        out.push(fact);
+    }
+    out
+}
+
+/// The excerpt, shortened; `None` when there is none.
+fn page_excerpt(page: &crate::PageSummary, max_chars: usize) -> Option<Markdown> {
+    let excerpt = page
+        .excerpt
+        .as_deref()
+        .map(str::trim)
+        .filter(|e| !e.is_empty())?;
+    Some(Markdown::text(&truncate(excerpt, max_chars)))
 }
 
 /// Shorten `card` in place until its envelope is at most `max_bytes`:
@@ -734,6 +944,47 @@ mod tests {
             .recv_timeout(std::time::Duration::from_secs(10))
             .expect("fit returns");
         assert!(fitted && size <= MAX_MESSAGE_BYTES, "{size}");
+    }
+
+    #[test]
+    fn bot_cards_may_submit_and_show_pages_escaped() {
+        let mut page = crate::testing::page_summary();
+        page.title = HOSTILE.into();
+        page.space_name = Some(HOSTILE.into());
+        page.excerpt = Some(HOSTILE.repeat(100));
+        page.restricted = true;
+        let preview = page_preview(&page).action(submit(
+            "Share to channel",
+            json!({"action": "share", "page-id": page.id}),
+        ));
+        assert!(preview.has_submit());
+        let value = preview.to_value();
+        assert_valid(&value);
+        assert_eq!(value["actions"][0]["title"], "Open in Confluence");
+        assert_eq!(value["actions"][1]["type"], "Action.Submit");
+        assert_eq!(value["actions"][1]["data"]["page-id"], 123_456);
+        let list = Card::new()
+            .push(heading("Results"))
+            .push(page_result(&page))
+            .push(page_result(&crate::testing::page_summary()))
+            .to_value();
+        assert_valid(&list);
+        for t in markdown_texts(&value).iter().chain(&markdown_texts(&list)) {
+            assert!(!t.contains('<'), "{t}");
+        }
+        let facts = list["body"][2]["items"][1]["text"].as_str().unwrap();
+        assert_eq!(
+            facts,
+            "Engineering · last edited by Grace Hopper on Jan 1, 2026"
+        );
+        assert!(value.to_string().contains("restricted"));
+        // Not an object: sent as `{}`.
+        assert_eq!(submit("x", json!([1]))["data"], json!({}));
+        assert!(!sample_card("x").has_submit());
+        // A title link only to http(s).
+        page.url = "javascript:alert(1)".into();
+        let json = page_preview(&page).to_json();
+        assert!(!json.contains("javascript"), "{json}");
     }
 
     #[test]

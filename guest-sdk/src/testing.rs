@@ -18,11 +18,13 @@
 //! Chat events (contract 0.2.0) have their own builders, [`link_shared`]
 //! and [`slash_command`], and [`concerned`] makes an entry of `event.people`.
 //! Digests (contract 0.3.0): [`digest`] wraps events, [`created_page`] makes
-//! many distinct ones.
+//! many distinct ones. Teams bot events (contract 0.3.0): [`teams_message`]
+//! and [`teams_card_action`].
 
 use crate::{
     Ancestor, ChatEvent, ChatUser, Concern, ConcernedPerson, Content, Digest, Event, EventKind,
-    LinkShared, PageSummary, Person, SharedLink, SlashCommand,
+    LinkShared, PageSummary, Person, SharedLink, SlashCommand, TeamsCardAction, TeamsMessageEvent,
+    TeamsUser,
 };
 
 /// Ada Lovelace, with every optional field filled.
@@ -65,11 +67,17 @@ pub fn content() -> Content {
 /// trigger, label, container) set the way Confluence would.
 ///
 /// For `link-shared` and `slash-command` it returns [`link_shared`] and
-/// [`slash_command`]`("search release notes")`.
+/// [`slash_command`]`("search release notes")`; for `teams-message` and
+/// `teams-card-action`, [`teams_message`]`("search release notes")` and
+/// [`teams_card_action`] of a "share" button on [`content`]'s page.
 pub fn event(kind: EventKind) -> Event {
     match kind {
         EventKind::LinkShared => return link_shared(),
         EventKind::SlashCommand => return slash_command("search release notes"),
+        EventKind::TeamsMessage => return teams_message("search release notes"),
+        EventKind::TeamsCardAction => {
+            return teams_card_action(r#"{"action":"share","page-id":123456}"#);
+        }
         _ => {}
     }
     let name = match kind {
@@ -167,16 +175,33 @@ pub fn chat_user() -> ChatUser {
     }
 }
 
-/// The shell every chat event shares: from the Slack connection `slack`,
-/// no content, no people.
+/// The Teams user `29:1ada` in tenant `tenant-1`, linked to [`person`] in
+/// Confluence.
+pub fn teams_user() -> TeamsUser {
+    TeamsUser {
+        id: "29:1ada".into(),
+        aad_object_id: Some("00000000-0000-0000-0000-00000000ada1".into()),
+        tenant_id: "tenant-1".into(),
+        name: Some("Ada Lovelace".into()),
+        confluence: Some(person()),
+    }
+}
+
+/// The shell every chat event shares: from the Slack connection `slack`
+/// (a Teams event: the Teams bot connection `teams-bot`), no content, no
+/// people.
 fn chat_event(kind: EventKind, chat: ChatEvent) -> Event {
     let name = kind.as_str().replace('-', "_");
+    let source = match chat {
+        ChatEvent::TeamsMessage(_) | ChatEvent::TeamsCardAction(_) => "teams-bot",
+        ChatEvent::LinkShared(_) | ChatEvent::SlashCommand(_) => "slack",
+    };
     Event {
         id: format!("evt-{name}-0001"),
         kind,
         name,
         occurred_at_ms: 1_767_225_600_000,
-        source: "slack".into(),
+        source: source.into(),
         actor: None,
         by_pagehook: false,
         content: None,
@@ -223,6 +248,45 @@ pub fn slash_command(text: &str) -> Event {
             } else {
                 vec![]
             },
+        }),
+    )
+}
+
+/// [`teams_user`] wrote `text` to the bot in their personal chat with it;
+/// when `text` starts with `search`, the host found [`page_summary`].
+pub fn teams_message(text: &str) -> Event {
+    let searching = text.trim_start().to_lowercase().starts_with("search");
+    chat_event(
+        EventKind::TeamsMessage,
+        ChatEvent::TeamsMessage(TeamsMessageEvent {
+            activity_id: "1767225600000".into(),
+            conversation_type: "personal".into(),
+            text: text.into(),
+            user: teams_user(),
+            results: if searching {
+                vec![page_summary()]
+            } else {
+                vec![]
+            },
+        }),
+    )
+}
+
+/// [`teams_user`] pressed a button whose data is `value` (a JSON object)
+/// on one of the bot's cards in their personal chat; when `value` has a
+/// `"page-id"`, the host read [`page_summary`] for them (whatever the id:
+/// change `page` to test another).
+pub fn teams_card_action(value: &str) -> Event {
+    let names_page =
+        serde_json::from_str::<serde_json::Value>(value).is_ok_and(|v| v.get("page-id").is_some());
+    chat_event(
+        EventKind::TeamsCardAction,
+        ChatEvent::TeamsCardAction(TeamsCardAction {
+            activity_id: "1767225600001".into(),
+            conversation_type: "personal".into(),
+            value: value.into(),
+            user: teams_user(),
+            page: names_page.then(page_summary),
         }),
     )
 }
@@ -281,11 +345,39 @@ mod tests {
             assert_eq!(event(kind).kind, kind);
             assert_eq!(
                 event(kind).chat.is_some(),
-                matches!(kind, EventKind::LinkShared | EventKind::SlashCommand)
+                matches!(
+                    kind,
+                    EventKind::LinkShared
+                        | EventKind::SlashCommand
+                        | EventKind::TeamsMessage
+                        | EventKind::TeamsCardAction
+                )
             );
         }
         assert_eq!(link_shared().name, "link_shared");
         assert_eq!(slash_command("help").name, "slash_command");
+        assert_eq!(teams_message("help").source, "teams-bot");
+        assert!(
+            teams_message("help")
+                .teams_message()
+                .unwrap()
+                .results
+                .is_empty()
+        );
+        assert!(
+            teams_card_action("{}")
+                .teams_card_action()
+                .unwrap()
+                .page
+                .is_none()
+        );
+        assert!(
+            event(EventKind::TeamsCardAction)
+                .teams_card_action()
+                .unwrap()
+                .page
+                .is_some()
+        );
         assert!(
             slash_command("help")
                 .slash_command()

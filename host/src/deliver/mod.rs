@@ -218,8 +218,8 @@ pub struct Deliverer {
     freed: Notify,
     /// Turns at the store for lane tasks (see [`LANE_STORE_CALLS`]).
     store_calls: tokio::sync::Semaphore,
-    /// The Teams bots' tokens, one cache per bot.
-    teams_bots: crate::teams::bots::TeamsBots,
+    /// The Teams bots' tokens, one cache per bot (shared with the server).
+    teams_bots: Arc<crate::teams::bots::TeamsBots>,
 }
 
 impl Deliverer {
@@ -252,8 +252,15 @@ impl Deliverer {
             in_flight: AtomicUsize::new(0),
             freed: Notify::new(),
             store_calls: tokio::sync::Semaphore::new(LANE_STORE_CALLS),
-            teams_bots: crate::teams::bots::TeamsBots::default(),
+            teams_bots: Arc::default(),
         }
+    }
+
+    /// The same worker sharing `bots` (the server's Teams bot tokens), so a
+    /// bot asks Entra ID for one token, not one per part of Pagehook.
+    pub fn with_teams_bots(mut self, bots: Arc<crate::teams::bots::TeamsBots>) -> Deliverer {
+        self.teams_bots = bots;
+        self
     }
 
     /// A turn at the store for a lane task's call (a thread's ts, a

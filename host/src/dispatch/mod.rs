@@ -127,7 +127,7 @@ pub struct Dispatcher {
     /// Slack users' emails, cached.
     slack_emails: Arc<crate::slack::users::UserEmails>,
     /// The Teams bots' tokens, for looking up who wrote to a bot.
-    teams_bots: crate::teams::bots::TeamsBots,
+    teams_bots: Arc<crate::teams::bots::TeamsBots>,
     /// Linked people's emails, for `event.people` (see [`crate::self_link::emails`]).
     linked_emails: Arc<crate::self_link::emails::SlackLinkedEmails>,
     /// When released held events were last purged (ms).
@@ -166,11 +166,17 @@ impl Dispatcher {
             sources: Mutex::new(HashMap::new()),
             http,
             slack_emails,
-            teams_bots: crate::teams::bots::TeamsBots::default(),
+            teams_bots: Arc::default(),
             linked_emails,
             config,
             last_purge: Mutex::new(0),
         }
+    }
+
+    /// The same dispatcher sharing `bots` (the server's Teams bot tokens).
+    pub fn with_teams_bots(mut self, bots: Arc<crate::teams::bots::TeamsBots>) -> Dispatcher {
+        self.teams_bots = bots;
+        self
     }
 
     /// Dispatches until `shutdown` turns true: whenever `wake` is notified

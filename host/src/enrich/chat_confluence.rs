@@ -18,29 +18,39 @@ use crate::store::{ConnectionKind, ConnectionRecord};
 pub enum NoChatConfluence {
     /// No Confluence connection has a token yet: chat events wait for one.
     #[error(
-        "Slack connection `{slack}` has no Confluence connection with a token to read what its users may see: connect one with `pagehook connect confluence NAME --url URL --token-env VAR --webhook-secret-env VAR`"
+        "{who} `{slack}` has no Confluence connection with a token to read what its users may see: connect one with `pagehook connect confluence NAME --url URL --token-env VAR --webhook-secret-env VAR`"
     )]
     NoneConnected {
-        /// The Slack connection.
+        /// What the chat connection is (`Slack connection`, `Teams bot`).
+        who: &'static str,
+        /// The chat connection.
         slack: String,
     },
     /// Several have tokens and the Slack connection names none of them.
     #[error(
-        "Slack connection `{slack}` names no Confluence connection, and {} all have tokens: name the one its users' links, previews and searches use with `pagehook connect slack {slack} ... --confluence NAME` (or on the console's People page)",
+        "{who} `{slack}` names no Confluence connection, and {} all have tokens: name the one its users' links, previews and searches use with `pagehook connect {command} {slack} ... --confluence NAME` (or on the console's People page)",
         .candidates.join(", ")
     )]
     Ambiguous {
-        /// The Slack connection.
+        /// What the chat connection is.
+        who: &'static str,
+        /// How it is connected (`slack`, `teams-bot`).
+        command: &'static str,
+        /// The chat connection.
         slack: String,
         /// The Confluence connections it could mean.
         candidates: Vec<String>,
     },
     /// The one it names is gone, is not a Confluence connection, or has no token.
     #[error(
-        "Slack connection `{slack}` uses Confluence connection `{named}`, which {why}: name another with `pagehook connect slack {slack} ... --confluence NAME`, or connect `{named}` again"
+        "{who} `{slack}` uses Confluence connection `{named}`, which {why}: name another with `pagehook connect {command} {slack} ... --confluence NAME`, or connect `{named}` again"
     )]
     Unusable {
-        /// The Slack connection.
+        /// What the chat connection is.
+        who: &'static str,
+        /// How it is connected.
+        command: &'static str,
+        /// The chat connection.
         slack: String,
         /// What it names.
         named: String,
@@ -68,8 +78,14 @@ pub fn chat_confluence<'a>(
     slack: &ConnectionRecord,
     all: &'a [ConnectionRecord],
 ) -> Result<&'a ConnectionRecord, NoChatConfluence> {
+    let (who, command) = match slack.kind {
+        ConnectionKind::TeamsBot => ("Teams bot", "teams-bot"),
+        _ => ("Slack connection", "slack"),
+    };
     if let Some(named) = slack.confluence.as_deref() {
         let unusable = |why| NoChatConfluence::Unusable {
+            who,
+            command,
             slack: slack.name.clone(),
             named: named.to_owned(),
             why,
@@ -87,9 +103,12 @@ pub fn chat_confluence<'a>(
     match candidates.as_slice() {
         [only] => Ok(only),
         [] => Err(NoChatConfluence::NoneConnected {
+            who,
             slack: slack.name.clone(),
         }),
         several => Err(NoChatConfluence::Ambiguous {
+            who,
+            command,
             slack: slack.name.clone(),
             candidates: several.iter().map(|c| c.name.clone()).collect(),
         }),

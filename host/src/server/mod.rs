@@ -80,7 +80,7 @@ impl AppState {
         let store = Arc::new(Store::open_sqlite(&config.store.database)?);
         let ingest = Ingest::start(&store, Arc::new(Notify::new()))?;
         let pickers = Arc::new(crate::pickers::Pickers::for_config(&config));
-        let teams = Arc::new(teams_hooks::TeamsState::new(&config));
+        let teams = Arc::new(teams_hooks::TeamsState::new(&config, Arc::default()));
         Ok(Arc::new(AppState {
             ingest,
             metrics: Arc::new(Metrics::new()),
@@ -323,13 +323,18 @@ pub async fn serve(config: Config, listen: Option<String>) -> anyhow::Result<()>
     let local: SocketAddr = listener.local_addr()?;
 
     let outbox = Arc::new(Notify::new());
-    let dispatcher = Arc::new(Dispatcher::new(
-        store.clone(),
-        runtime.clone(),
-        metrics.clone(),
-        config.clone(),
-        outbox.clone(),
-    ));
+    // One token cache per Teams bot, for the endpoint, dispatch and delivery.
+    let teams_bots: Arc<crate::teams::bots::TeamsBots> = Arc::default();
+    let dispatcher = Arc::new(
+        Dispatcher::new(
+            store.clone(),
+            runtime.clone(),
+            metrics.clone(),
+            config.clone(),
+            outbox.clone(),
+        )
+        .with_teams_bots(teams_bots.clone()),
+    );
     store.listen(wake.clone(), outbox.clone());
     match store.release_stale_claims().await {
         Ok(0) => {}
@@ -339,11 +344,14 @@ pub async fn serve(config: Config, listen: Option<String>) -> anyhow::Result<()>
         ),
         Err(e) => tracing::error!(error = %e, "cannot release the last run's claims"),
     }
-    let deliverer = Arc::new(Deliverer::new(
-        store.clone(),
-        config.delivery.clone(),
-        config.store.lease_ms,
-    ));
+    let deliverer = Arc::new(
+        Deliverer::new(
+            store.clone(),
+            config.delivery.clone(),
+            config.store.lease_ms,
+        )
+        .with_teams_bots(teams_bots.clone()),
+    );
     // The console's channel picker reads delivery's own Slack directory.
     let slack_directory = deliverer.slack_directory();
     let (stop, stopped) = watch::channel(false);
@@ -362,7 +370,7 @@ pub async fn serve(config: Config, listen: Option<String>) -> anyhow::Result<()>
         slack_directory,
         config.enrichment_timeout(),
     ));
-    let teams = Arc::new(teams_hooks::TeamsState::new(&config));
+    let teams = Arc::new(teams_hooks::TeamsState::new(&config, teams_bots));
     let state = Arc::new(AppState {
         store: store.clone(),
         ingest,

@@ -45,13 +45,14 @@ use crate::teams::connector::BotConnector;
 /// member lookup that greets a person).
 pub struct TeamsState {
     keys: BotFrameworkKeys,
-    bots: TeamsBots,
+    bots: Arc<TeamsBots>,
     http: crate::http::clients::ClientsByProxy,
 }
 
 impl TeamsState {
-    /// The state for `config`'s OpenID metadata URL and timeouts.
-    pub fn new(config: &Config) -> TeamsState {
+    /// The state for `config`'s OpenID metadata URL and timeouts, with the
+    /// bots' tokens in `bots` (shared with dispatch and delivery).
+    pub fn new(config: &Config, bots: Arc<TeamsBots>) -> TeamsState {
         let timeout = config.enrichment_timeout();
         let keys_http = crate::http::client_builder()
             .timeout(timeout)
@@ -59,7 +60,7 @@ impl TeamsState {
             .unwrap_or_default();
         TeamsState {
             keys: BotFrameworkKeys::new(&config.teams_bot.openid_metadata_url, keys_http),
-            bots: TeamsBots::default(),
+            bots,
             http: crate::http::clients::ClientsByProxy::new(move |b| b.timeout(timeout)),
         }
     }
@@ -168,8 +169,24 @@ async fn take(
             remember(state, &bot, &header, None)
                 .await
                 .ok_or_else(|| HookError::Unavailable("cannot keep the conversation now".into()))?;
-            let state = state.clone();
-            tokio::spawn(async move { greet(&state, &bot, &header).await });
+            // Kept (not dispatched) so that Teams sending the installation
+            // again greets nobody twice.
+            let inserted = state
+                .ingest
+                .insert(NewEvent {
+                    key: format!("teams:{connection}:{}", header.id),
+                    source: connection.to_owned(),
+                    name: "teams_installation".to_owned(),
+                    payload: json!({"type": "teams_installation", "user": header.from_id,
+                        "tenant": header.tenant_id})
+                    .to_string(),
+                    dispatchable: false,
+                })
+                .await?;
+            if !inserted.duplicate {
+                let state = state.clone();
+                tokio::spawn(async move { greet(&state, &bot, &header).await });
+            }
             Ok(StatusCode::OK.into_response())
         }
         Inbound::Uninstalled(header) => {

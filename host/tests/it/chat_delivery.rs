@@ -123,7 +123,16 @@ impl Chat {
             calls: vec![],
         };
         for action in actions {
-            judge(&mut out, binding, &plugin(), &[WORKSPACE], action);
+            judge(
+                &mut out,
+                binding,
+                &plugin(),
+                &pagehook::destination::ChatConnections {
+                    slack: vec![WORKSPACE],
+                    ..Default::default()
+                },
+                action,
+            );
         }
         let policy = BreakerPolicy {
             threshold: 3,

@@ -341,7 +341,7 @@ fn pages(chat: &ChatEvent) -> (Option<String>, Vec<Option<u64>>) {
                 .map(|l| l.page.as_ref().map(|p| p.id))
                 .collect(),
         ),
-        ChatEvent::SlashCommand { .. } => unreachable!(),
+        _ => unreachable!("a link-shared event"),
     }
 }
 
@@ -447,7 +447,7 @@ fn slash(text: &str) -> ChatEvent {
 fn results(chat: &ChatEvent) -> Vec<u64> {
     match chat {
         ChatEvent::SlashCommand { results, .. } => results.iter().map(|p| p.id).collect(),
-        ChatEvent::LinkShared { .. } => unreachable!(),
+        _ => unreachable!("a slash command"),
     }
 }
 
@@ -598,6 +598,8 @@ fn confluence_connection(fake: &FakeConfluence, name: &str) -> pagehook::store::
         health: None,
         token: None,
         confluence: None,
+        app_id: None,
+        tenant_id: None,
         proxy: None,
     }
 }

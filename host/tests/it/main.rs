@@ -50,5 +50,6 @@ mod slack_inbound;
 mod socket_mode;
 mod store_backup;
 mod store_suite;
+mod teams_bot;
 mod two_way_slack;
 mod unsafe_links;

@@ -56,6 +56,8 @@ impl Plugin for SlackPoster {
         match &event.chat {
             Some(ChatEvent::LinkShared(shared)) => unfurl(shared, &settings),
             Some(ChatEvent::SlashCommand(command)) => Ok(vec![Action::Respond(answer(command))]),
+            // Teams bot events are teams-poster's.
+            Some(ChatEvent::TeamsMessage(_) | ChatEvent::TeamsCardAction(_)) => Ok(Vec::new()),
             None => page_event(&event, &settings),
         }
     }

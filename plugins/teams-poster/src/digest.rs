@@ -7,20 +7,24 @@
 //! "edited 7 times" card with the changes over all its versions (Teams
 //! workflow posts have no threads); the rest one card listing it. A group
 //! of one event gets the card that event gets on its own.
+//!
+//! With `personal = true`, each person the events concern gets one
+//! personal message (see [`crate::personal`]): the event's own message
+//! when one event concerns them, else a list of what does.
 
 use pagehook_guest::digest::{self, Group};
 use pagehook_guest::filters::{self, Filters};
 use pagehook_guest::teams::{self, Card, Markdown};
 use pagehook_guest::{Action, Digest, Event, Settings, TeamsMessage, log, markdown, text};
 
-use super::card;
+use crate::{Outputs, card, personal};
 
 /// Longest title in a list line, in characters.
 const TITLE_CHARS: usize = 80;
 
 /// The actions for a digest.
 pub(crate) fn handle(digest: &Digest, settings: &Settings) -> Result<Vec<Action>, String> {
-    let channel = settings.required("channel")?;
+    let outputs = Outputs::of(settings)?;
     let filters = Filters::from_settings(settings)?;
     let told: Vec<&Event> = digest
         .events
@@ -33,16 +37,24 @@ pub(crate) fn handle(digest: &Digest, settings: &Settings) -> Result<Vec<Action>
             None => true,
         })
         .collect();
-    Ok(digest::groups(&told)
-        .iter()
-        .map(|group| {
-            let card = match group.events().as_slice() {
-                [one] => card(one),
-                _ => summary(group, digest),
-            };
-            Action::PostTeams(TeamsMessage::new(channel, card.to_json()))
-        })
-        .collect())
+    let mut actions: Vec<Action> = match outputs.channel {
+        Some(channel) => digest::groups(&told)
+            .iter()
+            .map(|group| {
+                let card = match group.events().as_slice() {
+                    [one] => card(one),
+                    _ => summary(group, digest),
+                };
+                Action::PostTeams(TeamsMessage::new(channel, card.to_json()))
+            })
+            .collect(),
+        None => Vec::new(),
+    };
+    if outputs.personal {
+        let room = personal::MAX_ACTIONS.saturating_sub(actions.len());
+        actions.extend(personal::for_digest(digest, &filters, room));
+    }
+    Ok(actions)
 }
 
 fn summary(group: &Group<'_>, digest: &Digest) -> Card {

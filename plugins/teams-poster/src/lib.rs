@@ -1,27 +1,38 @@
 //! teams-poster: tells a Teams channel what happened in Confluence, as an
-//! Adaptive Card 1.5.
+//! Adaptive Card 1.5; through a Teams bot, tells the people a page concerns
+//! personally and answers them.
 //!
 //! The same events and filters as slack-poster (both read them from
 //! `pagehook_guest::filters`), so an admin configures both the same way.
 //! The card has the page title as heading, who did what, a FactSet (space,
 //! author, version, edit note), the excerpt, and `Action.OpenUrl` buttons;
-//! Teams workflows cannot call back, so there is no `Action.Submit`. The
-//! SDK's `Card::to_json` keeps the whole message under Teams' 28 KB limit
-//! by shortening the longest texts first.
+//! Teams workflows cannot call back, so a channel card has no
+//! `Action.Submit`. The SDK's `Card::to_json` keeps the whole message under
+//! Teams' 28 KB limit by shortening the longest texts first.
 //!
 //! Digests (contract 0.3.0, see [`digest`]): a burst of events the host
 //! held becomes a few cards (pages created, "edited 7 times", the rest);
 //! a single event gets its card as it always did.
 //!
+//! A Teams bot (contract 0.3.0): with `personal = true`, each person a page
+//! event concerns gets a personal message (see [`personal`]), with a
+//! "Share to channel" button; what people write to the bot (`search
+//! <words>`) and the buttons they press are answered in [`bot`].
+//!
 //! Every text here is Confluence content given to the SDK's builders as a
 //! string, so it is escaped on the way in: a title with `<at>…</at>` or
 //! `[label](url)` shows as written and neither mentions nor links.
 
+mod bot;
 mod digest;
+mod personal;
 
 use pagehook_guest::filters::{self, Filters};
 use pagehook_guest::teams::{self, Card};
-use pagehook_guest::{Action, Digest, Event, EventKind, Plugin, Settings, TeamsMessage, log, text};
+use pagehook_guest::{
+    Action, ChatEvent, Digest, Event, EventKind, Plugin, SettingError, Settings, TeamsMessage, log,
+    text,
+};
 
 /// Longest excerpt shown before the size limit is even considered.
 const EXCERPT_CHARS: usize = 1000;
@@ -31,21 +42,70 @@ pub struct TeamsPoster;
 
 impl Plugin for TeamsPoster {
     fn handle(event: Event, settings: Settings) -> Result<Vec<Action>, String> {
-        let channel = settings.required("channel")?;
-        let filters = Filters::from_settings(&settings)?;
-        if let Some(reason) = filters.skip_reason(&event) {
-            log::info(format!("skipped {}: {reason}", event.id));
-            return Ok(vec![]);
+        match &event.chat {
+            Some(ChatEvent::TeamsMessage(message)) => {
+                Ok(vec![Action::ReplyTeams(bot::answer(message))])
+            }
+            Some(ChatEvent::TeamsCardAction(action)) => bot::card_action(action, &settings),
+            Some(ChatEvent::LinkShared(_) | ChatEvent::SlashCommand(_)) => {
+                log::debug("Slack events are slack-poster's: nothing to do");
+                Ok(vec![])
+            }
+            None => page_event(&event, &settings),
         }
-        Ok(vec![Action::PostTeams(TeamsMessage::new(
-            channel,
-            card(&event).to_json(),
-        ))])
     }
 
     fn handle_digest(digest: Digest, settings: Settings) -> Result<Vec<Action>, String> {
         digest::handle(&digest, &settings)
     }
+}
+
+/// Where a binding's page events go: the channel, people personally, or
+/// both. Neither is an error that names `channel`, as before personal
+/// notifications existed.
+pub(crate) struct Outputs<'a> {
+    /// The `channel` setting: the Teams connection cards are posted to.
+    pub channel: Option<&'a str>,
+    /// The `personal` setting: personal messages through the Teams bot.
+    pub personal: bool,
+}
+
+impl<'a> Outputs<'a> {
+    pub(crate) fn of(settings: &'a Settings) -> Result<Outputs<'a>, SettingError> {
+        let outputs = Outputs {
+            channel: settings.string("channel"),
+            personal: settings.bool_or("personal", false)?,
+        };
+        if outputs.channel.is_none() && !outputs.personal {
+            return Err(SettingError::Missing {
+                name: "channel".into(),
+            });
+        }
+        Ok(outputs)
+    }
+}
+
+/// A Confluence event: the channel's card and personal messages.
+fn page_event(event: &Event, settings: &Settings) -> Result<Vec<Action>, String> {
+    let outputs = Outputs::of(settings)?;
+    let filters = Filters::from_settings(settings)?;
+    let mut actions = Vec::new();
+    match filters.skip_reason(event) {
+        Some(reason) => log::info(format!("skipped {}: {reason}", event.id)),
+        None => {
+            if let Some(channel) = outputs.channel {
+                actions.push(Action::PostTeams(TeamsMessage::new(
+                    channel,
+                    card(event).to_json(),
+                )));
+            }
+        }
+    }
+    if outputs.personal {
+        let room = personal::MAX_ACTIONS.saturating_sub(actions.len());
+        actions.extend(personal::for_event(event, &filters, room));
+    }
+    Ok(actions)
 }
 
 /// The card for an event that passed the filters.
@@ -109,10 +169,10 @@ mod tests {
     use std::sync::OnceLock;
 
     use super::*;
-    use pagehook_guest::testing;
+    use pagehook_guest::{Concern, testing};
     use serde_json::Value;
 
-    fn validator() -> &'static jsonschema::Validator {
+    pub(crate) fn validator() -> &'static jsonschema::Validator {
         static V: OnceLock<jsonschema::Validator> = OnceLock::new();
         V.get_or_init(|| {
             let path = concat!(
@@ -124,6 +184,27 @@ mod tests {
             });
             jsonschema::validator_for(&serde_json::from_str(&text).unwrap()).unwrap()
         })
+    }
+
+    /// A card from an action, parsed and checked against Microsoft's
+    /// schema and Teams' size limit (with `text`, a bot message's).
+    pub(crate) fn checked_card(card: &str, text: Option<&str>) -> Value {
+        let card: Value = serde_json::from_str(card).unwrap();
+        let errors: Vec<String> = validator()
+            .iter_errors(&card)
+            .map(|e| e.to_string())
+            .collect();
+        assert!(
+            errors.is_empty(),
+            "card does not validate: {errors:?}\n{card:#}"
+        );
+        assert_eq!(card["version"], "1.5");
+        let size = match text {
+            Some(text) => teams::bot_message_size(text, Some(&card)),
+            None => teams::message_size(&card),
+        };
+        assert!(size <= teams::MAX_MESSAGE_BYTES, "{size}");
+        card
     }
 
     fn card_of(event: Event, pairs: &[(&str, &str)]) -> Value {
@@ -302,5 +383,77 @@ mod tests {
             &[("events", "comment-created")],
         );
         assert_eq!(card["body"][0]["text"], "Engineering Home");
+    }
+
+    #[test]
+    fn channel_cards_are_the_same_with_personal_notifications_on() {
+        for kind in [
+            EventKind::PageCreated,
+            EventKind::PageUpdated,
+            EventKind::BlogCreated,
+        ] {
+            let mut e = hostile(kind);
+            e.people = vec![
+                testing::concerned("grace@example.com", &[Concern::Mentioned]),
+                testing::concerned("linus@example.com", &[Concern::Watcher]),
+            ];
+            let events = [("events", "page-created, page-updated, blog-created")];
+            let plain = TeamsPoster::handle(
+                e.clone(),
+                Settings::from_pairs([("channel", "eng-news")].into_iter().chain(events)),
+            )
+            .unwrap();
+            let personal = TeamsPoster::handle(
+                e,
+                Settings::from_pairs(
+                    [
+                        ("channel", "eng-news"),
+                        ("personal", "true"),
+                        ("bot", "bot"),
+                    ]
+                    .into_iter()
+                    .chain(events),
+                ),
+            )
+            .unwrap();
+            assert_eq!(plain.len(), 1);
+            assert_eq!(personal.len(), 3, "{personal:?}");
+            assert_eq!(
+                personal[0], plain[0],
+                "the channel's card comes first, unchanged"
+            );
+            assert!(
+                personal[1..]
+                    .iter()
+                    .all(|a| matches!(a, Action::DmTeams(_)))
+            );
+        }
+    }
+
+    #[test]
+    fn a_page_event_needs_a_channel_or_personal() {
+        let e = testing::event(EventKind::PageCreated);
+        for pairs in [vec![], vec![("personal", "false")], vec![("bot", "bot")]] {
+            let err = TeamsPoster::handle(e.clone(), Settings::from_pairs(pairs)).unwrap_err();
+            assert!(err.contains("`channel`"), "{err}");
+        }
+        let err = TeamsPoster::handle(
+            e.clone(),
+            Settings::from_pairs([("channel", "eng-news"), ("personal", "maybe")]),
+        )
+        .unwrap_err();
+        assert!(err.contains("`personal`"), "{err}");
+        // Personal only: no channel needed, nobody concerned, nothing sent.
+        let none = TeamsPoster::handle(e, Settings::from_pairs([("personal", "true")])).unwrap();
+        assert!(none.is_empty());
+    }
+
+    #[test]
+    fn slack_events_are_not_this_plugins() {
+        for e in [testing::link_shared(), testing::slash_command("search x")] {
+            let actions =
+                TeamsPoster::handle(e, Settings::from_pairs([("channel", "eng-news")])).unwrap();
+            assert!(actions.is_empty());
+        }
     }
 }

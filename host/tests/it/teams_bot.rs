@@ -1,0 +1,310 @@
+//! A Teams bot end to end: `pagehook serve` with a `teams-bot` connection,
+//! and loopback fakes of Microsoft Entra ID (the bot's token), the Bot
+//! Framework's OpenID metadata and signing keys (the tokens on inbound
+//! activities) and the Bot Connector (driven by its published Swagger).
+//!
+//! Inbound: every activity at `/hooks/teams/bot` carries a token the fake
+//! minted; the flawed ones (expired, another bot's, another issuer, signed
+//! by a key Microsoft does not list, a key not endorsed for Teams, another
+//! service URL, tampered, `alg` changed) get 401 and leave nothing stored,
+//! and a replayed activity is stored once. Outbound: the greeting when a
+//! person installs the bot and personal notifications go through the
+//! outbox and the Bot Connector, with the token fetched once and cached,
+//! and Teams' 429s retried.
+
+use std::time::Duration;
+
+use crate::common;
+use crate::common::people::{ADA, BOB, CAROL, DAVE};
+
+use common::sidecar::{HOOK_SECRET, PAT, Sidecar};
+use pagehook_fakes::{
+    ConfluenceAuth, ContentBuilder, FakeConfluence, FakeTeamsBot, Fault, Inbound as TeamsInbound,
+    SERVICE_USERNAME, TeamsUser, TokenSpec, post_activity as post_teams_activity,
+};
+use serde_json::{Value, json};
+
+const APP: &str = "7b3c1a52-4d6e-4f10-9a8b-1c2d3e4f5a6b";
+const TENANT: &str = "0f1e2d3c-4b5a-4968-8776-a5b4c3d2e1f0";
+const SECRET: &str = "teams-bot-client-secret-for-tests";
+const WAIT: Duration = Duration::from_secs(20);
+
+/// (username, Confluence key, email, Teams id)
+const PEOPLE: [(&str, &str, &str, &str); 4] = [
+    ("ada", ADA, "ada@example.com", "29:1ada"),
+    ("bob", BOB, "bob@example.com", "29:1bob"),
+    ("carol", CAROL, "carol@example.com", "29:1carol"),
+    ("dave", DAVE, "dave@example.com", "29:1dave"),
+];
+
+struct World {
+    teams: FakeTeamsBot,
+    side: Sidecar,
+}
+
+/// A sidecar with Teams bot `bot` (and, when `confluence` is given, that
+/// Confluence as `prod`); `bind` runs before it starts.
+fn world(confluence: Option<&FakeConfluence>, bind: &[&[&str]]) -> World {
+    let teams = FakeTeamsBot::start();
+    teams.register_app(APP, TENANT, SECRET);
+    for (name, _, email, id) in PEOPLE {
+        teams.add_user(TeamsUser {
+            id: id.into(),
+            aad_object_id: format!("aad-{name}"),
+            name: name.into(),
+            email: email.into(),
+            user_principal_name: email.into(),
+            tenant_id: TENANT.into(),
+        });
+    }
+    let mut side = Sidecar::new();
+    side.add_to_config(&format!(
+        "[teams-bot]\nopenid-metadata-url = \"{}\"\n",
+        teams.openid_metadata_url()
+    ));
+    let secret = side.path().join("teams-client-secret");
+    std::fs::write(&secret, SECRET).unwrap();
+    if let Some(conf) = confluence {
+        side.connect_confluence("prod", &conf.base_url());
+    }
+    side.cli(&[
+        "connect",
+        "teams-bot",
+        "bot",
+        "--app-id",
+        APP,
+        "--tenant-id",
+        TENANT,
+        "--client-secret-file",
+        secret.to_str().unwrap(),
+        "--login-url",
+        &teams.login_base(),
+    ]);
+    for args in bind {
+        side.cli(args);
+    }
+    side.start();
+    World { teams, side }
+}
+
+fn hook(w: &World) -> String {
+    format!("{}/hooks/teams/bot", w.side.base)
+}
+
+fn events(w: &World) -> Vec<Value> {
+    serde_json::from_str::<Value>(&w.side.cli(&["events", "--json"]))
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+fn sent_to(w: &World, user: &str) -> Vec<pagehook_fakes::TeamsBotMessage> {
+    w.teams
+        .sent()
+        .into_iter()
+        .filter(|m| m.user_id == user)
+        .collect()
+}
+
+#[test]
+fn activities_without_a_valid_bot_framework_token_get_401_and_leave_nothing() {
+    let w = world(None, &[]);
+    let url = hook(&w);
+    let activity = w.teams.activity(
+        APP,
+        "29:1ada",
+        TeamsInbound::Message("search launch".into()),
+    );
+    let service = activity["serviceUrl"].as_str().unwrap().to_owned();
+
+    let none = post_teams_activity(&url, &activity, None);
+    assert_eq!(none.status, 401, "{}", none.body);
+    for (flaw, spec) in TokenSpec::flawed_variants(APP, &service) {
+        let token = w.teams.mint_token(&spec);
+        let answer = post_teams_activity(&url, &activity, Some(&token));
+        assert_eq!(answer.status, 401, "{flaw}: {}", answer.body);
+        assert!(!answer.body.contains(&token), "{flaw}: the token is echoed");
+    }
+    // Another bot's connection name is nobody's endpoint.
+    let token = w.teams.mint_token(&TokenSpec::new(APP, &service));
+    let elsewhere = format!("{}/hooks/teams/other", w.side.base);
+    assert_eq!(
+        post_teams_activity(&elsewhere, &activity, Some(&token)).status,
+        404
+    );
+    assert!(
+        events(&w).is_empty(),
+        "refused activities were stored: {:?}",
+        events(&w)
+    );
+
+    // A valid one is stored; Teams sending it again stores nothing more.
+    let first = w.teams.deliver(&url, APP, &activity);
+    assert_eq!(first.status, 200, "{}", first.body);
+    let again = w.teams.deliver(&url, APP, &activity);
+    assert_eq!(again.status, 200, "{}", again.body);
+    let answer: Value = serde_json::from_str(&again.body).unwrap();
+    assert_eq!(answer["duplicate"], true, "{answer}");
+    let stored = events(&w);
+    assert_eq!(stored.len(), 1, "{stored:?}");
+    assert_eq!(stored[0]["source"], "bot");
+    // The keys were read once for all of that (cached), and no secret or
+    // token reached the store.
+    assert_eq!(w.teams.metadata_fetches(), 1);
+    let db = std::fs::read(w.side.database()).unwrap();
+    assert!(!String::from_utf8_lossy(&db).contains(SECRET));
+}
+
+#[test]
+fn installing_the_bot_greets_the_person_once_through_the_outbox_despite_429s() {
+    let w = world(None, &[]);
+    let url = hook(&w);
+    // Teams is throttling the conversation: the greeting waits and goes once.
+    w.teams.inject(
+        "Conversations_SendToConversation",
+        Fault::RateLimited {
+            retry_after_secs: 1,
+        },
+    );
+    let install = w
+        .teams
+        .activity(APP, "29:1ada", TeamsInbound::InstallationAdd);
+    let answer = w.teams.deliver(&url, APP, &install);
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    // The same installation sent again greets nobody twice.
+    assert_eq!(w.teams.deliver(&url, APP, &install).status, 200);
+
+    let greeting = w.side.wait_until("the greeting in Ada's chat", WAIT, || {
+        sent_to(&w, "29:1ada").into_iter().next()
+    });
+    let text = greeting.text.clone().unwrap_or_default();
+    assert!(text.contains("Pagehook is connected"), "{text}");
+    assert!(text.contains("ada@example.com"), "{text}");
+    assert_eq!(
+        greeting.conversation_id,
+        w.teams.conversation_id_for("29:1ada")
+    );
+    assert_eq!(greeting.app_id, APP);
+    assert_eq!(
+        w.teams.faults_left("Conversations_SendToConversation"),
+        0,
+        "the 429 was served and the greeting retried"
+    );
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(sent_to(&w, "29:1ada").len(), 1, "greeted twice");
+    // One token served the member lookup, the throttled send and the retry.
+    assert_eq!(w.teams.tokens_issued(), 1);
+
+    // Removing the bot forgets the conversation: nothing is sent to it.
+    let remove = w
+        .teams
+        .activity(APP, "29:1ada", TeamsInbound::InstallationRemove);
+    assert_eq!(w.teams.deliver(&url, APP, &remove).status, 200);
+    let deliveries = w.side.cli(&["deliveries", "--json"]);
+    assert!(!deliveries.contains(SECRET), "{deliveries}");
+}
+
+/// PLAN in ENG: created by carol, mentioning ada; watched by bob and dave.
+const PLAN: u64 = 5100;
+
+fn confluence() -> FakeConfluence {
+    let conf = FakeConfluence::start(ConfluenceAuth::Bearer(PAT.into()));
+    for (name, key, email, _) in PEOPLE {
+        let groups: &[&str] = if name == "dave" {
+            &[]
+        } else {
+            &["confluence-users"]
+        };
+        conf.add_user(name, key, name, email, "pw", groups);
+    }
+    conf.grant_space("ENG", "group:confluence-users", &["read"]);
+    conf.grant_space("ENG", SERVICE_USERNAME, &["administer"]);
+    conf.set_service_confluence_admin(true);
+    conf.put_content(
+        PLAN,
+        ContentBuilder::page(PLAN, "ENG", "Q4 launch plan")
+            .ancestors(&[])
+            .author("carol", CAROL, "carol")
+            .version(1)
+            .body_storage(&format!(
+                r#"<p>Owner: <ac:link><ri:user ri:userkey="{ADA}"/></ac:link>.</p>"#
+            ))
+            .build(),
+    );
+    conf.watch(PLAN, "bob");
+    conf.watch(PLAN, "dave");
+    conf
+}
+
+#[test]
+fn a_new_page_sends_each_person_concerned_one_personal_teams_message() {
+    let conf = confluence();
+    let w = world(
+        Some(&conf),
+        &[
+            &[
+                "plugin",
+                "install",
+                common::plugin_dir("teams-poster").to_str().unwrap(),
+                "--grant",
+                "dm-teams",
+                "--grant",
+                "reply-teams",
+            ],
+            &[
+                "bind",
+                "teams-poster",
+                "--quiet",
+                "--source",
+                "prod",
+                "--to",
+                "teams-dm:bot",
+                "--set",
+                "personal=true",
+            ],
+        ],
+    );
+    for (_, _, _, id) in PEOPLE {
+        let install = w.teams.activity(APP, id, TeamsInbound::InstallationAdd);
+        assert_eq!(w.teams.deliver(&hook(&w), APP, &install).status, 200);
+    }
+    w.side.wait_until("everyone greeted", WAIT, || {
+        (w.teams.sent().len() >= PEOPLE.len()).then_some(())
+    });
+    let greeted = w.teams.sent().len();
+    // Teams throttles the first personal message; it is retried, not lost.
+    w.teams.inject(
+        "Conversations_SendToConversation",
+        Fault::RateLimited {
+            retry_after_secs: 1,
+        },
+    );
+
+    let body = json!({"event": "page_created", "timestamp": 1_700_000_000_000u64,
+        "userKey": CAROL, "page": {"id": PLAN}});
+    let answer = w
+        .side
+        .hook("prod", body.to_string().as_bytes(), Some(HOOK_SECRET));
+    assert_eq!(answer.0, 202, "{answer:?}");
+
+    // Ada (mentioned) and Bob (watching) hear of it; Carol made it and
+    // Dave may not view ENG.
+    w.side.wait_until("two personal notifications", WAIT, || {
+        let notes: Vec<_> = w.teams.sent().into_iter().skip(greeted).collect();
+        (notes.len() >= 2).then_some(())
+    });
+    std::thread::sleep(Duration::from_millis(1500));
+    let notes: Vec<_> = w.teams.sent().into_iter().skip(greeted).collect();
+    let mut to: Vec<&str> = notes.iter().map(|m| m.user_id.as_str()).collect();
+    to.sort();
+    assert_eq!(to, ["29:1ada", "29:1bob"], "{notes:#?}");
+    for note in &notes {
+        let shown = format!(
+            "{} {:?}",
+            note.text.clone().unwrap_or_default(),
+            note.attachments
+        );
+        assert!(shown.contains("Q4 launch plan"), "{shown}");
+    }
+}
