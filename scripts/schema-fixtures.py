@@ -114,12 +114,12 @@ def seed_rows(commit: str) -> dict[str, list[dict]]:
             {"name": "acme", "kind": "slack", "url": "https://slack.com/api", "username": None,
              "secret": "env:SLACK_BOT_TOKEN", "hook_secret": None, "dry_run": 0, "created_at": T0,
              "health_error": None, "token_name": None, "token_expires_at": None, "token_checked_at": None,
-             "confluence": "wiki", "app_token": None, "proxy": None},
+             "confluence": "wiki", "app_token": None, "proxy": None, "app_id": None, "tenant_id": None},
             {"name": "wiki", "kind": "confluence", "url": "https://wiki.example.com", "username": None,
              "secret": "env:CONFLUENCE_PAT", "hook_secret": "file:/run/secrets/hook", "dry_run": 0,
              "created_at": T0 + 1, "health_error": None, "token_name": "pagehook",
              "token_expires_at": T0 + 90 * 86400000, "token_checked_at": T0 + 2,
-             "confluence": None, "app_token": None, "proxy": None},
+             "confluence": None, "app_token": None, "proxy": None, "app_id": None, "tenant_id": None},
         ],
         "plugins": [
             {"name": "slack-poster", "version": "0.1.0", "description": "Posts page events to Slack",
@@ -188,6 +188,12 @@ def seed_rows(commit: str) -> dict[str, list[dict]]:
              "confluence_username": "ada", "confluence_display_name": "Ada Lovelace", "method": "self-link",
              "linked_at": T0 + 40},
         ],
+        "teams_conversations": [
+            {"connection": "bot", "user_id": "29:1ada", "aad_object_id": "aad-ada", "tenant_id": "tenant-1",
+             "service_url": "https://smba.trafficmanager.net/emea/", "conversation_id": "a:1ada",
+             "name": "Ada Lovelace", "email": "ada@example.com", "upn": "ada@example.com",
+             "updated_at": T0 + 50},
+        ],
         "binding_digests": [{"binding_id": 1, "enabled": 1, "threshold": 20, "window_secs": 300}],
         "held_events": [
             {"id": 1, "binding_id": 1, "event_id": 1, "space_key": "ENG", "page_update": None,
@@ -206,7 +212,7 @@ def seed_rows(commit: str) -> dict[str, list[dict]]:
 # Tables in an order that satisfies foreign keys.
 ORDER = ["connections", "plugins", "bindings", "events", "deliveries", "audit", "failures", "attempts",
          "slack_threads", "once_keys", "lane_leases", "rate_limits", "sessions", "changes", "user_links",
-         "link_tokens", "binding_digests", "held_events"]
+         "link_tokens", "binding_digests", "held_events", "teams_conversations"]
 
 
 class SeedError(Exception):

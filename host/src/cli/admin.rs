@@ -736,6 +736,30 @@ pub async fn disconnect(config: &Config, name: &str) -> anyhow::Result<ExitCode>
     Ok(ExitCode::SUCCESS)
 }
 
+/// `connection teams-manifest NAME`: the Teams app manifest of a Teams bot.
+pub async fn teams_manifest(
+    config: &Config,
+    name: &str,
+    public_url: Option<&str>,
+    app_version: &str,
+) -> anyhow::Result<ExitCode> {
+    let store = open(config).await?;
+    let bot = store
+        .connection(name)
+        .await?
+        .filter(|c| c.kind == ConnectionKind::TeamsBot)
+        .ok_or_else(|| anyhow::anyhow!("no Teams bot connection named `{name}`"))?;
+    let Some(public_url) = public_url.or(config.server.public_url.as_deref()) else {
+        anyhow::bail!(
+            "say where Teams reaches Pagehook: --public-url https://pagehook.example.com (or `[server] public-url` in the config); the bot's messaging endpoint is then <that>/hooks/teams/{name}"
+        );
+    };
+    let app_id = bot.app_id.as_deref().unwrap_or_default();
+    let manifest = crate::teams::app_manifest::teams_app_manifest(app_id, public_url, app_version);
+    outln!("{}", serde_json::to_string_pretty(&manifest)?)?;
+    Ok(ExitCode::SUCCESS)
+}
+
 /// `connection test NAME [--send-card]`: exit 1 when the service refused
 /// (not when a Teams workflow is left untested).
 pub async fn test_connection(

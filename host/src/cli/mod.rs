@@ -150,6 +150,18 @@ enum ConnectionCommand {
         /// The connection.
         name: String,
     },
+    /// Print the Teams app manifest (manifest.json) of a Teams bot connection, to zip with
+    /// two icons (color.png 192x192, outline.png 32x32) and upload to the org's app catalog.
+    TeamsManifest {
+        /// The Teams bot connection.
+        name: String,
+        /// Pagehook's address as Teams reaches it [default: `[server] public-url`].
+        #[arg(long, value_name = "URL")]
+        public_url: Option<String>,
+        /// The app package's version (raise it for each upload).
+        #[arg(long, default_value = "1.0.0")]
+        app_version: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -328,6 +340,16 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Connection(ConnectionCommand::Remove { name }) => {
             block_on(admin::disconnect(&config()?, &name))
         }
+        Command::Connection(ConnectionCommand::TeamsManifest {
+            name,
+            public_url,
+            app_version,
+        }) => block_on(admin::teams_manifest(
+            &config()?,
+            &name,
+            public_url.as_deref(),
+            &app_version,
+        )),
         Command::Bind(args) => block_on(admin::bind(&config()?, args)),
         Command::Unbind { id } => block_on(admin::unbind(&config()?, id)),
         Command::Bindings(out) => block_on(admin::bindings(&config()?, out)),

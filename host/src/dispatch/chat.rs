@@ -119,9 +119,22 @@ impl Dispatcher {
                     confluence.name
                 ))
             })?;
-        let email = self.teams_email(bot, &inbound).await?;
+        let link = self
+            .store
+            .user_link(source, &inbound.user_id)
+            .await
+            .map_err(|e| ChatNotReady::wait(format!("reading the Teams user's link: {e}")))?
+            .filter(|l| l.confluence_connection == confluence.name);
+        let email = match &link {
+            Some(_) => None,
+            None => self.teams_email(bot, &inbound).await?,
+        };
+        let who = match &link {
+            Some(link) => ChatIdentity::Linked(&link.confluence_user_key),
+            None => ChatIdentity::Email(email.as_deref()),
+        };
         enricher
-            .resolve_chat(ChatIdentity::Email(email.as_deref()), &mut inbound.chat)
+            .resolve_chat(who, &mut inbound.chat)
             .await
             .map_err(|e| {
                 let retry_after = match &e {

@@ -51,11 +51,15 @@ pub async fn bind(store: &Store, actor: &str, req: BindRequest) -> AdminResult<B
     let scope: Scope = req.scope.parse().map_err(AdminError::Invalid)?;
     if let Some(source) = &req.source {
         match store.connection(source).await? {
-            // Slack connections are sources too: their link-shared events and slash commands.
-            Some(c) if matches!(c.kind, ConnectionKind::Confluence | ConnectionKind::Slack) => {}
+            // Slack connections and Teams bots are sources too: their chat events.
+            Some(c)
+                if matches!(
+                    c.kind,
+                    ConnectionKind::Confluence | ConnectionKind::Slack | ConnectionKind::TeamsBot
+                ) => {}
             _ => {
                 return Err(AdminError::NotFound(format!(
-                    "no Confluence connection named `{source}`, nor a Slack one (see `pagehook connections`)"
+                    "no Confluence connection named `{source}`, nor a Slack one or a Teams bot (see `pagehook connections`)"
                 )));
             }
         }

@@ -17,7 +17,14 @@
 //! removal forgets the reference. Other activities are answered 200 and
 //! dropped.
 //!
-//! Never answers or logs a token, the client secret, or an activity's text.
+//! `link` and `unlink` written to the bot in a personal chat are the host's
+//! own: `link` is answered, in that chat only, with a one-time link to the
+//! console where the person signs in to Confluence (as `/confluence link`
+//! does in Slack, see [`crate::self_link`]); `unlink` removes their link.
+//! Neither is stored or handed to plugins.
+//!
+//! Never answers or logs a token, the client secret, a one-time link, or an
+//! activity's text.
 
 use std::sync::Arc;
 
@@ -31,8 +38,10 @@ use serde_json::{Value, json};
 use super::AppState;
 use super::hook_error::HookError;
 use super::hooks::{answer, body_refused};
+use super::slack_link::HostCommand;
 use crate::config::Config;
 use crate::model::Action;
+use crate::ops::changes::{ChangeAction, log_change};
 use crate::source::teams_activity::{self, ActivityHeader, Inbound};
 use crate::source::teams_auth::BotFrameworkKeys;
 use crate::store::teams_conversations::TeamsConversation;
@@ -136,6 +145,17 @@ async fn take(
             header,
             invoke,
         } => {
+            if let Some(command) = host_command(name, &payload, &header) {
+                let base = super::public_url::public_base(
+                    state.config.server.public_url.as_deref(),
+                    headers,
+                );
+                let state = state.clone();
+                tokio::spawn(async move {
+                    self_link(&state, &bot, &header, command, &base).await;
+                });
+                return Ok(StatusCode::OK.into_response());
+            }
             let inserted = state
                 .ingest
                 .insert(NewEvent {
@@ -203,6 +223,118 @@ async fn take(
         Inbound::Ignored { what } => {
             tracing::debug!(%connection, "Teams {what} acknowledged and dropped");
             Ok(StatusCode::OK.into_response())
+        }
+    }
+}
+
+/// `link` or `unlink`, written alone to the bot in a personal chat.
+fn host_command(name: &str, payload: &Value, h: &ActivityHeader) -> Option<HostCommand> {
+    if name != teams_activity::TEAMS_MESSAGE || h.conversation_type != "personal" {
+        return None;
+    }
+    let text = payload.get("text").and_then(Value::as_str)?.trim();
+    if text.eq_ignore_ascii_case("link") {
+        Some(HostCommand::Link)
+    } else if text.eq_ignore_ascii_case("unlink") {
+        Some(HostCommand::Unlink)
+    } else {
+        None
+    }
+}
+
+/// Answers `link` (a one-time link to the console, in the person's own
+/// chat) or `unlink` (their link removed), as a reply to their message.
+async fn self_link(
+    state: &AppState,
+    bot: &ConnectionRecord,
+    h: &ActivityHeader,
+    command: HostCommand,
+    base: &str,
+) {
+    let text = match command {
+        HostCommand::Link => link_answer(state, bot, h, base).await,
+        HostCommand::Unlink => match state.store.remove_user_link(&bot.name, &h.from_id).await {
+            Ok(Some(link)) => {
+                let actor = format!("Teams user {} of `{}` (unlink)", h.from_id, bot.name);
+                log_change(
+                    &state.store,
+                    &actor,
+                    ChangeAction::LinkRemove,
+                    &crate::self_link::target(&link),
+                    crate::self_link::detail(&link),
+                )
+                .await;
+                format!(
+                    "Unlinked: your Teams account is no longer linked to Confluence user {}. Write `link` to link it again.",
+                    link.confluence_label()
+                )
+            }
+            Ok(None) => "Your Teams account is not linked to a Confluence account.".to_owned(),
+            Err(e) => {
+                tracing::error!(error = %e, connection = %bot.name, "unlink: cannot read links");
+                "Pagehook cannot read its database right now. Try again in a moment.".to_owned()
+            }
+        },
+    };
+    let http = state.teams.http.get(bot.proxy.as_ref());
+    let tokens = match state.teams.bots.tokens(bot, http) {
+        Ok(t) => t,
+        Err(e) => {
+            tracing::warn!(connection = %bot.name, "cannot answer `link`: {e}");
+            return;
+        }
+    };
+    let reply = json!({"type": "message", "text": text, "textFormat": "markdown"});
+    if let Err(e) = BotConnector::new(tokens.http(), &tokens)
+        .reply_to_activity(&h.service_url, &h.conversation_id, &h.id, &reply)
+        .await
+    {
+        tracing::warn!(connection = %bot.name, "cannot answer `link`/`unlink` in Teams: {e}");
+    }
+}
+
+async fn link_answer(
+    state: &AppState,
+    bot: &ConnectionRecord,
+    h: &ActivityHeader,
+    base: &str,
+) -> String {
+    let all = match state.store.connections().await {
+        Ok(all) => all,
+        Err(e) => {
+            tracing::error!(error = %e, connection = %bot.name, "link: cannot read connections");
+            return "Pagehook cannot read its database right now, so it cannot link you. Try again in a moment.".into();
+        }
+    };
+    let confluence = match crate::enrich::chat_confluence::chat_confluence(bot, &all) {
+        Ok(c) => c,
+        Err(why) => {
+            return format!(
+                "Pagehook cannot link you yet: it does not know which Confluence this bot uses. Please tell your Pagehook admin: {why}"
+            );
+        }
+    };
+    let request = crate::self_link::LinkRequest {
+        slack_connection: &bot.name,
+        slack_team: &h.tenant_id,
+        slack_user: &h.from_id,
+        trigger_id: &h.id,
+        confluence_connection: &confluence.name,
+    };
+    match crate::self_link::issue(&state.store, &request).await {
+        Ok(Some(token)) => {
+            tracing::info!(connection = %bot.name, confluence = %confluence.name, "link: one-time link given in Teams");
+            format!(
+                "[Link your Teams account to Confluence `{}`]({}/console/link/{token}): the link works once, for {} minutes, and only you see it. It asks you to sign in to Confluence and shows who will be linked before anything changes.",
+                confluence.name,
+                base.trim_end_matches('/'),
+                crate::self_link::TOKEN_TTL.as_secs() / 60
+            )
+        }
+        Ok(None) => "This request was answered already. Write `link` again for a new link.".into(),
+        Err(e) => {
+            tracing::error!(error = %e, connection = %bot.name, "link: cannot store the link request");
+            "Pagehook cannot read its database right now, so it cannot link you. Try again in a moment.".into()
         }
     }
 }

@@ -8,6 +8,7 @@
 //! endpoint the bot's client secret, or send the bot's token anywhere but
 //! the `serviceUrl` an authenticated activity named.
 
+pub mod app_manifest;
 pub mod bots;
 pub mod connector;
 pub mod token;

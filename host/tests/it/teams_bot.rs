@@ -308,3 +308,107 @@ fn a_new_page_sends_each_person_concerned_one_personal_teams_message() {
         assert!(shown.contains("Q4 launch plan"), "{shown}");
     }
 }
+
+/// What the bot answered to activity `id`, waited for.
+fn reply_to(w: &World, id: &str) -> String {
+    let reply = w.side.wait_until(&format!("a reply to {id}"), WAIT, || {
+        w.teams
+            .sent()
+            .into_iter()
+            .find(|m| m.reply_to_id.as_deref() == Some(id))
+    });
+    format!(
+        "{} {}",
+        reply.text.clone().unwrap_or_default(),
+        Value::Array(reply.attachments.clone())
+    )
+}
+
+/// `user` writes `text` to the bot; returns the activity's id.
+fn write(w: &World, user: &str, text: &str) -> String {
+    let activity = w
+        .teams
+        .activity(APP, user, TeamsInbound::Message(text.into()));
+    let answer = w.teams.deliver(&hook(w), APP, &activity);
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    activity["id"].as_str().unwrap().to_owned()
+}
+
+#[test]
+fn search_in_teams_shows_each_person_only_what_they_may_view_and_strangers_how_to_link() {
+    let conf = confluence();
+    let w = world(
+        Some(&conf),
+        &[
+            &[
+                "plugin",
+                "install",
+                common::plugin_dir("teams-poster").to_str().unwrap(),
+                "--grant",
+                "dm-teams",
+                "--grant",
+                "reply-teams",
+            ],
+            &[
+                "bind",
+                "teams-poster",
+                "--quiet",
+                "--source",
+                "bot",
+                "--to",
+                "teams-reply:bot",
+            ],
+        ],
+    );
+    w.teams.add_user(TeamsUser {
+        id: "29:1zed".into(),
+        aad_object_id: "aad-zed".into(),
+        name: "zed".into(),
+        email: "zed@example.com".into(),
+        user_principal_name: "zed@example.com".into(),
+        tenant_id: TENANT.into(),
+    });
+    for id in ["29:1ada", "29:1dave", "29:1zed"] {
+        w.teams.install_for(id);
+    }
+
+    // Ada may view ENG: she finds the plan.
+    let asked = write(&w, "29:1ada", "search launch plan");
+    let shown = reply_to(&w, &asked);
+    assert!(shown.contains("Q4 launch plan"), "{shown}");
+    let event = events(&w)
+        .into_iter()
+        .find(|e| e["key"].as_str().is_some_and(|k| k.ends_with(&asked)))
+        .expect("the message is stored");
+    assert_eq!(event["source"], "bot");
+
+    // Dave may not view ENG: the same words find nothing for him.
+    let asked = write(&w, "29:1dave", "search launch plan");
+    let shown = reply_to(&w, &asked);
+    assert!(!shown.contains("Q4 launch plan"), "{shown}");
+    assert!(shown.contains("No pages found"), "{shown}");
+
+    // Zed has no Confluence account with his email: nothing, and how to link.
+    let asked = write(&w, "29:1zed", "search launch plan");
+    let shown = reply_to(&w, &asked);
+    assert!(!shown.contains("Q4 launch plan"), "{shown}");
+    assert!(shown.contains("Write `link`"), "{shown}");
+
+    // `link` is the host's own: a one-time console link, in his chat only,
+    // and nothing stored for plugins.
+    let before = events(&w).len();
+    let asked = write(&w, "29:1zed", "link");
+    let shown = reply_to(&w, &asked);
+    assert!(shown.contains("/console/link/"), "{shown}");
+    let reply = w
+        .teams
+        .sent()
+        .into_iter()
+        .find(|m| m.reply_to_id.as_deref() == Some(asked.as_str()))
+        .unwrap();
+    assert_eq!(
+        reply.conversation_id,
+        w.teams.conversation_id_for("29:1zed")
+    );
+    assert_eq!(events(&w).len(), before, "`link` was stored");
+}

@@ -40,8 +40,8 @@ pub(crate) fn answer(message: &TeamsMessageEvent) -> TeamsReply {
         "search" if !message.user.is_linked() => TeamsReply::to_message(
             message,
             "I don't know who you are in Confluence: Teams shows no email that matches a \
-             Confluence user, so I can't tell which pages you may view. Ask your Confluence \
-             admin to check that your Confluence account has the email you use in Teams.",
+             Confluence user, so I can't tell which pages you may view. Write `link` to link \
+             your Teams account to your Confluence account (you sign in to Confluence once).",
         ),
         "search" if message.conversation_type != "personal" => TeamsReply::to_message(
             message,
@@ -138,7 +138,7 @@ fn share(action: &TeamsCardAction, settings: &Settings) -> Result<Vec<Action>, S
         } else {
             "I can't share that page: I don't know who you are in Confluence (Teams shows no \
              email that matches a Confluence user), so I can't tell whether you may view it. \
-             Ask your Confluence admin to check the email of your Confluence account."
+             Write `link` to link your Teams account to your Confluence account."
         };
         return Ok(vec![reply(why.to_owned())]);
     };
@@ -344,7 +344,7 @@ mod tests {
             "{}",
             r.text
         );
-        assert!(r.text.contains("admin"), "{}", r.text);
+        assert!(r.text.contains("Write `link`"), "{}", r.text);
         assert!(card.is_none());
     }
 

@@ -76,6 +76,20 @@ struct Shown {
     slack_name: Option<String>,
     /// The Confluence connection, if it still exists.
     confluence: Option<ConnectionRecord>,
+    /// The request came from a Teams bot (`link` written to it), not Slack.
+    teams: bool,
+}
+
+impl Shown {
+    /// The chat service's name, for the page's words.
+    fn chat(&self) -> &'static str {
+        if self.teams { "Teams" } else { "Slack" }
+    }
+}
+
+/// Whether chat connection `name` is a Teams bot.
+async fn is_teams_bot(state: &AppState, name: &str) -> bool {
+    matches!(state.store.connection(name).await, Ok(Some(c)) if c.kind == ConnectionKind::TeamsBot)
 }
 
 /// A page of its own (the person is not signed in to the console).
@@ -180,10 +194,14 @@ async fn shown(state: &AppState, token: LinkToken) -> Shown {
         Some(slack) => slack_name(slack, &token.slack_user).await,
         None => None,
     };
+    let teams = connections
+        .iter()
+        .any(|c| c.name == token.slack_connection && c.kind == ConnectionKind::TeamsBot);
     Shown {
         token,
         slack_name,
         confluence,
+        teams,
     }
 }
 
@@ -206,6 +224,14 @@ async fn slack_name(slack: &ConnectionRecord, user: &str) -> Option<String> {
 /// The Slack side of a link request, as a definition list.
 fn slack_side(s: &Shown) -> Markup {
     let t = &s.token;
+    if s.teams {
+        return html! {
+            dt { "Teams user" }
+            dd { code { (t.slack_user) } }
+            dt { "Microsoft Entra tenant" }
+            dd { code { (t.slack_team) } " (Pagehook Teams bot " code { (t.slack_connection) } ")" }
+        };
+    }
     html! {
         dt { "Slack user" }
         dd {
@@ -234,7 +260,7 @@ fn sign_in_page(
     secure: bool,
 ) -> Response {
     let body = html! {
-        p { "Link your Slack account to your Confluence account, so that Pagehook shows you in Slack what you may see in Confluence, and sends your Confluence notifications to you." }
+        p { "Link your " (s.chat()) " account to your Confluence account, so that Pagehook shows you in " (s.chat()) " what you may see in Confluence, and sends your Confluence notifications to you." }
         dl { (slack_side(s)) dt { "Confluence" } dd { (confluence_name(s)) } }
         @if let Some(problem) = problem {
             p role="alert" class="alert" { (problem) }
@@ -255,7 +281,14 @@ fn sign_in_page(
     (
         status,
         [(header::SET_COOKIE, cookie)],
-        shell("Link your Slack account", body),
+        shell(
+            if s.teams {
+                "Link your Teams account"
+            } else {
+                "Link your Slack account"
+            },
+            body,
+        ),
     )
         .into_response()
 }
@@ -411,7 +444,11 @@ async fn sign_in(
             dt { "Confluence" }
             dd { (confluence_name(&s)) }
         }
-        p { "Once linked, link previews and searches in this Slack workspace show what this Confluence user may see, and Confluence notifications for this user go to this Slack account. " code { "/confluence unlink" } " in Slack undoes it." }
+        @if s.teams {
+            p { "Once linked, searches and buttons of this Teams bot show what this Confluence user may see. " code { "unlink" } " written to the bot undoes it." }
+        } @else {
+            p { "Once linked, link previews and searches in this Slack workspace show what this Confluence user may see, and Confluence notifications for this user go to this Slack account. " code { "/confluence unlink" } " in Slack undoes it." }
+        }
         form method="post" action={ "/console/link/" (token) "/confirm" } {
             input type="hidden" name="csrf" value=(csrf);
             input type="hidden" name="confirm" value=(confirm_secret);
@@ -478,14 +515,26 @@ async fn confirm(
         self_link::detail(&link),
     )
     .await;
-    tracing::info!(slack = %link.slack_connection, user = %link.slack_user, confluence = %link.confluence_connection, "a Slack user linked themselves");
-    let body = html! {
+    tracing::info!(slack = %link.slack_connection, user = %link.slack_user, confluence = %link.confluence_connection, "a chat user linked themselves");
+    let teams = is_teams_bot(&state, &link.slack_connection).await;
+    let body = if teams {
+        html! {
+            p role="status" class="notice" {
+                "Linked: Teams user " code { (link.slack_user) } " of tenant " code { (link.slack_team) }
+                " is now Confluence user " strong { (link.confluence_label()) } " of " code { (link.confluence_connection) } "."
+            }
+            p { "Searches and buttons of the Teams bot now show what you may see in Confluence. " code { "unlink" } " written to the bot undoes the link." }
+            p { "You can close this page." }
+        }
+    } else {
+        html! {
         p role="status" class="notice" {
             "Linked: Slack user " code { (link.slack_user) } " of workspace " code { (link.slack_team) }
             " is now Confluence user " strong { (link.confluence_label()) } " of " code { (link.confluence_connection) } "."
         }
         p { "Link previews and " code { "/confluence search" } " in Slack now show what you may see in Confluence. " code { "/confluence unlink" } " in Slack undoes the link." }
         p { "You can close this page." }
+        }
     };
     (
         [(
