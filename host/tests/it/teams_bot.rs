@@ -15,7 +15,7 @@
 use std::time::Duration;
 
 use crate::common;
-use crate::common::people::{ADA, BOB, CAROL, DAVE};
+use crate::common::people::{ADA, BOB, CAROL, DAVE, EVE};
 
 use common::sidecar::{HOOK_SECRET, PAT, Sidecar};
 use pagehook_fakes::{
@@ -30,11 +30,12 @@ const SECRET: &str = "teams-bot-client-secret-for-tests";
 const WAIT: Duration = Duration::from_secs(20);
 
 /// (username, Confluence key, email, Teams id)
-const PEOPLE: [(&str, &str, &str, &str); 4] = [
+const PEOPLE: [(&str, &str, &str, &str); 5] = [
     ("ada", ADA, "ada@example.com", "29:1ada"),
     ("bob", BOB, "bob@example.com", "29:1bob"),
     ("carol", CAROL, "carol@example.com", "29:1carol"),
     ("dave", DAVE, "dave@example.com", "29:1dave"),
+    ("eve", EVE, "eve@example.com", "29:1eve"),
 ];
 
 struct World {
@@ -205,7 +206,8 @@ fn installing_the_bot_greets_the_person_once_through_the_outbox_despite_429s() {
     assert!(!deliveries.contains(SECRET), "{deliveries}");
 }
 
-/// PLAN in ENG: created by carol, mentioning ada; watched by bob and dave.
+/// PLAN in ENG: created by carol, mentioning ada; watched by bob, eve and
+/// dave, who may not view ENG.
 const PLAN: u64 = 5100;
 
 fn confluence() -> FakeConfluence {
@@ -233,14 +235,15 @@ fn confluence() -> FakeConfluence {
             .build(),
     );
     conf.watch(PLAN, "bob");
+    conf.watch(PLAN, "eve");
     conf.watch(PLAN, "dave");
     conf
 }
 
 #[test]
-fn a_new_page_sends_each_person_concerned_one_personal_teams_message() {
+fn a_new_page_sends_each_person_concerned_one_personal_teams_message_through_429s_and_a_kill() {
     let conf = confluence();
-    let w = world(
+    let mut w = world(
         Some(&conf),
         &[
             &[
@@ -273,13 +276,15 @@ fn a_new_page_sends_each_person_concerned_one_personal_teams_message() {
         (w.teams.sent().len() >= PEOPLE.len()).then_some(())
     });
     let greeted = w.teams.sent().len();
-    // Teams throttles the first personal message; it is retried, not lost.
-    w.teams.inject(
-        "Conversations_SendToConversation",
-        Fault::RateLimited {
-            retry_after_secs: 1,
-        },
-    );
+    // Teams throttles the first three personal messages for a while.
+    for _ in 0..3 {
+        w.teams.inject(
+            "Conversations_SendToConversation",
+            Fault::RateLimited {
+                retry_after_secs: 2,
+            },
+        );
+    }
 
     let body = json!({"event": "page_created", "timestamp": 1_700_000_000_000u64,
         "userKey": CAROL, "page": {"id": PLAN}});
@@ -288,25 +293,45 @@ fn a_new_page_sends_each_person_concerned_one_personal_teams_message() {
         .hook("prod", body.to_string().as_bytes(), Some(HOOK_SECRET));
     assert_eq!(answer.0, 202, "{answer:?}");
 
-    // Ada (mentioned) and Bob (watching) hear of it; Carol made it and
-    // Dave may not view ENG.
-    w.side.wait_until("two personal notifications", WAIT, || {
-        let notes: Vec<_> = w.teams.sent().into_iter().skip(greeted).collect();
-        (notes.len() >= 2).then_some(())
+    // Mid-burst (the messages throttled, waiting to be sent again), the
+    // sidecar is killed; the one started after it finishes the burst.
+    w.side.wait_until("the burst throttled", WAIT, || {
+        (w.teams.faults_left("Conversations_SendToConversation") == 0).then_some(())
     });
-    std::thread::sleep(Duration::from_millis(1500));
+    w.side.kill();
+    w.side.start();
+
+    // Ada (mentioned), Bob and Eve (watching) hear of it, each once; Carol
+    // made it and Dave may not view ENG.
+    w.side.wait_until("three personal notifications", WAIT, || {
+        (w.teams.sent().len() >= greeted + 3).then_some(())
+    });
+    std::thread::sleep(Duration::from_millis(2500));
     let notes: Vec<_> = w.teams.sent().into_iter().skip(greeted).collect();
     let mut to: Vec<&str> = notes.iter().map(|m| m.user_id.as_str()).collect();
     to.sort();
-    assert_eq!(to, ["29:1ada", "29:1bob"], "{notes:#?}");
+    assert_eq!(to, ["29:1ada", "29:1bob", "29:1eve"], "{notes:#?}");
     for note in &notes {
         let shown = format!(
-            "{} {:?}",
+            "{} {}",
             note.text.clone().unwrap_or_default(),
-            note.attachments
+            Value::Array(note.attachments.clone())
         );
         assert!(shown.contains("Q4 launch plan"), "{shown}");
+        assert_eq!(
+            note.conversation_id,
+            w.teams.conversation_id_for(&note.user_id)
+        );
     }
+    let ada = notes.iter().find(|m| m.user_id == "29:1ada").unwrap();
+    assert!(
+        ada.text
+            .clone()
+            .unwrap_or_default()
+            .contains("mentioned you"),
+        "{:?}",
+        ada.text
+    );
 }
 
 /// What the bot answered to activity `id`, waited for.
