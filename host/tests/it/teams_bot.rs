@@ -437,3 +437,84 @@ fn search_in_teams_shows_each_person_only_what_they_may_view_and_strangers_how_t
     );
     assert_eq!(events(&w).len(), before, "`link` was stored");
 }
+
+#[test]
+fn a_teams_bot_is_connected_checked_tested_and_described_for_the_app_catalog() {
+    let w = world(None, &[]);
+    // Bad input is refused with what to give, and changes nothing.
+    for (args, said) in [
+        (
+            vec!["--app-id", "not-a-guid", "--tenant-id", TENANT],
+            "--app-id",
+        ),
+        (vec!["--app-id", APP, "--tenant-id", "nope"], "--tenant-id"),
+    ] {
+        let mut all = vec!["connect", "teams-bot", "other"];
+        all.extend(args);
+        all.extend(["--client-secret", "s"]);
+        let out = w.side.cli_output(&all);
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(said), "{err}");
+    }
+    let out = w.side.cli_output(&[
+        "connect",
+        "teams-bot",
+        "other",
+        "--app-id",
+        APP,
+        "--tenant-id",
+        TENANT,
+    ]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("client secret"));
+    let listed = w.side.cli(&["connections", "--json"]);
+    assert!(!listed.contains("\"other\""), "{listed}");
+    assert!(!listed.contains(SECRET), "{listed}");
+    assert!(
+        listed.contains("teams-bot") && listed.contains(APP),
+        "{listed}"
+    );
+
+    // The test asks Entra ID for a token, and says so.
+    let tested = w.side.cli(&["connection", "test", "bot"]);
+    assert!(
+        tested.contains("Microsoft Entra ID issues the bot's token"),
+        "{tested}"
+    );
+    assert_eq!(w.teams.tokens_issued(), 1);
+    // A wrong secret is Entra's refusal, in words, without the secret.
+    let wrong = w.side.path().join("wrong-secret");
+    std::fs::write(&wrong, "not-the-secret").unwrap();
+    w.side.cli(&[
+        "connect",
+        "teams-bot",
+        "bot",
+        "--app-id",
+        APP,
+        "--tenant-id",
+        TENANT,
+        "--client-secret-file",
+        wrong.to_str().unwrap(),
+        "--login-url",
+        &w.teams.login_base(),
+    ]);
+    let out = w.side.cli_output(&["connection", "test", "bot"]);
+    assert!(!out.status.success());
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("invalid_client"), "{said}");
+    assert!(!said.contains("not-the-secret"), "{said}");
+
+    // The app manifest to upload names the bot, its scopes and commands.
+    let manifest: Value = serde_json::from_str(&w.side.cli(&[
+        "connection",
+        "teams-manifest",
+        "bot",
+        "--public-url",
+        "https://pagehook.example.com",
+    ]))
+    .unwrap();
+    assert_eq!(manifest["bots"][0]["botId"], APP);
+    assert_eq!(manifest["bots"][0]["scopes"], json!(["personal", "team"]));
+    assert_eq!(manifest["validDomains"], json!(["pagehook.example.com"]));
+}

@@ -103,6 +103,36 @@ async fn connections(
                 label class="check" { input type="checkbox" name="dry_run" id="teams-dry-run"; "Dry run" }
                 button type="submit" { "Connect Teams" }
             }))
+            h2 id="connect-teams-bot" { "Connect a Teams bot" }
+            p { "For personal notifications, search and card buttons in Teams: an Azure Bot of type Single Tenant (its Microsoft App ID and App Tenant ID, and a client secret of its Entra app registration), with its messaging endpoint set to /hooks/teams/NAME on this server's public address and the Microsoft Teams channel added. Once connected, its page shows the Teams app manifest to upload to your org's app catalog." }
+            (said_block("connection-added", html! {
+                input type="hidden" name="kind" value="teams-bot";
+                (field("teams-bot-name", "Name", Some("Letters, digits, - and _; destinations name it: teams-dm:NAME, teams-reply:NAME."), html! {
+                    input id="teams-bot-name" name="name" type="text" required pattern="[A-Za-z0-9_-]{1,64}" aria-describedby="teams-bot-name-help";
+                }))
+                (field("teams-bot-app-id", "Microsoft App ID", None, html! {
+                    input id="teams-bot-app-id" name="app_id" type="text" required autocomplete="off";
+                }))
+                (field("teams-bot-tenant-id", "App Tenant ID", Some("The directory (tenant) id, or its domain (contoso.onmicrosoft.com)."), html! {
+                    input id="teams-bot-tenant-id" name="tenant_id" type="text" required autocomplete="off" aria-describedby="teams-bot-tenant-id-help";
+                }))
+                (field("teams-bot-secret", "Client secret", None, html! {
+                    input id="teams-bot-secret" name="token.value" type="password" required autocomplete="off";
+                }))
+                (field("teams-bot-confluence", "Confluence for chat", Some("Where the bot's searches and buttons look people and pages up."), html! {
+                    select id="teams-bot-confluence" name="confluence" aria-describedby="teams-bot-confluence-help" {
+                        option value="" { "the only one with a token" }
+                        @for c in list.iter().filter(|c| c.kind == crate::store::ConnectionKind::Confluence) {
+                            option value=(c.name) { (c.name) }
+                        }
+                    }
+                }))
+                (field("teams-bot-proxy", "Proxy", Some(PROXY_HELP), html! {
+                    input id="teams-bot-proxy" name="proxy" type="text" placeholder="the global [network] proxy" autocomplete="off" aria-describedby="teams-bot-proxy-help";
+                }))
+                label class="check" { input type="checkbox" name="dry_run" id="teams-bot-dry-run"; "Dry run" }
+                button type="submit" { "Connect the Teams bot" }
+            }))
             h2 id="connect-confluence" { "Connect Confluence" }
             p { "The source of events: its base URL, a service account (personal access token, or username and password) that can read the spaces you bind, and the secret set in Confluence's webhook screen. Confluence then posts to /hooks/confluence/NAME." }
             (said_block("connection-added", html! {
@@ -292,6 +322,7 @@ fn confluence_host(list: &[ConnectionRecord]) -> String {
 async fn edit_page(
     axum::extract::State(state): axum::extract::State<Arc<AppState>>,
     axum::extract::Path(name): axum::extract::Path<String>,
+    headers: axum::http::HeaderMap,
     viewer: Viewer,
 ) -> PageResult {
     viewer.require_admin("connection details")?;
@@ -343,6 +374,16 @@ async fn edit_page(
                 @if dead > 0 { " — " a href="/console/overview#attention" { "retry them from the Overview" } " once it is repaired" }
             }
             dt { "Since" } dd { (when(c.created_at)) }
+        }
+        @if c.kind == ConnectionKind::TeamsBot {
+            @let base = crate::server::public_url::public_base(state.config.server.public_url.as_deref(), &headers);
+            p { "Teams sends the bot's activities to " code { (base.trim_end_matches('/')) "/hooks/teams/" (c.name) } " (the Azure Bot's messaging endpoint). Zip this manifest.json with two icons (color.png 192×192, outline.png 32×32) and upload it in the Teams admin center (Manage apps, Upload new app)." }
+            (field("teams-manifest", "Teams app manifest", None, html! {
+                textarea id="teams-manifest" readonly rows="18" cols="80" {
+                    (serde_json::to_string_pretty(&crate::teams::app_manifest::teams_app_manifest(
+                        c.app_id.as_deref().unwrap_or_default(), &base, "1.0.0")).unwrap_or_default())
+                }
+            }))
         }
         h2 { "Edit" }
         form class="edit-connection" data-method="PATCH" data-path={ "/api/connections/" (c.name) }
