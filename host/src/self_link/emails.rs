@@ -11,7 +11,12 @@
 //! `users:read.email`, or the user is gone), the link gives none and the
 //! other ways are tried.
 //!
-//! What it must never do: give an email that is not the linked Slack user's
+//! A person who linked themselves through a Teams bot (`link` written to
+//! it) is given the email, else the user principal name, that Teams' member
+//! lookup gave for that Teams user (kept with their conversation
+//! reference), which is what `dm-teams` finds them by.
+//!
+//! What it must never do: give an email that is not the linked chat user's
 //! own, or put an email or a token in an error or a log line.
 
 use std::sync::Arc;
@@ -54,7 +59,22 @@ impl SlackLinkedEmails {
         for link in links {
             let slack = match self.store.connection(&link.slack_connection).await {
                 Ok(Some(c)) if c.kind == ConnectionKind::Slack => c,
-                // The Slack connection was removed: its links lead nowhere.
+                Ok(Some(c)) if c.kind == ConnectionKind::TeamsBot => {
+                    match self
+                        .store
+                        .teams_conversation(&c.name, &link.slack_user)
+                        .await
+                    {
+                        Ok(Some(t)) => match t.email.or(t.upn) {
+                            Some(email) => return Ok(Some(email)),
+                            None => continue,
+                        },
+                        // They removed the bot: it cannot write to them.
+                        Ok(None) => continue,
+                        Err(e) => return Err(format!("reading Teams conversations: {e}")),
+                    }
+                }
+                // The chat connection was removed: its links lead nowhere.
                 Ok(_) => continue,
                 Err(e) => return Err(format!("reading connections: {e}")),
             };

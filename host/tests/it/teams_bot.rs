@@ -518,3 +518,103 @@ fn a_teams_bot_is_connected_checked_tested_and_described_for_the_app_catalog() {
     assert_eq!(manifest["bots"][0]["scopes"], json!(["personal", "team"]));
     assert_eq!(manifest["validDomains"], json!(["pagehook.example.com"]));
 }
+
+#[test]
+fn where_confluence_hides_emails_a_person_who_linked_in_teams_still_gets_their_messages() {
+    let conf = confluence();
+    conf.set_email_visibility(pagehook_fakes::EmailVisibility::Hidden);
+    let mut w = world(
+        Some(&conf),
+        &[
+            &[
+                "plugin",
+                "install",
+                common::plugin_dir("teams-poster").to_str().unwrap(),
+                "--grant",
+                "dm-teams",
+                "--grant",
+                "reply-teams",
+            ],
+            &[
+                "bind",
+                "teams-poster",
+                "--quiet",
+                "--source",
+                "prod",
+                "--to",
+                "teams-dm:bot",
+                "--set",
+                "personal=true",
+            ],
+        ],
+    );
+    let install = w
+        .teams
+        .activity(APP, "29:1ada", TeamsInbound::InstallationAdd);
+    assert_eq!(w.teams.deliver(&hook(&w), APP, &install).status, 200);
+    w.side.wait_until("Ada greeted", WAIT, || {
+        (!sent_to(&w, "29:1ada").is_empty()).then_some(())
+    });
+    let page = |version: u64| {
+        json!({"event": if version == 1 { "page_created" } else { "page_updated" },
+            "timestamp": 1_700_000_000_000u64 + version, "userKey": CAROL,
+            "page": {"id": PLAN}, "updateTrigger": "edit_page"})
+        .to_string()
+    };
+
+    // Confluence shows nobody's email: Ada cannot be matched, nothing is sent.
+    let answer = w.side.hook("prod", page(1).as_bytes(), Some(HOOK_SECRET));
+    assert_eq!(answer.0, 202, "{answer:?}");
+    let stored = w.side.wait_until("the page event dispatched", WAIT, || {
+        events(&w)
+            .into_iter()
+            .find(|e| e["name"] == "page_created" && e["status"] == "dispatched")
+    });
+    assert!(
+        stored["event"]["people"]
+            .as_array()
+            .is_none_or(|p| p.is_empty()),
+        "{stored}"
+    );
+    std::thread::sleep(Duration::from_millis(1000));
+    assert_eq!(sent_to(&w, "29:1ada").len(), 1, "only the greeting");
+
+    // Ada links herself from Teams; the next page event reaches her.
+    let asked = write(&w, "29:1ada", "link");
+    let shown = reply_to(&w, &asked);
+    let at = shown.find("http").expect("a link");
+    let link: String = shown[at..]
+        .chars()
+        .take_while(|c| !matches!(c, ')' | ' ' | '"'))
+        .collect();
+    let pages = common::self_link::link_over_http(&link, "ada", "pw", true);
+    assert_eq!(pages.last().unwrap().0, 200, "{pages:?}");
+    assert!(pages.last().unwrap().1.contains("Teams user"), "{pages:?}");
+    let links = w.side.cli(&["links", "--json"]);
+    assert!(links.contains("29:1ada") && links.contains(ADA), "{links}");
+    conf.watch(PLAN, "ada");
+
+    conf.put_content(
+        PLAN,
+        ContentBuilder::page(PLAN, "ENG", "Q4 launch plan")
+            .ancestors(&[])
+            .author("carol", CAROL, "carol")
+            .version(2)
+            .body_storage(&format!(
+                r#"<p>Owner: <ac:link><ri:user ri:userkey="{ADA}"/></ac:link>.</p>"#
+            ))
+            .build(),
+    );
+    let answer = w.side.hook("prod", page(2).as_bytes(), Some(HOOK_SECRET));
+    assert_eq!(answer.0, 202, "{answer:?}");
+    let note = w.side.wait_until("Ada's personal message", WAIT, || {
+        sent_to(&w, "29:1ada").into_iter().find(|m| {
+            m.reply_to_id.is_none()
+                && m.text
+                    .as_deref()
+                    .is_some_and(|t| t.contains("Q4 launch plan"))
+        })
+    });
+    assert_eq!(note.conversation_id, w.teams.conversation_id_for("29:1ada"));
+    w.side.kill();
+}
