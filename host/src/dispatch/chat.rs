@@ -5,11 +5,12 @@
 //! Slack but `users.info`, nor to Teams but the member lookup, and never
 //! decides for a plugin.
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use crate::enrich::EnrichError;
 use crate::enrich::chat::ChatIdentity;
 use crate::enrich::chat_confluence::chat_confluence;
+use crate::enrich::{EnrichError, Enricher};
 use crate::model::Event;
 use crate::source::slack_events::ChatInbound;
 use crate::source::teams_activity::TeamsInbound;
@@ -32,27 +33,8 @@ impl Dispatcher {
         snapshot: &Snapshot,
     ) -> Result<Event, ChatNotReady> {
         let source = record.source.as_str();
-        let slack = snapshot
-            .connections
-            .iter()
-            .find(|c| c.name == source && c.kind == ConnectionKind::Slack)
-            .ok_or_else(|| {
-                ChatNotReady::wait(format!("Slack connection `{source}` no longer exists"))
-            })?;
-        let confluence = match chat_confluence(slack, &snapshot.connections) {
-            Ok(c) => c,
-            Err(why) if why.needs_admin() => return Err(ChatNotReady::Fail(why.to_string())),
-            Err(why) => return Err(ChatNotReady::wait(why.to_string())),
-        };
-        let enricher = self
-            .enricher(&confluence.name, &snapshot.connections)
-            .map_err(ChatNotReady::wait)?
-            .ok_or_else(|| {
-                ChatNotReady::wait(format!(
-                    "Confluence connection `{}` has no token to read pages with",
-                    confluence.name
-                ))
-            })?;
+        let (slack, confluence, enricher) =
+            self.chat_lookups(source, ConnectionKind::Slack, snapshot)?;
         let link = self
             .store
             .user_link(source, &inbound.user_id)
@@ -69,20 +51,49 @@ impl Dispatcher {
             Some(link) => ChatIdentity::Linked(&link.confluence_user_key),
             None => ChatIdentity::Email(email.as_deref()),
         };
-        enricher
-            .resolve_chat(who, &mut inbound.chat)
-            .await
-            .map_err(|e| {
-                let retry_after = match &e {
-                    EnrichError::Transient { retry_after, .. } => *retry_after,
-                    EnrichError::Permanent(_) => None,
-                };
-                ChatNotReady::Wait {
-                    message: format!("reading what the Slack user may see in Confluence: {e}"),
-                    retry_after,
-                }
-            })?;
+        resolve(&enricher, who, &mut inbound.chat, "Slack").await?;
         Ok(inbound.into_event(source, &record.key, true))
+    }
+
+    /// What resolving a chat event from connection `source` (of `kind`)
+    /// needs: that connection, the Confluence connection its chat uses
+    /// ([`chat_confluence`]) and its enricher. [`ChatNotReady::Fail`] when
+    /// an admin must choose that Confluence; a wait otherwise.
+    fn chat_lookups<'s>(
+        &self,
+        source: &str,
+        kind: ConnectionKind,
+        snapshot: &'s Snapshot,
+    ) -> Result<(&'s ConnectionRecord, &'s ConnectionRecord, Arc<Enricher>), ChatNotReady> {
+        let chat = snapshot
+            .connections
+            .iter()
+            .find(|c| c.name == source && c.kind == kind)
+            .ok_or_else(|| {
+                ChatNotReady::wait(format!(
+                    "{} connection `{source}` no longer exists",
+                    if kind == ConnectionKind::Slack {
+                        "Slack"
+                    } else {
+                        "Teams bot"
+                    }
+                ))
+            })?;
+        let confluence = match chat_confluence(chat, &snapshot.connections) {
+            Ok(c) => c,
+            Err(why) if why.needs_admin() => return Err(ChatNotReady::Fail(why.to_string())),
+            Err(why) => return Err(ChatNotReady::wait(why.to_string())),
+        };
+        let enricher = self
+            .enricher(&confluence.name, &snapshot.connections)
+            .map_err(ChatNotReady::wait)?
+            .ok_or_else(|| {
+                ChatNotReady::wait(format!(
+                    "Confluence connection `{}` has no token to read pages with",
+                    confluence.name
+                ))
+            })?;
+        Ok((chat, confluence, enricher))
     }
 
     /// The event plugins see for a stored Teams activity: the chat part as
@@ -98,27 +109,8 @@ impl Dispatcher {
         snapshot: &Snapshot,
     ) -> Result<Event, ChatNotReady> {
         let source = record.source.as_str();
-        let bot = snapshot
-            .connections
-            .iter()
-            .find(|c| c.name == source && c.kind == ConnectionKind::TeamsBot)
-            .ok_or_else(|| {
-                ChatNotReady::wait(format!("Teams bot connection `{source}` no longer exists"))
-            })?;
-        let confluence = match chat_confluence(bot, &snapshot.connections) {
-            Ok(c) => c,
-            Err(why) if why.needs_admin() => return Err(ChatNotReady::Fail(why.to_string())),
-            Err(why) => return Err(ChatNotReady::wait(why.to_string())),
-        };
-        let enricher = self
-            .enricher(&confluence.name, &snapshot.connections)
-            .map_err(ChatNotReady::wait)?
-            .ok_or_else(|| {
-                ChatNotReady::wait(format!(
-                    "Confluence connection `{}` has no token to read pages with",
-                    confluence.name
-                ))
-            })?;
+        let (bot, confluence, enricher) =
+            self.chat_lookups(source, ConnectionKind::TeamsBot, snapshot)?;
         let link = self
             .store
             .user_link(source, &inbound.user_id)
@@ -133,19 +125,7 @@ impl Dispatcher {
             Some(link) => ChatIdentity::Linked(&link.confluence_user_key),
             None => ChatIdentity::Email(email.as_deref()),
         };
-        enricher
-            .resolve_chat(who, &mut inbound.chat)
-            .await
-            .map_err(|e| {
-                let retry_after = match &e {
-                    EnrichError::Transient { retry_after, .. } => *retry_after,
-                    EnrichError::Permanent(_) => None,
-                };
-                ChatNotReady::Wait {
-                    message: format!("reading what the Teams user may see in Confluence: {e}"),
-                    retry_after,
-                }
-            })?;
+        resolve(&enricher, who, &mut inbound.chat, "Teams").await?;
         Ok(inbound.into_event(source, &record.key, true))
     }
 
@@ -266,6 +246,26 @@ impl Dispatcher {
                 }
             })
     }
+}
+
+/// Fills in what the chat user `who` (of `service`) may see; a wait, with
+/// Confluence's `Retry-After`, when Confluence cannot say now.
+async fn resolve(
+    enricher: &Enricher,
+    who: ChatIdentity<'_>,
+    chat: &mut crate::model::ChatEvent,
+    service: &str,
+) -> Result<(), ChatNotReady> {
+    enricher.resolve_chat(who, chat).await.map_err(|e| {
+        let retry_after = match &e {
+            EnrichError::Transient { retry_after, .. } => *retry_after,
+            EnrichError::Permanent(_) => None,
+        };
+        ChatNotReady::Wait {
+            message: format!("reading what the {service} user may see in Confluence: {e}"),
+            retry_after,
+        }
+    })
 }
 
 /// Why a chat event does not run now.

@@ -88,6 +88,34 @@ fn world(confluence: Option<&FakeConfluence>, bind: &[&[&str]]) -> World {
     World { teams, side }
 }
 
+/// Binding teams-poster for personal notifications from Confluence `prod`.
+const PERSONAL: &[&str] = &[
+    "--source",
+    "prod",
+    "--to",
+    "teams-dm:bot",
+    "--set",
+    "personal=true",
+];
+
+/// A world with `conf` as `prod` and teams-poster installed (granted its
+/// Teams actions) and bound with `bind`.
+fn with_teams_poster(conf: &FakeConfluence, bind: &[&str]) -> World {
+    let dir = common::plugin_dir("teams-poster");
+    let install = [
+        "plugin",
+        "install",
+        dir.to_str().unwrap(),
+        "--grant",
+        "dm-teams",
+        "--grant",
+        "reply-teams",
+    ];
+    let mut args = vec!["bind", "teams-poster", "--quiet"];
+    args.extend_from_slice(bind);
+    world(Some(conf), &[&install, &args])
+}
+
 fn hook(w: &World) -> String {
     format!("{}/hooks/teams/bot", w.side.base)
 }
@@ -210,6 +238,21 @@ fn installing_the_bot_greets_the_person_once_through_the_outbox_despite_429s() {
 /// dave, who may not view ENG.
 const PLAN: u64 = 5100;
 
+/// Version `version` of PLAN: by carol, naming ada as its owner.
+fn put_plan(conf: &FakeConfluence, version: u32) {
+    conf.put_content(
+        PLAN,
+        ContentBuilder::page(PLAN, "ENG", "Q4 launch plan")
+            .ancestors(&[])
+            .author("carol", CAROL, "carol")
+            .version(version)
+            .body_storage(&format!(
+                r#"<p>Owner: <ac:link><ri:user ri:userkey="{ADA}"/></ac:link>.</p>"#
+            ))
+            .build(),
+    );
+}
+
 fn confluence() -> FakeConfluence {
     let conf = FakeConfluence::start(ConfluenceAuth::Bearer(PAT.into()));
     for (name, key, email, _) in PEOPLE {
@@ -223,17 +266,7 @@ fn confluence() -> FakeConfluence {
     conf.grant_space("ENG", "group:confluence-users", &["read"]);
     conf.grant_space("ENG", SERVICE_USERNAME, &["administer"]);
     conf.set_service_confluence_admin(true);
-    conf.put_content(
-        PLAN,
-        ContentBuilder::page(PLAN, "ENG", "Q4 launch plan")
-            .ancestors(&[])
-            .author("carol", CAROL, "carol")
-            .version(1)
-            .body_storage(&format!(
-                r#"<p>Owner: <ac:link><ri:user ri:userkey="{ADA}"/></ac:link>.</p>"#
-            ))
-            .build(),
-    );
+    put_plan(&conf, 1);
     conf.watch(PLAN, "bob");
     conf.watch(PLAN, "eve");
     conf.watch(PLAN, "dave");
@@ -243,31 +276,7 @@ fn confluence() -> FakeConfluence {
 #[test]
 fn a_new_page_sends_each_person_concerned_one_personal_teams_message_through_429s_and_a_kill() {
     let conf = confluence();
-    let mut w = world(
-        Some(&conf),
-        &[
-            &[
-                "plugin",
-                "install",
-                common::plugin_dir("teams-poster").to_str().unwrap(),
-                "--grant",
-                "dm-teams",
-                "--grant",
-                "reply-teams",
-            ],
-            &[
-                "bind",
-                "teams-poster",
-                "--quiet",
-                "--source",
-                "prod",
-                "--to",
-                "teams-dm:bot",
-                "--set",
-                "personal=true",
-            ],
-        ],
-    );
+    let mut w = with_teams_poster(&conf, PERSONAL);
     for (_, _, _, id) in PEOPLE {
         let install = w.teams.activity(APP, id, TeamsInbound::InstallationAdd);
         assert_eq!(w.teams.deliver(&hook(&w), APP, &install).status, 200);
@@ -362,29 +371,7 @@ fn write(w: &World, user: &str, text: &str) -> String {
 #[test]
 fn search_in_teams_shows_each_person_only_what_they_may_view_and_strangers_how_to_link() {
     let conf = confluence();
-    let w = world(
-        Some(&conf),
-        &[
-            &[
-                "plugin",
-                "install",
-                common::plugin_dir("teams-poster").to_str().unwrap(),
-                "--grant",
-                "dm-teams",
-                "--grant",
-                "reply-teams",
-            ],
-            &[
-                "bind",
-                "teams-poster",
-                "--quiet",
-                "--source",
-                "bot",
-                "--to",
-                "teams-reply:bot",
-            ],
-        ],
-    );
+    let w = with_teams_poster(&conf, &["--source", "bot", "--to", "teams-reply:bot"]);
     w.teams.add_user(TeamsUser {
         id: "29:1zed".into(),
         aad_object_id: "aad-zed".into(),
@@ -523,31 +510,7 @@ fn a_teams_bot_is_connected_checked_tested_and_described_for_the_app_catalog() {
 fn where_confluence_hides_emails_a_person_who_linked_in_teams_still_gets_their_messages() {
     let conf = confluence();
     conf.set_email_visibility(pagehook_fakes::EmailVisibility::Hidden);
-    let mut w = world(
-        Some(&conf),
-        &[
-            &[
-                "plugin",
-                "install",
-                common::plugin_dir("teams-poster").to_str().unwrap(),
-                "--grant",
-                "dm-teams",
-                "--grant",
-                "reply-teams",
-            ],
-            &[
-                "bind",
-                "teams-poster",
-                "--quiet",
-                "--source",
-                "prod",
-                "--to",
-                "teams-dm:bot",
-                "--set",
-                "personal=true",
-            ],
-        ],
-    );
+    let mut w = with_teams_poster(&conf, PERSONAL);
     let install = w
         .teams
         .activity(APP, "29:1ada", TeamsInbound::InstallationAdd);
@@ -594,17 +557,7 @@ fn where_confluence_hides_emails_a_person_who_linked_in_teams_still_gets_their_m
     assert!(links.contains("29:1ada") && links.contains(ADA), "{links}");
     conf.watch(PLAN, "ada");
 
-    conf.put_content(
-        PLAN,
-        ContentBuilder::page(PLAN, "ENG", "Q4 launch plan")
-            .ancestors(&[])
-            .author("carol", CAROL, "carol")
-            .version(2)
-            .body_storage(&format!(
-                r#"<p>Owner: <ac:link><ri:user ri:userkey="{ADA}"/></ac:link>.</p>"#
-            ))
-            .build(),
-    );
+    put_plan(&conf, 2);
     let answer = w.side.hook("prod", page(2).as_bytes(), Some(HOOK_SECRET));
     assert_eq!(answer.0, 202, "{answer:?}");
     let note = w.side.wait_until("Ada's personal message", WAIT, || {
