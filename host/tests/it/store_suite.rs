@@ -255,6 +255,46 @@ async fn in_spaces(store: &Store, spaces: &[(&str, u64, &str)]) -> Vec<i64> {
 }
 
 suite! {
+    async fn teams_conversations_are_kept_found_by_email_or_upn_and_forgotten(store: &Store) {
+        use pagehook::store::teams_conversations::TeamsConversation;
+        let reference = |user: &str, email: Option<&str>, upn: Option<&str>, at: i64| {
+            TeamsConversation {
+                connection: "bot".into(),
+                user_id: user.into(),
+                aad_object_id: None,
+                tenant_id: "tenant-1".into(),
+                service_url: "https://smba.trafficmanager.net/emea/".into(),
+                conversation_id: format!("a:{user}"),
+                name: Some("Ada".into()),
+                email: email.map(str::to_owned),
+                upn: upn.map(str::to_owned),
+                updated_at: at,
+            }
+        };
+        // Installed: no email yet. The member lookup adds it, in any case.
+        store.save_teams_conversation(&reference("29:ada", None, None, 1)).await.unwrap();
+        assert!(store.teams_conversation_for_email("bot", "ada@example.com").await.unwrap().is_none());
+        store
+            .save_teams_conversation(&reference("29:ada", Some("Ada@Example.com"), Some("ada@corp.example"), 2))
+            .await
+            .unwrap();
+        // A later activity without an email keeps the one known.
+        store.save_teams_conversation(&reference("29:ada", None, None, 3)).await.unwrap();
+        let found = store.teams_conversation_for_email("bot", " ADA@example.com ").await.unwrap().unwrap();
+        assert_eq!(found.user_id, "29:ada");
+        assert_eq!(found.email.as_deref(), Some("ada@example.com"));
+        assert_eq!(found.updated_at, 3);
+        let by_upn = store.teams_conversation_for_email("bot", "ada@corp.example").await.unwrap();
+        assert_eq!(by_upn.map(|c| c.conversation_id).as_deref(), Some("a:29:ada"));
+        // Another bot's conversations are its own.
+        assert!(store.teams_conversation_for_email("other", "ada@example.com").await.unwrap().is_none());
+        assert_eq!(store.teams_conversations("bot").await.unwrap().len(), 1);
+        // Removing the bot forgets the conversation, once.
+        assert!(store.remove_teams_conversation("bot", "29:ada").await.unwrap());
+        assert!(!store.remove_teams_conversation("bot", "29:ada").await.unwrap());
+        assert!(store.teams_conversation("bot", "29:ada").await.unwrap().is_none());
+    }
+
     async fn plugins_install_list_enable_and_remove(store: &Store) {
         store.install_plugin(&plugin("poster")).await.unwrap();
         store.install_plugin(&plugin("other")).await.unwrap();
