@@ -444,7 +444,7 @@ impl BotFrameworkKeys {
         if status != 200 {
             return Err(format!("{what}: HTTP {status}"));
         }
-        let body = crate::teams::token::read_capped(answer, MAX_DOCUMENT_BYTES)
+        let body = crate::http::read_capped(answer, MAX_DOCUMENT_BYTES)
             .await
             .map_err(|e| format!("{what}: {e}"))?;
         serde_json::from_slice(&body).map_err(|e| format!("{what}: unreadable: {e}"))

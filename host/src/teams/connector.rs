@@ -19,7 +19,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::token::{TokenCache, TokenError, read_capped};
+use super::token::{TokenCache, TokenError};
 
 /// Longest `Retry-After` honoured; longer ones (or absurd ones) are cut to it.
 pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(600);
@@ -261,7 +261,7 @@ impl<'a> BotConnector<'a> {
         if status >= 500 {
             return Err(ConnectorError::Server { status });
         }
-        let body = read_capped(answer, MAX_ANSWER_BYTES)
+        let body = crate::http::read_capped(answer, MAX_ANSWER_BYTES)
             .await
             .map_err(|message| ConnectorError::Network {
                 message,

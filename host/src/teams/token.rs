@@ -256,7 +256,7 @@ impl TokenCache {
                     .map(|d| d.min(MAX_RETRY_AFTER)),
             });
         }
-        let body = read_capped(answer, MAX_ANSWER_BYTES)
+        let body = crate::http::read_capped(answer, MAX_ANSWER_BYTES)
             .await
             .map_err(|e| TokenError::Unavailable(scrub(&e, secret)))?;
         if status >= 500 {
@@ -378,22 +378,6 @@ fn scrub(text: &str, secret: &Secret) -> String {
         text.push('…');
     }
     text
-}
-
-/// The body of `answer`, refused past `cap` bytes. The error is words
-/// without the URL.
-pub(crate) async fn read_capped(
-    mut answer: reqwest::Response,
-    cap: usize,
-) -> Result<Vec<u8>, String> {
-    let mut body = Vec::new();
-    while let Some(chunk) = answer.chunk().await.map_err(crate::http::describe)? {
-        if body.len() + chunk.len() > cap {
-            return Err(format!("the answer is larger than {} KiB", cap / 1024));
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body)
 }
 
 #[cfg(test)]
