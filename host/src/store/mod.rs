@@ -153,6 +153,7 @@ pub const COPIED_TABLES: &[&str] = &[
     "changes",
     "user_links",
     "teams_conversations",
+    "teams_bot_teams",
 ];
 
 /// A handle on the database, shared by the server, the workers and the CLI.

@@ -47,6 +47,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("schema_13.sql"),
     include_str!("schema_14.sql"),
     include_str!("schema_15.sql"),
+    include_str!("schema_16.sql"),
 ];
 
 /// A handle on one SQLite file; cheap to clone.
