@@ -4,9 +4,12 @@
 //!
 //! The modules follow the data flow:
 //!
-//! 1. **ingest**: [`server`] takes webhooks (`/hooks/confluence`, `/hooks/slack`)
+//! 1. **ingest**: [`server`] takes webhooks (`/hooks/confluence`,
+//!    `/hooks/slack`, and `/hooks/teams`, a Teams bot's messaging endpoint)
 //!    and Slack's Socket Mode; [`source`] verifies and parses what each
-//!    source sends. Nothing is answered before it is stored.
+//!    source sends (a Teams activity's Bot Framework token in
+//!    [`source::teams_auth`], the activity in [`source::teams_activity`]).
+//!    Nothing is answered before it is stored.
 //! 2. **store**: [`store`], on SQLite or PostgreSQL (cluster mode): events,
 //!    deliveries, the outbox, the change log.
 //! 3. **enrich**: [`enrich`] turns an id-only webhook into the event plugins
@@ -19,13 +22,16 @@
 //!    bindings of each contract version in [`runtime::contract`], used only at
 //!    the sandbox boundary; [`manifest`] is what a plugin declares.
 //! 6. **outbox → deliver**: [`deliver`] sends what was accepted, lane by lane,
-//!    true to each service's contract.
+//!    true to each service's contract; a Teams bot's messages and answers go
+//!    through [`deliver::teams_bot`], which sends with [`teams`] (the bot's
+//!    Entra ID token and the Bot Connector client).
 //!
 //! Around it: [`ops`] (every admin change and its change-log line, shared by
 //! [`cli`] and the admin API and console in [`server`]), [`doctor`] (what is
 //! wrong and how to fix it), [`http`] (trust store and egress proxy for every
 //! outbound connection), [`model`] (events and actions as the host stores and
-//! prints them).
+//! prints them), `ttl_cache` (what is read from Confluence and Slack, kept
+//! for a while).
 
 pub mod cli;
 pub mod clock;
@@ -58,3 +64,4 @@ pub mod store;
 pub mod teams;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
+pub(crate) mod ttl_cache;

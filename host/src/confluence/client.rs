@@ -149,7 +149,7 @@ impl ClientError {
 /// Fields enrichment asks Confluence to include: among them the content's own
 /// view restrictions and, through `ancestors.restrictions...`, each ancestor's
 /// own, so one request tells whether the content inherits a restriction (see
-/// [`crate::enrich`]).
+/// enrichment's module doc, `enrich/mod.rs`).
 /// `body.storage` is the new version's storage format, where the people it
 /// mentions are (`ri:user`, see [`super::people`]).
 pub const CONTENT_EXPAND: &str = "space,version,history,metadata.labels,ancestors,container,restrictions.read.restrictions.user,restrictions.read.restrictions.group,ancestors.restrictions.read.restrictions.user,ancestors.restrictions.read.restrictions.group,body.view,body.storage";

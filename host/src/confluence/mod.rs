@@ -6,8 +6,9 @@
 //!
 //! Everything here speaks Confluence's documented REST contract for the
 //! Data Center versions in docs/admin.md and nothing else; it never decides
-//! what a plugin sees (that is [`crate::enrich`]) and never hides a refusal
-//! as an empty answer: "not allowed" and "could not tell" stay apart.
+//! what a plugin sees (that is enrichment, `enrich/`, which uses this module
+//! and is never imported by it) and never hides a refusal as an empty
+//! answer: "not allowed" and "could not tell" stay apart.
 
 pub mod client;
 pub mod people;

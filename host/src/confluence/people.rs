@@ -8,9 +8,9 @@
 //! Center carries no email. Each person is listed once, with every reason,
 //! never the actor and never Pagehook's own account, only when
 //! [`super::viewers`] says they may view the content (for a comment: its
-//! page), and only with an email found by [`crate::enrich::emails`] (their own
-//! link, the mobile profile, the admin user list); people without one are
-//! left out and counted there, with the reason.
+//! page), and only with an email found by enrichment (`enrich/emails.rs`:
+//! their own link, the mobile profile, the admin user list); people without
+//! one are left out and counted there, with the reason.
 //!
 //! Watchers: Data Center 9 lists a content's watchers at
 //! `GET /rest/api/content/{id}/watchers`, answered only to Confluence and
@@ -233,7 +233,7 @@ impl Gathered {
 
 /// Whether a person may be listed at all: has a user key, is not the actor
 /// nor Pagehook's own account (their email is looked for afterwards, see
-/// [`crate::enrich::emails`]).
+/// `enrich/emails.rs`).
 pub fn listable(person: &Person, actor: Option<&str>, service: &str) -> bool {
     !person.key.is_empty() && Some(person.key.as_str()) != actor && person.key != service
 }

@@ -21,12 +21,13 @@
 //!   that does not exist is an error that names the space's templates, and
 //!   nothing is saved. Confluence unreachable then is an error too (the name
 //!   cannot be checked).
-//! - **At dispatch** ([`Templates::body`], through [`fill`]): the body is
-//!   cached for the enrichment TTL and read again when older, so an edited
-//!   template is picked up. When Confluence cannot be reached (network, 5xx,
-//!   429, refused credentials) the last known body is used; when none is
-//!   known the call fails with [`TemplateError::Unavailable`], and when the
-//!   template was deleted, with [`TemplateError::NotFound`].
+//! - **At dispatch** ([`Templates::body`], through enrichment's
+//!   `template_settings::fill`): the body is cached for the enrichment TTL
+//!   and read again when older, so an edited template is picked up. When
+//!   Confluence cannot be reached (network, 5xx, 429, refused credentials)
+//!   the last known body is used; when none is known the call fails with
+//!   [`TemplateError::Unavailable`], and when the template was deleted,
+//!   with [`TemplateError::NotFound`].
 //!
 //! `/rest/experimental/template/page` is not in Data Center's REST
 //! reference (its shape is known from code that runs against Data Center),
@@ -47,7 +48,6 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use super::client::{ClientOptions, ConfluenceAuth, ConfluenceClient};
-use crate::enrich::Enricher;
 use crate::manifest::Manifest;
 use crate::store::{ConnectionKind, ConnectionRecord};
 
@@ -235,59 +235,6 @@ impl Templates {
             Err(e) => Err(e),
         }
     }
-}
-
-/// `settings` (resolved from a binding) with every template setting's value
-/// replaced by its template's body, read through `enricher` (the binding's
-/// Confluence source; `None`: it has no REST credentials).
-pub async fn fill(
-    manifest: &Manifest,
-    scope_space: Option<&str>,
-    settings: Vec<(String, String)>,
-    enricher: Option<&Enricher>,
-) -> Result<Vec<(String, String)>, TemplateError> {
-    let mut out = Vec::with_capacity(settings.len());
-    for (name, value) in settings {
-        let is_template = manifest
-            .settings
-            .get(&name)
-            .is_some_and(|s| s.confluence_template);
-        if !is_template || value.trim().is_empty() {
-            out.push((name, value));
-            continue;
-        }
-        let (space, template) =
-            template_ref(&value, scope_space).map_err(TemplateError::Invalid)?;
-        let Some(enricher) = enricher else {
-            return Err(TemplateError::Unavailable {
-                message: format!(
-                    "setting `{name}` names Confluence template `{value}`, but the binding's Confluence connection has no token to read it with"
-                ),
-                retry_after: None,
-            });
-        };
-        let body = enricher
-            .template(&space, &template)
-            .await
-            .map_err(|e| match e {
-                TemplateError::NotFound(m) => {
-                    TemplateError::NotFound(format!("setting `{name}`: {m}"))
-                }
-                TemplateError::NotServed(m) => {
-                    TemplateError::NotServed(format!("setting `{name}`: {m}"))
-                }
-                TemplateError::Unavailable {
-                    message,
-                    retry_after,
-                } => TemplateError::Unavailable {
-                    message: format!("setting `{name}`: {message}"),
-                    retry_after,
-                },
-                other => other,
-            })?;
-        out.push((name, body));
-    }
-    Ok(out)
 }
 
 /// The check made when a binding is saved: every template setting in

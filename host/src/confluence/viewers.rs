@@ -17,8 +17,9 @@
 //! 2. at the content itself and at **every ancestor** that has view
 //!    restrictions of its own (Confluence applies a page's view restrictions
 //!    to every page below it; its answers list only a content's own, see
-//!    [`crate::enrich`]), the user is listed (by user key or username) or
-//!    one of their groups is. A comment or attachment is judged by its page.
+//!    enrichment's module doc, `enrich/mod.rs`), the user is listed (by user
+//!    key or username) or one of their groups is. A comment or attachment is
+//!    judged by its page.
 //!
 //! # What is read, and the assumption made
 //!
@@ -43,8 +44,9 @@
 //!   person is). The list is cached per space for the TTL.
 //!
 //! Failures worth retrying (network, 5xx other than the space permissions
-//! above, 429) are returned as [`EnrichError::Transient`] so the caller
-//! defers; refusals and 404s are "not known".
+//! above, 429) are returned as the [`ClientError`] they are, which
+//! enrichment turns into a transient error so the caller defers; refusals
+//! and 404s are "not known".
 
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -53,8 +55,8 @@ use std::time::Duration;
 use serde_json::Value;
 
 use super::client::{ClientError, ConfluenceClient, SpaceGrants};
-use crate::enrich::{EnrichError, TtlCache};
 use crate::model::Person;
+use crate::ttl_cache::TtlCache;
 
 /// The answer to "may this person view it?".
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -148,7 +150,7 @@ impl Viewers {
     /// The restrictions that decide who may view a page or blog post read
     /// with [`super::client::CONTENT_EXPAND`] (for a comment or attachment,
     /// pass its page); `None` when they cannot be told.
-    pub async fn restrictions(&self, json: &Value) -> Result<Option<Restrictions>, EnrichError> {
+    pub async fn restrictions(&self, json: &Value) -> Result<Option<Restrictions>, ClientError> {
         let Some(own) = read_restriction(json) else {
             return Ok(None);
         };
@@ -179,7 +181,7 @@ impl Viewers {
         user: &Person,
         space: &str,
         restrictions: Option<&Restrictions>,
-    ) -> Result<Access, EnrichError> {
+    ) -> Result<Access, ClientError> {
         let Some(restrictions) = restrictions else {
             return Ok(Access::NotKnown);
         };
@@ -228,20 +230,20 @@ impl Viewers {
 
     /// The user's groups (cached); `None` when Confluence does not know the
     /// user or would not say.
-    async fn groups(&self, key: &str) -> Result<Option<BTreeSet<String>>, EnrichError> {
+    async fn groups(&self, key: &str) -> Result<Option<BTreeSet<String>>, ClientError> {
         if let Some(g) = self.groups.get(&key.to_owned()) {
             return Ok(g);
         }
         let groups = match self.client.groups_by_key(key).await {
             Ok(g) => g.map(|g| g.into_iter().collect()),
             Err(ClientError::Unauthorized(403)) | Err(ClientError::Rejected { .. }) => None,
-            Err(e) => return Err(e.into()),
+            Err(e) => return Err(e),
         };
         self.groups.put(key.to_owned(), groups.clone());
         Ok(groups)
     }
 
-    async fn space_grants(&self, space: &str) -> Result<Option<Vec<Value>>, EnrichError> {
+    async fn space_grants(&self, space: &str) -> Result<Option<Vec<Value>>, ClientError> {
         if let Some(g) = self.spaces.get(&space.to_owned()) {
             return Ok(g);
         }
@@ -253,7 +255,7 @@ impl Viewers {
             Err(ClientError::BadAnswer(_)) | Err(ClientError::Rejected { .. }) => {
                 (None, "an answer that is not a list")
             }
-            Err(e) => return Err(e.into()),
+            Err(e) => return Err(e),
         };
         if grants.is_none() && !self.warned_space.swap(true, Ordering::Relaxed) {
             tracing::warn!(source = %self.source, space, answer = why, "Confluence would not list the space's permissions (the service account must administer the space, Confluence 9.1+): its pages are shown to nobody personally");
@@ -267,7 +269,7 @@ impl Viewers {
     pub(crate) async fn ancestor(
         &self,
         id: u64,
-    ) -> Result<Option<Option<ReadRestriction>>, EnrichError> {
+    ) -> Result<Option<Option<ReadRestriction>>, ClientError> {
         if let Some(r) = self.own.get(&id) {
             return Ok(r);
         }
@@ -277,7 +279,7 @@ impl Viewers {
             | Err(ClientError::Unauthorized(403))
             | Err(ClientError::Rejected { .. })
             | Err(ClientError::BadAnswer(_)) => None,
-            Err(e) => return Err(e.into()),
+            Err(e) => return Err(e),
         };
         self.own.put(id, r.clone());
         Ok(r)

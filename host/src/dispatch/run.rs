@@ -210,7 +210,7 @@ impl Dispatcher {
             crate::store::Scope::Space(key) => Some(key.as_str()),
             _ => None,
         };
-        match crate::confluence::templates::fill(
+        match crate::enrich::template_settings::fill(
             &plugin.manifest,
             space,
             settings,

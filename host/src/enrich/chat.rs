@@ -60,10 +60,11 @@ use std::time::Duration;
 use base64::Engine as _;
 use serde_json::Value;
 
-use super::{EnrichError, Enricher, TtlCache, excerpt};
+use super::{EnrichError, Enricher, excerpt};
 use crate::confluence::client::{ClientError, person, timestamp_ms};
 use crate::confluence::viewers::Access;
 use crate::model::{ChatEvent, PageSummary, Person};
+use crate::ttl_cache::TtlCache;
 
 /// Most search results shown.
 pub const SEARCH_RESULTS: usize = 10;

@@ -39,10 +39,11 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use serde_json::Value;
 
-use super::{EnrichError, TtlCache};
+use super::EnrichError;
 use crate::confluence::client::{ClientError, ConfluenceClient};
 use crate::metrics::Metrics;
 use crate::model::Person;
+use crate::ttl_cache::TtlCache;
 
 /// Most people remembered in a tally's "left out" list.
 const LEFT_OUT_CAP: usize = 200;

@@ -6,7 +6,9 @@
 //! restrictions read one by one, people's emails ([`self::emails`]), and
 //! the account Pagehook itself acts as (to mark `by-pagehook`). Content that
 //! is gone or hidden from that account (404) still gives an event, with
-//! `enriched = false` and what the webhook said.
+//! `enriched = false` and what the webhook said. A binding's settings that
+//! name a Confluence page template reach its plugin as the template's body
+//! ([`template_settings`]).
 //!
 //! # View restrictions
 //!
@@ -46,11 +48,10 @@
 pub mod chat;
 pub mod chat_confluence;
 pub mod emails;
+pub mod template_settings;
 
 use std::collections::HashMap;
-use std::hash::Hash;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 
@@ -65,9 +66,8 @@ use crate::model::{
     Ancestor, ChatEvent, Concern, ConcernedPerson, Content, Event, EventKind, Person,
 };
 use crate::source::webhook::Webhook;
+use crate::ttl_cache::TtlCache;
 
-/// Most entries a cache holds before it is emptied (it refills from Confluence).
-const CACHE_CAP: usize = 10_000;
 /// Longest comment excerpt, in characters.
 const EXCERPT_CHARS: usize = 300;
 
@@ -97,37 +97,6 @@ impl From<ClientError> for EnrichError {
         } else {
             EnrichError::Permanent(e.to_string())
         }
-    }
-}
-
-/// A small map whose entries expire after a TTL (emptied when full).
-pub(crate) struct TtlCache<K, V> {
-    ttl: Duration,
-    entries: Mutex<HashMap<K, (Instant, V)>>,
-}
-
-impl<K: Eq + Hash, V: Clone> TtlCache<K, V> {
-    pub(crate) fn new(ttl: Duration) -> Self {
-        TtlCache {
-            ttl,
-            entries: Mutex::new(HashMap::new()),
-        }
-    }
-
-    pub(crate) fn get(&self, key: &K) -> Option<V> {
-        let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        entries
-            .get(key)
-            .filter(|(at, _)| at.elapsed() < self.ttl)
-            .map(|(_, v)| v.clone())
-    }
-
-    pub(crate) fn put(&self, key: K, value: V) {
-        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        if entries.len() >= CACHE_CAP {
-            entries.clear();
-        }
-        entries.insert(key, (Instant::now(), value));
     }
 }
 

@@ -1,9 +1,11 @@
 //! What the sources send, as they send it: Confluence's webhooks
-//! ([`webhook`]) and Slack's Events API and slash commands
+//! ([`webhook`]), Slack's Events API and slash commands
 //! ([`slack_events`]), over HTTP or over Socket Mode's outbound WebSocket
-//! ([`slack_socket`]). Parsing and verifying only: reading details back from
-//! Confluence is [`crate::confluence`], turning a stored request into the
-//! event plugins see is [`crate::enrich`].
+//! ([`slack_socket`]), and a Teams bot's Bot Framework activities
+//! ([`teams_activity`]) with their tokens ([`teams_auth`]). Parsing and
+//! verifying only: reading details back from Confluence is
+//! [`crate::confluence`], turning a stored request into the event plugins
+//! see is [`crate::enrich`].
 
 pub mod slack_events;
 pub mod slack_socket;

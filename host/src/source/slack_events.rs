@@ -42,9 +42,9 @@ pub const LINK_SHARED: &str = "link_shared";
 /// The stored event name of a slash command.
 pub const SLASH_COMMAND: &str = "slash_command";
 
-/// Why a request's signature was refused.
+/// Why a Slack request's `v0` signature (`X-Slack-Signature`) was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum SignatureError {
+pub enum SlackSignatureError {
     /// No `X-Slack-Request-Timestamp`.
     #[error(
         "missing X-Slack-Request-Timestamp header: this URL takes requests signed by Slack only"
@@ -82,25 +82,29 @@ pub fn verify_signature(
     signature: Option<&str>,
     body: &[u8],
     now_secs: i64,
-) -> Result<(), SignatureError> {
-    let timestamp = timestamp.ok_or(SignatureError::MissingTimestamp)?.trim();
-    let signature = signature.ok_or(SignatureError::MissingSignature)?.trim();
+) -> Result<(), SlackSignatureError> {
+    let timestamp = timestamp
+        .ok_or(SlackSignatureError::MissingTimestamp)?
+        .trim();
+    let signature = signature
+        .ok_or(SlackSignatureError::MissingSignature)?
+        .trim();
     let at: i64 = timestamp
         .parse()
         .ok()
         .filter(|_| timestamp.bytes().all(|b| b.is_ascii_digit()))
-        .ok_or(SignatureError::MalformedTimestamp)?;
+        .ok_or(SlackSignatureError::MalformedTimestamp)?;
     let skew_secs = now_secs.saturating_sub(at).saturating_abs();
     if skew_secs > MAX_SKEW_SECS {
-        return Err(SignatureError::Stale { skew_secs });
+        return Err(SlackSignatureError::Stale { skew_secs });
     }
     let digits = signature
         .strip_prefix("v0=")
-        .ok_or(SignatureError::Malformed)?;
+        .ok_or(SlackSignatureError::Malformed)?;
     if digits.len() != 64 {
-        return Err(SignatureError::Malformed);
+        return Err(SlackSignatureError::Malformed);
     }
-    let expected = hex::decode(digits).map_err(|_| SignatureError::Malformed)?;
+    let expected = hex::decode(digits).map_err(|_| SlackSignatureError::Malformed)?;
     let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes a key of any length");
     mac.update(b"v0:");
     mac.update(timestamp.as_bytes());
@@ -108,7 +112,7 @@ pub fn verify_signature(
     mac.update(body);
     // `verify_slice` compares in constant time.
     mac.verify_slice(&expected)
-        .map_err(|_| SignatureError::Mismatch)
+        .map_err(|_| SlackSignatureError::Mismatch)
 }
 
 /// Why a verified body is not something Pagehook can take.
@@ -120,6 +124,24 @@ pub enum InboundError {
     /// Not a Slack request Pagehook understands.
     #[error("not a Slack event or slash command: {0}")]
     Shape(String),
+}
+
+/// Why a Slack request cannot be read as the chat event it is stored for:
+/// checked before it is stored (refused then as [`InboundError::Shape`]) and
+/// again when [`from_stored`] reads it back.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoredSlackError {
+    /// A field the request must carry is missing or empty.
+    #[error("{what} without `{field}`")]
+    Missing {
+        /// The request, as the message names it (`link_shared`, `a slash command`).
+        what: &'static str,
+        /// The missing field.
+        field: &'static str,
+    },
+    /// An `event_callback` whose event is not `link_shared` (`?`: no type).
+    #[error("stored Slack event is `{0}`, not link_shared")]
+    NotLinkShared(String),
 }
 
 /// What a verified request asks of Pagehook.
@@ -267,7 +289,7 @@ fn parse_events_api(connection: &str, value: Value) -> Result<Inbound, InboundEr
                 .ok_or_else(|| InboundError::Shape("event_callback without `event_id`".into()))?
                 .to_owned();
             // Checked now, so a stored link_shared always turns into an event.
-            link_shared(&obj).map_err(InboundError::Shape)?;
+            link_shared(&obj).map_err(|e| InboundError::Shape(e.to_string()))?;
             obj.remove("token");
             Ok(Inbound::Store(Box::new(StoredSlack {
                 key: format!("{connection}:slack-event:{event_id}"),
@@ -319,7 +341,7 @@ fn slash_command_fields(
         "request_timestamp".into(),
         Value::String(timestamp.trim().to_owned()),
     );
-    slash_command(&obj).map_err(InboundError::Shape)?;
+    slash_command(&obj).map_err(|e| InboundError::Shape(e.to_string()))?;
     Ok(Inbound::Store(Box::new(StoredSlack {
         key: format!("{connection}:slash-command:{trigger_id}"),
         name: SLASH_COMMAND,
@@ -407,7 +429,7 @@ impl ChatInbound {
 
 /// Reads a stored payload as a Slack request; `None` when it is not one
 /// (a Confluence webhook), `Some(Err)` when it is one that cannot be read.
-pub fn from_stored(payload: &Value) -> Option<Result<ChatInbound, String>> {
+pub fn from_stored(payload: &Value) -> Option<Result<ChatInbound, StoredSlackError>> {
     let obj = payload.as_object()?;
     match obj.get("type").and_then(Value::as_str)? {
         "event_callback" if obj.get("event").is_some_and(Value::is_object) => {
@@ -422,11 +444,15 @@ fn text<'a>(obj: &'a Map<String, Value>, key: &str) -> Option<&'a str> {
     obj.get(key).and_then(Value::as_str)
 }
 
-fn required(obj: &Map<String, Value>, key: &str, what: &str) -> Result<String, String> {
+fn required(
+    obj: &Map<String, Value>,
+    key: &'static str,
+    what: &'static str,
+) -> Result<String, StoredSlackError> {
     text(obj, key)
         .filter(|s| !s.is_empty())
         .map(str::to_owned)
-        .ok_or_else(|| format!("{what} without `{key}`"))
+        .ok_or(StoredSlackError::Missing { what, field: key })
 }
 
 /// Slack's `ts` (`"1531420618.000200"`) in ms.
@@ -437,22 +463,27 @@ fn ts_ms(ts: &str) -> Option<u64> {
     Some(secs * 1000 + ms)
 }
 
-fn link_shared(obj: &Map<String, Value>) -> Result<ChatInbound, String> {
+fn link_shared(obj: &Map<String, Value>) -> Result<ChatInbound, StoredSlackError> {
     let event = obj
         .get("event")
         .and_then(Value::as_object)
-        .ok_or("event_callback without `event`")?;
+        .ok_or(StoredSlackError::Missing {
+            what: "event_callback",
+            field: "event",
+        })?;
     if text(event, "type") != Some(LINK_SHARED) {
-        return Err(format!(
-            "stored Slack event is `{}`, not link_shared",
-            text(event, "type").unwrap_or("?")
+        return Err(StoredSlackError::NotLinkShared(
+            text(event, "type").unwrap_or("?").to_owned(),
         ));
     }
     let what = "link_shared";
     let links = event
         .get("links")
         .and_then(Value::as_array)
-        .ok_or("link_shared without `links`")?
+        .ok_or(StoredSlackError::Missing {
+            what,
+            field: "links",
+        })?
         .iter()
         .filter_map(|l| l.get("url").and_then(Value::as_str))
         .map(|url| SharedLink {
@@ -492,7 +523,7 @@ fn link_shared(obj: &Map<String, Value>) -> Result<ChatInbound, String> {
     })
 }
 
-fn slash_command(obj: &Map<String, Value>) -> Result<ChatInbound, String> {
+fn slash_command(obj: &Map<String, Value>) -> Result<ChatInbound, StoredSlackError> {
     let what = "a slash command";
     let user_id = required(obj, "user_id", what)?;
     let team_id = text(obj, "team_id").unwrap_or("").to_owned();
@@ -547,7 +578,7 @@ mod tests {
 
     const AT: i64 = 1531420618;
 
-    fn check(v: &Vector, secret: &str, body: &str, now: i64) -> Result<(), SignatureError> {
+    fn check(v: &Vector, secret: &str, body: &str, now: i64) -> Result<(), SlackSignatureError> {
         verify_signature(
             secret.as_bytes(),
             Some(&v.timestamp),
@@ -570,20 +601,20 @@ mod tests {
         let v = vector();
         assert_eq!(
             check(&v, "not-the-secret", &v.body, AT),
-            Err(SignatureError::Mismatch)
+            Err(SlackSignatureError::Mismatch)
         );
         let altered = v.body.replace("text=", "text=x");
         assert_eq!(
             check(&v, &v.secret, &altered, AT),
-            Err(SignatureError::Mismatch)
+            Err(SlackSignatureError::Mismatch)
         );
         assert_eq!(
             check(&v, &v.secret, &v.body, AT + 301),
-            Err(SignatureError::Stale { skew_secs: 301 })
+            Err(SlackSignatureError::Stale { skew_secs: 301 })
         );
         assert_eq!(
             check(&v, &v.secret, &v.body, AT - 3600),
-            Err(SignatureError::Stale { skew_secs: 3600 })
+            Err(SlackSignatureError::Stale { skew_secs: 3600 })
         );
         // Another timestamp in the base string: the signature no longer fits.
         assert_eq!(
@@ -594,7 +625,7 @@ mod tests {
                 v.body.as_bytes(),
                 AT
             ),
-            Err(SignatureError::Mismatch)
+            Err(SlackSignatureError::Mismatch)
         );
         let err = check(&v, "not-the-secret", &v.body, AT)
             .unwrap_err()
@@ -609,16 +640,16 @@ mod tests {
         let secret = v.secret.as_bytes();
         assert_eq!(
             verify_signature(secret, None, Some(&v.signature), body, AT),
-            Err(SignatureError::MissingTimestamp)
+            Err(SlackSignatureError::MissingTimestamp)
         );
         assert_eq!(
             verify_signature(secret, Some(&v.timestamp), None, body, AT),
-            Err(SignatureError::MissingSignature)
+            Err(SlackSignatureError::MissingSignature)
         );
         for ts in ["", "soon", "-1531420618", "+1531420618", "1531420618.5"] {
             assert_eq!(
                 verify_signature(secret, Some(ts), Some(&v.signature), body, AT),
-                Err(SignatureError::MalformedTimestamp),
+                Err(SlackSignatureError::MalformedTimestamp),
                 "{ts:?}"
             );
         }
@@ -631,7 +662,7 @@ mod tests {
         ] {
             assert_eq!(
                 verify_signature(secret, Some(&v.timestamp), Some(&sig), body, AT),
-                Err(SignatureError::Malformed),
+                Err(SlackSignatureError::Malformed),
                 "{sig}"
             );
         }
@@ -866,6 +897,23 @@ mod tests {
         assert!(from_stored(&hook).is_none());
         let odd: Value = serde_json::from_str(r#"{"event":"x","type":"event_callback"}"#).unwrap();
         assert!(from_stored(&odd).is_none());
+    }
+
+    #[test]
+    fn a_stored_request_missing_a_field_says_which() {
+        let message = |payload: Value| from_stored(&payload).unwrap().unwrap_err().to_string();
+        assert_eq!(
+            message(json!({"type": "slash_command", "user_id": "U1"})),
+            "a slash command without `command`"
+        );
+        assert_eq!(
+            message(json!({"type": "event_callback", "event": {"type": "link_shared"}})),
+            "link_shared without `links`"
+        );
+        assert_eq!(
+            message(json!({"type": "event_callback", "event": {"type": "app_mention"}})),
+            "stored Slack event is `app_mention`, not link_shared"
+        );
     }
 
     #[test]

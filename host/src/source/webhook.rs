@@ -68,9 +68,9 @@ pub enum WebhookError {
     Shape(String),
 }
 
-/// Why a signature check failed.
+/// Why a Confluence webhook's `X-Hub-Signature` check failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum SignatureError {
+pub enum ConfluenceSignatureError {
     /// No `X-Hub-Signature` header.
     #[error(
         "missing X-Hub-Signature header: set the same secret in Confluence's webhook and in `pagehook connect confluence`"
@@ -91,17 +91,17 @@ pub fn verify_signature(
     secret: &[u8],
     body: &[u8],
     header: Option<&str>,
-) -> Result<(), SignatureError> {
-    let header = header.ok_or(SignatureError::Missing)?.trim();
+) -> Result<(), ConfluenceSignatureError> {
+    let header = header.ok_or(ConfluenceSignatureError::Missing)?.trim();
     let hex_sig = header.strip_prefix("sha256=").unwrap_or(header);
     if hex_sig.len() != 64 {
-        return Err(SignatureError::Malformed);
+        return Err(ConfluenceSignatureError::Malformed);
     }
-    let given = hex::decode(hex_sig).map_err(|_| SignatureError::Malformed)?;
+    let given = hex::decode(hex_sig).map_err(|_| ConfluenceSignatureError::Malformed)?;
     let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes keys of any length");
     mac.update(body);
     mac.verify_slice(&given)
-        .map_err(|_| SignatureError::Mismatch)
+        .map_err(|_| ConfluenceSignatureError::Mismatch)
 }
 
 /// Content keys in webhook bodies and the content type each implies.
@@ -345,23 +345,23 @@ mod tests {
         assert_eq!(verify_signature(secret, body, Some(bare)), Ok(()));
         assert_eq!(
             verify_signature(b"wrong", body, Some(sig)),
-            Err(SignatureError::Mismatch)
+            Err(ConfluenceSignatureError::Mismatch)
         );
         assert_eq!(
             verify_signature(secret, b"Hello, World?", Some(sig)),
-            Err(SignatureError::Mismatch)
+            Err(ConfluenceSignatureError::Mismatch)
         );
         assert_eq!(
             verify_signature(secret, body, None),
-            Err(SignatureError::Missing)
+            Err(ConfluenceSignatureError::Missing)
         );
         assert_eq!(
             verify_signature(secret, body, Some("sha256=zz")),
-            Err(SignatureError::Malformed)
+            Err(ConfluenceSignatureError::Malformed)
         );
         assert_eq!(
             verify_signature(secret, body, Some(&format!("sha256={}", "g".repeat(64)))),
-            Err(SignatureError::Malformed)
+            Err(ConfluenceSignatureError::Malformed)
         );
     }
 }

@@ -606,7 +606,7 @@ fn confluence_connection(fake: &FakeConfluence, name: &str) -> pagehook::store::
 
 #[tokio::test]
 async fn a_template_setting_reaches_the_plugin_as_the_templates_current_body() {
-    use pagehook::confluence::templates::{TemplateError, fill};
+    use pagehook::{confluence::templates::TemplateError, enrich::template_settings::fill};
     let fake = fake();
     fake.put_template("ENG", "Retrospective", RETRO);
     fake.put_template("ENG", "Other", "<p>other</p>");
