@@ -7,12 +7,15 @@
 //! retrying a destination's dead letters.
 
 use crate::api_support;
+use crate::common;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use api_support::{App, Auth, plugin_dir, sign};
+use api_support::{App, Auth};
 use axum::http::StatusCode;
+use common::plugin_dir;
+use common::sidecar::sign;
 use pagehook::deliver::Deliverer;
 use pagehook::dispatch::Dispatcher;
 use pagehook::server::session::Principal;

@@ -15,12 +15,12 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-use common::sidecar::{HOOK_SECRET, PAT, Sidecar, sign};
+use common::confluence::{self, ADA};
+use common::sidecar::{HOOK_SECRET, Sidecar, sign};
 use pagehook_fakes::postgres::TestPostgres;
-use pagehook_fakes::{ConfluenceAuth, ContentBuilder, FakeConfluence, FakeSlack, Fault, SlackPost};
+use pagehook_fakes::{ContentBuilder, FakeConfluence, FakeSlack, Fault, SlackPost};
 use serde_json::Value;
 
-const ADA: &str = "8a7f80839e460b0f019e460ba6440001";
 const BOT: &str = "xoxb-cluster-tests";
 /// Channel `c` gets the events of page `FIRST_PAGE + c`, in space `S<c>`.
 const FIRST_PAGE: u64 = 4_000_001;
@@ -52,17 +52,11 @@ fn delivery(channel_rate: f64) -> String {
 }
 
 /// A fake Confluence with one page per channel, page `c` in space `S<c>`.
-fn confluence(channels: usize) -> FakeConfluence {
-    let fake = FakeConfluence::start(ConfluenceAuth::Bearer(PAT.into()));
-    fake.put_user(ADA, "ada", "Ada Lovelace", "ada@example.com");
-    for c in 0..channels {
+fn confluence_with_runbook_per_channel(channels: usize) -> FakeConfluence {
+    confluence::with_ada((0..channels).map(|c| {
         let id = FIRST_PAGE + c as u64;
-        fake.put_content(
-            id,
-            ContentBuilder::page(id, &format!("S{c}"), &format!("Runbook {c}")).build(),
-        );
-    }
-    fake
+        ContentBuilder::page(id, &format!("S{c}"), &format!("Runbook {c}"))
+    }))
 }
 
 /// Slack channel `cl-<c>`, id `C0CL0000<c>`.
@@ -710,7 +704,7 @@ fn three_replicas_deliver_every_event_exactly_once_through_kills() {
     const PER_CHANNEL: usize = EVENTS / CHANNELS;
     let pg = TestPostgres::shared();
     let db = pg.fresh_database();
-    let conf = confluence(CHANNELS);
+    let conf = confluence_with_runbook_per_channel(CHANNELS);
     let slack = slack(CHANNELS);
     let admin = admin(pg, &db, 3_000, CHANNEL_RATE, &conf, &slack, CHANNELS);
     let mut replicas: Vec<Sidecar> = (0..3).map(|_| admin.replica()).collect();
@@ -884,7 +878,7 @@ fn a_replica_whose_connections_are_terminated_reconnects_and_loses_nothing() {
     const PER_CHANNEL: usize = 150;
     let pg = TestPostgres::start();
     let db = pg.fresh_database();
-    let conf = confluence(CHANNELS);
+    let conf = confluence_with_runbook_per_channel(CHANNELS);
     let slack = slack(CHANNELS);
     let admin = admin(&pg, &db, 2_000, 50.0, &conf, &slack, CHANNELS);
     let mut replicas: Vec<Sidecar> = (0..2).map(|_| admin.replica()).collect();
@@ -948,7 +942,7 @@ fn a_replica_whose_connections_are_terminated_reconnects_and_loses_nothing() {
 fn healthz_is_503_while_the_database_is_unreachable() {
     let pg = TestPostgres::start();
     let db = pg.fresh_database();
-    let conf = confluence(1);
+    let conf = confluence_with_runbook_per_channel(1);
     let slack = slack(1);
     let admin = admin(&pg, &db, 2_000, 50.0, &conf, &slack, 1);
     let mut replica = admin.replica();
@@ -1021,7 +1015,7 @@ fn a_second_serve_on_one_sqlite_file_refuses_but_postgres_replicas_start() {
 
 #[test]
 fn store_copy_moves_a_sqlite_installation_and_a_replica_carries_on_from_it() {
-    let conf = confluence(1);
+    let conf = confluence_with_runbook_per_channel(1);
     let slack = slack(1);
     // A SQLite installation that has delivered something.
     let mut old = Sidecar::new();

@@ -43,7 +43,7 @@ const PEOPLE: [(&str, &str, &str, &str); 5] = [
 ];
 
 /// A Confluence with ENG viewable by everyone and PLAN in it.
-fn confluence() -> FakeConfluence {
+fn confluence_with_plan() -> FakeConfluence {
     let conf = FakeConfluence::start(ConfluenceAuth::Bearer(PAT.into()));
     for (name, key, email, _) in PEOPLE {
         conf.add_user(name, key, name, email, "pw", &["confluence-users"]);
@@ -185,7 +185,7 @@ fn creator_mentioned_and_watchers_get_their_dms_through_the_mobile_profile() {
     // 9.2 LTS: no admin user list; the service account administers ENG (for
     // its permissions and watchers) and is no Confluence administrator, so
     // every email comes from a mobile profile.
-    let conf = confluence();
+    let conf = confluence_with_plan();
     conf.emulate(DcVersion::V9_2);
     conf.grant_space("ENG", SERVICE_USERNAME, &["administer"]);
     let w = world(conf);
@@ -241,7 +241,7 @@ fn creator_mentioned_and_watchers_get_their_dms_through_the_mobile_profile() {
 
 #[test]
 fn with_emails_hidden_nobody_unlinked_gets_a_dm_and_the_metric_says_who_was_left_out_and_why() {
-    let conf = confluence();
+    let conf = confluence_with_plan();
     conf.grant_space("ENG", SERVICE_USERNAME, &["administer"]);
     conf.set_email_visibility(EmailVisibility::Hidden);
     let w = world(conf);
@@ -371,7 +371,7 @@ fn a_403_on_create_is_a_dead_letter_naming_the_permission_and_the_connection_sta
 fn space_permissions_answering_500_to_a_non_admin_is_not_known_never_an_endless_defer() {
     // The service account may view ENG but does not administer it, and
     // Confluence answers it 500 (CONFSERVER-99908).
-    let conf = confluence();
+    let conf = confluence_with_plan();
     conf.set_space_permissions_refusal(SpacePermissionsRefusal::InternalError);
     let w = world(conf);
     let (status, answer) = w
@@ -412,7 +412,7 @@ fn client(conf: &FakeConfluence, auth: Auth) -> ConfluenceClient {
 
 #[tokio::test]
 async fn space_admin_sign_in_counts_the_spaces_it_can_tell_when_another_answers_500() {
-    let conf = confluence();
+    let conf = confluence_with_plan();
     conf.grant_space("OPS", "ada", &["administer"]);
     conf.set_space_permissions_refusal(SpacePermissionsRefusal::InternalError);
     let ada = client(
@@ -439,7 +439,7 @@ async fn a_search_that_404s_with_the_nested_expansion_is_answered_checking_each_
     const UNDER_ARCHIVE: u64 = 9001;
     const HR_ROOT: u64 = 9100;
     const UNDER_HR: u64 = 9101;
-    let conf = confluence();
+    let conf = confluence_with_plan();
     conf.grant_space("ENG", SERVICE_USERNAME, &["administer"]);
     conf.set_search_404_on_trashed_ancestor(true);
     conf.put_content(
@@ -603,7 +603,7 @@ fn an_instance_without_page_templates_says_so_at_bind_and_at_dispatch_never_wait
 #[tokio::test]
 async fn people_on_each_data_center_release() {
     for version in DcVersion::ALL {
-        let conf = confluence();
+        let conf = confluence_with_plan();
         conf.emulate(version);
         conf.grant_space("ENG", SERVICE_USERNAME, &["administer"]);
         let e = Enricher::new(

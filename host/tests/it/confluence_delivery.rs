@@ -7,31 +7,23 @@ use crate::common;
 
 use std::time::{Duration, Instant, SystemTime};
 
+use common::confluence::{self, ADA};
 use common::sidecar::{HOOK_SECRET, PAT, Sidecar};
-use pagehook_fakes::{ConfluenceAuth, ContentBuilder, FakeConfluence, Fault, endpoints};
+use pagehook_fakes::{ContentBuilder, FakeConfluence, Fault, endpoints};
 use serde_json::{Value, json};
 
 const PAGE: u64 = 2818051;
 const INCIDENT: u64 = 2818090;
 const BLOG: u64 = 2818200;
-const ADA: &str = "8a7f80839e460b0f019e460ba6440001";
 const WAIT: Duration = Duration::from_secs(20);
 const DAY: Duration = Duration::from_secs(86_400);
 
-fn confluence() -> FakeConfluence {
-    let fake = FakeConfluence::start(ConfluenceAuth::Bearer(PAT.into()));
-    fake.put_user(ADA, "ada", "Ada Lovelace", "ada@example.com");
-    fake.put_content(
-        PAGE,
-        ContentBuilder::page(PAGE, "ENG", "Q3 launch checklist").build(),
-    );
-    fake.put_content(
-        INCIDENT,
-        ContentBuilder::page(INCIDENT, "OPS", "Checkout down")
-            .labels(&["incident"])
-            .build(),
-    );
-    fake
+/// A fake Confluence with the checklist in ENG and an incident in OPS.
+fn confluence_with_checklist_and_incident() -> FakeConfluence {
+    confluence::with_ada([
+        ContentBuilder::page(PAGE, "ENG", "Q3 launch checklist"),
+        ContentBuilder::page(INCIDENT, "OPS", "Checkout down").labels(&["incident"]),
+    ])
 }
 
 /// A sidecar with Confluence `prod` and retro-writer bound to write pages
@@ -118,7 +110,7 @@ fn wait_healthz(side: &Sidecar, what: &str, check: impl Fn(&Value) -> bool) -> V
 
 #[test]
 fn an_uncertain_comment_is_found_by_its_marker_and_not_posted_twice() {
-    let conf = confluence();
+    let conf = confluence_with_checklist_and_incident();
     let mut side = retro_side(&conf, &[]);
     // Both creates are carried out, but their answers come after the client
     // (timeout 1 s) gave up, so both deliveries are retried uncertain.
@@ -192,7 +184,7 @@ fn an_uncertain_comment_is_found_by_its_marker_and_not_posted_twice() {
 
 #[test]
 fn a_page_gets_the_documented_labels_and_is_confirmed_by_its_marker() {
-    let conf = confluence();
+    let conf = confluence_with_checklist_and_incident();
     // Someone already wrote a page with the title the plugin will choose for
     // the second incident; Pagehook must not take it for its own.
     conf.put_content(
@@ -266,7 +258,7 @@ fn a_page_gets_the_documented_labels_and_is_confirmed_by_its_marker() {
 
 #[test]
 fn a_comment_on_a_blog_post_names_its_container_as_a_blog_post() {
-    let conf = confluence();
+    let conf = confluence_with_checklist_and_incident();
     conf.put_content(
         BLOG,
         ContentBuilder::blogpost(BLOG, "ENG", "Checkout was down")
@@ -300,7 +292,7 @@ fn a_comment_on_a_blog_post_names_its_container_as_a_blog_post() {
 
 #[test]
 fn a_token_expiring_in_ten_days_warns_in_the_cli_healthz_and_metrics() {
-    let conf = confluence();
+    let conf = confluence_with_checklist_and_incident();
     conf.set_tokens(&[
         ("pagehook-sidecar", Some(SystemTime::now() + 10 * DAY)),
         ("pagehook-old", Some(SystemTime::now() + 60 * DAY)),
@@ -350,7 +342,7 @@ fn a_token_expiring_in_ten_days_warns_in_the_cli_healthz_and_metrics() {
 
 #[test]
 fn an_expired_token_marks_the_connection_unhealthy() {
-    let conf = confluence();
+    let conf = confluence_with_checklist_and_incident();
     let expires = SystemTime::now() + Duration::from_secs(5);
     conf.set_tokens(&[("pagehook-sidecar", Some(expires))]);
     let mut side = Sidecar::new();
@@ -413,7 +405,7 @@ fn bind_retro_to_template(side: &Sidecar, template: &str) -> Result<(), String> 
 #[test]
 fn retrospectives_are_written_from_the_space_template_the_binding_names() {
     const SECOND: u64 = 2818091;
-    let conf = confluence();
+    let conf = confluence_with_checklist_and_incident();
     conf.put_content(
         SECOND,
         ContentBuilder::page(SECOND, "OPS", "Search slow")
@@ -487,7 +479,7 @@ fn retrospectives_are_written_from_the_space_template_the_binding_names() {
 /// and nothing is lost): it runs once Confluence answers again.
 #[test]
 fn an_event_waits_while_its_bindings_template_cannot_be_read_yet() {
-    let conf = confluence();
+    let conf = confluence_with_checklist_and_incident();
     conf.put_template(
         "OPS",
         "Incident retro",

@@ -99,8 +99,9 @@ fn the_harness_drives_a_static_page_by_labels_buttons_and_keys() {
     );
 }
 
-use common::sidecar::{ADMIN_TOKEN, HOOK_SECRET, PAT, Sidecar};
-use pagehook_fakes::{ConfluenceAuth, ContentBuilder, FakeConfluence, FakeSlack, Fault};
+use common::confluence::{self, ADA};
+use common::sidecar::{ADMIN_TOKEN, HOOK_SECRET, Sidecar};
+use pagehook_fakes::{ContentBuilder, FakeConfluence, FakeSlack, Fault};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
@@ -108,7 +109,6 @@ const ENG_PAGE: u64 = 2818051;
 const ENG_TITLE: &str = "Q3 launch checklist";
 const OPS_PAGE: u64 = 2818099;
 const OPS_TITLE: &str = "Pager rota for October";
-const ADA: &str = "8a7f80839e460b0f019e460ba6440001";
 const JDOE: &str = "8a7f80839e460b0f019e460ba6440077";
 const JDOE_PASSWORD: &str = "correct horse battery staple";
 const JDOE_PAT: &str = "jdoe-pat-0001";
@@ -122,17 +122,11 @@ const PAGE_WAIT: Duration = Duration::from_secs(10);
 
 /// Fake Confluence `wiki`: ENG and OPS pages; jdoe administers ENG (through
 /// the group eng-admins) and may only view OPS.
-fn confluence() -> FakeConfluence {
-    let fake = FakeConfluence::start(ConfluenceAuth::Bearer(PAT.into()));
-    fake.put_user(ADA, "ada", "Ada Lovelace", "ada@example.com");
-    fake.put_content(
-        ENG_PAGE,
-        ContentBuilder::page(ENG_PAGE, "ENG", ENG_TITLE).build(),
-    );
-    fake.put_content(
-        OPS_PAGE,
-        ContentBuilder::page(OPS_PAGE, "OPS", OPS_TITLE).build(),
-    );
+fn confluence_where_jdoe_administers_eng() -> FakeConfluence {
+    let fake = confluence::with_ada([
+        ContentBuilder::page(ENG_PAGE, "ENG", ENG_TITLE),
+        ContentBuilder::page(OPS_PAGE, "OPS", OPS_TITLE),
+    ]);
     fake.add_user(
         "jdoe",
         JDOE,
@@ -259,7 +253,7 @@ fn api_as(
 #[test]
 fn admin_and_space_admin_in_a_real_browser() {
     let started = Instant::now();
-    let conf = confluence();
+    let conf = confluence_where_jdoe_administers_eng();
     let ops_slack = FakeSlack::start(OPS_BOT);
     ops_slack.add_channel("ops", "C0OPS00001", true);
     let mut side = Sidecar::new();

@@ -9,8 +9,9 @@ use crate::common;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use common::sidecar::{HOOK_SECRET, PAT, Sidecar};
-use pagehook_fakes::{ConfluenceAuth, ContentBuilder, FakeConfluence, fixture_bytes};
+use common::confluence;
+use common::sidecar::{HOOK_SECRET, Sidecar};
+use pagehook_fakes::{ContentBuilder, fixture_bytes};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
@@ -332,19 +333,8 @@ fn a_0_1_0_manifest_cannot_ask_for_what_0_2_0_added() {
 #[test]
 fn a_0_1_0_plugin_runs_beside_a_0_3_0_plugin_in_one_sidecar() {
     const PAGE: u64 = 2818051;
-    let fake = FakeConfluence::start(ConfluenceAuth::Bearer(PAT.into()));
-    fake.put_user(
-        "8a7f80839e460b0f019e460ba6440001",
-        "ada",
-        "Ada Lovelace",
-        "ada@example.com",
-    );
-    fake.put_content(
-        PAGE,
-        ContentBuilder::page(PAGE, "ENG", "Q3 launch checklist")
-            .ancestors(&[(2818001, "Engineering Home")])
-            .build(),
-    );
+    let fake = confluence::with_ada([ContentBuilder::page(PAGE, "ENG", "Q3 launch checklist")
+        .ancestors(&[(2818001, "Engineering Home")])]);
     let mut side = Sidecar::new();
     side.connect_confluence("prod", &fake.base_url());
     let legacy = fixture("hello");

@@ -8,31 +8,24 @@ use crate::common;
 use std::collections::HashSet;
 use std::time::Duration;
 
-use common::sidecar::{HOOK_SECRET, PAT, Sidecar};
+use common::confluence::{self, ADA};
+use common::sidecar::{HOOK_SECRET, Sidecar};
 use pagehook_fakes::{
-    ConfluenceAuth, ContentBuilder, FakeConfluence, FakeSlack, FakeTeams, Fault, SlackPost,
-    endpoints,
+    ContentBuilder, FakeConfluence, FakeSlack, FakeTeams, Fault, SlackPost, endpoints,
 };
 use serde_json::Value;
 
 const PAGE: u64 = 2818051;
 const COMMENT: u64 = 2818077;
-const ADA: &str = "8a7f80839e460b0f019e460ba6440001";
 const BOT: &str = "xoxb-delivery-tests";
 const WAIT: Duration = Duration::from_secs(20);
 
-fn confluence() -> FakeConfluence {
-    let fake = FakeConfluence::start(ConfluenceAuth::Bearer(PAT.into()));
-    fake.put_user(ADA, "ada", "Ada Lovelace", "ada@example.com");
-    fake.put_content(
-        PAGE,
-        ContentBuilder::page(PAGE, "ENG", "Q3 launch checklist").build(),
-    );
-    fake.put_content(
-        COMMENT,
-        ContentBuilder::comment(COMMENT, PAGE, "Q3 launch checklist", "ENG").build(),
-    );
-    fake
+/// A fake Confluence with the checklist in ENG and a comment on it.
+fn confluence_with_page_and_comment() -> FakeConfluence {
+    confluence::with_ada([
+        ContentBuilder::page(PAGE, "ENG", "Q3 launch checklist"),
+        ContentBuilder::comment(COMMENT, PAGE, "Q3 launch checklist", "ENG"),
+    ])
 }
 
 fn slack() -> FakeSlack {
@@ -94,7 +87,7 @@ fn statuses(side: &Sidecar) -> Vec<String> {
 
 #[test]
 fn threads_are_kept_and_each_event_is_posted_once_despite_faults() {
-    let conf = confluence();
+    let conf = confluence_with_page_and_comment();
     let slack = slack();
     let mut side = slack_side(
         Sidecar::with_delivery(
@@ -194,7 +187,7 @@ fn threads_are_kept_and_each_event_is_posted_once_despite_faults() {
 
 #[test]
 fn not_in_channel_is_a_dead_letter_with_advice_and_retry_replays_it() {
-    let conf = confluence();
+    let conf = confluence_with_page_and_comment();
     let slack = slack();
     let mut side = slack_side(Sidecar::new(), &conf, &slack);
     slack.inject(
@@ -220,7 +213,7 @@ fn not_in_channel_is_a_dead_letter_with_advice_and_retry_replays_it() {
 
 #[test]
 fn refused_token_marks_the_connection_and_delivery_resumes_after_the_fix() {
-    let conf = confluence();
+    let conf = confluence_with_page_and_comment();
     let slack = slack();
     let mut side = slack_side(
         Sidecar::with_delivery(
@@ -252,7 +245,7 @@ fn refused_token_marks_the_connection_and_delivery_resumes_after_the_fix() {
 
 #[test]
 fn one_channel_gets_at_most_its_rate() {
-    let conf = confluence();
+    let conf = confluence_with_page_and_comment();
     let slack = slack();
     let mut side = slack_side(
         Sidecar::with_delivery("slack-channel-rate = 4.0\nslack-workspace-rate = 100.0\n"),
@@ -287,7 +280,7 @@ fn one_channel_gets_at_most_its_rate() {
 
 #[test]
 fn teams_cards_are_delivered_after_a_429() {
-    let conf = confluence();
+    let conf = confluence_with_page_and_comment();
     let teams = FakeTeams::start();
     let url = teams.add_workflow("eng-news");
     let mut side = Sidecar::new();
@@ -321,7 +314,7 @@ fn teams_cards_are_delivered_after_a_429() {
 
 #[test]
 fn a_retrospective_is_created_once_even_when_the_answer_is_lost() {
-    let conf = confluence();
+    let conf = confluence_with_page_and_comment();
     conf.put_content(
         2818090,
         ContentBuilder::page(2818090, "OPS", "Checkout down")
@@ -378,7 +371,7 @@ fn a_retrospective_is_created_once_even_when_the_answer_is_lost() {
 
 #[test]
 fn dry_run_records_the_exact_request_and_sends_nothing() {
-    let conf = confluence();
+    let conf = confluence_with_page_and_comment();
     let slack = slack();
     let mut side = Sidecar::new();
     side.connect_confluence("prod", &conf.base_url());
@@ -424,7 +417,7 @@ fn dry_run_records_the_exact_request_and_sends_nothing() {
 
 #[test]
 fn sigkill_in_the_middle_of_a_burst_loses_nothing_and_duplicates_nothing() {
-    let conf = confluence();
+    let conf = confluence_with_page_and_comment();
     let slack = slack();
     let mut side = slack_side(
         Sidecar::with_delivery(
@@ -475,7 +468,7 @@ fn sigkill_in_the_middle_of_a_burst_loses_nothing_and_duplicates_nothing() {
 
 #[test]
 fn sigterm_stops_cleanly() {
-    let conf = confluence();
+    let conf = confluence_with_page_and_comment();
     let slack = slack();
     let mut side = slack_side(Sidecar::new(), &conf, &slack);
     side.start();

@@ -37,7 +37,7 @@ const FIRST: u64 = 5_000_000;
 
 /// Confluence with Ada, Grace and Linus and `pages` pages in ENG created by
 /// Ada (`Imported page <i>`), Grace watching every one, Linus the first.
-fn confluence(pages: u64) -> FakeConfluence {
+fn confluence_with_watched_pages(pages: u64) -> FakeConfluence {
     let conf = FakeConfluence::start(ConfluenceAuth::Bearer(PAT.into()));
     // Watchers are listed to a Confluence administrator (Data Center 9),
     // and who may view ENG's pages to an administrator of the space.
@@ -191,7 +191,7 @@ fn all_in_one_digest(side: &Sidecar, n: usize) -> i64 {
 #[test]
 fn a_600_page_import_posts_one_digest_and_one_message_per_person() {
     const N: u64 = 600;
-    let conf = confluence(N);
+    let conf = confluence_with_watched_pages(N);
     let slack = slack();
     let mut side = sidecar(Sidecar::new(), &conf, &slack, &["--digest-window", "8"]);
     side.start();
@@ -268,7 +268,7 @@ fn a_600_page_import_posts_one_digest_and_one_message_per_person() {
 
 #[test]
 fn seven_quick_edits_of_one_page_post_one_update_in_its_thread() {
-    let conf = confluence(1);
+    let conf = confluence_with_watched_pages(1);
     let slack = slack();
     let mut side = sidecar(Sidecar::new(), &conf, &slack, &["--digest-window", "8"]);
     side.start();
@@ -329,7 +329,7 @@ fn seven_quick_edits_of_one_page_post_one_update_in_its_thread() {
 fn with_digests_off_every_event_posts_in_order_at_slacks_pace() {
     // 600 at one a second would take ten minutes: 25 show the same.
     const N: u64 = 25;
-    let conf = confluence(N);
+    let conf = confluence_with_watched_pages(N);
     let slack = slack();
     // Slack's own words: "1 per second, short bursts >1 allowed": at most
     // three in any two seconds (at exactly one a second, arrival jitter
@@ -391,7 +391,7 @@ fn with_digests_off_every_event_posts_in_order_at_slacks_pace() {
 #[test]
 fn sigkill_while_a_digest_collects_then_it_is_posted_once_covering_every_event() {
     const N: u64 = 100;
-    let conf = confluence(N);
+    let conf = confluence_with_watched_pages(N);
     let slack = slack();
     // A longer window: the burst collects for 15 s after its last event,
     // time enough to kill the server while it does.
@@ -446,7 +446,7 @@ fn sigkill_while_a_digest_collects_then_it_is_posted_once_covering_every_event()
 #[test]
 fn a_dry_run_binding_records_the_digest_and_sends_nothing() {
     const N: u64 = 30;
-    let conf = confluence(N);
+    let conf = confluence_with_watched_pages(N);
     let slack = slack();
     let mut side = sidecar(
         Sidecar::new(),
@@ -648,31 +648,10 @@ mod store {
 
     /// slack-poster installed and bound once; the binding's id.
     async fn binding(store: &Store) -> i64 {
-        let manifest = pagehook::manifest::Manifest::parse(
-            &std::fs::read_to_string(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/../plugins/slack-poster/plugin.toml"
-            ))
-            .unwrap(),
-        )
-        .unwrap();
+        let manifest = pagehook::testing::bundled_manifest("slack-poster");
         assert!(manifest.digests);
         store
-            .install_plugin(&pagehook::store::PluginRecord {
-                name: "slack-poster".into(),
-                version: "0.3.0".into(),
-                description: "d".into(),
-                sha256: "ab".repeat(32),
-                dir: "/nowhere".into(),
-                manifest,
-                grants: vec!["post-slack".into()],
-                limit_grants: Default::default(),
-                enabled: true,
-                failures: 0,
-                breaker_until: None,
-                breaker_error: None,
-                installed_at: 1,
-            })
+            .install_plugin(&pagehook::testing::plugin(manifest, &["post-slack"]))
             .await
             .unwrap();
         store

@@ -36,7 +36,7 @@ const SLACK_TOKEN: &str = "xoxb-doctor-token";
 const PAGE: u64 = 4100;
 
 /// A Confluence with space ENG, a page Ada wrote there and a page template.
-fn confluence() -> FakeConfluence {
+fn confluence_with_template() -> FakeConfluence {
     let fake = FakeConfluence::start(ConfluenceAuth::Bearer(PAT.into()));
     fake.add_user(
         "ada",
@@ -158,7 +158,7 @@ const FEATURES: [&str; 8] = [
 
 #[test]
 fn each_release_with_a_plain_and_an_admin_account() {
-    let wiki = confluence();
+    let wiki = confluence_with_template();
     let slack = FakeSlack::start(SLACK_TOKEN);
     slack.set_scopes(&manifest_scopes());
     let side = sidecar(&wiki, &slack, true);
@@ -350,7 +350,7 @@ fn each_release_with_a_plain_and_an_admin_account() {
 
 #[test]
 fn email_visibility_decides_who_gets_personal_notifications() {
-    let wiki = confluence();
+    let wiki = confluence_with_template();
     let slack = FakeSlack::start(SLACK_TOKEN);
     slack.set_scopes(&manifest_scopes());
     let side = sidecar(&wiki, &slack, true);
@@ -440,7 +440,7 @@ fn email_visibility_decides_who_gets_personal_notifications() {
 
 #[test]
 fn missing_scopes_a_missing_signing_secret_and_refused_credentials_are_named() {
-    let wiki = confluence();
+    let wiki = confluence_with_template();
     wiki.grant_space("ENG", SERVICE_USERNAME, &["administer"]);
     let slack = FakeSlack::start(SLACK_TOKEN);
     let without: Vec<&str> = manifest_scopes()
@@ -528,7 +528,7 @@ fn missing_scopes_a_missing_signing_secret_and_refused_credentials_are_named() {
 
 #[tokio::test]
 async fn the_overview_shows_the_report_get_api_doctor_made() {
-    let wiki = confluence();
+    let wiki = confluence_with_template();
     wiki.emulate(DcVersion::V8_5);
     let dir = tempfile::tempdir().unwrap();
     let mut config = Config::default();
@@ -647,7 +647,7 @@ fn check_now_on_the_overview_in_a_real_browser() {
     use std::time::Duration;
     const WAIT: Duration = Duration::from_secs(15);
 
-    let wiki = confluence();
+    let wiki = confluence_with_template();
     wiki.emulate(DcVersion::V8_5);
     let mut side = Sidecar::new();
     side.connect_confluence("wiki", &wiki.base_url());
@@ -690,7 +690,7 @@ fn check_now_on_the_overview_in_a_real_browser() {
 fn what_the_instance_answers_on_the_way_is_named() {
     use pagehook_fakes::SpacePermissionsRefusal;
     use std::time::{Duration, SystemTime};
-    let wiki = confluence();
+    let wiki = confluence_with_template();
     // A page under a parent that is in the trash: the search with the
     // ancestors' restrictions expanded answers 404 for the whole batch.
     wiki.put_content(
@@ -788,7 +788,7 @@ fn what_the_instance_answers_on_the_way_is_named() {
 fn a_request_from_slack_shows_inbound_events_set_up() {
     use hmac::{Hmac, Mac};
     use sha2::Sha256;
-    let wiki = confluence();
+    let wiki = confluence_with_template();
     wiki.grant_space("ENG", SERVICE_USERNAME, &["administer"]);
     let slack = FakeSlack::start(SLACK_TOKEN);
     slack.set_scopes(&manifest_scopes());

@@ -9,11 +9,11 @@ use crate::common;
 
 use std::time::Duration;
 
-use common::sidecar::{HOOK_SECRET, PAT, Sidecar};
-use pagehook_fakes::{ConfluenceAuth, ContentBuilder, FakeConfluence, FakeSlack, SlackPost};
+use common::confluence::{self, ADA};
+use common::sidecar::{HOOK_SECRET, Sidecar};
+use pagehook_fakes::{ContentBuilder, FakeConfluence, FakeSlack, SlackPost};
 use serde_json::Value;
 
-const ADA: &str = "8a7f80839e460b0f019e460ba6440001";
 const BOT: &str = "xoxb-restriction-tests";
 /// Engineering Home > Releases > Q3 launch checklist, plus a comment on it.
 const ROOT: u64 = 500;
@@ -24,38 +24,17 @@ const COMMENT: u64 = 701;
 const OPEN: u64 = 900;
 const WAIT: Duration = Duration::from_secs(20);
 
-fn confluence() -> FakeConfluence {
-    let fake = FakeConfluence::start(ConfluenceAuth::Bearer(PAT.into()));
-    fake.put_user(ADA, "ada", "Ada Lovelace", "ada@example.com");
-    fake.put_content(
-        ROOT,
-        ContentBuilder::page(ROOT, "ENG", "Engineering Home")
-            .ancestors(&[])
-            .build(),
-    );
-    fake.put_content(
-        PARENT,
-        ContentBuilder::page(PARENT, "ENG", "Releases")
-            .ancestors(&[(ROOT, "Engineering Home")])
-            .build(),
-    );
-    fake.put_content(
-        PAGE,
+/// A fake Confluence with the checklist (and a comment on it) below
+/// Releases below Engineering Home, and an open page in a tree of its own.
+fn confluence_with_page_tree() -> FakeConfluence {
+    confluence::with_ada([
+        ContentBuilder::page(ROOT, "ENG", "Engineering Home").ancestors(&[]),
+        ContentBuilder::page(PARENT, "ENG", "Releases").ancestors(&[(ROOT, "Engineering Home")]),
         ContentBuilder::page(PAGE, "ENG", "Q3 launch checklist")
-            .ancestors(&[(ROOT, "Engineering Home"), (PARENT, "Releases")])
-            .build(),
-    );
-    fake.put_content(
-        COMMENT,
-        ContentBuilder::comment(COMMENT, PAGE, "Q3 launch checklist", "ENG").build(),
-    );
-    fake.put_content(
-        OPEN,
-        ContentBuilder::page(OPEN, "ENG", "Team lunch")
-            .ancestors(&[])
-            .build(),
-    );
-    fake
+            .ancestors(&[(ROOT, "Engineering Home"), (PARENT, "Releases")]),
+        ContentBuilder::comment(COMMENT, PAGE, "Q3 launch checklist", "ENG"),
+        ContentBuilder::page(OPEN, "ENG", "Team lunch").ancestors(&[]),
+    ])
 }
 
 /// Confluence `prod`, Slack `acme`, slack-poster bound to #eng with its
@@ -149,7 +128,7 @@ fn assert_not_posted(posts: &[SlackPost], title: &str) {
 
 #[test]
 fn a_page_under_a_restricted_parent_is_not_posted() {
-    let conf = confluence();
+    let conf = confluence_with_page_tree();
     let slack = slack();
     let side = sidecar(&conf, &slack);
     conf.set_read_restrictions(PARENT, &[], &["release-managers"]);
@@ -165,7 +144,7 @@ fn a_page_under_a_restricted_parent_is_not_posted() {
 
 #[test]
 fn a_page_under_a_restricted_grandparent_is_not_posted() {
-    let conf = confluence();
+    let conf = confluence_with_page_tree();
     let slack = slack();
     let side = sidecar(&conf, &slack);
     conf.set_read_restrictions(ROOT, &["ada"], &[]);
@@ -178,7 +157,7 @@ fn a_page_under_a_restricted_grandparent_is_not_posted() {
 
 #[test]
 fn a_page_is_posted_once_its_parents_restriction_is_lifted() {
-    let conf = confluence();
+    let conf = confluence_with_page_tree();
     let slack = slack();
     let side = sidecar(&conf, &slack);
     conf.set_read_restrictions(PARENT, &[], &["release-managers"]);
@@ -199,7 +178,7 @@ fn a_page_is_posted_once_its_parents_restriction_is_lifted() {
 
 #[test]
 fn a_comment_on_a_page_under_a_restricted_parent_is_not_posted() {
-    let conf = confluence();
+    let conf = confluence_with_page_tree();
     let slack = slack();
     let side = sidecar(&conf, &slack);
     conf.set_read_restrictions(PARENT, &[], &["release-managers"]);
@@ -215,7 +194,7 @@ fn a_comment_on_a_page_under_a_restricted_parent_is_not_posted() {
 
 #[test]
 fn a_page_whose_ancestor_cannot_be_read_is_not_posted() {
-    let conf = confluence();
+    let conf = confluence_with_page_tree();
     let slack = slack();
     let side = sidecar(&conf, &slack);
     // The parent is purged while the page still names it: Confluence leaves
@@ -230,7 +209,7 @@ fn a_page_whose_ancestor_cannot_be_read_is_not_posted() {
 
 #[test]
 fn without_nested_expansion_each_ancestor_is_read_and_a_restricted_one_counts() {
-    let conf = confluence();
+    let conf = confluence_with_page_tree();
     let slack = slack();
     let side = sidecar(&conf, &slack);
     conf.set_nested_ancestor_expansion(false);

@@ -18,11 +18,11 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::confluence::ADA;
 use common::sidecar::{HOOK_SECRET, PAT, Sidecar, sign};
 use pagehook_fakes::postgres::TestPostgres;
-use pagehook_fakes::{ConfluenceAuth, ContentBuilder, FakeConfluence, FakeSlack, Fault, SlackPost};
+use pagehook_fakes::{ContentBuilder, FakeConfluence, FakeSlack, Fault, SlackPost};
 
-pub(crate) const ADA: &str = "8a7f80839e460b0f019e460ba6440001";
 pub(crate) const BOT: &str = "xoxb-shutdown-tests";
 /// Channel `c` gets the events of pages `FIRST_PAGE + 1000 c + n`, in
 /// space `S<c>`.
@@ -117,20 +117,13 @@ pub(crate) fn page(c: usize, n: usize) -> u64 {
 }
 
 /// A fake Confluence with `pages` pages per channel, channel `c`'s in space
-/// `S<c>`.
+/// `S<c>`, by Ada.
 pub(crate) fn confluence(channels: usize, pages: usize) -> FakeConfluence {
-    let fake = FakeConfluence::start(ConfluenceAuth::Bearer(PAT.into()));
-    fake.put_user(ADA, "ada", "Ada Lovelace", "ada@example.com");
-    for c in 0..channels {
-        for n in 0..pages {
-            let id = page(c, n);
-            fake.put_content(
-                id,
-                ContentBuilder::page(id, &format!("S{c}"), &format!("Runbook {c}.{n}")).build(),
-            );
-        }
-    }
-    fake
+    common::confluence::with_ada((0..channels).flat_map(|c| {
+        (0..pages).map(move |n| {
+            ContentBuilder::page(page(c, n), &format!("S{c}"), &format!("Runbook {c}.{n}"))
+        })
+    }))
 }
 
 /// A fake Slack with channels `#sd-<c>`.

@@ -4,30 +4,19 @@
 
 use crate::common;
 
+use common::confluence;
 use common::sidecar::{HOOK_SECRET, PAT, Sidecar};
-use pagehook_fakes::{
-    ConfluenceAuth, ContentBuilder, FakeConfluence, Fault, endpoints, fixture_bytes,
-};
+use pagehook_fakes::{ContentBuilder, FakeConfluence, Fault, endpoints, fixture_bytes};
 use serde_json::Value;
 
 const PAGE: u64 = 2818051;
 
-fn confluence() -> FakeConfluence {
-    let fake = FakeConfluence::start(ConfluenceAuth::Bearer(PAT.into()));
-    fake.put_user(
-        "8a7f80839e460b0f019e460ba6440001",
-        "ada",
-        "Ada Lovelace",
-        "ada@example.com",
-    );
-    fake.put_content(
-        PAGE,
-        ContentBuilder::page(PAGE, "ENG", "Q3 launch checklist")
-            .labels(&["release"])
-            .ancestors(&[(2818001, "Engineering Home")])
-            .build(),
-    );
-    fake
+/// A fake Confluence with the checklist page, labelled `release`, below
+/// Engineering Home.
+fn confluence_with_checklist() -> FakeConfluence {
+    confluence::with_ada([ContentBuilder::page(PAGE, "ENG", "Q3 launch checklist")
+        .labels(&["release"])
+        .ancestors(&[(2818001, "Engineering Home")])])
 }
 
 fn hello_sidecar(fake: &FakeConfluence) -> Sidecar {
@@ -55,7 +44,7 @@ fn deliveries(side: &Sidecar, n: usize) -> Value {
 
 #[test]
 fn signed_id_only_webhook_is_stored_enriched_dispatched_and_listed() {
-    let fake = confluence();
+    let fake = confluence_with_checklist();
     let mut side = hello_sidecar(&fake);
     side.start();
     let body = fixture_bytes("confluence/webhook-id-only/page_created.json");
@@ -121,7 +110,7 @@ fn signed_id_only_webhook_is_stored_enriched_dispatched_and_listed() {
 
 #[test]
 fn bad_requests_are_refused_clearly_and_store_nothing() {
-    let fake = confluence();
+    let fake = confluence_with_checklist();
     let mut side = hello_sidecar(&fake);
     side.start();
     let body = fixture_bytes("confluence/webhook-id-only/page_created.json");
@@ -208,7 +197,7 @@ fn bad_requests_are_refused_clearly_and_store_nothing() {
 
 #[test]
 fn a_failing_plugin_is_recorded_and_never_blocks_the_others() {
-    let fake = confluence();
+    let fake = confluence_with_checklist();
     let mut side = hello_sidecar(&fake);
     side.install("hostile", &["post-slack"]);
     side.cli(&["bind", "hostile", "--to", "slack:*", "--set", "mode=loop"]);
@@ -274,7 +263,7 @@ fn a_failing_plugin_is_recorded_and_never_blocks_the_others() {
 
 #[test]
 fn enrichment_failures_keep_the_event_until_confluence_answers_even_across_a_restart() {
-    let fake = confluence();
+    let fake = confluence_with_checklist();
     let mut side = hello_sidecar(&fake);
     for _ in 0..1000 {
         fake.inject(endpoints::GET_CONTENT, Fault::Status(503));
@@ -296,7 +285,7 @@ fn enrichment_failures_keep_the_event_until_confluence_answers_even_across_a_res
         fake.faults_left(endpoints::GET_CONTENT) > 0,
         "still failing"
     );
-    let fake2 = confluence();
+    let fake2 = confluence_with_checklist();
     // Point the source at a healthy Confluence and restart: the event is dispatched.
     side.connect_confluence("prod", &fake2.base_url());
     side.start();
@@ -312,7 +301,7 @@ fn enrichment_failures_keep_the_event_until_confluence_answers_even_across_a_res
 
 #[test]
 fn purged_content_is_dispatched_unenriched() {
-    let fake = confluence();
+    let fake = confluence_with_checklist();
     let mut side = hello_sidecar(&fake);
     side.start();
     let body = br#"{"timestamp":5,"event":"page_created","userKey":"8a7f80839e460b0f019e460ba6440001","page":{"id":424242}}"#;
@@ -326,7 +315,7 @@ fn purged_content_is_dispatched_unenriched() {
 
 #[test]
 fn events_caused_by_pagehook_itself_are_marked() {
-    let fake = confluence();
+    let fake = confluence_with_checklist();
     let mut side = hello_sidecar(&fake);
     side.start();
     let body = format!(
@@ -344,7 +333,7 @@ fn events_caused_by_pagehook_itself_are_marked() {
 
 #[test]
 fn admin_api_needs_the_token_and_has_the_cli_powers() {
-    let fake = confluence();
+    let fake = confluence_with_checklist();
     let mut side = hello_sidecar(&fake);
     side.start();
     let client = reqwest::blocking::Client::new();
@@ -442,7 +431,7 @@ fn admin_api_needs_the_token_and_has_the_cli_powers() {
 
 #[test]
 fn secrets_never_appear_in_cli_or_api_output() {
-    let fake = confluence();
+    let fake = confluence_with_checklist();
     let mut side = Sidecar::new();
     side.cli(&[
         "connect",
@@ -711,7 +700,7 @@ fn webhook_only_source_dispatches_rich_payloads_to_bundled_and_python_plugins() 
 
 #[test]
 fn an_action_to_a_destination_the_binding_does_not_name_is_rejected_and_audited() {
-    let fake = confluence();
+    let fake = confluence_with_checklist();
     let mut side = Sidecar::new();
     side.connect_confluence("prod", &fake.base_url());
     side.install("hello", &["post-slack"]);
@@ -744,7 +733,7 @@ fn an_action_to_a_destination_the_binding_does_not_name_is_rejected_and_audited(
 
 #[test]
 fn enrichment_honours_429_and_clamps_an_absurd_retry_after() {
-    let fake = confluence();
+    let fake = confluence_with_checklist();
     let mut side = hello_sidecar(&fake);
     // Clamp Retry-After to one second so the absurd value costs the test one second.
     side.add_to_config("\n[enrichment]\nmax-retry-after-secs = 1\n");

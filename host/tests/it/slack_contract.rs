@@ -9,25 +9,19 @@ use crate::common;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+use common::confluence::{self, ADA};
 use common::sidecar::{HOOK_SECRET, PAT, Sidecar};
 use pagehook_fakes::{ConfluenceAuth, ContentBuilder, FakeConfluence, FakeSlack, Fault, SlackPost};
 use serde_json::Value;
 
-const ADA: &str = "8a7f80839e460b0f019e460ba6440001";
 const BOT: &str = "xoxb-contract-tests";
 const FIRST_PAGE: u64 = 3_000_001;
 
-fn confluence(pages: u64) -> FakeConfluence {
-    let fake = FakeConfluence::start(ConfluenceAuth::Bearer(PAT.into()));
-    fake.put_user(ADA, "ada", "Ada Lovelace", "ada@example.com");
-    for i in 0..pages {
-        let id = FIRST_PAGE + i;
-        fake.put_content(
-            id,
-            ContentBuilder::page(id, "ENG", &format!("Runbook {i}")).build(),
-        );
-    }
-    fake
+/// A fake Confluence with `pages` pages in ENG, `Runbook <i>`.
+fn confluence_with_runbooks(pages: u64) -> FakeConfluence {
+    confluence::with_ada(
+        (0..pages).map(|i| ContentBuilder::page(FIRST_PAGE + i, "ENG", &format!("Runbook {i}"))),
+    )
 }
 
 fn page_event(name: &str, page: u64, ts: u64) -> Vec<u8> {
@@ -116,7 +110,7 @@ fn a_thousand_events_reach_a_channel_named_last_of_five_thousand_exactly_once_th
     const PAGES: u64 = 100;
     const PER_PAGE: u64 = 10;
     const N: usize = (PAGES * PER_PAGE) as usize;
-    let conf = confluence(PAGES);
+    let conf = confluence_with_runbooks(PAGES);
     let slack = FakeSlack::start(BOT);
     slack.add_numbered_channels("team", 4_999);
     slack.add_channel("eng", "C0ENG00001", true);
@@ -251,7 +245,7 @@ fn a_thousand_events_reach_a_channel_named_last_of_five_thousand_exactly_once_th
 
 #[test]
 fn a_channel_scan_is_bounded_per_attempt_and_goes_on_where_it_stopped() {
-    let conf = confluence(1);
+    let conf = confluence_with_runbooks(1);
     let slack = FakeSlack::start(BOT);
     slack.add_numbered_channels("team", 4_999);
     slack.add_channel("eng", "C0ENG00001", true);
@@ -300,7 +294,7 @@ fn a_channel_scan_is_bounded_per_attempt_and_goes_on_where_it_stopped() {
 
 #[test]
 fn a_private_channel_and_a_dm_by_email_are_delivered() {
-    let conf = confluence(1);
+    let conf = confluence_with_runbooks(1);
     let slack = FakeSlack::start(BOT);
     slack.add_numbered_channels("team", 150);
     slack.add_private_channel("secret-eng", "G0SECRET01", true);
@@ -344,7 +338,7 @@ fn a_private_channel_and_a_dm_by_email_are_delivered() {
 
 #[test]
 fn two_workspaces_bound_at_once_each_get_their_own_messages() {
-    let conf = confluence(1);
+    let conf = confluence_with_runbooks(1);
     let acme = FakeSlack::start_team("xoxb-acme", "T0ACME", "Acme");
     acme.add_channel("eng", "C0ACMEENG1", true);
     let beta = FakeSlack::start_team("xoxb-beta", "T0BETA", "Beta");
@@ -417,7 +411,7 @@ fn two_workspaces_bound_at_once_each_get_their_own_messages() {
 
 #[test]
 fn a_new_connection_greets_the_admin_and_a_binding_announces_itself() {
-    let conf = confluence(1);
+    let conf = confluence_with_runbooks(1);
     let slack = FakeSlack::start(BOT);
     slack.add_channel("eng", "C0ENG00001", true);
     slack.add_user("admin@example.com", "U0ADMIN001");
@@ -544,7 +538,7 @@ fn confluence_content_never_becomes_a_slack_mention() {
 
 #[test]
 fn a_channel_deleted_and_made_again_under_its_name_is_looked_up_once_more() {
-    let conf = confluence(2);
+    let conf = confluence_with_runbooks(2);
     let slack = FakeSlack::start(BOT);
     slack.add_channel("eng", "C0ENG00001", true);
     let mut side = Sidecar::new();
@@ -577,7 +571,7 @@ fn a_channel_deleted_and_made_again_under_its_name_is_looked_up_once_more() {
 
 #[test]
 fn a_failed_lookup_after_a_lost_answer_is_retried_never_a_dead_letter() {
-    let conf = confluence(1);
+    let conf = confluence_with_runbooks(1);
     let slack = FakeSlack::start(BOT);
     slack.add_channel("eng", "C0ENG00001", true);
     let mut side = Sidecar::with_delivery(

