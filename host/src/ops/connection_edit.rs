@@ -172,3 +172,233 @@ pub async fn edit(
     log_change(store, actor, ChangeAction::ConnectionEdit, name, detail).await;
     Ok((record, changed))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::ChangeQuery;
+
+    const OLD: &str = "xoxb-old-token-1111";
+    const NEW: &str = "xoxb-new-token-2222";
+
+    /// A store holding Slack connection `acme` (token [`OLD`], dry run,
+    /// its own proxy, marked as refusing its token).
+    async fn store_with_acme() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open_sqlite(&dir.path().join("p.db")).unwrap();
+        let mut c = ConnectionRecord::new("acme", ConnectionKind::Slack, "https://slack.com/api/");
+        c.secret = Some(SecretSource::Value(OLD.into()));
+        c.hook_secret = Some(SecretSource::Value("signing-secret-3333".into()));
+        c.dry_run = true;
+        c.proxy = Some(crate::http::proxy::ProxyOverride::parse("direct").unwrap());
+        store.add_connection(&c).await.unwrap();
+        store
+            .set_connection_health(
+                "acme",
+                Some("Slack refused the token of `acme` (token_revoked): reinstall the app"),
+            )
+            .await
+            .unwrap();
+        (dir, store)
+    }
+
+    async fn changes(store: &Store) -> Vec<crate::store::ChangeRecord> {
+        store
+            .changes(&ChangeQuery {
+                before: None,
+                limit: 50,
+            })
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_new_token_is_stored_clears_the_mark_and_is_logged_by_name_only() {
+        let (_dir, store) = store_with_acme().await;
+        let before = store.connection("acme").await.unwrap().unwrap();
+        let (record, changed) = edit(
+            &store,
+            "admin",
+            "acme",
+            &ConnectionEdit {
+                token: Some(SecretSource::Value(NEW.into())),
+                ..ConnectionEdit::default()
+            },
+        )
+        .await
+        .unwrap();
+        assert_eq!(changed, ["token"]);
+        // The new token is the one the connection now uses.
+        let stored = store.connection("acme").await.unwrap().unwrap();
+        assert_eq!(
+            stored.secret.as_ref().unwrap().resolve().unwrap().expose(),
+            NEW
+        );
+        assert_eq!(stored.health, None, "the edit is the fix: the mark goes");
+        // Everything else is kept.
+        assert_eq!(stored.hook_secret, before.hook_secret);
+        assert!(stored.dry_run);
+        assert_eq!(stored.proxy, before.proxy);
+        assert_eq!(stored.url, before.url);
+        // Neither the answer nor the change log holds a token.
+        let shown = serde_json::to_string(&record).unwrap();
+        assert!(!shown.contains(NEW) && !shown.contains(OLD), "{shown}");
+        let log = changes(&store).await;
+        assert_eq!(log.len(), 1, "{log:?}");
+        assert_eq!(log[0].action, "connection.edit");
+        assert_eq!(log[0].target, "acme");
+        assert_eq!(log[0].detail["changed"], json!(["token"]));
+        assert_eq!(log[0].detail["health_cleared"], true);
+        let logged = serde_json::to_string(&log[0].detail).unwrap();
+        assert!(
+            !logged.contains(NEW) && !logged.contains(OLD) && !logged.contains("xoxb"),
+            "{logged}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_refused_edit_changes_nothing_not_even_the_parts_that_were_fine() {
+        let (_dir, store) = store_with_acme().await;
+        let before = store.connection("acme").await.unwrap().unwrap();
+        let refused = [
+            // A good token beside a URL that is not one.
+            (
+                ConnectionEdit {
+                    url: Some("ftp://slack.example/api/".into()),
+                    token: Some(SecretSource::Value(NEW.into())),
+                    ..ConnectionEdit::default()
+                },
+                "https://",
+            ),
+            // A good token beside an app-level token that is a bot token.
+            (
+                ConnectionEdit {
+                    token: Some(SecretSource::Value(NEW.into())),
+                    app_token: Some(SecretSource::Value("xoxb-not-an-app-token".into())),
+                    ..ConnectionEdit::default()
+                },
+                "xapp-",
+            ),
+            // A token that cannot be read.
+            (
+                ConnectionEdit {
+                    url: Some("https://slack.example/api/".into()),
+                    token: Some(SecretSource::Env(
+                        "PAGEHOOK_CONNECTION_EDIT_TEST_UNSET_7781".into(),
+                    )),
+                    ..ConnectionEdit::default()
+                },
+                "PAGEHOOK_CONNECTION_EDIT_TEST_UNSET_7781 is not set",
+            ),
+            // An empty one.
+            (
+                ConnectionEdit {
+                    token: Some(SecretSource::Value("  ".into())),
+                    ..ConnectionEdit::default()
+                },
+                "the secret is empty",
+            ),
+            // A username is Confluence's.
+            (
+                ConnectionEdit {
+                    token: Some(SecretSource::Value(NEW.into())),
+                    username: Some("ada".into()),
+                    ..ConnectionEdit::default()
+                },
+                "only Confluence connections have a username",
+            ),
+        ];
+        for (edit_, why) in refused {
+            let e = edit(&store, "admin", "acme", &edit_).await.unwrap_err();
+            let said = e.to_string();
+            assert!(matches!(e, AdminError::Invalid(_)), "{said}");
+            assert!(said.contains(why), "{said}");
+            assert!(
+                !said.contains(NEW),
+                "a refusal never repeats a secret: {said}"
+            );
+            assert_eq!(
+                store.connection("acme").await.unwrap().unwrap(),
+                before,
+                "refused ({said}), yet the connection changed"
+            );
+        }
+        assert!(changes(&store).await.is_empty(), "nothing is logged");
+        let missing = edit(
+            &store,
+            "admin",
+            "nope",
+            &ConnectionEdit {
+                token: Some(SecretSource::Value(NEW.into())),
+                ..ConnectionEdit::default()
+            },
+        )
+        .await
+        .unwrap_err();
+        assert!(matches!(missing, AdminError::NotFound(_)), "{missing}");
+    }
+
+    #[tokio::test]
+    async fn a_teams_connection_takes_no_secret_and_an_empty_edit_writes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open_sqlite(&dir.path().join("p.db")).unwrap();
+        let teams = ConnectionRecord::new(
+            "eng-news",
+            ConnectionKind::Teams,
+            "https://teams.example/workflows/1?sig=secret-signature",
+        );
+        store.add_connection(&teams).await.unwrap();
+        store
+            .set_connection_health("eng-news", Some("gone"))
+            .await
+            .unwrap();
+        for edit_ in [
+            ConnectionEdit {
+                token: Some(SecretSource::Value("a-token".into())),
+                ..ConnectionEdit::default()
+            },
+            ConnectionEdit {
+                hook_secret: Some(SecretSource::Value("a-secret".into())),
+                ..ConnectionEdit::default()
+            },
+        ] {
+            let e = edit(&store, "admin", "eng-news", &edit_).await.unwrap_err();
+            assert!(e.to_string().contains("Teams connection"), "{e}");
+        }
+        // The same URL again: nothing changed, nothing written or logged,
+        // and the mark stays (nothing was fixed).
+        let (_, changed) = edit(
+            &store,
+            "admin",
+            "eng-news",
+            &ConnectionEdit {
+                url: Some(" https://teams.example/workflows/1?sig=secret-signature ".into()),
+                ..ConnectionEdit::default()
+            },
+        )
+        .await
+        .unwrap();
+        assert!(changed.is_empty(), "{changed:?}");
+        let kept = store.connection("eng-news").await.unwrap().unwrap();
+        assert_eq!(kept.health.as_deref(), Some("gone"));
+        assert!(changes(&store).await.is_empty());
+        // A new URL: logged without its signature.
+        let (_, changed) = edit(
+            &store,
+            "admin",
+            "eng-news",
+            &ConnectionEdit {
+                url: Some("https://teams.example/workflows/2?sig=another-signature".into()),
+                ..ConnectionEdit::default()
+            },
+        )
+        .await
+        .unwrap();
+        assert_eq!(changed, ["url"]);
+        let logged = serde_json::to_string(&changes(&store).await[0].detail).unwrap();
+        assert!(
+            !logged.contains("another-signature") && !logged.contains("sig="),
+            "{logged}"
+        );
+    }
+}

@@ -15,12 +15,12 @@ use crate::common;
 use std::time::{Duration, Instant};
 
 use common::browser::Browser;
-use common::sidecar::{ADMIN_TOKEN, HOOK_SECRET, PAT, Sidecar};
-use pagehook_fakes::{ConfluenceAuth, ContentBuilder, FakeConfluence, FakeSlack, FakeTeams};
+use common::confluence::{self, ADA};
+use common::sidecar::{ADMIN_TOKEN, HOOK_SECRET, Sidecar};
+use pagehook_fakes::{ContentBuilder, FakeSlack, FakeTeams};
 use serde_json::{Value, json};
 
 const ENG_PAGE: u64 = 2818051;
-const ADA: &str = "8a7f80839e460b0f019e460ba6440001";
 const BOT: &str = "xoxb-console-previews";
 /// Markup, a handler and a Slack broadcast in a title: all must stay text.
 const TITLE: &str = r#"Q3 launch <script>window.__pwned=1</script> "><img src=x onerror=window.__pwned=2> & <!channel>"#;
@@ -95,15 +95,9 @@ fn drawn(b: &Browser, css: &str) -> String {
 
 #[test]
 fn previews_draw_slack_teams_and_confluence_as_they_land() {
-    let conf = FakeConfluence::start(ConfluenceAuth::Bearer(PAT.into()));
-    conf.put_user(ADA, "ada", "Ada Lovelace", "ada@example.com");
-    conf.put_content(
-        ENG_PAGE,
-        ContentBuilder::page(ENG_PAGE, "ENG", TITLE)
-            .labels(&["incident"])
-            .version_message("Fixed the <rollback> steps")
-            .build(),
-    );
+    let conf = confluence::with_ada([ContentBuilder::page(ENG_PAGE, "ENG", TITLE)
+        .labels(&["incident"])
+        .version_message("Fixed the <rollback> steps")]);
     let slack = FakeSlack::start(BOT);
     slack.add_channel("eng", "C0ENG00001", true);
     let teams = FakeTeams::start();

@@ -18,8 +18,9 @@ use crate::common;
 use std::time::{Duration, Instant};
 
 use common::browser::Browser;
-use common::sidecar::{ADMIN_TOKEN, HOOK_SECRET, PAT, Sidecar};
-use pagehook_fakes::{ConfluenceAuth, ContentBuilder, FakeConfluence, FakeSlack, FakeTeams};
+use common::confluence::{self, ADA};
+use common::sidecar::{ADMIN_TOKEN, HOOK_SECRET, Sidecar};
+use pagehook_fakes::{ContentBuilder, FakeSlack, FakeTeams};
 use serde_json::{Value, json};
 
 const BOT: &str = "xoxb-walkthrough-7781";
@@ -30,23 +31,7 @@ const ENG_TITLE: &str = "Release checklist for the October launch of the new bil
 const SECOND_PAGE: u64 = 3_310_002;
 const SECOND_TITLE: &str = "Postmortem: the billing export of 12 November";
 const THIRD_PAGE: u64 = 3_310_003;
-const ADA: &str = "8a7f80839e460b0f019e460ba6440001";
 const WAIT: Duration = Duration::from_secs(20);
-
-fn confluence() -> FakeConfluence {
-    let fake = FakeConfluence::start(ConfluenceAuth::Bearer(PAT.into()));
-    fake.put_user(ADA, "ada", "Ada Lovelace", "ada@example.com");
-    fake.add_space("ENG", "Engineering");
-    fake.add_space("OPS", "Operations");
-    for (id, title) in [
-        (ENG_PAGE, ENG_TITLE),
-        (SECOND_PAGE, SECOND_TITLE),
-        (THIRD_PAGE, "Launch retrospective"),
-    ] {
-        fake.put_content(id, ContentBuilder::page(id, "ENG", title).build());
-    }
-    fake
-}
 
 fn page_created(page: u64, ts: u64) -> Vec<u8> {
     format!(
@@ -124,6 +109,32 @@ fn shot(b: &Browser, name: &str) {
     b.screenshot(name);
 }
 
+/// The preview in `slot` is drawn, not dumped: the request JSON (which
+/// holds `raw`, say `"blocks":`) is in the page, folded behind a closed
+/// "Show request", and nothing a person reads there shows it.
+fn assert_preview_drawn(b: &Browser, slot: &str, raw: &str) {
+    let shown = b.texts(slot).join("\n");
+    assert!(
+        !shown.contains(raw) && !shown.contains("{\""),
+        "{slot} shows raw JSON ({raw}):\n{shown}"
+    );
+    let folded = b.js(
+        "return [...document.querySelectorAll(arguments[0] + ' details.raw-request')].map(d => [d.open, d.querySelector('pre') ? d.querySelector('pre').textContent : '']);",
+        vec![json!(slot)],
+    );
+    let folded = folded.as_array().unwrap();
+    assert!(
+        folded.iter().all(|d| d[0] == false),
+        "{slot}: every request starts closed: {folded:?}"
+    );
+    assert!(
+        folded
+            .iter()
+            .any(|d| d[1].as_str().unwrap_or_default().contains(raw)),
+        "{slot}: the request, with {raw}, is behind Show request: {folded:?}"
+    );
+}
+
 /// Every button and link of the table rows is inside a 1280 px window.
 fn assert_actions_in_view(b: &Browser, page: &str) {
     let outside = b.js(
@@ -144,7 +155,17 @@ fn assert_actions_in_view(b: &Browser, page: &str) {
 #[test]
 fn a_new_admin_connects_binds_by_picking_breaks_teams_and_repairs_it() {
     let started = Instant::now();
-    let conf = confluence();
+    // ENG with three pages by Ada; OPS known, without pages.
+    let conf = confluence::with_ada(
+        [
+            (ENG_PAGE, ENG_TITLE),
+            (SECOND_PAGE, SECOND_TITLE),
+            (THIRD_PAGE, "Launch retrospective"),
+        ]
+        .map(|(id, title)| ContentBuilder::page(id, "ENG", title)),
+    );
+    conf.add_space("ENG", "Engineering");
+    conf.add_space("OPS", "Operations");
     let slack = FakeSlack::start(BOT);
     slack.add_channel("eng", "C0ENG00001", true);
     slack.add_channel("general", "C0GEN00001", true);
@@ -390,11 +411,10 @@ fn a_new_admin_connects_binds_by_picking_breaks_teams_and_repairs_it() {
     let preview = b.form_near("slack:acme/#eng", "Preview");
     preview.select_containing("Event", &format!("#{first_event} "));
     preview.submit();
-    wait_until("the preview", || {
-        b.texts("#preview-1")
-            .iter()
-            .any(|t| t.contains("Release checklist"))
-    });
+    // Drawn as Slack shows it: a message with the page's title, no JSON.
+    let message = b.wait_for("#preview-1 .sk-message", WAIT);
+    assert!(message.contains("Release checklist"), "{message}");
+    assert_preview_drawn(&b, "#preview-1", "\"blocks\":");
     assert_actions_in_view(&b, "bindings with a preview");
     shot(&b, "walk-4-preview");
 
@@ -446,6 +466,26 @@ fn a_new_admin_connects_binds_by_picking_breaks_teams_and_repairs_it() {
             .contains("[\"channel\",\"eng-news\"]"),
         "{teams_binding}"
     );
+    // Its preview on the stored event: the card drawn by the Adaptive Cards
+    // renderer, as the channel will see it, with its button.
+    b.goto("/console/bindings");
+    b.wait_for_h1("Bindings", WAIT);
+    let preview = b.form_near("teams:eng-news", "Preview");
+    preview.select_containing("Event", &format!("#{first_event} "));
+    preview.submit();
+    let card = b.wait_for("#preview-2 .teams-card .ac-adaptiveCard", WAIT);
+    assert!(card.contains("Release checklist"), "{card}");
+    assert_preview_drawn(&b, "#preview-2", "\"AdaptiveCard\"");
+    let buttons = b.js(
+        "return [...document.querySelectorAll('#preview-2 .ac-adaptiveCard button')].map(x => x.textContent.trim());",
+        vec![],
+    );
+    assert!(
+        buttons.as_array().unwrap().iter().any(|x| x == "Open page"),
+        "{buttons}"
+    );
+    assert_actions_in_view(&b, "bindings with a Teams preview");
+    shot(&b, "walk-5b-teams-preview");
 
     // --- 5. The workflow is deleted in Teams; a new page's card is a dead
     // letter, and the connection says so, with the fix, on the Overview.

@@ -17,6 +17,7 @@ mod confluence_dc;
 mod confluence_delivery;
 mod confluence_lookups;
 mod console;
+mod console_feedback;
 mod console_pages;
 mod console_previews;
 mod console_sign_in;

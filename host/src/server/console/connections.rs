@@ -264,11 +264,11 @@ fn mode(dry_run: bool) -> Markup {
 }
 
 /// A health mark: what happened, and the fix on its own line.
-fn mark(problem: &str) -> Markup {
-    let (what, fix) = crate::deliver::gone::split_fix(problem);
+fn mark(kind: ConnectionKind, problem: &str) -> Markup {
+    let (what, fix) = super::overview::mark_parts(kind, problem);
     html! {
         span { (what) }
-        @if let Some(fix) = fix { p class="fix" { strong { "Fix: " } (fix) } }
+        p class="fix" { strong { "Fix: " } (fix) }
     }
 }
 
@@ -277,7 +277,7 @@ fn health(c: &ConnectionRecord, now: i64) -> Markup {
     let token = token_status(c, now);
     html! {
         @if let Some(problem) = &c.health {
-            span class="state state-bad" { "failing" } " " (mark(problem))
+            span class="state state-bad" { "failing" } " " (mark(c.kind, problem))
         } @else if let Some(t) = token.as_ref().filter(|t| t.state == "expired") {
             span class="state state-bad" { "token expired" } " " (t.message.clone().unwrap_or_default())
         } @else if let Some(t) = token.as_ref().filter(|t| t.state == "expiring") {

@@ -171,12 +171,12 @@ async fn list(
             @if !viewer.is_admin() { " (of your spaces)" }
             "."
         }
-        (api_form("POST", "/api/deliveries/retry-dead", "reload", "", html! {
+        form data-method="POST" data-path="/api/deliveries/retry-dead" data-then="reload" data-describe="retried-dead" {
             (field("retry-destination", "Destination", Some("Exactly as the deliveries show it, e.g. slack:acme/#eng."), html! {
                 input id="retry-destination" name="destination" type="text" required aria-describedby="retry-destination-help" value=[destination];
             }))
             button type="submit" { "Retry all" }
-        }))
+        }
     };
     Ok(page(&viewer, Section::Deliveries, "Deliveries", body))
 }

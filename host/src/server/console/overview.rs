@@ -19,8 +19,8 @@ use crate::doctor::{FeatureCheck, Report, State as Verdict};
 use crate::ops::tokens::token_status;
 use crate::server::AppState;
 use crate::store::{
-    DeliveryQuery, DeliveryRecord, DeliveryStatus, EventQuery, EventStatus, EventSummary, Scope,
-    now_ms,
+    ConnectionKind, DeliveryQuery, DeliveryRecord, DeliveryStatus, EventQuery, EventStatus,
+    EventSummary, Scope, now_ms,
 };
 
 pub(super) fn routes() -> Router<Arc<AppState>> {
@@ -333,6 +333,49 @@ pub(super) fn connection_of<'a>(
     }
 }
 
+/// A health mark as (what happened, the fix). A gone destination's mark
+/// carries its fix (`gone::split_fix`); a refused token or credentials (a
+/// delivery's re-authorise answer, or a failed Test) says what happened
+/// and, at most, the command that fixes it from a shell: the fix then is
+/// the console's way, with that advice kept in front of it.
+pub(super) fn mark_parts(kind: ConnectionKind, mark: &str) -> (String, String) {
+    if let (what, Some(fix)) = crate::deliver::gone::split_fix(mark) {
+        return (what.to_owned(), fix.to_owned());
+    }
+    let console = match kind {
+        ConnectionKind::Slack => {
+            "paste a working bot token (the Slack app's Bot User OAuth Token, xoxb-…; reinstall the app first if it was removed) into this connection (Edit), then Test it; deliveries waiting for it go out after that, and its dead letters can be retried from the Overview."
+        }
+        ConnectionKind::Confluence => {
+            "put a working personal access token (or username and password) into this connection (Edit), then Test it; deliveries waiting for it go out after that."
+        }
+        ConnectionKind::TeamsBot => {
+            "put a valid client secret of the bot's Entra app into this connection (Edit), then Test it; deliveries waiting for it go out after that."
+        }
+        ConnectionKind::Teams => {
+            "copy the workflow's URL again from Teams into this connection (Edit), then send a test card; then retry its dead letters from the Overview."
+        }
+    };
+    // "Slack refused the token of `acme` (token_revoked): reinstall the
+    // app or ...": what happened up to the code, its advice before ours.
+    // Only a code ends it (`token_revoked`, `HTTP 401`), not a URL.
+    let coded = |what: &str| {
+        what.rsplit_once('(').is_some_and(|(_, code)| {
+            !code.is_empty() && code.len() <= 40 && !code.contains(['/', ':', '`'])
+        })
+    };
+    match mark.split_once("): ") {
+        Some((what, advice)) if coded(what) && !advice.trim().is_empty() => (
+            format!("{what})."),
+            format!(
+                "{}. In the console: {console}",
+                advice.trim().trim_end_matches('.')
+            ),
+        ),
+        _ => (mark.to_owned(), console.to_owned()),
+    }
+}
+
 /// Every connection with a mark, a token to renew or dead letters.
 fn attention<'a>(
     connections: &'a [crate::store::ConnectionRecord],
@@ -356,13 +399,8 @@ fn attention<'a>(
         }
         let token = token_status(c, now);
         let (class, state, what, fix) = if let Some(h) = &c.health {
-            let (what, fix) = crate::deliver::gone::split_fix(h);
-            (
-                "state-bad",
-                "failing",
-                Some(what.to_owned()),
-                fix.map(str::to_owned),
-            )
+            let (what, fix) = mark_parts(c.kind, h);
+            ("state-bad", "failing", Some(what), Some(fix))
         } else if let Some(t) = token.as_ref().filter(|t| t.state == "expired") {
             ("state-bad", "token expired", t.message.clone(), None)
         } else if let Some(t) = token.as_ref().filter(|t| t.state == "expiring") {
@@ -411,5 +449,50 @@ fn attention_list(list: &[Attention<'_>]) -> Markup {
                 }
             } }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_mark_gets_a_fix_and_a_gone_destination_keeps_its_own() {
+        // A refused token (a delivery's re-authorise answer): what happened
+        // up to Slack's code, its advice kept before the console's way.
+        let (what, fix) = mark_parts(
+            ConnectionKind::Slack,
+            "Slack refused the token of `acme` (token_revoked): reinstall the app or update the token with `pagehook connect slack acme ...`; deliveries resume after that",
+        );
+        assert_eq!(what, "Slack refused the token of `acme` (token_revoked).");
+        assert!(
+            fix.starts_with("reinstall the app or update the token")
+                && fix.contains("In the console: paste a working bot token")
+                && fix.contains("(Edit)"),
+            "{fix}"
+        );
+        // A failed Test: the mark whole, the console's fix.
+        let mark = "Slack refused the token: invalid_auth: the token is wrong; copy the Bot User OAuth Token (xoxb-...) again";
+        let (what, fix) = mark_parts(ConnectionKind::Slack, mark);
+        assert_eq!(what, mark);
+        assert!(fix.starts_with("paste a working bot token"), "{fix}");
+        // A Test that did not reach Slack: a URL in brackets is no code.
+        let mark = "Slack at http://127.0.0.1:9/ could not be reached or answered oddly: error sending request for url (http://127.0.0.1:9/auth.test): connection refused";
+        let (what, fix) = mark_parts(ConnectionKind::Slack, mark);
+        assert_eq!(what, mark);
+        assert!(fix.starts_with("paste a working bot token"), "{fix}");
+        let (_, fix) = mark_parts(
+            ConnectionKind::Confluence,
+            "Confluence refused the credentials of `wiki` (HTTP 401): update them with `pagehook connect confluence wiki ...`; deliveries resume after that",
+        );
+        assert!(fix.contains("personal access token"), "{fix}");
+        // A gone destination's mark says its own fix.
+        let gone = crate::deliver::gone::slack_channel("slack:acme/#eng", "eng", "is_archived");
+        let (what, fix) = mark_parts(ConnectionKind::Slack, &gone);
+        assert!(
+            what.ends_with("is archived: Slack refuses posts to it."),
+            "{what}"
+        );
+        assert!(fix.starts_with("unarchive it in Slack"), "{fix}");
     }
 }

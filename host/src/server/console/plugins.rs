@@ -17,7 +17,7 @@ use axum::extract::{Path, State};
 use axum::routing::get;
 use maud::{Markup, html};
 
-use super::{PageError, PageResult, Section, Viewer, api_form, field, page, when};
+use super::{PageError, PageResult, Section, Viewer, field, page, when};
 use crate::model::ACTION_KINDS;
 use crate::plugin_trust::grants::{self, HeldLimit};
 use crate::plugin_trust::report::{self, TrustFacts};
@@ -181,9 +181,10 @@ async fn plugin(
                         p class="muted" { "What it requests, on this host's defaults. Some requests are not granted, so it runs with less:" }
                         (held_table(&held))
                         @if admin {
-                            (api_form("POST", &format!("/api/plugins/{}/grant-limits", record.name), "reload", "", html! {
+                            form data-method="POST" data-path={ "/api/plugins/" (record.name) "/grant-limits" }
+                                data-then="reload" data-describe="limits-granted" data-held=(held_words(&held)) {
                                 button type="submit" id="grant-limits" { "Grant the limits it requests" }
-                            }))
+                            }
                         }
                     }
                     table {
@@ -233,7 +234,7 @@ async fn plugin(
                 }
             }
         }
-        @if admin { (admin_forms(&record)) }
+        @if admin { (admin_forms(&record, now)) }
     };
     Ok(page(
         &viewer,
@@ -243,11 +244,13 @@ async fn plugin(
     ))
 }
 
-fn admin_forms(p: &PluginRecord) -> Markup {
+fn admin_forms(p: &PluginRecord, now: i64) -> Markup {
     let m = &p.manifest;
+    let name = &p.name;
+    let breaker_open = p.breaker_until.is_some_and(|u| u > now);
     html! {
         h2 { "Grant actions" }
-        (api_form("PUT", &format!("/api/plugins/{}/grants", p.name), "reload", "", html! {
+        form data-method="PUT" data-path={ "/api/plugins/" (name) "/grants" } data-then="reload" data-describe="grants-saved" {
             fieldset {
                 legend { "Granted actions" }
                 @if m.actions.is_empty() { p class="muted" { "It declares no actions, so there is nothing to grant." } }
@@ -259,27 +262,38 @@ fn admin_forms(p: &PluginRecord) -> Markup {
                 }
             }
             button type="submit" { "Save grants" }
-        }))
+        }
         h2 { "Manage" }
         div class="row-actions" {
             @if p.enabled {
-                (api_form("POST", &format!("/api/plugins/{}/disable", p.name), "reload", "inline", html! {
+                form class="inline" data-method="POST" data-path={ "/api/plugins/" (name) "/disable" } data-then="reload" data-describe="plugin-disabled" {
                     button type="submit" class="secondary" { "Disable" }
-                }))
+                }
             } @else {
-                (api_form("POST", &format!("/api/plugins/{}/enable", p.name), "reload", "inline", html! {
+                form class="inline" data-method="POST" data-path={ "/api/plugins/" (name) "/enable" } data-then="reload" data-describe="plugin-enabled" {
                     button type="submit" class="secondary" { "Enable" }
-                }))
+                }
             }
-            (api_form("POST", &format!("/api/plugins/{}/reset", p.name), "reload", "inline", html! {
+            form class="inline" data-method="POST" data-path={ "/api/plugins/" (name) "/reset" } data-then="reload"
+                data-describe="breaker-reset" data-breaker=(if breaker_open { "open" } else { "closed" })
+                data-failures=(p.failures) {
                 button type="submit" class="secondary" { "Reset breaker" }
-            }))
-            form class="inline" data-method="DELETE" data-path={ "/api/plugins/" (p.name) } data-then="reload"
-                data-confirm={ "Remove plugin " (p.name) " and its bindings?" } {
+            }
+            form class="inline" data-method="DELETE" data-path={ "/api/plugins/" (name) } data-then="reload"
+                data-confirm={ "Remove plugin " (name) " and its bindings?" } {
                 button type="submit" class="danger" { "Remove" }
             }
         }
     }
+}
+
+/// The held limits in words for the grant's answer:
+/// `memory-mib 64 (ran with 32)`.
+fn held_words(held: &[HeldLimit]) -> String {
+    held.iter()
+        .map(|h| format!("{} {} (ran with {})", h.limit, h.requested, h.in_force))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The signature and provenance part of the audit.

@@ -242,7 +242,9 @@
       anchor: `connection-${j.name}`,
     }),
     "connection-changed": (j) => ({
-      text: `Connection ${j.name} changed: ${j.dry_run ? "dry run (records what it would send)" : "live (sends)"}.`,
+      text: j.dry_run
+        ? `Connection ${j.name} switched to dry run: deliveries through it are recorded (Would send), not sent.`
+        : `Connection ${j.name} is live: deliveries through it are sent from now on.`,
       anchor: `connection-${j.name}`,
     }),
     "connection-edited": (j) => {
@@ -263,7 +265,34 @@
     },
     "retried": (j) => ({ text: `Delivery ${j.queued} queued again: its row shows the outcome once it is sent.` }),
     "retried-dead": (j) => ({
-      text: `${j.queued} dead letter${j.queued === 1 ? "" : "s"} to ${j.destination} queued again: they go out now, and the lists below follow.`,
+      text: j.queued
+        ? `${j.queued} dead letter${j.queued === 1 ? "" : "s"} to ${j.destination} queued again: ${j.queued === 1 ? "it goes" : "they go"} out now, and the lists below follow.`
+        : `No dead letters to ${j.destination}: nothing was queued. Write the destination exactly as the deliveries show it (e.g. slack:acme/#eng).`,
+    }),
+    // The plugin page's forms: what changed, in words.
+    "grants-saved": (j, form) => {
+      const before = [...form.querySelectorAll("input[name='grants[]']")].filter((i) => i.defaultChecked).map((i) => i.value);
+      const after = j.grants || [];
+      const added = after.filter((g) => !before.includes(g));
+      const withdrawn = before.filter((g) => !after.includes(g));
+      const parts = [];
+      if (added.length) parts.push(`granted ${added.join(", ")}`);
+      if (withdrawn.length) parts.push(`withdrawn ${withdrawn.join(", ")}`);
+      return {
+        text: `Grants of ${j.name} saved: ${parts.length ? parts.join("; ") : "nothing changed"}. `
+          + (after.length ? `It may return ${after.join(", ")}.` : "It may return no action now: its bindings deliver nothing."),
+      };
+    },
+    "plugin-enabled": (j) => ({ text: `Plugin ${j.name} enabled: it is called for its bindings' events again.` }),
+    "plugin-disabled": (j) => ({ text: `Plugin ${j.name} disabled: it is not called until it is enabled again; its bindings stay.` }),
+    "breaker-reset": (j, form) => ({
+      text: form.dataset.breaker === "open"
+        ? `Breaker of ${j.name} closed: it is called again from the next event.`
+        : `Breaker of ${j.name} reset (it was not open)${Number(form.dataset.failures) > 0 ? `: its ${form.dataset.failures} failures in a row are forgotten` : ""}.`,
+    }),
+    "limits-granted": (j, form) => ({
+      text: `Plugin ${j.name} now runs with the limits it requests`
+        + (form.dataset.held ? `: ${form.dataset.held}.` : "."),
     }),
   };
 
@@ -271,7 +300,7 @@
   function describe(form, answer) {
     const name = form.dataset.describe;
     if (!name || !describers[name] || !answer) return null;
-    try { return describers[name](answer); } catch (_) { return null; }
+    try { return describers[name](answer, form); } catch (_) { return null; }
   }
 
   // Keeps the words for the page that the reload shows, and reloads
