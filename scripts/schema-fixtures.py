@@ -194,6 +194,11 @@ def seed_rows(commit: str) -> dict[str, list[dict]]:
              "name": "Ada Lovelace", "email": "ada@example.com", "upn": "ada@example.com",
              "updated_at": T0 + 50},
         ],
+        "teams_bot_teams": [
+            {"connection": "bot", "team_id": "19:engineering@thread.tacv2", "team_name": "Engineering",
+             "conversation_id": "19:engineering@thread.tacv2", "tenant_id": "tenant-1",
+             "service_url": "https://smba.trafficmanager.net/emea/", "updated_at": T0 + 51},
+        ],
         "binding_digests": [{"binding_id": 1, "enabled": 1, "threshold": 20, "window_secs": 300}],
         "held_events": [
             {"id": 1, "binding_id": 1, "event_id": 1, "space_key": "ENG", "page_update": None,
@@ -212,7 +217,7 @@ def seed_rows(commit: str) -> dict[str, list[dict]]:
 # Tables in an order that satisfies foreign keys.
 ORDER = ["connections", "plugins", "bindings", "events", "deliveries", "audit", "failures", "attempts",
          "slack_threads", "once_keys", "lane_leases", "rate_limits", "sessions", "changes", "user_links",
-         "link_tokens", "binding_digests", "held_events", "teams_conversations"]
+         "link_tokens", "binding_digests", "held_events", "teams_conversations", "teams_bot_teams"]
 
 
 class SeedError(Exception):

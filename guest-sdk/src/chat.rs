@@ -188,7 +188,18 @@ impl TeamsReply {
             activity_id: activity_id.to_owned(),
             text: crate::text::truncate_bytes(text, crate::teams::MAX_BOT_TEXT_BYTES),
             card: None,
+            replace_card: false,
         }
+    }
+
+    /// Replace the bot's card whose button was pressed with this answer
+    /// (its text and card) instead of answering below it: for a card that
+    /// should now say what its button did, and not offer it again. Only for
+    /// an answer to a card action ([`TeamsReply::to_card_action`]); the
+    /// host refuses it for a message.
+    pub fn replacing_card(mut self) -> Self {
+        self.replace_card = true;
+        self
     }
 
     /// Attach an Adaptive Card, fitted beside the text

@@ -11,6 +11,7 @@
 //! | `slack-dm:ada@example.com` | `dm-slack` to that address (`slack-dm:*`: anyone) |
 //! | `slack-dm:acme/ada@example.com` | the same in workspace `acme` only |
 //! | `teams:eng-news` | `post-teams` to the Teams connection `eng-news` (`teams:*`: any) |
+//! | `teams:bot/Engineering` | `post-teams` through the Teams bot `bot` to the channel it was added to in the team `Engineering` (name or id) |
 //! | `confluence:ENG` | `create-page` in space `ENG` (`confluence:*`: any space) |
 //! | `comment:123` | `add-comment` on page 123 (`comment:*`: any page) |
 //! | `slack-unfurl:acme` | `unfurl` of links shared in Slack workspace `acme` (`slack-unfurl:*`: any workspace) |
@@ -238,7 +239,7 @@ impl FromStr for Destination {
     fn from_str(s: &str) -> Result<Destination, String> {
         let usage = || {
             format!(
-                "`{s}`: a destination is slack:[<workspace>/]<#channel>, slack-dm:[<workspace>/]<email>, teams:<connection>, confluence:<SPACE>, comment:<page id>, slack-unfurl:<workspace>, slack-respond:<workspace>, teams-dm:<bot>[/<email>] or teams-reply:<bot> (target * for any)"
+                "`{s}`: a destination is slack:[<workspace>/]<#channel>, slack-dm:[<workspace>/]<email>, teams:<connection>[/<team>], confluence:<SPACE>, comment:<page id>, slack-unfurl:<workspace>, slack-respond:<workspace>, teams-dm:<bot>[/<email>] or teams-reply:<bot> (target * for any)"
             )
         };
         let (kind, target) = s.split_once(':').ok_or_else(usage)?;

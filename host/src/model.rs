@@ -392,11 +392,15 @@ pub enum Action {
         text: String,
         card: Option<serde_json::Value>,
     },
-    /// Contract 0.3.0: an answer to a Teams chat event.
+    /// Contract 0.3.0: an answer to a Teams chat event; with
+    /// `replace_card`, the new content of the bot's card whose button was
+    /// pressed.
     ReplyTeams {
         activity_id: String,
         text: String,
         card: Option<serde_json::Value>,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        replace_card: bool,
     },
 }
 

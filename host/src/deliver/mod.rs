@@ -156,9 +156,10 @@ pub fn would_send(d: &Claimed, connections: &[ConnectionRecord]) -> Result<Would
         (Action::PostTeams { .. }, ConnectionKind::Teams) => {
             teams::would_send(&conn, d).map_err(Attempt::error)?
         }
-        (Action::DmTeams { .. } | Action::ReplyTeams { .. }, ConnectionKind::TeamsBot) => {
-            teams_bot::would_send(&conn, d).map_err(Attempt::error)?
-        }
+        (
+            Action::DmTeams { .. } | Action::ReplyTeams { .. } | Action::PostTeams { .. },
+            ConnectionKind::TeamsBot,
+        ) => teams_bot::would_send(&conn, d).map_err(Attempt::error)?,
         (Action::CreatePage { .. } | Action::AddComment { .. }, ConnectionKind::Confluence) => {
             confluence::would_send(&conn, d)
         }
@@ -606,9 +607,10 @@ impl Deliverer {
             (Action::PostTeams { .. }, ConnectionKind::Teams) => {
                 teams::deliver(self, &conn, d, dry_run).await
             }
-            (Action::DmTeams { .. } | Action::ReplyTeams { .. }, ConnectionKind::TeamsBot) => {
-                teams_bot::deliver(self, &conn, d, dry_run).await
-            }
+            (
+                Action::DmTeams { .. } | Action::ReplyTeams { .. } | Action::PostTeams { .. },
+                ConnectionKind::TeamsBot,
+            ) => teams_bot::deliver(self, &conn, d, dry_run).await,
             (Action::CreatePage { .. } | Action::AddComment { .. }, ConnectionKind::Confluence) => {
                 confluence::deliver(self, &conn, d, dry_run).await
             }
@@ -762,13 +764,20 @@ fn connection_for(d: &Claimed, all: &[ConnectionRecord]) -> Result<ConnectionRec
                 ))),
             }
         }
+        // `post-teams` names a Teams (Workflows) connection, or
+        // `<bot>/<team>`: the channel a Teams bot was added to in a team.
         Action::PostTeams { channel, .. } => all
             .iter()
             .find(|c| c.kind == ConnectionKind::Teams && &c.name == channel)
+            .or_else(|| {
+                let (bot, _team) = channel.split_once('/')?;
+                all.iter()
+                    .find(|c| c.kind == ConnectionKind::TeamsBot && c.name == bot)
+            })
             .cloned()
             .ok_or_else(|| {
                 Attempt::Dead(format!(
-                    "no Teams connection named `{channel}`: add it with `pagehook connect teams {channel} --url ...`"
+                    "no Teams connection named `{channel}`: add it with `pagehook connect teams {channel} --url ...` (or name a Teams bot and one of its teams: <bot>/<team>)"
                 ))
             }),
         // A chat event's source is the Slack connection it came in on, and

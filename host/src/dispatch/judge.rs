@@ -173,6 +173,15 @@ fn not_its_own_event(action: &Action, chat: Option<&ChatEvent>) -> Option<String
             what_event(chat)
         )),
         (
+            Action::ReplyTeams {
+                replace_card: true,
+                ..
+            },
+            Some(ChatEvent::TeamsMessage { .. }),
+        ) => Some(
+            "`reply-teams` may replace a card only for a card action (a button pressed on the bot's card), and this is a message".to_owned(),
+        ),
+        (
             Action::ReplyTeams { activity_id, .. },
             Some(
                 ChatEvent::TeamsMessage {
@@ -519,6 +528,46 @@ actions = ["unfurl", "respond"]
                 .as_deref()
                 .unwrap()
                 .contains("`acme` is not a Slack connection")
+        );
+    }
+
+    #[test]
+    fn a_teams_card_is_replaced_only_for_the_card_action_being_answered() {
+        let user = crate::model::TeamsUser {
+            id: "29:ada".into(),
+            aad_object_id: None,
+            tenant_id: "t".into(),
+            name: None,
+            confluence: None,
+        };
+        let message = ChatEvent::TeamsMessage {
+            activity_id: "1".into(),
+            conversation_type: "personal".into(),
+            text: "search x".into(),
+            user: user.clone(),
+            results: vec![],
+        };
+        let pressed = ChatEvent::TeamsCardAction {
+            activity_id: "2".into(),
+            conversation_type: "personal".into(),
+            value: serde_json::json!({"action": "share"}),
+            user,
+            page: None,
+        };
+        let reply = |id: &str, replace_card: bool| Action::ReplyTeams {
+            activity_id: id.into(),
+            text: "Shared.".into(),
+            card: None,
+            replace_card,
+        };
+        assert_eq!(not_its_own_event(&reply("2", true), Some(&pressed)), None);
+        assert_eq!(not_its_own_event(&reply("1", false), Some(&message)), None);
+        let why = not_its_own_event(&reply("1", true), Some(&message)).unwrap();
+        assert!(why.contains("only for a card action"), "{why}");
+        let why = not_its_own_event(&reply("1", true), Some(&pressed)).unwrap();
+        assert!(
+            why.contains("may only answer the Teams activity it was given (2)"),
+            "{why}"
         );
     }
 }

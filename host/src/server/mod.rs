@@ -20,7 +20,7 @@ pub mod session;
 mod slack_hooks;
 pub(crate) mod slack_link;
 mod slack_socket;
-mod teams_hooks;
+pub(crate) mod teams_hooks;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -14,14 +14,18 @@
 //! `invoke` gets the invoke response Teams waits for. An installation is
 //! answered once its conversation reference is committed, and the person is
 //! greeted through the outbox once the Bot Connector says who they are; a
-//! removal forgets the reference. Other activities are answered 200 and
+//! removal forgets the reference. The bot added to a team keeps the team
+//! (and greets the channel it was added in, through the outbox); removed
+//! from it, forgets it. Other activities are answered 200 and
 //! dropped.
 //!
-//! `link` and `unlink` written to the bot in a personal chat are the host's
-//! own: `link` is answered, in that chat only, with a one-time link to the
-//! console where the person signs in to Confluence (as `/confluence link`
-//! does in Slack, see [`crate::self_link`]); `unlink` removes their link.
-//! Neither is stored or handed to plugins.
+//! `link` and `unlink` (also `connect` and `disconnect`) written to the bot
+//! in a personal chat are the host's own: `link` is answered, in that chat
+//! only, with a one-time link to the console where the person signs in to
+//! Confluence (as `/confluence link` does in Slack, see
+//! [`crate::self_link`]), and once they confirm there the bot says in the
+//! chat whom they are connected as ([`confirm_link`]); `unlink` removes
+//! their link and says so. Neither is stored or handed to plugins.
 //!
 //! Never answers or logs a token, the client secret, a one-time link, or an
 //! activity's text.
@@ -44,7 +48,7 @@ use crate::model::Action;
 use crate::ops::changes::{ChangeAction, log_change};
 use crate::source::teams_activity::{self, ActivityHeader, Inbound};
 use crate::source::teams_auth::BotFrameworkKeys;
-use crate::store::teams_conversations::TeamsConversation;
+use crate::store::teams_conversations::{TeamsConversation, TeamsTeam};
 use crate::store::{ConnectionKind, ConnectionRecord, NewDelivery, NewEvent, now_ms};
 use crate::teams::bots::TeamsBots;
 use crate::teams::connector::BotConnector;
@@ -220,6 +224,63 @@ async fn take(
             tracing::info!(%connection, "a person removed the Teams bot; their conversation is forgotten");
             Ok(StatusCode::OK.into_response())
         }
+        Inbound::TeamInstalled {
+            header,
+            team,
+            greet,
+        } => {
+            let kept = TeamsTeam {
+                connection: bot.name.clone(),
+                team_id: team.id.clone(),
+                team_name: team.name.clone(),
+                conversation_id: header.conversation_id.clone(),
+                tenant_id: header.tenant_id.clone(),
+                service_url: header.service_url.clone(),
+                updated_at: now_ms(),
+            };
+            state
+                .store
+                .save_teams_team(&kept)
+                .await
+                .map_err(|e| HookError::Unavailable(format!("cannot keep the team now: {e}")))?;
+            tracing::info!(%connection, team = %kept.label(), "the Teams bot was added to a team");
+            if greet {
+                // Kept (not dispatched) so that Teams sending the
+                // installation again greets the channel once.
+                let inserted = state
+                    .ingest
+                    .insert(NewEvent {
+                        key: format!("teams:{connection}:{}", header.id),
+                        source: connection.to_owned(),
+                        name: "teams_team_installation".to_owned(),
+                        payload: json!({"type": "teams_team_installation", "team": team.id,
+                            "tenant": header.tenant_id})
+                        .to_string(),
+                        dispatchable: false,
+                    })
+                    .await?;
+                if !inserted.duplicate {
+                    let what = format!("teams-team-installed:{}", header.id);
+                    if let Err(e) = state
+                        .store
+                        .enqueue_notice(&what, &team_greeting(&bot.name, &kept))
+                        .await
+                    {
+                        tracing::warn!(%connection, error = %e, "cannot queue the team's greeting");
+                    }
+                }
+            }
+            Ok(StatusCode::OK.into_response())
+        }
+        Inbound::TeamUninstalled { team_id, .. } => {
+            state
+                .store
+                .remove_teams_team(connection, &team_id)
+                .await
+                .map_err(|e| HookError::Unavailable(format!("cannot forget the team now: {e}")))?;
+            tracing::info!(%connection, "the Teams bot was removed from a team; the team is forgotten");
+            Ok(StatusCode::OK.into_response())
+        }
         Inbound::Ignored { what } => {
             tracing::debug!(%connection, "Teams {what} acknowledged and dropped");
             Ok(StatusCode::OK.into_response())
@@ -227,15 +288,17 @@ async fn take(
     }
 }
 
-/// `link` or `unlink`, written alone to the bot in a personal chat.
+/// `link` (or `connect`) or `unlink` (or `disconnect`), written alone to
+/// the bot in a personal chat.
 fn host_command(name: &str, payload: &Value, h: &ActivityHeader) -> Option<HostCommand> {
     if name != teams_activity::TEAMS_MESSAGE || h.conversation_type != "personal" {
         return None;
     }
     let text = payload.get("text").and_then(Value::as_str)?.trim();
-    if text.eq_ignore_ascii_case("link") {
+    let is = |word: &str| text.eq_ignore_ascii_case(word);
+    if is("link") || is("connect") {
         Some(HostCommand::Link)
-    } else if text.eq_ignore_ascii_case("unlink") {
+    } else if is("unlink") || is("disconnect") {
         Some(HostCommand::Unlink)
     } else {
         None
@@ -265,7 +328,7 @@ async fn self_link(
                 )
                 .await;
                 format!(
-                    "Unlinked: your Teams account is no longer linked to Confluence user {}. Write `link` to link it again.",
+                    "Disconnected: your Teams account is no longer linked to Confluence user {}. Write `connect` to link it again.",
                     link.confluence_label()
                 )
             }
@@ -399,26 +462,101 @@ async fn greet(state: &AppState, bot: &ConnectionRecord, h: &ActivityHeader) {
         tracing::warn!(connection = %bot.name, "Teams shows no email for a person who installed the bot; they cannot be matched to Confluence");
         return;
     };
+    let text = format!(
+        "Pagehook is connected (Teams bot `{}`). You will get a message here about Confluence pages you created, are mentioned in or watch, as the Confluence user with the email {email}. Write `search <words>` to search Confluence.",
+        bot.name
+    );
+    let what = format!("teams-installed:{}", h.id);
+    if let Err(e) = state
+        .store
+        .enqueue_notice(&what, &notice(&bot.name, &email, text))
+        .await
+    {
+        tracing::warn!(connection = %bot.name, error = %e, "cannot queue the Teams greeting");
+    }
+}
+
+/// A message of Pagehook's own to a person in their chat with `bot`,
+/// through the outbox like any delivery.
+fn notice(bot: &str, email: &str, text: String) -> NewDelivery {
     let action = Action::DmTeams {
-        email: email.clone(),
-        text: format!(
-            "Pagehook is connected (Teams bot `{}`). You will get a message here about Confluence pages you created, are mentioned in or watch, as the Confluence user with the email {email}. Write `search <words>` to search Confluence.",
-            bot.name
-        ),
+        email: email.to_owned(),
+        text,
         card: None,
     };
-    let delivery = NewDelivery {
+    NewDelivery {
         binding_id: 0,
         plugin: "pagehook".into(),
-        lane: crate::destination::lane(&action, "", Some(&bot.name)),
-        destination: format!("teams-dm:{}/{email}", bot.name),
+        lane: crate::destination::lane(&action, "", Some(bot)),
+        destination: format!("teams-dm:{bot}/{email}"),
         source: String::new(),
-        connection: Some(bot.name.clone()),
+        connection: Some(bot.to_owned()),
         action,
         dry_run: false,
+    }
+}
+
+/// The card the bot posts in the channel it was added to, saying what the
+/// team gets (through the outbox, to `teams:<bot>/<team id>`).
+fn team_greeting(bot: &str, team: &TeamsTeam) -> NewDelivery {
+    let card = json!({
+        "type": "AdaptiveCard",
+        "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
+        "version": "1.5",
+        "body": [
+            {"type": "TextBlock", "text": "Pagehook is connected", "weight": "Bolder", "size": "Medium", "wrap": true},
+            {"type": "TextBlock", "wrap": true, "text": format!(
+                "The Teams bot `{bot}` was added to {}. Pages shared with \"Share to channel\" from a personal notification can be posted here, and members of this team can get personal notifications about Confluence pages they created, are mentioned in or watch.",
+                team.label()
+            )},
+        ],
+    });
+    let channel = format!("{bot}/{}", team.team_id);
+    let action = Action::PostTeams {
+        channel: channel.clone(),
+        card,
     };
-    let what = format!("teams-installed:{}", h.id);
-    if let Err(e) = state.store.enqueue_notice(&what, &delivery).await {
-        tracing::warn!(connection = %bot.name, error = %e, "cannot queue the Teams greeting");
+    NewDelivery {
+        binding_id: 0,
+        plugin: "pagehook".into(),
+        lane: crate::destination::lane(&action, "", Some(bot)),
+        destination: format!("teams:{channel}"),
+        source: String::new(),
+        connection: Some(bot.to_owned()),
+        action,
+        dry_run: false,
+    }
+}
+
+/// Confirms in the person's Teams chat that `link` (just made in the
+/// console) connected them, as the console page does: who they are in
+/// Confluence now, and how to undo it. Best effort: the link is made
+/// either way; without an email or principal name Teams gave for them,
+/// the chat cannot be addressed and only the page confirms.
+pub(crate) async fn confirm_link(store: &crate::store::Store, link: &crate::store::UserLink) {
+    let bot = &link.slack_connection;
+    let reference = match store.teams_conversation(bot, &link.slack_user).await {
+        Ok(Some(r)) => r,
+        Ok(None) => return,
+        Err(e) => {
+            tracing::warn!(connection = %bot, error = %e, "cannot read the Teams conversation to confirm a link");
+            return;
+        }
+    };
+    let Some(email) = reference.email.or(reference.upn) else {
+        tracing::info!(connection = %bot, "Teams gave no email for a person who linked; the console page confirmed it");
+        return;
+    };
+    let text = format!(
+        "Connected: your Teams account is linked to Confluence user {} of `{}`. Personal notifications and `search` now follow what that user may see. Write `disconnect` to undo it.",
+        link.confluence_label(),
+        link.confluence_connection
+    );
+    let what = format!("teams-linked:{bot}:{}:{}", link.slack_user, link.linked_at);
+    if let Err(e) = store
+        .enqueue_notice(&what, &notice(bot, &email, text))
+        .await
+    {
+        tracing::warn!(connection = %bot, error = %e, "cannot queue the Teams link confirmation");
     }
 }

@@ -16,6 +16,11 @@
 //!   a personal conversation: the person installed or removed the bot. The
 //!   conversation reference is kept or forgotten; nothing is stored as an
 //!   event.
+//! - the same in a team's channel (`channelData.team`), or a
+//!   `conversationUpdate` whose `membersAdded`/`membersRemoved` hold the
+//!   bot there: the bot was added to or removed from a team. The team is
+//!   kept (where the bot may post, whose members it may write to) or
+//!   forgotten.
 //! - anything else (typing, reactions, `messageUpdate`...): acknowledged and
 //!   dropped.
 //!
@@ -63,6 +68,9 @@ pub struct ActivityHeader {
     pub from_aad_object_id: Option<String>,
     /// The bot as Teams names it (`28:<app id>`).
     pub bot_id: String,
+    /// The activity it answers (`replyToId`): for a card button, the bot's
+    /// message that carried the card.
+    pub reply_to_id: Option<String>,
 }
 
 /// What one activity asks of the host.
@@ -85,11 +93,66 @@ pub enum Inbound {
     Installed(ActivityHeader),
     /// The person removed the bot.
     Uninstalled(ActivityHeader),
+    /// Someone added the bot to a team, in the channel
+    /// `header.conversation_id`. `greet`: this is the `installationUpdate`
+    /// (Teams also sends a `conversationUpdate`; one greeting is enough).
+    TeamInstalled {
+        /// Who added it, and where.
+        header: ActivityHeader,
+        /// The team.
+        team: TeamRef,
+        /// Whether to greet the channel.
+        greet: bool,
+    },
+    /// The bot was removed from a team.
+    TeamUninstalled {
+        /// Who removed it.
+        header: ActivityHeader,
+        /// The team's id.
+        team_id: String,
+    },
     /// Nothing Pagehook acts on; acknowledged and dropped.
     Ignored {
         /// What it was, for the log.
         what: String,
     },
+}
+
+/// A team, as `channelData.team` names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TeamRef {
+    /// The team's id (its General channel's id, `19:...@thread.tacv2`).
+    pub id: String,
+    /// Its name, when Teams sent one.
+    pub name: Option<String>,
+}
+
+/// The team of an activity in a team's channel (`channelData.team`).
+fn team_of(obj: &Map<String, Value>, h: &ActivityHeader) -> Option<TeamRef> {
+    if h.conversation_type != "channel" {
+        return None;
+    }
+    let team = obj.get("channelData")?.get("team")?;
+    let id = team
+        .get("id")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())?;
+    Some(TeamRef {
+        id: id.to_owned(),
+        name: team
+            .get("name")
+            .and_then(Value::as_str)
+            .filter(|s| !s.trim().is_empty())
+            .map(str::to_owned),
+    })
+}
+
+/// Whether the bot (`h.bot_id`) is among the members listed under `key`.
+fn bot_among(obj: &Map<String, Value>, key: &str, h: &ActivityHeader) -> bool {
+    obj.get(key).and_then(Value::as_array).is_some_and(|m| {
+        m.iter()
+            .any(|m| m.get("id").and_then(Value::as_str) == Some(&h.bot_id))
+    })
 }
 
 /// Why an activity cannot be read.
@@ -167,10 +230,24 @@ pub fn parse(connection: &str, activity: &Value) -> Result<Inbound, ActivityErro
         }
         "installationUpdate" => {
             let h = header()?;
-            match text(obj, "action") {
-                Some("add" | "add-upgrade") if personal(&h) => Ok(Inbound::Installed(h)),
-                Some("remove" | "remove-upgrade") if personal(&h) => Ok(Inbound::Uninstalled(h)),
-                other => Ok(Inbound::Ignored {
+            let team = team_of(obj, &h);
+            match (text(obj, "action"), team) {
+                (Some("add" | "add-upgrade"), _) if personal(&h) => Ok(Inbound::Installed(h)),
+                (Some("remove" | "remove-upgrade"), _) if personal(&h) => {
+                    Ok(Inbound::Uninstalled(h))
+                }
+                (Some(action @ ("add" | "add-upgrade")), Some(team)) => {
+                    Ok(Inbound::TeamInstalled {
+                        header: h,
+                        team,
+                        greet: action == "add",
+                    })
+                }
+                (Some("remove" | "remove-upgrade"), Some(team)) => Ok(Inbound::TeamUninstalled {
+                    header: h,
+                    team_id: team.id,
+                }),
+                (other, _) => Ok(Inbound::Ignored {
                     what: format!(
                         "installationUpdate `{}` in a {} conversation",
                         other.unwrap_or("?"),
@@ -181,19 +258,22 @@ pub fn parse(connection: &str, activity: &Value) -> Result<Inbound, ActivityErro
         }
         "conversationUpdate" => {
             let h = header()?;
-            let added = obj
-                .get("membersAdded")
-                .and_then(Value::as_array)
-                .is_some_and(|m| {
-                    m.iter()
-                        .any(|m| m.get("id").and_then(Value::as_str) == Some(&h.bot_id))
-                });
-            if added && personal(&h) {
-                Ok(Inbound::Installed(h))
-            } else {
-                Ok(Inbound::Ignored {
+            let added = bot_among(obj, "membersAdded", &h);
+            let removed = bot_among(obj, "membersRemoved", &h);
+            match team_of(obj, &h) {
+                _ if added && personal(&h) => Ok(Inbound::Installed(h)),
+                Some(team) if added => Ok(Inbound::TeamInstalled {
+                    header: h,
+                    team,
+                    greet: false,
+                }),
+                Some(team) if removed => Ok(Inbound::TeamUninstalled {
+                    header: h,
+                    team_id: team.id,
+                }),
+                _ => Ok(Inbound::Ignored {
                     what: "a conversationUpdate".into(),
-                })
+                }),
             }
         }
         other => Ok(Inbound::Ignored {
@@ -242,6 +322,9 @@ fn header(obj: &Map<String, Value>) -> Result<ActivityHeader, ActivityError> {
         from_name: nested("from", "name"),
         from_aad_object_id: nested("from", "aadObjectId"),
         bot_id: required("recipient", "id", "recipient.id")?,
+        reply_to_id: text(obj, "replyToId")
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned),
     })
 }
 
@@ -253,6 +336,7 @@ fn store(
     value: Option<&Value>,
     invoke: bool,
 ) -> Inbound {
+    let reply_to = value.and(h.reply_to_id.as_deref());
     let payload = json!({
         "type": STORED_TYPE,
         "name": name,
@@ -264,6 +348,7 @@ fn store(
         "bot": h.bot_id,
         "text": message,
         "value": value,
+        "replyToId": reply_to,
     });
     Inbound::Store {
         key: format!("teams:{connection}:{}", h.id),
@@ -303,6 +388,9 @@ pub struct TeamsInbound {
     pub service_url: String,
     /// The conversation it came in.
     pub conversation_id: String,
+    /// For a card action: the bot's message whose button was pressed
+    /// (what `reply-teams` with `replace_card` replaces).
+    pub reply_to_id: Option<String>,
     /// The chat part of the event, not yet resolved against Confluence.
     pub chat: ChatEvent,
 }
@@ -388,6 +476,7 @@ fn stored(obj: &Map<String, Value>) -> Result<TeamsInbound, String> {
         user_id: user.id,
         service_url: need(&["serviceUrl"])?,
         conversation_id: need(&["conversation", "id"])?,
+        reply_to_id: get(&["replyToId"]).filter(|id| !id.is_empty()),
         chat,
     })
 }
@@ -496,6 +585,51 @@ mod tests {
             parse("bot", &activity("typing")).unwrap(),
             Inbound::Ignored { .. }
         ));
+    }
+
+    #[test]
+    fn a_bot_added_to_or_removed_from_a_team_names_the_team_and_the_channel() {
+        let mut a = activity("installationUpdate");
+        a["action"] = json!("add");
+        a["conversation"] = json!({"id": "19:general@thread.tacv2", "conversationType": "channel",
+            "isGroup": true, "tenantId": "tenant-1"});
+        a["channelData"]["team"] = json!({"id": "19:general@thread.tacv2", "name": "Engineering"});
+        let Inbound::TeamInstalled {
+            header,
+            team,
+            greet,
+        } = parse("bot", &a).unwrap()
+        else {
+            panic!("not a team install")
+        };
+        assert_eq!(header.conversation_id, "19:general@thread.tacv2");
+        assert_eq!(team.id, "19:general@thread.tacv2");
+        assert_eq!(team.name.as_deref(), Some("Engineering"));
+        assert!(greet, "the installationUpdate greets the channel");
+
+        a["action"] = json!("remove");
+        assert!(matches!(parse("bot", &a).unwrap(),
+            Inbound::TeamUninstalled { team_id, .. } if team_id == "19:general@thread.tacv2"));
+
+        // The conversationUpdate Teams sends beside it keeps the team, greets no one.
+        let mut c = a.clone();
+        c["type"] = json!("conversationUpdate");
+        c.as_object_mut().unwrap().remove("action");
+        c["membersAdded"] = json!([{"id": "28:app"}]);
+        assert!(matches!(
+            parse("bot", &c).unwrap(),
+            Inbound::TeamInstalled { greet: false, .. }
+        ));
+        c.as_object_mut().unwrap().remove("membersAdded");
+        c["membersRemoved"] = json!([{"id": "28:app"}]);
+        assert!(matches!(
+            parse("bot", &c).unwrap(),
+            Inbound::TeamUninstalled { .. }
+        ));
+        // A member joining the team is not the bot being added.
+        c.as_object_mut().unwrap().remove("membersRemoved");
+        c["membersAdded"] = json!([{"id": "29:someone"}]);
+        assert!(matches!(parse("bot", &c).unwrap(), Inbound::Ignored { .. }));
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! The Bot Connector REST API (v3), as the bot calls it: create a 1:1
-//! conversation, send, reply to and update activities, read a member.
+//! conversation, send, reply to and update activities, read a member or
+//! look one up among a team's members.
 //!
 //! Every call goes to the `serviceUrl` an authenticated inbound activity
 //! named (or a conversation reference stored from one), with the bot's
@@ -26,6 +27,14 @@ pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(600);
 
 /// Largest answer read from the Bot Connector.
 const MAX_ANSWER_BYTES: usize = 1024 * 1024;
+
+/// Members asked for per page of `pagedmembers` (the spec calls `pageSize`
+/// a suggestion: a page may hold fewer, and a continuation token says more remain).
+const MEMBER_PAGE_SIZE: usize = 500;
+
+/// Pages of members read at most when looking for one person (50,000
+/// members at [`MEMBER_PAGE_SIZE`]).
+const MAX_MEMBER_PAGES: usize = 100;
 
 /// Longest error message kept from an `ErrorResponse`.
 const MAX_MESSAGE_CHARS: usize = 500;
@@ -228,6 +237,48 @@ impl<'a> BotConnector<'a> {
         let url = endpoint(service_url, &[conversation_id, "members", member_id])?;
         let answer = self.call(reqwest::Method::GET, url, None).await?;
         serde_json::from_slice(&answer).map_err(|_| ConnectorError::Malformed("not a member"))
+    }
+
+    /// The members of a conversation or a team, page by page (`GET
+    /// .../pagedmembers?pageSize=..&continuationToken=..`), until `wanted`
+    /// picks one (returned) or the pages end (`None`). At most
+    /// [`MAX_MEMBER_PAGES`] pages are read.
+    pub async fn find_member(
+        &self,
+        service_url: &str,
+        conversation_id: &str,
+        wanted: impl Fn(&TeamsMember) -> bool,
+    ) -> Result<Option<TeamsMember>, ConnectorError> {
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Page {
+            #[serde(default)]
+            continuation_token: Option<String>,
+            #[serde(default)]
+            members: Vec<TeamsMember>,
+        }
+        let mut continuation: Option<String> = None;
+        for _ in 0..MAX_MEMBER_PAGES {
+            let mut url = endpoint(service_url, &[conversation_id, "pagedmembers"])?;
+            {
+                let mut query = url.query_pairs_mut();
+                query.append_pair("pageSize", &MEMBER_PAGE_SIZE.to_string());
+                if let Some(token) = &continuation {
+                    query.append_pair("continuationToken", token);
+                }
+            }
+            let answer = self.call(reqwest::Method::GET, url, None).await?;
+            let page: Page = serde_json::from_slice(&answer)
+                .map_err(|_| ConnectorError::Malformed("not a page of members"))?;
+            if let Some(found) = page.members.into_iter().find(|m| wanted(m)) {
+                return Ok(Some(found));
+            }
+            match page.continuation_token.filter(|t| !t.is_empty()) {
+                Some(next) => continuation = Some(next),
+                None => return Ok(None),
+            }
+        }
+        Ok(None)
     }
 
     /// Sends one request with the bot's token; the body of a 2xx answer.

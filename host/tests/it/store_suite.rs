@@ -80,29 +80,14 @@ macro_rules! suite {
     };
 }
 
+/// slack-poster's manifest installed as `name`, granted `post-slack`.
 fn plugin(name: &str) -> PluginRecord {
-    let manifest = pagehook::manifest::Manifest::parse(
-        &std::fs::read_to_string(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../plugins/slack-poster/plugin.toml"
-        ))
-        .unwrap(),
-    )
-    .unwrap();
     PluginRecord {
         name: name.into(),
-        version: "1.0.0".into(),
-        description: "d".into(),
-        sha256: "ab".repeat(32),
-        dir: "/nowhere".into(),
-        manifest,
-        grants: vec!["post-slack".into()],
-        limit_grants: Default::default(),
-        enabled: true,
-        failures: 0,
-        breaker_until: None,
-        breaker_error: None,
-        installed_at: 1,
+        ..pagehook::testing::plugin(
+            pagehook::testing::bundled_manifest("slack-poster"),
+            &["post-slack"],
+        )
     }
 }
 
@@ -293,6 +278,37 @@ suite! {
         assert!(store.remove_teams_conversation("bot", "29:ada").await.unwrap());
         assert!(!store.remove_teams_conversation("bot", "29:ada").await.unwrap());
         assert!(store.teams_conversation("bot", "29:ada").await.unwrap().is_none());
+    }
+
+    async fn teams_a_bot_is_in_are_kept_found_by_id_or_name_and_forgotten(store: &Store) {
+        use pagehook::store::teams_conversations::TeamsTeam;
+        let team = |id: &str, name: Option<&str>, at: i64| TeamsTeam {
+            connection: "bot".into(),
+            team_id: id.into(),
+            team_name: name.map(str::to_owned),
+            conversation_id: id.into(),
+            tenant_id: "tenant-1".into(),
+            service_url: "https://smba.trafficmanager.net/emea/".into(),
+            updated_at: at,
+        };
+        store.save_teams_team(&team("19:eng@thread.tacv2", Some("Engineering"), 1)).await.unwrap();
+        store.save_teams_team(&team("19:ops@thread.tacv2", Some("Ops"), 1)).await.unwrap();
+        // The conversationUpdate beside the install carries no name: the name stays.
+        store.save_teams_team(&team("19:eng@thread.tacv2", None, 2)).await.unwrap();
+        let by_name = store.teams_team("bot", " engineering ").await.unwrap().unwrap();
+        assert_eq!(by_name.team_id, "19:eng@thread.tacv2");
+        assert_eq!(by_name.team_name.as_deref(), Some("Engineering"));
+        assert_eq!(by_name.updated_at, 2);
+        let by_id = store.teams_team("bot", "19:ops@thread.tacv2").await.unwrap().unwrap();
+        assert_eq!(by_id.label(), "Ops");
+        assert!(store.teams_team("bot", "Sales").await.unwrap().is_none());
+        assert!(store.teams_team("other", "Engineering").await.unwrap().is_none());
+        let all: Vec<String> = store.teams_teams("bot").await.unwrap().into_iter().map(|t| t.team_id).collect();
+        assert_eq!(all, ["19:eng@thread.tacv2", "19:ops@thread.tacv2"]);
+        // Removed from a team, the bot forgets it, once.
+        assert!(store.remove_teams_team("bot", "19:eng@thread.tacv2").await.unwrap());
+        assert!(!store.remove_teams_team("bot", "19:eng@thread.tacv2").await.unwrap());
+        assert!(store.teams_team("bot", "Engineering").await.unwrap().is_none());
     }
 
     async fn plugins_install_list_enable_and_remove(store: &Store) {

@@ -20,7 +20,7 @@ use crate::common::people::{ADA, BOB, CAROL, DAVE, EVE};
 use common::sidecar::{HOOK_SECRET, PAT, Sidecar};
 use pagehook_fakes::{
     ConfluenceAuth, ContentBuilder, FakeConfluence, FakeTeamsBot, Fault, Inbound as TeamsInbound,
-    SERVICE_USERNAME, TeamsUser, TokenSpec, post_activity as post_teams_activity,
+    SERVICE_USERNAME, TeamInbound, TeamsUser, TokenSpec, post_activity as post_teams_activity,
 };
 use serde_json::{Value, json};
 
@@ -253,7 +253,10 @@ fn put_plan(conf: &FakeConfluence, version: u32) {
     );
 }
 
-fn confluence() -> FakeConfluence {
+/// A Confluence with ENG viewable by everyone but dave, and PLAN (its
+/// version 1) in it watched by bob, eve and dave; the service account
+/// administers ENG and Confluence, so it may list watchers and who may view.
+fn confluence_with_plan_dave_may_not_view() -> FakeConfluence {
     let conf = FakeConfluence::start(ConfluenceAuth::Bearer(PAT.into()));
     for (name, key, email, _) in PEOPLE {
         let groups: &[&str] = if name == "dave" {
@@ -275,7 +278,7 @@ fn confluence() -> FakeConfluence {
 
 #[test]
 fn a_new_page_sends_each_person_concerned_one_personal_teams_message_through_429s_and_a_kill() {
-    let conf = confluence();
+    let conf = confluence_with_plan_dave_may_not_view();
     let mut w = with_teams_poster(&conf, PERSONAL);
     for (_, _, _, id) in PEOPLE {
         let install = w.teams.activity(APP, id, TeamsInbound::InstallationAdd);
@@ -370,7 +373,7 @@ fn write(w: &World, user: &str, text: &str) -> String {
 
 #[test]
 fn search_in_teams_shows_each_person_only_what_they_may_view_and_strangers_how_to_link() {
-    let conf = confluence();
+    let conf = confluence_with_plan_dave_may_not_view();
     let w = with_teams_poster(&conf, &["--source", "bot", "--to", "teams-reply:bot"]);
     w.teams.add_user(TeamsUser {
         id: "29:1zed".into(),
@@ -508,7 +511,7 @@ fn a_teams_bot_is_connected_checked_tested_and_described_for_the_app_catalog() {
 
 #[test]
 fn where_confluence_hides_emails_a_person_who_linked_in_teams_still_gets_their_messages() {
-    let conf = confluence();
+    let conf = confluence_with_plan_dave_may_not_view();
     conf.set_email_visibility(pagehook_fakes::EmailVisibility::Hidden);
     let mut w = with_teams_poster(&conf, PERSONAL);
     let install = w
@@ -555,6 +558,21 @@ fn where_confluence_hides_emails_a_person_who_linked_in_teams_still_gets_their_m
     assert!(pages.last().unwrap().1.contains("Teams user"), "{pages:?}");
     let links = w.side.cli(&["links", "--json"]);
     assert!(links.contains("29:1ada") && links.contains(ADA), "{links}");
+    // The bot confirms the link in her chat, through the outbox.
+    let confirmed = w.side.wait_until("the link confirmed in Teams", WAIT, || {
+        sent_to(&w, "29:1ada").into_iter().find(|m| {
+            m.reply_to_id.is_none()
+                && m.text
+                    .as_deref()
+                    .is_some_and(|t| t.starts_with("Connected: your Teams account is linked"))
+        })
+    });
+    let text = confirmed.text.unwrap();
+    assert!(text.contains("`disconnect`"), "{text}");
+    assert_eq!(
+        confirmed.conversation_id,
+        w.teams.conversation_id_for("29:1ada")
+    );
     conf.watch(PLAN, "ada");
 
     put_plan(&conf, 2);
@@ -569,5 +587,235 @@ fn where_confluence_hides_emails_a_person_who_linked_in_teams_still_gets_their_m
         })
     });
     assert_eq!(note.conversation_id, w.teams.conversation_id_for("29:1ada"));
+
+    // `disconnect` undoes it, and says so in her chat.
+    let asked = write(&w, "29:1ada", "disconnect");
+    let shown = reply_to(&w, &asked);
+    assert!(shown.starts_with("Disconnected:"), "{shown}");
+    let links = w.side.cli(&["links", "--json"]);
+    assert!(!links.contains("29:1ada"), "{links}");
     w.side.kill();
+}
+
+const TEAM: &str = "19:engineering-general@thread.tacv2";
+
+/// The card action a button of `card` sends (its `Action.Submit` titled `title`).
+fn submit_data(card: &Value, title: &str) -> Value {
+    fn find(v: &Value, title: &str) -> Option<Value> {
+        match v {
+            Value::Object(o) => {
+                if o.get("type") == Some(&json!("Action.Submit"))
+                    && o.get("title") == Some(&json!(title))
+                {
+                    return o.get("data").cloned();
+                }
+                o.values().find_map(|v| find(v, title))
+            }
+            Value::Array(a) => a.iter().find_map(|v| find(v, title)),
+            _ => None,
+        }
+    }
+    find(card, title).unwrap_or_else(|| panic!("no `{title}` button in {card}"))
+}
+
+#[test]
+fn a_bot_added_to_a_team_greets_its_channel_writes_to_members_who_never_wrote_to_it_and_shares_there()
+ {
+    let conf = confluence_with_plan_dave_may_not_view();
+    let dir = common::plugin_dir("teams-poster");
+    let install = [
+        "plugin",
+        "install",
+        dir.to_str().unwrap(),
+        "--grant",
+        "dm-teams",
+        "--grant",
+        "reply-teams",
+        "--grant",
+        "post-teams",
+    ];
+    let channel = "channel=bot/Engineering";
+    let pages = [
+        "bind",
+        "teams-poster",
+        "--quiet",
+        "--source",
+        "prod",
+        "--to",
+        "teams-dm:bot",
+        "--to",
+        "teams:bot/Engineering",
+        "--set",
+        "personal=true",
+        "--set",
+        channel,
+    ];
+    let answers = [
+        "bind",
+        "teams-poster",
+        "--quiet",
+        "--source",
+        "bot",
+        "--to",
+        "teams-reply:bot",
+        "--to",
+        "teams:bot/Engineering",
+        "--set",
+        channel,
+    ];
+    let w = world(Some(&conf), &[&install, &pages, &answers]);
+    // Nobody installed the bot for themselves; Ada adds it to Engineering.
+    w.teams.add_team(
+        TEAM,
+        "Engineering",
+        &["29:1ada", "29:1bob", "29:1carol", "29:1eve"],
+    );
+    for kind in [TeamInbound::InstallationAdd, TeamInbound::BotAdded] {
+        let added = w.teams.team_activity(APP, "29:1ada", TEAM, kind);
+        let answer = w.teams.deliver(&hook(&w), APP, &added);
+        assert_eq!(answer.status, 200, "{}", answer.body);
+        // Teams sends the installation again when the answer is slow: one greeting.
+        assert_eq!(w.teams.deliver(&hook(&w), APP, &added).status, 200);
+    }
+    let greeting = w.side.wait_until("the team's channel greeted", WAIT, || {
+        w.teams.sent_to_conversation(TEAM).into_iter().next()
+    });
+    let card = Value::Array(greeting.attachments.clone()).to_string();
+    assert!(
+        card.contains("Pagehook is connected") && card.contains("Engineering"),
+        "{card}"
+    );
+
+    // A page concerning Ada (mentioned), Bob and Eve (watching): none of them
+    // ever wrote to the bot, so each 1:1 chat is found among the team's
+    // members and created; the channel gets the page's card.
+    let body = json!({"event": "page_created", "timestamp": 1_700_000_000_000u64,
+        "userKey": CAROL, "page": {"id": PLAN}});
+    let answer = w
+        .side
+        .hook("prod", body.to_string().as_bytes(), Some(HOOK_SECRET));
+    assert_eq!(answer.0, 202, "{answer:?}");
+    w.side.wait_until("three personal messages", WAIT, || {
+        (["29:1ada", "29:1bob", "29:1eve"]
+            .iter()
+            .all(|u| !sent_to(&w, u).is_empty()))
+        .then_some(())
+    });
+    let channel_card = w
+        .side
+        .wait_until("the page's card in the channel", WAIT, || {
+            w.teams.sent_to_conversation(TEAM).into_iter().find(|m| {
+                Value::Array(m.attachments.clone())
+                    .to_string()
+                    .contains("Q4 launch plan")
+            })
+        });
+    assert!(channel_card.reply_to_id.is_none());
+    std::thread::sleep(Duration::from_millis(1500));
+    for user in ["29:1ada", "29:1bob", "29:1eve"] {
+        let got = sent_to(&w, user);
+        assert_eq!(got.len(), 1, "{user}: {got:#?}");
+        assert_eq!(got[0].conversation_id, w.teams.conversation_id_for(user));
+    }
+    assert!(sent_to(&w, "29:1carol").is_empty(), "the actor is not told");
+    assert!(sent_to(&w, "29:1dave").is_empty(), "dave may not view ENG");
+    assert_eq!(w.teams.calls("Conversations_CreateConversation"), 3);
+    let lookups = w.teams.calls("Conversations_GetConversationPagedMembers");
+    assert_eq!(lookups, 3, "one team roster read per new person");
+
+    // The conversations are kept: the next page event creates none.
+    put_plan(&conf, 2);
+    let body = json!({"event": "page_updated", "timestamp": 1_700_000_000_002u64,
+        "userKey": CAROL, "page": {"id": PLAN}, "updateTrigger": "edit_page"});
+    let answer = w
+        .side
+        .hook("prod", body.to_string().as_bytes(), Some(HOOK_SECRET));
+    assert_eq!(answer.0, 202, "{answer:?}");
+    w.side.wait_until("the update told to Ada", WAIT, || {
+        (sent_to(&w, "29:1ada").len() >= 2).then_some(())
+    });
+    assert_eq!(w.teams.calls("Conversations_CreateConversation"), 3);
+    assert_eq!(
+        w.teams.calls("Conversations_GetConversationPagedMembers"),
+        lookups
+    );
+
+    // Ada shares the page from her card: it is posted to the team's channel
+    // through the bot, and she is told where.
+    let ada_note = sent_to(&w, "29:1ada").remove(0);
+    let share = submit_data(
+        &Value::Array(ada_note.attachments.clone()),
+        "Share to channel",
+    );
+    let pressed = w.teams.activity(
+        APP,
+        "29:1ada",
+        TeamsInbound::CardSubmit {
+            reply_to_id: ada_note.activity_id.clone(),
+            value: share,
+        },
+    );
+    let answer = w.teams.deliver(&hook(&w), APP, &pressed);
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    // Her card is replaced (the Bot Connector's update of that message):
+    // it says where the page went, and offers no second share.
+    let replaced = w.side.wait_until("Ada's card replaced", WAIT, || {
+        w.teams
+            .sent()
+            .into_iter()
+            .find(|m| m.update && m.activity_id == ada_note.activity_id)
+    });
+    assert_eq!(replaced.conversation_id, ada_note.conversation_id);
+    assert_eq!(
+        replaced.text.as_deref(),
+        Some("Shared Q4 launch plan to Engineering.")
+    );
+    let card = Value::Array(replaced.attachments.clone()).to_string();
+    assert!(
+        card.contains("You shared this page to Engineering"),
+        "{card}"
+    );
+    assert!(!card.contains("Share to channel"), "{card}");
+    let shared = w
+        .side
+        .wait_until("the shared card in the channel", WAIT, || {
+            w.teams.sent_to_conversation(TEAM).into_iter().find(|m| {
+                Value::Array(m.attachments.clone())
+                    .to_string()
+                    .contains("shared this page")
+            })
+        });
+    let shown = Value::Array(shared.attachments.clone()).to_string();
+    assert!(shown.contains("Q4 launch plan"), "{shown}");
+
+    // Removed from the team, the bot forgets it: a share is a dead letter
+    // that says how to fix it.
+    let removed = w
+        .teams
+        .team_activity(APP, "29:1ada", TEAM, TeamInbound::InstallationRemove);
+    assert_eq!(w.teams.deliver(&hook(&w), APP, &removed).status, 200);
+    let posts_before = w.teams.sent_to_conversation(TEAM).len();
+    let again = w.teams.activity(
+        APP,
+        "29:1ada",
+        TeamsInbound::CardSubmit {
+            reply_to_id: ada_note.activity_id.clone(),
+            value: json!({"action": "share", "page-id": PLAN}),
+        },
+    );
+    assert_eq!(w.teams.deliver(&hook(&w), APP, &again).status, 200);
+    let dead = w.side.wait_until("the share a dead letter", WAIT, || {
+        let all: Value = serde_json::from_str(&w.side.cli(&["deliveries", "--json"])).unwrap();
+        all.as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["status"] == "dead" && d["kind"] == "post-teams")
+            .cloned()
+    });
+    let error = dead["last_error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("not in a team named `Engineering`"),
+        "{dead}"
+    );
+    assert_eq!(w.teams.sent_to_conversation(TEAM).len(), posts_before);
 }

@@ -159,13 +159,32 @@ fn share(action: &TeamsCardAction, settings: &Settings) -> Result<Vec<Action>, S
              to set `channel` on this bot's binding."
         ))]);
     };
+    // The card shared goes to the channel; the card whose button was
+    // pressed becomes one that says it was shared, without the button, so
+    // it is not shared twice by a second press.
+    let shown = channel_shown(channel);
+    let done = format!("Shared {title} to {shown}.");
+    let kind = kind_of(page);
     Ok(vec![
         Action::PostTeams(TeamsMessage::new(
             channel,
             shared_card(page, &action.user).to_json(),
         )),
-        reply(format!("Shared {title} to {channel}.")),
+        Action::ReplyTeams(
+            TeamsReply::to_card_action(action, &done)
+                .with_card(&page_card(
+                    page,
+                    format!("You shared this {kind} to {shown}"),
+                ))
+                .replacing_card(),
+        ),
     ])
+}
+
+/// The channel as people name it: `bot/Engineering` (a team the Teams bot
+/// is in) is "Engineering"; a Workflows connection goes by its name.
+fn channel_shown(channel: &str) -> &str {
+    channel.split_once('/').map_or(channel, |(_, team)| team)
 }
 
 /// The title as people read it: "Untitled page" when it has none.
@@ -188,16 +207,38 @@ fn shared_card(page: &PageSummary, sharer: &TeamsUser) -> Card {
         .map(|p| p.name())
         .or(sharer.name.as_deref().filter(|n| !n.trim().is_empty()))
         .unwrap_or("Someone");
-    let space = page
-        .space_name
-        .as_deref()
-        .filter(|s| !s.trim().is_empty())
-        .unwrap_or(&page.space_key);
-    let kind = if page.content_type == "blogpost" {
+    let space = space_of(page);
+    let kind = kind_of(page);
+    page_card(
+        page,
+        if space.is_empty() {
+            format!("{who} shared this {kind}")
+        } else {
+            format!("{who} shared this {kind} from {space}")
+        },
+    )
+}
+
+/// "page" or "blog post".
+fn kind_of(page: &PageSummary) -> &'static str {
+    if page.content_type == "blogpost" {
         "blog post"
     } else {
         "page"
-    };
+    }
+}
+
+/// The space's name, else its key.
+fn space_of(page: &PageSummary) -> &str {
+    page.space_name
+        .as_deref()
+        .filter(|s| !s.trim().is_empty())
+        .unwrap_or(&page.space_key)
+}
+
+/// A page's card: its title, `line` under it, facts, excerpt, "Open page".
+fn page_card(page: &PageSummary, line: String) -> Card {
+    let space = space_of(page);
     let mut facts = Vec::new();
     if !page.space_key.is_empty() {
         facts.push(("Space", format!("{space} ({})", page.space_key)));
@@ -210,11 +251,7 @@ fn shared_card(page: &PageSummary, sharer: &TeamsUser) -> Card {
     }
     let mut card = Card::new()
         .push(teams::heading(page_title(page)))
-        .push(teams::subtle_text(if space.is_empty() {
-            format!("{who} shared this {kind}")
-        } else {
-            format!("{who} shared this {kind} from {space}")
-        }));
+        .push(teams::subtle_text(line));
     if !facts.is_empty() {
         card = card.push(teams::fact_set(facts));
     }
@@ -417,9 +454,24 @@ mod tests {
             card["actions"][0]["url"],
             "https://wiki.example.com/pages/viewpage.action?pageId=123456"
         );
-        let (r, reply_card) = reply(&actions, "1767225600001");
+        // The pressed card is replaced by one that says it was shared, with
+        // no button left to share it twice.
+        let (r, done) = reply(&actions, "1767225600001");
         assert_eq!(r.text, "Shared Release notes to eng-news.");
-        assert!(reply_card.is_none());
+        assert!(r.replace_card, "the card is replaced, not answered below");
+        let done = done.expect("a card");
+        assert_eq!(done["body"][0]["text"], "Release notes");
+        assert!(
+            done.to_string()
+                .contains("You shared this page to eng-news"),
+            "{done}"
+        );
+        assert!(!done.to_string().contains("Action.Submit"), "{done}");
+
+        // Through a Teams bot's team, the team is named.
+        let actions = press(SHARE_IT, |_| {}, &[("channel", "bot/Engineering")]);
+        let (r, _) = reply(&actions, "1767225600001");
+        assert_eq!(r.text, "Shared Release notes to Engineering.");
     }
 
     #[test]

@@ -62,8 +62,8 @@ pub use teams::{FakeTeams, MAX_PAYLOAD as TEAMS_MAX_PAYLOAD, TeamsPost};
 pub use teams_bot::{
     BOT_FRAMEWORK_ISSUER, BOT_FRAMEWORK_SCOPE, CLOCK_SKEW_SECS, DEFAULT_TOKEN_LIFETIME,
     FakeTeamsBot, Inbound, InboundResponse, KEYS_ENDPOINT, OPENID_ENDPOINT, Signer,
-    TEAMS_CHANNEL_ID, TOKEN_ENDPOINT, Tamper, TeamsBotMessage, TeamsUser, TokenSpec, post_activity,
-    post_activity_async,
+    TEAMS_CHANNEL_ID, TOKEN_ENDPOINT, Tamper, TeamInbound, TeamsBotMessage, TeamsUser, TokenSpec,
+    post_activity, post_activity_async,
 };
 
 /// A misbehaviour to serve instead of (or before) the normal answer.

@@ -187,6 +187,7 @@ pub(crate) fn convert(action: types::Action) -> (&'static str, Result<Action, St
                 activity_id: r.activity_id,
                 text: r.text,
                 card,
+                replace_card: r.replace_card,
             }),
         ),
         newer => (

@@ -517,13 +517,16 @@ async fn confirm(
     .await;
     tracing::info!(slack = %link.slack_connection, user = %link.slack_user, confluence = %link.confluence_connection, "a chat user linked themselves");
     let teams = is_teams_bot(&state, &link.slack_connection).await;
+    if teams {
+        crate::server::teams_hooks::confirm_link(&state.store, &link).await;
+    }
     let body = if teams {
         html! {
             p role="status" class="notice" {
                 "Linked: Teams user " code { (link.slack_user) } " of tenant " code { (link.slack_team) }
                 " is now Confluence user " strong { (link.confluence_label()) } " of " code { (link.confluence_connection) } "."
             }
-            p { "Searches and buttons of the Teams bot now show what you may see in Confluence. " code { "unlink" } " written to the bot undoes the link." }
+            p { "Searches and buttons of the Teams bot now show what you may see in Confluence, and the bot confirms it in your chat. " code { "disconnect" } " written to the bot undoes the link." }
             p { "You can close this page." }
         }
     } else {

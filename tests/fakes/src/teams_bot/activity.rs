@@ -52,6 +52,21 @@ pub enum Inbound {
     BotAdded,
 }
 
+/// What kind of team activity to build; see [`FakeTeamsBot::team_activity`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TeamInbound {
+    /// An `installationUpdate` with action `add` in the team's General channel: someone
+    /// added the app to the team. Building it installs the app in the team.
+    InstallationAdd,
+    /// An `installationUpdate` with action `remove`. Building it removes the app.
+    InstallationRemove,
+    /// The `conversationUpdate` Teams sends beside the install, `membersAdded` holding the
+    /// bot. Building it installs the app in the team.
+    BotAdded,
+    /// A `conversationUpdate` whose `membersRemoved` holds the bot. Building it removes it.
+    BotRemoved,
+}
+
 /// What the host answered to a delivered activity.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InboundResponse {
@@ -147,6 +162,75 @@ impl FakeTeamsBot {
             Inbound::BotAdded => {
                 a["type"] = json!("conversationUpdate");
                 a["membersAdded"] = json!([{"id": format!("28:{app_id}")}]);
+            }
+        }
+        a
+    }
+
+    /// Builds a team-scope activity in team `team_id`'s General channel (conversation type
+    /// `channel`, `channelData.team` and `.channel`), done by `user_id`, a member. Installing
+    /// or removing the app in the team happens as the activity says.
+    ///
+    /// # Panics
+    /// If the team or the user was never added.
+    pub fn team_activity(
+        &self,
+        app_id: &str,
+        user_id: &str,
+        team_id: &str,
+        kind: TeamInbound,
+    ) -> Value {
+        let service_url = self.service_url();
+        let mut st = lock(&self.app.state);
+        let user = st.users.get(user_id).cloned().unwrap_or_else(|| {
+            panic!("FakeTeamsBot::team_activity: unknown user {user_id}; call add_user first")
+        });
+        let team = st.teams.get_mut(team_id).unwrap_or_else(|| {
+            panic!("FakeTeamsBot::team_activity: unknown team {team_id}; call add_team first")
+        });
+        team.installed = matches!(kind, TeamInbound::InstallationAdd | TeamInbound::BotAdded);
+        let (team_name, tenant_id) = (team.name.clone(), team.tenant_id.clone());
+        let id = st.next_activity_id();
+        drop(st);
+        let bot = json!({"id": format!("28:{app_id}"), "name": "Pagehook"});
+        let mut a = json!({
+            "id": id,
+            "timestamp": iso_now(),
+            "channelId": super::TEAMS_CHANNEL_ID,
+            "serviceUrl": service_url,
+            "from": {"id": user.id, "name": user.name, "aadObjectId": user.aad_object_id},
+            "conversation": {
+                "id": team_id,
+                "conversationType": "channel",
+                "isGroup": true,
+                "tenantId": tenant_id,
+            },
+            "recipient": bot,
+            "channelData": {
+                "tenant": {"id": tenant_id},
+                "team": {"id": team_id, "name": team_name, "aadGroupId": format!("aad-{team_id}")},
+                "channel": {"id": team_id},
+                "settings": {"selectedChannel": {"id": team_id}},
+            },
+        });
+        match kind {
+            TeamInbound::InstallationAdd | TeamInbound::InstallationRemove => {
+                a["type"] = json!("installationUpdate");
+                a["action"] = json!(if kind == TeamInbound::InstallationAdd {
+                    "add"
+                } else {
+                    "remove"
+                });
+            }
+            TeamInbound::BotAdded => {
+                a["type"] = json!("conversationUpdate");
+                a["membersAdded"] = json!([{"id": format!("28:{app_id}")}]);
+                a["channelData"]["eventType"] = json!("teamMemberAdded");
+            }
+            TeamInbound::BotRemoved => {
+                a["type"] = json!("conversationUpdate");
+                a["membersRemoved"] = json!([{"id": format!("28:{app_id}")}]);
+                a["channelData"]["eventType"] = json!("teamMemberRemoved");
             }
         }
         a

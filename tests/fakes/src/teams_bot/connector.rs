@@ -28,7 +28,7 @@ use axum::http::{Method, StatusCode};
 use axum::response::Response;
 use serde_json::{Map, Value, json};
 
-use super::{App, Conversation, State, TeamsBotMessage};
+use super::{App, Conversation, State, TeamsBotMessage, TeamsUser};
 use crate::server::{json_response, lock, retry_after_secs, with_header};
 
 const SPEC_FILE: &str = "teams/botframework-connector-v3.1.json";
@@ -148,6 +148,7 @@ pub(super) const IMPLEMENTED: &[&str] = &[
     "Conversations_ReplyToActivity",
     "Conversations_UpdateActivity",
     "Conversations_DeleteActivity",
+    "Conversations_GetConversationPagedMembers",
     "Conversations_GetConversationMember",
     "Conversations_GetConversationMembers",
 ];
@@ -631,13 +632,15 @@ pub(super) fn perform(
             let Some(conv) = st.conversations.get(&conv_id) else {
                 return not_found_conversation(&conv_id);
             };
-            let members: Vec<Value> = st
-                .users
-                .get(&conv.user_id)
-                .map(|u| u.channel_account())
-                .into_iter()
-                .collect();
-            json_response(StatusCode::OK, &Value::Array(members))
+            json_response(StatusCode::OK, &Value::Array(members_of(&st, conv)))
+        }
+        "Conversations_GetConversationPagedMembers" => {
+            let query: HashMap<String, String> = parts
+                .uri
+                .query()
+                .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+                .unwrap_or_default();
+            paged_members(&st, &conv_id, &query)
         }
         other => error(
             StatusCode::NOT_IMPLEMENTED,
@@ -655,15 +658,94 @@ fn not_found_conversation(conv_id: &str) -> Response {
     )
 }
 
-/// The conversation, if it exists and its user still has the app installed.
+/// The conversation, if it exists and the bot may still write to it: its user has the app
+/// installed (or is in a team that has it), or, for a team's channel, the team has it.
 fn writable<'a>(st: &'a State, conv_id: &str) -> Result<&'a Conversation, Response> {
     let Some(conv) = st.conversations.get(conv_id) else {
         return Err(not_found_conversation(conv_id));
     };
-    if !st.installed.contains(&conv.user_id) {
-        return Err(writes_blocked());
+    let allowed = match &conv.team {
+        Some(team) => st.teams.get(team).is_some_and(|t| t.installed),
+        None => st.reachable(&conv.user_id),
+    };
+    if !allowed {
+        return Err(if conv.team.is_some() {
+            error(
+                StatusCode::FORBIDDEN,
+                "BotNotInConversationRoster",
+                "The bot is not part of the conversation roster.",
+            )
+        } else {
+            writes_blocked()
+        });
     }
     Ok(conv)
+}
+
+/// The members of a conversation: a 1:1 chat's user, or a team's members.
+fn members_of(st: &State, conv: &Conversation) -> Vec<Value> {
+    match &conv.team {
+        Some(team) => st
+            .teams
+            .get(team)
+            .map(|t| {
+                t.members
+                    .iter()
+                    .filter_map(|m| st.users.get(m))
+                    .map(TeamsUser::channel_account)
+                    .collect()
+            })
+            .unwrap_or_default(),
+        None => st
+            .users
+            .get(&conv.user_id)
+            .map(TeamsUser::channel_account)
+            .into_iter()
+            .collect(),
+    }
+}
+
+/// `pagedmembers`: `pageSize` members from the `continuationToken` on (the fake's token is
+/// the offset; Teams' is opaque), with a token while more remain. The spec calls `pageSize`
+/// a suggestion: the fake serves at most 500 a page (and 200 without one), so a caller must
+/// follow the token.
+fn paged_members(st: &State, conv_id: &str, query: &HashMap<String, String>) -> Response {
+    let Some(conv) = st.conversations.get(conv_id) else {
+        return not_found_conversation(conv_id);
+    };
+    if conv.team.is_some() && writable(st, conv_id).is_err() {
+        return error(
+            StatusCode::FORBIDDEN,
+            "BotNotInConversationRoster",
+            "The bot is not part of the conversation roster.",
+        );
+    }
+    let members = members_of(st, conv);
+    let size = query
+        .get("pageSize")
+        .and_then(|s| s.parse::<usize>().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or(200)
+        .min(500);
+    let from = match query.get("continuationToken") {
+        None => 0,
+        Some(token) => match token.parse::<usize>() {
+            Ok(n) if n <= members.len() => n,
+            _ => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    "BadArgument",
+                    "Invalid continuation token.",
+                );
+            }
+        },
+    };
+    let to = (from + size).min(members.len());
+    let mut page = json!({"members": members[from..to]});
+    if to < members.len() {
+        page["continuationToken"] = json!(to.to_string());
+    }
+    json_response(StatusCode::OK, &page)
 }
 
 /// Stores an activity the bot sent and returns its new id (for an update: none is made).
@@ -771,13 +853,14 @@ fn create_conversation(st: &mut State, app_id: &str, params: Value) -> Response 
             &format!("Invalid user identity in provided tenant: {wanted}"),
         );
     };
-    if user.tenant_id != tenant || !st.installed.contains(&user.id) {
+    if user.tenant_id != tenant || !st.reachable(&user.id) {
         return error(
             StatusCode::FORBIDDEN,
             "Forbidden",
             &format!(
                 "The bot is not installed for user {} in tenant {tenant}: a bot can start a \
-                 1:1 conversation only with a user who has its app installed.",
+                 1:1 conversation only with a user who has its app installed or is a member \
+                 of a team that has it.",
                 user.id
             ),
         );

@@ -44,7 +44,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
 use ring::rand::SecureRandom as _;
 use serde_json::{Value, json};
 
-pub use activity::{Inbound, InboundResponse, post_activity, post_activity_async};
+pub use activity::{Inbound, InboundResponse, TeamInbound, post_activity, post_activity_async};
 pub use entra::BOT_FRAMEWORK_SCOPE;
 pub use keys::{
     BOT_FRAMEWORK_ISSUER, CLOCK_SKEW_SECS, Signer, TEAMS_CHANNEL_ID, Tamper, TokenSpec,
@@ -142,9 +142,21 @@ struct IssuedToken {
     expires_at: Instant,
 }
 
+/// A team in the fake tenant: its members, and whether the bot's app is installed in it.
+#[derive(Debug, Clone, Default)]
+struct Team {
+    name: String,
+    tenant_id: String,
+    members: Vec<String>,
+    installed: bool,
+}
+
 #[derive(Debug, Clone, Default)]
 struct Conversation {
+    /// The user of a 1:1 conversation; empty for a team's channel.
     user_id: String,
+    /// The team of a channel conversation (its id is the team's id: the General channel).
+    team: Option<String>,
     /// Every activity id in the conversation (inbound ones the fake built, and the bot's).
     activity_ids: Vec<String>,
     /// The ids of the bot's own activities (what it may update or delete).
@@ -164,6 +176,7 @@ struct State {
     signing: String,
     users: HashMap<String, TeamsUser>,
     installed: HashSet<String>,
+    teams: HashMap<String, Team>,
     conversations: HashMap<String, Conversation>,
     sent: Vec<TeamsBotMessage>,
     deleted: Vec<String>,
@@ -195,6 +208,17 @@ impl State {
         input.extend_from_slice(user_id.as_bytes());
         let d = ring::digest::digest(&ring::digest::SHA256, &input);
         format!("a:1{}", B64URL.encode(d.as_ref()))
+    }
+
+    /// Whether the bot may write to `user_id`: its app is installed for them, or in a team
+    /// they are a member of (Teams lets a bot start a 1:1 chat with a member of a team it is
+    /// installed in).
+    fn reachable(&self, user_id: &str) -> bool {
+        self.installed.contains(user_id)
+            || self
+                .teams
+                .values()
+                .any(|t| t.installed && t.members.iter().any(|m| m == user_id))
     }
 
     /// Makes sure the user's conversation exists and returns its id.
@@ -253,6 +277,7 @@ impl FakeTeamsBot {
             keys: vec![key],
             users: HashMap::new(),
             installed: HashSet::new(),
+            teams: HashMap::new(),
             conversations: HashMap::new(),
             sent: Vec::new(),
             deleted: Vec::new(),
@@ -470,6 +495,60 @@ impl FakeTeamsBot {
     /// `MessageWritesBlocked`.
     pub fn uninstall_for(&self, user_id: &str) {
         lock(&self.app.state).installed.remove(user_id);
+    }
+
+    /// Adds a team (id `19:...@thread.tacv2`, its General channel's id) with these members
+    /// (added with [`FakeTeamsBot::add_user`]); the app is not installed in it yet.
+    ///
+    /// # Panics
+    /// If a member was never added.
+    pub fn add_team(&self, team_id: &str, name: &str, members: &[&str]) {
+        let mut st = lock(&self.app.state);
+        let tenant_id = members
+            .iter()
+            .map(|m| {
+                st.users
+                    .get(*m)
+                    .map(|u| u.tenant_id.clone())
+                    .unwrap_or_else(|| {
+                        panic!("FakeTeamsBot::add_team: unknown user {m}; call add_user first")
+                    })
+            })
+            .next()
+            .unwrap_or_default();
+        st.teams.insert(
+            team_id.to_string(),
+            Team {
+                name: name.to_string(),
+                tenant_id,
+                members: members.iter().map(|m| m.to_string()).collect(),
+                installed: false,
+            },
+        );
+        st.conversations
+            .entry(team_id.to_string())
+            .or_insert_with(|| Conversation {
+                team: Some(team_id.to_string()),
+                ..Conversation::default()
+            });
+    }
+
+    /// Whether the app is installed in team `team_id`.
+    pub fn is_installed_in_team(&self, team_id: &str) -> bool {
+        lock(&self.app.state)
+            .teams
+            .get(team_id)
+            .is_some_and(|t| t.installed)
+    }
+
+    /// Every activity the bot sent to the channel conversation `conversation_id`, in order.
+    pub fn sent_to_conversation(&self, conversation_id: &str) -> Vec<TeamsBotMessage> {
+        lock(&self.app.state)
+            .sent
+            .iter()
+            .filter(|m| m.conversation_id == conversation_id)
+            .cloned()
+            .collect()
     }
 
     /// Whether the app is installed for `user_id`.

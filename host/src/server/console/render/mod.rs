@@ -97,9 +97,17 @@ pub fn message(action: &Action) -> Markup {
                 @if let Some(card) = card { (teams_card(card)) }
             }
         },
-        Action::ReplyTeams { text, card, .. } => html! {
+        Action::ReplyTeams {
+            text,
+            card,
+            replace_card,
+            ..
+        } => html! {
             div class="rendered rendered-teams" {
-                p class="rendered-where" { "Teams answer in the conversation that asked" }
+                p class="rendered-where" {
+                    @if *replace_card { "Teams card replaced: the bot's card whose button was pressed now shows" }
+                    @else { "Teams answer in the conversation that asked" }
+                }
                 p { (text) }
                 @if let Some(card) = card { (teams_card(card)) }
             }
