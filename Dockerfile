@@ -18,24 +18,35 @@ ARG RUST_IMAGE=docker.io/library/rust:1.95-slim-bookworm
 ARG RUNTIME_IMAGE=gcr.io/distroless/cc-debian12:nonroot
 
 FROM ${RUST_IMAGE} AS build
+# The key the bundled plugins are signed with (docs/security.md): the
+# project's development key, unless the build names another file inside the
+# build context (`--build-arg SIGNING_KEY=keys/release.key`, with its `.pub`
+# beside it; an unencrypted copy made for the build: an encrypted key's
+# password is not passed into the build here).
+ARG SIGNING_KEY=keys/pagehook-dev.key
 WORKDIR /src
 RUN rustup target add wasm32-wasip2
 COPY . .
 # The caches keep crates and the target directory between builds of the
-# image; what the image needs is copied out to /out in the same step.
+# image; what the image needs is copied out to /out in the same step. As
+# make dist: cargo auditable puts each crate list in the binary and the
+# components, and the plugins are signed, with the public key beside them.
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
     set -eu; \
-    cargo build --release --locked -p pagehook; \
-    cargo build --profile plugin --locked --target wasm32-wasip2 --target-dir target/wasm \
+    command -v cargo-auditable >/dev/null || cargo install --locked cargo-auditable; \
+    cargo auditable build --release --locked -p pagehook; \
+    cargo auditable build --profile plugin --locked --target wasm32-wasip2 --target-dir target/wasm \
         -p slack-poster -p teams-poster -p retro-writer; \
+    rm -rf target/image-plugins; \
     for p in slack-poster teams-poster retro-writer; do \
         comp="$(sed -n 's/^component *= *"\(.*\)"/\1/p' plugins/$p/plugin.toml)"; \
         mkdir -p target/image-plugins/$p; \
         cp plugins/$p/plugin.toml target/image-plugins/$p/; \
         cp target/wasm/wasm32-wasip2/plugin/$comp target/image-plugins/$p/; \
+        target/release/pagehook plugin sign target/image-plugins/$p --key "$SIGNING_KEY" >/dev/null; \
     done; \
-    deploy/container/stage.sh /out target/release/pagehook target/image-plugins
+    deploy/container/stage.sh /out target/release/pagehook target/image-plugins "${SIGNING_KEY%.key}.pub"
 
 FROM ${RUNTIME_IMAGE} AS runtime
 COPY --from=build /out/ /

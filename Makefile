@@ -18,6 +18,9 @@ POLYGLOT       := examples/python-filter examples/js-filter
 # off this repository; an encrypted key's password comes from
 # PAGEHOOK_SIGNING_KEY_PASSWORD). PAGEHOOK is the binary that signs.
 SIGNING_KEY    ?= $(or $(PAGEHOOK_SIGNING_KEY),keys/pagehook-dev.key)
+# Its public key, shipped beside the plugins (target/plugins/publisher.pub) in
+# the release bundle, the Debian package and the image, for [plugins] trusted-keys.
+SIGNING_PUB    ?= $(or $(PAGEHOOK_SIGNING_PUB),$(SIGNING_KEY:.key=.pub))
 SIGNED_PLUGINS := hello slack-poster teams-poster retro-writer python-filter js-filter
 PAGEHOOK       ?= target/release/pagehook
 
@@ -75,13 +78,15 @@ plugins: setup
 		echo "packaged $(PLUGIN_OUT)/$$name"; \
 	done
 
-## sign-plugins: sign the project's plugins under target/plugins/ with SIGNING_KEY, using PAGEHOOK (make build and make test do this)
+## sign-plugins: sign the project's plugins under target/plugins/ with SIGNING_KEY, using PAGEHOOK, and put its public key beside them as target/plugins/publisher.pub (make build and make test do this)
 sign-plugins:
 	@for p in $(SIGNED_PLUGINS); do \
 		test -f $(PLUGIN_OUT)/$$p/plugin.toml || continue; \
 		$(PAGEHOOK) plugin sign $(PLUGIN_OUT)/$$p --key $(SIGNING_KEY) >/dev/null || exit 1; \
 		echo "signed $(PLUGIN_OUT)/$$p with $(SIGNING_KEY)"; \
 	done
+	@test -f $(SIGNING_PUB) || { echo "sign-plugins: no public key $(SIGNING_PUB) beside $(SIGNING_KEY): set PAGEHOOK_SIGNING_PUB" >&2; exit 1; }
+	@install -m 0644 $(SIGNING_PUB) $(PLUGIN_OUT)/publisher.pub
 
 ## schemathesis: fuzz the admin API from its own OpenAPI document against a real server (schemathesis from PyPI in .venv-schemathesis/): no 5xx, every answer as documented
 schemathesis: plugins

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The release bundle: dist/pagehook-<version>-<target>.tar.gz with the
-# binary, the bundled plugins, an example config, the systemd unit, this
+# binary, the bundled plugins and the public key they are signed with
+# (keys/publisher.pub), an example config, the systemd unit, this
 # project's licence and those of every crate linked in, and a CycloneDX SBOM;
 # beside it its SHA-256 sum and the SBOM.
 #
@@ -35,6 +36,13 @@ for p in slack-poster teams-poster retro-writer; do
     mkdir -p "$dir/plugins/$p"
     install -m 0644 "$src"/* "$dir/plugins/$p/"
 done
+# The key the bundled plugins are signed with, for [plugins] trusted-keys
+# (make sign-plugins puts it there); signed plugins without it are refused.
+if ls "$dir"/plugins/*/plugin.statement.minisig >/dev/null 2>&1; then
+    pub="$root/target/plugins/publisher.pub"
+    [ -f "$pub" ] || { echo "dist: the plugins are signed but $pub is missing: run make sign-plugins" >&2; exit 1; }
+    install -D -m 0644 "$pub" "$dir/keys/publisher.pub"
+fi
 install -m 0644 "$root/examples/pagehook.toml" "$dir/pagehook.toml"
 install -m 0644 "$root/packaging/pagehook.service" "$dir/systemd/pagehook.service"
 install -m 0644 "$root/LICENSE" "$dir/LICENSE"

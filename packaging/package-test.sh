@@ -33,6 +33,8 @@ fi
 # makes target/debug/pagehook.
 . scripts/clippy-build-env.sh
 "$CARGO" test --workspace --locked --all-targets --no-run
+# The package ships the plugins signed and the key they are signed with.
+make --no-print-directory sign-plugins PAGEHOOK=target/debug/pagehook
 out=target/package-test
 rm -rf "$out" && mkdir -p "$out"
 for rev in 1 2; do

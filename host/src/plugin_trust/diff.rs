@@ -470,4 +470,50 @@ required = true
         assert_eq!(d.signer, None);
         assert_eq!(d.sha256, None);
     }
+
+    #[test]
+    fn an_upgrade_to_a_new_contract_with_other_imports_says_so() {
+        let a = Manifest::parse(V1).unwrap();
+        let newer = V1
+            .replace("1.0.0", "2.0.0")
+            .replace("wit = \"0.1.0\"", "wit = \"0.3.0\"");
+        let b = Manifest::parse(&newer).unwrap();
+        let before = vec!["pagehook:plugin/log@0.1.0".to_string()];
+        let after = vec![
+            "pagehook:plugin/confluence@0.3.0".to_string(),
+            "pagehook:plugin/log@0.3.0".to_string(),
+        ];
+        let d = diff(
+            &Side {
+                manifest: &a,
+                imports: Some(&before),
+                signature: "verified: signed by `acme`".into(),
+                sha256: "aa",
+            },
+            &Side {
+                manifest: &b,
+                imports: Some(&after),
+                signature: "verified: signed by `acme-2027`".into(),
+                sha256: "bb",
+            },
+            &LimitRequest::default(),
+            &Limits::default(),
+        );
+        assert_eq!(d.imports_added.as_deref(), Some(&after[..]));
+        assert_eq!(d.imports_removed.as_deref(), Some(&before[..]));
+        let contract = d.contract.as_ref().expect("the contract changed");
+        assert_eq!(
+            (contract.before.as_str(), contract.after.as_str()),
+            ("0.1.0", "0.3.0")
+        );
+        let text = d.lines(&["post-slack".into()]).join("\n");
+        for expected in [
+            "~ contract  0.1.0 -> 0.3.0",
+            "+ import    pagehook:plugin/confluence@0.3.0",
+            "- import    pagehook:plugin/log@0.1.0",
+            "~ signature verified: signed by `acme` -> verified: signed by `acme-2027`",
+        ] {
+            assert!(text.contains(expected), "{expected}\n{text}");
+        }
+    }
 }

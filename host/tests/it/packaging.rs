@@ -112,9 +112,15 @@ fn the_release_bundle_runs_in_a_clean_directory_with_its_plugins_and_no_toolchai
         "plugins/slack-poster/plugin.toml",
         "plugins/teams-poster/plugin.toml",
         "plugins/retro-writer/plugin.toml",
+        "plugins/slack-poster/plugin.statement.minisig",
     ] {
         assert!(dir.join(file).is_file(), "{file} is in the bundle");
     }
+    assert_eq!(
+        std::fs::read_to_string(dir.join("keys/publisher.pub")).unwrap(),
+        std::fs::read_to_string(common::root().join("keys/pagehook-dev.pub")).unwrap(),
+        "the bundle carries the key its plugins are signed with"
+    );
     let index = std::fs::read_to_string(dir.join("licenses/index.tsv")).unwrap();
     for linked in ["wasmtime\t", "tokio\t", "rusqlite\t", "pagehook\t"] {
         assert!(
@@ -324,7 +330,19 @@ fn the_debian_package_installs_serves_stops_mid_burst_upgrades_and_removes() {
     );
     for p in ["slack-poster", "teams-poster", "retro-writer"] {
         assert!(Path::new(&format!("/usr/share/pagehook/plugins/{p}/plugin.toml")).is_file());
+        assert!(
+            Path::new(&format!(
+                "/usr/share/pagehook/plugins/{p}/plugin.statement.minisig"
+            ))
+            .is_file(),
+            "{p} is installed signed"
+        );
     }
+    assert_eq!(
+        std::fs::read_to_string("/usr/share/pagehook/keys/publisher.pub").unwrap(),
+        std::fs::read_to_string(common::root().join("keys/pagehook-dev.pub")).unwrap(),
+        "the package installs the key its plugins are signed with"
+    );
     let verify = run("systemd-analyze", &["verify", UNIT]);
     assert!(
         verify.status.success() && verify.stderr.is_empty(),
