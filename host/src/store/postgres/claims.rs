@@ -30,7 +30,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use super::sql::{execute_in, query_in};
+use super::sql::{execute_all_in, query_in};
 use super::{ASYNC_COMMIT, DB_NOW, DELIVERY_ROUND_LOCK, Fail, PgResult, PgStore};
 use crate::store::claims::{
     CLAIMED_COLUMNS, HELD_BY_CLAIM, LaneScan, Plan, Queued, attempt_writes, claimed_from_row,
@@ -154,27 +154,22 @@ impl PgStore {
                 "SET LOCAL lock_timeout = '10s'; SELECT pg_advisory_xact_lock({DELIVERY_ROUND_LOCK})"
             ))
             .await?;
-            let now: i64 = tx
-                .query_one(&format!("SELECT {DB_NOW}"), &[])
-                .await?
-                .try_get(0)?;
-            let watermark: i64 = tx
-                .query_one(
-                    "SELECT min(id) FROM events WHERE status = 'pending' AND attempts = 0",
-                    &[],
-                )
-                .await?
-                .try_get::<_, Option<i64>>(0)?
-                .unwrap_or(i64::MAX);
-            let leased = tx
-                .prepare_cached("SELECT lane FROM lane_leases WHERE until_ms > $1 AND token <> $2")
+            // The database's now, the watermark and the lanes other claims
+            // hold, read at one instant in one round trip.
+            let state = tx
+                .prepare_cached(&format!(
+                    "WITH t AS (SELECT {DB_NOW} AS now)
+                     SELECT t.now,
+                       (SELECT min(id) FROM events WHERE status = 'pending' AND attempts = 0) AS watermark,
+                       ARRAY(SELECT lane FROM lane_leases WHERE until_ms > t.now AND token <> $1) AS leased
+                     FROM t"
+                ))
                 .await?;
-            let mut unavailable: HashSet<String> = tx
-                .query(&leased, &[&now, &claim.token])
-                .await?
-                .iter()
-                .map(|r| r.try_get(0))
-                .collect::<Result<_, _>>()?;
+            let state = tx.query_one(&state, &[&claim.token]).await?;
+            let now: i64 = state.try_get(0)?;
+            let watermark: i64 = state.try_get::<_, Option<i64>>(1)?.unwrap_or(i64::MAX);
+            let mut unavailable: HashSet<String> =
+                state.try_get::<_, Vec<String>>(2)?.into_iter().collect();
 
             let scan = LaneScan::start(&self.describe());
             let mut seen =
@@ -196,13 +191,18 @@ impl PgStore {
                         "INSERT INTO rate_limits (key, tat_ms) SELECT k, 0 FROM unnest($1::text[]) AS u(k) ORDER BY k ON CONFLICT DO NOTHING",
                     )
                     .await?;
-                tx.execute(&create, &[&keys]).await?;
                 let lock = tx
                     .prepare_cached(
                         "SELECT key, tat_ms FROM rate_limits WHERE key = ANY($1) ORDER BY key FOR UPDATE",
                     )
                     .await?;
-                for r in tx.query(&lock, &[&keys]).await? {
+                // Sent together, run in this order (one round trip).
+                let (_, rows) = futures::future::try_join(
+                    tx.execute(&create, &[&keys]),
+                    tx.query(&lock, &[&keys]),
+                )
+                .await?;
+                for r in rows {
                     stored.insert(r.try_get(0)?, r.try_get(1)?);
                 }
             }
@@ -249,40 +249,45 @@ impl PgStore {
                 plan.extend(&followers);
             }
 
+            // The channels' new rate times and the marks, sent together
+            // (one round trip).
             let changed = plan.changed_tats();
-            if !changed.is_empty() {
-                let put = tx
-                    .prepare_cached(
-                        "UPDATE rate_limits SET tat_ms = u.tat FROM unnest($1::text[], $2::bigint[]) AS u(key, tat) WHERE rate_limits.key = u.key",
-                    )
-                    .await?;
-                tx.execute(
-                    &put,
-                    &[
-                        &changed.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(),
-                        &changed.iter().map(|(_, v)| *v).collect::<Vec<_>>(),
-                    ],
+            let put = tx
+                .prepare_cached(
+                    "UPDATE rate_limits SET tat_ms = u.tat FROM unnest($1::text[], $2::bigint[]) AS u(key, tat) WHERE rate_limits.key = u.key",
                 )
                 .await?;
-            }
-
-            let mut marked: Vec<Claimed> = Vec::new();
+            let mark = tx
+                .prepare_cached(&format!(
+                    "UPDATE deliveries SET status = 'sending', uncertain = (uncertain OR status = 'sending'),
+                       claim_token = $2, claimed_by = $3
+                     WHERE id = ANY($1) AND status IN ('pending', 'sending')
+                     RETURNING {CLAIMED_COLUMNS}"
+                ))
+                .await?;
+            let keys: Vec<&str> = changed.iter().map(|(k, _)| k.as_str()).collect();
+            let tats: Vec<i64> = changed.iter().map(|(_, v)| *v).collect();
             let ids = plan.ids();
+            let (_, marked) = futures::future::try_join(
+                async {
+                    if changed.is_empty() {
+                        return Ok(0);
+                    }
+                    tx.execute(&put, &[&keys, &tats]).await
+                },
+                async {
+                    if ids.is_empty() {
+                        return Ok(Vec::new());
+                    }
+                    tx.query(&mark, &[&ids, &claim.token, &claim.replica]).await
+                },
+            )
+            .await?;
+            let marked: Vec<Claimed> = marked
+                .iter()
+                .map(|r| claimed_from_row(r).map_err(Fail::Store))
+                .collect::<PgResult<_>>()?;
             if !ids.is_empty() {
-                let mark = tx
-                    .prepare_cached(&format!(
-                        "UPDATE deliveries SET status = 'sending', uncertain = (uncertain OR status = 'sending'),
-                           claim_token = $2, claimed_by = $3
-                         WHERE id = ANY($1) AND status IN ('pending', 'sending')
-                         RETURNING {CLAIMED_COLUMNS}"
-                    ))
-                    .await?;
-                marked = tx
-                    .query(&mark, &[&ids, &claim.token, &claim.replica])
-                    .await?
-                    .iter()
-                    .map(|r| claimed_from_row(r).map_err(Fail::Store))
-                    .collect::<PgResult<_>>()?;
                 // A lane none of whose deliveries could be marked: finished
                 // by its previous holder after this round read it.
                 let idle = plan.idle_lanes(&marked);
@@ -327,25 +332,35 @@ impl PgStore {
             let lanes = lanes_of(attempts, &held);
             let [leases, back] = release_lanes_sql(Dialect::Postgres);
             let on_lanes = [token, Param::Texts(lanes.clone())];
-            // Leases first: a round taking a lane over locks its lease, then
-            // its delivery; the same order here cannot deadlock with it.
-            if !lanes.is_empty() {
-                execute_in(&tx, &leases, &on_lanes).await?;
-            }
+            let releasing = !lanes.is_empty();
+            // Two pipelines (see `execute_all_in`), so a round's record costs
+            // two round trips to the server, not two per attempt: the lanes'
+            // leases and every attempt's update, then the rows of the
+            // attempts that were still the claim's and the lanes' unattempted
+            // deliveries put back. Leases first: a round taking a lane over
+            // locks its lease, then its delivery; the same order here cannot
+            // deadlock with it.
             let now = now_ms();
-            let mut recorded = 0;
-            for a in attempts {
-                let w = attempt_writes(claim, a, now);
-                if execute_in(&tx, w.update.0, &w.update.1).await? == 1 {
-                    recorded += 1;
-                    for (sql, params) in &w.then {
-                        execute_in(&tx, sql, params).await?;
-                    }
-                }
-            }
-            if !lanes.is_empty() {
-                execute_in(&tx, &back, &on_lanes).await?;
-            }
+            let writes: Vec<_> = attempts
+                .iter()
+                .map(|a| attempt_writes(claim, a, now))
+                .collect();
+            let first: Vec<(&str, &[Param])> = releasing
+                .then_some((leases.as_str(), &on_lanes[..]))
+                .into_iter()
+                .chain(writes.iter().map(|w| (w.update.0, &w.update.1[..])))
+                .collect();
+            let changed = execute_all_in(&tx, &first).await?;
+            let updated = &changed[usize::from(releasing)..];
+            let then: Vec<(&str, &[Param])> = writes
+                .iter()
+                .zip(updated)
+                .filter(|(_, n)| **n == 1)
+                .flat_map(|(w, _)| w.then.iter().map(|(sql, p)| (*sql, &p[..])))
+                .chain(releasing.then_some((back.as_str(), &on_lanes[..])))
+                .collect();
+            execute_all_in(&tx, &then).await?;
+            let recorded = updated.iter().filter(|n| **n == 1).count();
             if !health.is_empty() {
                 // The last word per connection, applied in one statement.
                 let last: BTreeMap<&str, Option<&str>> = health
