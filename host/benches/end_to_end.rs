@@ -34,6 +34,9 @@ use std::time::{Duration, Instant};
 use pagehook_fakes::postgres::TestPostgres;
 use pagehook_fakes::{FakeSlack, SlackPost};
 
+// A bench uses a few of the integration tests' harnesses; the rest are
+// theirs (the `it` binary uses every one, and warns there when one is not).
+#[allow(dead_code)]
 #[path = "../tests/it/common/mod.rs"]
 mod common;
 

@@ -15,6 +15,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+// A bench uses a few of the integration tests' harnesses; the rest are
+// theirs (the `it` binary uses every one, and warns there when one is not).
+#[allow(dead_code)]
 #[path = "../tests/it/common/mod.rs"]
 mod common;
 
