@@ -10,7 +10,7 @@
 //! can never overwrite what another has done since.
 
 use super::sql::query_in;
-use super::{DB_NOW, PgStore};
+use super::{ASYNC_COMMIT, DB_NOW, PgStore};
 use crate::store::sql::FromRow;
 use crate::store::{Claim, EventRecord, StoreResult};
 
@@ -38,10 +38,17 @@ impl PgStore {
                 .collect::<Vec<_>>()
                 .join(", ")
         );
+        // Committed without waiting for the WAL to reach the disk: a claim
+        // the database loses in a crash only means the event is claimed
+        // again, and what dispatch writes for it commits after the claim,
+        // so it can never outlive a lost claim.
         let mut events = self
             .run(async {
-                query_in(
-                    &self.client().await?,
+                let mut client = self.client().await?;
+                let tx = client.transaction().await?;
+                tx.batch_execute(ASYNC_COMMIT).await?;
+                let events = query_in(
+                    &tx,
                     &claim_sql,
                     &[
                         claim.token.into(),
@@ -51,7 +58,9 @@ impl PgStore {
                     ],
                     EventRecord::from_row,
                 )
-                .await
+                .await?;
+                tx.commit().await?;
+                Ok(events)
             })
             .await?;
         events.sort_by_key(|e| e.id);

@@ -84,16 +84,14 @@ const DELIVERY_ROUND_LOCK: i64 = MIGRATION_LOCK + 1;
 const SESSION: &str =
     "SET synchronous_commit = on; SET idle_in_transaction_session_timeout = '60s'";
 
-/// The database's clock in milliseconds since the epoch. Leases use it, not
-/// the replicas' clocks, which may disagree.
 /// Lets a transaction commit without waiting for its WAL flush. Only for
 /// writes that a later synced commit makes durable anyway (the WAL is
 /// written in order, and claiming deliveries, which precedes every send,
 /// waits for its flush), or whose loss in a server crash costs nothing but
-/// a redo: dispatch's results (the events stay pending), attempt results
-/// (the delivery is taken over as uncertain and looked for before it is
-/// sent again), rate slots and released claims. Ingest and delivery claims
-/// never use it.
+/// a redo: dispatch's claims (the event is claimed again) and results (the
+/// events stay pending), attempt results (the delivery is taken over as
+/// uncertain and looked for before it is sent again), rate slots and
+/// released claims. Ingest and delivery claims never use it.
 pub(super) const ASYNC_COMMIT: &str = "SET LOCAL synchronous_commit = off";
 
 /// A pooled connection unused for this long is queried before it is handed
@@ -104,6 +102,8 @@ pub(super) const ASYNC_COMMIT: &str = "SET LOCAL synchronous_commit = off";
 /// `aliveBypassWindowMs`, with its default.
 const VERIFY_AFTER_IDLE: Duration = Duration::from_millis(500);
 
+/// The database's clock in milliseconds since the epoch. Leases use it, not
+/// the replicas' clocks, which may disagree.
 pub(super) const DB_NOW: &str = "(extract(epoch from clock_timestamp()) * 1000)::bigint";
 
 /// The tables with an identity `id`, whose sequence must move past the
