@@ -38,6 +38,21 @@ pub(super) fn would_send(conn: &ConnectionRecord, d: &Claimed) -> Result<Value, 
     Ok(json!({"url": redacted_url(&conn.url), "body": envelope}))
 }
 
+/// The small card that says Pagehook is connected to a channel, with
+/// `line` under its title: what the console's test card and a Teams bot's
+/// greeting in a team post.
+pub(crate) fn connected_card(line: String) -> Value {
+    json!({
+        "type": "AdaptiveCard",
+        "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
+        "version": "1.5",
+        "body": [
+            {"type": "TextBlock", "text": "Pagehook is connected", "weight": "Bolder", "size": "Medium", "wrap": true},
+            {"type": "TextBlock", "wrap": true, "isSubtle": true, "text": line},
+        ],
+    })
+}
+
 /// Posts a small card saying Pagehook is connected to `conn`'s workflow,
 /// once (the console's "Send test card", asked by `actor`). `Ok` with
 /// what Teams said on 200/202; `Err` in words otherwise, with the fix when
@@ -48,18 +63,10 @@ pub async fn test_card(
     actor: &str,
     timeout: std::time::Duration,
 ) -> Result<String, String> {
-    let card = json!({
-        "type": "AdaptiveCard",
-        "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
-        "version": "1.5",
-        "body": [
-            {"type": "TextBlock", "text": "Pagehook is connected", "weight": "Bolder", "size": "Medium", "wrap": true},
-            {"type": "TextBlock", "wrap": true, "isSubtle": true, "text": format!(
-                "A test card from Pagehook (connection {}), sent by {}. Confluence news bound to this channel will appear here.",
-                conn.name, actor
-            )},
-        ],
-    });
+    let card = connected_card(format!(
+        "A test card from Pagehook (connection {}), sent by {}. Confluence news bound to this channel will appear here.",
+        conn.name, actor
+    ));
     let envelope = json!({
         "type": "message",
         "attachments": [{"contentType": "application/vnd.microsoft.card.adaptive", "content": card}],

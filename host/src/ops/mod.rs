@@ -60,8 +60,14 @@ fn list_or_none(items: &[String]) -> String {
     }
 }
 
-/// A delivery Pagehook itself asks for, in workspace `workspace`.
-fn notice(workspace: &str, action: Action, binding_id: i64, destination: &str) -> NewDelivery {
+/// A delivery Pagehook itself asks for, through connection `workspace` (a
+/// Slack workspace or a Teams bot).
+pub(crate) fn notice(
+    workspace: &str,
+    action: Action,
+    binding_id: i64,
+    destination: &str,
+) -> NewDelivery {
     NewDelivery {
         binding_id,
         plugin: "pagehook".into(),

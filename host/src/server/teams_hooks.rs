@@ -484,48 +484,19 @@ fn notice(bot: &str, email: &str, text: String) -> NewDelivery {
         text,
         card: None,
     };
-    NewDelivery {
-        binding_id: 0,
-        plugin: "pagehook".into(),
-        lane: crate::destination::lane(&action, "", Some(bot)),
-        destination: format!("teams-dm:{bot}/{email}"),
-        source: String::new(),
-        connection: Some(bot.to_owned()),
-        action,
-        dry_run: false,
-    }
+    crate::ops::notice(bot, action, 0, &format!("teams-dm:{bot}/{email}"))
 }
 
 /// The card the bot posts in the channel it was added to, saying what the
 /// team gets (through the outbox, to `teams:<bot>/<team id>`).
 fn team_greeting(bot: &str, team: &TeamsTeam) -> NewDelivery {
-    let card = json!({
-        "type": "AdaptiveCard",
-        "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
-        "version": "1.5",
-        "body": [
-            {"type": "TextBlock", "text": "Pagehook is connected", "weight": "Bolder", "size": "Medium", "wrap": true},
-            {"type": "TextBlock", "wrap": true, "text": format!(
-                "The Teams bot `{bot}` was added to {}. Pages shared with \"Share to channel\" from a personal notification can be posted here, and members of this team can get personal notifications about Confluence pages they created, are mentioned in or watch.",
-                team.label()
-            )},
-        ],
-    });
+    let card = crate::deliver::teams::connected_card(format!(
+        "The Teams bot `{bot}` was added to {}. Pages shared with \"Share to channel\" from a personal notification can be posted here, and members of this team can get personal notifications about Confluence pages they created, are mentioned in or watch.",
+        team.label()
+    ));
     let channel = format!("{bot}/{}", team.team_id);
-    let action = Action::PostTeams {
-        channel: channel.clone(),
-        card,
-    };
-    NewDelivery {
-        binding_id: 0,
-        plugin: "pagehook".into(),
-        lane: crate::destination::lane(&action, "", Some(bot)),
-        destination: format!("teams:{channel}"),
-        source: String::new(),
-        connection: Some(bot.to_owned()),
-        action,
-        dry_run: false,
-    }
+    let destination = format!("teams:{channel}");
+    crate::ops::notice(bot, Action::PostTeams { channel, card }, 0, &destination)
 }
 
 /// Confirms in the person's Teams chat that `link` (just made in the

@@ -101,8 +101,17 @@ const PERSONAL: &[&str] = &[
 /// A world with `conf` as `prod` and teams-poster installed (granted its
 /// Teams actions) and bound with `bind`.
 fn with_teams_poster(conf: &FakeConfluence, bind: &[&str]) -> World {
+    let mut args = vec!["bind", "teams-poster", "--quiet"];
+    args.extend_from_slice(bind);
+    let install = install_teams_poster();
+    let install: Vec<&str> = install.iter().map(String::as_str).collect();
+    world(Some(conf), &[&install, &args])
+}
+
+/// `plugin install` of teams-poster, granted its three Teams actions.
+fn install_teams_poster() -> Vec<String> {
     let dir = common::plugin_dir("teams-poster");
-    let install = [
+    [
         "plugin",
         "install",
         dir.to_str().unwrap(),
@@ -110,10 +119,11 @@ fn with_teams_poster(conf: &FakeConfluence, bind: &[&str]) -> World {
         "dm-teams",
         "--grant",
         "reply-teams",
-    ];
-    let mut args = vec!["bind", "teams-poster", "--quiet"];
-    args.extend_from_slice(bind);
-    world(Some(conf), &[&install, &args])
+        "--grant",
+        "post-teams",
+    ]
+    .map(str::to_owned)
+    .to_vec()
 }
 
 fn hook(w: &World) -> String {
@@ -622,18 +632,8 @@ fn submit_data(card: &Value, title: &str) -> Value {
 fn a_bot_added_to_a_team_greets_its_channel_writes_to_members_who_never_wrote_to_it_and_shares_there()
  {
     let conf = confluence_with_plan_dave_may_not_view();
-    let dir = common::plugin_dir("teams-poster");
-    let install = [
-        "plugin",
-        "install",
-        dir.to_str().unwrap(),
-        "--grant",
-        "dm-teams",
-        "--grant",
-        "reply-teams",
-        "--grant",
-        "post-teams",
-    ];
+    let install = install_teams_poster();
+    let install: Vec<&str> = install.iter().map(String::as_str).collect();
     let channel = "channel=bot/Engineering";
     let pages = [
         "bind",
