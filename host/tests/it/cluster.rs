@@ -211,11 +211,16 @@ impl Targets {
 
 /// `GET /healthz`: its status and body; `None` if the replica does not answer.
 fn healthz(base: &str) -> Option<(u16, String)> {
+    probe(base, "/healthz")
+}
+
+/// `GET {base}{path}`: status and body, or `None` if it cannot be reached.
+fn probe(base: &str, path: &str) -> Option<(u16, String)> {
     let answer = reqwest::blocking::Client::builder()
         .timeout(Duration::from_secs(10))
         .build()
         .unwrap()
-        .get(format!("{base}/healthz"))
+        .get(format!("{base}{path}"))
         .send()
         .ok()?;
     Some((answer.status().as_u16(), answer.text().unwrap_or_default()))
@@ -223,9 +228,14 @@ fn healthz(base: &str) -> Option<(u16, String)> {
 
 /// Waits until `/healthz` answers `status`; returns its body.
 fn wait_healthz(base: &str, status: u16, within: Duration) -> String {
+    wait_probe(base, "/healthz", status, within)
+}
+
+/// Waits until `path` answers `status`; returns its body.
+fn wait_probe(base: &str, path: &str, status: u16, within: Duration) -> String {
     let deadline = Instant::now() + within;
     loop {
-        let got = healthz(base);
+        let got = probe(base, path);
         if let Some((s, body)) = &got
             && *s == status
         {
@@ -233,7 +243,7 @@ fn wait_healthz(base: &str, status: u16, within: Duration) -> String {
         }
         assert!(
             Instant::now() < deadline,
-            "{base}/healthz did not answer {status} within {within:?}; last: {got:?}"
+            "{base}{path} did not answer {status} within {within:?}; last: {got:?}"
         );
         std::thread::sleep(Duration::from_millis(100));
     }
@@ -939,7 +949,7 @@ fn a_replica_whose_connections_are_terminated_reconnects_and_loses_nothing() {
 }
 
 #[test]
-fn healthz_is_503_while_the_database_is_unreachable() {
+fn healthz_and_readyz_are_503_while_the_database_is_unreachable() {
     let pg = TestPostgres::start();
     let db = pg.fresh_database();
     let conf = confluence_with_runbook_per_channel(1);
@@ -950,6 +960,8 @@ fn healthz_is_503_while_the_database_is_unreachable() {
     let targets = Targets::new(&[&replica]);
     let first = targets.send(&event_body(0, 0));
     wait_healthz(&replica.base, 200, Duration::from_secs(5));
+    let ready = wait_probe(&replica.base, "/readyz", 200, Duration::from_secs(5));
+    assert!(ready.contains("\"ready\""), "{ready}");
 
     // The database refuses every connection, and the open ones are cut.
     pg.psql(
@@ -959,6 +971,12 @@ fn healthz_is_503_while_the_database_is_unreachable() {
     pg.terminate_connections(&db, "pagehook");
     let body = wait_healthz(&replica.base, 503, Duration::from_secs(15));
     assert!(body.contains("database"), "the 503 says why: {body}");
+    // A load balancer or Kubernetes stops routing to it, and hears why.
+    let unready = wait_probe(&replica.base, "/readyz", 503, Duration::from_secs(15));
+    assert!(
+        unready.contains("\"database-unreachable\""),
+        "the 503 says why: {unready}"
+    );
     let (status, _) = replica.hook("prod", &event_body(0, 1), Some(HOOK_SECRET));
     assert_ne!(
         status, 202,
@@ -973,6 +991,7 @@ fn healthz_is_503_while_the_database_is_unreachable() {
         &format!("ALTER DATABASE \"{db}\" ALLOW_CONNECTIONS true"),
     );
     wait_healthz(&replica.base, 200, Duration::from_secs(30));
+    wait_probe(&replica.base, "/readyz", 200, Duration::from_secs(10));
     let second = targets.send(&event_body(0, 1));
     wait_delivered(&pg, &db, &slack, 2, Duration::from_secs(30));
     std::thread::sleep(Duration::from_millis(500));
