@@ -794,7 +794,7 @@ pub struct BindArgs {
     /// Event kinds, comma-separated [default: all the plugin handles].
     #[arg(long, value_delimiter = ',')]
     events: Vec<String>,
-    /// Where its actions may go: slack:[<workspace>/]#chan, slack-dm:[<workspace>/]<email|*>, teams:<conn>, confluence:<SPACE>, comment:<id|*>, teams-dm:<bot>[/<email>] (personal messages through a Teams bot), teams-reply:<bot> (answers to that bot's messages and card buttons); <bot> may be * for any.
+    /// Where its actions may go: slack:[<workspace>/]#chan, slack-dm:[<workspace>/]<email|*>, teams:<conn> (or teams:<bot>/<team>: the channel a Teams bot was added to in that team), confluence:<SPACE>, comment:<id|*>, teams-dm:<bot>[/<email>] (personal messages through a Teams bot), teams-reply:<bot> (answers to that bot's messages and card buttons); <bot> may be * for any.
     #[arg(long = "to", value_name = "DESTINATION")]
     to: Vec<String>,
     /// A plugin setting; repeatable.

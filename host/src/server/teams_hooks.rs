@@ -193,21 +193,9 @@ async fn take(
             remember(state, &bot, &header, None)
                 .await
                 .ok_or_else(|| HookError::Unavailable("cannot keep the conversation now".into()))?;
-            // Kept (not dispatched) so that Teams sending the installation
-            // again greets nobody twice.
-            let inserted = state
-                .ingest
-                .insert(NewEvent {
-                    key: format!("teams:{connection}:{}", header.id),
-                    source: connection.to_owned(),
-                    name: "teams_installation".to_owned(),
-                    payload: json!({"type": "teams_installation", "user": header.from_id,
-                        "tenant": header.tenant_id})
-                    .to_string(),
-                    dispatchable: false,
-                })
-                .await?;
-            if !inserted.duplicate {
+            let payload = json!({"type": "teams_installation", "user": header.from_id,
+                "tenant": header.tenant_id});
+            if first_time(state, connection, &header.id, payload).await? {
                 let state = state.clone();
                 tokio::spawn(async move { greet(&state, &bot, &header).await });
             }
@@ -244,30 +232,16 @@ async fn take(
                 .await
                 .map_err(|e| HookError::Unavailable(format!("cannot keep the team now: {e}")))?;
             tracing::info!(%connection, team = %kept.label(), "the Teams bot was added to a team");
-            if greet {
-                // Kept (not dispatched) so that Teams sending the
-                // installation again greets the channel once.
-                let inserted = state
-                    .ingest
-                    .insert(NewEvent {
-                        key: format!("teams:{connection}:{}", header.id),
-                        source: connection.to_owned(),
-                        name: "teams_team_installation".to_owned(),
-                        payload: json!({"type": "teams_team_installation", "team": team.id,
-                            "tenant": header.tenant_id})
-                        .to_string(),
-                        dispatchable: false,
-                    })
-                    .await?;
-                if !inserted.duplicate {
-                    let what = format!("teams-team-installed:{}", header.id);
-                    if let Err(e) = state
-                        .store
-                        .enqueue_notice(&what, &team_greeting(&bot.name, &kept))
-                        .await
-                    {
-                        tracing::warn!(%connection, error = %e, "cannot queue the team's greeting");
-                    }
+            let payload = json!({"type": "teams_team_installation", "team": team.id,
+                "tenant": header.tenant_id});
+            if greet && first_time(state, connection, &header.id, payload).await? {
+                let what = format!("teams-team-installed:{}", header.id);
+                if let Err(e) = state
+                    .store
+                    .enqueue_notice(&what, &team_greeting(&bot.name, &kept))
+                    .await
+                {
+                    tracing::warn!(%connection, error = %e, "cannot queue the team's greeting");
                 }
             }
             Ok(StatusCode::OK.into_response())
@@ -286,6 +260,33 @@ async fn take(
             Ok(StatusCode::OK.into_response())
         }
     }
+}
+
+/// Records an installation activity (kept, not dispatched, under its
+/// activity id) and says whether it is the first time: Teams sends an
+/// installation again when its answer was slow, and nobody is greeted twice.
+/// `payload` carries its `type`, which names it.
+async fn first_time(
+    state: &AppState,
+    connection: &str,
+    activity_id: &str,
+    payload: Value,
+) -> Result<bool, HookError> {
+    let name = payload["type"]
+        .as_str()
+        .unwrap_or("teams_installation")
+        .to_owned();
+    let inserted = state
+        .ingest
+        .insert(NewEvent {
+            key: format!("teams:{connection}:{activity_id}"),
+            source: connection.to_owned(),
+            name,
+            payload: payload.to_string(),
+            dispatchable: false,
+        })
+        .await?;
+    Ok(!inserted.duplicate)
 }
 
 /// `link` (or `connect`) or `unlink` (or `disconnect`), written alone to
