@@ -26,7 +26,12 @@
 //! `make plugins` and `make postgres`; `PAGEHOOK_BENCH_SECONDS` (default 5;
 //! 1 with only the first run of each setup under `cargo test --benches`)
 //! sets the length of each run, `PAGEHOOK_BENCH_STORE=sqlite` or `postgres`
-//! runs one store only. Figures go to docs/benchmarks.md.
+//! runs one store only, `PAGEHOOK_BENCH_RATES=1000,1000` only those runs of
+//! the first setup, `PAGEHOOK_BENCH_ONE_PAGE=1` every event an edit of one
+//! page (one Slack thread: one lane with a backlog instead of a lane per
+//! page), and `PAGEHOOK_BENCH_PROBE=1` (PostgreSQL) prints where
+//! the backlog sits and where each event's time went. Figures go to
+//! docs/benchmarks.md.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -106,12 +111,19 @@ impl Setup {
     }
 }
 
-/// A distinct, signed, rich `page_created` webhook in `space`.
+/// A distinct, signed, rich `page_created` webhook in `space`; with
+/// `PAGEHOOK_BENCH_ONE_PAGE=1`, edit `n` of one page instead, so that every
+/// post goes to one thread: one lane, which then has a backlog.
 fn signed(n: u64, space: &str) -> (Vec<u8>, String) {
+    let one_page = std::env::var_os("PAGEHOOK_BENCH_ONE_PAGE").is_some();
+    let (event, page, version) = if one_page {
+        ("page_updated", 3_000_000, n + 2)
+    } else {
+        ("page_created", 3_000_000 + n, 1)
+    };
     let body = format!(
-        r#"{{"timestamp":{},"event":"page_created","userKey":"8a7f80839e460b0f019e460ba6440001","page":{{"id":{},"title":"Bench page {n}","spaceKey":"{space}","self":"https://wiki.example.com/pages/{n}","version":1}}}}"#,
+        r#"{{"timestamp":{},"event":"{event}","userKey":"8a7f80839e460b0f019e460ba6440001","page":{{"id":{page},"title":"Bench page {n}","spaceKey":"{space}","self":"https://wiki.example.com/pages/{page}","version":{version}}}}}"#,
         1_768_000_000_000u64 + n,
-        3_000_000 + n
     )
     .into_bytes();
     let sig = sign(HOOK_SECRET, &body);
@@ -295,6 +307,16 @@ fn run(setup: Setup, pg: Option<&TestPostgres>, rate: u64, seconds: u64, overloa
         }
     };
     side.kill();
+    if let (Some(pg), Some(db), Some(_)) =
+        (pg, db.as_ref(), std::env::var_os("PAGEHOOK_BENCH_PROBE"))
+    {
+        eprintln!("  stages, p50/p99 ms (ms clocks): {}", stages(pg, db));
+        if std::env::var_os("PAGEHOOK_TEST_PG_OPTIONS")
+            .is_some_and(|o| o.to_string_lossy().contains("pg_stat_statements"))
+        {
+            eprintln!("{}", statements(pg, db));
+        }
+    }
     let mut first: HashMap<i64, Instant> = HashMap::new();
     for p in posts.iter().skip(1) {
         if let Some(id) = p
@@ -334,6 +356,46 @@ fn run(setup: Setup, pg: Option<&TestPostgres>, rate: u64, seconds: u64, overloa
     }
 }
 
+/// Where an event's time went on PostgreSQL, p50/p99 over the run's
+/// deliveries, from the store's own millisecond times: received (the ingest
+/// writer took it) to dispatched, dispatched to the delivery's attempt
+/// starting, and the attempt (the request to Slack and its answer).
+fn stages(pg: &TestPostgres, db: &str) -> String {
+    pg.psql(
+        db,
+        "WITH s AS (SELECT e.dispatched_at - e.received_at AS dispatch,
+                           a.at - e.dispatched_at AS claim, a.latency_ms AS send
+                    FROM deliveries d JOIN events e ON e.id = d.event_id
+                    JOIN attempts a ON a.delivery_id = d.id)
+         SELECT 'received→dispatched ' || percentile_disc(0.5) WITHIN GROUP (ORDER BY dispatch)
+             || '/' || percentile_disc(0.99) WITHIN GROUP (ORDER BY dispatch)
+             || ', dispatched→attempt ' || percentile_disc(0.5) WITHIN GROUP (ORDER BY claim)
+             || '/' || percentile_disc(0.99) WITHIN GROUP (ORDER BY claim)
+             || ', attempt ' || percentile_disc(0.5) WITHIN GROUP (ORDER BY send)
+             || '/' || percentile_disc(0.99) WITHIN GROUP (ORDER BY send) FROM s",
+    )
+    .trim()
+    .to_owned()
+}
+
+/// The statements the server ran most, per event of the run (with
+/// `PAGEHOOK_TEST_PG_OPTIONS=-c shared_preload_libraries=pg_stat_statements`).
+fn statements(pg: &TestPostgres, db: &str) -> String {
+    pg.psql(db, "CREATE EXTENSION IF NOT EXISTS pg_stat_statements");
+    let out = pg.psql(
+        db,
+        "WITH n AS (SELECT count(*)::float AS events FROM events)
+         SELECT round((calls / n.events)::numeric, 2) || ' calls/event, '
+             || round((total_exec_time * 1000 / n.events)::numeric) || ' µs/event: '
+             || left(regexp_replace(query, '\\s+', ' ', 'g'), 110)
+         FROM pg_stat_statements, n
+         WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
+         ORDER BY calls DESC LIMIT 40",
+    );
+    pg.psql(db, "SELECT pg_stat_statements_reset()");
+    out
+}
+
 fn ms(d: Duration) -> String {
     if d >= Duration::from_secs(10) {
         format!("{:.1} s", d.as_secs_f64())
@@ -369,6 +431,12 @@ fn setup_runs(setup: Setup, pg: Option<&TestPostgres>, seconds: u64) -> (Vec<Run
         measure(100, false, &mut runs);
         return (runs, 0.0);
     }
+    if let Some(rates) = only_rates() {
+        for rate in rates {
+            measure(rate, false, &mut runs);
+        }
+        return (runs, 0.0);
+    }
     if setup.channels == 1 {
         measure(100, false, &mut runs);
         measure(1_000, false, &mut runs);
@@ -398,6 +466,18 @@ fn setup_runs(setup: Setup, pg: Option<&TestPostgres>, seconds: u64) -> (Vec<Run
     (runs, knee)
 }
 
+/// `PAGEHOOK_BENCH_RATES=1000,1000`: only these runs of the one-channel
+/// setup, each waiting for every post (for comparing builds at one rate).
+fn only_rates() -> Option<Vec<u64>> {
+    let rates = std::env::var("PAGEHOOK_BENCH_RATES").ok()?;
+    Some(
+        rates
+            .split(',')
+            .filter_map(|r| r.trim().parse().ok())
+            .collect(),
+    )
+}
+
 fn main() {
     let seconds = seconds();
     let began = Instant::now();
@@ -411,6 +491,9 @@ fn main() {
             continue;
         }
         for channels in [1, CHANNELS] {
+            if channels > 1 && only_rates().is_some() {
+                continue;
+            }
             let setup = Setup { postgres, channels };
             let (runs, knee) = setup_runs(setup, postgres.then_some(&pg), seconds);
             all.push((setup, runs, knee));

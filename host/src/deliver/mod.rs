@@ -50,6 +50,7 @@ use crate::heartbeat::Heartbeat;
 use crate::http::retry_after;
 use crate::model::Action;
 use crate::slack::directory::{Directory, DirectoryOptions};
+use crate::store::claims::GoOn;
 use crate::store::{
     AttemptResult, Claim, Claimed, ConnectionKind, ConnectionRecord, HealthChange, Outcome,
     RatePolicy, SendSlot, SlackThread, Store, now_ms,
@@ -197,6 +198,13 @@ fn cannot_carry(conn: &ConnectionRecord, d: &Claimed) -> String {
 pub(crate) struct Turn<'a> {
     heartbeat: &'a Heartbeat,
     sent_at: &'a AtomicI64,
+}
+
+/// What sending one lane came to: its attempts, and whether it asks to go
+/// on from its record.
+struct LaneSent {
+    results: Vec<(AttemptResult, Option<HealthChange>)>,
+    go_on: Option<GoOn>,
 }
 
 /// The delivery worker.
@@ -376,6 +384,13 @@ impl Deliverer {
     /// a commit. A lane none of whose deliveries could be attempted (its
     /// claim may have ended) is let go with the claim at the end.
     ///
+    /// A lane that sent everything it held and that no rate paces goes on
+    /// from its record: the commit that records it also takes what follows
+    /// it (see `Store::finish_and_go_on`), and the lane keeps sending under
+    /// the same claim instead of letting go and waiting for a round to claim
+    /// it again. That keeps a lane with a backlog busy; other lanes are
+    /// still claimed by the rounds meanwhile.
+    ///
     /// One record is committed at a time, and the lanes still sending are
     /// polled meanwhile: a commit that waits (a busy pool, a database that
     /// blinks and is tried again) never leaves a request's answer unread or
@@ -388,15 +403,19 @@ impl Deliverer {
         lanes: Vec<Vec<Claimed>>,
         stop: watch::Receiver<bool>,
     ) {
-        let mut sending: FuturesUnordered<_> = lanes
-            .iter()
-            .map(|lane| self.send_lane(lane, &connections, &heartbeat, &stop))
-            .collect();
-        let (claim_ref, connections_ref) = (&claim, &connections[..]);
-        let mut recording: futures::future::OptionFuture<futures::future::BoxFuture<'_, bool>> =
-            None.into();
+        let (heartbeat_ref, connections_ref, stop_ref) = (&heartbeat, &connections[..], &stop);
+        let send = |lane: Vec<Claimed>| async move {
+            self.send_lane(lane, connections_ref, heartbeat_ref, stop_ref)
+                .await
+        };
+        let mut sending: FuturesUnordered<_> = lanes.into_iter().map(send).collect();
+        let claim_ref = &claim;
+        let mut recording: futures::future::OptionFuture<
+            futures::future::BoxFuture<'_, Option<Vec<Claimed>>>,
+        > = None.into();
         let mut recording_lanes = 0;
         let mut done: Vec<(AttemptResult, Option<HealthChange>)> = Vec::new();
+        let mut go_on: Vec<GoOn> = Vec::new();
         let mut lanes_done = 0;
         let mut flush_at: Option<tokio::time::Instant> = None;
         let mut all_sent = false;
@@ -404,18 +423,29 @@ impl Deliverer {
         loop {
             tokio::select! {
                 lane = sending.next(), if !all_sent => match lane {
-                    Some(results) => {
-                        unfinished |= results.is_empty();
-                        done.extend(results);
+                    Some(lane) => {
+                        unfinished |= lane.results.is_empty();
+                        done.extend(lane.results);
+                        go_on.extend(lane.go_on);
                         lanes_done += 1;
                         flush_at.get_or_insert(tokio::time::Instant::now() + RECORD_WAIT);
                     }
                     None => all_sent = true,
                 },
                 Some(recorded) = &mut recording, if recording_lanes > 0 => {
-                    unfinished |= !recorded;
-                    self.in_flight.fetch_sub(recording_lanes, Ordering::AcqRel);
-                    self.freed.notify_one();
+                    let next = recorded.unwrap_or_else(|| {
+                        unfinished = true;
+                        Vec::new()
+                    });
+                    let going = next.chunk_by(|a, b| a.lane == b.lane).count();
+                    for lane in next.chunk_by(|a, b| a.lane == b.lane) {
+                        sending.push(send(lane.to_vec()));
+                        all_sent = false;
+                    }
+                    self.in_flight.fetch_sub(recording_lanes - going, Ordering::AcqRel);
+                    if going < recording_lanes {
+                        self.freed.notify_one();
+                    }
                     recording_lanes = 0;
                     recording = None.into();
                 },
@@ -424,12 +454,13 @@ impl Deliverer {
             let due = flush_at.is_some_and(|at| at <= tokio::time::Instant::now());
             if (all_sent || due) && lanes_done > 0 && recording_lanes == 0 {
                 let batch = std::mem::take(&mut done);
-                recording =
-                    Some(Box::pin(
-                        async move { self.record(claim_ref, connections_ref, batch).await },
-                    )
-                        as futures::future::BoxFuture<'_, bool>)
-                    .into();
+                let going_on = std::mem::take(&mut go_on);
+                recording = Some(Box::pin(async move {
+                    self.record(claim_ref, connections_ref, batch, going_on)
+                        .await
+                })
+                    as futures::future::BoxFuture<'_, Option<Vec<Claimed>>>)
+                .into();
                 recording_lanes = lanes_done;
                 lanes_done = 0;
                 flush_at = None;
@@ -446,30 +477,37 @@ impl Deliverer {
         }
     }
 
-    /// Records attempts and the health they showed; false if they could not
-    /// be recorded. A failed commit changed nothing and a repeated one
-    /// records nothing twice (only rows still carrying the claim's token are
-    /// written), so it is tried again a few times first: while the database
-    /// blinks, the lanes stay held rather than becoming uncertain.
+    /// Records attempts and the health they showed, and lets the lanes in
+    /// `go_on` take what follows them; what they took, or `None` if the
+    /// attempts could not be recorded. A failed commit changed nothing and a
+    /// repeated one records nothing twice (only rows still carrying the
+    /// claim's token are written), so it is tried again a few times first:
+    /// while the database blinks, the lanes stay held rather than becoming
+    /// uncertain.
     async fn record(
         &self,
         claim: &Claim,
         connections: &[ConnectionRecord],
         results: Vec<(AttemptResult, Option<HealthChange>)>,
-    ) -> bool {
+        go_on: Vec<GoOn>,
+    ) -> Option<Vec<Claimed>> {
         let (results, health): (Vec<_>, Vec<_>) = results.into_iter().unzip();
         let health = health_changes(connections, health.into_iter().flatten());
         let mut pause = Duration::from_millis(50);
         for tries_left in (0..RECORD_TRIES).rev() {
-            match self.store.finish_attempts(claim, &results, &health).await {
-                Ok(recorded) => {
-                    if recorded < results.len() {
+            match self
+                .store
+                .finish_and_go_on(claim, &results, &health, &go_on)
+                .await
+            {
+                Ok(finished) => {
+                    if finished.recorded < results.len() {
                         tracing::warn!(
-                            lost = results.len() - recorded,
+                            lost = results.len() - finished.recorded,
                             "deliveries were taken over by another replica before their results were recorded; it checks before sending again"
                         );
                     }
-                    return true;
+                    return Some(finished.next);
                 }
                 Err(e) if tries_left > 0 => {
                     tracing::warn!(error = %e, "cannot record delivery attempts yet; trying again");
@@ -481,7 +519,7 @@ impl Deliverer {
                 }
             }
         }
-        false
+        None
     }
 
     /// Lets go of whatever `claim` still holds (as uncertain), tried again
@@ -506,17 +544,21 @@ impl Deliverer {
     /// Sends one lane's deliveries in order until one does not go through
     /// (a retry keeps its place at the head), one starts a Slack thread (its
     /// replies wait until the thread is recorded), or delivery stops; the
-    /// rest go back to the queue when the lane is recorded.
+    /// rest go back to the queue when the lane is recorded. A lane that went
+    /// through to its end, with no rate pacing it and delivery not
+    /// stopping, asks to go on.
     async fn send_lane(
         &self,
-        lane: &[Claimed],
+        lane: Vec<Claimed>,
         connections: &[ConnectionRecord],
         heartbeat: &Heartbeat,
         stop: &watch::Receiver<bool>,
-    ) -> Vec<(AttemptResult, Option<HealthChange>)> {
+    ) -> LaneSent {
         let mut results = Vec::with_capacity(lane.len());
-        for d in lane {
+        let mut through = true;
+        for d in &lane {
             if !results.is_empty() && *stop.borrow() {
+                through = false;
                 break;
             }
             let span = tracing::info_span!("delivery", delivery = d.id, event = d.event_id);
@@ -524,6 +566,7 @@ impl Deliverer {
                 tracing::Instrument::instrument(self.attempt_one(d, connections, heartbeat), span)
                     .await;
             let Some((result, health)) = attempt else {
+                through = false;
                 break;
             };
             let go_on = matches!(
@@ -534,10 +577,22 @@ impl Deliverer {
             );
             results.push((result, health));
             if !go_on {
+                through = false;
                 break;
             }
         }
-        results
+        let go_on = lane
+            .last()
+            .filter(|last| {
+                through
+                    && !*stop.borrow()
+                    && crate::store::claims::goes_on_unpaced(&last.lane, &self.rates)
+            })
+            .map(|last| GoOn {
+                lane: last.lane.clone(),
+                after: (last.event_id, last.id),
+            });
+        LaneSent { results, go_on }
     }
 
     /// One attempt at one delivery, logged; its result and connection

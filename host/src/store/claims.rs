@@ -44,7 +44,13 @@
 //! attempt only under the claim's token, and lets go of each lane an
 //! attempt was recorded for: a delivery of that lane the claim still holds
 //! without a result was never attempted (a lane stops at its first failure)
-//! and goes back to the queue as it was.
+//! and goes back to the queue as it was. A lane that sent everything it
+//! held and that no rate paces may instead *go on* ([`GoOn`]): the same
+//! transaction renews its lease (only if the claim still holds it) and takes
+//! what follows its last delivery, as a round takes what follows a head
+//! (due, older than the watermark, up to its batch: [`taken_going_on`]), so
+//! a lane with a backlog keeps sending without waiting for a round; a lane
+//! with nothing left is let go.
 //!
 //! This module only computes, and writes the statements that are the same on
 //! both backends; it must never reach the database itself (the backends run
@@ -134,6 +140,63 @@ impl DeliveryRound {
     pub fn lanes(&self) -> Vec<&[Claimed]> {
         self.claimed.chunk_by(|a, b| a.lane == b.lane).collect()
     }
+}
+
+/// A lane all of whose claimed deliveries went through, asking to take what
+/// follows them in the transaction that records them
+/// (`Store::finish_and_go_on`): a lane with a backlog then keeps sending
+/// without letting go and waiting for the next round to claim it again.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GoOn {
+    /// The lane.
+    pub lane: String,
+    /// Its last delivery, `(event, id)`: what follows it comes next.
+    pub after: (i64, i64),
+}
+
+/// What recording a round's finished lanes came to.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Finished {
+    /// Attempts recorded (those still carrying the claim's token).
+    pub recorded: usize,
+    /// The deliveries the lanes that went on took, now `sending` under the
+    /// same claim: lane by lane, each lane's in its order, as in
+    /// [`DeliveryRound::claimed`].
+    pub next: Vec<Claimed>,
+}
+
+/// Whether `lane` may go on from its record instead of a round: no Slack
+/// rate is in force on it. A paced lane's next message waits for its slot
+/// in any case, and it is the rounds that admit against the shared rate
+/// rows, so a paced lane always goes back to them.
+pub fn goes_on_unpaced(lane: &str, rates: &RatePolicy) -> bool {
+    lane_rate_keys(lane).is_none() || (rates.channel_gap_ms == 0 && rates.workspace_gap_ms == 0)
+}
+
+/// What a lane going on takes of `followers` (what follows its last
+/// delivery, in its order, of events older than the watermark): as many as
+/// its batch allows ([`lane_batch`]), up to the first not yet due at `now`.
+pub fn taken_going_on(lane: &str, followers: &[Queued], now: i64) -> Vec<i64> {
+    followers
+        .iter()
+        .filter(|f| f.lane == lane)
+        .take(lane_batch(lane))
+        .take_while(|f| f.next_try_at <= now)
+        .map(|f| f.id)
+        .collect()
+}
+
+/// Puts claimed rows (any order) lane by lane in the order the lanes were
+/// asked to go on, each lane's by `(event, id)`.
+pub fn going_on_in_order(go_on: &[GoOn], mut rows: Vec<Claimed>) -> Vec<Claimed> {
+    let place: HashMap<&str, usize> = go_on
+        .iter()
+        .enumerate()
+        .map(|(i, g)| (g.lane.as_str(), i))
+        .collect();
+    rows.retain(|d| place.contains_key(d.lane.as_str()));
+    rows.sort_by_key(|d| (place[d.lane.as_str()], d.event_id, d.id));
+    rows
 }
 
 /// Lanes whose heads one round looks at, at most (see [`LaneScan`]): each
@@ -967,6 +1030,36 @@ mod tests {
             queued(12, 4, "slack:acme/eng"),
         ]);
         assert_eq!(plan.lanes[0].ids, [1, 10]);
+    }
+
+    #[test]
+    fn a_lane_going_on_takes_its_batch_up_to_the_first_not_yet_due() {
+        let mut followers: Vec<Queued> = (1..=40).map(|n| queued(n, n, "slack:acme/eng")).collect();
+        followers.push(queued(41, 41, "teams:news"));
+        assert_eq!(
+            taken_going_on("slack:acme/eng", &followers, 1_000),
+            (1..=32).collect::<Vec<_>>(),
+            "a Slack lane's batch, its own rows only"
+        );
+        assert_eq!(taken_going_on("teams:news", &followers, 1_000), [41]);
+        followers[3].next_try_at = 5_000;
+        assert_eq!(
+            taken_going_on("slack:acme/eng", &followers, 1_000),
+            [1, 2, 3],
+            "never past a delivery waiting for its retry"
+        );
+        assert!(taken_going_on("confluence:prod/ENG", &followers, 1_000).is_empty());
+    }
+
+    #[test]
+    fn only_a_lane_no_rate_paces_goes_on() {
+        let slack = RatePolicy::per_second(1.0, 100.0);
+        let raised = RatePolicy::per_second(100_000.0, 100_000.0);
+        assert!(!goes_on_unpaced("slack:acme/eng", &slack));
+        assert!(!goes_on_unpaced("slack-dm:acme/ada@example.com", &slack));
+        assert!(goes_on_unpaced("slack:acme/eng", &raised));
+        assert!(goes_on_unpaced("teams:news", &slack));
+        assert!(goes_on_unpaced("confluence:prod/ENG", &slack));
     }
 
     #[test]

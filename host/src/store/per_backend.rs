@@ -5,6 +5,7 @@
 //! modules). What this module must never do: decide anything itself; it
 //! only hands each call to the backend that holds the store.
 
+use super::claims::{Finished, GoOn};
 use super::{
     AttemptResult, BreakerPolicy, Claim, DeliveryRound, Dispatched, HealthChange, NewDelivery,
     RateKeys, RatePolicy, SendSlot, Store, StoreResult,
@@ -54,11 +55,35 @@ impl Store {
         attempts: &[AttemptResult],
         health: &[HealthChange],
     ) -> StoreResult<usize> {
-        let (claim, attempts, health) = (claim.clone(), attempts.to_vec(), health.to_vec());
+        Ok(self
+            .finish_and_go_on(claim, attempts, health, &[])
+            .await?
+            .recorded)
+    }
+
+    /// [`Store::finish_attempts`], except that the lanes in `go_on` the
+    /// claim still holds are not let go: each takes what follows its last
+    /// delivery (as a round takes what follows a head: due, of events older
+    /// than the watermark, up to its batch), marked `sending` under the
+    /// same claim in the same transaction; a lane with nothing to take is
+    /// let go. Only for lanes no rate paces (`claims::goes_on_unpaced`).
+    pub async fn finish_and_go_on(
+        &self,
+        claim: &Claim,
+        attempts: &[AttemptResult],
+        health: &[HealthChange],
+        go_on: &[GoOn],
+    ) -> StoreResult<Finished> {
+        let (claim, attempts, health, go_on) = (
+            claim.clone(),
+            attempts.to_vec(),
+            health.to_vec(),
+            go_on.to_vec(),
+        );
         on_backend!(
             self,
-            |s| s.finish_attempts(&claim, &attempts, &health),
-            |p| p.finish_attempts(&claim, &attempts, &health)
+            |s| s.finish_attempts(&claim, &attempts, &health, &go_on),
+            |p| p.finish_attempts(&claim, &attempts, &health, &go_on)
         )
     }
 

@@ -9,11 +9,12 @@
 //! the import test runs `pagehook serve` against a fake Slack that keeps
 //! Slack's per-channel posting rate.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use pagehook::model::{Action, Event, EventKind};
+use pagehook::store::claims::{Finished, GoOn};
 use pagehook::store::ingest::Ingest;
 use pagehook::store::{
     AttemptResult, BreakerPolicy, Claim, Claimed, DeliveryRound, Dispatched, NewDelivery, NewEvent,
@@ -92,14 +93,20 @@ fn card(channel: &str, n: usize) -> NewDelivery {
     }
 }
 
+/// Event keys, distinct across `queue` calls.
+static KEYS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
 /// Stores one event per entry and dispatches it into its deliveries (ids
 /// follow the order given); returns the events' ids.
 async fn queue(store: &Store, per_event: Vec<Vec<NewDelivery>>) -> Vec<i64> {
     let ingest = Ingest::start(store, Arc::new(Notify::new())).unwrap();
     let mut ids = Vec::new();
-    for i in 0..per_event.len() {
+    for _ in 0..per_event.len() {
         let event = NewEvent {
-            key: format!("fair-{i}"),
+            key: format!(
+                "fair-{}",
+                KEYS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            ),
             source: "prod".into(),
             name: "page_created".into(),
             payload: r#"{"event":"page_created"}"#.into(),
@@ -291,6 +298,82 @@ both_backends! {
         );
         assert_eq!(store.attempts(round.claimed[0].id).await.unwrap().len(), 1);
         assert!(store.attempts(round.claimed[1].id).await.unwrap().is_empty());
+    }
+
+    async fn a_lane_that_went_through_takes_what_follows_in_the_commit_that_records_it(store: &Store) {
+        let eng: Vec<NewDelivery> = (0..70).map(|n| post("eng", n)).collect();
+        let news: Vec<NewDelivery> = (0..2).map(|n| card("news", n)).collect();
+        queue(store, vec![eng, news]).await;
+        let claim = Claim::new("r", 60_000);
+        let round = store.claim_deliveries(&claim, fast(), 64).await.unwrap();
+        assert_eq!(round.claimed.len(), 33, "32 of #eng and the first card");
+        let mut held = round.claimed;
+        let expected = [
+            // Each step: what each lane takes next, in order; a lane that
+            // finds nothing is let go.
+            (33, vec![("slack:acme/eng", 32..64), ("teams:news", 1..2)]),
+            (33, vec![("slack:acme/eng", 64..70)]),
+            (6, vec![]),
+        ];
+        for (recorded, next) in expected {
+            let results: Vec<AttemptResult> = held.iter().map(sent).collect();
+            let go_on: Vec<GoOn> = held
+                .chunk_by(|a, b| a.lane == b.lane)
+                .map(|lane| {
+                    let last = lane.last().unwrap();
+                    GoOn { lane: last.lane.clone(), after: (last.event_id, last.id) }
+                })
+                .collect();
+            let finished = store.finish_and_go_on(&claim, &results, &[], &go_on).await.unwrap();
+            assert_eq!(finished.recorded, recorded);
+            let want: Vec<String> = next
+                .iter()
+                .flat_map(|(lane, places)| places.clone().map(move |n| format!("{lane}:{n}")))
+                .collect();
+            assert_eq!(finished.next.iter().map(place).collect::<Vec<_>>(), want);
+            assert!(finished.next.iter().all(|d| !d.uncertain), "never sent before");
+            // While a lane goes on, no other claim takes it.
+            let other = Claim::new("other", 60_000);
+            let round = store.claim_deliveries(&other, fast(), 64).await.unwrap();
+            assert!(round.claimed.is_empty(), "held by the lanes going on: {round:?}");
+            held = finished.next;
+        }
+        // Every lane was let go at the end: new work on both is claimed at once.
+        queue(store, vec![vec![post("eng", 70), card("news", 2)]]).await;
+        let other = Claim::new("other", 60_000);
+        let round = store.claim_deliveries(&other, fast(), 64).await.unwrap();
+        assert_eq!(
+            round.claimed.iter().map(place).collect::<BTreeSet<_>>(),
+            BTreeSet::from(["slack:acme/eng:70".to_owned(), "teams:news:2".to_owned()])
+        );
+    }
+
+    async fn a_lane_goes_on_only_while_its_claim_still_holds_it(store: &Store) {
+        queue(store, vec![(0..40).map(|n| post("eng", n)).collect()]).await;
+        // A claim whose lease ends before it records: another round takes
+        // the lane over; the late record writes nothing and takes nothing.
+        let late = Claim::new("late", 1);
+        let round = store.claim_deliveries(&late, fast(), 64).await.unwrap();
+        assert_eq!(round.claimed.len(), 32);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let heir = Claim::new("heir", 60_000);
+        let taken = store.claim_deliveries(&heir, fast(), 64).await.unwrap();
+        assert_eq!(taken.claimed.len(), 32);
+        assert!(taken.claimed.iter().all(|d| d.uncertain), "the late claim may have sent them");
+        let last = round.claimed.last().unwrap();
+        let go_on = [GoOn { lane: last.lane.clone(), after: (last.event_id, last.id) }];
+        let results: Vec<AttemptResult> = round.claimed.iter().map(sent).collect();
+        let finished = store.finish_and_go_on(&late, &results, &[], &go_on).await.unwrap();
+        assert_eq!(finished, Finished::default(), "nothing recorded, nothing taken");
+
+        // The heir's record goes on: it takes the rest.
+        let last = taken.claimed.last().unwrap();
+        let go_on = [GoOn { lane: last.lane.clone(), after: (last.event_id, last.id) }];
+        let results: Vec<AttemptResult> = taken.claimed.iter().map(sent).collect();
+        let finished = store.finish_and_go_on(&heir, &results, &[], &go_on).await.unwrap();
+        assert_eq!(finished.recorded, 32);
+        let places: Vec<String> = finished.next.iter().map(place).collect();
+        assert_eq!(places, (32..40).map(|n| format!("slack:acme/eng:{n}")).collect::<Vec<_>>());
     }
 
     async fn a_round_looks_at_a_bounded_number_of_lanes_and_the_next_goes_on(store: &Store) {

@@ -314,9 +314,14 @@ impl TestPostgres {
         let log = self.root.join("postgres.log");
         for attempt in 1..=START_ATTEMPTS {
             self.port = free_port();
+            // `PAGEHOOK_TEST_PG_OPTIONS`: more server options, for looking
+            // into a bench (`-c shared_preload_libraries=pg_stat_statements`).
+            let extra = std::env::var("PAGEHOOK_TEST_PG_OPTIONS")
+                .map(|o| format!(" {o}"))
+                .unwrap_or_default();
             let options = format!(
                 "-c listen_addresses=127.0.0.1 -p {} -k {} -c fsync=on -c max_connections=200 \
-                 -c shared_buffers=32MB{}",
+                 -c shared_buffers=32MB{}{extra}",
                 self.port,
                 shell_quote(&self.socket_dir),
                 self.tls_options

@@ -31,10 +31,11 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use super::sql::{execute_all_in, query_in};
-use super::{ASYNC_COMMIT, DB_NOW, DELIVERY_ROUND_LOCK, Fail, PgResult, PgStore};
+use super::{ASYNC_COMMIT, DB_NOW, DELIVERY_ROUND_LOCK, Fail, PgResult, PgStore, SYNC_COMMIT};
 use crate::store::claims::{
-    CLAIMED_COLUMNS, HELD_BY_CLAIM, LaneScan, Plan, Queued, attempt_writes, claimed_from_row,
-    lanes_of, rate_rows, release_lanes_sql,
+    CLAIMED_COLUMNS, Finished, GoOn, HELD_BY_CLAIM, LaneScan, Plan, Queued, attempt_writes,
+    claimed_from_row, going_on_in_order, lane_batch, lanes_of, rate_rows, release_lanes_sql,
+    taken_going_on,
 };
 use crate::store::sql::{Dialect, Param, Row};
 use crate::store::{
@@ -82,6 +83,37 @@ const FOLLOWERS: &str = "SELECT d.id, d.event_id, d.lane, d.next_try_at, d.statu
        WHERE status IN ('pending', 'sending') AND lane = l.lane AND (event_id, id) > (l.event_id, l.id) AND event_id < $5
        ORDER BY event_id, id LIMIT l.room) d
      ORDER BY l.ord, d.event_id, d.id";
+
+/// Marks deliveries (`$1`) taken by a claim (`$2` its token, `$3` its
+/// replica), uncertain if they were `sending` (their last holder may have
+/// sent them), and reads them.
+fn mark_sql() -> String {
+    format!(
+        "UPDATE deliveries SET status = 'sending', uncertain = (uncertain OR status = 'sending'),
+           claim_token = $2, claimed_by = $3
+         WHERE id = ANY($1) AND status IN ('pending', 'sending')
+         RETURNING {CLAIMED_COLUMNS}"
+    )
+}
+
+/// Renews the leases of lanes going on (`$1` the claim's token, `$2` the
+/// lease, `$3` the lanes) from the database's now: only those the claim
+/// still holds come back. It runs before the attempts' updates: a lease,
+/// then its deliveries, the order a round taking a lane over locks them in.
+fn renew_going_on_sql() -> String {
+    format!(
+        "UPDATE lane_leases SET until_ms = {DB_NOW} + $2
+         WHERE token = $1 AND lane = ANY($3) RETURNING lane"
+    )
+}
+
+/// The database's now and the watermark (the oldest event not yet
+/// dispatched), for lanes going on.
+fn going_on_state_sql() -> String {
+    format!(
+        "SELECT {DB_NOW}, (SELECT min(id) FROM events WHERE status = 'pending' AND attempts = 0)"
+    )
+}
 
 /// Takes a lane for the round: a new lease, an expired one, or its own.
 const LEASE: &str = "INSERT INTO lane_leases (lane, replica, token, until_ms)
@@ -257,14 +289,7 @@ impl PgStore {
                     "UPDATE rate_limits SET tat_ms = u.tat FROM unnest($1::text[], $2::bigint[]) AS u(key, tat) WHERE rate_limits.key = u.key",
                 )
                 .await?;
-            let mark = tx
-                .prepare_cached(&format!(
-                    "UPDATE deliveries SET status = 'sending', uncertain = (uncertain OR status = 'sending'),
-                       claim_token = $2, claimed_by = $3
-                     WHERE id = ANY($1) AND status IN ('pending', 'sending')
-                     RETURNING {CLAIMED_COLUMNS}"
-                ))
-                .await?;
+            let mark = tx.prepare_cached(&mark_sql()).await?;
             let keys: Vec<&str> = changed.iter().map(|(k, _)| k.as_str()).collect();
             let tats: Vec<i64> = changed.iter().map(|(_, v)| *v).collect();
             let ids = plan.ids();
@@ -311,33 +336,70 @@ impl PgStore {
 
     /// Records the attempts of deliveries `claim` still holds and the
     /// health they showed, in one transaction, and lets go of their lanes
-    /// (see [`crate::store::claims`]); returns how many attempts were
-    /// recorded.
+    /// (see [`crate::store::claims`]), except the lanes in `go_on` it still
+    /// holds: those take what follows them in the same transaction (marked
+    /// `sending` under the same claim, committed durably before any of it
+    /// is sent), and a lane with nothing to take is let go.
     pub async fn finish_attempts(
         &self,
         claim: &Claim,
         attempts: &[AttemptResult],
         health: &[HealthChange],
-    ) -> StoreResult<usize> {
+        go_on: &[GoOn],
+    ) -> StoreResult<Finished> {
         self.run(async {
             let mut client = self.client().await?;
             let tx = client.transaction().await?;
             tx.batch_execute(ASYNC_COMMIT).await?;
             let token = Param::from(claim.token);
-            let held: HashMap<i64, String> =
-                query_in(&tx, HELD_BY_CLAIM, std::slice::from_ref(&token), held_row)
-                    .await?
-                    .into_iter()
-                    .collect();
-            let lanes = lanes_of(attempts, &held);
+            // What the claim holds, and the leases of the lanes going on
+            // renewed with the database's clock and the watermark read: one
+            // round trip. A lease the claim no longer holds (it ended and
+            // another round took the lane) does not come back: that lane
+            // does not go on.
+            let asked: Vec<&str> = go_on.iter().map(|g| g.lane.as_str()).collect();
+            let renew = tx.prepare_cached(&renew_going_on_sql()).await?;
+            let state = tx.prepare_cached(&going_on_state_sql()).await?;
+            let (held, renewed, state) = futures::future::try_join3(
+                query_in(&tx, HELD_BY_CLAIM, std::slice::from_ref(&token), held_row),
+                async {
+                    if asked.is_empty() {
+                        return Ok(Vec::new());
+                    }
+                    tx.query(&renew, &[&claim.token, &claim.lease_ms, &asked])
+                        .await
+                        .map_err(Fail::from)
+                },
+                async {
+                    if asked.is_empty() {
+                        return Ok(None);
+                    }
+                    tx.query_one(&state, &[])
+                        .await
+                        .map(Some)
+                        .map_err(Fail::from)
+                },
+            )
+            .await?;
+            let held: HashMap<i64, String> = held.into_iter().collect();
+            let renewed: HashSet<String> = renewed
+                .iter()
+                .map(|r| r.try_get(0))
+                .collect::<Result<_, _>>()?;
+            let going: Vec<&GoOn> = go_on.iter().filter(|g| renewed.contains(&g.lane)).collect();
+            let lanes: Vec<String> = lanes_of(attempts, &held)
+                .into_iter()
+                .filter(|l| !renewed.contains(l))
+                .collect();
             let [leases, back] = release_lanes_sql(Dialect::Postgres);
-            let on_lanes = [token, Param::Texts(lanes.clone())];
+            let on_lanes = [token.clone(), Param::Texts(lanes.clone())];
             let releasing = !lanes.is_empty();
             // Two pipelines (see `execute_all_in`), so a round's record costs
             // two round trips to the server, not two per attempt: the lanes'
             // leases and every attempt's update, then the rows of the
             // attempts that were still the claim's and the lanes' unattempted
-            // deliveries put back. Leases first: a round taking a lane over
+            // deliveries put back (with what follows the lanes going on read
+            // in the same trip). Leases first: a round taking a lane over
             // locks its lease, then its delivery; the same order here cannot
             // deadlock with it.
             let now = now_ms();
@@ -359,8 +421,92 @@ impl PgStore {
                 .flat_map(|(w, _)| w.then.iter().map(|(sql, p)| (*sql, &p[..])))
                 .chain(releasing.then_some((back.as_str(), &on_lanes[..])))
                 .collect();
-            execute_all_in(&tx, &then).await?;
+            let followers = tx.prepare_cached(FOLLOWERS).await?;
+            let (_, followers) = futures::future::try_join(execute_all_in(&tx, &then), async {
+                let Some(state) = &state else {
+                    return Ok(Vec::new());
+                };
+                let watermark: i64 = state.try_get::<_, Option<i64>>(1)?.unwrap_or(i64::MAX);
+                let lanes: Vec<&str> = going.iter().map(|g| g.lane.as_str()).collect();
+                let events: Vec<i64> = going.iter().map(|g| g.after.0).collect();
+                let ids: Vec<i64> = going.iter().map(|g| g.after.1).collect();
+                let rooms: Vec<i64> = going
+                    .iter()
+                    .map(|g| i64::try_from(lane_batch(&g.lane)).unwrap_or(i64::MAX))
+                    .collect();
+                tx.query(&followers, &[&lanes, &events, &ids, &rooms, &watermark])
+                    .await?
+                    .iter()
+                    .map(|r| Queued::from_row(r).map_err(Fail::Store))
+                    .collect::<PgResult<Vec<_>>>()
+            })
+            .await?;
             let recorded = updated.iter().filter(|n| **n == 1).count();
+            let db_now: i64 = match &state {
+                Some(state) => state.try_get(0)?,
+                None => 0,
+            };
+            let taken: Vec<(&str, Vec<i64>)> = going
+                .iter()
+                .map(|g| (g.lane.as_str(), taken_going_on(&g.lane, &followers, db_now)))
+                .collect();
+            let ids: Vec<i64> = taken
+                .iter()
+                .flat_map(|(_, ids)| ids.iter().copied())
+                .collect();
+            let idle: Vec<&str> = taken
+                .iter()
+                .filter(|(_, ids)| ids.is_empty())
+                .map(|(lane, _)| *lane)
+                .collect();
+            // The lanes with nothing to take let go, the rest marked (a
+            // claim: its commit waits for the WAL to be flushed, as a
+            // round's does, since the marks come before the sends).
+            let next = if going.is_empty() {
+                Vec::new()
+            } else {
+                let mark = tx.prepare_cached(&mark_sql()).await?;
+                let (_, marked) = futures::future::try_join(
+                    async {
+                        if idle.is_empty() {
+                            return Ok(0);
+                        }
+                        tx.execute(
+                            "DELETE FROM lane_leases WHERE token = $1 AND lane = ANY($2)",
+                            &[&claim.token, &idle],
+                        )
+                        .await
+                    },
+                    async {
+                        if ids.is_empty() {
+                            return Ok(Vec::new());
+                        }
+                        tx.batch_execute(SYNC_COMMIT).await?;
+                        tx.query(&mark, &[&ids, &claim.token, &claim.replica]).await
+                    },
+                )
+                .await?;
+                let marked: Vec<Claimed> = marked
+                    .iter()
+                    .map(|r| claimed_from_row(r).map_err(Fail::Store))
+                    .collect::<PgResult<_>>()?;
+                // A lane none of whose deliveries could be marked (finished
+                // meanwhile by a claim that had ended): let go.
+                let busy: HashSet<&str> = marked.iter().map(|d| d.lane.as_str()).collect();
+                let emptied: Vec<&str> = taken
+                    .iter()
+                    .filter(|(lane, ids)| !ids.is_empty() && !busy.contains(lane))
+                    .map(|(lane, _)| *lane)
+                    .collect();
+                if !emptied.is_empty() {
+                    tx.execute(
+                        "DELETE FROM lane_leases WHERE token = $1 AND lane = ANY($2)",
+                        &[&claim.token, &emptied],
+                    )
+                    .await?;
+                }
+                marked
+            };
             if !health.is_empty() {
                 // The last word per connection, applied in one statement.
                 let last: BTreeMap<&str, Option<&str>> = health
@@ -378,7 +524,10 @@ impl PgStore {
                 .await?;
             }
             tx.commit().await?;
-            Ok(recorded)
+            Ok(Finished {
+                recorded,
+                next: going_on_in_order(go_on, next),
+            })
         })
         .await
     }
@@ -567,7 +716,11 @@ mod tests {
         // stays a's until a lets go of everything, and its delivery, still
         // `sending`, is then taken up by b as uncertain.
         assert_eq!(
-            store.finish_attempts(&a, &[sent(d0)], &[]).await.unwrap(),
+            store
+                .finish_attempts(&a, &[sent(d0)], &[], &[])
+                .await
+                .unwrap()
+                .recorded,
             1
         );
         let round = store.claim_deliveries(&b, unlimited(), 10).await.unwrap();
@@ -580,7 +733,11 @@ mod tests {
         assert!(round.claimed[0].uncertain, "a may have sent it");
         // a is too late for it now: nothing is recorded.
         assert_eq!(
-            store.finish_attempts(&a, &[sent(d2)], &[]).await.unwrap(),
+            store
+                .finish_attempts(&a, &[sent(d2)], &[], &[])
+                .await
+                .unwrap()
+                .recorded,
             0
         );
         assert!(store.attempts(d2).await.unwrap().is_empty());
@@ -596,8 +753,16 @@ mod tests {
             assert_eq!(store.renew(b).await.unwrap(), 0, "b holds nothing any more");
         }
         assert_eq!(
-            store.finish_attempts(&b, &[sent(d1)], &[]).await.unwrap()
-                + store.finish_attempts(&b2, &[sent(d2)], &[]).await.unwrap(),
+            store
+                .finish_attempts(&b, &[sent(d1)], &[], &[])
+                .await
+                .unwrap()
+                .recorded
+                + store
+                    .finish_attempts(&b2, &[sent(d2)], &[], &[])
+                    .await
+                    .unwrap()
+                    .recorded,
             0
         );
         let acme = crate::store::ConnectionRecord::new(
@@ -618,9 +783,10 @@ mod tests {
         let health = [change(Some("token revoked")), change(None)];
         assert_eq!(
             store
-                .finish_attempts(&c, &[sent(d1), sent(d2)], &health)
+                .finish_attempts(&c, &[sent(d1), sent(d2)], &health, &[])
                 .await
-                .unwrap(),
+                .unwrap()
+                .recorded,
             2
         );
         assert_eq!(

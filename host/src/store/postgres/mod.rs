@@ -94,6 +94,11 @@ const SESSION: &str =
 /// released claims. Ingest and delivery claims never use it.
 pub(super) const ASYNC_COMMIT: &str = "SET LOCAL synchronous_commit = off";
 
+/// Back to waiting for the flush, in a transaction that began with
+/// [`ASYNC_COMMIT`] and then claimed deliveries after all (a record whose
+/// lanes go on, see `finish_attempts`).
+pub(super) const SYNC_COMMIT: &str = "SET LOCAL synchronous_commit = on";
+
 /// A pooled connection unused for this long is queried before it is handed
 /// out, so one the server ended meanwhile (a restart, `pg_terminate_backend`)
 /// is replaced instead of failing the caller; one in steady use skips that

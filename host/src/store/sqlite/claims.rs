@@ -14,13 +14,14 @@ use rusqlite::{OptionalExtension, Transaction, TransactionBehavior, params};
 use super::SqliteStore;
 use super::sql::{Fail, execute_in, query_in};
 use crate::store::claims::{
-    CLAIMED_COLUMNS, HELD_BY_CLAIM, LaneScan, Plan, Queued, admit, attempt_writes,
-    claimed_from_row, lanes_of, rate_rows, release_lanes_sql,
+    CLAIMED_COLUMNS, Finished, GoOn, HELD_BY_CLAIM, LaneScan, Plan, Queued, admit, attempt_writes,
+    claimed_from_row, going_on_in_order, lane_batch, lanes_of, rate_rows, release_lanes_sql,
+    taken_going_on,
 };
 use crate::store::sql::{Dialect, Param, Row};
 use crate::store::{
-    AttemptResult, Claim, DeliveryRound, HealthChange, RateKeys, RatePolicy, SendSlot, StoreResult,
-    now_ms,
+    AttemptResult, Claim, Claimed, DeliveryRound, HealthChange, RateKeys, RatePolicy, SendSlot,
+    StoreResult, now_ms,
 };
 
 /// The head of the first lane after `?1` by name (what a round reads of it).
@@ -78,26 +79,46 @@ impl SqliteStore {
         round.map_err(|e| self.fail(e))
     }
 
-    /// See `Store::finish_attempts` and [`crate::store::claims`].
+    /// See `Store::finish_and_go_on` and [`crate::store::claims`].
     pub fn finish_attempts(
         &self,
         claim: &Claim,
         attempts: &[AttemptResult],
         health: &[HealthChange],
-    ) -> StoreResult<usize> {
+        go_on: &[GoOn],
+    ) -> StoreResult<Finished> {
         self.transaction(|tx| {
             let token = Param::from(claim.token);
             let held: HashMap<i64, String> =
                 query_in(tx, HELD_BY_CLAIM, std::slice::from_ref(&token), held_row)?
                     .into_iter()
                     .collect();
-            let lanes = lanes_of(attempts, &held);
+            // The lanes going on that the claim still holds, leases renewed
+            // (before the attempts' updates, the order a round locks in).
+            let now = now_ms();
+            let mut going: Vec<&GoOn> = Vec::new();
+            for g in go_on {
+                let renewed = tx
+                    .prepare_cached(
+                        "UPDATE lane_leases SET until_ms = ?3 WHERE token = ?1 AND lane = ?2 RETURNING lane",
+                    )?
+                    .query_row(params![claim.token, g.lane, now + claim.lease_ms], |r| {
+                        r.get::<_, String>(0)
+                    })
+                    .optional()?;
+                if renewed.is_some() {
+                    going.push(g);
+                }
+            }
+            let lanes: Vec<String> = lanes_of(attempts, &held)
+                .into_iter()
+                .filter(|l| !going.iter().any(|g| &g.lane == l))
+                .collect();
             let [leases, back] = release_lanes_sql(Dialect::Sqlite);
             let on_lanes = [token.clone(), Param::Texts(lanes.clone())];
             if !lanes.is_empty() {
                 execute_in(tx, &leases, &on_lanes)?;
             }
-            let now = now_ms();
             let mut recorded = 0;
             for a in attempts {
                 let w = attempt_writes(claim, a, now);
@@ -118,7 +139,15 @@ impl SqliteStore {
                     &[(&h.connection).into(), (&h.error).into()],
                 )?;
             }
-            Ok(recorded)
+            let next = if going.is_empty() {
+                Vec::new()
+            } else {
+                go_on_in(tx, claim, &going, now)?
+            };
+            Ok(Finished {
+                recorded,
+                next: going_on_in_order(go_on, next),
+            })
         })
     }
 
@@ -227,6 +256,54 @@ impl SqliteStore {
 /// `(id, lane)` of a row of [`HELD_BY_CLAIM`].
 fn held_row(row: &dyn Row) -> StoreResult<(i64, String)> {
     Ok((row.get("id")?, row.get("lane")?))
+}
+
+/// Lanes going on (leases renewed) take what follows them, as a round
+/// takes what follows a head; a lane with nothing to take is let go.
+fn go_on_in(
+    tx: &Transaction<'_>,
+    claim: &Claim,
+    going: &[&GoOn],
+    now: i64,
+) -> Result<Vec<Claimed>, Fail> {
+    let watermark: i64 = tx
+        .prepare_cached(
+            "SELECT MIN(id) FROM events INDEXED BY events_undispatched WHERE status = 'pending' AND attempts = 0",
+        )?
+        .query_row([], |r| r.get::<_, Option<i64>>(0))?
+        .unwrap_or(i64::MAX);
+    let mark = mark_sql();
+    let mut marked = Vec::new();
+    for g in going {
+        let followers = query_in(
+            tx,
+            FOLLOWERS,
+            &[
+                g.lane.as_str().into(),
+                g.after.0.into(),
+                g.after.1.into(),
+                watermark.into(),
+                lane_batch(&g.lane).into(),
+            ],
+            Queued::from_row,
+        )?;
+        let before = marked.len();
+        for id in taken_going_on(&g.lane, &followers, now) {
+            marked.extend(query_in(
+                tx,
+                &mark,
+                &[id.into(), claim.token.into(), (&claim.replica).into()],
+                claimed_from_row,
+            )?);
+        }
+        if marked.len() == before {
+            tx.execute(
+                "DELETE FROM lane_leases WHERE token = ?1 AND lane = ?2",
+                params![claim.token, g.lane],
+            )?;
+        }
+    }
+    Ok(marked)
 }
 
 /// The round itself (see [`crate::store::claims`]).
