@@ -193,11 +193,43 @@ fn cannot_carry(conn: &ConnectionRecord, d: &Claimed) -> String {
     )
 }
 
-/// One attempt's link to its round: the claim's heartbeat, and where the
-/// attempt notes the moment its request left (its send-time slot).
+/// One attempt's link to its round: the claim's heartbeat, where the
+/// attempt notes the moment its request left (its send-time slot), and what
+/// its lane already read of Slack threads.
 pub(crate) struct Turn<'a> {
     heartbeat: &'a Heartbeat,
     sent_at: &'a AtomicI64,
+    threads: &'a LaneThreads,
+}
+
+/// The Slack threads one lane's batch has read, so that a batch of replies
+/// reads its thread's ts once, not once per message (a read per message was
+/// most of a thread lane's time per message on PostgreSQL).
+///
+/// It holds for one batch of one lane only: a lane is one thread (its
+/// channel and thread key), nobody else sends in it while the lane is held,
+/// and a message that starts a thread ends the batch (its replies wait for
+/// the next one, which reads the thread again).
+#[derive(Default)]
+pub(crate) struct LaneThreads(std::sync::Mutex<HashMap<(String, String, String), Option<String>>>);
+
+impl LaneThreads {
+    /// The ts of thread `key` in `channel` of `connection`, as this batch
+    /// read it, or `None` if it has not read it yet.
+    fn get(&self, connection: &str, channel: &str, key: &str) -> Option<Option<String>> {
+        let read = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        read.get(&(connection.to_owned(), channel.to_owned(), key.to_owned()))
+            .cloned()
+    }
+
+    /// Notes what reading thread `key` gave.
+    fn put(&self, connection: &str, channel: &str, key: &str, ts: Option<String>) {
+        let mut read = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        read.insert(
+            (connection.to_owned(), channel.to_owned(), key.to_owned()),
+            ts,
+        );
+    }
 }
 
 /// What sending one lane came to: its attempts, and whether it asks to go
@@ -556,15 +588,18 @@ impl Deliverer {
     ) -> LaneSent {
         let mut results = Vec::with_capacity(lane.len());
         let mut through = true;
+        let threads = LaneThreads::default();
         for d in &lane {
             if !results.is_empty() && *stop.borrow() {
                 through = false;
                 break;
             }
             let span = tracing::info_span!("delivery", delivery = d.id, event = d.event_id);
-            let attempt =
-                tracing::Instrument::instrument(self.attempt_one(d, connections, heartbeat), span)
-                    .await;
+            let attempt = tracing::Instrument::instrument(
+                self.attempt_one(d, connections, heartbeat, &threads),
+                span,
+            )
+            .await;
             let Some((result, health)) = attempt else {
                 through = false;
                 break;
@@ -603,6 +638,7 @@ impl Deliverer {
         d: &Claimed,
         connections: &[ConnectionRecord],
         heartbeat: &Heartbeat,
+        threads: &LaneThreads,
     ) -> Option<(AttemptResult, Option<HealthChange>)> {
         if !heartbeat.held() {
             tracing::warn!(delivery = d.id, "the claim may have ended; not sending");
@@ -614,6 +650,7 @@ impl Deliverer {
         let turn = Turn {
             heartbeat,
             sent_at: &sent_at,
+            threads,
         };
         let (attempt, health) = self.attempt(d, connections, &turn).await;
         let outcome = self.outcome(d, attempt);

@@ -258,13 +258,20 @@ impl Send<'_> {
     /// Posts (unless an uncertain earlier attempt already did) to `channel`.
     async fn post(&self, channel: &str, body: &mut Value) -> Result<Attempt, Failure> {
         let thread_ts = match self.thread_key {
-            Some(key) => {
-                let _turn = self.w.store_turn().await;
-                match self.w.store.thread_ts(&self.conn.name, channel, key).await {
-                    Ok(ts) => ts,
-                    Err(e) => return Err(Failure::Attempt(Attempt::retry(e.to_string()))),
+            Some(key) => match self.turn.threads.get(&self.conn.name, channel, key) {
+                Some(read) => read,
+                None => {
+                    let _turn = self.w.store_turn().await;
+                    match self.w.store.thread_ts(&self.conn.name, channel, key).await {
+                        Ok(ts) => {
+                            let name = &self.conn.name;
+                            self.turn.threads.put(name, channel, key, ts.clone());
+                            ts
+                        }
+                        Err(e) => return Err(Failure::Attempt(Attempt::retry(e.to_string()))),
+                    }
                 }
-            }
+            },
             None => None,
         };
         match &thread_ts {

@@ -23,7 +23,7 @@ use pagehook::store::{
 use tokio::sync::Notify;
 
 use crate::common::sidecar::{HOOK_SECRET, Sidecar};
-use pagehook_fakes::FakeSlack;
+use pagehook_fakes::{FakeSlack, Fault};
 
 /// Defines each test once per backend, as the store suite does.
 macro_rules! both_backends {
@@ -484,4 +484,107 @@ fn an_import_into_one_channel_does_not_hold_back_another() {
         0,
         "Pagehook keeps Slack's per-channel rate"
     );
+}
+
+/// Edit `version` of one page in ENG (every edit threads under the page's
+/// first message: one lane).
+fn page_edited(version: u64) -> Vec<u8> {
+    format!(
+        r#"{{"timestamp":{},"event":"page_updated","userKey":"8a7f80839e460b0f019e460ba6440001","page":{{"id":4100000,"title":"Busy page","spaceKey":"ENG","self":"https://wiki.example.com/pages/4100000","version":{version}}}}}"#,
+        1_768_000_000_000u64 + version,
+    )
+    .into_bytes()
+}
+
+/// A thread with a backlog and Slack's rates raised (so no rate paces the
+/// lane): the lane goes on from record to record, reading its thread once
+/// per batch. Every edit is posted once, in order, into the page's thread,
+/// through a SIGKILL in the middle of it.
+#[test]
+fn a_thread_with_a_backlog_goes_on_in_order_into_its_thread_through_a_kill() {
+    const BOT: &str = "xoxb-thread";
+    const EDITS: u64 = 120;
+    let slack = FakeSlack::start(BOT);
+    slack.add_channel("eng", "C0ENG00001", true);
+    let mut side = Sidecar::with_delivery(
+        "slack-channel-rate = 5000.0\nslack-workspace-rate = 5000.0\njitter = 0.0\n",
+    );
+    side.cli(&[
+        "connect",
+        "confluence",
+        "wiki",
+        "--url",
+        "http://127.0.0.1:9",
+        "--webhook-secret-env",
+        "PAGEHOOK_TEST_HOOK_SECRET",
+    ]);
+    side.connect_slack("acme", &slack.base_url(), BOT);
+    side.install("slack-poster", &["post-slack", "dm-slack"]);
+    side.cli(&[
+        "bind",
+        "slack-poster",
+        "--quiet",
+        "--to",
+        "slack:#eng",
+        "--set",
+        "channel=#eng",
+        "--scope",
+        "space:ENG",
+        "--digest",
+        "off",
+    ]);
+    // Slack answers the first 40 posts slowly, so the edits queue up behind
+    // them: the lane has a backlog, and the kill finds a batch in flight.
+    for _ in 0..40 {
+        slack.inject("chat.postMessage", Fault::Delay(Duration::from_millis(50)));
+    }
+    side.start();
+    let mut events = Vec::new();
+    for version in 1..=EDITS {
+        let (status, body) = side.hook("wiki", &page_edited(version), Some(HOOK_SECRET));
+        assert_eq!(status, 202);
+        events.push(body["id"].as_i64().unwrap());
+        if version == EDITS / 2 {
+            // Kill it while the lane is busy, once some are posted.
+            side.wait_until("a few posts", Duration::from_secs(20), || {
+                (slack.posts().len() >= 10).then_some(())
+            });
+            side.kill();
+            side.start();
+        }
+    }
+    side.wait_until("every edit posted", Duration::from_secs(60), || {
+        (slack.posts().len() >= EDITS as usize).then_some(())
+    });
+    // A moment more: nothing is posted twice.
+    std::thread::sleep(Duration::from_millis(500));
+    let posts = slack.posts();
+    side.kill();
+    let looked_for = slack.calls("conversations.replies");
+    eprintln!(
+        "{} posts; after the kill the thread was read {looked_for} times for messages that may have gone",
+        posts.len()
+    );
+    assert!(
+        looked_for > 0,
+        "the kill came while a batch was being sent (40 slow answers): what it held is looked for in the thread before it is sent again"
+    );
+    let order: Vec<i64> = posts
+        .iter()
+        .map(|p| {
+            p.metadata.as_ref().unwrap()["event_payload"]["event_id"]
+                .as_i64()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(order, events, "each edit once, in the edits' order");
+    let root = &posts[0];
+    assert_eq!(root.thread_ts, None, "the first starts the page's thread");
+    for p in &posts[1..] {
+        assert_eq!(
+            p.thread_ts.as_deref(),
+            Some(root.ts.as_str()),
+            "a reply in the thread"
+        );
+    }
 }
