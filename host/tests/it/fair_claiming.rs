@@ -405,6 +405,26 @@ fn page_created(n: u64, space: &str) -> Vec<u8> {
     .into_bytes()
 }
 
+/// `pagehook serve` with `delivery` settings, a webhook-only source `wiki`,
+/// the fake Slack as workspace `acme` and slack-poster bound, one post per
+/// event (digests off: issue 25's other half), for each `(space, channel)`.
+fn bound_to_slack(
+    slack: &FakeSlack,
+    bot: &str,
+    delivery: &str,
+    bindings: &[(&str, &str)],
+) -> Sidecar {
+    let mut side = Sidecar::with_delivery(delivery);
+    side.connect_webhook_only("wiki");
+    side.connect_slack("acme", &slack.base_url(), bot);
+    for (space, channel) in bindings {
+        let scope = format!("space:{space}");
+        side.bind_slack_poster(channel, &["--scope", &scope, "--digest", "off"]);
+    }
+    side.start();
+    side
+}
+
 /// The scenario of issue 25: someone imports 600 pages into ENG (bound to
 /// #eng), then a page is created in OPS (bound to #ops). Slack lets #eng
 /// drain at about a message a second (the fake refuses faster posting per
@@ -418,35 +438,7 @@ fn an_import_into_one_channel_does_not_hold_back_another() {
     // About one a second per channel; Slack allows short bursts, the fake
     // three posts in any two seconds.
     slack.limit_posts_per_channel(3, Duration::from_secs(2));
-    let mut side = Sidecar::with_delivery("");
-    side.cli(&[
-        "connect",
-        "confluence",
-        "wiki",
-        "--url",
-        "http://127.0.0.1:9",
-        "--webhook-secret-env",
-        "PAGEHOOK_TEST_HOOK_SECRET",
-    ]);
-    side.connect_slack("acme", &slack.base_url(), BOT);
-    side.install("slack-poster", &["post-slack", "dm-slack"]);
-    for (space, channel) in [("ENG", "eng"), ("OPS", "ops")] {
-        side.cli(&[
-            "bind",
-            "slack-poster",
-            "--quiet",
-            "--to",
-            &format!("slack:#{channel}"),
-            "--set",
-            &format!("channel=#{channel}"),
-            "--scope",
-            &format!("space:{space}"),
-            // One post per event, as without digests (issue 25's digest half).
-            "--digest",
-            "off",
-        ]);
-    }
-    side.start();
+    let mut side = bound_to_slack(&slack, BOT, "", &[("ENG", "eng"), ("OPS", "ops")]);
     for n in 0..600 {
         let (status, _) = side.hook("wiki", &page_created(n, "ENG"), Some(HOOK_SECRET));
         assert_eq!(status, 202);
@@ -506,39 +498,17 @@ fn a_thread_with_a_backlog_goes_on_in_order_into_its_thread_through_a_kill() {
     const EDITS: u64 = 120;
     let slack = FakeSlack::start(BOT);
     slack.add_channel("eng", "C0ENG00001", true);
-    let mut side = Sidecar::with_delivery(
-        "slack-channel-rate = 5000.0\nslack-workspace-rate = 5000.0\njitter = 0.0\n",
-    );
-    side.cli(&[
-        "connect",
-        "confluence",
-        "wiki",
-        "--url",
-        "http://127.0.0.1:9",
-        "--webhook-secret-env",
-        "PAGEHOOK_TEST_HOOK_SECRET",
-    ]);
-    side.connect_slack("acme", &slack.base_url(), BOT);
-    side.install("slack-poster", &["post-slack", "dm-slack"]);
-    side.cli(&[
-        "bind",
-        "slack-poster",
-        "--quiet",
-        "--to",
-        "slack:#eng",
-        "--set",
-        "channel=#eng",
-        "--scope",
-        "space:ENG",
-        "--digest",
-        "off",
-    ]);
     // Slack answers the first 40 posts slowly, so the edits queue up behind
     // them: the lane has a backlog, and the kill finds a batch in flight.
     for _ in 0..40 {
         slack.inject("chat.postMessage", Fault::Delay(Duration::from_millis(50)));
     }
-    side.start();
+    let mut side = bound_to_slack(
+        &slack,
+        BOT,
+        "slack-channel-rate = 5000.0\nslack-workspace-rate = 5000.0\njitter = 0.0\n",
+        &[("ENG", "eng")],
+    );
     let mut events = Vec::new();
     for version in 1..=EDITS {
         let (status, body) = side.hook("wiki", &page_edited(version), Some(HOOK_SECRET));

@@ -96,6 +96,65 @@ fn mark_sql() -> String {
     )
 }
 
+/// What follows each of `places` (`(lane, (event, id), at most)`) in its
+/// lane, of events older than `watermark` (see [`FOLLOWERS`]).
+async fn followers(
+    tx: &deadpool_postgres::Transaction<'_>,
+    places: &[(&str, (i64, i64), usize)],
+    watermark: i64,
+) -> PgResult<Vec<Queued>> {
+    if places.is_empty() {
+        return Ok(Vec::new());
+    }
+    let stmt = tx.prepare_cached(FOLLOWERS).await?;
+    let lanes: Vec<&str> = places.iter().map(|p| p.0).collect();
+    let events: Vec<i64> = places.iter().map(|p| p.1.0).collect();
+    let ids: Vec<i64> = places.iter().map(|p| p.1.1).collect();
+    let rooms: Vec<i64> = places
+        .iter()
+        .map(|p| i64::try_from(p.2).unwrap_or(i64::MAX))
+        .collect();
+    tx.query(&stmt, &[&lanes, &events, &ids, &rooms, &watermark])
+        .await?
+        .iter()
+        .map(|r| Queued::from_row(r).map_err(Fail::Store))
+        .collect()
+}
+
+/// Marks deliveries `ids` taken by `claim` (see [`mark_sql`]) and reads them.
+async fn mark(
+    tx: &deadpool_postgres::Transaction<'_>,
+    ids: &[i64],
+    claim: &Claim,
+) -> PgResult<Vec<Claimed>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let stmt = tx.prepare_cached(&mark_sql()).await?;
+    tx.query(&stmt, &[&ids, &claim.token, &claim.replica])
+        .await?
+        .iter()
+        .map(|r| claimed_from_row(r).map_err(Fail::Store))
+        .collect()
+}
+
+/// Lets go of `claim`'s leases on `lanes` (taken, or going on, with
+/// nothing to send after all).
+async fn let_go(
+    tx: &deadpool_postgres::Transaction<'_>,
+    claim: &Claim,
+    lanes: &[&str],
+) -> PgResult<()> {
+    if !lanes.is_empty() {
+        tx.execute(
+            "DELETE FROM lane_leases WHERE token = $1 AND lane = ANY($2)",
+            &[&claim.token, &lanes],
+        )
+        .await?;
+    }
+    Ok(())
+}
+
 /// Renews the leases of lanes going on (`$1` the claim's token, `$2` the
 /// lease, `$3` the lanes) from the database's now: only those the claim
 /// still holds come back. It runs before the attempts' updates: a lease,
@@ -262,24 +321,8 @@ impl PgStore {
                 unavailable.extend(lost.into_iter().map(str::to_owned));
             };
 
-            let more = plan.wanting_more();
-            if !more.is_empty() {
-                let stmt = tx.prepare_cached(FOLLOWERS).await?;
-                let lanes: Vec<&str> = more.iter().map(|m| m.0).collect();
-                let events: Vec<i64> = more.iter().map(|m| m.1.0).collect();
-                let ids: Vec<i64> = more.iter().map(|m| m.1.1).collect();
-                let rooms: Vec<i64> = more
-                    .iter()
-                    .map(|m| i64::try_from(m.2).unwrap_or(i64::MAX))
-                    .collect();
-                let followers = tx
-                    .query(&stmt, &[&lanes, &events, &ids, &rooms, &watermark])
-                    .await?
-                    .iter()
-                    .map(|r| Queued::from_row(r).map_err(Fail::Store))
-                    .collect::<PgResult<Vec<_>>>()?;
-                plan.extend(&followers);
-            }
+            let more = followers(&tx, &plan.wanting_more(), watermark).await?;
+            plan.extend(&more);
 
             // The channels' new rate times and the marks, sent together
             // (one round trip).
@@ -289,7 +332,6 @@ impl PgStore {
                     "UPDATE rate_limits SET tat_ms = u.tat FROM unnest($1::text[], $2::bigint[]) AS u(key, tat) WHERE rate_limits.key = u.key",
                 )
                 .await?;
-            let mark = tx.prepare_cached(&mark_sql()).await?;
             let keys: Vec<&str> = changed.iter().map(|(k, _)| k.as_str()).collect();
             let tats: Vec<i64> = changed.iter().map(|(_, v)| *v).collect();
             let ids = plan.ids();
@@ -298,31 +340,17 @@ impl PgStore {
                     if changed.is_empty() {
                         return Ok(0);
                     }
-                    tx.execute(&put, &[&keys, &tats]).await
+                    Ok(tx.execute(&put, &[&keys, &tats]).await?)
                 },
-                async {
-                    if ids.is_empty() {
-                        return Ok(Vec::new());
-                    }
-                    tx.query(&mark, &[&ids, &claim.token, &claim.replica]).await
-                },
+                mark(&tx, &ids, claim),
             )
             .await?;
-            let marked: Vec<Claimed> = marked
-                .iter()
-                .map(|r| claimed_from_row(r).map_err(Fail::Store))
-                .collect::<PgResult<_>>()?;
             if !ids.is_empty() {
                 // A lane none of whose deliveries could be marked: finished
                 // by its previous holder after this round read it.
                 let idle = plan.idle_lanes(&marked);
-                if !idle.is_empty() {
-                    tx.execute(
-                        "DELETE FROM lane_leases WHERE token = $1 AND lane = ANY($2)",
-                        &[&claim.token, &idle],
-                    )
-                    .await?;
-                }
+                let idle: Vec<&str> = idle.iter().map(String::as_str).collect();
+                let_go(&tx, claim, &idle).await?;
             }
             tx.commit().await?;
             Ok(DeliveryRound {
@@ -421,25 +449,18 @@ impl PgStore {
                 .flat_map(|(w, _)| w.then.iter().map(|(sql, p)| (*sql, &p[..])))
                 .chain(releasing.then_some((back.as_str(), &on_lanes[..])))
                 .collect();
-            let followers = tx.prepare_cached(FOLLOWERS).await?;
-            let (_, followers) = futures::future::try_join(execute_all_in(&tx, &then), async {
-                let Some(state) = &state else {
-                    return Ok(Vec::new());
-                };
-                let watermark: i64 = state.try_get::<_, Option<i64>>(1)?.unwrap_or(i64::MAX);
-                let lanes: Vec<&str> = going.iter().map(|g| g.lane.as_str()).collect();
-                let events: Vec<i64> = going.iter().map(|g| g.after.0).collect();
-                let ids: Vec<i64> = going.iter().map(|g| g.after.1).collect();
-                let rooms: Vec<i64> = going
-                    .iter()
-                    .map(|g| i64::try_from(lane_batch(&g.lane)).unwrap_or(i64::MAX))
-                    .collect();
-                tx.query(&followers, &[&lanes, &events, &ids, &rooms, &watermark])
-                    .await?
-                    .iter()
-                    .map(|r| Queued::from_row(r).map_err(Fail::Store))
-                    .collect::<PgResult<Vec<_>>>()
-            })
+            let places: Vec<(&str, (i64, i64), usize)> = going
+                .iter()
+                .map(|g| (g.lane.as_str(), g.after, lane_batch(&g.lane)))
+                .collect();
+            let watermark: i64 = match &state {
+                Some(state) => state.try_get::<_, Option<i64>>(1)?.unwrap_or(i64::MAX),
+                None => i64::MAX,
+            };
+            let (_, followers) = futures::future::try_join(
+                execute_all_in(&tx, &then),
+                followers(&tx, &places, watermark),
+            )
             .await?;
             let recorded = updated.iter().filter(|n| **n == 1).count();
             let db_now: i64 = match &state {
@@ -465,31 +486,13 @@ impl PgStore {
             let next = if going.is_empty() {
                 Vec::new()
             } else {
-                let mark = tx.prepare_cached(&mark_sql()).await?;
-                let (_, marked) = futures::future::try_join(
-                    async {
-                        if idle.is_empty() {
-                            return Ok(0);
-                        }
-                        tx.execute(
-                            "DELETE FROM lane_leases WHERE token = $1 AND lane = ANY($2)",
-                            &[&claim.token, &idle],
-                        )
-                        .await
-                    },
-                    async {
-                        if ids.is_empty() {
-                            return Ok(Vec::new());
-                        }
+                let (_, marked) = futures::future::try_join(let_go(&tx, claim, &idle), async {
+                    if !ids.is_empty() {
                         tx.batch_execute(SYNC_COMMIT).await?;
-                        tx.query(&mark, &[&ids, &claim.token, &claim.replica]).await
-                    },
-                )
+                    }
+                    mark(&tx, &ids, claim).await
+                })
                 .await?;
-                let marked: Vec<Claimed> = marked
-                    .iter()
-                    .map(|r| claimed_from_row(r).map_err(Fail::Store))
-                    .collect::<PgResult<_>>()?;
                 // A lane none of whose deliveries could be marked (finished
                 // meanwhile by a claim that had ended): let go.
                 let busy: HashSet<&str> = marked.iter().map(|d| d.lane.as_str()).collect();
@@ -498,13 +501,7 @@ impl PgStore {
                     .filter(|(lane, ids)| !ids.is_empty() && !busy.contains(lane))
                     .map(|(lane, _)| *lane)
                     .collect();
-                if !emptied.is_empty() {
-                    tx.execute(
-                        "DELETE FROM lane_leases WHERE token = $1 AND lane = ANY($2)",
-                        &[&claim.token, &emptied],
-                    )
-                    .await?;
-                }
+                let_go(&tx, claim, &emptied).await?;
                 marked
             };
             if !health.is_empty() {

@@ -258,6 +258,33 @@ fn held_row(row: &dyn Row) -> StoreResult<(i64, String)> {
     Ok((row.get("id")?, row.get("lane")?))
 }
 
+/// The oldest event not yet dispatched (deliveries of it and later events
+/// wait), `i64::MAX` when there is none.
+fn watermark(tx: &Transaction<'_>) -> Result<i64, Fail> {
+    Ok(tx
+        .prepare_cached(
+            "SELECT MIN(id) FROM events INDEXED BY events_undispatched WHERE status = 'pending' AND attempts = 0",
+        )?
+        .query_row([], |r| r.get::<_, Option<i64>>(0))?
+        .unwrap_or(i64::MAX))
+}
+
+/// Marks deliveries `ids` taken by `claim` (see [`mark_sql`]) and reads
+/// those it could take.
+fn mark(tx: &Transaction<'_>, ids: &[i64], claim: &Claim) -> Result<Vec<Claimed>, Fail> {
+    let sql = mark_sql();
+    let mut marked = Vec::with_capacity(ids.len());
+    for id in ids {
+        marked.extend(query_in(
+            tx,
+            &sql,
+            &[(*id).into(), claim.token.into(), (&claim.replica).into()],
+            claimed_from_row,
+        )?);
+    }
+    Ok(marked)
+}
+
 /// Lanes going on (leases renewed) take what follows them, as a round
 /// takes what follows a head; a lane with nothing to take is let go.
 fn go_on_in(
@@ -266,13 +293,7 @@ fn go_on_in(
     going: &[&GoOn],
     now: i64,
 ) -> Result<Vec<Claimed>, Fail> {
-    let watermark: i64 = tx
-        .prepare_cached(
-            "SELECT MIN(id) FROM events INDEXED BY events_undispatched WHERE status = 'pending' AND attempts = 0",
-        )?
-        .query_row([], |r| r.get::<_, Option<i64>>(0))?
-        .unwrap_or(i64::MAX);
-    let mark = mark_sql();
+    let watermark = watermark(tx)?;
     let mut marked = Vec::new();
     for g in going {
         let followers = query_in(
@@ -288,14 +309,7 @@ fn go_on_in(
             Queued::from_row,
         )?;
         let before = marked.len();
-        for id in taken_going_on(&g.lane, &followers, now) {
-            marked.extend(query_in(
-                tx,
-                &mark,
-                &[id.into(), claim.token.into(), (&claim.replica).into()],
-                claimed_from_row,
-            )?);
-        }
+        marked.extend(mark(tx, &taken_going_on(&g.lane, &followers, now), claim)?);
         if marked.len() == before {
             tx.execute(
                 "DELETE FROM lane_leases WHERE token = ?1 AND lane = ?2",
@@ -315,12 +329,7 @@ fn claim_in(
     max: usize,
     now: i64,
 ) -> Result<DeliveryRound, Fail> {
-    let watermark: i64 = tx
-        .prepare_cached(
-            "SELECT MIN(id) FROM events INDEXED BY events_undispatched WHERE status = 'pending' AND attempts = 0",
-        )?
-        .query_row([], |r| r.get::<_, Option<i64>>(0))?
-        .unwrap_or(i64::MAX);
+    let watermark = watermark(tx)?;
     let mut unavailable: HashSet<String> = tx
         .prepare_cached("SELECT lane FROM lane_leases WHERE until_ms > ?1 AND token != ?2")?
         .query_map(params![now, claim.token], |r| r.get(0))?
@@ -397,16 +406,7 @@ fn claim_in(
         .execute(params![key, tat])?;
     }
 
-    let mark = mark_sql();
-    let mut marked = Vec::new();
-    for id in plan.ids() {
-        marked.extend(query_in(
-            tx,
-            &mark,
-            &[id.into(), claim.token.into(), (&claim.replica).into()],
-            claimed_from_row,
-        )?);
-    }
+    let marked = mark(tx, &plan.ids(), claim)?;
     for lane in plan.idle_lanes(&marked) {
         tx.execute(
             "DELETE FROM lane_leases WHERE token = ?1 AND lane = ?2",

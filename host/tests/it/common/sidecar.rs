@@ -236,6 +236,20 @@ impl Sidecar {
         ]);
     }
 
+    /// Connects a webhook-only Confluence source `name` (nothing to read
+    /// back from: port 9 on loopback), for tests of what follows ingest.
+    pub fn connect_webhook_only(&self, name: &str) {
+        self.cli(&[
+            "connect",
+            "confluence",
+            name,
+            "--url",
+            "http://127.0.0.1:9",
+            "--webhook-secret-env",
+            "PAGEHOOK_TEST_HOOK_SECRET",
+        ]);
+    }
+
     /// Installs the built plugin `name` granting `grants`; returns what the CLI said.
     pub fn install(&self, name: &str, grants: &[&str]) -> String {
         let dir = super::plugin_dir(name);
