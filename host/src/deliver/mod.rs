@@ -577,8 +577,8 @@ impl Deliverer {
     /// (a retry keeps its place at the head), one starts a Slack thread (its
     /// replies wait until the thread is recorded), or delivery stops; the
     /// rest go back to the queue when the lane is recorded. A lane that went
-    /// through to its end, with no rate pacing it and delivery not
-    /// stopping, asks to go on.
+    /// through to its end, with no rate pacing it, delivery not stopping and
+    /// a lane slot free in this replica, asks to go on.
     async fn send_lane(
         &self,
         lane: Vec<Claimed>,
@@ -616,10 +616,15 @@ impl Deliverer {
                 break;
             }
         }
+        // Only while this replica has room for more lanes: with every slot
+        // taken, a lane going on would hold its slot against lanes waiting
+        // for one, so it lets go and the rounds take heads in event order.
+        let room = self.in_flight.load(Ordering::Acquire) < LANES_IN_FLIGHT;
         let go_on = lane
             .last()
             .filter(|last| {
                 through
+                    && room
                     && !*stop.borrow()
                     && crate::store::claims::goes_on_unpaced(&last.lane, &self.rates)
             })
