@@ -23,7 +23,9 @@
 //!
 //! A result is recorded ([`PgStore::finish_attempts`]) only for a delivery
 //! that still carries the round's token: once another round has taken the
-//! lane over after the lease ended, the stale round records nothing.
+//! lane over after the lease ended, the stale round records nothing. The
+//! same transaction lets lanes that went through go on
+//! ([`take_going_on`]): their leases renewed, what follows them marked.
 //!
 //! This module must never record a result without the token check, nor
 //! advance a rate for a delivery it did not claim.
@@ -41,6 +43,10 @@ use crate::store::sql::{Dialect, Param, Row};
 use crate::store::{
     AttemptResult, Claim, Claimed, DeliveryRound, HealthChange, RatePolicy, StoreResult, now_ms,
 };
+
+/// The watermark: the oldest event not yet dispatched (deliveries of it and
+/// later events wait, so a lane keeps the events' order); null when none.
+const WATERMARK: &str = "(SELECT min(id) FROM events WHERE status = 'pending' AND attempts = 0)";
 
 /// The heads of lanes after `$1` by name, up to and including `$2` (none
 /// when null), at most `$3`: a recursive walk, one index probe per lane.
@@ -155,6 +161,53 @@ async fn let_go(
     Ok(())
 }
 
+/// The lanes going on (leases renewed) take what follows them of
+/// `followers` (as a round takes what follows a head, see
+/// [`taken_going_on`]); a lane with nothing to take, or none of whose
+/// deliveries could be marked (finished meanwhile by a claim that had
+/// ended), is let go. What they took is a claim: the commit waits for the
+/// WAL to be flushed, as a round's does, since the marks come before the
+/// sends.
+async fn take_going_on(
+    tx: &deadpool_postgres::Transaction<'_>,
+    claim: &Claim,
+    going: &[&GoOn],
+    followers: &[Queued],
+    now: i64,
+) -> PgResult<Vec<Claimed>> {
+    if going.is_empty() {
+        return Ok(Vec::new());
+    }
+    let taken: Vec<(&str, Vec<i64>)> = going
+        .iter()
+        .map(|g| (g.lane.as_str(), taken_going_on(&g.lane, followers, now)))
+        .collect();
+    let ids: Vec<i64> = taken
+        .iter()
+        .flat_map(|(_, ids)| ids.iter().copied())
+        .collect();
+    let idle: Vec<&str> = taken
+        .iter()
+        .filter(|(_, ids)| ids.is_empty())
+        .map(|(lane, _)| *lane)
+        .collect();
+    let (_, marked) = futures::future::try_join(let_go(tx, claim, &idle), async {
+        if !ids.is_empty() {
+            tx.batch_execute(SYNC_COMMIT).await?;
+        }
+        mark(tx, &ids, claim).await
+    })
+    .await?;
+    let busy: HashSet<&str> = marked.iter().map(|d| d.lane.as_str()).collect();
+    let emptied: Vec<&str> = taken
+        .iter()
+        .filter(|(lane, ids)| !ids.is_empty() && !busy.contains(lane))
+        .map(|(lane, _)| *lane)
+        .collect();
+    let_go(tx, claim, &emptied).await?;
+    Ok(marked)
+}
+
 /// Renews the leases of lanes going on (`$1` the claim's token, `$2` the
 /// lease, `$3` the lanes) from the database's now: only those the claim
 /// still holds come back. It runs before the attempts' updates: a lease,
@@ -169,9 +222,7 @@ fn renew_going_on_sql() -> String {
 /// The database's now and the watermark (the oldest event not yet
 /// dispatched), for lanes going on.
 fn going_on_state_sql() -> String {
-    format!(
-        "SELECT {DB_NOW}, (SELECT min(id) FROM events WHERE status = 'pending' AND attempts = 0)"
-    )
+    format!("SELECT {DB_NOW}, {WATERMARK}")
 }
 
 /// Takes a lane for the round: a new lease, an expired one, or its own.
@@ -251,7 +302,7 @@ impl PgStore {
                 .prepare_cached(&format!(
                     "WITH t AS (SELECT {DB_NOW} AS now)
                      SELECT t.now,
-                       (SELECT min(id) FROM events WHERE status = 'pending' AND attempts = 0) AS watermark,
+                       {WATERMARK} AS watermark,
                        ARRAY(SELECT lane FROM lane_leases WHERE until_ms > t.now AND token <> $1) AS leased
                      FROM t"
                 ))
@@ -467,43 +518,7 @@ impl PgStore {
                 Some(state) => state.try_get(0)?,
                 None => 0,
             };
-            let taken: Vec<(&str, Vec<i64>)> = going
-                .iter()
-                .map(|g| (g.lane.as_str(), taken_going_on(&g.lane, &followers, db_now)))
-                .collect();
-            let ids: Vec<i64> = taken
-                .iter()
-                .flat_map(|(_, ids)| ids.iter().copied())
-                .collect();
-            let idle: Vec<&str> = taken
-                .iter()
-                .filter(|(_, ids)| ids.is_empty())
-                .map(|(lane, _)| *lane)
-                .collect();
-            // The lanes with nothing to take let go, the rest marked (a
-            // claim: its commit waits for the WAL to be flushed, as a
-            // round's does, since the marks come before the sends).
-            let next = if going.is_empty() {
-                Vec::new()
-            } else {
-                let (_, marked) = futures::future::try_join(let_go(&tx, claim, &idle), async {
-                    if !ids.is_empty() {
-                        tx.batch_execute(SYNC_COMMIT).await?;
-                    }
-                    mark(&tx, &ids, claim).await
-                })
-                .await?;
-                // A lane none of whose deliveries could be marked (finished
-                // meanwhile by a claim that had ended): let go.
-                let busy: HashSet<&str> = marked.iter().map(|d| d.lane.as_str()).collect();
-                let emptied: Vec<&str> = taken
-                    .iter()
-                    .filter(|(lane, ids)| !ids.is_empty() && !busy.contains(lane))
-                    .map(|(lane, _)| *lane)
-                    .collect();
-                let_go(&tx, claim, &emptied).await?;
-                marked
-            };
+            let next = take_going_on(&tx, claim, &going, &followers, db_now).await?;
             if !health.is_empty() {
                 // The last word per connection, applied in one statement.
                 let last: BTreeMap<&str, Option<&str>> = health
