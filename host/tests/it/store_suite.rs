@@ -6,6 +6,7 @@
 //! refusals, and the same claim rules (a claim's token, its lease, one
 //! head per lane, the dispatch watermark, Slack's rates kept in the store).
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use pagehook::config::{Database, PostgresConfig};
@@ -651,6 +652,69 @@ suite! {
         let again = store.claim_deliveries(&c, fast(), 32).await.unwrap();
         assert_eq!(again.claimed.iter().map(|d| d.id).collect::<Vec<_>>(), vec![dead]);
         assert!(store.deliveries(Some(DeliveryStatus::Dead), 10).await.unwrap().is_empty());
+    }
+
+    async fn one_record_writes_each_outcome_as_its_own(store: &Store) {
+        // Six lanes; one record holds an attempt of each outcome, two roots
+        // of one thread, and an attempt of a delivery another claim holds.
+        outbox(store, vec![["#a", "#b", "#c", "#d", "#e", "#f"].map(|c| post(c, "x")).to_vec()]).await;
+        let c = Claim::new("r", 60_000);
+        let round = store.claim_deliveries(&c, fast(), 32).await.unwrap();
+        let id: BTreeMap<String, i64> =
+            round.claimed.iter().map(|d| (d.lane.rsplit('/').next().unwrap().to_owned(), d.id)).collect();
+        assert_eq!(id.len(), 6);
+        let other = Claim::new("r2", 60_000);
+        let f = id["f"];
+        let thread = |ts: &str| Some(pagehook::store::SlackThread {
+            connection: "acme".into(), channel: "C1".into(), key: "page-1".into(), ts: ts.into(),
+        });
+        let attempt = |delivery_id: i64, outcome: Outcome| AttemptResult {
+            delivery_id, started_at: 7, latency_ms: 3, sent_at: Some(8), outcome,
+        };
+        let results = [
+            attempt(id["a"], Outcome::Sent { result: "1.0001".into(), thread: thread("1.0001") }),
+            attempt(id["b"], Outcome::Sent { result: "2.0002".into(), thread: thread("2.0002") }),
+            attempt(id["c"], Outcome::Retry { error: "HTTP 500".into(), at: 0, uncertain: true }),
+            attempt(id["d"], Outcome::Dead { error: "channel_not_found".into() }),
+            attempt(id["e"], Outcome::WouldSend { request: "{\"channel\":\"#e\"}".into() }),
+            attempt(f, Outcome::Sent { result: "9.0009".into(), thread: None }),
+        ];
+        assert_eq!(store.finish_attempts(&other, &results, &[]).await.unwrap(), 0, "not r2's");
+        assert_eq!(store.finish_attempts(&c, &results[..5], &[]).await.unwrap(), 5);
+
+        let all = store.deliveries(None, 10).await.unwrap();
+        let row = |id: i64| all.iter().find(|d| d.id == id).unwrap();
+        for (lane, status, result, error) in [
+            ("a", DeliveryStatus::Sent, Some("1.0001"), None),
+            ("b", DeliveryStatus::Sent, Some("2.0002"), None),
+            ("c", DeliveryStatus::Pending, None, Some("HTTP 500")),
+            ("d", DeliveryStatus::Dead, None, Some("channel_not_found")),
+            ("e", DeliveryStatus::WouldSend, Some("{\"channel\":\"#e\"}"), None),
+            ("f", DeliveryStatus::Sending, None, None),
+        ] {
+            let d = row(id[lane]);
+            assert_eq!((d.status, d.result.as_deref(), d.last_error.as_deref()), (status, result, error), "#{lane}");
+            assert_eq!(d.attempts, u32::from(lane != "f"), "#{lane}");
+            let attempts = store.attempts(id[lane]).await.unwrap();
+            let expected = match lane {
+                "a" | "b" => vec![("sent".to_owned(), None)],
+                "c" => vec![("retry".to_owned(), Some("HTTP 500".to_owned()))],
+                "d" => vec![("dead".to_owned(), Some("channel_not_found".to_owned()))],
+                "e" => vec![("would-send".to_owned(), None)],
+                _ => vec![],
+            };
+            assert_eq!(attempts.iter().map(|a| (a.outcome.clone(), a.error.clone())).collect::<Vec<_>>(), expected, "#{lane}");
+            assert!(attempts.iter().all(|a| (a.at, a.latency_ms, a.sent_at) == (7, 3, Some(8))), "#{lane}");
+        }
+        assert_eq!(
+            store.thread_ts("acme", "C1", "page-1").await.unwrap().as_deref(),
+            Some("1.0001"),
+            "the first root of a thread wins"
+        );
+        // The retry is due again, and may have been sent.
+        let again = store.claim_deliveries(&Claim::new("r3", 60_000), fast(), 32).await.unwrap();
+        let c_again = again.claimed.iter().find(|d| d.id == id["c"]).expect("the retry is due");
+        assert!(c_again.uncertain);
     }
 
     async fn threads_and_once_keys_remember_the_first_answer(store: &Store) {
