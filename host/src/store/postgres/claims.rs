@@ -418,14 +418,8 @@ impl PgStore {
         self.run(async {
             let mut client = self.client().await?;
             let tx = client.transaction().await?;
-            // A round that cannot get its turn in time fails (and is tried
-            // again) rather than queueing behind a stuck one indefinitely.
-            tx.batch_execute(&format!(
-                "SET LOCAL lock_timeout = '10s'; SELECT pg_advisory_xact_lock({DELIVERY_ROUND_LOCK})"
-            ))
-            .await?;
             // The database's now, the watermark and the lanes other claims
-            // hold, read at one instant in one round trip.
+            // hold, read at one instant.
             let state = tx
                 .prepare_cached(&format!(
                     "WITH t AS (SELECT {DB_NOW} AS now)
@@ -435,15 +429,33 @@ impl PgStore {
                      FROM t"
                 ))
                 .await?;
-            let state = tx.query_one(&state, &[&claim.token]).await?;
+            let scan = LaneScan::start(&self.describe());
+            // The round's turn, the state and the first lanes' heads: sent
+            // together, run in this order (one round trip), so both reads
+            // see what the previous round committed. A round that cannot
+            // get its turn in time fails (and is tried again) rather than
+            // queueing behind a stuck one indefinitely.
+            let (_, state, mut seen) = futures::future::try_join3(
+                async {
+                    tx.batch_execute(&format!(
+                        "SET LOCAL lock_timeout = '10s'; SELECT pg_advisory_xact_lock({DELIVERY_ROUND_LOCK})"
+                    ))
+                    .await
+                    .map_err(Fail::from)
+                },
+                async {
+                    tx.query_one(&state, &[&claim.token])
+                        .await
+                        .map_err(Fail::from)
+                },
+                lane_heads(&tx, scan.after.as_deref(), None, LaneScan::room_after(0)),
+            )
+            .await?;
             let now: i64 = state.try_get(0)?;
             let watermark: i64 = state.try_get::<_, Option<i64>>(1)?.unwrap_or(i64::MAX);
             let mut unavailable: HashSet<String> =
                 state.try_get::<_, Vec<String>>(2)?.into_iter().collect();
 
-            let scan = LaneScan::start(&self.describe());
-            let mut seen =
-                lane_heads(&tx, scan.after.as_deref(), None, LaneScan::room_after(0)).await?;
             if let Some(after) = scan.after.as_deref() {
                 let room = LaneScan::room_after(seen.len());
                 seen.extend(lane_heads(&tx, None, Some(after), room).await?);
@@ -557,17 +569,17 @@ impl PgStore {
         self.run(async {
             let mut client = self.client().await?;
             let tx = client.transaction().await?;
-            tx.batch_execute(ASYNC_COMMIT).await?;
             let token = Param::from(claim.token);
-            // What the claim holds, and the leases of the lanes going on
-            // renewed with the database's clock and the watermark read: one
-            // round trip. A lease the claim no longer holds (it ended and
+            // The commit's durability, what the claim holds, and the
+            // leases of the lanes going on renewed with the database's clock
+            // and the watermark read: one round trip. A lease the claim no longer holds (it ended and
             // another round took the lane) does not come back: that lane
             // does not go on.
             let asked: Vec<&str> = go_on.iter().map(|g| g.lane.as_str()).collect();
             let renew = tx.prepare_cached(&renew_going_on_sql()).await?;
             let state = tx.prepare_cached(&going_on_state_sql()).await?;
-            let (held, renewed, state) = futures::future::try_join3(
+            let (_, held, renewed, state) = futures::future::try_join4(
+                async { tx.batch_execute(ASYNC_COMMIT).await.map_err(Fail::from) },
                 query_in(&tx, HELD_BY_CLAIM, std::slice::from_ref(&token), held_row),
                 async {
                     if asked.is_empty() {

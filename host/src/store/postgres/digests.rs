@@ -137,7 +137,7 @@ impl PgStore {
                 return Ok(false);
             }
             let written: Vec<&Dispatched> = results.iter().collect();
-            let notify = write_results(&tx, &written, now, breaker).await?;
+            write_results(&tx, &written, now, breaker).await?;
             tx.execute(
                 "UPDATE held_events SET released_at = $3, released_with = u.with_event,
                    claim_token = NULL, claim_until = NULL, claimed_by = NULL
@@ -146,10 +146,6 @@ impl PgStore {
                 &[&ids, &with, &now],
             )
             .await?;
-            if notify {
-                tx.execute("SELECT pg_notify('pagehook_deliveries', '')", &[])
-                    .await?;
-            }
             tx.commit().await?;
             Ok(true)
         })

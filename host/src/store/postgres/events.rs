@@ -10,7 +10,7 @@
 //! can never overwrite what another has done since.
 
 use super::sql::query_in;
-use super::{ASYNC_COMMIT, DB_NOW, PgStore};
+use super::{ASYNC_COMMIT, DB_NOW, Fail, PgStore};
 use crate::store::sql::FromRow;
 use crate::store::{Claim, EventRecord, StoreResult};
 
@@ -46,17 +46,16 @@ impl PgStore {
             .run(async {
                 let mut client = self.client().await?;
                 let tx = client.transaction().await?;
-                tx.batch_execute(ASYNC_COMMIT).await?;
-                let events = query_in(
-                    &tx,
-                    &claim_sql,
-                    &[
-                        claim.token.into(),
-                        (&claim.replica).into(),
-                        limit.into(),
-                        claim.lease_ms.into(),
-                    ],
-                    EventRecord::from_row,
+                let params = [
+                    claim.token.into(),
+                    (&claim.replica).into(),
+                    limit.into(),
+                    claim.lease_ms.into(),
+                ];
+                // Sent together, run in this order (one round trip).
+                let (_, events) = futures::future::try_join(
+                    async { tx.batch_execute(ASYNC_COMMIT).await.map_err(Fail::from) },
+                    query_in(&tx, &claim_sql, &params, EventRecord::from_row),
                 )
                 .await?;
                 tx.commit().await?;

@@ -146,7 +146,6 @@ impl PgStore {
         self.run(async {
             let mut client = self.client().await?;
             let tx = client.transaction().await?;
-            tx.batch_execute(ASYNC_COMMIT).await?;
             let ids: Vec<i64> = batch.iter().map(|d| d.event_id).collect();
             let events: Vec<String> = batch.iter().map(|d| json(&d.event)).collect();
             let mark = tx
@@ -158,9 +157,13 @@ impl PgStore {
                      RETURNING events.id",
                 )
                 .await?;
-            let still_ours: HashSet<i64> = tx
-                .query(&mark, &[&ids, &events, &now, &claim.token])
-                .await?
+            // Sent together, run in this order (one round trip).
+            let (_, marked) = futures::future::try_join(
+                tx.batch_execute(ASYNC_COMMIT),
+                tx.query(&mark, &[&ids, &events, &now, &claim.token]),
+            )
+            .await?;
+            let still_ours: HashSet<i64> = marked
                 .iter()
                 .map(|r| r.try_get(0))
                 .collect::<Result<_, _>>()?;
@@ -171,17 +174,13 @@ impl PgStore {
                 return Ok(0);
             }
 
-            let notify = write_results(&tx, &written, now, breaker).await?;
+            write_results(&tx, &written, now, breaker).await?;
             super::digests::hold(
                 &tx,
                 held.iter().filter(|h| still_ours.contains(&h.event_id)),
                 now,
             )
             .await?;
-            if notify {
-                tx.execute("SELECT pg_notify('pagehook_deliveries', '')", &[])
-                    .await?;
-            }
             tx.commit().await?;
             Ok(written.len())
         })
@@ -191,29 +190,40 @@ impl PgStore {
 
 /// Writes what dispatch (or a digest's release) decided for some events:
 /// their deliveries, the audit line of every action, failed calls, and what
-/// the calls do to their plugins' breakers. Returns whether it wrote a
-/// delivery (the caller wakes the senders after its commit).
+/// the calls do to their plugins' breakers, and, when it wrote a delivery,
+/// the notice that wakes every replica's senders at commit. One round trip:
+/// the statements are independent and go to the server together.
 pub(super) async fn write_results(
     tx: &deadpool_postgres::Transaction<'_>,
     written: &[&Dispatched],
     now: i64,
     breaker: BreakerPolicy,
-) -> PgResult<bool> {
+) -> PgResult<()> {
     let mut deliveries = DeliveryArrays::default();
     for d in written {
         for del in &d.deliveries {
             deliveries.push(d.event_id, del);
         }
     }
-    if !deliveries.event_id.is_empty() {
-        deliveries.insert(tx, now).await?;
-    }
+    let wrote = !deliveries.event_id.is_empty();
+    let deliveries = async {
+        if wrote {
+            deliveries.insert(tx, now).await?;
+            // Wakes the other replicas' senders at commit.
+            tx.execute("SELECT pg_notify('pagehook_deliveries', '')", &[])
+                .await?;
+        }
+        PgResult::Ok(())
+    };
 
     let audit: Vec<(i64, &AuditRecord)> = written
         .iter()
         .flat_map(|d| d.audit.iter().map(|a| (d.event_id, a)))
         .collect();
-    if !audit.is_empty() {
+    let audit = async {
+        if audit.is_empty() {
+            return PgResult::Ok(());
+        }
         let stmt = tx
             .prepare_cached(
                 "INSERT INTO audit (at, event_id, binding_id, plugin, sha256, kind, destination, verdict, reason)
@@ -246,13 +256,17 @@ pub(super) async fn write_results(
             ],
         )
         .await?;
-    }
+        Ok(())
+    };
 
     let failures: Vec<(i64, &FailureRecord)> = written
         .iter()
         .flat_map(|d| d.failures.iter().map(|f| (d.event_id, f)))
         .collect();
-    if !failures.is_empty() {
+    let failures = async {
+        if failures.is_empty() {
+            return PgResult::Ok(());
+        }
         let stmt = tx
             .prepare_cached(
                 "INSERT INTO failures (at, event_id, binding_id, plugin, code, message, log)
@@ -281,10 +295,14 @@ pub(super) async fn write_results(
             ],
         )
         .await?;
-    }
+        Ok(())
+    };
 
     let steps = breaker_steps(written.iter().flat_map(|d| d.calls.iter()));
-    if !steps.is_empty() {
+    let breakers = async {
+        if steps.is_empty() {
+            return PgResult::Ok(());
+        }
         let stmt = tx
             .prepare_cached(&Dialect::Postgres.text(&apply_breakers_sql(Dialect::Postgres)))
             .await?;
@@ -300,9 +318,12 @@ pub(super) async fn write_results(
             ],
         )
         .await?;
-    }
+        Ok(())
+    };
 
-    Ok(!deliveries.event_id.is_empty())
+    // The statements go to the server together and run in this order.
+    futures::future::try_join4(deliveries, audit, failures, breakers).await?;
+    Ok(())
 }
 
 #[cfg(test)]
