@@ -29,7 +29,8 @@
 //! runs one store only, `PAGEHOOK_BENCH_RATES=1000,1000` only those runs of
 //! the first setup, `PAGEHOOK_BENCH_ONE_PAGE=1` every event an edit of one
 //! page (one Slack thread: one lane with a backlog instead of a lane per
-//! page), and `PAGEHOOK_BENCH_PROBE=1` (PostgreSQL) prints where
+//! page), `PAGEHOOK_BENCH_STORE_KEYS` more `[store]` keys for the sidecar on
+//! PostgreSQL (`max-connections = 16`), and `PAGEHOOK_BENCH_PROBE=1` (PostgreSQL) prints where
 //! the backlog sits and where each event's time went. Figures go to
 //! docs/benchmarks.md.
 
@@ -158,7 +159,10 @@ fn start(
     let db = pg.map(|pg| pg.fresh_database());
     let mut side = match (pg, &db) {
         (Some(pg), Some(db)) => {
-            Sidecar::on_postgres(&pg.url(db), pg.password(), "", setup.delivery())
+            // `PAGEHOOK_BENCH_STORE_KEYS`: more `[store]` keys, for trying
+            // a setting (`max-connections = 16`).
+            let keys = std::env::var("PAGEHOOK_BENCH_STORE_KEYS").unwrap_or_default();
+            Sidecar::on_postgres(&pg.url(db), pg.password(), &keys, setup.delivery())
         }
         _ => Sidecar::with_delivery(setup.delivery()),
     };
