@@ -620,14 +620,15 @@ impl PgStore {
             // read in the same trip. Leases first: a round taking a lane
             // over locks its lease, then its delivery; the same order here
             // cannot deadlock with it.
-            let leases_on_lanes = [(leases.as_str(), &on_lanes[..])];
+            let [let_go_leases, put_back]: [Vec<(&str, &[Param])>; 2] =
+                [&leases, &back].map(|sql| {
+                    releasing
+                        .then_some((sql.as_str(), &on_lanes[..]))
+                        .into_iter()
+                        .collect()
+                });
             let (_, recorded) = futures::future::try_join(
-                async {
-                    if releasing {
-                        execute_all_in(&tx, &leases_on_lanes).await?;
-                    }
-                    Ok(())
-                },
+                execute_all_in(&tx, &let_go_leases),
                 record(&tx, claim, attempts, now_ms()),
             )
             .await?;
@@ -639,14 +640,8 @@ impl PgStore {
                 Some(state) => state.try_get::<_, Option<i64>>(1)?.unwrap_or(i64::MAX),
                 None => i64::MAX,
             };
-            let back_on_lanes = [(back.as_str(), &on_lanes[..])];
             let (_, followers) = futures::future::try_join(
-                async {
-                    if releasing {
-                        execute_all_in(&tx, &back_on_lanes).await?;
-                    }
-                    Ok(())
-                },
+                execute_all_in(&tx, &put_back),
                 followers(&tx, &places, watermark),
             )
             .await?;
