@@ -146,11 +146,10 @@ async fn mark(
 
 /// Records attempts under a claim in one statement: the same writes as
 /// [`crate::store::claims::attempt_writes`] (SQLite's, one attempt at a
-/// time), over arrays. Each
-/// delivery changes only while it still carries the claim's token (`$1`);
-/// only those that did get their attempt's row, and a Slack thread one of
-/// them started is remembered (the first one wins: a retried root must not
-/// move its thread). Returns how many were recorded.
+/// time), over arrays. Each delivery changes only while it still carries the
+/// claim's token (`$1`); only those that did get their attempt's row, and a
+/// Slack thread one of them started is remembered (the first one wins: a
+/// retried root must not move its thread). Returns how many were recorded.
 ///
 /// One statement instead of three per attempt: under a stream of events the
 /// server's cost is per statement as much as per row.

@@ -191,8 +191,7 @@ impl PgStore {
 /// Writes what dispatch (or a digest's release) decided for some events:
 /// their deliveries, the audit line of every action, failed calls, and what
 /// the calls do to their plugins' breakers, and, when it wrote a delivery,
-/// the notice that wakes every replica's senders at commit. One round trip:
-/// the statements are independent and go to the server together.
+/// the notice that wakes every replica's senders at commit.
 pub(super) async fn write_results(
     tx: &deadpool_postgres::Transaction<'_>,
     written: &[&Dispatched],
@@ -321,7 +320,8 @@ pub(super) async fn write_results(
         Ok(())
     };
 
-    // The statements go to the server together and run in this order.
+    // The statements go to the server together (in one round trip once they
+    // are prepared); none depends on another.
     futures::future::try_join4(deliveries, audit, failures, breakers).await?;
     Ok(())
 }
