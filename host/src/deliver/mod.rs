@@ -35,7 +35,7 @@ mod slack;
 pub(crate) mod teams;
 mod teams_bot;
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -209,11 +209,28 @@ pub(crate) struct Turn<'a> {
 /// It holds for one batch of one lane only: a lane is one thread (its
 /// channel and thread key), nobody else sends in it while the lane is held,
 /// and a message that starts a thread ends the batch (its replies wait for
-/// the next one, which reads the thread again).
+/// the next one, which reads the thread again). A round's first batch of
+/// each lane starts from what the round read for all its lanes at once,
+/// after its claim took them (`Deliverer::round_threads`).
 #[derive(Default)]
 pub(crate) struct LaneThreads(std::sync::Mutex<HashMap<(String, String, String), Option<String>>>);
 
+/// A Slack thread as the store keys it: connection, channel id, thread key.
+type ThreadKey = (String, String, String);
+
 impl LaneThreads {
+    /// A batch's memo, starting from what its round read of `threads`.
+    fn read_by_round(
+        threads: &[ThreadKey],
+        read: &HashMap<ThreadKey, Option<String>>,
+    ) -> LaneThreads {
+        let known = threads
+            .iter()
+            .filter_map(|t| read.get(t).map(|ts| (t.clone(), ts.clone())))
+            .collect();
+        LaneThreads(std::sync::Mutex::new(known))
+    }
+
     /// The ts of thread `key` in `channel` of `connection`, as this batch
     /// read it, or `None` if it has not read it yet.
     fn get(&self, connection: &str, channel: &str, key: &str) -> Option<Option<String>> {
@@ -436,11 +453,24 @@ impl Deliverer {
         stop: watch::Receiver<bool>,
     ) {
         let (heartbeat_ref, connections_ref, stop_ref) = (&heartbeat, &connections[..], &stop);
-        let send = |lane: Vec<Claimed>| async move {
-            self.send_lane(lane, connections_ref, heartbeat_ref, stop_ref)
+        let send = |lane: Vec<Claimed>, threads: LaneThreads| async move {
+            self.send_lane(lane, threads, connections_ref, heartbeat_ref, stop_ref)
                 .await
         };
-        let mut sending: FuturesUnordered<_> = lanes.into_iter().map(send).collect();
+        let wanted: Vec<Vec<ThreadKey>> = lanes
+            .iter()
+            .map(|lane| {
+                lane.iter()
+                    .filter_map(|d| slack::thread_to_read(&self.slack, d, &connections))
+                    .collect()
+            })
+            .collect();
+        let read = self.round_threads(wanted.iter().flatten()).await;
+        let mut sending: FuturesUnordered<_> = lanes
+            .into_iter()
+            .zip(&wanted)
+            .map(|(lane, threads)| send(lane, LaneThreads::read_by_round(threads, &read)))
+            .collect();
         let claim_ref = &claim;
         let mut recording: futures::future::OptionFuture<
             futures::future::BoxFuture<'_, Option<Vec<Claimed>>>,
@@ -471,7 +501,7 @@ impl Deliverer {
                     });
                     let going = next.chunk_by(|a, b| a.lane == b.lane).count();
                     for lane in next.chunk_by(|a, b| a.lane == b.lane) {
-                        sending.push(send(lane.to_vec()));
+                        sending.push(send(lane.to_vec(), LaneThreads::default()));
                         all_sent = false;
                     }
                     self.in_flight.fetch_sub(recording_lanes - going, Ordering::AcqRel);
@@ -573,6 +603,42 @@ impl Deliverer {
         }
     }
 
+    /// The Slack threads a round's lanes post into (`wanted`), read in one
+    /// query once the round's claim holds their lanes, instead of one read
+    /// per lane: each found thread's ts, and `None` for each one not yet
+    /// started. Empty if the read fails (each lane then reads its own).
+    async fn round_threads<'a>(
+        &self,
+        wanted: impl Iterator<Item = &'a ThreadKey>,
+    ) -> HashMap<ThreadKey, Option<String>> {
+        let wanted: Vec<ThreadKey> = wanted
+            .cloned()
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        if wanted.is_empty() {
+            return HashMap::new();
+        }
+        let found = {
+            let _turn = self.store_turn().await;
+            self.store.threads_of(&wanted).await
+        };
+        match found {
+            Ok(found) => {
+                let mut read: HashMap<ThreadKey, Option<String>> =
+                    wanted.into_iter().map(|t| (t, None)).collect();
+                for t in found {
+                    read.insert((t.connection, t.channel, t.key), Some(t.ts));
+                }
+                read
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "reading a round's Slack threads failed; each lane reads its own");
+                HashMap::new()
+            }
+        }
+    }
+
     /// Sends one lane's deliveries in order until one does not go through
     /// (a retry keeps its place at the head), one starts a Slack thread (its
     /// replies wait until the thread is recorded), or delivery stops; the
@@ -582,13 +648,13 @@ impl Deliverer {
     async fn send_lane(
         &self,
         lane: Vec<Claimed>,
+        threads: LaneThreads,
         connections: &[ConnectionRecord],
         heartbeat: &Heartbeat,
         stop: &watch::Receiver<bool>,
     ) -> LaneSent {
         let mut results = Vec::with_capacity(lane.len());
         let mut through = true;
-        let threads = LaneThreads::default();
         for d in &lane {
             if !results.is_empty() && *stop.borrow() {
                 through = false;

@@ -20,7 +20,7 @@ use super::{Attempt, Deliverer, Turn};
 use crate::destination::split_workspace;
 use crate::model::Action;
 use crate::secret::Secret;
-use crate::slack::directory::LookupError;
+use crate::slack::directory::{Directory, LookupError};
 use crate::slack::methods::{
     CHAT_POST_MESSAGE, CONVERSATIONS_HISTORY, CONVERSATIONS_OPEN, CONVERSATIONS_REPLIES, Method,
 };
@@ -418,6 +418,33 @@ impl Send<'_> {
 /// Milliseconds since the epoch as a Slack timestamp (`secs.micros`).
 fn slack_ts(ms: i64) -> String {
     format!("{}.{:06}", ms / 1000, (ms % 1000) * 1000)
+}
+
+/// The thread a Slack post reads before it goes (its connection, channel id
+/// and thread key), when it has a thread key and its channel's id is known
+/// without asking Slack; `None` otherwise (the post reads its own). The same
+/// triple [`Send::post`] looks its thread up by.
+pub(super) fn thread_to_read(
+    directory: &Directory,
+    d: &Claimed,
+    connections: &[ConnectionRecord],
+) -> Option<(String, String, String)> {
+    let Action::PostSlack {
+        channel,
+        thread_key: Some(key),
+        ..
+    } = &d.action
+    else {
+        return None;
+    };
+    let conn = super::connection_for(d, connections).ok()?;
+    let bare = split_workspace(channel).1.trim_start_matches('#');
+    let id = if looks_like_id(bare) {
+        bare.to_owned()
+    } else {
+        directory.cached_channel_id(&conn.name, bare)?
+    };
+    Some((conn.name, id, key.clone()))
 }
 
 fn looks_like_id(s: &str) -> bool {

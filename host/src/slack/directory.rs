@@ -181,6 +181,13 @@ impl Directory {
         }
     }
 
+    /// The id of channel `name` in `workspace` if the directory already
+    /// knows it (and it has not expired): never asks Slack.
+    pub fn cached_channel_id(&self, workspace: &str, name: &str) -> Option<String> {
+        let wanted = name.trim_start_matches('#').to_lowercase();
+        self.known(&self.workspace(workspace), &wanted)?.ok()
+    }
+
     /// Reads `conversations.list` pages from where the unfinished scan
     /// stopped (or from the start), at most `pages_per_attempt` of them,
     /// recording every channel; stops early at `wanted`. The caller holds

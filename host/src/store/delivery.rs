@@ -210,6 +210,34 @@ impl Store {
             .then(|| ("SELECT pg_notify('pagehook_deliveries', '')", vec![]))
     }
 
+    /// The threads already started among `wanted` (connection, channel id,
+    /// thread key), in one read: a delivery round asks once for the threads
+    /// of all its lanes instead of each lane asking for its own.
+    pub async fn threads_of(
+        &self,
+        wanted: &[(String, String, String)],
+    ) -> StoreResult<Vec<SlackThread>> {
+        match &self.backend {
+            // One statement, one key lookup per thread (see `PgStore::threads_of`).
+            super::Backend::Postgres(p) => p.threads_of(wanted).await,
+            // In process: a lookup per thread costs no round trip.
+            super::Backend::Sqlite(_) => {
+                let mut found = Vec::new();
+                for (connection, channel, key) in wanted {
+                    if let Some(ts) = self.thread_ts(connection, channel, key).await? {
+                        found.push(SlackThread {
+                            connection: connection.clone(),
+                            channel: channel.clone(),
+                            key: key.clone(),
+                            ts,
+                        });
+                    }
+                }
+                Ok(found)
+            }
+        }
+    }
+
     /// The Slack `ts` of the first message posted under a thread key.
     pub async fn thread_ts(
         &self,

@@ -717,6 +717,32 @@ suite! {
         assert!(c_again.uncertain);
     }
 
+    async fn a_round_reads_its_lanes_threads_at_once(store: &Store) {
+        assert!(store.threads_of(&[]).await.unwrap().is_empty());
+        outbox(store, vec![vec![post("#a", "root"), post("#b", "root")]]).await;
+        let c = Claim::new("r", 60_000);
+        let round = store.claim_deliveries(&c, fast(), 32).await.unwrap();
+        let thread = |channel: &str, key: &str, ts: &str| pagehook::store::SlackThread {
+            connection: "acme".into(), channel: channel.into(), key: key.into(), ts: ts.into(),
+        };
+        let started = [thread("C1", "page-1", "1.0001"), thread("C2", "page-2", "2.0002")];
+        let results: Vec<AttemptResult> = round.claimed.iter().zip(&started).map(|(d, t)| AttemptResult {
+            delivery_id: d.id, started_at: 1, latency_ms: 1, sent_at: None,
+            outcome: Outcome::Sent { result: t.ts.clone(), thread: Some(t.clone()) },
+        }).collect();
+        assert_eq!(store.finish_attempts(&c, &results, &[]).await.unwrap(), 2);
+        let wanted = |c: &str, ch: &str, k: &str| (c.to_owned(), ch.to_owned(), k.to_owned());
+        let mut found = store.threads_of(&[
+            wanted("acme", "C1", "page-1"),
+            wanted("acme", "C2", "page-2"),
+            wanted("acme", "C1", "page-2"),
+            wanted("acme", "C1", "page-3"),
+            wanted("other", "C1", "page-1"),
+        ]).await.unwrap();
+        found.sort_by(|a, b| a.key.cmp(&b.key));
+        assert_eq!(found, started, "the started threads, and only those");
+    }
+
     async fn threads_and_once_keys_remember_the_first_answer(store: &Store) {
         assert_eq!(store.thread_ts("acme", "C1", "page-1").await.unwrap(), None);
         outbox(store, vec![vec![post("#eng", "root")]]).await;

@@ -40,8 +40,8 @@ use crate::store::claims::{
 };
 use crate::store::sql::{Dialect, Param, Row};
 use crate::store::{
-    AttemptResult, Claim, Claimed, DeliveryRound, HealthChange, Outcome, RatePolicy, StoreResult,
-    now_ms,
+    AttemptResult, Claim, Claimed, DeliveryRound, HealthChange, Outcome, RatePolicy, SlackThread,
+    StoreResult, now_ms,
 };
 
 /// The watermark: the oldest event not yet dispatched (deliveries of it and
@@ -670,6 +670,50 @@ impl PgStore {
                 recorded,
                 next: going_on_in_order(go_on, next),
             })
+        })
+        .await
+    }
+
+    /// See `Store::threads_of`: the wanted threads as arrays, each looked up
+    /// by the primary key (a nested loop whatever the table's size; a list
+    /// of `OR`s or `IN (VALUES ...)` was planned as a scan of the table).
+    pub async fn threads_of(
+        &self,
+        wanted: &[(String, String, String)],
+    ) -> StoreResult<Vec<SlackThread>> {
+        if wanted.is_empty() {
+            return Ok(Vec::new());
+        }
+        let column = |f: fn(&(String, String, String)) -> &str| -> Vec<&str> {
+            wanted.iter().map(f).collect()
+        };
+        let (connections, channels, keys) = (column(|w| &w.0), column(|w| &w.1), column(|w| &w.2));
+        self.run(async {
+            let client = self.client().await?;
+            let stmt = client
+                .prepare_cached(
+                    "SELECT t.connection, t.channel, t.thread_key, t.ts
+                     FROM unnest($1::text[], $2::text[], $3::text[]) AS w(connection, channel, thread_key)
+                     CROSS JOIN LATERAL (
+                       SELECT * FROM slack_threads s
+                       WHERE s.connection = w.connection AND s.channel = w.channel
+                         AND s.thread_key = w.thread_key
+                     ) t",
+                )
+                .await?;
+            client
+                .query(&stmt, &[&connections, &channels, &keys])
+                .await?
+                .iter()
+                .map(|r| {
+                    Ok(SlackThread {
+                        connection: r.try_get(0)?,
+                        channel: r.try_get(1)?,
+                        key: r.try_get(2)?,
+                        ts: r.try_get(3)?,
+                    })
+                })
+                .collect()
         })
         .await
     }
