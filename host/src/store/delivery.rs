@@ -220,20 +220,28 @@ impl Store {
         match &self.backend {
             // One statement, one key lookup per thread (see `PgStore::threads_of`).
             super::Backend::Postgres(p) => p.threads_of(wanted).await,
-            // In process: a lookup per thread costs no round trip.
-            super::Backend::Sqlite(_) => {
-                let mut found = Vec::new();
-                for (connection, channel, key) in wanted {
-                    if let Some(ts) = self.thread_ts(connection, channel, key).await? {
-                        found.push(SlackThread {
+            // In process, in one turn on the blocking pool: a key lookup
+            // per thread, each a cached statement.
+            super::Backend::Sqlite(s) => {
+                let wanted = wanted.to_vec();
+                s.run(move |s| {
+                    let mut found = Vec::new();
+                    for (connection, channel, key) in wanted {
+                        let ts = s.query(
+                            "SELECT ts FROM slack_threads WHERE connection = ?1 AND channel = ?2 AND thread_key = ?3",
+                            &[(&connection).into(), (&channel).into(), (&key).into()],
+                            |r| r.get::<String>("ts"),
+                        )?;
+                        found.extend(ts.into_iter().map(|ts| SlackThread {
                             connection: connection.clone(),
                             channel: channel.clone(),
                             key: key.clone(),
                             ts,
-                        });
+                        }));
                     }
-                }
-                Ok(found)
+                    Ok(found)
+                })
+                .await
             }
         }
     }
