@@ -144,6 +144,10 @@ impl FromRow for AttemptRecord {
     }
 }
 
+/// The Slack `ts` of a thread: connection, channel id, thread key.
+const THREAD_TS: &str =
+    "SELECT ts FROM slack_threads WHERE connection = ?1 AND channel = ?2 AND thread_key = ?3";
+
 impl Store {
     /// Every attempt of one delivery, oldest first.
     pub async fn attempts(&self, delivery_id: i64) -> StoreResult<Vec<AttemptRecord>> {
@@ -228,7 +232,7 @@ impl Store {
                     let mut found = Vec::new();
                     for (connection, channel, key) in wanted {
                         let ts = s.query(
-                            "SELECT ts FROM slack_threads WHERE connection = ?1 AND channel = ?2 AND thread_key = ?3",
+                            THREAD_TS,
                             &[(&connection).into(), (&channel).into(), (&key).into()],
                             |r| r.get::<String>("ts"),
                         )?;
@@ -254,7 +258,7 @@ impl Store {
         key: &str,
     ) -> StoreResult<Option<String>> {
         self.query_opt(
-            "SELECT ts FROM slack_threads WHERE connection = ?1 AND channel = ?2 AND thread_key = ?3",
+            THREAD_TS,
             vec![connection.into(), channel.into(), key.into()],
             |r| r.get("ts"),
         )
