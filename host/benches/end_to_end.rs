@@ -338,6 +338,12 @@ fn run(setup: Setup, pg: Option<&TestPostgres>, rate: u64, seconds: u64, overloa
         .collect();
     latencies.sort();
     let (from, to) = window;
+    if std::env::var_os("PAGEHOOK_BENCH_PROBE").is_some() {
+        eprintln!(
+            "  p99 of the events sent in each second: {}",
+            p99_by_second(&sent, &first, from)
+        );
+    }
     let in_window = first
         .values()
         .filter(|at| **at >= from && **at <= to)
@@ -537,4 +543,31 @@ fn main() {
         began.elapsed().as_secs_f64(),
         load_average()
     );
+}
+
+/// The p99 latency (ms) of the events sent in each second of a run, to
+/// tell a tail spread over the run from one of its start or of a stall.
+fn p99_by_second(
+    sent: &HashMap<i64, Instant>,
+    first: &HashMap<i64, Instant>,
+    from: Instant,
+) -> String {
+    let mut seconds: Vec<Vec<Duration>> = Vec::new();
+    for (id, at) in first {
+        let second = sent[id].saturating_duration_since(from).as_secs() as usize;
+        if seconds.len() <= second {
+            seconds.resize(second + 1, Vec::new());
+        }
+        seconds[second].push(at.saturating_duration_since(sent[id]));
+    }
+    seconds
+        .iter_mut()
+        .map(|l| {
+            l.sort();
+            l.get((l.len() as f64 * 0.99) as usize)
+                .or(l.last())
+                .map_or("-".into(), |d| format!("{}", d.as_millis()))
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
 }
