@@ -104,12 +104,12 @@ impl Dispatcher {
             };
             let event = event.clone();
             let call = tokio::task::spawn_blocking(move || loaded.call(&event, &settings));
-            calls.push((binding, plugin.clone(), call));
+            calls.push((binding, plugin, call));
         }
         let chats = snapshot.chat_connections();
         for (binding, plugin, call) in calls {
             let report = call.await?;
-            self.record_call(&mut out, binding, &plugin, &chats, report);
+            self.record_call(&mut out, binding, plugin, &chats, report);
         }
         Ok(Ok((out, held)))
     }
