@@ -1271,6 +1271,11 @@ mod tests {
                 .unwrap();
         }
         assert_eq!(threads, 2_000);
+        assert_eq!(
+            TestPostgres::shared().psql(&db, "SELECT count(*) FROM slack_threads"),
+            "2000",
+            "every record kept its thread"
+        );
         for plan in threads_of(&db) {
             assert_eq!(
                 indexes_read(&plan),
