@@ -132,6 +132,12 @@ impl PgStore {
 
     /// [`Self::finish_dispatch`], holding `held` for their bindings in the
     /// same transaction (each only if its event was still the claim's).
+    ///
+    /// Most often every event is still the claim's, so the results of all of
+    /// them are sent with the marking, in one round trip, and committed if
+    /// the marking took every event. If it did not (the claim ran out and
+    /// another round took some), or that transaction failed, it is rolled
+    /// back and the marking is done again, writing only what it took.
     pub async fn finish_dispatch_holding(
         &self,
         claim: &Claim,
@@ -145,35 +151,32 @@ impl PgStore {
         let now = now_ms();
         self.run(async {
             let mut client = self.client().await?;
+            let all: Vec<&Dispatched> = batch.iter().collect();
             let tx = client.transaction().await?;
-            let ids: Vec<i64> = batch.iter().map(|d| d.event_id).collect();
-            let events: Vec<String> = batch.iter().map(|d| json(&d.event)).collect();
-            let mark = tx
-                .prepare_cached(
-                    "UPDATE events SET status = 'dispatched', event = u.event, error = NULL, attempts = attempts + 1,
-                       dispatched_at = $3, claim_token = NULL, claim_until = NULL
-                     FROM unnest($1::bigint[], $2::text[]) AS u(id, event)
-                     WHERE events.id = u.id AND events.claim_token = $4 AND events.status = 'pending'
-                     RETURNING events.id",
-                )
-                .await?;
-            // Sent together, run in this order (one round trip).
-            let (_, marked) = futures::future::try_join(
-                tx.batch_execute(ASYNC_COMMIT),
-                tx.query(&mark, &[&ids, &events, &now, &claim.token]),
-            )
-            .await?;
-            let still_ours: HashSet<i64> = marked
+            let whole = futures::future::try_join(mark_dispatched(&tx, claim, batch, now), async {
+                write_results(&tx, &all, now, breaker).await?;
+                super::digests::hold(&tx, held.iter(), now).await
+            })
+            .await;
+            if let Ok((still_ours, ())) = &whole
+                && still_ours.len() == batch.len()
+            {
+                tx.commit().await?;
+                return Ok(batch.len());
+            }
+            // Nothing of it stays; a lost connection fails the next step.
+            let _ = tx.rollback().await;
+
+            let tx = client.transaction().await?;
+            let still_ours = mark_dispatched(&tx, claim, batch, now).await?;
+            let written: Vec<&Dispatched> = batch
                 .iter()
-                .map(|r| r.try_get(0))
-                .collect::<Result<_, _>>()?;
-            let written: Vec<&Dispatched> =
-                batch.iter().filter(|d| still_ours.contains(&d.event_id)).collect();
+                .filter(|d| still_ours.contains(&d.event_id))
+                .collect();
             if written.is_empty() {
                 tx.commit().await?;
                 return Ok(0);
             }
-
             write_results(&tx, &written, now, breaker).await?;
             super::digests::hold(
                 &tx,
@@ -186,6 +189,37 @@ impl PgStore {
         })
         .await
     }
+}
+
+/// Marks the events of `batch` that `claim` still holds dispatched (with the
+/// event as dispatch saw it), committing without waiting for the disk, and
+/// returns their ids: the setting and the marking go in one round trip.
+async fn mark_dispatched(
+    tx: &deadpool_postgres::Transaction<'_>,
+    claim: &Claim,
+    batch: &[Dispatched],
+    now: i64,
+) -> PgResult<HashSet<i64>> {
+    let ids: Vec<i64> = batch.iter().map(|d| d.event_id).collect();
+    let events: Vec<String> = batch.iter().map(|d| json(&d.event)).collect();
+    let mark = tx
+        .prepare_cached(
+            "UPDATE events SET status = 'dispatched', event = u.event, error = NULL, attempts = attempts + 1,
+               dispatched_at = $3, claim_token = NULL, claim_until = NULL
+             FROM unnest($1::bigint[], $2::text[]) AS u(id, event)
+             WHERE events.id = u.id AND events.claim_token = $4 AND events.status = 'pending'
+             RETURNING events.id",
+        )
+        .await?;
+    let (_, marked) = futures::future::try_join(
+        tx.batch_execute(ASYNC_COMMIT),
+        tx.query(&mark, &[&ids, &events, &now, &claim.token]),
+    )
+    .await?;
+    Ok(marked
+        .iter()
+        .map(|r| r.try_get(0))
+        .collect::<Result<_, _>>()?)
 }
 
 /// Writes what dispatch (or a digest's release) decided for some events:
