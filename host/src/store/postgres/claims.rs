@@ -1122,6 +1122,37 @@ mod tests {
         );
     }
 
+    /// Queues 2,000 deliveries over 100 lanes and sends them all through
+    /// claims and records, each recorded as `result` says, with no VACUUM or
+    /// ANALYZE between (as under a stream of events); how many were recorded.
+    async fn send_all(store: &PgStore, result: impl Fn(&Claimed) -> AttemptResult) -> usize {
+        let lanes: Vec<String> = (0..100).map(|i| format!("#c{i}")).collect();
+        outbox(
+            store,
+            (0..20)
+                .map(|_| Some(lanes.iter().map(|l| slack(l, l)).collect()))
+                .collect(),
+        )
+        .await;
+        let mut recorded = 0;
+        loop {
+            let claim = Claim::new("r", 60_000);
+            let round = store
+                .claim_deliveries(&claim, unlimited(), 512)
+                .await
+                .unwrap();
+            if round.claimed.is_empty() {
+                return recorded;
+            }
+            let results: Vec<AttemptResult> = round.claimed.iter().map(&result).collect();
+            recorded += store
+                .finish_attempts(&claim, &results, &[], &[])
+                .await
+                .unwrap()
+                .recorded;
+        }
+    }
+
     /// The indexes a plan reads (`EXPLAIN (FORMAT JSON)` as psql prints it).
     fn indexes_read(plan: &str) -> Vec<String> {
         fn walk(node: &serde_json::Value, into: &mut Vec<String>) {
@@ -1153,32 +1184,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_claims_deliveries_are_looked_up_among_those_being_sent_only() {
         let (store, db) = fresh().await;
-        let lanes: Vec<String> = (0..100).map(|i| format!("#c{i}")).collect();
-        outbox(
-            &store,
-            (0..20)
-                .map(|_| Some(lanes.iter().map(|l| slack(l, l)).collect()))
-                .collect(),
-        )
-        .await;
-        let mut recorded = 0;
-        loop {
-            let claim = Claim::new("r", 60_000);
-            let round = store
-                .claim_deliveries(&claim, unlimited(), 512)
-                .await
-                .unwrap();
-            if round.claimed.is_empty() {
-                break;
-            }
-            let results: Vec<AttemptResult> = round.claimed.iter().map(|c| sent(c.id)).collect();
-            recorded += store
-                .finish_attempts(&claim, &results, &[], &[])
-                .await
-                .unwrap()
-                .recorded;
-        }
-        assert_eq!(recorded, 2_000);
+        assert_eq!(send_all(&store, |c| sent(c.id)).await, 2_000);
         let pg = TestPostgres::shared();
         let [_, back] = release_lanes_sql(Dialect::Postgres);
         for sql in [
@@ -1229,48 +1235,21 @@ mod tests {
                 "empty table\n{plan}"
             );
         }
-        let lanes: Vec<String> = (0..100).map(|i| format!("#c{i}")).collect();
-        outbox(
-            &store,
-            (0..20)
-                .map(|_| Some(lanes.iter().map(|l| slack(l, l)).collect()))
-                .collect(),
-        )
+        let recorded = send_all(&store, |c| {
+            let mut result = sent(c.id);
+            result.outcome = Outcome::Sent {
+                result: "ts".into(),
+                thread: Some(SlackThread {
+                    connection: "s".into(),
+                    channel: c.lane.clone(),
+                    key: format!("k{}", c.id),
+                    ts: format!("1.{}", c.id),
+                }),
+            };
+            result
+        })
         .await;
-        let mut threads = 0;
-        loop {
-            let claim = Claim::new("r", 60_000);
-            let round = store
-                .claim_deliveries(&claim, unlimited(), 512)
-                .await
-                .unwrap();
-            if round.claimed.is_empty() {
-                break;
-            }
-            let results: Vec<AttemptResult> = round
-                .claimed
-                .iter()
-                .map(|c| {
-                    threads += 1;
-                    let mut result = sent(c.id);
-                    result.outcome = Outcome::Sent {
-                        result: "ts".into(),
-                        thread: Some(SlackThread {
-                            connection: "s".into(),
-                            channel: c.lane.clone(),
-                            key: format!("k{}", c.id),
-                            ts: format!("1.{}", c.id),
-                        }),
-                    };
-                    result
-                })
-                .collect();
-            store
-                .finish_attempts(&claim, &results, &[], &[])
-                .await
-                .unwrap();
-        }
-        assert_eq!(threads, 2_000);
+        assert_eq!(recorded, 2_000);
         assert_eq!(
             TestPostgres::shared().psql(&db, "SELECT count(*) FROM slack_threads"),
             "2000",
