@@ -213,7 +213,7 @@ pub(crate) struct Turn<'a> {
 /// each lane starts from what the round read for all its lanes at once,
 /// after its claim took them (`Deliverer::round_threads`).
 #[derive(Default)]
-pub(crate) struct LaneThreads(std::sync::Mutex<HashMap<(String, String, String), Option<String>>>);
+pub(crate) struct LaneThreads(std::sync::Mutex<HashMap<ThreadKey, Option<String>>>);
 
 /// A Slack thread as the store keys it: connection, channel id, thread key.
 type ThreadKey = (String, String, String);

@@ -16,7 +16,7 @@
 
 use serde_json::{Value, json};
 
-use super::{Attempt, Deliverer, Turn};
+use super::{Attempt, Deliverer, ThreadKey, Turn};
 use crate::destination::split_workspace;
 use crate::model::Action;
 use crate::secret::Secret;
@@ -184,7 +184,7 @@ enum Target<'a> {
 impl Target<'_> {
     /// A channel given by name (not by id), which may be renamed.
     fn is_name(&self) -> bool {
-        matches!(self, Target::Channel(c) if !looks_like_id(c.trim_start_matches('#')))
+        matches!(self, Target::Channel(c) if given_id(c).is_none())
     }
 
     fn name(&self) -> &str {
@@ -224,10 +224,10 @@ impl Send<'_> {
         let ws = &self.conn.name;
         match self.target {
             Target::Channel(name) => {
-                let bare = name.trim_start_matches('#');
-                if looks_like_id(bare) {
-                    return Ok(bare.to_owned());
+                if let Some(id) = given_id(name) {
+                    return Ok(id.to_owned());
                 }
+                let bare = name.trim_start_matches('#');
                 self.w
                     .slack
                     .channel_id(ws, &client, bare)
@@ -428,7 +428,7 @@ pub(super) fn thread_to_read(
     directory: &Directory,
     d: &Claimed,
     connections: &[ConnectionRecord],
-) -> Option<(String, String, String)> {
+) -> Option<ThreadKey> {
     let Action::PostSlack {
         channel,
         thread_key: Some(key),
@@ -438,13 +438,19 @@ pub(super) fn thread_to_read(
         return None;
     };
     let conn = super::connection_for(d, connections).ok()?;
-    let bare = split_workspace(channel).1.trim_start_matches('#');
-    let id = if looks_like_id(bare) {
-        bare.to_owned()
-    } else {
-        directory.cached_channel_id(&conn.name, bare)?
+    let channel = split_workspace(channel).1;
+    let id = match given_id(channel) {
+        Some(id) => id.to_owned(),
+        None => directory.cached_channel_id(&conn.name, channel)?,
     };
     Some((conn.name, id, key.clone()))
+}
+
+/// The channel id a target channel gives (`C0123ABCD` or `#C0123ABCD`), or
+/// `None` when it gives a name, which the directory resolves.
+fn given_id(channel: &str) -> Option<&str> {
+    let bare = channel.trim_start_matches('#');
+    looks_like_id(bare).then_some(bare)
 }
 
 fn looks_like_id(s: &str) -> bool {
