@@ -31,7 +31,7 @@
 //! page (one Slack thread: one lane with a backlog instead of a lane per
 //! page), `PAGEHOOK_BENCH_STORE_KEYS` more `[store]` keys for the sidecar on
 //! PostgreSQL (`max-connections = 16`), and `PAGEHOOK_BENCH_PROBE=1` (PostgreSQL) prints where
-//! the backlog sits and where each event's time went. Figures go to
+//! the backlog sits, where each event's time went and the p99 of each second's events. Figures go to
 //! docs/benchmarks.md.
 
 use std::collections::HashMap;
