@@ -21,18 +21,27 @@
 //!    ([`Plan::extend`]), writes the new arrival times back and marks the
 //!    deliveries `sending`.
 //!
+//! Those steps are four round trips to the server: `BEGIN` goes with the
+//! first and `COMMIT` with the last ([`super::pipelined`]), and what follows
+//! the heads is read with the leases.
+//!
 //! A result is recorded ([`PgStore::finish_attempts`]) only for a delivery
 //! that still carries the round's token: once another round has taken the
 //! lane over after the lease ended, the stale round records nothing. The
 //! same transaction lets lanes that went through go on
-//! ([`take_going_on`]): their leases renewed, what follows them marked.
+//! ([`going_on_takes`]): their leases renewed, what follows them marked.
 //!
 //! This module must never record a result without the token check, nor
 //! advance a rate for a delivery it did not claim.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::LazyLock;
 
-use super::sql::{execute_all_in, query_in};
+use deadpool_postgres::GenericClient;
+use tokio_postgres::Statement;
+
+use super::pipelined::Tx;
+use super::sql::{bind, execute_all_in, query_in};
 use super::{ASYNC_COMMIT, DB_NOW, DELIVERY_ROUND_LOCK, Fail, PgResult, PgStore, SYNC_COMMIT};
 use crate::store::claims::{
     CLAIMED_COLUMNS, Finished, GoOn, HELD_BY_CLAIM, LaneScan, Plan, Queued, claimed_from_row,
@@ -98,7 +107,7 @@ const FOLLOWERS: &str = "SELECT d.id, d.event_id, d.lane, d.next_try_at, d.statu
 /// status IN (...)` let the planner add a scan of `deliveries_status_id`
 /// for those two statuses, which holds an entry for every version of every
 /// delivery since the last VACUUM (2.5 ms a round at 1,000 events/s).
-fn mark_sql() -> String {
+static MARK: LazyLock<String> = LazyLock::new(|| {
     format!(
         "UPDATE deliveries SET status = 'sending', uncertain = (uncertain OR status = 'sending'),
            claim_token = $2, claimed_by = $3
@@ -106,7 +115,10 @@ fn mark_sql() -> String {
          WHERE deliveries.id = w.wanted AND status IN ('pending', 'sending')
          RETURNING {CLAIMED_COLUMNS}"
     )
-}
+});
+
+/// Lets go of a claim's leases (`$1` its token) on lanes (`$2`).
+const LET_GO: &str = "DELETE FROM lane_leases WHERE token = $1 AND lane = ANY($2)";
 
 /// The Slack threads of a round's lanes (`$1` connections, `$2` channels,
 /// `$3` thread keys), each looked up by the primary key. The `LIMIT 1`
@@ -123,16 +135,17 @@ const THREADS_OF: &str = "SELECT t.connection, t.channel, t.thread_key, t.ts
      ) t";
 
 /// What follows each of `places` (`(lane, (event, id), at most)`) in its
-/// lane, of events older than `watermark` (see [`FOLLOWERS`]).
+/// lane, of events older than `watermark` ([`FOLLOWERS`], prepared as
+/// `stmt`). Sent when first polled.
 async fn followers(
-    tx: &deadpool_postgres::Transaction<'_>,
+    tx: &impl GenericClient,
+    stmt: &Statement,
     places: &[(&str, (i64, i64), usize)],
     watermark: i64,
 ) -> PgResult<Vec<Queued>> {
     if places.is_empty() {
         return Ok(Vec::new());
     }
-    let stmt = tx.prepare_cached(FOLLOWERS).await?;
     let lanes: Vec<&str> = places.iter().map(|p| p.0).collect();
     let events: Vec<i64> = places.iter().map(|p| p.1.0).collect();
     let ids: Vec<i64> = places.iter().map(|p| p.1.1).collect();
@@ -140,24 +153,25 @@ async fn followers(
         .iter()
         .map(|p| i64::try_from(p.2).unwrap_or(i64::MAX))
         .collect();
-    tx.query(&stmt, &[&lanes, &events, &ids, &rooms, &watermark])
+    tx.query(stmt, &[&lanes, &events, &ids, &rooms, &watermark])
         .await?
         .iter()
         .map(|r| Queued::from_row(r).map_err(Fail::Store))
         .collect()
 }
 
-/// Marks deliveries `ids` taken by `claim` (see [`mark_sql`]) and reads them.
+/// Marks deliveries `ids` taken by `claim` ([`MARK`], prepared as `stmt`)
+/// and reads them. Sent when first polled.
 async fn mark(
-    tx: &deadpool_postgres::Transaction<'_>,
+    tx: &impl GenericClient,
+    stmt: &Statement,
     ids: &[i64],
     claim: &Claim,
 ) -> PgResult<Vec<Claimed>> {
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    let stmt = tx.prepare_cached(&mark_sql()).await?;
-    tx.query(&stmt, &[&ids, &claim.token, &claim.replica])
+    tx.query(stmt, &[&ids, &claim.token, &claim.replica])
         .await?
         .iter()
         .map(|r| claimed_from_row(r).map_err(Fail::Store))
@@ -210,7 +224,7 @@ const RECORD: &str = "WITH u AS (
 
 /// Runs [`RECORD`] for `attempts` (`now`: when they are recorded, ms).
 async fn record(
-    tx: &deadpool_postgres::Transaction<'_>,
+    tx: &impl GenericClient,
     claim: &Claim,
     attempts: &[AttemptResult],
     now: i64,
@@ -292,67 +306,32 @@ async fn record(
 }
 
 /// Lets go of `claim`'s leases on `lanes` (taken, or going on, with
-/// nothing to send after all).
+/// nothing to send after all); `stmt` is [`LET_GO`] prepared. Sent when
+/// first polled.
 async fn let_go(
-    tx: &deadpool_postgres::Transaction<'_>,
+    tx: &impl GenericClient,
+    stmt: &Statement,
     claim: &Claim,
     lanes: &[&str],
 ) -> PgResult<()> {
     if !lanes.is_empty() {
-        tx.execute(
-            "DELETE FROM lane_leases WHERE token = $1 AND lane = ANY($2)",
-            &[&claim.token, &lanes],
-        )
-        .await?;
+        tx.execute(stmt, &[&claim.token, &lanes]).await?;
     }
     Ok(())
 }
 
-/// The lanes going on (leases renewed) take what follows them of
-/// `followers` (as a round takes what follows a head, see
-/// [`taken_going_on`]); a lane with nothing to take, or none of whose
-/// deliveries could be marked (finished meanwhile by a claim that had
-/// ended), is let go. What they took is a claim: the commit waits for the
-/// WAL to be flushed, as a round's does, since the marks come before the
-/// sends.
-async fn take_going_on(
-    tx: &deadpool_postgres::Transaction<'_>,
-    claim: &Claim,
-    going: &[&GoOn],
+/// What the lanes going on (leases renewed) take of `followers`, as a
+/// round takes what follows a head (see [`taken_going_on`]): each lane
+/// with the ids it takes, in `going`'s order.
+fn going_on_takes<'a>(
+    going: &[&'a GoOn],
     followers: &[Queued],
     now: i64,
-) -> PgResult<Vec<Claimed>> {
-    if going.is_empty() {
-        return Ok(Vec::new());
-    }
-    let taken: Vec<(&str, Vec<i64>)> = going
+) -> Vec<(&'a str, Vec<i64>)> {
+    going
         .iter()
         .map(|g| (g.lane.as_str(), taken_going_on(&g.lane, followers, now)))
-        .collect();
-    let ids: Vec<i64> = taken
-        .iter()
-        .flat_map(|(_, ids)| ids.iter().copied())
-        .collect();
-    let idle: Vec<&str> = taken
-        .iter()
-        .filter(|(_, ids)| ids.is_empty())
-        .map(|(lane, _)| *lane)
-        .collect();
-    let (_, marked) = futures::future::try_join(let_go(tx, claim, &idle), async {
-        if !ids.is_empty() {
-            tx.batch_execute(SYNC_COMMIT).await?;
-        }
-        mark(tx, &ids, claim).await
-    })
-    .await?;
-    let busy: HashSet<&str> = marked.iter().map(|d| d.lane.as_str()).collect();
-    let emptied: Vec<&str> = taken
-        .iter()
-        .filter(|(lane, ids)| !ids.is_empty() && !busy.contains(lane))
-        .map(|(lane, _)| *lane)
-        .collect();
-    let_go(tx, claim, &emptied).await?;
-    Ok(marked)
+        .collect()
 }
 
 /// Renews the leases of lanes going on (`$1` the claim's token, `$2` the
@@ -408,7 +387,7 @@ fn held_row(row: &dyn Row) -> StoreResult<(i64, String)> {
 /// The heads of lanes in name order: of lanes after `after` (all when
 /// `None`), up to and including `up_to`, at most `limit`.
 async fn lane_heads(
-    tx: &deadpool_postgres::Transaction<'_>,
+    tx: &impl GenericClient,
     after: Option<&str>,
     up_to: Option<&str>,
     limit: usize,
@@ -441,8 +420,7 @@ impl PgStore {
         max: usize,
     ) -> StoreResult<DeliveryRound> {
         self.run(async {
-            let mut client = self.client().await?;
-            let tx = client.transaction().await?;
+            let tx = Tx::new(self.client().await?);
             // The database's now, the watermark and the lanes other claims
             // hold, read at one instant.
             let state = tx
@@ -455,25 +433,22 @@ impl PgStore {
                 ))
                 .await?;
             let scan = LaneScan::start(&self.describe());
-            // The round's turn, the state and the first lanes' heads: sent
-            // together, run in this order (one round trip), so both reads
-            // see what the previous round committed. A round that cannot
-            // get its turn in time fails (and is tried again) rather than
-            // queueing behind a stuck one indefinitely.
-            let (_, state, mut seen) = futures::future::try_join3(
-                async {
-                    tx.batch_execute(&format!(
-                        "SET LOCAL lock_timeout = '10s'; SELECT pg_advisory_xact_lock({DELIVERY_ROUND_LOCK})"
-                    ))
-                    .await
-                    .map_err(Fail::from)
-                },
+            // The transaction's start, the round's turn, the state and the
+            // first lanes' heads: sent together, run in this order (one
+            // round trip), so both reads see what the previous round
+            // committed. A round that cannot get its turn in time fails
+            // (and is tried again) rather than queueing behind a stuck one
+            // indefinitely.
+            let ((), state, mut seen) = futures::future::try_join3(
+                tx.begin(&format!(
+                    "SET LOCAL lock_timeout = '10s'; SELECT pg_advisory_xact_lock({DELIVERY_ROUND_LOCK})"
+                )),
                 async {
                     tx.query_one(&state, &[&claim.token])
                         .await
                         .map_err(Fail::from)
                 },
-                lane_heads(&tx, scan.after.as_deref(), None, LaneScan::room_after(0)),
+                lane_heads(&*tx, scan.after.as_deref(), None, LaneScan::room_after(0)),
             )
             .await?;
             let now: i64 = state.try_get(0)?;
@@ -483,7 +458,7 @@ impl PgStore {
 
             if let Some(after) = scan.after.as_deref() {
                 let room = LaneScan::room_after(seen.len());
-                seen.extend(lane_heads(&tx, None, Some(after), room).await?);
+                seen.extend(lane_heads(&*tx, None, Some(after), room).await?);
             }
             let more_lanes = scan.finish(&seen);
             let heads: Vec<Queued> = seen.into_iter().filter(|h| h.event_id < watermark).collect();
@@ -516,59 +491,80 @@ impl PgStore {
 
             // Walk, lease, and walk again without the lanes another round
             // took meanwhile (rare: a lease renewed after it had ended).
+            // What follows the walk's heads is read in the lease's round
+            // trip; a walk that could not lease every lane is thrown away
+            // with what it read.
             let lease = tx.prepare_cached(LEASE).await?;
+            let follow = tx.prepare_cached(FOLLOWERS).await?;
             let until = now + claim.lease_ms;
-            let mut plan = loop {
+            let (mut plan, more) = loop {
                 let plan = Plan::heads(&heads, &unavailable, &stored, rates, now, max);
                 let lanes: Vec<&str> = plan.lanes.iter().map(|l| l.lane.as_str()).collect();
                 if lanes.is_empty() {
-                    break plan;
+                    break (plan, Vec::new());
                 }
-                let got: HashSet<String> = tx
-                    .query(&lease, &[&lanes, &claim.replica, &claim.token, &until, &now])
-                    .await?
+                let (leased, more) = futures::future::try_join(
+                    async {
+                        tx.query(&lease, &[&lanes, &claim.replica, &claim.token, &until, &now])
+                            .await
+                            .map_err(Fail::from)
+                    },
+                    followers(&*tx, &follow, &plan.wanting_more(), watermark),
+                )
+                .await?;
+                let got: HashSet<String> = leased
                     .iter()
                     .map(|r| r.try_get(0))
                     .collect::<Result<_, _>>()?;
-                let lost: Vec<&str> = lanes.into_iter().filter(|l| !got.contains(*l)).collect();
+                let lost: Vec<String> = lanes
+                    .into_iter()
+                    .filter(|l| !got.contains(*l))
+                    .map(str::to_owned)
+                    .collect();
                 if lost.is_empty() {
-                    break plan;
+                    break (plan, more);
                 }
-                unavailable.extend(lost.into_iter().map(str::to_owned));
+                unavailable.extend(lost);
             };
-
-            let more = followers(&tx, &plan.wanting_more(), watermark).await?;
             plan.extend(&more);
 
-            // The channels' new rate times and the marks, sent together
-            // (one round trip).
+            // The channels' new rate times, the marks and the commit, sent
+            // together: one round trip (each statement prepared first, so
+            // none is overtaken by the commit). The commit waits for the
+            // WAL to be flushed: the marks come before the sends.
             let changed = plan.changed_tats();
             let put = tx
                 .prepare_cached(
                     "UPDATE rate_limits SET tat_ms = u.tat FROM unnest($1::text[], $2::bigint[]) AS u(key, tat) WHERE rate_limits.key = u.key",
                 )
                 .await?;
+            let marking = tx.prepare_cached(&MARK).await?;
             let keys: Vec<&str> = changed.iter().map(|(k, _)| k.as_str()).collect();
             let tats: Vec<i64> = changed.iter().map(|(_, v)| *v).collect();
             let ids = plan.ids();
-            let (_, marked) = futures::future::try_join(
+            let (_, marked, ()) = futures::future::try_join3(
                 async {
                     if changed.is_empty() {
                         return Ok(0);
                     }
                     Ok(tx.execute(&put, &[&keys, &tats]).await?)
                 },
-                mark(&tx, &ids, claim),
+                mark(&*tx, &marking, &ids, claim),
+                tx.commit(),
             )
             .await?;
-            if !ids.is_empty() {
-                // A lane none of whose deliveries could be marked: finished
-                // by its previous holder after this round read it.
-                let idle = plan.idle_lanes(&marked);
+            // A lane none of whose deliveries could be marked was finished
+            // by its previous holder after this round read it: its lease
+            // goes right after the commit (until then rounds only skip it).
+            let idle = match ids.is_empty() {
+                true => Vec::new(),
+                false => plan.idle_lanes(&marked),
+            };
+            if !idle.is_empty() {
                 let idle: Vec<&str> = idle.iter().map(String::as_str).collect();
-                let_go(&tx, claim, &idle).await?;
+                let stmt = tx.prepare_cached(LET_GO).await?;
+                let_go(&*tx, &stmt, claim, &idle).await?;
             }
-            tx.commit().await?;
             Ok(DeliveryRound {
                 claimed: plan.in_order(marked),
                 wait_ms: plan.wait_ms,
@@ -592,20 +588,20 @@ impl PgStore {
         go_on: &[GoOn],
     ) -> StoreResult<Finished> {
         self.run(async {
-            let mut client = self.client().await?;
-            let tx = client.transaction().await?;
+            let tx = Tx::new(self.client().await?);
             let token = Param::from(claim.token);
-            // The commit's durability, what the claim holds, and the leases
-            // of the lanes going on renewed with the database's clock and the
-            // watermark read: one round trip. A lease the claim no longer
-            // holds (it ended and another round took the lane) does not come
-            // back: that lane does not go on.
+            // The transaction's start (committing without waiting for the
+            // disk, unless lanes go on: below), what the claim holds, and
+            // the leases of the lanes going on renewed with the database's
+            // clock and the watermark read: one round trip. A lease the
+            // claim no longer holds (it ended and another round took the
+            // lane) does not come back: that lane does not go on.
             let asked: Vec<&str> = go_on.iter().map(|g| g.lane.as_str()).collect();
             let renew = tx.prepare_cached(&renew_going_on_sql()).await?;
             let state = tx.prepare_cached(&going_on_state_sql()).await?;
-            let (_, held, renewed, state) = futures::future::try_join4(
-                async { tx.batch_execute(ASYNC_COMMIT).await.map_err(Fail::from) },
-                query_in(&tx, HELD_BY_CLAIM, std::slice::from_ref(&token), held_row),
+            let ((), held, renewed, state) = futures::future::try_join4(
+                tx.begin(ASYNC_COMMIT),
+                query_in(&*tx, HELD_BY_CLAIM, std::slice::from_ref(&token), held_row),
                 async {
                     if asked.is_empty() {
                         return Ok(Vec::new());
@@ -638,63 +634,116 @@ impl PgStore {
             let [leases, back] = release_lanes_sql(Dialect::Postgres);
             let on_lanes = [token.clone(), Param::Texts(lanes.clone())];
             let releasing = !lanes.is_empty();
-            // Two round trips to the server, whatever the number of
-            // attempts: the lanes' leases and every attempt's record (one
-            // statement, see [`RECORD`]), then the lanes' unattempted
-            // deliveries put back, with what follows the lanes going on
-            // read in the same trip. Leases first: a round taking a lane
-            // over locks its lease, then its delivery; the same order here
-            // cannot deadlock with it.
-            let [let_go_leases, put_back]: [Vec<(&str, &[Param])>; 2] =
-                [&leases, &back].map(|sql| {
-                    releasing
-                        .then_some((sql.as_str(), &on_lanes[..]))
-                        .into_iter()
-                        .collect()
-                });
+            // The lanes' leases and every attempt's record (one statement,
+            // see [`RECORD`]): one round trip, whatever the number of
+            // attempts. Leases first: a round taking a lane over locks its
+            // lease, then its delivery; the same order here cannot deadlock
+            // with it.
+            let let_go_leases: Vec<(&str, &[Param])> = releasing
+                .then_some((leases.as_str(), &on_lanes[..]))
+                .into_iter()
+                .collect();
             let (_, recorded) = futures::future::try_join(
-                execute_all_in(&tx, &let_go_leases),
-                record(&tx, claim, attempts, now_ms()),
+                execute_all_in(&*tx, &let_go_leases),
+                record(&*tx, claim, attempts, now_ms()),
             )
             .await?;
+
+            // Everything from here on is prepared first, so that the commit
+            // can go with the last statements.
+            let put_back = match releasing {
+                true => Some(tx.prepare_cached(&Dialect::Postgres.text(&back)).await?),
+                false => None,
+            };
+            let set_health = tx.prepare_cached(SET_HEALTH).await?;
+            // The last word per connection, applied in one statement.
+            let last: BTreeMap<&str, Option<&str>> = health
+                .iter()
+                .map(|h| (h.connection.as_str(), h.error.as_deref()))
+                .collect();
+            let names: Vec<&str> = last.keys().copied().collect();
+            let errors: Vec<Option<&str>> = last.values().copied().collect();
+            let put_back = async {
+                if let Some(stmt) = &put_back {
+                    tx.execute(stmt, &bind(&on_lanes)).await?;
+                }
+                PgResult::Ok(())
+            };
+            let write_health = async {
+                if !names.is_empty() {
+                    tx.execute(&set_health, &[&names, &errors]).await?;
+                }
+                PgResult::Ok(())
+            };
+            if going.is_empty() {
+                // The lanes' unattempted deliveries put back, the health
+                // and the commit: one round trip.
+                futures::future::try_join3(put_back, write_health, tx.commit()).await?;
+                return Ok(Finished {
+                    recorded,
+                    next: going_on_in_order(go_on, Vec::new()),
+                });
+            }
+
+            // The unattempted deliveries put back, and what follows the
+            // lanes going on read: one round trip.
             let places: Vec<(&str, (i64, i64), usize)> = going
                 .iter()
                 .map(|g| (g.lane.as_str(), g.after, lane_batch(&g.lane)))
                 .collect();
-            let watermark: i64 = match &state {
-                Some(state) => state.try_get::<_, Option<i64>>(1)?.unwrap_or(i64::MAX),
-                None => i64::MAX,
+            let (watermark, db_now): (i64, i64) = match &state {
+                Some(state) => (
+                    state.try_get::<_, Option<i64>>(1)?.unwrap_or(i64::MAX),
+                    state.try_get(0)?,
+                ),
+                None => (i64::MAX, 0),
             };
-            let (_, followers) = futures::future::try_join(
-                execute_all_in(&tx, &put_back),
-                followers(&tx, &places, watermark),
+            let follow = tx.prepare_cached(FOLLOWERS).await?;
+            let ((), followers) =
+                futures::future::try_join(put_back, followers(&*tx, &follow, &places, watermark))
+                    .await?;
+
+            // A lane going on with nothing to take is let go; what the
+            // others take is marked, a claim like a round's: the commit then
+            // waits for the WAL to be flushed, since the marks come before
+            // the sends. With the health and the commit: one round trip.
+            let takes = going_on_takes(&going, &followers, db_now);
+            let ids: Vec<i64> = takes
+                .iter()
+                .flat_map(|(_, ids)| ids.iter().copied())
+                .collect();
+            let idle: Vec<&str> = takes
+                .iter()
+                .filter(|(_, ids)| ids.is_empty())
+                .map(|(lane, _)| *lane)
+                .collect();
+            let leave = tx.prepare_cached(LET_GO).await?;
+            let marking = tx.prepare_cached(&MARK).await?;
+            let ((), (), marked, (), ()) = futures::future::try_join5(
+                let_go(&*tx, &leave, claim, &idle),
+                async {
+                    if !ids.is_empty() {
+                        tx.batch_execute(SYNC_COMMIT).await?;
+                    }
+                    PgResult::Ok(())
+                },
+                mark(&*tx, &marking, &ids, claim),
+                write_health,
+                tx.commit(),
             )
             .await?;
-            let db_now: i64 = match &state {
-                Some(state) => state.try_get(0)?,
-                None => 0,
-            };
-            let next = take_going_on(&tx, claim, &going, &followers, db_now).await?;
-            if !health.is_empty() {
-                // The last word per connection, applied in one statement.
-                let last: BTreeMap<&str, Option<&str>> = health
-                    .iter()
-                    .map(|h| (h.connection.as_str(), h.error.as_deref()))
-                    .collect();
-                let stmt = tx.prepare_cached(SET_HEALTH).await?;
-                tx.execute(
-                    &stmt,
-                    &[
-                        &last.keys().copied().collect::<Vec<_>>(),
-                        &last.values().copied().collect::<Vec<_>>(),
-                    ],
-                )
-                .await?;
-            }
-            tx.commit().await?;
+            // A lane none of whose takes could be marked (finished meanwhile
+            // by a claim that had ended) is let go right after the commit.
+            let busy: HashSet<&str> = marked.iter().map(|d| d.lane.as_str()).collect();
+            let emptied: Vec<&str> = takes
+                .iter()
+                .filter(|(lane, ids)| !ids.is_empty() && !busy.contains(lane))
+                .map(|(lane, _)| *lane)
+                .collect();
+            let_go(&*tx, &leave, claim, &emptied).await?;
             Ok(Finished {
                 recorded,
-                next: going_on_in_order(go_on, next),
+                next: going_on_in_order(go_on, marked),
             })
         })
         .await
@@ -1262,7 +1311,7 @@ mod tests {
                 "2,000 threads\n{plan}"
             );
         }
-        for plan in plans(&db, &mark_sql(), "'{1,2,3}', 42, 'r'") {
+        for plan in plans(&db, &MARK, "'{1,2,3}', 42, 'r'") {
             assert_eq!(indexes_read(&plan), ["deliveries_pkey"], "{plan}");
         }
     }

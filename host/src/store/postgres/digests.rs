@@ -14,7 +14,7 @@ use crate::store::{
 
 /// Holds events for their bindings inside a dispatch transaction.
 pub(super) async fn hold<'a>(
-    tx: &deadpool_postgres::Transaction<'_>,
+    tx: &impl deadpool_postgres::GenericClient,
     held: impl Iterator<Item = &'a NewHeld>,
     now: i64,
 ) -> PgResult<()> {

@@ -9,9 +9,10 @@
 //! happens while it still carries the round's token, so a stalled replica
 //! can never overwrite what another has done since.
 
-use super::sql::query_in;
-use super::{ASYNC_COMMIT, DB_NOW, Fail, PgStore};
-use crate::store::sql::FromRow;
+use super::pipelined::Tx;
+use super::sql::bind;
+use super::{ASYNC_COMMIT, DB_NOW, Fail, PgResult, PgStore};
+use crate::store::sql::{Dialect, FromRow};
 use crate::store::{Claim, EventRecord, StoreResult};
 
 impl PgStore {
@@ -44,22 +45,27 @@ impl PgStore {
         // so it can never outlive a lost claim.
         let mut events = self
             .run(async {
-                let mut client = self.client().await?;
-                let tx = client.transaction().await?;
+                let tx = Tx::new(self.client().await?);
                 let params = [
                     claim.token.into(),
                     (&claim.replica).into(),
                     limit.into(),
                     claim.lease_ms.into(),
                 ];
-                // Sent together, run in this order (one round trip).
-                let (_, events) = futures::future::try_join(
-                    async { tx.batch_execute(ASYNC_COMMIT).await.map_err(Fail::from) },
-                    query_in(&tx, &claim_sql, &params, EventRecord::from_row),
+                // Prepared first: then the transaction's start, the claim
+                // and the commit are sent together (one round trip).
+                let stmt = tx
+                    .prepare_cached(&Dialect::Postgres.text(&claim_sql))
+                    .await?;
+                let ((), rows, ()) = futures::future::try_join3(
+                    tx.begin(ASYNC_COMMIT),
+                    async { Ok(tx.query(&stmt, &bind(&params)).await?) },
+                    tx.commit(),
                 )
                 .await?;
-                tx.commit().await?;
-                Ok(events)
+                rows.iter()
+                    .map(|r| EventRecord::from_row(r).map_err(Fail::Store))
+                    .collect::<PgResult<Vec<_>>>()
             })
             .await?;
         events.sort_by_key(|e| e.id);

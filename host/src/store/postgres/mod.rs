@@ -31,6 +31,7 @@ mod events;
 pub mod ingest;
 mod listen;
 mod outbox;
+mod pipelined;
 mod repairs;
 mod send_slots;
 mod sql;

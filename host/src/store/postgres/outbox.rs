@@ -9,6 +9,7 @@
 
 use std::collections::HashSet;
 
+use super::pipelined::Tx;
 use super::{ASYNC_COMMIT, PgResult, PgStore};
 use crate::store::outbox::{apply_breakers_sql, breaker_steps};
 use crate::store::search::Dialect;
@@ -57,7 +58,7 @@ impl DeliveryArrays {
 
     async fn insert(
         &self,
-        tx: &deadpool_postgres::Transaction<'_>,
+        tx: &impl deadpool_postgres::GenericClient,
         now: i64,
     ) -> PgResult<Vec<i64>> {
         let stmt = tx.prepare_cached(INSERT_DELIVERIES).await?;
@@ -134,8 +135,8 @@ impl PgStore {
     /// same transaction (each only if its event was still the claim's).
     ///
     /// Most often every event is still the claim's, so the results of all of
-    /// them are sent with the marking, in one round trip, and committed if
-    /// the marking took every event. If it did not (the claim ran out and
+    /// them are sent with the transaction's start and the marking, in one
+    /// round trip, and committed (a second) if the marking took every event. If it did not (the claim ran out and
     /// another round took some), or that transaction failed, it is rolled
     /// back and the marking is done again, writing only what it took.
     pub async fn finish_dispatch_holding(
@@ -150,15 +151,21 @@ impl PgStore {
         }
         let now = now_ms();
         self.run(async {
-            let mut client = self.client().await?;
+            let tx = Tx::new(self.client().await?);
             let all: Vec<&Dispatched> = batch.iter().collect();
-            let tx = client.transaction().await?;
-            let whole = futures::future::try_join(mark_dispatched(&tx, claim, batch, now), async {
-                write_results(&tx, &all, now, breaker).await?;
-                super::digests::hold(&tx, held.iter(), now).await
-            })
+            // The transaction's start (committing without waiting for the
+            // disk: a lost commit leaves the events pending, to be run
+            // again), the marking and every result: sent together.
+            let whole = futures::future::try_join3(
+                tx.begin(ASYNC_COMMIT),
+                mark_dispatched(&*tx, claim, batch, now),
+                async {
+                    write_results(&*tx, &all, now, breaker).await?;
+                    super::digests::hold(&*tx, held.iter(), now).await
+                },
+            )
             .await;
-            if let Ok((still_ours, ())) = &whole
+            if let Ok(((), still_ours, ())) = &whole
                 && still_ours.len() == batch.len()
             {
                 tx.commit().await?;
@@ -167,8 +174,11 @@ impl PgStore {
             // Nothing of it stays; a lost connection fails the next step.
             let _ = tx.rollback().await;
 
-            let tx = client.transaction().await?;
-            let still_ours = mark_dispatched(&tx, claim, batch, now).await?;
+            let ((), still_ours) = futures::future::try_join(
+                tx.begin(ASYNC_COMMIT),
+                mark_dispatched(&*tx, claim, batch, now),
+            )
+            .await?;
             let written: Vec<&Dispatched> = batch
                 .iter()
                 .filter(|d| still_ours.contains(&d.event_id))
@@ -177,9 +187,9 @@ impl PgStore {
                 tx.commit().await?;
                 return Ok(0);
             }
-            write_results(&tx, &written, now, breaker).await?;
+            write_results(&*tx, &written, now, breaker).await?;
             super::digests::hold(
-                &tx,
+                &*tx,
                 held.iter().filter(|h| still_ours.contains(&h.event_id)),
                 now,
             )
@@ -192,10 +202,9 @@ impl PgStore {
 }
 
 /// Marks the events of `batch` that `claim` still holds dispatched (with the
-/// event as dispatch saw it), committing without waiting for the disk, and
-/// returns their ids: the setting and the marking go in one round trip.
+/// event as dispatch saw it) and returns their ids.
 async fn mark_dispatched(
-    tx: &deadpool_postgres::Transaction<'_>,
+    tx: &impl deadpool_postgres::GenericClient,
     claim: &Claim,
     batch: &[Dispatched],
     now: i64,
@@ -211,11 +220,9 @@ async fn mark_dispatched(
              RETURNING events.id",
         )
         .await?;
-    let (_, marked) = futures::future::try_join(
-        tx.batch_execute(ASYNC_COMMIT),
-        tx.query(&mark, &[&ids, &events, &now, &claim.token]),
-    )
-    .await?;
+    let marked = tx
+        .query(&mark, &[&ids, &events, &now, &claim.token])
+        .await?;
     Ok(marked
         .iter()
         .map(|r| r.try_get(0))
@@ -227,7 +234,7 @@ async fn mark_dispatched(
 /// the calls do to their plugins' breakers, and, when it wrote a delivery,
 /// the notice that wakes every replica's senders at commit.
 pub(super) async fn write_results(
-    tx: &deadpool_postgres::Transaction<'_>,
+    tx: &impl deadpool_postgres::GenericClient,
     written: &[&Dispatched],
     now: i64,
     breaker: BreakerPolicy,
