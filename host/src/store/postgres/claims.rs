@@ -41,7 +41,7 @@ use deadpool_postgres::GenericClient;
 use tokio_postgres::Statement;
 
 use super::pipelined::Tx;
-use super::sql::{bind, execute_all_in, query_in};
+use super::sql::{bind, query_in};
 use super::{ASYNC_COMMIT, DB_NOW, DELIVERY_ROUND_LOCK, Fail, PgResult, PgStore, SYNC_COMMIT};
 use crate::store::claims::{
     CLAIMED_COLUMNS, Finished, GoOn, HELD_BY_CLAIM, LaneScan, Plan, Queued, claimed_from_row,
@@ -222,9 +222,11 @@ const RECORD: &str = "WITH u AS (
      )
      SELECT count(*) FROM d";
 
-/// Runs [`RECORD`] for `attempts` (`now`: when they are recorded, ms).
+/// Runs [`RECORD`] (prepared as `stmt`) for `attempts` (`now`: when they
+/// are recorded, ms). Sent when first polled.
 async fn record(
     tx: &impl GenericClient,
+    stmt: &Statement,
     claim: &Claim,
     attempts: &[AttemptResult],
     now: i64,
@@ -276,11 +278,10 @@ async fn record(
     let started: Vec<i64> = attempts.iter().map(|a| a.started_at).collect();
     let latencies: Vec<i64> = attempts.iter().map(|a| a.latency_ms).collect();
     let sent_at: Vec<Option<i64>> = attempts.iter().map(|a| a.sent_at).collect();
-    let stmt = tx.prepare_cached(RECORD).await?;
     let [connections, channels, keys, ts] = &threads;
     let recorded: i64 = tx
         .query_one(
-            &stmt,
+            stmt,
             &[
                 &claim.token,
                 &ids,
@@ -316,6 +317,19 @@ async fn let_go(
 ) -> PgResult<()> {
     if !lanes.is_empty() {
         tx.execute(stmt, &[&claim.token, &lanes]).await?;
+    }
+    Ok(())
+}
+
+/// Runs `stmt` with `params` if `wanted`. Sent when first polled.
+async fn execute_if(
+    tx: &impl GenericClient,
+    wanted: bool,
+    stmt: &Statement,
+    params: &[Param],
+) -> PgResult<()> {
+    if wanted {
+        tx.execute(stmt, &bind(params)).await?;
     }
     Ok(())
 }
@@ -632,61 +646,8 @@ impl PgStore {
                 .filter(|l| !renewed.contains(l))
                 .collect();
             let [leases, back] = release_lanes_sql(Dialect::Postgres);
-            let on_lanes = [token.clone(), Param::Texts(lanes.clone())];
             let releasing = !lanes.is_empty();
-            // The lanes' leases and every attempt's record (one statement,
-            // see [`RECORD`]): one round trip, whatever the number of
-            // attempts. Leases first: a round taking a lane over locks its
-            // lease, then its delivery; the same order here cannot deadlock
-            // with it.
-            let let_go_leases: Vec<(&str, &[Param])> = releasing
-                .then_some((leases.as_str(), &on_lanes[..]))
-                .into_iter()
-                .collect();
-            let (_, recorded) = futures::future::try_join(
-                execute_all_in(&*tx, &let_go_leases),
-                record(&*tx, claim, attempts, now_ms()),
-            )
-            .await?;
-
-            // Everything from here on is prepared first, so that the commit
-            // can go with the last statements.
-            let put_back = match releasing {
-                true => Some(tx.prepare_cached(&Dialect::Postgres.text(&back)).await?),
-                false => None,
-            };
-            let set_health = tx.prepare_cached(SET_HEALTH).await?;
-            // The last word per connection, applied in one statement.
-            let last: BTreeMap<&str, Option<&str>> = health
-                .iter()
-                .map(|h| (h.connection.as_str(), h.error.as_deref()))
-                .collect();
-            let names: Vec<&str> = last.keys().copied().collect();
-            let errors: Vec<Option<&str>> = last.values().copied().collect();
-            let put_back = async {
-                if let Some(stmt) = &put_back {
-                    tx.execute(stmt, &bind(&on_lanes)).await?;
-                }
-                PgResult::Ok(())
-            };
-            let write_health = async {
-                if !names.is_empty() {
-                    tx.execute(&set_health, &[&names, &errors]).await?;
-                }
-                PgResult::Ok(())
-            };
-            if going.is_empty() {
-                // The lanes' unattempted deliveries put back, the health
-                // and the commit: one round trip.
-                futures::future::try_join3(put_back, write_health, tx.commit()).await?;
-                return Ok(Finished {
-                    recorded,
-                    next: going_on_in_order(go_on, Vec::new()),
-                });
-            }
-
-            // The unattempted deliveries put back, and what follows the
-            // lanes going on read: one round trip.
+            let on_lanes = [token.clone(), Param::Texts(lanes)];
             let places: Vec<(&str, (i64, i64), usize)> = going
                 .iter()
                 .map(|g| (g.lane.as_str(), g.after, lane_batch(&g.lane)))
@@ -698,10 +659,60 @@ impl PgStore {
                 ),
                 None => (i64::MAX, 0),
             };
+            // Everything from here on is prepared first: the statements of
+            // a trip then reach the server in the order written (a statement
+            // prepared on the way would be overtaken by the ones after it),
+            // and the commit can go with the last of them.
+            let let_go_leases = tx.prepare_cached(&Dialect::Postgres.text(&leases)).await?;
+            let recording = tx.prepare_cached(RECORD).await?;
+            let put_back = tx.prepare_cached(&Dialect::Postgres.text(&back)).await?;
             let follow = tx.prepare_cached(FOLLOWERS).await?;
-            let ((), followers) =
-                futures::future::try_join(put_back, followers(&*tx, &follow, &places, watermark))
-                    .await?;
+            let set_health = tx.prepare_cached(SET_HEALTH).await?;
+            // The last word per connection, applied in one statement.
+            let last: BTreeMap<&str, Option<&str>> = health
+                .iter()
+                .map(|h| (h.connection.as_str(), h.error.as_deref()))
+                .collect();
+            let names: Vec<&str> = last.keys().copied().collect();
+            let errors: Vec<Option<&str>> = last.values().copied().collect();
+            let write_health = async {
+                if !names.is_empty() {
+                    tx.execute(&set_health, &[&names, &errors]).await?;
+                }
+                PgResult::Ok(())
+            };
+            // The lanes' leases let go, every attempt's record (one
+            // statement, see [`RECORD`]), the lanes' unattempted deliveries
+            // put back, and what follows the lanes going on read: one round
+            // trip, whatever the number of attempts, in this order. Leases
+            // first: a round taking a lane over locks its lease, then its
+            // delivery; the same order here cannot deadlock with it. Put
+            // back after the record: what was attempted no longer carries
+            // the claim's token by then. With no lane going on, the health
+            // and the commit go too.
+            let release = |stmt| execute_if(&*tx, releasing, stmt, &on_lanes);
+            let record_all = record(&*tx, &recording, claim, attempts, now_ms());
+            if going.is_empty() {
+                let ((), recorded, (), (), ()) = futures::future::try_join5(
+                    release(&let_go_leases),
+                    record_all,
+                    release(&put_back),
+                    write_health,
+                    tx.commit(),
+                )
+                .await?;
+                return Ok(Finished {
+                    recorded,
+                    next: going_on_in_order(go_on, Vec::new()),
+                });
+            }
+            let ((), recorded, (), followers) = futures::future::try_join4(
+                release(&let_go_leases),
+                record_all,
+                release(&put_back),
+                followers(&*tx, &follow, &places, watermark),
+            )
+            .await?;
 
             // A lane going on with nothing to take is let go; what the
             // others take is marked, a claim like a round's: the commit then

@@ -85,29 +85,6 @@ pub(super) async fn execute_in(
     Ok(client.execute(&stmt, &bind(params)).await?)
 }
 
-/// Runs shared statements on `client` as one pipeline: each is prepared
-/// (or found in the cache) first, then all are sent without waiting for
-/// one another's answers and the server runs them one after the other, in
-/// this order (tokio-postgres sends a request when its future is first
-/// polled, and `try_join_all` polls them first in order). How many rows
-/// each changed. A transaction's `n` small writes then cost one round trip
-/// to the server instead of `n`.
-pub(super) async fn execute_all_in(
-    client: &impl deadpool_postgres::GenericClient,
-    statements: &[(&str, &[Param])],
-) -> PgResult<Vec<u64>> {
-    let mut prepared = Vec::with_capacity(statements.len());
-    for (sql, _) in statements {
-        prepared.push(client.prepare_cached(&Dialect::Postgres.text(sql)).await?);
-    }
-    let params: Vec<_> = statements.iter().map(|(_, p)| bind(p)).collect();
-    let runs = prepared
-        .iter()
-        .zip(&params)
-        .map(|(stmt, params)| client.execute(stmt, params));
-    Ok(futures::future::try_join_all(runs).await?)
-}
-
 impl PgStore {
     /// Runs a shared query and decodes every row.
     pub(crate) async fn query<T>(
