@@ -304,7 +304,8 @@ pub async fn serve(config: Config, listen: Option<String>) -> anyhow::Result<()>
         Database::Postgres(_) => None,
     };
     let store = Arc::new(Store::open(&database).await?);
-    tracing::info!(database = %store.describe(), "store open");
+    let connections = store.fill_pool().await;
+    tracing::info!(database = %store.describe(), connections, "store open");
     let wake = Arc::new(Notify::new());
     let ingest = Ingest::start(&store, wake.clone())?;
     let metrics = Arc::new(Metrics::new());

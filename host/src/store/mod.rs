@@ -204,6 +204,16 @@ impl Store {
         }
     }
 
+    /// Opens the connections a shared store's pool may hold (see
+    /// [`postgres::PgStore::fill_pool`]); how many are open. SQLite has its
+    /// one already.
+    pub async fn fill_pool(&self) -> usize {
+        match &self.backend {
+            Backend::Sqlite(_) => 1,
+            Backend::Postgres(p) => p.fill_pool().await,
+        }
+    }
+
     /// Whether several replicas can share this store.
     pub fn is_shared(&self) -> bool {
         matches!(self.backend, Backend::Postgres(_))

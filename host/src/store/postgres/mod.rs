@@ -271,6 +271,18 @@ impl PgStore {
         f.await.map_err(|e| self.error(e))
     }
 
+    /// Opens every connection the pool may hold, at once: a replica that
+    /// starts under load (a restart in the middle of an import) otherwise
+    /// opens them one by one in its first busy second, each a TCP
+    /// handshake, a SCRAM authentication and the session's settings, paid
+    /// by both processes while the events wait. How many were open; one
+    /// that cannot be opened now is opened when needed, as before.
+    pub async fn fill_pool(&self) -> usize {
+        let opened =
+            futures::future::join_all((0..self.pool_size()).map(|_| self.inner.pool.get())).await;
+        opened.iter().filter(|c| c.is_ok()).count()
+    }
+
     /// The most connections the pool holds.
     pub(super) fn pool_size(&self) -> usize {
         self.inner.pool.status().max_size
@@ -753,6 +765,26 @@ mod tests {
                 v = env!("CARGO_PKG_VERSION")
             )
         );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn filling_the_pool_opens_every_connection_it_may_hold() {
+        let (store, db) = fresh().await;
+        let sessions = || {
+            TestPostgres::shared().psql(
+                &db,
+                &format!(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = '{db}' AND pid <> pg_backend_pid()"
+                ),
+            )
+        };
+        // The connection that applied the migrations, at most.
+        assert!(sessions().parse::<usize>().unwrap() <= 1);
+        assert_eq!(store.fill_pool().await, 4);
+        assert_eq!(sessions(), "4");
+        // Filling a full pool opens none more.
+        assert_eq!(store.fill_pool().await, 4);
+        assert_eq!(sessions(), "4");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
