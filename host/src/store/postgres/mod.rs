@@ -43,7 +43,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use deadpool_postgres::{
-    Hook, HookError, Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod, Runtime,
+    Hook, HookError, Manager, ManagerConfig, Object, Pool, PoolError, QueueMode, RecyclingMethod,
+    Runtime,
 };
 use serde_json::{Map, Value};
 use tokio_postgres_rustls::MakeRustlsConnect;
@@ -225,6 +226,11 @@ impl PgStore {
         );
         let pool = Pool::builder(manager)
             .max_size(config.max_connections.max(1))
+            // The connection used last is handed out first: under a light
+            // load a few connections (and their server processes, and
+            // their prepared statements) stay warm instead of every one
+            // taking turns.
+            .queue_mode(QueueMode::Lifo)
             .runtime(Runtime::Tokio1)
             .wait_timeout(Some(Duration::from_secs(30)))
             .create_timeout(Some(Duration::from_secs(10)))
