@@ -113,7 +113,9 @@ impl Drop for Tx {
 #[cfg(test)]
 mod tests {
     use pagehook_fakes::postgres::TestPostgres;
+    use tokio_postgres::Statement;
 
+    use super::super::PgStore;
     use super::super::testing::fresh;
     use super::*;
 
@@ -129,8 +131,9 @@ mod tests {
         )
     }
 
-    #[tokio::test]
-    async fn begin_statements_and_commit_go_together_and_the_writes_stay() {
+    /// A store on a fresh database with a table `t (n int PRIMARY KEY)`, a
+    /// `Tx` on one of its connections, and the insert into `t` prepared.
+    async fn with_table() -> (PgStore, Tx, Statement) {
         let (store, _db) = fresh().await;
         let tx = Tx::new(store.client().await.unwrap());
         tx.batch_execute("CREATE TABLE t (n int PRIMARY KEY)")
@@ -140,6 +143,21 @@ mod tests {
             .prepare_cached("INSERT INTO t VALUES ($1)")
             .await
             .unwrap();
+        (store, tx, insert)
+    }
+
+    /// How many rows `t` holds.
+    async fn rows_in_t(client: &Client) -> i64 {
+        client
+            .query_one("SELECT count(*) FROM t", &[])
+            .await
+            .unwrap()
+            .get(0)
+    }
+
+    #[tokio::test]
+    async fn begin_statements_and_commit_go_together_and_the_writes_stay() {
+        let (store, tx, insert) = with_table().await;
         let level = tx
             .prepare_cached("SELECT current_setting('synchronous_commit')")
             .await
@@ -157,12 +175,7 @@ mod tests {
         assert_eq!(row.get::<_, String>(0), "off");
         drop(tx);
         let client = store.client().await.unwrap();
-        let n: i64 = client
-            .query_one("SELECT count(*) FROM t", &[])
-            .await
-            .unwrap()
-            .get(0);
-        assert_eq!(n, 1);
+        assert_eq!(rows_in_t(&client).await, 1);
         // Outside it the pool's setting is back.
         let level: String = client
             .query_one("SELECT current_setting('synchronous_commit')", &[])
@@ -174,15 +187,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_failed_statement_rolls_the_pipelined_commit_back() {
-        let (store, _db) = fresh().await;
-        let tx = Tx::new(store.client().await.unwrap());
-        tx.batch_execute("CREATE TABLE t (n int PRIMARY KEY)")
-            .await
-            .unwrap();
-        let insert = tx
-            .prepare_cached("INSERT INTO t VALUES ($1)")
-            .await
-            .unwrap();
+        let (_store, tx, insert) = with_table().await;
         let result = futures::future::try_join4(
             tx.begin(""),
             async { Ok(tx.execute(&insert, &[&1]).await?) },
@@ -193,12 +198,7 @@ mod tests {
         assert!(result.is_err(), "the second insert breaks the key");
         // The connection is usable and outside any transaction: the first
         // insert was rolled back with the second.
-        let n: i64 = tx
-            .query_one("SELECT count(*) FROM t", &[])
-            .await
-            .unwrap()
-            .get(0);
-        assert_eq!(n, 0);
+        assert_eq!(rows_in_t(&tx).await, 0);
         assert!(
             tx.batch_execute("SAVEPOINT s").await.is_err(),
             "a savepoint needs a transaction, and none is open"
