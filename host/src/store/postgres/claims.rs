@@ -321,6 +321,24 @@ async fn let_go(
     Ok(())
 }
 
+/// Lets go of `claim`'s leases on `lanes` once its transaction committed:
+/// what the claim took stands, so a failure here must not fail the call
+/// (its caller would drop what it took, or record it again); a lease not
+/// let go ends by itself.
+async fn let_go_after_commit(store: &PgStore, tx: &Tx, claim: &Claim, lanes: &[&str]) {
+    if lanes.is_empty() {
+        return;
+    }
+    let done = async {
+        let stmt = tx.prepare_cached(LET_GO).await?;
+        let_go(&**tx, &stmt, claim, lanes).await
+    };
+    if let Err(e) = done.await {
+        let e = store.error(e);
+        tracing::warn!(error = %e, "could not let go of lanes with nothing to send; their leases end by themselves");
+    }
+}
+
 /// Runs `stmt` with `params` if `wanted`. Sent when first polled.
 async fn execute_if(
     tx: &impl GenericClient,
@@ -574,11 +592,8 @@ impl PgStore {
                 true => Vec::new(),
                 false => plan.idle_lanes(&marked),
             };
-            if !idle.is_empty() {
-                let idle: Vec<&str> = idle.iter().map(String::as_str).collect();
-                let stmt = tx.prepare_cached(LET_GO).await?;
-                let_go(&*tx, &stmt, claim, &idle).await?;
-            }
+            let idle: Vec<&str> = idle.iter().map(String::as_str).collect();
+            let_go_after_commit(self, &tx, claim, &idle).await;
             Ok(DeliveryRound {
                 claimed: plan.in_order(marked),
                 wait_ms: plan.wait_ms,
@@ -751,7 +766,7 @@ impl PgStore {
                 .filter(|(lane, ids)| !ids.is_empty() && !busy.contains(lane))
                 .map(|(lane, _)| *lane)
                 .collect();
-            let_go(&*tx, &leave, claim, &emptied).await?;
+            let_go_after_commit(self, &tx, claim, &emptied).await;
             Ok(Finished {
                 recorded,
                 next: going_on_in_order(go_on, marked),
