@@ -370,18 +370,41 @@ fn going_on_takes<'a>(
 /// lease, `$3` the lanes) from the database's now: only those the claim
 /// still holds come back. It runs before the attempts' updates: a lease,
 /// then its deliveries, the order a round taking a lane over locks them in.
-fn renew_going_on_sql() -> String {
+static RENEW_GOING_ON: LazyLock<String> = LazyLock::new(|| {
     format!(
         "UPDATE lane_leases SET until_ms = {DB_NOW} + $2
          WHERE token = $1 AND lane = ANY($3) RETURNING lane"
     )
-}
+});
 
 /// The database's now and the watermark (the oldest event not yet
 /// dispatched), for lanes going on.
-fn going_on_state_sql() -> String {
-    format!("SELECT {DB_NOW}, {WATERMARK}")
-}
+static GOING_ON_STATE: LazyLock<String> = LazyLock::new(|| format!("SELECT {DB_NOW}, {WATERMARK}"));
+
+/// A record's release of the lanes that do not go on (`$1` the claim's
+/// token, `$2` the lanes), in PostgreSQL's dialect: their leases, then
+/// their unattempted deliveries put back (see [`release_lanes_sql`]).
+static RELEASE_LANES: LazyLock<[String; 2]> = LazyLock::new(|| {
+    release_lanes_sql(Dialect::Postgres).map(|sql| Dialect::Postgres.text(&sql).into_owned())
+});
+
+/// The database's now, the watermark and the lanes other claims hold
+/// (`$1` the round's token), read at one instant.
+static ROUND_STATE: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "WITH t AS (SELECT {DB_NOW} AS now)
+         SELECT t.now,
+           {WATERMARK} AS watermark,
+           ARRAY(SELECT lane FROM lane_leases WHERE until_ms > t.now AND token <> $1) AS leased
+         FROM t"
+    )
+});
+
+/// A round's turn: rounds of all replicas run one at a time, each waiting
+/// at most 10 s (run first in the round's transaction).
+static ROUND_TURN: LazyLock<String> = LazyLock::new(|| {
+    format!("SET LOCAL lock_timeout = '10s'; SELECT pg_advisory_xact_lock({DELIVERY_ROUND_LOCK})")
+});
 
 /// A release's deliveries (`$1` the claim's token): what it was sending goes
 /// back to the queue as uncertain (it may have been sent).
@@ -453,17 +476,7 @@ impl PgStore {
     ) -> StoreResult<DeliveryRound> {
         self.run(async {
             let tx = Tx::new(self.client().await?);
-            // The database's now, the watermark and the lanes other claims
-            // hold, read at one instant.
-            let state = tx
-                .prepare_cached(&format!(
-                    "WITH t AS (SELECT {DB_NOW} AS now)
-                     SELECT t.now,
-                       {WATERMARK} AS watermark,
-                       ARRAY(SELECT lane FROM lane_leases WHERE until_ms > t.now AND token <> $1) AS leased
-                     FROM t"
-                ))
-                .await?;
+            let state = tx.prepare_cached(&ROUND_STATE).await?;
             let scan = LaneScan::start(&self.describe());
             // The transaction's start, the round's turn, the state and the
             // first lanes' heads: sent together, run in this order (one
@@ -472,9 +485,7 @@ impl PgStore {
             // (and is tried again) rather than queueing behind a stuck one
             // indefinitely.
             let ((), state, mut seen) = futures::future::try_join3(
-                tx.begin(&format!(
-                    "SET LOCAL lock_timeout = '10s'; SELECT pg_advisory_xact_lock({DELIVERY_ROUND_LOCK})"
-                )),
+                tx.begin(&ROUND_TURN),
                 async {
                     tx.query_one(&state, &[&claim.token])
                         .await
@@ -626,8 +637,8 @@ impl PgStore {
             // claim no longer holds (it ended and another round took the
             // lane) does not come back: that lane does not go on.
             let asked: Vec<&str> = go_on.iter().map(|g| g.lane.as_str()).collect();
-            let renew = tx.prepare_cached(&renew_going_on_sql()).await?;
-            let state = tx.prepare_cached(&going_on_state_sql()).await?;
+            let renew = tx.prepare_cached(&RENEW_GOING_ON).await?;
+            let state = tx.prepare_cached(&GOING_ON_STATE).await?;
             let ((), held, renewed, state) = futures::future::try_join4(
                 tx.begin(ASYNC_COMMIT),
                 query_in(&*tx, HELD_BY_CLAIM, std::slice::from_ref(&token), held_row),
@@ -660,7 +671,7 @@ impl PgStore {
                 .into_iter()
                 .filter(|l| !renewed.contains(l))
                 .collect();
-            let [leases, back] = release_lanes_sql(Dialect::Postgres);
+            let [leases, back] = &*RELEASE_LANES;
             let releasing = !lanes.is_empty();
             let on_lanes = [token.clone(), Param::Texts(lanes)];
             let places: Vec<(&str, (i64, i64), usize)> = going
@@ -678,9 +689,9 @@ impl PgStore {
             // a trip then reach the server in the order written (a statement
             // prepared on the way would be overtaken by the ones after it),
             // and the commit can go with the last of them.
-            let let_go_leases = tx.prepare_cached(&Dialect::Postgres.text(&leases)).await?;
+            let let_go_leases = tx.prepare_cached(leases).await?;
             let recording = tx.prepare_cached(RECORD).await?;
-            let put_back = tx.prepare_cached(&Dialect::Postgres.text(&back)).await?;
+            let put_back = tx.prepare_cached(back).await?;
             let follow = tx.prepare_cached(FOLLOWERS).await?;
             let set_health = tx.prepare_cached(SET_HEALTH).await?;
             // The last word per connection, applied in one statement.

@@ -9,11 +9,37 @@
 //! happens while it still carries the round's token, so a stalled replica
 //! can never overwrite what another has done since.
 
+use std::sync::LazyLock;
+
 use super::pipelined::Tx;
 use super::sql::bind;
 use super::{ASYNC_COMMIT, DB_NOW, Fail, PgResult, PgStore};
 use crate::store::sql::{Dialect, FromRow};
 use crate::store::{Claim, EventRecord, StoreResult};
+
+/// Claims the oldest due events (`$1` the claim's token, `$2` its replica,
+/// `$3` how many at most, `$4` the lease), returning them; built once.
+static CLAIM_EVENTS: LazyLock<String> = LazyLock::new(|| {
+    let sql = format!(
+        "WITH now AS MATERIALIZED (SELECT {DB_NOW} AS ms),
+         due AS (
+             SELECT e.id FROM events e
+             WHERE e.status = 'pending' AND e.next_try_at <= (SELECT ms FROM now)
+               AND (e.claim_until IS NULL OR e.claim_until <= (SELECT ms FROM now))
+             ORDER BY e.id LIMIT ?3
+             FOR UPDATE OF e SKIP LOCKED
+         )
+         UPDATE events SET claim_token = ?1, claimed_by = ?2, claim_until = (SELECT ms FROM now) + ?4
+         FROM due WHERE events.id = due.id
+         RETURNING {}",
+        EventRecord::COLUMNS
+            .split(", ")
+            .map(|c| format!("events.{c}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    Dialect::Postgres.text(&sql).into_owned()
+});
 
 impl PgStore {
     /// Claims the oldest due events no live claim holds (see
@@ -21,24 +47,6 @@ impl PgStore {
     /// clock is read once, rows another round is claiming right now are
     /// skipped, not waited for.
     pub async fn claim_events(&self, claim: &Claim, limit: usize) -> StoreResult<Vec<EventRecord>> {
-        let claim_sql = format!(
-            "WITH now AS MATERIALIZED (SELECT {DB_NOW} AS ms),
-             due AS (
-                 SELECT e.id FROM events e
-                 WHERE e.status = 'pending' AND e.next_try_at <= (SELECT ms FROM now)
-                   AND (e.claim_until IS NULL OR e.claim_until <= (SELECT ms FROM now))
-                 ORDER BY e.id LIMIT ?3
-                 FOR UPDATE OF e SKIP LOCKED
-             )
-             UPDATE events SET claim_token = ?1, claimed_by = ?2, claim_until = (SELECT ms FROM now) + ?4
-             FROM due WHERE events.id = due.id
-             RETURNING {}",
-            EventRecord::COLUMNS
-                .split(", ")
-                .map(|c| format!("events.{c}"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
         // Committed without waiting for the WAL to reach the disk: a claim
         // the database loses in a crash only means the event is claimed
         // again, and what dispatch writes for it commits after the claim,
@@ -54,9 +62,7 @@ impl PgStore {
                 ];
                 // Prepared first: then the transaction's start, the claim
                 // and the commit are sent together (one round trip).
-                let stmt = tx
-                    .prepare_cached(&Dialect::Postgres.text(&claim_sql))
-                    .await?;
+                let stmt = tx.prepare_cached(&CLAIM_EVENTS).await?;
                 let ((), rows, ()) = futures::future::try_join3(
                     tx.begin(ASYNC_COMMIT),
                     async { Ok(tx.query(&stmt, &bind(&params)).await?) },

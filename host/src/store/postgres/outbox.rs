@@ -136,9 +136,10 @@ impl PgStore {
     ///
     /// Most often every event is still the claim's, so the results of all of
     /// them are sent with the transaction's start and the marking, in one
-    /// round trip, and committed (a second) if the marking took every event. If it did not (the claim ran out and
-    /// another round took some), or that transaction failed, it is rolled
-    /// back and the marking is done again, writing only what it took.
+    /// round trip, and committed (a second) if the marking took every
+    /// event. If it did not (the claim ran out and another round took
+    /// some), or that transaction failed, it is rolled back and the marking
+    /// is done again, writing only what it took.
     pub async fn finish_dispatch_holding(
         &self,
         claim: &Claim,
@@ -159,10 +160,7 @@ impl PgStore {
             let whole = futures::future::try_join3(
                 tx.begin(ASYNC_COMMIT),
                 mark_dispatched(&*tx, claim, batch, now),
-                async {
-                    write_results(&*tx, &all, now, breaker).await?;
-                    super::digests::hold(&*tx, held.iter(), now).await
-                },
+                write_results_holding(&*tx, &all, held.iter(), now, breaker),
             )
             .await;
             if let Ok(((), still_ours, ())) = &whole
@@ -187,18 +185,25 @@ impl PgStore {
                 tx.commit().await?;
                 return Ok(0);
             }
-            write_results(&*tx, &written, now, breaker).await?;
-            super::digests::hold(
-                &*tx,
-                held.iter().filter(|h| still_ours.contains(&h.event_id)),
-                now,
-            )
-            .await?;
+            let held = held.iter().filter(|h| still_ours.contains(&h.event_id));
+            write_results_holding(&*tx, &written, held, now, breaker).await?;
             tx.commit().await?;
             Ok(written.len())
         })
         .await
     }
+}
+
+/// [`write_results`], then `held` held for their bindings.
+async fn write_results_holding<'a>(
+    tx: &impl deadpool_postgres::GenericClient,
+    written: &[&Dispatched],
+    held: impl Iterator<Item = &'a NewHeld>,
+    now: i64,
+    breaker: BreakerPolicy,
+) -> PgResult<()> {
+    write_results(tx, written, now, breaker).await?;
+    super::digests::hold(tx, held, now).await
 }
 
 /// Marks the events of `batch` that `claim` still holds dispatched (with the
